@@ -1,0 +1,56 @@
+#pragma once
+// Executor: runs one workflow's DAG on a tbb::flow::graph.
+//
+// Nodes are launched through one flow-graph dispatcher node inside a
+// task_arena of `workers` threads; dependency counting, skip/optional/cancel
+// propagation and checkpointing are done here. A node body completes through
+// a callback, so I/O and timers never hold a worker: the graph is kept alive
+// with reserve_wait()/release_wait() while an attempt is out.
+//
+// One Executor may run several workflows one after another or at once; each
+// Run() call is independent. Run() blocks its caller, which must not be a TBB
+// worker of the same arena.
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/clock.h"
+#include "engine/observer.h"
+#include "engine/store.h"
+#include "engine/workflow.h"
+
+namespace keel {
+
+struct ExecutorOptions {
+  int workers = 0;  // <= 0: all cores
+};
+
+struct RunOutcome {
+  RunStatus status = RunStatus::kFailed;
+  std::string error;                // first required failure, "node: kind: message"
+  std::vector<NodeResult> results;  // indexed like WorkflowSpec::nodes
+  std::vector<int> attempts;        // attempts made in this Run, per node
+};
+
+class Executor {
+ public:
+  // `store` and `observer` may be null. All three must outlive the Executor.
+  Executor(Clock* clock, Store* store, Observer* observer);
+
+  // Runs `workflow` (which must have passed Validate) as run `run_id`, with
+  // `params` as ctx.params. Nodes in `restored` (by name; status succeeded,
+  // fallback or skipped) are not run again and feed their recorded outputs to
+  // dependents. Queues node records and events to the store; does not write
+  // the run row. Returns when every node has finished.
+  RunOutcome Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
+                 const std::unordered_map<std::string, NodeRecord>& restored,
+                 const ExecutorOptions& options);
+
+ private:
+  Clock* clock_;
+  Store* store_;
+  Observer* observer_;
+};
+
+}  // namespace keel

@@ -1,0 +1,38 @@
+#pragma once
+// NodeStatus and RunStatus: the states recorded for nodes and runs.
+
+#include <string_view>
+
+namespace keel {
+
+enum class NodeStatus {
+  kPending,    // not started yet
+  kRunning,    // an attempt is under way
+  kSucceeded,  // finished with an output
+  kFailed,     // finished with an error
+  kSkipped,    // its `when` said no
+  kCancelled,  // never ran, or was stopped, because of other nodes or the run
+  kFallback,   // its fallback workflow produced the output
+};
+
+enum class RunStatus {
+  kRunning,
+  kSucceeded,
+  kFailed,
+  kDegraded,  // optional nodes failed, every required node finished
+};
+
+std::string_view NodeStatusName(NodeStatus status);
+bool ParseNodeStatus(std::string_view name, NodeStatus* status);
+std::string_view RunStatusName(RunStatus status);
+bool ParseRunStatus(std::string_view name, RunStatus* status);
+
+// Succeeded, fallback and skipped nodes keep their outcome on resume.
+inline bool IsKeptOnResume(NodeStatus s) {
+  return s == NodeStatus::kSucceeded || s == NodeStatus::kFallback || s == NodeStatus::kSkipped;
+}
+inline bool IsFinished(NodeStatus s) {
+  return s != NodeStatus::kPending && s != NodeStatus::kRunning;
+}
+
+}  // namespace keel

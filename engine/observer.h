@@ -1,0 +1,33 @@
+#pragma once
+// Observer: hears what happens in a run, for progress displays and logs.
+//
+// Callbacks come from TBB workers, the I/O thread and the timer thread,
+// concurrently; implementations synchronize themselves and must not block
+// for long. The default implementations do nothing.
+
+#include <string>
+#include <string_view>
+
+#include "engine/node_status.h"
+#include "engine/workflow.h"
+
+namespace keel {
+
+struct RunInfo {
+  std::string run_id;
+  std::string workflow;
+  int node_count = 0;
+  int restored = 0;  // nodes kept from an earlier attempt of the run (resume)
+};
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void OnRunStarted(const RunInfo& info) {}
+  virtual void OnNodeStarted(std::string_view node, int attempt) {}
+  // `seconds` is the wall time the node took (0 for nodes that never ran).
+  virtual void OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) {}
+  virtual void OnRunFinished(RunStatus status) {}
+};
+
+}  // namespace keel

@@ -1,0 +1,71 @@
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "engine/clock.h"
+#include "engine/timer_queue.h"
+
+namespace keel {
+namespace {
+
+// Real time; one detached-at-exit timer thread runs due callbacks in order.
+class RealClock final : public Clock {
+ public:
+  double Now() override {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  double WallNow() override {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  TimerId After(double seconds, std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_started_) {
+      thread_started_ = true;
+      // The clock lives for the whole process; the thread never joins.
+      std::thread([this] { Loop(); }).detach();
+    }
+    TimerId id = queue_.Add(Now() + (seconds > 0 ? seconds : 0), std::move(fn));
+    cv_.notify_one();
+    return id;
+  }
+  bool Cancel(TimerId id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return queue_.Cancel(id);
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      if (queue_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      double now = Now();
+      if (auto fn = queue_.PopDue(now)) {
+        lock.unlock();
+        fn();
+        lock.lock();
+        continue;
+      }
+      cv_.wait_for(lock, std::chrono::duration<double>(queue_.NextDue() - now));
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  TimerQueue queue_;             // guarded by mu_
+  bool thread_started_ = false;  // guarded by mu_
+};
+
+}  // namespace
+
+Clock* SystemClock() {
+  static RealClock* clock = new RealClock();  // never destroyed: its thread may still run at exit
+  return clock;
+}
+
+}  // namespace keel

@@ -1,0 +1,101 @@
+#pragma once
+// The workflow model: what a script declares, independent of Lua.
+//
+// scripts/ builds these from a .lua file; the executor runs them. A
+// WorkflowSpec is immutable once built and may be read from any thread.
+// Node bodies are the seam through which node kinds (Lua functions, LLM
+// agents, ...) plug into the engine.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/cancel_token.h"
+#include "engine/json_text.h"
+#include "engine/node_status.h"
+#include "engine/status.h"
+
+namespace keel {
+
+// What one attempt of a node receives. The executor keeps it alive, unchanged,
+// until the attempt's completion has been called.
+struct NodeContext {
+  std::string run_id;
+  std::string workflow;
+  std::string node;
+  int attempt = 1;
+  JsonText params;  // a JSON object
+  // Outputs of the dependencies that succeeded (or were restored), in `after` order.
+  std::vector<std::pair<std::string, JsonText>> deps;
+  std::vector<std::string> skipped;  // dependencies whose `when` said no
+  std::vector<std::string> failed;   // optional dependencies that failed
+  const CancelToken* cancel = nullptr;
+
+  // Stable across attempts and resumes: lets a body dedupe its side effects.
+  std::string IdempotencyKey() const { return run_id + "/" + node; }
+};
+
+// How one attempt ended. `output` is set when status is kSucceeded or
+// kFallback; `error` is set (not ok) when status is kFailed or kCancelled.
+struct NodeResult {
+  NodeStatus status = NodeStatus::kFailed;
+  JsonText output;
+  Status error;
+
+  static NodeResult Success(JsonText output) {
+    return NodeResult{NodeStatus::kSucceeded, std::move(output), Status::Ok()};
+  }
+  static NodeResult Skipped() { return NodeResult{NodeStatus::kSkipped, nullptr, Status::Ok()}; }
+  static NodeResult Failure(Status error) {
+    return NodeResult{NodeStatus::kFailed, nullptr, std::move(error)};
+  }
+};
+
+using NodeCompletion = std::function<void(NodeResult)>;
+
+// The work of one node kind. Implementations are shared by all runs of a
+// workflow and must be safe to Start concurrently from several threads.
+class NodeBody {
+ public:
+  virtual ~NodeBody() = default;
+  // Starts one attempt (including its `when` predicate, if any). Called on a
+  // TBB worker; must never block or sleep. Calls `done` exactly once, from any
+  // thread, possibly before Start returns. Must not throw.
+  virtual void Start(const NodeContext& ctx, NodeCompletion done) = 0;
+};
+
+struct NodeSpec {
+  std::string name;
+  std::string kind = "fn";           // for display: "fn", "agent", ...
+  std::vector<std::string> after;    // dependency names
+  bool optional = false;             // failure degrades the run instead of failing it
+  bool has_when = false;             // for display; the body evaluates it
+  std::string where;                 // "file.lua:12", for error messages
+  std::shared_ptr<NodeBody> body;    // null means the node has nothing to run
+};
+
+struct WorkflowSpec {
+  std::string name;
+  std::string where;                 // "file.lua:3"
+  JsonText params = MakeJson("{}");  // defaults, a JSON object
+  std::vector<NodeSpec> nodes;
+
+  // Index of the node called `name`, or -1.
+  int Find(const std::string& name) const;
+};
+
+// One problem found by Validate, printed as "where: node 'name': message".
+struct Diagnostic {
+  std::string where;
+  std::string node;
+  std::string message;
+  std::string ToString() const;
+};
+
+// Checks names, dependencies (unknown ones get a did-you-mean), duplicates,
+// cycles (the cycle is printed) and nodes without a body. Empty when valid.
+std::vector<Diagnostic> Validate(const WorkflowSpec& workflow);
+
+}  // namespace keel
