@@ -32,6 +32,9 @@ struct NodeContext {
   std::vector<std::string> skipped;  // dependencies whose `when` said no
   std::vector<std::string> failed;   // optional dependencies that failed
   const CancelToken* cancel = nullptr;
+  // Runs a closure on a worker of the run's task arena. A body that waited
+  // (timer, I/O) uses it to continue its work off the timer or I/O thread.
+  std::function<void(std::function<void()>)> post;
 
   // Stable across attempts and resumes: lets a body dedupe its side effects.
   std::string IdempotencyKey() const { return run_id + "/" + node; }

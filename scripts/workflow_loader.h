@@ -1,0 +1,44 @@
+#pragma once
+// Loads a workflow file: runs the Lua script, turns what it declared with the
+// `keel` module into engine WorkflowSpecs, and validates them.
+//
+// The returned LoadedScript owns the Lua state pool its node bodies run on;
+// keep it alive for as long as any of its workflows may run. Loading is done
+// from one thread; the loaded workflows may then run on any threads.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/clock.h"
+#include "engine/runner.h"
+#include "engine/status.h"
+#include "engine/workflow.h"
+
+namespace keel {
+
+struct LoadOptions {
+  Clock* clock = nullptr;  // timers for keel.sleep; null means SystemClock()
+  // Allocation cap per Lua state in bytes; a script over it fails its node.
+  size_t memory_limit = 256u << 20;
+};
+
+struct LoadedScript {
+  ScriptInfo info;                      // absolute path, sha256 and text of the file
+  std::vector<WorkflowSpec> workflows;  // every workflow the file declares, in order
+  int main = -1;                        // index of the workflow the file returns
+  std::shared_ptr<void> runtime;        // the Lua state pool the node bodies use
+
+  const WorkflowSpec& main_workflow() const { return workflows[main]; }
+  // The declared workflow called `name`, or null.
+  const WorkflowSpec* Find(const std::string& name) const;
+};
+
+// Loads and validates `path`. On any problem returns kPermanent with a message
+// of one or more lines, each naming file:line and, where there is one, the
+// node: syntax and runtime errors of the script, DSL misuse (unknown option,
+// did-you-mean), and every Validate() diagnostic of every workflow.
+Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
+                                                       const LoadOptions& options);
+
+}  // namespace keel
