@@ -29,8 +29,11 @@ struct ExecutorOptions {
 struct RunOutcome {
   RunStatus status = RunStatus::kFailed;
   std::string error;                // first required failure, "node: kind: message"
-  std::vector<NodeResult> results;  // indexed like WorkflowSpec::nodes
-  std::vector<int> attempts;        // attempts made in this Run, per node
+  // Indexed like WorkflowSpec::nodes. To keep memory bounded on large runs,
+  // only sink nodes (no dependents) keep their output here; every output is
+  // in the store.
+  std::vector<NodeResult> results;
+  std::vector<int> attempts;  // attempts so far, per node, earlier ones included
 };
 
 class Executor {
@@ -39,12 +42,14 @@ class Executor {
   Executor(Clock* clock, Store* store, Observer* observer);
 
   // Runs `workflow` (which must have passed Validate) as run `run_id`, with
-  // `params` as ctx.params. Nodes in `restored` (by name; status succeeded,
-  // fallback or skipped) are not run again and feed their recorded outputs to
-  // dependents. Queues node records and events to the store; does not write
-  // the run row. Returns when every node has finished.
+  // `params` as ctx.params. `earlier` holds the records of an earlier attempt
+  // of the same run (resume), by node name: nodes recorded succeeded, fallback
+  // or skipped are not run again and feed their recorded outputs to
+  // dependents; the others run again, their attempt count continuing. Queues
+  // node records and events to the store; does not write the run row.
+  // Returns when every node has finished.
   RunOutcome Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
-                 const std::unordered_map<std::string, NodeRecord>& restored,
+                 const std::unordered_map<std::string, NodeRecord>& earlier,
                  const ExecutorOptions& options);
 
  private:

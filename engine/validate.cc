@@ -1,0 +1,146 @@
+// Validate(): the structural checks every workflow passes before it runs.
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/workflow.h"
+
+namespace keel {
+namespace {
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// The closest node name to `name`, if it is close enough to be a likely typo.
+std::string Suggest(const WorkflowSpec& wf, const std::string& name) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
+  for (const auto& n : wf.nodes) {
+    size_t d = EditDistance(name, n.name);
+    if (d < best_d) {
+      best_d = d;
+      best = n.name;
+    }
+  }
+  return best;
+}
+
+// Finds one cycle with an iterative DFS over `deps` (node -> its dependencies)
+// and returns it in run order: each node waits for the one before it.
+std::vector<int> FindCycle(const std::vector<std::vector<int>>& deps) {
+  const int n = static_cast<int>(deps.size());
+  std::vector<int> color(n, 0), parent(n, -1);  // 0 new, 1 on stack, 2 done
+  for (int root = 0; root < n; ++root) {
+    if (color[root]) continue;
+    std::vector<std::pair<int, size_t>> stack{{root, 0}};
+    color[root] = 1;
+    while (!stack.empty()) {
+      auto& [v, next] = stack.back();
+      if (next == deps[v].size()) {
+        color[v] = 2;
+        stack.pop_back();
+        continue;
+      }
+      int w = deps[v][next++];
+      if (color[w] == 1) {
+        std::vector<int> cycle{w};
+        for (int u = v; u != w; u = parent[u]) cycle.push_back(u);
+        cycle.push_back(w);
+        return cycle;
+      }
+      if (color[w] == 0) {
+        color[w] = 1;
+        parent[w] = v;
+        stack.push_back({w, 0});
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+int WorkflowSpec::Find(const std::string& node_name) const {
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].name == node_name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::string Diagnostic::ToString() const {
+  std::string out = where.empty() ? std::string() : where + ": ";
+  if (!node.empty()) out += "node '" + node + "': ";
+  return out + message;
+}
+
+std::vector<Diagnostic> Validate(const WorkflowSpec& wf) {
+  std::vector<Diagnostic> out;
+  std::unordered_map<std::string, int> index;
+  if (wf.nodes.empty()) {
+    out.push_back({wf.where, "", "workflow '" + wf.name + "' has no nodes"});
+  }
+  for (size_t i = 0; i < wf.nodes.size(); ++i) {
+    const NodeSpec& node = wf.nodes[i];
+    if (node.name.empty()) {
+      out.push_back({node.where, "", "a node has an empty name"});
+      continue;
+    }
+    auto [it, inserted] = index.emplace(node.name, static_cast<int>(i));
+    if (!inserted) {
+      out.push_back({node.where, node.name,
+                     "duplicate node name (first defined at " + wf.nodes[it->second].where + ")"});
+    }
+    if (!node.body) out.push_back({node.where, node.name, "has nothing to run (no `run`)"});
+  }
+  std::vector<std::vector<int>> deps(wf.nodes.size());
+  for (size_t i = 0; i < wf.nodes.size(); ++i) {
+    const NodeSpec& node = wf.nodes[i];
+    std::vector<std::string> seen;
+    for (const auto& dep : node.after) {
+      if (std::find(seen.begin(), seen.end(), dep) != seen.end()) {
+        out.push_back({node.where, node.name, "lists dependency '" + dep + "' twice"});
+        continue;
+      }
+      seen.push_back(dep);
+      if (dep == node.name) {
+        out.push_back({node.where, node.name, "depends on itself"});
+        continue;
+      }
+      auto it = index.find(dep);
+      if (it == index.end()) {
+        std::string msg = "unknown dependency '" + dep + "'";
+        std::string hint = Suggest(wf, dep);
+        if (!hint.empty()) msg += " (did you mean '" + hint + "'?)";
+        out.push_back({node.where, node.name, msg});
+        continue;
+      }
+      deps[i].push_back(it->second);
+    }
+  }
+  std::vector<int> cycle = FindCycle(deps);
+  if (!cycle.empty()) {
+    std::string path;
+    for (size_t k = 0; k < cycle.size(); ++k) {
+      if (k) path += " -> ";
+      path += wf.nodes[cycle[k]].name;
+    }
+    const NodeSpec& first = wf.nodes[cycle.front()];
+    out.push_back({first.where, "", "dependency cycle: " + path + " (each node waits for the one before it)"});
+  }
+  return out;
+}
+
+}  // namespace keel

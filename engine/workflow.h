@@ -32,7 +32,7 @@ struct NodeContext {
   std::vector<std::string> skipped;  // dependencies whose `when` said no
   std::vector<std::string> failed;   // optional dependencies that failed
   const CancelToken* cancel = nullptr;
-  // Runs a closure on a worker of the run's task arena. A body that waited
+  // Runs a closure (which must not throw) on a worker of the run's task arena. A body that waited
   // (timer, I/O) uses it to continue its work off the timer or I/O thread.
   std::function<void(std::function<void()>)> post;
 

@@ -1,0 +1,123 @@
+#pragma once
+// MemoryStore: an in-memory keel::Store for engine tests.
+//
+// Keeps queued writes in a pending list until Flush() "commits" them, so a
+// test can simulate a crash by calling DropUncommitted() (writes that were
+// queued but not yet committed vanish, as with kill -9). All methods lock mu_.
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "engine/store.h"
+
+namespace keel::testing {
+
+class MemoryStore : public Store {
+ public:
+  struct Finish {
+    std::string run_id;
+    RunStatus status;
+    std::string error;
+    double at;
+  };
+  using Write = std::variant<NodeRecord, EventRecord, Finish>;
+
+  Status CreateRun(const RunRecord& run) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (runs_.count(run.id)) return Status::Error(ErrorKind::kPermanent, "exists");
+    runs_[run.id] = run;
+    return Status::Ok();
+  }
+  Status ClaimRun(const RunRecord& run,
+                  const std::function<bool(const Owner&, double)>& owner_alive) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runs_.find(run.id);
+    if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run");
+    if (owner_alive(it->second.owner, 0)) return Status::Error(ErrorKind::kPermanent, "alive");
+    it->second = run;
+    it->second.status = RunStatus::kRunning;
+    return Status::Ok();
+  }
+  void SaveNode(NodeRecord node) override { Queue(std::move(node)); }
+  void AppendEvent(EventRecord event) override { Queue(std::move(event)); }
+  void FinishRun(std::string run_id, RunStatus status, std::string error, double at) override {
+    Queue(Finish{std::move(run_id), status, std::move(error), at});
+  }
+  void Heartbeat(std::string, double) override {}
+  Status Flush() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& w : pending_) Apply(std::move(w));
+    pending_.clear();
+    return Status::Ok();
+  }
+  // Forgets writes queued since the last Flush, as a crash would.
+  void DropUncommitted() {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.clear();
+  }
+  // Every queued write, in queue order, committed or not.
+  std::vector<Write> queued() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return log_;
+  }
+
+  Result<RunRecord> GetRun(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runs_.find(id);
+    if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run " + id);
+    return it->second;
+  }
+  Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<NodeRecord> out;
+    for (auto& [key, rec] : nodes_) {
+      if (key.first == run_id) out.push_back(rec);
+    }
+    return out;
+  }
+  Result<std::vector<EventRecord>> GetEvents(const std::string& run_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<EventRecord> out;
+    for (auto& e : events_) {
+      if (e.run_id == run_id) out.push_back(e);
+    }
+    return out;
+  }
+  Result<std::vector<RunListing>> ListRuns(const RunFilter&) override {
+    return std::vector<RunListing>{};
+  }
+  Result<int64_t> DeleteFinishedBefore(double) override { return int64_t{0}; }
+
+ private:
+  void Queue(Write w) {
+    std::lock_guard<std::mutex> lock(mu_);
+    log_.push_back(w);
+    pending_.push_back(std::move(w));
+  }
+  void Apply(Write w) {
+    if (auto* n = std::get_if<NodeRecord>(&w)) {
+      nodes_[{n->run_id, n->node}] = *n;
+    } else if (auto* e = std::get_if<EventRecord>(&w)) {
+      e->seq = static_cast<int64_t>(events_.size()) + 1;
+      events_.push_back(*e);
+    } else {
+      auto& f = std::get<Finish>(w);
+      runs_[f.run_id].status = f.status;
+      runs_[f.run_id].error = f.error;
+      runs_[f.run_id].finished_at = f.at;
+    }
+  }
+
+  std::mutex mu_;
+  std::map<std::string, RunRecord> runs_;                          // guarded by mu_
+  std::map<std::pair<std::string, std::string>, NodeRecord> nodes_;  // guarded by mu_
+  std::vector<EventRecord> events_;                                // guarded by mu_
+  std::vector<Write> pending_;                                     // guarded by mu_
+  std::vector<Write> log_;                                         // guarded by mu_
+};
+
+}  // namespace keel::testing
