@@ -23,8 +23,29 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(BUILD) -DKEEL_SANITIZE=$(SAN)
+# ThreadSanitizer cannot see the synchronization inside Debian's prebuilt
+# libtbb, so SAN=thread builds oneTBB from Debian's source package with
+# -fsanitize=thread first and links against that.
+TBB_TSAN := $(CURDIR)/$(BUILD)/tbb-tsan
+ifeq ($(SAN),thread)
+TBB_FLAGS := -DTBB_DIR=$(TBB_TSAN)/lib/cmake/TBB
+TBB_DEP := $(TBB_TSAN)/lib/cmake/TBB/TBBConfig.cmake
+endif
+
+$(TBB_TSAN)/lib/cmake/TBB/TBBConfig.cmake: | deps
+	mkdir -p $(BUILD)/tbb-src
+	[ -n "$$(ls /etc/apt/sources.list.d/*.sources 2>/dev/null | xargs -r grep -l deb-src)" ] || \
+	  { printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+	    | $(SUDO) tee /etc/apt/sources.list.d/keel-deb-src.sources >/dev/null && $(SUDO) apt-get update -qq; }
+	cd $(BUILD)/tbb-src && apt-get source -qq --download-only onetbb && tar xf onetbb_*.orig.tar.*
+	cmake -S $$(ls -d $(BUILD)/tbb-src/oneTBB-*) -B $(BUILD)/tbb-src/build -DTBB_TEST=OFF \
+	  -DTBB_STRICT=OFF -DTBB_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_INSTALL_PREFIX=$(TBB_TSAN) >/dev/null
+	cmake --build $(BUILD)/tbb-src/build -j $(JOBS) >/dev/null 2>&1
+	cmake --install $(BUILD)/tbb-src/build >/dev/null
+
+$(BUILD)/CMakeCache.txt: | deps $(TBB_DEP)
+	cmake -S . -B $(BUILD) -DKEEL_SANITIZE=$(SAN) $(TBB_FLAGS)
 
 configure: deps $(BUILD)/CMakeCache.txt
 

@@ -7,6 +7,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
@@ -74,9 +75,11 @@ class RunState {
         store_(store),
         observer_(observer),
         slots_(wf.nodes.size()) {
+    std::unordered_map<std::string_view, int> index;
+    for (size_t i = 0; i < wf.nodes.size(); ++i) index.emplace(wf.nodes[i].name, int(i));
     for (size_t i = 0; i < wf.nodes.size(); ++i) {
       for (const auto& dep : wf.nodes[i].after) {
-        int d = wf.Find(dep);
+        int d = index.at(dep);
         slots_[i].deps.push_back(d);
         slots_[d].dependents.push_back(static_cast<int>(i));
       }
@@ -86,7 +89,7 @@ class RunState {
   // Marks nodes kept from an earlier attempt as done and counts what the
   // others wait for. Returns the nodes that can start now.
   std::vector<int> Prepare(const std::unordered_map<std::string, NodeRecord>& earlier) {
-    for (size_t i = 0; i < slots_.size(); ++i) {
+    for (size_t i = 0; i < slots_.size() && !earlier.empty(); ++i) {
       auto it = earlier.find(wf_.nodes[i].name);
       if (it == earlier.end()) continue;
       Slot& slot = slots_[i];

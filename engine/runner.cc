@@ -133,11 +133,13 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
                                  const ScriptInfo& script, const ExecutorOptions& options) {
   auto nodes = store_->GetNodes(run.id);
   if (!nodes.ok()) return nodes.status();
+  std::unordered_set<std::string_view> names;
+  for (const auto& node : workflow.nodes) names.insert(node.name);
   std::unordered_map<std::string, NodeRecord> earlier;
   int kept = 0;
   for (auto& rec : *nodes) {
     if (IsKeptOnResume(rec.status)) {
-      if (workflow.Find(rec.node) < 0) {
+      if (!names.count(rec.node)) {
         return Status::Error(ErrorKind::kPermanent,
                              "node '" + rec.node + "' finished in run " + run.id +
                                  " but no longer exists in " + script.path +

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/workflow.h"
@@ -108,13 +109,12 @@ std::vector<Diagnostic> Validate(const WorkflowSpec& wf) {
   std::vector<std::vector<int>> deps(wf.nodes.size());
   for (size_t i = 0; i < wf.nodes.size(); ++i) {
     const NodeSpec& node = wf.nodes[i];
-    std::vector<std::string> seen;
+    std::unordered_set<std::string_view> seen;
     for (const auto& dep : node.after) {
-      if (std::find(seen.begin(), seen.end(), dep) != seen.end()) {
+      if (!seen.insert(dep).second) {
         out.push_back({node.where, node.name, "lists dependency '" + dep + "' twice"});
         continue;
       }
-      seen.push_back(dep);
       if (dep == node.name) {
         out.push_back({node.where, node.name, "depends on itself"});
         continue;
