@@ -1,0 +1,294 @@
+#include "engine/node_policy.h"
+
+#include <rapidjson/document.h>
+
+#include <cmath>
+
+namespace keel {
+namespace {
+
+using rapidjson::Value;
+
+Status Bad(const std::string& option, const std::string& what) {
+  return Status::Error(ErrorKind::kPermanent, option + ": " + what);
+}
+
+Status Seconds(const Value& v, const std::string& option, double* out, bool allow_zero = false) {
+  if (!v.IsNumber() || !std::isfinite(v.GetDouble()) || v.GetDouble() < 0 ||
+      (!allow_zero && v.GetDouble() == 0)) {
+    return Bad(option, allow_zero ? "expected a number of seconds >= 0"
+                                  : "expected a number of seconds > 0");
+  }
+  *out = v.GetDouble();
+  return Status::Ok();
+}
+
+Status Count(const Value& v, const std::string& option, int min, int* out) {
+  if (!v.IsInt() || v.GetInt() < min) {
+    return Bad(option, "expected a whole number >= " + std::to_string(min));
+  }
+  *out = v.GetInt();
+  return Status::Ok();
+}
+
+Status Fraction(const Value& v, const std::string& option, double* out) {
+  if (!v.IsNumber() || !(v.GetDouble() > 0 && v.GetDouble() <= 1)) {
+    return Bad(option, "expected a number in (0, 1]");
+  }
+  *out = v.GetDouble();
+  return Status::Ok();
+}
+
+Status UnknownKey(const std::string& option, const std::string& key,
+                  std::initializer_list<const char*> known) {
+  std::string list;
+  for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+  return Bad(option + "." + key, "unknown option (expected one of " + list + ")");
+}
+
+Status ParseRetry(const Value& v, RetryPolicy* r) {
+  if (v.IsInt()) return Count(v, "retry", 1, &r->attempts);
+  if (v.IsBool()) {
+    if (!v.GetBool()) r->attempts = 1;
+    return Status::Ok();
+  }
+  if (!v.IsObject()) return Bad("retry", "expected a table or a number of attempts");
+  for (auto& m : v.GetObject()) {
+    std::string key = m.name.GetString();
+    Status s;
+    if (key == "attempts") {
+      s = Count(m.value, "retry.attempts", 1, &r->attempts);
+    } else if (key == "base") {
+      s = Seconds(m.value, "retry.base", &r->base, true);
+    } else if (key == "max") {
+      s = Seconds(m.value, "retry.max", &r->max);
+    } else if (key == "factor") {
+      if (!m.value.IsNumber() || m.value.GetDouble() < 1) {
+        s = Bad("retry.factor", "expected a number >= 1");
+      } else {
+        r->factor = m.value.GetDouble();
+      }
+    } else if (key == "jitter") {
+      std::string j = m.value.IsString() ? m.value.GetString() : "";
+      if (j == "none") {
+        r->jitter = Jitter::kNone;
+      } else if (j == "full") {
+        r->jitter = Jitter::kFull;
+      } else if (j == "equal") {
+        r->jitter = Jitter::kEqual;
+      } else if (j == "decorrelated") {
+        r->jitter = Jitter::kDecorrelated;
+      } else {
+        s = Bad("retry.jitter", "expected one of none, full, equal, decorrelated");
+      }
+    } else if (key == "on") {
+      if (!m.value.IsArray()) return Bad("retry.on", "expected a list of error kinds");
+      r->on.clear();
+      for (auto& k : m.value.GetArray()) {
+        ErrorKind kind;
+        if (!k.IsString() || !ParseErrorKind(k.GetString(), &kind) || kind == ErrorKind::kNone) {
+          return Bad("retry.on", "unknown error kind (expected timeout, transient, rate_limited, "
+                                 "permanent, circuit_open, cancelled or error)");
+        }
+        r->on.push_back(kind);
+      }
+    } else {
+      s = UnknownKey("retry", key, {"attempts", "base", "max", "factor", "jitter", "on"});
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status ParseCircuit(const Value& v, NodePolicy* p) {
+  BreakerConfig& c = p->circuit;
+  if (v.IsBool()) {
+    p->has_circuit = v.GetBool();
+    return Status::Ok();
+  }
+  if (v.IsString()) {
+    p->has_circuit = true;
+    c.key = v.GetString();
+    return Status::Ok();
+  }
+  if (!v.IsObject()) return Bad("circuit", "expected a table, a key string or true");
+  p->has_circuit = true;
+  for (auto& m : v.GetObject()) {
+    std::string key = m.name.GetString();
+    const Value& x = m.value;
+    Status s;
+    if (key == "key") {
+      if (!x.IsString() || x.GetStringLength() == 0) return Bad("circuit.key", "expected a string");
+      c.key = x.GetString();
+    } else if (key == "failures") {
+      s = Count(x, "circuit.failures", 1, &c.failures);
+    } else if (key == "failure_rate") {
+      s = Fraction(x, "circuit.failure_rate", &c.failure_rate);
+    } else if (key == "window") {
+      s = Seconds(x, "circuit.window", &c.window);
+    } else if (key == "min_calls") {
+      s = Count(x, "circuit.min_calls", 1, &c.min_calls);
+    } else if (key == "cooldown") {
+      s = Seconds(x, "circuit.cooldown", &c.cooldown, true);
+    } else if (key == "factor") {
+      if (!x.IsNumber() || x.GetDouble() < 1) return Bad("circuit.factor", "expected a number >= 1");
+      c.factor = x.GetDouble();
+    } else if (key == "max_cooldown") {
+      s = Seconds(x, "circuit.max_cooldown", &c.max_cooldown);
+    } else if (key == "probes") {
+      s = Count(x, "circuit.probes", 1, &c.probes);
+    } else if (key == "successes") {
+      s = Count(x, "circuit.successes", 1, &c.successes);
+    } else {
+      s = UnknownKey("circuit", key,
+                     {"key", "failures", "failure_rate", "window", "min_calls", "cooldown",
+                      "factor", "max_cooldown", "probes", "successes"});
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status ParseJoin(const Value& v, JoinPolicy* j) {
+  const char* expected = "expected \"all\", \"any\", { quorum = k } or { best_effort = seconds }";
+  if (v.IsString()) {
+    std::string s = v.GetString();
+    if (s == "all") {
+      j->kind = JoinPolicy::Kind::kAll;
+    } else if (s == "any") {
+      j->kind = JoinPolicy::Kind::kAny;
+    } else {
+      return Bad("join", expected);
+    }
+    return Status::Ok();
+  }
+  if (v.IsObject() && v.MemberCount() == 1) {
+    auto& m = *v.MemberBegin();
+    std::string key = m.name.GetString();
+    if (key == "quorum") {
+      j->kind = JoinPolicy::Kind::kQuorum;
+      return Count(m.value, "join.quorum", 1, &j->quorum);
+    }
+    if (key == "best_effort") {
+      j->kind = JoinPolicy::Kind::kBestEffort;
+      return Seconds(m.value, "join.best_effort", &j->best_effort, true);
+    }
+  }
+  return Bad("join", expected);
+}
+
+Status ParseMemory(const Value& v, size_t* bytes) {
+  const char* expected = "expected MiB as a number, or a size such as \"64MB\" or \"1GB\"";
+  double mib = 0;
+  if (v.IsNumber()) {
+    mib = v.GetDouble();
+  } else if (v.IsString()) {
+    std::string s = v.GetString();
+    size_t used = 0;
+    try {
+      mib = std::stod(s, &used);
+    } catch (...) {
+      return Bad("memory", expected);
+    }
+    std::string unit = s.substr(used);
+    if (unit == "KB" || unit == "K" || unit == "KiB") {
+      mib /= 1024;
+    } else if (unit == "GB" || unit == "G" || unit == "GiB") {
+      mib *= 1024;
+    } else if (!(unit == "MB" || unit == "M" || unit == "MiB" || unit.empty())) {
+      return Bad("memory", expected);
+    }
+  } else {
+    return Bad("memory", expected);
+  }
+  if (!(mib >= 1 && mib <= 1024 * 1024)) return Bad("memory", "must be between 1 MiB and 1 TiB");
+  *bytes = static_cast<size_t>(mib * 1024 * 1024);
+  return Status::Ok();
+}
+
+// Applies the options of one object (a node's, or the workflow defaults).
+Status Apply(const Value& obj, bool is_defaults, NodePolicy* p) {
+  for (auto& m : obj.GetObject()) {
+    std::string key = m.name.GetString();
+    const Value& v = m.value;
+    Status s;
+    if (key == "timeout") {
+      s = Seconds(v, "timeout", &p->timeout);
+    } else if (key == "total_timeout") {
+      s = Seconds(v, "total_timeout", &p->total_timeout);
+    } else if (key == "retry") {
+      s = ParseRetry(v, &p->retry);
+    } else if (key == "circuit") {
+      s = ParseCircuit(v, p);
+    } else if (key == "memory") {
+      s = ParseMemory(v, &p->memory);
+    } else if (key == "max_concurrency") {
+      s = Count(v, "max_concurrency", 1, &p->max_concurrency);
+    } else if (is_defaults && key == "retry_budget") {
+      continue;
+    } else if (!is_defaults && key == "fallback") {
+      p->fallback.clear();
+      if (v.IsString()) {
+        p->fallback.push_back(v.GetString());
+      } else if (v.IsArray() && !v.Empty()) {
+        for (auto& f : v.GetArray()) {
+          if (!f.IsString()) return Bad("fallback", "expected a workflow name or a list of them");
+          p->fallback.push_back(f.GetString());
+        }
+      } else {
+        return Bad("fallback", "expected a workflow name or a list of them");
+      }
+    } else if (!is_defaults && key == "join") {
+      s = ParseJoin(v, &p->join);
+    } else {
+      s = Bad(key, "unknown option");
+    }
+    if (!s.ok()) return is_defaults ? Status::Error(s.kind(), "defaults." + s.message()) : s;
+  }
+  return Status::Ok();
+}
+
+Result<rapidjson::Document> ParseObject(const std::string& json, const char* what) {
+  rapidjson::Document doc;
+  if (json.empty()) {
+    doc.SetObject();
+    return doc;
+  }
+  doc.Parse(json.c_str(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return Status::Error(ErrorKind::kPermanent, std::string(what) + ": expected a table");
+  }
+  return doc;
+}
+
+}  // namespace
+
+Result<NodePolicy> ParseNodePolicy(const std::string& node, const std::string& options_json,
+                                   const std::string& defaults_json) {
+  auto defaults = ParseObject(defaults_json, "defaults");
+  if (!defaults.ok()) return defaults.status();
+  auto options = ParseObject(options_json, "options");
+  if (!options.ok()) return options.status();
+  NodePolicy p;
+  Status s = Apply(*defaults, true, &p);
+  if (!s.ok()) return s;
+  s = Apply(*options, false, &p);
+  if (!s.ok()) return s;
+  if (p.circuit.key.empty()) p.circuit.key = node;
+  if (p.retry.max < p.retry.base) p.retry.max = p.retry.base;
+  if (p.circuit.max_cooldown < p.circuit.cooldown) p.circuit.max_cooldown = p.circuit.cooldown;
+  return p;
+}
+
+Result<int> ParseRetryBudget(const std::string& defaults_json) {
+  auto defaults = ParseObject(defaults_json, "defaults");
+  if (!defaults.ok()) return defaults.status();
+  auto it = defaults->FindMember("retry_budget");
+  if (it == defaults->MemberEnd()) return -1;
+  int budget = 0;
+  Status s = Count(it->value, "defaults.retry_budget", 0, &budget);
+  if (!s.ok()) return s;
+  return budget;
+}
+
+}  // namespace keel

@@ -1,0 +1,80 @@
+#include <doctest/doctest.h>
+
+#include "engine/node_policy.h"
+
+namespace keel {
+
+TEST_CASE("defaults apply and node options win, field by field for retry") {
+  auto p = ParseNodePolicy("n", R"({"retry":{"attempts":5},"timeout":2})",
+                           R"({"timeout":30,"retry":{"attempts":3,"base":0.1,"jitter":"none"}})");
+  REQUIRE(p.ok());
+  CHECK(p->timeout == 2);
+  CHECK(p->retry.attempts == 5);
+  CHECK(p->retry.base == doctest::Approx(0.1));
+  CHECK(p->retry.jitter == Jitter::kNone);
+  CHECK_FALSE(p->has_circuit);
+}
+
+TEST_CASE("shorthands: retry = n, circuit = true or key, fallback string, join strings") {
+  auto p = ParseNodePolicy("n", R"({"retry":4,"circuit":true,"fallback":"offline","join":"any"})",
+                           "{}");
+  REQUIRE(p.ok());
+  CHECK(p->retry.attempts == 4);
+  CHECK(p->has_circuit);
+  CHECK(p->circuit.key == "n");
+  CHECK(p->fallback == std::vector<std::string>{"offline"});
+  CHECK(p->join.kind == JoinPolicy::Kind::kAny);
+  auto q = ParseNodePolicy("n", R"({"circuit":"llm","fallback":["a","b"],"join":{"quorum":2}})",
+                           "{}");
+  REQUIRE(q.ok());
+  CHECK(q->circuit.key == "llm");
+  CHECK(q->fallback.size() == 2);
+  CHECK(q->join.kind == JoinPolicy::Kind::kQuorum);
+  CHECK(q->join.quorum == 2);
+}
+
+TEST_CASE("full circuit and retry tables parse") {
+  auto p = ParseNodePolicy(
+      "n",
+      R"({"circuit":{"key":"k","failures":2,"failure_rate":0.5,"window":10,"cooldown":5,
+          "factor":3,"max_cooldown":60,"probes":2,"successes":3},
+          "retry":{"on":["timeout","transient"],"factor":3,"max":7,"jitter":"decorrelated"},
+          "join":{"best_effort":1.5},"memory":"64MB","max_concurrency":3,"total_timeout":9})",
+      "{}");
+  REQUIRE(p.ok());
+  CHECK(p->circuit.failures == 2);
+  CHECK(p->circuit.probes == 2);
+  CHECK(p->circuit.successes == 3);
+  CHECK(p->retry.on.size() == 2);
+  CHECK(p->retry.jitter == Jitter::kDecorrelated);
+  CHECK(p->join.best_effort == doctest::Approx(1.5));
+  CHECK(p->memory == 64u << 20);
+  CHECK(p->max_concurrency == 3);
+  CHECK(p->total_timeout == 9);
+}
+
+TEST_CASE("bad options name themselves") {
+  auto msg = [](const std::string& opts, const std::string& defaults = "{}") {
+    auto p = ParseNodePolicy("n", opts, defaults);
+    REQUIRE_FALSE(p.ok());
+    return p.status().message();
+  };
+  CHECK(msg(R"({"retry":{"jitter":"lots"}})") ==
+        "retry.jitter: expected one of none, full, equal, decorrelated");
+  CHECK(msg(R"({"retry":{"on":["flaky"]}})").rfind("retry.on: unknown error kind", 0) == 0);
+  CHECK(msg(R"({"timeout":-1})") == "timeout: expected a number of seconds > 0");
+  CHECK(msg(R"({"join":"some"})").rfind("join: expected", 0) == 0);
+  CHECK(msg(R"({"circuit":{"probs":2}})").rfind("circuit.probs: unknown option", 0) == 0);
+  CHECK(msg(R"({"memory":"lots"})").rfind("memory: expected", 0) == 0);
+  CHECK(msg("{}", R"({"retry":{"attempts":0}})") ==
+        "defaults.retry.attempts: expected a whole number >= 1");
+  CHECK(msg("{}", R"({"join":"any"})") == "defaults.join: unknown option");
+}
+
+TEST_CASE("retry budget") {
+  CHECK(*ParseRetryBudget("{}") == -1);
+  CHECK(*ParseRetryBudget(R"({"retry_budget":10})") == 10);
+  CHECK_FALSE(ParseRetryBudget(R"({"retry_budget":-2})").ok());
+}
+
+}  // namespace keel
