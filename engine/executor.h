@@ -7,14 +7,16 @@
 // a callback, so I/O and timers never hold a worker: the graph is kept alive
 // with reserve_wait()/release_wait() while an attempt is out.
 //
-// One Executor may run several workflows one after another or at once; each
-// Run() call is independent. Run() blocks its caller, which must not be a TBB
-// worker of the same arena.
+// One Executor may run several workflows one after another or at once; runs
+// share its bulkheads (max_concurrency per key) and breakers. Run() blocks its
+// caller, which must not be a TBB worker of the same arena.
 
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "engine/breaker_registry.h"
+#include "engine/bulkhead.h"
 #include "engine/clock.h"
 #include "engine/observer.h"
 #include "engine/store.h"
@@ -23,7 +25,11 @@
 namespace keel {
 
 struct ExecutorOptions {
-  int workers = 0;  // <= 0: all cores
+  int workers = 0;       // <= 0: all cores
+  int max_inflight = 0;  // attempts running at once across the run; <= 0: unlimited
+  // The workflows fallbacks may name (usually every workflow of the file);
+  // null: none. Must outlive Run().
+  const std::vector<WorkflowSpec>* library = nullptr;
 };
 
 struct RunOutcome {
@@ -56,6 +62,8 @@ class Executor {
   Clock* clock_;
   Store* store_;
   Observer* observer_;
+  BreakerRegistry breakers_;
+  Bulkhead bulkhead_;
 };
 
 }  // namespace keel

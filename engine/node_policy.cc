@@ -223,7 +223,22 @@ Status Apply(const Value& obj, bool is_defaults, NodePolicy* p) {
     } else if (key == "memory") {
       s = ParseMemory(v, &p->memory);
     } else if (key == "max_concurrency") {
-      s = Count(v, "max_concurrency", 1, &p->max_concurrency);
+      if (v.IsObject()) {
+        for (auto& m2 : v.GetObject()) {
+          std::string k2 = m2.name.GetString();
+          if (k2 == "limit") {
+            s = Count(m2.value, "max_concurrency.limit", 1, &p->max_concurrency);
+          } else if (k2 == "key" && m2.value.IsString() && m2.value.GetStringLength() > 0) {
+            p->bulkhead_key = m2.value.GetString();
+          } else {
+            s = Bad("max_concurrency." + k2, "expected limit = n or key = \"name\"");
+          }
+          if (!s.ok()) break;
+        }
+        if (s.ok() && p->max_concurrency == 0) s = Bad("max_concurrency", "needs a limit");
+      } else {
+        s = Count(v, "max_concurrency", 1, &p->max_concurrency);
+      }
     } else if (is_defaults && key == "retry_budget") {
       continue;
     } else if (!is_defaults && key == "fallback") {
@@ -275,6 +290,7 @@ Result<NodePolicy> ParseNodePolicy(const std::string& node, const std::string& o
   s = Apply(*options, false, &p);
   if (!s.ok()) return s;
   if (p.circuit.key.empty()) p.circuit.key = node;
+  if (p.bulkhead_key.empty()) p.bulkhead_key = p.circuit.key;
   if (p.retry.max < p.retry.base) p.retry.max = p.retry.base;
   if (p.circuit.max_cooldown < p.circuit.cooldown) p.circuit.max_cooldown = p.circuit.cooldown;
   return p;

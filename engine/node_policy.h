@@ -28,7 +28,8 @@ struct NodePolicy {
   BreakerConfig circuit;              // key defaults to the node name
   std::vector<std::string> fallback;  // workflow names, tried in order
   JoinPolicy join;
-  int max_concurrency = 0;  // per breaker key (or node); 0: unlimited
+  int max_concurrency = 0;   // attempts at once per bulkhead_key; 0: unlimited
+  std::string bulkhead_key;  // max_concurrency's key: given, else the circuit key
   size_t memory = 0;        // bytes per Lua state; 0: the loader's default
 };
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/circuit_breaker.h"
 #include "engine/node_status.h"
 #include "engine/process_owner.h"
 #include "engine/status.h"
@@ -67,6 +68,13 @@ struct RunListing {
   int nodes_done = 0;  // nodes recorded succeeded, fallback or skipped
 };
 
+// One row of `keel breakers`.
+struct BreakerRow {
+  std::string key;
+  BreakerSnapshot snapshot;
+  double updated_at = 0;  // wall seconds
+};
+
 struct RunFilter {
   std::optional<RunStatus> status;
   int limit = 20;  // newest first; <= 0 means all
@@ -107,6 +115,19 @@ class Store {
   // Deletes finished (not running) runs whose finished_at is before
   // `wall_time`, with their nodes and events. Returns how many runs went.
   virtual Result<int64_t> DeleteFinishedBefore(double wall_time) = 0;
+
+  // Circuit breakers shared by every run and process using this store.
+  // UpdateBreaker reads breaker `key` (a closed, empty snapshot if there is
+  // none), calls `update` on it and writes it back, all in one transaction
+  // that excludes other writers, so concurrent processes never lose an
+  // update or let more than `probes` calls through. Synchronous; it does not
+  // wait for queued writes. `update` may run more than once if the
+  // transaction has to be retried.
+  virtual Result<BreakerSnapshot> UpdateBreaker(
+      const std::string& key, const std::function<void(BreakerSnapshot&)>& update) = 0;
+  virtual Result<std::vector<BreakerRow>> ListBreakers() = 0;
+  // Deletes breaker `key`, or every breaker when `key` is empty. Returns how many.
+  virtual Result<int64_t> ResetBreakers(const std::string& key) = 0;
 };
 
 }  // namespace keel

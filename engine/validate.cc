@@ -1,6 +1,7 @@
 // Validate(): the structural checks every workflow passes before it runs.
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -105,6 +106,13 @@ std::vector<Diagnostic> Validate(const WorkflowSpec& wf) {
                      "duplicate node name (first defined at " + wf.nodes[it->second].where + ")"});
     }
     if (!node.body) out.push_back({node.where, node.name, "has nothing to run (no `run`)"});
+    const JoinPolicy& join = node.policy.join;
+    if (join.kind == JoinPolicy::Kind::kQuorum &&
+        join.quorum > static_cast<int>(node.after.size())) {
+      out.push_back({node.where, node.name,
+                     "join quorum " + std::to_string(join.quorum) + " is more than its " +
+                         std::to_string(node.after.size()) + " dependencies"});
+    }
   }
   std::vector<std::vector<int>> deps(wf.nodes.size());
   for (size_t i = 0; i < wf.nodes.size(); ++i) {
@@ -139,6 +147,82 @@ std::vector<Diagnostic> Validate(const WorkflowSpec& wf) {
     }
     const NodeSpec& first = wf.nodes[cycle.front()];
     out.push_back({first.where, "", "dependency cycle: " + path + " (each node waits for the one before it)"});
+  }
+  return out;
+}
+
+int OutputNode(const WorkflowSpec& wf) {
+  int named = wf.Find("output");
+  if (named >= 0) return named;
+  std::unordered_set<std::string_view> depended_on;
+  for (const auto& n : wf.nodes) depended_on.insert(n.after.begin(), n.after.end());
+  int sink = -1;
+  for (size_t i = 0; i < wf.nodes.size(); ++i) {
+    if (depended_on.count(wf.nodes[i].name)) continue;
+    if (sink >= 0) return -1;
+    sink = static_cast<int>(i);
+  }
+  return sink;
+}
+
+std::vector<Diagnostic> ValidateFallbacks(const std::vector<WorkflowSpec>& workflows) {
+  std::vector<Diagnostic> out;
+  std::unordered_map<std::string, int> index;
+  for (size_t i = 0; i < workflows.size(); ++i) index.emplace(workflows[i].name, int(i));
+  // calls[w] = workflows that nodes of w fall back to.
+  std::vector<std::vector<int>> calls(workflows.size());
+  std::vector<bool> used_as_fallback(workflows.size());
+  for (size_t w = 0; w < workflows.size(); ++w) {
+    for (const auto& node : workflows[w].nodes) {
+      for (const auto& fb : node.policy.fallback) {
+        auto it = index.find(fb);
+        if (it == index.end()) {
+          std::string msg = "fallback '" + fb + "' is not a workflow declared in this file";
+          std::string best;
+          size_t best_d = std::max<size_t>(2, fb.size() / 3) + 1;
+          for (const auto& other : workflows) {
+            size_t d = EditDistance(fb, other.name);
+            if (d < best_d) best_d = d, best = other.name;
+          }
+          if (!best.empty()) msg += " (did you mean '" + best + "'?)";
+          out.push_back({node.where, node.name, msg});
+          continue;
+        }
+        calls[w].push_back(it->second);
+        used_as_fallback[it->second] = true;
+      }
+    }
+  }
+  for (size_t w = 0; w < workflows.size(); ++w) {
+    if (used_as_fallback[w] && OutputNode(workflows[w]) < 0) {
+      out.push_back({workflows[w].where, "",
+                     "workflow '" + workflows[w].name +
+                         "' is used as a fallback but has no output: name a node 'output' or "
+                         "give it a single final node"});
+    }
+  }
+  std::vector<int> cycle = FindCycle(calls);
+  if (!cycle.empty()) {
+    std::string path;
+    for (size_t k = 0; k < cycle.size(); ++k) path += (k ? " -> " : "") + workflows[cycle[k]].name;
+    out.push_back({workflows[cycle.front()].where, "", "fallback cycle: " + path});
+    return out;
+  }
+  // Longest fallback chain from each workflow (the graph is acyclic here).
+  std::vector<int> depth(workflows.size(), -1);
+  std::function<int(int)> depth_of = [&](int w) {
+    if (depth[w] >= 0) return depth[w];
+    int d = 0;
+    for (int c : calls[w]) d = std::max(d, 1 + depth_of(c));
+    return depth[w] = d;
+  };
+  for (size_t w = 0; w < workflows.size(); ++w) {
+    if (depth_of(int(w)) > kMaxFallbackDepth) {
+      out.push_back({workflows[w].where, "",
+                     "fallbacks nest " + std::to_string(depth[w]) + " deep from workflow '" +
+                         workflows[w].name + "' (at most " + std::to_string(kMaxFallbackDepth) +
+                         ")"});
+    }
   }
   return out;
 }

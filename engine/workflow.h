@@ -14,6 +14,7 @@
 
 #include "engine/cancel_token.h"
 #include "engine/json_text.h"
+#include "engine/node_policy.h"
 #include "engine/node_status.h"
 #include "engine/status.h"
 
@@ -25,19 +26,22 @@ struct NodeContext {
   std::string run_id;
   std::string workflow;
   std::string node;
+  // "" for the run's own nodes; "parent>fallback_workflow/" for the nodes of
+  // a fallback workflow, so their keys do not collide with the run's.
+  std::string scope;
   int attempt = 1;
   JsonText params;  // a JSON object
   // Outputs of the dependencies that succeeded (or were restored), in `after` order.
   std::vector<std::pair<std::string, JsonText>> deps;
   std::vector<std::string> skipped;  // dependencies whose `when` said no
   std::vector<std::string> failed;   // optional dependencies that failed
-  const CancelToken* cancel = nullptr;
+  CancelToken* cancel = nullptr;
   // Runs a closure (which must not throw) on a worker of the run's task arena. A body that waited
   // (timer, I/O) uses it to continue its work off the timer or I/O thread.
   std::function<void(std::function<void()>)> post;
 
   // Stable across attempts and resumes: lets a body dedupe its side effects.
-  std::string IdempotencyKey() const { return run_id + "/" + node; }
+  std::string IdempotencyKey() const { return run_id + "/" + scope + node; }
 };
 
 // How one attempt ended. `output` is set when status is kSucceeded or
@@ -77,6 +81,7 @@ struct NodeSpec {
   bool has_when = false;             // for display; the body evaluates it
   std::string where;                 // "file.lua:12", for error messages
   std::shared_ptr<NodeBody> body;    // null means the node has nothing to run
+  NodePolicy policy;
 };
 
 struct WorkflowSpec {
@@ -84,6 +89,7 @@ struct WorkflowSpec {
   std::string where;                 // "file.lua:3"
   JsonText params = MakeJson("{}");  // defaults, a JSON object
   std::vector<NodeSpec> nodes;
+  int retry_budget = -1;             // retries allowed across a run; -1: unlimited
 
   // Index of the node called `name`, or -1.
   int Find(const std::string& name) const;
@@ -98,7 +104,22 @@ struct Diagnostic {
 };
 
 // Checks names, dependencies (unknown ones get a did-you-mean), duplicates,
-// cycles (the cycle is printed) and nodes without a body. Empty when valid.
+// cycles (the cycle is printed), nodes without a body and join rules that
+// cannot be met. Empty when valid.
 std::vector<Diagnostic> Validate(const WorkflowSpec& workflow);
+
+// How deep fallback workflows may nest (a fallback's nodes may have
+// fallbacks of their own).
+inline constexpr int kMaxFallbackDepth = 4;
+
+// Checks across the workflows of one file: every fallback names a declared
+// workflow, no fallback chain leads back to a workflow on it, chains are at
+// most kMaxFallbackDepth deep, and each fallback workflow has an output (a
+// node named "output" or a single sink).
+std::vector<Diagnostic> ValidateFallbacks(const std::vector<WorkflowSpec>& workflows);
+
+// The node whose output a workflow returns when used as a fallback: the node
+// named "output", else the single sink; -1 when there is none.
+int OutputNode(const WorkflowSpec& workflow);
 
 }  // namespace keel

@@ -50,6 +50,11 @@ TEST_CASE("full circuit and retry tables parse") {
   CHECK(p->join.best_effort == doctest::Approx(1.5));
   CHECK(p->memory == 64u << 20);
   CHECK(p->max_concurrency == 3);
+  CHECK(p->bulkhead_key == "k");  // the circuit key
+  auto keyed = ParseNodePolicy("n", R"({"max_concurrency":{"limit":2,"key":"db"}})", "{}");
+  REQUIRE(keyed.ok());
+  CHECK(keyed->max_concurrency == 2);
+  CHECK(keyed->bulkhead_key == "db");
   CHECK(p->total_timeout == 9);
 }
 

@@ -91,6 +91,27 @@ class MemoryStore : public Store {
     return std::vector<RunListing>{};
   }
   Result<int64_t> DeleteFinishedBefore(double) override { return int64_t{0}; }
+  Result<BreakerSnapshot> UpdateBreaker(
+      const std::string& key, const std::function<void(BreakerSnapshot&)>& update) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    update(breakers_[key]);
+    return breakers_[key];
+  }
+  Result<std::vector<BreakerRow>> ListBreakers() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<BreakerRow> out;
+    for (auto& [key, snap] : breakers_) out.push_back({key, snap, 0});
+    return out;
+  }
+  Result<int64_t> ResetBreakers(const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (key.empty()) {
+      int64_t n = static_cast<int64_t>(breakers_.size());
+      breakers_.clear();
+      return n;
+    }
+    return static_cast<int64_t>(breakers_.erase(key));
+  }
 
  private:
   void Queue(Write w) {
@@ -118,6 +139,7 @@ class MemoryStore : public Store {
   std::vector<EventRecord> events_;                                // guarded by mu_
   std::vector<Write> pending_;                                     // guarded by mu_
   std::vector<Write> log_;                                         // guarded by mu_
+  std::map<std::string, BreakerSnapshot> breakers_;                // guarded by mu_
 };
 
 }  // namespace keel::testing

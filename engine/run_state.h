@@ -1,0 +1,152 @@
+#pragma once
+// RunState: one execution of one workflow's DAG — the run itself, or a
+// fallback workflow running on behalf of one of its nodes.
+//
+// It counts dependencies, applies join rules, runs every node behind its
+// policy stack (bulkheads, breaker, attempt timeout, retry with backoff,
+// total timeout, fallback workflows), propagates skips and cancellations,
+// and records what happened. Nodes are launched through the executor's
+// dispatcher on TBB workers; waits (backoff, timeouts, queued bulkheads)
+// are timers or callbacks that hold no thread, and keep the graph alive with
+// reserve_wait()/release_wait() until they have fired or been cancelled.
+//
+// Thread-safety: each Slot's static fields are written before the run
+// starts. A slot's result is written once by the thread that finishes the
+// node and published by the release store of `done` (and by the acq_rel
+// decrements of its dependents' `pending`). A slot's attempt state is
+// guarded by its `mu`. Everything else is atomic or guarded as marked.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/breaker_registry.h"
+#include "engine/bulkhead.h"
+#include "engine/clock.h"
+#include "engine/executor.h"
+#include "engine/observer.h"
+#include "engine/store.h"
+#include "engine/workflow.h"
+
+namespace keel {
+
+class RunState;
+
+// What every RunState of one Executor::Run shares. Owned by Run().
+struct RunEnv {
+  Clock* clock = nullptr;
+  Store* store = nullptr;        // may be null
+  Observer* observer = nullptr;  // may be null
+  BreakerRegistry* breakers = nullptr;
+  Bulkhead* bulkhead = nullptr;
+  const ExecutorOptions* options = nullptr;
+  std::function<void()> reserve;                       // graph.reserve_wait()
+  std::function<void()> release;                       // graph.release_wait()
+  std::function<void(RunState*, int)> launch;          // dispatch a node
+  std::function<void(std::function<void()>)> post;     // run a closure on a worker
+  std::atomic<int> retry_budget{-1};                   // -1: unlimited
+};
+
+class RunState {
+ public:
+  // `parent_node` is empty for the run itself; for a fallback workflow it
+  // names the node it runs for, whose `inherited` deps its nodes also see,
+  // and `on_done` is called once when all its nodes have finished.
+  RunState(const WorkflowSpec& wf, std::string run_id, JsonText params, RunEnv* env, int depth,
+           std::string parent_node, std::vector<std::pair<std::string, JsonText>> inherited,
+           std::function<void(RunState&)> on_done);
+  ~RunState();
+
+  // Applies records of an earlier attempt of the run (see Executor::Run) and
+  // returns the nodes ready to launch.
+  std::vector<int> Prepare(const std::unordered_map<std::string, NodeRecord>& earlier);
+  int kept_count() const;
+
+  // Runs on a TBB worker, through the dispatcher.
+  void Launch(int i);
+
+  // Moves the results out; call once, after every node finished.
+  RunOutcome Outcome();
+  // For a fallback workflow: its status and the output of its output node.
+  RunStatus Status() const;
+  JsonText OutputOf(int node) const;
+
+ private:
+  enum class Phase { kIdle, kStarting, kQueued, kAttempt, kBackoff, kFallback, kDone };
+  enum class Stop { kNone, kAttemptTimeout, kTotalTimeout, kAbandoned };
+
+  struct Slot {
+    // Static once the run starts.
+    std::vector<int> deps;
+    std::vector<int> dependents;
+    bool kept = false;         // restored from an earlier attempt of the run
+    bool keep_output = false;  // a sink, or a fallback workflow's output node
+    // Dependency counting and joins.
+    std::atomic<int> pending{0};        // dependencies not finished
+    std::atomic<int> dep_succeeded{0};  // dependencies that succeeded
+    std::atomic<bool> fired{false};     // launched (joins may fire early)
+    std::atomic<bool> join_timer_started{false};
+    std::atomic<int> consumers{0};  // dependents yet to finish (frees the output)
+    std::atomic<int> needed_by{0};  // dependents that may still want this node
+    std::atomic<bool> done{false};  // result is final (release/acquire)
+    NodeResult result{NodeStatus::kPending, nullptr, Status::Ok()};
+    // Attempt state, guarded by mu.
+    std::mutex mu;
+    Phase phase = Phase::kIdle;
+    Stop stop = Stop::kNone;
+    bool abandoned = false;
+    std::string abandon_reason;
+    int attempts = 0;
+    double last_delay = 0;
+    double started_wall = 0, started_mono = 0, deadline = 0;
+    std::unique_ptr<NodeContext> ctx;
+    std::shared_ptr<CancelToken> token;
+    TimerId attempt_timer = 0, total_timer = 0, backoff_timer = 0, join_timer = 0;
+    Bulkhead::Ticket ticket = 0;
+    int ticket_stage = 0;
+    int slots_held = 0;  // bulkhead stages acquired for the current attempt
+  };
+
+  // Dependencies and joins (run_state.cc).
+  bool ResolveDeps(int i, NodeContext* ctx, std::string* cancel_reason, int* succeeded);
+  void NotifyDependents(int i, bool succeeded);
+  void Abandon(int d, const std::string& reason);
+  void Finish(int i, NodeResult result);
+  void Emit(int i, std::string_view kind, std::string data);
+  bool Excused(int i) const;
+
+  // The policy stack (node_attempt.cc).
+  void StartAttempt(int i);
+  void AcquireSlots(int i, int stage);
+  void ReleaseSlots(int i);
+  void RunAttempt(int i);
+  void AttemptDone(int i, NodeResult result, bool admitted, bool probe);
+  bool ScheduleRetry(int i, const NodeResult& result);
+  void OnAttemptTimeout(int i, int attempt);
+  void OnTotalTimeout(int i);
+  void GiveUp(int i, NodeResult result);
+  void StartFallback(int i, size_t k, NodeResult last);
+  void FallbackDone(int i, size_t k, NodeResult last, RunState& child);
+
+  std::string BulkheadKey(int i, int stage) const;
+
+  const WorkflowSpec& wf_;
+  const std::string run_id_;
+  const JsonText params_;
+  RunEnv* env_;
+  const int depth_;
+  const std::string parent_node_;  // empty: the run itself
+  const std::vector<std::pair<std::string, JsonText>> inherited_;
+  const std::function<void(RunState&)> on_done_;
+  std::vector<Slot> slots_;
+  std::atomic<int> remaining_{0};  // nodes not finished yet
+  std::mutex mu_;
+  std::vector<std::pair<int, std::string>> errors_;  // failures in order; guarded by mu_
+  std::vector<std::unique_ptr<RunState>> children_;  // fallback runs; guarded by mu_
+};
+
+}  // namespace keel
