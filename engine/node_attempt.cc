@@ -133,7 +133,8 @@ void RunState::RunAttempt(int i) {
     slot.ctx->attempt = attempt;
     slot.ctx->cancel = slot.token.get();
     slot.phase = Phase::kAttempt;
-    if (policy.timeout > 0) {
+    slot.ctx->deadline = policy.timeout > 0 ? env_->clock->Now() + policy.timeout : 0;
+    if (policy.timeout > 0 && !spec.body->EnforcesDeadline()) {
       env_->reserve();
       slot.attempt_timer = env_->clock->After(policy.timeout, [this, i, attempt] {
         OnAttemptTimeout(i, attempt);
@@ -229,7 +230,9 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, bool probe) 
   if (admitted) ReleaseSlots(i);
   bool ok = result.status == NodeStatus::kSucceeded || result.status == NodeStatus::kSkipped;
   if (!ok) {
-    if (stop == Stop::kAttemptTimeout) {
+    if (stop == Stop::kAttemptTimeout ||
+        (stop == Stop::kNone && policy.timeout > 0 && result.error.kind() == ErrorKind::kTimeout &&
+         wf_.nodes[i].body->EnforcesDeadline())) {
       result = NodeResult::Failure(Status::Error(
           ErrorKind::kTimeout,
           "attempt " + std::to_string(attempt) + " timed out after " + Secs(policy.timeout)));

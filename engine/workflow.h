@@ -36,6 +36,9 @@ struct NodeContext {
   std::vector<std::string> skipped;  // dependencies whose `when` said no
   std::vector<std::string> failed;   // optional dependencies that failed
   CancelToken* cancel = nullptr;
+  // Monotonic Clock::Now() time at which the attempt times out; 0: none. A
+  // body that EnforcesDeadline() stops itself by then with a kTimeout error.
+  double deadline = 0;
   // Runs a closure (which must not throw) on a worker of the run's task arena. A body that waited
   // (timer, I/O) uses it to continue its work off the timer or I/O thread.
   std::function<void(std::function<void()>)> post;
@@ -71,6 +74,12 @@ class NodeBody {
   // TBB worker; must never block or sleep. Calls `done` exactly once, from any
   // thread, possibly before Start returns. Must not throw.
   virtual void Start(const NodeContext& ctx, NodeCompletion done) = 0;
+
+  // True when the body stops itself at ctx.deadline (Lua checks it in its
+  // instruction hook and bounds its waits by it), so the executor needs no
+  // timer per attempt; false makes the executor cancel the attempt's token
+  // from a timer at the deadline.
+  virtual bool EnforcesDeadline() const { return false; }
 };
 
 struct NodeSpec {

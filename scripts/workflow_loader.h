@@ -14,6 +14,7 @@
 #include "engine/runner.h"
 #include "engine/status.h"
 #include "engine/workflow.h"
+#include "scripts/declarations.h"
 
 namespace keel {
 
@@ -28,6 +29,9 @@ struct LoadedScript {
   std::vector<WorkflowSpec> workflows;  // every workflow the file declares, in order
   int main = -1;                        // index of the workflow the file returns
   std::shared_ptr<void> runtime;        // the Lua state pool the node bodies use
+  // Parallel to `workflows`: what each declared beyond the engine model, i.e.
+  // its `defaults` and each node's policy options (timeout, retry, ...) as JSON.
+  std::vector<WorkflowDeclaration> declarations;
 
   const WorkflowSpec& main_workflow() const { return workflows[main]; }
   // The declared workflow called `name`, or null.

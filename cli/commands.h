@@ -1,0 +1,65 @@
+#pragma once
+// The keel subcommands. main.cc parses the arguments into these structs and
+// calls one function, whose return value is the process exit code (see
+// exit_codes.h). Each command prints its own errors. Called from the main
+// thread only.
+
+#include <string>
+#include <vector>
+
+namespace keel::cli {
+
+struct RunArgs {
+  std::string file;
+  std::vector<std::string> params;  // "key=value"
+  std::string db;
+  int workers = 0;  // 0: all cores
+  bool json = false;
+  std::string durability = "normal";
+};
+int RunCommand(const RunArgs& args);
+
+struct ResumeArgs {
+  std::string run_id;  // or a unique prefix
+  std::string db;
+  int workers = 0;
+  bool json = false;
+  std::string durability = "normal";
+};
+int ResumeCommand(const ResumeArgs& args);
+
+struct RunsArgs {
+  std::string status;  // empty: any
+  int limit = 20;
+  bool json = false;
+  std::string db;
+};
+int RunsCommand(const RunsArgs& args);
+
+struct ShowArgs {
+  std::string run_id;
+  bool events = false;
+  bool json = false;
+  std::string db;
+};
+int ShowCommand(const ShowArgs& args);
+
+struct GcArgs {
+  std::string older_than;
+  std::string db;
+};
+int GcCommand(const GcArgs& args);
+
+struct GraphArgs {
+  std::string target;  // FILE.lua or RUN_ID
+  std::string format = "dot";
+  std::string db;
+};
+int GraphCommand(const GraphArgs& args);
+
+struct ValidateArgs {
+  std::string file;
+};
+int ValidateCommand(const ValidateArgs& args);
+
+}  // namespace keel::cli

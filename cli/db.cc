@@ -1,0 +1,56 @@
+#include "cli/db.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string_view>
+
+#include "engine/process_owner.h"
+#include "engine/sqlite_store.h"
+
+namespace keel::cli {
+namespace {
+
+// How SqliteStore::Open words a missing or not yet initialized database.
+constexpr std::string_view kNoDatabase = "no keel database at ";
+
+}  // namespace
+
+std::string ResolveDbPath(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("KEEL_DB");
+  if (env != nullptr && *env != '\0') return env;
+  return "keel.db";
+}
+
+Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptions& options) {
+  SqliteStoreOptions store_options;
+  store_options.create_if_missing = options.create;
+  store_options.durability =
+      options.durability == "full" ? SqliteDurability::kFull : SqliteDurability::kNormal;
+  auto store = SqliteStore::Open(path, store_options);
+  if (!store.ok()) {
+    const Status& status = store.status();
+    if (status.message().find(path) != std::string::npos) return status;
+    return Status::Error(status.kind(), path + ": " + status.message());
+  }
+  return std::unique_ptr<Store>(std::move(store).value());
+}
+
+bool IsNoDatabase(const Status& status) {
+  return !status.ok() && status.message().rfind(kNoDatabase, 0) == 0;
+}
+
+std::string RunStatusLabel(const RunRecord& run, double wall_now) {
+  if (run.status == RunStatus::kRunning && !OwnerAlive(run.owner, wall_now - run.heartbeat)) {
+    return "interrupted";
+  }
+  return std::string(RunStatusName(run.status));
+}
+
+std::optional<double> RunSeconds(const RunRecord& run, const std::string& label, double wall_now) {
+  if (run.finished_at > 0) return std::max(0.0, run.finished_at - run.created_at);
+  if (label == "running") return std::max(0.0, wall_now - run.created_at);
+  return std::nullopt;
+}
+
+}  // namespace keel::cli

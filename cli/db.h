@@ -1,0 +1,44 @@
+#pragma once
+// Where the checkpoint database is and how the commands open it: --db, else
+// $KEEL_DB, else ./keel.db. Also how a stored run's status is presented.
+// Free functions; safe from any thread.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/status.h"
+#include "engine/store.h"
+
+namespace keel::cli {
+
+// The database path the user asked for: `flag` when not empty, else $KEEL_DB
+// when set and not empty, else "keel.db".
+std::string ResolveDbPath(const std::string& flag);
+
+struct DbOpenOptions {
+  bool create = false;                // create the file if missing (run only)
+  std::string durability = "normal";  // "normal" or "full"
+};
+
+// Opens the store at `path`. Fails (kPermanent, with a message naming the
+// file) when the file is missing and `create` is false, when it is not a
+// keel database, or when SQLite cannot open it; a file that is not a keel
+// database is never written to.
+Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptions& options);
+
+// Whether `status`, from OpenDb with `create` false, means there is no keel
+// database at the path yet: the file is missing, empty, or another process
+// has created it and not yet initialized it. Read-only listings treat that
+// as "no runs" rather than as an error.
+bool IsNoDatabase(const Status& status);
+
+// The status shown for `run`: its recorded status, except that a run
+// recorded running whose owner process is gone shows as "interrupted".
+std::string RunStatusLabel(const RunRecord& run, double wall_now);
+
+// How long `run` took, or has taken so far while `label` (from
+// RunStatusLabel) is "running"; unknown (nullopt) for an interrupted run.
+std::optional<double> RunSeconds(const RunRecord& run, const std::string& label, double wall_now);
+
+}  // namespace keel::cli

@@ -1,0 +1,32 @@
+#pragma once
+// Exit codes of the keel executable and the one way errors are printed.
+
+#include <cstdio>
+#include <string_view>
+
+#include "engine/node_status.h"
+
+namespace keel::cli {
+
+constexpr int kExitSucceeded = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;  // usage, script or validation error, bad database
+constexpr int kExitDegraded = 3;
+
+inline int ExitCodeFor(RunStatus status) {
+  switch (status) {
+    case RunStatus::kSucceeded:
+      return kExitSucceeded;
+    case RunStatus::kDegraded:
+      return kExitDegraded;
+    default:
+      return kExitFailed;
+  }
+}
+
+// Prints "keel: <message>" on stderr.
+inline void PrintError(std::string_view message) {
+  std::fprintf(stderr, "keel: %.*s\n", static_cast<int>(message.size()), message.data());
+}
+
+}  // namespace keel::cli

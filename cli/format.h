@@ -1,0 +1,44 @@
+#pragma once
+// Text formatting shared by the commands: seconds, durations and times.
+// Free functions; safe from any thread.
+
+#include <string>
+#include <string_view>
+
+namespace keel::cli {
+
+// Seconds with millisecond precision and no trailing zeros: "0.012s", "0.5s", "3s".
+std::string FormatSeconds(double seconds);
+
+// A duration for tables: "0.012s", "12.3s", "4m05s", "2h03m", "3d04h".
+std::string FormatDuration(double seconds);
+
+// Wall time (seconds since the epoch) as ISO 8601 UTC with milliseconds:
+// "2026-11-23T17:52:06.123Z".
+std::string FormatIsoUtc(double wall);
+
+// Wall time as local "2026-11-23 17:52:06", for tables.
+std::string FormatLocalTime(double wall);
+
+// Wall time as local "17:52:06.123", for log lines.
+std::string FormatClockTime(double wall);
+
+// Parses a duration such as "90s", "15m", "12h", "7d" or "2w" (a positive
+// number, fractions allowed, then one unit). Returns false on anything else.
+bool ParseDuration(std::string_view text, double* seconds);
+
+// `text` cut to at most `width` characters (code points), ending in "…" when cut.
+std::string Truncate(std::string_view text, size_t width);
+
+// Number of code points in UTF-8 `text`: its width on a terminal, for the
+// characters keel prints.
+size_t DisplayWidth(std::string_view text);
+
+// `text` with newlines and tabs replaced by spaces, for one-line displays.
+std::string OneLine(std::string_view text);
+
+// The first line of `text`: a one-line summary of a message that may carry a
+// Lua traceback after it.
+std::string FirstLine(std::string_view text);
+
+}  // namespace keel::cli

@@ -1,0 +1,79 @@
+// `keel graph`: prints a workflow's DAG, or a run's DAG coloured by status.
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "cli/db.h"
+#include "cli/exit_codes.h"
+#include "cli/graph_render.h"
+#include "cli/recorded_script.h"
+#include "engine/clock.h"
+
+namespace keel::cli {
+namespace {
+
+int Print(const WorkflowSpec& workflow, const NodeStatuses* statuses, const std::string& format) {
+  std::string text =
+      format == "mermaid" ? RenderMermaid(workflow, statuses) : RenderDot(workflow, statuses);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return kExitSucceeded;
+}
+
+bool LooksLikeFile(const std::string& target) {
+  std::error_code ec;
+  if (std::filesystem::exists(target, ec)) return true;
+  return target.size() > 4 && target.compare(target.size() - 4, 4, ".lua") == 0;
+}
+
+}  // namespace
+
+int GraphCommand(const GraphArgs& args) {
+  if (LooksLikeFile(args.target)) {
+    LoadOptions options;
+    options.clock = SystemClock();
+    auto script = LoadWorkflowFile(args.target, options);
+    if (!script.ok()) {
+      std::fprintf(stderr, "%s\n", script.status().message().c_str());
+      return kExitUsage;
+    }
+    return Print((*script)->main_workflow(), nullptr, args.format);
+  }
+
+  std::string db_path = ResolveDbPath(args.db);
+  auto store = OpenDb(db_path, {});
+  if (IsNoDatabase(store.status())) {
+    PrintError(fmt::format("'{}' is not a file, and there is no database at {} to look up runs",
+                           args.target, db_path));
+    return kExitUsage;
+  }
+  if (!store.ok()) {
+    PrintError(store.status().message());
+    return kExitUsage;
+  }
+  auto run = (*store)->GetRun(args.target);
+  if (!run.ok()) {
+    PrintError(run.status().message());
+    return kExitUsage;
+  }
+  auto nodes = (*store)->GetNodes(run->id);
+  if (!nodes.ok()) {
+    PrintError(nodes.status().message());
+    return kExitUsage;
+  }
+  auto script = LoadRecordedScript(*run);
+  if (!script.ok()) {
+    PrintError(fmt::format("cannot draw run {}: its recorded script no longer loads:\n{}", run->id,
+                           script.status().message()));
+    return kExitUsage;
+  }
+  const WorkflowSpec* workflow = (*script)->Find(run->workflow);
+  if (workflow == nullptr) workflow = &(*script)->main_workflow();
+  NodeStatuses statuses;
+  for (const NodeRecord& node : *nodes) statuses[node.node] = node.status;
+  return Print(*workflow, &statuses, args.format);
+}
+
+}  // namespace keel::cli

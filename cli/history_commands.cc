@@ -1,0 +1,139 @@
+// `keel runs` and `keel gc`: list and prune the run history.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/db.h"
+#include "cli/exit_codes.h"
+#include "cli/format.h"
+#include "cli/json_out.h"
+#include "cli/table.h"
+#include "engine/clock.h"
+
+namespace keel::cli {
+namespace {
+
+constexpr const char* kStatusNames = "running, interrupted, succeeded, failed or degraded";
+
+}  // namespace
+
+int RunsCommand(const RunsArgs& args) {
+  std::string wanted = args.status;
+  RunFilter filter;
+  filter.limit = args.limit;
+  if (!wanted.empty()) {
+    RunStatus status;
+    if (wanted == "interrupted") {
+      status = RunStatus::kRunning;
+    } else if (!ParseRunStatus(wanted, &status)) {
+      PrintError(fmt::format("--status '{}': expected {}", wanted, kStatusNames));
+      return kExitUsage;
+    }
+    filter.status = status;
+    // Running and interrupted share a recorded status; tell them apart below.
+    if (status == RunStatus::kRunning) filter.limit = 0;
+  }
+
+  std::string db_path = ResolveDbPath(args.db);
+  auto store = OpenDb(db_path, {});
+  if (IsNoDatabase(store.status())) {
+    std::fprintf(stderr, "no runs (no database at %s)\n", db_path.c_str());
+    return kExitSucceeded;
+  }
+  if (!store.ok()) {
+    PrintError(store.status().message());
+    return kExitUsage;
+  }
+  auto listed = (*store)->ListRuns(filter);
+  if (!listed.ok()) {
+    PrintError(listed.status().message());
+    return kExitUsage;
+  }
+
+  double now = SystemClock()->WallNow();
+  std::vector<std::pair<const RunListing*, std::string>> rows;
+  for (const RunListing& listing : *listed) {
+    std::string label = RunStatusLabel(listing.run, now);
+    if (!wanted.empty() && label != wanted) continue;
+    if (args.limit > 0 && rows.size() >= static_cast<size_t>(args.limit)) break;
+    rows.emplace_back(&listing, std::move(label));
+  }
+
+  if (args.json) {
+    JsonOut out;
+    out.BeginArray();
+    for (const auto& [listing, label] : rows) {
+      const RunRecord& run = listing->run;
+      out.BeginObject();
+      out.Key("run_id");
+      out.String(run.id);
+      out.Key("workflow");
+      out.String(run.workflow);
+      out.Key("status");
+      out.String(label);
+      out.Key("started_at");
+      out.String(FormatIsoUtc(run.created_at));
+      out.Key("duration_s");
+      out.Seconds(RunSeconds(run, label, now));
+      out.Key("nodes_done");
+      out.Int(listing->nodes_done);
+      out.Key("nodes_total");
+      out.Int(run.node_count);
+      out.Key("error");
+      out.StringOrNull(run.error);
+      out.EndObject();
+    }
+    out.EndArray();
+    out.Print(stdout);
+    return kExitSucceeded;
+  }
+
+  if (rows.empty()) {
+    std::string what = wanted.empty() ? "runs" : wanted + " runs";
+    std::fprintf(stderr, "no %s in %s\n", what.c_str(), db_path.c_str());
+    return kExitSucceeded;
+  }
+  Table table({"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES"});
+  for (const auto& [listing, label] : rows) {
+    const RunRecord& run = listing->run;
+    std::optional<double> seconds = RunSeconds(run, label, now);
+    table.AddRow({run.id, run.workflow, label, FormatLocalTime(run.created_at),
+                  seconds ? FormatDuration(*seconds) : "-",
+                  fmt::format("{}/{}", listing->nodes_done, run.node_count)});
+  }
+  table.Print(stdout);
+  return kExitSucceeded;
+}
+
+int GcCommand(const GcArgs& args) {
+  double seconds = 0;
+  if (!ParseDuration(args.older_than, &seconds)) {
+    PrintError(fmt::format(
+        "--older-than '{}': expected a number and a unit: s, m, h, d or w (for example 7d)",
+        args.older_than));
+    return kExitUsage;
+  }
+  std::string db_path = ResolveDbPath(args.db);
+  auto store = OpenDb(db_path, {});
+  if (IsNoDatabase(store.status())) {
+    std::printf("deleted 0 runs\n");
+    std::fprintf(stderr, "note: no database at %s\n", db_path.c_str());
+    return kExitSucceeded;
+  }
+  if (!store.ok()) {
+    PrintError(store.status().message());
+    return kExitUsage;
+  }
+  auto deleted = (*store)->DeleteFinishedBefore(SystemClock()->WallNow() - seconds);
+  if (!deleted.ok()) {
+    PrintError(deleted.status().message());
+    return kExitUsage;
+  }
+  std::printf("deleted %lld runs\n", static_cast<long long>(*deleted));
+  return kExitSucceeded;
+}
+
+}  // namespace keel::cli

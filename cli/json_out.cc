@@ -1,0 +1,45 @@
+#include "cli/json_out.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace keel::cli {
+
+void JsonOut::Key(std::string_view key) {
+  writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+}
+
+void JsonOut::String(std::string_view value) {
+  writer_.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+void JsonOut::StringOrNull(std::string_view value) {
+  if (value.empty()) {
+    writer_.Null();
+  } else {
+    String(value);
+  }
+}
+
+void JsonOut::Seconds(std::optional<double> value) {
+  if (!value || !std::isfinite(*value)) {
+    writer_.Null();
+    return;
+  }
+  double rounded = std::round(std::max(*value, 0.0) * 1000) / 1000;
+  writer_.Double(rounded);
+}
+
+void JsonOut::Raw(const std::optional<std::string>& json) {
+  if (!json || json->empty()) {
+    writer_.Null();
+    return;
+  }
+  // The kind passed only guides the writer's bookkeeping; any value kind
+  // behaves the same inside an object or array.
+  writer_.RawValue(json->data(), json->size(), rapidjson::kObjectType);
+}
+
+void JsonOut::Print(std::FILE* out) const { std::fprintf(out, "%s\n", buffer_.GetString()); }
+
+}  // namespace keel::cli

@@ -1,0 +1,43 @@
+#pragma once
+// JsonOut: builds the one JSON document a --json command prints, on top of
+// RapidJSON's Writer. Not thread-safe; one document per instance.
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace keel::cli {
+
+class JsonOut {
+ public:
+  JsonOut() : writer_(buffer_) {}
+
+  void BeginObject() { writer_.StartObject(); }
+  void EndObject() { writer_.EndObject(); }
+  void BeginArray() { writer_.StartArray(); }
+  void EndArray() { writer_.EndArray(); }
+  void Key(std::string_view key);
+
+  void String(std::string_view value);
+  // Null when `value` is empty.
+  void StringOrNull(std::string_view value);
+  void Int(int64_t value) { writer_.Int64(value); }
+  void Null() { writer_.Null(); }
+  // Seconds rounded to milliseconds; null when absent.
+  void Seconds(std::optional<double> value);
+  // Already-serialized JSON, copied as it is; null when absent or empty.
+  void Raw(const std::optional<std::string>& json);
+
+  // Prints the document and a newline to `out`.
+  void Print(std::FILE* out) const;
+
+ private:
+  rapidjson::StringBuffer buffer_;
+  rapidjson::Writer<rapidjson::StringBuffer> writer_;
+};
+
+}  // namespace keel::cli

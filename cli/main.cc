@@ -1,0 +1,163 @@
+// keel: runs DAG workflows written in Lua, checkpointing every node so that a
+// failed or crashed run can be resumed. This file only wires the subcommands;
+// each lives in its own *_command.cc.
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+
+namespace keel::cli {
+namespace {
+
+constexpr const char* kFooter =
+    "Database: --db PATH, else $KEEL_DB, else ./keel.db.\n"
+    "Exit codes: 0 succeeded, 1 failed, 2 usage, script or database error,\n"
+    "3 degraded (optional nodes failed).";
+
+std::string CheckWorkers(const std::string& text) {
+  char* end = nullptr;
+  long value = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 1 || value > 4096) {
+    return "expected a whole number of worker threads from 1 to 4096, got '" + text + "'";
+  }
+  return "";
+}
+
+std::string CheckLimit(const std::string& text) {
+  char* end = nullptr;
+  long value = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 0) {
+    return "expected a whole number of runs (0 for all), got '" + text + "'";
+  }
+  return "";
+}
+
+void AddDbOption(CLI::App* command, std::string* db) {
+  command->add_option("--db", *db, "Checkpoint database (default: $KEEL_DB, else ./keel.db)");
+}
+
+void AddDurabilityOption(CLI::App* command, std::string* durability) {
+  command
+      ->add_option("--durability", *durability,
+                   "normal: fast, a power loss may lose the last commits; full: fsync each commit")
+      ->check(CLI::IsMember({"normal", "full"}))
+      ->capture_default_str();
+}
+
+bool IsCommand(CLI::App& app, const std::string& word) {
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (sub->get_name() == word) return true;
+  }
+  return false;
+}
+
+// The subcommand named on the command line, for "see keel X --help".
+std::string CommandName(CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (IsCommand(app, argv[i])) return std::string("keel ") + argv[i];
+  }
+  return "keel";
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"Runs DAG workflows written in Lua, with checkpoints, resume and run history."};
+  app.name("keel");
+  app.footer(kFooter);
+  app.set_version_flag("--version", std::string("keel ") + KEEL_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+  std::function<int()> action;
+
+  RunArgs run;
+  auto* run_cmd = app.add_subcommand("run", "Run a workflow file");
+  run_cmd->add_option("file", run.file, "Workflow script (.lua)")->required();
+  run_cmd->add_option("-p,--param", run.params, "Override a parameter: key=value (repeatable)")
+      ->allow_extra_args(false);
+  AddDbOption(run_cmd, &run.db);
+  run_cmd->add_option("--workers", run.workers, "Worker threads (default: all cores)")
+      ->check(CLI::Validator(CheckWorkers, "N"));
+  run_cmd->add_flag("--json", run.json, "Print the result as one JSON object");
+  AddDurabilityOption(run_cmd, &run.durability);
+  run_cmd->callback([&] { action = [&] { return RunCommand(run); }; });
+
+  ResumeArgs resume;
+  auto* resume_cmd = app.add_subcommand("resume", "Continue a failed or interrupted run");
+  resume_cmd->add_option("run_id", resume.run_id, "Run id or a unique prefix of it")->required();
+  AddDbOption(resume_cmd, &resume.db);
+  resume_cmd->add_option("--workers", resume.workers, "Worker threads (default: all cores)")
+      ->check(CLI::Validator(CheckWorkers, "N"));
+  resume_cmd->add_flag("--json", resume.json, "Print the result as one JSON object");
+  AddDurabilityOption(resume_cmd, &resume.durability);
+  resume_cmd->callback([&] { action = [&] { return ResumeCommand(resume); }; });
+
+  RunsArgs runs;
+  auto* runs_cmd = app.add_subcommand("runs", "List recent runs, newest first");
+  runs_cmd->add_option("--status", runs.status,
+                       "Only runs with this status: running, interrupted, succeeded, failed, "
+                       "degraded");
+  runs_cmd->add_option("--limit", runs.limit, "How many runs to list (0: all)")
+      ->check(CLI::Validator(CheckLimit, "N"))
+      ->capture_default_str();
+  runs_cmd->add_flag("--json", runs.json, "Print a JSON array");
+  AddDbOption(runs_cmd, &runs.db);
+  runs_cmd->callback([&] { action = [&] { return RunsCommand(runs); }; });
+
+  ShowArgs show;
+  auto* show_cmd = app.add_subcommand("show", "Show one run: its nodes, errors and events");
+  show_cmd->add_option("run_id", show.run_id, "Run id or a unique prefix of it")->required();
+  show_cmd->add_flag("--events", show.events, "Also print the event log");
+  show_cmd->add_flag("--json", show.json, "Print one JSON object");
+  AddDbOption(show_cmd, &show.db);
+  show_cmd->callback([&] { action = [&] { return ShowCommand(show); }; });
+
+  GraphArgs graph;
+  auto* graph_cmd =
+      app.add_subcommand("graph", "Print a workflow's DAG, or a run's coloured by status");
+  graph_cmd->add_option("target", graph.target, "Workflow script (.lua) or run id")->required();
+  graph_cmd->add_option("--format", graph.format, "Output format")
+      ->check(CLI::IsMember({"dot", "mermaid"}))
+      ->capture_default_str();
+  AddDbOption(graph_cmd, &graph.db);
+  graph_cmd->callback([&] { action = [&] { return GraphCommand(graph); }; });
+
+  ValidateArgs validate;
+  auto* validate_cmd = app.add_subcommand("validate", "Check a workflow file without running it");
+  validate_cmd->add_option("file", validate.file, "Workflow script (.lua)")->required();
+  validate_cmd->callback([&] { action = [&] { return ValidateCommand(validate); }; });
+
+  GcArgs gc;
+  auto* gc_cmd = app.add_subcommand("gc", "Delete finished runs older than a duration");
+  gc_cmd->add_option("--older-than", gc.older_than, "Age such as 90s, 15m, 12h, 7d or 2w")
+      ->required();
+  AddDbOption(gc_cmd, &gc.db);
+  gc_cmd->callback([&] { action = [&] { return GcCommand(gc); }; });
+
+  if (argc == 1) {
+    std::fprintf(stderr, "%s", app.help().c_str());
+    return kExitUsage;
+  }
+  if (argv[1][0] != '-' && !IsCommand(app, argv[1])) {
+    PrintError(std::string("unknown command '") + argv[1] +
+               "'; commands: run, resume, runs, show, graph, validate, gc (see keel --help)");
+    return kExitUsage;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    PrintError(e.what());
+    std::fprintf(stderr, "see '%s --help'\n", CommandName(app, argc, argv).c_str());
+    return kExitUsage;
+  }
+  return action ? action() : kExitUsage;
+}
+
+}  // namespace
+}  // namespace keel::cli
+
+int main(int argc, char** argv) { return keel::cli::Main(argc, argv); }

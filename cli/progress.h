@@ -1,0 +1,42 @@
+#pragma once
+// Progress: the Observer that `keel run` and `keel resume` hand to the
+// Runner. It prints the "run ... started" (or "resumed") line on stderr as
+// soon as the run exists, then one of two displays: on a terminal a live
+// per-node view redrawn in place (LiveProgress), otherwise plain timestamped
+// lines, one per node event (LineProgress).
+//
+// Callbacks may arrive from many threads at once; every implementation
+// serializes its own output.
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "engine/observer.h"
+#include "engine/workflow.h"
+
+namespace keel::cli {
+
+struct ProgressOptions {
+  bool resuming = false;
+  // Resume: nodes kept from the earlier attempt, with the status they kept
+  // (succeeded, fallback or skipped); they are not run again.
+  std::unordered_map<std::string, NodeStatus> kept;
+};
+
+class Progress : public Observer {
+ public:
+  // Stops any background drawing and leaves the final display on screen.
+  // Safe to call more than once; callbacks after Close() print nothing.
+  virtual void Close() {}
+};
+
+// The display for `workflow` on stderr: live when stderr is a terminal whose
+// TERM is not "dumb", plain lines otherwise. `workflow` must outlive it.
+std::unique_ptr<Progress> MakeProgress(const WorkflowSpec& workflow, ProgressOptions options);
+
+// "run ID started: workflow NAME (N nodes)" or, resuming,
+// "run ID resumed: K of N nodes kept".
+std::string RunBanner(const RunInfo& info, const ProgressOptions& options);
+
+}  // namespace keel::cli

@@ -1,0 +1,145 @@
+// `keel run` and `keel resume`: load the script, open the store, hand both to
+// the Runner with a progress display, print the report.
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/db.h"
+#include "cli/exit_codes.h"
+#include "cli/params.h"
+#include "cli/progress.h"
+#include "cli/run_output.h"
+#include "engine/clock.h"
+#include "engine/process_owner.h"
+#include "engine/runner.h"
+#include "scripts/workflow_loader.h"
+
+namespace keel::cli {
+namespace {
+
+// Loads `path`; on failure prints the loader's messages (which already name
+// file:line and node) and returns null.
+std::shared_ptr<LoadedScript> LoadScript(const std::string& path) {
+  LoadOptions options;
+  options.clock = SystemClock();
+  auto loaded = LoadWorkflowFile(path, options);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.status().message().c_str());
+    return nullptr;
+  }
+  return std::move(loaded).value();
+}
+
+// Runs the workflow through `start` with a progress display and prints the
+// report. Returns the exit code.
+template <typename StartFn>
+int Execute(const WorkflowSpec& workflow, ProgressOptions progress_options, bool json,
+            StartFn start) {
+  std::unique_ptr<Progress> progress = MakeProgress(workflow, std::move(progress_options));
+  double began = SystemClock()->Now();
+  Result<RunReport> report = start(progress.get());
+  double seconds = SystemClock()->Now() - began;
+  progress->Close();
+  if (!report.ok()) {
+    PrintError(report.status().message());
+    return kExitUsage;
+  }
+  PrintRunReport(*report, workflow, seconds, json);
+  return ExitCodeFor(report->status);
+}
+
+}  // namespace
+
+int RunCommand(const RunArgs& args) {
+  // Check the -p syntax before running any script code.
+  auto syntax = ApplyParamOverrides(MakeJson("{}"), args.params);
+  if (!syntax.ok()) {
+    PrintError(syntax.status().message());
+    return kExitUsage;
+  }
+  std::shared_ptr<LoadedScript> script = LoadScript(args.file);
+  if (!script) return kExitUsage;
+  const WorkflowSpec& workflow = script->main_workflow();
+  auto params = ApplyParamOverrides(workflow.params, args.params);
+  if (!params.ok()) {
+    PrintError(params.status().message());
+    return kExitUsage;
+  }
+
+  std::string db_path = ResolveDbPath(args.db);
+  auto store = OpenDb(db_path, {.create = true, .durability = args.durability});
+  if (!store.ok()) {
+    PrintError(store.status().message());
+    return kExitUsage;
+  }
+
+  ExecutorOptions options;
+  options.workers = args.workers;
+  return Execute(workflow, {}, args.json, [&](Progress* progress) {
+    Runner runner(SystemClock(), store->get(), progress);
+    return runner.Start(workflow, script->info, *params, options);
+  });
+}
+
+int ResumeCommand(const ResumeArgs& args) {
+  std::string db_path = ResolveDbPath(args.db);
+  auto store = OpenDb(db_path, {.create = false, .durability = args.durability});
+  if (!store.ok()) {
+    PrintError(store.status().message());
+    return kExitUsage;
+  }
+  auto run = (*store)->GetRun(args.run_id);
+  if (!run.ok()) {
+    PrintError(run.status().message());
+    return kExitUsage;
+  }
+  if (run->status == RunStatus::kSucceeded) {
+    std::fprintf(stderr, "run %s already succeeded; nothing to resume\n", run->id.c_str());
+    return kExitSucceeded;
+  }
+  if (run->status == RunStatus::kRunning &&
+      OwnerAlive(run->owner, SystemClock()->WallNow() - run->heartbeat)) {
+    PrintError(fmt::format(
+        "run {} is still running in process {} on {}; it can be resumed once that process exits",
+        run->id, run->owner.pid, run->owner.host));
+    return kExitUsage;
+  }
+
+  std::shared_ptr<LoadedScript> script = LoadScript(run->script_path);
+  if (!script) return kExitUsage;
+  const WorkflowSpec* workflow = script->Find(run->workflow);
+  if (workflow == nullptr) {
+    PrintError(fmt::format("cannot resume run {}: {} no longer declares workflow '{}'", run->id,
+                           run->script_path, run->workflow));
+    return kExitUsage;
+  }
+  if (script->info.sha256 != run->script_sha256) {
+    std::fprintf(stderr,
+                 "note: %s changed since the run started; resuming with the script as it is "
+                 "now\n",
+                 run->script_path.c_str());
+  }
+
+  auto nodes = (*store)->GetNodes(run->id);
+  if (!nodes.ok()) {
+    PrintError(nodes.status().message());
+    return kExitUsage;
+  }
+  ProgressOptions progress_options;
+  progress_options.resuming = true;
+  for (const NodeRecord& node : *nodes) {
+    if (IsKeptOnResume(node.status)) progress_options.kept.emplace(node.node, node.status);
+  }
+
+  ExecutorOptions options;
+  options.workers = args.workers;
+  return Execute(*workflow, std::move(progress_options), args.json, [&](Progress* progress) {
+    Runner runner(SystemClock(), store->get(), progress);
+    return runner.Resume(*run, *workflow, script->info, options);
+  });
+}
+
+}  // namespace keel::cli

@@ -1,0 +1,208 @@
+#include "engine/sqlite_reader.h"
+
+#include "engine/sqlite_breakers.h"
+
+namespace keel::sqlite {
+namespace {
+
+// Columns 0..15, as RunFromRow reads them. `script_text` is the fourth.
+constexpr char kRunColumnsHead[] = "id, workflow, script_path, script_sha256, ";
+constexpr char kRunColumnsTail[] =
+    ", params_json, status, owner_pid, owner_host, owner_start, heartbeat, created_at, "
+    "updated_at, finished_at, node_count, error";
+
+constexpr char kIdsByPrefix[] =
+    "SELECT id FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6";
+constexpr char kNodes[] =
+    "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
+    "finished_at FROM nodes WHERE run_id = ?1 ORDER BY rowid";
+constexpr char kEvents[] =
+    "SELECT run_id, seq, ts, node, kind, data_json FROM events WHERE run_id = ?1 ORDER BY seq";
+
+// Values written by a newer keel are refused at open, so an unknown name
+// means a damaged row; it reads as a failure rather than failing the read.
+RunStatus ToRunStatus(const std::string& name) {
+  RunStatus status = RunStatus::kFailed;
+  ParseRunStatus(name, &status);
+  return status;
+}
+
+void RunFromRow(const Statement& row, RunRecord* run) {
+  run->id = row.Text(0);
+  run->workflow = row.Text(1);
+  run->script_path = row.Text(2);
+  run->script_sha256 = row.Text(3);
+  run->script_text = row.Text(4);
+  run->params_json = row.Text(5);
+  run->status = ToRunStatus(row.Text(6));
+  run->owner.pid = row.Int(7);
+  run->owner.host = row.Text(8);
+  run->owner.start_ticks = row.Int(9);
+  run->heartbeat = row.Real(10);
+  run->created_at = row.Real(11);
+  run->updated_at = row.Real(12);
+  run->finished_at = row.Real(13);
+  run->node_count = static_cast<int>(row.Int(14));
+  run->error = row.Text(15);
+}
+
+Status NoRun(const std::string& id, const std::string& path) {
+  return Status::Error(ErrorKind::kPermanent, "no run '" + id + "' in " + path);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteReader>> SqliteReader::Create(std::unique_ptr<Connection> conn) {
+  std::unique_ptr<SqliteReader> reader(new SqliteReader(std::move(conn)));
+  Status status = reader->PrepareAll();
+  if (!status.ok()) return status;
+  return reader;
+}
+
+Status SqliteReader::PrepareAll() {
+  const std::string full = std::string("SELECT ") + kRunColumnsHead + "script_text" +
+                           kRunColumnsTail + " FROM runs WHERE id = ?1";
+  std::string done_list;
+  for (int i = 0; i <= static_cast<int>(NodeStatus::kFallback); ++i) {
+    auto s = static_cast<NodeStatus>(i);
+    if (!IsKeptOnResume(s)) continue;
+    done_list += done_list.empty() ? "'" : ", '";
+    done_list += NodeStatusName(s);
+    done_list += "'";
+  }
+  const std::string listing = std::string("SELECT ") + kRunColumnsHead + "''" + kRunColumnsTail +
+                              ", (SELECT count(*) FROM nodes n WHERE n.run_id = r.id AND "
+                              "n.status IN (" +
+                              done_list + ")) FROM runs r ";
+  const std::string order = " ORDER BY created_at DESC, rowid DESC LIMIT ?1";
+  const std::string list_all = listing + order;
+  const std::string list_by_status = listing + "WHERE status = ?2" + order;
+  Status status = run_by_id_.Prepare(conn_.get(), full.c_str());
+  if (status.ok()) status = ids_by_prefix_.Prepare(conn_.get(), kIdsByPrefix);
+  if (status.ok()) status = nodes_.Prepare(conn_.get(), kNodes);
+  if (status.ok()) status = events_.Prepare(conn_.get(), kEvents);
+  if (status.ok()) status = list_all_.Prepare(conn_.get(), list_all.c_str());
+  if (status.ok()) status = list_by_status_.Prepare(conn_.get(), list_by_status.c_str());
+  const std::string breakers =
+      std::string("SELECT key, updated_at, ") + kBreakerColumns + " FROM breakers ORDER BY key";
+  if (status.ok()) status = breakers_.Prepare(conn_.get(), breakers.c_str());
+  return status;
+}
+
+Result<bool> SqliteReader::ReadRun(const std::string& id, RunRecord* run) {
+  Status status;
+  run_by_id_.Bind(1, id);
+  bool found = run_by_id_.Step(&status, "reading run " + id);
+  if (found) RunFromRow(run_by_id_, run);
+  run_by_id_.Reset();
+  if (!status.ok()) return status;
+  return found;
+}
+
+Result<RunRecord> SqliteReader::GetRun(const std::string& id) {
+  if (id.empty()) return Status::Error(ErrorKind::kPermanent, "empty run id");
+  RunRecord run;
+  auto exact = ReadRun(id, &run);
+  if (!exact.ok()) return exact.status();
+  if (*exact) return run;
+
+  // Every id that starts with `id` sorts in [id, id + "\xff"): UTF-8 text
+  // never contains the byte 0xff.
+  const std::string upper = id + '\xff';
+  Status status;
+  const std::string what = "looking up run " + id;
+  std::vector<std::string> matches;
+  ids_by_prefix_.Bind(1, id).Bind(2, upper);
+  while (ids_by_prefix_.Step(&status, what)) {
+    matches.push_back(ids_by_prefix_.Text(0));
+  }
+  ids_by_prefix_.Reset();
+  if (!status.ok()) return status;
+  if (matches.empty()) return NoRun(id, conn_->path());
+  if (matches.size() > 1) {
+    std::string list;
+    for (size_t i = 0; i < matches.size() && i < 5; ++i) list += (i ? ", " : "") + matches[i];
+    if (matches.size() > 5) list += ", ...";
+    return Status::Error(ErrorKind::kPermanent,
+                         "run id '" + id + "' is ambiguous: it matches " + list);
+  }
+  auto found = ReadRun(matches[0], &run);
+  if (!found.ok()) return found.status();
+  if (!*found) return NoRun(id, conn_->path());  // deleted in between
+  return run;
+}
+
+Result<std::vector<NodeRecord>> SqliteReader::GetNodes(const std::string& run_id) {
+  std::vector<NodeRecord> nodes;
+  Status status;
+  const std::string what = "reading the nodes of run " + run_id;
+  nodes_.Bind(1, run_id);
+  while (nodes_.Step(&status, what)) {
+    NodeRecord& node = nodes.emplace_back();
+    node.run_id = nodes_.Text(0);
+    node.node = nodes_.Text(1);
+    node.status = NodeStatus::kFailed;
+    ParseNodeStatus(nodes_.Text(2), &node.status);
+    node.attempts = static_cast<int>(nodes_.Int(3));
+    if (!nodes_.IsNull(4)) node.output_json = nodes_.Text(4);
+    node.error_kind = ErrorKind::kError;
+    ParseErrorKind(nodes_.Text(5), &node.error_kind);
+    node.error_message = nodes_.Text(6);
+    node.started_at = nodes_.Real(7);
+    node.finished_at = nodes_.Real(8);
+  }
+  nodes_.Reset();
+  if (!status.ok()) return status;
+  return nodes;
+}
+
+Result<std::vector<EventRecord>> SqliteReader::GetEvents(const std::string& run_id) {
+  std::vector<EventRecord> events;
+  Status status;
+  const std::string what = "reading the events of run " + run_id;
+  events_.Bind(1, run_id);
+  while (events_.Step(&status, what)) {
+    EventRecord& event = events.emplace_back();
+    event.run_id = events_.Text(0);
+    event.seq = events_.Int(1);
+    event.ts = events_.Real(2);
+    event.node = events_.Text(3);
+    event.kind = events_.Text(4);
+    event.data_json = events_.Text(5);
+  }
+  events_.Reset();
+  if (!status.ok()) return status;
+  return events;
+}
+
+Result<std::vector<RunListing>> SqliteReader::ListRuns(const RunFilter& filter) {
+  Statement& stmt = filter.status ? list_by_status_ : list_all_;
+  stmt.Bind(1, filter.limit > 0 ? int64_t{filter.limit} : int64_t{-1});
+  if (filter.status) stmt.Bind(2, RunStatusName(*filter.status));
+  std::vector<RunListing> runs;
+  Status status;
+  while (stmt.Step(&status, "listing runs")) {
+    RunListing& listing = runs.emplace_back();
+    RunFromRow(stmt, &listing.run);
+    listing.nodes_done = static_cast<int>(stmt.Int(16));
+  }
+  stmt.Reset();
+  if (!status.ok()) return status;
+  return runs;
+}
+
+Result<std::vector<BreakerRow>> SqliteReader::ListBreakers() {
+  std::vector<BreakerRow> rows;
+  Status status;
+  while (breakers_.Step(&status, "listing breakers")) {
+    BreakerRow& row = rows.emplace_back();
+    row.key = breakers_.Text(0);
+    row.updated_at = breakers_.Real(1);
+    ReadBreaker(breakers_, 2, &row.snapshot);
+  }
+  breakers_.Reset();
+  if (!status.ok()) return status;
+  return rows;
+}
+
+}  // namespace keel::sqlite

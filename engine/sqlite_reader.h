@@ -1,0 +1,51 @@
+#pragma once
+// SqliteReader: the read side of SqliteStore — a connection of its own and
+// the cached statements behind GetRun, GetNodes, GetEvents, ListRuns and
+// ListBreakers.
+// Each call reads one consistent, committed snapshot (WAL), so reads go on
+// while this or another process writes.
+//
+// Not thread-safe: SqliteStore holds a mutex around every call.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/sqlite_util.h"
+#include "engine/store.h"
+
+namespace keel::sqlite {
+
+class SqliteReader {
+ public:
+  // Takes `conn` and prepares the statements.
+  static Result<std::unique_ptr<SqliteReader>> Create(std::unique_ptr<Connection> conn);
+
+  SqliteReader(const SqliteReader&) = delete;
+  SqliteReader& operator=(const SqliteReader&) = delete;
+
+  // See Store for the contracts. Not-found and ambiguous ids are kPermanent.
+  Result<RunRecord> GetRun(const std::string& id);
+  Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id);
+  Result<std::vector<EventRecord>> GetEvents(const std::string& run_id);
+  Result<std::vector<RunListing>> ListRuns(const RunFilter& filter);
+  Result<std::vector<BreakerRow>> ListBreakers();
+
+ private:
+  explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
+
+  Status PrepareAll();
+  // Reads the run whose id is exactly `id`; false when there is none.
+  Result<bool> ReadRun(const std::string& id, RunRecord* run);
+
+  std::unique_ptr<Connection> conn_;
+  Statement run_by_id_;
+  Statement ids_by_prefix_;
+  Statement nodes_;
+  Statement events_;
+  Statement list_all_;
+  Statement list_by_status_;
+  Statement breakers_;
+};
+
+}  // namespace keel::sqlite

@@ -1,0 +1,222 @@
+#include "engine/sqlite_schema.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <vector>
+
+namespace keel::sqlite {
+namespace {
+
+// Statuses, node statuses and error kinds are stored by name (NodeStatusName,
+// RunStatusName, ErrorKindName); times are wall seconds.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE runs (
+  id            TEXT PRIMARY KEY,
+  workflow      TEXT NOT NULL,
+  script_path   TEXT NOT NULL,
+  script_sha256 TEXT NOT NULL,
+  script_text   TEXT NOT NULL,
+  params_json   TEXT NOT NULL,
+  status        TEXT NOT NULL,
+  owner_pid     INTEGER NOT NULL,
+  owner_host    TEXT NOT NULL,
+  owner_start   INTEGER NOT NULL,
+  heartbeat     REAL NOT NULL,
+  created_at    REAL NOT NULL,
+  updated_at    REAL NOT NULL,
+  finished_at   REAL NOT NULL DEFAULT 0,
+  node_count    INTEGER NOT NULL,
+  error         TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_finished ON runs (finished_at);
+
+-- rowid order is first-insert order: GetNodes lists nodes by it.
+CREATE TABLE nodes (
+  run_id        TEXT NOT NULL,
+  node          TEXT NOT NULL,
+  status        TEXT NOT NULL,
+  attempts      INTEGER NOT NULL,
+  output_json   TEXT,
+  error_kind    TEXT NOT NULL,
+  error_message TEXT NOT NULL,
+  started_at    REAL NOT NULL,
+  finished_at   REAL NOT NULL,
+  PRIMARY KEY (run_id, node)
+);
+
+CREATE TABLE events (
+  run_id    TEXT NOT NULL,
+  seq       INTEGER NOT NULL,
+  ts        REAL NOT NULL,
+  node      TEXT NOT NULL,
+  kind      TEXT NOT NULL,
+  data_json TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+-- Circuit breakers shared by every run and process using the database: one
+-- BreakerSnapshot per key (see engine/circuit_breaker.h).
+CREATE TABLE breakers (
+  key         TEXT PRIMARY KEY,
+  state       TEXT NOT NULL DEFAULT 'closed',
+  failures    INTEGER NOT NULL DEFAULT 0,  -- consecutive failures
+  probes_out  INTEGER NOT NULL DEFAULT 0,  -- half-open calls not yet reported
+  successes   INTEGER NOT NULL DEFAULT 0,  -- successful probes while half-open
+  opened_at   REAL NOT NULL DEFAULT 0,
+  cooldown    REAL NOT NULL DEFAULT 0,     -- seconds the breaker stays open
+  probe_lease REAL NOT NULL DEFAULT 0,
+  calls       INTEGER NOT NULL DEFAULT 0,  -- lifetime totals
+  failed      INTEGER NOT NULL DEFAULT 0,
+  window_json TEXT NOT NULL DEFAULT '[]',  -- recent outcomes: [[time, failed], ...]
+  updated_at  REAL NOT NULL DEFAULT 0
+);
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, kSchemaV1},
+};
+
+Status NotKeel(const std::string& path, const std::string& why) {
+  return Status::Error(ErrorKind::kPermanent, path + " is not a keel database: " + why);
+}
+
+// `path` as an SQLite URI, percent-encoding what URIs give meaning to.
+std::string FileUri(const std::string& path) {
+  std::string uri = path.starts_with('/') ? "file://" : "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#' || static_cast<unsigned char>(c) < 0x20) {
+      char escaped[4];
+      std::snprintf(escaped, sizeof escaped, "%%%02X", static_cast<unsigned char>(c));
+      uri += escaped;
+    } else {
+      uri += c;
+    }
+  }
+  return uri;
+}
+
+// The schema version of the database on `conn`: 0 for a new one.
+Result<int64_t> SchemaVersion(Connection* conn, int latest) {
+  auto kind = ClassifyDatabase(conn, latest);
+  if (!kind.ok()) return kind.status();
+  if (*kind == DatabaseKind::kNew) return int64_t{0};
+  return ReadPragma(conn, "user_version");
+}
+
+// Inside a write transaction: applies the steps the database lacks, reading
+// its version again now that no other connection can change it.
+Status ApplyMissing(Connection* conn, std::span<const Migration> migrations, int latest) {
+  auto version = SchemaVersion(conn, latest);
+  if (!version.ok()) return version.status();
+  if (*version == latest) return Status::Ok();
+  for (const Migration& m : migrations) {
+    if (m.version <= *version) continue;
+    Status status =
+        conn->Exec(m.sql, "migrating the schema to version " + std::to_string(m.version));
+    if (!status.ok()) return status;
+  }
+  std::string stamp = "PRAGMA application_id = " + std::to_string(kApplicationId) +
+                      "; PRAGMA user_version = " + std::to_string(latest);
+  return conn->Exec(stamp.c_str(), "stamping the schema version");
+}
+
+}  // namespace
+
+std::span<const Migration> KeelMigrations() { return kMigrations; }
+
+Result<int64_t> ReadPragma(Connection* conn, const char* name) {
+  std::string sql = std::string("PRAGMA ") + name;
+  Statement stmt;
+  Status status = stmt.Prepare(conn, sql.c_str());
+  if (status.ok() && stmt.Step(&status, sql)) {
+    int64_t value = stmt.Int(0);
+    stmt.Reset();
+    return value;
+  }
+  if (status.ok()) status = Status::Error(ErrorKind::kPermanent, conn->path() + ": no " + sql);
+  return status;
+}
+
+Result<DatabaseKind> ClassifyDatabase(Connection* conn, int latest_version) {
+  const std::string& path = conn->path();
+  auto app_id = ReadPragma(conn, "application_id");
+  if (!app_id.ok()) {
+    if ((sqlite3_errcode(conn->get()) & 0xff) == SQLITE_NOTADB) {
+      return NotKeel(path, "file is not a database");
+    }
+    return app_id.status();
+  }
+  auto version = ReadPragma(conn, "user_version");
+  if (!version.ok()) return version.status();
+  if (*app_id == kApplicationId) {
+    if (*version > latest_version) {
+      return Status::Error(ErrorKind::kPermanent,
+                           path + " was written by a newer keel (schema version " +
+                               std::to_string(*version) + ", this keel knows up to " +
+                               std::to_string(latest_version) + "); upgrade keel to use it");
+    }
+    return DatabaseKind::kKeel;
+  }
+  if (*app_id != 0) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%08x", static_cast<uint32_t>(*app_id));
+    return NotKeel(path, std::string("it belongs to another program (application_id ") + hex + ")");
+  }
+  Statement objects;
+  Status status = objects.Prepare(conn,
+                                  "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' "
+                                  "ESCAPE '\\' ORDER BY name LIMIT 4");
+  if (!status.ok()) return status;
+  std::vector<std::string> names;
+  while (objects.Step(&status, "listing tables")) names.push_back(objects.Text(0));
+  objects.Reset();
+  if (!status.ok()) return status;
+  if (!names.empty()) {
+    std::string list;
+    for (size_t i = 0; i < names.size() && i < 3; ++i) list += (i ? ", " : "") + names[i];
+    if (names.size() > 3) list += ", ...";
+    return NotKeel(path, "it holds another program's tables (" + list + ")");
+  }
+  if (*version != 0) {
+    return NotKeel(
+        path, "it has user_version " + std::to_string(*version) + " but not keel's application_id");
+  }
+  return DatabaseKind::kNew;
+}
+
+Result<DatabaseKind> InspectFile(const std::string& path, int latest_version) {
+  // With a write-ahead log present the main file may be stale, so read
+  // through the log; that needs the -shm file, which then already exists.
+  bool has_wal = access((path + "-wal").c_str(), F_OK) == 0;
+  std::string uri = FileUri(path) + (has_wal ? "?mode=ro" : "?mode=ro&immutable=1");
+  auto conn = Connection::Open(uri, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, 0);
+  if (!conn.ok()) return conn.status();
+  return ClassifyDatabase(conn->get(), latest_version);
+}
+
+Status Migrate(Connection* conn, std::span<const Migration> migrations, int busy_retries) {
+  const int latest = migrations.empty() ? 0 : migrations.back().version;
+  for (size_t i = 0; i < migrations.size(); ++i) {
+    if (migrations[i].version != static_cast<int>(i) + 1) {
+      return Status::Error(ErrorKind::kPermanent, "schema migrations are not numbered 1, 2, ...");
+    }
+  }
+  // Most opens find the schema current: settle that without the write lock,
+  // so that opening a database another process is writing does not wait.
+  auto version = SchemaVersion(conn, latest);
+  if (!version.ok()) return version.status();
+  if (*version == latest) return Status::Ok();
+
+  Status status = conn->BeginImmediate(busy_retries);
+  if (!status.ok()) return status;
+  status = ApplyMissing(conn, migrations, latest);
+  if (status.ok()) status = conn->Exec("COMMIT", "committing the schema");
+  if (!status.ok()) conn->Rollback();
+  return status;
+}
+
+}  // namespace keel::sqlite

@@ -1,0 +1,155 @@
+#pragma once
+// SqliteStore: the Store kept in one SQLite file (WAL mode), which several
+// processes may use at once.
+//
+// Thread-safety: every method may be called from any thread at any time.
+// Queued writes (SaveNode, AppendEvent, FinishRun, Heartbeat) go into an
+// in-memory FIFO that one writer thread drains: everything queued when it
+// wakes is committed in one transaction, in queue order (group commit).
+// CreateRun, ClaimRun, DeleteFinishedBefore and ResetBreakers also run on the
+// writer thread, in their own transactions, after the writes queued before
+// them; UpdateBreaker does too, but ahead of the queued writes. Reads use a second connection under
+// a mutex of their own and see only committed data.
+//
+// Failures: a batch that fails is rolled back, its records are lost, and the
+// next Flush() returns the error; the process and the store carry on. When
+// another process holds the write lock, the writer waits `busy_timeout` and
+// retries a few times before giving up on the batch.
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "engine/clock.h"
+#include "engine/store.h"
+
+namespace keel {
+
+namespace sqlite {
+class SqliteReader;
+class SqliteWriter;
+}  // namespace sqlite
+
+enum class SqliteDurability {
+  kNormal,  // synchronous=NORMAL: commits survive a crash of the process;
+            // the last ones may be lost if the machine loses power
+  kFull,    // synchronous=FULL: every commit is synced to disk
+};
+
+struct SqliteStoreOptions {
+  SqliteDurability durability = SqliteDurability::kNormal;
+  // When false, a missing file (or an empty one) is an error instead of a
+  // new database.
+  bool create_if_missing = true;
+  // Seconds to wait for another connection's lock before a retry.
+  double busy_timeout = 10;
+  // Stamps breakers' updated_at; null means SystemClock(). Must outlive the store.
+  Clock* clock = nullptr;
+};
+
+class SqliteStore final : public Store {
+ public:
+  // Opens the keel database at `path`, creating and initializing it when
+  // allowed, and migrating an older schema. Fails with kPermanent, naming
+  // `path`, when it is missing (and may not be created), is not SQLite, is
+  // another program's database or has a schema newer than this binary; such
+  // a file is not modified at all. The caller owns the store.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                   const SqliteStoreOptions& options);
+
+  // Commits everything queued, then closes. Errors at this point are lost:
+  // call Flush() first to see them.
+  ~SqliteStore() override;
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  Status CreateRun(const RunRecord& run) override;
+  Status ClaimRun(const RunRecord& run,
+                  const std::function<bool(const Owner&, double)>& owner_alive) override;
+  void SaveNode(NodeRecord node) override;
+  void AppendEvent(EventRecord event) override;
+  void FinishRun(std::string run_id, RunStatus status, std::string error,
+                 double finished_at) override;
+  void Heartbeat(std::string run_id, double now) override;
+  Status Flush() override;
+
+  Result<RunRecord> GetRun(const std::string& id) override;
+  Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) override;
+  Result<std::vector<EventRecord>> GetEvents(const std::string& run_id) override;
+  Result<std::vector<RunListing>> ListRuns(const RunFilter& filter) override;
+  Result<int64_t> DeleteFinishedBefore(double wall_time) override;
+  Result<BreakerSnapshot> UpdateBreaker(
+      const std::string& key, const std::function<void(BreakerSnapshot&)>& update) override;
+  Result<std::vector<BreakerRow>> ListBreakers() override;
+  Result<int64_t> ResetBreakers(const std::string& key) override;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct FinishWrite {
+    std::string run_id;
+    RunStatus status;
+    std::string error;
+    double finished_at;
+  };
+  struct HeartbeatWrite {
+    std::string run_id;
+    double now;
+  };
+  // A synchronous call: runs on the writer thread between batches while its
+  // caller waits. The caller owns it.
+  struct SyncCall {
+    std::function<Status(sqlite::SqliteWriter*)> fn;
+    Status result;      // guarded by mu_
+    bool done = false;  // guarded by mu_
+  };
+  using Write = std::variant<NodeRecord, EventRecord, FinishWrite, HeartbeatWrite, SyncCall*>;
+  // Writes are queued in chunks of fixed capacity, so that a long queue
+  // never moves records to grow, and drained chunks are reused.
+  using Chunk = std::vector<Write>;
+
+  SqliteStore(std::string path, Clock* clock, std::unique_ptr<sqlite::SqliteWriter> writer,
+              std::unique_ptr<sqlite::SqliteReader> reader);
+
+  void Enqueue(Write write);
+  // Runs `fn` on the writer thread and returns its status: after everything
+  // queued so far, or, when `urgent`, before whatever is still waiting.
+  Status CallOnWriter(std::function<Status(sqlite::SqliteWriter*)> fn, bool urgent = false);
+  void WriterLoop();
+  void RunCall(SyncCall* call);
+  // Writes `batch` in queue order; consecutive records share one transaction.
+  // Returns the first failure.
+  Status WriteBatch(const std::vector<Chunk>& batch);
+  Status Apply(const Write& write);
+
+  const std::string path_;
+  Clock* const clock_;
+  // Used only by writer_thread_. Declared before reader_ so that it closes
+  // last, and the last connection to close checkpoints and removes the WAL.
+  std::unique_ptr<sqlite::SqliteWriter> writer_;
+
+  std::mutex read_mu_;
+  std::unique_ptr<sqlite::SqliteReader> reader_;  // guarded by read_mu_
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // the writer waits here for work or stop_
+  std::condition_variable done_cv_;  // Flush and sync calls wait here for the writer
+  std::vector<Chunk> queue_;         // guarded by mu_
+  std::vector<Chunk> spare_;         // guarded by mu_: empty chunks, capacity kept
+  std::vector<SyncCall*> urgent_;    // guarded by mu_: calls that skip the queue
+  uint64_t queued_ = 0;              // guarded by mu_: writes ever queued
+  uint64_t written_ = 0;             // guarded by mu_: writes ever committed or failed
+  Status write_error_;               // guarded by mu_: first failure since the last Flush
+  bool writer_idle_ = false;         // guarded by mu_: the writer waits on work_cv_
+  bool stop_ = false;                // guarded by mu_
+  std::thread writer_thread_;
+};
+
+}  // namespace keel

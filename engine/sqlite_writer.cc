@@ -1,0 +1,280 @@
+#include "engine/sqlite_writer.h"
+
+#include <sqlite3.h>
+
+#include "engine/sqlite_breakers.h"
+
+namespace keel::sqlite {
+namespace {
+
+constexpr char kSaveNode[] =
+    "INSERT INTO nodes (run_id, node, status, attempts, output_json, error_kind, error_message, "
+    "started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+    "ON CONFLICT (run_id, node) DO UPDATE SET status = excluded.status, "
+    "attempts = excluded.attempts, output_json = excluded.output_json, "
+    "error_kind = excluded.error_kind, error_message = excluded.error_message, "
+    "started_at = excluded.started_at, finished_at = excluded.finished_at";
+constexpr char kAppendEvent[] =
+    "INSERT INTO events (run_id, seq, ts, node, kind, data_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr char kMaxSeq[] = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1";
+constexpr char kFinishRun[] =
+    "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4, updated_at = ?4 WHERE id = ?1";
+constexpr char kHeartbeat[] = "UPDATE runs SET heartbeat = ?2 WHERE id = ?1";
+constexpr char kInsertRun[] =
+    "INSERT INTO runs (id, workflow, script_path, script_sha256, script_text, params_json, "
+    "status, owner_pid, owner_host, owner_start, heartbeat, created_at, updated_at, finished_at, "
+    "node_count, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+    "?15, ?16) ON CONFLICT (id) DO NOTHING";
+constexpr char kRunOwner[] =
+    "SELECT owner_pid, owner_host, owner_start, heartbeat FROM runs WHERE id = ?1";
+constexpr char kClaimRun[] =
+    "UPDATE runs SET workflow = ?2, script_path = ?3, script_sha256 = ?4, script_text = ?5, "
+    "status = 'running', owner_pid = ?6, owner_host = ?7, owner_start = ?8, heartbeat = ?9, "
+    "updated_at = ?10, finished_at = 0, error = '', node_count = ?11 WHERE id = ?1";
+constexpr char kDeleteEvents[] =
+    "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE status <> 'running' AND "
+    "finished_at < ?1)";
+constexpr char kDeleteNodes[] =
+    "DELETE FROM nodes WHERE run_id IN (SELECT id FROM runs WHERE status <> 'running' AND "
+    "finished_at < ?1)";
+constexpr char kDeleteRuns[] = "DELETE FROM runs WHERE status <> 'running' AND finished_at < ?1";
+constexpr char kResetBreakers[] = "DELETE FROM breakers WHERE ?1 = '' OR key = ?1";
+
+// Adds which record failed to a failed status. The context is built only on
+// failure, off the hot path.
+Status About(Status status, const std::string& run_id, const std::string& node = "") {
+  if (status.ok()) return status;
+  std::string context =
+      node.empty() ? " (run " + run_id + ")" : " (node '" + node + "' of run " + run_id + ")";
+  return Status::Error(status.kind(), status.message() + context);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteWriter>> SqliteWriter::Create(std::unique_ptr<Connection> conn,
+                                                           int busy_retries) {
+  std::unique_ptr<SqliteWriter> writer(new SqliteWriter(std::move(conn), busy_retries));
+  Status status = writer->PrepareAll();
+  if (!status.ok()) return status;
+  return writer;
+}
+
+Status SqliteWriter::PrepareAll() {
+  const std::string get_breaker =
+      std::string("SELECT ") + kBreakerColumns + " FROM breakers WHERE key = ?1";
+  const std::string put_breaker =
+      std::string("INSERT OR REPLACE INTO breakers (key, ") + kBreakerColumns +
+      ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+  struct Item {
+    Statement* stmt;
+    const char* sql;
+  };
+  const Item items[] = {
+      {&save_node_, kSaveNode},
+      {&append_event_, kAppendEvent},
+      {&max_seq_, kMaxSeq},
+      {&finish_run_, kFinishRun},
+      {&heartbeat_, kHeartbeat},
+      {&insert_run_, kInsertRun},
+      {&run_owner_, kRunOwner},
+      {&claim_run_, kClaimRun},
+      {&delete_events_, kDeleteEvents},
+      {&delete_nodes_, kDeleteNodes},
+      {&delete_runs_, kDeleteRuns},
+      {&get_breaker_, get_breaker.c_str()},
+      {&put_breaker_, put_breaker.c_str()},
+      {&reset_breakers_, kResetBreakers},
+  };
+  for (const Item& item : items) {
+    Status status = item.stmt->Prepare(conn_.get(), item.sql);
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
+Status SqliteWriter::Begin() { return conn_->BeginImmediate(busy_retries_); }
+
+Status SqliteWriter::Commit() { return conn_->Exec("COMMIT", "committing"); }
+
+void SqliteWriter::Rollback() {
+  conn_->Rollback();
+  next_seq_.clear();
+}
+
+Status SqliteWriter::InTransaction(const std::function<Status()>& body) {
+  Status status = Begin();
+  if (!status.ok()) return status;
+  status = body();
+  if (status.ok()) status = Commit();
+  if (!status.ok()) Rollback();
+  return status;
+}
+
+Status SqliteWriter::SaveNode(const NodeRecord& node) {
+  save_node_.Bind(1, node.run_id)
+      .Bind(2, node.node)
+      .Bind(3, NodeStatusName(node.status))
+      .Bind(4, node.attempts)
+      .Bind(6, ErrorKindName(node.error_kind))
+      .Bind(7, node.error_message)
+      .Bind(8, node.started_at)
+      .Bind(9, node.finished_at);
+  if (node.output_json) {
+    save_node_.Bind(5, *node.output_json);
+  } else {
+    save_node_.BindNull(5);
+  }
+  return About(save_node_.Run("saving a node"), node.run_id, node.node);
+}
+
+Result<int64_t> SqliteWriter::NextSeq(const std::string& run_id) {
+  auto it = next_seq_.find(run_id);
+  if (it == next_seq_.end()) {
+    Status status;
+    max_seq_.Bind(1, run_id);
+    int64_t last = max_seq_.Step(&status, "reading the last event") ? max_seq_.Int(0) : 0;
+    max_seq_.Reset();
+    if (!status.ok()) return About(status, run_id);
+    it = next_seq_.emplace(run_id, last + 1).first;
+  }
+  return it->second++;
+}
+
+Status SqliteWriter::AppendEvent(const EventRecord& event) {
+  auto seq = NextSeq(event.run_id);
+  if (!seq.ok()) return seq.status();
+  append_event_.Bind(1, event.run_id)
+      .Bind(2, *seq)
+      .Bind(3, event.ts)
+      .Bind(4, event.node)
+      .Bind(5, event.kind)
+      .Bind(6, event.data_json);
+  return About(append_event_.Run("appending an event"), event.run_id, event.node);
+}
+
+Status SqliteWriter::FinishRun(const std::string& run_id, RunStatus status,
+                               const std::string& error, double finished_at) {
+  finish_run_.Bind(1, run_id).Bind(2, RunStatusName(status)).Bind(3, error).Bind(4, finished_at);
+  return About(finish_run_.Run("finishing a run"), run_id);
+}
+
+Status SqliteWriter::Heartbeat(const std::string& run_id, double now) {
+  heartbeat_.Bind(1, run_id).Bind(2, now);
+  return About(heartbeat_.Run("writing a heartbeat"), run_id);
+}
+
+Status SqliteWriter::CreateRun(const RunRecord& run) {
+  return InTransaction([&] {
+    insert_run_.Bind(1, run.id)
+        .Bind(2, run.workflow)
+        .Bind(3, run.script_path)
+        .Bind(4, run.script_sha256)
+        .Bind(5, run.script_text)
+        .Bind(6, run.params_json)
+        .Bind(7, RunStatusName(run.status))
+        .Bind(8, run.owner.pid)
+        .Bind(9, run.owner.host)
+        .Bind(10, run.owner.start_ticks)
+        .Bind(11, run.heartbeat)
+        .Bind(12, run.created_at)
+        .Bind(13, run.updated_at)
+        .Bind(14, run.finished_at)
+        .Bind(15, run.node_count)
+        .Bind(16, run.error);
+    Status status = insert_run_.Run("creating run " + run.id);
+    if (status.ok() && sqlite3_changes(conn_->get()) == 0) {
+      status = Status::Error(ErrorKind::kPermanent,
+                             "run " + run.id + " already exists in " + conn_->path());
+    }
+    return status;
+  });
+}
+
+Status SqliteWriter::ClaimRun(const RunRecord& run,
+                              const std::function<bool(const Owner&, double)>& owner_alive) {
+  return InTransaction([&] {
+    Status status;
+    run_owner_.Bind(1, run.id);
+    bool found = run_owner_.Step(&status, "reading the owner of run " + run.id);
+    Owner owner;
+    double heartbeat = 0;
+    if (found) {
+      owner.pid = run_owner_.Int(0);
+      owner.host = run_owner_.Text(1);
+      owner.start_ticks = run_owner_.Int(2);
+      heartbeat = run_owner_.Real(3);
+    }
+    run_owner_.Reset();
+    if (!status.ok()) return status;
+    if (!found) {
+      return Status::Error(ErrorKind::kPermanent, "no run '" + run.id + "' in " + conn_->path());
+    }
+    if (owner_alive(owner, run.heartbeat - heartbeat)) {
+      return Status::Error(ErrorKind::kPermanent, "run " + run.id +
+                                                      " is still owned by the live process " +
+                                                      std::to_string(owner.pid) + "@" + owner.host +
+                                                      "; wait for it to finish or stop it first");
+    }
+    claim_run_.Bind(1, run.id)
+        .Bind(2, run.workflow)
+        .Bind(3, run.script_path)
+        .Bind(4, run.script_sha256)
+        .Bind(5, run.script_text)
+        .Bind(6, run.owner.pid)
+        .Bind(7, run.owner.host)
+        .Bind(8, run.owner.start_ticks)
+        .Bind(9, run.heartbeat)
+        .Bind(10, run.updated_at)
+        .Bind(11, run.node_count);
+    status = claim_run_.Run("claiming run " + run.id);
+    // The previous owner may have appended events this writer never saw.
+    next_seq_.erase(run.id);
+    return status;
+  });
+}
+
+Result<int64_t> SqliteWriter::DeleteFinishedBefore(double wall_time) {
+  int64_t deleted = 0;
+  Status status = InTransaction([&] {
+    Status s = delete_events_.Bind(1, wall_time).Run("deleting old events");
+    if (s.ok()) s = delete_nodes_.Bind(1, wall_time).Run("deleting old nodes");
+    if (s.ok()) s = delete_runs_.Bind(1, wall_time).Run("deleting old runs");
+    if (s.ok()) deleted = sqlite3_changes(conn_->get());
+    return s;
+  });
+  if (!status.ok()) return status;
+  next_seq_.clear();
+  return deleted;
+}
+
+Result<BreakerSnapshot> SqliteWriter::UpdateBreaker(
+    const std::string& key, const std::function<void(BreakerSnapshot&)>& update, double now) {
+  BreakerSnapshot snapshot;
+  Status status = InTransaction([&] {
+    Status s;
+    get_breaker_.Bind(1, key);
+    if (get_breaker_.Step(&s, "reading breaker " + key)) ReadBreaker(get_breaker_, 0, &snapshot);
+    get_breaker_.Reset();
+    if (!s.ok()) return s;
+    update(snapshot);
+    std::string window_json;
+    put_breaker_.Bind(1, key).Bind(12, now);
+    BindBreaker(&put_breaker_, 2, snapshot, &window_json);
+    return put_breaker_.Run("writing breaker " + key);
+  });
+  if (!status.ok()) return status;
+  return snapshot;
+}
+
+Result<int64_t> SqliteWriter::ResetBreakers(const std::string& key) {
+  int64_t deleted = 0;
+  Status status = InTransaction([&] {
+    Status s = reset_breakers_.Bind(1, key).Run("resetting breakers");
+    if (s.ok()) deleted = sqlite3_changes(conn_->get());
+    return s;
+  });
+  if (!status.ok()) return status;
+  return deleted;
+}
+
+}  // namespace keel::sqlite

@@ -1,0 +1,87 @@
+#pragma once
+// SqliteWriter: the write side of SqliteStore — the one connection that
+// writes, its cached statements, and the per-run event sequence counters.
+//
+// Not thread-safe: SqliteStore's writer thread is its only user (and Open,
+// before that thread starts).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "engine/circuit_breaker.h"
+#include "engine/sqlite_util.h"
+#include "engine/store.h"
+
+namespace keel::sqlite {
+
+class SqliteWriter {
+ public:
+  // Takes `conn` (already migrated) and prepares the statements. `busy_retries`
+  // is how often BEGIN IMMEDIATE is retried after the busy timeout ran out.
+  static Result<std::unique_ptr<SqliteWriter>> Create(std::unique_ptr<Connection> conn,
+                                                      int busy_retries);
+
+  SqliteWriter(const SqliteWriter&) = delete;
+  SqliteWriter& operator=(const SqliteWriter&) = delete;
+
+  // A batch transaction: Begin, any number of the queued-write methods below,
+  // then Commit, or Rollback after any failure.
+  Status Begin();
+  Status Commit();
+  void Rollback();
+
+  Status SaveNode(const NodeRecord& node);
+  // Assigns the event the run's next sequence number.
+  Status AppendEvent(const EventRecord& event);
+  Status FinishRun(const std::string& run_id, RunStatus status, const std::string& error,
+                   double finished_at);
+  Status Heartbeat(const std::string& run_id, double now);
+
+  // Each in a transaction of its own; see Store for the contracts.
+  Status CreateRun(const RunRecord& run);
+  Status ClaimRun(const RunRecord& run,
+                  const std::function<bool(const Owner&, double)>& owner_alive);
+  Result<int64_t> DeleteFinishedBefore(double wall_time);
+  // `now` (wall seconds) is recorded as the row's updated_at.
+  Result<BreakerSnapshot> UpdateBreaker(const std::string& key,
+                                        const std::function<void(BreakerSnapshot&)>& update,
+                                        double now);
+  Result<int64_t> ResetBreakers(const std::string& key);
+
+ private:
+  SqliteWriter(std::unique_ptr<Connection> conn, int busy_retries)
+      : conn_(std::move(conn)), busy_retries_(busy_retries) {}
+
+  Status PrepareAll();
+  // The next event sequence number of `run_id`, read from the table on the
+  // first use after opening or after a rollback.
+  Result<int64_t> NextSeq(const std::string& run_id);
+  // Runs `body` between BEGIN IMMEDIATE and COMMIT; rolls back when it fails.
+  Status InTransaction(const std::function<Status()>& body);
+
+  std::unique_ptr<Connection> conn_;
+  const int busy_retries_;
+  // Next sequence number per run, valid only for what this connection committed
+  // or is about to commit; cleared on rollback.
+  std::unordered_map<std::string, int64_t> next_seq_;
+
+  Statement save_node_;
+  Statement append_event_;
+  Statement max_seq_;
+  Statement finish_run_;
+  Statement heartbeat_;
+  Statement insert_run_;
+  Statement run_owner_;
+  Statement claim_run_;
+  Statement delete_events_;
+  Statement delete_nodes_;
+  Statement delete_runs_;
+  Statement get_breaker_;
+  Statement put_breaker_;
+  Statement reset_breakers_;
+};
+
+}  // namespace keel::sqlite

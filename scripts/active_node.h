@@ -1,0 +1,54 @@
+#pragma once
+// ActiveNode: what the `keel` module and the instruction hook know about the
+// node execution running on a Lua state.
+//
+// A ScriptState (script_state.h) keeps a StateAnchor in the extra space of
+// its main thread; Lua copies that space into every thread created later, so
+// any coroutine of the state finds the anchor and, through it, the execution
+// currently holding the state. An ActiveNode is read and written only by the
+// thread that holds its state.
+
+#include <string>
+
+#include "engine/cancel_token.h"
+
+struct lua_State;
+
+namespace keel {
+
+// Why the hook stopped a coroutine. Deadlines (timeouts) add a reason here
+// and a check in ActiveNode::CheckStop.
+enum class StopReason { kNone, kCancelled };
+
+struct ActiveNode {
+  const std::string* node = nullptr;    // its name, for keel.log and messages
+  lua_State* coroutine = nullptr;       // the coroutine running the node's function
+  const CancelToken* cancel = nullptr;  // may be null
+  double sleep_seconds = -1;            // set by keel.sleep just before it yields
+  StopReason stop = StopReason::kNone;  // set by the hook just before it stops the coroutine
+
+  StopReason CheckStop() const {
+    if (cancel != nullptr && cancel->cancelled()) return StopReason::kCancelled;
+    return StopReason::kNone;
+  }
+};
+
+struct StateAnchor {
+  ActiveNode* active = nullptr;  // null while no execution holds the state
+};
+
+// Stores `anchor` in L's extra space. Call on the main thread before any
+// coroutine is created.
+void SetStateAnchor(lua_State* L, StateAnchor* anchor);
+// The execution running on the state of L (any of its threads), or null.
+ActiveNode* ActiveNodeOf(lua_State* L);
+
+// Installs on coroutine `co` the instruction-count hook that stops it (every
+// kStopCheckInstructions instructions) once ActiveNode::CheckStop gives a
+// reason: it records the reason in ActiveNode::stop and yields the coroutine
+// (which the script cannot catch) or, where yielding is impossible, raises an
+// error. Coroutines the script creates inside `co` inherit the hook.
+inline constexpr int kStopCheckInstructions = 1000;
+void InstallStopHook(lua_State* co);
+
+}  // namespace keel

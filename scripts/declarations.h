@@ -1,0 +1,80 @@
+#pragma once
+// Declarations: the DSL half of the `keel` module (keel.fn, keel.workflow)
+// and the reader that turns what a script declared into C++ values.
+//
+// `keel.fn "name" { ... }` checks its options at once (so mistakes are
+// reported at the declaring line) and returns a node declaration table;
+// `keel.workflow "name" { ... }` checks its entries, registers the workflow
+// in the state and returns it. After the chunk has run, ReadDeclarations
+// reads the registered workflows back.
+//
+// Thread-safety: functions here touch one lua_State and run on the thread
+// that holds it.
+
+#include <string>
+#include <vector>
+
+#include "engine/json_text.h"
+#include "engine/status.h"
+
+struct lua_State;
+
+namespace keel {
+
+struct NodeDeclaration {
+  std::string name;
+  std::string where;  // "file.lua:12"
+  std::vector<std::string> after;
+  bool optional = false;
+  bool has_run = false;
+  bool has_when = false;
+  // An object holding the policy options the node gave (timeout,
+  // total_timeout, retry, circuit, fallback, join, memory, max_concurrency).
+  // Fallback workflows appear as their names.
+  JsonText policy;
+};
+
+struct WorkflowDeclaration {
+  std::string name;
+  std::string where;
+  JsonText params;    // an object: the `params` defaults
+  JsonText defaults;  // an object: the `defaults` policy options
+  std::vector<NodeDeclaration> nodes;
+};
+
+struct ScriptDeclarations {
+  std::vector<WorkflowDeclaration> workflows;  // in declaration order
+  int main = -1;                               // the workflow the script returned
+};
+
+// Registry references to one node's functions in one state; kNoFunction
+// (LUA_NOREF) when the node has none.
+inline constexpr int kNoFunction = -2;
+struct NodeFunctions {
+  int run = kNoFunction;
+  int when = kNoFunction;
+};
+
+// Creates the registry entries the DSL uses (the list of declared workflows,
+// the declaration metatables). Call once per state, before the script runs.
+void InstallDeclarations(lua_State* L);
+// Sets `fn` and `workflow` on the table at the top of L's stack.
+void AddDeclarationFunctions(lua_State* L);
+
+// True when the value at `index` is a workflow returned by keel.workflow.
+bool IsWorkflowObject(lua_State* L, int index);
+
+// "file.lua:12": where the Lua code that called the running C function is.
+// Uses the chunk name without its '@', so the path is the one the user gave.
+std::string CallerWhere(lua_State* L);
+
+// Reads the workflows the chunk registered in L. `returned` is the stack index
+// of the chunk's first return value, or 0 when it returned nothing;
+// `chunk_name` is the script path as the user gave it. Appends to *functions
+// the registry references of every node's functions, workflow by workflow,
+// node by node. Fails (kPermanent) when the chunk did not return a workflow.
+// Call with the memory cap disarmed.
+Status ReadDeclarations(lua_State* L, int returned, const std::string& chunk_name,
+                        ScriptDeclarations* declarations, std::vector<NodeFunctions>* functions);
+
+}  // namespace keel

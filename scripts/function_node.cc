@@ -1,0 +1,236 @@
+#include "scripts/function_node.h"
+
+#include <algorithm>
+#include <exception>
+#include <string>
+
+#include "lua.hpp"
+#include "scripts/context_table.h"
+#include "scripts/keel_module.h"
+#include "scripts/lua_json.h"
+
+namespace keel {
+namespace {
+
+// A sleeping node wakes at least this often to notice cancellation, since a
+// CancelToken cannot call back.
+constexpr double kSleepSlice = 0.25;
+
+// One attempt of one function node. Owned by shared_ptrs held by whoever
+// drives it next (Start, then a pending timer or posted closure), so it lives
+// until it has finished; it is driven by one thread at a time.
+class Execution : public std::enable_shared_from_this<Execution> {
+ public:
+  Execution(std::shared_ptr<LuaStatePool> pool, std::unique_ptr<ScriptState> state, int index,
+            const NodeContext& ctx, NodeCompletion done)
+      : pool_(std::move(pool)),
+        state_(std::move(state)),
+        index_(index),
+        ctx_(ctx),
+        done_(std::move(done)) {}
+
+  void Begin() {
+    Guarded([this] {
+      active_.node = &ctx_.node;
+      active_.cancel = ctx_.cancel;
+      state_->SetActive(&active_);
+      state_->memory()->ClearExceeded();
+      co_ = state_->TakeCoroutine();
+      active_.coroutine = co_;
+      if ((active_.stop = active_.CheckStop()) != StopReason::kNone) {
+        return Finish(Stopped(), true);
+      }
+      Status status = PushContextTable(co_, ctx_);
+      if (!status.ok()) return Finish(Failed(ErrorKind::kPermanent, status.message()), true);
+      const NodeFunctions& functions = state_->functions(index_);
+      if (functions.when == kNoFunction) return StartRun();
+      phase_ = Phase::kWhen;
+      lua_rawgeti(co_, LUA_REGISTRYINDEX, functions.when);
+      lua_pushvalue(co_, 1);
+      Resume(1);
+    });
+  }
+
+ private:
+  enum class Phase { kWhen, kRun };
+
+  // Runs `step`; a C++ exception (only bad_alloc is possible) fails the node
+  // instead of escaping into the executor or the timer thread.
+  template <typename Step>
+  void Guarded(Step step) {
+    try {
+      step();
+    } catch (const std::exception& e) {
+      if (done_) Abandon(e.what());
+    }
+  }
+
+  NodeResult Failed(ErrorKind kind, const std::string& message, double retry_after = -1) const {
+    return NodeResult::Failure(
+        Status::Error(kind, "node '" + ctx_.node + "': " + message, retry_after));
+  }
+
+  NodeResult Stopped() const { return Failed(ErrorKind::kCancelled, "cancelled"); }
+
+  void StartRun() {
+    phase_ = Phase::kRun;
+    lua_rawgeti(co_, LUA_REGISTRYINDEX, state_->functions(index_).run);
+    lua_pushvalue(co_, 1);
+    Resume(1);
+  }
+
+  // Runs the coroutine until it returns, fails, stops or waits.
+  void Resume(int nargs) {
+    int nresults = 0;
+    int status;
+    {
+      CappedScope capped(state_->memory(), true);
+      status = lua_resume(co_, nullptr, nargs, &nresults);
+    }
+    if (active_.stop != StopReason::kNone) return Finish(Stopped(), false);
+    if (status == LUA_YIELD) return OnYield();
+    if (status == LUA_OK) return OnReturn();
+    OnError(status);
+  }
+
+  void OnYield() {
+    double seconds = active_.sleep_seconds;
+    if (seconds < 0) {
+      return Finish(Failed(ErrorKind::kError,
+                           "the function yielded without keel.sleep (coroutine.yield outside a "
+                           "coroutine of its own)"),
+                    false);
+    }
+    active_.sleep_seconds = -1;
+    wake_at_ = pool_->clock()->Now() + seconds;
+    // Nothing may touch this execution after arming: the timer may already be running.
+    ArmTimer(std::min(seconds, kSleepSlice));
+  }
+
+  void ArmTimer(double seconds) {
+    pool_->clock()->After(seconds, [self = shared_from_this()] { self->OnTimer(); });
+  }
+
+  // On the timer thread: no Lua here.
+  void OnTimer() {
+    Guarded([this] {
+      double remaining = wake_at_ - pool_->clock()->Now();
+      if (remaining > 0 && active_.CheckStop() == StopReason::kNone) {
+        return ArmTimer(std::min(remaining, kSleepSlice));
+      }
+      auto wake = [self = shared_from_this()] { self->Wake(); };
+      if (ctx_.post) {
+        ctx_.post(std::move(wake));
+      } else {
+        wake();
+      }
+    });
+  }
+
+  void Wake() {
+    Guarded([this] {
+      if ((active_.stop = active_.CheckStop()) != StopReason::kNone) {
+        return Finish(Stopped(), false);
+      }
+      Resume(0);
+    });
+  }
+
+  void OnReturn() {
+    bool has_value = lua_gettop(co_) >= 2;  // ctx sits at 1, results above it
+    if (phase_ == Phase::kWhen) {
+      bool go = has_value && lua_toboolean(co_, 2);
+      lua_settop(co_, 1);
+      if (!go) return Finish(NodeResult::Skipped(), true);
+      return StartRun();
+    }
+    std::string json;
+    if (!has_value) {
+      json = "null";
+    } else if (Status status = LuaToJson(co_, 2, &json); !status.ok()) {
+      return Finish(
+          NodeResult::Failure(Status::Error(
+              ErrorKind::kError, "output of node '" + ctx_.node + "': " + status.message())),
+          true);
+    }
+    Finish(NodeResult::Success(MakeJson(std::move(json))), true);
+  }
+
+  void OnError(int status) {
+    const char* text = lua_tostring(co_, -1);
+    bool out_of_memory = status == LUA_ERRMEM || (state_->memory()->exceeded() && text != nullptr &&
+                                                  std::string(text) == "not enough memory");
+    if (out_of_memory) {
+      return Finish(Failed(ErrorKind::kError,
+                           "memory limit of " + FormatMiB(pool_->memory_limit()) + " exceeded"),
+                    false);
+    }
+    Status failure = ReadFailure(co_, -1, ctx_.node);
+    if (!failure.ok()) return Finish(NodeResult::Failure(std::move(failure)), false);
+    std::string message =
+        text != nullptr ? text
+                        : std::string("(error object is a ") + luaL_typename(co_, -1) + " value)";
+    lua_State* L = state_->main();
+    luaL_traceback(L, co_, message.c_str(), 0);
+    message = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    Finish(Failed(ErrorKind::kError, message), false);
+  }
+
+  // Gives the state back (or drops it after a memory overrun) and reports.
+  void Finish(NodeResult result, bool coroutine_clean) {
+    state_->SetActive(nullptr);
+    state_->ReleaseCoroutine(coroutine_clean);
+    co_ = nullptr;
+    if (state_->memory()->exceeded()) {
+      state_.reset();
+    } else {
+      pool_->Return(std::move(state_));
+    }
+    NodeCompletion done = std::move(done_);
+    done_ = nullptr;
+    done(std::move(result));
+  }
+
+  // After a C++ exception the state may be half-way through an operation:
+  // drop it rather than reuse it.
+  void Abandon(const char* what) {
+    if (state_ != nullptr) state_->SetActive(nullptr);
+    state_.reset();
+    NodeCompletion done = std::move(done_);
+    done_ = nullptr;
+    done(Failed(ErrorKind::kError, std::string("internal error: ") + what));
+  }
+
+  const std::shared_ptr<LuaStatePool> pool_;
+  std::unique_ptr<ScriptState> state_;
+  const int index_;
+  const NodeContext& ctx_;  // the executor keeps it alive until done_ is called
+  NodeCompletion done_;
+  ActiveNode active_;
+  lua_State* co_ = nullptr;
+  Phase phase_ = Phase::kRun;
+  double wake_at_ = 0;  // clock time a keel.sleep ends
+};
+
+}  // namespace
+
+void FunctionNode::Start(const NodeContext& ctx, NodeCompletion done) {
+  std::shared_ptr<Execution> execution;
+  try {
+    auto state = pool_->Checkout();
+    if (!state.ok()) {
+      done(NodeResult::Failure(Status::Error(
+          state.status().kind(), "node '" + ctx.node + "': " + state.status().message())));
+      return;
+    }
+    execution =
+        std::make_shared<Execution>(pool_, std::move(state).value(), index_, ctx, std::move(done));
+  } catch (const std::exception& e) {
+    if (done) done(NodeResult::Failure(Status::Error(ErrorKind::kError, e.what())));
+    return;
+  }
+  execution->Begin();
+}
+
+}  // namespace keel

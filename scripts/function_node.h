@@ -1,0 +1,40 @@
+#pragma once
+// FunctionNode: the NodeBody of a `keel.fn` node.
+//
+// Start checks a ScriptState out of the pool, runs the node's `when` (if
+// any) and then `run` on a coroutine of that state, and converts the first
+// value `run` returns to JSON. keel.sleep yields the coroutine: a Clock
+// timer fires later and the coroutine resumes through NodeContext::post on
+// a worker, never on the timer thread. The state stays checked out while the
+// node sleeps and goes back to the pool before `done` is called.
+//
+// Results: success with the JSON output (nil -> null); skipped when `when`
+// returns a false value; kError with the Lua traceback for error(); the kind,
+// message and retry_after of keel.fail; kCancelled when ctx.cancel fires (an
+// instruction-count hook stops even `while true do end`); kError for output
+// that cannot be JSON and for going over the state's memory limit (the state
+// is then discarded).
+//
+// Thread-safety: Start may be called from several threads at once.
+
+#include <memory>
+
+#include "engine/workflow.h"
+#include "scripts/lua_state_pool.h"
+
+namespace keel {
+
+class FunctionNode final : public NodeBody {
+ public:
+  // `index` is the node's position in declaration order (see ScriptState).
+  FunctionNode(std::shared_ptr<LuaStatePool> pool, int index)
+      : pool_(std::move(pool)), index_(index) {}
+
+  void Start(const NodeContext& ctx, NodeCompletion done) override;
+
+ private:
+  const std::shared_ptr<LuaStatePool> pool_;
+  const int index_;
+};
+
+}  // namespace keel

@@ -1,0 +1,409 @@
+#include "scripts/lua_json.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+#include "lua.hpp"
+#include "rapidjson/error/en.h"
+#include "rapidjson/memorystream.h"
+#include "rapidjson/reader.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace keel {
+namespace {
+
+// Addresses used as registry keys and as the keel.null sentinel.
+char kArrayMarkerKey;
+char kObjectMarkerKey;
+char kNullSentinel;
+
+using JsonWriter =
+    rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                      rapidjson::CrtAllocator, rapidjson::kWriteValidateEncodingFlag>;
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || !(isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+// Walks a Lua value depth-first, feeding a RapidJSON writer. On failure the
+// path to the bad value is collected while the recursion unwinds, so the
+// success path pays nothing for it.
+class Encoder {
+ public:
+  explicit Encoder(lua_State* L) : L_(L), writer_(buffer_) {
+    PushArrayMarker(L);
+    array_marker_ = lua_topointer(L, -1);
+    PushObjectMarker(L);
+    object_marker_ = lua_topointer(L, -1);
+    lua_pop(L, 2);
+  }
+
+  bool Encode(int index, int depth) {
+    switch (lua_type(L_, index)) {
+      case LUA_TNIL:
+        return writer_.Null();
+      case LUA_TBOOLEAN:
+        return writer_.Bool(lua_toboolean(L_, index) != 0);
+      case LUA_TNUMBER:
+        return EncodeNumber(index);
+      case LUA_TSTRING: {
+        size_t len = 0;
+        const char* s = lua_tolstring(L_, index, &len);
+        if (len > std::numeric_limits<rapidjson::SizeType>::max()) {
+          return Fail("a string longer than 4 GiB cannot be JSON");
+        }
+        if (!writer_.String(s, static_cast<rapidjson::SizeType>(len))) {
+          return Fail("a string that is not valid UTF-8 cannot be JSON");
+        }
+        return true;
+      }
+      case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L_, index) == &kNullSentinel) return writer_.Null();
+        return Fail("a userdata cannot be JSON");
+      case LUA_TTABLE:
+        return EncodeTable(index, depth + 1);
+      default:
+        return Fail(std::string("a ") + luaL_typename(L_, index) + " cannot be JSON");
+    }
+  }
+
+  const char* text() const { return buffer_.GetString(); }
+  size_t size() const { return buffer_.GetSize(); }
+
+  // "at .items[3].f: a function cannot be JSON".
+  std::string ErrorMessage() const {
+    if (reversed_path_.empty()) return error_;
+    std::string path;
+    for (auto it = reversed_path_.rbegin(); it != reversed_path_.rend(); ++it) path += *it;
+    return "at " + path + ": " + error_;
+  }
+
+ private:
+  enum class Shape { kArray, kObject };
+
+  bool Fail(std::string message) {
+    error_ = std::move(message);
+    return false;
+  }
+
+  bool EncodeNumber(int index) {
+    if (lua_isinteger(L_, index)) return writer_.Int64(lua_tointeger(L_, index));
+    double d = lua_tonumber(L_, index);
+    if (std::isnan(d)) return Fail("NaN cannot be JSON");
+    if (std::isinf(d)) return Fail("an infinite number cannot be JSON");
+    return writer_.Double(d);
+  }
+
+  std::string KeyText(int index) {
+    if (lua_type(L_, index) == LUA_TSTRING) return std::string("'") + lua_tostring(L_, index) + "'";
+    if (lua_isinteger(L_, index)) return std::to_string(lua_tointeger(L_, index));
+    if (lua_type(L_, index) == LUA_TNUMBER) {
+      char number[32];
+      snprintf(number, sizeof(number), "%.17g", lua_tonumber(L_, index));
+      return number;
+    }
+    return std::string("of type ") + luaL_typename(L_, index);
+  }
+
+  // Decides whether the table at `index` is an array (returns its length in
+  // *n) or an object (its keys appended to keys_), or fails.
+  bool Classify(int index, Shape* shape, lua_Integer* n) {
+    const void* marker = nullptr;
+    if (lua_getmetatable(L_, index)) {
+      marker = lua_topointer(L_, -1);
+      lua_pop(L_, 1);
+    }
+    lua_Integer count = 0, int_keys = 0, max_key = 0;
+    bool bad_int = false;
+    std::string first_int_key, first_string_key;
+    lua_pushnil(L_);
+    while (lua_next(L_, index) != 0) {
+      lua_pop(L_, 1);
+      ++count;
+      if (lua_type(L_, -1) == LUA_TSTRING) {
+        size_t len = 0;
+        const char* key = lua_tolstring(L_, -1, &len);
+        keys_.emplace_back(key, len);
+        if (first_string_key.empty()) first_string_key = KeyText(-1);
+      } else if (lua_isinteger(L_, -1)) {
+        lua_Integer k = lua_tointeger(L_, -1);
+        ++int_keys;
+        if (k < 1) bad_int = true;
+        max_key = std::max(max_key, k);
+        if (first_int_key.empty()) first_int_key = KeyText(-1);
+      } else {
+        std::string message = "a table key " + KeyText(-1) + " cannot be JSON";
+        lua_pop(L_, 1);
+        return Fail(std::move(message));
+      }
+    }
+    lua_Integer string_keys = count - int_keys;
+    if (marker == array_marker_) {
+      if (string_keys > 0) return Fail("an array (keel.array) cannot have key " + first_string_key);
+    } else if (marker == object_marker_) {
+      if (int_keys > 0) return Fail("an object (keel.object) cannot have key " + first_int_key);
+      *shape = Shape::kObject;
+      return true;
+    } else if (count == 0 || string_keys == count) {
+      *shape = Shape::kObject;
+      return true;
+    } else if (string_keys > 0) {
+      return Fail("a table with both list items and named keys (" + first_string_key +
+                  ") cannot be JSON");
+    }
+    if (bad_int || max_key != int_keys) {
+      return Fail("a list with holes (keys must be 1.." + std::to_string(int_keys) +
+                  ") cannot be JSON");
+    }
+    *shape = Shape::kArray;
+    *n = int_keys;
+    return true;
+  }
+
+  bool EncodeTable(int index, int depth) {
+    if (depth > kMaxJsonDepth) {
+      return Fail("nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    const void* self = lua_topointer(L_, index);
+    if (std::find(ancestors_.begin(), ancestors_.end(), self) != ancestors_.end()) {
+      return Fail("a table that contains itself cannot be JSON");
+    }
+    if (!lua_checkstack(L_, 4)) return Fail("nested too deeply for the Lua stack");
+    size_t keys_begin = keys_.size();
+    Shape shape = Shape::kObject;
+    lua_Integer n = 0;
+    if (!Classify(index, &shape, &n)) return false;
+    ancestors_.push_back(self);
+    bool ok = shape == Shape::kArray ? EncodeArray(index, n, depth)
+                                     : EncodeObject(index, keys_begin, depth);
+    ancestors_.pop_back();
+    keys_.resize(keys_begin);
+    return ok;
+  }
+
+  bool EncodeArray(int index, lua_Integer n, int depth) {
+    writer_.StartArray();
+    for (lua_Integer i = 1; i <= n; ++i) {
+      lua_rawgeti(L_, index, i);
+      bool ok = Encode(lua_gettop(L_), depth);
+      lua_pop(L_, 1);
+      if (!ok) {
+        reversed_path_.push_back("[" + std::to_string(i) + "]");
+        return false;
+      }
+    }
+    return writer_.EndArray();
+  }
+
+  bool EncodeObject(int index, size_t keys_begin, int depth) {
+    std::sort(keys_.begin() + keys_begin, keys_.end());
+    writer_.StartObject();
+    // Nested tables append to and truncate keys_ past keys_end, so indices
+    // (not iterators) stay valid.
+    size_t keys_end = keys_.size();
+    for (size_t i = keys_begin; i < keys_end; ++i) {
+      std::string_view key = keys_[i];
+      if (!writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()))) {
+        return Fail("a key that is not valid UTF-8 cannot be JSON");
+      }
+      lua_pushlstring(L_, key.data(), key.size());
+      lua_rawget(L_, index);
+      bool ok = Encode(lua_gettop(L_), depth);
+      lua_pop(L_, 1);
+      if (!ok) {
+        reversed_path_.push_back(IsIdentifier(key) ? "." + std::string(key)
+                                                   : "[\"" + std::string(key) + "\"]");
+        return false;
+      }
+    }
+    return writer_.EndObject();
+  }
+
+  lua_State* L_;
+  rapidjson::StringBuffer buffer_;
+  JsonWriter writer_;
+  const void* array_marker_;
+  const void* object_marker_;
+  // Tables on the path from the root to the current one, to detect cycles.
+  std::vector<const void*> ancestors_;
+  // Keys of the objects being written, innermost last. The strings are owned
+  // by the tables, which stay reachable (and unmodified) while encoding.
+  std::vector<std::string_view> keys_;
+  std::string error_;
+  std::vector<std::string> reversed_path_;
+};
+
+// A RapidJSON SAX handler that builds the Lua value directly on the stack.
+class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> {
+ public:
+  // The array marker must be at absolute stack index `marker`.
+  Decoder(lua_State* L, int marker) : L_(L), marker_(marker) {}
+
+  bool Null() {
+    if (frames_.empty()) {
+      lua_pushnil(L_);
+    } else {
+      PushJsonNull(L_);
+    }
+    return Attach();
+  }
+  bool Bool(bool b) {
+    lua_pushboolean(L_, b);
+    return Attach();
+  }
+  bool Int(int i) { return Integer(i); }
+  bool Uint(unsigned u) { return Integer(u); }
+  bool Int64(int64_t i) { return Integer(i); }
+  bool Uint64(uint64_t u) {
+    if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return Integer(static_cast<lua_Integer>(u));
+    }
+    return Double(static_cast<double>(u));
+  }
+  bool Double(double d) {
+    lua_pushnumber(L_, d);
+    return Attach();
+  }
+  bool String(const char* s, rapidjson::SizeType len, bool) {
+    lua_pushlstring(L_, s, len);
+    return Attach();
+  }
+  bool Key(const char* s, rapidjson::SizeType len, bool) {
+    lua_pushlstring(L_, s, len);
+    return true;
+  }
+  bool StartObject() {
+    if (!Open()) return false;
+    lua_createtable(L_, 0, 0);
+    frames_.push_back(Frame{false, 0});
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    frames_.pop_back();
+    return Attach();
+  }
+  bool StartArray() {
+    if (!Open()) return false;
+    lua_createtable(L_, 0, 0);
+    lua_pushvalue(L_, marker_);
+    lua_setmetatable(L_, -2);
+    frames_.push_back(Frame{true, 0});
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    frames_.pop_back();
+    return Attach();
+  }
+
+  // Set when the handler, not the syntax, stopped the parse.
+  const std::string& error() const { return error_; }
+
+ private:
+  struct Frame {
+    bool is_array;
+    lua_Integer count;
+  };
+
+  bool Integer(lua_Integer i) {
+    lua_pushinteger(L_, i);
+    return Attach();
+  }
+
+  bool Open() {
+    if (frames_.size() >= static_cast<size_t>(kMaxJsonDepth)) {
+      error_ = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+      return false;
+    }
+    // The new table, a key and a value.
+    if (!lua_checkstack(L_, 3)) {
+      error_ = "nested too deeply for the Lua stack";
+      return false;
+    }
+    return true;
+  }
+
+  // Moves the value just pushed into its container, if any.
+  bool Attach() {
+    if (frames_.empty()) return true;
+    Frame& frame = frames_.back();
+    if (frame.is_array) {
+      lua_rawseti(L_, -2, ++frame.count);
+    } else {
+      lua_rawset(L_, -3);
+    }
+    return true;
+  }
+
+  lua_State* L_;
+  int marker_;
+  std::vector<Frame> frames_;
+  std::string error_;
+};
+
+void PushMarker(lua_State* L, const void* key) { lua_rawgetp(L, LUA_REGISTRYINDEX, key); }
+
+}  // namespace
+
+void InstallJsonMarkers(lua_State* L) {
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "keel.array");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kArrayMarkerKey);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "keel.object");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kObjectMarkerKey);
+}
+
+void PushJsonNull(lua_State* L) { lua_pushlightuserdata(L, &kNullSentinel); }
+
+bool IsJsonNull(lua_State* L, int index) {
+  return lua_type(L, index) == LUA_TLIGHTUSERDATA && lua_touserdata(L, index) == &kNullSentinel;
+}
+
+void PushArrayMarker(lua_State* L) { PushMarker(L, &kArrayMarkerKey); }
+void PushObjectMarker(lua_State* L) { PushMarker(L, &kObjectMarkerKey); }
+
+Status LuaToJson(lua_State* L, int index, std::string* out) {
+  int top = lua_gettop(L);
+  index = lua_absindex(L, index);
+  Encoder encoder(L);
+  bool ok = encoder.Encode(index, 0);
+  lua_settop(L, top);
+  if (!ok) return Status::Error(ErrorKind::kPermanent, encoder.ErrorMessage());
+  out->append(encoder.text(), encoder.size());
+  return Status::Ok();
+}
+
+Status PushJson(lua_State* L, std::string_view json) {
+  constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag |
+                              rapidjson::kParseValidateEncodingFlag;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 4)) {
+    return Status::Error(ErrorKind::kPermanent, "no Lua stack space to decode JSON");
+  }
+  PushArrayMarker(L);
+  Decoder decoder(L, lua_gettop(L));
+  rapidjson::MemoryStream stream(json.data(), json.size());
+  rapidjson::Reader reader;
+  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, decoder);
+  if (result.IsError()) {
+    lua_settop(L, top);
+    std::string what = result.Code() == rapidjson::kParseErrorTermination
+                           ? decoder.error()
+                           : rapidjson::GetParseError_En(result.Code());
+    return Status::Error(ErrorKind::kPermanent,
+                         "invalid JSON at offset " + std::to_string(result.Offset()) + ": " + what);
+  }
+  lua_remove(L, top + 1);  // the marker
+  return Status::Ok();
+}
+
+}  // namespace keel

@@ -1,0 +1,91 @@
+#include "scripts/workflow_loader.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "scripts/function_node.h"
+#include "scripts/lua_state_pool.h"
+#include "scripts/sha256.h"
+
+namespace keel {
+namespace {
+
+Status ReadFile(const std::string& path, std::string* text) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::Error(ErrorKind::kPermanent, path + ": cannot open: " + strerror(errno));
+  }
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) {
+    return Status::Error(ErrorKind::kPermanent, path + ": cannot read: " + strerror(errno));
+  }
+  *text = std::move(bytes).str();
+  return Status::Ok();
+}
+
+std::string AbsolutePath(const std::string& path) {
+  char* real = realpath(path.c_str(), nullptr);
+  if (real == nullptr) return path;
+  std::string absolute = real;
+  free(real);
+  return absolute;
+}
+
+}  // namespace
+
+const WorkflowSpec* LoadedScript::Find(const std::string& name) const {
+  for (const WorkflowSpec& workflow : workflows) {
+    if (workflow.name == name) return &workflow;
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
+                                                       const LoadOptions& options) {
+  auto script = std::make_shared<LoadedScript>();
+  Status read = ReadFile(path, &script->info.text);
+  if (!read.ok()) return read;
+  script->info.path = AbsolutePath(path);
+  script->info.sha256 = Sha256Hex(script->info.text);
+
+  ScriptDeclarations declared;
+  Clock* clock = options.clock != nullptr ? options.clock : SystemClock();
+  auto pool = LuaStatePool::Create(ScriptSource{path, script->info.text}, options.memory_limit,
+                                   clock, &declared);
+  if (!pool.ok()) return pool.status();
+
+  std::string problems;
+  int index = 0;  // of the node in declaration order, across workflows
+  for (const WorkflowDeclaration& workflow : declared.workflows) {
+    WorkflowSpec& spec = script->workflows.emplace_back();
+    spec.name = workflow.name;
+    spec.where = workflow.where;
+    spec.params = workflow.params;
+    for (const NodeDeclaration& node : workflow.nodes) {
+      NodeSpec& node_spec = spec.nodes.emplace_back();
+      node_spec.name = node.name;
+      node_spec.after = node.after;
+      node_spec.optional = node.optional;
+      node_spec.has_when = node.has_when;
+      node_spec.where = node.where;
+      if (node.has_run) node_spec.body = std::make_shared<FunctionNode>(*pool, index);
+      ++index;
+    }
+    for (const Diagnostic& diagnostic : Validate(spec)) {
+      if (!problems.empty()) problems += '\n';
+      problems += diagnostic.ToString();
+    }
+  }
+  if (!problems.empty()) return Status::Error(ErrorKind::kPermanent, problems);
+  script->main = declared.main;
+  script->runtime = std::move(pool).value();
+  script->declarations = std::move(declared.workflows);
+  return script;
+}
+
+}  // namespace keel

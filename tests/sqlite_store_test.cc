@@ -1,0 +1,610 @@
+// SqliteStore behaviour on real files: group commit and Flush, event
+// sequence numbers, lookups, claims, listing, garbage collection, and
+// several stores and processes sharing one database.
+
+#include "engine/sqlite_store.h"
+
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/fake_clock.h"
+#include "engine/process_owner.h"
+#include "tests/sqlite_test_util.h"
+
+namespace keel {
+namespace {
+
+using testing::RawDb;
+using testing::ScratchDir;
+
+std::unique_ptr<SqliteStore> OpenStore(const std::string& path, double busy_timeout = 10) {
+  SqliteStoreOptions options;
+  options.busy_timeout = busy_timeout;
+  auto store = SqliteStore::Open(path, options);
+  REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+  return std::move(store).value();
+}
+
+RunRecord MakeRun(const std::string& id, double created_at = 1) {
+  RunRecord run;
+  run.id = id;
+  run.workflow = "wf";
+  run.script_path = "/tmp/wf.lua";
+  run.script_sha256 = "00";
+  run.script_text = "return keel.workflow 'wf' {}";
+  run.owner = {1, "elsewhere", 1};
+  run.heartbeat = run.created_at = run.updated_at = created_at;
+  run.node_count = 2;
+  return run;
+}
+
+NodeRecord MakeNode(const std::string& run_id, const std::string& name,
+                    NodeStatus status = NodeStatus::kSucceeded) {
+  NodeRecord node;
+  node.run_id = run_id;
+  node.node = name;
+  node.status = status;
+  node.attempts = 1;
+  if (status == NodeStatus::kSucceeded) node.output_json = R"({"n":")" + name + R"("})";
+  node.started_at = 1.5;
+  node.finished_at = 2.5;
+  return node;
+}
+
+EventRecord MakeEvent(const std::string& run_id, const std::string& kind,
+                      const std::string& data = "{}") {
+  return EventRecord{run_id, 0, 3.0, "", kind, data};
+}
+
+Owner DeadOwner() {
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  Owner owner = CurrentOwner();
+  owner.pid = child;
+  return owner;
+}
+
+TEST_CASE("records round-trip with every field") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  NodeRecord failed = MakeNode("r1", "b", NodeStatus::kFailed);
+  failed.error_kind = ErrorKind::kRateLimited;
+  failed.error_message = "429: slow down — ünïcode";
+  failed.attempts = 3;
+  store->SaveNode(MakeNode("r1", "a"));
+  store->SaveNode(failed);
+  store->AppendEvent({"r1", 0, 4.25, "b", "node_failed", R"({"attempt":3})"});
+  store->FinishRun("r1", RunStatus::kFailed, "node b failed", 9.75);
+  store->Heartbeat("r1", 8.5);
+  REQUIRE(store->Flush().ok());
+
+  auto nodes = store->GetNodes("r1");
+  REQUIRE(nodes.ok());
+  REQUIRE(nodes->size() == 2);
+  CHECK((*nodes)[0].node == "a");
+  CHECK((*nodes)[0].output_json == std::optional<std::string>(R"({"n":"a"})"));
+  CHECK((*nodes)[0].error_kind == ErrorKind::kNone);
+  const NodeRecord& b = (*nodes)[1];
+  CHECK(b.status == NodeStatus::kFailed);
+  CHECK(b.attempts == 3);
+  CHECK_FALSE(b.output_json.has_value());
+  CHECK(b.error_kind == ErrorKind::kRateLimited);
+  CHECK(b.error_message == failed.error_message);
+  CHECK(b.started_at == 1.5);
+  CHECK(b.finished_at == 2.5);
+  auto events = store->GetEvents("r1");
+  REQUIRE(events.ok());
+  REQUIRE(events->size() == 1);
+  CHECK((*events)[0].seq == 1);
+  CHECK((*events)[0].ts == 4.25);
+  CHECK((*events)[0].node == "b");
+  CHECK((*events)[0].kind == "node_failed");
+  CHECK((*events)[0].data_json == R"({"attempt":3})");
+  auto run = store->GetRun("r1");
+  REQUIRE(run.ok());
+  CHECK(run->status == RunStatus::kFailed);
+  CHECK(run->error == "node b failed");
+  CHECK(run->finished_at == 9.75);
+  CHECK(run->updated_at == 9.75);
+  CHECK(run->heartbeat == 8.5);
+}
+
+TEST_CASE("saving a node again updates it in place") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  store->SaveNode(MakeNode("r1", "first", NodeStatus::kRunning));
+  store->SaveNode(MakeNode("r1", "second", NodeStatus::kRunning));
+  store->SaveNode(MakeNode("r1", "first", NodeStatus::kSucceeded));
+  REQUIRE(store->Flush().ok());
+  auto nodes = store->GetNodes("r1");
+  REQUIRE(nodes.ok());
+  REQUIRE(nodes->size() == 2);
+  CHECK((*nodes)[0].node == "first");
+  CHECK((*nodes)[0].status == NodeStatus::kSucceeded);
+  CHECK((*nodes)[1].node == "second");
+}
+
+TEST_CASE("10k queued records are all committed in queue order by Flush" * doctest::timeout(60)) {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  constexpr int kCount = 10000;
+  for (int i = 0; i < kCount; ++i) {
+    store->SaveNode(MakeNode("r1", "n" + std::to_string(i)));
+    store->AppendEvent(MakeEvent("r1", "e" + std::to_string(i)));
+  }
+  REQUIRE(store->Flush().ok());
+  auto nodes = store->GetNodes("r1");
+  auto events = store->GetEvents("r1");
+  REQUIRE(nodes.ok());
+  REQUIRE(events.ok());
+  REQUIRE(nodes->size() == kCount);
+  REQUIRE(events->size() == kCount);
+  for (int i = 0; i < kCount; ++i) {
+    CHECK((*nodes)[i].node == "n" + std::to_string(i));
+    CHECK((*events)[i].kind == "e" + std::to_string(i));
+    CHECK((*events)[i].seq == i + 1);
+  }
+}
+
+TEST_CASE("records from many threads keep each thread's order" * doctest::timeout(60)) {
+  for (int threads : {1, 2, 8}) {
+    CAPTURE(threads);
+    ScratchDir dir;
+    auto store = OpenStore(dir.Path("keel.db"));
+    constexpr int kPerThread = 1000;
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          store->AppendEvent(MakeEvent("r1", std::to_string(t), std::to_string(i)));
+          store->SaveNode(MakeNode("r1", std::to_string(t) + "/" + std::to_string(i)));
+          if (i % 250 == 0) CHECK(store->Flush().ok());
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    REQUIRE(store->Flush().ok());
+    auto events = store->GetEvents("r1");
+    REQUIRE(events.ok());
+    REQUIRE(events->size() == static_cast<size_t>(threads * kPerThread));
+    std::vector<int> next(threads, 0);
+    for (size_t k = 0; k < events->size(); ++k) {
+      const EventRecord& e = (*events)[k];
+      CHECK(e.seq == static_cast<int64_t>(k) + 1);
+      int t = std::stoi(e.kind);
+      CHECK(std::stoi(e.data_json) == next[t]++);
+    }
+    auto nodes = store->GetNodes("r1");
+    REQUIRE(nodes.ok());
+    CHECK(nodes->size() == static_cast<size_t>(threads * kPerThread));
+  }
+}
+
+TEST_CASE("event sequence numbers are per run and continue after reopening") {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  {
+    auto store = OpenStore(path);
+    for (int i = 0; i < 3; ++i) {
+      store->AppendEvent(MakeEvent("a", "x"));
+      store->AppendEvent(MakeEvent("b", "x"));
+    }
+  }
+  auto store = OpenStore(path);
+  store->AppendEvent(MakeEvent("a", "after"));
+  store->AppendEvent(MakeEvent("c", "new"));
+  REQUIRE(store->Flush().ok());
+  auto a = store->GetEvents("a");
+  REQUIRE(a.ok());
+  REQUIRE(a->size() == 4);
+  for (int i = 0; i < 4; ++i) CHECK((*a)[i].seq == i + 1);
+  CHECK((*a)[3].kind == "after");
+  CHECK(store->GetEvents("b")->size() == 3);
+  CHECK(store->GetEvents("c")->at(0).seq == 1);
+}
+
+TEST_CASE("the destructor commits what is still queued") {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  {
+    auto store = OpenStore(path);
+    for (int i = 0; i < 1000; ++i) store->SaveNode(MakeNode("r1", std::to_string(i)));
+  }
+  CHECK(OpenStore(path)->GetNodes("r1")->size() == 1000);
+}
+
+TEST_CASE("a failed batch is reported once by Flush and the store carries on") {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenStore(path);
+  store->AppendEvent(MakeEvent("r1", "one"));
+  REQUIRE(store->Flush().ok());
+  // Another connection takes the sequence number the store will use next.
+  RawDb(path).Exec("INSERT INTO events VALUES ('r1', 2, 0, '', 'intruder', '{}')");
+  store->AppendEvent(MakeEvent("r1", "two"));
+  Status failed = store->Flush();
+  CHECK_FALSE(failed.ok());
+  CHECK(failed.message().find(path) != std::string::npos);
+  CHECK(failed.message().find("run r1") != std::string::npos);
+  CHECK(store->Flush().ok());
+  store->AppendEvent(MakeEvent("r1", "three"));
+  REQUIRE(store->Flush().ok());
+  auto events = store->GetEvents("r1");
+  REQUIRE(events.ok());
+  REQUIRE(events->size() == 3);
+  CHECK((*events)[2].kind == "three");
+  CHECK((*events)[2].seq == 3);
+}
+
+TEST_CASE("a write lock held too long fails the batch, not the process" * doctest::timeout(60)) {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenStore(path, 0.02);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  {
+    RawDb blocker(path);
+    blocker.Exec("BEGIN IMMEDIATE");
+    store->SaveNode(MakeNode("r1", "lost"));
+    Status busy = store->Flush();
+    CHECK(busy.kind() == ErrorKind::kTransient);
+    CHECK(busy.message().find("locked") != std::string::npos);
+    CHECK(store->CreateRun(MakeRun("r2")).kind() == ErrorKind::kTransient);
+    blocker.Exec("COMMIT");
+  }
+  store->SaveNode(MakeNode("r1", "kept"));
+  REQUIRE(store->Flush().ok());
+  auto nodes = store->GetNodes("r1");
+  REQUIRE(nodes->size() == 1);
+  CHECK((*nodes)[0].node == "kept");
+}
+
+TEST_CASE("CreateRun refuses an existing id") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  Status again = store->CreateRun(MakeRun("r1"));
+  CHECK(again.kind() == ErrorKind::kPermanent);
+  CHECK(again.message().find("already exists") != std::string::npos);
+}
+
+TEST_CASE("GetRun takes a unique prefix") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  for (const char* id : {"abc-1", "abc-2", "abd", "r1", "r10"}) {
+    REQUIRE(store->CreateRun(MakeRun(id)).ok());
+  }
+  CHECK(store->GetRun("abd")->id == "abd");
+  CHECK(store->GetRun("abc-2")->id == "abc-2");
+  CHECK(store->GetRun("r1")->id == "r1");  // exact wins over being a prefix of r10
+  CHECK(store->GetRun("r10")->id == "r10");
+  auto ambiguous = store->GetRun("abc");
+  REQUIRE_FALSE(ambiguous.ok());
+  CHECK(ambiguous.status().kind() == ErrorKind::kPermanent);
+  CHECK(ambiguous.status().message() == "run id 'abc' is ambiguous: it matches abc-1, abc-2");
+  auto missing = store->GetRun("zz");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().kind() == ErrorKind::kPermanent);
+  CHECK(missing.status().message().find("no run 'zz'") == 0);
+  CHECK_FALSE(store->GetRun("abc-3").ok());
+  CHECK_FALSE(store->GetRun("").ok());
+}
+
+TEST_CASE("ClaimRun refuses a live owner and takes over from a dead one") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  RunRecord run = MakeRun("r1", 100);
+  run.owner = CurrentOwner();
+  REQUIRE(store->CreateRun(run).ok());
+  store->FinishRun("r1", RunStatus::kFailed, "boom", 150);
+  REQUIRE(store->Flush().ok());
+
+  RunRecord claim = run;
+  claim.owner = {run.owner.pid, run.owner.host, run.owner.start_ticks};
+  claim.heartbeat = claim.updated_at = 130;
+  claim.script_text = "fixed";
+  claim.script_sha256 = "11";
+  double seen_age = -1;
+  auto alive = [&](const Owner& owner, double age) {
+    seen_age = age;
+    return OwnerAlive(owner, age);
+  };
+  Status refused = store->ClaimRun(claim, alive);
+  CHECK(refused.kind() == ErrorKind::kPermanent);
+  CHECK(refused.message().find(std::to_string(run.owner.pid) + "@" + run.owner.host) !=
+        std::string::npos);
+  CHECK(seen_age == doctest::Approx(30));
+
+  RunRecord dead_run = MakeRun("r2", 100);
+  dead_run.owner = DeadOwner();
+  REQUIRE(store->CreateRun(dead_run).ok());
+  store->FinishRun("r2", RunStatus::kFailed, "crashed", 150);
+  REQUIRE(store->Flush().ok());
+  RunRecord take = dead_run;
+  take.owner = CurrentOwner();
+  take.heartbeat = take.updated_at = 200;
+  take.script_text = "fixed";
+  take.node_count = 5;
+  REQUIRE(store->ClaimRun(take, alive).ok());
+  auto got = store->GetRun("r2");
+  REQUIRE(got.ok());
+  CHECK(got->owner.pid == take.owner.pid);
+  CHECK(got->owner.start_ticks == take.owner.start_ticks);
+  CHECK(got->status == RunStatus::kRunning);
+  CHECK(got->script_text == "fixed");
+  CHECK(got->node_count == 5);
+  CHECK(got->heartbeat == 200);
+  CHECK(got->finished_at == 0);
+  CHECK(got->error.empty());
+  CHECK(got->created_at == 100);
+
+  CHECK(store->ClaimRun(MakeRun("nope"), alive).kind() == ErrorKind::kPermanent);
+}
+
+TEST_CASE("ListRuns lists newest first, filters, limits and counts finished nodes") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  for (int i = 1; i <= 5; ++i) {
+    REQUIRE(store->CreateRun(MakeRun("run" + std::to_string(i), i)).ok());
+  }
+  store->FinishRun("run2", RunStatus::kSucceeded, "", 10);
+  store->FinishRun("run4", RunStatus::kSucceeded, "", 11);
+  store->FinishRun("run5", RunStatus::kFailed, "x", 12);
+  store->SaveNode(MakeNode("run4", "a", NodeStatus::kSucceeded));
+  store->SaveNode(MakeNode("run4", "b", NodeStatus::kSkipped));
+  store->SaveNode(MakeNode("run4", "c", NodeStatus::kFallback));
+  store->SaveNode(MakeNode("run4", "d", NodeStatus::kFailed));
+  store->SaveNode(MakeNode("run4", "e", NodeStatus::kRunning));
+  REQUIRE(store->Flush().ok());
+
+  auto all = store->ListRuns(RunFilter{std::nullopt, 0});
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 5);
+  for (int i = 0; i < 5; ++i) CHECK((*all)[i].run.id == "run" + std::to_string(5 - i));
+  CHECK((*all)[1].nodes_done == 3);
+  CHECK((*all)[0].nodes_done == 0);
+  CHECK((*all)[0].run.script_text.empty());
+  CHECK((*all)[0].run.workflow == "wf");
+
+  auto two = store->ListRuns(RunFilter{std::nullopt, 2});
+  REQUIRE(two->size() == 2);
+  CHECK((*two)[1].run.id == "run4");
+
+  auto succeeded = store->ListRuns(RunFilter{RunStatus::kSucceeded, 20});
+  REQUIRE(succeeded->size() == 2);
+  CHECK((*succeeded)[0].run.id == "run4");
+  CHECK((*succeeded)[1].run.id == "run2");
+  CHECK(store->ListRuns(RunFilter{RunStatus::kDegraded, 20})->empty());
+}
+
+TEST_CASE("DeleteFinishedBefore removes old finished runs only") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  RunRecord odd = MakeRun("running-with-old-finish");
+  odd.finished_at = 5;
+  REQUIRE(store->CreateRun(odd).ok());
+  for (const char* id : {"old-ok", "old-failed", "running", "recent"}) {
+    REQUIRE(store->CreateRun(MakeRun(id)).ok());
+    store->SaveNode(MakeNode(id, "n"));
+    store->AppendEvent(MakeEvent(id, "e"));
+  }
+  store->FinishRun("old-ok", RunStatus::kSucceeded, "", 10);
+  store->FinishRun("old-failed", RunStatus::kFailed, "x", 20);
+  store->FinishRun("recent", RunStatus::kDegraded, "", 100);
+  REQUIRE(store->Flush().ok());
+
+  auto deleted = store->DeleteFinishedBefore(50);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == 2);
+  CHECK_FALSE(store->GetRun("old-ok").ok());
+  CHECK_FALSE(store->GetRun("old-failed").ok());
+  CHECK(store->GetNodes("old-ok")->empty());
+  CHECK(store->GetEvents("old-failed")->empty());
+  for (const char* id : {"running", "recent"}) {
+    CHECK(store->GetRun(id).ok());
+    CHECK(store->GetNodes(id)->size() == 1);
+    CHECK(store->GetEvents(id)->size() == 1);
+  }
+  CHECK(store->GetRun("running-with-old-finish").ok());
+  CHECK(*store->DeleteFinishedBefore(50) == 0);
+}
+
+// Writes `count` nodes and events to `run_id` from `threads` threads.
+void WriteLoad(Store* store, const std::string& run_id, int threads, int count) {
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([=] {
+      for (int i = t; i < count; i += threads) {
+        store->SaveNode(MakeNode(run_id, std::to_string(i)));
+        store->AppendEvent(MakeEvent(run_id, "e"));
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+}
+
+TEST_CASE("two stores on one file write concurrently and both commit everything" *
+          doctest::timeout(120)) {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto a = OpenStore(path);
+  auto b = OpenStore(path);
+  std::thread ta([&] { WriteLoad(a.get(), "from-a", 4, 4000); });
+  std::thread tb([&] { WriteLoad(b.get(), "from-b", 4, 4000); });
+  ta.join();
+  tb.join();
+  REQUIRE(a->Flush().ok());
+  REQUIRE(b->Flush().ok());
+  for (Store* reader : {static_cast<Store*>(a.get()), static_cast<Store*>(b.get())}) {
+    CHECK(reader->GetNodes("from-a")->size() == 4000);
+    CHECK(reader->GetNodes("from-b")->size() == 4000);
+    CHECK(reader->GetEvents("from-b")->back().seq == 4000);
+  }
+}
+
+TEST_CASE("two processes write one database while it is being read" * doctest::timeout(120)) {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  OpenStore(path).reset();  // create it before the fork, with no thread running
+  int go[2];
+  REQUIRE(pipe(go) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    char byte;
+    if (read(go[0], &byte, 1) != 1) _exit(2);
+    auto store = SqliteStore::Open(path, SqliteStoreOptions{});
+    if (!store.ok()) _exit(3);
+    for (int round = 0; round < 10; ++round) {
+      WriteLoad(store->get(), "child-" + std::to_string(round), 2, 2000);
+      if (!(*store)->Flush().ok()) _exit(4);
+    }
+    _exit(0);
+  }
+  auto store = OpenStore(path);
+  REQUIRE(write(go[1], "g", 1) == 1);
+  std::thread writer([&] { WriteLoad(store.get(), "parent", 2, 20000); });
+  int reads = 0;
+  int status = 0;
+  while (waitpid(child, &status, WNOHANG) == 0) {
+    REQUIRE(store->GetNodes("child-0").ok());
+    REQUIRE(store->ListRuns(RunFilter{}).ok());
+    ++reads;
+  }
+  writer.join();
+  close(go[0]);
+  close(go[1]);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  REQUIRE(store->Flush().ok());
+  for (int round = 0; round < 10; ++round) {
+    CHECK(store->GetNodes("child-" + std::to_string(round))->size() == 2000);
+    CHECK(store->GetEvents("child-" + std::to_string(round))->size() == 2000);
+  }
+  CHECK(store->GetNodes("parent")->size() == 20000);
+  MESSAGE("reads during the child's writes: " << reads);
+}
+
+TEST_CASE("a database whose writer was killed reopens with everything it committed" *
+          doctest::timeout(60)) {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    auto store = SqliteStore::Open(path, SqliteStoreOptions{});
+    if (!store.ok()) _exit(3);
+    WriteLoad(store->get(), "r1", 1, 1000);
+    if (!(*store)->Flush().ok()) _exit(4);
+    (*store)->SaveNode(MakeNode("r1", "maybe"));  // queued, perhaps never committed
+    kill(getpid(), SIGKILL);
+    _exit(5);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(testing::Exists(path + "-wal"));
+  auto store = OpenStore(path);
+  auto nodes = store->GetNodes("r1");
+  REQUIRE(nodes.ok());
+  CHECK(nodes->size() >= 1000);
+  CHECK(nodes->size() <= 1001);
+  CHECK(store->GetEvents("r1")->size() == 1000);
+  store->AppendEvent(MakeEvent("r1", "after"));
+  REQUIRE(store->Flush().ok());
+  CHECK(store->GetEvents("r1")->back().seq == 1001);
+}
+
+TEST_CASE("breakers are read, modified and written back, listed and reset") {
+  ScratchDir dir;
+  FakeClock clock(0, 5000);
+  SqliteStoreOptions options;
+  options.clock = &clock;
+  auto opened = SqliteStore::Open(dir.Path("keel.db"), options);
+  REQUIRE(opened.ok());
+  auto& store = *opened;
+  auto first = store->UpdateBreaker("llm", [](BreakerSnapshot& s) {
+    CHECK(s.state == BreakerState::kClosed);
+    CHECK(s.calls == 0);
+    s.state = BreakerState::kHalfOpen;
+    s.consecutive_failures = 5;
+    s.probes_out = 1;
+    s.probe_successes = 2;
+    s.opened_at = 4990.5;
+    s.cooldown = 60;
+    s.probe_lease = 4999.25;
+    s.calls = 10;
+    s.failed = 6;
+    s.recent = {{4990.5, 1}, {4991.75, 0}};
+  });
+  REQUIRE(first.ok());
+  CHECK(first->calls == 10);
+  REQUIRE(store->UpdateBreaker("other", [](BreakerSnapshot& s) { s.calls = 1; }).ok());
+  auto again = store->UpdateBreaker("llm", [](BreakerSnapshot& s) { s.calls += 1; });
+  REQUIRE(again.ok());
+  CHECK(again->calls == 11);
+  CHECK(again->state == BreakerState::kHalfOpen);
+  CHECK(again->recent == std::vector<std::pair<double, int>>{{4990.5, 1}, {4991.75, 0}});
+
+  auto rows = store->ListBreakers();
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 2);
+  const BreakerRow& llm = (*rows)[0];
+  CHECK(llm.key == "llm");
+  CHECK(llm.updated_at == 5000);
+  CHECK(llm.snapshot.consecutive_failures == 5);
+  CHECK(llm.snapshot.probes_out == 1);
+  CHECK(llm.snapshot.probe_successes == 2);
+  CHECK(llm.snapshot.opened_at == 4990.5);
+  CHECK(llm.snapshot.cooldown == 60);
+  CHECK(llm.snapshot.probe_lease == 4999.25);
+  CHECK(llm.snapshot.failed == 6);
+  CHECK(llm.snapshot.recent.size() == 2);
+
+  CHECK(*store->ResetBreakers("llm") == 1);
+  CHECK(*store->ResetBreakers("llm") == 0);
+  REQUIRE(store->UpdateBreaker("third", [](BreakerSnapshot&) {}).ok());
+  CHECK(*store->ResetBreakers("") == 2);
+  CHECK(store->ListBreakers()->empty());
+}
+
+TEST_CASE("breaker updates from two stores and many threads are never lost" *
+          doctest::timeout(120)) {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto a = OpenStore(path);
+  auto b = OpenStore(path);
+  constexpr int kThreads = 4;
+  constexpr int kUpdates = 200;
+  std::vector<std::thread> workers;
+  for (int t = 0; t < kThreads; ++t) {
+    Store* store = t % 2 ? static_cast<Store*>(a.get()) : static_cast<Store*>(b.get());
+    workers.emplace_back([store, t] {
+      for (int i = 0; i < kUpdates; ++i) {
+        // Interleave queued writes, which the breaker update must not wait for.
+        store->SaveNode(MakeNode("run", std::to_string(t) + "/" + std::to_string(i)));
+        auto result = store->UpdateBreaker("shared", [](BreakerSnapshot& s) { ++s.calls; });
+        CHECK(result.ok());
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  REQUIRE(a->Flush().ok());
+  REQUIRE(b->Flush().ok());
+  auto rows = a->ListBreakers();
+  REQUIRE(rows->size() == 1);
+  CHECK((*rows)[0].snapshot.calls == kThreads * kUpdates);
+  CHECK(a->GetNodes("run")->size() == kThreads * kUpdates);
+}
+
+}  // namespace
+}  // namespace keel
