@@ -37,10 +37,12 @@ struct Row {
   double ts;
 };
 
+}  // namespace
+
 // Batches rows into SQLite transactions on its own thread. Push() from any thread.
 class RowWriter {
  public:
-  explicit RowWriter(const std::string& path, const std::string& run_id) : run_id_(run_id) {
+  explicit RowWriter(const std::string& path) {
     if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) throw std::runtime_error("open");
     Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
          "CREATE TABLE IF NOT EXISTS nodes(run_id TEXT, node TEXT, status TEXT, attempts INT,"
@@ -69,25 +71,40 @@ class RowWriter {
   void Push(const Row& row) {
     std::lock_guard<std::mutex> lock(mu_);
     rows_.push_back(row);
+    ++pushed_;
     cv_.notify_one();
+  }
+  // Starts a new run's rows.
+  void NewRun(const std::string& run_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    run_id_ = run_id;
+  }
+  // Waits until every row pushed so far is committed.
+  void Flush() {
+    std::unique_lock<std::mutex> lock(mu_);
+    uint64_t target = pushed_;
+    flushed_cv_.wait(lock, [&] { return committed_ >= target; });
   }
 
  private:
   void Exec(const char* sql) { sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
   void Loop() {
     std::vector<Row> batch;
+    std::string run_id;
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return done_ || !rows_.empty(); });
         if (rows_.empty() && done_) return;
         batch.swap(rows_);
+        if (run_id != run_id_) seq_ = 0;
+        run_id = run_id_;
       }
       Exec("BEGIN IMMEDIATE");
       for (const Row& r : batch) {
         std::string node = "n" + std::to_string(r.node);
         sqlite3_stmt* st = r.event ? event_stmt_ : node_stmt_;
-        sqlite3_bind_text(st, 1, run_id_.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, run_id.c_str(), -1, SQLITE_STATIC);
         if (r.event) {
           sqlite3_bind_int64(st, 2, ++seq_);
           sqlite3_bind_double(st, 3, r.ts);
@@ -108,6 +125,11 @@ class RowWriter {
         sqlite3_reset(st);
       }
       Exec("COMMIT");
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        committed_ += batch.size();
+      }
+      flushed_cv_.notify_all();
       batch.clear();
     }
   }
@@ -115,14 +137,18 @@ class RowWriter {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* node_stmt_ = nullptr;
   sqlite3_stmt* event_stmt_ = nullptr;
-  std::string run_id_;
-  int64_t seq_ = 0;  // writer thread only
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Row> rows_;  // guarded by mu_
-  bool done_ = false;      // guarded by mu_
+  std::condition_variable cv_, flushed_cv_;
+  std::string run_id_;       // guarded by mu_
+  int64_t seq_ = 0;          // writer thread only
+  std::vector<Row> rows_;    // guarded by mu_
+  uint64_t pushed_ = 0;      // guarded by mu_
+  uint64_t committed_ = 0;   // guarded by mu_
+  bool done_ = false;        // guarded by mu_
   std::thread thread_;
 };
+
+namespace {
 
 double WallNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
@@ -131,21 +157,23 @@ double WallNow() {
 
 }  // namespace
 
-Baseline::Baseline(std::string db_path) : db_path_(std::move(db_path)) {}
+Baseline::Baseline(std::string db_path) {
+  if (!db_path.empty()) writer_ = std::make_unique<RowWriter>(db_path);
+}
 Baseline::~Baseline() = default;
 
 double Baseline::Run(const std::vector<std::vector<int>>& deps) {
   static tbb::enumerable_thread_specific<LuaSlot> lua;
   auto start = std::chrono::steady_clock::now();
-  std::unique_ptr<RowWriter> writer;
-  if (!db_path_.empty()) writer = std::make_unique<RowWriter>(db_path_, "base" + std::to_string(++runs_));
+  RowWriter* writer = writer_.get();
+  if (writer) writer->NewRun("base" + std::to_string(++runs_));
   {
     tbb::flow::graph g;
     using Node = tbb::flow::continue_node<tbb::flow::continue_msg>;
     std::vector<std::unique_ptr<Node>> nodes;
     nodes.reserve(deps.size());
     for (size_t i = 0; i < deps.size(); ++i) {
-      nodes.push_back(std::make_unique<Node>(g, [&, i](const tbb::flow::continue_msg&) {
+      nodes.push_back(std::make_unique<Node>(g, [writer, i](const tbb::flow::continue_msg&) {
         if (writer) {
           double ts = WallNow();
           writer->Push({false, int(i), 0, ts});
@@ -170,7 +198,7 @@ double Baseline::Run(const std::vector<std::vector<int>>& deps) {
     }
     g.wait_for_all();
   }
-  writer.reset();  // joins after the last commit
+  if (writer) writer->Flush();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 

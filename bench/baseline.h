@@ -6,10 +6,13 @@
 // event rows per node) inserted by one writer thread in batched SQLite
 // transactions. Run() is called from one thread at a time.
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace keel::bench {
+
+class RowWriter;
 
 class Baseline {
  public:
@@ -20,7 +23,7 @@ class Baseline {
   double Run(const std::vector<std::vector<int>>& deps);
 
  private:
-  std::string db_path_;
+  std::unique_ptr<RowWriter> writer_;  // null: no store
   int runs_ = 0;
 };
 

@@ -13,7 +13,8 @@ struct RunArgs {
   std::string file;
   std::vector<std::string> params;  // "key=value"
   std::string db;
-  int workers = 0;  // 0: all cores
+  int workers = 0;       // 0: all cores
+  int max_inflight = 0;  // 0: unlimited
   bool json = false;
   std::string durability = "normal";
 };
@@ -23,6 +24,7 @@ struct ResumeArgs {
   std::string run_id;  // or a unique prefix
   std::string db;
   int workers = 0;
+  int max_inflight = 0;
   bool json = false;
   std::string durability = "normal";
 };

@@ -37,6 +37,25 @@ std::string CheckLimit(const std::string& text) {
   return "";
 }
 
+std::string CheckMaxInflight(const std::string& text) {
+  char* end = nullptr;
+  long value = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 1) {
+    return "expected a whole number of attempts, 1 or more, got '" + text + "'";
+  }
+  return "";
+}
+
+// --workers and --max-inflight, shared by run and resume.
+void AddExecutionOptions(CLI::App* command, int* workers, int* max_inflight) {
+  command->add_option("--workers", *workers, "Worker threads (default: all cores)")
+      ->check(CLI::Validator(CheckWorkers, "N"));
+  command
+      ->add_option("--max-inflight", *max_inflight,
+                   "Node attempts running at once across the run (default: unlimited)")
+      ->check(CLI::Validator(CheckMaxInflight, "N"));
+}
+
 void AddDbOption(CLI::App* command, std::string* db) {
   command->add_option("--db", *db, "Checkpoint database (default: $KEEL_DB, else ./keel.db)");
 }
@@ -79,8 +98,7 @@ int Main(int argc, char** argv) {
   run_cmd->add_option("-p,--param", run.params, "Override a parameter: key=value (repeatable)")
       ->allow_extra_args(false);
   AddDbOption(run_cmd, &run.db);
-  run_cmd->add_option("--workers", run.workers, "Worker threads (default: all cores)")
-      ->check(CLI::Validator(CheckWorkers, "N"));
+  AddExecutionOptions(run_cmd, &run.workers, &run.max_inflight);
   run_cmd->add_flag("--json", run.json, "Print the result as one JSON object");
   AddDurabilityOption(run_cmd, &run.durability);
   run_cmd->callback([&] { action = [&] { return RunCommand(run); }; });
@@ -89,8 +107,7 @@ int Main(int argc, char** argv) {
   auto* resume_cmd = app.add_subcommand("resume", "Continue a failed or interrupted run");
   resume_cmd->add_option("run_id", resume.run_id, "Run id or a unique prefix of it")->required();
   AddDbOption(resume_cmd, &resume.db);
-  resume_cmd->add_option("--workers", resume.workers, "Worker threads (default: all cores)")
-      ->check(CLI::Validator(CheckWorkers, "N"));
+  AddExecutionOptions(resume_cmd, &resume.workers, &resume.max_inflight);
   resume_cmd->add_flag("--json", resume.json, "Print the result as one JSON object");
   AddDurabilityOption(resume_cmd, &resume.durability);
   resume_cmd->callback([&] { action = [&] { return ResumeCommand(resume); }; });

@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <system_error>
 
 #include "cli/commands.h"
 #include "cli/db.h"
@@ -78,6 +80,8 @@ int RunCommand(const RunArgs& args) {
 
   ExecutorOptions options;
   options.workers = args.workers;
+  options.max_inflight = args.max_inflight;
+  options.library = &script->workflows;
   return Execute(workflow, {}, args.json, [&](Progress* progress) {
     Runner runner(SystemClock(), store->get(), progress);
     return runner.Start(workflow, script->info, *params, options);
@@ -108,6 +112,12 @@ int ResumeCommand(const ResumeArgs& args) {
     return kExitUsage;
   }
 
+  std::error_code ec;
+  if (!std::filesystem::exists(run->script_path, ec)) {
+    PrintError(fmt::format("cannot resume run {}: its script {} no longer exists", run->id,
+                           run->script_path));
+    return kExitUsage;
+  }
   std::shared_ptr<LoadedScript> script = LoadScript(run->script_path);
   if (!script) return kExitUsage;
   const WorkflowSpec* workflow = script->Find(run->workflow);
@@ -136,6 +146,8 @@ int ResumeCommand(const ResumeArgs& args) {
 
   ExecutorOptions options;
   options.workers = args.workers;
+  options.max_inflight = args.max_inflight;
+  options.library = &script->workflows;
   return Execute(*workflow, std::move(progress_options), args.json, [&](Progress* progress) {
     Runner runner(SystemClock(), store->get(), progress);
     return runner.Resume(*run, *workflow, script->info, options);

@@ -188,12 +188,12 @@ Result<DatabaseKind> ClassifyDatabase(Connection* conn, int latest_version) {
   return DatabaseKind::kNew;
 }
 
-Result<DatabaseKind> InspectFile(const std::string& path, int latest_version) {
+Result<DatabaseKind> InspectFile(const std::string& path, int latest_version, double busy_timeout) {
   // With a write-ahead log present the main file may be stale, so read
   // through the log; that needs the -shm file, which then already exists.
   bool has_wal = access((path + "-wal").c_str(), F_OK) == 0;
   std::string uri = FileUri(path) + (has_wal ? "?mode=ro" : "?mode=ro&immutable=1");
-  auto conn = Connection::Open(uri, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, 0);
+  auto conn = Connection::Open(uri, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, busy_timeout);
   if (!conn.ok()) return conn.status();
   return ClassifyDatabase(conn->get(), latest_version);
 }

@@ -44,7 +44,8 @@ Result<DatabaseKind> ClassifyDatabase(Connection* conn, int latest_version);
 // Classifies the existing file at `path` as ClassifyDatabase does, without
 // modifying it or leaving any file behind: when no write-ahead log exists,
 // the file is opened as immutable, so not even -wal/-shm files are created.
-Result<DatabaseKind> InspectFile(const std::string& path, int latest_version);
+// `busy_timeout` (seconds) bounds the wait for another writer's lock.
+Result<DatabaseKind> InspectFile(const std::string& path, int latest_version, double busy_timeout);
 
 // Brings the database on `conn` to the last version of `migrations` in one
 // BEGIN IMMEDIATE transaction, classifying it again inside the transaction

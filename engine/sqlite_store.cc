@@ -60,7 +60,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
   // Look before touching: a file that is not ours must stay byte-identical,
   // and even switching to WAL mode would write to it.
   if (exists) {
-    auto kind = sqlite::InspectFile(path, latest);
+    auto kind = sqlite::InspectFile(path, latest, options.busy_timeout);
     if (!kind.ok()) return kind.status();
     if (*kind == sqlite::DatabaseKind::kNew && !options.create_if_missing) {
       return NoDatabase(path);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "engine/cancel_token.h"
+#include "engine/workflow.h"
 
 struct lua_State;
 
@@ -21,11 +22,13 @@ namespace keel {
 enum class StopReason { kNone, kCancelled };
 
 struct ActiveNode {
-  const std::string* node = nullptr;    // its name, for keel.log and messages
-  lua_State* coroutine = nullptr;       // the coroutine running the node's function
-  const CancelToken* cancel = nullptr;  // may be null
-  double sleep_seconds = -1;            // set by keel.sleep just before it yields
-  StopReason stop = StopReason::kNone;  // set by the hook just before it stops the coroutine
+  const NodeContext* context = nullptr;  // what the attempt received
+  const void* context_table = nullptr;   // lua_topointer of its ctx table
+  const std::string* node = nullptr;     // its name, for keel.log and messages
+  lua_State* coroutine = nullptr;        // the coroutine running the node's function
+  const CancelToken* cancel = nullptr;   // may be null
+  double sleep_seconds = -1;             // set by keel.sleep just before it yields
+  StopReason stop = StopReason::kNone;   // set by the hook just before it stops the coroutine
 
   StopReason CheckStop() const {
     if (cancel != nullptr && cancel->cancelled()) return StopReason::kCancelled;

@@ -40,8 +40,9 @@ class Execution : public std::enable_shared_from_this<Execution> {
       if ((active_.stop = active_.CheckStop()) != StopReason::kNone) {
         return Finish(Stopped(), true);
       }
-      Status status = PushContextTable(co_, ctx_);
-      if (!status.ok()) return Finish(Failed(ErrorKind::kPermanent, status.message()), true);
+      PushContextTable(co_, ctx_);
+      active_.context = &ctx_;
+      active_.context_table = lua_topointer(co_, 1);
       const NodeFunctions& functions = state_->functions(index_);
       if (functions.when == kNoFunction) return StartRun();
       phase_ = Phase::kWhen;

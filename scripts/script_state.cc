@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "lua.hpp"
+#include "scripts/context_table.h"
 #include "scripts/keel_module.h"
 
 namespace keel {
@@ -36,6 +37,7 @@ Result<std::unique_ptr<ScriptState>> ScriptState::Create(const ScriptSource& sou
   lua_atpanic(L, &Panic);
   luaL_openlibs(L);
   InstallKeelModule(L, &state->anchor_);
+  InstallContextTable(L);
   std::string chunk = "@" + source.chunk_name;
   int status = luaL_loadbufferx(L, source.text.data(), source.text.size(), chunk.c_str(), "t");
   if (status == LUA_OK) {

@@ -131,6 +131,14 @@ TEST_CASE("ctx carries params, deps and the run's identity") {
              workflow = ctx.workflow, attempt = ctx.attempt, key = ctx.idempotency_key }
   end },
   keel.fn "mutate" { run = function(ctx) ctx.params.limit = 0; return ctx.params.limit end },
+  keel.fn "fields" { run = function(ctx)
+    local names = {}
+    for k in pairs(ctx) do names[#names + 1] = k end
+    table.sort(names)
+    return names
+  end },
+  keel.fn "keep" { run = function(ctx) _G.kept = ctx end },
+  keel.fn "use_kept" { run = function(ctx) return _G.kept.params end },
 )");
   NodeContext ctx = flow.Context("look");
   ctx.params = MakeJson(R"({"limit":10})");
@@ -142,6 +150,15 @@ TEST_CASE("ctx carries params, deps and the run's identity") {
   CHECK(*result.output ==
         R"({"attempt":3,"failed":[],"key":"run-1/look","limit":10,"node":"look","rows":[1,2],)"
         R"("run_id":"run-1","skipped":["maybe"],"workflow":"w"})");
+  // pairs(ctx) sees the fields that are built on first use.
+  NodeContext listing = flow.Context("fields");
+  CHECK(*flow.Run(listing).output ==
+        R"(["attempt","deps","failed","idempotency_key","node","params","run_id","skipped",)"
+        R"("workflow"])");
+  // A ctx kept past its node's end cannot be used by another node.
+  CHECK(*flow.Run("keep").output == "null");
+  CHECK(flow.Run("use_kept").error.message().find("ctx can only be used while its node runs") !=
+        std::string::npos);
   // Every execution decodes its own tables: one cannot change what the next sees.
   NodeContext mutate = flow.Context("mutate");
   mutate.params = ctx.params;

@@ -4,7 +4,8 @@
 //  - a node recorded succeeded is never run again (its side-effect count
 //    stays frozen from that kill on),
 //  - the recorded set of succeeded nodes only grows and is closed under
-//    dependencies;
+//    dependencies, their recorded outputs are right, and the file passes
+//    SQLite's integrity check;
 // and at the end that the run succeeded, every node ran at least once and
 // every output equals that of an uninterrupted reference run.
 
@@ -101,15 +102,22 @@ std::map<std::string, std::string> Outputs(const Json& show) {
   return out;
 }
 
-// The nodes of `run_id` recorded succeeded, read straight from the database.
-std::set<std::string> DurableSucceeded(const std::string& db, const std::string& run_id) {
+// What the database holds after a kill, read straight from it.
+struct Snapshot {
+  std::map<std::string, std::string> succeeded;  // node -> its output, as compact JSON
+  std::string integrity;                         // PRAGMA integrity_check: "ok"
+};
+
+Snapshot ReadSnapshot(const std::string& db, const std::string& run_id) {
   SqliteDb sqlite(db, /*create=*/false);
-  std::set<std::string> done;
-  for (auto& row : sqlite.Query("SELECT node FROM nodes WHERE run_id = ?1 AND status = 'succeeded'",
-                                {run_id})) {
-    done.insert(row[0]);
+  Snapshot snapshot;
+  snapshot.integrity = sqlite.Query("PRAGMA integrity_check")[0][0];
+  for (auto& row : sqlite.Query(
+           "SELECT node, output_json FROM nodes WHERE run_id = ?1 AND status = 'succeeded'",
+           {run_id})) {
+    snapshot.succeeded[row[0]] = Json::Parse(row[1]).Dump();
   }
-  return done;
+  return snapshot;
 }
 
 void RemoveRunFiles(const Sandbox& box, const std::string& log) {
@@ -174,12 +182,16 @@ TEST_CASE("50 random kill -9s and resumes never redo a recorded node" * doctest:
       continue;
     }
 
-    std::set<std::string> now = DurableSucceeded(box.db(), id);
+    Snapshot snapshot = ReadSnapshot(box.db(), id);
+    CHECK(snapshot.integrity == "ok");
+    std::set<std::string> now;
+    for (const auto& [node, output] : snapshot.succeeded) now.insert(node);
     std::map<std::string, int> counts = CountLines(ReadFile(log).value_or(""));
     if (!now.empty() && now.size() < dag.size()) ++partial_kills;
     CHECK(std::includes(now.begin(), now.end(), durable.begin(), durable.end()));
-    for (const std::string& node : now) {
+    for (const auto& [node, output] : snapshot.succeeded) {
       CAPTURE(node);
+      CHECK(output == expected.at(node));
       for (const std::string& dep : dag.at(node)) {
         CAPTURE(dep);
         CHECK(now.count(dep) == 1);  // closed under dependencies

@@ -1,10 +1,12 @@
 #pragma once
 // Helpers for the SQLite store tests: a scratch directory, whole-file reads,
-// and a raw SQLite connection for looking behind the store's back.
+// a raw SQLite connection for looking behind the store's back, sample
+// records and a multi-threaded write load.
 //
-// Not thread-safe: one RawDb per thread. Failures throw std::runtime_error,
-// which doctest reports as a failed test.
+// Not thread-safe: one RawDb per thread. Failures throw std::runtime_error
+// or fail the current doctest test.
 
+#include <doctest/doctest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 
@@ -14,6 +16,10 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/sqlite_store.h"
 
 namespace keel::testing {
 
@@ -93,5 +99,62 @@ class RawDb {
   std::string path_;
   sqlite3* db_ = nullptr;
 };
+
+// A store on `path` with default options but `busy_timeout`; fails the
+// test when it cannot be opened.
+inline std::unique_ptr<SqliteStore> OpenStore(const std::string& path, double busy_timeout = 10) {
+  SqliteStoreOptions options;
+  options.busy_timeout = busy_timeout;
+  auto store = SqliteStore::Open(path, options);
+  REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+  return std::move(store).value();
+}
+
+// Sample records: a run owned by a process elsewhere, a node (with an
+// output when it succeeded) and an event.
+inline RunRecord MakeRun(const std::string& id, double created_at = 1) {
+  RunRecord run;
+  run.id = id;
+  run.workflow = "wf";
+  run.script_path = "/tmp/wf.lua";
+  run.script_sha256 = "00";
+  run.script_text = "return keel.workflow 'wf' {}";
+  run.owner = {1, "elsewhere", 1};
+  run.heartbeat = run.created_at = run.updated_at = created_at;
+  run.node_count = 2;
+  return run;
+}
+
+inline NodeRecord MakeNode(const std::string& run_id, const std::string& name,
+                           NodeStatus status = NodeStatus::kSucceeded) {
+  NodeRecord node;
+  node.run_id = run_id;
+  node.node = name;
+  node.status = status;
+  node.attempts = 1;
+  if (status == NodeStatus::kSucceeded) node.output_json = R"({"n":")" + name + R"("})";
+  node.started_at = 1.5;
+  node.finished_at = 2.5;
+  return node;
+}
+
+inline EventRecord MakeEvent(const std::string& run_id, const std::string& kind,
+                             const std::string& data = "{}") {
+  return EventRecord{run_id, 0, 3.0, "", kind, data};
+}
+
+// Writes `count` nodes and events to `run_id` from `threads` threads.
+inline void WriteLoad(Store* store, const std::string& run_id, int threads, int count) {
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([=] {
+      for (int i = t; i < count; i += threads) {
+        store->SaveNode(MakeNode(run_id, std::to_string(i)));
+        store->AppendEvent(MakeEvent(run_id, "e"));
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+}
 
 }  // namespace keel::testing
