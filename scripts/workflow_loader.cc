@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/node_policy.h"
 #include "scripts/function_node.h"
 #include "scripts/lua_state_pool.h"
 #include "scripts/sha256.h"
@@ -60,12 +61,22 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
   if (!pool.ok()) return pool.status();
 
   std::string problems;
+  auto problem = [&problems](const std::string& line) {
+    if (!problems.empty()) problems += '\n';
+    problems += line;
+  };
   int index = 0;  // of the node in declaration order, across workflows
   for (const WorkflowDeclaration& workflow : declared.workflows) {
     WorkflowSpec& spec = script->workflows.emplace_back();
     spec.name = workflow.name;
     spec.where = workflow.where;
     spec.params = workflow.params;
+    auto budget = ParseRetryBudget(workflow.defaults ? *workflow.defaults : "{}");
+    if (budget.ok()) {
+      spec.retry_budget = *budget;
+    } else {
+      problem(workflow.where + ": workflow '" + workflow.name + "': " + budget.status().message());
+    }
     for (const NodeDeclaration& node : workflow.nodes) {
       NodeSpec& node_spec = spec.nodes.emplace_back();
       node_spec.name = node.name;
@@ -73,13 +84,20 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
       node_spec.optional = node.optional;
       node_spec.has_when = node.has_when;
       node_spec.where = node.where;
+      auto policy = ParseNodePolicy(node.name, node.policy ? *node.policy : "{}",
+                                     workflow.defaults ? *workflow.defaults : "{}");
+      if (policy.ok()) {
+        node_spec.policy = std::move(policy).value();
+      } else {
+        problem(Diagnostic{node.where, node.name, policy.status().message()}.ToString());
+      }
       if (node.has_run) node_spec.body = std::make_shared<FunctionNode>(*pool, index);
       ++index;
     }
-    for (const Diagnostic& diagnostic : Validate(spec)) {
-      if (!problems.empty()) problems += '\n';
-      problems += diagnostic.ToString();
-    }
+    for (const Diagnostic& diagnostic : Validate(spec)) problem(diagnostic.ToString());
+  }
+  for (const Diagnostic& diagnostic : ValidateFallbacks(script->workflows)) {
+    problem(diagnostic.ToString());
   }
   if (!problems.empty()) return Status::Error(ErrorKind::kPermanent, problems);
   script->main = declared.main;
