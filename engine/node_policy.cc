@@ -278,22 +278,36 @@ Result<rapidjson::Document> ParseObject(const std::string& json, const char* wha
 
 }  // namespace
 
-Result<NodePolicy> ParseNodePolicy(const std::string& node, const std::string& options_json,
-                                   const std::string& defaults_json) {
+Result<NodePolicy> ParseDefaultPolicy(const std::string& defaults_json) {
   auto defaults = ParseObject(defaults_json, "defaults");
   if (!defaults.ok()) return defaults.status();
-  auto options = ParseObject(options_json, "options");
-  if (!options.ok()) return options.status();
   NodePolicy p;
   Status s = Apply(*defaults, true, &p);
   if (!s.ok()) return s;
-  s = Apply(*options, false, &p);
-  if (!s.ok()) return s;
+  return p;
+}
+
+Result<NodePolicy> ParseNodePolicy(const std::string& node, const std::string& options_json,
+                                   const NodePolicy& defaults) {
+  NodePolicy p = defaults;
+  if (options_json != "{}" && !options_json.empty()) {
+    auto options = ParseObject(options_json, "options");
+    if (!options.ok()) return options.status();
+    Status s = Apply(*options, false, &p);
+    if (!s.ok()) return s;
+  }
   if (p.circuit.key.empty()) p.circuit.key = node;
   if (p.bulkhead_key.empty()) p.bulkhead_key = p.circuit.key;
   if (p.retry.max < p.retry.base) p.retry.max = p.retry.base;
   if (p.circuit.max_cooldown < p.circuit.cooldown) p.circuit.max_cooldown = p.circuit.cooldown;
   return p;
+}
+
+Result<NodePolicy> ParseNodePolicy(const std::string& node, const std::string& options_json,
+                                   const std::string& defaults_json) {
+  auto defaults = ParseDefaultPolicy(defaults_json);
+  if (!defaults.ok()) return defaults.status();
+  return ParseNodePolicy(node, options_json, *defaults);
 }
 
 Result<int> ParseRetryBudget(const std::string& defaults_json) {

@@ -40,6 +40,12 @@ struct NodePolicy {
 Result<NodePolicy> ParseNodePolicy(const std::string& node, const std::string& options_json,
                                    const std::string& defaults_json);
 
+// The same in two steps, so a workflow's defaults are parsed once for all its
+// nodes: the policy the `defaults` object gives, then one node's on top.
+Result<NodePolicy> ParseDefaultPolicy(const std::string& defaults_json);
+Result<NodePolicy> ParseNodePolicy(const std::string& node, const std::string& options_json,
+                                   const NodePolicy& defaults);
+
 // The run-wide retry budget from `defaults.retry_budget` (retries allowed
 // across the whole run); -1 when unlimited.
 Result<int> ParseRetryBudget(const std::string& defaults_json);

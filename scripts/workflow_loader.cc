@@ -71,12 +71,16 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     spec.name = workflow.name;
     spec.where = workflow.where;
     spec.params = workflow.params;
-    auto budget = ParseRetryBudget(workflow.defaults ? *workflow.defaults : "{}");
-    if (budget.ok()) {
-      spec.retry_budget = *budget;
-    } else {
-      problem(workflow.where + ": workflow '" + workflow.name + "': " + budget.status().message());
+    const std::string defaults_json = workflow.defaults ? *workflow.defaults : "{}";
+    auto budget = ParseRetryBudget(defaults_json);
+    auto defaults = ParseDefaultPolicy(defaults_json);
+    if (!budget.ok() || !defaults.ok()) {
+      problem(workflow.where + ": workflow '" + workflow.name + "': " +
+              (budget.ok() ? defaults.status() : budget.status()).message());
+      continue;
     }
+    spec.retry_budget = *budget;
+    spec.nodes.reserve(workflow.nodes.size());
     for (const NodeDeclaration& node : workflow.nodes) {
       NodeSpec& node_spec = spec.nodes.emplace_back();
       node_spec.name = node.name;
@@ -84,8 +88,7 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
       node_spec.optional = node.optional;
       node_spec.has_when = node.has_when;
       node_spec.where = node.where;
-      auto policy = ParseNodePolicy(node.name, node.policy ? *node.policy : "{}",
-                                     workflow.defaults ? *workflow.defaults : "{}");
+      auto policy = ParseNodePolicy(node.name, node.policy ? *node.policy : "{}", *defaults);
       if (policy.ok()) {
         node_spec.policy = std::move(policy).value();
       } else {
