@@ -24,9 +24,12 @@ void PushNames(lua_State* L, const std::vector<std::string>& names) {
   }
 }
 
-void SetString(lua_State* L, const char* field, const std::string& value) {
+// Sets t[field] = value for the table on top of the stack. Pushing the key
+// with its length skips the strcmp-based cache lua_setfield goes through.
+void SetString(lua_State* L, std::string_view field, std::string_view value) {
+  lua_pushlstring(L, field.data(), field.size());
   lua_pushlstring(L, value.data(), value.size());
-  lua_setfield(L, -2, field);
+  lua_rawset(L, -3);
 }
 
 // Pushes the lazy field `name` of `ctx`, or an error message (returning false).
@@ -130,8 +133,9 @@ void PushContextTable(lua_State* L, const NodeContext& ctx) {
   SetString(L, "workflow", ctx.workflow);
   SetString(L, "node", ctx.node);
   SetString(L, "idempotency_key", ctx.IdempotencyKey());
+  lua_pushlstring(L, "attempt", 7);
   lua_pushinteger(L, ctx.attempt);
-  lua_setfield(L, -2, "attempt");
+  lua_rawset(L, -3);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kContextMetaKey);
   lua_setmetatable(L, -2);
 }

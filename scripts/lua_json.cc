@@ -1,10 +1,12 @@
 #include "scripts/lua_json.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "lua.hpp"
@@ -37,12 +39,31 @@ bool IsIdentifier(std::string_view s) {
 // success path pays nothing for it.
 class Encoder {
  public:
-  explicit Encoder(lua_State* L) : L_(L), writer_(buffer_) {
+  Encoder() : writer_(buffer_) {}
+
+  // Prepares one encoding of a value of L, keeping the buffers' capacity.
+  void Reset(lua_State* L) {
+    L_ = L;
     PushArrayMarker(L);
     array_marker_ = lua_topointer(L, -1);
     PushObjectMarker(L);
     object_marker_ = lua_topointer(L, -1);
     lua_pop(L, 2);
+    buffer_.Clear();
+    writer_.Reset(buffer_);
+    ancestors_.clear();
+    keys_.clear();
+    error_.clear();
+    reversed_path_.clear();
+  }
+
+  // Gives back the memory a big value made the output buffer grow to.
+  void Trim() {
+    constexpr size_t kKeepBytes = 64 << 10;
+    if (buffer_.GetSize() > kKeepBytes) {
+      buffer_.Clear();
+      buffer_.ShrinkToFit();
+    }
   }
 
   bool Encode(int index, int depth) {
@@ -226,11 +247,11 @@ class Encoder {
     return writer_.EndObject();
   }
 
-  lua_State* L_;
+  lua_State* L_ = nullptr;
   rapidjson::StringBuffer buffer_;
   JsonWriter writer_;
-  const void* array_marker_;
-  const void* object_marker_;
+  const void* array_marker_ = nullptr;
+  const void* object_marker_ = nullptr;
   // Tables on the path from the root to the current one, to detect cycles.
   std::vector<const void*> ancestors_;
   // Keys of the objects being written, innermost last. The strings are owned
@@ -247,7 +268,7 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
   Decoder(lua_State* L, int marker) : L_(L), marker_(marker) {}
 
   bool Null() {
-    if (frames_.empty()) {
+    if (depth_ == 0) {
       lua_pushnil(L_);
     } else {
       PushJsonNull(L_);
@@ -282,11 +303,11 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
   bool StartObject() {
     if (!Open()) return false;
     lua_createtable(L_, 0, 0);
-    frames_.push_back(Frame{false, 0});
+    frames_[depth_++] = Frame{false, 0};
     return true;
   }
   bool EndObject(rapidjson::SizeType) {
-    frames_.pop_back();
+    --depth_;
     return Attach();
   }
   bool StartArray() {
@@ -294,11 +315,11 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
     lua_createtable(L_, 0, 0);
     lua_pushvalue(L_, marker_);
     lua_setmetatable(L_, -2);
-    frames_.push_back(Frame{true, 0});
+    frames_[depth_++] = Frame{true, 0};
     return true;
   }
   bool EndArray(rapidjson::SizeType) {
-    frames_.pop_back();
+    --depth_;
     return Attach();
   }
 
@@ -317,7 +338,7 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
   }
 
   bool Open() {
-    if (frames_.size() >= static_cast<size_t>(kMaxJsonDepth)) {
+    if (depth_ >= kMaxJsonDepth) {
       error_ = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
       return false;
     }
@@ -331,8 +352,8 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
 
   // Moves the value just pushed into its container, if any.
   bool Attach() {
-    if (frames_.empty()) return true;
-    Frame& frame = frames_.back();
+    if (depth_ == 0) return true;
+    Frame& frame = frames_[depth_ - 1];
     if (frame.is_array) {
       lua_rawseti(L_, -2, ++frame.count);
     } else {
@@ -343,11 +364,46 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
 
   lua_State* L_;
   int marker_;
-  std::vector<Frame> frames_;
+  std::array<Frame, kMaxJsonDepth> frames_;  // the open containers, innermost last
+  int depth_ = 0;
   std::string error_;
 };
 
 void PushMarker(lua_State* L, const void* key) { lua_rawgetp(L, LUA_REGISTRYINDEX, key); }
+
+// A per-thread T reused from call to call, so its buffers keep their
+// capacity; a fresh T when the per-thread one is in use, which happens when an
+// allocation runs a __gc finalizer that converts JSON itself.
+template <typename T>
+class Scratch {
+ public:
+  Scratch() {
+    if (busy_) {
+      item_ = &fresh_.emplace();
+    } else {
+      busy_ = true;
+      item_ = &cached_;
+    }
+  }
+  ~Scratch() {
+    if (item_ == &cached_) busy_ = false;
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  T& operator*() { return *item_; }
+  T* operator->() { return item_; }
+
+ private:
+  static thread_local T cached_;
+  static thread_local bool busy_;
+  std::optional<T> fresh_;
+  T* item_;
+};
+template <typename T>
+thread_local T Scratch<T>::cached_;
+template <typename T>
+thread_local bool Scratch<T>::busy_ = false;
 
 }  // namespace
 
@@ -374,11 +430,13 @@ void PushObjectMarker(lua_State* L) { PushMarker(L, &kObjectMarkerKey); }
 Status LuaToJson(lua_State* L, int index, std::string* out) {
   int top = lua_gettop(L);
   index = lua_absindex(L, index);
-  Encoder encoder(L);
-  bool ok = encoder.Encode(index, 0);
+  Scratch<Encoder> encoder;
+  encoder->Reset(L);
+  bool ok = encoder->Encode(index, 0);
   lua_settop(L, top);
-  if (!ok) return Status::Error(ErrorKind::kPermanent, encoder.ErrorMessage());
-  out->append(encoder.text(), encoder.size());
+  if (!ok) return Status::Error(ErrorKind::kPermanent, encoder->ErrorMessage());
+  out->append(encoder->text(), encoder->size());
+  encoder->Trim();
   return Status::Ok();
 }
 
@@ -392,8 +450,8 @@ Status PushJson(lua_State* L, std::string_view json) {
   PushArrayMarker(L);
   Decoder decoder(L, lua_gettop(L));
   rapidjson::MemoryStream stream(json.data(), json.size());
-  rapidjson::Reader reader;
-  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, decoder);
+  Scratch<rapidjson::Reader> reader;
+  rapidjson::ParseResult result = reader->Parse<kFlags>(stream, decoder);
   if (result.IsError()) {
     lua_settop(L, top);
     std::string what = result.Code() == rapidjson::kParseErrorTermination

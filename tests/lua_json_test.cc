@@ -187,6 +187,30 @@ TEST_CASE("keel.json.encode and decode raise Lua errors naming the problem") {
   CHECK(lua.Encode("keel.json.decode(keel.json.encode({x = {1.0, 2}}))") == "{\"x\":[1.0,2]}");
 }
 
+TEST_CASE("conversions stay correct when a __gc finalizer converts JSON mid-way") {
+  LuaFixture lua;
+  // With the collector running all the time, finalizers run inside the
+  // allocations that encoding and decoding make, and convert JSON themselves.
+  CHECK(lua.Encode(R"((function()
+    collectgarbage("incremental", 1, 1000)
+    local seen = 0
+    local mt = { __gc = function()
+      local back = keel.json.decode(keel.json.encode({ 1, { a = "x" } }))
+      if back[2].a == "x" then seen = seen + 1 end
+    end }
+    local text = keel.json.encode((function()
+      local t = {} for i = 1, 200 do t[i] = { k = string.rep("v", i) } end return t end)())
+    for round = 1, 50 do
+      for _ = 1, 50 do setmetatable({}, mt) end
+      local again = keel.json.encode(keel.json.decode(text))
+      if again ~= text then error("round " .. round .. " differs") end
+    end
+    collectgarbage()
+    collectgarbage("incremental", 200, 100)
+    return seen > 0
+  end)())") == "true");
+}
+
 // ---- Property tests -------------------------------------------------------
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
