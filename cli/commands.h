@@ -46,6 +46,14 @@ struct ShowArgs {
 };
 int ShowCommand(const ShowArgs& args);
 
+struct BreakersArgs {
+  std::string reset;  // a breaker key to delete; empty: none
+  bool all = false;   // delete every breaker
+  bool json = false;
+  std::string db;
+};
+int BreakersCommand(const BreakersArgs& args);
+
 struct GcArgs {
   std::string older_than;
   std::string db;

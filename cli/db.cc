@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string_view>
 
 #include "engine/process_owner.h"
 #include "engine/sqlite_store.h"
@@ -10,8 +9,14 @@
 namespace keel::cli {
 namespace {
 
-// How SqliteStore::Open words a missing or not yet initialized database.
-constexpr std::string_view kNoDatabase = "no keel database at ";
+// Seconds to wait for another process's lock on the database.
+constexpr double kBusyTimeout = 10;
+
+// `status` from the store, naming `path` when it does not already.
+Status NamingPath(const std::string& path, const Status& status) {
+  if (status.message().find(path) != std::string::npos) return status;
+  return Status::Error(status.kind(), path + ": " + status.message());
+}
 
 }  // namespace
 
@@ -25,19 +30,19 @@ std::string ResolveDbPath(const std::string& flag) {
 Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptions& options) {
   SqliteStoreOptions store_options;
   store_options.create_if_missing = options.create;
+  store_options.busy_timeout = kBusyTimeout;
   store_options.durability =
       options.durability == "full" ? SqliteDurability::kFull : SqliteDurability::kNormal;
   auto store = SqliteStore::Open(path, store_options);
-  if (!store.ok()) {
-    const Status& status = store.status();
-    if (status.message().find(path) != std::string::npos) return status;
-    return Status::Error(status.kind(), path + ": " + status.message());
-  }
+  if (!store.ok()) return NamingPath(path, store.status());
   return std::unique_ptr<Store>(std::move(store).value());
 }
 
-bool IsNoDatabase(const Status& status) {
-  return !status.ok() && status.message().rfind(kNoDatabase, 0) == 0;
+Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path) {
+  auto exists = SqliteStore::Exists(path, kBusyTimeout);
+  if (!exists.ok()) return NamingPath(path, exists.status());
+  if (!*exists) return std::unique_ptr<Store>();
+  return OpenDb(path, {});
 }
 
 std::string RunStatusLabel(const RunRecord& run, double wall_now) {

@@ -27,11 +27,12 @@ struct DbOpenOptions {
 // database is never written to.
 Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptions& options);
 
-// Whether `status`, from OpenDb with `create` false, means there is no keel
-// database at the path yet: the file is missing, empty, or another process
-// has created it and not yet initialized it. Read-only listings treat that
-// as "no runs" rather than as an error.
-bool IsNoDatabase(const Status& status);
+// Opens the store at `path` for a command that only reads it, creating no
+// file. Ok with a null store when there is no keel database there yet: the
+// file is missing, empty, or another process has created it and not yet
+// initialized it; read-only listings report that as "nothing recorded"
+// rather than as an error. Fails as OpenDb does otherwise.
+Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path);
 
 // The status shown for `run`: its recorded status, except that a run
 // recorded running whose owner process is gone shows as "interrupted".

@@ -43,14 +43,14 @@ int GraphCommand(const GraphArgs& args) {
   }
 
   std::string db_path = ResolveDbPath(args.db);
-  auto store = OpenDb(db_path, {});
-  if (IsNoDatabase(store.status())) {
-    PrintError(fmt::format("'{}' is not a file, and there is no database at {} to look up runs",
-                           args.target, db_path));
-    return kExitUsage;
-  }
+  auto store = OpenDbIfExists(db_path);
   if (!store.ok()) {
     PrintError(store.status().message());
+    return kExitUsage;
+  }
+  if (*store == nullptr) {
+    PrintError(fmt::format("'{}' is not a file, and there is no database at {} to look up runs",
+                           args.target, db_path));
     return kExitUsage;
   }
   auto run = (*store)->GetRun(args.target);

@@ -38,14 +38,14 @@ int RunsCommand(const RunsArgs& args) {
   }
 
   std::string db_path = ResolveDbPath(args.db);
-  auto store = OpenDb(db_path, {});
-  if (IsNoDatabase(store.status())) {
-    std::fprintf(stderr, "no runs (no database at %s)\n", db_path.c_str());
-    return kExitSucceeded;
-  }
+  auto store = OpenDbIfExists(db_path);
   if (!store.ok()) {
     PrintError(store.status().message());
     return kExitUsage;
+  }
+  if (*store == nullptr) {
+    std::fprintf(stderr, "no runs (no database at %s)\n", db_path.c_str());
+    return kExitSucceeded;
   }
   auto listed = (*store)->ListRuns(filter);
   if (!listed.ok()) {
@@ -117,15 +117,15 @@ int GcCommand(const GcArgs& args) {
     return kExitUsage;
   }
   std::string db_path = ResolveDbPath(args.db);
-  auto store = OpenDb(db_path, {});
-  if (IsNoDatabase(store.status())) {
-    std::printf("deleted 0 runs\n");
-    std::fprintf(stderr, "note: no database at %s\n", db_path.c_str());
-    return kExitSucceeded;
-  }
+  auto store = OpenDbIfExists(db_path);
   if (!store.ok()) {
     PrintError(store.status().message());
     return kExitUsage;
+  }
+  if (*store == nullptr) {
+    std::printf("deleted 0 runs\n");
+    std::fprintf(stderr, "note: no database at %s\n", db_path.c_str());
+    return kExitSucceeded;
   }
   auto deleted = (*store)->DeleteFinishedBefore(SystemClock()->WallNow() - seconds);
   if (!deleted.ok()) {

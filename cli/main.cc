@@ -142,6 +142,18 @@ int Main(int argc, char** argv) {
   AddDbOption(graph_cmd, &graph.db);
   graph_cmd->callback([&] { action = [&] { return GraphCommand(graph); }; });
 
+  BreakersArgs breakers;
+  auto* breakers_cmd =
+      app.add_subcommand("breakers", "List the circuit breakers and their health, or reset them");
+  auto* reset_opt =
+      breakers_cmd->add_option("--reset", breakers.reset, "Delete the breaker with this key");
+  auto* all_opt = breakers_cmd->add_flag("--all", breakers.all, "Delete every breaker");
+  auto* breakers_json = breakers_cmd->add_flag("--json", breakers.json, "Print a JSON array");
+  all_opt->excludes(reset_opt);
+  breakers_json->excludes(reset_opt)->excludes(all_opt);
+  AddDbOption(breakers_cmd, &breakers.db);
+  breakers_cmd->callback([&] { action = [&] { return BreakersCommand(breakers); }; });
+
   ValidateArgs validate;
   auto* validate_cmd = app.add_subcommand("validate", "Check a workflow file without running it");
   validate_cmd->add_option("file", validate.file, "Workflow script (.lua)")->required();
@@ -159,8 +171,9 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (argv[1][0] != '-' && !IsCommand(app, argv[1])) {
-    PrintError(std::string("unknown command '") + argv[1] +
-               "'; commands: run, resume, runs, show, graph, validate, gc (see keel --help)");
+    PrintError(
+        std::string("unknown command '") + argv[1] +
+        "'; commands: run, resume, runs, show, graph, breakers, validate, gc (see keel --help)");
     return kExitUsage;
   }
   try {

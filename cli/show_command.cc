@@ -1,10 +1,11 @@
-// `keel show`: one run in detail — its header, a table of its nodes and,
-// with --events, its event log.
+// `keel show`: one run in detail — its header, a table of its nodes with
+// what the policy stack did to each, and, with --events, its event log.
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <unordered_map>
 
 #include "cli/commands.h"
@@ -12,6 +13,7 @@
 #include "cli/exit_codes.h"
 #include "cli/format.h"
 #include "cli/json_out.h"
+#include "cli/policy_events.h"
 #include "cli/recorded_script.h"
 #include "cli/table.h"
 #include "engine/clock.h"
@@ -85,8 +87,25 @@ std::vector<NodeRecord> InWorkflowOrder(const RunRecord& run, std::vector<NodeRe
   return ordered;
 }
 
-void PrintJson(const RunRecord& run, const std::string& label, std::optional<double> seconds,
-               const std::vector<NodeRecord>& nodes, const std::vector<EventRecord>* events) {
+// The run's nodes in workflow order, and its events.
+struct RunDetail {
+  const RunRecord& run;
+  std::string label;  // RunStatusLabel
+  std::optional<double> seconds;
+  std::vector<NodeRecord> nodes;
+  std::map<std::string, PolicyCounts> policy;  // by node
+  std::vector<EventRecord> events;
+  bool show_events;  // --events
+};
+
+const PolicyCounts& PolicyOf(const RunDetail& detail, const std::string& node) {
+  static const PolicyCounts kNone;
+  auto it = detail.policy.find(node);
+  return it == detail.policy.end() ? kNone : it->second;
+}
+
+void PrintJson(const RunDetail& detail) {
+  const RunRecord& run = detail.run;
   JsonOut out;
   out.BeginObject();
   out.Key("run_id");
@@ -94,7 +113,7 @@ void PrintJson(const RunRecord& run, const std::string& label, std::optional<dou
   out.Key("workflow");
   out.String(run.workflow);
   out.Key("status");
-  out.String(label);
+  out.String(detail.label);
   out.Key("script_path");
   out.String(run.script_path);
   out.Key("script_sha256");
@@ -106,12 +125,12 @@ void PrintJson(const RunRecord& run, const std::string& label, std::optional<dou
   out.Key("finished_at");
   out.StringOrNull(run.finished_at > 0 ? FormatIsoUtc(run.finished_at) : "");
   out.Key("duration_s");
-  out.Seconds(seconds);
+  out.Seconds(detail.seconds);
   out.Key("error");
   out.StringOrNull(run.error);
   out.Key("nodes");
   out.BeginArray();
-  for (const NodeRecord& node : nodes) {
+  for (const NodeRecord& node : detail.nodes) {
     out.BeginObject();
     out.Key("node");
     out.String(node.node);
@@ -127,13 +146,20 @@ void PrintJson(const RunRecord& run, const std::string& label, std::optional<dou
     out.StringOrNull(node.error_message);
     out.Key("output");
     out.Raw(node.output_json);
+    out.Key("events");
+    out.BeginObject();
+    for (const auto& [kind, count] : PolicyOf(detail, node.node)) {
+      out.Key(kind);
+      out.Int(count);
+    }
+    out.EndObject();
     out.EndObject();
   }
   out.EndArray();
-  if (events != nullptr) {
+  if (detail.show_events) {
     out.Key("events");
     out.BeginArray();
-    for (const EventRecord& event : *events) {
+    for (const EventRecord& event : detail.events) {
       out.BeginObject();
       out.Key("seq");
       out.Int(event.seq);
@@ -153,34 +179,49 @@ void PrintJson(const RunRecord& run, const std::string& label, std::optional<dou
   out.Print(stdout);
 }
 
-void PrintText(const RunRecord& run, const std::string& label, std::optional<double> seconds,
-               const std::vector<NodeRecord>& nodes, const std::vector<EventRecord>* events) {
+void PrintText(const RunDetail& detail) {
+  const RunRecord& run = detail.run;
   std::printf("run       %s\n", run.id.c_str());
   std::printf("workflow  %s\n", run.workflow.c_str());
-  std::printf("status    %s\n", label.c_str());
+  std::printf("status    %s\n", detail.label.c_str());
   std::printf("script    %s\n", run.script_path.c_str());
   std::printf("params    %s\n", run.params_json.c_str());
   std::printf("started   %s\n", FormatLocalTime(run.created_at).c_str());
-  std::printf("duration  %s\n", seconds ? FormatDuration(*seconds).c_str() : "-");
+  std::printf("duration  %s\n", detail.seconds ? FormatDuration(*detail.seconds).c_str() : "-");
   std::printf("error     %s\n", run.error.empty() ? "-" : IndentFollowing(run.error, 10).c_str());
 
   std::printf("\n");
-  Table table({"NODE", "STATUS", "ATTEMPTS", "DURATION", "ERROR"});
-  for (const NodeRecord& node : nodes) {
+  // The EVENTS column only when the policy stack did something worth a word.
+  std::vector<std::string> described;
+  bool policy = false;
+  for (const NodeRecord& node : detail.nodes) {
+    described.push_back(DescribePolicyEvents(PolicyOf(detail, node.node)));
+    policy = policy || !described.back().empty();
+  }
+  std::vector<std::string> header = {"NODE", "STATUS", "ATTEMPTS", "DURATION"};
+  if (policy) header.push_back("EVENTS");
+  header.push_back("ERROR");
+  Table table(std::move(header));
+  for (size_t i = 0; i < detail.nodes.size(); ++i) {
+    const NodeRecord& node = detail.nodes[i];
     auto took = NodeSeconds(node);
-    table.AddRow({node.node, std::string(NodeStatusName(node.status)),
-                  std::to_string(node.attempts), took ? FormatDuration(*took) : "-",
-                  NodeError(node)});
+    std::vector<std::string> row = {node.node, std::string(NodeStatusName(node.status)),
+                                    std::to_string(node.attempts),
+                                    took ? FormatDuration(*took) : "-"};
+    if (policy) row.push_back(std::move(described[i]));
+    row.push_back(NodeError(node));
+    table.AddRow(std::move(row));
   }
   table.Print(stdout);
-  if (run.node_count > static_cast<int>(nodes.size())) {
-    std::printf("(%d more nodes not reached)\n", run.node_count - static_cast<int>(nodes.size()));
+  const int listed = static_cast<int>(detail.nodes.size());
+  if (run.node_count > listed) {
+    std::printf("(%d more nodes not reached)\n", run.node_count - listed);
   }
 
-  if (events == nullptr) return;
+  if (!detail.show_events) return;
   std::printf("\n");
   Table log({"seq", "time", "node", "kind", "data"});
-  for (const EventRecord& event : *events) {
+  for (const EventRecord& event : detail.events) {
     log.AddRow({std::to_string(event.seq), FormatClockTime(event.ts),
                 event.node.empty() ? "-" : event.node, event.kind,
                 event.data_json == "{}" ? "" : OneLine(event.data_json)});
@@ -207,25 +248,26 @@ int ShowCommand(const ShowArgs& args) {
     PrintError(nodes.status().message());
     return kExitUsage;
   }
-  std::vector<NodeRecord> ordered = InWorkflowOrder(*run, std::move(*nodes));
-  std::optional<std::vector<EventRecord>> events;
-  if (args.events) {
-    auto got = (*store)->GetEvents(run->id);
-    if (!got.ok()) {
-      PrintError(got.status().message());
-      return kExitUsage;
-    }
-    events = std::move(*got);
+  auto events = (*store)->GetEvents(run->id);
+  if (!events.ok()) {
+    PrintError(events.status().message());
+    return kExitUsage;
   }
 
   double now = SystemClock()->WallNow();
   std::string label = RunStatusLabel(*run, now);
   std::optional<double> seconds = RunSeconds(*run, label, now);
-  const std::vector<EventRecord>* log = events ? &*events : nullptr;
+  RunDetail detail{.run = *run,
+                   .label = std::move(label),
+                   .seconds = seconds,
+                   .nodes = InWorkflowOrder(*run, std::move(*nodes)),
+                   .policy = CountPolicyEvents(*events),
+                   .events = std::move(*events),
+                   .show_events = args.events};
   if (args.json) {
-    PrintJson(*run, label, seconds, ordered, log);
+    PrintJson(detail);
   } else {
-    PrintText(*run, label, seconds, ordered, log);
+    PrintText(detail);
   }
   return kExitSucceeded;
 }

@@ -1,9 +1,12 @@
 #include "engine/sqlite_schema.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <vector>
 
 namespace keel::sqlite {
@@ -124,24 +127,39 @@ Status ApplyMissing(Connection* conn, std::span<const Migration> migrations, int
   return conn->Exec(stamp.c_str(), "stamping the schema version");
 }
 
-}  // namespace
+// How long InspectFile waits before looking again at a file that changed
+// while it read it.
+constexpr auto kRecheckPause = std::chrono::milliseconds(2);
 
-std::span<const Migration> KeelMigrations() { return kMigrations; }
-
-Result<int64_t> ReadPragma(Connection* conn, const char* name) {
-  std::string sql = std::string("PRAGMA ") + name;
-  Statement stmt;
-  Status status = stmt.Prepare(conn, sql.c_str());
-  if (status.ok() && stmt.Step(&status, sql)) {
-    int64_t value = stmt.Int(0);
-    stmt.Reset();
-    return value;
-  }
-  if (status.ok()) status = Status::Error(ErrorKind::kPermanent, conn->path() + ": no " + sql);
-  return status;
+std::chrono::steady_clock::duration Seconds(double seconds) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(seconds));
 }
 
-Result<DatabaseKind> ClassifyDatabase(Connection* conn, int latest_version) {
+// What tells whether a file was written between two looks at it.
+struct FileStamp {
+  bool has_wal = false;
+  ino_t inode = 0;
+  off_t size = -1;
+  int64_t changed_ns = 0;  // ctime: moves on every write
+
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp StampOf(const std::string& path) {
+  FileStamp stamp;
+  stamp.has_wal = access((path + "-wal").c_str(), F_OK) == 0;
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    stamp.inode = st.st_ino;
+    stamp.size = st.st_size;
+    stamp.changed_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
+  }
+  return stamp;
+}
+
+// ClassifyDatabase's reads, inside a transaction the caller holds.
+Result<DatabaseKind> ClassifySnapshot(Connection* conn, int latest_version) {
   const std::string& path = conn->path();
   auto app_id = ReadPragma(conn, "application_id");
   if (!app_id.ok()) {
@@ -188,14 +206,54 @@ Result<DatabaseKind> ClassifyDatabase(Connection* conn, int latest_version) {
   return DatabaseKind::kNew;
 }
 
+}  // namespace
+
+std::span<const Migration> KeelMigrations() { return kMigrations; }
+
+Result<int64_t> ReadPragma(Connection* conn, const char* name) {
+  std::string sql = std::string("PRAGMA ") + name;
+  Statement stmt;
+  Status status = stmt.Prepare(conn, sql.c_str());
+  if (status.ok() && stmt.Step(&status, sql)) {
+    int64_t value = stmt.Int(0);
+    stmt.Reset();
+    return value;
+  }
+  if (status.ok()) status = Status::Error(ErrorKind::kPermanent, conn->path() + ": no " + sql);
+  return status;
+}
+
+Result<DatabaseKind> ClassifyDatabase(Connection* conn, int latest_version) {
+  // A creator commits keel's tables and its stamp in one transaction, so one
+  // snapshot shows both or neither. Separate reads could see the tables of a
+  // database created in between without its stamp, and refuse it as foreign.
+  if (!sqlite3_get_autocommit(conn->get())) return ClassifySnapshot(conn, latest_version);
+  Status status = conn->Exec("BEGIN", "starting a read");
+  if (!status.ok()) return status;
+  auto kind = ClassifySnapshot(conn, latest_version);
+  conn->Rollback();  // it only read
+  return kind;
+}
+
 Result<DatabaseKind> InspectFile(const std::string& path, int latest_version, double busy_timeout) {
-  // With a write-ahead log present the main file may be stale, so read
-  // through the log; that needs the -shm file, which then already exists.
-  bool has_wal = access((path + "-wal").c_str(), F_OK) == 0;
-  std::string uri = FileUri(path) + (has_wal ? "?mode=ro" : "?mode=ro&immutable=1");
-  auto conn = Connection::Open(uri, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, busy_timeout);
-  if (!conn.ok()) return conn.status();
-  return ClassifyDatabase(conn->get(), latest_version);
+  const auto deadline = std::chrono::steady_clock::now() + Seconds(busy_timeout);
+  for (;;) {
+    // With a write-ahead log present the main file may be stale, so read
+    // through the log, under SQLite's locks; that needs the -shm file, which
+    // then already exists.
+    const FileStamp before = StampOf(path);
+    std::string uri = FileUri(path) + (before.has_wal ? "?mode=ro" : "?mode=ro&immutable=1");
+    auto conn = Connection::Open(uri, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, busy_timeout);
+    if (!conn.ok()) return conn.status();
+    auto kind = ClassifyDatabase(conn->get(), latest_version);
+    conn->reset();
+    // An immutable read takes no locks: trust it only if nobody wrote the
+    // file meanwhile (another process creating or checkpointing it).
+    if (before.has_wal || StampOf(path) == before || std::chrono::steady_clock::now() >= deadline) {
+      return kind;
+    }
+    std::this_thread::sleep_for(kRecheckPause);
+  }
 }
 
 Status Migrate(Connection* conn, std::span<const Migration> migrations, int busy_retries) {

@@ -35,16 +35,21 @@ enum class DatabaseKind {
   kKeel,  // a keel database at a version this binary can open
 };
 
-// Classifies the database on `conn` with read-only statements. Fails with
-// kPermanent ("PATH is not a keel database: ...", "PATH was written by a
-// newer keel ...") when it must not be touched; `latest_version` is the
+// Classifies the database on `conn` with read-only statements, all in one
+// read transaction (the caller's, when one is open), so that a database
+// another connection creates meanwhile is seen whole or not at all. Fails
+// with kPermanent ("PATH is not a keel database: ...", "PATH was written by
+// a newer keel ...") when it must not be touched; `latest_version` is the
 // newest schema version the caller knows.
 Result<DatabaseKind> ClassifyDatabase(Connection* conn, int latest_version);
 
 // Classifies the existing file at `path` as ClassifyDatabase does, without
 // modifying it or leaving any file behind: when no write-ahead log exists,
 // the file is opened as immutable, so not even -wal/-shm files are created.
-// `busy_timeout` (seconds) bounds the wait for another writer's lock.
+// Such a read takes no locks, so it is repeated when the file changed while
+// it was read (another process creating or checkpointing it), for up to
+// `busy_timeout` seconds, which also bounds the wait for another writer's
+// lock.
 Result<DatabaseKind> InspectFile(const std::string& path, int latest_version, double busy_timeout);
 
 // Brings the database on `conn` to the last version of `migrations` in one

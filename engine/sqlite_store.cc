@@ -2,8 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 
 #include "engine/sqlite_reader.h"
 #include "engine/sqlite_schema.h"
@@ -24,12 +26,15 @@ constexpr size_t kMaxSpareChunks = 16;
 // The write-ahead log is truncated back to this size after checkpoints.
 constexpr char kJournalSizeLimit[] = "PRAGMA journal_size_limit = 67108864";
 
+// The pause between attempts at switching a new database to WAL mode.
+constexpr auto kWalRetryPause = std::chrono::milliseconds(2);
+
 Status NoDatabase(const std::string& path) {
   return Status::Error(ErrorKind::kPermanent, "no keel database at " + path);
 }
 
-// Switches `conn` to WAL mode and the requested durability.
-Status Configure(sqlite::Connection* conn, SqliteDurability durability) {
+// One attempt at switching `conn` to WAL mode.
+Status SwitchToWal(sqlite::Connection* conn) {
   sqlite::Statement wal;
   Status status = wal.Prepare(conn, "PRAGMA journal_mode = WAL");
   std::string mode;
@@ -40,6 +45,23 @@ Status Configure(sqlite::Connection* conn, SqliteDurability durability) {
     return Status::Error(ErrorKind::kPermanent,
                          conn->path() + ": cannot use WAL mode (journal mode stays " + mode + ")");
   }
+  return Status::Ok();
+}
+
+// Switches `conn` to WAL mode and the requested durability. Switching a new
+// database upgrades a read lock to a write lock, and SQLite fails such an
+// upgrade at once, without a busy wait, while another connection reads or
+// switches too: so it is retried until `busy_timeout` seconds have passed.
+Status Configure(sqlite::Connection* conn, SqliteDurability durability, double busy_timeout) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(busy_timeout));
+  Status status = SwitchToWal(conn);
+  while (status.kind() == ErrorKind::kTransient && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(kWalRetryPause);
+    status = SwitchToWal(conn);
+  }
+  if (!status.ok()) return status;
   status = conn->Exec(durability == SqliteDurability::kFull ? "PRAGMA synchronous = FULL"
                                                             : "PRAGMA synchronous = NORMAL",
                       "setting durability");
@@ -47,36 +69,37 @@ Status Configure(sqlite::Connection* conn, SqliteDurability durability) {
   return status;
 }
 
+int LatestVersion() { return sqlite::KeelMigrations().back().version; }
+
 }  // namespace
+
+Result<bool> SqliteStore::Exists(const std::string& path, double busy_timeout) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return false;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::Error(ErrorKind::kPermanent, path + " is a directory, not a keel database");
+  }
+  auto kind = sqlite::InspectFile(path, LatestVersion(), busy_timeout);
+  if (!kind.ok()) return kind.status();
+  return *kind == sqlite::DatabaseKind::kKeel;
+}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                        const SqliteStoreOptions& options) {
-  std::error_code ec;
-  const bool exists = std::filesystem::exists(path, ec);
-  if (exists && std::filesystem::is_directory(path, ec)) {
-    return Status::Error(ErrorKind::kPermanent, path + " is a directory, not a keel database");
-  }
-  const int latest = sqlite::KeelMigrations().back().version;
   // Look before touching: a file that is not ours must stay byte-identical,
   // and even switching to WAL mode would write to it.
-  if (exists) {
-    auto kind = sqlite::InspectFile(path, latest, options.busy_timeout);
-    if (!kind.ok()) return kind.status();
-    if (*kind == sqlite::DatabaseKind::kNew && !options.create_if_missing) {
-      return NoDatabase(path);
-    }
-  } else if (!options.create_if_missing) {
-    return NoDatabase(path);
-  }
+  auto exists = Exists(path, options.busy_timeout);
+  if (!exists.ok()) return exists.status();
+  if (!*exists && !options.create_if_missing) return NoDatabase(path);
 
   const int create = options.create_if_missing ? SQLITE_OPEN_CREATE : 0;
   auto conn =
       sqlite::Connection::Open(path, path, SQLITE_OPEN_READWRITE | create, options.busy_timeout);
   if (!conn.ok()) return conn.status();
   // Again on the connection that writes, in case the file changed meanwhile.
-  auto kind = sqlite::ClassifyDatabase(conn->get(), latest);
+  auto kind = sqlite::ClassifyDatabase(conn->get(), LatestVersion());
   if (!kind.ok()) return kind.status();
-  Status status = Configure(conn->get(), options.durability);
+  Status status = Configure(conn->get(), options.durability, options.busy_timeout);
   if (status.ok()) status = sqlite::Migrate(conn->get(), sqlite::KeelMigrations(), kBusyRetries);
   if (!status.ok()) return status;
   auto writer = sqlite::SqliteWriter::Create(std::move(conn).value(), kBusyRetries);

@@ -63,6 +63,14 @@ class SqliteStore final : public Store {
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path,
                                                    const SqliteStoreOptions& options);
 
+  // Whether a keel database is at `path`: false when the file is missing or
+  // empty, or another process has created it and not yet initialized it
+  // (opening it with create_if_missing false then fails). Looks without
+  // writing a byte or leaving a file behind, waiting up to `busy_timeout`
+  // seconds for another process's lock. Fails like Open (kPermanent, naming
+  // `path`) for a directory or a file that is not a keel database.
+  static Result<bool> Exists(const std::string& path, double busy_timeout);
+
   // Commits everything queued, then closes. Errors at this point are lost:
   // call Flush() first to see them.
   ~SqliteStore() override;

@@ -11,15 +11,16 @@
 #include <string>
 
 #include "engine/cancel_token.h"
+#include "engine/clock.h"
 #include "engine/workflow.h"
 
 struct lua_State;
 
 namespace keel {
 
-// Why the hook stopped a coroutine. Deadlines (timeouts) add a reason here
-// and a check in ActiveNode::CheckStop.
-enum class StopReason { kNone, kCancelled };
+// Why the hook stopped a coroutine: its attempt was cancelled, or its
+// deadline (the node's timeout) passed.
+enum class StopReason { kNone, kCancelled, kTimeout };
 
 struct ActiveNode {
   const NodeContext* context = nullptr;  // what the attempt received
@@ -27,11 +28,14 @@ struct ActiveNode {
   const std::string* node = nullptr;     // its name, for keel.log and messages
   lua_State* coroutine = nullptr;        // the coroutine running the node's function
   const CancelToken* cancel = nullptr;   // may be null
+  double deadline = 0;                   // Clock::Now() time the attempt times out; 0: none
+  Clock* clock = nullptr;                // reads the time for `deadline`
   double sleep_seconds = -1;             // set by keel.sleep just before it yields
   StopReason stop = StopReason::kNone;   // set by the hook just before it stops the coroutine
 
   StopReason CheckStop() const {
     if (cancel != nullptr && cancel->cancelled()) return StopReason::kCancelled;
+    if (deadline > 0 && clock->Now() >= deadline) return StopReason::kTimeout;
     return StopReason::kNone;
   }
 };

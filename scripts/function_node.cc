@@ -1,6 +1,7 @@
 #include "scripts/function_node.h"
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <string>
 
@@ -11,10 +12,6 @@
 
 namespace keel {
 namespace {
-
-// A sleeping node wakes at least this often to notice cancellation, since a
-// CancelToken cannot call back.
-constexpr double kSleepSlice = 0.25;
 
 // One attempt of one function node. Owned by shared_ptrs held by whoever
 // drives it next (Start, then a pending timer or posted closure), so it lives
@@ -33,6 +30,8 @@ class Execution : public std::enable_shared_from_this<Execution> {
     Guarded([this] {
       active_.node = &ctx_.node;
       active_.cancel = ctx_.cancel;
+      active_.deadline = ctx_.deadline;
+      active_.clock = pool_->clock();
       state_->SetActive(&active_);
       state_->memory()->ClearExceeded();
       co_ = state_->TakeCoroutine();
@@ -66,12 +65,15 @@ class Execution : public std::enable_shared_from_this<Execution> {
     }
   }
 
+  // Messages do not name the node: whoever reports the result does.
   NodeResult Failed(ErrorKind kind, const std::string& message, double retry_after = -1) const {
-    return NodeResult::Failure(
-        Status::Error(kind, "node '" + ctx_.node + "': " + message, retry_after));
+    return NodeResult::Failure(Status::Error(kind, message, retry_after));
   }
 
-  NodeResult Stopped() const { return Failed(ErrorKind::kCancelled, "cancelled"); }
+  NodeResult Stopped() const {
+    if (active_.stop == StopReason::kTimeout) return Failed(ErrorKind::kTimeout, "timed out");
+    return Failed(ErrorKind::kCancelled, "cancelled");
+  }
 
   void StartRun() {
     phase_ = Phase::kRun;
@@ -103,33 +105,37 @@ class Execution : public std::enable_shared_from_this<Execution> {
                     false);
     }
     active_.sleep_seconds = -1;
-    wake_at_ = pool_->clock()->Now() + seconds;
+    Clock* clock = pool_->clock();
+    double wake_at = clock->Now() + seconds;
+    // A timeout ends the sleep early: the resumed coroutine then stops at once.
+    if (active_.deadline > 0 && active_.deadline < wake_at) wake_at = active_.deadline;
+    uint64_t sleep = ++sleeps_;
+    auto self = shared_from_this();
+    // Whichever comes first, the timer or a cancellation, wakes the node; the
+    // other finds the sleep already claimed and does nothing.
+    if (ctx_.cancel != nullptr) {
+      subscription_ = ctx_.cancel->Subscribe([self, sleep] { self->TryWake(sleep); });
+    }
     // Nothing may touch this execution after arming: the timer may already be running.
-    ArmTimer(std::min(seconds, kSleepSlice));
+    clock->After(wake_at - clock->Now(), [self, sleep] { self->TryWake(sleep); });
   }
 
-  void ArmTimer(double seconds) {
-    pool_->clock()->After(seconds, [self = shared_from_this()] { self->OnTimer(); });
-  }
-
-  // On the timer thread: no Lua here.
-  void OnTimer() {
-    Guarded([this] {
-      double remaining = wake_at_ - pool_->clock()->Now();
-      if (remaining > 0 && active_.CheckStop() == StopReason::kNone) {
-        return ArmTimer(std::min(remaining, kSleepSlice));
-      }
-      auto wake = [self = shared_from_this()] { self->Wake(); };
-      if (ctx_.post) {
-        ctx_.post(std::move(wake));
-      } else {
-        wake();
-      }
-    });
+  // On the timer thread or a canceller's thread: no Lua here.
+  void TryWake(uint64_t sleep) {
+    uint64_t expected = sleep - 1;
+    if (!woken_.compare_exchange_strong(expected, sleep)) return;
+    auto wake = [self = shared_from_this()] { self->Wake(); };
+    if (ctx_.post) {
+      ctx_.post(std::move(wake));
+    } else {
+      wake();
+    }
   }
 
   void Wake() {
     Guarded([this] {
+      if (ctx_.cancel != nullptr && subscription_ != 0) ctx_.cancel->Unsubscribe(subscription_);
+      subscription_ = 0;
       if ((active_.stop = active_.CheckStop()) != StopReason::kNone) {
         return Finish(Stopped(), false);
       }
@@ -151,7 +157,7 @@ class Execution : public std::enable_shared_from_this<Execution> {
     } else if (Status status = LuaToJson(co_, 2, &json); !status.ok()) {
       return Finish(
           NodeResult::Failure(Status::Error(
-              ErrorKind::kError, "output of node '" + ctx_.node + "': " + status.message())),
+              ErrorKind::kError, "output: " + status.message())),
           true);
     }
     Finish(NodeResult::Success(MakeJson(std::move(json))), true);
@@ -166,7 +172,7 @@ class Execution : public std::enable_shared_from_this<Execution> {
                            "memory limit of " + FormatMiB(pool_->memory_limit()) + " exceeded"),
                     false);
     }
-    Status failure = ReadFailure(co_, -1, ctx_.node);
+    Status failure = ReadFailure(co_, -1);
     if (!failure.ok()) return Finish(NodeResult::Failure(std::move(failure)), false);
     std::string message =
         text != nullptr ? text
@@ -211,7 +217,9 @@ class Execution : public std::enable_shared_from_this<Execution> {
   ActiveNode active_;
   lua_State* co_ = nullptr;
   Phase phase_ = Phase::kRun;
-  double wake_at_ = 0;  // clock time a keel.sleep ends
+  uint64_t sleeps_ = 0;              // keel.sleep calls so far; driving thread only
+  std::atomic<uint64_t> woken_{0};   // the last sleep whose wake-up was claimed
+  uint64_t subscription_ = 0;        // on ctx_.cancel while asleep; driving thread only
 };
 
 }  // namespace
@@ -221,8 +229,7 @@ void FunctionNode::Start(const NodeContext& ctx, NodeCompletion done) {
   try {
     auto state = pool_->Checkout();
     if (!state.ok()) {
-      done(NodeResult::Failure(Status::Error(
-          state.status().kind(), "node '" + ctx.node + "': " + state.status().message())));
+      done(NodeResult::Failure(state.status()));
       return;
     }
     execution =

@@ -31,6 +31,8 @@ class FunctionNode final : public NodeBody {
       : pool_(std::move(pool)), index_(index) {}
 
   void Start(const NodeContext& ctx, NodeCompletion done) override;
+  // The instruction hook and keel.sleep both honour ctx.deadline.
+  bool EnforcesDeadline() const override { return true; }
 
  private:
   const std::shared_ptr<LuaStatePool> pool_;

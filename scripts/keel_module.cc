@@ -223,7 +223,7 @@ void InstallKeelModule(lua_State* L, StateAnchor* anchor) {
   lua_pop(L, 2);
 }
 
-Status ReadFailure(lua_State* L, int index, const std::string& node) {
+Status ReadFailure(lua_State* L, int index) {
   index = lua_absindex(L, index);
   if (!lua_getmetatable(L, index)) return Status::Ok();
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kFailMetaKey);
@@ -238,8 +238,8 @@ Status ReadFailure(lua_State* L, int index, const std::string& node) {
       kind == ErrorKind::kNone) {
     kind = ErrorKind::kError;
   }
-  std::string message = node.empty() ? "" : "node '" + node + "': ";
-  if (lua_type(L, -2) == LUA_TSTRING) message += lua_tostring(L, -2);
+  std::string message = lua_type(L, -2) == LUA_TSTRING ? std::string(lua_tostring(L, -2))
+                                                      : std::string(ErrorKindName(kind));
   double retry_after = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
   lua_pop(L, 3);
   return Status::Error(kind, std::move(message), retry_after);

@@ -31,6 +31,6 @@ void InstallKeelModule(lua_State* L, StateAnchor* anchor);
 // When the value at `index` is an error raised by keel.fail, returns the
 // Status it describes, its message prefixed with "node 'NAME': " unless `node`
 // is empty; otherwise an ok Status.
-Status ReadFailure(lua_State* L, int index, const std::string& node);
+Status ReadFailure(lua_State* L, int index);
 
 }  // namespace keel

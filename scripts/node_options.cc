@@ -18,11 +18,11 @@ constexpr NodeOption kNodeOptions[] = {
     {"timeout", NodeOptionType::kSeconds, true},
     {"total_timeout", NodeOptionType::kSeconds, true},
     {"retry", NodeOptionType::kTableOrCount, true},
-    {"circuit", NodeOptionType::kTable, true},
+    {"circuit", NodeOptionType::kCircuit, true},
     {"fallback", NodeOptionType::kFallback, true},
     {"join", NodeOptionType::kJoin, true},
-    {"memory", NodeOptionType::kPositive, true},
-    {"max_concurrency", NodeOptionType::kCount, true},
+    {"memory", NodeOptionType::kSize, true},
+    {"max_concurrency", NodeOptionType::kTableOrCount, true},
 };
 
 // True when the value at `index` is a list (keys 1..n, n >= 0) whose items
@@ -103,15 +103,16 @@ std::string CheckNodeOption(lua_State* L, int index, const NodeOption& option) {
       return lua_type(L, index) == LUA_TBOOLEAN ? "" : "must be true or false";
     case NodeOptionType::kSeconds:
       return IsPositiveNumber(L, index) ? "" : "must be a positive number of seconds";
-    case NodeOptionType::kPositive:
-      return IsPositiveNumber(L, index) ? "" : "must be a positive number";
-    case NodeOptionType::kCount:
-      return IsCount(L, index) ? "" : "must be a positive integer";
+    case NodeOptionType::kSize:
+      if (IsPositiveNumber(L, index) || is_string(index)) return "";
+      return "must be a number of MiB or a size such as \"64MB\"";
     case NodeOptionType::kTableOrCount:
       if (lua_type(L, index) == LUA_TTABLE || IsCount(L, index)) return "";
-      return "must be a table (or a number of attempts)";
-    case NodeOptionType::kTable:
-      return lua_type(L, index) == LUA_TTABLE ? "" : "must be a table";
+      return "must be a table or a positive integer";
+    case NodeOptionType::kCircuit:
+      if (lua_type(L, index) == LUA_TTABLE || lua_type(L, index) == LUA_TBOOLEAN) return "";
+      if (is_string(index) && lua_rawlen(L, index) > 0) return "";
+      return "must be a table, true, or a breaker key";
     case NodeOptionType::kFallback:
       if (IsWorkflowRef(L, index)) return "";
       if (IsListOf(L, index, [L](int i) { return IsWorkflowRef(L, i); })) return "";

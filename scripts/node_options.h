@@ -21,10 +21,9 @@ enum class NodeOptionType {
   kFunction,
   kBoolean,
   kSeconds,       // a positive number of seconds
-  kPositive,      // a positive number
-  kCount,         // a positive integer
+  kSize,          // a positive number (MiB) or a size string such as "64MB"
   kTableOrCount,  // a table, or a positive integer shorthand
-  kTable,
+  kCircuit,       // a table, true/false, or a breaker key
   kFallback,  // a workflow (or its name), or a list of them
   kJoin,      // "all", "any" or a table
 };

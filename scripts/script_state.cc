@@ -19,7 +19,7 @@ int Panic(lua_State* L) {
 
 // The text of the error value on top of L's stack.
 std::string ErrorText(lua_State* L) {
-  Status failure = ReadFailure(L, -1, "");
+  Status failure = ReadFailure(L, -1);
   if (!failure.ok()) return failure.message();
   if (const char* message = lua_tostring(L, -1)) return message;
   return std::string("(error object is a ") + luaL_typename(L, -1) + " value)";

@@ -77,6 +77,7 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     if (!budget.ok() || !defaults.ok()) {
       problem(workflow.where + ": workflow '" + workflow.name + "': " +
               (budget.ok() ? defaults.status() : budget.status()).message());
+      index += static_cast<int>(workflow.nodes.size());
       continue;
     }
     spec.retry_budget = *budget;

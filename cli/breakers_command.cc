@@ -1,0 +1,131 @@
+// `keel breakers`: the circuit breakers shared through the database, their
+// health, and resetting them.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "cli/commands.h"
+#include "cli/db.h"
+#include "cli/exit_codes.h"
+#include "cli/format.h"
+#include "cli/json_out.h"
+#include "cli/table.h"
+#include "engine/clock.h"
+
+namespace keel::cli {
+namespace {
+
+// Seconds until open breaker `row` lets a probe through (0 once its
+// cooldown has passed); nullopt when it is not open.
+std::optional<double> HalfOpenIn(const BreakerRow& row, double now) {
+  const BreakerSnapshot& s = row.snapshot;
+  if (s.state != BreakerState::kOpen) return std::nullopt;
+  return std::max(0.0, s.opened_at + s.cooldown - now);
+}
+
+// Health rounded to a tenth of a percent: 100, 66.7, 0.
+double RoundedHealth(const BreakerSnapshot& s) { return std::round(HealthPercent(s) * 10) / 10; }
+
+void PrintJson(const std::vector<BreakerRow>& rows, double now) {
+  JsonOut out;
+  out.BeginArray();
+  for (const BreakerRow& row : rows) {
+    const BreakerSnapshot& s = row.snapshot;
+    out.BeginObject();
+    out.Key("key");
+    out.String(row.key);
+    out.Key("state");
+    out.String(BreakerStateName(s.state));
+    out.Key("failures");
+    out.Int(s.consecutive_failures);
+    out.Key("calls");
+    out.Int(s.calls);
+    out.Key("failed");
+    out.Int(s.failed);
+    out.Key("health_percent");
+    out.Raw(fmt::format("{}", RoundedHealth(s)));
+    out.Key("half_open_in_s");
+    out.Seconds(HalfOpenIn(row, now));
+    out.Key("opened_at");
+    out.StringOrNull(s.opened_at > 0 ? FormatIsoUtc(s.opened_at) : "");
+    out.Key("cooldown_s");
+    out.Seconds(s.cooldown);
+    out.Key("updated_at");
+    out.StringOrNull(row.updated_at > 0 ? FormatIsoUtc(row.updated_at) : "");
+    out.EndObject();
+  }
+  out.EndArray();
+  out.Print(stdout);
+}
+
+void PrintTable(const std::vector<BreakerRow>& rows, double now) {
+  Table table({"KEY", "STATE", "FAILURES", "CALLS", "FAILED", "HEALTH", "HALF-OPEN IN"});
+  for (const BreakerRow& row : rows) {
+    const BreakerSnapshot& s = row.snapshot;
+    std::optional<double> half_open_in = HalfOpenIn(row, now);
+    std::string in = "-";
+    if (half_open_in) in = *half_open_in > 0 ? FormatDuration(*half_open_in) : "now";
+    table.AddRow({row.key, std::string(BreakerStateName(s.state)),
+                  std::to_string(s.consecutive_failures), std::to_string(s.calls),
+                  std::to_string(s.failed), fmt::format("{}%", RoundedHealth(s)), in});
+  }
+  table.Print(stdout);
+}
+
+// `keel breakers --reset KEY` or `--all`.
+int Reset(Store* store, const BreakersArgs& args, const std::string& db_path) {
+  auto reset = store->ResetBreakers(args.all ? "" : args.reset);
+  if (!reset.ok()) {
+    PrintError(reset.status().message());
+    return kExitUsage;
+  }
+  if (!args.all && *reset == 0) {
+    PrintError(fmt::format("no breaker '{}' in {} (see keel breakers)", args.reset, db_path));
+    return kExitUsage;
+  }
+  std::printf("reset %lld breaker%s\n", static_cast<long long>(*reset), *reset == 1 ? "" : "s");
+  return kExitSucceeded;
+}
+
+}  // namespace
+
+int BreakersCommand(const BreakersArgs& args) {
+  std::string db_path = ResolveDbPath(args.db);
+  auto store = OpenDbIfExists(db_path);
+  if (!store.ok()) {
+    PrintError(store.status().message());
+    return kExitUsage;
+  }
+  if (*store == nullptr) {
+    if (!args.reset.empty()) {
+      PrintError(fmt::format("no breaker '{}': no database at {}", args.reset, db_path));
+      return kExitUsage;
+    }
+    if (args.all) std::printf("reset 0 breakers\n");
+    if (args.json) std::printf("[]\n");
+    std::fprintf(stderr, "no breakers (no database at %s)\n", db_path.c_str());
+    return kExitSucceeded;
+  }
+  if (args.all || !args.reset.empty()) return Reset(store->get(), args, db_path);
+
+  auto rows = (*store)->ListBreakers();
+  if (!rows.ok()) {
+    PrintError(rows.status().message());
+    return kExitUsage;
+  }
+  double now = SystemClock()->WallNow();
+  if (args.json) {
+    PrintJson(*rows, now);
+  } else if (rows->empty()) {
+    std::fprintf(stderr, "no breakers in %s\n", db_path.c_str());
+  } else {
+    PrintTable(*rows, now);
+  }
+  return kExitSucceeded;
+}
+
+}  // namespace keel::cli
