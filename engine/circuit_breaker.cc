@@ -95,8 +95,11 @@ BreakerTransition RecordOutcome(BreakerSnapshot& s, const BreakerConfig& c, bool
                                 bool probe, double now) {
   ++s.calls;
   if (!success) ++s.failed;
-  Trim(s, c, now);
-  s.recent.emplace_back(now, success ? 0 : 1);
+  if (c.failure_rate > 0) {
+    // Only a rate-based breaker needs the window of recent outcomes.
+    Trim(s, c, now);
+    s.recent.emplace_back(now, success ? 0 : 1);
+  }
   if (probe && s.state == BreakerState::kHalfOpen) {
     if (s.probes_out > 0) --s.probes_out;
     if (!success) {

@@ -45,6 +45,7 @@ struct BreakerSnapshot {
   int64_t calls = 0;         // lifetime totals, for health
   int64_t failed = 0;
   // Outcomes in the rate window, oldest first: time, and 1 for a failure.
+  // Kept only when the breaker has a failure_rate.
   std::vector<std::pair<double, int>> recent;
 };
 
