@@ -5,9 +5,9 @@
 #include <string_view>
 #include <utility>
 
+#include "engine/did_you_mean.h"
 #include "lua.hpp"
 #include "scripts/active_node.h"
-#include "scripts/did_you_mean.h"
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
 #include "scripts/node_options.h"

@@ -19,10 +19,11 @@ namespace {
 class Execution : public std::enable_shared_from_this<Execution> {
  public:
   Execution(std::shared_ptr<LuaStatePool> pool, std::unique_ptr<ScriptState> state, int index,
-            const NodeContext& ctx, NodeCompletion done)
+            size_t memory_limit, const NodeContext& ctx, NodeCompletion done)
       : pool_(std::move(pool)),
         state_(std::move(state)),
         index_(index),
+        memory_limit_(memory_limit),
         ctx_(ctx),
         done_(std::move(done)) {}
 
@@ -34,6 +35,7 @@ class Execution : public std::enable_shared_from_this<Execution> {
       active_.clock = pool_->clock();
       state_->SetActive(&active_);
       state_->memory()->ClearExceeded();
+      state_->memory()->set_limit(memory_limit_);
       co_ = state_->TakeCoroutine();
       active_.coroutine = co_;
       if ((active_.stop = active_.CheckStop()) != StopReason::kNone) {
@@ -169,7 +171,7 @@ class Execution : public std::enable_shared_from_this<Execution> {
                                                   std::string(text) == "not enough memory");
     if (out_of_memory) {
       return Finish(Failed(ErrorKind::kError,
-                           "memory limit of " + FormatMiB(pool_->memory_limit()) + " exceeded"),
+                           "memory limit of " + FormatMiB(memory_limit_) + " exceeded"),
                     false);
     }
     Status failure = ReadFailure(co_, -1);
@@ -212,6 +214,7 @@ class Execution : public std::enable_shared_from_this<Execution> {
   const std::shared_ptr<LuaStatePool> pool_;
   std::unique_ptr<ScriptState> state_;
   const int index_;
+  const size_t memory_limit_;  // the cap while this execution holds the state
   const NodeContext& ctx_;  // the executor keeps it alive until done_ is called
   NodeCompletion done_;
   ActiveNode active_;
@@ -233,7 +236,8 @@ void FunctionNode::Start(const NodeContext& ctx, NodeCompletion done) {
       return;
     }
     execution =
-        std::make_shared<Execution>(pool_, std::move(state).value(), index_, ctx, std::move(done));
+        std::make_shared<Execution>(pool_, std::move(state).value(), index_,
+                                    memory_ ? memory_ : pool_->memory_limit(), ctx, std::move(done));
   } catch (const std::exception& e) {
     if (done) done(NodeResult::Failure(Status::Error(ErrorKind::kError, e.what())));
     return;

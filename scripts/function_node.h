@@ -26,9 +26,10 @@ namespace keel {
 
 class FunctionNode final : public NodeBody {
  public:
-  // `index` is the node's position in declaration order (see ScriptState).
-  FunctionNode(std::shared_ptr<LuaStatePool> pool, int index)
-      : pool_(std::move(pool)), index_(index) {}
+  // `index` is the node's position in declaration order (see ScriptState);
+  // `memory` caps the state while the node runs (0: the pool's limit).
+  FunctionNode(std::shared_ptr<LuaStatePool> pool, int index, size_t memory = 0)
+      : pool_(std::move(pool)), index_(index), memory_(memory) {}
 
   void Start(const NodeContext& ctx, NodeCompletion done) override;
   // The instruction hook and keel.sleep both honour ctx.deadline.
@@ -37,6 +38,7 @@ class FunctionNode final : public NodeBody {
  private:
   const std::shared_ptr<LuaStatePool> pool_;
   const int index_;
+  const size_t memory_;
 };
 
 }  // namespace keel

@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <string_view>
 
+#include "engine/did_you_mean.h"
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
-#include "scripts/did_you_mean.h"
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
 

@@ -33,6 +33,8 @@ class LuaMemory {
 
   size_t used() const { return used_; }
   size_t limit() const { return limit_; }
+  // Changes the cap, e.g. to a node's own `memory` option for one execution.
+  void set_limit(size_t limit) { limit_ = limit; }
   // True once an allocation was refused since the last ClearExceeded().
   bool exceeded() const { return exceeded_; }
   void ClearExceeded() { exceeded_ = false; }
@@ -40,7 +42,7 @@ class LuaMemory {
  private:
   friend class CappedScope;
 
-  const size_t limit_;
+  size_t limit_;
   size_t used_ = 0;
   bool armed_ = false;
   bool exceeded_ = false;

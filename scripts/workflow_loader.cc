@@ -95,7 +95,9 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
       } else {
         problem(Diagnostic{node.where, node.name, policy.status().message()}.ToString());
       }
-      if (node.has_run) node_spec.body = std::make_shared<FunctionNode>(*pool, index);
+      if (node.has_run) {
+        node_spec.body = std::make_shared<FunctionNode>(*pool, index, node_spec.policy.memory);
+      }
       ++index;
     }
     for (const Diagnostic& diagnostic : Validate(spec)) problem(diagnostic.ToString());
