@@ -51,11 +51,11 @@ void PrintJson(const std::vector<BreakerRow>& rows, double now) {
     out.Key("half_open_in_s");
     out.Seconds(HalfOpenIn(row, now));
     out.Key("opened_at");
-    out.StringOrNull(s.opened_at > 0 ? FormatIsoUtc(s.opened_at) : "");
+    out.TimeOrNull(s.opened_at);
     out.Key("cooldown_s");
     out.Seconds(s.cooldown);
     out.Key("updated_at");
-    out.StringOrNull(row.updated_at > 0 ? FormatIsoUtc(row.updated_at) : "");
+    out.TimeOrNull(row.updated_at);
     out.EndObject();
   }
   out.EndArray();
@@ -79,13 +79,10 @@ void PrintTable(const std::vector<BreakerRow>& rows, double now) {
 // `keel breakers --reset KEY` or `--all`.
 int Reset(Store* store, const BreakersArgs& args, const std::string& db_path) {
   auto reset = store->ResetBreakers(args.all ? "" : args.reset);
-  if (!reset.ok()) {
-    PrintError(reset.status().message());
-    return kExitUsage;
-  }
+  if (!reset.ok()) return UsageError(reset.status().message());
   if (!args.all && *reset == 0) {
-    PrintError(fmt::format("no breaker '{}' in {} (see keel breakers)", args.reset, db_path));
-    return kExitUsage;
+    return UsageError(
+        fmt::format("no breaker '{}' in {} (see keel breakers)", args.reset, db_path));
   }
   std::printf("reset %lld breaker%s\n", static_cast<long long>(*reset), *reset == 1 ? "" : "s");
   return kExitSucceeded;
@@ -96,14 +93,10 @@ int Reset(Store* store, const BreakersArgs& args, const std::string& db_path) {
 int BreakersCommand(const BreakersArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path);
-  if (!store.ok()) {
-    PrintError(store.status().message());
-    return kExitUsage;
-  }
+  if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
     if (!args.reset.empty()) {
-      PrintError(fmt::format("no breaker '{}': no database at {}", args.reset, db_path));
-      return kExitUsage;
+      return UsageError(fmt::format("no breaker '{}': no database at {}", args.reset, db_path));
     }
     if (args.all) std::printf("reset 0 breakers\n");
     if (args.json) std::printf("[]\n");
@@ -113,10 +106,7 @@ int BreakersCommand(const BreakersArgs& args) {
   if (args.all || !args.reset.empty()) return Reset(store->get(), args, db_path);
 
   auto rows = (*store)->ListBreakers();
-  if (!rows.ok()) {
-    PrintError(rows.status().message());
-    return kExitUsage;
-  }
+  if (!rows.ok()) return UsageError(rows.status().message());
   double now = SystemClock()->WallNow();
   if (args.json) {
     PrintJson(*rows, now);

@@ -29,4 +29,11 @@ inline void PrintError(std::string_view message) {
   std::fprintf(stderr, "keel: %.*s\n", static_cast<int>(message.size()), message.data());
 }
 
+// Prints `message` as PrintError does and returns kExitUsage: how a command
+// stops on a usage, script or database error.
+inline int UsageError(std::string_view message) {
+  PrintError(message);
+  return kExitUsage;
+}
+
 }  // namespace keel::cli

@@ -45,6 +45,10 @@ std::string FormatDuration(double seconds) {
   return fmt::format("{}d{:02}h", total / 86400, total % 86400 / 3600);
 }
 
+std::string FormatDurationOrDash(std::optional<double> seconds) {
+  return seconds ? FormatDuration(*seconds) : "-";
+}
+
 std::string FormatIsoUtc(double wall) {
   int ms = 0;
   std::tm tm = BrokenDown(wall, true, &ms);

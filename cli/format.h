@@ -2,6 +2,7 @@
 // Text formatting shared by the commands: seconds, durations and times.
 // Free functions; safe from any thread.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,9 @@ std::string FormatSeconds(double seconds);
 
 // A duration for tables: "0.012s", "12.3s", "4m05s", "2h03m", "3d04h".
 std::string FormatDuration(double seconds);
+
+// FormatDuration of `seconds`, or "-" when it is unknown.
+std::string FormatDurationOrDash(std::optional<double> seconds);
 
 // Wall time (seconds since the epoch) as ISO 8601 UTC with milliseconds:
 // "2026-11-23T17:52:06.123Z".

@@ -4,13 +4,14 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
 #include "cli/graph_render.h"
+#include "cli/load_script.h"
 #include "cli/recorded_script.h"
-#include "engine/clock.h"
 
 namespace keel::cli {
 namespace {
@@ -32,42 +33,27 @@ bool LooksLikeFile(const std::string& target) {
 
 int GraphCommand(const GraphArgs& args) {
   if (LooksLikeFile(args.target)) {
-    LoadOptions options;
-    options.clock = SystemClock();
-    auto script = LoadWorkflowFile(args.target, options);
-    if (!script.ok()) {
-      std::fprintf(stderr, "%s\n", script.status().message().c_str());
-      return kExitUsage;
-    }
-    return Print((*script)->main_workflow(), nullptr, args.format);
+    std::shared_ptr<LoadedScript> script = LoadScript(args.target);
+    if (!script) return kExitUsage;
+    return Print(script->main_workflow(), nullptr, args.format);
   }
 
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path);
-  if (!store.ok()) {
-    PrintError(store.status().message());
-    return kExitUsage;
-  }
+  if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
-    PrintError(fmt::format("'{}' is not a file, and there is no database at {} to look up runs",
-                           args.target, db_path));
-    return kExitUsage;
+    return UsageError(
+        fmt::format("'{}' is not a file, and there is no database at {} to look up runs",
+                    args.target, db_path));
   }
   auto run = (*store)->GetRun(args.target);
-  if (!run.ok()) {
-    PrintError(run.status().message());
-    return kExitUsage;
-  }
+  if (!run.ok()) return UsageError(run.status().message());
   auto nodes = (*store)->GetNodes(run->id);
-  if (!nodes.ok()) {
-    PrintError(nodes.status().message());
-    return kExitUsage;
-  }
+  if (!nodes.ok()) return UsageError(nodes.status().message());
   auto script = LoadRecordedScript(*run);
   if (!script.ok()) {
-    PrintError(fmt::format("cannot draw run {}: its recorded script no longer loads:\n{}", run->id,
-                           script.status().message()));
-    return kExitUsage;
+    return UsageError(fmt::format("cannot draw run {}: its recorded script no longer loads:\n{}",
+                                  run->id, script.status().message()));
   }
   const WorkflowSpec* workflow = (*script)->Find(run->workflow);
   if (workflow == nullptr) workflow = &(*script)->main_workflow();

@@ -29,8 +29,7 @@ int RunsCommand(const RunsArgs& args) {
     if (wanted == "interrupted") {
       status = RunStatus::kRunning;
     } else if (!ParseRunStatus(wanted, &status)) {
-      PrintError(fmt::format("--status '{}': expected {}", wanted, kStatusNames));
-      return kExitUsage;
+      return UsageError(fmt::format("--status '{}': expected {}", wanted, kStatusNames));
     }
     filter.status = status;
     // Running and interrupted share a recorded status; tell them apart below.
@@ -39,19 +38,13 @@ int RunsCommand(const RunsArgs& args) {
 
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path);
-  if (!store.ok()) {
-    PrintError(store.status().message());
-    return kExitUsage;
-  }
+  if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
     std::fprintf(stderr, "no runs (no database at %s)\n", db_path.c_str());
     return kExitSucceeded;
   }
   auto listed = (*store)->ListRuns(filter);
-  if (!listed.ok()) {
-    PrintError(listed.status().message());
-    return kExitUsage;
-  }
+  if (!listed.ok()) return UsageError(listed.status().message());
 
   double now = SystemClock()->WallNow();
   std::vector<std::pair<const RunListing*, std::string>> rows;
@@ -99,9 +92,8 @@ int RunsCommand(const RunsArgs& args) {
   Table table({"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES"});
   for (const auto& [listing, label] : rows) {
     const RunRecord& run = listing->run;
-    std::optional<double> seconds = RunSeconds(run, label, now);
     table.AddRow({run.id, run.workflow, label, FormatLocalTime(run.created_at),
-                  seconds ? FormatDuration(*seconds) : "-",
+                  FormatDurationOrDash(RunSeconds(run, label, now)),
                   fmt::format("{}/{}", listing->nodes_done, run.node_count)});
   }
   table.Print(stdout);
@@ -111,27 +103,20 @@ int RunsCommand(const RunsArgs& args) {
 int GcCommand(const GcArgs& args) {
   double seconds = 0;
   if (!ParseDuration(args.older_than, &seconds)) {
-    PrintError(fmt::format(
+    return UsageError(fmt::format(
         "--older-than '{}': expected a number and a unit: s, m, h, d or w (for example 7d)",
         args.older_than));
-    return kExitUsage;
   }
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path);
-  if (!store.ok()) {
-    PrintError(store.status().message());
-    return kExitUsage;
-  }
+  if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
     std::printf("deleted 0 runs\n");
     std::fprintf(stderr, "note: no database at %s\n", db_path.c_str());
     return kExitSucceeded;
   }
   auto deleted = (*store)->DeleteFinishedBefore(SystemClock()->WallNow() - seconds);
-  if (!deleted.ok()) {
-    PrintError(deleted.status().message());
-    return kExitUsage;
-  }
+  if (!deleted.ok()) return UsageError(deleted.status().message());
   std::printf("deleted %lld runs\n", static_cast<long long>(*deleted));
   return kExitSucceeded;
 }

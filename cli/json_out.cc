@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cli/format.h"
+
 namespace keel::cli {
 
 void JsonOut::Key(std::string_view key) {
@@ -28,6 +30,14 @@ void JsonOut::Seconds(std::optional<double> value) {
   }
   double rounded = std::round(std::max(*value, 0.0) * 1000) / 1000;
   writer_.Double(rounded);
+}
+
+void JsonOut::TimeOrNull(double wall) {
+  if (wall > 0) {
+    String(FormatIsoUtc(wall));
+  } else {
+    writer_.Null();
+  }
 }
 
 void JsonOut::Raw(const std::optional<std::string>& json) {

@@ -29,6 +29,9 @@ class JsonOut {
   void Null() { writer_.Null(); }
   // Seconds rounded to milliseconds; null when absent.
   void Seconds(std::optional<double> value);
+  // Wall time as ISO 8601 UTC (FormatIsoUtc); null when not positive, which
+  // the store records for a time that has not come yet.
+  void TimeOrNull(double wall);
   // Already-serialized JSON, copied as it is; null when absent or empty.
   void Raw(const std::optional<std::string>& json);
 

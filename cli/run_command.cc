@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
+#include "cli/load_script.h"
 #include "cli/params.h"
 #include "cli/progress.h"
 #include "cli/run_output.h"
@@ -22,19 +23,6 @@
 namespace keel::cli {
 namespace {
 
-// Loads `path`; on failure prints the loader's messages (which already name
-// file:line and node) and returns null.
-std::shared_ptr<LoadedScript> LoadScript(const std::string& path) {
-  LoadOptions options;
-  options.clock = SystemClock();
-  auto loaded = LoadWorkflowFile(path, options);
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "%s\n", loaded.status().message().c_str());
-    return nullptr;
-  }
-  return std::move(loaded).value();
-}
-
 // Runs the workflow through `start` with a progress display and prints the
 // report. Returns the exit code.
 template <typename StartFn>
@@ -45,10 +33,7 @@ int Execute(const WorkflowSpec& workflow, ProgressOptions progress_options, bool
   Result<RunReport> report = start(progress.get());
   double seconds = SystemClock()->Now() - began;
   progress->Close();
-  if (!report.ok()) {
-    PrintError(report.status().message());
-    return kExitUsage;
-  }
+  if (!report.ok()) return UsageError(report.status().message());
   PrintRunReport(*report, workflow, seconds, json);
   return ExitCodeFor(report->status);
 }
@@ -58,25 +43,16 @@ int Execute(const WorkflowSpec& workflow, ProgressOptions progress_options, bool
 int RunCommand(const RunArgs& args) {
   // Check the -p syntax before running any script code.
   auto syntax = ApplyParamOverrides(MakeJson("{}"), args.params);
-  if (!syntax.ok()) {
-    PrintError(syntax.status().message());
-    return kExitUsage;
-  }
+  if (!syntax.ok()) return UsageError(syntax.status().message());
   std::shared_ptr<LoadedScript> script = LoadScript(args.file);
   if (!script) return kExitUsage;
   const WorkflowSpec& workflow = script->main_workflow();
   auto params = ApplyParamOverrides(workflow.params, args.params);
-  if (!params.ok()) {
-    PrintError(params.status().message());
-    return kExitUsage;
-  }
+  if (!params.ok()) return UsageError(params.status().message());
 
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDb(db_path, {.create = true, .durability = args.durability});
-  if (!store.ok()) {
-    PrintError(store.status().message());
-    return kExitUsage;
-  }
+  if (!store.ok()) return UsageError(store.status().message());
 
   ExecutorOptions options;
   options.workers = args.workers;
@@ -91,40 +67,31 @@ int RunCommand(const RunArgs& args) {
 int ResumeCommand(const ResumeArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDb(db_path, {.create = false, .durability = args.durability});
-  if (!store.ok()) {
-    PrintError(store.status().message());
-    return kExitUsage;
-  }
+  if (!store.ok()) return UsageError(store.status().message());
   auto run = (*store)->GetRun(args.run_id);
-  if (!run.ok()) {
-    PrintError(run.status().message());
-    return kExitUsage;
-  }
+  if (!run.ok()) return UsageError(run.status().message());
   if (run->status == RunStatus::kSucceeded) {
     std::fprintf(stderr, "run %s already succeeded; nothing to resume\n", run->id.c_str());
     return kExitSucceeded;
   }
   if (run->status == RunStatus::kRunning &&
       OwnerAlive(run->owner, SystemClock()->WallNow() - run->heartbeat)) {
-    PrintError(fmt::format(
+    return UsageError(fmt::format(
         "run {} is still running in process {} on {}; it can be resumed once that process exits",
         run->id, run->owner.pid, run->owner.host));
-    return kExitUsage;
   }
 
   std::error_code ec;
   if (!std::filesystem::exists(run->script_path, ec)) {
-    PrintError(fmt::format("cannot resume run {}: its script {} no longer exists", run->id,
-                           run->script_path));
-    return kExitUsage;
+    return UsageError(fmt::format("cannot resume run {}: its script {} no longer exists", run->id,
+                                  run->script_path));
   }
   std::shared_ptr<LoadedScript> script = LoadScript(run->script_path);
   if (!script) return kExitUsage;
   const WorkflowSpec* workflow = script->Find(run->workflow);
   if (workflow == nullptr) {
-    PrintError(fmt::format("cannot resume run {}: {} no longer declares workflow '{}'", run->id,
-                           run->script_path, run->workflow));
-    return kExitUsage;
+    return UsageError(fmt::format("cannot resume run {}: {} no longer declares workflow '{}'",
+                                  run->id, run->script_path, run->workflow));
   }
   if (script->info.sha256 != run->script_sha256) {
     std::fprintf(stderr,
@@ -134,10 +101,7 @@ int ResumeCommand(const ResumeArgs& args) {
   }
 
   auto nodes = (*store)->GetNodes(run->id);
-  if (!nodes.ok()) {
-    PrintError(nodes.status().message());
-    return kExitUsage;
-  }
+  if (!nodes.ok()) return UsageError(nodes.status().message());
   ProgressOptions progress_options;
   progress_options.resuming = true;
   for (const NodeRecord& node : *nodes) {

@@ -123,7 +123,7 @@ void PrintJson(const RunDetail& detail) {
   out.Key("started_at");
   out.String(FormatIsoUtc(run.created_at));
   out.Key("finished_at");
-  out.StringOrNull(run.finished_at > 0 ? FormatIsoUtc(run.finished_at) : "");
+  out.TimeOrNull(run.finished_at);
   out.Key("duration_s");
   out.Seconds(detail.seconds);
   out.Key("error");
@@ -187,7 +187,7 @@ void PrintText(const RunDetail& detail) {
   std::printf("script    %s\n", run.script_path.c_str());
   std::printf("params    %s\n", run.params_json.c_str());
   std::printf("started   %s\n", FormatLocalTime(run.created_at).c_str());
-  std::printf("duration  %s\n", detail.seconds ? FormatDuration(*detail.seconds).c_str() : "-");
+  std::printf("duration  %s\n", FormatDurationOrDash(detail.seconds).c_str());
   std::printf("error     %s\n", run.error.empty() ? "-" : IndentFollowing(run.error, 10).c_str());
 
   std::printf("\n");
@@ -204,10 +204,9 @@ void PrintText(const RunDetail& detail) {
   Table table(std::move(header));
   for (size_t i = 0; i < detail.nodes.size(); ++i) {
     const NodeRecord& node = detail.nodes[i];
-    auto took = NodeSeconds(node);
     std::vector<std::string> row = {node.node, std::string(NodeStatusName(node.status)),
                                     std::to_string(node.attempts),
-                                    took ? FormatDuration(*took) : "-"};
+                                    FormatDurationOrDash(NodeSeconds(node))};
     if (policy) row.push_back(std::move(described[i]));
     row.push_back(NodeError(node));
     table.AddRow(std::move(row));
@@ -234,25 +233,13 @@ void PrintText(const RunDetail& detail) {
 int ShowCommand(const ShowArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDb(db_path, {});
-  if (!store.ok()) {
-    PrintError(store.status().message());
-    return kExitUsage;
-  }
+  if (!store.ok()) return UsageError(store.status().message());
   auto run = (*store)->GetRun(args.run_id);
-  if (!run.ok()) {
-    PrintError(run.status().message());
-    return kExitUsage;
-  }
+  if (!run.ok()) return UsageError(run.status().message());
   auto nodes = (*store)->GetNodes(run->id);
-  if (!nodes.ok()) {
-    PrintError(nodes.status().message());
-    return kExitUsage;
-  }
+  if (!nodes.ok()) return UsageError(nodes.status().message());
   auto events = (*store)->GetEvents(run->id);
-  if (!events.ok()) {
-    PrintError(events.status().message());
-    return kExitUsage;
-  }
+  if (!events.ok()) return UsageError(events.status().message());
 
   double now = SystemClock()->WallNow();
   std::string label = RunStatusLabel(*run, now);

@@ -1,5 +1,7 @@
 #include "engine/sqlite_reader.h"
 
+#include <string_view>
+
 #include "engine/sqlite_breakers.h"
 
 namespace keel::sqlite {
@@ -48,6 +50,58 @@ void RunFromRow(const Statement& row, RunRecord* run) {
 
 Status NoRun(const std::string& id, const std::string& path) {
   return Status::Error(ErrorKind::kPermanent, "no run '" + id + "' in " + path);
+}
+
+// Steps `stmt` (already bound) through its rows, appending a T filled by
+// `fill(stmt, &row)` for each, then resets it. Fails with the step's error,
+// which names `what`.
+template <typename T, typename Fill>
+Result<std::vector<T>> ReadRows(Statement& stmt, std::string_view what, Fill fill) {
+  std::vector<T> rows;
+  Status status;
+  while (stmt.Step(&status, what)) fill(stmt, &rows.emplace_back());
+  stmt.Reset();
+  if (!status.ok()) return status;
+  return rows;
+}
+
+// A row of kNodes; unknown names read as a failed node with kind error, as
+// ToRunStatus does for runs.
+void NodeFromRow(const Statement& row, NodeRecord* node) {
+  node->run_id = row.Text(0);
+  node->node = row.Text(1);
+  node->status = NodeStatus::kFailed;
+  ParseNodeStatus(row.Text(2), &node->status);
+  node->attempts = static_cast<int>(row.Int(3));
+  if (!row.IsNull(4)) node->output_json = row.Text(4);
+  node->error_kind = ErrorKind::kError;
+  ParseErrorKind(row.Text(5), &node->error_kind);
+  node->error_message = row.Text(6);
+  node->started_at = row.Real(7);
+  node->finished_at = row.Real(8);
+}
+
+// A row of kEvents.
+void EventFromRow(const Statement& row, EventRecord* event) {
+  event->run_id = row.Text(0);
+  event->seq = row.Int(1);
+  event->ts = row.Real(2);
+  event->node = row.Text(3);
+  event->kind = row.Text(4);
+  event->data_json = row.Text(5);
+}
+
+// A run's columns as RunFromRow reads them, then its count of done nodes.
+void ListingFromRow(const Statement& row, RunListing* listing) {
+  RunFromRow(row, &listing->run);
+  listing->nodes_done = static_cast<int>(row.Int(16));
+}
+
+// A row of the breakers listing: key, updated_at, then kBreakerColumns.
+void BreakerFromRow(const Statement& row, BreakerRow* breaker) {
+  breaker->key = row.Text(0);
+  breaker->updated_at = row.Real(1);
+  ReadBreaker(row, 2, &breaker->snapshot);
 }
 
 }  // namespace
@@ -133,76 +187,24 @@ Result<RunRecord> SqliteReader::GetRun(const std::string& id) {
 }
 
 Result<std::vector<NodeRecord>> SqliteReader::GetNodes(const std::string& run_id) {
-  std::vector<NodeRecord> nodes;
-  Status status;
-  const std::string what = "reading the nodes of run " + run_id;
   nodes_.Bind(1, run_id);
-  while (nodes_.Step(&status, what)) {
-    NodeRecord& node = nodes.emplace_back();
-    node.run_id = nodes_.Text(0);
-    node.node = nodes_.Text(1);
-    node.status = NodeStatus::kFailed;
-    ParseNodeStatus(nodes_.Text(2), &node.status);
-    node.attempts = static_cast<int>(nodes_.Int(3));
-    if (!nodes_.IsNull(4)) node.output_json = nodes_.Text(4);
-    node.error_kind = ErrorKind::kError;
-    ParseErrorKind(nodes_.Text(5), &node.error_kind);
-    node.error_message = nodes_.Text(6);
-    node.started_at = nodes_.Real(7);
-    node.finished_at = nodes_.Real(8);
-  }
-  nodes_.Reset();
-  if (!status.ok()) return status;
-  return nodes;
+  return ReadRows<NodeRecord>(nodes_, "reading the nodes of run " + run_id, NodeFromRow);
 }
 
 Result<std::vector<EventRecord>> SqliteReader::GetEvents(const std::string& run_id) {
-  std::vector<EventRecord> events;
-  Status status;
-  const std::string what = "reading the events of run " + run_id;
   events_.Bind(1, run_id);
-  while (events_.Step(&status, what)) {
-    EventRecord& event = events.emplace_back();
-    event.run_id = events_.Text(0);
-    event.seq = events_.Int(1);
-    event.ts = events_.Real(2);
-    event.node = events_.Text(3);
-    event.kind = events_.Text(4);
-    event.data_json = events_.Text(5);
-  }
-  events_.Reset();
-  if (!status.ok()) return status;
-  return events;
+  return ReadRows<EventRecord>(events_, "reading the events of run " + run_id, EventFromRow);
 }
 
 Result<std::vector<RunListing>> SqliteReader::ListRuns(const RunFilter& filter) {
   Statement& stmt = filter.status ? list_by_status_ : list_all_;
   stmt.Bind(1, filter.limit > 0 ? int64_t{filter.limit} : int64_t{-1});
   if (filter.status) stmt.Bind(2, RunStatusName(*filter.status));
-  std::vector<RunListing> runs;
-  Status status;
-  while (stmt.Step(&status, "listing runs")) {
-    RunListing& listing = runs.emplace_back();
-    RunFromRow(stmt, &listing.run);
-    listing.nodes_done = static_cast<int>(stmt.Int(16));
-  }
-  stmt.Reset();
-  if (!status.ok()) return status;
-  return runs;
+  return ReadRows<RunListing>(stmt, "listing runs", ListingFromRow);
 }
 
 Result<std::vector<BreakerRow>> SqliteReader::ListBreakers() {
-  std::vector<BreakerRow> rows;
-  Status status;
-  while (breakers_.Step(&status, "listing breakers")) {
-    BreakerRow& row = rows.emplace_back();
-    row.key = breakers_.Text(0);
-    row.updated_at = breakers_.Real(1);
-    ReadBreaker(breakers_, 2, &row.snapshot);
-  }
-  breakers_.Reset();
-  if (!status.ok()) return status;
-  return rows;
+  return ReadRows<BreakerRow>(breakers_, "listing breakers", BreakerFromRow);
 }
 
 }  // namespace keel::sqlite

@@ -3,41 +3,26 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "engine/did_you_mean.h"
 #include "engine/workflow.h"
 
 namespace keel {
 namespace {
 
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// The closest node name to `name`, if it is close enough to be a likely typo.
-std::string Suggest(const WorkflowSpec& wf, const std::string& name) {
-  std::string best;
-  size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const auto& n : wf.nodes) {
-    size_t d = EditDistance(name, n.name);
-    if (d < best_d) {
-      best_d = d;
-      best = n.name;
-    }
-  }
-  return best;
+// " (did you mean 'extract'?)" when the name of one of `specs` (nodes or
+// workflows) is close enough to `name` to be a likely typo: up to a third of
+// its length in edits, and at least 2; otherwise "".
+template <typename Spec>
+std::string SuggestName(const std::string& name, const std::vector<Spec>& specs) {
+  std::vector<std::string_view> names;
+  names.reserve(specs.size());
+  for (const Spec& spec : specs) names.push_back(spec.name);
+  return DidYouMean(name, names, std::max<size_t>(2, name.size() / 3));
 }
 
 // Finds one cycle with an iterative DFS over `deps` (node -> its dependencies)
@@ -129,10 +114,8 @@ std::vector<Diagnostic> Validate(const WorkflowSpec& wf) {
       }
       auto it = index.find(dep);
       if (it == index.end()) {
-        std::string msg = "unknown dependency '" + dep + "'";
-        std::string hint = Suggest(wf, dep);
-        if (!hint.empty()) msg += " (did you mean '" + hint + "'?)";
-        out.push_back({node.where, node.name, msg});
+        out.push_back({node.where, node.name,
+                       "unknown dependency '" + dep + "'" + SuggestName(dep, wf.nodes)});
         continue;
       }
       deps[i].push_back(it->second);
@@ -146,7 +129,8 @@ std::vector<Diagnostic> Validate(const WorkflowSpec& wf) {
       path += wf.nodes[cycle[k]].name;
     }
     const NodeSpec& first = wf.nodes[cycle.front()];
-    out.push_back({first.where, "", "dependency cycle: " + path + " (each node waits for the one before it)"});
+    out.push_back({first.where, "",
+                   "dependency cycle: " + path + " (each node waits for the one before it)"});
   }
   return out;
 }
@@ -177,15 +161,9 @@ std::vector<Diagnostic> ValidateFallbacks(const std::vector<WorkflowSpec>& workf
       for (const auto& fb : node.policy.fallback) {
         auto it = index.find(fb);
         if (it == index.end()) {
-          std::string msg = "fallback '" + fb + "' is not a workflow declared in this file";
-          std::string best;
-          size_t best_d = std::max<size_t>(2, fb.size() / 3) + 1;
-          for (const auto& other : workflows) {
-            size_t d = EditDistance(fb, other.name);
-            if (d < best_d) best_d = d, best = other.name;
-          }
-          if (!best.empty()) msg += " (did you mean '" + best + "'?)";
-          out.push_back({node.where, node.name, msg});
+          out.push_back({node.where, node.name,
+                         "fallback '" + fb + "' is not a workflow declared in this file" +
+                             SuggestName(fb, workflows)});
           continue;
         }
         calls[w].push_back(it->second);

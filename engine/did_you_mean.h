@@ -1,0 +1,24 @@
+#pragma once
+// DidYouMean: suggests the intended word for a misspelt name — an option, a
+// kind, a dependency or a fallback workflow. Free functions; safe from any
+// thread.
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace keel {
+
+// " (did you mean 'after'?)" when one of `candidates` is at most `max_edits`
+// edits (insertions, deletions, substitutions) from `word`; otherwise "".
+// The closest candidate wins; ties go to the earliest.
+std::string DidYouMean(std::string_view word, std::span<const std::string_view> candidates,
+                       size_t max_edits);
+
+// DidYouMean for an option or kind name: up to a third of the word's length
+// in edits, at least 1 and at most 3 ("aftr" -> "after", but "x" suggests
+// nothing).
+std::string DidYouMean(std::string_view word, std::span<const std::string_view> candidates);
+
+}  // namespace keel
