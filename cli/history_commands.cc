@@ -41,6 +41,7 @@ int RunsCommand(const RunsArgs& args) {
   if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
     std::fprintf(stderr, "no runs (no database at %s)\n", db_path.c_str());
+    if (args.json) std::printf("[]\n");
     return kExitSucceeded;
   }
   auto listed = (*store)->ListRuns(filter);

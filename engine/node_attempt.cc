@@ -265,6 +265,18 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, bool probe) 
              .Done());
   }
   if ((stop == Stop::kNone || stop == Stop::kAttemptTimeout) && ScheduleRetry(i, result)) return;
+  bool out_of_time;
+  {
+    std::lock_guard<std::mutex> lock(slot.mu);
+    out_of_time = stop != Stop::kTotalTimeout && slot.stop == Stop::kTotalTimeout;
+  }
+  if (out_of_time) {
+    Emit(i, "total_timeout", EventData().Add("seconds", policy.total_timeout).Done());
+    result = NodeResult::Failure(Status::Error(
+        ErrorKind::kTimeout, "total timeout of " + Secs(policy.total_timeout) +
+                                 " leaves no time for another attempt (last: " +
+                                 result.error.ToString() + ")"));
+  }
   GiveUp(i, std::move(result));
 }
 
@@ -277,7 +289,11 @@ bool RunState::ScheduleRetry(int i, const NodeResult& result) {
     std::lock_guard<std::mutex> lock(slot.mu);
     if (slot.attempts >= retry.attempts || slot.stop != Stop::kNone) return false;
     delay = retry.Delay(slot.attempts + 1, slot.last_delay, result.error.retry_after(), Rng());
-    if (slot.deadline > 0 && env_->clock->Now() + delay >= slot.deadline) return false;
+    if (slot.deadline > 0 && env_->clock->Now() + delay >= slot.deadline) {
+      // The next attempt could not start before the total timeout: give up now.
+      slot.stop = Stop::kTotalTimeout;
+      return false;
+    }
   }
   // The run-wide budget, so a failing dependency cannot multiply the load.
   int budget = env_->retry_budget.load(std::memory_order_acquire);

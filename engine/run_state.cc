@@ -409,7 +409,8 @@ RunStatus RunState::Status() const {
     NodeStatus st = slots_[i].result.status;
     if (st != NodeStatus::kFailed && st != NodeStatus::kCancelled) continue;
     if (!Excused(int(i))) return RunStatus::kFailed;
-    if (wf_.nodes[i].optional) degraded = true;
+    // A cancelled race loser is expected; any failure a join absorbed is not.
+    if (st == NodeStatus::kFailed || wf_.nodes[i].optional) degraded = true;
   }
   return degraded ? RunStatus::kDegraded : RunStatus::kSucceeded;
 }

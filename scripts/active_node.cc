@@ -20,6 +20,9 @@ void StopHook(lua_State* L, lua_Debug*) {
   if (active == nullptr) return;
   StopReason reason = active->CheckStop();
   if (reason == StopReason::kNone) return;
+  // A slice ends only at the node's own coroutine: yielding a coroutine the
+  // script created would hand control back to the script, not to keel.
+  if (reason == StopReason::kSlice && (L != active->coroutine || !lua_isyieldable(L))) return;
   active->stop = reason;
   if (lua_isyieldable(L)) {
     // A count hook yields by calling lua_yield and returning; no longjmp.

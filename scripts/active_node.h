@@ -20,7 +20,8 @@ namespace keel {
 
 // Why the hook stopped a coroutine: its attempt was cancelled, or its
 // deadline (the node's timeout) passed.
-enum class StopReason { kNone, kCancelled, kTimeout };
+// kSlice only pauses: the coroutine ran for its time slice and is requeued.
+enum class StopReason { kNone, kCancelled, kTimeout, kSlice };
 
 struct ActiveNode {
   const NodeContext* context = nullptr;  // what the attempt received
@@ -29,13 +30,17 @@ struct ActiveNode {
   lua_State* coroutine = nullptr;        // the coroutine running the node's function
   const CancelToken* cancel = nullptr;   // may be null
   double deadline = 0;                   // Clock::Now() time the attempt times out; 0: none
+  double slice_end = 0;                  // Clock::Now() time the current slice ends; 0: none
   Clock* clock = nullptr;                // reads the time for `deadline`
   double sleep_seconds = -1;             // set by keel.sleep just before it yields
   StopReason stop = StopReason::kNone;   // set by the hook just before it stops the coroutine
 
   StopReason CheckStop() const {
     if (cancel != nullptr && cancel->cancelled()) return StopReason::kCancelled;
-    if (deadline > 0 && clock->Now() >= deadline) return StopReason::kTimeout;
+    if (deadline <= 0 && slice_end <= 0) return StopReason::kNone;
+    double now = clock->Now();
+    if (deadline > 0 && now >= deadline) return StopReason::kTimeout;
+    if (slice_end > 0 && now >= slice_end) return StopReason::kSlice;
     return StopReason::kNone;
   }
 };

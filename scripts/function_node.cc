@@ -13,6 +13,9 @@
 namespace keel {
 namespace {
 
+// How long a node's Lua code runs before it lets other work have its worker.
+constexpr double kSliceSeconds = 0.02;
+
 // One attempt of one function node. Owned by shared_ptrs held by whoever
 // drives it next (Start, then a pending timer or posted closure), so it lives
 // until it has finished; it is driven by one thread at a time.
@@ -88,9 +91,19 @@ class Execution : public std::enable_shared_from_this<Execution> {
   void Resume(int nargs) {
     int nresults = 0;
     int status;
+    active_.slice_end = pool_->clock()->Now() + kSliceSeconds;
     {
       CappedScope capped(state_->memory(), true);
       status = lua_resume(co_, nullptr, nargs, &nresults);
+    }
+    active_.slice_end = 0;  // slices only count while Lua runs
+    if (active_.stop == StopReason::kSlice) {
+      // Its time slice is used up: queue the rest behind whatever else waits
+      // for a worker, so a busy loop cannot starve timers, wake-ups and the
+      // joins that would cancel it.
+      active_.stop = StopReason::kNone;
+      auto next = [self = shared_from_this()] { self->Guarded([&] { self->Resume(0); }); };
+      if (ctx_.post) return ctx_.post(std::move(next));
     }
     if (active_.stop != StopReason::kNone) return Finish(Stopped(), false);
     if (status == LUA_YIELD) return OnYield();
