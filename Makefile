@@ -61,6 +61,7 @@ test: build
 
 bench: build
 	$(BUILD)/bench/engine_bench
+	$(BUILD)/bench/policy_bench
 
 clean:
 	rm -rf build build-thread build-address
