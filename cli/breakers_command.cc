@@ -36,26 +36,16 @@ void PrintJson(const std::vector<BreakerRow>& rows, double now) {
   for (const BreakerRow& row : rows) {
     const BreakerSnapshot& s = row.snapshot;
     out.BeginObject();
-    out.Key("key");
-    out.String(row.key);
-    out.Key("state");
-    out.String(BreakerStateName(s.state));
-    out.Key("failures");
-    out.Int(s.consecutive_failures);
-    out.Key("calls");
-    out.Int(s.calls);
-    out.Key("failed");
-    out.Int(s.failed);
-    out.Key("health_percent");
-    out.Raw(fmt::format("{}", RoundedHealth(s)));
-    out.Key("half_open_in_s");
-    out.Seconds(HalfOpenIn(row, now));
-    out.Key("opened_at");
-    out.TimeOrNull(s.opened_at);
-    out.Key("cooldown_s");
-    out.Seconds(s.cooldown);
-    out.Key("updated_at");
-    out.TimeOrNull(row.updated_at);
+    out.Key("key").String(row.key);
+    out.Key("state").String(BreakerStateName(s.state));
+    out.Key("failures").Int(s.consecutive_failures);
+    out.Key("calls").Int(s.calls);
+    out.Key("failed").Int(s.failed);
+    out.Key("health_percent").Raw(fmt::format("{}", RoundedHealth(s)));
+    out.Key("half_open_in_s").Seconds(HalfOpenIn(row, now));
+    out.Key("opened_at").TimeOrNull(s.opened_at);
+    out.Key("cooldown_s").Seconds(s.cooldown);
+    out.Key("updated_at").TimeOrNull(row.updated_at);
     out.EndObject();
   }
   out.EndArray();

@@ -62,22 +62,14 @@ int RunsCommand(const RunsArgs& args) {
     for (const auto& [listing, label] : rows) {
       const RunRecord& run = listing->run;
       out.BeginObject();
-      out.Key("run_id");
-      out.String(run.id);
-      out.Key("workflow");
-      out.String(run.workflow);
-      out.Key("status");
-      out.String(label);
-      out.Key("started_at");
-      out.String(FormatIsoUtc(run.created_at));
-      out.Key("duration_s");
-      out.Seconds(RunSeconds(run, label, now));
-      out.Key("nodes_done");
-      out.Int(listing->nodes_done);
-      out.Key("nodes_total");
-      out.Int(run.node_count);
-      out.Key("error");
-      out.StringOrNull(run.error);
+      out.Key("run_id").String(run.id);
+      out.Key("workflow").String(run.workflow);
+      out.Key("status").String(label);
+      out.Key("started_at").String(FormatIsoUtc(run.created_at));
+      out.Key("duration_s").Seconds(RunSeconds(run, label, now));
+      out.Key("nodes_done").Int(listing->nodes_done);
+      out.Key("nodes_total").Int(run.node_count);
+      out.Key("error").StringOrNull(run.error);
       out.EndObject();
     }
     out.EndArray();

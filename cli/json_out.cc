@@ -7,8 +7,9 @@
 
 namespace keel::cli {
 
-void JsonOut::Key(std::string_view key) {
+JsonOut& JsonOut::Key(std::string_view key) {
   writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  return *this;
 }
 
 void JsonOut::String(std::string_view value) {

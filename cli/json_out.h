@@ -20,7 +20,8 @@ class JsonOut {
   void EndObject() { writer_.EndObject(); }
   void BeginArray() { writer_.StartArray(); }
   void EndArray() { writer_.EndArray(); }
-  void Key(std::string_view key);
+  // Returns *this, so a field reads as one line: out.Key("id").String(id).
+  JsonOut& Key(std::string_view key);
 
   void String(std::string_view value);
   // Null when `value` is empty.

@@ -54,19 +54,14 @@ void PrintText(const RunReport& report, const WorkflowSpec& workflow, double sec
 void PrintJson(const RunReport& report, const WorkflowSpec& workflow, double seconds) {
   JsonOut out;
   out.BeginObject();
-  out.Key("run_id");
-  out.String(report.run_id);
-  out.Key("workflow");
-  out.String(workflow.name);
-  out.Key("status");
-  out.String(RunStatusName(report.status));
-  out.Key("duration_s");
-  out.Seconds(seconds);
+  out.Key("run_id").String(report.run_id);
+  out.Key("workflow").String(workflow.name);
+  out.Key("status").String(RunStatusName(report.status));
+  out.Key("duration_s").Seconds(seconds);
   out.Key("outputs");
   out.BeginObject();
   for (const auto& [node, output] : report.outputs) {
-    out.Key(node);
-    out.Raw(output ? std::optional<std::string>(*output) : std::nullopt);
+    out.Key(node).Raw(output ? std::optional<std::string>(*output) : std::nullopt);
   }
   out.EndObject();
   out.Key("nodes");
@@ -75,19 +70,14 @@ void PrintJson(const RunReport& report, const WorkflowSpec& workflow, double sec
     const NodeResult& r = report.outcome.results[i];
     out.Key(workflow.nodes[i].name);
     out.BeginObject();
-    out.Key("status");
-    out.String(NodeStatusName(r.status));
-    out.Key("attempts");
-    out.Int(i < report.outcome.attempts.size() ? report.outcome.attempts[i] : 0);
-    out.Key("error_kind");
-    out.StringOrNull(r.error.ok() ? "" : ErrorKindName(r.error.kind()));
-    out.Key("error");
-    out.StringOrNull(r.error.ok() ? "" : r.error.message());
+    out.Key("status").String(NodeStatusName(r.status));
+    out.Key("attempts").Int(i < report.outcome.attempts.size() ? report.outcome.attempts[i] : 0);
+    out.Key("error_kind").StringOrNull(r.error.ok() ? "" : ErrorKindName(r.error.kind()));
+    out.Key("error").StringOrNull(r.error.ok() ? "" : r.error.message());
     out.EndObject();
   }
   out.EndObject();
-  out.Key("error");
-  out.StringOrNull(report.error);
+  out.Key("error").StringOrNull(report.error);
   out.EndObject();
   out.Print(stdout);
 }
