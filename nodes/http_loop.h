@@ -1,0 +1,76 @@
+#pragma once
+// HttpLoop: one thread driving a libcurl multi handle, so that any number of
+// HTTP requests are in flight without holding a TBB worker.
+//
+// Send() may be called from any thread; it queues the request and wakes the
+// loop (curl_multi_wakeup). Each request carries a deadline and a cancel
+// token: at the deadline the transfer is removed from the multi handle and
+// its connection closed (the server sees it go), and so it is at once when
+// the token is cancelled. `done` runs exactly once, on the I/O thread; it must
+// not block (hand real work to a worker, e.g. with NodeContext::post).
+// Destroying the loop aborts what is still in flight (each `done` then gets
+// kCancelled) and joins the thread.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/cancel_token.h"
+#include "engine/clock.h"
+#include "engine/status.h"
+
+namespace keel {
+
+struct HttpRequest {
+  std::string method = "POST";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;  // name, value
+  std::string body;
+  double deadline = 0;                  // Clock::Now() time the transfer is aborted; 0: none
+  const CancelToken* cancel = nullptr;  // may be null; must outlive the request
+  double connect_timeout = 10;          // seconds
+};
+
+struct HttpResponse {
+  // ok: an HTTP response arrived completely (any status). Otherwise the
+  // transfer failed: kTimeout (deadline), kCancelled (token), kTransient
+  // (connection refused or reset, DNS, a response cut short), kPermanent
+  // (a malformed URL, an unsupported scheme).
+  Status transport;
+  int status = 0;  // HTTP status code, when transport is ok
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string body;
+  double seconds = 0;  // from Send to completion
+
+  // The value of header `name` (lower case), or "".
+  std::string Header(const std::string& name) const;
+  // Seconds the server asks to wait (Retry-After as seconds or an HTTP
+  // date, or retry-after-ms); -1 when absent or unreadable.
+  double RetryAfter(double wall_now) const;
+};
+
+using HttpDone = std::function<void(HttpResponse)>;
+
+class HttpLoop {
+ public:
+  // `clock` turns deadlines into curl timeouts. The thread starts with the
+  // first Send.
+  explicit HttpLoop(Clock* clock);
+  ~HttpLoop();
+  HttpLoop(const HttpLoop&) = delete;
+  HttpLoop& operator=(const HttpLoop&) = delete;
+
+  void Send(HttpRequest request, HttpDone done);
+
+  // Transfers queued or in flight; for tests and benches.
+  int64_t in_flight() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keel

@@ -1,0 +1,58 @@
+#pragma once
+// MockResponder: the deterministic brain of the mock LLM — given a chat
+// request body it decides the reply (or the fault) a server would send.
+// Shared by the `mock` provider kind (offline, in process) and the
+// keel-mock-llm server binary, so both behave the same.
+//
+// Replies: the last user message, with its directives removed, is echoed as
+// "echo: TEXT"; a request asking for JSON (response_format json_object, or
+// json_schema) gets a JSON value instead ({"echo": TEXT}, or the smallest
+// value satisfying the schema); a request offering tools whose conversation
+// has no tool results yet after its last user message calls the first tool
+// (arguments built from its parameter schema) unless directives say which;
+// once tool results are present the reply quotes them.
+// Usage is counted as ceil(characters / 4) for prompt and completion.
+//
+// Directives, written anywhere in the last user message (or the system
+// prompt) as [[mock:key=value]] (values cannot contain "]]"):
+//   fault=500|502|503|529|429|400|401|403|404|hang|malformed|truncated|reset
+//   times=N        the fault hits only the first N requests carrying the same
+//                  directives and conversation; later ones succeed
+//   retry_after=S  seconds sent as Retry-After with a 429 (default 1)
+//   latency=MS     this request takes MS milliseconds more
+//   reply=TEXT     the reply text (a JSON text when JSON output is asked for)
+//   call=NAME ARGS one tool call (ARGS a JSON object); repeat for parallel calls
+//   tokens=P,C     report P prompt and C completion tokens
+//
+// Thread-safe: the `times` counters are guarded by one mutex.
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace keel {
+
+enum class MockDialect { kOpenAI, kAnthropic };
+
+struct MockReply {
+  int status = 200;
+  double retry_after = -1;  // seconds to send as Retry-After; -1: no header
+  // "" for a normal answer (of `status`); "hang": never answer; "malformed":
+  // `body` is not JSON; "truncated": `body` is cut short and the connection
+  // then closed; "reset": close the connection without answering.
+  std::string fault;
+  double latency = 0;  // extra seconds the directives ask for
+  std::string body;    // the response body, in the dialect's shape
+};
+
+class MockResponder {
+ public:
+  MockReply Respond(const std::string& request_body, MockDialect dialect);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, int64_t> seen_;  // guarded by mu_: requests per fault key
+};
+
+}  // namespace keel
