@@ -15,7 +15,7 @@ Executor::Executor(Clock* clock, Store* store, Observer* observer)
 
 RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
                          const std::unordered_map<std::string, NodeRecord>& earlier,
-                         const ExecutorOptions& options) {
+                         const ExecutorOptions& options, const RunHistory& history) {
   RunEnv env;
   env.clock = clock_;
   env.store = store_;
@@ -24,7 +24,11 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
   env.bulkhead = &bulkhead_;
   env.options = &options;
   env.retry_budget.store(workflow.retry_budget);
+  env.history = &history;
+  env.spent = history.spent;
+  env.budget = options.budget.limited() ? options.budget : workflow.budget;
   RunState state(workflow, run_id, std::move(params), &env, 0, "", {}, nullptr);
+  env.root = &state;
   std::vector<int> ready = state.Prepare(earlier);
   if (observer_) {
     observer_->OnRunStarted(RunInfo{run_id, workflow.name,

@@ -30,6 +30,16 @@ struct ExecutorOptions {
   // The workflows fallbacks may name (usually every workflow of the file);
   // null: none. Must outlive Run().
   const std::vector<WorkflowSpec>* library = nullptr;
+  // Stops the run (its unfinished nodes cancelled) once LLM calls have spent
+  // more; the workflow's own budget when not limited here.
+  Budget budget;
+};
+
+// What an earlier attempt of a run left, besides its node records: the
+// nodes' checkpoints (by node name, oldest first) and what it spent.
+struct RunHistory {
+  std::unordered_map<std::string, std::vector<JsonText>> journals;
+  Usage spent;
 };
 
 struct RunOutcome {
@@ -56,7 +66,7 @@ class Executor {
   // Returns when every node has finished.
   RunOutcome Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
                  const std::unordered_map<std::string, NodeRecord>& earlier,
-                 const ExecutorOptions& options);
+                 const ExecutorOptions& options, const RunHistory& history = {});
 
  private:
   Clock* clock_;

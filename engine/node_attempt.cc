@@ -132,6 +132,7 @@ void RunState::RunAttempt(int i) {
     attempt = ++slot.attempts;
     slot.ctx->attempt = attempt;
     slot.ctx->cancel = slot.token.get();
+    slot.ctx->journal = slot.journal;
     slot.phase = Phase::kAttempt;
     slot.ctx->deadline = policy.timeout > 0 ? env_->clock->Now() + policy.timeout : 0;
     if (policy.timeout > 0 && !spec.body->EnforcesDeadline()) {

@@ -86,6 +86,12 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
     slot.done.store(true, std::memory_order_relaxed);
     slot.fired.store(true, std::memory_order_relaxed);
   }
+  if (env_->history != nullptr && parent_node_.empty()) {
+    for (auto& [name, steps] : env_->history->journals) {
+      int i = wf_.Find(name);
+      if (i >= 0) slots_[i].journal = steps;
+    }
+  }
   std::vector<int> ready;
   int remaining = 0;
   for (size_t i = 0; i < slots_.size(); ++i) {
@@ -194,6 +200,11 @@ void RunState::Launch(int i) {
       cancel_reason = slot.abandon_reason;
     }
   }
+  if (runs && env_->stopped.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(env_->spend_mu);
+    runs = false;
+    cancel_reason = "run stopped: " + env_->stop_reason;
+  }
   if (spec.policy.join.kind != JoinPolicy::Kind::kAll) {
     int total = static_cast<int>(slot.deps.size());
     Emit(i, "join_satisfied",
@@ -220,6 +231,11 @@ void RunState::Launch(int i) {
   ctx->scope = parent_node_.empty() ? "" : parent_node_ + ">" + wf_.name + "/";
   ctx->params = params_;
   ctx->post = env_->post;
+  ctx->record = [this, i](std::string kind, std::string data) { Emit(i, kind, std::move(data)); };
+  ctx->spend = [this, i](const Usage& usage, std::string data) {
+    return Spend(i, usage, std::move(data));
+  };
+  ctx->checkpoint = [this, i](JsonText step) { Checkpoint(i, std::move(step)); };
   {
     std::lock_guard<std::mutex> lock(slot.mu);
     slot.ctx = std::move(ctx);
@@ -273,16 +289,26 @@ void RunState::NotifyDependents(int i, bool succeeded) {
 void RunState::Abandon(int d, const std::string& reason) {
   Slot& s = slots_[d];
   if (s.kept || s.needed_by.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  bool launched = false;
+  if (!MarkAbandoned(d, reason, &launched) || launched) return;
+  for (int e : s.deps) {
+    if (!slots_[e].done.load(std::memory_order_acquire)) {
+      Abandon(e, "not needed: its dependents were cancelled");
+    }
+  }
+}
+
+bool RunState::MarkAbandoned(int d, const std::string& reason, bool* launched) {
+  Slot& s = slots_[d];
   std::shared_ptr<CancelToken> token;
   bool finish_now = false;
-  bool launched;
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (s.done.load(std::memory_order_acquire) || s.abandoned) return;
+    if (s.done.load(std::memory_order_acquire) || s.abandoned) return false;
     s.abandoned = true;
     s.abandon_reason = reason;
     s.stop = Stop::kAbandoned;
-    launched = s.phase != Phase::kIdle;
+    *launched = s.phase != Phase::kIdle;
     if (s.phase == Phase::kAttempt) {
       token = s.token;
     } else if (s.phase == Phase::kBackoff && env_->clock->Cancel(s.backoff_timer)) {
@@ -302,13 +328,63 @@ void RunState::Abandon(int d, const std::string& reason) {
       env_->release();
     });
   }
-  if (!launched) {
-    for (int e : s.deps) {
-      if (!slots_[e].done.load(std::memory_order_acquire)) {
-        Abandon(e, "not needed: its dependents were cancelled");
-      }
-    }
+  return true;
+}
+
+void RunState::StopAll(const std::string& reason) {
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].kept) continue;
+    bool launched = false;
+    MarkAbandoned(static_cast<int>(i), reason, &launched);
   }
+  std::vector<RunState*> children;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& child : children_) children.push_back(child.get());
+  }
+  for (RunState* child : children) child->StopAll(reason);
+}
+
+bool RunState::Spend(int i, const Usage& usage, std::string data) {
+  Emit(i, kUsageEventKind, std::move(data));
+  std::string reason;
+  {
+    std::lock_guard<std::mutex> lock(env_->spend_mu);
+    env_->spent += usage;
+    const char* exceeded = env_->budget.Exceeded(env_->spent);
+    if (*exceeded == 0) return true;
+    if (env_->stopped.load(std::memory_order_acquire)) return false;
+    char text[160];
+    if (env_->budget.max_tokens > 0 && env_->spent.tokens() > env_->budget.max_tokens) {
+      std::snprintf(text, sizeof text, "%s exceeded: %lld tokens spent, limit %lld", exceeded,
+                    static_cast<long long>(env_->spent.tokens()),
+                    static_cast<long long>(env_->budget.max_tokens));
+    } else {
+      std::snprintf(text, sizeof text, "%s exceeded: %.4f spent, limit %.4f", exceeded,
+                    env_->spent.cost, env_->budget.max_cost);
+    }
+    reason = text;
+    env_->stop_reason = reason;
+    env_->stopped.store(true, std::memory_order_release);
+  }
+  if (env_->store) {
+    env_->store->AppendEvent({run_id_, 0, env_->clock->WallNow(), "", "budget_exceeded",
+                              EventData()
+                                  .Add("reason", reason)
+                                  .Add("tokens", static_cast<double>(env_->spent.tokens()))
+                                  .Add("cost", env_->spent.cost)
+                                  .Done()});
+  }
+  env_->root->StopAll("run stopped: " + reason);
+  return false;
+}
+
+void RunState::Checkpoint(int i, JsonText step) {
+  {
+    std::lock_guard<std::mutex> lock(slots_[i].mu);
+    slots_[i].journal.push_back(step);
+  }
+  Emit(i, "checkpoint", *step);
 }
 
 void RunState::Finish(int i, NodeResult result) {
@@ -420,7 +496,11 @@ JsonText RunState::OutputOf(int node) const { return node < 0 ? nullptr : slots_
 RunOutcome RunState::Outcome() {
   RunOutcome out;
   out.status = Status();
-  if (out.status == RunStatus::kFailed) {
+  if (env_->stopped.load(std::memory_order_acquire)) {
+    out.status = RunStatus::kFailed;
+    std::lock_guard<std::mutex> lock(env_->spend_mu);
+    out.error = env_->stop_reason;
+  } else if (out.status == RunStatus::kFailed) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [i, message] : errors_) {
       if (!Excused(i)) {

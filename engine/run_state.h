@@ -49,6 +49,14 @@ struct RunEnv {
   std::function<void(RunState*, int)> launch;          // dispatch a node
   std::function<void(std::function<void()>)> post;     // run a closure on a worker
   std::atomic<int> retry_budget{-1};                   // -1: unlimited
+  RunState* root = nullptr;                            // the run itself
+  const RunHistory* history = nullptr;                 // what earlier attempts left; may be null
+  // LLM spending and the budget that stops the run; guarded by spend_mu.
+  std::mutex spend_mu;
+  Usage spent;
+  Budget budget;
+  std::string stop_reason;  // why the run was stopped; guarded by spend_mu
+  std::atomic<bool> stopped{false};  // set once, after stop_reason
 };
 
 class RunState {
@@ -109,6 +117,7 @@ class RunState {
     Bulkhead::Ticket ticket = 0;
     int ticket_stage = 0;
     int slots_held = 0;  // bulkhead stages acquired for the current attempt
+    std::vector<JsonText> journal;  // NodeContext::checkpoint steps so far
   };
 
   // Dependencies and joins (run_state.cc).
@@ -118,6 +127,14 @@ class RunState {
   void Finish(int i, NodeResult result);
   void Emit(int i, std::string_view kind, std::string data);
   bool Excused(int i) const;
+  // Marks node d abandoned and stops what it is doing; false when it was
+  // done or abandoned already. *launched says whether it had started.
+  bool MarkAbandoned(int d, const std::string& reason, bool* launched);
+  // Abandons every unfinished node, here and in fallback runs (budget).
+  void StopAll(const std::string& reason);
+  // NodeContext::spend and NodeContext::checkpoint of node i.
+  bool Spend(int i, const Usage& usage, std::string data);
+  void Checkpoint(int i, JsonText step);
 
   // The policy stack (node_attempt.cc).
   void StartAttempt(int i);

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "engine/process_owner.h"
+#include "engine/run_history.h"
 
 namespace keel {
 namespace {
@@ -126,7 +127,7 @@ Result<RunReport> Runner::Start(const WorkflowSpec& workflow, const ScriptInfo& 
   if (!created.ok()) return created;
   store_->AppendEvent({run.id, 0, run.created_at, "", "run_started",
                        RunEventData(run.node_count, 0, false)});
-  return Execute(workflow, run.id, std::move(params), {}, options);
+  return Execute(workflow, run.id, std::move(params), {}, options, RunHistory{});
 }
 
 Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workflow,
@@ -165,7 +166,11 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
   bool changed = run.script_sha256 != script.sha256;
   store_->AppendEvent({run.id, 0, claim.updated_at, "", "run_resumed",
                        RunEventData(claim.node_count, kept, changed)});
-  auto report = Execute(workflow, run.id, MakeJson(run.params_json), earlier, options);
+  auto events = store_->GetEvents(run.id);
+  if (!events.ok()) return events.status();
+  RunHistory history = ReadRunHistory(*events);
+  events->clear();
+  auto report = Execute(workflow, run.id, MakeJson(run.params_json), earlier, options, history);
   if (report.ok()) {
     report->script_changed = changed;
     report->restored = kept;
@@ -176,12 +181,12 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
 Result<RunReport> Runner::Execute(const WorkflowSpec& workflow, const std::string& run_id,
                                   JsonText params,
                                   const std::unordered_map<std::string, NodeRecord>& earlier,
-                                  const ExecutorOptions& options) {
+                                  const ExecutorOptions& options, const RunHistory& history) {
   RunReport report;
   report.run_id = run_id;
   {
     Heartbeat heartbeat(clock_, store_, run_id);
-    report.outcome = executor_.Run(workflow, run_id, std::move(params), earlier, options);
+    report.outcome = executor_.Run(workflow, run_id, std::move(params), earlier, options, history);
   }
   report.status = report.outcome.status;
   report.error = report.outcome.error;

@@ -56,7 +56,7 @@ class Runner {
  private:
   Result<RunReport> Execute(const WorkflowSpec& workflow, const std::string& run_id,
                             JsonText params, const std::unordered_map<std::string, NodeRecord>& restored,
-                            const ExecutorOptions& options);
+                            const ExecutorOptions& options, const RunHistory& history);
 
   Clock* clock_;
   Store* store_;

@@ -95,6 +95,18 @@ void EventFromRow(const Statement& row, EventRecord* event) {
 void ListingFromRow(const Statement& row, RunListing* listing) {
   RunFromRow(row, &listing->run);
   listing->nodes_done = static_cast<int>(row.Int(16));
+  listing->usage.prompt_tokens = row.Int(17);
+  listing->usage.completion_tokens = row.Int(18);
+  listing->usage.cost = row.Real(19);
+}
+
+// A column summing `field` over the run's usage events (engine/usage.h),
+// including those of its fallback workflows, which come wrapped.
+std::string UsageSum(const char* field) {
+  return std::string(", (SELECT total(CASE WHEN e.kind = 'llm_call' THEN json_extract(e.data_json, '$.") +
+         field + "') WHEN json_extract(e.data_json, '$.event') = 'llm_call' THEN "
+         "json_extract(e.data_json, '$.data." + field +
+         "') END) FROM events e WHERE e.run_id = r.id AND e.kind IN ('llm_call', 'fallback_event'))";
 }
 
 // A row of the breakers listing: key, updated_at, then kBreakerColumns.
@@ -127,7 +139,8 @@ Status SqliteReader::PrepareAll() {
   const std::string listing = std::string("SELECT ") + kRunColumnsHead + "''" + kRunColumnsTail +
                               ", (SELECT count(*) FROM nodes n WHERE n.run_id = r.id AND "
                               "n.status IN (" +
-                              done_list + ")) FROM runs r ";
+                              done_list + "))" + UsageSum("prompt_tokens") +
+                              UsageSum("completion_tokens") + UsageSum("cost") + " FROM runs r ";
   const std::string order = " ORDER BY created_at DESC, rowid DESC LIMIT ?1";
   const std::string list_all = listing + order;
   const std::string list_by_status = listing + "WHERE status = ?2" + order;

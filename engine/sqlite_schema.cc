@@ -79,8 +79,15 @@ CREATE TABLE breakers (
 );
 )sql";
 
+// Version 2: LLM spending is summed per run from the events that carry it
+// (see engine/usage.h); this index keeps `keel runs` from scanning the rest.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE INDEX events_usage ON events (run_id) WHERE kind IN ('llm_call', 'fallback_event');
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
+    {2, kSchemaV2},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

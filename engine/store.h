@@ -21,6 +21,7 @@
 #include "engine/node_status.h"
 #include "engine/process_owner.h"
 #include "engine/status.h"
+#include "engine/usage.h"
 
 namespace keel {
 
@@ -66,6 +67,7 @@ struct EventRecord {
 struct RunListing {
   RunRecord run;  // script_text left empty
   int nodes_done = 0;  // nodes recorded succeeded, fallback or skipped
+  Usage usage;         // what its LLM calls spent (engine/usage.h)
 };
 
 // One row of `keel breakers`.

@@ -17,6 +17,7 @@
 #include "engine/node_policy.h"
 #include "engine/node_status.h"
 #include "engine/status.h"
+#include "engine/usage.h"
 
 namespace keel {
 
@@ -42,6 +43,23 @@ struct NodeContext {
   // Runs a closure (which must not throw) on a worker of the run's task arena. A body that waited
   // (timer, I/O) uses it to continue its work off the timer or I/O thread.
   std::function<void(std::function<void()>)> post;
+
+  // The following are set by the executor; callable from any thread until
+  // the attempt's completion has been called.
+  // Appends an event of `kind` (data: a JSON object) to the node's history.
+  std::function<void(std::string kind, std::string data)> record;
+  // Reports one LLM call: stored as a kUsageEventKind event whose `data` (a
+  // JSON object that should carry `usage` in the fields engine/usage.h
+  // names) the body builds, and added to the run's spending. Returns false
+  // when the run's budget is now exceeded: the run is being stopped and
+  // this attempt's token is cancelled.
+  std::function<bool(const Usage& usage, std::string data)> spend;
+  // Checkpoints one step of progress within the node (a JSON object): stored
+  // as a "checkpoint" event and handed to later attempts of the node — in
+  // this process or after a resume — in `journal`.
+  std::function<void(JsonText step)> checkpoint;
+  // What earlier attempts of this node checkpointed, oldest first.
+  std::vector<JsonText> journal;
 
   // Stable across attempts and resumes: lets a body dedupe its side effects.
   std::string IdempotencyKey() const { return run_id + "/" + scope + node; }
@@ -99,6 +117,7 @@ struct WorkflowSpec {
   JsonText params = MakeJson("{}");  // defaults, a JSON object
   std::vector<NodeSpec> nodes;
   int retry_budget = -1;             // retries allowed across a run; -1: unlimited
+  Budget budget;                     // tokens and cost the run may spend
 
   // Index of the node called `name`, or -1.
   int Find(const std::string& name) const;

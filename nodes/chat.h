@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/json_text.h"
+#include "engine/usage.h"
 
 namespace keel {
 
@@ -42,15 +43,10 @@ struct ToolCall {
   std::string arguments_json = "{}";  // as the model sent it (may be invalid JSON)
 };
 
-struct Usage {
-  int64_t prompt_tokens = 0;
-  int64_t completion_tokens = 0;
-};
-
 struct ChatResponse {
   std::string text;                 // the assistant's text ("" when it only called tools)
   std::vector<ToolCall> tool_calls;
-  Usage usage;
+  Usage usage;                      // tokens; cost is left 0 (LlmCallRecord has it)
   std::string model;                // the model that answered, as the provider says
   std::string finish_reason;        // "stop", "tool_calls", "length", ...
   // The assistant message to append to the conversation, OpenAI-shaped.

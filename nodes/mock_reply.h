@@ -24,6 +24,10 @@
 //   call=NAME ARGS one tool call (ARGS a JSON object); repeat for parallel calls
 //   tokens=P,C     report P prompt and C completion tokens
 //
+// Request bodies that are not JSON, lack `messages` or carry a malformed
+// directive get a 400 with an error body of the dialect. Ids are derived from
+// a hash of the request body, so the same request gets the same reply.
+//
 // Thread-safe: the `times` counters are guarded by one mutex.
 
 #include <cstdint>
@@ -44,8 +48,23 @@ struct MockReply {
   std::string fault;
   double latency = 0;  // extra seconds the directives ask for
   std::string body;    // the response body, in the dialect's shape
+  std::string model;   // the request's model ("" when unreadable)
+  std::string user;    // the last user message as sent, directives included
 };
 
+// True for the names the `fault` directive accepts.
+bool IsMockFault(const std::string& fault);
+
+// What a server sends instead of the answer `answer_body` when `fault` (a
+// name IsMockFault accepts) hits a request: an error body of the dialect for
+// a status fault (a 429 carries `retry_after`), the first half of
+// `answer_body` for "malformed" and "truncated", nothing for "hang" and
+// "reset". Used by MockResponder for directives and by servers for the faults
+// they inject themselves.
+MockReply MockFaultReply(MockDialect dialect, const std::string& fault,
+                         const std::string& answer_body, double retry_after);
+
+// MockResponder: see the top of this file. Respond never throws.
 class MockResponder {
  public:
   MockReply Respond(const std::string& request_body, MockDialect dialect);

@@ -16,6 +16,8 @@
 
 #include "engine/json_text.h"
 #include "engine/status.h"
+#include "engine/usage.h"
+#include "nodes/provider_config.h"
 
 struct lua_State;
 
@@ -32,6 +34,12 @@ struct NodeDeclaration {
   // total_timeout, retry, circuit, fallback, join, memory, max_concurrency).
   // Fallback workflows appear as their names.
   JsonText policy;
+  std::string kind = "fn";  // "fn" (keel.fn) or "agent" (keel.agent)
+  // Agents: an object of the agent options as given — provider, prompt,
+  // system, messages, model, temperature, max_tokens, output, max_turns,
+  // hedge — and `tools` as {NAME: {description, parameters}} (each tool's
+  // `run` function is in NodeFunctions::tools). Null for fn nodes.
+  JsonText agent;
 };
 
 struct WorkflowDeclaration {
@@ -39,12 +47,14 @@ struct WorkflowDeclaration {
   std::string where;
   JsonText params;    // an object: the `params` defaults
   JsonText defaults;  // an object: the `defaults` policy options
+  Budget budget;      // the `budget` option: { tokens = N, cost = X }
   std::vector<NodeDeclaration> nodes;
 };
 
 struct ScriptDeclarations {
   std::vector<WorkflowDeclaration> workflows;  // in declaration order
   int main = -1;                               // the workflow the script returned
+  std::vector<ProviderConfig> providers;       // keel.provider declarations, in order
 };
 
 // Registry references to one node's functions in one state; kNoFunction
@@ -53,12 +63,13 @@ inline constexpr int kNoFunction = -2;
 struct NodeFunctions {
   int run = kNoFunction;
   int when = kNoFunction;
+  std::vector<std::pair<std::string, int>> tools;  // agent tools' run functions, by name
 };
 
 // Creates the registry entries the DSL uses (the list of declared workflows,
 // the declaration metatables). Call once per state, before the script runs.
 void InstallDeclarations(lua_State* L);
-// Sets `fn` and `workflow` on the table at the top of L's stack.
+// Sets `fn`, `agent`, `provider` and `workflow` on the table at the top of L's stack.
 void AddDeclarationFunctions(lua_State* L);
 
 // True when the value at `index` is a workflow returned by keel.workflow.

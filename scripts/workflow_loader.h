@@ -6,6 +6,7 @@
 // keep it alive for as long as any of its workflows may run. Loading is done
 // from one thread; the loaded workflows may then run on any threads.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,11 @@ struct LoadOptions {
   Clock* clock = nullptr;  // timers for keel.sleep; null means SystemClock()
   // Allocation cap per Lua state in bytes; a script over it fails its node.
   size_t memory_limit = 256u << 20;
+  // Points providers elsewhere (`--provider NAME=URL`): base_url by provider
+  // name; a `mock` provider given a URL speaks the OpenAI protocol to it.
+  // Environment variables KEEL_PROVIDER_<NAME> (the name upper-cased, other
+  // characters as '_') do the same, below these.
+  std::map<std::string, std::string> provider_urls;
 };
 
 struct LoadedScript {
