@@ -32,7 +32,8 @@ class CancelToken {
 
   // Calls `fn` when the token is cancelled; at once (on this thread) if it
   // already is. `fn` must not block. Returns an id for Unsubscribe.
-  uint64_t Subscribe(std::function<void()> fn) {
+  // Listening does not change the token: callable through a const pointer.
+  uint64_t Subscribe(std::function<void()> fn) const {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!cancelled()) {
@@ -45,7 +46,7 @@ class CancelToken {
   }
   // Drops a callback that has not started. A concurrent Cancel() may already
   // be running it; callers whose callback touches freed state must allow for that.
-  void Unsubscribe(uint64_t id) {
+  void Unsubscribe(uint64_t id) const {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = callbacks_.begin(); it != callbacks_.end(); ++it) {
       if (it->first == id) {
@@ -57,9 +58,9 @@ class CancelToken {
 
  private:
   std::atomic<bool> cancelled_{false};
-  std::mutex mu_;
-  uint64_t next_id_ = 0;                                          // guarded by mu_
-  std::vector<std::pair<uint64_t, std::function<void()>>> callbacks_;  // guarded by mu_
+  mutable std::mutex mu_;
+  mutable uint64_t next_id_ = 0;                                          // guarded by mu_
+  mutable std::vector<std::pair<uint64_t, std::function<void()>>> callbacks_;  // guarded by mu_
 };
 
 }  // namespace keel

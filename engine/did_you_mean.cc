@@ -43,4 +43,9 @@ std::string DidYouMean(std::string_view word, std::span<const std::string_view> 
   return DidYouMean(word, candidates, std::clamp<size_t>(word.size() / 3, 1, 3));
 }
 
+std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates) {
+  std::vector<std::string_view> views(candidates.begin(), candidates.end());
+  return DidYouMean(word, std::span<const std::string_view>(views));
+}
+
 }  // namespace keel

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace keel {
 
@@ -20,5 +21,8 @@ std::string DidYouMean(std::string_view word, std::span<const std::string_view> 
 // in edits, at least 1 and at most 3 ("aftr" -> "after", but "x" suggests
 // nothing).
 std::string DidYouMean(std::string_view word, std::span<const std::string_view> candidates);
+
+// The same over names held as strings.
+std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
 
 }  // namespace keel

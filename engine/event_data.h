@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,11 @@ class EventData {
   EventData& Add(const char* key, int value) {
     writer_.Key(key);
     writer_.Int(value);
+    return *this;
+  }
+  EventData& Add(const char* key, int64_t value) {
+    writer_.Key(key);
+    writer_.Int64(value);
     return *this;
   }
   EventData& Add(const char* key, bool value) {

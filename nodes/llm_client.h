@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/cancel_token.h"
 #include "engine/clock.h"
@@ -55,6 +56,12 @@ class LlmClient {
   // for an unknown kind or a non-mock provider without base_url.
   Status AddProvider(ProviderConfig config);
   const ProviderConfig* Find(const std::string& name) const;
+  // The declared providers' names, sorted.
+  std::vector<std::string> ProviderNames() const {
+    std::vector<std::string> names;
+    for (const auto& entry : providers_) names.push_back(entry.first);
+    return names;
+  }
 
   // One call to provider `provider`. `deadline` (Clock::Now() time, 0: none)
   // and `cancel` (may be null; must outlive the call) abort the wait at the

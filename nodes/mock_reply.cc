@@ -1,1 +1,799 @@
-// placeholder
+#include "nodes/mock_reply.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/pointer.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace keel {
+namespace {
+
+using rapidjson::Document;
+using rapidjson::Value;
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Replies carry a fixed creation time: reply content never depends on the clock.
+constexpr int64_t kCreated = 1700000000;
+constexpr int kMaxSchemaDepth = 24;
+
+// A malformed request: becomes a 400 with this message.
+struct BadRequest {
+  std::string message;
+};
+
+// The directives of one request, system prompt first, last user message second.
+struct Directives {
+  std::string fault;
+  int64_t times = -1;  // -1: every request
+  double retry_after = 1;
+  double latency_ms = 0;
+  std::optional<std::string> reply;
+  std::vector<std::pair<std::string, std::string>> calls;  // name, arguments JSON
+  std::optional<std::pair<int64_t, int64_t>> tokens;
+  std::string written;  // every directive as written, for the fault key
+};
+
+struct Tool {
+  std::string name;
+  const Value* schema = nullptr;  // in the request document; null when absent
+};
+
+enum class Output { kText, kJson, kSchema };
+
+// What Respond needs from a request, in either dialect. Pointers point into
+// the request document.
+struct Conversation {
+  std::string model;
+  std::string system;
+  std::string user;                       // last user message as sent
+  std::string transcript;                 // every message's role and text
+  std::vector<std::string> tool_results;  // from the last user message on
+  std::vector<Tool> tools;
+  bool tools_disabled = false;
+  std::string forced_tool;
+  Output output = Output::kText;
+  const Value* schema = nullptr;
+};
+
+// One tool call of a reply.
+struct Call {
+  std::string name;
+  std::string arguments;  // a JSON object as text
+};
+
+uint64_t Fnv1a(const std::string& text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string Hex(uint64_t value, int digits) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
+  return std::string(buf + 16 - digits);
+}
+
+int64_t CountTokens(const std::string& text) {
+  int64_t chars = 0;
+  for (unsigned char c : text) chars += (c & 0xC0) != 0x80;
+  return (chars + 3) / 4;
+}
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::string Str(const Value& v, const char* key) {
+  if (!v.IsObject()) return "";
+  auto it = v.FindMember(key);
+  if (it == v.MemberEnd() || !it->value.IsString()) return "";
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+const Value* Member(const Value& v, const char* key) {
+  if (!v.IsObject()) return nullptr;
+  auto it = v.FindMember(key);
+  return it == v.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string ToJson(const Value& v) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// The text of a message content: a string, or the text parts (OpenAI) or
+// text blocks (Anthropic) of an array, one per line.
+std::string ContentText(const Value* content) {
+  if (content == nullptr) return "";
+  if (content->IsString()) return std::string(content->GetString(), content->GetStringLength());
+  std::string text;
+  if (!content->IsArray()) return text;
+  for (const Value& part : content->GetArray()) {
+    if (Str(part, "type") != "text") continue;
+    if (!text.empty()) text += "\n";
+    text += Str(part, "text");
+  }
+  return text;
+}
+
+bool HasText(const Value* content) {
+  if (content == nullptr) return false;
+  if (content->IsString()) return true;
+  if (!content->IsArray()) return false;
+  for (const Value& part : content->GetArray()) {
+    if (Str(part, "type") == "text") return true;
+  }
+  return false;
+}
+
+// ---- directives ----
+
+bool ParseNumber(const std::string& text, double* out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  *out = std::strtod(text.c_str(), &end);
+  return *end == '\0' && std::isfinite(*out) && *out >= 0;
+}
+
+bool ParseCount(const std::string& text, int64_t* out) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return false;
+  *out = std::strtoll(text.c_str(), nullptr, 10);
+  return true;
+}
+
+std::optional<BadRequest> ApplyDirective(const std::string& key, const std::string& value,
+                                         Directives* d) {
+  auto bad = [&](const std::string& why) {
+    return BadRequest{"mock directive [[mock:" + key + "=" + value + "]]: " + why};
+  };
+  double number = 0;
+  if (key == "fault") {
+    if (!IsMockFault(value)) {
+      return bad(
+          "unknown fault (one of 500 502 503 529 429 400 401 403 404 hang malformed truncated "
+          "reset)");
+    }
+    d->fault = value;
+  } else if (key == "times") {
+    if (!ParseCount(value, &d->times)) return bad("expected a count");
+  } else if (key == "retry_after") {
+    if (!ParseNumber(value, &d->retry_after)) return bad("expected seconds");
+  } else if (key == "latency") {
+    if (!ParseNumber(value, &number)) return bad("expected milliseconds");
+    d->latency_ms = number;
+  } else if (key == "reply") {
+    d->reply = value;
+  } else if (key == "call") {
+    std::string spec = Trim(value);
+    size_t space = spec.find_first_of(" \t");
+    std::string name = spec.substr(0, space);
+    std::string args = space == std::string::npos ? "{}" : Trim(spec.substr(space));
+    Document doc;
+    doc.Parse(args.c_str(), args.size());
+    if (name.empty() || doc.HasParseError() || !doc.IsObject()) {
+      return bad("expected NAME {JSON object}");
+    }
+    d->calls.emplace_back(name, ToJson(doc));
+  } else if (key == "tokens") {
+    size_t comma = value.find(',');
+    int64_t p = 0, c = 0;
+    if (comma == std::string::npos || !ParseCount(value.substr(0, comma), &p) ||
+        !ParseCount(value.substr(comma + 1), &c)) {
+      return bad("expected PROMPT,COMPLETION");
+    }
+    d->tokens = std::make_pair(p, c);
+  } else {
+    return BadRequest{"unknown mock directive '" + key +
+                      "' (fault, times, retry_after, latency, reply, call, tokens)"};
+  }
+  return std::nullopt;
+}
+
+// Applies the directives written in `text` to `d`; returns the text without them.
+std::string TakeDirectives(const std::string& text, Directives* d,
+                           std::optional<BadRequest>* error) {
+  static const std::string kOpen = "[[mock:";
+  std::string rest;
+  size_t pos = 0;
+  while (true) {
+    size_t open = text.find(kOpen, pos);
+    if (open == std::string::npos) break;
+    size_t close = text.find("]]", open + kOpen.size());
+    if (close == std::string::npos) {
+      *error = BadRequest{"mock directive without closing ]]"};
+      break;
+    }
+    rest += text.substr(pos, open - pos);
+    std::string inner = text.substr(open + kOpen.size(), close - open - kOpen.size());
+    d->written += text.substr(open, close + 2 - open);
+    size_t eq = inner.find('=');
+    if (eq == std::string::npos) {
+      *error = BadRequest{"mock directive [[mock:" + inner + "]] has no '='"};
+    } else if (auto bad = ApplyDirective(Trim(inner.substr(0, eq)), inner.substr(eq + 1), d)) {
+      *error = std::move(bad);
+    }
+    if (*error) break;
+    pos = close + 2;
+  }
+  rest += text.substr(std::min(pos, text.size()));
+  return Trim(rest);
+}
+
+// ---- reading a request ----
+
+void ReadTools(const Value& req, MockDialect dialect, Conversation* c) {
+  const Value* tools = Member(req, "tools");
+  if (tools != nullptr && tools->IsArray()) {
+    for (const Value& t : tools->GetArray()) {
+      const Value* fn = dialect == MockDialect::kOpenAI ? Member(t, "function") : &t;
+      if (fn == nullptr || Str(*fn, "name").empty()) continue;
+      c->tools.push_back(
+          {Str(*fn, "name"),
+           Member(*fn, dialect == MockDialect::kOpenAI ? "parameters" : "input_schema")});
+    }
+  }
+  const Value* choice = Member(req, "tool_choice");
+  if (choice == nullptr) return;
+  if (choice->IsString()) {
+    c->tools_disabled = std::string(choice->GetString()) == "none";
+  } else if (dialect == MockDialect::kOpenAI) {
+    if (const Value* fn = Member(*choice, "function")) c->forced_tool = Str(*fn, "name");
+  } else {
+    c->tools_disabled = Str(*choice, "type") == "none";
+    if (Str(*choice, "type") == "tool") c->forced_tool = Str(*choice, "name");
+  }
+}
+
+void ReadOutput(const Value& req, MockDialect dialect, Conversation* c) {
+  if (dialect == MockDialect::kAnthropic) {
+    if (c->system.find("JSON") != std::string::npos) c->output = Output::kJson;
+    return;
+  }
+  const Value* format = Member(req, "response_format");
+  if (format == nullptr) return;
+  std::string type = Str(*format, "type");
+  if (type == "json_object") c->output = Output::kJson;
+  if (type != "json_schema") return;
+  c->output = Output::kJson;
+  const Value* spec = Member(*format, "json_schema");
+  const Value* schema = spec ? Member(*spec, "schema") : nullptr;
+  if (schema != nullptr && schema->IsObject()) {
+    c->output = Output::kSchema;
+    c->schema = schema;
+  }
+}
+
+// Fills `c` from `req` (a JSON object); a BadRequest when it cannot be answered.
+std::optional<BadRequest> ReadConversation(const Value& req, MockDialect dialect,
+                                           Conversation* c) {
+  c->model = Str(req, "model");
+  const Value* messages = Member(req, "messages");
+  if (messages == nullptr || !messages->IsArray()) {
+    return BadRequest{"'messages' is missing or not an array"};
+  }
+  if (messages->Empty()) return BadRequest{"'messages' is empty"};
+  if (dialect == MockDialect::kAnthropic) c->system = ContentText(Member(req, "system"));
+
+  size_t last_user = 0;
+  for (size_t i = 0; i < messages->Size(); ++i) {
+    const Value& m = (*messages)[i];
+    if (!m.IsObject()) return BadRequest{"messages[" + std::to_string(i) + "] is not an object"};
+    const std::string role = Str(m, "role");
+    const Value* content = Member(m, "content");
+    if (dialect == MockDialect::kOpenAI && (role == "system" || role == "developer")) {
+      if (!c->system.empty()) c->system += "\n";
+      c->system += ContentText(content);
+    }
+    if (role == "user" && HasText(content)) {
+      last_user = i;
+      c->user = ContentText(content);
+    }
+  }
+
+  c->transcript = c->system;
+  for (size_t i = 0; i < messages->Size(); ++i) {
+    const Value& m = (*messages)[i];
+    const std::string role = Str(m, "role");
+    const Value* content = Member(m, "content");
+    c->transcript += "\n" + role + ": " + ContentText(content);
+    if (const Value* calls = Member(m, "tool_calls"); calls && calls->IsArray()) {
+      c->transcript += ToJson(*calls);
+    }
+    std::vector<std::string> results;
+    if (dialect == MockDialect::kOpenAI && role == "tool") results.push_back(ContentText(content));
+    if (content != nullptr && content->IsArray()) {
+      for (const Value& block : content->GetArray()) {
+        const std::string type = Str(block, "type");
+        if (type == "tool_result") results.push_back(ContentText(Member(block, "content")));
+        if (type == "tool_use") c->transcript += ToJson(block);
+      }
+    }
+    for (const std::string& r : results) {
+      if (role != "tool") c->transcript += " " + r;
+      if (i >= last_user) c->tool_results.push_back(r);
+    }
+  }
+  ReadTools(req, dialect, c);
+  ReadOutput(req, dialect, c);
+  return std::nullopt;
+}
+
+// ---- the smallest value satisfying a JSON schema ----
+
+class SmallestValue {
+ public:
+  SmallestValue(const Value& root, Document::AllocatorType& alloc) : root_(root), alloc_(alloc) {}
+
+  Value Of(const Value& schema, int depth) {
+    if (depth > kMaxSchemaDepth || !schema.IsObject()) return Value();
+    if (const Value* ref = Member(schema, "$ref"); ref && ref->IsString()) {
+      std::string target = ref->GetString();
+      if (target.empty() || target[0] != '#') return Value();
+      const Value* found = rapidjson::Pointer(target.substr(1).c_str()).Get(root_);
+      return found ? Of(*found, depth + 1) : Value();
+    }
+    if (const Value* v = Member(schema, "const")) return Value(*v, alloc_);
+    if (const Value* e = Member(schema, "enum"); e && e->IsArray() && !e->Empty()) {
+      return Value((*e)[0], alloc_);
+    }
+    for (const char* key : {"anyOf", "oneOf"}) {
+      if (const Value* alts = Member(schema, key); alts && alts->IsArray() && !alts->Empty()) {
+        return Of((*alts)[0], depth + 1);
+      }
+    }
+    if (const Value* all = Member(schema, "allOf"); all && all->IsArray() && !all->Empty()) {
+      return AllOf(*all, depth);
+    }
+    const std::string type = TypeOf(schema);
+    if (type == "object") return Object(schema, depth);
+    if (type == "array") return Array(schema, depth);
+    if (type == "string") return String(schema);
+    if (type == "integer" || type == "number") return Number(schema, type == "integer");
+    if (type == "boolean") return Value(true);
+    return Value();
+  }
+
+ private:
+  static std::string TypeOf(const Value& schema) {
+    const Value* type = Member(schema, "type");
+    if (type != nullptr && type->IsString()) return type->GetString();
+    if (type != nullptr && type->IsArray()) {
+      for (const Value& t : type->GetArray()) {
+        if (t.IsString() && std::string(t.GetString()) != "null") return t.GetString();
+      }
+      return "null";
+    }
+    if (Member(schema, "properties") || Member(schema, "required")) return "object";
+    if (Member(schema, "items")) return "array";
+    if (Member(schema, "minLength") || Member(schema, "pattern")) return "string";
+    if (Member(schema, "minimum") || Member(schema, "maximum")) return "number";
+    return "null";
+  }
+
+  // Merges the members of the alternatives' values when all are objects.
+  Value AllOf(const Value& all, int depth) {
+    Value merged(rapidjson::kObjectType);
+    for (const Value& part : all.GetArray()) {
+      Value v = Of(part, depth + 1);
+      if (!v.IsObject()) return Of(all[0], depth + 1);
+      for (auto& m : v.GetObject()) {
+        if (!merged.HasMember(m.name)) merged.AddMember(m.name, m.value, alloc_);
+      }
+    }
+    return merged;
+  }
+
+  Value Object(const Value& schema, int depth) {
+    Value out(rapidjson::kObjectType);
+    const Value* props = Member(schema, "properties");
+    const Value* required = Member(schema, "required");
+    auto add = [&](const Value& name) {
+      if (out.HasMember(name)) return;
+      const Value* sub = props ? Member(*props, name.GetString()) : nullptr;
+      Value v = sub ? Of(*sub, depth + 1) : Value("mock", alloc_);
+      out.AddMember(Value(name, alloc_), v, alloc_);
+    };
+    if (required != nullptr && required->IsArray() && !required->Empty()) {
+      for (const Value& name : required->GetArray()) {
+        if (name.IsString()) add(name);
+      }
+    } else if (props != nullptr && props->IsObject()) {
+      for (const auto& m : props->GetObject()) add(m.name);
+    }
+    return out;
+  }
+
+  Value Array(const Value& schema, int depth) {
+    Value out(rapidjson::kArrayType);
+    const Value* min = Member(schema, "minItems");
+    int64_t n = min && min->IsNumber() ? static_cast<int64_t>(std::ceil(min->GetDouble())) : 0;
+    const Value* items = Member(schema, "items");
+    const Value* prefix = Member(schema, "prefixItems");
+    if (items != nullptr && items->IsArray()) std::swap(items, prefix);
+    for (int64_t i = 0; i < n && i < 1000; ++i) {
+      const Value* item = items;
+      if (prefix != nullptr && prefix->IsArray() && static_cast<size_t>(i) < prefix->Size()) {
+        item = &(*prefix)[static_cast<rapidjson::SizeType>(i)];
+      }
+      out.PushBack(item ? Of(*item, depth + 1) : Value("mock", alloc_), alloc_);
+    }
+    return out;
+  }
+
+  Value String(const Value& schema) {
+    static const std::pair<const char*, const char*> kFormats[] = {
+        {"date-time", "1970-01-01T00:00:00Z"},
+        {"date", "1970-01-01"},
+        {"time", "00:00:00Z"},
+        {"email", "mock@example.com"},
+        {"uri", "http://example.com/mock"},
+        {"uuid", "00000000-0000-0000-0000-000000000000"},
+    };
+    std::string s = "mock";
+    const std::string format = Str(schema, "format");
+    for (const auto& [name, value] : kFormats) {
+      if (format == name) s = value;
+    }
+    const Value* min = Member(schema, "minLength");
+    if (min != nullptr && min->IsNumber()) {
+      size_t n = static_cast<size_t>(std::max(0.0, min->GetDouble()));
+      if (s.size() < n) s.append(n - s.size(), 'x');
+    }
+    const Value* max = Member(schema, "maxLength");
+    if (max != nullptr && max->IsNumber()) {
+      size_t n = static_cast<size_t>(std::max(0.0, max->GetDouble()));
+      if (s.size() > n) s.resize(n);
+    }
+    return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), alloc_);
+  }
+
+  static Value Number(const Value& schema, bool integer) {
+    auto num = [&](const char* key) -> std::optional<double> {
+      const Value* v = Member(schema, key);
+      if (v != nullptr && v->IsNumber()) return v->GetDouble();
+      return std::nullopt;
+    };
+    std::optional<double> low = num("minimum");
+    bool exclusive = false;
+    if (std::optional<double> ex = num("exclusiveMinimum")) {
+      low = ex;
+      exclusive = true;
+    } else if (const Value* flag = Member(schema, "exclusiveMinimum"); flag && flag->IsTrue()) {
+      exclusive = low.has_value();
+    }
+    std::optional<double> high = num("maximum");
+    double v = low.value_or(high && *high < 0 ? *high : 0);
+    if (integer) v = exclusive ? std::floor(v) + 1 : std::ceil(v);
+    if (!integer && exclusive) v = high && *high > v ? (v + *high) / 2 : v + 1;
+    std::optional<double> step = num("multipleOf");
+    if (step && *step > 0) v = std::ceil(v / *step) * *step;
+    if (integer) return Value(static_cast<int64_t>(v));
+    return Value(v);
+  }
+
+  const Value& root_;
+  Document::AllocatorType& alloc_;
+};
+
+// The smallest value satisfying `schema`, as JSON text; "$ref"s are resolved
+// within `schema`.
+std::string SmallestJson(const Value& schema) {
+  Document out;
+  Value v = SmallestValue(schema, out.GetAllocator()).Of(schema, 0);
+  return ToJson(v);
+}
+
+// ---- writing replies ----
+
+
+void WriteString(JsonWriter& w, const std::string& s) {
+  w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+std::string ErrorBody(MockDialect dialect, int status, const std::string& message) {
+  struct Kind {
+    int status;
+    const char* openai_type;
+    const char* openai_code;
+    const char* anthropic_type;
+  };
+  static const Kind kKinds[] = {
+      {400, "invalid_request_error", "invalid_request", "invalid_request_error"},
+      {401, "invalid_request_error", "invalid_api_key", "authentication_error"},
+      {403, "permission_error", "permission_denied", "permission_error"},
+      {404, "invalid_request_error", "model_not_found", "not_found_error"},
+      {429, "requests", "rate_limit_exceeded", "rate_limit_error"},
+      {503, "server_error", "service_unavailable", "api_error"},
+      {529, "server_error", "overloaded", "overloaded_error"},
+  };
+  Kind kind{status, "server_error", "server_error", "api_error"};
+  for (const Kind& k : kKinds) {
+    if (k.status == status) kind = k;
+  }
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  if (dialect == MockDialect::kOpenAI) {
+    w.Key("error");
+    w.StartObject();
+    w.Key("message");
+    WriteString(w, message);
+    w.Key("type");
+    w.String(kind.openai_type);
+    w.Key("param");
+    w.Null();
+    w.Key("code");
+    w.String(kind.openai_code);
+    w.EndObject();
+  } else {
+    w.Key("type");
+    w.String("error");
+    w.Key("error");
+    w.StartObject();
+    w.Key("type");
+    w.String(kind.anthropic_type);
+    w.Key("message");
+    WriteString(w, message);
+    w.EndObject();
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+MockReply BadRequestReply(MockDialect dialect, const std::string& message) {
+  MockReply reply;
+  reply.status = 400;
+  reply.body = ErrorBody(dialect, 400, "mock: " + message);
+  return reply;
+}
+
+// The answer: `text` (null when empty and there are calls) and `calls`.
+std::string AnswerBody(MockDialect dialect, const std::string& id, const std::string& model,
+                       const std::string& text, const std::vector<Call>& calls,
+                       std::pair<int64_t, int64_t> tokens) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  if (dialect == MockDialect::kOpenAI) {
+    w.Key("id");
+    WriteString(w, "chatcmpl-mock-" + id);
+    w.Key("object");
+    w.String("chat.completion");
+    w.Key("created");
+    w.Int64(kCreated);
+    w.Key("model");
+    WriteString(w, model);
+    w.Key("choices");
+    w.StartArray();
+    w.StartObject();
+    w.Key("index");
+    w.Int(0);
+    w.Key("message");
+    w.StartObject();
+    w.Key("role");
+    w.String("assistant");
+    w.Key("content");
+    if (calls.empty() || !text.empty()) {
+      WriteString(w, text);
+    } else {
+      w.Null();
+    }
+    if (!calls.empty()) {
+      w.Key("tool_calls");
+      w.StartArray();
+      for (size_t i = 0; i < calls.size(); ++i) {
+        w.StartObject();
+        w.Key("id");
+        WriteString(w, "call_mock_" + id + "_" + std::to_string(i));
+        w.Key("type");
+        w.String("function");
+        w.Key("function");
+        w.StartObject();
+        w.Key("name");
+        WriteString(w, calls[i].name);
+        w.Key("arguments");
+        WriteString(w, calls[i].arguments);
+        w.EndObject();
+        w.EndObject();
+      }
+      w.EndArray();
+    }
+    w.EndObject();
+    w.Key("logprobs");
+    w.Null();
+    w.Key("finish_reason");
+    w.String(calls.empty() ? "stop" : "tool_calls");
+    w.EndObject();
+    w.EndArray();
+    w.Key("usage");
+    w.StartObject();
+    w.Key("prompt_tokens");
+    w.Int64(tokens.first);
+    w.Key("completion_tokens");
+    w.Int64(tokens.second);
+    w.Key("total_tokens");
+    w.Int64(tokens.first + tokens.second);
+    w.EndObject();
+  } else {
+    w.Key("id");
+    WriteString(w, "msg_mock_" + id);
+    w.Key("type");
+    w.String("message");
+    w.Key("role");
+    w.String("assistant");
+    w.Key("model");
+    WriteString(w, model);
+    w.Key("content");
+    w.StartArray();
+    if (calls.empty() || !text.empty()) {
+      w.StartObject();
+      w.Key("type");
+      w.String("text");
+      w.Key("text");
+      WriteString(w, text);
+      w.EndObject();
+    }
+    for (size_t i = 0; i < calls.size(); ++i) {
+      w.StartObject();
+      w.Key("type");
+      w.String("tool_use");
+      w.Key("id");
+      WriteString(w, "toolu_mock_" + id + "_" + std::to_string(i));
+      w.Key("name");
+      WriteString(w, calls[i].name);
+      w.Key("input");
+      w.RawValue(calls[i].arguments.c_str(), calls[i].arguments.size(), rapidjson::kObjectType);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("stop_reason");
+    w.String(calls.empty() ? "end_turn" : "tool_use");
+    w.Key("stop_sequence");
+    w.Null();
+    w.Key("usage");
+    w.StartObject();
+    w.Key("input_tokens");
+    w.Int64(tokens.first);
+    w.Key("output_tokens");
+    w.Int64(tokens.second);
+    w.EndObject();
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// The reply text, or the tool calls, a conversation gets (see the header).
+void Decide(const Conversation& c, const Directives& d, const std::string& user_text,
+            std::string* text, std::vector<Call>* calls) {
+  const bool have_results = !c.tool_results.empty();
+  if (!have_results && !d.calls.empty()) {
+    for (const auto& [name, args] : d.calls) calls->push_back({name, args});
+    return;
+  }
+  if (!have_results && !c.tools.empty() && !c.tools_disabled) {
+    const Tool* tool = &c.tools.front();
+    for (const Tool& t : c.tools) {
+      if (t.name == c.forced_tool) tool = &t;
+    }
+    std::string args = tool->schema ? SmallestJson(*tool->schema) : "{}";
+    if (args.empty() || args[0] != '{') args = "{}";
+    calls->push_back({tool->name, args});
+    return;
+  }
+  if (d.reply) {
+    *text = *d.reply;
+    return;
+  }
+  std::string said = user_text;
+  if (have_results) {
+    said = "tool results: ";
+    for (size_t i = 0; i < c.tool_results.size(); ++i) {
+      said += (i ? " | " : "") + c.tool_results[i];
+    }
+  }
+  if (c.output == Output::kSchema) {
+    *text = SmallestJson(*c.schema);
+  } else if (c.output == Output::kJson) {
+    Value said_value(said.c_str(), static_cast<rapidjson::SizeType>(said.size()));
+    Value object(rapidjson::kObjectType);
+    Document scratch;
+    object.AddMember("echo", said_value, scratch.GetAllocator());
+    *text = ToJson(object);
+  } else {
+    *text = have_results ? said : "echo: " + said;
+  }
+}
+
+}  // namespace
+
+bool IsMockFault(const std::string& fault) {
+  static const char* const kFaults[] = {"500", "502",  "503",       "529",       "429",
+                                        "400", "401",  "403",       "404",       "hang",
+                                        "malformed", "truncated", "reset"};
+  for (const char* f : kFaults) {
+    if (fault == f) return true;
+  }
+  return false;
+}
+
+MockReply MockFaultReply(MockDialect dialect, const std::string& fault,
+                         const std::string& answer_body, double retry_after) {
+  MockReply reply;
+  reply.fault = fault;
+  if (fault == "hang" || fault == "reset") {
+    reply.status = 0;
+  } else if (fault == "malformed" || fault == "truncated") {
+    reply.body = answer_body.substr(0, answer_body.size() / 2);
+  } else {
+    reply.fault.clear();
+    reply.status = std::atoi(fault.c_str());
+    std::string message = "mock: injected fault " + fault;
+    if (reply.status == 429) {
+      reply.retry_after = retry_after;
+      message = "mock: rate limit reached (injected fault 429)";
+    }
+    reply.body = ErrorBody(dialect, reply.status, message);
+  }
+  return reply;
+}
+
+MockReply MockResponder::Respond(const std::string& request_body, MockDialect dialect) {
+  Document req;
+  req.Parse(request_body.c_str(), request_body.size());
+  if (req.HasParseError()) {
+    return BadRequestReply(dialect, std::string("request body is not JSON: ") +
+                                        rapidjson::GetParseError_En(req.GetParseError()) +
+                                        " at offset " + std::to_string(req.GetErrorOffset()));
+  }
+  if (!req.IsObject()) return BadRequestReply(dialect, "request body is not a JSON object");
+  Conversation c;
+  if (auto bad = ReadConversation(req, dialect, &c)) return BadRequestReply(dialect, bad->message);
+
+  Directives d;
+  std::optional<BadRequest> bad;
+  TakeDirectives(c.system, &d, &bad);
+  std::string user_text = bad ? "" : TakeDirectives(c.user, &d, &bad);
+  if (bad) return BadRequestReply(dialect, bad->message);
+
+  std::string text;
+  std::vector<Call> calls;
+  Decide(c, d, user_text, &text, &calls);
+  std::string completion = text;
+  for (const Call& call : calls) completion += call.name + call.arguments;
+  std::pair<int64_t, int64_t> tokens = d.tokens.value_or(
+      std::make_pair(CountTokens(c.transcript), CountTokens(completion)));
+  const std::string model = c.model.empty() ? "mock" : c.model;
+
+  MockReply reply;
+  reply.body = AnswerBody(dialect, Hex(Fnv1a(request_body), 16), model, text, calls, tokens);
+  bool faulted = !d.fault.empty();
+  if (faulted && d.times >= 0) {
+    const std::string key = Hex(Fnv1a(d.written + "\n" + c.transcript), 16);
+    std::lock_guard<std::mutex> lock(mu_);
+    faulted = ++seen_[key] <= d.times;
+  }
+  if (faulted) reply = MockFaultReply(dialect, d.fault, reply.body, d.retry_after);
+  reply.latency = d.latency_ms / 1000.0;
+  reply.model = c.model;
+  reply.user = c.user;
+  return reply;
+}
+
+}  // namespace keel

@@ -8,6 +8,7 @@
 // currently holding the state. An ActiveNode is read and written only by the
 // thread that holds its state.
 
+#include <functional>
 #include <string>
 
 #include "engine/cancel_token.h"
@@ -17,6 +18,16 @@
 struct lua_State;
 
 namespace keel {
+
+class HttpLoop;
+class LlmClient;
+
+// What a waiting keel call (keel.llm, keel.http) hands back to its
+// coroutine: pushes the values the coroutine resumes with and returns how
+// many. Runs on the thread that resumes the coroutine.
+using WaitResult = std::function<int(lua_State* co)>;
+// Starts a waiting operation; it calls `finish` exactly once, from any thread.
+using WaitStart = std::function<void(std::function<void(WaitResult)> finish)>;
 
 // Why the hook stopped a coroutine: its attempt was cancelled, or its
 // deadline (the node's timeout) passed.
@@ -33,6 +44,9 @@ struct ActiveNode {
   double slice_end = 0;                  // Clock::Now() time the current slice ends; 0: none
   Clock* clock = nullptr;                // reads the time for `deadline`
   double sleep_seconds = -1;             // set by keel.sleep just before it yields
+  WaitStart wait;                        // set by keel.llm / keel.http just before they yield
+  LlmClient* llm = nullptr;              // the script's providers
+  HttpLoop* http = nullptr;              // the I/O loop keel.http uses
   StopReason stop = StopReason::kNone;   // set by the hook just before it stops the coroutine
 
   StopReason CheckStop() const {

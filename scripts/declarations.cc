@@ -1,6 +1,7 @@
 #include "scripts/declarations.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <string_view>
 #include <utility>
@@ -22,8 +23,9 @@ namespace {
 char kNodeMetaKey;
 char kWorkflowMetaKey;
 char kWorkflowListKey;
+char kProviderListKey;
 
-constexpr std::string_view kWorkflowOptionNames[] = {"params", "defaults"};
+constexpr std::string_view kWorkflowOptionNames[] = {"params", "defaults", "budget"};
 
 int Raise(lua_State* L, const std::string& message) {
   lua_pushlstring(L, message.data(), message.size());
@@ -68,60 +70,113 @@ std::string RawString(lua_State* L, int table, const char* field) {
   return value;
 }
 
-// keel.fn "name" { options }: the second call. Upvalue 1 is the name.
+// Stack slots of a declaration being built: the options the script gave,
+// then the tables they are stored in (see OptionStore).
+constexpr int kGiven = 1;
+constexpr int kDecl = 2;
+constexpr int kPolicy = 3;
+constexpr int kAgent = 4;
+
+int StoreSlot(unsigned owner, OptionStore store) {
+  if (owner == kProviderOption || store == OptionStore::kDeclaration) return kDecl;
+  return store == OptionStore::kPolicy ? kPolicy : kAgent;
+}
+
+// Checks every option in the table at kGiven against what `owner` accepts and
+// stores its value in the slot of its OptionStore; an agent's tool functions
+// go to the declaration's `tool_runs`. Returns 0, or kLuaRaise with the
+// message pushed.
+int StoreOptions(lua_State* L, unsigned owner, const std::string& prefix) {
+  int key = lua_gettop(L) + 1;
+  int value = key + 1;
+  lua_pushnil(L);
+  while (lua_next(L, kGiven) != 0) {
+    if (lua_type(L, key) != LUA_TSTRING) {
+      return Raise(
+          L, prefix + "options are name = value pairs; found a " + luaL_typename(L, key) + " key");
+    }
+    std::string name = lua_tostring(L, key);
+    const DslOption* option = FindOption(owner, name);
+    if (option == nullptr) return Raise(L, prefix + UnknownOption(owner, name));
+    std::string problem = CheckOption(L, value, *option);
+    if (!problem.empty()) return Raise(L, prefix + problem);
+    PushOption(L, value, *option);
+    int slot = StoreSlot(owner, option->store);
+    std::string json;
+    Status status = slot == kDecl ? Status::Ok() : LuaToJson(L, -1, &json);
+    if (!status.ok()) return Raise(L, prefix + "option '" + name + "': " + status.message());
+    if (option->type == OptionType::kTools) {
+      PushToolFunctions(L, value);
+      lua_setfield(L, kDecl, "tool_runs");
+    }
+    lua_pushvalue(L, key);
+    lua_insert(L, -2);
+    lua_rawset(L, slot);
+    lua_settop(L, key);
+  }
+  return 0;
+}
+
+const char* KindName(lua_Integer owner) { return owner == kAgentOption ? "agent" : "fn"; }
+
+// What the agent declaration being built lacks, or "".
+std::string MissingAgentOption(lua_State* L) {
+  if (RawString(L, kAgent, "provider").empty()) {
+    return "an agent needs option 'provider' (the name of a keel.provider)";
+  }
+  RawField(L, kAgent, "prompt");
+  RawField(L, kAgent, "messages");
+  bool has_input = !lua_isnil(L, -1) || !lua_isnil(L, -2);
+  lua_pop(L, 2);
+  return has_input ? "" : "an agent needs option 'prompt' (or 'messages')";
+}
+
+// Stores the table at `slot` as JSON text in the declaration's `field`.
+int StoreJson(lua_State* L, int slot, const char* field, const std::string& prefix) {
+  std::string json;
+  Status status = LuaToJson(L, slot, &json);
+  if (!status.ok()) return Raise(L, prefix + status.message());
+  SetString(L, kDecl, field, json);
+  return 0;
+}
+
+// keel.fn / keel.agent "name" { options }: the second call. Upvalue 1 is the
+// name, upvalue 2 the kind (kFnOption or kAgentOption).
 int NodeOptions(lua_State* L) {
   std::string name = lua_tostring(L, lua_upvalueindex(1));
+  unsigned owner = static_cast<unsigned>(lua_tointeger(L, lua_upvalueindex(2)));
   std::string where = CallerWhere(L);
   std::string prefix = where + ": node '" + name + "': ";
-  if (lua_type(L, 1) != LUA_TTABLE) {
-    return Raise(L, prefix + "expects a table of options, got " + luaL_typename(L, 1));
+  if (lua_type(L, kGiven) != LUA_TTABLE) {
+    return Raise(L, prefix + "expects a table of options, got " + luaL_typename(L, kGiven));
   }
-  lua_settop(L, 1);
-  lua_createtable(L, 0, 8);  // 2: the declaration
-  lua_createtable(L, 0, 0);  // 3: the policy options
-  SetString(L, 2, "name", name);
-  SetString(L, 2, "where", where);
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {  // key at 4, value at 5
-    if (lua_type(L, 4) != LUA_TSTRING) {
-      return Raise(
-          L, prefix + "options are name = value pairs; found a " + luaL_typename(L, 4) + " key");
-    }
-    std::string key = lua_tostring(L, 4);
-    const NodeOption* rule = FindNodeOption(key);
-    if (rule == nullptr) {
-      return Raise(L, prefix + "unknown option '" + key + "'" + DidYouMean(key, NodeOptionNames()));
-    }
-    std::string expected = CheckNodeOption(L, 5, *rule);
-    if (!expected.empty()) {
-      return Raise(L, prefix + "option '" + key + "' " + expected + ", got " + luaL_typename(L, 5));
-    }
-    PushNodeOption(L, 5, *rule);  // 6
-    if (rule->policy) {
-      std::string json;
-      Status status = LuaToJson(L, 6, &json);
-      if (!status.ok()) return Raise(L, prefix + "option '" + key + "': " + status.message());
-    }
-    lua_pushvalue(L, 4);
-    lua_insert(L, 6);
-    lua_rawset(L, rule->policy ? 3 : 2);
-    lua_settop(L, 4);
+  lua_settop(L, kGiven);
+  lua_createtable(L, 0, 8);  // kDecl
+  lua_createtable(L, 0, 0);  // kPolicy
+  lua_createtable(L, 0, 0);  // kAgent
+  SetString(L, kDecl, "name", name);
+  SetString(L, kDecl, "where", where);
+  SetString(L, kDecl, "kind", KindName(owner));
+  if (StoreOptions(L, owner, prefix) == kLuaRaise) return kLuaRaise;
+  if (owner == kAgentOption) {
+    std::string missing = MissingAgentOption(L);
+    if (!missing.empty()) return Raise(L, prefix + missing);
+    if (StoreJson(L, kAgent, "agent", prefix) == kLuaRaise) return kLuaRaise;
   }
-  std::string policy;
-  Status status = LuaToJson(L, 3, &policy);
-  if (!status.ok()) return Raise(L, prefix + status.message());
-  SetString(L, 2, "policy", policy);
-  lua_settop(L, 2);
+  if (StoreJson(L, kPolicy, "policy", prefix) == kLuaRaise) return kLuaRaise;
+  lua_settop(L, kDecl);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kNodeMetaKey);
-  lua_setmetatable(L, 2);
+  lua_setmetatable(L, kDecl);
   return 1;
 }
 
-// keel.fn "name": checks the name and returns the function taking the options.
+// keel.fn / keel.agent "name": checks the name and returns the function
+// taking the options. Upvalue 1 is the kind (kFnOption or kAgentOption).
 int NodeName(lua_State* L) {
+  lua_Integer owner = lua_tointeger(L, lua_upvalueindex(1));
   if (lua_type(L, 1) != LUA_TSTRING) {
-    return Raise(
-        L, CallerWhere(L) + ": keel.fn expects a node name (a string), got " + luaL_typename(L, 1));
+    return Raise(L, CallerWhere(L) + ": keel." + KindName(owner) +
+                        " expects a node name (a string), got " + luaL_typename(L, 1));
   }
   std::string name = lua_tostring(L, 1);
   if (!IsValidName(name)) {
@@ -129,13 +184,93 @@ int NodeName(lua_State* L) {
                         "': use letters, digits, '_', '.' and '-', starting with a letter or '_'");
   }
   lua_settop(L, 1);
-  lua_pushcclosure(L, &LuaTrampoline<NodeOptions>, 1);
+  lua_pushinteger(L, owner);
+  lua_pushcclosure(L, &LuaTrampoline<NodeOptions>, 2);
   return 1;
+}
+
+// Appends the declaration at kDecl to the registry list at `list_key` unless
+// that list has an entry called `name` already. Returns the number of entries
+// before it, or kLuaRaise with the message pushed.
+int Register(lua_State* L, const void* list_key, const char* what, const std::string& name,
+             const std::string& where) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, list_key);
+  int list = lua_gettop(L);
+  lua_Integer declared = static_cast<lua_Integer>(lua_rawlen(L, list));
+  for (lua_Integer i = 1; i <= declared; ++i) {
+    lua_rawgeti(L, list, i);
+    if (RawString(L, -1, "name") == name) {
+      return Raise(L, where + ": " + what + " '" + name + "' is declared twice (first at " +
+                          RawString(L, -1, "where") + ")");
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, kDecl);
+  lua_rawseti(L, list, declared + 1);
+  lua_settop(L, list - 1);
+  return static_cast<int>(declared);
+}
+
+// Fills in what a provider declaration at kDecl leaves to its kind. Returns
+// what is wrong with the declaration as a whole, or "".
+std::string FinishProvider(lua_State* L) {
+  std::string kind = RawString(L, kDecl, "kind");
+  if (kind.empty()) return "option 'kind' is required (\"openai\", \"anthropic\" or \"mock\")";
+  RawField(L, kDecl, "latency");
+  bool has_latency = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (has_latency && kind != "mock") return "option 'latency' is for mock providers";
+  RawField(L, kDecl, "base_url");
+  bool has_url = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!has_url) {
+    SetString(L, kDecl, "base_url",
+              kind == "openai"      ? "https://api.openai.com/v1"
+              : kind == "anthropic" ? "https://api.anthropic.com/v1"
+                                    : "");
+  }
+  return "";
+}
+
+// keel.provider "name" { options }: the second call. Upvalue 1 is the name.
+// Registers the provider and returns its name.
+int ProviderOptions(lua_State* L) {
+  std::string name = lua_tostring(L, lua_upvalueindex(1));
+  std::string where = CallerWhere(L);
+  std::string prefix = where + ": provider '" + name + "': ";
+  if (ActiveNodeOf(L) != nullptr) {
+    return Raise(L, prefix + "keel.provider can only be used while the script loads");
+  }
+  if (lua_type(L, kGiven) != LUA_TTABLE) {
+    return Raise(L, prefix + "expects a table of options, got " + luaL_typename(L, kGiven));
+  }
+  lua_settop(L, kGiven);
+  lua_createtable(L, 0, 12);  // kDecl
+  SetString(L, kDecl, "name", name);
+  SetString(L, kDecl, "where", where);
+  if (StoreOptions(L, kProviderOption, prefix) == kLuaRaise) return kLuaRaise;
+  std::string problem = FinishProvider(L);
+  if (!problem.empty()) return Raise(L, prefix + problem);
+  if (Register(L, &kProviderListKey, "provider", name, where) == kLuaRaise) return kLuaRaise;
+  lua_pushlstring(L, name.data(), name.size());
+  return 1;
+}
+
+// Stores the workflow option `budget` at 5 into the workflow table at 2.
+int SetBudget(lua_State* L, const std::string& prefix) {
+  std::string problem = CheckBudget(L, 5);
+  if (!problem.empty()) return Raise(L, prefix + problem);
+  RawField(L, 5, "tokens");
+  lua_setfield(L, 2, "budget_tokens");
+  RawField(L, 5, "cost");
+  lua_setfield(L, 2, "budget_cost");
+  return 0;
 }
 
 // Stores the workflow option at 4/5 (key/value) into the workflow table at 2.
 int SetWorkflowOption(lua_State* L, const std::string& prefix) {
   std::string key = lua_tostring(L, 4);
+  if (key == "budget") return SetBudget(L, prefix);
   if (key != "params" && key != "defaults") {
     return Raise(L,
                  prefix + "unknown option '" + key + "'" + DidYouMean(key, kWorkflowOptionNames));
@@ -155,9 +290,11 @@ std::string NotANode(lua_State* L, lua_Integer i) {
   std::string item = "item " + std::to_string(i) + " ";
   if (lua_tocfunction(L, -1) == &LuaTrampoline<NodeOptions>) {
     lua_getupvalue(L, -1, 1);
-    std::string name = lua_tostring(L, -1);
-    lua_pop(L, 1);
-    return item + "is keel.fn \"" + name + "\" without its { ... } of options";
+    lua_getupvalue(L, -2, 2);
+    std::string text = item + "is keel." + KindName(lua_tointeger(L, -1)) + " \"" +
+                       lua_tostring(L, -2) + "\" without its { ... } of options";
+    lua_pop(L, 2);
+    return text;
   }
   return item + "is a " + luaL_typename(L, -1) + ", not a node (keel.fn \"name\" { ... })";
 }
@@ -203,45 +340,80 @@ int WorkflowEntries(lua_State* L) {
     lua_rawseti(L, 3, ++count);
   }
   lua_setfield(L, 2, "nodes");
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &kWorkflowListKey);  // 3
-  lua_Integer declared = static_cast<lua_Integer>(lua_rawlen(L, 3));
-  for (lua_Integer i = 1; i <= declared; ++i) {
-    lua_rawgeti(L, 3, i);
-    if (RawString(L, -1, "name") == name) {
-      return Raise(L, where + ": workflow '" + name + "' is declared twice (first at " +
-                          RawString(L, -1, "where") + ")");
-    }
-    lua_pop(L, 1);
-  }
-  lua_pushinteger(L, declared);
+  lua_settop(L, 2);
+  int index = Register(L, &kWorkflowListKey, "workflow", name, where);
+  if (index == kLuaRaise) return kLuaRaise;
+  lua_pushinteger(L, index);
   lua_setfield(L, 2, "index");
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kWorkflowMetaKey);
   lua_setmetatable(L, 2);
-  lua_pushvalue(L, 2);
-  lua_rawseti(L, 3, declared + 1);
-  lua_settop(L, 2);
   return 1;
 }
 
-// keel.workflow "name": checks the name and returns the function taking the entries.
-int WorkflowName(lua_State* L) {
+// keel.workflow "name" and keel.provider "name": checks the name and returns
+// `second`, the function taking the table, with the name as its upvalue.
+int DeclarationName(lua_State* L, const std::string& what, lua_CFunction second) {
   if (lua_type(L, 1) != LUA_TSTRING || !IsValidName(lua_tostring(L, 1))) {
     std::string got = lua_type(L, 1) == LUA_TSTRING ? "'" + std::string(lua_tostring(L, 1)) + "'"
                                                     : std::string("a ") + luaL_typename(L, 1);
-    return Raise(L, CallerWhere(L) +
-                        ": keel.workflow expects a workflow name (letters, digits, "
-                        "'_', '.' and '-'), got " +
-                        got);
+    return Raise(L, CallerWhere(L) + ": keel." + what + " expects a " + what +
+                        " name (letters, digits, '_', '.' and '-'), got " + got);
   }
   lua_settop(L, 1);
-  lua_pushcclosure(L, &LuaTrampoline<WorkflowEntries>, 1);
+  lua_pushcclosure(L, second, 1);
   return 1;
+}
+
+int WorkflowName(lua_State* L) {
+  return DeclarationName(L, "workflow", &LuaTrampoline<WorkflowEntries>);
+}
+
+int ProviderName(lua_State* L) {
+  return DeclarationName(L, "provider", &LuaTrampoline<ProviderOptions>);
+}
+
+double RawNumber(lua_State* L, int table, const char* field) {
+  RawField(L, table, field);
+  double value = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return value;
+}
+
+// Pushes registry references to the functions at table[field], sorted by
+// their string keys, onto *refs.
+void RefFunctions(lua_State* L, int table, const char* field,
+                  std::vector<std::pair<std::string, int>>* refs) {
+  RawField(L, table, field);
+  if (lua_istable(L, -1)) {
+    std::vector<std::string> names;
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      lua_pop(L, 1);
+      names.emplace_back(lua_tostring(L, -1));
+    }
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) {
+      RawField(L, -1, name.c_str());
+      refs->emplace_back(name, luaL_ref(L, LUA_REGISTRYINDEX));
+    }
+  }
+  lua_pop(L, 1);
+}
+
+// The registry reference of the function at table[field], or kNoFunction.
+int RefFunction(lua_State* L, int table, const char* field) {
+  RawField(L, table, field);
+  if (lua_isfunction(L, -1)) return luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+  return kNoFunction;
 }
 
 void ReadNode(lua_State* L, int decl, NodeDeclaration* node, NodeFunctions* functions) {
   node->name = RawString(L, decl, "name");
   node->where = RawString(L, decl, "where");
+  node->kind = RawString(L, decl, "kind");
   node->policy = MakeJson(RawString(L, decl, "policy"));
+  if (node->kind == "agent") node->agent = MakeJson(RawString(L, decl, "agent"));
   RawField(L, decl, "optional");
   node->optional = lua_toboolean(L, -1) != 0;
   RawField(L, decl, "after");
@@ -254,14 +426,43 @@ void ReadNode(lua_State* L, int decl, NodeDeclaration* node, NodeFunctions* func
     }
   }
   lua_pop(L, 2);
-  RawField(L, decl, "run");
-  node->has_run = lua_isfunction(L, -1);
-  functions->run = node->has_run ? luaL_ref(L, LUA_REGISTRYINDEX) : kNoFunction;
-  if (!node->has_run) lua_pop(L, 1);
-  RawField(L, decl, "when");
-  node->has_when = lua_isfunction(L, -1);
-  functions->when = node->has_when ? luaL_ref(L, LUA_REGISTRYINDEX) : kNoFunction;
-  if (!node->has_when) lua_pop(L, 1);
+  functions->run = RefFunction(L, decl, "run");
+  node->has_run = functions->run != kNoFunction;
+  functions->when = RefFunction(L, decl, "when");
+  node->has_when = functions->when != kNoFunction;
+  RefFunctions(L, decl, "tool_runs", &functions->tools);
+}
+
+// Reads the keel.provider declaration at `decl`.
+ProviderConfig ReadProvider(lua_State* L, int decl) {
+  ProviderConfig provider;
+  provider.name = RawString(L, decl, "name");
+  provider.where = RawString(L, decl, "where");
+  provider.kind = RawString(L, decl, "kind");
+  provider.base_url = RawString(L, decl, "base_url");
+  provider.model = RawString(L, decl, "model");
+  provider.api_key_env = RawString(L, decl, "api_key_env");
+  provider.max_concurrency =
+      static_cast<int>(std::min(RawNumber(L, decl, "max_concurrency"), double{INT_MAX}));
+  provider.rpm = RawNumber(L, decl, "rpm");
+  provider.tpm = RawNumber(L, decl, "tpm");
+  provider.latency = RawNumber(L, decl, "latency");
+  RawField(L, decl, "prices");
+  if (lua_istable(L, -1)) {
+    provider.input_price = RawNumber(L, -1, "input");
+    provider.output_price = RawNumber(L, -1, "output");
+  }
+  RawField(L, decl, "headers");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      provider.headers.emplace_back(lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    std::sort(provider.headers.begin(), provider.headers.end());
+  }
+  lua_pop(L, 2);
+  return provider;
 }
 
 }  // namespace
@@ -288,13 +489,20 @@ void InstallDeclarations(lua_State* L) {
     lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, key);
   }
-  lua_createtable(L, 0, 0);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &kWorkflowListKey);
+  for (const char* list : {&kWorkflowListKey, &kProviderListKey}) {
+    lua_createtable(L, 0, 0);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, list);
+  }
 }
 
 void AddDeclarationFunctions(lua_State* L) {
-  lua_pushcfunction(L, &LuaTrampoline<NodeName>);
-  lua_setfield(L, -2, "fn");
+  for (auto [owner, field] : {std::pair{kFnOption, "fn"}, std::pair{kAgentOption, "agent"}}) {
+    lua_pushinteger(L, owner);
+    lua_pushcclosure(L, &LuaTrampoline<NodeName>, 1);
+    lua_setfield(L, -2, field);
+  }
+  lua_pushcfunction(L, &LuaTrampoline<ProviderName>);
+  lua_setfield(L, -2, "provider");
   lua_pushcfunction(L, &LuaTrampoline<WorkflowName>);
   lua_setfield(L, -2, "workflow");
 }
@@ -321,6 +529,10 @@ Status ReadDeclarations(lua_State* L, int returned, const std::string& chunk_nam
     workflow.where = RawString(L, wf, "where");
     workflow.params = MakeJson(RawString(L, wf, "params"));
     workflow.defaults = MakeJson(RawString(L, wf, "defaults"));
+    RawField(L, wf, "budget_tokens");
+    workflow.budget.max_tokens = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    workflow.budget.max_cost = RawNumber(L, wf, "budget_cost");
     RawField(L, wf, "nodes");
     int nodes = lua_gettop(L);
     lua_Integer count = static_cast<lua_Integer>(lua_rawlen(L, nodes));
@@ -330,6 +542,13 @@ Status ReadDeclarations(lua_State* L, int returned, const std::string& chunk_nam
       lua_pop(L, 1);
     }
     lua_settop(L, list);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kProviderListKey);
+  n = static_cast<lua_Integer>(lua_rawlen(L, -1));
+  for (lua_Integer i = 1; i <= n; ++i) {
+    lua_rawgeti(L, -1, i);
+    declarations->providers.push_back(ReadProvider(L, lua_gettop(L)));
+    lua_pop(L, 1);
   }
   lua_settop(L, top);
   return Status::Ok();

@@ -13,6 +13,14 @@
 namespace keel {
 namespace {
 
+// What an Execution runs: the node's own function (or, after `when`, a
+// delegate body), or one of an agent's tools with its arguments.
+struct LuaCall {
+  std::shared_ptr<NodeBody> delegate;
+  std::string tool;
+  JsonText args;
+};
+
 // How long a node's Lua code runs before it lets other work have its worker.
 constexpr double kSliceSeconds = 0.02;
 
@@ -22,13 +30,14 @@ constexpr double kSliceSeconds = 0.02;
 class Execution : public std::enable_shared_from_this<Execution> {
  public:
   Execution(std::shared_ptr<LuaStatePool> pool, std::unique_ptr<ScriptState> state, int index,
-            size_t memory_limit, const NodeContext& ctx, NodeCompletion done)
+            size_t memory_limit, const NodeContext& ctx, NodeCompletion done, LuaCall call)
       : pool_(std::move(pool)),
         state_(std::move(state)),
         index_(index),
         memory_limit_(memory_limit),
         ctx_(ctx),
-        done_(std::move(done)) {}
+        done_(std::move(done)),
+        call_(std::move(call)) {}
 
   void Begin() {
     Guarded([this] {
@@ -47,7 +56,10 @@ class Execution : public std::enable_shared_from_this<Execution> {
       PushContextTable(co_, ctx_);
       active_.context = &ctx_;
       active_.context_table = lua_topointer(co_, 1);
+      active_.llm = pool_->llm().get();
+      active_.http = pool_->http().get();
       const NodeFunctions& functions = state_->functions(index_);
+      if (!call_.tool.empty()) return StartTool(functions);
       if (functions.when == kNoFunction) return StartRun();
       phase_ = Phase::kWhen;
       lua_rawgeti(co_, LUA_REGISTRYINDEX, functions.when);
@@ -82,9 +94,37 @@ class Execution : public std::enable_shared_from_this<Execution> {
 
   void StartRun() {
     phase_ = Phase::kRun;
+    if (call_.delegate) return HandOver();
     lua_rawgeti(co_, LUA_REGISTRYINDEX, state_->functions(index_).run);
     lua_pushvalue(co_, 1);
     Resume(1);
+  }
+
+  void StartTool(const NodeFunctions& functions) {
+    phase_ = Phase::kRun;
+    for (const auto& [name, ref] : functions.tools) {
+      if (name != call_.tool) continue;
+      lua_rawgeti(co_, LUA_REGISTRYINDEX, ref);
+      lua_pushvalue(co_, 1);
+      if (Status pushed = PushJson(co_, *call_.args); !pushed.ok()) {
+        return Finish(Failed(ErrorKind::kError, "arguments: " + pushed.message()), false);
+      }
+      return Resume(2);
+    }
+    Finish(Failed(ErrorKind::kError, "unknown tool '" + call_.tool + "'"), true);
+  }
+
+  // `when` said yes: the state goes back to the pool and the delegate body
+  // (an agent) does the node's work.
+  void HandOver() {
+    std::shared_ptr<NodeBody> delegate = call_.delegate;
+    state_->SetActive(nullptr);
+    state_->ReleaseCoroutine(true);
+    co_ = nullptr;
+    pool_->Return(std::move(state_));
+    NodeCompletion done = std::move(done_);
+    done_ = nullptr;
+    delegate->Start(ctx_, std::move(done));
   }
 
   // Runs the coroutine until it returns, fails, stops or waits.
@@ -112,6 +152,7 @@ class Execution : public std::enable_shared_from_this<Execution> {
   }
 
   void OnYield() {
+    if (active_.wait) return StartWait();
     double seconds = active_.sleep_seconds;
     if (seconds < 0) {
       return Finish(Failed(ErrorKind::kError,
@@ -135,6 +176,19 @@ class Execution : public std::enable_shared_from_this<Execution> {
     clock->After(wake_at - clock->Now(), [self, sleep] { self->TryWake(sleep); });
   }
 
+  // keel.llm / keel.http: the operation honours the cancel token and the
+  // deadline itself and finishes once; its results resume the coroutine.
+  void StartWait() {
+    auto start = std::move(active_.wait);
+    active_.wait = nullptr;
+    uint64_t wait = ++sleeps_;
+    auto self = shared_from_this();
+    start([self, wait](WaitResult result) {
+      self->wait_result_ = std::move(result);
+      self->TryWake(wait);
+    });
+  }
+
   // On the timer thread or a canceller's thread: no Lua here.
   void TryWake(uint64_t sleep) {
     uint64_t expected = sleep - 1;
@@ -153,6 +207,11 @@ class Execution : public std::enable_shared_from_this<Execution> {
       subscription_ = 0;
       if ((active_.stop = active_.CheckStop()) != StopReason::kNone) {
         return Finish(Stopped(), false);
+      }
+      if (wait_result_) {
+        WaitResult result = std::move(wait_result_);
+        wait_result_ = nullptr;
+        return Resume(result(co_));
       }
       Resume(0);
     });
@@ -236,26 +295,42 @@ class Execution : public std::enable_shared_from_this<Execution> {
   uint64_t sleeps_ = 0;              // keel.sleep calls so far; driving thread only
   std::atomic<uint64_t> woken_{0};   // the last sleep whose wake-up was claimed
   uint64_t subscription_ = 0;        // on ctx_.cancel while asleep; driving thread only
+  const LuaCall call_;
+  // Set by the waiting operation before it claims the wake-up (TryWake's
+  // exchange publishes it); read by the woken driving thread.
+  WaitResult wait_result_;
 };
 
-}  // namespace
-
-void FunctionNode::Start(const NodeContext& ctx, NodeCompletion done) {
+// Checks a state out and starts an Execution of `call` on it.
+void StartExecution(const std::shared_ptr<LuaStatePool>& pool, int index, size_t memory,
+                    const NodeContext& ctx, NodeCompletion done, LuaCall call) {
   std::shared_ptr<Execution> execution;
   try {
-    auto state = pool_->Checkout();
+    auto state = pool->Checkout();
     if (!state.ok()) {
       done(NodeResult::Failure(state.status()));
       return;
     }
-    execution =
-        std::make_shared<Execution>(pool_, std::move(state).value(), index_,
-                                    memory_ ? memory_ : pool_->memory_limit(), ctx, std::move(done));
+    execution = std::make_shared<Execution>(pool, std::move(state).value(), index,
+                                            memory ? memory : pool->memory_limit(), ctx,
+                                            std::move(done), std::move(call));
   } catch (const std::exception& e) {
     if (done) done(NodeResult::Failure(Status::Error(ErrorKind::kError, e.what())));
     return;
   }
   execution->Begin();
+}
+
+}  // namespace
+
+void FunctionNode::Start(const NodeContext& ctx, NodeCompletion done) {
+  StartExecution(pool_, index_, memory_, ctx, std::move(done), LuaCall{delegate_, "", nullptr});
+}
+
+void LuaToolRunner::Run(const NodeContext& ctx, const std::string& name, JsonText arguments,
+                        NodeCompletion done) {
+  StartExecution(pool_, index_, memory_, ctx, std::move(done),
+                 LuaCall{nullptr, name, std::move(arguments)});
 }
 
 }  // namespace keel

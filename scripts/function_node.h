@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "engine/workflow.h"
+#include "nodes/agent_node.h"
 #include "scripts/lua_state_pool.h"
 
 namespace keel {
@@ -28,12 +29,34 @@ class FunctionNode final : public NodeBody {
  public:
   // `index` is the node's position in declaration order (see ScriptState);
   // `memory` caps the state while the node runs (0: the pool's limit).
-  FunctionNode(std::shared_ptr<LuaStatePool> pool, int index, size_t memory = 0)
-      : pool_(std::move(pool)), index_(index), memory_(memory) {}
+  // With a `delegate` (an agent body), the node's Lua part is only its
+  // `when`: once that says yes, the delegate does the node's work.
+  FunctionNode(std::shared_ptr<LuaStatePool> pool, int index, size_t memory = 0,
+               std::shared_ptr<NodeBody> delegate = nullptr)
+      : pool_(std::move(pool)), index_(index), memory_(memory), delegate_(std::move(delegate)) {}
 
   void Start(const NodeContext& ctx, NodeCompletion done) override;
   // The instruction hook and keel.sleep both honour ctx.deadline.
   bool EnforcesDeadline() const override { return true; }
+
+ private:
+  const std::shared_ptr<LuaStatePool> pool_;
+  const int index_;
+  const size_t memory_;
+  const std::shared_ptr<NodeBody> delegate_;
+};
+
+// Runs the tools of agent node `index` (their `run` functions, called as
+// run(ctx, args)) on states of the pool, like function nodes: as coroutines
+// that may wait, under the node's memory cap, stopped by its cancel token and
+// deadline. Thread-safety: Run may be called from several threads at once.
+class LuaToolRunner final : public ToolRunner {
+ public:
+  LuaToolRunner(std::shared_ptr<LuaStatePool> pool, int index, size_t memory)
+      : pool_(std::move(pool)), index_(index), memory_(memory) {}
+
+  void Run(const NodeContext& ctx, const std::string& name, JsonText arguments,
+           NodeCompletion done) override;
 
  private:
   const std::shared_ptr<LuaStatePool> pool_;

@@ -8,6 +8,7 @@
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
 #include "scripts/lua_json.h"
+#include "scripts/llm_calls.h"
 #include "scripts/lua_trampoline.h"
 
 namespace keel {
@@ -201,6 +202,7 @@ int OpenKeel(lua_State* L) {
   lua_setfield(L, -2, "sleep");
   lua_pushcfunction(L, &LuaTrampoline<Fail>);
   lua_setfield(L, -2, "fail");
+  AddWaitingCalls(L);
   return 1;
 }
 
@@ -221,6 +223,21 @@ void InstallKeelModule(lua_State* L, StateAnchor* anchor) {
   lua_pushcfunction(L, &LuaTrampoline<OpenKeel>);
   lua_setfield(L, -2, "keel");
   lua_pop(L, 2);
+}
+
+void PushFailure(lua_State* L, const Status& status) {
+  lua_createtable(L, 0, 3);
+  std::string_view kind = ErrorKindName(status.kind());
+  lua_pushlstring(L, kind.data(), kind.size());
+  lua_setfield(L, -2, "kind");
+  lua_pushlstring(L, status.message().data(), status.message().size());
+  lua_setfield(L, -2, "message");
+  if (status.retry_after() >= 0) {
+    lua_pushnumber(L, status.retry_after());
+    lua_setfield(L, -2, "retry_after");
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kFailMetaKey);
+  lua_setmetatable(L, -2);
 }
 
 Status ReadFailure(lua_State* L, int index) {

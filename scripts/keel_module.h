@@ -4,7 +4,8 @@
 //
 // It holds the DSL (keel.fn, keel.workflow; see declarations.h) and the
 // helpers a node's functions use: keel.null, keel.array, keel.object,
-// keel.json.encode/decode, keel.log, keel.sleep and keel.fail.
+// keel.json.encode/decode, keel.log, keel.sleep, keel.fail, and keel.llm and
+// keel.http (llm_calls.h).
 //
 // keel.sleep yields the node's coroutine after recording the wait in the
 // state's ActiveNode; the function node (function_node.h) arms the timer and
@@ -32,5 +33,9 @@ void InstallKeelModule(lua_State* L, StateAnchor* anchor);
 // Status it describes, its message prefixed with "node 'NAME': " unless `node`
 // is empty; otherwise an ok Status.
 Status ReadFailure(lua_State* L, int index);
+
+// Pushes an error value like keel.fail's for `status` (not ok), so that
+// ReadFailure gives `status` back.
+void PushFailure(lua_State* L, const Status& status);
 
 }  // namespace keel

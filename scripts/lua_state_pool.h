@@ -19,6 +19,8 @@
 
 #include "engine/clock.h"
 #include "engine/status.h"
+#include "nodes/http_loop.h"
+#include "nodes/llm_client.h"
 #include "scripts/declarations.h"
 #include "scripts/script_state.h"
 
@@ -40,6 +42,14 @@ class LuaStatePool {
   void Return(std::unique_ptr<ScriptState> state);
 
   Clock* clock() const { return clock_; }
+  // What keel.llm and keel.http use. Set once, after Create and before any
+  // node runs; read-only afterwards.
+  void SetServices(std::shared_ptr<LlmClient> llm, std::shared_ptr<HttpLoop> http) {
+    llm_ = std::move(llm);
+    http_ = std::move(http);
+  }
+  const std::shared_ptr<LlmClient>& llm() const { return llm_; }
+  const std::shared_ptr<HttpLoop>& http() const { return http_; }
   size_t memory_limit() const { return memory_limit_; }
   const std::string& chunk_name() const { return source_.chunk_name; }
   // How many states were created so far, and how many are free now.
@@ -54,6 +64,8 @@ class LuaStatePool {
   const size_t memory_limit_;
   Clock* const clock_;
   std::string layout_;  // set by Create; what every state must declare
+  std::shared_ptr<LlmClient> llm_;  // set by SetServices
+  std::shared_ptr<HttpLoop> http_;
 
   std::mutex mu_;
   std::vector<std::unique_ptr<ScriptState>> free_;  // guarded by mu_

@@ -1,8 +1,9 @@
 #include "scripts/node_options.h"
 
-#include <array>
+#include <algorithm>
 #include <cmath>
 
+#include "engine/did_you_mean.h"
 #include "lua.hpp"
 #include "scripts/declarations.h"
 #include "scripts/lua_json.h"
@@ -10,20 +11,135 @@
 namespace keel {
 namespace {
 
-constexpr NodeOption kNodeOptions[] = {
-    {"after", NodeOptionType::kNames, false},
-    {"when", NodeOptionType::kFunction, false},
-    {"optional", NodeOptionType::kBoolean, false},
-    {"run", NodeOptionType::kFunction, false},
-    {"timeout", NodeOptionType::kSeconds, true},
-    {"total_timeout", NodeOptionType::kSeconds, true},
-    {"retry", NodeOptionType::kTableOrCount, true},
-    {"circuit", NodeOptionType::kCircuit, true},
-    {"fallback", NodeOptionType::kFallback, true},
-    {"join", NodeOptionType::kJoin, true},
-    {"memory", NodeOptionType::kSize, true},
-    {"max_concurrency", NodeOptionType::kTableOrCount, true},
+constexpr const char* kKeysFromEnvironment =
+    "keys are read from the environment: use api_key_env = \"NAME\"";
+
+using enum OptionType;
+using enum OptionStore;
+
+constexpr DslOption kOptions[] = {
+    {"after", kNames, kNodeOption, kDeclaration},
+    {"when", kFunction, kNodeOption, kDeclaration},
+    {"optional", kBoolean, kNodeOption, kDeclaration},
+    {"run", kFunction, kFnOption, kDeclaration},
+    {"timeout", kSeconds, kNodeOption, kPolicy},
+    {"total_timeout", kSeconds, kNodeOption, kPolicy},
+    {"retry", kTableOrCount, kNodeOption, kPolicy},
+    {"circuit", kCircuit, kNodeOption, kPolicy},
+    {"fallback", kFallback, kNodeOption, kPolicy},
+    {"join", kJoin, kNodeOption, kPolicy},
+    {"memory", kSize, kNodeOption, kPolicy},
+    {"max_concurrency", kTableOrCount, kNodeOption, kPolicy},
+    {"provider", kNonEmptyString, kAgentOption, kAgent},
+    {"prompt", kString, kAgentOption, kAgent},
+    {"system", kString, kAgentOption, kAgent},
+    {"messages", kMessages, kAgentOption, kAgent},
+    {"model", kString, kAgentOption | kProviderOption, kAgent},
+    {"temperature", kTemperature, kAgentOption, kAgent},
+    {"max_tokens", kCount, kAgentOption, kAgent},
+    {"max_turns", kCount, kAgentOption, kAgent},
+    {"output", kOutput, kAgentOption, kAgent},
+    {"hedge", kHedge, kAgentOption, kAgent},
+    {"tools", kTools, kAgentOption, kAgent},
+    {"kind", kProviderKind, kProviderOption, kDeclaration},
+    {"base_url", kString, kProviderOption, kDeclaration},
+    {"api_key_env", kEnvName, kProviderOption, kDeclaration},
+    {"max_concurrency", kCount, kProviderOption, kDeclaration},
+    {"rpm", kPositive, kProviderOption, kDeclaration},
+    {"tpm", kPositive, kProviderOption, kDeclaration},
+    {"prices", kPrices, kProviderOption, kDeclaration},
+    {"headers", kHeaders, kProviderOption, kDeclaration},
+    {"latency", kLatency, kProviderOption, kDeclaration},
+    {"api_key", kSecret, kProviderOption, kDeclaration},
+    {"apikey", kSecret, kProviderOption, kDeclaration},
+    {"key", kSecret, kProviderOption, kDeclaration},
+    {"token", kSecret, kProviderOption, kDeclaration},
+    {"api_token", kSecret, kProviderOption, kDeclaration},
+    {"secret", kSecret, kProviderOption, kDeclaration},
 };
+
+// Value predicates, for options and for the fields of table options.
+
+bool IsString(lua_State* L, int index) { return lua_type(L, index) == LUA_TSTRING; }
+bool IsTable(lua_State* L, int index) { return lua_type(L, index) == LUA_TTABLE; }
+bool IsFunction(lua_State* L, int index) { return lua_type(L, index) == LUA_TFUNCTION; }
+
+bool IsFiniteNumber(lua_State* L, int index) {
+  return lua_type(L, index) == LUA_TNUMBER && std::isfinite(lua_tonumber(L, index));
+}
+
+bool IsPositiveNumber(lua_State* L, int index) {
+  return IsFiniteNumber(L, index) && lua_tonumber(L, index) > 0;
+}
+
+bool IsNonNegative(lua_State* L, int index) {
+  return IsFiniteNumber(L, index) && lua_tonumber(L, index) >= 0;
+}
+
+bool IsIntegerAtLeast(lua_State* L, int index, lua_Integer least) {
+  int is_integer = 0;
+  lua_Integer n = lua_tointegerx(L, index, &is_integer);
+  return lua_type(L, index) == LUA_TNUMBER && is_integer && n >= least;
+}
+
+bool IsCount(lua_State* L, int index) { return IsIntegerAtLeast(L, index, 1); }
+bool IsHedgeMax(lua_State* L, int index) { return IsIntegerAtLeast(L, index, 2); }
+
+// True when the string at `index` is one of `words`.
+bool IsOneOf(lua_State* L, int index, std::initializer_list<std::string_view> words) {
+  if (!IsString(L, index)) return false;
+  std::string_view word = lua_tostring(L, index);
+  return std::find(words.begin(), words.end(), word) != words.end();
+}
+
+bool IsRole(lua_State* L, int index) { return IsOneOf(L, index, {"system", "user", "assistant"}); }
+
+// True when every character of the string at `index` passes `ok`, and the
+// string has `min` to `max` characters.
+template <typename Pred>
+bool IsWord(lua_State* L, int index, size_t min, size_t max, Pred ok) {
+  if (!IsString(L, index)) return false;
+  size_t len = 0;
+  const char* s = lua_tolstring(L, index, &len);
+  return len >= min && len <= max && std::all_of(s, s + len, ok);
+}
+
+bool IsAlnum(char c) { return isalnum(static_cast<unsigned char>(c)) != 0; }
+
+// What the OpenAI API accepts as a function name.
+bool IsToolName(lua_State* L, int index) {
+  return IsWord(L, index, 1, 64, [](char c) { return IsAlnum(c) || c == '_' || c == '-'; });
+}
+
+bool IsEnvName(lua_State* L, int index) {
+  if (IsString(L, index) && isdigit(static_cast<unsigned char>(*lua_tostring(L, index)))) {
+    return false;
+  }
+  return IsWord(L, index, 1, 255, [](char c) { return IsAlnum(c) || c == '_'; });
+}
+
+// An HTTP header name (an RFC 9110 token).
+bool IsHeaderName(lua_State* L, int index) {
+  return IsWord(L, index, 1, 255, [](char c) {
+    return IsAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+bool IsHeaderValue(lua_State* L, int index) {
+  return IsWord(L, index, 0, 8192, [](char c) { return c != '\r' && c != '\n' && c != '\0'; });
+}
+
+// Empty when the table at `index` converts to a JSON object; otherwise why not.
+std::string JsonObjectProblem(lua_State* L, int index) {
+  std::string json;
+  Status status = LuaToJson(L, index, &json);
+  if (!status.ok()) return status.message();
+  return json.front() == '{' ? "" : "a JSON schema is an object, not a list";
+}
+
+bool IsJsonObject(lua_State* L, int index) {
+  return IsTable(L, index) && JsonObjectProblem(L, index).empty();
+}
 
 // True when the value at `index` is a list (keys 1..n, n >= 0) whose items
 // all satisfy `item`.
@@ -47,19 +163,211 @@ bool IsListOf(lua_State* L, int index, Pred item) {
   return true;
 }
 
-bool IsPositiveNumber(lua_State* L, int index) {
-  return lua_type(L, index) == LUA_TNUMBER && lua_tonumber(L, index) > 0 &&
-         std::isfinite(lua_tonumber(L, index));
-}
-
-bool IsCount(lua_State* L, int index) {
-  int is_integer = 0;
-  lua_Integer n = lua_tointegerx(L, index, &is_integer);
-  return lua_type(L, index) == LUA_TNUMBER && is_integer && n >= 1;
-}
-
 bool IsWorkflowRef(lua_State* L, int index) {
   return lua_type(L, index) == LUA_TSTRING || IsWorkflowObject(L, index);
+}
+
+std::string Got(lua_State* L, int index) { return std::string(", got ") + luaL_typename(L, index); }
+
+// One field of a table-valued option: hedge, prices, budget, a tool, a message.
+struct Field {
+  std::string_view name;
+  bool (*valid)(lua_State* L, int index);
+  std::string_view what;  // what it must be, e.g. "a positive number of seconds"
+  bool required;
+};
+
+constexpr Field kHedgeFields[] = {
+    {"delay", &IsPositiveNumber, "a positive number of seconds", true},
+    {"max", &IsHedgeMax, "an integer of at least 2", false},
+};
+constexpr Field kPriceFields[] = {
+    {"input", &IsNonNegative, "a non-negative number (per million tokens)", false},
+    {"output", &IsNonNegative, "a non-negative number (per million tokens)", false},
+};
+constexpr Field kBudgetFields[] = {
+    {"tokens", &IsCount, "a positive integer", false},
+    {"cost", &IsPositiveNumber, "a positive number", false},
+};
+constexpr Field kToolFields[] = {
+    {"description", &IsString, "a string", false},
+    {"parameters", &IsJsonObject, "a JSON schema object (a table of name = value)", false},
+    {"run", &IsFunction, "a function", true},
+};
+constexpr Field kMessageFields[] = {
+    {"role", &IsRole, "\"system\", \"user\" or \"assistant\"", true},
+    {"content", &IsString, "a string", true},
+};
+
+// Empty when the table at `index` holds only `fields`, each valid, and every
+// required one; otherwise the first problem, such as "unknown field 'dealy'
+// (did you mean 'delay'?)".
+std::string CheckFields(lua_State* L, int index, std::span<const Field> fields) {
+  index = lua_absindex(L, index);
+  std::vector<std::string_view> names;
+  for (const Field& field : fields) names.push_back(field.name);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    lua_pop(L, 1);
+    std::string key = IsString(L, -1) ? lua_tostring(L, -1) : "";
+    if (std::find(names.begin(), names.end(), key) == names.end()) {
+      std::string problem = IsString(L, -1)
+                                ? "unknown field '" + key + "'" + DidYouMean(key, names)
+                                : std::string("unexpected ") + luaL_typename(L, -1) + " key";
+      lua_pop(L, 1);
+      return problem;
+    }
+  }
+  for (const Field& field : fields) {
+    lua_pushlstring(L, field.name.data(), field.name.size());
+    lua_rawget(L, index);
+    std::string name = "field '" + std::string(field.name) + "' ";
+    std::string problem;
+    if (lua_isnil(L, -1)) {
+      if (field.required) problem = name + "is required (" + std::string(field.what) + ")";
+    } else if (!field.valid(L, lua_gettop(L))) {
+      problem = name + "must be " + std::string(field.what) + Got(L, -1);
+    }
+    lua_pop(L, 1);
+    if (!problem.empty()) return problem;
+  }
+  return "";
+}
+
+// CheckOption for an option whose value is a table of `fields`; `shape`
+// describes it for a value that is not a table.
+std::string CheckRecord(lua_State* L, int index, const std::string& option,
+                        std::span<const Field> fields, std::string_view shape) {
+  if (!IsTable(L, index)) return option + " must be " + std::string(shape) + Got(L, index);
+  std::string problem = CheckFields(L, index, fields);
+  return problem.empty() ? "" : option + ": " + problem;
+}
+
+std::string CheckMessages(lua_State* L, int index, const std::string& option) {
+  if (!IsListOf(L, index, [L](int i) { return IsTable(L, i); }) || lua_rawlen(L, index) == 0) {
+    return option + " must be a non-empty list of { role = ..., content = ... }" + Got(L, index);
+  }
+  for (lua_Integer i = 1; i <= static_cast<lua_Integer>(lua_rawlen(L, index)); ++i) {
+    lua_rawgeti(L, index, i);
+    std::string problem = CheckFields(L, -1, kMessageFields);
+    lua_pop(L, 1);
+    if (!problem.empty()) return option + ": item " + std::to_string(i) + ": " + problem;
+  }
+  return "";
+}
+
+// The problem with one entry (key at -2, value at -1) of the tools table.
+std::string CheckTool(lua_State* L) {
+  if (!IsString(L, -2)) {
+    return std::string("tools are NAME = { ... } pairs; found a ") + luaL_typename(L, -2) + " key";
+  }
+  std::string tool = "tool '" + std::string(lua_tostring(L, -2)) + "'";
+  if (!IsToolName(L, -2)) {
+    return "invalid " + tool + ": use 1 to 64 letters, digits, '_' and '-'";
+  }
+  if (!IsTable(L, -1))
+    return tool + " must be a table { description, parameters, run }" + Got(L, -1);
+  std::string problem = CheckFields(L, -1, kToolFields);
+  return problem.empty() ? "" : tool + ": " + problem;
+}
+
+// The problem with one entry (key at -2, value at -1) of the headers table.
+std::string CheckHeader(lua_State* L) {
+  if (!IsHeaderName(L, -2)) return "header names must be HTTP tokens (letters, digits, '-', ...)";
+  std::string name = lua_tostring(L, -2);
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(tolower(c)); });
+  if (lower == "authorization" || lower == "x-api-key") {
+    return "header '" + name + "' is refused: " + kKeysFromEnvironment;
+  }
+  if (!IsHeaderValue(L, -1)) {
+    return "header '" + name + "' must be a string without line breaks" + Got(L, -1);
+  }
+  return "";
+}
+
+// CheckOption for a table whose entries `entry` checks.
+std::string CheckEntries(lua_State* L, int index, const std::string& option, std::string_view shape,
+                         std::string (*entry)(lua_State*)) {
+  if (!IsTable(L, index)) return option + " must be " + std::string(shape) + Got(L, index);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    std::string problem = entry(L);
+    lua_pop(L, 1);
+    if (!problem.empty()) {
+      lua_pop(L, 1);
+      return option + ": " + problem;
+    }
+  }
+  return "";
+}
+
+std::string CheckOutput(lua_State* L, int index, const std::string& option) {
+  if (IsOneOf(L, index, {"text", "json"})) return "";
+  if (!IsTable(L, index)) {
+    return option + " must be \"text\", \"json\" or a JSON schema (a table)" + Got(L, index);
+  }
+  std::string problem = JsonObjectProblem(L, index);
+  return problem.empty() ? "" : option + ": " + problem;
+}
+
+// For options checked by their value alone: empty when the value at `index`
+// is valid, otherwise what it must be.
+std::string Expectation(lua_State* L, int index, OptionType type) {
+  auto is_string = [L](int i) { return IsString(L, i); };
+  switch (type) {
+    case kNames:
+      if (is_string(index) || IsListOf(L, index, is_string)) return "";
+      return "must be a node name or a list of node names";
+    case kFunction:
+      return IsFunction(L, index) ? "" : "must be a function";
+    case kBoolean:
+      return lua_type(L, index) == LUA_TBOOLEAN ? "" : "must be true or false";
+    case kSeconds:
+      return IsPositiveNumber(L, index) ? "" : "must be a positive number of seconds";
+    case kSize:
+      if (IsPositiveNumber(L, index) || is_string(index)) return "";
+      return "must be a number of MiB or a size such as \"64MB\"";
+    case kTableOrCount:
+      if (IsTable(L, index) || IsCount(L, index)) return "";
+      return "must be a table or a positive integer";
+    case kCircuit:
+      if (IsTable(L, index) || lua_type(L, index) == LUA_TBOOLEAN) return "";
+      if (is_string(index) && lua_rawlen(L, index) > 0) return "";
+      return "must be a table, true, or a breaker key";
+    case kFallback:
+      if (IsWorkflowRef(L, index)) return "";
+      if (IsListOf(L, index, [L](int i) { return IsWorkflowRef(L, i); })) return "";
+      return "must be a workflow (or its name) or a list of them";
+    case kJoin:
+      if (IsTable(L, index) || IsOneOf(L, index, {"all", "any"})) return "";
+      return "must be \"all\", \"any\", { quorum = k } or { best_effort = seconds }";
+    case kString:
+      return is_string(index) ? "" : "must be a string";
+    case kNonEmptyString:
+      return is_string(index) && lua_rawlen(L, index) > 0 ? "" : "must be a non-empty string";
+    case kCount:
+      return IsCount(L, index) ? "" : "must be a positive integer";
+    case kPositive:
+      return IsPositiveNumber(L, index) ? "" : "must be a positive number";
+    case kLatency:
+      return IsNonNegative(L, index) ? "" : "must be a non-negative number of seconds";
+    case kTemperature:
+      if (IsFiniteNumber(L, index) && lua_tonumber(L, index) >= 0 && lua_tonumber(L, index) <= 2) {
+        return "";
+      }
+      return "must be a number between 0 and 2";
+    case kProviderKind:
+      if (IsOneOf(L, index, {"openai", "anthropic", "mock"})) return "";
+      return "must be \"openai\", \"anthropic\" or \"mock\"";
+    case kEnvName:
+      if (IsEnvName(L, index)) return "";
+      return "must name an environment variable (letters, digits and '_', not starting with a "
+             "digit)";
+    default:
+      return "";
+  }
 }
 
 void PushWorkflowName(lua_State* L, int index) {
@@ -72,75 +380,54 @@ void PushWorkflowName(lua_State* L, int index) {
   }
 }
 
-constexpr auto kNodeOptionNames = [] {
-  std::array<std::string_view, std::size(kNodeOptions)> names{};
-  for (size_t i = 0; i < names.size(); ++i) names[i] = kNodeOptions[i].name;
-  return names;
-}();
-
-}  // namespace
-
-const NodeOption* FindNodeOption(std::string_view name) {
-  for (const NodeOption& rule : kNodeOptions) {
-    if (rule.name == name) return &rule;
+// Pushes table[field], or `fallback` when it is nil, without metamethods.
+void PushFieldOr(lua_State* L, int table, const char* field, void (*fallback)(lua_State*)) {
+  lua_pushstring(L, field);
+  lua_rawget(L, table);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    fallback(L);
   }
-  return nullptr;
 }
 
-std::span<const std::string_view> NodeOptionNames() { return kNodeOptionNames; }
-
-std::string CheckNodeOption(lua_State* L, int index, const NodeOption& option) {
-  index = lua_absindex(L, index);
-  NodeOptionType type = option.type;
-  auto is_string = [L](int i) { return lua_type(L, i) == LUA_TSTRING; };
-  switch (type) {
-    case NodeOptionType::kNames:
-      if (is_string(index) || IsListOf(L, index, is_string)) return "";
-      return "must be a node name or a list of node names";
-    case NodeOptionType::kFunction:
-      return lua_type(L, index) == LUA_TFUNCTION ? "" : "must be a function";
-    case NodeOptionType::kBoolean:
-      return lua_type(L, index) == LUA_TBOOLEAN ? "" : "must be true or false";
-    case NodeOptionType::kSeconds:
-      return IsPositiveNumber(L, index) ? "" : "must be a positive number of seconds";
-    case NodeOptionType::kSize:
-      if (IsPositiveNumber(L, index) || is_string(index)) return "";
-      return "must be a number of MiB or a size such as \"64MB\"";
-    case NodeOptionType::kTableOrCount:
-      if (lua_type(L, index) == LUA_TTABLE || IsCount(L, index)) return "";
-      return "must be a table or a positive integer";
-    case NodeOptionType::kCircuit:
-      if (lua_type(L, index) == LUA_TTABLE || lua_type(L, index) == LUA_TBOOLEAN) return "";
-      if (is_string(index) && lua_rawlen(L, index) > 0) return "";
-      return "must be a table, true, or a breaker key";
-    case NodeOptionType::kFallback:
-      if (IsWorkflowRef(L, index)) return "";
-      if (IsListOf(L, index, [L](int i) { return IsWorkflowRef(L, i); })) return "";
-      return "must be a workflow (or its name) or a list of them";
-    case NodeOptionType::kJoin:
-      if (lua_type(L, index) == LUA_TTABLE) return "";
-      if (is_string(index)) {
-        std::string_view join = lua_tostring(L, index);
-        if (join == "all" || join == "any") return "";
-      }
-      return "must be \"all\", \"any\", { quorum = k } or { best_effort = seconds }";
-  }
-  return "";
+// Pushes the stored form of a hedge table: { delay, max }, max defaulting to 2.
+void PushHedge(lua_State* L, int index) {
+  lua_createtable(L, 0, 2);
+  PushFieldOr(L, index, "delay", [](lua_State*) {});
+  lua_setfield(L, -2, "delay");
+  PushFieldOr(L, index, "max", [](lua_State* S) { lua_pushinteger(S, 2); });
+  lua_setfield(L, -2, "max");
 }
 
-void PushNodeOption(lua_State* L, int index, const NodeOption& option) {
-  index = lua_absindex(L, index);
-  NodeOptionType type = option.type;
-  bool single =
-      type == NodeOptionType::kNames ? lua_type(L, index) == LUA_TSTRING : IsWorkflowRef(L, index);
-  if (type == NodeOptionType::kFallback && single) {
-    PushWorkflowName(L, index);
-    return;
+// Pushes the stored form of a tools table: NAME = { description, parameters },
+// description defaulting to "" and parameters to an empty object schema.
+void PushTools(lua_State* L, int index) {
+  lua_createtable(L, 0, 4);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    int tool = lua_gettop(L);
+    lua_createtable(L, 0, 2);
+    PushFieldOr(L, tool, "description", [](lua_State* S) { lua_pushliteral(S, ""); });
+    lua_setfield(L, -2, "description");
+    PushFieldOr(L, tool, "parameters", [](lua_State* S) {
+      lua_createtable(S, 0, 2);
+      lua_pushliteral(S, "object");
+      lua_setfield(S, -2, "type");
+      lua_createtable(S, 0, 0);
+      lua_setfield(S, -2, "properties");
+    });
+    lua_setfield(L, -2, "parameters");
+    lua_pushvalue(L, tool - 1);
+    lua_insert(L, -2);
+    lua_rawset(L, tool - 2);
+    lua_pop(L, 1);
   }
-  if (type != NodeOptionType::kNames && type != NodeOptionType::kFallback) {
-    lua_pushvalue(L, index);
-    return;
-  }
+}
+
+// Pushes a node or workflow list option as an array: a single name becomes
+// a list of one, workflows become their names.
+void PushList(lua_State* L, int index, OptionType type) {
+  bool single = type == kNames ? IsString(L, index) : IsWorkflowRef(L, index);
   lua_Integer n = single ? 1 : static_cast<lua_Integer>(lua_rawlen(L, index));
   lua_createtable(L, static_cast<int>(n), 0);
   PushArrayMarker(L);
@@ -150,13 +437,109 @@ void PushNodeOption(lua_State* L, int index, const NodeOption& option) {
       lua_pushvalue(L, index);
     } else {
       lua_rawgeti(L, index, i);
-      if (type == NodeOptionType::kFallback) {
-        PushWorkflowName(L, -1);
-        lua_remove(L, -2);
-      }
+    }
+    if (type == kFallback) {
+      PushWorkflowName(L, -1);
+      lua_remove(L, -2);
     }
     lua_rawseti(L, -2, i);
   }
+}
+
+std::vector<std::string_view> OptionNames(unsigned owner) {
+  std::vector<std::string_view> names;
+  for (const DslOption& option : kOptions) {
+    if ((option.owners & owner) != 0 && option.type != kSecret) names.push_back(option.name);
+  }
+  return names;
+}
+
+}  // namespace
+
+const DslOption* FindOption(unsigned owner, std::string_view name) {
+  for (const DslOption& option : kOptions) {
+    if ((option.owners & owner) != 0 && option.name == name) return &option;
+  }
+  return nullptr;
+}
+
+std::string UnknownOption(unsigned owner, std::string_view name) {
+  std::string option = "option '" + std::string(name) + "'";
+  if (owner == kAgentOption && FindOption(kFnOption, name) != nullptr) {
+    return option + " is for keel.fn nodes; an agent's work is its prompt";
+  }
+  if (owner == kFnOption && FindOption(kAgentOption, name) != nullptr) {
+    return option + " is for keel.agent nodes (keel.agent \"name\" { ... })";
+  }
+  return "unknown " + option + DidYouMean(name, OptionNames(owner));
+}
+
+std::string CheckOption(lua_State* L, int index, const DslOption& option) {
+  index = lua_absindex(L, index);
+  std::string name = "option '" + std::string(option.name) + "'";
+  switch (option.type) {
+    case kMessages:
+      return CheckMessages(L, index, name);
+    case kOutput:
+      return CheckOutput(L, index, name);
+    case kHedge:
+      return CheckRecord(L, index, name, kHedgeFields, "{ delay = seconds, max = n }");
+    case kPrices:
+      return CheckRecord(L, index, name, kPriceFields, "{ input = X, output = Y }");
+    case kTools:
+      return CheckEntries(L, index, name, "a table of NAME = { description, parameters, run }",
+                          &CheckTool);
+    case kHeaders:
+      return CheckEntries(L, index, name, "a table of header name = value", &CheckHeader);
+    case kSecret:
+      return name + " is refused: " + kKeysFromEnvironment;
+    default: {
+      std::string expected = Expectation(L, index, option.type);
+      return expected.empty() ? "" : name + " " + expected + Got(L, index);
+    }
+  }
+}
+
+void PushOption(lua_State* L, int index, const DslOption& option) {
+  index = lua_absindex(L, index);
+  switch (option.type) {
+    case kNames:
+      return PushList(L, index, option.type);
+    case kFallback:
+      if (IsWorkflowRef(L, index)) return PushWorkflowName(L, index);
+      return PushList(L, index, option.type);
+    case kHedge:
+      return PushHedge(L, index);
+    case kTools:
+      return PushTools(L, index);
+    default:
+      lua_pushvalue(L, index);
+  }
+}
+
+void PushToolFunctions(lua_State* L, int index) {
+  index = lua_absindex(L, index);
+  lua_createtable(L, 0, 4);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    lua_pushliteral(L, "run");
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
+std::string CheckBudget(lua_State* L, int index) {
+  index = lua_absindex(L, index);
+  std::string problem =
+      CheckRecord(L, index, "option 'budget'", kBudgetFields, "{ tokens = n, cost = x }");
+  if (!problem.empty()) return problem;
+  lua_pushnil(L);
+  if (lua_next(L, index) == 0) return "option 'budget' must set tokens, cost or both";
+  lua_pop(L, 2);
+  return "";
 }
 
 }  // namespace keel

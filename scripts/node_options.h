@@ -1,22 +1,25 @@
 #pragma once
-// NodeOptions: the options `keel.fn "name" { ... }` accepts, and how each is
-// checked and stored.
+// Options of the DSL declarations: what `keel.fn "name" { ... }`,
+// `keel.agent "name" { ... }` and `keel.provider "name" { ... }` accept, and
+// how each option is checked and stored.
 //
 // Policy options (timeout, retry, circuit, fallback, ...) are only checked
-// for shape and kept as JSON for the policy stack; the others (after, when,
-// optional, run) are interpreted by the loader. Functions here follow the
+// for shape and kept as JSON for the policy stack; agent options are kept as
+// JSON for the agent node; the others (after, when, optional, run, and every
+// provider option) are interpreted by the reader. Functions here follow the
 // trampoline rules of lua_trampoline.h: they never raise. Thread-safety: as
 // for the lua_State.
 
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 struct lua_State;
 
 namespace keel {
 
-enum class NodeOptionType {
+enum class OptionType {
   kNames,  // a node name or a list of them
   kFunction,
   kBoolean,
@@ -24,26 +27,62 @@ enum class NodeOptionType {
   kSize,          // a positive number (MiB) or a size string such as "64MB"
   kTableOrCount,  // a table, or a positive integer shorthand
   kCircuit,       // a table, true/false, or a breaker key
-  kFallback,  // a workflow (or its name), or a list of them
-  kJoin,      // "all", "any" or a table
+  kFallback,      // a workflow (or its name), or a list of them
+  kJoin,          // "all", "any" or a table
+  kString,
+  kNonEmptyString,
+  kCount,         // a positive integer
+  kPositive,      // a positive number
+  kLatency,       // a non-negative number of seconds
+  kTemperature,   // a number in [0, 2]
+  kMessages,      // a list of { role = ..., content = ... }
+  kOutput,        // "text", "json" or a JSON schema table
+  kHedge,         // { delay = seconds, max = n }
+  kTools,         // NAME = { description, parameters, run }
+  kProviderKind,  // "openai", "anthropic" or "mock"
+  kEnvName,       // the name of an environment variable
+  kPrices,        // { input = X, output = Y }
+  kHeaders,       // header name = value
+  kSecret,        // a literal key: always refused
 };
 
-struct NodeOption {
+// Who accepts an option: a bit set of these.
+inline constexpr unsigned kFnOption = 1;
+inline constexpr unsigned kAgentOption = 2;
+inline constexpr unsigned kNodeOption = kFnOption | kAgentOption;
+inline constexpr unsigned kProviderOption = 4;
+
+// Which table of the declaration an option's stored value goes to.
+enum class OptionStore { kDeclaration, kPolicy, kAgent };
+
+struct DslOption {
   std::string_view name;
-  NodeOptionType type;
-  bool policy;  // kept as JSON for the policy stack rather than interpreted here
+  OptionType type;
+  unsigned owners;  // kFnOption, kAgentOption and/or kProviderOption
+  OptionStore store;
 };
 
-// The option called `name`, or null.
-const NodeOption* FindNodeOption(std::string_view name);
-// Every option name, for did-you-mean suggestions.
-std::span<const std::string_view> NodeOptionNames();
+// The option called `name` that `owner` (one of kFnOption, kAgentOption,
+// kProviderOption) accepts, or null.
+const DslOption* FindOption(unsigned owner, std::string_view name);
+// Why `owner` does not accept `name`: "unknown option 'aftr' (did you mean
+// 'after'?)", or that the option belongs to the other kind of node.
+std::string UnknownOption(unsigned owner, std::string_view name);
 
-// Empty when the value at `index` is valid for `option`; otherwise what it
-// must be, e.g. "must be a positive number of seconds".
-std::string CheckNodeOption(lua_State* L, int index, const NodeOption& option);
+// Empty when the value at `index` is valid for `option`; otherwise the
+// problem, naming the option: "option 'timeout' must be a positive number of
+// seconds, got string". Never quotes a string value, which may be a secret.
+std::string CheckOption(lua_State* L, int index, const DslOption& option);
 // Pushes the value at `index`, already checked, in the form a declaration
-// stores it: node and workflow lists as arrays, workflows as their names.
-void PushNodeOption(lua_State* L, int index, const NodeOption& option);
+// stores it: node and workflow lists as arrays, workflows as their names,
+// hedge with its default max, tools as NAME = { description, parameters }.
+void PushOption(lua_State* L, int index, const DslOption& option);
+// Pushes a table NAME = run function of the tools table at `index`, already
+// checked.
+void PushToolFunctions(lua_State* L, int index);
+
+// Empty when the value at `index` is a valid workflow `budget`; otherwise the
+// problem, as for CheckOption.
+std::string CheckBudget(lua_State* L, int index);
 
 }  // namespace keel

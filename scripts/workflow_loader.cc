@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/node_policy.h"
+#include "scripts/agent_loader.h"
 #include "scripts/function_node.h"
 #include "scripts/lua_state_pool.h"
 #include "scripts/sha256.h"
@@ -59,6 +60,11 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
   auto pool = LuaStatePool::Create(ScriptSource{path, script->info.text}, options.memory_limit,
                                    clock, &declared);
   if (!pool.ok()) return pool.status();
+  auto http = std::make_shared<HttpLoop>(clock);
+  auto llm = std::make_shared<LlmClient>(clock, http);
+  Status providers = AddProviders(declared.providers, options, llm.get());
+  if (!providers.ok()) return providers;
+  (*pool)->SetServices(llm, http);
 
   std::string problems;
   auto problem = [&problems](const std::string& line) {
@@ -81,6 +87,7 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
       continue;
     }
     spec.retry_budget = *budget;
+    spec.budget = workflow.budget;
     spec.nodes.reserve(workflow.nodes.size());
     for (const NodeDeclaration& node : workflow.nodes) {
       NodeSpec& node_spec = spec.nodes.emplace_back();
@@ -89,13 +96,21 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
       node_spec.optional = node.optional;
       node_spec.has_when = node.has_when;
       node_spec.where = node.where;
-      auto policy = ParseNodePolicy(node.name, node.policy ? *node.policy : "{}", *defaults);
+      node_spec.kind = node.kind;
+      // An agent's breaker (and bulkhead) key defaults to its provider.
+      const std::string key = node.kind == "agent" ? AgentProvider(node) : node.name;
+      auto policy = ParseNodePolicy(key, node.policy ? *node.policy : "{}", *defaults);
       if (policy.ok()) {
         node_spec.policy = std::move(policy).value();
       } else {
         problem(Diagnostic{node.where, node.name, policy.status().message()}.ToString());
       }
-      if (node.has_run) {
+      if (node.kind == "agent") {
+        std::vector<std::string> agent_problems;
+        node_spec.body = BuildAgent(workflow, node, index, node_spec.policy.memory, *pool, llm,
+                                    &agent_problems);
+        for (const std::string& line : agent_problems) problem(line);
+      } else if (node.has_run) {
         node_spec.body = std::make_shared<FunctionNode>(*pool, index, node_spec.policy.memory);
       }
       ++index;

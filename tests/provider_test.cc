@@ -1,1 +1,449 @@
+#include "nodes/provider.h"
+
 #include <doctest/doctest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/pointer.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <string>
+
+namespace keel {
+namespace {
+
+constexpr double kWallNow = 1.7e9;
+const char* const kKey = "sk-test-SECRET-0123456789";
+
+// A parsed JSON text read through JSON pointers ("/messages/0/role").
+class Doc {
+ public:
+  explicit Doc(const std::string& text) {
+    doc_.Parse(text.c_str(), text.size());
+    REQUIRE_MESSAGE(!doc_.HasParseError(), text);
+  }
+  bool Has(const char* pointer) const { return Get(pointer) != nullptr; }
+  std::string Str(const char* pointer) const {
+    const rapidjson::Value* v = Get(pointer);
+    return v != nullptr && v->IsString() ? v->GetString() : "<not a string>";
+  }
+  double Num(const char* pointer) const {
+    const rapidjson::Value* v = Get(pointer);
+    return v != nullptr && v->IsNumber() ? v->GetDouble() : -999;
+  }
+  size_t Size(const char* pointer) const {
+    const rapidjson::Value* v = Get(pointer);
+    return v != nullptr && v->IsArray() ? v->Size() : 0;
+  }
+  std::string Dump(const char* pointer) const {
+    const rapidjson::Value* v = Get(pointer);
+    if (v == nullptr) return "<missing>";
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    v->Accept(w);
+    return buf.GetString();
+  }
+
+ private:
+  const rapidjson::Value* Get(const char* pointer) const {
+    return rapidjson::Pointer(pointer).Get(doc_);
+  }
+  rapidjson::Document doc_;
+};
+
+std::string HeaderOf(const HttpRequest& request, const std::string& name) {
+  for (const auto& [key, value] : request.headers) {
+    if (key == name) return value;
+  }
+  return "<absent>";
+}
+
+HttpResponse Reply(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+ProviderConfig Config(const std::string& kind, const std::string& base_url) {
+  ProviderConfig config;
+  config.name = "fast";
+  config.kind = kind;
+  config.base_url = base_url;
+  config.model = "default-model";
+  config.headers = {{"X-Extra", "yes"}};
+  return config;
+}
+
+// A conversation with one tool round: user, assistant tool calls, two results.
+ChatRequest ToolConversation() {
+  ChatRequest chat;
+  chat.system = "be brief";
+  chat.messages_json = R"([
+    {"role":"user","content":"weather in Paris and Rome?"},
+    {"role":"assistant","content":"Checking.","tool_calls":[
+      {"id":"c1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}},
+      {"id":"c2","type":"function","function":{"name":"weather","arguments":"not json"}}]},
+    {"role":"tool","tool_call_id":"c1","content":"sunny"},
+    {"role":"tool","tool_call_id":"c2","content":"rain"}
+  ])";
+  chat.tools.push_back({"weather", "Weather for a city",
+                        R"({"type":"object","properties":{"city":{"type":"string"}}})"});
+  return chat;
+}
+
+TEST_CASE("ProviderFor knows openai and anthropic only") {
+  CHECK(ProviderFor("openai") != nullptr);
+  CHECK(ProviderFor("anthropic") != nullptr);
+  CHECK(ProviderFor("openai") != ProviderFor("anthropic"));
+  CHECK(ProviderFor("mock") == nullptr);
+  CHECK(ProviderFor("") == nullptr);
+}
+
+TEST_CASE("OpenAI Build: URL, headers and the key") {
+  const Provider* openai = ProviderFor("openai");
+  ChatRequest chat;
+  chat.messages_json = R"([{"role":"user","content":"hi"}])";
+
+  HttpRequest with_key = openai->Build(Config("openai", "http://h:1/v1/"), chat, kKey);
+  CHECK(with_key.method == "POST");
+  CHECK(with_key.url == "http://h:1/v1/chat/completions");
+  CHECK(HeaderOf(with_key, "Content-Type") == "application/json");
+  CHECK(HeaderOf(with_key, "Authorization") == std::string("Bearer ") + kKey);
+  CHECK(HeaderOf(with_key, "X-Extra") == "yes");
+  CHECK(with_key.body.find(kKey) == std::string::npos);
+
+  HttpRequest without_key = openai->Build(Config("openai", "http://h:1/v1"), chat, "");
+  CHECK(without_key.url == "http://h:1/v1/chat/completions");
+  CHECK(HeaderOf(without_key, "Authorization") == "<absent>");
+}
+
+TEST_CASE("OpenAI Build: body fields") {
+  const Provider* openai = ProviderFor("openai");
+  ChatRequest chat = ToolConversation();
+
+  SUBCASE("model, system first, messages, tools; no optional fields unset") {
+    Doc body(openai->Build(Config("openai", "http://h"), chat, "").body);
+    CHECK(body.Str("/model") == "default-model");
+    CHECK(body.Size("/messages") == 5);
+    CHECK(body.Str("/messages/0/role") == "system");
+    CHECK(body.Str("/messages/0/content") == "be brief");
+    CHECK(body.Str("/messages/1/content") == "weather in Paris and Rome?");
+    CHECK(body.Str("/messages/2/tool_calls/0/function/arguments") == R"({"city":"Paris"})");
+    CHECK(body.Str("/messages/4/tool_call_id") == "c2");
+    CHECK(body.Str("/tools/0/type") == "function");
+    CHECK(body.Str("/tools/0/function/name") == "weather");
+    CHECK(body.Str("/tools/0/function/description") == "Weather for a city");
+    CHECK(body.Str("/tools/0/function/parameters/properties/city/type") == "string");
+    CHECK_FALSE(body.Has("/temperature"));
+    CHECK_FALSE(body.Has("/max_tokens"));
+    CHECK_FALSE(body.Has("/response_format"));
+  }
+  SUBCASE("model override, temperature, max_tokens") {
+    chat.model = "other-model";
+    chat.temperature = 0.25;
+    chat.max_tokens = 77;
+    Doc body(openai->Build(Config("openai", "http://h"), chat, "").body);
+    CHECK(body.Str("/model") == "other-model");
+    CHECK(body.Num("/temperature") == doctest::Approx(0.25));
+    CHECK(body.Num("/max_tokens") == 77);
+  }
+  SUBCASE("no system message when none is set") {
+    chat.system.clear();
+    Doc body(openai->Build(Config("openai", "http://h"), chat, "").body);
+    CHECK(body.Size("/messages") == 4);
+    CHECK(body.Str("/messages/0/role") == "user");
+  }
+  SUBCASE("json output") {
+    chat.output = OutputMode::kJson;
+    chat.system = "Reply in JSON.";
+    Doc body(openai->Build(Config("openai", "http://h"), chat, "").body);
+    CHECK(body.Dump("/response_format") == R"({"type":"json_object"})");
+    CHECK(body.Str("/messages/0/content") == "Reply in JSON.");
+  }
+  SUBCASE("json output without the word JSON gets a hint (OpenAI requires it)") {
+    chat.output = OutputMode::kJson;
+    Doc body(openai->Build(Config("openai", "http://h"), chat, "").body);
+    CHECK(body.Str("/messages/0/content").find("JSON") != std::string::npos);
+  }
+  SUBCASE("schema output") {
+    chat.output = OutputMode::kSchema;
+    chat.schema_json = R"({"type":"object","required":["a"]})";
+    Doc body(openai->Build(Config("openai", "http://h"), chat, "").body);
+    CHECK(body.Str("/response_format/type") == "json_schema");
+    CHECK(body.Str("/response_format/json_schema/name") == "output");
+    CHECK(body.Dump("/response_format/json_schema/schema") == chat.schema_json);
+    CHECK(body.Str("/messages/0/content") == "be brief");
+  }
+}
+
+TEST_CASE("OpenAI Parse: text, usage, model, finish reason") {
+  Result<ChatResponse> r = ProviderFor("openai")->Parse(Reply(200, R"({
+    "id":"x","model":"gpt-test","choices":[{"index":0,"finish_reason":"stop",
+      "message":{"role":"assistant","content":"Hello there"}}],
+    "usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}})"),
+                                                        kWallNow);
+  REQUIRE(r.ok());
+  CHECK(r->text == "Hello there");
+  CHECK(r->tool_calls.empty());
+  CHECK(r->model == "gpt-test");
+  CHECK(r->finish_reason == "stop");
+  CHECK(r->usage.prompt_tokens == 12);
+  CHECK(r->usage.completion_tokens == 3);
+  CHECK(r->usage.cost == 0);
+  Doc message(r->message_json);
+  CHECK(message.Str("/role") == "assistant");
+  CHECK(message.Str("/content") == "Hello there");
+  CHECK_FALSE(message.Has("/tool_calls"));
+}
+
+TEST_CASE("OpenAI Parse: tool calls with null content, no usage") {
+  Result<ChatResponse> r = ProviderFor("openai")->Parse(Reply(200, R"({
+    "model":"m","choices":[{"finish_reason":"tool_calls","message":{"role":"assistant",
+      "content":null,"tool_calls":[
+        {"id":"call_1","type":"function","function":{"name":"add","arguments":"{\"a\":1}"}},
+        {"id":"call_2","type":"function","function":{"name":"sub","arguments":"{oops"}}]}}]})"),
+                                                        kWallNow);
+  REQUIRE(r.ok());
+  CHECK(r->text.empty());
+  CHECK(r->finish_reason == "tool_calls");
+  CHECK(r->usage.prompt_tokens == 0);
+  CHECK(r->usage.completion_tokens == 0);
+  REQUIRE(r->tool_calls.size() == 2);
+  CHECK(r->tool_calls[0].id == "call_1");
+  CHECK(r->tool_calls[0].name == "add");
+  CHECK(r->tool_calls[0].arguments_json == R"({"a":1})");
+  CHECK(r->tool_calls[1].arguments_json == "{oops");
+  Doc message(r->message_json);
+  CHECK(message.Dump("/content") == "null");
+  CHECK(message.Str("/tool_calls/1/id") == "call_2");
+  CHECK(message.Str("/tool_calls/1/type") == "function");
+  CHECK(message.Str("/tool_calls/0/function/arguments") == R"({"a":1})");
+}
+
+TEST_CASE("OpenAI Parse: malformed 2xx bodies are transient") {
+  const Provider* openai = ProviderFor("openai");
+  Result<ChatResponse> not_json = openai->Parse(Reply(200, "{\"choices\": [tru"), kWallNow);
+  CHECK(not_json.status().kind() == ErrorKind::kTransient);
+  CHECK(not_json.status().message().find("provider returned malformed JSON: ") == 0);
+  CHECK(not_json.status().message().find("at offset 12") != std::string::npos);
+
+  Result<ChatResponse> no_choices = openai->Parse(Reply(200, R"({"choices":[]})"), kWallNow);
+  CHECK(no_choices.status().kind() == ErrorKind::kTransient);
+  CHECK(no_choices.status().message().find("no choices") != std::string::npos);
+
+  CHECK(openai->Parse(Reply(200, "[]"), kWallNow).status().kind() == ErrorKind::kTransient);
+  CHECK(openai->Parse(Reply(200, ""), kWallNow).status().kind() == ErrorKind::kTransient);
+}
+
+TEST_CASE("Parse maps failures that reach it") {
+  HttpResponse reset;
+  reset.transport = Status::Error(ErrorKind::kTransient, "connection reset");
+  CHECK(ProviderFor("openai")->Parse(reset, kWallNow).status().kind() == ErrorKind::kTransient);
+  CHECK(ProviderFor("anthropic")->Parse(Reply(401, "{}"), kWallNow).status().kind() ==
+        ErrorKind::kPermanent);
+}
+
+TEST_CASE("Anthropic Build: URL, headers and the key") {
+  const Provider* anthropic = ProviderFor("anthropic");
+  ChatRequest chat;
+  chat.messages_json = R"([{"role":"user","content":"hi"}])";
+  HttpRequest request = anthropic->Build(Config("anthropic", "https://api.example/v1/"), chat, kKey);
+  CHECK(request.url == "https://api.example/v1/messages");
+  CHECK(HeaderOf(request, "x-api-key") == kKey);
+  CHECK(HeaderOf(request, "anthropic-version") == "2023-06-01");
+  CHECK(HeaderOf(request, "content-type") == "application/json");
+  CHECK(HeaderOf(request, "Authorization") == "<absent>");
+  CHECK(HeaderOf(request, "X-Extra") == "yes");
+  CHECK(request.body.find(kKey) == std::string::npos);
+
+  HttpRequest keyless = anthropic->Build(Config("anthropic", "http://h"), chat, "");
+  CHECK(HeaderOf(keyless, "x-api-key") == "<absent>");
+
+  Doc body(request.body);
+  CHECK(body.Str("/model") == "default-model");
+  CHECK(body.Num("/max_tokens") == 1024);
+  CHECK_FALSE(body.Has("/system"));
+  CHECK_FALSE(body.Has("/temperature"));
+  CHECK_FALSE(body.Has("/tools"));
+  CHECK(body.Dump("/messages") == R"([{"role":"user","content":[{"type":"text","text":"hi"}]}])");
+}
+
+TEST_CASE("Anthropic Build: system, options, tools and tool turns") {
+  ChatRequest chat = ToolConversation();
+  chat.temperature = 0.5;
+  chat.max_tokens = 300;
+  Doc body(ProviderFor("anthropic")->Build(Config("anthropic", "http://h"), chat, "").body);
+  CHECK(body.Str("/system") == "be brief");
+  CHECK(body.Num("/temperature") == doctest::Approx(0.5));
+  CHECK(body.Num("/max_tokens") == 300);
+  CHECK(body.Str("/tools/0/name") == "weather");
+  CHECK(body.Str("/tools/0/description") == "Weather for a city");
+  CHECK(body.Str("/tools/0/input_schema/properties/city/type") == "string");
+
+  REQUIRE(body.Size("/messages") == 3);
+  CHECK(body.Str("/messages/0/role") == "user");
+  CHECK(body.Str("/messages/0/content/0/text") == "weather in Paris and Rome?");
+
+  CHECK(body.Str("/messages/1/role") == "assistant");
+  CHECK(body.Size("/messages/1/content") == 3);
+  CHECK(body.Dump("/messages/1/content/0") == R"({"type":"text","text":"Checking."})");
+  CHECK(body.Dump("/messages/1/content/1") ==
+        R"({"type":"tool_use","id":"c1","name":"weather","input":{"city":"Paris"}})");
+  CHECK(body.Dump("/messages/1/content/2/input") == "{}");
+
+  CHECK(body.Str("/messages/2/role") == "user");
+  CHECK(body.Dump("/messages/2/content") ==
+        R"([{"type":"tool_result","tool_use_id":"c1","content":"sunny"},)"
+        R"({"type":"tool_result","tool_use_id":"c2","content":"rain"}])");
+}
+
+TEST_CASE("Anthropic Build: an assistant turn of tool calls only has no text block") {
+  ChatRequest chat;
+  chat.messages_json = R"([{"role":"user","content":"go"},
+    {"role":"assistant","content":null,"tool_calls":[
+      {"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]}])";
+  Doc body(ProviderFor("anthropic")->Build(Config("anthropic", "http://h"), chat, "").body);
+  CHECK(body.Size("/messages/1/content") == 1);
+  CHECK(body.Str("/messages/1/content/0/type") == "tool_use");
+}
+
+TEST_CASE("Anthropic Build: JSON output is asked for in the system prompt") {
+  ChatRequest chat;
+  chat.messages_json = R"([{"role":"user","content":"hi"}])";
+  chat.system = "be brief";
+  chat.output = OutputMode::kJson;
+  Doc json_body(ProviderFor("anthropic")->Build(Config("anthropic", "http://h"), chat, "").body);
+  CHECK(json_body.Str("/system").find("be brief") == 0);
+  CHECK(json_body.Str("/system").find("JSON value only") != std::string::npos);
+  CHECK_FALSE(json_body.Has("/response_format"));
+
+  chat.output = OutputMode::kSchema;
+  chat.schema_json = R"({"type":"object","required":["answer"]})";
+  Doc schema_body(ProviderFor("anthropic")->Build(Config("anthropic", "http://h"), chat, "").body);
+  CHECK(schema_body.Str("/system").find(chat.schema_json) != std::string::npos);
+}
+
+TEST_CASE("Anthropic Parse: text blocks, tool use, usage, message_json") {
+  Result<ChatResponse> r = ProviderFor("anthropic")->Parse(Reply(200, R"({
+    "id":"msg_1","type":"message","role":"assistant","model":"claude-test",
+    "content":[{"type":"text","text":"Let me "},{"type":"text","text":"check."},
+      {"type":"tool_use","id":"toolu_1","name":"weather","input":{"city":"Rome"}}],
+    "stop_reason":"tool_use","usage":{"input_tokens":40,"output_tokens":9}})"),
+                                                           kWallNow);
+  REQUIRE(r.ok());
+  CHECK(r->text == "Let me check.");
+  CHECK(r->model == "claude-test");
+  CHECK(r->finish_reason == "tool_calls");
+  CHECK(r->usage.prompt_tokens == 40);
+  CHECK(r->usage.completion_tokens == 9);
+  REQUIRE(r->tool_calls.size() == 1);
+  CHECK(r->tool_calls[0].id == "toolu_1");
+  CHECK(r->tool_calls[0].name == "weather");
+  CHECK(r->tool_calls[0].arguments_json == R"({"city":"Rome"})");
+  Doc message(r->message_json);
+  CHECK(message.Str("/role") == "assistant");
+  CHECK(message.Str("/content") == "Let me check.");
+  CHECK(message.Str("/tool_calls/0/function/name") == "weather");
+  CHECK(message.Str("/tool_calls/0/function/arguments") == R"({"city":"Rome"})");
+}
+
+TEST_CASE("Anthropic Parse: stop reasons") {
+  auto finish = [](const char* stop_reason) {
+    std::string body = std::string(R"({"content":[{"type":"text","text":"x"}],"stop_reason":")") +
+                       stop_reason + "\"}";
+    Result<ChatResponse> r = ProviderFor("anthropic")->Parse(Reply(200, body), kWallNow);
+    REQUIRE(r.ok());
+    return r->finish_reason;
+  };
+  CHECK(finish("end_turn") == "stop");
+  CHECK(finish("tool_use") == "tool_calls");
+  CHECK(finish("max_tokens") == "length");
+}
+
+TEST_CASE("Anthropic Parse: malformed bodies are transient") {
+  const Provider* anthropic = ProviderFor("anthropic");
+  Result<ChatResponse> bad = anthropic->Parse(Reply(200, "<html>"), kWallNow);
+  CHECK(bad.status().kind() == ErrorKind::kTransient);
+  CHECK(bad.status().message().find("provider returned malformed JSON: ") == 0);
+  CHECK(bad.status().message().find("offset 0") != std::string::npos);
+  CHECK(anthropic->Parse(Reply(200, R"({"type":"message"})"), kWallNow).status().kind() ==
+        ErrorKind::kTransient);
+}
+
+TEST_CASE("HttpStatusFailure: the status table") {
+  struct Row {
+    int status;
+    ErrorKind kind;
+  };
+  const Row rows[] = {
+      {429, ErrorKind::kRateLimited}, {408, ErrorKind::kTransient}, {409, ErrorKind::kTransient},
+      {425, ErrorKind::kTransient},   {500, ErrorKind::kTransient}, {502, ErrorKind::kTransient},
+      {503, ErrorKind::kTransient},   {504, ErrorKind::kTransient}, {529, ErrorKind::kTransient},
+      {400, ErrorKind::kPermanent},   {401, ErrorKind::kPermanent}, {403, ErrorKind::kPermanent},
+      {404, ErrorKind::kPermanent},   {422, ErrorKind::kPermanent}, {413, ErrorKind::kPermanent},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.status);
+    Status s = HttpStatusFailure(Reply(row.status, ""), "fast", kWallNow);
+    CHECK(s.kind() == row.kind);
+    CHECK(s.message() == "provider 'fast': HTTP " + std::to_string(row.status));
+  }
+}
+
+TEST_CASE("HttpStatusFailure: messages from error bodies") {
+  Status openai = HttpStatusFailure(
+      Reply(400, R"({"error":{"message":"bad model","type":"invalid_request_error"}})"), "fast",
+      kWallNow);
+  CHECK(openai.message() == "provider 'fast': HTTP 400: bad model");
+
+  Status anthropic = HttpStatusFailure(
+      Reply(529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"),
+      "claude", kWallNow);
+  CHECK(anthropic.kind() == ErrorKind::kTransient);
+  CHECK(anthropic.message() == "provider 'claude': HTTP 529: Overloaded");
+
+  Status plain = HttpStatusFailure(Reply(502, "Bad\ngateway\x01"), "fast", kWallNow);
+  CHECK(plain.message() == "provider 'fast': HTTP 502: Bad\\ngateway\\x01");
+
+  Status long_body = HttpStatusFailure(Reply(500, std::string(5000, 'x')), "fast", kWallNow);
+  CHECK(long_body.message().size() < 260);
+}
+
+TEST_CASE("HttpStatusFailure: Retry-After on 429 only") {
+  HttpResponse limited = Reply(429, R"({"error":{"message":"slow down"}})");
+  limited.headers = {{"retry-after", "7"}};
+  Status s = HttpStatusFailure(limited, "fast", kWallNow);
+  CHECK(s.kind() == ErrorKind::kRateLimited);
+  CHECK(s.retry_after() == doctest::Approx(7));
+  CHECK(s.message() == "provider 'fast': HTTP 429: slow down");
+
+  CHECK(HttpStatusFailure(Reply(429, ""), "fast", kWallNow).retry_after() < 0);
+
+  HttpResponse unavailable = Reply(503, "");
+  unavailable.headers = {{"retry-after", "7"}};
+  CHECK(HttpStatusFailure(unavailable, "fast", kWallNow).retry_after() < 0);
+}
+
+TEST_CASE("Redact") {
+  CHECK(Redact("key=abc and abc again", "abc") == "key=[redacted] and [redacted] again");
+  CHECK(Redact("nothing here", "abc") == "nothing here");
+  CHECK(Redact("text", "") == "text");
+  CHECK(Redact("aaaa", "aa") == "[redacted][redacted]");
+}
+
+TEST_CASE("A key echoed by the server never reaches a failure message") {
+  const std::string body = std::string(R"({"error":{"message":"Incorrect API key provided: )") +
+                           kKey + R"(. You can find your key at ..."}})";
+  Status s = HttpStatusFailure(Reply(401, Redact(body, kKey)), "fast", kWallNow);
+  CHECK(s.kind() == ErrorKind::kPermanent);
+  CHECK(s.message().find(kKey) == std::string::npos);
+  CHECK(s.message().find("[redacted]") != std::string::npos);
+
+  // Even where the excerpt would cut the key in two.
+  std::string padded = std::string(190, '-') + kKey;
+  Status cut = HttpStatusFailure(Reply(500, Redact(padded, kKey)), "fast", kWallNow);
+  CHECK(cut.message().find("sk-test") == std::string::npos);
+}
+
+}  // namespace
+}  // namespace keel

@@ -1,1 +1,134 @@
-int main() { return 0; }
+// keel-mock-llm: an OpenAI- and Anthropic-compatible chat server that
+// answers deterministically and injects faults on demand, for tests, benches
+// and rehearsing outages (docs/mock-llm.md).
+//
+// Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 for bad options.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "nodes/mock_reply.h"
+#include "tests/mock_llm/mock_server.h"
+#include "tests/mock_llm/request_log.h"
+
+namespace keel::mock {
+namespace {
+
+constexpr int kExitUsage = 2;
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "keel-mock-llm: error: %s\nsee 'keel-mock-llm --help'\n", message.c_str());
+  return kExitUsage;
+}
+
+int Main(int argc, char** argv) {
+  MockServerOptions opt;
+  FaultPlanOptions& f = opt.faults;
+  FaultRates& rates = f.rates;
+  std::string log_path;
+
+  CLI::App app{
+      "keel-mock-llm: a deterministic OpenAI- and Anthropic-compatible LLM server that injects "
+      "faults (see docs/mock-llm.md)"};
+  app.add_option("--host", opt.host, "address to listen on")->capture_default_str();
+  app.add_option("--port", opt.port, "port; 0 picks a free one")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--latency", f.latency_ms, "milliseconds added to every chat request")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--jitter", f.jitter_ms, "up to this many more milliseconds, drawn per request")
+      ->check(CLI::NonNegativeNumber);
+  const auto rate = [&](const char* name, double* value, const char* what) {
+    app.add_option(name, *value, std::string("probability of ") + what)->check(CLI::Range(0.0, 1.0));
+  };
+  rate("--error-rate", &rates.error, "a 500");
+  rate("--rate-limit-rate", &rates.rate_limit, "a 429 (with Retry-After)");
+  rate("--hang-rate", &rates.hang, "never answering");
+  rate("--malformed-rate", &rates.malformed, "a 200 whose body is not JSON");
+  rate("--truncate-rate", &rates.truncate, "a body cut short, then the connection closed");
+  rate("--reset-rate", &rates.reset, "the connection reset without an answer");
+  app.add_option("--retry-after", opt.retry_after, "seconds sent as Retry-After with a 429")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", f.seed, "seed of the fault and jitter draws")->capture_default_str();
+  app.add_option("--fail-first", f.fail_first, "the first N chat requests get --fail-mode")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--fail-mode", f.fail_mode,
+                 "500|502|503|529|429|400|401|403|404|hang|malformed|truncated|reset")
+      ->capture_default_str()
+      ->check([](const std::string& mode) {
+        return IsMockFault(mode) ? std::string()
+                                 : "unknown fault mode '" + mode +
+                                       "' (500 502 503 529 429 400 401 403 404 hang malformed "
+                                       "truncated reset)";
+      });
+  app.add_option("--require-key", opt.require_key,
+                 "answer 401 unless 'Authorization: Bearer KEY' or 'x-api-key: KEY' is sent");
+  app.add_option("--log", log_path, "write one JSON line per chat request to FILE");
+  app.add_option("--threads", opt.threads, "worker threads (concurrent requests served)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    return Usage(e.what());
+  }
+  if (rates.Sum() > 1) {
+    return Usage(
+        "--error-rate, --rate-limit-rate, --hang-rate, --malformed-rate, --truncate-rate and "
+        "--reset-rate add up to " +
+        std::to_string(rates.Sum()) + "; they must not exceed 1");
+  }
+
+  RequestLog log;
+  std::string error;
+  if (!log_path.empty() && !log.Open(log_path, &error)) return Usage("--log: " + error);
+
+  // SIGTERM/SIGINT are taken by sigwait on one thread; every thread started
+  // from here on inherits the blocked mask. A client that went away must not
+  // kill the server with SIGPIPE.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  MockServer server(opt, &log);
+  const int port = server.Bind(&error);
+  if (port < 0) {
+    std::fprintf(stderr, "keel-mock-llm: error: %s\n", error.c_str());
+    return 1;
+  }
+  const bool v6 = opt.host.find(':') != std::string::npos;
+  std::printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", opt.host.c_str(), v6 ? "]" : "",
+              port);
+  std::fflush(stdout);
+
+  std::atomic<bool> signalled{false};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    signalled = true;
+    server.Stop();
+  });
+  const bool ok = server.Run();
+  // Run also ends when listening fails; wake the waiter so it can be joined.
+  if (!signalled) pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  log.Close();
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace keel::mock
+
+int main(int argc, char** argv) { return keel::mock::Main(argc, argv); }

@@ -1,0 +1,46 @@
+#pragma once
+// PromptTemplate: text with {{params.NAME...}} and {{deps.NODE...}} fields,
+// as agent prompts, system prompts and messages use them.
+//
+// A field is a dotted path: "params.topic", "deps.outline", "deps.search.hits.0.title"
+// (numbers index arrays). Rendering inserts strings as they are and any
+// other JSON value as compact JSON. Parse() checks the syntax; the loader
+// checks the first two segments against the workflow (a parameter with a
+// default, a dependency in `after`); Render() fails kPermanent naming the
+// field when a deeper segment is missing at run time. Immutable after
+// Parse; Render may run on any thread.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/json_text.h"
+#include "engine/status.h"
+
+namespace keel {
+
+class PromptTemplate {
+ public:
+  struct Field {
+    std::string text;                   // as written between the braces, trimmed
+    std::vector<std::string> path;      // its segments
+  };
+
+  // Fails kPermanent on an unclosed "{{", an empty field, or a root other
+  // than params or deps.
+  static Result<PromptTemplate> Parse(const std::string& text);
+
+  const std::vector<Field>& fields() const { return fields_; }
+  bool empty() const { return pieces_.empty() && fields_.empty(); }
+
+  // The text with every field replaced. `deps` are the outputs by node name.
+  Result<std::string> Render(const JsonText& params,
+                             const std::vector<std::pair<std::string, JsonText>>& deps) const;
+
+ private:
+  // Literal text before each field, then the text after the last one.
+  std::vector<std::string> pieces_;
+  std::vector<Field> fields_;
+};
+
+}  // namespace keel

@@ -1,0 +1,362 @@
+#include "scripts/llm_calls.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cmath>
+#include <string>
+
+#include "lua.hpp"
+#include "nodes/agent_node.h"
+#include "nodes/http_loop.h"
+#include "nodes/llm_client.h"
+#include "scripts/active_node.h"
+#include "scripts/declarations.h"
+#include "scripts/keel_module.h"
+#include "scripts/lua_json.h"
+#include "scripts/lua_trampoline.h"
+
+namespace keel {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+int Raise(lua_State* L, const std::string& message) {
+  std::string text = CallerWhere(L) + ": " + message;
+  lua_pushlstring(L, text.data(), text.size());
+  return kLuaRaise;
+}
+
+// The node execution the call may wait in, or an error message.
+ActiveNode* WaitingNode(lua_State* L, const char* what, std::string* error) {
+  ActiveNode* active = ActiveNodeOf(L);
+  if (active == nullptr || active->context == nullptr) {
+    *error = std::string(what) + " can only be used inside a node's function";
+  } else if (L != active->coroutine) {
+    *error = std::string(what) + " cannot be used inside a coroutine the script created";
+  } else if (!lua_isyieldable(L)) {
+    *error = std::string(what) + " cannot be used inside a metamethod or a function called from C";
+  }
+  return error->empty() ? active : nullptr;
+}
+
+// t[field] as a string; "" when absent. False (with *error) when it is not a string.
+bool StringField(lua_State* L, int t, const char* field, std::string* out, std::string* error) {
+  lua_getfield(L, t, field);
+  bool ok = true;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    *out = lua_tostring(L, -1);
+  } else if (!lua_isnil(L, -1)) {
+    *error = std::string("'") + field + "' must be a string, got " + luaL_typename(L, -1);
+    ok = false;
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
+bool JsonField(lua_State* L, int t, const char* field, std::string* out, std::string* error) {
+  lua_getfield(L, t, field);
+  bool ok = true;
+  if (!lua_isnil(L, -1)) {
+    Status status = LuaToJson(L, -1, out);
+    if (!status.ok()) {
+      *error = std::string("'") + field + "': " + status.message();
+      ok = false;
+    }
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
+// Reads keel.llm's table argument into a request; "" or what is wrong.
+std::string ReadChatRequest(lua_State* L, std::string* provider, ChatRequest* request) {
+  std::string error, prompt, output, tools;
+  if (!StringField(L, 1, "provider", provider, &error) ||
+      !StringField(L, 1, "model", &request->model, &error) ||
+      !StringField(L, 1, "system", &request->system, &error) ||
+      !StringField(L, 1, "prompt", &prompt, &error) ||
+      !JsonField(L, 1, "messages", &request->messages_json, &error) ||
+      !JsonField(L, 1, "tools", &tools, &error)) {
+    return error;
+  }
+  if (provider->empty()) return "'provider' is required";
+  rapidjson::Document messages;
+  if (request->messages_json.empty()) request->messages_json = "[]";
+  if (messages.Parse(request->messages_json.c_str()).HasParseError() || !messages.IsArray()) {
+    return "'messages' must be a list of { role = ..., content = ... }";
+  }
+  if (!prompt.empty()) {
+    rapidjson::Value m(rapidjson::kObjectType);
+    m.AddMember("role", "user", messages.GetAllocator());
+    m.AddMember("content", rapidjson::Value(prompt.c_str(), messages.GetAllocator()),
+                messages.GetAllocator());
+    messages.PushBack(m, messages.GetAllocator());
+  }
+  if (messages.Empty()) return "give a 'prompt' or 'messages'";
+  rapidjson::StringBuffer buf;
+  Writer writer(buf);
+  messages.Accept(writer);
+  request->messages_json.assign(buf.GetString(), buf.GetSize());
+  lua_getfield(L, 1, "temperature");
+  if (lua_type(L, -1) == LUA_TNUMBER) request->temperature = lua_tonumber(L, -1);
+  lua_getfield(L, 1, "max_tokens");
+  if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0) {
+    request->max_tokens = static_cast<int>(lua_tointeger(L, -1));
+  }
+  lua_getfield(L, 1, "output");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    output = lua_tostring(L, -1);
+    if (output == "json") {
+      request->output = OutputMode::kJson;
+    } else if (output != "text") {
+      return "'output' must be \"text\", \"json\" or a JSON schema table";
+    }
+  } else if (lua_istable(L, -1)) {
+    Status status = LuaToJson(L, -1, &request->schema_json);
+    if (!status.ok()) return "'output': " + status.message();
+    request->output = OutputMode::kSchema;
+  }
+  lua_pop(L, 3);
+  if (!tools.empty()) {
+    rapidjson::Document doc;
+    doc.Parse(tools.c_str());
+    if (!doc.IsArray()) return "'tools' must be a list of { name = ..., description = ..., parameters = ... }";
+    for (const auto& t : doc.GetArray()) {
+      if (!t.IsObject() || !t.HasMember("name") || !t["name"].IsString()) {
+        return "every tool needs a 'name'";
+      }
+      ToolSpec spec;
+      spec.name = t["name"].GetString();
+      if (t.HasMember("description") && t["description"].IsString()) {
+        spec.description = t["description"].GetString();
+      }
+      if (t.HasMember("parameters") && t["parameters"].IsObject()) {
+        rapidjson::StringBuffer pbuf;
+        Writer pw(pbuf);
+        t["parameters"].Accept(pw);
+        spec.parameters_json.assign(pbuf.GetString(), pbuf.GetSize());
+      }
+      request->tools.push_back(std::move(spec));
+    }
+  }
+  return "";
+}
+
+// The table keel.llm returns, as JSON.
+std::string ChatResultJson(const ChatResponse& response, const LlmCallRecord& record,
+                           const ChatRequest& request) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  w.Key("text");
+  w.String(response.text.c_str(), static_cast<rapidjson::SizeType>(response.text.size()));
+  if (request.output != OutputMode::kText) {
+    auto json = CheckJsonOutput(response.text, request.schema_json);
+    if (json.ok()) {
+      w.Key("json");
+      w.RawValue(json->c_str(), json->size(), rapidjson::kObjectType);
+    }
+  }
+  w.Key("tool_calls");
+  w.StartArray();
+  for (const ToolCall& call : response.tool_calls) {
+    w.StartObject();
+    w.Key("id");
+    w.String(call.id.c_str());
+    w.Key("name");
+    w.String(call.name.c_str());
+    rapidjson::Document args;
+    w.Key("arguments");
+    if (args.Parse(call.arguments_json.c_str()).HasParseError()) {
+      w.String(call.arguments_json.c_str());
+    } else {
+      args.Accept(w);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("message");
+  w.RawValue(response.message_json.c_str(), response.message_json.size(), rapidjson::kObjectType);
+  w.Key("model");
+  w.String(response.model.c_str());
+  w.Key("finish_reason");
+  w.String(response.finish_reason.c_str());
+  w.Key("usage");
+  w.StartObject();
+  w.Key("prompt_tokens");
+  w.Int64(record.usage.prompt_tokens);
+  w.Key("completion_tokens");
+  w.Int64(record.usage.completion_tokens);
+  w.Key("cost");
+  w.Double(record.cost);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// Resumes the coroutine with (true, value-as-JSON) or (false, failure).
+WaitResult Succeed(std::string json) {
+  return [json = std::move(json)](lua_State* co) {
+    lua_pushboolean(co, 1);
+    if (!PushJson(co, json).ok()) lua_pushnil(co);
+    return 2;
+  };
+}
+
+WaitResult Fail(Status status) {
+  return [status = std::move(status)](lua_State* co) {
+    lua_pushboolean(co, 0);
+    PushFailure(co, status);
+    return 2;
+  };
+}
+
+// keel._llm(request): the yielding half of keel.llm.
+int LlmWait(lua_State* L) {
+  std::string error;
+  ActiveNode* active = WaitingNode(L, "keel.llm", &error);
+  if (active == nullptr) return Raise(L, error);
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    return Raise(L, std::string("keel.llm expects a table, got ") + luaL_typename(L, 1));
+  }
+  std::string provider;
+  ChatRequest request;
+  error = ReadChatRequest(L, &provider, &request);
+  if (!error.empty()) return Raise(L, "keel.llm: " + error);
+  LlmClient* llm = active->llm;
+  if (llm == nullptr || llm->Find(provider) == nullptr) {
+    return Raise(L, "keel.llm: unknown provider '" + provider + "' (declare it with keel.provider)");
+  }
+  const NodeContext* ctx = active->context;
+  active->wait = [llm, ctx, provider, request](std::function<void(WaitResult)> finish) {
+    llm->Call(provider, request, ctx->cancel, ctx->deadline,
+              [ctx, finish, request](Result<ChatResponse> result, LlmCallRecord record) {
+                ReportLlmCall(*ctx, record, 0);
+                if (!result.ok()) return finish(Fail(result.status()));
+                finish(Succeed(ChatResultJson(*result, record, request)));
+              });
+  };
+  return kLuaYield;
+}
+
+// Reads keel.http's table argument; "" or what is wrong.
+std::string ReadHttpRequest(lua_State* L, const ActiveNode& active, HttpRequest* request) {
+  std::string error, body_json;
+  if (!StringField(L, 1, "url", &request->url, &error) ||
+      !StringField(L, 1, "method", &request->method, &error)) {
+    return error;
+  }
+  if (request->url.empty()) return "'url' is required";
+  if (request->method.empty()) request->method = "GET";
+  lua_getfield(L, 1, "body");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    request->body = lua_tostring(L, -1);
+  } else if (!lua_isnil(L, -1)) {
+    Status status = LuaToJson(L, -1, &request->body);
+    if (!status.ok()) return "'body': " + status.message();
+    request->headers.emplace_back("Content-Type", "application/json");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "headers");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+        return "'headers' must map names to strings";
+      }
+      request->headers.emplace_back(lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    return "'headers' must be a table";
+  }
+  lua_pop(L, 1);
+  request->deadline = active.deadline;
+  lua_getfield(L, 1, "timeout");
+  if (!lua_isnil(L, -1)) {
+    double timeout = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(timeout > 0) || std::isinf(timeout)) {
+      return "'timeout' must be a positive number of seconds";
+    }
+    double until = active.clock->Now() + timeout;
+    if (request->deadline <= 0 || until < request->deadline) request->deadline = until;
+  }
+  lua_pop(L, 1);
+  request->cancel = active.context->cancel;
+  return "";
+}
+
+std::string HttpResultJson(const HttpResponse& response) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  w.Key("status");
+  w.Int(response.status);
+  w.Key("headers");
+  w.StartObject();
+  for (const auto& [name, value] : response.headers) {
+    w.Key(name.c_str());
+    w.String(value.c_str());
+  }
+  w.EndObject();
+  w.Key("body");
+  w.String(response.body.c_str(), static_cast<rapidjson::SizeType>(response.body.size()));
+  rapidjson::Document json;
+  if (response.Header("content-type").find("json") != std::string::npos &&
+      !json.Parse(response.body.c_str(), response.body.size()).HasParseError()) {
+    w.Key("json");
+    json.Accept(w);
+  }
+  w.Key("seconds");
+  w.Double(response.seconds);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// keel._http(request): the yielding half of keel.http.
+int HttpWait(lua_State* L) {
+  std::string error;
+  ActiveNode* active = WaitingNode(L, "keel.http", &error);
+  if (active == nullptr) return Raise(L, error);
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    return Raise(L, std::string("keel.http expects a table, got ") + luaL_typename(L, 1));
+  }
+  HttpRequest request;
+  error = ReadHttpRequest(L, *active, &request);
+  if (!error.empty()) return Raise(L, "keel.http: " + error);
+  HttpLoop* http = active->http;
+  if (http == nullptr) return Raise(L, "keel.http: no I/O loop in this process");
+  active->wait = [http, request](std::function<void(WaitResult)> finish) mutable {
+    http->Send(std::move(request), [finish](HttpResponse response) {
+      if (!response.transport.ok()) return finish(Fail(response.transport));
+      finish(Succeed(HttpResultJson(response)));
+    });
+  };
+  return kLuaYield;
+}
+
+// Wraps a yielding C function so that a failed result is raised in Lua.
+constexpr const char* kRaiseOnFailure =
+    "local raw = ...\n"
+    "return function(request)\n"
+    "  local ok, value = raw(request)\n"
+    "  if ok then return value end\n"
+    "  error(value, 0)\n"
+    "end\n";
+
+void AddWrapped(lua_State* L, lua_CFunction raw, const char* name) {
+  luaL_loadbuffer(L, kRaiseOnFailure, std::char_traits<char>::length(kRaiseOnFailure), name);
+  lua_pushcfunction(L, raw);
+  lua_call(L, 1, 1);
+  lua_setfield(L, -2, name);
+}
+
+}  // namespace
+
+void AddWaitingCalls(lua_State* L) {
+  AddWrapped(L, &LuaTrampoline<LlmWait>, "llm");
+  AddWrapped(L, &LuaTrampoline<HttpWait>, "http");
+}
+
+}  // namespace keel
