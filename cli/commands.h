@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/llm_options.h"
+
 namespace keel::cli {
 
 struct RunArgs {
@@ -17,6 +19,7 @@ struct RunArgs {
   int max_inflight = 0;  // 0: unlimited
   bool json = false;
   std::string durability = "normal";
+  LlmArgs llm;
 };
 int RunCommand(const RunArgs& args);
 
@@ -27,6 +30,7 @@ struct ResumeArgs {
   int max_inflight = 0;
   bool json = false;
   std::string durability = "normal";
+  LlmArgs llm;
 };
 int ResumeCommand(const ResumeArgs& args);
 

@@ -49,6 +49,21 @@ std::string FormatDurationOrDash(std::optional<double> seconds) {
   return seconds ? FormatDuration(*seconds) : "-";
 }
 
+std::string FormatCount(int64_t count) {
+  std::string digits = std::to_string(count < 0 ? -count : count);
+  std::string text;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) text += ',';
+    text += digits[i];
+  }
+  return count < 0 ? "-" + text : text;
+}
+
+std::string FormatCost(double cost) {
+  if (cost > 0 && cost < 0.00005) return "<0.0001";
+  return fmt::format("{:.4f}", cost);
+}
+
 std::string FormatIsoUtc(double wall) {
   int ms = 0;
   std::tm tm = BrokenDown(wall, true, &ms);

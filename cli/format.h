@@ -2,6 +2,7 @@
 // Text formatting shared by the commands: seconds, durations and times.
 // Free functions; safe from any thread.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,13 @@ std::string FormatLocalTime(double wall);
 
 // Wall time as local "17:52:06.123", for log lines.
 std::string FormatClockTime(double wall);
+
+// A count with thousands separators: "1,234,567".
+std::string FormatCount(int64_t count);
+
+// Money with four decimals, "0.0123"; "<0.0001" for a positive amount that
+// would print as zero.
+std::string FormatCost(double cost);
 
 // Parses a duration such as "90s", "15m", "12h", "7d" or "2w" (a positive
 // number, fractions allowed, then one unit). Returns false on anything else.

@@ -24,6 +24,14 @@ void JsonOut::StringOrNull(std::string_view value) {
   }
 }
 
+void JsonOut::Double(double value) {
+  if (std::isfinite(value)) {
+    writer_.Double(value);
+  } else {
+    writer_.Null();
+  }
+}
+
 void JsonOut::Seconds(std::optional<double> value) {
   if (!value || !std::isfinite(*value)) {
     writer_.Null();

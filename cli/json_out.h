@@ -28,6 +28,8 @@ class JsonOut {
   void StringOrNull(std::string_view value);
   void Int(int64_t value) { writer_.Int64(value); }
   void Null() { writer_.Null(); }
+  // Null when not finite, which JSON cannot hold.
+  void Double(double value);
   // Seconds rounded to milliseconds; null when absent.
   void Seconds(std::optional<double> value);
   // Wall time as ISO 8601 UTC (FormatIsoUtc); null when not positive, which

@@ -2,6 +2,7 @@
 // Loads the workflow file a command names (`keel run`, `graph`, `validate`),
 // reporting a script that does not load. Call from one thread.
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -9,8 +10,10 @@
 
 namespace keel::cli {
 
-// Loads `path` with the system clock. On failure prints the loader's messages
-// (which already name file:line and node) on stderr and returns null.
-std::shared_ptr<LoadedScript> LoadScript(const std::string& path);
+// Loads `path` with the system clock and `provider_urls` (LoadOptions). On
+// failure prints the loader's messages (which already name file:line and
+// node) on stderr and returns null.
+std::shared_ptr<LoadedScript> LoadScript(
+    const std::string& path, const std::map<std::string, std::string>& provider_urls = {});
 
 }  // namespace keel::cli

@@ -101,6 +101,7 @@ int Main(int argc, char** argv) {
   AddExecutionOptions(run_cmd, &run.workers, &run.max_inflight);
   run_cmd->add_flag("--json", run.json, "Print the result as one JSON object");
   AddDurabilityOption(run_cmd, &run.durability);
+  AddLlmOptions(run_cmd, &run.llm);
   run_cmd->callback([&] { action = [&] { return RunCommand(run); }; });
 
   ResumeArgs resume;
@@ -110,6 +111,7 @@ int Main(int argc, char** argv) {
   AddExecutionOptions(resume_cmd, &resume.workers, &resume.max_inflight);
   resume_cmd->add_flag("--json", resume.json, "Print the result as one JSON object");
   AddDurabilityOption(resume_cmd, &resume.durability);
+  AddLlmOptions(resume_cmd, &resume.llm);
   resume_cmd->callback([&] { action = [&] { return ResumeCommand(resume); }; });
 
   RunsArgs runs;

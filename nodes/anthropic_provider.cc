@@ -71,8 +71,8 @@ class MessageTranslator {
     if (text.empty()) return;
     Value block(rapidjson::kObjectType);
     block.AddMember("type", "text", alloc_);
-    block.AddMember("text", Value(text.c_str(), static_cast<rapidjson::SizeType>(text.size()), alloc_),
-                    alloc_);
+    block.AddMember(
+        "text", Value(text.c_str(), static_cast<rapidjson::SizeType>(text.size()), alloc_), alloc_);
     Append(role, std::move(block));
   }
 
@@ -83,8 +83,8 @@ class MessageTranslator {
       Value block(rapidjson::kObjectType);
       block.AddMember("type", "tool_use", alloc_);
       block.AddMember("id", Str(wire::StringOr(wire::Member(call, "id"))), alloc_);
-      block.AddMember("name",
-                      Str(function ? wire::StringOr(wire::Member(*function, "name")) : ""), alloc_);
+      block.AddMember("name", Str(function ? wire::StringOr(wire::Member(*function, "name")) : ""),
+                      alloc_);
       block.AddMember("input", Input(function ? wire::Member(*function, "arguments") : nullptr),
                       alloc_);
       Append("assistant", std::move(block));
@@ -219,8 +219,7 @@ HttpRequest AnthropicProvider::Build(const ProviderConfig& config, const ChatReq
   return request;
 }
 
-Result<ChatResponse> AnthropicProvider::Parse(const HttpResponse& response,
-                                              double wall_now) const {
+Result<ChatResponse> AnthropicProvider::Parse(const HttpResponse& response, double wall_now) const {
   if (Status failure = wire::NotSuccess(response, "anthropic", wall_now); !failure.ok()) {
     return failure;
   }

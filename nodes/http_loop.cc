@@ -73,8 +73,8 @@ double HttpResponse::RetryAfter(double wall_now) const {
   }
   std::string text = Header("retry-after");
   if (text.empty()) return -1;
-  double seconds = ParseSeconds(text);
-  if (seconds >= 0) return seconds;
+  double delay = ParseSeconds(text);
+  if (delay >= 0) return delay;
   time_t when = curl_getdate(text.c_str(), nullptr);
   if (when == -1) return -1;
   return std::max(0.0, static_cast<double>(when) - wall_now);

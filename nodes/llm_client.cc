@@ -6,7 +6,6 @@
 #include <utility>
 #include <vector>
 
-#include "nodes/openai_provider.h"
 #include "nodes/provider.h"
 #include "nodes/wire_json.h"
 
@@ -66,8 +65,8 @@ HttpResponse MockHttpResponse(const MockReply& reply) {
       response.headers.emplace_back("retry-after",
                                     std::to_string(static_cast<int64_t>(reply.retry_after)));
     } else {
-      response.headers.emplace_back(
-          "retry-after-ms", std::to_string(static_cast<int64_t>(reply.retry_after * 1000)));
+      response.headers.emplace_back("retry-after-ms",
+                                    std::to_string(static_cast<int64_t>(reply.retry_after * 1000)));
     }
   }
   return response;
@@ -134,8 +133,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
   // The mock answers after its latency unless the deadline or the token
   // ends the call first.
   void RunMock() {
-    static const OpenAIProvider kOpenAI;
-    std::string body = kOpenAI.Build(slot_->config, request_, "").body;
+    std::string body = ProviderFor("openai")->Build(slot_->config, request_, "").body;
     MockReply reply = mock_->Respond(body, MockDialect::kOpenAI);
     auto self = shared_from_this();
     if (deadline_ > 0) {
@@ -257,7 +255,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
   }
 
   Clock* const clock_;
-  HttpLoop* const loop_;      // null when the client has none
+  HttpLoop* const loop_;  // null when the client has none
   MockResponder* const mock_;
   const std::shared_ptr<const ProviderSlot> slot_;
   const ChatRequest request_;
@@ -279,14 +277,14 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
 
 Status CheckConfig(const ProviderConfig& config) {
   if (config.kind != "openai" && config.kind != "anthropic" && config.kind != "mock") {
-    return Status::Error(ErrorKind::kPermanent,
-                         "provider '" + config.name + "': unknown kind '" + config.kind +
-                             "' (expected openai, anthropic or mock)");
+    return Status::Error(ErrorKind::kPermanent, "provider '" + config.name + "': unknown kind '" +
+                                                    config.kind +
+                                                    "' (expected openai, anthropic or mock)");
   }
   if (config.kind != "mock" && config.base_url.empty()) {
-    return Status::Error(ErrorKind::kPermanent,
-                         "provider '" + config.name + "': base_url is required for kind '" +
-                             config.kind + "'");
+    return Status::Error(
+        ErrorKind::kPermanent,
+        "provider '" + config.name + "': base_url is required for kind '" + config.kind + "'");
   }
   return Status::Ok();
 }
@@ -345,8 +343,8 @@ void LlmClient::Call(const std::string& provider, ChatRequest request, const Can
       slot->wire != nullptr ? ApiKey(slot->config) : Result<std::string>(std::string());
   Status invalid = key.ok() ? CheckRequest(request) : key.status();
   auto call = std::make_shared<LlmCall>(clock_, loop_.get(), &mock_, std::move(slot),
-                                        std::move(request), key.ok() ? *key : std::string(),
-                                        cancel, deadline, std::move(done), start);
+                                        std::move(request), key.ok() ? *key : std::string(), cancel,
+                                        deadline, std::move(done), start);
   if (!invalid.ok()) return call->Fail(std::move(invalid));
   call->Start();
 }

@@ -7,14 +7,16 @@
 // With output kJson/kSchema the reply text must parse as JSON (a ```json
 // fence around it is allowed) and, for kSchema, validate against the schema
 // (RapidJSON's JSON Schema support); otherwise the call fails kTransient with
-// the reason, so retries and fallbacks apply.
+// the reason, so retries and fallbacks apply. On success the response's text
+// is that JSON, compact and without the fence.
 //
 // API keys are read from the provider's api_key_env at each call and never
 // appear in a result, a record or a message.
 //
 // Thread-safety: providers are added before any call; Call may then be used
-// from any thread. `done` runs once, on the I/O thread, the timer thread or
-// the calling thread; it must not block.
+// from any thread. `done` runs once, on the I/O thread, the timer thread, the
+// calling thread or the thread that cancels the call's token; it must not
+// block. The client must outlive its calls (destroy it after every `done`).
 
 #include <functional>
 #include <map>

@@ -507,26 +507,36 @@ void WriteString(JsonWriter& w, const std::string& s) {
   w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
-std::string ErrorBody(MockDialect dialect, int status, const std::string& message) {
-  struct Kind {
-    int status;
-    const char* openai_type;
-    const char* openai_code;
-    const char* anthropic_type;
+// How each status fault is described in both dialects.
+struct ErrorKind {
+  int status;
+  const char* reason;
+  const char* openai_type;
+  const char* openai_code;
+  const char* anthropic_type;
+};
+
+const ErrorKind& KindOf(int status) {
+  static const ErrorKind kKinds[] = {
+      {400, "bad request", "invalid_request_error", "invalid_request", "invalid_request_error"},
+      {401, "invalid API key", "invalid_request_error", "invalid_api_key", "authentication_error"},
+      {403, "permission denied", "permission_error", "permission_denied", "permission_error"},
+      {404, "model not found", "invalid_request_error", "model_not_found", "not_found_error"},
+      {429, "rate limit reached", "requests", "rate_limit_exceeded", "rate_limit_error"},
+      {502, "bad gateway", "server_error", "bad_gateway", "api_error"},
+      {503, "service unavailable", "server_error", "service_unavailable", "api_error"},
+      {529, "overloaded", "server_error", "overloaded", "overloaded_error"},
   };
-  static const Kind kKinds[] = {
-      {400, "invalid_request_error", "invalid_request", "invalid_request_error"},
-      {401, "invalid_request_error", "invalid_api_key", "authentication_error"},
-      {403, "permission_error", "permission_denied", "permission_error"},
-      {404, "invalid_request_error", "model_not_found", "not_found_error"},
-      {429, "requests", "rate_limit_exceeded", "rate_limit_error"},
-      {503, "server_error", "service_unavailable", "api_error"},
-      {529, "server_error", "overloaded", "overloaded_error"},
-  };
-  Kind kind{status, "server_error", "server_error", "api_error"};
-  for (const Kind& k : kKinds) {
-    if (k.status == status) kind = k;
+  static const ErrorKind kServerError{500, "internal server error", "server_error", "server_error",
+                                      "api_error"};
+  for (const ErrorKind& k : kKinds) {
+    if (k.status == status) return k;
   }
+  return kServerError;
+}
+
+std::string ErrorBody(MockDialect dialect, int status, const std::string& message) {
+  const ErrorKind& kind = KindOf(status);
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
@@ -744,12 +754,10 @@ MockReply MockFaultReply(MockDialect dialect, const std::string& fault,
   } else {
     reply.fault.clear();
     reply.status = std::atoi(fault.c_str());
-    std::string message = "mock: injected fault " + fault;
-    if (reply.status == 429) {
-      reply.retry_after = retry_after;
-      message = "mock: rate limit reached (injected fault 429)";
-    }
-    reply.body = ErrorBody(dialect, reply.status, message);
+    if (reply.status == 429) reply.retry_after = retry_after;
+    reply.body = ErrorBody(dialect, reply.status,
+                           std::string("mock: ") + KindOf(reply.status).reason + " (fault " +
+                               fault + ")");
   }
   return reply;
 }

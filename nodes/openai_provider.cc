@@ -12,8 +12,9 @@ using rapidjson::Value;
 
 bool MentionsJson(const std::string& text) {
   static const std::string kJson = "json";
-  auto it = std::search(text.begin(), text.end(), kJson.begin(), kJson.end(),
-                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+  auto it = std::search(text.begin(), text.end(), kJson.begin(), kJson.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
   return it != text.end();
 }
 
@@ -115,7 +116,8 @@ std::string ContentText(const Value* content) {
   if (content->IsString()) return wire::StringOr(content);
   std::string text;
   if (content->IsArray()) {
-    for (const Value& part : content->GetArray()) text += wire::StringOr(wire::Member(part, "text"));
+    for (const Value& part : content->GetArray())
+      text += wire::StringOr(wire::Member(part, "text"));
   }
   return text;
 }
@@ -167,7 +169,8 @@ Result<ChatResponse> OpenAIProvider::Parse(const HttpResponse& response, double 
   }
   const Value& choice = (*choices)[0];
   const Value* message = wire::Member(choice, "message");
-  if (message == nullptr || !message->IsObject()) return wire::Malformed("choices[0] has no message");
+  if (message == nullptr || !message->IsObject())
+    return wire::Malformed("choices[0] has no message");
 
   ChatResponse out;
   out.text = ContentText(wire::Member(*message, "content"));

@@ -5,7 +5,7 @@
 // thread-safe; shared by every call to providers of its kind.
 //
 // Failure kinds (see DESIGN §4): 429 -> kRateLimited with Retry-After;
-// 408, 409, 5xx (and Anthropic's 529) -> kTransient; 400, 401, 403, 404, 422
+// 408, 409, 425, 5xx (and Anthropic's 529) -> kTransient; 400, 401, 403, 404, 422
 // and other 4xx -> kPermanent; a body that is not the expected JSON ->
 // kTransient. Transport failures keep their kind. Messages quote at most a
 // short excerpt of the server's body and never contain the API key.
@@ -24,6 +24,8 @@ class Provider {
  public:
   virtual ~Provider() = default;
   // The request for `chat` to `config`; `api_key` may be empty (no auth header).
+  // Never fails: `chat.messages_json` must be a JSON array and the tools'
+  // parameters and the schema JSON objects (LlmClient checks before).
   virtual HttpRequest Build(const ProviderConfig& config, const ChatRequest& chat,
                             const std::string& api_key) const = 0;
   // The reply, or the failure `response` means. `wall_now` reads Retry-After dates.

@@ -25,8 +25,9 @@ inline void String(Writer& w, std::string_view s) {
 
 // "<RapidJSON's message> at offset N" for a document that failed to parse.
 inline std::string ParseErrorText(const rapidjson::Document& doc) {
-  return std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " at offset " +
-         std::to_string(doc.GetErrorOffset());
+  std::string what = rapidjson::GetParseError_En(doc.GetParseError());
+  if (!what.empty() && what.back() == '.') what.pop_back();
+  return what + " at offset " + std::to_string(doc.GetErrorOffset());
 }
 
 // Writes the JSON value `json`; writes `fallback` (itself JSON) when `json`

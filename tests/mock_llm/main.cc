@@ -85,7 +85,7 @@ int Main(int argc, char** argv) {
     return Usage(
         "--error-rate, --rate-limit-rate, --hang-rate, --malformed-rate, --truncate-rate and "
         "--reset-rate add up to " +
-        std::to_string(rates.Sum()) + "; they must not exceed 1");
+        CLI::detail::to_string(rates.Sum()) + "; they must not exceed 1");
   }
 
   RequestLog log;

@@ -1,0 +1,274 @@
+// LLM-agent fan-out: N independent keel.agent nodes against keel-mock-llm
+// (fixed latency, real HTTP over loopback) on `keel run --workers 2`, as
+// ratios to one call's latency, next to in-process oneTBB baselines and the
+// LangGraph-style sequential loop.
+//
+//   agent_bench                 N = 256, best and median of 5
+//   agent_bench --quick         N = 64, one repetition (a smoke test for ctest)
+//   agent_bench --n N --reps R  other sizes
+//
+// Fails (exit 1) only when something does not work: the server does not
+// start, a run or a call fails. It asserts no timings.
+
+#include <curl/curl.h>
+#include <rapidjson/document.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/agent_bench_baselines.h"
+#include "bench/agent_bench_process.h"
+
+namespace keel::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kLatencyMs = 200;
+constexpr int kWorkers = 2;
+
+struct Options {
+  int n = 256;
+  int reps = 5;
+  int sequential_calls = 256;  // extrapolated to n when fewer
+  bool warm_up = true;
+};
+
+// Best and median of repeated measurements.
+struct Series {
+  std::vector<double> values;
+
+  void Add(double v) { values.push_back(v); }
+  double Best() const { return *std::min_element(values.begin(), values.end()); }
+  double Median() const {
+    std::vector<double> sorted = values;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted[sorted.size() / 2];
+  }
+};
+
+// What the `keel run` repetitions of one workflow measured.
+struct KeelSeries {
+  Series wall;       // process: fork to exit
+  Series engine;     // the run's own duration_s
+  Series cpu;        // user + system of the process
+  Series rss_mb;     // peak RSS of the process
+  Series first_call; // run start to its first node's start
+  Series spread;     // first node's start to the last node's start
+  Series node;       // each node's own duration
+};
+
+fs::path TempDir() {
+  fs::path dir = fs::temp_directory_path() / ("keel-agent-bench-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+// N keel.agent nodes, all independent, asking the mock server at `base_url`.
+std::string AgentScript(int n, const std::string& base_url) {
+  std::ostringstream s;
+  s << "local keel = require \"keel\"\n"
+    << "keel.provider \"mock\" { kind = \"openai\", base_url = \"" << base_url
+    << "/v1\", model = \"mock\" }\n"
+    << "return keel.workflow \"fanout\" {\n";
+  for (int i = 1; i <= n; ++i) {
+    s << "  keel.agent \"a" << i << "\" { provider = \"mock\", prompt = \"question " << i
+      << "\" },\n";
+  }
+  s << "}\n";
+  return s.str();
+}
+
+// N keel.fn nodes that return at once: the same run without the LLM part.
+std::string FnScript(int n) {
+  std::ostringstream s;
+  s << "local keel = require \"keel\"\nreturn keel.workflow \"fanout\" {\n";
+  for (int i = 1; i <= n; ++i) {
+    s << "  keel.fn \"f" << i << "\" { run = function(ctx) return " << i << " end },\n";
+  }
+  s << "}\n";
+  return s.str();
+}
+
+fs::path Write(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::optional<rapidjson::Document> ParseJson(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str(), text.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  return doc;
+}
+
+void ShowFailure(const char* what, const std::string& err_path) {
+  std::ifstream in(err_path);
+  std::string line, last;
+  while (std::getline(in, line)) last = line;
+  std::fprintf(stderr, "%s failed; last stderr line: %s\n", what, last.c_str());
+}
+
+// Node timings of run `run_id` from `keel show --events --json`: when its
+// nodes started relative to the run, and how long each took.
+bool AddNodeTimes(const std::string& run_id, const fs::path& db, const fs::path& dir,
+                  KeelSeries* into) {
+  const std::string err = (dir / "show.err").string();
+  ChildRun show =
+      RunChild({KEEL_BIN, "show", run_id, "--events", "--json", "--db", db.string()}, err);
+  auto doc = show.ok ? ParseJson(show.out) : std::nullopt;
+  if (!doc || !doc->HasMember("events") || !doc->HasMember("nodes")) {
+    ShowFailure("keel show", err);
+    return false;
+  }
+  double run_start = -1, first = 1e300, last = -1e300;
+  for (const auto& e : (*doc)["events"].GetArray()) {
+    const std::string kind = e["kind"].GetString();
+    const double ts = e["ts"].GetDouble();
+    if (kind == "run_started") run_start = ts;
+    if (kind == "node_started") {
+      first = std::min(first, ts);
+      last = std::max(last, ts);
+    }
+  }
+  into->first_call.Add(first - run_start);
+  into->spread.Add(last - first);
+  for (const auto& node : (*doc)["nodes"].GetArray()) into->node.Add(node["duration_s"].GetDouble());
+  return true;
+}
+
+// One `keel run FILE --workers 2 --json`. With `node_times`, also reads the
+// run's node timings back (outside the measured time).
+bool KeelRun(const fs::path& flow, const fs::path& db, const fs::path& dir, bool node_times,
+             KeelSeries* into) {
+  const std::string err = (dir / "run.err").string();
+  ChildRun run = RunChild({KEEL_BIN, "run", flow.string(), "--db", db.string(), "--workers",
+                           std::to_string(kWorkers), "--json"},
+                          err);
+  auto doc = run.ok ? ParseJson(run.out) : std::nullopt;
+  if (!doc || std::strcmp((*doc)["status"].GetString(), "succeeded") != 0) {
+    ShowFailure("keel run", err);
+    return false;
+  }
+  into->wall.Add(run.wall_s);
+  into->engine.Add((*doc)["duration_s"].GetDouble());
+  into->cpu.Add(run.cpu_s);
+  into->rss_mb.Add(run.peak_rss_kb / 1024.0);
+  return !node_times || AddNodeTimes((*doc)["run_id"].GetString(), db, dir, into);
+}
+
+// `reps` measurements of `f` (seconds, -1 on failure) after an optional
+// warm-up; false when one failed.
+template <typename F>
+bool Repeat(const Options& opt, Series* into, F&& f) {
+  if (opt.warm_up && f() < 0) return false;
+  for (int i = 0; i < opt.reps; ++i) {
+    const double s = f();
+    if (s < 0) return false;
+    into->Add(s);
+  }
+  return true;
+}
+
+void PrintLine(const char* what, const Series& s, const char* note) {
+  const double latency = kLatencyMs / 1000.0;
+  std::printf("  %-30s %7.1f ms  %6.3fx latency   (median %.1f ms, %.3fx)%s\n", what,
+              s.Best() * 1e3, s.Best() / latency, s.Median() * 1e3, s.Median() / latency, note);
+}
+
+void PrintReport(const Options& opt, const KeelSeries& agent, const KeelSeries& fn,
+                 const Series& timer, const Series& multi, double sequential_s) {
+  const double latency = kLatencyMs / 1000.0;
+  const double n = opt.n;
+  std::printf("agent fan-out, N=%d, latency %d ms, --workers %d, %u cores (best of %d)\n", opt.n,
+              kLatencyMs, kWorkers, std::thread::hardware_concurrency(), opt.reps);
+  PrintLine("keel run (process wall)", agent.wall, "");
+  PrintLine("keel run (run's duration_s)", agent.engine, "");
+  PrintLine("async_node + timer thread", timer, "");
+  PrintLine("async_node + curl multi", multi, "");
+  const double seq = sequential_s * n / opt.sequential_calls;
+  std::printf("  %-30s %7.1f s   %6.0fx latency%s\n", "sequential (LangGraph-style)", seq,
+              seq / latency,
+              opt.sequential_calls < opt.n ? "   (calls run, extrapolated to N)" : "");
+  std::printf("  %-30s %7.1f ms  (duration_s %.1f ms; N keel.fn nodes returning at once)\n",
+              "keel fn-only run (process)", fn.wall.Best() * 1e3, fn.engine.Best() * 1e3);
+  std::printf("keel engine overhead per call: %.3f ms wall (run's own: %.3f ms), "
+              "%.3f ms CPU (fn-only run: %.3f ms, difference %.3f ms)\n",
+              (agent.wall.Best() - latency) / n * 1e3, (agent.engine.Best() - latency) / n * 1e3,
+              agent.cpu.Median() / n * 1e3, fn.cpu.Median() / n * 1e3,
+              (agent.cpu.Median() - fn.cpu.Median()) / n * 1e3);
+  std::printf("keel peak RSS: %.1f MB (fn-only run: %.1f MB)\n", agent.rss_mb.Median(),
+              fn.rss_mb.Median());
+  std::printf("keel agent nodes: first call %.1f ms after the run started, last %.1f ms after "
+              "the first; node durations median %.1f ms, max %.1f ms\n",
+              agent.first_call.Median() * 1e3, agent.spread.Median() * 1e3,
+              agent.node.Median() * 1e3, *std::max_element(agent.node.values.begin(),
+                                                           agent.node.values.end()) * 1e3);
+}
+
+int Run(const Options& opt) {
+  const fs::path dir = TempDir();
+  MockLlm server(MOCK_LLM_BIN, kLatencyMs);
+  if (server.port() == 0) return 1;
+  const fs::path agent_flow = Write(dir / "agents.lua", AgentScript(opt.n, server.base_url()));
+  const fs::path fn_flow = Write(dir / "fns.lua", FnScript(opt.n));
+  KeelSeries agent, fn, unused;
+  // keel first: a forked child's peak RSS counts this process's memory at the fork.
+  bool ok = !opt.warm_up || (KeelRun(agent_flow, dir / "agents.db", dir, false, &unused) &&
+                             KeelRun(fn_flow, dir / "fns.db", dir, false, &unused));
+  for (int i = 0; ok && i < opt.reps; ++i) {
+    ok = KeelRun(agent_flow, dir / "agents.db", dir, true, &agent) &&
+         KeelRun(fn_flow, dir / "fns.db", dir, false, &fn);
+  }
+  const std::string url = server.base_url() + "/v1/chat/completions";
+  Series timer, multi;
+  ok = ok && Repeat(opt, &timer, [&] { return AsyncTimerRun(opt.n, kLatencyMs / 1000.0, kWorkers); });
+  ok = ok && Repeat(opt, &multi, [&] { return AsyncCurlRun(opt.n, url, kWorkers); });
+  const double sequential = ok ? SequentialRun(opt.sequential_calls, url) : -1;
+  if (sequential >= 0) PrintReport(opt, agent, fn, timer, multi, sequential);
+  fs::remove_all(dir);
+  return sequential >= 0 ? 0 : 1;
+}
+
+bool ParseOptions(int argc, char** argv, Options* opt) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      opt->n = 64;
+      opt->reps = 1;
+      opt->sequential_calls = 16;
+      opt->warm_up = false;
+    } else if ((arg == "--n" || arg == "--reps") && i + 1 < argc) {
+      (arg == "--n" ? opt->n : opt->reps) = std::atoi(argv[++i]);
+    } else {
+      return false;
+    }
+  }
+  opt->sequential_calls = std::min(opt->sequential_calls, opt->n);
+  return opt->n > 0 && opt->reps > 0;
+}
+
+}  // namespace
+}  // namespace keel::bench
+
+int main(int argc, char** argv) {
+  keel::bench::Options opt;
+  if (!keel::bench::ParseOptions(argc, argv, &opt)) {
+    std::fprintf(stderr, "usage: agent_bench [--quick] [--n N] [--reps R]\n");
+    return 2;
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  const int rc = keel::bench::Run(opt);
+  curl_global_cleanup();
+  return rc;
+}
