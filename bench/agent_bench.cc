@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -112,6 +113,17 @@ std::optional<rapidjson::Document> ParseJson(const std::string& text) {
   return doc;
 }
 
+// Seconds since the epoch of an ISO 8601 UTC time "2026-11-23T19:02:12.367Z".
+double IsoSeconds(const char* iso) {
+  std::tm tm{};
+  int ms = 0;
+  std::sscanf(iso, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+              &tm.tm_min, &tm.tm_sec, &ms);
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<double>(timegm(&tm)) + ms / 1000.0;
+}
+
 void ShowFailure(const char* what, const std::string& err_path) {
   std::ifstream in(err_path);
   std::string line, last;
@@ -134,7 +146,7 @@ bool AddNodeTimes(const std::string& run_id, const fs::path& db, const fs::path&
   double run_start = -1, first = 1e300, last = -1e300;
   for (const auto& e : (*doc)["events"].GetArray()) {
     const std::string kind = e["kind"].GetString();
-    const double ts = e["ts"].GetDouble();
+    const double ts = IsoSeconds(e["ts"].GetString());
     if (kind == "run_started") run_start = ts;
     if (kind == "node_started") {
       first = std::min(first, ts);
@@ -143,7 +155,9 @@ bool AddNodeTimes(const std::string& run_id, const fs::path& db, const fs::path&
   }
   into->first_call.Add(first - run_start);
   into->spread.Add(last - first);
-  for (const auto& node : (*doc)["nodes"].GetArray()) into->node.Add(node["duration_s"].GetDouble());
+  for (const auto& node : (*doc)["nodes"].GetArray()) {
+    if (node["duration_s"].IsNumber()) into->node.Add(node["duration_s"].GetDouble());
+  }
   return true;
 }
 

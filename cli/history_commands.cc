@@ -10,6 +10,7 @@
 #include "cli/exit_codes.h"
 #include "cli/format.h"
 #include "cli/json_out.h"
+#include "cli/llm_usage.h"
 #include "cli/table.h"
 #include "engine/clock.h"
 
@@ -70,6 +71,8 @@ int RunsCommand(const RunsArgs& args) {
       out.Key("nodes_done").Int(listing->nodes_done);
       out.Key("nodes_total").Int(run.node_count);
       out.Key("error").StringOrNull(run.error);
+      out.Key("usage");
+      WriteUsageJson(&out, listing->usage);
       out.EndObject();
     }
     out.EndArray();
@@ -82,12 +85,29 @@ int RunsCommand(const RunsArgs& args) {
     std::fprintf(stderr, "no %s in %s\n", what.c_str(), db_path.c_str());
     return kExitSucceeded;
   }
-  Table table({"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES"});
+  // TOKENS only when a listed run made LLM calls, COST only when one was priced.
+  bool spent = false;
+  bool priced = false;
+  for (const auto& [listing, label] : rows) {
+    spent = spent || listing->usage.tokens() > 0 || listing->usage.cost > 0;
+    priced = priced || listing->usage.cost > 0;
+  }
+  std::vector<std::string> header = {"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES"};
+  if (spent) header.push_back("TOKENS");
+  if (priced) header.push_back("COST");
+  Table table(std::move(header));
   for (const auto& [listing, label] : rows) {
     const RunRecord& run = listing->run;
-    table.AddRow({run.id, run.workflow, label, FormatLocalTime(run.created_at),
-                  FormatDurationOrDash(RunSeconds(run, label, now)),
-                  fmt::format("{}/{}", listing->nodes_done, run.node_count)});
+    const Usage& usage = listing->usage;
+    std::vector<std::string> row = {run.id,
+                                    run.workflow,
+                                    label,
+                                    FormatLocalTime(run.created_at),
+                                    FormatDurationOrDash(RunSeconds(run, label, now)),
+                                    fmt::format("{}/{}", listing->nodes_done, run.node_count)};
+    if (spent) row.push_back(usage.tokens() > 0 ? FormatCount(usage.tokens()) : "-");
+    if (priced) row.push_back(usage.cost > 0 ? FormatCost(usage.cost) : "-");
+    table.AddRow(std::move(row));
   }
   table.Print(stdout);
   return kExitSucceeded;

@@ -32,11 +32,21 @@ constexpr Phrase kPhrases[] = {
     {"fallback_started", "fallback", ""},
     {"join_satisfied", "join satisfied", ""},
     {"bulkhead_queued", "queued", ""},
+    {"llm_call", "llm call", "llm calls"},
+    {"hedge_started", "hedge", "hedges"},
+    {"tool_call", "tool call", "tool calls"},
 };
+
+// The work a node pays for: counted whether the node did it or a node of
+// the fallback workflow it ran (a "fallback_event" wrapping it).
+constexpr std::string_view kWorkKinds[] = {"llm_call", "hedge_started", "hedge_aborted",
+                                           "tool_call"};
 
 // Counted kinds that DescribePolicyEvents leaves out: failures are told by
 // the retries, timeouts and the node's error; a fallback's end by its status.
-constexpr std::string_view kCountedOnly[] = {"attempt_failed", "fallback_finished"};
+// A hedge's abort is told by its start.
+constexpr std::string_view kCountedOnly[] = {"attempt_failed", "fallback_finished",
+                                             "hedge_aborted"};
 
 bool IsPolicyKind(std::string_view kind) {
   for (const Phrase& phrase : kPhrases) {
@@ -48,14 +58,25 @@ bool IsPolicyKind(std::string_view kind) {
   return false;
 }
 
-// Whether attempt_failed data `json` says the attempt timed out.
-bool TimedOut(const std::string& json) {
+// The string member `name` of JSON object `json`, or "".
+std::string StringMember(const std::string& json, const char* name) {
   rapidjson::Document data;
   data.Parse(json.c_str());
-  if (data.HasParseError() || !data.IsObject()) return false;
-  auto kind = data.FindMember("kind");
-  return kind != data.MemberEnd() && kind->value.IsString() &&
-         std::string_view(kind->value.GetString()) == "timeout";
+  if (data.HasParseError() || !data.IsObject()) return "";
+  auto it = data.FindMember(name);
+  return it != data.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+}
+
+// The kind `event` is counted under: its own, or for a fallback_event the
+// wrapped kind when that is work the node pays for; "" when not counted.
+std::string CountedKind(const EventRecord& event) {
+  if (IsPolicyKind(event.kind)) return event.kind;
+  if (event.kind != "fallback_event") return "";
+  std::string inner = StringMember(event.data_json, "event");
+  for (std::string_view work : kWorkKinds) {
+    if (work == inner) return inner;
+  }
+  return "";
 }
 
 }  // namespace
@@ -63,10 +84,14 @@ bool TimedOut(const std::string& json) {
 std::map<std::string, PolicyCounts> CountPolicyEvents(const std::vector<EventRecord>& events) {
   std::map<std::string, PolicyCounts> by_node;
   for (const EventRecord& event : events) {
-    if (event.node.empty() || !IsPolicyKind(event.kind)) continue;
+    if (event.node.empty()) continue;
+    std::string kind = CountedKind(event);
+    if (kind.empty()) continue;
     PolicyCounts& counts = by_node[event.node];
-    ++counts[event.kind];
-    if (event.kind == "attempt_failed" && TimedOut(event.data_json)) ++counts[kTimedOut];
+    ++counts[kind];
+    if (kind == "attempt_failed" && StringMember(event.data_json, "kind") == "timeout") {
+      ++counts[kTimedOut];
+    }
   }
   return by_node;
 }

@@ -11,6 +11,8 @@
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
+#include "cli/llm_options.h"
+#include "cli/llm_usage.h"
 #include "cli/load_script.h"
 #include "cli/params.h"
 #include "cli/progress.h"
@@ -23,19 +25,38 @@
 namespace keel::cli {
 namespace {
 
+// What the run's LLM calls spent, earlier attempts included; nothing when
+// its events cannot be read.
+LlmTotals RunUsage(Store* store, const std::string& run_id) {
+  auto events = store->GetEvents(run_id);
+  return events.ok() ? SumLlmUsage(*events).total : LlmTotals{};
+}
+
 // Runs the workflow through `start` with a progress display and prints the
 // report. Returns the exit code.
 template <typename StartFn>
-int Execute(const WorkflowSpec& workflow, ProgressOptions progress_options, bool json,
-            StartFn start) {
+int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options,
+            bool json, StartFn start) {
   std::unique_ptr<Progress> progress = MakeProgress(workflow, std::move(progress_options));
   double began = SystemClock()->Now();
   Result<RunReport> report = start(progress.get());
   double seconds = SystemClock()->Now() - began;
   progress->Close();
   if (!report.ok()) return UsageError(report.status().message());
-  PrintRunReport(*report, workflow, seconds, json);
+  PrintRunReport(*report, workflow, seconds, RunUsage(store, report->run_id), json);
   return ExitCodeFor(report->status);
+}
+
+// The executor options `llm` and the command's other flags give `workflow`
+// of `script`.
+ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
+                            const LoadedScript& script, const WorkflowSpec& workflow) {
+  ExecutorOptions options;
+  options.workers = workers;
+  options.max_inflight = max_inflight;
+  options.library = &script.workflows;
+  options.budget = RunBudget(llm, workflow.budget);
+  return options;
 }
 
 }  // namespace
@@ -44,7 +65,7 @@ int RunCommand(const RunArgs& args) {
   // Check the -p syntax before running any script code.
   auto syntax = ApplyParamOverrides(MakeJson("{}"), args.params);
   if (!syntax.ok()) return UsageError(syntax.status().message());
-  std::shared_ptr<LoadedScript> script = LoadScript(args.file);
+  std::shared_ptr<LoadedScript> script = LoadScript(args.file, ProviderUrls(args.llm.providers));
   if (!script) return kExitUsage;
   const WorkflowSpec& workflow = script->main_workflow();
   auto params = ApplyParamOverrides(workflow.params, args.params);
@@ -54,11 +75,9 @@ int RunCommand(const RunArgs& args) {
   auto store = OpenDb(db_path, {.create = true, .durability = args.durability});
   if (!store.ok()) return UsageError(store.status().message());
 
-  ExecutorOptions options;
-  options.workers = args.workers;
-  options.max_inflight = args.max_inflight;
-  options.library = &script->workflows;
-  return Execute(workflow, {}, args.json, [&](Progress* progress) {
+  ExecutorOptions options =
+      MakeOptions(args.workers, args.max_inflight, args.llm, *script, workflow);
+  return Execute(workflow, store->get(), {}, args.json, [&](Progress* progress) {
     Runner runner(SystemClock(), store->get(), progress);
     return runner.Start(workflow, script->info, *params, options);
   });
@@ -86,7 +105,8 @@ int ResumeCommand(const ResumeArgs& args) {
     return UsageError(fmt::format("cannot resume run {}: its script {} no longer exists", run->id,
                                   run->script_path));
   }
-  std::shared_ptr<LoadedScript> script = LoadScript(run->script_path);
+  std::shared_ptr<LoadedScript> script =
+      LoadScript(run->script_path, ProviderUrls(args.llm.providers));
   if (!script) return kExitUsage;
   const WorkflowSpec* workflow = script->Find(run->workflow);
   if (workflow == nullptr) {
@@ -108,11 +128,10 @@ int ResumeCommand(const ResumeArgs& args) {
     if (IsKeptOnResume(node.status)) progress_options.kept.emplace(node.node, node.status);
   }
 
-  ExecutorOptions options;
-  options.workers = args.workers;
-  options.max_inflight = args.max_inflight;
-  options.library = &script->workflows;
-  return Execute(*workflow, std::move(progress_options), args.json, [&](Progress* progress) {
+  ExecutorOptions options =
+      MakeOptions(args.workers, args.max_inflight, args.llm, *script, *workflow);
+  return Execute(*workflow, store->get(), std::move(progress_options), args.json,
+                 [&](Progress* progress) {
     Runner runner(SystemClock(), store->get(), progress);
     return runner.Resume(*run, *workflow, script->info, options);
   });

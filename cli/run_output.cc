@@ -51,7 +51,8 @@ void PrintText(const RunReport& report, const WorkflowSpec& workflow, double sec
   }
 }
 
-void PrintJson(const RunReport& report, const WorkflowSpec& workflow, double seconds) {
+void PrintJson(const RunReport& report, const WorkflowSpec& workflow, double seconds,
+               const LlmTotals& usage) {
   JsonOut out;
   out.BeginObject();
   out.Key("run_id").String(report.run_id);
@@ -78,6 +79,8 @@ void PrintJson(const RunReport& report, const WorkflowSpec& workflow, double sec
   }
   out.EndObject();
   out.Key("error").StringOrNull(report.error);
+  out.Key("usage");
+  WriteUsageJson(&out, usage);
   out.EndObject();
   out.Print(stdout);
 }
@@ -85,13 +88,16 @@ void PrintJson(const RunReport& report, const WorkflowSpec& workflow, double sec
 }  // namespace
 
 void PrintRunReport(const RunReport& report, const WorkflowSpec& workflow, double seconds,
-                    bool json) {
+                    const LlmTotals& usage, bool json) {
   if (json) {
-    PrintJson(report, workflow, seconds);
+    PrintJson(report, workflow, seconds, usage);
   } else {
     PrintText(report, workflow, seconds);
   }
   std::fflush(stdout);
+  if (!json && usage.calls > 0) {
+    std::fprintf(stderr, "tokens: %s\n", DescribeTokens(usage.usage).c_str());
+  }
 }
 
 }  // namespace keel::cli

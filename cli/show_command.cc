@@ -1,5 +1,6 @@
 // `keel show`: one run in detail — its header, a table of its nodes with
-// what the policy stack did to each, and, with --events, its event log.
+// what the policy stack did to each and what their LLM calls spent, and,
+// with --events, its event log.
 
 #include <fmt/format.h>
 
@@ -13,6 +14,7 @@
 #include "cli/exit_codes.h"
 #include "cli/format.h"
 #include "cli/json_out.h"
+#include "cli/llm_usage.h"
 #include "cli/policy_events.h"
 #include "cli/recorded_script.h"
 #include "cli/table.h"
@@ -94,6 +96,7 @@ struct RunDetail {
   std::optional<double> seconds;
   std::vector<NodeRecord> nodes;
   std::map<std::string, PolicyCounts> policy;  // by node
+  RunLlmUsage llm;
   std::vector<EventRecord> events;
   bool show_events;  // --events
 };
@@ -102,6 +105,12 @@ const PolicyCounts& PolicyOf(const RunDetail& detail, const std::string& node) {
   static const PolicyCounts kNone;
   auto it = detail.policy.find(node);
   return it == detail.policy.end() ? kNone : it->second;
+}
+
+const LlmTotals& LlmOf(const RunDetail& detail, const std::string& node) {
+  static const LlmTotals kNone;
+  auto it = detail.llm.by_node.find(node);
+  return it == detail.llm.by_node.end() ? kNone : it->second;
 }
 
 void PrintJson(const RunDetail& detail) {
@@ -118,6 +127,8 @@ void PrintJson(const RunDetail& detail) {
   out.Key("finished_at").TimeOrNull(run.finished_at);
   out.Key("duration_s").Seconds(detail.seconds);
   out.Key("error").StringOrNull(run.error);
+  out.Key("usage");
+  WriteUsageJson(&out, detail.llm.total);
   out.Key("nodes");
   out.BeginArray();
   for (const NodeRecord& node : detail.nodes) {
@@ -136,6 +147,8 @@ void PrintJson(const RunDetail& detail) {
       out.Key(kind).Int(count);
     }
     out.EndObject();
+    out.Key("usage");
+    WriteUsageJson(&out, LlmOf(detail, node.node));
     out.EndObject();
   }
   out.EndArray();
@@ -166,6 +179,13 @@ void PrintText(const RunDetail& detail) {
   std::printf("params    %s\n", run.params_json.c_str());
   std::printf("started   %s\n", FormatLocalTime(run.created_at).c_str());
   std::printf("duration  %s\n", FormatDurationOrDash(detail.seconds).c_str());
+  const LlmTotals& total = detail.llm.total;
+  const bool llm = total.calls > 0;
+  if (llm) {
+    std::printf("tokens    %s\n", DescribeTokens(total.usage).c_str());
+    std::printf("llm calls %d, taking %s in all\n", total.calls,
+                FormatDuration(total.seconds).c_str());
+  }
   std::printf("error     %s\n", run.error.empty() ? "-" : IndentFollowing(run.error, 10).c_str());
 
   std::printf("\n");
@@ -176,7 +196,11 @@ void PrintText(const RunDetail& detail) {
     described.push_back(DescribePolicyEvents(PolicyOf(detail, node.node)));
     policy = policy || !described.back().empty();
   }
+  // TOKENS only when there were LLM calls, COST only when one was priced.
+  const bool priced = total.usage.cost > 0;
   std::vector<std::string> header = {"NODE", "STATUS", "ATTEMPTS", "DURATION"};
+  if (llm) header.push_back("TOKENS");
+  if (priced) header.push_back("COST");
   if (policy) header.push_back("EVENTS");
   header.push_back("ERROR");
   Table table(std::move(header));
@@ -185,6 +209,9 @@ void PrintText(const RunDetail& detail) {
     std::vector<std::string> row = {node.node, std::string(NodeStatusName(node.status)),
                                     std::to_string(node.attempts),
                                     FormatDurationOrDash(NodeSeconds(node))};
+    const LlmTotals& spent = LlmOf(detail, node.node);
+    if (llm) row.push_back(spent.calls > 0 ? FormatCount(spent.usage.tokens()) : "-");
+    if (priced) row.push_back(spent.usage.cost > 0 ? FormatCost(spent.usage.cost) : "-");
     if (policy) row.push_back(std::move(described[i]));
     row.push_back(NodeError(node));
     table.AddRow(std::move(row));
@@ -199,9 +226,10 @@ void PrintText(const RunDetail& detail) {
   std::printf("\n");
   Table log({"seq", "time", "node", "kind", "data"});
   for (const EventRecord& event : detail.events) {
+    std::string data = DescribeLlmCall(event);
+    if (data.empty() && event.data_json != "{}") data = OneLine(event.data_json);
     log.AddRow({std::to_string(event.seq), FormatClockTime(event.ts),
-                event.node.empty() ? "-" : event.node, event.kind,
-                event.data_json == "{}" ? "" : OneLine(event.data_json)});
+                event.node.empty() ? "-" : event.node, event.kind, std::move(data)});
   }
   log.Print(stdout);
 }
@@ -227,6 +255,7 @@ int ShowCommand(const ShowArgs& args) {
                    .seconds = seconds,
                    .nodes = InWorkflowOrder(*run, std::move(*nodes)),
                    .policy = CountPolicyEvents(*events),
+                   .llm = SumLlmUsage(*events),
                    .events = std::move(*events),
                    .show_events = args.events};
   if (args.json) {

@@ -88,11 +88,11 @@ struct Transfer {
   uint64_t id = 0;
   HttpRequest request;
   HttpDone done;
-  double sent_at = 0;            // Clock::Now() at Send
-  uint64_t subscription = 0;     // on request.cancel; 0: none
+  double sent_at = 0;         // Clock::Now() at Send
+  uint64_t subscription = 0;  // on request.cancel; 0: none
   CURL* easy = nullptr;
   curl_slist* header_list = nullptr;
-  long timeout_ms = 0;           // CURLOPT_TIMEOUT_MS; 0: none
+  long timeout_ms = 0;  // CURLOPT_TIMEOUT_MS; 0: none
   char error[CURL_ERROR_SIZE] = {};
   HttpResponse response;
 };
@@ -106,7 +106,7 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   std::string line(data, size * count);
   if (line.rfind("HTTP/", 0) == 0) {
-    // A new response begins (after a 1xx or a redirect): keep only its headers.
+    // A new response begins (after a 1xx): keep only its headers.
     transfer->response.headers.clear();
     return size * count;
   }
@@ -131,12 +131,14 @@ bool IsPermanent(CURLcode code) {
   }
 }
 
-// State shared by the loop and the cancel callbacks it subscribes, which may
-// outlive the loop when a token is cancelled as a transfer ends. All fields
-// are guarded by `mu`.
+// State shared by Send, the I/O thread and the cancel callbacks, which may
+// outlive the loop when a token is cancelled as a transfer ends. `multi` is
+// set before any thread starts; every other field is guarded by `mu`.
 struct LoopShared {
   std::mutex mu;
-  CURLM* multi = nullptr;  // woken only while !stopping; freed after the thread joins
+  // Callbacks wake it only while !stopping, under `mu`; it is freed after the
+  // I/O thread joins.
+  CURLM* multi = nullptr;
   std::deque<std::unique_ptr<Transfer>> queued;  // sent, not yet added to `multi`
   std::vector<uint64_t> cancelled;               // transfer ids whose token fired
   bool stopping = false;
@@ -226,11 +228,11 @@ void HttpLoop::Impl::Add(std::unique_ptr<Transfer> transfer) {
     double remaining = request.deadline - clock->Now();
     if (remaining <= 0) {
       double waited = clock->Now() - transfer->sent_at;
-      return Finish(std::move(transfer),
-                    Status::Error(ErrorKind::kTimeout,
-                                  request.method + " " + RedactedUrl(request.url) +
-                                      ": timed out after " + FormatSeconds(waited) +
-                                      " s before it was sent"));
+      return Finish(
+          std::move(transfer),
+          Status::Error(ErrorKind::kTimeout, request.method + " " + RedactedUrl(request.url) +
+                                                 ": timed out after " + FormatSeconds(waited) +
+                                                 " s before it was sent"));
     }
     transfer->timeout_ms = std::max(1L, static_cast<long>(std::ceil(remaining * 1000)));
   }

@@ -59,10 +59,14 @@ class HttpLoop {
   // `clock` turns deadlines into curl timeouts. The thread starts with the
   // first Send.
   explicit HttpLoop(Clock* clock);
+  // Must not run inside a `done` (it joins the I/O thread).
   ~HttpLoop();
   HttpLoop(const HttpLoop&) = delete;
   HttpLoop& operator=(const HttpLoop&) = delete;
 
+  // Queues `request`; `done` later gets the response or the transport
+  // failure, exactly once, on the I/O thread. Callable from any thread, from
+  // inside a `done` too.
   void Send(HttpRequest request, HttpDone done);
 
   // Transfers queued or in flight; for tests and benches.

@@ -75,7 +75,8 @@ HttpResponse MockHttpResponse(const MockReply& reply) {
 // One call from Call to `done`. Owned by shared_ptrs held by whatever may
 // still complete it (the gate, the HTTP loop, the mock's timers, the cancel
 // token's subscription); the first to Finish wins (completed_), the others
-// do nothing. Methods run on the calling, I/O or timer thread.
+// do nothing. Methods run on the calling, I/O or timer thread, or on the
+// thread that cancels the token.
 class LlmCall : public std::enable_shared_from_this<LlmCall> {
  public:
   LlmCall(Clock* clock, HttpLoop* loop, MockResponder* mock,
@@ -99,7 +100,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
                          [self](Status admitted) { self->Admitted(std::move(admitted)); });
   }
 
-  // Ends the call with `failure`, for failures found before the gate.
+  // Ends the call with `failure`: no tokens used, no HTTP status.
   void Fail(Status failure) { Finish(std::move(failure), 0, Usage()); }
 
  private:

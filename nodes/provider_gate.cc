@@ -77,7 +77,9 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
     tpm.Refill(now - refilled_at);
     refilled_at = std::max(refilled_at, now);
   }
-  bool SlotFree() const { return limits.max_concurrency <= 0 || in_flight < limits.max_concurrency; }
+  bool SlotFree() const {
+    return limits.max_concurrency <= 0 || in_flight < limits.max_concurrency;
+  }
   // Whether a call may start now (after Refill).
   bool CanAdmit() const {
     return SlotFree() && (rpm.rate == 0 || rpm.level >= 1 - kSlack) &&
@@ -109,7 +111,7 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
   TimerId timer = 0;   // the pending timer, when armed
   double timer_due = kNever;
   uint64_t timer_generation = 0;  // of the armed timer; older ones are stale when they fire
-  bool closed = false;  // the gate is gone: nothing more is admitted
+  bool closed = false;            // the gate is gone: nothing more is admitted
 };
 
 void ProviderGate::Impl::Pump(std::vector<Outcome>& outcomes) {
@@ -117,10 +119,10 @@ void ProviderGate::Impl::Pump(std::vector<Outcome>& outcomes) {
   Refill(now);
   for (auto it = queue.begin(); it != queue.end();) {
     if (it->deadline > 0 && now >= it->deadline) {
-      outcomes.push_back({std::move(it->admitted),
-                          Status::Error(ErrorKind::kTimeout,
-                                        "timed out waiting for the provider's rate limit"),
-                          it->cancel, it->subscription});
+      outcomes.push_back(
+          {std::move(it->admitted),
+           Status::Error(ErrorKind::kTimeout, "timed out waiting for the provider's rate limit"),
+           it->cancel, it->subscription});
       it = queue.erase(it);
     } else {
       ++it;
@@ -260,9 +262,10 @@ void ProviderGate::Release(int64_t estimated_tokens, int64_t used_tokens) {
     if (impl.in_flight > 0) --impl.in_flight;
     impl.Refill(impl.clock->Now());
     if (impl.tpm.rate > 0) {
-      impl.tpm.level = std::min(
-          impl.tpm.capacity,
-          impl.tpm.level - static_cast<double>(used_tokens - std::max<int64_t>(0, estimated_tokens)));
+      impl.tpm.level =
+          std::min(impl.tpm.capacity,
+                   impl.tpm.level -
+                       static_cast<double>(used_tokens - std::max<int64_t>(0, estimated_tokens)));
     }
     if (!impl.closed) impl.Pump(outcomes);
   }

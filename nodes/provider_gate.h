@@ -9,7 +9,8 @@
 // deadline passes, gets `admitted(kCancelled|kTimeout)` instead and leaves
 // the queue. Every admitted call must be Released once with the tokens it
 // really used (the tpm bucket is charged the estimate at admission and
-// corrected then). Thread-safe; one mutex guards the buckets and the queue.
+// corrected then). Destroying the gate ends the calls still waiting with
+// kCancelled. Thread-safe; one mutex guards the buckets and the queue.
 
 #include <cstdint>
 #include <deque>

@@ -77,6 +77,38 @@ constexpr int kDecl = 2;
 constexpr int kPolicy = 3;
 constexpr int kAgent = 4;
 
+// What a declaration being built is called, where, and the start of its
+// messages ("file.lua:3: node 'draft': ").
+struct Declaring {
+  std::string name;
+  std::string where;
+  std::string prefix;
+};
+
+// Starts the second call of keel.fn, keel.agent (`what` is "node"),
+// keel.provider or keel.workflow: upvalue 1 is the name, the table at kGiven
+// holds `contents`. Pushes the declaration table (kDecl) holding name
+// and where. Providers and workflows are refused once the script has loaded.
+// Returns 0, or kLuaRaise with the message pushed.
+int BeginDeclaration(lua_State* L, const std::string& what, const std::string& contents,
+                     Declaring* d) {
+  d->name = lua_tostring(L, lua_upvalueindex(1));
+  d->where = CallerWhere(L);
+  d->prefix = d->where + ": " + what + " '" + d->name + "': ";
+  if (what != "node" && ActiveNodeOf(L) != nullptr) {
+    return Raise(L, d->prefix + "keel." + what + " can only be used while the script loads");
+  }
+  if (lua_type(L, kGiven) != LUA_TTABLE) {
+    return Raise(
+        L, d->prefix + "expects a table of " + contents + ", got " + luaL_typename(L, kGiven));
+  }
+  lua_settop(L, kGiven);
+  lua_createtable(L, 0, 8);
+  SetString(L, kDecl, "name", d->name);
+  SetString(L, kDecl, "where", d->where);
+  return 0;
+}
+
 int StoreSlot(unsigned owner, OptionStore store) {
   if (owner == kProviderOption || store == OptionStore::kDeclaration) return kDecl;
   return store == OptionStore::kPolicy ? kPolicy : kAgent;
@@ -143,20 +175,14 @@ int StoreJson(lua_State* L, int slot, const char* field, const std::string& pref
 // keel.fn / keel.agent "name" { options }: the second call. Upvalue 1 is the
 // name, upvalue 2 the kind (kFnOption or kAgentOption).
 int NodeOptions(lua_State* L) {
-  std::string name = lua_tostring(L, lua_upvalueindex(1));
   unsigned owner = static_cast<unsigned>(lua_tointeger(L, lua_upvalueindex(2)));
-  std::string where = CallerWhere(L);
-  std::string prefix = where + ": node '" + name + "': ";
-  if (lua_type(L, kGiven) != LUA_TTABLE) {
-    return Raise(L, prefix + "expects a table of options, got " + luaL_typename(L, kGiven));
-  }
-  lua_settop(L, kGiven);
-  lua_createtable(L, 0, 8);  // kDecl
+  const char* kind = KindName(owner);
+  Declaring d;
+  if (BeginDeclaration(L, "node", "options", &d) == kLuaRaise) return kLuaRaise;
+  const std::string& prefix = d.prefix;
   lua_createtable(L, 0, 0);  // kPolicy
   lua_createtable(L, 0, 0);  // kAgent
-  SetString(L, kDecl, "name", name);
-  SetString(L, kDecl, "where", where);
-  SetString(L, kDecl, "kind", KindName(owner));
+  SetString(L, kDecl, "kind", kind);
   if (StoreOptions(L, owner, prefix) == kLuaRaise) return kLuaRaise;
   if (owner == kAgentOption) {
     std::string missing = MissingAgentOption(L);
@@ -190,17 +216,16 @@ int NodeName(lua_State* L) {
 }
 
 // Appends the declaration at kDecl to the registry list at `list_key` unless
-// that list has an entry called `name` already. Returns the number of entries
+// that list has an entry called d.name already. Returns the number of entries
 // before it, or kLuaRaise with the message pushed.
-int Register(lua_State* L, const void* list_key, const char* what, const std::string& name,
-             const std::string& where) {
+int Register(lua_State* L, const void* list_key, const char* what, const Declaring& d) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, list_key);
   int list = lua_gettop(L);
   lua_Integer declared = static_cast<lua_Integer>(lua_rawlen(L, list));
   for (lua_Integer i = 1; i <= declared; ++i) {
     lua_rawgeti(L, list, i);
-    if (RawString(L, -1, "name") == name) {
-      return Raise(L, where + ": " + what + " '" + name + "' is declared twice (first at " +
+    if (RawString(L, -1, "name") == d.name) {
+      return Raise(L, d.where + ": " + what + " '" + d.name + "' is declared twice (first at " +
                           RawString(L, -1, "where") + ")");
     }
     lua_pop(L, 1);
@@ -235,24 +260,13 @@ std::string FinishProvider(lua_State* L) {
 // keel.provider "name" { options }: the second call. Upvalue 1 is the name.
 // Registers the provider and returns its name.
 int ProviderOptions(lua_State* L) {
-  std::string name = lua_tostring(L, lua_upvalueindex(1));
-  std::string where = CallerWhere(L);
-  std::string prefix = where + ": provider '" + name + "': ";
-  if (ActiveNodeOf(L) != nullptr) {
-    return Raise(L, prefix + "keel.provider can only be used while the script loads");
-  }
-  if (lua_type(L, kGiven) != LUA_TTABLE) {
-    return Raise(L, prefix + "expects a table of options, got " + luaL_typename(L, kGiven));
-  }
-  lua_settop(L, kGiven);
-  lua_createtable(L, 0, 12);  // kDecl
-  SetString(L, kDecl, "name", name);
-  SetString(L, kDecl, "where", where);
-  if (StoreOptions(L, kProviderOption, prefix) == kLuaRaise) return kLuaRaise;
+  Declaring d;
+  if (BeginDeclaration(L, "provider", "options", &d) == kLuaRaise) return kLuaRaise;
+  if (StoreOptions(L, kProviderOption, d.prefix) == kLuaRaise) return kLuaRaise;
   std::string problem = FinishProvider(L);
-  if (!problem.empty()) return Raise(L, prefix + problem);
-  if (Register(L, &kProviderListKey, "provider", name, where) == kLuaRaise) return kLuaRaise;
-  lua_pushlstring(L, name.data(), name.size());
+  if (!problem.empty()) return Raise(L, d.prefix + problem);
+  if (Register(L, &kProviderListKey, "provider", d) == kLuaRaise) return kLuaRaise;
+  lua_pushlstring(L, d.name.data(), d.name.size());
   return 1;
 }
 
@@ -301,20 +315,12 @@ std::string NotANode(lua_State* L, lua_Integer i) {
 
 // keel.workflow "name" { entries }: the second call. Upvalue 1 is the name.
 int WorkflowEntries(lua_State* L) {
-  std::string name = lua_tostring(L, lua_upvalueindex(1));
-  std::string where = CallerWhere(L);
-  std::string prefix = where + ": workflow '" + name + "': ";
-  if (ActiveNodeOf(L) != nullptr) {
-    return Raise(L, prefix + "keel.workflow can only be used while the script loads");
+  Declaring d;
+  if (BeginDeclaration(L, "workflow", "nodes and options", &d) == kLuaRaise) {
+    return kLuaRaise;
   }
-  if (lua_type(L, 1) != LUA_TTABLE) {
-    return Raise(L, prefix + "expects a table of nodes and options, got " + luaL_typename(L, 1));
-  }
-  lua_settop(L, 1);
-  lua_createtable(L, 0, 6);  // 2: the workflow
+  const std::string& prefix = d.prefix;
   lua_createtable(L, 0, 0);  // 3: its nodes
-  SetString(L, 2, "name", name);
-  SetString(L, 2, "where", where);
   SetString(L, 2, "params", "{}");
   SetString(L, 2, "defaults", "{}");
   lua_Integer last = 0;
@@ -341,7 +347,7 @@ int WorkflowEntries(lua_State* L) {
   }
   lua_setfield(L, 2, "nodes");
   lua_settop(L, 2);
-  int index = Register(L, &kWorkflowListKey, "workflow", name, where);
+  int index = Register(L, &kWorkflowListKey, "workflow", d);
   if (index == kLuaRaise) return kLuaRaise;
   lua_pushinteger(L, index);
   lua_setfield(L, 2, "index");

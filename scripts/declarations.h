@@ -1,17 +1,21 @@
 #pragma once
-// Declarations: the DSL half of the `keel` module (keel.fn, keel.workflow)
-// and the reader that turns what a script declared into C++ values.
+// Declarations: the DSL half of the `keel` module (keel.fn, keel.agent,
+// keel.provider, keel.workflow) and the reader that turns what a script
+// declared into C++ values.
 //
-// `keel.fn "name" { ... }` checks its options at once (so mistakes are
-// reported at the declaring line) and returns a node declaration table;
-// `keel.workflow "name" { ... }` checks its entries, registers the workflow
-// in the state and returns it. After the chunk has run, ReadDeclarations
-// reads the registered workflows back.
+// `keel.fn "name" { ... }` and `keel.agent "name" { ... }` check their options
+// at once (so mistakes are reported at the declaring line) and return a node
+// declaration table; `keel.provider "name" { ... }` checks its options,
+// registers the provider in the state and returns its name;
+// `keel.workflow "name" { ... }` checks its entries, registers the workflow in
+// the state and returns it. After the chunk has run, ReadDeclarations reads
+// the registered workflows and providers back.
 //
 // Thread-safety: functions here touch one lua_State and run on the thread
 // that holds it.
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/json_text.h"
@@ -35,10 +39,12 @@ struct NodeDeclaration {
   // Fallback workflows appear as their names.
   JsonText policy;
   std::string kind = "fn";  // "fn" (keel.fn) or "agent" (keel.agent)
-  // Agents: an object of the agent options as given — provider, prompt,
-  // system, messages, model, temperature, max_tokens, output, max_turns,
-  // hedge — and `tools` as {NAME: {description, parameters}} (each tool's
-  // `run` function is in NodeFunctions::tools). Null for fn nodes.
+  // Agents: an object of the agent options the node gave — provider, prompt,
+  // system, messages, model, temperature, max_tokens, output, max_turns as
+  // given; hedge as {delay, max} (max defaults to 2); tools as
+  // {NAME: {description, parameters}} (description defaults to "",
+  // parameters to {"properties":{},"type":"object"}; each tool's `run`
+  // function is in NodeFunctions::tools). Null for fn nodes.
   JsonText agent;
 };
 
@@ -47,7 +53,7 @@ struct WorkflowDeclaration {
   std::string where;
   JsonText params;    // an object: the `params` defaults
   JsonText defaults;  // an object: the `defaults` policy options
-  Budget budget;      // the `budget` option: { tokens = N, cost = X }
+  Budget budget;      // the `budget` option: { tokens = N, cost = X }; unlimited when absent
   std::vector<NodeDeclaration> nodes;
 };
 
@@ -63,11 +69,12 @@ inline constexpr int kNoFunction = -2;
 struct NodeFunctions {
   int run = kNoFunction;
   int when = kNoFunction;
-  std::vector<std::pair<std::string, int>> tools;  // agent tools' run functions, by name
+  std::vector<std::pair<std::string, int>> tools;  // agent tools' run functions, in name order
 };
 
-// Creates the registry entries the DSL uses (the list of declared workflows,
-// the declaration metatables). Call once per state, before the script runs.
+// Creates the registry entries the DSL uses (the lists of declared workflows
+// and providers, the declaration metatables). Call once per state, before the
+// script runs.
 void InstallDeclarations(lua_State* L);
 // Sets `fn`, `agent`, `provider` and `workflow` on the table at the top of L's stack.
 void AddDeclarationFunctions(lua_State* L);
@@ -79,12 +86,12 @@ bool IsWorkflowObject(lua_State* L, int index);
 // Uses the chunk name without its '@', so the path is the one the user gave.
 std::string CallerWhere(lua_State* L);
 
-// Reads the workflows the chunk registered in L. `returned` is the stack index
-// of the chunk's first return value, or 0 when it returned nothing;
-// `chunk_name` is the script path as the user gave it. Appends to *functions
-// the registry references of every node's functions, workflow by workflow,
-// node by node. Fails (kPermanent) when the chunk did not return a workflow.
-// Call with the memory cap disarmed.
+// Reads the workflows and providers the chunk registered in L. `returned` is
+// the stack index of the chunk's first return value, or 0 when it returned
+// nothing; `chunk_name` is the script path as the user gave it. Appends to
+// *functions the registry references of every node's functions, workflow by
+// workflow, node by node. Fails (kPermanent) when the chunk did not return a
+// workflow. Call with the memory cap disarmed.
 Status ReadDeclarations(lua_State* L, int returned, const std::string& chunk_name,
                         ScriptDeclarations* declarations, std::vector<NodeFunctions>* functions);
 

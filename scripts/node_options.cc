@@ -380,11 +380,12 @@ void PushWorkflowName(lua_State* L, int index) {
   }
 }
 
-// Pushes table[field], or `fallback` when it is nil, without metamethods.
+// Pushes table[field] without metamethods; when it is nil, what `fallback`
+// pushes instead (unless `fallback` is null).
 void PushFieldOr(lua_State* L, int table, const char* field, void (*fallback)(lua_State*)) {
   lua_pushstring(L, field);
   lua_rawget(L, table);
-  if (lua_isnil(L, -1)) {
+  if (lua_isnil(L, -1) && fallback != nullptr) {
     lua_pop(L, 1);
     fallback(L);
   }
@@ -393,7 +394,7 @@ void PushFieldOr(lua_State* L, int table, const char* field, void (*fallback)(lu
 // Pushes the stored form of a hedge table: { delay, max }, max defaulting to 2.
 void PushHedge(lua_State* L, int index) {
   lua_createtable(L, 0, 2);
-  PushFieldOr(L, index, "delay", [](lua_State*) {});
+  PushFieldOr(L, index, "delay", nullptr);
   lua_setfield(L, -2, "delay");
   PushFieldOr(L, index, "max", [](lua_State* S) { lua_pushinteger(S, 2); });
   lua_setfield(L, -2, "max");

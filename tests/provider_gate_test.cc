@@ -128,7 +128,7 @@ TEST_CASE("tpm: Release corrects the bucket by used minus estimated") {
     ProviderGate gate(&clock, GateLimits{0, 0, 6000});
     Recorder rec(&clock);
     gate.Acquire(100, nullptr, 0, rec.Callback());  // 100 -> 0
-    gate.Release(100, 300);                          // 0 -> -200
+    gate.Release(100, 300);                         // 0 -> -200
     gate.Acquire(10, nullptr, 0, rec.Callback());
     CHECK_FALSE(rec.calls[1]->status.has_value());
     clock.Advance(1.9);
@@ -150,7 +150,7 @@ TEST_CASE("tpm: Release corrects the bucket by used minus estimated") {
     ProviderGate gate(&clock, GateLimits{0, 0, 6000});
     Recorder rec(&clock);
     gate.Acquire(100, nullptr, 0, rec.Callback());  // 100 -> 0
-    gate.Release(100, 0);                            // back to 100, not 200
+    gate.Release(100, 0);                           // back to 100, not 200
     gate.Acquire(150, nullptr, 0, rec.Callback());  // 100 -> -50
     gate.Acquire(1, nullptr, 0, rec.Callback());
     CHECK(rec.calls[1]->status.has_value());

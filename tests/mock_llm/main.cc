@@ -82,10 +82,12 @@ int Main(int argc, char** argv) {
     return Usage(e.what());
   }
   if (rates.Sum() > 1) {
+    char sum[32];
+    std::snprintf(sum, sizeof sum, "%g", rates.Sum());
     return Usage(
         "--error-rate, --rate-limit-rate, --hang-rate, --malformed-rate, --truncate-rate and "
         "--reset-rate add up to " +
-        CLI::detail::to_string(rates.Sum()) + "; they must not exceed 1");
+        std::string(sum) + "; they must not exceed 1");
   }
 
   RequestLog log;

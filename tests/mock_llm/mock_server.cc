@@ -67,8 +67,10 @@ MockServer::MockServer(MockServerOptions options, RequestLog* log)
   server_.Get("(/v1)?/models", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kModels, kJson);
   });
-  server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(R"({"status":"ok"})", kJson);
+  server_.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok","requests":)" + std::to_string(requests_.load()) +
+                        R"(,"in_flight":)" + std::to_string(in_flight_.load()) + "}",
+                    kJson);
   });
   server_.Get("/log", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(log_->JsonArray(), kJson);
@@ -130,6 +132,7 @@ void MockServer::Chat(const httplib::Request& req, httplib::Response& res, MockD
   pending->start = SteadyClock::now();
   LogEntry& e = pending->entry;
   e.id = ++requests_;
+  ++in_flight_;
   e.ts = WallSeconds();
   e.path = req.path;
   e.auth = req.has_header("Authorization") || req.has_header("x-api-key");
@@ -204,6 +207,7 @@ void MockServer::Answer(httplib::Response& res, const std::string& body, size_t 
         e.duration_ms =
             std::chrono::duration<double, std::milli>(SteadyClock::now() - pending->start).count();
         log_->Add(e);
+        --in_flight_;
       });
 }
 

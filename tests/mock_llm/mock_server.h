@@ -65,7 +65,8 @@ class MockServer {
   MockResponder responder_;
   FaultPlan plan_;
   httplib::Server server_;
-  std::atomic<int64_t> requests_{0};  // chat requests so far
+  std::atomic<int64_t> requests_{0};   // chat requests so far
+  std::atomic<int64_t> in_flight_{0};  // chat requests not yet ended
   std::atomic<bool> stopping_{false};
   enum class RunState { kIdle, kStarting, kDone };
   std::atomic<RunState> run_state_{RunState::kIdle};
