@@ -116,9 +116,9 @@ Result<std::string> PromptTemplate::Render(
       }
     }
     if (source == nullptr) {
-      return Status::Error(ErrorKind::kPermanent,
-                           "{{" + field.text + "}}: dependency '" + field.path[1] +
-                               "' has no output (skipped or failed)");
+      // A dependency that was skipped, or whose failure a join absorbed.
+      out += pieces_[i + 1];
+      continue;
     }
     rapidjson::Document doc;
     doc.Parse(source->c_str(), source->size());

@@ -6,8 +6,9 @@
 // (numbers index arrays). Rendering inserts strings as they are and any
 // other JSON value as compact JSON. Parse() checks the syntax; the loader
 // checks the first two segments against the workflow (a parameter with a
-// default, a dependency in `after`); Render() fails kPermanent naming the
-// field when a deeper segment is missing at run time. Immutable after
+// default, a dependency in `after`). At run time a dependency without output
+// (skipped, or a failure a join absorbed) renders as nothing; Render() fails
+// kPermanent naming the field when a deeper segment is missing. Immutable after
 // Parse; Render may run on any thread.
 
 #include <string>

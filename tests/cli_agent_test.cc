@@ -56,7 +56,7 @@ TEST_CASE("every fault mode maps to its kind, and the policies react to it" *
       agent("denied", "[[mock:fault=401]]") + agent("bad_request", "[[mock:fault=400]]") +
       agent("malformed", "[[mock:fault=malformed]][[mock:times=1]]") +
       agent("truncated", "[[mock:fault=truncated]][[mock:times=1]]") +
-      agent("reset", "[[mock:fault=reset]][[mock:times=1]]") +
+      agent("reset", "[[mock:fault=reset]]") +
       agent("hang", "[[mock:fault=hang]]", ", timeout = 0.5") +
       agent("wrong_shape", "[[mock:reply={\"y\": 1}]]",
             ", output = { type = 'object', required = { 'x' } }") +
@@ -65,7 +65,7 @@ TEST_CASE("every fault mode maps to its kind, and the policies react to it" *
   Json run = RunJson(box, wf, 3);
   Json show = box.Show(run["run_id"].Str(), true);
   auto node = [&](const std::string& name) { return NodeEntry(show["nodes"], name); };
-  for (const char* healed : {"s500", "s503", "limited", "malformed", "truncated", "reset"}) {
+  for (const char* healed : {"s500", "s503", "limited", "malformed", "truncated"}) {
     INFO(healed << ": " << node(healed).Dump());
     CHECK(node(healed)["status"].Str() == "succeeded");
     CHECK(node(healed)["attempts"].Int() == 2);
@@ -79,7 +79,10 @@ TEST_CASE("every fault mode maps to its kind, and the policies react to it" *
   CHECK(retry_after("s500")["after"].Str() == "transient");
   CHECK(retry_after("malformed")["after"].Str() == "transient");
   CHECK(retry_after("truncated")["after"].Str() == "transient");
-  CHECK(retry_after("reset")["after"].Str() == "transient");
+  // libcurl sends a request again once when a reused connection turns out
+  // dead, so a reset is only seen when it happens every time.
+  CHECK(node("reset")["error_kind"].Str() == "transient");
+  CHECK(node("reset")["attempts"].Int() == 2);
   CHECK(retry_after("limited")["after"].Str() == "rate_limited");
   CHECK(retry_after("limited")["delay"].Num() >= 0.4);  // Retry-After is a floor
   for (const char* permanent : {"denied", "bad_request"}) {
@@ -189,11 +192,16 @@ TEST_CASE("a hedge starts only after its delay, wins, and the loser is aborted" 
   REQUIRE(sent.size() == 2);
   const Json& first = sent[0]["ts"].Num() <= sent[1]["ts"].Num() ? sent[0] : sent[1];
   const Json& second = sent[0]["ts"].Num() <= sent[1]["ts"].Num() ? sent[1] : sent[0];
-  CHECK(second["ts"].Num() - first["ts"].Num() >= 0.29);
+  // The server sees the first request a little after keel sent it.
+  CHECK(second["ts"].Num() - first["ts"].Num() >= 0.2);
   CHECK(ClosedByClient(first));
   CHECK(second["outcome"].Str() == "answered");
   Json show = box.Show(run["run_id"].Str(), true);
-  CHECK(Events(show, "hedge_started", "a").size() == 1);
+  auto hedged = Events(show, "hedge_started", "a");
+  REQUIRE(hedged.size() == 1);
+  auto node_started = Events(show, "node_started", "a");
+  REQUIRE(node_started.size() == 1);
+  CHECK(IsoSeconds(hedged[0]["ts"].Str()) - IsoSeconds(node_started[0]["ts"].Str()) >= 0.299);
   CHECK(Events(show, "hedge_aborted", "a").size() == 1);
 }
 

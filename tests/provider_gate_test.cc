@@ -2,8 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "engine/fake_clock.h"
@@ -289,6 +292,56 @@ TEST_CASE("destroying the gate ends waiting calls with kCancelled") {
   token.Cancel();
   clock.Advance(10);
   CHECK(clock.pending() == 0);
+}
+
+TEST_CASE("Acquire, Release and Cancel from several threads at once" * doctest::timeout(60)) {
+  FakeClock clock(kStart);
+  ProviderGate gate(&clock, GateLimits{3, 6000, 0});
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 200;
+  std::atomic<int> ended{0};
+  std::atomic<int> admitted{0};
+  std::atomic<int> current{0};
+  std::atomic<int> peak{0};
+  std::atomic<bool> stop{false};
+  std::thread driver([&] {
+    while (!stop) clock.Advance(0.01);
+  });
+  std::vector<std::vector<std::unique_ptr<CancelToken>>> tokens(kThreads);
+  std::vector<std::thread> callers;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kCalls; ++i) tokens[t].push_back(std::make_unique<CancelToken>());
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        CancelToken* token = tokens[t][i].get();
+        gate.Acquire(0, token, 0, [&](Status status) {
+          if (status.ok()) {
+            int now = ++current;
+            int seen = peak.load();
+            while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+            }
+            --current;
+            ++admitted;
+            gate.Release(0, 0);
+          }
+          ++ended;
+        });
+        if (i % 5 == 0) token->Cancel();
+      }
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ended < kThreads * kCalls && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::yield();
+  }
+  stop = true;
+  driver.join();
+  CHECK(ended == kThreads * kCalls);
+  CHECK(admitted >= kThreads * kCalls * 4 / 5);
+  CHECK(peak <= 3);
+  CHECK(gate.in_flight() == 0);
+  CHECK(gate.waiting() == 0);
 }
 
 }  // namespace
