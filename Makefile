@@ -54,6 +54,7 @@ build: configure
 
 demo: build
 	cd examples && ../$(BUILD)/cli/keel run etl.lua --db ../$(BUILD)/demo.db
+	cd examples && ../$(BUILD)/cli/keel run research.lua --db ../$(BUILD)/demo.db
 	$(BUILD)/cli/keel runs --db $(BUILD)/demo.db --limit 5
 
 test: build
@@ -62,6 +63,7 @@ test: build
 bench: build
 	$(BUILD)/bench/engine_bench
 	$(BUILD)/bench/policy_bench
+	$(BUILD)/bench/agent_bench
 
 clean:
 	rm -rf build build-thread build-address

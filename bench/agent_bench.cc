@@ -69,6 +69,12 @@ struct KeelSeries {
   Series node;       // each node's own duration
 };
 
+// Everything measured, over the repetitions.
+struct Results {
+  KeelSeries agent, fn;
+  Series timer, multi;
+};
+
 fs::path TempDir() {
   fs::path dir = fs::temp_directory_path() / ("keel-agent-bench-" + std::to_string(getpid()));
   fs::create_directories(dir);
@@ -181,39 +187,30 @@ bool KeelRun(const fs::path& flow, const fs::path& db, const fs::path& dir, bool
   return !node_times || AddNodeTimes((*doc)["run_id"].GetString(), db, dir, into);
 }
 
-// `reps` measurements of `f` (seconds, -1 on failure) after an optional
-// warm-up; false when one failed.
-template <typename F>
-bool Repeat(const Options& opt, Series* into, F&& f) {
-  if (opt.warm_up && f() < 0) return false;
-  for (int i = 0; i < opt.reps; ++i) {
-    const double s = f();
-    if (s < 0) return false;
-    into->Add(s);
-  }
-  return true;
-}
-
-void PrintLine(const char* what, const Series& s, const char* note) {
+void PrintLine(const char* what, const Series& s) {
   const double latency = kLatencyMs / 1000.0;
-  std::printf("  %-30s %7.1f ms  %6.3fx latency   (median %.1f ms, %.3fx)%s\n", what,
-              s.Best() * 1e3, s.Best() / latency, s.Median() * 1e3, s.Median() / latency, note);
+  std::printf("  %-30s %7.1f ms  %6.3fx latency   (median %.1f ms, %.3fx)\n", what,
+              s.Best() * 1e3, s.Best() / latency, s.Median() * 1e3, s.Median() / latency);
 }
 
-void PrintReport(const Options& opt, const KeelSeries& agent, const KeelSeries& fn,
-                 const Series& timer, const Series& multi, double sequential_s) {
+void PrintReport(const Options& opt, const Results& r, double sequential_s) {
+  const KeelSeries& agent = r.agent;
+  const KeelSeries& fn = r.fn;
   const double latency = kLatencyMs / 1000.0;
   const double n = opt.n;
   std::printf("agent fan-out, N=%d, latency %d ms, --workers %d, %u cores (best of %d)\n", opt.n,
               kLatencyMs, kWorkers, std::thread::hardware_concurrency(), opt.reps);
-  PrintLine("keel run (process wall)", agent.wall, "");
-  PrintLine("keel run (run's duration_s)", agent.engine, "");
-  PrintLine("async_node + timer thread", timer, "");
-  PrintLine("async_node + curl multi", multi, "");
+  PrintLine("keel run (process wall)", agent.wall);
+  PrintLine("keel run (run's duration_s)", agent.engine);
+  PrintLine("async_node + timer thread", r.timer);
+  PrintLine("async_node + curl multi", r.multi);
   const double seq = sequential_s * n / opt.sequential_calls;
-  std::printf("  %-30s %7.1f s   %6.0fx latency%s\n", "sequential (LangGraph-style)", seq,
-              seq / latency,
-              opt.sequential_calls < opt.n ? "   (calls run, extrapolated to N)" : "");
+  std::printf("  %-30s %7.1f s   %6.0fx latency", "sequential (LangGraph-style)", seq,
+              seq / latency);
+  if (opt.sequential_calls < opt.n) {
+    std::printf("   (%d calls run, extrapolated to N)", opt.sequential_calls);
+  }
+  std::printf("\n");
   std::printf("  %-30s %7.1f ms  (duration_s %.1f ms; N keel.fn nodes returning at once)\n",
               "keel fn-only run (process)", fn.wall.Best() * 1e3, fn.engine.Best() * 1e3);
   std::printf("keel engine overhead per call: %.3f ms wall (run's own: %.3f ms), "
@@ -230,27 +227,43 @@ void PrintReport(const Options& opt, const KeelSeries& agent, const KeelSeries& 
                                                            agent.node.values.end()) * 1e3);
 }
 
+// Where the measurements run: the workflows, their databases, the server.
+struct Setup {
+  fs::path dir, agent_flow, fn_flow;
+  std::string chat_url;
+};
+
+// One repetition of each measurement, interleaved so that load drifting on
+// the machine hits them alike. The forked keel runs' ru_maxrss is theirs:
+// this process's anonymous memory (a few MB) stays below their peak.
+bool Repetition(const Options& opt, const Setup& s, Results* r) {
+  const double timer = AsyncTimerRun(opt.n, kLatencyMs / 1000.0, kWorkers);
+  const double multi = AsyncCurlRun(opt.n, s.chat_url, kWorkers);
+  if (timer < 0 || multi < 0) {
+    std::fprintf(stderr, "a baseline call failed\n");
+    return false;
+  }
+  r->timer.Add(timer);
+  r->multi.Add(multi);
+  return KeelRun(s.agent_flow, s.dir / "agents.db", s.dir, true, &r->agent) &&
+         KeelRun(s.fn_flow, s.dir / "fns.db", s.dir, false, &r->fn);
+}
+
 int Run(const Options& opt) {
-  const fs::path dir = TempDir();
   MockLlm server(MOCK_LLM_BIN, kLatencyMs);
   if (server.port() == 0) return 1;
-  const fs::path agent_flow = Write(dir / "agents.lua", AgentScript(opt.n, server.base_url()));
-  const fs::path fn_flow = Write(dir / "fns.lua", FnScript(opt.n));
-  KeelSeries agent, fn, unused;
-  // keel first: a forked child's peak RSS counts this process's memory at the fork.
-  bool ok = !opt.warm_up || (KeelRun(agent_flow, dir / "agents.db", dir, false, &unused) &&
-                             KeelRun(fn_flow, dir / "fns.db", dir, false, &unused));
-  for (int i = 0; ok && i < opt.reps; ++i) {
-    ok = KeelRun(agent_flow, dir / "agents.db", dir, true, &agent) &&
-         KeelRun(fn_flow, dir / "fns.db", dir, false, &fn);
-  }
-  const std::string url = server.base_url() + "/v1/chat/completions";
-  Series timer, multi;
-  ok = ok && Repeat(opt, &timer, [&] { return AsyncTimerRun(opt.n, kLatencyMs / 1000.0, kWorkers); });
-  ok = ok && Repeat(opt, &multi, [&] { return AsyncCurlRun(opt.n, url, kWorkers); });
-  const double sequential = ok ? SequentialRun(opt.sequential_calls, url) : -1;
-  if (sequential >= 0) PrintReport(opt, agent, fn, timer, multi, sequential);
-  fs::remove_all(dir);
+  Setup s;
+  s.dir = TempDir();
+  s.agent_flow = Write(s.dir / "agents.lua", AgentScript(opt.n, server.base_url()));
+  s.fn_flow = Write(s.dir / "fns.lua", FnScript(opt.n));
+  s.chat_url = server.base_url() + "/v1/chat/completions";
+  Results warm_up, r;
+  bool ok = !opt.warm_up || Repetition(opt, s, &warm_up);
+  for (int i = 0; ok && i < opt.reps; ++i) ok = Repetition(opt, s, &r);
+  const double sequential = ok ? SequentialRun(opt.sequential_calls, s.chat_url) : -1;
+  if (ok && sequential < 0) std::fprintf(stderr, "a sequential call failed\n");
+  if (sequential >= 0) PrintReport(opt, r, sequential);
+  fs::remove_all(s.dir);
   return sequential >= 0 ? 0 : 1;
 }
 

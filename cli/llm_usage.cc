@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include <optional>
+
 #include "cli/format.h"
 #include "engine/run_history.h"
 

@@ -7,7 +7,6 @@
 // from any thread.
 
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 

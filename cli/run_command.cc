@@ -35,8 +35,8 @@ LlmTotals RunUsage(Store* store, const std::string& run_id) {
 // Runs the workflow through `start` with a progress display and prints the
 // report. Returns the exit code.
 template <typename StartFn>
-int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options,
-            bool json, StartFn start) {
+int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options, bool json,
+            StartFn start) {
   std::unique_ptr<Progress> progress = MakeProgress(workflow, std::move(progress_options));
   double began = SystemClock()->Now();
   Result<RunReport> report = start(progress.get());
@@ -47,8 +47,9 @@ int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress
   return ExitCodeFor(report->status);
 }
 
-// The executor options `llm` and the command's other flags give `workflow`
-// of `script`.
+// The executor options for `workflow` of `script`: the command's
+// --workers, --max-inflight and budget flags, and the script's workflows as
+// fallbacks.
 ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
                             const LoadedScript& script, const WorkflowSpec& workflow) {
   ExecutorOptions options;
@@ -130,11 +131,11 @@ int ResumeCommand(const ResumeArgs& args) {
 
   ExecutorOptions options =
       MakeOptions(args.workers, args.max_inflight, args.llm, *script, *workflow);
-  return Execute(*workflow, store->get(), std::move(progress_options), args.json,
-                 [&](Progress* progress) {
+  auto resume = [&](Progress* progress) {
     Runner runner(SystemClock(), store->get(), progress);
     return runner.Resume(*run, *workflow, script->info, options);
-  });
+  };
+  return Execute(*workflow, store->get(), std::move(progress_options), args.json, resume);
 }
 
 }  // namespace keel::cli

@@ -101,16 +101,12 @@ struct RunDetail {
   bool show_events;  // --events
 };
 
-const PolicyCounts& PolicyOf(const RunDetail& detail, const std::string& node) {
-  static const PolicyCounts kNone;
-  auto it = detail.policy.find(node);
-  return it == detail.policy.end() ? kNone : it->second;
-}
-
-const LlmTotals& LlmOf(const RunDetail& detail, const std::string& node) {
-  static const LlmTotals kNone;
-  auto it = detail.llm.by_node.find(node);
-  return it == detail.llm.by_node.end() ? kNone : it->second;
+// The entry of `by_node` for `node`, or an empty value when it has none.
+template <typename Value>
+const Value& ByNode(const std::map<std::string, Value>& by_node, const std::string& node) {
+  static const Value kNone{};
+  auto it = by_node.find(node);
+  return it == by_node.end() ? kNone : it->second;
 }
 
 void PrintJson(const RunDetail& detail) {
@@ -143,12 +139,12 @@ void PrintJson(const RunDetail& detail) {
     out.Key("output").Raw(node.output_json);
     out.Key("events");
     out.BeginObject();
-    for (const auto& [kind, count] : PolicyOf(detail, node.node)) {
+    for (const auto& [kind, count] : ByNode(detail.policy, node.node)) {
       out.Key(kind).Int(count);
     }
     out.EndObject();
     out.Key("usage");
-    WriteUsageJson(&out, LlmOf(detail, node.node));
+    WriteUsageJson(&out, ByNode(detail.llm.by_node, node.node));
     out.EndObject();
   }
   out.EndArray();
@@ -193,7 +189,7 @@ void PrintText(const RunDetail& detail) {
   std::vector<std::string> described;
   bool policy = false;
   for (const NodeRecord& node : detail.nodes) {
-    described.push_back(DescribePolicyEvents(PolicyOf(detail, node.node)));
+    described.push_back(DescribePolicyEvents(ByNode(detail.policy, node.node)));
     policy = policy || !described.back().empty();
   }
   // TOKENS only when there were LLM calls, COST only when one was priced.
@@ -209,7 +205,7 @@ void PrintText(const RunDetail& detail) {
     std::vector<std::string> row = {node.node, std::string(NodeStatusName(node.status)),
                                     std::to_string(node.attempts),
                                     FormatDurationOrDash(NodeSeconds(node))};
-    const LlmTotals& spent = LlmOf(detail, node.node);
+    const LlmTotals& spent = ByNode(detail.llm.by_node, node.node);
     if (llm) row.push_back(spent.calls > 0 ? FormatCount(spent.usage.tokens()) : "-");
     if (priced) row.push_back(spent.usage.cost > 0 ? FormatCost(spent.usage.cost) : "-");
     if (policy) row.push_back(std::move(described[i]));

@@ -79,10 +79,10 @@ uint64_t Fnv1a(const std::string& text) {
   return h;
 }
 
-std::string Hex(uint64_t value, int digits) {
+std::string Hex(uint64_t value) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
-  return std::string(buf + 16 - digits);
+  return buf;
 }
 
 int64_t CountTokens(const std::string& text) {
@@ -281,8 +281,7 @@ void ReadOutput(const Value& req, MockDialect dialect, Conversation* c) {
 }
 
 // Fills `c` from `req` (a JSON object); a BadRequest when it cannot be answered.
-std::optional<BadRequest> ReadConversation(const Value& req, MockDialect dialect,
-                                           Conversation* c) {
+std::optional<BadRequest> ReadConversation(const Value& req, MockDialect dialect, Conversation* c) {
   c->model = Str(req, "model");
   const Value* messages = Member(req, "messages");
   if (messages == nullptr || !messages->IsArray()) {
@@ -346,7 +345,8 @@ class SmallestValue {
     if (const Value* ref = Member(schema, "$ref"); ref && ref->IsString()) {
       std::string target = ref->GetString();
       if (target.empty() || target[0] != '#') return Value();
-      const Value* found = rapidjson::Pointer(target.substr(1).c_str()).Get(root_);
+      const rapidjson::Pointer pointer(target.substr(1).c_str());
+      const Value* found = pointer.IsValid() ? pointer.Get(root_) : nullptr;
       return found ? Of(*found, depth + 1) : Value();
     }
     if (const Value* v = Member(schema, "const")) return Value(*v, alloc_);
@@ -502,10 +502,54 @@ std::string SmallestJson(const Value& schema) {
 
 // ---- writing replies ----
 
+// A terse front end to rapidjson's Writer for the reply shapes below. Keys
+// are omitted inside arrays.
+class JsonOut {
+ public:
+  JsonOut& Open(const char* key = nullptr) {
+    if (key) w_.Key(key);
+    w_.StartObject();
+    return *this;
+  }
+  JsonOut& Close() {
+    w_.EndObject();
+    return *this;
+  }
+  JsonOut& List(const char* key) {
+    w_.Key(key);
+    w_.StartArray();
+    return *this;
+  }
+  JsonOut& EndList() {
+    w_.EndArray();
+    return *this;
+  }
+  JsonOut& Str(const char* key, const std::string& value) {
+    w_.Key(key);
+    w_.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+    return *this;
+  }
+  JsonOut& Int(const char* key, int64_t value) {
+    w_.Key(key);
+    w_.Int64(value);
+    return *this;
+  }
+  JsonOut& Null(const char* key) {
+    w_.Key(key);
+    w_.Null();
+    return *this;
+  }
+  JsonOut& RawObject(const char* key, const std::string& json) {
+    w_.Key(key);
+    w_.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+    return *this;
+  }
+  std::string Text() const { return std::string(buf_.GetString(), buf_.GetSize()); }
 
-void WriteString(JsonWriter& w, const std::string& s) {
-  w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
-}
+ private:
+  rapidjson::StringBuffer buf_;
+  JsonWriter w_{buf_};
+};
 
 // How each status fault is described in both dialects.
 struct ErrorKind {
@@ -537,34 +581,15 @@ const ErrorKind& KindOf(int status) {
 
 std::string ErrorBody(MockDialect dialect, int status, const std::string& message) {
   const ErrorKind& kind = KindOf(status);
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
+  JsonOut o;
   if (dialect == MockDialect::kOpenAI) {
-    w.Key("error");
-    w.StartObject();
-    w.Key("message");
-    WriteString(w, message);
-    w.Key("type");
-    w.String(kind.openai_type);
-    w.Key("param");
-    w.Null();
-    w.Key("code");
-    w.String(kind.openai_code);
-    w.EndObject();
+    o.Open().Open("error").Str("message", message).Str("type", kind.openai_type);
+    o.Null("param").Str("code", kind.openai_code).Close();
   } else {
-    w.Key("type");
-    w.String("error");
-    w.Key("error");
-    w.StartObject();
-    w.Key("type");
-    w.String(kind.anthropic_type);
-    w.Key("message");
-    WriteString(w, message);
-    w.EndObject();
+    o.Open().Str("type", "error").Open("error").Str("type", kind.anthropic_type);
+    o.Str("message", message).Close();
   }
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return o.Close().Text();
 }
 
 MockReply BadRequestReply(MockDialect dialect, const std::string& message) {
@@ -574,119 +599,57 @@ MockReply BadRequestReply(MockDialect dialect, const std::string& message) {
   return reply;
 }
 
-// The answer: `text` (null when empty and there are calls) and `calls`.
-std::string AnswerBody(MockDialect dialect, const std::string& id, const std::string& model,
-                       const std::string& text, const std::vector<Call>& calls,
-                       std::pair<int64_t, int64_t> tokens) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
-  if (dialect == MockDialect::kOpenAI) {
-    w.Key("id");
-    WriteString(w, "chatcmpl-mock-" + id);
-    w.Key("object");
-    w.String("chat.completion");
-    w.Key("created");
-    w.Int64(kCreated);
-    w.Key("model");
-    WriteString(w, model);
-    w.Key("choices");
-    w.StartArray();
-    w.StartObject();
-    w.Key("index");
-    w.Int(0);
-    w.Key("message");
-    w.StartObject();
-    w.Key("role");
-    w.String("assistant");
-    w.Key("content");
-    if (calls.empty() || !text.empty()) {
-      WriteString(w, text);
-    } else {
-      w.Null();
-    }
-    if (!calls.empty()) {
-      w.Key("tool_calls");
-      w.StartArray();
-      for (size_t i = 0; i < calls.size(); ++i) {
-        w.StartObject();
-        w.Key("id");
-        WriteString(w, "call_mock_" + id + "_" + std::to_string(i));
-        w.Key("type");
-        w.String("function");
-        w.Key("function");
-        w.StartObject();
-        w.Key("name");
-        WriteString(w, calls[i].name);
-        w.Key("arguments");
-        WriteString(w, calls[i].arguments);
-        w.EndObject();
-        w.EndObject();
-      }
-      w.EndArray();
-    }
-    w.EndObject();
-    w.Key("logprobs");
-    w.Null();
-    w.Key("finish_reason");
-    w.String(calls.empty() ? "stop" : "tool_calls");
-    w.EndObject();
-    w.EndArray();
-    w.Key("usage");
-    w.StartObject();
-    w.Key("prompt_tokens");
-    w.Int64(tokens.first);
-    w.Key("completion_tokens");
-    w.Int64(tokens.second);
-    w.Key("total_tokens");
-    w.Int64(tokens.first + tokens.second);
-    w.EndObject();
+// What a successful answer says, in either dialect.
+struct Answer {
+  std::string id;  // derived from the request
+  std::string model;
+  std::string text;         // omitted (null) when empty and there are calls
+  std::vector<Call> calls;  // tool calls
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
+std::string OpenAIAnswer(const Answer& a) {
+  JsonOut o;
+  o.Open().Str("id", "chatcmpl-mock-" + a.id).Str("object", "chat.completion");
+  o.Int("created", kCreated).Str("model", a.model);
+  o.List("choices").Open().Int("index", 0).Open("message").Str("role", "assistant");
+  if (a.calls.empty() || !a.text.empty()) {
+    o.Str("content", a.text);
   } else {
-    w.Key("id");
-    WriteString(w, "msg_mock_" + id);
-    w.Key("type");
-    w.String("message");
-    w.Key("role");
-    w.String("assistant");
-    w.Key("model");
-    WriteString(w, model);
-    w.Key("content");
-    w.StartArray();
-    if (calls.empty() || !text.empty()) {
-      w.StartObject();
-      w.Key("type");
-      w.String("text");
-      w.Key("text");
-      WriteString(w, text);
-      w.EndObject();
-    }
-    for (size_t i = 0; i < calls.size(); ++i) {
-      w.StartObject();
-      w.Key("type");
-      w.String("tool_use");
-      w.Key("id");
-      WriteString(w, "toolu_mock_" + id + "_" + std::to_string(i));
-      w.Key("name");
-      WriteString(w, calls[i].name);
-      w.Key("input");
-      w.RawValue(calls[i].arguments.c_str(), calls[i].arguments.size(), rapidjson::kObjectType);
-      w.EndObject();
-    }
-    w.EndArray();
-    w.Key("stop_reason");
-    w.String(calls.empty() ? "end_turn" : "tool_use");
-    w.Key("stop_sequence");
-    w.Null();
-    w.Key("usage");
-    w.StartObject();
-    w.Key("input_tokens");
-    w.Int64(tokens.first);
-    w.Key("output_tokens");
-    w.Int64(tokens.second);
-    w.EndObject();
+    o.Null("content");
   }
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  if (!a.calls.empty()) {
+    o.List("tool_calls");
+    for (size_t i = 0; i < a.calls.size(); ++i) {
+      o.Open().Str("id", "call_mock_" + a.id + "_" + std::to_string(i)).Str("type", "function");
+      o.Open("function").Str("name", a.calls[i].name).Str("arguments", a.calls[i].arguments);
+      o.Close().Close();
+    }
+    o.EndList();
+  }
+  o.Close().Null("logprobs").Str("finish_reason", a.calls.empty() ? "stop" : "tool_calls");
+  o.Close().EndList();
+  o.Open("usage").Int("prompt_tokens", a.prompt_tokens);
+  o.Int("completion_tokens", a.completion_tokens);
+  o.Int("total_tokens", a.prompt_tokens + a.completion_tokens).Close();
+  return o.Close().Text();
+}
+
+std::string AnthropicAnswer(const Answer& a) {
+  JsonOut o;
+  o.Open().Str("id", "msg_mock_" + a.id).Str("type", "message").Str("role", "assistant");
+  o.Str("model", a.model).List("content");
+  if (a.calls.empty() || !a.text.empty()) o.Open().Str("type", "text").Str("text", a.text).Close();
+  for (size_t i = 0; i < a.calls.size(); ++i) {
+    o.Open().Str("type", "tool_use").Str("id", "toolu_mock_" + a.id + "_" + std::to_string(i));
+    o.Str("name", a.calls[i].name).RawObject("input", a.calls[i].arguments).Close();
+  }
+  o.EndList().Str("stop_reason", a.calls.empty() ? "end_turn" : "tool_use");
+  o.Null("stop_sequence");
+  o.Open("usage").Int("input_tokens", a.prompt_tokens);
+  o.Int("output_tokens", a.completion_tokens).Close();
+  return o.Close().Text();
 }
 
 // The reply text, or the tool calls, a conversation gets (see the header).
@@ -734,8 +697,8 @@ void Decide(const Conversation& c, const Directives& d, const std::string& user_
 }  // namespace
 
 bool IsMockFault(const std::string& fault) {
-  static const char* const kFaults[] = {"500", "502",  "503",       "529",       "429",
-                                        "400", "401",  "403",       "404",       "hang",
+  static const char* const kFaults[] = {"500",       "502",       "503",  "529", "429",
+                                        "400",       "401",       "403",  "404", "hang",
                                         "malformed", "truncated", "reset"};
   for (const char* f : kFaults) {
     if (fault == f) return true;
@@ -755,9 +718,9 @@ MockReply MockFaultReply(MockDialect dialect, const std::string& fault,
     reply.fault.clear();
     reply.status = std::atoi(fault.c_str());
     if (reply.status == 429) reply.retry_after = retry_after;
-    reply.body = ErrorBody(dialect, reply.status,
-                           std::string("mock: ") + KindOf(reply.status).reason + " (fault " +
-                               fault + ")");
+    reply.body =
+        ErrorBody(dialect, reply.status,
+                  std::string("mock: ") + KindOf(reply.status).reason + " (fault " + fault + ")");
   }
   return reply;
 }
@@ -780,20 +743,20 @@ MockReply MockResponder::Respond(const std::string& request_body, MockDialect di
   std::string user_text = bad ? "" : TakeDirectives(c.user, &d, &bad);
   if (bad) return BadRequestReply(dialect, bad->message);
 
-  std::string text;
-  std::vector<Call> calls;
-  Decide(c, d, user_text, &text, &calls);
-  std::string completion = text;
-  for (const Call& call : calls) completion += call.name + call.arguments;
-  std::pair<int64_t, int64_t> tokens = d.tokens.value_or(
-      std::make_pair(CountTokens(c.transcript), CountTokens(completion)));
-  const std::string model = c.model.empty() ? "mock" : c.model;
+  Answer answer;
+  Decide(c, d, user_text, &answer.text, &answer.calls);
+  std::string completion = answer.text;
+  for (const Call& call : answer.calls) completion += call.name + call.arguments;
+  answer.id = Hex(Fnv1a(request_body));
+  answer.model = c.model.empty() ? "mock" : c.model;
+  answer.prompt_tokens = d.tokens ? d.tokens->first : CountTokens(c.transcript);
+  answer.completion_tokens = d.tokens ? d.tokens->second : CountTokens(completion);
 
   MockReply reply;
-  reply.body = AnswerBody(dialect, Hex(Fnv1a(request_body), 16), model, text, calls, tokens);
+  reply.body = dialect == MockDialect::kOpenAI ? OpenAIAnswer(answer) : AnthropicAnswer(answer);
   bool faulted = !d.fault.empty();
   if (faulted && d.times >= 0) {
-    const std::string key = Hex(Fnv1a(d.written + "\n" + c.transcript), 16);
+    const std::string key = Hex(Fnv1a(d.written + "\n" + c.transcript));
     std::lock_guard<std::mutex> lock(mu_);
     faulted = ++seen_[key] <= d.times;
   }

@@ -6,11 +6,13 @@
 //
 // Replies: the last user message, with its directives removed, is echoed as
 // "echo: TEXT"; a request asking for JSON (response_format json_object, or
-// json_schema) gets a JSON value instead ({"echo": TEXT}, or the smallest
-// value satisfying the schema); a request offering tools whose conversation
-// has no tool results yet after its last user message calls the first tool
-// (arguments built from its parameter schema) unless directives say which;
-// once tool results are present the reply quotes them.
+// json_schema; for Anthropic a system prompt containing "JSON") gets a JSON
+// value instead ({"echo": TEXT}, or the smallest value satisfying the
+// schema); a request offering tools whose conversation has no tool results
+// yet after its last user message calls the first tool (or the one
+// tool_choice names; none with tool_choice "none"), arguments built from its
+// parameter schema, unless directives say which; once tool results are
+// present the reply quotes them ("tool results: R1 | R2").
 // Usage is counted as ceil(characters / 4) for prompt and completion.
 //
 // Directives, written anywhere in the last user message (or the system
@@ -20,8 +22,10 @@
 //                  directives and conversation; later ones succeed
 //   retry_after=S  seconds sent as Retry-After with a 429 (default 1)
 //   latency=MS     this request takes MS milliseconds more
-//   reply=TEXT     the reply text (a JSON text when JSON output is asked for)
-//   call=NAME ARGS one tool call (ARGS a JSON object); repeat for parallel calls
+//   reply=TEXT     the reply text (a JSON text when JSON output is asked
+//                  for); with tools, the answer once tool results are present
+//   call=NAME ARGS one tool call (ARGS a JSON object, default {}) while no tool
+//                  results are present; repeat for parallel calls
 //   tokens=P,C     report P prompt and C completion tokens
 //
 // Request bodies that are not JSON, lack `messages` or carry a malformed

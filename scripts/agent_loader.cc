@@ -35,15 +35,24 @@ std::string StringMember(const Value& object, const char* name) {
   return it != object.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
 }
 
-// Checks one template's fields against the workflow; appends problems.
-void CheckFields(const PromptTemplate& t, const char* option, const WorkflowDeclaration& workflow,
-                 const NodeDeclaration& node, std::vector<std::string>* problems) {
+std::vector<std::string> ParamNames(const WorkflowDeclaration& workflow) {
   rapidjson::Document params;
   params.Parse(workflow.params ? workflow.params->c_str() : "{}");
-  std::vector<std::string> param_names;
+  std::vector<std::string> names;
   if (params.IsObject()) {
-    for (const auto& m : params.GetObject()) param_names.emplace_back(m.name.GetString());
+    for (const auto& m : params.GetObject()) names.emplace_back(m.name.GetString());
   }
+  return names;
+}
+
+// Checks one template's fields against the workflow; appends problems.
+void CheckFields(const PromptTemplate& t, const char* option, const WorkflowDeclaration& workflow,
+                 const InheritedNames& inherited, const NodeDeclaration& node,
+                 std::vector<std::string>* problems) {
+  std::vector<std::string> param_names = ParamNames(workflow);
+  param_names.insert(param_names.end(), inherited.params.begin(), inherited.params.end());
+  std::vector<std::string> dep_names = node.after;
+  dep_names.insert(dep_names.end(), inherited.deps.begin(), inherited.deps.end());
   for (const PromptTemplate::Field& field : t.fields()) {
     const std::string& name = field.path[1];
     std::string problem;
@@ -56,8 +65,8 @@ void CheckFields(const PromptTemplate& t, const char* option, const WorkflowDecl
       }
     } else {
       bool known = false;
-      for (const auto& a : node.after) known = known || a == name;
-      if (!known) problem = "names no dependency in `after`" + DidYouMean(name, node.after);
+      for (const auto& a : dep_names) known = known || a == name;
+      if (!known) problem = "names no dependency in `after`" + DidYouMean(name, dep_names);
     }
     if (!problem.empty()) {
       problems->push_back(Diagnostic{node.where, node.name,
@@ -69,8 +78,8 @@ void CheckFields(const PromptTemplate& t, const char* option, const WorkflowDecl
 
 // Parses template `text` of option `option`; problems appended.
 PromptTemplate Template(const std::string& text, const char* option,
-                        const WorkflowDeclaration& workflow, const NodeDeclaration& node,
-                        std::vector<std::string>* problems) {
+                        const WorkflowDeclaration& workflow, const InheritedNames& inherited,
+                        const NodeDeclaration& node, std::vector<std::string>* problems) {
   auto parsed = PromptTemplate::Parse(text);
   if (!parsed.ok()) {
     problems->push_back(
@@ -78,7 +87,7 @@ PromptTemplate Template(const std::string& text, const char* option,
             .ToString());
     return PromptTemplate();
   }
-  CheckFields(*parsed, option, workflow, node, problems);
+  CheckFields(*parsed, option, workflow, inherited, node, problems);
   return std::move(parsed).value();
 }
 
@@ -147,7 +156,36 @@ std::string AgentProvider(const NodeDeclaration& node) {
   return agent.IsObject() ? StringMember(agent, "provider") : "";
 }
 
+std::map<std::string, InheritedNames> FallbackInheritance(
+    const std::vector<WorkflowDeclaration>& workflows) {
+  std::map<std::string, InheritedNames> inheritance;
+  for (const WorkflowDeclaration& workflow : workflows) {
+    std::vector<std::string> params = ParamNames(workflow);
+    for (const NodeDeclaration& node : workflow.nodes) {
+      rapidjson::Document policy;
+      policy.Parse(node.policy ? node.policy->c_str() : "{}");
+      if (!policy.IsObject()) continue;
+      auto fallback = policy.FindMember("fallback");
+      if (fallback == policy.MemberEnd()) continue;
+      std::vector<std::string> names;
+      if (fallback->value.IsString()) names.emplace_back(fallback->value.GetString());
+      if (fallback->value.IsArray()) {
+        for (const Value& name : fallback->value.GetArray()) {
+          if (name.IsString()) names.emplace_back(name.GetString());
+        }
+      }
+      for (const std::string& name : names) {
+        InheritedNames& inherited = inheritance[name];
+        inherited.params.insert(inherited.params.end(), params.begin(), params.end());
+        inherited.deps.insert(inherited.deps.end(), node.after.begin(), node.after.end());
+      }
+    }
+  }
+  return inheritance;
+}
+
 std::shared_ptr<NodeBody> BuildAgent(const WorkflowDeclaration& workflow,
+                                     const InheritedNames& inherited,
                                      const NodeDeclaration& node, int index, size_t memory,
                                      const std::shared_ptr<LuaStatePool>& pool,
                                      const std::shared_ptr<LlmClient>& client,
@@ -181,14 +219,15 @@ std::shared_ptr<NodeBody> BuildAgent(const WorkflowDeclaration& workflow,
   }
   ReadOutput(agent, &spec);
   ReadTools(agent, &spec);
-  spec.system = Template(StringMember(agent, "system"), "system", workflow, node, problems);
-  spec.prompt = Template(StringMember(agent, "prompt"), "prompt", workflow, node, problems);
+  spec.system = Template(StringMember(agent, "system"), "system", workflow, inherited, node, problems);
+  spec.prompt = Template(StringMember(agent, "prompt"), "prompt", workflow, inherited, node, problems);
   if (auto m = agent.FindMember("messages"); m != agent.MemberEnd() && m->value.IsArray()) {
     for (const Value& message : m->value.GetArray()) {
       if (!message.IsObject()) continue;
       spec.messages.emplace_back(
           StringMember(message, "role"),
-          Template(StringMember(message, "content"), "messages", workflow, node, problems));
+          Template(StringMember(message, "content"), "messages", workflow, inherited, node,
+                   problems));
     }
   }
   std::shared_ptr<ToolRunner> tools;

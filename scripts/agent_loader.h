@@ -5,6 +5,7 @@
 // with a default or a dependency in `after`, its hedge and output are sound.
 // Used by the workflow loader on the loading thread.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,10 +24,22 @@ namespace keel {
 Status AddProviders(const std::vector<ProviderConfig>& providers, const LoadOptions& options,
                     LlmClient* client);
 
+// What a workflow's prompt fields may name besides its own params and a
+// node's `after`: when it is used as a fallback, the params and
+// dependencies of the nodes it stands in for.
+struct InheritedNames {
+  std::vector<std::string> params;
+  std::vector<std::string> deps;
+};
+// By workflow name, from every node's `fallback` option.
+std::map<std::string, InheritedNames> FallbackInheritance(
+    const std::vector<WorkflowDeclaration>& workflows);
+
 // The body of agent node `node` (declaration index `index`) of `workflow`;
 // with `when`, wrapped so the Lua predicate runs first. Problems are
 // Diagnostic lines appended to *problems.
 std::shared_ptr<NodeBody> BuildAgent(const WorkflowDeclaration& workflow,
+                                     const InheritedNames& inherited,
                                      const NodeDeclaration& node, int index, size_t memory,
                                      const std::shared_ptr<LuaStatePool>& pool,
                                      const std::shared_ptr<LlmClient>& client,

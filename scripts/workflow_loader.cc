@@ -72,7 +72,9 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     problems += line;
   };
   int index = 0;  // of the node in declaration order, across workflows
+  const auto inheritance = FallbackInheritance(declared.workflows);
   for (const WorkflowDeclaration& workflow : declared.workflows) {
+    auto inherited = inheritance.find(workflow.name);
     WorkflowSpec& spec = script->workflows.emplace_back();
     spec.name = workflow.name;
     spec.where = workflow.where;
@@ -107,8 +109,9 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
       }
       if (node.kind == "agent") {
         std::vector<std::string> agent_problems;
-        node_spec.body = BuildAgent(workflow, node, index, node_spec.policy.memory, *pool, llm,
-                                    &agent_problems);
+        node_spec.body = BuildAgent(
+            workflow, inherited != inheritance.end() ? inherited->second : InheritedNames{}, node,
+            index, node_spec.policy.memory, *pool, llm, &agent_problems);
         for (const std::string& line : agent_problems) problem(line);
       } else if (node.has_run) {
         node_spec.body = std::make_shared<FunctionNode>(*pool, index, node_spec.policy.memory);

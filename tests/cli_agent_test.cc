@@ -254,4 +254,18 @@ TEST_CASE("agent mistakes are reported before the run, naming file, line and nod
   CHECK(r.err.find("bad.lua:8: node 'c'") != std::string::npos);
 }
 
+TEST_CASE("the research example runs offline, and falls back when its provider fails" *
+          doctest::timeout(60)) {
+  Sandbox box(KEEL_BIN);
+  const std::string example = std::string(KEEL_SOURCE_DIR) + "/examples/research.lua";
+  Json run = RunJson(box, example, 0);
+  CHECK(run["outputs"]["publish"]["title"].IsString());
+  CHECK(run["usage"]["prompt_tokens"].Int() > 0);
+  Json outage = RunJson(box, example, 0, {"-p", "fault=[[mock:fault=503]]"});
+  Json show = box.Show(outage["run_id"].Str());
+  CHECK(NodeEntry(show["nodes"], "synthesis")["status"].Str() == "fallback");
+  CHECK(NodeEntry(show["nodes"], "synthesis")["attempts"].Int() == 2);
+  CHECK(outage["outputs"]["publish"].Str().find("echo: In three sentences") == 0);
+}
+
 }  // namespace keel::testing

@@ -73,8 +73,7 @@ class RunWriter {
     now_ = created;
   }
 
-  void Node(const std::string& run_id, const std::string& name, NodeStatus status,
-            int attempts) {
+  void Node(const std::string& run_id, const std::string& name, NodeStatus status, int attempts) {
     NodeRecord node;
     node.run_id = run_id;
     node.node = name;
@@ -118,8 +117,7 @@ void WriteSampleRuns(const std::string& db, bool with_llm, bool with_free) {
   w.Node("r-llm", "tally", NodeStatus::kCancelled, 0);
   w.Event("r-llm", "plan", "llm_call", CallData("openai", 1000, 200, 0.01, 1.5, 200, 0, "ok"));
   w.Event("r-llm", "plan", "hedge_started", R"({"hedge":1})");
-  w.Event("r-llm", "plan", "llm_call",
-          CallData("openai", 0, 0, 0, 0.25, 429, 1, "rate_limited"));
+  w.Event("r-llm", "plan", "llm_call", CallData("openai", 0, 0, 0, 0.25, 429, 1, "rate_limited"));
   w.Event("r-llm", "plan", "hedge_aborted", R"({"hedge":1,"winner":0})");
   w.Event("r-llm", "ask", "llm_call", CallData("anthropic", 30, 4, 0.0023, 0.5, 200, 0, "ok"));
   w.Event("r-llm", "ask", "fallback_started", R"({"workflow":"plan_b","after":"transient"})");
@@ -231,7 +229,8 @@ TEST_CASE("show --events: LLM calls in words" * doctest::timeout(kTimeoutS)) {
   std::string out = Ok(box, {"show", "r-llm", "--events"});
   INFO(out);
   CHECK(Has(out, "openai gpt-x: 1,000 + 200 tokens, cost 0.0100, 1.5s, ok\n"));
-  CHECK(Has(out, "openai gpt-x: 0 + 0 tokens, 0.25s, hedge 1, rate_limited (HTTP 429): slow down\n"));
+  CHECK(
+      Has(out, "openai gpt-x: 0 + 0 tokens, 0.25s, hedge 1, rate_limited (HTTP 429): slow down\n"));
   CHECK(Has(out, "fallback plan_b node output: mock m: 10 + 5 tokens, 0.1s, ok\n"));
   // Other events keep their JSON.
   CHECK(Has(LineWith(out, "hedge_started"), R"({"hedge":1})"));
@@ -350,9 +349,9 @@ TEST_CASE("run, resume: bad LLM option values exit 2 naming option and value" *
 TEST_CASE("run: good LLM option values are accepted" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("plain.lua", kPlainFlow);
-  ExitInfo r = box.KeelDb({"run", wf, "--provider", "m=http://127.0.0.1:9/v1", "--provider",
-                           "m=https://example.invalid/v1", "--max-tokens", "1000", "--max-cost",
-                           "0.25"});
+  ExitInfo r =
+      box.KeelDb({"run", wf, "--provider", "m=http://127.0.0.1:9/v1", "--provider",
+                  "m=https://example.invalid/v1", "--max-tokens", "1000", "--max-cost", "0.25"});
   INFO(r.Describe());
   CHECK(r.exit_code == 0);
   // Without LLM calls, no usage line.

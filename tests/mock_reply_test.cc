@@ -241,8 +241,9 @@ TEST_CASE("directives in the system prompt apply too") {
       R"({"messages":[{"role":"system","content":"[[mock:fault=502]]"},{"role":"user","content":"hi"}]})",
       kOpenAI);
   CHECK(r.status == 502);
-  r = mock.Respond(R"({"system":"[[mock:reply=from system]]","messages":[{"role":"user","content":"hi"}]})",
-                   kAnthropic);
+  r = mock.Respond(
+      R"({"system":"[[mock:reply=from system]]","messages":[{"role":"user","content":"hi"}]})",
+      kAnthropic);
   CHECK(AnthropicText(r) == "from system");
 }
 
@@ -277,7 +278,8 @@ TEST_CASE("call= makes tool calls, several for parallel calls") {
 
 TEST_CASE("JSON output: json_object echoes as an object") {
   MockResponder mock;
-  MockReply r = mock.Respond(Ask("list it", R"("response_format":{"type":"json_object"})"), kOpenAI);
+  MockReply r =
+      mock.Respond(Ask("list it", R"("response_format":{"type":"json_object"})"), kOpenAI);
   CHECK(OpenAIText(r) == R"({"echo":"list it"})");
   r = mock.Respond(
       R"({"system":"Answer in JSON only.","messages":[{"role":"user","content":"hey"}]})",
@@ -298,7 +300,8 @@ TEST_CASE("JSON output: the smallest value satisfying a schema") {
   };
   CHECK(with_schema(R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},
                         "required":["b"]})") == R"({"b":0})");
-  CHECK(with_schema(R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"boolean"}}})") ==
+  CHECK(with_schema(
+            R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"boolean"}}})") ==
         R"({"a":"mock","b":true})");
   CHECK(with_schema(R"({"type":"object","required":["n","tags","kind","name","score"],"properties":{
       "n":{"type":"integer","minimum":3},
@@ -307,10 +310,16 @@ TEST_CASE("JSON output: the smallest value satisfying a schema") {
       "name":{"type":"string","const":"fixed"},
       "score":{"type":["number","null"],"minimum":0.5}}})") ==
         R"({"n":3,"tags":["mockxx","mockxx"],"kind":"x","name":"fixed","score":0.5})");
-  CHECK(with_schema(R"({"$defs":{"p":{"type":"object","required":["id"],"properties":{"id":{"type":"integer"}}}},
+  CHECK(
+      with_schema(
+          R"({"$defs":{"p":{"type":"object","required":["id"],"properties":{"id":{"type":"integer"}}}},
                         "type":"object","required":["owner"],"properties":{"owner":{"$ref":"#/$defs/p"}}})") ==
-        R"({"owner":{"id":0}})");
+      R"({"owner":{"id":0}})");
   CHECK(with_schema(R"({"type":"array"})") == "[]");
+  CHECK(with_schema(R"({"type":"object","required":["a","b"],"properties":{"a":{"$ref":"#nope"},
+                        "b":{"$ref":"#/missing"}}})") == R"({"a":null,"b":null})");
+  CHECK(with_schema(R"({"type":"object","properties":{"self":{"$ref":"#"}},"required":["self"]})")
+            .size() > 100);  // a recursive schema stops at a depth limit
   CHECK(with_schema(R"({"type":"string","maxLength":2})") == R"("mo")");
 }
 
@@ -326,20 +335,24 @@ TEST_CASE("tool loop: calls the first tool, then quotes the tool results (OpenAI
   const auto& calls = doc["choices"][0]["message"]["tool_calls"];
   REQUIRE(calls.Size() == 1);
   CHECK(std::string(calls[0]["function"]["name"].GetString()) == "weather");
-  CHECK(std::string(calls[0]["function"]["arguments"].GetString()) == R"({"city":"mock","days":1})");
+  CHECK(std::string(calls[0]["function"]["arguments"].GetString()) ==
+        R"({"city":"mock","days":1})");
   const std::string call_id = calls[0]["id"].GetString();
 
   const std::string second_req =
       R"({"model":"m1","messages":[{"role":"user","content":"weather in Oslo?"},
-          {"role":"assistant","content":null,"tool_calls":[{"id":")" + call_id +
+          {"role":"assistant","content":null,"tool_calls":[{"id":")" +
+      call_id +
       R"(","type":"function","function":{"name":"weather","arguments":"{}"}}]},
-          {"role":"tool","tool_call_id":")" + call_id + R"(","content":"sunny, 21C"}],)" + tools + "}";
+          {"role":"tool","tool_call_id":")" +
+      call_id + R"(","content":"sunny, 21C"}],)" + tools + "}";
   MockReply second = mock.Respond(second_req, kOpenAI);
   CHECK(OpenAIText(second) == "tool results: sunny, 21C");
   CHECK(std::string(Parse(second.body)["choices"][0]["finish_reason"].GetString()) == "stop");
 
   MockReply forced = mock.Respond(
-      Ask("x", tools + R"(,"tool_choice":{"type":"function","function":{"name":"other"}})"), kOpenAI);
+      Ask("x", tools + R"(,"tool_choice":{"type":"function","function":{"name":"other"}})"),
+      kOpenAI);
   CHECK(std::string(Parse(forced.body)["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
                         .GetString()) == "other");
   MockReply none = mock.Respond(Ask("x", tools + R"(,"tool_choice":"none")"), kOpenAI);

@@ -382,8 +382,8 @@ TEST_CASE("--require-key: 401 without the key, and the key is never logged" *
   auto bearer = Chat(*client, "x", {{"Authorization", "Bearer " + key}});
   REQUIRE(bearer);
   CHECK(bearer->status == 200);
-  auto anthropic = client->Post("/v1/messages", {{"x-api-key", key}}, AnthropicRequest("x"),
-                                "application/json");
+  auto anthropic =
+      client->Post("/v1/messages", {{"x-api-key", key}}, AnthropicRequest("x"), "application/json");
   REQUIRE(anthropic);
   CHECK(anthropic->status == 200);
 
@@ -407,8 +407,7 @@ TEST_CASE("--require-key: 401 without the key, and the key is never logged" *
   CHECK(lines.find("sk-") == std::string::npos);
 }
 
-TEST_CASE("the log file has one JSON line per request with every field" *
-          doctest::timeout(60)) {
+TEST_CASE("the log file has one JSON line per request with every field" * doctest::timeout(60)) {
   TempDir dir;
   const std::string log_path = dir.Path("requests.jsonl");
   MockLlm mock({"--log", log_path});

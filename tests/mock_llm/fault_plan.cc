@@ -4,7 +4,8 @@
 
 namespace keel::mock {
 
-FaultPlan::FaultPlan(FaultPlanOptions options) : options_(std::move(options)), rng_(options_.seed) {}
+FaultPlan::FaultPlan(FaultPlanOptions options)
+    : options_(std::move(options)), rng_(options_.seed) {}
 
 double FaultPlan::Uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
@@ -24,7 +25,7 @@ FaultPlan::Draw FaultPlan::Next(int64_t request) {
   }
   const FaultRates& r = options_.rates;
   const std::pair<double, const char*> kinds[] = {
-      {r.error, "500"},     {r.rate_limit, "429"}, {r.hang, "hang"},
+      {r.error, "500"},           {r.rate_limit, "429"},     {r.hang, "hang"},
       {r.malformed, "malformed"}, {r.truncate, "truncated"}, {r.reset, "reset"},
   };
   double edge = 0;

@@ -28,8 +28,8 @@ struct FaultRates {
 
 struct FaultPlanOptions {
   FaultRates rates;
-  int64_t fail_first = 0;          // requests 1..fail_first get fail_mode
-  std::string fail_mode = "500";   // a name IsMockFault accepts
+  int64_t fail_first = 0;         // requests 1..fail_first get fail_mode
+  std::string fail_mode = "500";  // a name IsMockFault accepts
   double latency_ms = 0;
   double jitter_ms = 0;
   uint64_t seed = 1;

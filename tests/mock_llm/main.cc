@@ -45,7 +45,8 @@ int Main(int argc, char** argv) {
   app.add_option("--jitter", f.jitter_ms, "up to this many more milliseconds, drawn per request")
       ->check(CLI::NonNegativeNumber);
   const auto rate = [&](const char* name, double* value, const char* what) {
-    app.add_option(name, *value, std::string("probability of ") + what)->check(CLI::Range(0.0, 1.0));
+    app.add_option(name, *value, std::string("probability of ") + what)
+        ->check(CLI::Range(0.0, 1.0));
   };
   rate("--error-rate", &rates.error, "a 500");
   rate("--rate-limit-rate", &rates.rate_limit, "a 429 (with Retry-After)");

@@ -25,8 +25,7 @@ constexpr int kBacklog = 4096;
 constexpr const char* kJson = "application/json";
 
 double WallSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // Seconds as Retry-After text: "2", or "0.5" when not whole.
@@ -172,8 +171,8 @@ void MockServer::Chat(const httplib::Request& req, httplib::Response& res, MockD
   res.set_header("x-mock-request-id", std::to_string(e.id));
   if (end == ClientConnection::WaitEnd::kClientClosed || hang || reply.fault == "reset") {
     pending->outcome = end == ClientConnection::WaitEnd::kClientClosed ? "client_closed"
-                       : hang                                           ? "hang_closed"
-                                                                        : "reset";
+                       : hang                                          ? "hang_closed"
+                                                                       : "reset";
     connection->Drop(reply.fault == "reset");
     res.status = 500;
     Answer(res, " ", 0, std::move(pending));

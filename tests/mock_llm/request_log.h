@@ -15,17 +15,17 @@
 namespace keel::mock {
 
 struct LogEntry {
-  int64_t id = 0;       // 1 for the first chat request
-  double ts = 0;        // wall-clock seconds when it arrived
+  int64_t id = 0;  // 1 for the first chat request
+  double ts = 0;   // wall-clock seconds when it arrived
   std::string path;
   std::string model;
-  std::string user;     // last user message, cut to 200 characters
-  std::string fault;    // "" for a 200 answer, else the status ("500") or transport fault
-  int status = 0;       // 0 when no status line was meant to be sent
-  double latency_ms = 0;  // the wait the request was given (latency, jitter, directive)
-  std::string outcome;  // answered | client_closed | truncated | reset | hang_closed
+  std::string user;        // last user message, cut to 200 characters
+  std::string fault;       // "" for a 200 answer, else the status ("500") or transport fault
+  int status = 0;          // 0 when no status line was meant to be sent
+  double latency_ms = 0;   // the wait the request was given (latency, jitter, directive)
+  std::string outcome;     // answered | client_closed | truncated | reset | hang_closed
   double duration_ms = 0;  // from arrival to the end
-  bool auth = false;    // whether an Authorization or x-api-key header came
+  bool auth = false;       // whether an Authorization or x-api-key header came
 };
 
 class RequestLog {
@@ -50,7 +50,7 @@ class RequestLog {
 
  private:
   mutable std::mutex mu_;
-  std::FILE* file_ = nullptr;         // guarded by mu_
+  std::FILE* file_ = nullptr;        // guarded by mu_
   std::deque<std::string> entries_;  // guarded by mu_: JSON text of each entry
 };
 

@@ -7,7 +7,10 @@
 set -u
 mock_bin=$1
 work_dir=$2
-here=$(cd "$(dirname "$0")" && pwd)
+case $0 in
+  */*) here=$(cd "${0%/*}" && pwd) ;;
+  *) here=$(pwd) ;;
+esac
 
 if ! command -v node >/dev/null 2>&1; then
   echo "skipped: node is not installed"
@@ -21,7 +24,8 @@ fi
 mkdir -p "$work_dir" || exit 1
 if ! cmp -s "$here/package.json" "$work_dir/package.json" || [ ! -d "$work_dir/node_modules/openai" ]; then
   cp "$here/package.json" "$work_dir/package.json" || exit 1
-  if ! (cd "$work_dir" && npm install --no-audit --no-fund --loglevel=error >npm-install.log 2>&1); then
+  if ! (cd "$work_dir" && npm install --no-audit --no-fund --loglevel=error \
+        --fetch-retries=1 --fetch-timeout=60000 >npm-install.log 2>&1); then
     tail -n 5 "$work_dir/npm-install.log"
     rm -f "$work_dir/package.json"
     echo "skipped: npm could not install openai (offline?)"
