@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "tests/policy_test_util.h"
 #include "tests/support/mock_llm_server.h"
@@ -252,6 +253,43 @@ TEST_CASE("agent mistakes are reported before the run, naming file, line and nod
   CHECK(r.err.find("bad.lua:7: node 'b'") != std::string::npos);
   CHECK(r.err.find("did you mean 'fast'") != std::string::npos);
   CHECK(r.err.find("bad.lua:8: node 'c'") != std::string::npos);
+}
+
+// Threads: of `pid`, from /proc; 0 when it is gone.
+int ThreadsOf(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return 0;
+}
+
+TEST_CASE("256 agent calls in flight use no thread beyond the workers, I/O, timer and store" *
+          doctest::timeout(120)) {
+  MockLlmServer server(MOCK_LLM_BIN, {"--latency", "1500"});
+  Sandbox box(KEEL_BIN);
+  std::string body;
+  for (int i = 0; i < 256; ++i) {
+    body += "  keel.agent 'a" + std::to_string(i) + "' { provider = 'llm', prompt = 'q" +
+            std::to_string(i) + "' },\n";
+  }
+  std::string wf = box.Write("fan.lua", Workflow(server, body));
+  auto keel = box.StartDb({"run", wf, "--workers", "2"});
+  int most = 0;
+  while (!keel->Exited()) {
+    most = std::max(most, ThreadsOf(keel->pid()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ExitInfo done = keel->Wait(std::chrono::seconds(60));
+  REQUIRE_MESSAGE(done.exit_code == 0, done.Describe());
+  // The main thread is one of the 2 workers; then the curl I/O thread, the
+  // timer thread and the store's writer.
+  CHECK(most > 0);
+  CHECK(most <= 2 + 3);
+  // All 256 were in flight together: 256 calls of 1.5 s one after another
+  // would take over 6 minutes.
+  Json log = server.Log();
+  CHECK(log.Size() == 256);
 }
 
 TEST_CASE("the research example runs offline, and falls back when its provider fails" *
