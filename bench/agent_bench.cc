@@ -1,7 +1,9 @@
 // LLM-agent fan-out: N independent keel.agent nodes against keel-mock-llm
 // (fixed latency, real HTTP over loopback) on `keel run --workers 2`, as
 // ratios to one call's latency, next to in-process oneTBB baselines and the
-// LangGraph-style sequential loop.
+// LangGraph-style sequential loop. For where the time goes, the same agents
+// on keel's in-process mock provider (a timer, no HTTP) and N keel.fn nodes
+// that return at once (process start-up and checkpoints only).
 //
 //   agent_bench                 N = 256, best and median of 5
 //   agent_bench --quick         N = 64, one repetition (a smoke test for ctest)
@@ -36,6 +38,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kLatencyMs = 200;
+constexpr double kLatency = kLatencyMs / 1000.0;
 constexpr int kWorkers = 2;
 
 struct Options {
@@ -51,6 +54,7 @@ struct Series {
 
   void Add(double v) { values.push_back(v); }
   double Best() const { return *std::min_element(values.begin(), values.end()); }
+  double Max() const { return *std::max_element(values.begin(), values.end()); }
   double Median() const {
     std::vector<double> sorted = values;
     std::sort(sorted.begin(), sorted.end());
@@ -58,21 +62,28 @@ struct Series {
   }
 };
 
+// One workflow run with `keel run`, and where its node timings go.
+struct Workflow {
+  fs::path file, db;
+  bool node_times = false;  // read them back with `keel show` after each run
+};
+
 // What the `keel run` repetitions of one workflow measured.
 struct KeelSeries {
-  Series wall;       // process: fork to exit
-  Series engine;     // the run's own duration_s
-  Series cpu;        // user + system of the process
-  Series rss_mb;     // peak RSS of the process
-  Series first_call; // run start to its first node's start
-  Series spread;     // first node's start to the last node's start
-  Series node;       // each node's own duration
+  Series wall;        // process: fork to exit
+  Series engine;      // the run's own duration_s
+  Series cpu;         // user + system of the process
+  Series rss_mb;      // peak RSS of the process
+  Series server_cpu;  // keel-mock-llm's CPU while the process ran
+  Series first_call;  // run start to its first node's start
+  Series spread;      // first node's start to the last node's start
+  Series node;        // each node's own duration
 };
 
 // Everything measured, over the repetitions.
 struct Results {
-  KeelSeries agent, fn;
-  Series timer, multi;
+  KeelSeries http, inproc, fn;
+  Series timer, multi, multi_server_cpu;
 };
 
 fs::path TempDir() {
@@ -81,15 +92,15 @@ fs::path TempDir() {
   return dir;
 }
 
-// N keel.agent nodes, all independent, asking the mock server at `base_url`.
-std::string AgentScript(int n, const std::string& base_url) {
+// N keel.agent nodes, all independent, asking provider "llm" declared by
+// `provider` (its options).
+std::string AgentScript(int n, const std::string& provider) {
   std::ostringstream s;
   s << "local keel = require \"keel\"\n"
-    << "keel.provider \"mock\" { kind = \"openai\", base_url = \"" << base_url
-    << "/v1\", model = \"mock\" }\n"
+    << "keel.provider \"llm\" { " << provider << " }\n"
     << "return keel.workflow \"fanout\" {\n";
   for (int i = 1; i <= n; ++i) {
-    s << "  keel.agent \"a" << i << "\" { provider = \"mock\", prompt = \"question " << i
+    s << "  keel.agent \"a" << i << "\" { provider = \"llm\", prompt = \"question " << i
       << "\" },\n";
   }
   s << "}\n";
@@ -107,9 +118,11 @@ std::string FnScript(int n) {
   return s.str();
 }
 
-fs::path Write(const fs::path& path, const std::string& text) {
-  std::ofstream(path) << text;
-  return path;
+Workflow Write(const fs::path& dir, const std::string& name, const std::string& text,
+               bool node_times) {
+  Workflow w{dir / (name + ".lua"), dir / (name + ".db"), node_times};
+  std::ofstream(w.file) << text;
+  return w;
 }
 
 std::optional<rapidjson::Document> ParseJson(const std::string& text) {
@@ -139,17 +152,17 @@ void ShowFailure(const char* what, const std::string& err_path) {
 
 // Node timings of run `run_id` from `keel show --events --json`: when its
 // nodes started relative to the run, and how long each took.
-bool AddNodeTimes(const std::string& run_id, const fs::path& db, const fs::path& dir,
+bool AddNodeTimes(const std::string& run_id, const Workflow& w, const fs::path& dir,
                   KeelSeries* into) {
   const std::string err = (dir / "show.err").string();
   ChildRun show =
-      RunChild({KEEL_BIN, "show", run_id, "--events", "--json", "--db", db.string()}, err);
+      RunChild({KEEL_BIN, "show", run_id, "--events", "--json", "--db", w.db.string()}, err);
   auto doc = show.ok ? ParseJson(show.out) : std::nullopt;
   if (!doc || !doc->HasMember("events") || !doc->HasMember("nodes")) {
     ShowFailure("keel show", err);
     return false;
   }
-  double run_start = -1, first = 1e300, last = -1e300;
+  double run_start = 0, first = 1e300, last = 0;
   for (const auto& e : (*doc)["events"].GetArray()) {
     const std::string kind = e["kind"].GetString();
     const double ts = IsoSeconds(e["ts"].GetString());
@@ -167,16 +180,22 @@ bool AddNodeTimes(const std::string& run_id, const fs::path& db, const fs::path&
   return true;
 }
 
-// One `keel run FILE --workers 2 --json`. With `node_times`, also reads the
-// run's node timings back (outside the measured time).
-bool KeelRun(const fs::path& flow, const fs::path& db, const fs::path& dir, bool node_times,
-             KeelSeries* into) {
+bool Succeeded(const std::optional<rapidjson::Document>& doc) {
+  return doc && doc->HasMember("status") && (*doc)["status"] == "succeeded" &&
+         (*doc)["duration_s"].IsNumber() && (*doc)["run_id"].IsString();
+}
+
+// One `keel run FILE --workers 2 --json`: the process from fork to exit,
+// the run's own duration, and the mock server's CPU meanwhile.
+bool KeelRun(const Workflow& w, const fs::path& dir, const MockLlm& server, KeelSeries* into) {
   const std::string err = (dir / "run.err").string();
-  ChildRun run = RunChild({KEEL_BIN, "run", flow.string(), "--db", db.string(), "--workers",
+  const double server_cpu = server.cpu_seconds();
+  ChildRun run = RunChild({KEEL_BIN, "run", w.file.string(), "--db", w.db.string(), "--workers",
                            std::to_string(kWorkers), "--json"},
                           err);
+  into->server_cpu.Add(server.cpu_seconds() - server_cpu);
   auto doc = run.ok ? ParseJson(run.out) : std::nullopt;
-  if (!doc || std::strcmp((*doc)["status"].GetString(), "succeeded") != 0) {
+  if (!Succeeded(doc)) {
     ShowFailure("keel run", err);
     return false;
   }
@@ -184,69 +203,81 @@ bool KeelRun(const fs::path& flow, const fs::path& db, const fs::path& dir, bool
   into->engine.Add((*doc)["duration_s"].GetDouble());
   into->cpu.Add(run.cpu_s);
   into->rss_mb.Add(run.peak_rss_kb / 1024.0);
-  return !node_times || AddNodeTimes((*doc)["run_id"].GetString(), db, dir, into);
+  return !w.node_times || AddNodeTimes((*doc)["run_id"].GetString(), w, dir, into);
 }
 
-void PrintLine(const char* what, const Series& s) {
-  const double latency = kLatencyMs / 1000.0;
-  std::printf("  %-30s %7.1f ms  %6.3fx latency   (median %.1f ms, %.3fx)\n", what,
-              s.Best() * 1e3, s.Best() / latency, s.Median() * 1e3, s.Median() / latency);
-}
-
-void PrintReport(const Options& opt, const Results& r, double sequential_s) {
-  const KeelSeries& agent = r.agent;
-  const KeelSeries& fn = r.fn;
-  const double latency = kLatencyMs / 1000.0;
-  const double n = opt.n;
-  std::printf("agent fan-out, N=%d, latency %d ms, --workers %d, %u cores (best of %d)\n", opt.n,
-              kLatencyMs, kWorkers, std::thread::hardware_concurrency(), opt.reps);
-  PrintLine("keel run (process wall)", agent.wall);
-  PrintLine("keel run (run's duration_s)", agent.engine);
-  PrintLine("async_node + timer thread", r.timer);
-  PrintLine("async_node + curl multi", r.multi);
-  const double seq = sequential_s * n / opt.sequential_calls;
-  std::printf("  %-30s %7.1f s   %6.0fx latency", "sequential (LangGraph-style)", seq,
-              seq / latency);
-  if (opt.sequential_calls < opt.n) {
-    std::printf("   (%d calls run, extrapolated to N)", opt.sequential_calls);
-  }
-  std::printf("\n");
-  std::printf("  %-30s %7.1f ms  (duration_s %.1f ms; N keel.fn nodes returning at once)\n",
-              "keel fn-only run (process)", fn.wall.Best() * 1e3, fn.engine.Best() * 1e3);
-  std::printf("keel engine overhead per call: %.3f ms wall (run's own: %.3f ms), "
-              "%.3f ms CPU (fn-only run: %.3f ms, difference %.3f ms)\n",
-              (agent.wall.Best() - latency) / n * 1e3, (agent.engine.Best() - latency) / n * 1e3,
-              agent.cpu.Median() / n * 1e3, fn.cpu.Median() / n * 1e3,
-              (agent.cpu.Median() - fn.cpu.Median()) / n * 1e3);
-  std::printf("keel peak RSS: %.1f MB (fn-only run: %.1f MB)\n", agent.rss_mb.Median(),
-              fn.rss_mb.Median());
-  std::printf("keel agent nodes: first call %.1f ms after the run started, last %.1f ms after "
-              "the first; node durations median %.1f ms, max %.1f ms\n",
-              agent.first_call.Median() * 1e3, agent.spread.Median() * 1e3,
-              agent.node.Median() * 1e3, *std::max_element(agent.node.values.begin(),
-                                                           agent.node.values.end()) * 1e3);
-}
-
-// Where the measurements run: the workflows, their databases, the server.
+// Where the measurements run.
 struct Setup {
-  fs::path dir, agent_flow, fn_flow;
+  fs::path dir;
+  Workflow http, inproc, fn;
   std::string chat_url;
 };
 
 // One repetition of each measurement, interleaved so that load drifting on
 // the machine hits them alike. The forked keel runs' ru_maxrss is theirs:
 // this process's anonymous memory (a few MB) stays below their peak.
-bool Repetition(const Options& opt, const Setup& s, Results* r) {
-  const double timer = AsyncTimerRun(opt.n, kLatencyMs / 1000.0, kWorkers);
+bool Repetition(const Options& opt, const Setup& s, const MockLlm& server, Results* r) {
+  const double timer = AsyncTimerRun(opt.n, kLatency, kWorkers);
+  const double server_cpu = server.cpu_seconds();
   const double multi = AsyncCurlRun(opt.n, s.chat_url, kWorkers);
+  r->multi_server_cpu.Add(server.cpu_seconds() - server_cpu);
   if (timer < 0 || multi < 0) {
     std::fprintf(stderr, "a baseline call failed\n");
     return false;
   }
   r->timer.Add(timer);
   r->multi.Add(multi);
-  return KeelRun(s.agent_flow, s.dir / "agents.db", s.dir, true, &r->agent) &&
-         KeelRun(s.fn_flow, s.dir / "fns.db", s.dir, false, &r->fn);
+  return KeelRun(s.http, s.dir, server, &r->http) && KeelRun(s.inproc, s.dir, server, &r->inproc) &&
+         KeelRun(s.fn, s.dir, server, &r->fn);
+}
+
+void PrintLine(const char* what, const Series& s) {
+  std::printf("  %-40s %7.1f ms %6.3fx   (median %6.1f ms, %.3fx)\n", what, s.Best() * 1e3,
+              s.Best() / kLatency, s.Median() * 1e3, s.Median() / kLatency);
+}
+
+void PrintSequential(const Options& opt, double seconds) {
+  const double all = seconds * opt.n / opt.sequential_calls;
+  std::printf("  %-40s %7.1f s  %6.0fx", "sequential (LangGraph-style)", all, all / kLatency);
+  if (opt.sequential_calls < opt.n) {
+    std::printf("   (%d calls run, extrapolated to N)", opt.sequential_calls);
+  }
+  std::printf("\n");
+}
+
+// Per-call figures of the keel runs, and where their time went.
+void PrintKeelDetail(const Options& opt, const Results& r) {
+  const double n = opt.n;
+  const KeelSeries& http = r.http;
+  std::printf("keel per call (N=%d): wall overhead %.3f ms (run's own %.3f ms); CPU %.3f ms "
+              "(fn-only run %.3f ms, difference %.3f ms)\n",
+              opt.n, (http.wall.Best() - kLatency) / n * 1e3,
+              (http.engine.Best() - kLatency) / n * 1e3, http.cpu.Median() / n * 1e3,
+              r.fn.cpu.Median() / n * 1e3, (http.cpu.Median() - r.fn.cpu.Median()) / n * 1e3);
+  std::printf("keel peak RSS: %.1f MB (in-process provider %.1f MB, fn-only run %.1f MB)\n",
+              http.rss_mb.Median(), r.inproc.rss_mb.Median(), r.fn.rss_mb.Median());
+  std::printf("keel HTTP run: first call %.1f ms after the run started, the last %.1f ms after "
+              "the first; node durations median %.1f ms, max %.1f ms\n",
+              http.first_call.Median() * 1e3, http.spread.Median() * 1e3,
+              http.node.Median() * 1e3, http.node.Max() * 1e3);
+  std::printf("keel-mock-llm CPU per %d calls: %.0f ms under keel, %.0f ms under curl multi "
+              "(%u cores in all)\n",
+              opt.n, http.server_cpu.Median() * 1e3, r.multi_server_cpu.Median() * 1e3,
+              std::thread::hardware_concurrency());
+}
+
+void PrintReport(const Options& opt, const Results& r, double sequential_s) {
+  std::printf("agent fan-out, N=%d, latency %d ms, --workers %d; best of %d, x = / latency\n",
+              opt.n, kLatencyMs, kWorkers, opt.reps);
+  PrintLine("keel run, HTTP (process wall)", r.http.wall);
+  PrintLine("keel run, HTTP (run's duration_s)", r.http.engine);
+  PrintLine("keel run, in-process mock (duration_s)", r.inproc.engine);
+  PrintLine("async_node + timer thread", r.timer);
+  PrintLine("async_node + curl multi", r.multi);
+  PrintSequential(opt, sequential_s);
+  std::printf("  %-40s %7.1f ms          (duration_s %.1f ms)\n", "keel fn-only run (process wall)",
+              r.fn.wall.Best() * 1e3, r.fn.engine.Best() * 1e3);
+  PrintKeelDetail(opt, r);
 }
 
 int Run(const Options& opt) {
@@ -254,12 +285,17 @@ int Run(const Options& opt) {
   if (server.port() == 0) return 1;
   Setup s;
   s.dir = TempDir();
-  s.agent_flow = Write(s.dir / "agents.lua", AgentScript(opt.n, server.base_url()));
-  s.fn_flow = Write(s.dir / "fns.lua", FnScript(opt.n));
+  const std::string http =
+      "kind = \"openai\", base_url = \"" + server.base_url() + "/v1\", model = \"mock\"";
+  s.http = Write(s.dir, "http", AgentScript(opt.n, http), true);
+  s.inproc = Write(s.dir, "inproc",
+                   AgentScript(opt.n, "kind = \"mock\", latency = " + std::to_string(kLatency)),
+                   false);
+  s.fn = Write(s.dir, "fn", FnScript(opt.n), false);
   s.chat_url = server.base_url() + "/v1/chat/completions";
   Results warm_up, r;
-  bool ok = !opt.warm_up || Repetition(opt, s, &warm_up);
-  for (int i = 0; ok && i < opt.reps; ++i) ok = Repetition(opt, s, &r);
+  bool ok = !opt.warm_up || Repetition(opt, s, server, &warm_up);
+  for (int i = 0; ok && i < opt.reps; ++i) ok = Repetition(opt, s, server, &r);
   const double sequential = ok ? SequentialRun(opt.sequential_calls, s.chat_url) : -1;
   if (ok && sequential < 0) std::fprintf(stderr, "a sequential call failed\n");
   if (sequential >= 0) PrintReport(opt, r, sequential);

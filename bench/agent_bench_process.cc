@@ -11,6 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 namespace keel::bench {
 namespace {
@@ -107,5 +110,19 @@ MockLlm::~MockLlm() {
 }
 
 std::string MockLlm::base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+double MockLlm::cpu_seconds() const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t comm_end = stat.rfind(')');
+  if (comm_end == std::string::npos) return 0;
+  // After the command name: state is field 3, utime and stime fields 14 and 15.
+  std::istringstream fields(stat.substr(comm_end + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) fields >> skip;
+  double utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 }  // namespace keel::bench

@@ -37,6 +37,8 @@ class MockLlm {
 
   int port() const { return port_; }
   std::string base_url() const;  // http://127.0.0.1:PORT
+  // CPU seconds (user + system) the server has used so far.
+  double cpu_seconds() const;
 
  private:
   pid_t pid_ = -1;
