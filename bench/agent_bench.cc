@@ -245,6 +245,15 @@ void PrintSequential(const Options& opt, double seconds) {
   std::printf("\n");
 }
 
+// When a keel run's nodes started and how long they took (medians over the
+// repetitions; the max over all nodes of all of them).
+void PrintTimeline(const char* what, const KeelSeries& k) {
+  std::printf("keel %s run: first node %.0f ms after the run started, the last %.0f ms after "
+              "the first; node durations median %.0f ms, max %.0f ms\n",
+              what, k.first_call.Median() * 1e3, k.spread.Median() * 1e3, k.node.Median() * 1e3,
+              k.node.Max() * 1e3);
+}
+
 // Per-call figures of the keel runs, and where their time went.
 void PrintKeelDetail(const Options& opt, const Results& r) {
   const double n = opt.n;
@@ -256,10 +265,8 @@ void PrintKeelDetail(const Options& opt, const Results& r) {
               r.fn.cpu.Median() / n * 1e3, (http.cpu.Median() - r.fn.cpu.Median()) / n * 1e3);
   std::printf("keel peak RSS: %.1f MB (in-process provider %.1f MB, fn-only run %.1f MB)\n",
               http.rss_mb.Median(), r.inproc.rss_mb.Median(), r.fn.rss_mb.Median());
-  std::printf("keel HTTP run: first call %.1f ms after the run started, the last %.1f ms after "
-              "the first; node durations median %.1f ms, max %.1f ms\n",
-              http.first_call.Median() * 1e3, http.spread.Median() * 1e3,
-              http.node.Median() * 1e3, http.node.Max() * 1e3);
+  PrintTimeline("HTTP", http);
+  PrintTimeline("in-process mock", r.inproc);
   std::printf("keel-mock-llm CPU per %d calls: %.0f ms under keel, %.0f ms under curl multi "
               "(%u cores in all)\n",
               opt.n, http.server_cpu.Median() * 1e3, r.multi_server_cpu.Median() * 1e3,
@@ -290,7 +297,7 @@ int Run(const Options& opt) {
   s.http = Write(s.dir, "http", AgentScript(opt.n, http), true);
   s.inproc = Write(s.dir, "inproc",
                    AgentScript(opt.n, "kind = \"mock\", latency = " + std::to_string(kLatency)),
-                   false);
+                   true);
   s.fn = Write(s.dir, "fn", FnScript(opt.n), false);
   s.chat_url = server.base_url() + "/v1/chat/completions";
   Results warm_up, r;

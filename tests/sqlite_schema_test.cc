@@ -264,12 +264,13 @@ TEST_CASE("InspectFile classifies without creating anything") {
     auto store = SqliteStore::Open(path, Create());
     REQUIRE(store.ok());
   }
-  auto kind = sqlite::InspectFile(path, 1, 10);
+  const int latest = sqlite::KeelMigrations().back().version;
+  auto kind = sqlite::InspectFile(path, latest, 10);
   REQUIRE(kind.ok());
   CHECK(*kind == sqlite::DatabaseKind::kKeel);
   CHECK_FALSE(Exists(path + "-wal"));
   CHECK_FALSE(Exists(path + "-shm"));
-  auto newer = sqlite::InspectFile(path, 0, 10);
+  auto newer = sqlite::InspectFile(path, latest - 1, 10);
   CHECK_FALSE(newer.ok());
 }
 
