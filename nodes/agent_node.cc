@@ -10,19 +10,14 @@
 #include <optional>
 
 #include "engine/event_data.h"
+#include "nodes/wire_json.h"
 
 namespace keel {
 namespace {
 
 using rapidjson::Document;
 using rapidjson::Value;
-
-std::string Serialize(const Value& value) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
-  value.Accept(writer);
-  return std::string(buf.GetString(), buf.GetSize());
-}
+using wire::Serialize;
 
 std::string JsonString(const std::string& text) {
   Value v(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));

@@ -23,7 +23,10 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Replies carry a fixed creation time: reply content never depends on the clock.
 constexpr int64_t kCreated = 1700000000;
+// Bounds on a schema's smallest value, so a recursive schema ends quickly.
 constexpr int kMaxSchemaDepth = 24;
+constexpr int kMaxSchemaValues = 10000;
+constexpr double kMaxStringLength = 100000;
 
 // A malformed request: becomes a 400 with this message.
 struct BadRequest {
@@ -341,7 +344,7 @@ class SmallestValue {
   SmallestValue(const Value& root, Document::AllocatorType& alloc) : root_(root), alloc_(alloc) {}
 
   Value Of(const Value& schema, int depth) {
-    if (depth > kMaxSchemaDepth || !schema.IsObject()) return Value();
+    if (depth > kMaxSchemaDepth || --budget_ < 0 || !schema.IsObject()) return Value();
     if (const Value* ref = Member(schema, "$ref"); ref && ref->IsString()) {
       std::string target = ref->GetString();
       if (target.empty() || target[0] != '#') return Value();
@@ -422,12 +425,11 @@ class SmallestValue {
 
   Value Array(const Value& schema, int depth) {
     Value out(rapidjson::kArrayType);
-    const Value* min = Member(schema, "minItems");
-    int64_t n = min && min->IsNumber() ? static_cast<int64_t>(std::ceil(min->GetDouble())) : 0;
+    const int64_t n = static_cast<int64_t>(Count(schema, "minItems", 0));
     const Value* items = Member(schema, "items");
     const Value* prefix = Member(schema, "prefixItems");
     if (items != nullptr && items->IsArray()) std::swap(items, prefix);
-    for (int64_t i = 0; i < n && i < 1000; ++i) {
+    for (int64_t i = 0; i < n && budget_ > 0; ++i) {
       const Value* item = items;
       if (prefix != nullptr && prefix->IsArray() && static_cast<size_t>(i) < prefix->Size()) {
         item = &(*prefix)[static_cast<rapidjson::SizeType>(i)];
@@ -447,21 +449,22 @@ class SmallestValue {
         {"uuid", "00000000-0000-0000-0000-000000000000"},
     };
     std::string s = "mock";
+    if (s.size() < Count(schema, "minLength", 0)) s.resize(Count(schema, "minLength", 0), 'x');
     const std::string format = Str(schema, "format");
     for (const auto& [name, value] : kFormats) {
       if (format == name) s = value;
     }
-    const Value* min = Member(schema, "minLength");
-    if (min != nullptr && min->IsNumber()) {
-      size_t n = static_cast<size_t>(std::max(0.0, min->GetDouble()));
-      if (s.size() < n) s.append(n - s.size(), 'x');
-    }
-    const Value* max = Member(schema, "maxLength");
-    if (max != nullptr && max->IsNumber()) {
-      size_t n = static_cast<size_t>(std::max(0.0, max->GetDouble()));
-      if (s.size() > n) s.resize(n);
-    }
+    s.resize(static_cast<size_t>(Count(schema, "minLength", 0)), 'x');
+    s.resize(std::min(s.size(), static_cast<size_t>(Count(schema, "maxLength", s.size()))));
     return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), alloc_);
+  }
+
+  // A count keyword of `schema` (minItems, minLength ...), else `otherwise`;
+  // at most kMaxStringLength, so an absurd schema cannot exhaust memory.
+  static double Count(const Value& schema, const char* key, double otherwise) {
+    const Value* v = Member(schema, key);
+    if (v == nullptr || !v->IsNumber()) return otherwise;
+    return std::clamp(std::ceil(v->GetDouble()), 0.0, kMaxStringLength);
   }
 
   static Value Number(const Value& schema, bool integer) {
@@ -484,12 +487,13 @@ class SmallestValue {
     if (!integer && exclusive) v = high && *high > v ? (v + *high) / 2 : v + 1;
     std::optional<double> step = num("multipleOf");
     if (step && *step > 0) v = std::ceil(v / *step) * *step;
-    if (integer) return Value(static_cast<int64_t>(v));
+    if (integer && std::fabs(v) < 9e18) return Value(static_cast<int64_t>(v));
     return Value(v);
   }
 
   const Value& root_;
   Document::AllocatorType& alloc_;
+  int budget_ = kMaxSchemaValues;  // values left to generate
 };
 
 // The smallest value satisfying `schema`, as JSON text; "$ref"s are resolved

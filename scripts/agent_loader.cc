@@ -8,19 +8,14 @@
 #include <cstdlib>
 
 #include "engine/did_you_mean.h"
+#include "nodes/wire_json.h"
 #include "scripts/function_node.h"
 
 namespace keel {
 namespace {
 
 using rapidjson::Value;
-
-std::string Serialize(const Value& value) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
-  value.Accept(writer);
-  return std::string(buf.GetString(), buf.GetSize());
-}
+using wire::Serialize;
 
 std::string EnvName(const std::string& provider) {
   std::string name = "KEEL_PROVIDER_";
@@ -31,8 +26,7 @@ std::string EnvName(const std::string& provider) {
 }
 
 std::string StringMember(const Value& object, const char* name) {
-  auto it = object.FindMember(name);
-  return it != object.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+  return wire::StringOr(wire::Member(object, name));
 }
 
 std::vector<std::string> ParamNames(const WorkflowDeclaration& workflow) {

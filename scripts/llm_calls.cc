@@ -11,6 +11,7 @@
 #include "nodes/agent_node.h"
 #include "nodes/http_loop.h"
 #include "nodes/llm_client.h"
+#include "nodes/wire_json.h"
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
 #include "scripts/keel_module.h"
@@ -94,10 +95,7 @@ std::string ReadChatRequest(lua_State* L, std::string* provider, ChatRequest* re
     messages.PushBack(m, messages.GetAllocator());
   }
   if (messages.Empty()) return "give a 'prompt' or 'messages'";
-  rapidjson::StringBuffer buf;
-  Writer writer(buf);
-  messages.Accept(writer);
-  request->messages_json.assign(buf.GetString(), buf.GetSize());
+  request->messages_json = wire::Serialize(messages);
   lua_getfield(L, 1, "temperature");
   if (lua_type(L, -1) == LUA_TNUMBER) request->temperature = lua_tonumber(L, -1);
   lua_getfield(L, 1, "max_tokens");
@@ -132,10 +130,7 @@ std::string ReadChatRequest(lua_State* L, std::string* provider, ChatRequest* re
         spec.description = t["description"].GetString();
       }
       if (t.HasMember("parameters") && t["parameters"].IsObject()) {
-        rapidjson::StringBuffer pbuf;
-        Writer pw(pbuf);
-        t["parameters"].Accept(pw);
-        spec.parameters_json.assign(pbuf.GetString(), pbuf.GetSize());
+        spec.parameters_json = wire::Serialize(t["parameters"]);
       }
       request->tools.push_back(std::move(spec));
     }
