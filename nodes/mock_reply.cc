@@ -449,12 +449,12 @@ class SmallestValue {
         {"uuid", "00000000-0000-0000-0000-000000000000"},
     };
     std::string s = "mock";
-    if (s.size() < Count(schema, "minLength", 0)) s.resize(Count(schema, "minLength", 0), 'x');
     const std::string format = Str(schema, "format");
     for (const auto& [name, value] : kFormats) {
       if (format == name) s = value;
     }
-    s.resize(static_cast<size_t>(Count(schema, "minLength", 0)), 'x');
+    const auto min_length = static_cast<size_t>(Count(schema, "minLength", 0));
+    if (s.size() < min_length) s.resize(min_length, 'x');
     s.resize(std::min(s.size(), static_cast<size_t>(Count(schema, "maxLength", s.size()))));
     return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), alloc_);
   }
