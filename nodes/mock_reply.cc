@@ -26,7 +26,7 @@ constexpr int64_t kCreated = 1700000000;
 // Bounds on a schema's smallest value, so a recursive schema ends quickly.
 constexpr int kMaxSchemaDepth = 24;
 constexpr int kMaxSchemaValues = 10000;
-constexpr double kMaxStringLength = 100000;
+constexpr double kMaxCount = 100000;
 
 // A malformed request: becomes a 400 with this message.
 struct BadRequest {
@@ -460,11 +460,11 @@ class SmallestValue {
   }
 
   // A count keyword of `schema` (minItems, minLength ...), else `otherwise`;
-  // at most kMaxStringLength, so an absurd schema cannot exhaust memory.
+  // at most kMaxCount, so an absurd schema cannot exhaust memory.
   static double Count(const Value& schema, const char* key, double otherwise) {
     const Value* v = Member(schema, key);
     if (v == nullptr || !v->IsNumber()) return otherwise;
-    return std::clamp(std::ceil(v->GetDouble()), 0.0, kMaxStringLength);
+    return std::clamp(std::ceil(v->GetDouble()), 0.0, kMaxCount);
   }
 
   static Value Number(const Value& schema, bool integer) {

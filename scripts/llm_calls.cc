@@ -237,13 +237,13 @@ int LlmWait(lua_State* L) {
 
 // Reads keel.http's table argument; "" or what is wrong.
 std::string ReadHttpRequest(lua_State* L, const ActiveNode& active, HttpRequest* request) {
-  std::string error, body_json;
+  std::string error;
+  request->method = "GET";
   if (!StringField(L, 1, "url", &request->url, &error) ||
       !StringField(L, 1, "method", &request->method, &error)) {
     return error;
   }
   if (request->url.empty()) return "'url' is required";
-  if (request->method.empty()) request->method = "GET";
   lua_getfield(L, 1, "body");
   if (lua_type(L, -1) == LUA_TSTRING) {
     request->body = lua_tostring(L, -1);

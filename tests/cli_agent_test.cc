@@ -255,6 +255,46 @@ TEST_CASE("agent mistakes are reported before the run, naming file, line and nod
   CHECK(r.err.find("bad.lua:8: node 'c'") != std::string::npos);
 }
 
+TEST_CASE("keel.llm and keel.http wait inside a function node; failures carry their kind" *
+          doctest::timeout(60)) {
+  MockLlmServer server(MOCK_LLM_BIN, {});
+  Sandbox box(KEEL_BIN);
+  std::string base = server.url();
+  std::string health = base.substr(0, base.size() - 3) + "/healthz";
+  std::string wf = box.Write(
+      "calls.lua",
+      Workflow(server,
+               "  keel.fn 'ask' { retry = { attempts = 2, base = 0.01 }, run = function(ctx)\n"
+               "    local r = keel.llm { provider = 'llm', prompt = 'from lua [[mock:fault=503]][[mock:times=1]]' }\n"
+               "    return { text = r.text, tokens = r.usage.prompt_tokens }\n"
+               "  end },\n"
+               "  keel.fn 'json' { run = function(ctx)\n"
+               "    return keel.llm { provider = 'llm', prompt = 'x', output = 'json' }.json\n"
+               "  end },\n"
+               "  keel.fn 'denied' { optional = true, run = function(ctx)\n"
+               "    local ok, err = pcall(keel.llm, { provider = 'llm', prompt = '[[mock:fault=401]]' })\n"
+               "    error(err)\n"
+               "  end },\n"
+               "  keel.fn 'get' { run = function(ctx)\n"
+               "    local r = keel.http { url = '" + health + "', timeout = 5 }\n"
+               "    return r.status\n"
+               "  end },\n"
+               "  keel.fn 'refused' { optional = true, run = function(ctx)\n"
+               "    return keel.http { url = 'http://127.0.0.1:9/nothing', timeout = 5 }\n"
+               "  end },\n"));
+  Json run = RunJson(box, wf, 3);
+  CHECK(run["outputs"]["ask"]["text"].Str().find("echo: from lua") == 0);
+  CHECK(run["outputs"]["ask"]["tokens"].Int() > 0);
+  CHECK(run["outputs"]["json"]["echo"].IsString());
+  CHECK(run["outputs"]["get"].Int() == 200);
+  Json show = box.Show(run["run_id"].Str(), true);
+  CHECK(NodeEntry(show["nodes"], "ask")["attempts"].Int() == 2);
+  CHECK(Events(show, "retry_scheduled", "ask")[0]["data"]["after"].Str() == "transient");
+  CHECK(Events(show, "llm_call", "ask").size() == 2);
+  CHECK(NodeEntry(show["nodes"], "denied")["error_kind"].Str() == "permanent");
+  CHECK(NodeEntry(show["nodes"], "refused")["error_kind"].Str() == "transient");
+}
+
 // Threads: of `pid`, from /proc; 0 when it is gone.
 int ThreadsOf(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
