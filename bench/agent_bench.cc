@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 #include <rapidjson/document.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,7 +63,7 @@ struct Series {
   }
 };
 
-// One workflow run with `keel run`, and where its node timings go.
+// A workflow file for `keel run` and the database its runs go to.
 struct Workflow {
   fs::path file, db;
   bool node_times = false;  // read them back with `keel show` after each run
@@ -71,11 +72,13 @@ struct Workflow {
 // What the `keel run` repetitions of one workflow measured.
 struct KeelSeries {
   Series wall;        // process: fork to exit
+  Series startup;     // process: fork to its output, less the run's duration_s
+  Series exit;        // process: its output (the run is over) to exit
   Series engine;      // the run's own duration_s
   Series cpu;         // user + system of the process
   Series rss_mb;      // peak RSS of the process
   Series server_cpu;  // keel-mock-llm's CPU while the process ran
-  Series first_call;  // run start to its first node's start
+  Series first_node;  // run start to its first node's start
   Series spread;      // first node's start to the last node's start
   Series node;        // each node's own duration
 };
@@ -83,7 +86,7 @@ struct KeelSeries {
 // Everything measured, over the repetitions.
 struct Results {
   KeelSeries http, inproc, fn;
-  Series timer, multi, multi_server_cpu;
+  Series timer, multi, multi_cpu, multi_server_cpu;
 };
 
 fs::path TempDir() {
@@ -118,6 +121,7 @@ std::string FnScript(int n) {
   return s.str();
 }
 
+// Writes `text` as workflow `name` in `dir`.
 Workflow Write(const fs::path& dir, const std::string& name, const std::string& text,
                bool node_times) {
   Workflow w{dir / (name + ".lua"), dir / (name + ".db"), node_times};
@@ -158,7 +162,8 @@ bool AddNodeTimes(const std::string& run_id, const Workflow& w, const fs::path& 
   ChildRun show =
       RunChild({KEEL_BIN, "show", run_id, "--events", "--json", "--db", w.db.string()}, err);
   auto doc = show.ok ? ParseJson(show.out) : std::nullopt;
-  if (!doc || !doc->HasMember("events") || !doc->HasMember("nodes")) {
+  if (!doc || !doc->HasMember("events") || !doc->HasMember("nodes") ||
+      !(*doc)["events"].IsArray() || !(*doc)["nodes"].IsArray()) {
     ShowFailure("keel show", err);
     return false;
   }
@@ -172,7 +177,7 @@ bool AddNodeTimes(const std::string& run_id, const Workflow& w, const fs::path& 
       last = std::max(last, ts);
     }
   }
-  into->first_call.Add(first - run_start);
+  into->first_node.Add(first - run_start);
   into->spread.Add(last - first);
   for (const auto& node : (*doc)["nodes"].GetArray()) {
     if (node["duration_s"].IsNumber()) into->node.Add(node["duration_s"].GetDouble());
@@ -180,8 +185,10 @@ bool AddNodeTimes(const std::string& run_id, const Workflow& w, const fs::path& 
   return true;
 }
 
+// Whether `keel run --json` printed a succeeded run with its id and duration.
 bool Succeeded(const std::optional<rapidjson::Document>& doc) {
-  return doc && doc->HasMember("status") && (*doc)["status"] == "succeeded" &&
+  return doc && doc->HasMember("status") && doc->HasMember("duration_s") &&
+         doc->HasMember("run_id") && (*doc)["status"] == "succeeded" &&
          (*doc)["duration_s"].IsNumber() && (*doc)["run_id"].IsString();
 }
 
@@ -199,11 +206,22 @@ bool KeelRun(const Workflow& w, const fs::path& dir, const MockLlm& server, Keel
     ShowFailure("keel run", err);
     return false;
   }
+  const double duration = (*doc)["duration_s"].GetDouble();
   into->wall.Add(run.wall_s);
-  into->engine.Add((*doc)["duration_s"].GetDouble());
+  into->startup.Add(run.output_s - duration);
+  into->engine.Add(duration);
+  into->exit.Add(run.wall_s - run.output_s);
   into->cpu.Add(run.cpu_s);
   into->rss_mb.Add(run.peak_rss_kb / 1024.0);
   return !w.node_times || AddNodeTimes((*doc)["run_id"].GetString(), w, dir, into);
+}
+
+// CPU seconds (user + system) this process has used so far.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 // Where the measurements run.
@@ -219,7 +237,9 @@ struct Setup {
 bool Repetition(const Options& opt, const Setup& s, const MockLlm& server, Results* r) {
   const double timer = AsyncTimerRun(opt.n, kLatency, kWorkers);
   const double server_cpu = server.cpu_seconds();
+  const double own_cpu = CpuSeconds();
   const double multi = AsyncCurlRun(opt.n, s.chat_url, kWorkers);
+  r->multi_cpu.Add(CpuSeconds() - own_cpu);
   r->multi_server_cpu.Add(server.cpu_seconds() - server_cpu);
   if (timer < 0 || multi < 0) {
     std::fprintf(stderr, "a baseline call failed\n");
@@ -250,8 +270,16 @@ void PrintSequential(const Options& opt, double seconds) {
 void PrintTimeline(const char* what, const KeelSeries& k) {
   std::printf("keel %s run: first node %.0f ms after the run started, the last %.0f ms after "
               "the first; node durations median %.0f ms, max %.0f ms\n",
-              what, k.first_call.Median() * 1e3, k.spread.Median() * 1e3, k.node.Median() * 1e3,
+              what, k.first_node.Median() * 1e3, k.spread.Median() * 1e3, k.node.Median() * 1e3,
               k.node.Max() * 1e3);
+}
+
+// A keel process's wall time split at the run's start and end (medians).
+std::string Split(const KeelSeries& k) {
+  char text[96];
+  std::snprintf(text, sizeof text, "%.0f + %.0f + %.0f ms", k.startup.Median() * 1e3,
+                k.engine.Median() * 1e3, k.exit.Median() * 1e3);
+  return text;
 }
 
 // Per-call figures of the keel runs, and where their time went.
@@ -259,12 +287,15 @@ void PrintKeelDetail(const Options& opt, const Results& r) {
   const double n = opt.n;
   const KeelSeries& http = r.http;
   std::printf("keel per call (N=%d): wall overhead %.3f ms (run's own %.3f ms); CPU %.3f ms "
-              "(fn-only run %.3f ms, difference %.3f ms)\n",
+              "(fn-only run %.3f ms, difference %.3f ms; async_node + curl multi %.3f ms)\n",
               opt.n, (http.wall.Best() - kLatency) / n * 1e3,
               (http.engine.Best() - kLatency) / n * 1e3, http.cpu.Median() / n * 1e3,
-              r.fn.cpu.Median() / n * 1e3, (http.cpu.Median() - r.fn.cpu.Median()) / n * 1e3);
+              r.fn.cpu.Median() / n * 1e3, (http.cpu.Median() - r.fn.cpu.Median()) / n * 1e3,
+              r.multi_cpu.Median() / n * 1e3);
   std::printf("keel peak RSS: %.1f MB (in-process provider %.1f MB, fn-only run %.1f MB)\n",
               http.rss_mb.Median(), r.inproc.rss_mb.Median(), r.fn.rss_mb.Median());
+  std::printf("keel process = start-up + run + exit: HTTP %s; in-process mock %s; fn-only %s\n",
+              Split(http).c_str(), Split(r.inproc).c_str(), Split(r.fn).c_str());
   PrintTimeline("HTTP", http);
   PrintTimeline("in-process mock", r.inproc);
   std::printf("keel-mock-llm CPU per %d calls: %.0f ms under keel, %.0f ms under curl multi\n",

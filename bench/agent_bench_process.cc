@@ -36,12 +36,20 @@ pid_t Spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
   _exit(127);
 }
 
-std::string ReadAll(int fd) {
+// Reads `fd` to EOF; *first is when the first bytes came.
+std::string ReadAll(int fd, std::chrono::steady_clock::time_point* first) {
   std::string out;
   char buf[65536];
   ssize_t got;
-  while ((got = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(got));
+  while ((got = read(fd, buf, sizeof buf)) > 0) {
+    if (out.empty()) *first = std::chrono::steady_clock::now();
+    out.append(buf, static_cast<size_t>(got));
+  }
   return out;
+}
+
+double Since(std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point end) {
+  return std::chrono::duration<double>(end - start).count();
 }
 
 // The first line `fd` yields within `timeout_ms`, without its newline; "" on
@@ -79,12 +87,14 @@ ChildRun RunChild(const std::vector<std::string>& args, const std::string& err_p
     close(fds[0]);
     return run;
   }
-  run.out = ReadAll(fds[0]);
+  auto first_output = start;
+  run.out = ReadAll(fds[0], &first_output);
   close(fds[0]);
   int status = 0;
   rusage usage{};
   wait4(pid, &status, 0, &usage);
-  run.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  run.wall_s = Since(start, std::chrono::steady_clock::now());
+  run.output_s = Since(start, first_output);
   run.cpu_s = Seconds(usage.ru_utime) + Seconds(usage.ru_stime);
   run.peak_rss_kb = usage.ru_maxrss;
   run.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;

@@ -17,6 +17,7 @@ namespace keel::bench {
 struct ChildRun {
   bool ok = false;       // started and exited 0
   double wall_s = 0;     // fork to exit
+  double output_s = 0;   // fork to the first bytes on stdout
   double cpu_s = 0;      // user + system
   long peak_rss_kb = 0;  // ru_maxrss
   std::string out;       // stdout

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "tests/mock_llm/client_connection.h"
+#include "tests/mock_llm/elastic_pool.h"
 
 namespace keel::mock {
 namespace {
@@ -78,7 +79,7 @@ MockServer::MockServer(MockServerOptions options, RequestLog* log)
 
 int MockServer::Bind(std::string* error) {
   const int threads = options_.threads;
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_.new_task_queue = [threads] { return new ElasticPool(threads); };
   // The library's default adds SO_REUSEPORT, which would let a second server
   // silently share a fixed port; SO_REUSEADDR alone still allows a quick restart.
   server_.set_socket_options([this](socket_t fd) {

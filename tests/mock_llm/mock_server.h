@@ -32,7 +32,7 @@ struct MockServerOptions {
   FaultPlanOptions faults;
   double retry_after = 1;   // seconds sent with an injected 429
   std::string require_key;  // "": any request is authorized
-  int threads = 512;
+  int threads = 512;        // most worker threads, started as needed
 };
 
 class MockServer {
