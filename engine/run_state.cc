@@ -434,8 +434,11 @@ void RunState::Finish(int i, NodeResult result) {
   slot.result = std::move(result);
   for (int d : slot.deps) {
     Slot& dep = slots_[d];
+    // A join may finish before a dependency it went ahead without; that
+    // dependency then drops its own output when it finishes (below).
     if (!dep.kept && !dep.keep_output &&
-        dep.consumers.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        dep.consumers.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        dep.done.load(std::memory_order_acquire)) {
       dep.result.output.reset();
     }
   }

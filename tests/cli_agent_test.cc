@@ -101,8 +101,8 @@ TEST_CASE("every fault mode maps to its kind, and the policies react to it" *
   }
   CHECK(node("wrong_shape")["error"].Str().find("schema") != std::string::npos);
   // Both timed-out attempts closed their connections.
-  Json log = server.WaitForLog([](const Json& log) {
-    auto hung = LogEntries(log, "user", "hang");
+  Json log = server.WaitForLog([](const Json& entries) {
+    auto hung = LogEntries(entries, "user", "hang");
     return hung.size() == 2 && ClosedByClient(hung[0]) && ClosedByClient(hung[1]);
   });
   auto hung = LogEntries(log, "user", "hang");
@@ -125,8 +125,8 @@ TEST_CASE("a cancelled `any` loser's request is aborted" * doctest::timeout(60))
   Json run = RunJson(box, wf, 0);
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(20));
   CHECK(run["outputs"]["first"].Str() == "echo: fast");
-  Json log = server.WaitForLog([](const Json& log) {
-    auto slow = LogEntries(log, "user", "slow");
+  Json log = server.WaitForLog([](const Json& entries) {
+    auto slow = LogEntries(entries, "user", "slow");
     return slow.size() == 1 && ClosedByClient(slow[0]);
   });
   auto slow = LogEntries(log, "user", "slow");
@@ -185,8 +185,8 @@ TEST_CASE("a hedge starts only after its delay, wins, and the loser is aborted" 
                        "    hedge = { delay = 0.3, max = 2 } },\n"));
   Json run = RunJson(box, wf, 0);
   CHECK(run["outputs"]["a"].Str() == "echo: hedged");
-  Json log = server.WaitForLog([](const Json& log) {
-    auto sent = LogEntries(log, "user", "hedged");
+  Json log = server.WaitForLog([](const Json& entries) {
+    auto sent = LogEntries(entries, "user", "hedged");
     return sent.size() == 2 && (ClosedByClient(sent[0]) || ClosedByClient(sent[1]));
   });
   auto sent = LogEntries(log, "user", "hedged");
@@ -276,7 +276,7 @@ TEST_CASE("keel.llm and keel.http wait inside a function node; failures carry th
                "    error(err)\n"
                "  end },\n"
                "  keel.fn 'get' { run = function(ctx)\n"
-               "    local r = keel.http { url = '" + health + "', timeout = 5 }\n"
+               "    local r = keel.http { url = '" + health + "', timeout = 30 }\n"
                "    return r.status\n"
                "  end },\n"
                "  keel.fn 'refused' { optional = true, run = function(ctx)\n"
@@ -294,6 +294,12 @@ TEST_CASE("keel.llm and keel.http wait inside a function node; failures carry th
   CHECK(NodeEntry(show["nodes"], "denied")["error_kind"].Str() == "permanent");
   CHECK(NodeEntry(show["nodes"], "refused")["error_kind"].Str() == "transient");
 }
+
+#if defined(__SANITIZE_THREAD__)
+constexpr int kSanitizerThreads = 1;
+#else
+constexpr int kSanitizerThreads = 0;
+#endif
 
 // Threads: of `pid`, from /proc; 0 when it is gone.
 int ThreadsOf(pid_t pid) {
@@ -323,9 +329,9 @@ TEST_CASE("256 agent calls in flight use no thread beyond the workers, I/O, time
   ExitInfo done = keel->Wait(std::chrono::seconds(60));
   REQUIRE_MESSAGE(done.exit_code == 0, done.Describe());
   // The main thread is one of the 2 workers; then the curl I/O thread, the
-  // timer thread and the store's writer.
+  // timer thread and the store's writer (and ThreadSanitizer's own thread).
   CHECK(most > 0);
-  CHECK(most <= 2 + 3);
+  CHECK(most <= 2 + 3 + kSanitizerThreads);
   // All 256 were in flight together: 256 calls of 1.5 s one after another
   // would take over 6 minutes.
   Json log = server.Log();

@@ -106,7 +106,8 @@ struct Fixture {
   }
   std::vector<EventRecord> Events(const std::string& kind) {
     std::vector<EventRecord> found;
-    for (auto& e : *store.GetEvents("r1")) {
+    auto events = store.GetEvents("r1");
+    for (auto& e : *events) {
       if (e.kind == kind) found.push_back(e);
     }
     return found;

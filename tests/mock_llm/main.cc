@@ -134,4 +134,12 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace keel::mock
 
+#if defined(__SANITIZE_THREAD__)
+// Debian's cpp-httplib is a shared library built without ThreadSanitizer; its
+// internal copies and compares then look like races between worker threads.
+extern "C" const char* __tsan_default_suppressions() {
+  return "called_from_lib:libcpp-httplib.so\n";
+}
+#endif
+
 int main(int argc, char** argv) { return keel::mock::Main(argc, argv); }

@@ -127,6 +127,18 @@ bool MockServer::Authorized(const httplib::Request& req) const {
          req.get_header_value("x-api-key") == key;
 }
 
+MockReply MockServer::ReplyTo(const httplib::Request& req, MockDialect dialect,
+                              const std::string& fault) {
+  if (!Authorized(req)) return MockFaultReply(dialect, "401", "", 0);
+  MockReply reply = responder_.Respond(req.body, dialect);
+  if (reply.status != 200 || !reply.fault.empty() || fault.empty()) return reply;
+  MockReply injected = MockFaultReply(dialect, fault, reply.body, options_.retry_after);
+  injected.latency = reply.latency;
+  injected.model = std::move(reply.model);
+  injected.user = std::move(reply.user);
+  return injected;
+}
+
 void MockServer::Chat(const httplib::Request& req, httplib::Response& res, MockDialect dialect) {
   auto pending = std::make_shared<Pending>();
   pending->start = SteadyClock::now();
@@ -138,19 +150,7 @@ void MockServer::Chat(const httplib::Request& req, httplib::Response& res, MockD
   e.auth = req.has_header("Authorization") || req.has_header("x-api-key");
   const FaultPlan::Draw draw = plan_.Next(e.id);
 
-  MockReply reply;
-  if (!Authorized(req)) {
-    reply = MockFaultReply(dialect, "401", "", 0);
-  } else {
-    reply = responder_.Respond(req.body, dialect);
-    if (reply.status == 200 && reply.fault.empty() && !draw.fault.empty()) {
-      MockReply injected = MockFaultReply(dialect, draw.fault, reply.body, options_.retry_after);
-      injected.latency = reply.latency;
-      injected.model = std::move(reply.model);
-      injected.user = std::move(reply.user);
-      reply = std::move(injected);
-    }
-  }
+  MockReply reply = ReplyTo(req, dialect, draw.fault);
   e.model = reply.model;
   e.user = CutUtf8(reply.user, 200);
   e.status = reply.status;
@@ -175,6 +175,7 @@ void MockServer::Chat(const httplib::Request& req, httplib::Response& res, MockD
                        : hang                                          ? "hang_closed"
                                                                        : "reset";
     connection->Drop(reply.fault == "reset");
+    // Nothing more reaches the client; the library only needs a response.
     res.status = 500;
     Answer(res, " ", 0, std::move(pending));
     return;
@@ -186,6 +187,7 @@ void MockServer::Chat(const httplib::Request& req, httplib::Response& res, MockD
   }
   size_t sent = reply.body.size();
   if (reply.fault == "truncated") {
+    // Content-Length announces about twice what is sent.
     pending->outcome = "truncated";
     reply.body.resize(reply.body.size() * 2 + 1, ' ');
   }

@@ -5,9 +5,9 @@
 // directives ask for, and records every chat request in a RequestLog
 // (docs/mock-llm.md).
 //
-// Every response is written through a content provider whose releaser runs
-// when the library is done with the request; that is where a request "ends"
-// and gets logged, with whether its bytes really reached the client.
+// Every chat response is written through a content provider whose releaser
+// runs when the library is done with the request; that is where a request
+// "ends" and gets logged, with whether all of its bytes were written.
 //
 // Thread-safety: Bind, then Run on one thread; Stop may be called from any
 // thread at any time. Requests are handled on the server's worker threads.
@@ -55,6 +55,10 @@ class MockServer {
 
   void Chat(const httplib::Request& req, httplib::Response& res, MockDialect dialect);
   bool Authorized(const httplib::Request& req) const;
+  // The reply to a chat request: a 401 without the required key, else the
+  // responder's, with `fault` (from the plan; "" for none) injected unless
+  // the request failed on its own.
+  MockReply ReplyTo(const httplib::Request& req, MockDialect dialect, const std::string& fault);
   // Sets `res` to send `body`: all of it, or only its first `sent` bytes and
   // then close the connection. Logs `pending` when the request ends.
   void Answer(httplib::Response& res, const std::string& body, size_t sent,
