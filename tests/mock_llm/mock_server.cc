@@ -87,6 +87,9 @@ int MockServer::Bind(std::string* error) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     listen_fd_ = fd;
   });
+  // Headers and body go out in separate writes; without TCP_NODELAY the body
+  // of a reply on a reused connection waits for the client's delayed ACK.
+  server_.set_tcp_nodelay(true);
   server_.set_keep_alive_max_count(1000000);
   int port = options_.port;
   if (port == 0) {
