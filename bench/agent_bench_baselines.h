@@ -20,9 +20,7 @@ double AsyncTimerRun(int n, double latency_s, int workers);
 double AsyncCurlRun(int n, const std::string& url, int workers);
 
 // `calls` blocking chat requests to `url`, one after another, on one curl
-// easy handle, each on a new connection: keel-mock-llm does not set
-// TCP_NODELAY, so a reply on a reused connection waits out the client's
-// delayed ACK (about 40 ms) before its last segment.
+// easy handle (its connection reused), as a sequential agent loop makes them.
 double SequentialRun(int calls, const std::string& url);
 
 }  // namespace keel::bench
