@@ -332,7 +332,10 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void ToolDone(size_t i, double started, NodeResult result) {
     const ToolCall& call = tool_calls_[i];
     bool ok = result.status == NodeStatus::kSucceeded;
-    std::string content = ok ? ToolContent(result.output) : "error: " + result.error.message();
+    // The model reads the error's message, not the Lua traceback under it.
+    std::string message = result.error.message();
+    message = message.substr(0, message.find("\nstack traceback:"));
+    std::string content = ok ? ToolContent(result.output) : "error: " + message;
     EventData data;
     data.Add("tool", call.name).Add("id", call.id).Add("seconds", client_->clock()->Now() - started);
     data.Add("ok", ok);
