@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -64,6 +65,9 @@ struct Conversation {
   std::string forced_tool;
   Output output = Output::kText;
   const Value* schema = nullptr;
+  // Anthropic requests carry their schema inside the system prompt's text:
+  // parsed from there, it lives here.
+  std::shared_ptr<Document> system_schema;
 };
 
 // One tool call of a reply.
@@ -252,6 +256,17 @@ void ReadTools(const Value& req, MockDialect dialect, Conversation* c) {
 void ReadOutput(const Value& req, MockDialect dialect, Conversation* c) {
   if (dialect == MockDialect::kAnthropic) {
     if (c->system.find("JSON") != std::string::npos) c->output = Output::kJson;
+    // keel's Anthropic provider writes "... match this JSON schema: {...}".
+    const std::string marker = "JSON schema: ";
+    size_t at = c->system.find(marker);
+    if (at == std::string::npos) return;
+    auto schema = std::make_shared<Document>();
+    schema->Parse<rapidjson::kParseStopWhenDoneFlag>(c->system.c_str() + at + marker.size());
+    if (!schema->HasParseError() && schema->IsObject()) {
+      c->system_schema = schema;
+      c->schema = schema.get();
+      c->output = Output::kSchema;
+    }
     return;
   }
   const Value* format = Member(req, "response_format");
