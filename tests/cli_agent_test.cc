@@ -295,6 +295,32 @@ TEST_CASE("keel.llm and keel.http wait inside a function node; failures carry th
   CHECK(NodeEntry(show["nodes"], "refused")["error_kind"].Str() == "transient");
 }
 
+TEST_CASE("an Anthropic provider: text, the tool loop and schema output over the wire" *
+          doctest::timeout(60)) {
+  MockLlmServer server(MOCK_LLM_BIN, {});
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write(
+      "claude.lua",
+      "local keel = require 'keel'\n"
+      "keel.provider 'claude' { kind = 'anthropic', base_url = '" + server.url() +
+          "', model = 'claude-x' }\n"
+      "return keel.workflow 'w' {\n"
+      "  keel.agent 'plain' { provider = 'claude', prompt = 'hello', system = 'be brief' },\n"
+      "  keel.agent 'tools' { provider = 'claude', prompt = 'use tools',\n"
+      "    tools = { look = { description = 'looks', parameters = { type = 'object',\n"
+      "      properties = { q = { type = 'string' } } },\n"
+      "      run = function(ctx, args) return { seen = args.q } end } } },\n"
+      "  keel.agent 'typed' { provider = 'claude', prompt = 'json please',\n"
+      "    output = { type = 'object', required = { 'k' } } },\n"
+      "}\n");
+  Json run = RunJson(box, wf, 0);
+  CHECK(run["outputs"]["plain"].Str() == "echo: hello");
+  CHECK(run["outputs"]["tools"].Str().find("\"seen\"") != std::string::npos);
+  CHECK(run["outputs"]["typed"]["k"].IsString());
+  Json log = server.Log();
+  CHECK(LogEntries(log, "path", "/v1/messages").size() == 4);  // the tool loop takes two turns
+}
+
 #if defined(__SANITIZE_THREAD__)
 constexpr int kSanitizerThreads = 1;
 #else
