@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -33,22 +34,41 @@ bool SameEndpoint(const sockaddr_storage& addr, const std::string& ip, int port)
   return actual_port == port && ip == text;
 }
 
+// True when `fd` is the connection `req` came on.
+bool IsRequestSocket(int fd, const httplib::Request& req) {
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+      !SameEndpoint(peer, req.remote_addr, req.remote_port)) {
+    return false;
+  }
+  sockaddr_storage local{};
+  len = sizeof local;
+  return getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0 &&
+         SameEndpoint(local, req.local_addr, req.local_port);
+}
+
+// The highest descriptor a request was found on so far. Descriptors are
+// handed out lowest-free-first, so a new connection's is usually near it:
+// scanning down from just above it finds it in a few steps.
+std::atomic<int> highest_found{0};
+
+int Found(int fd) {
+  int seen = highest_found.load();
+  while (fd > seen && !highest_found.compare_exchange_weak(seen, fd)) {
+  }
+  return fd;
+}
+
 int FindSocket(const httplib::Request& req) {
+  for (int fd = highest_found.load() + 64; fd >= 0; --fd) {
+    if (IsRequestSocket(fd, req)) return Found(fd);
+  }
+  // More than 64 descriptors opened since: look at every one.
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
     const int fd = std::atoi(entry.path().filename().c_str());
-    sockaddr_storage peer{};
-    socklen_t len = sizeof peer;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
-        !SameEndpoint(peer, req.remote_addr, req.remote_port)) {
-      continue;
-    }
-    sockaddr_storage local{};
-    len = sizeof local;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0 &&
-        SameEndpoint(local, req.local_addr, req.local_port)) {
-      return fd;
-    }
+    if (IsRequestSocket(fd, req)) return Found(fd);
   }
   return -1;
 }
