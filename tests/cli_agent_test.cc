@@ -193,8 +193,9 @@ TEST_CASE("a hedge starts only after its delay, wins, and the loser is aborted" 
   REQUIRE(sent.size() == 2);
   const Json& first = sent[0]["ts"].Num() <= sent[1]["ts"].Num() ? sent[0] : sent[1];
   const Json& second = sent[0]["ts"].Num() <= sent[1]["ts"].Num() ? sent[1] : sent[0];
-  // The server sees the first request a little after keel sent it.
-  CHECK(second["ts"].Num() - first["ts"].Num() >= 0.2);
+  // When each request reached the server depends on connection set-up and
+  // load; when keel sent the hedge is in its events (below).
+  CHECK(second["ts"].Num() >= first["ts"].Num());
   CHECK(ClosedByClient(first));
   CHECK(second["outcome"].Str() == "answered");
   Json show = box.Show(run["run_id"].Str(), true);
