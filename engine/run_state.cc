@@ -331,62 +331,6 @@ bool RunState::MarkAbandoned(int d, const std::string& reason, bool* launched) {
   return true;
 }
 
-void RunState::StopAll(const std::string& reason) {
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].kept) continue;
-    bool launched = false;
-    MarkAbandoned(static_cast<int>(i), reason, &launched);
-  }
-  std::vector<RunState*> children;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& child : children_) children.push_back(child.get());
-  }
-  for (RunState* child : children) child->StopAll(reason);
-}
-
-bool RunState::Spend(int i, const Usage& usage, std::string data) {
-  Emit(i, kUsageEventKind, std::move(data));
-  std::string reason;
-  {
-    std::lock_guard<std::mutex> lock(env_->spend_mu);
-    env_->spent += usage;
-    const char* exceeded = env_->budget.Exceeded(env_->spent);
-    if (*exceeded == 0) return true;
-    if (env_->stopped.load(std::memory_order_acquire)) return false;
-    char text[160];
-    if (env_->budget.max_tokens > 0 && env_->spent.tokens() > env_->budget.max_tokens) {
-      std::snprintf(text, sizeof text, "%s exceeded: %lld tokens spent, limit %lld", exceeded,
-                    static_cast<long long>(env_->spent.tokens()),
-                    static_cast<long long>(env_->budget.max_tokens));
-    } else {
-      std::snprintf(text, sizeof text, "%s exceeded: %.4f spent, limit %.4f", exceeded,
-                    env_->spent.cost, env_->budget.max_cost);
-    }
-    reason = text;
-    env_->stop_reason = reason;
-    env_->stopped.store(true, std::memory_order_release);
-  }
-  if (env_->store) {
-    env_->store->AppendEvent({run_id_, 0, env_->clock->WallNow(), "", "budget_exceeded",
-                              EventData()
-                                  .Add("reason", reason)
-                                  .Add("tokens", static_cast<double>(env_->spent.tokens()))
-                                  .Add("cost", env_->spent.cost)
-                                  .Done()});
-  }
-  env_->root->StopAll("run stopped: " + reason);
-  return false;
-}
-
-void RunState::Checkpoint(int i, JsonText step) {
-  {
-    std::lock_guard<std::mutex> lock(slots_[i].mu);
-    slots_[i].journal.push_back(step);
-  }
-  Emit(i, "checkpoint", *step);
-}
-
 void RunState::Finish(int i, NodeResult result) {
   Slot& slot = slots_[i];
   const NodeSpec& spec = wf_.nodes[i];
