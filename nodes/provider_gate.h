@@ -30,7 +30,7 @@ struct GateLimits {
   double tpm = 0;           // 0: unlimited
 };
 
-class ProviderGate : public std::enable_shared_from_this<ProviderGate> {
+class ProviderGate {
  public:
   ProviderGate(Clock* clock, GateLimits limits);
   ~ProviderGate();
