@@ -492,7 +492,6 @@ TEST_CASE("bad options exit 2 naming the option" * doctest::timeout(60)) {
       {{"--error-rate", "0.6", "--hang-rate", "0.6"}, "--hang-rate"},
       {{"--fail-mode", "418"}, "--fail-mode"},
       {{"--latency", "-1"}, "--latency"},
-      {{"--threads", "0"}, "--threads"},
       {{"--no-such-option"}, "--no-such-option"},
   };
   for (const Case& c : cases) {

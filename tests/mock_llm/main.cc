@@ -4,14 +4,11 @@
 //
 // Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 for bad options.
 
-#include <pthread.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
-#include <atomic>
 #include <cstdio>
 #include <string>
-#include <thread>
 
 #include "nodes/mock_reply.h"
 #include "tests/mock_llm/mock_server.h"
@@ -72,9 +69,6 @@ int Main(int argc, char** argv) {
   app.add_option("--require-key", opt.require_key,
                  "answer 401 unless 'Authorization: Bearer KEY' or 'x-api-key: KEY' is sent");
   app.add_option("--log", log_path, "write one JSON line per chat request to FILE");
-  app.add_option("--threads", opt.threads, "worker threads (concurrent requests served)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
 
   try {
     app.parse(argc, argv);
@@ -95,14 +89,7 @@ int Main(int argc, char** argv) {
   std::string error;
   if (!log_path.empty() && !log.Open(log_path, &error)) return Usage("--log: " + error);
 
-  // SIGTERM/SIGINT are taken by sigwait on one thread; every thread started
-  // from here on inherits the blocked mask. A client that went away must not
-  // kill the server with SIGPIPE.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A client that went away must not kill the server with SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
 
   MockServer server(opt, &log);
@@ -116,30 +103,13 @@ int Main(int argc, char** argv) {
               port);
   std::fflush(stdout);
 
-  std::atomic<bool> signalled{false};
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    signalled = true;
-    server.Stop();
-  });
+  // Serves until SIGTERM or SIGINT.
   const bool ok = server.Run();
-  // Run also ends when listening fails; wake the waiter so it can be joined.
-  if (!signalled) pthread_kill(waiter.native_handle(), SIGTERM);
-  waiter.join();
   log.Close();
   return ok ? 0 : 1;
 }
 
 }  // namespace
 }  // namespace keel::mock
-
-#if defined(__SANITIZE_THREAD__)
-// Debian's cpp-httplib is a shared library built without ThreadSanitizer; its
-// internal copies and compares then look like races between worker threads.
-extern "C" const char* __tsan_default_suppressions() {
-  return "called_from_lib:libcpp-httplib.so\n";
-}
-#endif
 
 int main(int argc, char** argv) { return keel::mock::Main(argc, argv); }

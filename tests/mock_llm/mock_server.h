@@ -5,24 +5,30 @@
 // directives ask for, and records every chat request in a RequestLog
 // (docs/mock-llm.md).
 //
-// Every chat response is written through a content provider whose releaser
-// runs when the library is done with the request; that is where a request
-// "ends" and gets logged, with whether all of its bytes were written.
+// One libevent loop does everything: evhttp parses and writes HTTP, a timer
+// per request makes the latency, and a watch on the request's socket sees the
+// client close it while the request waits. No thread per connection, so
+// hundreds of slow requests cost the server next to nothing.
 //
-// Thread-safety: Bind, then Run on one thread; Stop may be called from any
-// thread at any time. Requests are handled on the server's worker threads.
+// Thread-safety: Bind, then Run, on one thread; everything else happens on
+// that thread inside Run. SIGTERM and SIGINT, taken by the loop, stop it.
 
-#include <httplib.h>
-
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "nodes/mock_reply.h"
 #include "tests/mock_llm/fault_plan.h"
 #include "tests/mock_llm/request_log.h"
+
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_bound_socket;
+struct evhttp_connection;
+struct evhttp_request;
 
 namespace keel::mock {
 
@@ -32,49 +38,70 @@ struct MockServerOptions {
   FaultPlanOptions faults;
   double retry_after = 1;   // seconds sent with an injected 429
   std::string require_key;  // "": any request is authorized
-  int threads = 512;        // most worker threads, started as needed
 };
 
 class MockServer {
  public:
   // `log` must outlive the server.
   MockServer(MockServerOptions options, RequestLog* log);
+  ~MockServer();
+  MockServer(const MockServer&) = delete;
+  MockServer& operator=(const MockServer&) = delete;
 
   // Binds the listening socket. Returns the port, or -1 with *error set.
   int Bind(std::string* error);
 
-  // Serves until Stop. Returns false when the listening loop failed.
+  // Serves until SIGTERM or SIGINT; then stops accepting, ends hangs and
+  // waits early, and returns once the requests in flight have ended (or a
+  // grace period passed). False when the loop could not run.
   bool Run();
-
-  // Stops listening, ends hangs and waits early, and makes Run return once
-  // the requests in flight have ended.
-  void Stop();
 
  private:
   struct Pending;
 
-  void Chat(const httplib::Request& req, httplib::Response& res, MockDialect dialect);
-  bool Authorized(const httplib::Request& req) const;
+  static void OnRequest(evhttp_request* req, void* self);
+  static void OnSignal(int fd, short what, void* self);
+  static void OnGraceOver(int fd, short what, void* self);
+  static void OnWaited(int fd, short what, void* pending);
+  static void OnClientClosed(int fd, short what, void* pending);
+  static void OnSent(evhttp_request* req, void* pending);
+  static void OnConnectionGone(evhttp_connection* connection, void* pending);
+
+  void Route(evhttp_request* req);
+  void Chat(evhttp_request* req, MockDialect dialect);
   // The reply to a chat request: a 401 without the required key, else the
   // responder's, with `fault` (from the plan; "" for none) injected unless
   // the request failed on its own.
-  MockReply ReplyTo(const httplib::Request& req, MockDialect dialect, const std::string& fault);
-  // Sets `res` to send `body`: all of it, or only its first `sent` bytes and
-  // then close the connection. Logs `pending` when the request ends.
-  void Answer(httplib::Response& res, const std::string& body, size_t sent,
-              std::shared_ptr<Pending> pending);
+  MockReply ReplyTo(evhttp_request* req, const std::string& body, MockDialect dialect,
+                    const std::string& fault);
+  // Arms p's latency timer for what is left of its wait; false when none is.
+  bool Wait(Pending* p);
+  // The wait is over (or cut short by a stop): answer, reset or keep hanging.
+  void Proceed(Pending* p);
+  // Writes the answer; the request ends when it is sent or the client goes.
+  void Send(Pending* p);
+  // Closes the request's connection without a (further) answer, with a
+  // reset (RST) or a plain close.
+  void Drop(Pending* p, bool reset, const std::string& outcome);
+  // Logs `p` with `outcome` and forgets it.
+  void End(Pending* p, const std::string& outcome);
+  void Stop();
+  void ExitWhenIdle();
 
   const MockServerOptions options_;
   RequestLog* const log_;
   MockResponder responder_;
   FaultPlan plan_;
-  httplib::Server server_;
-  std::atomic<int64_t> requests_{0};   // chat requests so far
-  std::atomic<int64_t> in_flight_{0};  // chat requests not yet ended
-  std::atomic<bool> stopping_{false};
-  enum class RunState { kIdle, kStarting, kDone };
-  std::atomic<RunState> run_state_{RunState::kIdle};
-  int listen_fd_ = -1;  // written by Bind (via the socket-options hook) only
+  event_base* base_ = nullptr;
+  evhttp* http_ = nullptr;
+  evhttp_bound_socket* listener_ = nullptr;  // null once stopping
+  event* sigterm_ = nullptr;
+  event* sigint_ = nullptr;
+  event* grace_ = nullptr;  // ends Run when requests outlive a stop
+  int64_t requests_ = 0;    // chat requests so far
+  bool stopping_ = false;
+  // Chat requests not yet ended, each owned here until End.
+  std::unordered_map<Pending*, std::unique_ptr<Pending>> pending_;
 };
 
 }  // namespace keel::mock
