@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_set>
 
 #include "cli/format.h"
@@ -17,11 +19,37 @@
 namespace keel::cli {
 namespace {
 
+// Lines waiting to be written to stderr, shared with the timer that writes
+// them. Thread-safe: mu guards every field.
+struct PendingLines {
+  std::mutex mu;
+  std::string text;
+  bool scheduled = false;  // a flush timer is armed
+
+  // Writes what is pending in one go.
+  void Flush() {
+    std::lock_guard<std::mutex> lock(mu);
+    scheduled = false;
+    if (text.empty()) return;
+    std::fwrite(text.data(), 1, text.size(), stderr);
+    std::fflush(stderr);
+    text.clear();
+  }
+};
+
+// How long a line may wait for others to share its write. A burst of node
+// events then costs the workers a few writes instead of one each.
+constexpr double kFlushDelay = 0.01;
+
 // LineProgress: one timestamped line on stderr per node event, for logs and
-// pipes. Thread-safe: mu_ serializes the lines.
+// pipes. Lines are stamped when the event happens and written by the clock's
+// timer thread within kFlushDelay, batched. Thread-safe: mu_ serializes the
+// events; pending_ has its own lock.
 class LineProgress : public Progress {
  public:
-  explicit LineProgress(ProgressOptions options) : options_(std::move(options)) {}
+  explicit LineProgress(ProgressOptions options)
+      : options_(std::move(options)), pending_(std::make_shared<PendingLines>()) {}
+  ~LineProgress() override { pending_->Flush(); }
 
   void OnRunStarted(const RunInfo& info) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -30,7 +58,10 @@ class LineProgress : public Progress {
     ArmInterruptNotice(info.run_id, STDERR_FILENO);
   }
 
-  void Close() override { DisarmInterruptNotice(); }
+  void Close() override {
+    pending_->Flush();
+    DisarmInterruptNotice();
+  }
 
   void OnNodeStarted(std::string_view node, int attempt) override {
     std::string line = fmt::format("{} started", node);
@@ -71,14 +102,19 @@ class LineProgress : public Progress {
  private:
   // Requires mu_.
   void Print(const std::string& line) {
-    std::fprintf(stderr, "%s %s\n", FormatClockTime(SystemClock()->WallNow()).c_str(),
-                 line.c_str());
-    std::fflush(stderr);
+    std::string stamped = FormatClockTime(SystemClock()->WallNow()) + " " + line + "\n";
+    std::lock_guard<std::mutex> lock(pending_->mu);
+    pending_->text += stamped;
+    if (pending_->scheduled) return;
+    pending_->scheduled = true;
+    // The timer may fire after this object is gone: it holds the lines alone.
+    SystemClock()->After(kFlushDelay, [lines = pending_] { lines->Flush(); });
   }
 
   const ProgressOptions options_;
   std::mutex mu_;
   std::unordered_set<std::string> started_;  // guarded by mu_
+  const std::shared_ptr<PendingLines> pending_;
 };
 
 bool StderrIsTerminal() {

@@ -22,6 +22,12 @@ constexpr int kBusyRetries = 3;
 // kept for reuse.
 constexpr size_t kChunkSize = 256;
 constexpr size_t kMaxSpareChunks = 16;
+// How long the writer lets a burst of records gather before committing them
+// together, and how many end the wait early. One transaction per burst
+// rather than one per record costs the writer far fewer page writes; a node's
+// checkpoint is then durable a few milliseconds later, never out of order.
+constexpr auto kGatherDelay = std::chrono::milliseconds(3);
+constexpr uint64_t kGatherMax = 4 * kChunkSize;
 
 // The write-ahead log is truncated back to this size after checkpoints.
 constexpr char kJournalSizeLimit[] = "PRAGMA journal_size_limit = 67108864";
@@ -171,6 +177,7 @@ void SqliteStore::Heartbeat(std::string run_id, double now) {
 Status SqliteStore::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
   const uint64_t target = queued_;
+  Hurry hurry(this);
   done_cv_.wait(lock, [&] { return written_ >= target; });
   Status error = std::move(write_error_);
   write_error_ = Status::Ok();
@@ -192,9 +199,17 @@ Status SqliteStore::CallOnWriter(std::function<Status(sqlite::SqliteWriter*)> fn
     if (wake) work_cv_.notify_one();
   }
   std::unique_lock<std::mutex> lock(mu_);
+  Hurry hurry(this);
   done_cv_.wait(lock, [&] { return call.done; });
   return call.result;
 }
+
+SqliteStore::Hurry::Hurry(SqliteStore* store) : store_(store) {
+  ++store_->hurry_;
+  if (store_->gathering_) store_->work_cv_.notify_one();
+}
+
+SqliteStore::Hurry::~Hurry() { --store_->hurry_; }
 
 void SqliteStore::RunCall(SyncCall* call) {
   Status result = call->fn(writer_.get());
@@ -237,6 +252,14 @@ void SqliteStore::WriterLoop() {
     work_cv_.wait(lock, [&] { return !queue_.empty() || !urgent_.empty() || stop_; });
     writer_idle_ = false;
     if (queue_.empty() && urgent_.empty()) return;  // stopping, and everything is written
+    auto in_a_hurry = [&] {
+      return hurry_ > 0 || !urgent_.empty() || stop_ || queued_ - written_ >= kGatherMax;
+    };
+    if (!in_a_hurry()) {
+      gathering_ = true;
+      work_cv_.wait_for(lock, kGatherDelay, in_a_hurry);
+      gathering_ = false;
+    }
     urgent.swap(urgent_);
     batch.swap(queue_);
     const uint64_t end = queued_;

@@ -4,8 +4,10 @@
 //
 // Thread-safety: every method may be called from any thread at any time.
 // Queued writes (SaveNode, AppendEvent, FinishRun, Heartbeat) go into an
-// in-memory FIFO that one writer thread drains: everything queued when it
-// wakes is committed in one transaction, in queue order (group commit).
+// in-memory FIFO that one writer thread drains: woken by a record, it lets
+// the burst gather for a few milliseconds (less when someone waits for it),
+// then commits everything queued in one transaction, in queue order (group
+// commit).
 // CreateRun, ClaimRun, DeleteFinishedBefore and ResetBreakers also run on the
 // writer thread, in their own transactions, after the writes queued before
 // them; UpdateBreaker does too, but ahead of the queued writes. Reads use a second connection under
@@ -122,6 +124,15 @@ class SqliteStore final : public Store {
   // Writes are queued in chunks of fixed capacity, so that a long queue
   // never moves records to grow, and drained chunks are reused.
   using Chunk = std::vector<Write>;
+  // Held, with mu_ locked, by a caller waiting for the writer (Flush, a sync
+  // call): a writer gathering a burst commits at once instead.
+  struct Hurry {
+    explicit Hurry(SqliteStore* store);
+    ~Hurry();
+    Hurry(const Hurry&) = delete;
+    Hurry& operator=(const Hurry&) = delete;
+    SqliteStore* const store_;
+  };
 
   SqliteStore(std::string path, Clock* clock, std::unique_ptr<sqlite::SqliteWriter> writer,
               std::unique_ptr<sqlite::SqliteReader> reader);
@@ -156,6 +167,8 @@ class SqliteStore final : public Store {
   uint64_t written_ = 0;             // guarded by mu_: writes ever committed or failed
   Status write_error_;               // guarded by mu_: first failure since the last Flush
   bool writer_idle_ = false;         // guarded by mu_: the writer waits on work_cv_
+  bool gathering_ = false;           // guarded by mu_: the writer lets a burst gather
+  int hurry_ = 0;                    // guarded by mu_: callers waiting for the writer
   bool stop_ = false;                // guarded by mu_
   std::thread writer_thread_;
 };

@@ -11,6 +11,7 @@
 
 #include "engine/event_data.h"
 #include "nodes/wire_json.h"
+#include "nodes/json_document.h"
 
 namespace keel {
 namespace {
@@ -28,7 +29,7 @@ std::string JsonString(const std::string& text) {
 // values as JSON.
 std::string ToolContent(const JsonText& output) {
   if (!output) return "null";
-  Document doc;
+  JsonDocument doc;
   doc.Parse(output->c_str(), output->size());
   if (!doc.HasParseError() && doc.IsString()) return doc.GetString();
   return *output;
@@ -137,7 +138,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
       }
     };
     for (const JsonText& step : ctx_.journal) {
-      Document doc;
+      JsonDocument doc;
       if (!step || doc.Parse(step->c_str(), step->size()).HasParseError() || !doc.IsObject()) continue;
       if (auto a = doc.FindMember("assistant"); a != doc.MemberEnd() && a->value.IsObject()) {
         close_turn();
@@ -314,7 +315,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void RunTool(size_t i) {
     const ToolCall& call = tool_calls_[i];
     double started = client_->clock()->Now();
-    Document args;
+    JsonDocument args;
     if (args.Parse(call.arguments_json.c_str()).HasParseError() || !args.IsObject()) {
       return ToolDone(i, started, NodeResult::Failure(Status::Error(
                                       ErrorKind::kError, "the arguments are not a JSON object: " +
@@ -421,7 +422,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   uint64_t subscription_ = 0;
 
   // Driven by one step at a time (Begin, CallModel, OnResponse, tool completion).
-  Document messages_;
+  JsonDocument messages_;
   std::string system_;
   ChatRequest request_;
   int turns_ = 0;

@@ -5,6 +5,7 @@
 
 #include "nodes/openai_provider.h"
 #include "nodes/wire_json.h"
+#include "nodes/json_document.h"
 
 namespace keel {
 namespace {
@@ -97,7 +98,7 @@ class MessageTranslator {
     if (arguments != nullptr && arguments->IsObject()) {
       input.CopyFrom(*arguments, alloc_);
     } else if (arguments != nullptr && arguments->IsString()) {
-      rapidjson::Document parsed;
+      JsonDocument parsed;
       parsed.Parse(arguments->GetString(), arguments->GetStringLength());
       if (!parsed.HasParseError() && parsed.IsObject()) input.CopyFrom(parsed, alloc_);
     }
@@ -127,7 +128,7 @@ class MessageTranslator {
     return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), alloc_);
   }
 
-  rapidjson::Document out_;  // the array of translated messages
+  JsonDocument out_;  // the array of translated messages
   rapidjson::Document::AllocatorType& alloc_;
   std::string system_;  // system messages found in the conversation
 };
@@ -169,7 +170,7 @@ void WriteTools(wire::Writer& w, const std::vector<ToolSpec>& tools) {
 
 std::string Body(const ProviderConfig& config, const ChatRequest& chat) {
   MessageTranslator translator;
-  rapidjson::Document messages;
+  JsonDocument messages;
   messages.Parse(chat.messages_json.c_str(), chat.messages_json.size());
   if (!messages.HasParseError() && messages.IsArray()) {
     for (const Value& m : messages.GetArray()) translator.Add(m);
@@ -223,7 +224,7 @@ Result<ChatResponse> AnthropicProvider::Parse(const HttpResponse& response, doub
   if (Status failure = wire::NotSuccess(response, "anthropic", wall_now); !failure.ok()) {
     return failure;
   }
-  rapidjson::Document doc;
+  JsonDocument doc;
   doc.Parse(response.body.c_str(), response.body.size());
   if (doc.HasParseError()) return wire::Malformed(wire::ParseErrorText(doc));
   const Value* content = wire::Member(doc, "content");

@@ -7,6 +7,7 @@
 
 #include "nodes/llm_client.h"
 #include "nodes/wire_json.h"
+#include "nodes/json_document.h"
 
 namespace keel {
 namespace {
@@ -45,7 +46,7 @@ std::string PointerText(const rapidjson::Pointer& pointer) {
 }
 
 Status Validate(const rapidjson::Document& doc, const std::string& schema_json) {
-  rapidjson::Document schema;
+  JsonDocument schema;
   schema.Parse(schema_json.c_str(), schema_json.size());
   if (schema.HasParseError()) {
     return Status::Error(ErrorKind::kPermanent,
@@ -64,7 +65,7 @@ Status Validate(const rapidjson::Document& doc, const std::string& schema_json) 
 
 Result<std::string> CheckJsonOutput(const std::string& text, const std::string& schema_json) {
   std::string json(Unfence(text));
-  rapidjson::Document doc;
+  JsonDocument doc;
   doc.Parse(json.c_str(), json.size());
   if (doc.HasParseError()) {
     return Status::Error(ErrorKind::kTransient,

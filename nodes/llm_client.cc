@@ -32,9 +32,7 @@ int64_t EstimateTokens(const ChatRequest& request) {
 }
 
 bool IsJsonOf(const std::string& text, rapidjson::Type type) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
-  return !doc.HasParseError() && doc.GetType() == type;
+  return wire::JsonTypeOf(text) == type;
 }
 
 // Catches what the wire formats assume (their Build cannot fail).

@@ -2,6 +2,7 @@
 
 #include "nodes/mock_schema_value.h"
 #include "nodes/wire_json.h"
+#include "nodes/json_document.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
@@ -177,7 +178,7 @@ std::optional<BadRequest> ApplyDirective(const std::string& key, const std::stri
     size_t space = spec.find_first_of(" \t");
     std::string name = spec.substr(0, space);
     std::string args = space == std::string::npos ? "{}" : Trim(spec.substr(space));
-    Document doc;
+    JsonDocument doc;
     doc.Parse(args.c_str(), args.size());
     if (name.empty() || doc.HasParseError() || !doc.IsObject()) {
       return bad("expected NAME {JSON object}");
@@ -260,7 +261,7 @@ void ReadOutput(const Value& req, MockDialect dialect, Conversation* c) {
     const std::string marker = "JSON schema: ";
     size_t at = c->system.find(marker);
     if (at == std::string::npos) return;
-    auto schema = std::make_shared<Document>();
+    auto schema = std::make_shared<JsonDocument>();
     schema->Parse<rapidjson::kParseStopWhenDoneFlag>(c->system.c_str() + at + marker.size());
     if (!schema->HasParseError() && schema->IsObject()) {
       c->system_schema = schema;
@@ -523,7 +524,7 @@ void Decide(const Conversation& c, const Directives& d, const std::string& user_
   } else if (c.output == Output::kJson) {
     Value said_value(said.c_str(), static_cast<rapidjson::SizeType>(said.size()));
     Value object(rapidjson::kObjectType);
-    Document scratch;
+    JsonDocument scratch;
     object.AddMember("echo", said_value, scratch.GetAllocator());
     *text = ToJson(object);
   } else {
@@ -563,7 +564,7 @@ MockReply MockFaultReply(MockDialect dialect, const std::string& fault,
 }
 
 MockReply MockResponder::Respond(const std::string& request_body, MockDialect dialect) {
-  Document req;
+  JsonDocument req;
   req.Parse(request_body.c_str(), request_body.size());
   if (req.HasParseError()) {
     return BadRequestReply(dialect, std::string("request body is not JSON: ") +

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "nodes/wire_json.h"
+#include "nodes/json_document.h"
 
 namespace keel {
 namespace {
@@ -39,7 +40,7 @@ void WriteMessages(wire::Writer& w, const ChatRequest& chat) {
     wire::String(w, system);
     w.EndObject();
   }
-  rapidjson::Document messages;
+  JsonDocument messages;
   messages.Parse(chat.messages_json.c_str(), chat.messages_json.size());
   if (!messages.HasParseError() && messages.IsArray()) {
     for (const Value& m : messages.GetArray()) m.Accept(w);
@@ -160,7 +161,7 @@ Result<ChatResponse> OpenAIProvider::Parse(const HttpResponse& response, double 
   if (Status failure = wire::NotSuccess(response, "openai", wall_now); !failure.ok()) {
     return failure;
   }
-  rapidjson::Document doc;
+  JsonDocument doc;
   doc.Parse(response.body.c_str(), response.body.size());
   if (doc.HasParseError()) return wire::Malformed(wire::ParseErrorText(doc));
   const Value* choices = wire::Member(doc, "choices");

@@ -1,4 +1,5 @@
 #include "nodes/prompt_template.h"
+#include "nodes/json_document.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -120,7 +121,7 @@ Result<std::string> PromptTemplate::Render(
       out += pieces_[i + 1];
       continue;
     }
-    rapidjson::Document doc;
+    JsonDocument doc;
     doc.Parse(source->c_str(), source->size());
     std::string missing;
     const rapidjson::Value* value =

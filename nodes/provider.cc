@@ -5,6 +5,7 @@
 #include "nodes/anthropic_provider.h"
 #include "nodes/openai_provider.h"
 #include "nodes/wire_json.h"
+#include "nodes/json_document.h"
 
 namespace keel {
 namespace {
@@ -23,7 +24,7 @@ ErrorKind StatusKind(int status) {
 // ({"error":{"message":...}}, or {"error":"..."} as some compatible servers
 // send); "" when the body is not one.
 std::string ErrorBodyMessage(const std::string& body) {
-  rapidjson::Document doc;
+  JsonDocument doc;
   doc.Parse(body.c_str(), body.size());
   if (doc.HasParseError()) return "";
   const rapidjson::Value* error = wire::Member(doc, "error");

@@ -5,10 +5,13 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,13 +33,47 @@ inline std::string ParseErrorText(const rapidjson::Document& doc) {
   return what + " at offset " + std::to_string(doc.GetErrorOffset());
 }
 
-// Writes the JSON value `json`; writes `fallback` (itself JSON) when `json`
-// does not parse. Callers check texts from users before building requests.
+// Notes the type of the first value a Reader reports; accepts the rest.
+struct FirstValueType : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, FirstValueType> {
+  std::optional<rapidjson::Type> type;
+
+  bool Set(rapidjson::Type t) {
+    if (!type) type = t;
+    return true;
+  }
+  bool Null() { return Set(rapidjson::kNullType); }
+  bool Bool(bool b) { return Set(b ? rapidjson::kTrueType : rapidjson::kFalseType); }
+  bool Int(int) { return Set(rapidjson::kNumberType); }
+  bool Uint(unsigned) { return Set(rapidjson::kNumberType); }
+  bool Int64(int64_t) { return Set(rapidjson::kNumberType); }
+  bool Uint64(uint64_t) { return Set(rapidjson::kNumberType); }
+  bool Double(double) { return Set(rapidjson::kNumberType); }
+  bool String(const char*, rapidjson::SizeType, bool) { return Set(rapidjson::kStringType); }
+  bool StartObject() { return Set(rapidjson::kObjectType); }
+  bool StartArray() { return Set(rapidjson::kArrayType); }
+};
+
+// The type of `json` when it is exactly one valid JSON value; nullopt
+// otherwise. Checks without building a document (no allocation beyond the
+// parser's small stack), so it is cheap on hot paths.
+inline std::optional<rapidjson::Type> JsonTypeOf(std::string_view json) {
+  rapidjson::Reader reader;
+  rapidjson::MemoryStream in(json.data(), json.size());
+  FirstValueType handler;
+  if (!reader.Parse(in, handler)) return std::nullopt;
+  return handler.type;
+}
+
+// Writes the JSON value `json` as it is; writes `fallback` (itself JSON)
+// when `json` is not one valid JSON value. Callers check texts from users
+// before building requests.
 inline void Json(Writer& w, const std::string& json, const char* fallback) {
-  rapidjson::Document doc;
-  doc.Parse(json.c_str(), json.size());
-  if (doc.HasParseError()) doc.Parse(fallback);
-  doc.Accept(w);
+  if (auto type = JsonTypeOf(json)) {
+    w.RawValue(json.data(), json.size(), *type);
+    return;
+  }
+  std::string_view text = fallback;
+  w.RawValue(text.data(), text.size(), JsonTypeOf(text).value_or(rapidjson::kNullType));
 }
 
 // `value` as compact JSON text.

@@ -12,6 +12,7 @@
 #include "nodes/http_loop.h"
 #include "nodes/llm_client.h"
 #include "nodes/wire_json.h"
+#include "nodes/json_document.h"
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
 #include "scripts/keel_module.h"
@@ -82,7 +83,7 @@ std::string ReadChatRequest(lua_State* L, std::string* provider, ChatRequest* re
     return error;
   }
   if (provider->empty()) return "'provider' is required";
-  rapidjson::Document messages;
+  JsonDocument messages;
   if (request->messages_json.empty()) request->messages_json = "[]";
   if (messages.Parse(request->messages_json.c_str()).HasParseError() || !messages.IsArray()) {
     return "'messages' must be a list of { role = ..., content = ... }";
@@ -117,7 +118,7 @@ std::string ReadChatRequest(lua_State* L, std::string* provider, ChatRequest* re
   }
   lua_pop(L, 3);
   if (!tools.empty()) {
-    rapidjson::Document doc;
+    JsonDocument doc;
     doc.Parse(tools.c_str());
     if (!doc.IsArray()) return "'tools' must be a list of { name = ..., description = ..., parameters = ... }";
     for (const auto& t : doc.GetArray()) {
@@ -161,7 +162,7 @@ std::string ChatResultJson(const ChatResponse& response, const LlmCallRecord& re
     w.String(call.id.c_str());
     w.Key("name");
     w.String(call.name.c_str());
-    rapidjson::Document args;
+    JsonDocument args;
     w.Key("arguments");
     if (args.Parse(call.arguments_json.c_str()).HasParseError()) {
       w.String(call.arguments_json.c_str());
@@ -297,7 +298,7 @@ std::string HttpResultJson(const HttpResponse& response) {
   w.EndObject();
   w.Key("body");
   w.String(response.body.c_str(), static_cast<rapidjson::SizeType>(response.body.size()));
-  rapidjson::Document json;
+  JsonDocument json;
   if (response.Header("content-type").find("json") != std::string::npos &&
       !json.Parse(response.body.c_str(), response.body.size()).HasParseError()) {
     w.Key("json");
