@@ -13,6 +13,7 @@
 #include "nodes/llm_client.h"
 #include "nodes/wire_json.h"
 #include "nodes/json_document.h"
+#include "nodes/schema_check.h"
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
 #include "scripts/keel_module.h"
@@ -114,6 +115,10 @@ std::string ReadChatRequest(lua_State* L, std::string* provider, ChatRequest* re
   } else if (lua_istable(L, -1)) {
     Status status = LuaToJson(L, -1, &request->schema_json);
     if (!status.ok()) return "'output': " + status.message();
+    std::string problem = request->schema_json.front() == '{'
+                              ? SchemaProblem(request->schema_json)
+                              : "a JSON schema is an object, not a list";
+    if (!problem.empty()) return "'output': " + problem;
     request->output = OutputMode::kSchema;
   }
   lua_pop(L, 3);

@@ -5,6 +5,7 @@
 
 #include "engine/did_you_mean.h"
 #include "lua.hpp"
+#include "nodes/schema_check.h"
 #include "scripts/declarations.h"
 #include "scripts/lua_json.h"
 
@@ -129,12 +130,14 @@ bool IsHeaderValue(lua_State* L, int index) {
   return IsWord(L, index, 0, 8192, [](char c) { return c != '\r' && c != '\n' && c != '\0'; });
 }
 
-// Empty when the table at `index` converts to a JSON object; otherwise why not.
+// Empty when the table at `index` converts to a JSON object that is a valid
+// JSON Schema; otherwise why not.
 std::string JsonObjectProblem(lua_State* L, int index) {
   std::string json;
   Status status = LuaToJson(L, index, &json);
   if (!status.ok()) return status.message();
-  return json.front() == '{' ? "" : "a JSON schema is an object, not a list";
+  if (json.front() != '{') return "a JSON schema is an object, not a list";
+  return SchemaProblem(json);
 }
 
 bool IsJsonObject(lua_State* L, int index) {
@@ -226,7 +229,12 @@ std::string CheckFields(lua_State* L, int index, std::span<const Field> fields) 
     if (lua_isnil(L, -1)) {
       if (field.required) problem = name + "is required (" + std::string(field.what) + ")";
     } else if (!field.valid(L, lua_gettop(L))) {
-      problem = name + "must be " + std::string(field.what) + Got(L, -1);
+      // A table that is no usable schema: say what is wrong inside it.
+      std::string inside = field.valid == &IsJsonObject && IsTable(L, -1)
+                               ? JsonObjectProblem(L, lua_gettop(L))
+                               : "";
+      problem = inside.empty() ? name + "must be " + std::string(field.what) + Got(L, -1)
+                               : "field '" + std::string(field.name) + "': " + inside;
     }
     lua_pop(L, 1);
     if (!problem.empty()) return problem;

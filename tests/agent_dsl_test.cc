@@ -219,6 +219,25 @@ TEST_CASE("agent messages, output and hedge are checked") {
         at + "option 'output': a JSON schema is an object, not a list");
   CHECK(AgentError(ok + "prompt = 'x', output = { f = print }") ==
         at + "option 'output': at .f: a function cannot be JSON");
+  // The schema itself is checked when the script loads, not at the first reply.
+  CHECK(AgentError(ok + "prompt = 'x', output = { type = 5 }") ==
+        at + "option 'output': at type: must be a type name (string, number, integer, boolean, "
+             "object, array, null) or a list of them");
+  CHECK(AgentError(ok + "prompt = 'x', output = { type = 'object', required = {} }") ==
+        at + "option 'output': at required: must be a list of property names (an empty table "
+             "is an object here; write keel.array() for an empty list)");
+  CHECK(AgentError(ok + "prompt = 'x', output = { type = 'object', properties = { n = 'number' } "
+                        "}") ==
+        at + "option 'output': at properties.n: a schema must be a table (a JSON object)");
+  CHECK(AgentError(ok + "prompt = 'x', output = { type = 'array', items = { type = 'string' }, "
+                        "minItems = -1 }") ==
+        at + "option 'output': at minItems: must be a whole number, 0 or more");
+  CHECK(AgentError(ok + "prompt = 'x', output = { anyOf = keel.array() }") ==
+        at + "option 'output': at anyOf: must be a non-empty list of schemas");
+  // Unknown keywords pass, as JSON Schema says.
+  Load(std::string(kHeader) + "return keel.workflow 'w' {\n  keel.agent 'a' { " + ok +
+       "prompt = 'x', output = { type = 'object', required = keel.array(), ['x-vendor'] = { 1 }, "
+       "properties = { a = { enum = { 1, 2 } } } } },\n}\n");
   CHECK(AgentError(ok + "prompt = 'x', hedge = 2") ==
         at + "option 'hedge' must be { delay = seconds, max = n }, got number");
   CHECK(AgentError(ok + "prompt = 'x', hedge = { max = 3 }") ==
@@ -249,8 +268,13 @@ TEST_CASE("agent tools are checked") {
   CHECK(AgentError(ok + "tools = { search = { run = print, description = 1 } }") ==
         at + "option 'tools': tool 'search': field 'description' must be a string, got number");
   CHECK(AgentError(ok + "tools = { search = { run = print, parameters = { 1 } } }") ==
-        at + "option 'tools': tool 'search': field 'parameters' must be a JSON schema object "
-             "(a table of name = value), got table");
+        at + "option 'tools': tool 'search': field 'parameters': a JSON schema is an object, "
+             "not a list");
+  CHECK(AgentError(ok + "tools = { search = { run = print, parameters = { type = 'object', "
+                        "properties = { q = { type = 'text' } } } } }") ==
+        at + "option 'tools': tool 'search': field 'parameters': at properties.q.type: must be "
+             "a type name (string, number, integer, boolean, object, array, null) or a list of "
+             "them");
   CHECK(AgentError(ok + "tools = { search = { runn = print } }") ==
         at + "option 'tools': tool 'search': unknown field 'runn' (did you mean 'run'?)");
 }

@@ -276,6 +276,11 @@ TEST_CASE("keel.llm and keel.http wait inside a function node; failures carry th
                "    local ok, err = pcall(keel.llm, { provider = 'llm', prompt = '[[mock:fault=401]]' })\n"
                "    error(err)\n"
                "  end },\n"
+               "  keel.fn 'bad_schema' { run = function(ctx)\n"
+               "    local ok, err = pcall(keel.llm, { provider = 'llm', prompt = 'x',\n"
+               "                                      output = { type = 'text' } })\n"
+               "    return err\n"
+               "  end },\n"
                "  keel.fn 'get' { run = function(ctx)\n"
                "    local r = keel.http { url = '" + health + "', timeout = 30 }\n"
                "    return r.status\n"
@@ -288,7 +293,11 @@ TEST_CASE("keel.llm and keel.http wait inside a function node; failures carry th
   CHECK(run["outputs"]["ask"]["tokens"].Int() > 0);
   CHECK(run["outputs"]["json"]["echo"].IsString());
   CHECK(run["outputs"]["get"].Int() == 200);
+  // A broken schema is refused before any request goes out.
+  CHECK(run["outputs"]["bad_schema"].Str().find("'output': at type: must be a type name") !=
+        std::string::npos);
   Json show = box.Show(run["run_id"].Str(), true);
+  CHECK(Events(show, "llm_call", "bad_schema").empty());
   CHECK(NodeEntry(show["nodes"], "ask")["attempts"].Int() == 2);
   CHECK(Events(show, "retry_scheduled", "ask")[0]["data"]["after"].Str() == "transient");
   CHECK(Events(show, "llm_call", "ask").size() == 2);
