@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <system_error>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/db.h"
@@ -18,6 +19,7 @@
 #include "cli/progress.h"
 #include "cli/run_output.h"
 #include "engine/clock.h"
+#include "engine/executor.h"
 #include "engine/process_owner.h"
 #include "engine/runner.h"
 #include "scripts/workflow_loader.h"
@@ -63,6 +65,7 @@ ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
 }  // namespace
 
 int RunCommand(const RunArgs& args) {
+  std::jthread warm_up(&Executor::WarmUp);
   // Check the -p syntax before running any script code.
   auto syntax = ApplyParamOverrides(MakeJson("{}"), args.params);
   if (!syntax.ok()) return UsageError(syntax.status().message());
@@ -85,6 +88,7 @@ int RunCommand(const RunArgs& args) {
 }
 
 int ResumeCommand(const ResumeArgs& args) {
+  std::jthread warm_up(&Executor::WarmUp);
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDb(db_path, {.create = false, .durability = args.durability});
   if (!store.ok()) return UsageError(store.status().message());

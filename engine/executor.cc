@@ -13,6 +13,12 @@ namespace keel {
 Executor::Executor(Clock* clock, Store* store, Observer* observer)
     : clock_(clock), store_(store), observer_(observer), breakers_(store) {}
 
+void Executor::WarmUp() {
+  tbb::info::default_concurrency();
+  tbb::task_arena arena(1);
+  arena.initialize();
+}
+
 RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
                          const std::unordered_map<std::string, NodeRecord>& earlier,
                          const ExecutorOptions& options, const RunHistory& history) {

@@ -68,6 +68,12 @@ class Executor {
                  const std::unordered_map<std::string, NodeRecord>& earlier,
                  const ExecutorOptions& options, const RunHistory& history = {});
 
+  // Does oneTBB's one-time set-up of the process (machine topology, its
+  // allocator, the thread pool's bookkeeping), which the first Run would
+  // otherwise pay for. Meant for a spare thread while the caller does other
+  // start-up work, such as loading the script. Any thread, any time.
+  static void WarmUp();
+
  private:
   Clock* clock_;
   Store* store_;
