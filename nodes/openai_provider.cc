@@ -40,10 +40,8 @@ void WriteMessages(wire::Writer& w, const ChatRequest& chat) {
     wire::String(w, system);
     w.EndObject();
   }
-  JsonDocument messages;
-  messages.Parse(chat.messages_json.c_str(), chat.messages_json.size());
-  if (!messages.HasParseError() && messages.IsArray()) {
-    for (const Value& m : messages.GetArray()) m.Accept(w);
+  if (wire::JsonTypeOf(chat.messages_json) == rapidjson::kArrayType) {
+    wire::ArrayItems(w, chat.messages_json);
   }
   w.EndArray();
 }

@@ -64,6 +64,46 @@ inline std::optional<rapidjson::Type> JsonTypeOf(std::string_view json) {
   return handler.type;
 }
 
+// Forwards what a Reader reports to a Writer, leaving out the outermost
+// array's brackets.
+class ArrayItemsFilter : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ArrayItemsFilter> {
+ public:
+  explicit ArrayItemsFilter(Writer& w) : w_(w) {}
+  bool Null() { return w_.Null(); }
+  bool Bool(bool b) { return w_.Bool(b); }
+  bool Int(int i) { return w_.Int(i); }
+  bool Uint(unsigned u) { return w_.Uint(u); }
+  bool Int64(int64_t i) { return w_.Int64(i); }
+  bool Uint64(uint64_t u) { return w_.Uint64(u); }
+  bool Double(double d) { return w_.Double(d); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return w_.String(s, n, copy); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return w_.Key(s, n, copy); }
+  bool StartObject() {
+    ++depth_;
+    return w_.StartObject();
+  }
+  bool EndObject(rapidjson::SizeType n) {
+    --depth_;
+    return w_.EndObject(n);
+  }
+  bool StartArray() { return depth_++ == 0 || w_.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return --depth_ == 0 || w_.EndArray(n); }
+
+ private:
+  Writer& w_;
+  int depth_ = 0;
+};
+
+// Writes the items of JSON array `json` into the array `w` is in the middle
+// of, streaming them without building a document. `json` must be a valid
+// array (JsonTypeOf says so).
+inline void ArrayItems(Writer& w, std::string_view json) {
+  rapidjson::Reader reader;
+  rapidjson::MemoryStream in(json.data(), json.size());
+  ArrayItemsFilter filter(w);
+  reader.Parse(in, filter);
+}
+
 // Writes the JSON value `json` as it is; writes `fallback` (itself JSON)
 // when `json` is not one valid JSON value. Callers check texts from users
 // before building requests.
