@@ -5,9 +5,9 @@
 
 #include <string_view>
 
+#include "nodes/json_document.h"
 #include "nodes/llm_client.h"
 #include "nodes/wire_json.h"
-#include "nodes/json_document.h"
 
 namespace keel {
 namespace {

@@ -1,9 +1,5 @@
 #include "nodes/mock_reply.h"
 
-#include "nodes/mock_schema_value.h"
-#include "nodes/wire_json.h"
-#include "nodes/json_document.h"
-
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/pointer.h>
@@ -19,6 +15,11 @@
 #include <utility>
 #include <vector>
 
+#include "nodes/json_document.h"
+#include "nodes/mock_directives.h"
+#include "nodes/mock_schema_value.h"
+#include "nodes/wire_json.h"
+
 namespace keel {
 namespace {
 
@@ -32,18 +33,6 @@ constexpr int64_t kCreated = 1700000000;
 // A malformed request: becomes a 400 with this message.
 struct BadRequest {
   std::string message;
-};
-
-// The directives of one request, system prompt first, last user message second.
-struct Directives {
-  std::string fault;
-  int64_t times = -1;  // -1: every request
-  double retry_after = 1;
-  double latency_ms = 0;
-  std::optional<std::string> reply;
-  std::vector<std::pair<std::string, std::string>> calls;  // name, arguments JSON
-  std::optional<std::pair<int64_t, int64_t>> tokens;
-  std::string written;  // every directive as written, for the fault key
 };
 
 struct Tool {
@@ -98,13 +87,6 @@ int64_t CountTokens(const std::string& text) {
   return (chars + 3) / 4;
 }
 
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
 std::string Str(const Value& v, const char* key) { return wire::StringOr(wire::Member(v, key)); }
 
 const Value* Member(const Value& v, const char* key) { return wire::Member(v, key); }
@@ -134,99 +116,6 @@ bool HasText(const Value* content) {
     if (Str(part, "type") == "text") return true;
   }
   return false;
-}
-
-// ---- directives ----
-
-bool ParseNumber(const std::string& text, double* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  *out = std::strtod(text.c_str(), &end);
-  return *end == '\0' && std::isfinite(*out) && *out >= 0;
-}
-
-bool ParseCount(const std::string& text, int64_t* out) {
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return false;
-  *out = std::strtoll(text.c_str(), nullptr, 10);
-  return true;
-}
-
-std::optional<BadRequest> ApplyDirective(const std::string& key, const std::string& value,
-                                         Directives* d) {
-  auto bad = [&](const std::string& why) {
-    return BadRequest{"mock directive [[mock:" + key + "=" + value + "]]: " + why};
-  };
-  double number = 0;
-  if (key == "fault") {
-    if (!IsMockFault(value)) {
-      return bad(
-          "unknown fault (one of 500 502 503 529 429 400 401 403 404 hang malformed truncated "
-          "reset)");
-    }
-    d->fault = value;
-  } else if (key == "times") {
-    if (!ParseCount(value, &d->times)) return bad("expected a count");
-  } else if (key == "retry_after") {
-    if (!ParseNumber(value, &d->retry_after)) return bad("expected seconds");
-  } else if (key == "latency") {
-    if (!ParseNumber(value, &number)) return bad("expected milliseconds");
-    d->latency_ms = number;
-  } else if (key == "reply") {
-    d->reply = value;
-  } else if (key == "call") {
-    std::string spec = Trim(value);
-    size_t space = spec.find_first_of(" \t");
-    std::string name = spec.substr(0, space);
-    std::string args = space == std::string::npos ? "{}" : Trim(spec.substr(space));
-    JsonDocument doc;
-    doc.Parse(args.c_str(), args.size());
-    if (name.empty() || doc.HasParseError() || !doc.IsObject()) {
-      return bad("expected NAME {JSON object}");
-    }
-    d->calls.emplace_back(name, ToJson(doc));
-  } else if (key == "tokens") {
-    size_t comma = value.find(',');
-    int64_t p = 0, c = 0;
-    if (comma == std::string::npos || !ParseCount(value.substr(0, comma), &p) ||
-        !ParseCount(value.substr(comma + 1), &c)) {
-      return bad("expected PROMPT,COMPLETION");
-    }
-    d->tokens = std::make_pair(p, c);
-  } else {
-    return BadRequest{"unknown mock directive '" + key +
-                      "' (fault, times, retry_after, latency, reply, call, tokens)"};
-  }
-  return std::nullopt;
-}
-
-// Applies the directives written in `text` to `d`; returns the text without them.
-std::string TakeDirectives(const std::string& text, Directives* d,
-                           std::optional<BadRequest>* error) {
-  static const std::string kOpen = "[[mock:";
-  std::string rest;
-  size_t pos = 0;
-  while (true) {
-    size_t open = text.find(kOpen, pos);
-    if (open == std::string::npos) break;
-    size_t close = text.find("]]", open + kOpen.size());
-    if (close == std::string::npos) {
-      *error = BadRequest{"mock directive without closing ]]"};
-      break;
-    }
-    rest += text.substr(pos, open - pos);
-    std::string inner = text.substr(open + kOpen.size(), close - open - kOpen.size());
-    d->written += text.substr(open, close + 2 - open);
-    size_t eq = inner.find('=');
-    if (eq == std::string::npos) {
-      *error = BadRequest{"mock directive [[mock:" + inner + "]] has no '='"};
-    } else if (auto bad = ApplyDirective(Trim(inner.substr(0, eq)), inner.substr(eq + 1), d)) {
-      *error = std::move(bad);
-    }
-    if (*error) break;
-    pos = close + 2;
-  }
-  rest += text.substr(std::min(pos, text.size()));
-  return Trim(rest);
 }
 
 // ---- reading a request ----
@@ -491,7 +380,7 @@ std::string AnthropicAnswer(const Answer& a) {
 }
 
 // The reply text, or the tool calls, a conversation gets (see the header).
-void Decide(const Conversation& c, const Directives& d, const std::string& user_text,
+void Decide(const Conversation& c, const MockDirectives& d, const std::string& user_text,
             std::string* text, std::vector<Call>* calls) {
   const bool have_results = !c.tool_results.empty();
   if (!have_results && !d.calls.empty()) {
@@ -575,11 +464,11 @@ MockReply MockResponder::Respond(const std::string& request_body, MockDialect di
   Conversation c;
   if (auto bad = ReadConversation(req, dialect, &c)) return BadRequestReply(dialect, bad->message);
 
-  Directives d;
-  std::optional<BadRequest> bad;
-  TakeDirectives(c.system, &d, &bad);
-  std::string user_text = bad ? "" : TakeDirectives(c.user, &d, &bad);
-  if (bad) return BadRequestReply(dialect, bad->message);
+  MockDirectives d;
+  std::optional<std::string> bad;
+  TakeMockDirectives(c.system, &d, &bad);
+  std::string user_text = bad ? "" : TakeMockDirectives(c.user, &d, &bad);
+  if (bad) return BadRequestReply(dialect, *bad);
 
   Answer answer;
   Decide(c, d, user_text, &answer.text, &answer.calls);

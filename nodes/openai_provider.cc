@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
-#include "nodes/wire_json.h"
 #include "nodes/json_document.h"
+#include "nodes/wire_json.h"
 
 namespace keel {
 namespace {

@@ -3,9 +3,9 @@
 #include <cstdio>
 
 #include "nodes/anthropic_provider.h"
+#include "nodes/json_document.h"
 #include "nodes/openai_provider.h"
 #include "nodes/wire_json.h"
-#include "nodes/json_document.h"
 
 namespace keel {
 namespace {

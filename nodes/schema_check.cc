@@ -10,8 +10,8 @@ namespace {
 
 using rapidjson::Value;
 
-constexpr std::string_view kTypeNames[] = {"string", "number",  "integer", "boolean",
-                                           "object", "array",   "null"};
+constexpr std::string_view kTypeNames[] = {"string", "number", "integer", "boolean",
+                                           "object", "array",  "null"};
 
 bool IsTypeName(const Value& v) {
   if (!v.IsString()) return false;
@@ -110,7 +110,8 @@ class SchemaWalker {
 
   bool SchemaList(const Value& x, const std::string& at, bool non_empty) {
     if (!x.IsArray() || (non_empty && x.Empty())) {
-      return Fail(at, non_empty ? "must be a non-empty list of schemas" : "must be a list of schemas");
+      return Fail(at,
+                  non_empty ? "must be a non-empty list of schemas" : "must be a list of schemas");
     }
     for (rapidjson::SizeType i = 0; i < x.Size(); ++i) {
       if (!Schema(x[i], at + "[" + std::to_string(i + 1) + "]")) return false;

@@ -230,9 +230,8 @@ std::string CheckFields(lua_State* L, int index, std::span<const Field> fields) 
       if (field.required) problem = name + "is required (" + std::string(field.what) + ")";
     } else if (!field.valid(L, lua_gettop(L))) {
       // A table that is no usable schema: say what is wrong inside it.
-      std::string inside = field.valid == &IsJsonObject && IsTable(L, -1)
-                               ? JsonObjectProblem(L, lua_gettop(L))
-                               : "";
+      std::string inside =
+          field.valid == &IsJsonObject && IsTable(L, -1) ? JsonObjectProblem(L, lua_gettop(L)) : "";
       problem = inside.empty() ? name + "must be " + std::string(field.what) + Got(L, -1)
                                : "field '" + std::string(field.name) + "': " + inside;
     }

@@ -134,8 +134,8 @@ MockServer::MockServer(MockServerOptions options, RequestLog* log)
   if (base_ == nullptr) return;
   http_ = evhttp_new(base_);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                        EVHTTP_REQ_PATCH);
   evhttp_set_gencb(http_, &MockServer::OnRequest, this);
   // Taken from here on, so a signal sent as soon as the port is printed
   // still stops the server cleanly.
@@ -252,8 +252,8 @@ void MockServer::Route(evhttp_request* req) {
   if (route == "/models" && get) return Reply(req, 200, kModels);
   if (path == "/healthz" && get) {
     return Reply(req, 200,
-                 R"({"status":"ok","requests":)" + std::to_string(requests_) +
-                     R"(,"in_flight":)" + std::to_string(pending_.size()) + "}");
+                 R"({"status":"ok","requests":)" + std::to_string(requests_) + R"(,"in_flight":)" +
+                     std::to_string(pending_.size()) + "}");
   }
   if (path == "/log" && get) return Reply(req, 200, log_->JsonArray());
   Reply(req, 404, ErrorJson("no such endpoint: " + path, "not_found_error"));
