@@ -3,7 +3,7 @@
 // HTTP requests are in flight without holding a TBB worker.
 //
 // Send() may be called from any thread; it queues the request and wakes the
-// loop (curl_multi_wakeup). Each request carries a deadline and a cancel
+// loop (an eventfd). Each request carries a deadline and a cancel
 // token: at the deadline the transfer is removed from the multi handle and
 // its connection closed (the server sees it go), and so it is at once when
 // the token is cancelled. `done` runs exactly once, on the I/O thread; it must
@@ -57,7 +57,8 @@ using HttpDone = std::function<void(HttpResponse)>;
 class HttpLoop {
  public:
   // `clock` turns deadlines into curl timeouts. The thread starts with the
-  // first Send.
+  // first Send. Throws std::system_error when the process cannot get the
+  // descriptors the loop needs (epoll, eventfd).
   explicit HttpLoop(Clock* clock);
   // Must not run inside a `done` (it joins the I/O thread).
   ~HttpLoop();

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include "engine/node_policy.h"
 #include "scripts/agent_loader.h"
@@ -60,7 +61,13 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
   auto pool = LuaStatePool::Create(ScriptSource{path, script->info.text}, options.memory_limit,
                                    clock, &declared);
   if (!pool.ok()) return pool.status();
-  auto http = std::make_shared<HttpLoop>(clock);
+  std::shared_ptr<HttpLoop> http;
+  try {
+    http = std::make_shared<HttpLoop>(clock);
+  } catch (const std::system_error& e) {
+    return Status::Error(ErrorKind::kPermanent,
+                         std::string("cannot start the HTTP loop: ") + e.what());
+  }
   auto llm = std::make_shared<LlmClient>(clock, http);
   Status providers = AddProviders(declared.providers, options, llm.get());
   if (!providers.ok()) return providers;

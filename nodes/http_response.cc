@@ -1,0 +1,48 @@
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+#include "nodes/http_loop.h"
+
+namespace keel {
+namespace {
+
+// A non-negative decimal number filling all of `text`; -1 otherwise.
+double ParseSeconds(const std::string& text) {
+  if (text.empty() || !(std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '.')) {
+    return -1;
+  }
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(value) || value < 0) return -1;
+  return value;
+}
+
+}  // namespace
+
+std::string HttpResponse::Header(const std::string& name) const {
+  for (const auto& [key, value] : headers) {
+    if (key == name) return value;
+  }
+  return "";
+}
+
+double HttpResponse::RetryAfter(double wall_now) const {
+  std::string ms = Header("retry-after-ms");
+  if (!ms.empty()) {
+    double value = ParseSeconds(ms);
+    if (value >= 0) return value / 1000;
+  }
+  std::string text = Header("retry-after");
+  if (text.empty()) return -1;
+  double delay = ParseSeconds(text);
+  if (delay >= 0) return delay;
+  time_t when = curl_getdate(text.c_str(), nullptr);
+  if (when == -1) return -1;
+  return std::max(0.0, static_cast<double>(when) - wall_now);
+}
+
+}  // namespace keel
