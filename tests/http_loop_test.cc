@@ -404,5 +404,27 @@ TEST_CASE("destroying the loop ends transfers in flight with kCancelled" * docte
   CHECK(WaitFor([&] { return server.drips_closed == 5; }));
 }
 
+TEST_CASE("a request sent from a done callback during shutdown is cancelled too" *
+          doctest::timeout(30)) {
+  TestServer server;
+  std::atomic<int> resent_cancelled{0};
+  {
+    auto loop = std::make_unique<HttpLoop>(SystemClock());
+    HttpLoop* raw = loop.get();
+    for (int i = 0; i < 3; ++i) {
+      // Each `done` runs while the loop shuts down and sends again: that
+      // request must end too, on the same thread, not start another one.
+      raw->Send(Get(server.Url("/drip")), [&, raw](HttpResponse) {
+        raw->Send(Get(server.Url("/drip")), [&](HttpResponse again) {
+          if (again.transport.kind() == ErrorKind::kCancelled) ++resent_cancelled;
+        });
+      });
+    }
+    REQUIRE(WaitFor([&] { return server.drips_started == 3; }));
+    loop.reset();
+  }
+  CHECK(resent_cancelled == 3);
+}
+
 }  // namespace
 }  // namespace keel
