@@ -156,7 +156,8 @@ void SqliteStore::Enqueue(Write write) {
     }
     queue_.back().push_back(std::move(write));
     ++queued_;
-    wake = writer_idle_;
+    // A gathering writer needs waking only when the burst is big enough.
+    wake = writer_idle_ || (gathering_ && queued_ - written_ == kGatherMax);
   }
   if (wake) work_cv_.notify_one();
 }
