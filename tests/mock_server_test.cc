@@ -14,6 +14,7 @@
 
 #include "tests/support/files.h"
 #include "tests/support/json.h"
+#include "tests/support/mock_llm_server.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -23,59 +24,26 @@ namespace {
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
-// One keel-mock-llm process on an ephemeral port; killed when it goes away.
-class MockLlm {
+// One keel-mock-llm process on an ephemeral port (tests/support), with an
+// HTTP client and waits on its request log by count and by id.
+class MockLlm : public MockLlmServer {
  public:
-  explicit MockLlm(std::vector<std::string> args) {
-    SpawnOptions options;
-    options.args = std::move(args);
-    process_ = std::make_unique<Subprocess>(MOCK_LLM_BIN, options);
-    const std::string prefix = "listening on http://127.0.0.1:";
-    const bool up = WaitUntil(
-        [&] { return process_->Stdout().find('\n') != std::string::npos || process_->Exited(); },
-        10s);
-    const std::string out = process_->Stdout();
-    REQUIRE_MESSAGE(up, "the server printed nothing: " << process_->Stderr());
-    REQUIRE_MESSAGE(out.rfind(prefix, 0) == 0, "first line: " << out << process_->Stderr());
-    port_ = std::stoi(out.substr(prefix.size()));
-  }
-
-  int port() const { return port_; }
-  Subprocess& process() { return *process_; }
+  explicit MockLlm(std::vector<std::string> args) : MockLlmServer(MOCK_LLM_BIN, std::move(args)) {}
 
   std::unique_ptr<httplib::Client> Client(std::chrono::milliseconds read_timeout = 10s) const {
-    auto client = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", port());
     client->set_read_timeout(read_timeout);
     return client;
-  }
-
-  // GET /log, parsed.
-  Json Log() const {
-    auto res = Client()->Get("/log");
-    REQUIRE(res);
-    REQUIRE(res->status == 200);
-    return Json::Parse(res->body);
   }
 
   // GET /log once it holds `n` entries (a request is logged when it ends,
   // just after its client has the answer), waiting up to 10 s.
   Json WaitForLog(size_t n) const {
-    Json log = Json::Null();
-    WaitUntil(
-        [&] {
-          log = Log();
-          return log.Size() >= n;
-        },
-        10s);
-    return log;
+    return MockLlmServer::WaitForLog([n](const Json& log) { return log.Size() >= n; }, 10s);
   }
 
   // The log entry with this id, waiting up to 10 s for it; null when it never came.
   Json WaitForEntry(int64_t id) const;
-
- private:
-  std::unique_ptr<Subprocess> process_;
-  int port_ = 0;
 };
 
 std::string Quote(const std::string& text) {
@@ -121,14 +89,9 @@ Json FileLog(const std::string& text) {
 }
 
 Json MockLlm::WaitForEntry(int64_t id) const {
-  Json found = Json::Null();
-  WaitUntil(
-      [&] {
-        found = Entry(Log(), id);
-        return !found.IsNull();
-      },
-      10s);
-  return found;
+  return Entry(
+      MockLlmServer::WaitForLog([id](const Json& log) { return !Entry(log, id).IsNull(); }, 10s),
+      id);
 }
 
 bool IsJson(const std::string& text) {
