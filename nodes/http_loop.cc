@@ -24,12 +24,6 @@
 namespace keel {
 namespace {
 
-std::string_view Trim(std::string_view text) {
-  size_t begin = text.find_first_not_of(" \t\r\n");
-  if (begin == std::string_view::npos) return {};
-  return text.substr(begin, text.find_last_not_of(" \t\r\n") + 1 - begin);
-}
-
 // The URL without user info, query or fragment: what error messages may show.
 std::string RedactedUrl(const std::string& url) {
   std::string shown = url.substr(0, url.find_first_of("?#"));
@@ -72,24 +66,9 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-// Parses in place: one std::string each for the name and the value.
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
-  HttpResponse& response = static_cast<Transfer*>(user)->response;
-  std::string_view line(data, size * count);
-  if (line.substr(0, 5) == "HTTP/") {
-    // A new response begins (after a 1xx): keep only its headers.
-    response.headers.clear();
-    return line.size();
-  }
-  size_t colon = line.find(':');
-  if (colon == std::string_view::npos || colon == 0) return line.size();
-  if (response.headers.capacity() == 0) response.headers.reserve(12);
-  std::string& name = response.headers
-                          .emplace_back(std::string(Trim(line.substr(0, colon))),
-                                        std::string(Trim(line.substr(colon + 1))))
-                          .first;
-  for (char& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  return line.size();
+  static_cast<Transfer*>(user)->response.AddHeaderLine(std::string_view(data, size * count));
+  return size * count;
 }
 
 // Failures that a retry cannot fix.

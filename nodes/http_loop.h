@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -50,6 +51,10 @@ struct HttpResponse {
   // Seconds the server asks to wait (Retry-After as seconds or an HTTP
   // date, or retry-after-ms); -1 when absent or unreadable.
   double RetryAfter(double wall_now) const;
+  // Takes one header line as it came off the wire: a status line starts the
+  // headers afresh (after a 1xx), "Name: value" is added with the name
+  // lower-cased and both trimmed; anything else is ignored.
+  void AddHeaderLine(std::string_view line);
 };
 
 using HttpDone = std::function<void(HttpResponse)>;

@@ -4,11 +4,18 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 #include "nodes/http_loop.h"
 
 namespace keel {
 namespace {
+
+std::string_view Trim(std::string_view text) {
+  size_t begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string_view::npos) return {};
+  return text.substr(begin, text.find_last_not_of(" \t\r\n") + 1 - begin);
+}
 
 // A non-negative decimal number filling all of `text`; -1 otherwise.
 double ParseSeconds(const std::string& text) {
@@ -43,6 +50,22 @@ double HttpResponse::RetryAfter(double wall_now) const {
   time_t when = curl_getdate(text.c_str(), nullptr);
   if (when == -1) return -1;
   return std::max(0.0, static_cast<double>(when) - wall_now);
+}
+
+void HttpResponse::AddHeaderLine(std::string_view line) {
+  if (line.substr(0, 5) == "HTTP/") {
+    // A new response begins (after a 1xx): keep only its headers.
+    headers.clear();
+    return;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return;
+  if (headers.capacity() == 0) headers.reserve(12);
+  std::string& name = headers
+                          .emplace_back(std::string(Trim(line.substr(0, colon))),
+                                        std::string(Trim(line.substr(colon + 1))))
+                          .first;
+  for (char& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
 }  // namespace keel
