@@ -5,12 +5,14 @@
 
 #include "engine/did_you_mean.h"
 #include "lua.hpp"
-#include "nodes/schema_check.h"
 #include "scripts/declarations.h"
 #include "scripts/lua_json.h"
+#include "scripts/option_values.h"
 
 namespace keel {
 namespace {
+
+using namespace option_values;
 
 constexpr const char* kKeysFromEnvironment =
     "keys are read from the environment: use api_key_env = \"NAME\"";
@@ -58,117 +60,6 @@ constexpr DslOption kOptions[] = {
     {"api_token", kSecret, kProviderOption, kDeclaration},
     {"secret", kSecret, kProviderOption, kDeclaration},
 };
-
-// Value predicates, for options and for the fields of table options.
-
-bool IsString(lua_State* L, int index) { return lua_type(L, index) == LUA_TSTRING; }
-bool IsTable(lua_State* L, int index) { return lua_type(L, index) == LUA_TTABLE; }
-bool IsFunction(lua_State* L, int index) { return lua_type(L, index) == LUA_TFUNCTION; }
-
-bool IsFiniteNumber(lua_State* L, int index) {
-  return lua_type(L, index) == LUA_TNUMBER && std::isfinite(lua_tonumber(L, index));
-}
-
-bool IsPositiveNumber(lua_State* L, int index) {
-  return IsFiniteNumber(L, index) && lua_tonumber(L, index) > 0;
-}
-
-bool IsNonNegative(lua_State* L, int index) {
-  return IsFiniteNumber(L, index) && lua_tonumber(L, index) >= 0;
-}
-
-bool IsIntegerAtLeast(lua_State* L, int index, lua_Integer least) {
-  int is_integer = 0;
-  lua_Integer n = lua_tointegerx(L, index, &is_integer);
-  return lua_type(L, index) == LUA_TNUMBER && is_integer && n >= least;
-}
-
-bool IsCount(lua_State* L, int index) { return IsIntegerAtLeast(L, index, 1); }
-bool IsHedgeMax(lua_State* L, int index) { return IsIntegerAtLeast(L, index, 2); }
-
-// True when the string at `index` is one of `words`.
-bool IsOneOf(lua_State* L, int index, std::initializer_list<std::string_view> words) {
-  if (!IsString(L, index)) return false;
-  std::string_view word = lua_tostring(L, index);
-  return std::find(words.begin(), words.end(), word) != words.end();
-}
-
-bool IsRole(lua_State* L, int index) { return IsOneOf(L, index, {"system", "user", "assistant"}); }
-
-// True when every character of the string at `index` passes `ok`, and the
-// string has `min` to `max` characters.
-template <typename Pred>
-bool IsWord(lua_State* L, int index, size_t min, size_t max, Pred ok) {
-  if (!IsString(L, index)) return false;
-  size_t len = 0;
-  const char* s = lua_tolstring(L, index, &len);
-  return len >= min && len <= max && std::all_of(s, s + len, ok);
-}
-
-bool IsAlnum(char c) { return isalnum(static_cast<unsigned char>(c)) != 0; }
-
-// What the OpenAI API accepts as a function name.
-bool IsToolName(lua_State* L, int index) {
-  return IsWord(L, index, 1, 64, [](char c) { return IsAlnum(c) || c == '_' || c == '-'; });
-}
-
-bool IsEnvName(lua_State* L, int index) {
-  if (IsString(L, index) && isdigit(static_cast<unsigned char>(*lua_tostring(L, index)))) {
-    return false;
-  }
-  return IsWord(L, index, 1, 255, [](char c) { return IsAlnum(c) || c == '_'; });
-}
-
-// An HTTP header name (an RFC 9110 token).
-bool IsHeaderName(lua_State* L, int index) {
-  return IsWord(L, index, 1, 255, [](char c) {
-    return IsAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-}
-
-bool IsHeaderValue(lua_State* L, int index) {
-  return IsWord(L, index, 0, 8192, [](char c) { return c != '\r' && c != '\n' && c != '\0'; });
-}
-
-// Empty when the table at `index` converts to a JSON object that is a valid
-// JSON Schema; otherwise why not.
-std::string JsonObjectProblem(lua_State* L, int index) {
-  std::string json;
-  Status status = LuaToJson(L, index, &json);
-  if (!status.ok()) return status.message();
-  if (json.front() != '{') return "a JSON schema is an object, not a list";
-  return SchemaProblem(json);
-}
-
-bool IsJsonObject(lua_State* L, int index) {
-  return IsTable(L, index) && JsonObjectProblem(L, index).empty();
-}
-
-// True when the value at `index` is a list (keys 1..n, n >= 0) whose items
-// all satisfy `item`.
-template <typename Pred>
-bool IsListOf(lua_State* L, int index, Pred item) {
-  if (lua_type(L, index) != LUA_TTABLE) return false;
-  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, index));
-  lua_Integer count = 0;
-  lua_pushnil(L);
-  while (lua_next(L, index) != 0) {
-    lua_pop(L, 1);
-    ++count;
-  }
-  if (count != n) return false;
-  for (lua_Integer i = 1; i <= n; ++i) {
-    lua_rawgeti(L, index, i);
-    bool ok = item(lua_gettop(L));
-    lua_pop(L, 1);
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool IsWorkflowRef(lua_State* L, int index) {
-  return lua_type(L, index) == LUA_TSTRING || IsWorkflowObject(L, index);
-}
 
 std::string Got(lua_State* L, int index) { return std::string(", got ") + luaL_typename(L, index); }
 
