@@ -2,8 +2,6 @@
 // failed or crashed run can be resumed. This file only wires the subcommands;
 // each lives in its own *_command.cc.
 
-#include <malloc.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
@@ -191,21 +189,7 @@ int Main(int argc, char** argv) {
   return action ? action() : kExitUsage;
 }
 
-// glibc hands freed memory back to the kernel when the heap's top grows past
-// 128 KiB and serves blocks from 128 KiB up with mmap; a run that parses and
-// builds JSON for hundreds of calls at once then pays page faults over and
-// over for the same memory. Keep it instead: a run is short-lived and its
-// peak is what it needs anyway.
-void KeepFreedMemory() {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  mallopt(M_TOP_PAD, 4 << 20);
-}
-
 }  // namespace
 }  // namespace keel::cli
 
-int main(int argc, char** argv) {
-  keel::cli::KeepFreedMemory();
-  return keel::cli::Main(argc, argv);
-}
+int main(int argc, char** argv) { return keel::cli::Main(argc, argv); }
