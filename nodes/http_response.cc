@@ -7,15 +7,10 @@
 #include <string_view>
 
 #include "nodes/http_loop.h"
+#include "nodes/trim.h"
 
 namespace keel {
 namespace {
-
-std::string_view Trim(std::string_view text) {
-  size_t begin = text.find_first_not_of(" \t\r\n");
-  if (begin == std::string_view::npos) return {};
-  return text.substr(begin, text.find_last_not_of(" \t\r\n") + 1 - begin);
-}
 
 // A non-negative decimal number filling all of `text`; -1 otherwise.
 double ParseSeconds(const std::string& text) {
@@ -62,8 +57,8 @@ void HttpResponse::AddHeaderLine(std::string_view line) {
   if (colon == std::string_view::npos || colon == 0) return;
   if (headers.capacity() == 0) headers.reserve(12);
   std::string& name = headers
-                          .emplace_back(std::string(Trim(line.substr(0, colon))),
-                                        std::string(Trim(line.substr(colon + 1))))
+                          .emplace_back(std::string(TrimBlanks(line.substr(0, colon))),
+                                        std::string(TrimBlanks(line.substr(colon + 1))))
                           .first;
   for (char& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }

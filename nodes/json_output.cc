@@ -7,23 +7,16 @@
 
 #include "nodes/json_document.h"
 #include "nodes/llm_client.h"
+#include "nodes/trim.h"
 #include "nodes/wire_json.h"
 
 namespace keel {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  const char* kSpace = " \t\r\n";
-  size_t begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  size_t end = s.find_last_not_of(kSpace);
-  return s.substr(begin, end - begin + 1);
-}
-
 // `text` without surrounding whitespace and without a ```json ... ``` (or
 // ``` ... ```) fence around it.
 std::string_view Unfence(std::string_view text) {
-  text = Trim(text);
+  text = TrimBlanks(text);
   constexpr std::string_view kFence = "```";
   if (text.size() < 2 * kFence.size() || text.substr(0, kFence.size()) != kFence ||
       text.substr(text.size() - kFence.size()) != kFence) {
@@ -31,11 +24,11 @@ std::string_view Unfence(std::string_view text) {
   }
   std::string_view inner = text.substr(kFence.size(), text.size() - 2 * kFence.size());
   size_t newline = inner.find('\n');
-  std::string_view tag = Trim(inner.substr(0, newline));
+  std::string_view tag = TrimBlanks(inner.substr(0, newline));
   if (tag.empty() || tag == "json" || tag == "JSON") {
     inner = newline == std::string_view::npos ? std::string_view() : inner.substr(newline + 1);
   }
-  return Trim(inner);
+  return TrimBlanks(inner);
 }
 
 std::string PointerText(const rapidjson::Pointer& pointer) {

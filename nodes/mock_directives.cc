@@ -6,6 +6,7 @@
 
 #include "nodes/json_document.h"
 #include "nodes/mock_reply.h"
+#include "nodes/trim.h"
 #include "nodes/wire_json.h"
 
 namespace keel {
@@ -47,10 +48,11 @@ std::optional<std::string> ApplyDirective(const std::string& key, const std::str
   } else if (key == "reply") {
     d->reply = value;
   } else if (key == "call") {
-    std::string spec = TrimBlanks(value);
+    std::string spec(TrimBlanks(value));
     size_t space = spec.find_first_of(" \t");
     std::string name = spec.substr(0, space);
-    std::string args = space == std::string::npos ? "{}" : TrimBlanks(spec.substr(space));
+    std::string args =
+        space == std::string::npos ? "{}" : std::string(TrimBlanks(spec.substr(space)));
     JsonDocument doc;
     doc.Parse(args.c_str(), args.size());
     if (name.empty() || doc.HasParseError() || !doc.IsObject()) {
@@ -74,13 +76,6 @@ std::optional<std::string> ApplyDirective(const std::string& key, const std::str
 
 }  // namespace
 
-std::string TrimBlanks(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
 std::string TakeMockDirectives(const std::string& text, MockDirectives* d,
                                std::optional<std::string>* error) {
   static const std::string kOpen = "[[mock:";
@@ -100,15 +95,15 @@ std::string TakeMockDirectives(const std::string& text, MockDirectives* d,
     size_t eq = inner.find('=');
     if (eq == std::string::npos) {
       *error = "mock directive [[mock:" + inner + "]] has no '='";
-    } else if (auto bad =
-                   ApplyDirective(TrimBlanks(inner.substr(0, eq)), inner.substr(eq + 1), d)) {
+    } else if (auto bad = ApplyDirective(std::string(TrimBlanks(inner.substr(0, eq))),
+                                         inner.substr(eq + 1), d)) {
       *error = std::move(bad);
     }
     if (*error) break;
     pos = close + 2;
   }
   rest += text.substr(std::min(pos, text.size()));
-  return TrimBlanks(rest);
+  return std::string(TrimBlanks(rest));
 }
 
 }  // namespace keel

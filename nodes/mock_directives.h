@@ -30,7 +30,4 @@ struct MockDirectives {
 std::string TakeMockDirectives(const std::string& text, MockDirectives* d,
                                std::optional<std::string>* error);
 
-// `s` without leading and trailing blanks.
-std::string TrimBlanks(const std::string& s);
-
 }  // namespace keel

@@ -1,5 +1,4 @@
 #include "nodes/prompt_template.h"
-#include "nodes/json_document.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -7,15 +6,11 @@
 
 #include <cstdlib>
 
+#include "nodes/json_document.h"
+#include "nodes/trim.h"
+
 namespace keel {
 namespace {
-
-std::string Trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t\n");
-  if (b == std::string_view::npos) return "";
-  size_t e = s.find_last_not_of(" \t\n");
-  return std::string(s.substr(b, e - b + 1));
-}
 
 std::vector<std::string> Split(const std::string& path) {
   std::vector<std::string> parts;
@@ -84,18 +79,18 @@ Result<PromptTemplate> PromptTemplate::Parse(const std::string& text) {
                            "'{{' at offset " + std::to_string(open) + " is never closed by '}}'");
     }
     Field field;
-    field.text = Trim(std::string_view(text).substr(open + 2, close - open - 2));
+    field.text = TrimBlanks(std::string_view(text).substr(open + 2, close - open - 2));
     if (field.text.empty()) return Status::Error(ErrorKind::kPermanent, "empty field '{{}}'");
     field.path = Split(field.text);
     for (const std::string& seg : field.path) {
       if (seg.empty()) {
-        return Status::Error(ErrorKind::kPermanent, "field {{" + field.text + "}} has an empty segment");
+        return Status::Error(ErrorKind::kPermanent,
+                             "field {{" + field.text + "}} has an empty segment");
       }
     }
     if ((field.path[0] != "params" && field.path[0] != "deps") || field.path.size() < 2) {
       return Status::Error(ErrorKind::kPermanent,
-                           "field {{" + field.text +
-                               "}} must start with params.NAME or deps.NODE");
+                           "field {{" + field.text + "}} must start with params.NAME or deps.NODE");
     }
     t.pieces_.push_back(text.substr(pos, open - pos));
     t.fields_.push_back(std::move(field));
@@ -125,7 +120,8 @@ Result<std::string> PromptTemplate::Render(
     doc.Parse(source->c_str(), source->size());
     std::string missing;
     const rapidjson::Value* value =
-        doc.HasParseError() ? nullptr : Follow(&doc, field.path, field.path[0] == "params" ? 1 : 2, &missing);
+        doc.HasParseError() ? nullptr
+                            : Follow(&doc, field.path, field.path[0] == "params" ? 1 : 2, &missing);
     if (value == nullptr) {
       return Status::Error(ErrorKind::kPermanent, "{{" + field.text + "}}: " + missing);
     }
