@@ -1,6 +1,7 @@
 #include "cli/load_script.h"
 
 #include <cstdio>
+#include <system_error>
 
 #include "engine/clock.h"
 
@@ -9,7 +10,14 @@ namespace keel::cli {
 std::shared_ptr<LoadedScript> LoadScript(const std::string& path,
                                          const std::map<std::string, std::string>& provider_urls) {
   LoadOptions options;
-  options.clock = SystemClock();
+  try {
+    options.http = std::make_shared<HttpLoop>(SystemClock());
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "cannot start the HTTP loop: %s\n", e.what());
+    return nullptr;
+  }
+  // One thread for all waiting: the HTTP loop's thread runs the timers too.
+  options.clock = options.http->clock();
   options.provider_urls = provider_urls;
   auto loaded = LoadWorkflowFile(path, options);
   if (!loaded.ok()) {

@@ -10,9 +10,11 @@
 
 namespace keel::cli {
 
-// Loads `path` with the system clock and `provider_urls` (LoadOptions). On
-// failure prints the loader's messages (which already name file:line and
-// node) on stderr and returns null.
+// Loads `path` with `provider_urls` (LoadOptions), on an HTTP loop whose
+// thread also runs the timers of the script's clock (LoadedScript::clock,
+// which commands hand to the Runner too). On failure prints the loader's
+// messages (which already name file:line and node) on stderr and returns
+// null.
 std::shared_ptr<LoadedScript> LoadScript(
     const std::string& path, const std::map<std::string, std::string>& provider_urls = {});
 

@@ -42,13 +42,15 @@ struct PendingLines {
 constexpr double kFlushDelay = 0.01;
 
 // LineProgress: one timestamped line on stderr per node event, for logs and
-// pipes. Lines are stamped when the event happens and written by the clock's
-// timer thread within kFlushDelay, batched. Thread-safe: mu_ serializes the
+// pipes. Lines are stamped when the event happens and written by a timer of
+// the options' clock within kFlushDelay, batched. Thread-safe: mu_ serializes the
 // events; pending_ has its own lock.
 class LineProgress : public Progress {
  public:
   explicit LineProgress(ProgressOptions options)
-      : options_(std::move(options)), pending_(std::make_shared<PendingLines>()) {}
+      : options_(std::move(options)),
+        clock_(options_.clock != nullptr ? options_.clock : SystemClock()),
+        pending_(std::make_shared<PendingLines>()) {}
   ~LineProgress() override { pending_->Flush(); }
 
   void OnRunStarted(const RunInfo& info) override {
@@ -108,10 +110,11 @@ class LineProgress : public Progress {
     if (pending_->scheduled) return;
     pending_->scheduled = true;
     // The timer may fire after this object is gone: it holds the lines alone.
-    SystemClock()->After(kFlushDelay, [lines = pending_] { lines->Flush(); });
+    clock_->After(kFlushDelay, [lines = pending_] { lines->Flush(); });
   }
 
   const ProgressOptions options_;
+  Clock* const clock_;
   std::mutex mu_;
   std::unordered_set<std::string> started_;  // guarded by mu_
   const std::shared_ptr<PendingLines> pending_;

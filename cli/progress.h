@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "engine/clock.h"
 #include "engine/observer.h"
 #include "engine/workflow.h"
 
@@ -22,6 +23,8 @@ struct ProgressOptions {
   // Resume: nodes kept from the earlier attempt, with the status they kept
   // (succeeded, fallback or skipped); they are not run again.
   std::unordered_map<std::string, NodeStatus> kept;
+  // Runs the timer that writes batched lines; null means SystemClock().
+  Clock* clock = nullptr;
 };
 
 class Progress : public Observer {

@@ -81,10 +81,13 @@ int RunCommand(const RunArgs& args) {
 
   ExecutorOptions options =
       MakeOptions(args.workers, args.max_inflight, args.llm, *script, workflow);
-  return Execute(workflow, store->get(), {}, args.json, [&](Progress* progress) {
-    Runner runner(SystemClock(), store->get(), progress);
-    return runner.Start(workflow, script->info, *params, options);
-  });
+  ProgressOptions progress_options;
+  progress_options.clock = script->clock;
+  return Execute(workflow, store->get(), std::move(progress_options), args.json,
+                 [&](Progress* progress) {
+                   Runner runner(script->clock, store->get(), progress);
+                   return runner.Start(workflow, script->info, *params, options);
+                 });
 }
 
 int ResumeCommand(const ResumeArgs& args) {
@@ -129,6 +132,7 @@ int ResumeCommand(const ResumeArgs& args) {
   if (!nodes.ok()) return UsageError(nodes.status().message());
   ProgressOptions progress_options;
   progress_options.resuming = true;
+  progress_options.clock = script->clock;
   for (const NodeRecord& node : *nodes) {
     if (IsKeptOnResume(node.status)) progress_options.kept.emplace(node.node, node.status);
   }
@@ -136,7 +140,7 @@ int ResumeCommand(const ResumeArgs& args) {
   ExecutorOptions options =
       MakeOptions(args.workers, args.max_inflight, args.llm, *script, *workflow);
   auto resume = [&](Progress* progress) {
-    Runner runner(SystemClock(), store->get(), progress);
+    Runner runner(script->clock, store->get(), progress);
     return runner.Resume(*run, *workflow, script->info, options);
   };
   return Execute(*workflow, store->get(), std::move(progress_options), args.json, resume);

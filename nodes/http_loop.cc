@@ -1,86 +1,39 @@
 #include "nodes/http_loop.h"
 
 #include <curl/curl.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
+#include <limits>
 #include <mutex>
-#include <string_view>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 
+#include "engine/timer_queue.h"
+#include "nodes/http_transfer.h"
+
 namespace keel {
 namespace {
-
-// The URL without user info, query or fragment: what error messages may show.
-std::string RedactedUrl(const std::string& url) {
-  std::string shown = url.substr(0, url.find_first_of("?#"));
-  size_t authority = shown.find("://");
-  authority = authority == std::string::npos ? 0 : authority + 3;
-  size_t path = shown.find('/', authority);
-  size_t at = shown.rfind('@', path == std::string::npos ? shown.size() : path);
-  if (at != std::string::npos && at >= authority) shown.erase(authority, at + 1 - authority);
-  return shown;
-}
-
-std::string FormatSeconds(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3g", seconds);
-  return text;
-}
 
 using Steady = std::chrono::steady_clock;
 
 constexpr int kMaxEvents = 256;      // epoll events taken per wake-up
 constexpr size_t kIdleHandles = 64;  // reset easy handles kept for reuse
+constexpr double kNever = std::numeric_limits<double>::infinity();
 
-// One request from Send to its completion. Created by Send, then owned by the
-// loop's queue and, once added to the multi handle, by the I/O thread alone.
-struct Transfer {
-  uint64_t id = 0;
-  HttpRequest request;
-  HttpDone done;
-  double sent_at = 0;         // Clock::Now() at Send
-  uint64_t subscription = 0;  // on request.cancel; 0: none
-  CURL* easy = nullptr;
-  curl_slist* header_list = nullptr;
-  long timeout_ms = 0;  // CURLOPT_TIMEOUT_MS; 0: none
-  char error[CURL_ERROR_SIZE] = {};
-  HttpResponse response;
-};
-
-size_t OnBody(char* data, size_t size, size_t count, void* user) {
-  static_cast<Transfer*>(user)->response.body.append(data, size * count);
-  return size * count;
-}
-
-size_t OnHeader(char* data, size_t size, size_t count, void* user) {
-  static_cast<Transfer*>(user)->response.AddHeaderLine(std::string_view(data, size * count));
-  return size * count;
-}
-
-// Failures that a retry cannot fix.
-bool IsPermanent(CURLcode code) {
-  return code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL ||
-         code == CURLE_NOT_BUILT_IN || code == CURLE_BAD_FUNCTION_ARGUMENT;
-}
-
-// State shared by Send, the I/O thread and the cancel callbacks, which may
-// outlive the loop when a token is cancelled as a transfer ends. The
-// descriptors are set before any thread starts and closed with the last
-// owner; `awake` is atomic; every other field is guarded by `mu`.
+// State shared by Send, the loop's clock, the I/O thread and the cancel
+// callbacks, which may outlive the loop when a token is cancelled as a
+// transfer ends. The descriptors are set before any thread starts and closed
+// with the last owner; `awake` is atomic; every other field is guarded by
+// `mu`.
 struct LoopShared {
   ~LoopShared() {
     for (int fd : {wake_fd, epoll_fd}) {
@@ -90,15 +43,17 @@ struct LoopShared {
 
   int wake_fd = -1;   // eventfd that wakes the I/O thread
   int epoll_fd = -1;  // the I/O thread's: wake_fd and the sockets curl asks for
-  // True while the I/O thread is bound to look at `queued` and `cancelled`
-  // before it next sleeps; whoever turns it true writes `wake_fd`. So a burst
-  // of Sends costs one write and one wake-up, not one each.
+  // True while the I/O thread is bound to look at `queued`, `cancelled` and
+  // `timers` before it next sleeps; whoever turns it true writes `wake_fd`.
+  // So a burst of Sends costs one write and one wake-up, not one each.
   std::atomic<bool> awake{true};
   std::mutex mu;
   std::vector<std::unique_ptr<Transfer>> queued;  // sent, not yet added to the multi handle
   std::vector<uint64_t> cancelled;                // transfer ids whose token fired
+  TimerQueue timers;                              // the loop clock's, due in Clock::Now() time
+  double sleep_until = 0;  // Clock::Now() time the sleeping loop wakes up at by itself
   bool stopping = false;
-  std::thread thread;  // started by the first Send
+  std::thread thread;  // started by the first Send or timer
 };
 
 // Call after queueing work under `mu`, not holding it.
@@ -115,17 +70,48 @@ std::once_flag curl_init_once;
 
 // The I/O thread's side of the loop: curl's multi_socket API over epoll, so
 // that a wake-up costs what the ready sockets need, not a walk over every
-// transfer. `multi` is set before any thread starts; every other field but
-// the atomics is touched only by the I/O thread (and by the destructor once
-// it has joined it).
+// transfer; the loop clock's timers run there too. `multi` is set before any
+// thread starts; every other field but the atomics and `shared` is touched
+// only by the I/O thread (and by the destructor once it has joined it).
 struct HttpLoop::Impl {
+  // The Clock that HttpLoop::clock() hands out: the loop's clock for time,
+  // the I/O thread for timers. Callable from any thread.
+  class LoopClock final : public Clock {
+   public:
+    explicit LoopClock(Impl* impl) : impl_(impl) {}
+    double Now() override { return impl_->clock->Now(); }
+    double WallNow() override { return impl_->clock->WallNow(); }
+    TimerId After(double seconds, std::function<void()> fn) override {
+      return impl_->AddTimer(seconds, std::move(fn));
+    }
+    bool Cancel(TimerId id) override {
+      std::lock_guard<std::mutex> lock(impl_->shared->mu);
+      return impl_->shared->timers.Cancel(id);
+    }
+
+   private:
+    Impl* const impl_;
+  };
+
   explicit Impl(Clock* c);
   ~Impl() {
     for (CURL* easy : idle) curl_easy_cleanup(easy);
     curl_multi_cleanup(multi);  // may still call OnSocket: `shared` is still here
   }
 
+  // Requires shared->mu. Starts the I/O thread unless it runs or has stopped.
+  void StartLocked() {
+    if (shared->thread.joinable() || shared->stopping) return;
+    shared->thread = std::thread([this] { Run(); });
+  }
+  TimerId AddTimer(double seconds, std::function<void()> fn);
   void Run();
+  // Runs the timers due now, one at a time, without the lock.
+  void RunTimers();
+  // How long epoll may sleep: until curl's timer or the next loop timer,
+  // rounded up so that neither runs early; -1 for no limit. Requires
+  // shared->mu, and records the wake-up time in shared->sleep_until.
+  int SleepMsLocked();
   void Drain(std::vector<std::unique_ptr<Transfer>> queued);
   void Add(std::unique_ptr<Transfer> transfer);
   void Abort(uint64_t id);
@@ -139,7 +125,6 @@ struct HttpLoop::Impl {
   }
   void Completed(CURL* easy, CURLcode code);
   void Finish(std::unique_ptr<Transfer> transfer, Status status);
-  Status Failure(const Transfer& transfer, CURLcode code) const;
   static int OnSocket(CURL* easy, curl_socket_t socket, int what, void* user, void* registered);
 
   // Runs inside curl calls, which it must not call back: it only notes the time.
@@ -149,14 +134,7 @@ struct HttpLoop::Impl {
     impl->timer_due = Steady::now() + std::chrono::milliseconds(std::max(0L, timeout_ms));
     return 0;
   }
-  // epoll_wait's timeout: curl's timer, rounded up so that curl is not called
-  // before its time; -1 when there is none.
-  int WaitMs() const {
-    if (!timer_armed) return -1;
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(timer_due - Steady::now()).count();
-    return static_cast<int>(std::clamp<decltype(left)>(left, 0, INT_MAX));
-  }
-  void RunTimer() {
+  void RunCurlTimer() {
     if (!timer_armed || Steady::now() < timer_due) return;
     timer_armed = false;  // curl sets the next one through OnTimer
     int running = 0;
@@ -170,6 +148,7 @@ struct HttpLoop::Impl {
   }
 
   Clock* const clock;
+  LoopClock loop_clock{this};
   const std::shared_ptr<LoopShared> shared;
   CURLM* multi = nullptr;  // when null, every transfer fails in Add
   std::atomic<int64_t> in_flight{0};
@@ -195,10 +174,64 @@ HttpLoop::Impl::Impl(Clock* c) : clock(c), shared(std::make_shared<LoopShared>()
   multi = curl_multi_init();
   // Keep every connection of a large burst for reuse; no per-host limit.
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1024L);
+  // Over HTTP/2 a whole burst shares one connection, as far as the server
+  // allows; curl's own cap is 100 streams.
+  curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
   curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, OnSocket);
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, OnTimer);
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+}
+
+TimerId HttpLoop::Impl::AddTimer(double seconds, std::function<void()> fn) {
+  const double due = clock->Now() + std::max(seconds, 0.0);
+  TimerId id;
+  bool earlier;
+  {
+    std::lock_guard<std::mutex> lock(shared->mu);
+    id = shared->timers.Add(due, std::move(fn));
+    // A sleeping loop must wake to sleep less; a busy one looks at the
+    // timers before it sleeps again.
+    earlier = due < shared->sleep_until;
+    StartLocked();
+  }
+  if (earlier) Wake(*shared);
+  return id;
+}
+
+void HttpLoop::Impl::RunTimers() {
+  for (;;) {
+    std::function<void()> fn;
+    {
+      std::lock_guard<std::mutex> lock(shared->mu);
+      if (shared->stopping) return;
+      fn = shared->timers.PopDue(clock->Now());
+    }
+    if (!fn) return;
+    try {
+      fn();
+    } catch (...) {
+      // Timers must not throw; one that does must not end the I/O thread.
+    }
+  }
+}
+
+int HttpLoop::Impl::SleepMsLocked() {
+  double until = shared->timers.empty() ? kNever : shared->timers.NextDue();
+  long long ms = -1;
+  if (until != kNever) {
+    ms = static_cast<long long>(std::ceil(std::max(until - clock->Now(), 0.0) * 1000));
+  }
+  if (timer_armed) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(timer_due - Steady::now()).count();
+    left = std::max<decltype(left)>(left, 0);
+    if (ms < 0 || left < ms) {
+      ms = left;
+      until = std::min(until, clock->Now() + static_cast<double>(left) / 1000);
+    }
+  }
+  shared->sleep_until = until;
+  return static_cast<int>(std::min<long long>(ms, INT_MAX));
 }
 
 // Keeps epoll's interest in `socket` what curl asks for. `registered` (set
@@ -247,10 +280,11 @@ void HttpLoop::Impl::Run() {
                                    ((ready & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0),
                                &running);
     }
-    RunTimer();
+    RunCurlTimer();
     ReadCompleted();
+    RunTimers();
 
-    // Clear `awake` before looking, so that a Send after the look wakes us.
+    // Clear `awake` before looking, so that work queued after the look wakes us.
     shared->awake.store(false, std::memory_order_seq_cst);
     queued.clear();
     cancelled.clear();
@@ -260,16 +294,17 @@ void HttpLoop::Impl::Run() {
       queued.swap(shared->queued);
       cancelled.swap(shared->cancelled);
       stopping = shared->stopping;
+      if (!stopping && queued.empty() && cancelled.empty()) {
+        wait_ms = SleepMsLocked();
+        continue;
+      }
+      shared->sleep_until = 0;
     }
     if (stopping) return Drain(std::move(queued));
-    if (queued.empty() && cancelled.empty()) {
-      wait_ms = WaitMs();
-      continue;
-    }
     shared->awake.store(true, std::memory_order_relaxed);
     for (auto& transfer : queued) Add(std::move(transfer));
     for (uint64_t id : cancelled) Abort(id);
-    RunTimer();  // starts the new transfers: curl set its timer to 0
+    RunCurlTimer();  // starts the new transfers: curl set its timer to 0
     ReadCompleted();
     wait_ms = 0;  // look at the queues again, after the sockets
   }
@@ -302,11 +337,7 @@ void HttpLoop::Impl::Add(std::unique_ptr<Transfer> transfer) {
     double remaining = request.deadline - clock->Now();
     if (remaining <= 0) {
       double waited = clock->Now() - transfer->sent_at;
-      return Finish(
-          std::move(transfer),
-          Status::Error(ErrorKind::kTimeout, request.method + " " + RedactedUrl(request.url) +
-                                                 ": timed out after " + FormatSeconds(waited) +
-                                                 " s before it was sent"));
+      return Finish(std::move(transfer), TimedOutBeforeSent(request, waited));
     }
     transfer->timeout_ms = std::max(1L, static_cast<long>(std::ceil(remaining * 1000)));
   }
@@ -318,57 +349,13 @@ void HttpLoop::Impl::Add(std::unique_ptr<Transfer> transfer) {
                   Status::Error(ErrorKind::kTransient, "curl_easy_init failed"));
   }
   transfer->easy = easy;
-  Transfer* t = transfer.get();
-  curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-  curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  // Replies are a few KiB; a 4 KiB receive buffer instead of curl's 16 KiB
-  // means fewer fresh pages for a burst of new handles.
-  curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L);
-  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
-  if (t->timeout_ms > 0) curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, t->timeout_ms);
-  if (request.connect_timeout > 0) {
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     std::max(1L, static_cast<long>(request.connect_timeout * 1000)));
-  }
-
-  if (request.method == "GET" && request.body.empty()) {
-    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-  } else if (request.method == "HEAD") {
-    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
-  } else {
-    if (!request.body.empty() || request.method == "POST") {
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                       static_cast<curl_off_t>(request.body.size()));
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
-    }
-    if (request.method != "POST") {
-      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-    }
-  }
-
-  bool has_expect = false;
-  std::string line;
-  for (const auto& [name, value] : request.headers) {
-    has_expect = has_expect || strcasecmp(name.c_str(), "expect") == 0;
-    // "Name;" is how curl sends a header with an empty value.
-    line.assign(name).append(value.empty() ? ";" : ": ").append(value);
-    t->header_list = curl_slist_append(t->header_list, line.c_str());
-  }
-  // No "Expect: 100-continue" round trip before large bodies.
-  if (!has_expect) t->header_list = curl_slist_append(t->header_list, "Expect:");
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->header_list);
-
+  PrepareEasy(easy, transfer.get());
   if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
     return Finish(std::move(transfer),
                   Status::Error(ErrorKind::kTransient, "curl_multi_add_handle failed"));
   }
-  active.emplace(t->id, std::move(transfer));
+  uint64_t id = transfer->id;
+  active.emplace(id, std::move(transfer));
 }
 
 void HttpLoop::Impl::Abort(uint64_t id) {
@@ -381,35 +368,20 @@ void HttpLoop::Impl::Completed(CURL* easy, CURLcode code) {
   Transfer* t = nullptr;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
   auto transfer = Take(t->id);
-  Status result = code == CURLE_OK ? Status::Ok() : Failure(*transfer, code);
+  Status result = code == CURLE_OK
+                      ? Status::Ok()
+                      : TransferFailure(*transfer, code, clock->Now() - transfer->sent_at);
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   transfer->response.status = static_cast<int>(status);
   Finish(std::move(transfer), std::move(result));
 }
 
-Status HttpLoop::Impl::Failure(const Transfer& transfer, CURLcode code) const {
-  std::string what = transfer.request.method + " " + RedactedUrl(transfer.request.url) + ": ";
-  std::string detail = transfer.error[0] != '\0' ? transfer.error : curl_easy_strerror(code);
-  if (code == CURLE_OPERATION_TIMEDOUT) {
-    curl_off_t total_us = 0;
-    curl_easy_getinfo(transfer.easy, CURLINFO_TOTAL_TIME_T, &total_us);
-    // The request's deadline, or only the connect timeout before it?
-    if (transfer.timeout_ms > 0 && total_us + 1000 >= transfer.timeout_ms * 1000) {
-      double waited = clock->Now() - transfer.sent_at;
-      return Status::Error(ErrorKind::kTimeout,
-                           what + "timed out after " + FormatSeconds(waited) + " s");
-    }
-    return Status::Error(ErrorKind::kTransient, what + detail);
-  }
-  return Status::Error(IsPermanent(code) ? ErrorKind::kPermanent : ErrorKind::kTransient,
-                       what + detail);
-}
-
 void HttpLoop::Impl::Finish(std::unique_ptr<Transfer> transfer, Status status) {
   if (CURL* easy = transfer->easy) {
-    // Removing an unfinished transfer makes curl close its connection; a
-    // finished one's stays in the multi handle's cache for reuse.
+    // Removing an unfinished transfer makes curl close its connection (over
+    // HTTP/2, reset its stream); a finished one's connection stays in the
+    // multi handle's cache for reuse.
     curl_multi_remove_handle(multi, easy);
     if (idle.size() < kIdleHandles) {
       curl_easy_reset(easy);  // also drops its pointers into `transfer`
@@ -454,7 +426,13 @@ HttpLoop::~HttpLoop() {
     Wake(*impl_->shared);
     thread.join();
   }
+  // Timers that never ran go here, on the destroying thread.
+  TimerQueue dropped;
+  std::lock_guard<std::mutex> lock(impl_->shared->mu);
+  std::swap(dropped, impl_->shared->timers);
 }
+
+Clock* HttpLoop::clock() { return &impl_->loop_clock; }
 
 void HttpLoop::Send(HttpRequest request, HttpDone done) {
   auto transfer = std::make_unique<Transfer>();
@@ -484,10 +462,7 @@ void HttpLoop::Send(HttpRequest request, HttpDone done) {
     std::lock_guard<std::mutex> lock(shared.mu);
     shared.queued.push_back(std::move(transfer));
     // Once stopping, the I/O thread is draining: this Send came from a `done`.
-    if (!shared.thread.joinable() && !shared.stopping) {
-      Impl* impl = impl_.get();
-      shared.thread = std::thread([impl] { impl->Run(); });
-    }
+    impl_->StartLocked();
   }
   Wake(shared);
 }

@@ -1,6 +1,8 @@
 #pragma once
 // HttpLoop: one thread driving a libcurl multi handle, so that any number of
-// HTTP requests are in flight without holding a TBB worker.
+// HTTP requests are in flight without holding a TBB worker. The same thread
+// runs the timers of the loop's clock(), so a process that uses that clock
+// for everything has one thread for all its waiting.
 //
 // Send() may be called from any thread; it queues the request and wakes the
 // loop (an eventfd). Each request carries a deadline and a cancel
@@ -33,6 +35,10 @@ struct HttpRequest {
   double deadline = 0;                  // Clock::Now() time the transfer is aborted; 0: none
   const CancelToken* cancel = nullptr;  // may be null; must outlive the request
   double connect_timeout = 10;          // seconds
+  // Over https, offer HTTP/2 (the server chooses, by ALPN); then requests to
+  // one server share a connection. http:// is always HTTP/1.1.
+  bool http2 = true;
+  std::string ca_file;  // PEM certificates to trust instead of the system's; "": the system's
 };
 
 struct HttpResponse {
@@ -74,6 +80,11 @@ class HttpLoop {
   // failure, exactly once, on the I/O thread. Callable from any thread, from
   // inside a `done` too.
   void Send(HttpRequest request, HttpDone done);
+
+  // A Clock whose time is the constructor's `clock` and whose timers run on
+  // the I/O thread (starting it, like a Send). Valid as long as the loop;
+  // timers still pending when the loop is destroyed never run.
+  Clock* clock();
 
   // Transfers queued or in flight; for tests and benches.
   int64_t in_flight() const;

@@ -123,6 +123,8 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     HttpRequest http = slot_->wire->Build(slot_->config, request_, key_);
     http.deadline = deadline_;
     http.cancel = cancel_;
+    http.ca_file = slot_->config.ca_file;
+    http.http2 = slot_->config.http2;
     auto self = shared_from_this();
     loop_->Send(std::move(http), [self](HttpResponse response) {
       self->Complete(std::move(response), /*record_status=*/true);

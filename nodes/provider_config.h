@@ -9,18 +9,21 @@ namespace keel {
 
 struct ProviderConfig {
   std::string name;
-  std::string kind;          // "openai" | "anthropic" | "mock"
-  std::string base_url;      // e.g. https://api.openai.com/v1; "" for mock
-  std::string model;         // default model
-  std::string api_key_env;   // environment variable holding the key; "" for none
-  int max_concurrency = 0;   // calls in flight at once; 0: unlimited
-  double rpm = 0;            // requests per minute; 0: unlimited
-  double tpm = 0;            // tokens (prompt + completion) per minute; 0: unlimited
-  double input_price = 0;    // per million prompt tokens, in the user's currency
-  double output_price = 0;   // per million completion tokens
-  std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
-  double latency = 0;        // mock only: seconds each reply takes
-  std::string where;         // "file.lua:3", for messages
+  std::string kind;         // "openai" | "anthropic" | "mock"
+  std::string base_url;     // e.g. https://api.openai.com/v1; "" for mock
+  std::string model;        // default model
+  std::string api_key_env;  // environment variable holding the key; "" for none
+  int max_concurrency = 0;  // calls in flight at once; 0: unlimited
+  double rpm = 0;           // requests per minute; 0: unlimited
+  double tpm = 0;           // tokens (prompt + completion) per minute; 0: unlimited
+  double input_price = 0;   // per million prompt tokens, in the user's currency
+  double output_price = 0;  // per million completion tokens
+  // Extra request headers: name, value.
+  std::vector<std::pair<std::string, std::string>> headers;
+  double latency = 0;   // mock only: seconds each reply takes
+  std::string ca_file;  // PEM certificates to trust instead of the system's; "": the system's
+  bool http2 = true;    // offer HTTP/2 over https (one shared connection when the server takes it)
+  std::string where;    // "file.lua:3", for messages
 };
 
 // The cost of `usage` at the provider's prices.

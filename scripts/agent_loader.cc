@@ -5,7 +5,10 @@
 #include <rapidjson/writer.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "engine/did_you_mean.h"
 #include "nodes/wire_json.h"
@@ -105,7 +108,9 @@ void ReadTools(const Value& agent, AgentSpec* spec) {
     if (m.value.IsObject()) {
       tool.description = StringMember(m.value, "description");
       auto p = m.value.FindMember("parameters");
-      if (p != m.value.MemberEnd() && p->value.IsObject()) tool.parameters_json = Serialize(p->value);
+      if (p != m.value.MemberEnd() && p->value.IsObject()) {
+        tool.parameters_json = Serialize(p->value);
+      }
     }
     spec->request.tools.push_back(std::move(tool));
   }
@@ -114,9 +119,21 @@ void ReadTools(const Value& agent, AgentSpec* spec) {
 }  // namespace
 
 Status AddProviders(const std::vector<ProviderConfig>& providers, const LoadOptions& options,
-                    LlmClient* client) {
+                    const std::string& script_dir, LlmClient* client) {
   std::string problems;
   for (ProviderConfig config : providers) {
+    if (!config.ca_file.empty()) {
+      if (config.ca_file.front() != '/') config.ca_file = script_dir + "/" + config.ca_file;
+      if (std::FILE* file = std::fopen(config.ca_file.c_str(), "r")) {
+        std::fclose(file);
+      } else {
+        if (!problems.empty()) problems += '\n';
+        problems += config.where + ": provider '" + config.name +
+                    "': option 'ca_file': cannot read " + config.ca_file + ": " +
+                    std::strerror(errno);
+        continue;
+      }
+    }
     std::string url;
     if (auto it = options.provider_urls.find(config.name); it != options.provider_urls.end()) {
       url = it->second;
@@ -136,7 +153,8 @@ Status AddProviders(const std::vector<ProviderConfig>& providers, const LoadOpti
   for (const auto& [name, url] : options.provider_urls) {
     if (client->Find(name) == nullptr) {
       if (!problems.empty()) problems += '\n';
-      problems += "--provider " + name + "=" + url + ": the script declares no provider '" + name + "'";
+      problems +=
+          "--provider " + name + "=" + url + ": the script declares no provider '" + name + "'";
     }
   }
   if (!problems.empty()) return Status::Error(ErrorKind::kPermanent, problems);
@@ -179,8 +197,8 @@ std::map<std::string, InheritedNames> FallbackInheritance(
 }
 
 std::shared_ptr<NodeBody> BuildAgent(const WorkflowDeclaration& workflow,
-                                     const InheritedNames& inherited,
-                                     const NodeDeclaration& node, int index, size_t memory,
+                                     const InheritedNames& inherited, const NodeDeclaration& node,
+                                     int index, size_t memory,
                                      const std::shared_ptr<LuaStatePool>& pool,
                                      const std::shared_ptr<LlmClient>& client,
                                      std::vector<std::string>* problems) {
@@ -193,7 +211,8 @@ std::shared_ptr<NodeBody> BuildAgent(const WorkflowDeclaration& workflow,
     std::vector<std::string> names;
     for (const auto& name : client->ProviderNames()) names.push_back(name);
     problems->push_back(Diagnostic{node.where, node.name,
-                                   "provider '" + spec.provider + "' is not declared (keel.provider)" +
+                                   "provider '" + spec.provider +
+                                       "' is not declared (keel.provider)" +
                                        DidYouMean(spec.provider, names)}
                             .ToString());
   }
@@ -208,20 +227,23 @@ std::shared_ptr<NodeBody> BuildAgent(const WorkflowDeclaration& workflow,
     spec.max_turns = t->value.GetInt();
   }
   if (auto h = agent.FindMember("hedge"); h != agent.MemberEnd() && h->value.IsObject()) {
-    if (h->value.HasMember("delay") && h->value["delay"].IsNumber()) spec.hedge.delay = h->value["delay"].GetDouble();
-    spec.hedge.max = h->value.HasMember("max") && h->value["max"].IsInt() ? h->value["max"].GetInt() : 2;
+    if (h->value.HasMember("delay") && h->value["delay"].IsNumber())
+      spec.hedge.delay = h->value["delay"].GetDouble();
+    spec.hedge.max =
+        h->value.HasMember("max") && h->value["max"].IsInt() ? h->value["max"].GetInt() : 2;
   }
   ReadOutput(agent, &spec);
   ReadTools(agent, &spec);
-  spec.system = Template(StringMember(agent, "system"), "system", workflow, inherited, node, problems);
-  spec.prompt = Template(StringMember(agent, "prompt"), "prompt", workflow, inherited, node, problems);
+  spec.system =
+      Template(StringMember(agent, "system"), "system", workflow, inherited, node, problems);
+  spec.prompt =
+      Template(StringMember(agent, "prompt"), "prompt", workflow, inherited, node, problems);
   if (auto m = agent.FindMember("messages"); m != agent.MemberEnd() && m->value.IsArray()) {
     for (const Value& message : m->value.GetArray()) {
       if (!message.IsObject()) continue;
-      spec.messages.emplace_back(
-          StringMember(message, "role"),
-          Template(StringMember(message, "content"), "messages", workflow, inherited, node,
-                   problems));
+      spec.messages.emplace_back(StringMember(message, "role"),
+                                 Template(StringMember(message, "content"), "messages", workflow,
+                                          inherited, node, problems));
     }
   }
   std::shared_ptr<ToolRunner> tools;

@@ -19,10 +19,11 @@
 namespace keel {
 
 // Adds the declared providers to `client`, pointing them elsewhere as
-// options.provider_urls and KEEL_PROVIDER_<NAME> say. Each problem is one
-// line naming the provider's file:line.
+// options.provider_urls and KEEL_PROVIDER_<NAME> say. A relative ca_file is
+// taken from `script_dir`, and must be readable. Each problem is one line
+// naming the provider's file:line.
 Status AddProviders(const std::vector<ProviderConfig>& providers, const LoadOptions& options,
-                    LlmClient* client);
+                    const std::string& script_dir, LlmClient* client);
 
 // What a workflow's prompt fields may name besides its own params and a
 // node's `after`: when it is used as a fallback, the params and
@@ -39,8 +40,8 @@ std::map<std::string, InheritedNames> FallbackInheritance(
 // with `when`, wrapped so the Lua predicate runs first. Problems are
 // Diagnostic lines appended to *problems.
 std::shared_ptr<NodeBody> BuildAgent(const WorkflowDeclaration& workflow,
-                                     const InheritedNames& inherited,
-                                     const NodeDeclaration& node, int index, size_t memory,
+                                     const InheritedNames& inherited, const NodeDeclaration& node,
+                                     int index, size_t memory,
                                      const std::shared_ptr<LuaStatePool>& pool,
                                      const std::shared_ptr<LlmClient>& client,
                                      std::vector<std::string>* problems);

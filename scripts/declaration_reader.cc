@@ -89,6 +89,10 @@ ProviderConfig ReadProvider(lua_State* L, int decl) {
   provider.rpm = RawNumber(L, decl, "rpm");
   provider.tpm = RawNumber(L, decl, "tpm");
   provider.latency = RawNumber(L, decl, "latency");
+  provider.ca_file = RawString(L, decl, "ca_file");
+  RawField(L, decl, "http2");
+  provider.http2 = !lua_isboolean(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
   RawField(L, decl, "prices");
   if (lua_istable(L, -1)) {
     provider.input_price = RawNumber(L, -1, "input");

@@ -53,6 +53,8 @@ constexpr DslOption kOptions[] = {
     {"prices", kPrices, kProviderOption, kDeclaration},
     {"headers", kHeaders, kProviderOption, kDeclaration},
     {"latency", kLatency, kProviderOption, kDeclaration},
+    {"ca_file", kNonEmptyString, kProviderOption, kDeclaration},
+    {"http2", kBoolean, kProviderOption, kDeclaration},
     {"api_key", kSecret, kProviderOption, kDeclaration},
     {"apikey", kSecret, kProviderOption, kDeclaration},
     {"key", kSecret, kProviderOption, kDeclaration},

@@ -58,18 +58,22 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
 
   ScriptDeclarations declared;
   Clock* clock = options.clock != nullptr ? options.clock : SystemClock();
+  script->clock = clock;
   auto pool = LuaStatePool::Create(ScriptSource{path, script->info.text}, options.memory_limit,
                                    clock, &declared);
   if (!pool.ok()) return pool.status();
-  std::shared_ptr<HttpLoop> http;
-  try {
-    http = std::make_shared<HttpLoop>(clock);
-  } catch (const std::system_error& e) {
-    return Status::Error(ErrorKind::kPermanent,
-                         std::string("cannot start the HTTP loop: ") + e.what());
+  std::shared_ptr<HttpLoop> http = options.http;
+  if (http == nullptr) {
+    try {
+      http = std::make_shared<HttpLoop>(clock);
+    } catch (const std::system_error& e) {
+      return Status::Error(ErrorKind::kPermanent,
+                           std::string("cannot start the HTTP loop: ") + e.what());
+    }
   }
   auto llm = std::make_shared<LlmClient>(clock, http);
-  Status providers = AddProviders(declared.providers, options, llm.get());
+  const std::string script_dir = script->info.path.substr(0, script->info.path.rfind('/'));
+  Status providers = AddProviders(declared.providers, options, script_dir, llm.get());
   if (!providers.ok()) return providers;
   (*pool)->SetServices(llm, http);
 
@@ -90,8 +94,8 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     auto budget = ParseRetryBudget(defaults_json);
     auto defaults = ParseDefaultPolicy(defaults_json);
     if (!budget.ok() || !defaults.ok()) {
-      problem(workflow.where + ": workflow '" + workflow.name + "': " +
-              (budget.ok() ? defaults.status() : budget.status()).message());
+      problem(workflow.where + ": workflow '" + workflow.name +
+              "': " + (budget.ok() ? defaults.status() : budget.status()).message());
       index += static_cast<int>(workflow.nodes.size());
       continue;
     }

@@ -15,12 +15,18 @@
 #include "engine/runner.h"
 #include "engine/status.h"
 #include "engine/workflow.h"
+#include "nodes/http_loop.h"
 #include "scripts/declarations.h"
 
 namespace keel {
 
 struct LoadOptions {
-  Clock* clock = nullptr;  // timers for keel.sleep; null means SystemClock()
+  // Time and timers of the script's nodes (keel.sleep, LLM calls' waits);
+  // null means SystemClock().
+  Clock* clock = nullptr;
+  // The loop the script's HTTP requests go through; null: a loop of its own
+  // on `clock`. Pass one to share it, e.g. with its clock() as `clock`.
+  std::shared_ptr<HttpLoop> http;
   // Allocation cap per Lua state in bytes; a script over it fails its node.
   size_t memory_limit = 256u << 20;
   // Points providers elsewhere (`--provider NAME=URL`): base_url by provider
@@ -35,6 +41,7 @@ struct LoadedScript {
   std::vector<WorkflowSpec> workflows;  // every workflow the file declares, in order
   int main = -1;                        // index of the workflow the file returns
   std::shared_ptr<void> runtime;        // the Lua state pool the node bodies use
+  Clock* clock = nullptr;               // LoadOptions::clock, or SystemClock()
   // Parallel to `workflows`: what each declared beyond the engine model, i.e.
   // its `defaults` and each node's policy options (timeout, retry, ...) as JSON.
   std::vector<WorkflowDeclaration> declarations;

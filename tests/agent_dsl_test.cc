@@ -122,7 +122,7 @@ TEST_CASE("a provider is read back with every field") {
   prices = { input = 0.15, output = 0.6 }, headers = { ["X-Team"] = "a", ["OpenAI-Beta"] = "b" },
 }
 keel.provider "slow" { kind = "mock", latency = 0.25 }
-keel.provider "claude" { kind = "anthropic" }
+keel.provider "claude" { kind = "anthropic", ca_file = "certs/ca.pem", http2 = false }
 return keel.workflow "w" { keel.fn "f" { run = print } }
 )");
   const auto& providers = loaded.declarations.providers;
@@ -143,6 +143,8 @@ return keel.workflow "w" { keel.fn "f" { run = print } }
   CHECK(fast.headers[0] == std::pair<std::string, std::string>{"OpenAI-Beta", "b"});
   CHECK(fast.headers[1] == std::pair<std::string, std::string>{"X-Team", "a"});
   CHECK(fast.latency == 0);
+  CHECK(fast.ca_file.empty());
+  CHECK(fast.http2);
 
   CHECK(providers[1].kind == "mock");
   CHECK(providers[1].base_url.empty());
@@ -150,6 +152,8 @@ return keel.workflow "w" { keel.fn "f" { run = print } }
   CHECK(providers[1].max_concurrency == 0);
   CHECK(providers[2].base_url == "https://api.anthropic.com/v1");
   CHECK(providers[2].api_key_env.empty());
+  CHECK(providers[2].ca_file == "certs/ca.pem");
+  CHECK_FALSE(providers[2].http2);
 }
 
 TEST_CASE("the openai base_url defaults and keel.provider returns the name") {
@@ -327,6 +331,10 @@ TEST_CASE("provider option mistakes are reported at the declaring line") {
         at + "option 'headers': header 'X-A' must be a string without line breaks, got string");
   CHECK(ProviderError("kind = 'openai', headers = { ['bad name'] = 'a' }") ==
         at + "option 'headers': header names must be HTTP tokens (letters, digits, '-', ...)");
+  CHECK(ProviderError("kind = 'openai', http2 = 'yes'") ==
+        at + "option 'http2' must be true or false, got string");
+  CHECK(ProviderError("kind = 'openai', ca_file = ''") ==
+        at + "option 'ca_file' must be a non-empty string, got string");
 }
 
 TEST_CASE("literal keys are refused without echoing them") {
