@@ -102,7 +102,10 @@ struct HttpLoop::Impl {
   // Requires shared->mu. Starts the I/O thread unless it runs or has stopped.
   void StartLocked() {
     if (shared->thread.joinable() || shared->stopping) return;
-    shared->thread = std::thread([this] { Run(); });
+    shared->thread = std::thread([this] {
+      Run();
+      if (orphaned) delete this;
+    });
   }
   TimerId AddTimer(double seconds, std::function<void()> fn);
   void Run();
@@ -157,6 +160,9 @@ struct HttpLoop::Impl {
   std::vector<CURL*> idle;   // reset easy handles, up to kIdleHandles
   bool timer_armed = false;  // curl asked to be called at `timer_due`
   Steady::time_point timer_due;
+  // Set by ~HttpLoop when a callback on the I/O thread destroyed the loop:
+  // the thread then finishes and deletes the Impl itself.
+  bool orphaned = false;
 };
 
 // Throws std::system_error when the process is out of file descriptors.
@@ -421,6 +427,14 @@ HttpLoop::~HttpLoop() {
     std::lock_guard<std::mutex> lock(impl_->shared->mu);
     impl_->shared->stopping = true;
     thread = std::move(impl_->shared->thread);
+  }
+  if (thread.joinable() && thread.get_id() == std::this_thread::get_id()) {
+    // A timer or `done` let go of the last reference: the I/O thread cannot
+    // join itself, so it drains, then deletes the Impl once out of Run.
+    impl_->orphaned = true;
+    thread.detach();
+    impl_.release();
+    return;
   }
   if (thread.joinable()) {
     Wake(*impl_->shared);

@@ -71,7 +71,9 @@ class HttpLoop {
   // first Send. Throws std::system_error when the process cannot get the
   // descriptors the loop needs (epoll, eventfd).
   explicit HttpLoop(Clock* clock);
-  // Must not run inside a `done` (it joins the I/O thread).
+  // Aborts what is in flight and joins the I/O thread; when it runs on that
+  // thread (a timer or `done` held the last reference), the thread finishes
+  // the shutdown by itself instead.
   ~HttpLoop();
   HttpLoop(const HttpLoop&) = delete;
   HttpLoop& operator=(const HttpLoop&) = delete;

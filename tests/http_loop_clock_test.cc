@@ -1,7 +1,11 @@
 // HttpLoop::clock(): timers that run on the loop's I/O thread, in due order,
 // beside the transfers.
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -43,6 +47,11 @@ TEST_CASE("loop clock timers run on the I/O thread, in due order") {
     order.push_back(i);
     threads.push_back(std::this_thread::get_id());
   };
+  // Hold the loop in a first timer while the others are added, so that they
+  // are added within microseconds of each other, the thread already running.
+  std::promise<void> added;
+  std::shared_future<void> all_added = added.get_future().share();
+  loop.clock()->After(0, [all_added] { all_added.wait(); });
   loop.clock()->After(0.03, [&] {
     note(3);
     last.set_value();
@@ -50,6 +59,7 @@ TEST_CASE("loop clock timers run on the I/O thread, in due order") {
   loop.clock()->After(0.01, [&] { note(1); });
   loop.clock()->After(0.02, [&] { note(2); });
   loop.clock()->After(0, [&] { note(0); });
+  added.set_value();
   auto done = last.get_future();
   REQUIRE(done.wait_for(seconds(10)) == std::future_status::ready);
 
@@ -118,6 +128,35 @@ TEST_CASE("timers still pending when the loop goes are dropped, not run") {
   }
   CHECK_FALSE(ran);
   CHECK(watch.expired());  // the timer's function was destroyed with the loop
+}
+
+TEST_CASE("a timer holding the last reference to the loop shuts it down on its own thread") {
+  // A listening socket that never accepts: a request to it waits forever.
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(listen(listener, 16) == 0);
+  REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+
+  auto loop = std::make_shared<HttpLoop>(SystemClock());
+  std::promise<HttpResponse> waiting;
+  HttpRequest request;
+  request.url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/";
+  loop->Send(request, [&](HttpResponse response) { waiting.set_value(std::move(response)); });
+  std::promise<void> ran;
+  loop->clock()->After(0.02, [&ran, held = loop] { ran.set_value(); });
+  loop.reset();  // the timer's copy is the last one
+
+  auto fired = ran.get_future();
+  REQUIRE(fired.wait_for(seconds(10)) == std::future_status::ready);
+  // Once the timer is gone, so is the loop: the waiting request ends cancelled.
+  auto ended = waiting.get_future();
+  REQUIRE(ended.wait_for(seconds(10)) == std::future_status::ready);
+  CHECK(ended.get().transport.kind() == ErrorKind::kCancelled);
+  close(listener);
 }
 
 }  // namespace
