@@ -1,5 +1,6 @@
 // LLM-agent fan-out: N independent keel.agent nodes against keel-mock-llm
-// (fixed latency, real HTTP over loopback) on `keel run --workers 2`, as
+// (fixed latency, real HTTP over loopback: HTTP/1.1 with a connection per
+// call, and HTTP/2 over TLS on one connection) on `keel run --workers 2`, as
 // ratios to one call's latency, next to in-process oneTBB baselines and the
 // LangGraph-style sequential loop. For where the time goes, the same agents
 // on keel's in-process mock provider (a timer, no HTTP) and N keel.fn nodes
@@ -85,8 +86,8 @@ struct KeelSeries {
 
 // Everything measured, over the repetitions.
 struct Results {
-  KeelSeries http, inproc, fn;
-  Series timer, multi, multi_cpu, multi_server_cpu;
+  KeelSeries http, https, inproc, fn;
+  Series timer, multi, multi_cpu, multi_server_cpu, multi_h2;
 };
 
 fs::path TempDir() {
@@ -227,28 +228,31 @@ double CpuSeconds() {
 // Where the measurements run.
 struct Setup {
   fs::path dir;
-  Workflow http, inproc, fn;
-  std::string chat_url;
+  Workflow http, https, inproc, fn;
+  std::string chat_url, tls_chat_url, ca_file;
 };
 
 // One repetition of each measurement, interleaved so that load drifting on
 // the machine hits them alike. The forked keel runs' ru_maxrss is theirs:
 // this process's anonymous memory (a few MB) stays below their peak.
-bool Repetition(const Options& opt, const Setup& s, const MockLlm& server, Results* r) {
+bool Repetition(const Options& opt, const Setup& s, const MockLlm& server, const MockLlm& tls,
+                Results* r) {
   const double timer = AsyncTimerRun(opt.n, kLatency, kWorkers);
   const double server_cpu = server.cpu_seconds();
   const double own_cpu = CpuSeconds();
   const double multi = AsyncCurlRun(opt.n, s.chat_url, kWorkers);
   r->multi_cpu.Add(CpuSeconds() - own_cpu);
   r->multi_server_cpu.Add(server.cpu_seconds() - server_cpu);
-  if (timer < 0 || multi < 0) {
+  const double multi_h2 = AsyncCurlRun(opt.n, s.tls_chat_url, kWorkers, s.ca_file);
+  if (timer < 0 || multi < 0 || multi_h2 < 0) {
     std::fprintf(stderr, "a baseline call failed\n");
     return false;
   }
   r->timer.Add(timer);
   r->multi.Add(multi);
-  return KeelRun(s.http, s.dir, server, &r->http) && KeelRun(s.inproc, s.dir, server, &r->inproc) &&
-         KeelRun(s.fn, s.dir, server, &r->fn);
+  r->multi_h2.Add(multi_h2);
+  return KeelRun(s.http, s.dir, server, &r->http) && KeelRun(s.https, s.dir, tls, &r->https) &&
+         KeelRun(s.inproc, s.dir, server, &r->inproc) && KeelRun(s.fn, s.dir, server, &r->fn);
 }
 
 void PrintLine(const char* what, const Series& s) {
@@ -268,10 +272,11 @@ void PrintSequential(const Options& opt, double seconds) {
 // When a keel run's nodes started and how long they took (medians over the
 // repetitions; the max over all nodes of all of them).
 void PrintTimeline(const char* what, const KeelSeries& k) {
-  std::printf("keel %s run: first node %.0f ms after the run started, the last %.0f ms after "
-              "the first; node durations median %.0f ms, max %.0f ms\n",
-              what, k.first_node.Median() * 1e3, k.spread.Median() * 1e3, k.node.Median() * 1e3,
-              k.node.Max() * 1e3);
+  std::printf(
+      "keel %s run: first node %.0f ms after the run started, the last %.0f ms after "
+      "the first; node durations median %.0f ms, max %.0f ms\n",
+      what, k.first_node.Median() * 1e3, k.spread.Median() * 1e3, k.node.Median() * 1e3,
+      k.node.Max() * 1e3);
 }
 
 // A keel process's wall time split at the run's start and end (medians).
@@ -286,12 +291,12 @@ std::string Split(const KeelSeries& k) {
 void PrintKeelDetail(const Options& opt, const Results& r) {
   const double n = opt.n;
   const KeelSeries& http = r.http;
-  std::printf("keel per call (N=%d): wall overhead %.3f ms (run's own %.3f ms); CPU %.3f ms "
-              "(fn-only run %.3f ms, difference %.3f ms; async_node + curl multi %.3f ms)\n",
-              opt.n, (http.wall.Best() - kLatency) / n * 1e3,
-              (http.engine.Best() - kLatency) / n * 1e3, http.cpu.Median() / n * 1e3,
-              r.fn.cpu.Median() / n * 1e3, (http.cpu.Median() - r.fn.cpu.Median()) / n * 1e3,
-              r.multi_cpu.Median() / n * 1e3);
+  std::printf(
+      "keel per call (N=%d): wall overhead %.3f ms (run's own %.3f ms); CPU %.3f ms "
+      "(fn-only run %.3f ms, difference %.3f ms; async_node + curl multi %.3f ms)\n",
+      opt.n, (http.wall.Best() - kLatency) / n * 1e3, (http.engine.Best() - kLatency) / n * 1e3,
+      http.cpu.Median() / n * 1e3, r.fn.cpu.Median() / n * 1e3,
+      (http.cpu.Median() - r.fn.cpu.Median()) / n * 1e3, r.multi_cpu.Median() / n * 1e3);
   std::printf("keel peak RSS: %.1f MB (in-process provider %.1f MB, fn-only run %.1f MB)\n",
               http.rss_mb.Median(), r.inproc.rss_mb.Median(), r.fn.rss_mb.Median());
   std::printf("keel process = start-up + run + exit: HTTP %s; in-process mock %s; fn-only %s\n",
@@ -300,9 +305,17 @@ void PrintKeelDetail(const Options& opt, const Results& r) {
   PrintTimeline("in-process mock", r.inproc);
   std::printf("keel-mock-llm CPU per %d calls: %.0f ms under keel, %.0f ms under curl multi\n",
               opt.n, http.server_cpu.Median() * 1e3, r.multi_server_cpu.Median() * 1e3);
-  std::printf("keel's run against the same-server floor (async_node + curl multi): %.3fx best, "
-              "%.3fx median\n",
-              http.engine.Best() / r.multi.Best(), http.engine.Median() / r.multi.Median());
+  std::printf(
+      "keel's run against the same-server floor (async_node + curl multi): HTTP/1.1 "
+      "%.3fx best, %.3fx median; HTTP/2 + TLS %.3fx best, %.3fx median\n",
+      http.engine.Best() / r.multi.Best(), http.engine.Median() / r.multi.Median(),
+      r.https.engine.Best() / r.multi_h2.Best(), r.https.engine.Median() / r.multi_h2.Median());
+  std::printf(
+      "keel per call over HTTP/2 + TLS: wall overhead %.3f ms (run's own %.3f ms); CPU "
+      "%.3f ms; peak RSS %.1f MB\n",
+      (r.https.wall.Best() - kLatency) / n * 1e3, (r.https.engine.Best() - kLatency) / n * 1e3,
+      r.https.cpu.Median() / n * 1e3, r.https.rss_mb.Median());
+  PrintTimeline("HTTP/2 + TLS", r.https);
 }
 
 // The 1-minute load average: other processes sharing the cores skew every figure.
@@ -313,15 +326,19 @@ double LoadAverage() {
 }
 
 void PrintReport(const Options& opt, const Results& r, double sequential_s, double load_before) {
-  std::printf("agent fan-out, N=%d, latency %d ms, --workers %d; best of %d, x = / latency "
-              "(%u cores, load average %.1f before, %.1f after)\n",
-              opt.n, kLatencyMs, kWorkers, opt.reps, std::thread::hardware_concurrency(),
-              load_before, LoadAverage());
-  PrintLine("keel run, HTTP (process wall)", r.http.wall);
-  PrintLine("keel run, HTTP (run's duration_s)", r.http.engine);
+  std::printf(
+      "agent fan-out, N=%d, latency %d ms, --workers %d; best of %d, x = / latency "
+      "(%u cores, load average %.1f before, %.1f after)\n",
+      opt.n, kLatencyMs, kWorkers, opt.reps, std::thread::hardware_concurrency(), load_before,
+      LoadAverage());
+  PrintLine("keel run, HTTP/1.1 (process wall)", r.http.wall);
+  PrintLine("keel run, HTTP/1.1 (run's duration_s)", r.http.engine);
+  PrintLine("keel run, HTTP/2 + TLS (process wall)", r.https.wall);
+  PrintLine("keel run, HTTP/2 + TLS (run's duration_s)", r.https.engine);
   PrintLine("keel run, in-process mock (duration_s)", r.inproc.engine);
   PrintLine("async_node + timer thread", r.timer);
-  PrintLine("async_node + curl multi", r.multi);
+  PrintLine("async_node + curl multi, HTTP/1.1", r.multi);
+  PrintLine("async_node + curl multi, HTTP/2 + TLS", r.multi_h2);
   PrintSequential(opt, sequential_s);
   std::printf("  %-40s %7.1f ms          (duration_s %.1f ms)\n", "keel fn-only run (process wall)",
               r.fn.wall.Best() * 1e3, r.fn.engine.Best() * 1e3);
@@ -329,22 +346,28 @@ void PrintReport(const Options& opt, const Results& r, double sequential_s, doub
 }
 
 int Run(const Options& opt) {
-  MockLlm server(MOCK_LLM_BIN, kLatencyMs);
-  if (server.port() == 0) return 1;
-  const double load_before = LoadAverage();
   Setup s;
   s.dir = TempDir();
+  s.ca_file = (s.dir / "mock-ca.pem").string();
+  MockLlm server(MOCK_LLM_BIN, kLatencyMs);
+  MockLlm tls(MOCK_LLM_BIN, kLatencyMs, s.ca_file);
+  if (server.port() == 0 || tls.port() == 0) return 1;
+  const double load_before = LoadAverage();
   const std::string http =
       "kind = \"openai\", base_url = \"" + server.base_url() + "/v1\", model = \"mock\"";
   s.http = Write(s.dir, "http", AgentScript(opt.n, http), true);
-  s.inproc = Write(s.dir, "inproc",
-                   AgentScript(opt.n, "kind = \"mock\", latency = " + std::to_string(kLatency)),
-                   true);
+  const std::string https = "kind = \"openai\", base_url = \"" + tls.base_url() +
+                            "/v1\", model = \"mock\", ca_file = \"" + s.ca_file + "\"";
+  s.https = Write(s.dir, "https", AgentScript(opt.n, https), true);
+  s.tls_chat_url = tls.base_url() + "/v1/chat/completions";
+  s.inproc =
+      Write(s.dir, "inproc",
+            AgentScript(opt.n, "kind = \"mock\", latency = " + std::to_string(kLatency)), true);
   s.fn = Write(s.dir, "fn", FnScript(opt.n), false);
   s.chat_url = server.base_url() + "/v1/chat/completions";
   Results warm_up, r;
-  bool ok = !opt.warm_up || Repetition(opt, s, server, &warm_up);
-  for (int i = 0; ok && i < opt.reps; ++i) ok = Repetition(opt, s, server, &r);
+  bool ok = !opt.warm_up || Repetition(opt, s, server, tls, &warm_up);
+  for (int i = 0; ok && i < opt.reps; ++i) ok = Repetition(opt, s, server, tls, &r);
   const double sequential = ok ? SequentialRun(opt.sequential_calls, s.chat_url) : -1;
   if (ok && sequential < 0) std::fprintf(stderr, "a sequential call failed\n");
   if (sequential >= 0) PrintReport(opt, r, sequential, load_before);

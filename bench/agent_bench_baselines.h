@@ -16,8 +16,10 @@ std::string ChatBody(int i);
 double AsyncTimerRun(int n, double latency_s, int workers);
 
 // The same graph; each async_node posts a chat request to `url` through one
-// libcurl multi handle driven by a thread of its own (new connections).
-double AsyncCurlRun(int n, const std::string& url, int workers);
+// libcurl multi handle driven by a thread of its own: new connections over
+// HTTP/1.1 or, with a `ca_file` (an https `url`), multiplexed on one HTTP/2
+// connection.
+double AsyncCurlRun(int n, const std::string& url, int workers, const std::string& ca_file = "");
 
 // `calls` blocking chat requests to `url`, one after another, on one curl
 // easy handle (its connection reused), as a sequential agent loop makes them.

@@ -48,7 +48,8 @@ std::string ReadAll(int fd, std::chrono::steady_clock::time_point* first) {
   return out;
 }
 
-double Since(std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point end) {
+double Since(std::chrono::steady_clock::time_point start,
+             std::chrono::steady_clock::time_point end) {
   return std::chrono::duration<double>(end - start).count();
 }
 
@@ -101,16 +102,22 @@ ChildRun RunChild(const std::vector<std::string>& args, const std::string& err_p
   return run;
 }
 
-MockLlm::MockLlm(const std::string& binary, int latency_ms) {
+MockLlm::MockLlm(const std::string& binary, int latency_ms, const std::string& ca_file) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return;
-  pid_ = Spawn({binary, "--latency", std::to_string(latency_ms), "--port", "0"}, fds[1], -1);
+  std::vector<std::string> args = {binary, "--latency", std::to_string(latency_ms), "--port", "0"};
+  if (!ca_file.empty()) {
+    args.insert(args.end(), {"--tls-self-signed", ca_file});
+    scheme_ = "https";
+  }
+  pid_ = Spawn(args, fds[1], -1);
   close(fds[1]);
   const std::string line = pid_ > 0 ? FirstLine(fds[0], 10000) : "";
   close(fds[0]);
-  const std::string prefix = "listening on http://127.0.0.1:";
+  const std::string prefix = "listening on " + scheme_ + "://127.0.0.1:";
   if (line.rfind(prefix, 0) == 0) port_ = std::atoi(line.c_str() + prefix.size());
-  if (port_ == 0) std::fprintf(stderr, "keel-mock-llm did not start (first line: '%s')\n", line.c_str());
+  if (port_ == 0)
+    std::fprintf(stderr, "keel-mock-llm did not start (first line: '%s')\n", line.c_str());
 }
 
 MockLlm::~MockLlm() {
@@ -119,7 +126,7 @@ MockLlm::~MockLlm() {
   waitpid(pid_, nullptr, 0);
 }
 
-std::string MockLlm::base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string MockLlm::base_url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
 
 double MockLlm::cpu_seconds() const {
   std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");

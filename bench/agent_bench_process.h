@@ -30,20 +30,23 @@ ChildRun RunChild(const std::vector<std::string>& args, const std::string& err_p
 class MockLlm {
  public:
   // Starts `binary --latency MS --port 0` and reads the port from its first
-  // line; port() is 0 when it did not start within a few seconds.
-  MockLlm(const std::string& binary, int latency_ms);
+  // line; port() is 0 when it did not start within a few seconds. With a
+  // `ca_file`, serves HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with a self-signed
+  // certificate it writes there.
+  MockLlm(const std::string& binary, int latency_ms, const std::string& ca_file = "");
   ~MockLlm();  // SIGTERM, then reaps it
   MockLlm(const MockLlm&) = delete;
   MockLlm& operator=(const MockLlm&) = delete;
 
   int port() const { return port_; }
-  std::string base_url() const;  // http://127.0.0.1:PORT
+  std::string base_url() const;  // http://127.0.0.1:PORT, or https://
   // CPU seconds (user + system) the server has used so far.
   double cpu_seconds() const;
 
  private:
   pid_t pid_ = -1;
   int port_ = 0;
+  std::string scheme_ = "http";
 };
 
 }  // namespace keel::bench

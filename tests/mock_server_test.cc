@@ -387,12 +387,13 @@ TEST_CASE("the log file has one JSON line per request with every field" * doctes
       10s));
   Json log = FileLog(text);
   Json first = Entry(log, 1);
-  for (const char* field : {"id", "ts", "path", "model", "user", "fault", "status", "latency_ms",
-                            "outcome", "duration_ms", "auth"}) {
+  for (const char* field : {"id", "ts", "path", "protocol", "model", "user", "fault", "status",
+                            "latency_ms", "outcome", "duration_ms", "auth"}) {
     CAPTURE(field);
     CHECK(!first[field].IsNull());
   }
   CHECK(first["id"].Int() == 1);
+  CHECK(first["protocol"].Str() == "http/1.1");
   CHECK(first["ts"].Num() > 1.6e9);
   CHECK(first["user"].Str() == std::string(200, 'a'));
   Json second = Entry(log, 2);

@@ -1,6 +1,6 @@
-// keel-mock-llm: an OpenAI- and Anthropic-compatible chat server that
-// answers deterministically and injects faults on demand, for tests, benches
-// and rehearsing outages (docs/mock-llm.md).
+// keel-mock-llm: an OpenAI- and Anthropic-compatible chat server (HTTP, or
+// HTTPS with HTTP/2) that answers deterministically and injects faults on
+// demand, for tests, benches and rehearsing outages (docs/mock-llm.md).
 //
 // Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 for bad options.
 
@@ -8,11 +8,14 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "nodes/mock_reply.h"
 #include "tests/mock_llm/mock_server.h"
 #include "tests/mock_llm/request_log.h"
+#include "tests/mock_llm/tls_context.h"
 
 namespace keel::mock {
 namespace {
@@ -26,9 +29,13 @@ int Usage(const std::string& message) {
 
 int Main(int argc, char** argv) {
   MockServerOptions opt;
-  FaultPlanOptions& f = opt.faults;
+  FaultPlanOptions& f = opt.service.faults;
   FaultRates& rates = f.rates;
   std::string log_path;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_self_signed;
+  bool no_http2 = false;
 
   CLI::App app{
       "keel-mock-llm: a deterministic OpenAI- and Anthropic-compatible LLM server that injects "
@@ -49,9 +56,10 @@ int Main(int argc, char** argv) {
   rate("--rate-limit-rate", &rates.rate_limit, "a 429 (with Retry-After)");
   rate("--hang-rate", &rates.hang, "never answering");
   rate("--malformed-rate", &rates.malformed, "a 200 whose body is not JSON");
-  rate("--truncate-rate", &rates.truncate, "a body cut short, then the connection closed");
-  rate("--reset-rate", &rates.reset, "the connection reset without an answer");
-  app.add_option("--retry-after", opt.retry_after, "seconds sent as Retry-After with a 429")
+  rate("--truncate-rate", &rates.truncate,
+       "a body cut short, then the connection closed (HTTP/2: the stream reset)");
+  rate("--reset-rate", &rates.reset, "the connection (HTTP/2: the stream) reset without an answer");
+  app.add_option("--retry-after", opt.service.retry_after, "seconds sent as Retry-After with a 429")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--seed", f.seed, "seed of the fault and jitter draws")->capture_default_str();
@@ -66,9 +74,20 @@ int Main(int argc, char** argv) {
                                        "' (500 502 503 529 429 400 401 403 404 hang malformed "
                                        "truncated reset)";
       });
-  app.add_option("--require-key", opt.require_key,
+  app.add_option("--require-key", opt.service.require_key,
                  "answer 401 unless 'Authorization: Bearer KEY' or 'x-api-key: KEY' is sent");
   app.add_option("--log", log_path, "write one JSON line per chat request to FILE");
+  auto* cert = app.add_option("--tls-cert", tls_cert,
+                              "serve HTTPS with the PEM certificate (chain) in FILE");
+  auto* key = app.add_option("--tls-key", tls_key, "the PEM private key of --tls-cert");
+  cert->needs(key);
+  key->needs(cert);
+  app.add_option("--tls-self-signed", tls_self_signed,
+                 "serve HTTPS with a new self-signed certificate for localhost, written to FILE "
+                 "(PEM) for clients to trust")
+      ->excludes(cert)
+      ->excludes(key);
+  app.add_flag("--no-http2", no_http2, "with HTTPS, offer only http/1.1 in ALPN");
 
   try {
     app.parse(argc, argv);
@@ -85,22 +104,33 @@ int Main(int argc, char** argv) {
         std::string(sum) + "; they must not exceed 1");
   }
 
+  const bool tls = !tls_cert.empty() || !tls_self_signed.empty();
+  if (no_http2 && !tls) return Usage("--no-http2 needs --tls-cert/--tls-key or --tls-self-signed");
+
   RequestLog log;
   std::string error;
   if (!log_path.empty() && !log.Open(log_path, &error)) return Usage("--log: " + error);
 
+  std::unique_ptr<TlsContext> tls_context;
+  if (!tls_cert.empty()) {
+    tls_context = TlsContext::FromFiles(tls_cert, tls_key, !no_http2, &error);
+  } else if (!tls_self_signed.empty()) {
+    tls_context = TlsContext::SelfSigned(tls_self_signed, !no_http2, &error);
+  }
+  if (tls && tls_context == nullptr) return Usage(error);
+
   // A client that went away must not kill the server with SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
 
-  MockServer server(opt, &log);
+  MockServer server(opt, &log, std::move(tls_context));
   const int port = server.Bind(&error);
   if (port < 0) {
     std::fprintf(stderr, "keel-mock-llm: error: %s\n", error.c_str());
     return 1;
   }
   const bool v6 = opt.host.find(':') != std::string::npos;
-  std::printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", opt.host.c_str(), v6 ? "]" : "",
-              port);
+  std::printf("listening on %s://%s%s%s:%d\n", tls ? "https" : "http", v6 ? "[" : "",
+              opt.host.c_str(), v6 ? "]" : "", port);
   std::fflush(stdout);
 
   // Serves until SIGTERM or SIGINT.

@@ -11,15 +11,15 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <utility>
 
+#include "tests/mock_llm/h2_server.h"
+#include "tests/mock_llm/tls_context.h"
+
 namespace keel::mock {
 namespace {
-
-using SteadyClock = std::chrono::steady_clock;
 
 // A burst of hundreds of connects must not wait for SYN retries.
 constexpr int kBacklog = 4096;
@@ -28,37 +28,6 @@ constexpr int kBacklog = 4096;
 constexpr timeval kGrace{2, 0};
 
 constexpr const char* kJson = "application/json";
-
-double WallSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// Seconds as Retry-After text: "2", or "0.5" when not whole.
-std::string RetryAfterText(double seconds) {
-  char buf[32];
-  if (seconds == std::floor(seconds)) {
-    std::snprintf(buf, sizeof buf, "%.0f", seconds);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.3f", seconds);
-    std::string text = buf;
-    return text.substr(0, text.find_last_not_of('0') + 1);
-  }
-  return buf;
-}
-
-timeval ToTimeval(double ms) {
-  const auto us = static_cast<long long>(std::ceil(ms * 1000));
-  return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-}
-
-const char* kModels =
-    R"({"object":"list","data":[{"id":"mock","object":"model","type":"model",)"
-    R"("created":1700000000,"owned_by":"keel","display_name":"keel mock"}],"has_more":false})";
-
-std::string Header(evhttp_request* req, const char* name) {
-  const char* value = evhttp_find_header(evhttp_request_get_input_headers(req), name);
-  return value == nullptr ? "" : value;
-}
 
 std::string Body(evhttp_request* req) {
   evbuffer* in = evhttp_request_get_input_buffer(req);
@@ -74,10 +43,6 @@ void Reply(evhttp_request* req, int status, const std::string& body) {
   evbuffer_add(out, body.data(), body.size());
   evhttp_send_reply(req, status, nullptr, out);
   evbuffer_free(out);
-}
-
-std::string ErrorJson(const std::string& message, const char* type) {
-  return R"({"error":{"message":")" + message + R"(","type":")" + type + R"("}})";
 }
 
 // The request's socket: what the client-close watch and a reset act on.
@@ -99,30 +64,99 @@ void ResetSocket(int fd) {
 
 }  // namespace
 
-// One chat request from its arrival to its end (answered, dropped, or its
-// client gone). Lives in MockServer::pending_; touched on the loop only.
-struct MockServer::Pending {
-  MockServer* server = nullptr;
-  evhttp_request* req = nullptr;  // freed by libevent when the request ends
-  evhttp_connection* connection = nullptr;
-  LogEntry entry;
-  SteadyClock::time_point start;
-  MockReply reply;
-  std::string outcome = "answered";  // what a completed write is logged as
-  event* wait = nullptr;             // the latency timer
-  event* watch = nullptr;            // the client closing the socket meanwhile
-
-  ~Pending() { StopWaiting(); }
-
-  void StopWaiting() {
-    if (wait != nullptr) event_free(wait);
-    if (watch != nullptr) event_free(watch);
-    wait = watch = nullptr;
+// HttpExchange: the ChatExchange of a chat request evhttp carries (HTTP/1.1,
+// plain or over TLS). Loop thread only.
+class HttpExchange : public ChatExchange {
+ public:
+  HttpExchange(evhttp_request* req, event_base* base, bool tls)
+      : req_(req), connection_(evhttp_request_get_connection(req)), base_(base), tls_(tls) {}
+  ~HttpExchange() override {
+    StopWatching();
+    if (close_cb_) evhttp_connection_set_closecb(connection_, nullptr, nullptr);
   }
+
+ protected:
+  void WatchClient() override {
+    // Plain: a readable socket is a close, or a pipelined request (then the
+    // watch stops). TLS: a closing client may send a close_notify alert
+    // before its FIN, so only the FIN (EV_CLOSED) counts; evhttp does not
+    // read while the request is being handled.
+    const short what = tls_ ? EV_CLOSED | EV_PERSIST : EV_READ | EV_CLOSED | EV_PERSIST;
+    watch_ = event_new(base_, SocketOf(req_), what, &HttpExchange::OnClientClosed, this);
+    event_add(watch_, nullptr);
+  }
+
+  void Respond(const Response& response) override {
+    StopWatching();
+    evkeyvalq* headers = evhttp_request_get_output_headers(req_);
+    for (const Header& h : response.headers) evhttp_add_header(headers, h.name, h.value.c_str());
+    truncated_ = response.truncated;
+    // evhttp closes the connection once the short body is written.
+    if (truncated_) evhttp_add_header(headers, "Connection", "close");
+    evhttp_request_set_on_complete_cb(req_, &HttpExchange::OnSent, this);
+    evhttp_connection_set_closecb(connection_, &HttpExchange::OnConnectionGone, this);
+    close_cb_ = true;
+    evbuffer* out = evbuffer_new();
+    evbuffer_add(out, response.body.data(), response.body.size());
+    evhttp_send_reply(req_, response.status, nullptr, out);
+    evbuffer_free(out);
+  }
+
+  // Frees the connection (and the request), after a RST when `reset`.
+  void Abort(bool reset) override {
+    StopWatching();
+    if (reset) ResetSocket(SocketOf(req_));
+    evhttp_connection_free(connection_);
+  }
+
+ private:
+  static void OnClientClosed(int fd, short, void* self) {
+    auto* x = static_cast<HttpExchange*>(self);
+    if (!x->tls_) {
+      char byte;
+      const ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) {
+        // More bytes (a pipelined request), not a close: stop watching
+        // rather than wake up for them again and again.
+        x->StopWatching();
+        return;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    }
+    x->Abort(false);
+    x->Ended("client_closed");
+  }
+
+  static void OnSent(evhttp_request*, void* self) {
+    auto* x = static_cast<HttpExchange*>(self);
+    evhttp_connection_set_closecb(x->connection_, nullptr, nullptr);
+    x->close_cb_ = false;
+    x->Ended(x->truncated_ ? "truncated" : "answered");
+  }
+
+  static void OnConnectionGone(evhttp_connection* connection, void* self) {
+    auto* x = static_cast<HttpExchange*>(self);
+    evhttp_connection_set_closecb(connection, nullptr, nullptr);
+    x->close_cb_ = false;
+    x->Ended("client_closed");
+  }
+
+  void StopWatching() {
+    if (watch_ != nullptr) event_free(watch_);
+    watch_ = nullptr;
+  }
+
+  evhttp_request* const req_;  // freed by libevent when the request ends
+  evhttp_connection* const connection_;
+  event_base* const base_;
+  const bool tls_;
+  event* watch_ = nullptr;  // the client closing the socket while it waits
+  bool truncated_ = false;
+  bool close_cb_ = false;  // OnConnectionGone is the connection's close callback
 };
 
-MockServer::MockServer(MockServerOptions options, RequestLog* log)
-    : options_(std::move(options)), log_(log), plan_(options_.faults) {
+MockServer::MockServer(MockServerOptions options, RequestLog* log, std::unique_ptr<TlsContext> tls)
+    : options_(std::move(options)), tls_(std::move(tls)) {
   event_config* config = event_config_new();
   // The client-close watch needs EV_CLOSED (epoll's EPOLLRDHUP).
   event_config_require_features(config, EV_FEATURE_EARLY_CLOSE);
@@ -132,11 +166,17 @@ MockServer::MockServer(MockServerOptions options, RequestLog* log)
   base_ = event_base_new_with_config(config);
   event_config_free(config);
   if (base_ == nullptr) return;
+  service_ = std::make_unique<MockService>(options_.service, log, base_);
+  service_->set_on_idle([this] { ExitWhenIdle(); });
   http_ = evhttp_new(base_);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                         EVHTTP_REQ_PATCH);
   evhttp_set_gencb(http_, &MockServer::OnRequest, this);
+  if (tls_ != nullptr) {
+    h2_ = std::make_unique<H2Server>(service_.get(), tls_.get(), [this] { ExitWhenIdle(); });
+    evhttp_set_bevcb(http_, &MockServer::NewTlsBufferevent, this);
+  }
   // Taken from here on, so a signal sent as soon as the port is printed
   // still stops the server cleanly.
   sigterm_ = evsignal_new(base_, SIGTERM, &MockServer::OnSignal, this);
@@ -146,7 +186,11 @@ MockServer::MockServer(MockServerOptions options, RequestLog* log)
 }
 
 MockServer::~MockServer() {
-  pending_.clear();
+  // The requests first: their exchanges refer to connections and streams.
+  service_.reset();
+  // Then nothing may log or write once evhttp frees the connections (and,
+  // with the loop, the HTTP/2 sessions).
+  if (h2_ != nullptr) h2_->Detach();
   for (event* e : {sigterm_, sigint_, grace_}) {
     if (e != nullptr) event_free(e);
   }
@@ -209,6 +253,10 @@ bool MockServer::Run() {
   return event_base_dispatch(base_) >= 0;
 }
 
+bufferevent* MockServer::NewTlsBufferevent(event_base* base, void* self) {
+  return static_cast<MockServer*>(self)->h2_->NewBufferevent(base);
+}
+
 void MockServer::OnSignal(int, short, void* self) { static_cast<MockServer*>(self)->Stop(); }
 
 void MockServer::OnGraceOver(int, short, void* self) {
@@ -216,195 +264,51 @@ void MockServer::OnGraceOver(int, short, void* self) {
 }
 
 void MockServer::Stop() {
-  if (stopping_) return;
-  stopping_ = true;
+  if (service_->stopping()) return;
   evhttp_del_accept_socket(http_, listener_);
   listener_ = nullptr;
-  // Proceed may end requests (and so change pending_): walk a copy.
-  std::vector<Pending*> waiting;
-  for (const auto& [p, owned] : pending_) {
-    if (p->wait != nullptr || p->reply.fault == "hang") waiting.push_back(p);
-  }
-  for (Pending* p : waiting) Proceed(p);
+  if (h2_ != nullptr) h2_->Stop();
+  service_->Stop();
   grace_ = evtimer_new(base_, &MockServer::OnGraceOver, this);
   evtimer_add(grace_, &kGrace);
   ExitWhenIdle();
 }
 
 void MockServer::ExitWhenIdle() {
-  if (stopping_ && pending_.empty()) event_base_loopexit(base_, nullptr);
+  if (service_->stopping() && service_->idle() && (h2_ == nullptr || h2_->Flushed())) {
+    event_base_loopexit(base_, nullptr);
+  }
 }
 
 void MockServer::OnRequest(evhttp_request* req, void* self) {
-  static_cast<MockServer*>(self)->Route(req);
-}
-
-void MockServer::Route(evhttp_request* req) {
-  const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-  std::string path = raw_path == nullptr ? "/" : raw_path;
-  const bool get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
-  const bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
-  const std::string route = path.rfind("/v1/", 0) == 0 ? path.substr(3) : path;
-  if (route == "/chat/completions" || route == "/messages") {
-    if (!post) return Reply(req, 405, ErrorJson("use POST for " + path, "invalid_request_error"));
-    return Chat(req, route == "/messages" ? MockDialect::kAnthropic : MockDialect::kOpenAI);
+  auto* server = static_cast<MockServer*>(self);
+  Request request;
+  switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_GET:
+      request.method = Method::kGet;
+      break;
+    case EVHTTP_REQ_POST:
+      request.method = Method::kPost;
+      break;
+    default:
+      break;
   }
-  if (route == "/models" && get) return Reply(req, 200, kModels);
-  if (path == "/healthz" && get) {
-    return Reply(req, 200,
-                 R"({"status":"ok","requests":)" + std::to_string(requests_) + R"(,"in_flight":)" +
-                     std::to_string(pending_.size()) + "}");
+  const char* path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+  request.path = path == nullptr ? "/" : path;
+  evkeyvalq* headers = evhttp_request_get_input_headers(req);
+  const char* authorization = evhttp_find_header(headers, "Authorization");
+  const char* api_key = evhttp_find_header(headers, "x-api-key");
+  request.auth = authorization != nullptr || api_key != nullptr;
+  request.authorization = authorization == nullptr ? "" : authorization;
+  request.api_key = api_key == nullptr ? "" : api_key;
+  MockDialect dialect = MockDialect::kOpenAI;
+  if (auto answer = server->service_->Route(request, &dialect)) {
+    return Reply(req, answer->status, answer->body);
   }
-  if (path == "/log" && get) return Reply(req, 200, log_->JsonArray());
-  Reply(req, 404, ErrorJson("no such endpoint: " + path, "not_found_error"));
-}
-
-MockReply MockServer::ReplyTo(evhttp_request* req, const std::string& body, MockDialect dialect,
-                              const std::string& fault) {
-  const std::string& key = options_.require_key;
-  if (!key.empty() && Header(req, "Authorization") != "Bearer " + key &&
-      Header(req, "x-api-key") != key) {
-    return MockFaultReply(dialect, "401", "", 0);
-  }
-  MockReply reply = responder_.Respond(body, dialect);
-  if (reply.status != 200 || !reply.fault.empty() || fault.empty()) return reply;
-  MockReply injected = MockFaultReply(dialect, fault, reply.body, options_.retry_after);
-  injected.latency = reply.latency;
-  injected.model = std::move(reply.model);
-  injected.user = std::move(reply.user);
-  return injected;
-}
-
-void MockServer::Chat(evhttp_request* req, MockDialect dialect) {
-  auto owned = std::make_unique<Pending>();
-  Pending* p = owned.get();
-  pending_.emplace(p, std::move(owned));
-  p->server = this;
-  p->req = req;
-  p->connection = evhttp_request_get_connection(req);
-  p->start = SteadyClock::now();
-  LogEntry& e = p->entry;
-  e.id = ++requests_;
-  e.ts = WallSeconds();
-  e.path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-  e.auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") != nullptr ||
-           evhttp_find_header(evhttp_request_get_input_headers(req), "x-api-key") != nullptr;
-  const FaultPlan::Draw draw = plan_.Next(e.id);
-  p->reply = ReplyTo(req, Body(req), dialect, draw.fault);
-  const MockReply& reply = p->reply;
-  e.model = reply.model;
-  e.user = CutUtf8(reply.user, 200);
-  e.status = reply.status;
-  e.fault = reply.fault.empty() && reply.status != 200 ? std::to_string(reply.status) : reply.fault;
-  e.latency_ms = draw.latency_ms + reply.latency * 1000;
-
-  const bool hang = reply.fault == "hang";
-  if (stopping_ || (!hang && e.latency_ms <= 0)) return Proceed(p);
-  p->watch = event_new(base_, SocketOf(req), EV_READ | EV_CLOSED | EV_PERSIST,
-                       &MockServer::OnClientClosed, p);
-  event_add(p->watch, nullptr);
-  if (hang) return;
-  p->wait = evtimer_new(base_, &MockServer::OnWaited, p);
-  if (!Wait(p)) Proceed(p);
-}
-
-bool MockServer::Wait(Pending* p) {
-  const double left_ms =
-      p->entry.latency_ms -
-      std::chrono::duration<double, std::milli>(SteadyClock::now() - p->start).count();
-  if (left_ms <= 0) return false;
-  // The loop's cached time is from before this request was handled.
-  event_base_update_cache_time(base_);
-  const timeval delay = ToTimeval(left_ms);
-  evtimer_add(p->wait, &delay);
-  return true;
-}
-
-void MockServer::OnWaited(int, short, void* pending) {
-  auto* p = static_cast<Pending*>(pending);
-  // Never early, whatever the loop's clock says.
-  if (!p->server->Wait(p)) p->server->Proceed(p);
-}
-
-void MockServer::OnClientClosed(int fd, short, void* pending) {
-  auto* p = static_cast<Pending*>(pending);
-  char byte;
-  const ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) {
-    // More bytes (a pipelined request), not a close: stop watching rather
-    // than wake up for them again and again.
-    event_free(p->watch);
-    p->watch = nullptr;
-    return;
-  }
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-  p->server->Drop(p, false, "client_closed");
-}
-
-void MockServer::Proceed(Pending* p) {
-  p->StopWaiting();
-  const std::string& fault = p->reply.fault;
-  if (fault == "hang") {
-    // Only a stop ends a hang from this side.
-    if (stopping_) Drop(p, false, "hang_closed");
-    return;
-  }
-  if (fault == "reset") return Drop(p, true, "reset");
-  Send(p);
-}
-
-void MockServer::Send(Pending* p) {
-  const MockReply& reply = p->reply;
-  evkeyvalq* headers = evhttp_request_get_output_headers(p->req);
-  evhttp_add_header(headers, "Content-Type", kJson);
-  evhttp_add_header(headers, "x-mock-request-id", std::to_string(p->entry.id).c_str());
-  if (reply.retry_after >= 0) {
-    evhttp_add_header(headers, "Retry-After", RetryAfterText(reply.retry_after).c_str());
-    evhttp_add_header(headers, "retry-after-ms",
-                      std::to_string(std::llround(reply.retry_after * 1000)).c_str());
-  }
-  if (reply.fault == "truncated") {
-    // Content-Length announces about twice what is sent, then the
-    // connection closes.
-    p->outcome = "truncated";
-    evhttp_add_header(headers, "Content-Length", std::to_string(reply.body.size() * 2 + 1).c_str());
-    evhttp_add_header(headers, "Connection", "close");
-  }
-  evhttp_request_set_on_complete_cb(p->req, &MockServer::OnSent, p);
-  evhttp_connection_set_closecb(p->connection, &MockServer::OnConnectionGone, p);
-  evbuffer* out = evbuffer_new();
-  evbuffer_add(out, reply.body.data(), reply.body.size());
-  evhttp_send_reply(p->req, reply.status, nullptr, out);
-  evbuffer_free(out);
-}
-
-void MockServer::OnSent(evhttp_request*, void* pending) {
-  auto* p = static_cast<Pending*>(pending);
-  evhttp_connection_set_closecb(p->connection, nullptr, nullptr);
-  p->server->End(p, p->outcome);
-}
-
-void MockServer::OnConnectionGone(evhttp_connection* connection, void* pending) {
-  auto* p = static_cast<Pending*>(pending);
-  evhttp_connection_set_closecb(connection, nullptr, nullptr);
-  p->server->End(p, "client_closed");
-}
-
-void MockServer::Drop(Pending* p, bool reset, const std::string& outcome) {
-  p->StopWaiting();
-  if (reset) ResetSocket(SocketOf(p->req));
-  // Frees the request too; no answer goes out.
-  evhttp_connection_free(p->connection);
-  End(p, outcome);
-}
-
-void MockServer::End(Pending* p, const std::string& outcome) {
-  LogEntry& e = p->entry;
-  e.outcome = outcome;
-  e.duration_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - p->start).count();
-  log_->Add(e);
-  pending_.erase(p);
-  ExitWhenIdle();
+  request.body = Body(req);
+  server->service_->StartChat(
+      std::make_unique<HttpExchange>(req, server->base_, server->tls_ != nullptr), request,
+      dialect);
 }
 
 }  // namespace keel::mock

@@ -1,49 +1,47 @@
 #pragma once
-// MockServer: the HTTP side of keel-mock-llm. Serves OpenAI
-// (/v1/chat/completions) and Anthropic (/v1/messages) chat requests from a
-// MockResponder, injects the faults its options and the requests'
-// directives ask for, and records every chat request in a RequestLog
-// (docs/mock-llm.md).
+// MockServer: the network side of keel-mock-llm. Listens on one port, plain
+// HTTP or, with a TlsContext, HTTPS, and hands every request to a
+// MockService (docs/mock-llm.md). evhttp serves HTTP/1.1, plain and over
+// TLS; on HTTPS, connections whose ALPN chose h2 are served by nghttp2
+// (H2Server).
 //
-// One libevent loop does everything: evhttp parses and writes HTTP, a timer
-// per request makes the latency, and a watch on the request's socket sees the
-// client close it while the request waits. No thread per connection, so
-// hundreds of slow requests cost the server next to nothing.
+// One libevent loop does everything: a timer per request makes the latency,
+// and the client going away while a request waits is seen at once. No
+// thread per connection or per stream, so hundreds of slow requests cost the
+// server next to nothing.
 //
 // Thread-safety: Bind, then Run, on one thread; everything else happens on
 // that thread inside Run. SIGTERM and SIGINT, taken by the loop, stop it.
 
-#include <chrono>
-#include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 
-#include "nodes/mock_reply.h"
-#include "tests/mock_llm/fault_plan.h"
+#include "tests/mock_llm/mock_service.h"
 #include "tests/mock_llm/request_log.h"
 
+struct bufferevent;
 struct event;
 struct event_base;
 struct evhttp;
 struct evhttp_bound_socket;
-struct evhttp_connection;
 struct evhttp_request;
 
 namespace keel::mock {
 
+class H2Server;
+class TlsContext;
+
 struct MockServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: an ephemeral port
-  FaultPlanOptions faults;
-  double retry_after = 1;   // seconds sent with an injected 429
-  std::string require_key;  // "": any request is authorized
+  MockServiceOptions service;
 };
 
 class MockServer {
  public:
-  // `log` must outlive the server.
-  MockServer(MockServerOptions options, RequestLog* log);
+  // `log` must outlive the server. With `tls` it serves HTTPS (HTTP/2 and
+  // HTTP/1.1, as the TlsContext's ALPN allows); without, plain HTTP.
+  MockServer(MockServerOptions options, RequestLog* log, std::unique_ptr<TlsContext> tls);
   ~MockServer();
   MockServer(const MockServer&) = delete;
   MockServer& operator=(const MockServer&) = delete;
@@ -52,56 +50,30 @@ class MockServer {
   int Bind(std::string* error);
 
   // Serves until SIGTERM or SIGINT; then stops accepting, ends hangs and
-  // waits early, and returns once the requests in flight have ended (or a
-  // grace period passed). False when the loop could not run.
+  // waits early, and returns once the requests in flight have ended and
+  // their answers are written (or a grace period passed). False when the
+  // loop could not run.
   bool Run();
 
  private:
-  struct Pending;
-
   static void OnRequest(evhttp_request* req, void* self);
+  static bufferevent* NewTlsBufferevent(event_base* base, void* self);
   static void OnSignal(int fd, short what, void* self);
   static void OnGraceOver(int fd, short what, void* self);
-  static void OnWaited(int fd, short what, void* pending);
-  static void OnClientClosed(int fd, short what, void* pending);
-  static void OnSent(evhttp_request* req, void* pending);
-  static void OnConnectionGone(evhttp_connection* connection, void* pending);
 
-  void Route(evhttp_request* req);
-  void Chat(evhttp_request* req, MockDialect dialect);
-  // The reply to a chat request: a 401 without the required key, else the
-  // responder's, with `fault` (from the plan; "" for none) injected unless
-  // the request failed on its own.
-  MockReply ReplyTo(evhttp_request* req, const std::string& body, MockDialect dialect,
-                    const std::string& fault);
-  // Arms p's latency timer for what is left of its wait; false when none is.
-  bool Wait(Pending* p);
-  // The wait is over (or cut short by a stop): answer, reset or keep hanging.
-  void Proceed(Pending* p);
-  // Writes the answer; the request ends when it is sent or the client goes.
-  void Send(Pending* p);
-  // Closes the request's connection without a (further) answer, with a
-  // reset (RST) or a plain close.
-  void Drop(Pending* p, bool reset, const std::string& outcome);
-  // Logs `p` with `outcome` and forgets it.
-  void End(Pending* p, const std::string& outcome);
   void Stop();
   void ExitWhenIdle();
 
   const MockServerOptions options_;
-  RequestLog* const log_;
-  MockResponder responder_;
-  FaultPlan plan_;
+  const std::unique_ptr<TlsContext> tls_;  // null for plain HTTP
   event_base* base_ = nullptr;
+  std::unique_ptr<MockService> service_;
+  std::unique_ptr<H2Server> h2_;  // with tls_ only
   evhttp* http_ = nullptr;
   evhttp_bound_socket* listener_ = nullptr;  // null once stopping
   event* sigterm_ = nullptr;
   event* sigint_ = nullptr;
   event* grace_ = nullptr;  // ends Run when requests outlive a stop
-  int64_t requests_ = 0;    // chat requests so far
-  bool stopping_ = false;
-  // Chat requests not yet ended, each owned here until End.
-  std::unordered_map<Pending*, std::unique_ptr<Pending>> pending_;
 };
 
 }  // namespace keel::mock

@@ -22,6 +22,7 @@ std::string ToJson(const LogEntry& e) {
   w.Key("ts");
   w.Double(e.ts);
   str("path", e.path);
+  str("protocol", e.protocol);
   str("model", e.model);
   str("user", e.user);
   str("fault", e.fault);

@@ -18,6 +18,7 @@ struct LogEntry {
   int64_t id = 0;  // 1 for the first chat request
   double ts = 0;   // wall-clock seconds when it arrived
   std::string path;
+  std::string protocol;  // "http/1.1" or "h2"
   std::string model;
   std::string user;        // last user message, cut to 200 characters
   std::string fault;       // "" for a 200 answer, else the status ("500") or transport fault

@@ -7,12 +7,18 @@
 
 namespace keel::testing {
 
-MockLlmServer::MockLlmServer(const std::string& binary, std::vector<std::string> args) {
+MockLlmServer::MockLlmServer(const std::string& binary, std::vector<std::string> args,
+                             Transport transport) {
   SpawnOptions options;
   options.args = {"--port", "0"};
+  if (transport == Transport::kHttps) {
+    tls_dir_ = std::make_unique<TempDir>();
+    options.args.insert(options.args.end(), {"--tls-self-signed", ca_file()});
+  }
   options.args.insert(options.args.end(), args.begin(), args.end());
   process_ = std::make_unique<Subprocess>(binary, options);
-  const std::string prefix = "listening on http://127.0.0.1:";
+  const std::string prefix =
+      std::string("listening on ") + (tls() ? "https" : "http") + "://127.0.0.1:";
   auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (process_->Stdout().find('\n') == std::string::npos) {
     if (process_->Exited() || std::chrono::steady_clock::now() > give_up) {
@@ -26,11 +32,17 @@ MockLlmServer::MockLlmServer(const std::string& binary, std::vector<std::string>
 }
 
 std::string MockLlmServer::url() const {
-  return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+  return std::string(tls() ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + "/v1";
 }
 
+std::string MockLlmServer::ca_file() const { return tls() ? tls_dir_->Path("ca.pem") : ""; }
+
 Json MockLlmServer::Log() const {
-  httplib::Client client("127.0.0.1", port_);
+  // httplib::Client takes an https:// URL and then verifies the server
+  // against the CA file.
+  httplib::Client client(tls() ? "https://127.0.0.1:" + std::to_string(port_)
+                               : "http://127.0.0.1:" + std::to_string(port_));
+  if (tls()) client.set_ca_cert_path(ca_file());
   client.set_read_timeout(10, 0);
   auto res = client.Get("/log");
   if (!res || res->status != 200) throw std::runtime_error("GET /log failed");
