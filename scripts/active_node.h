@@ -45,6 +45,7 @@ struct ActiveNode {
   Clock* clock = nullptr;                // reads the time for `deadline`
   double sleep_seconds = -1;             // set by keel.sleep just before it yields
   WaitStart wait;                        // set by keel.llm / keel.http just before they yield
+  int llm_calls = 0;                     // keel.llm calls of this execution so far
   LlmClient* llm = nullptr;              // the script's providers
   HttpLoop* http = nullptr;              // the I/O loop keel.http uses
   StopReason stop = StopReason::kNone;   // set by the hook just before it stops the coroutine

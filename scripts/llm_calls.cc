@@ -10,15 +10,16 @@
 #include "lua.hpp"
 #include "nodes/agent_node.h"
 #include "nodes/http_loop.h"
-#include "nodes/llm_client.h"
-#include "nodes/wire_json.h"
 #include "nodes/json_document.h"
+#include "nodes/llm_client.h"
 #include "nodes/schema_check.h"
+#include "nodes/wire_json.h"
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
 #include "scripts/keel_module.h"
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
+#include "scripts/sha256.h"
 
 namespace keel {
 namespace {
@@ -125,7 +126,8 @@ std::string ReadChatRequest(lua_State* L, std::string* provider, ChatRequest* re
   if (!tools.empty()) {
     JsonDocument doc;
     doc.Parse(tools.c_str());
-    if (!doc.IsArray()) return "'tools' must be a list of { name = ..., description = ..., parameters = ... }";
+    if (!doc.IsArray())
+      return "'tools' must be a list of { name = ..., description = ..., parameters = ... }";
     for (const auto& t : doc.GetArray()) {
       if (!t.IsObject() || !t.HasMember("name") || !t["name"].IsString()) {
         return "every tool needs a 'name'";
@@ -196,6 +198,66 @@ std::string ChatResultJson(const ChatResponse& response, const LlmCallRecord& re
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+// What identifies a keel.llm call across attempts: its place among the
+// execution's calls and a digest of everything it sends.
+struct CallId {
+  int seq = 0;
+  std::string key;
+};
+
+CallId IdentifyCall(ActiveNode* active, const std::string& provider, const ChatRequest& request) {
+  std::string sent = provider;
+  for (const std::string* part :
+       {&request.model, &request.system, &request.messages_json, &request.schema_json}) {
+    sent.append(1, '\0').append(*part);
+  }
+  sent.append(1, '\0').append(request.temperature ? std::to_string(*request.temperature) : "-");
+  sent.append(1, '\0').append(request.max_tokens ? std::to_string(*request.max_tokens) : "-");
+  sent.append(1, '\0').append(std::to_string(static_cast<int>(request.output)));
+  for (const ToolSpec& tool : request.tools) {
+    sent.append(1, '\0').append(tool.name).append(1, '\0').append(tool.description);
+    sent.append(1, '\0').append(tool.parameters_json);
+  }
+  return CallId{active->llm_calls++, Sha256Hex(sent)};
+}
+
+// The checkpoint step of a finished keel.llm call: {"llm": {seq, key, result}}.
+std::string LlmStep(const CallId& id, const std::string& result_json) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  w.Key("llm");
+  w.StartObject();
+  w.Key("seq");
+  w.Int(id.seq);
+  w.Key("key");
+  w.String(id.key.c_str(), static_cast<rapidjson::SizeType>(id.key.size()));
+  w.Key("result");
+  w.RawValue(result_json.c_str(), result_json.size(), rapidjson::kObjectType);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// The result an earlier attempt (in this process or before a resume) got
+// for the same call, as JSON; "" when there is none.
+std::string RecordedResult(const NodeContext& ctx, const CallId& id) {
+  for (const JsonText& step : ctx.journal) {
+    JsonDocument doc;
+    if (!step || doc.Parse(step->c_str(), step->size()).HasParseError() || !doc.IsObject())
+      continue;
+    auto llm = doc.FindMember("llm");
+    if (llm == doc.MemberEnd() || !llm->value.IsObject()) continue;
+    const auto& v = llm->value;
+    if (v.HasMember("seq") && v["seq"].IsInt() && v["seq"].GetInt() == id.seq &&
+        v.HasMember("key") && v["key"].IsString() && id.key == v["key"].GetString() &&
+        v.HasMember("result") && v["result"].IsObject()) {
+      return wire::Serialize(v["result"]);
+    }
+  }
+  return "";
+}
+
 // Resumes the coroutine with (true, value-as-JSON) or (false, failure).
 WaitResult Succeed(std::string json) {
   return [json = std::move(json)](lua_State* co) {
@@ -227,15 +289,26 @@ int LlmWait(lua_State* L) {
   if (!error.empty()) return Raise(L, "keel.llm: " + error);
   LlmClient* llm = active->llm;
   if (llm == nullptr || llm->Find(provider) == nullptr) {
-    return Raise(L, "keel.llm: unknown provider '" + provider + "' (declare it with keel.provider)");
+    return Raise(L,
+                 "keel.llm: unknown provider '" + provider + "' (declare it with keel.provider)");
   }
   const NodeContext* ctx = active->context;
-  active->wait = [llm, ctx, provider, request](std::function<void(WaitResult)> finish) {
+  // A call an earlier attempt finished is answered from its checkpoint:
+  // retries and resumes do not pay for it again.
+  CallId id = IdentifyCall(active, provider, request);
+  if (std::string recorded = RecordedResult(*ctx, id); !recorded.empty()) {
+    lua_pushboolean(L, 1);
+    if (!PushJson(L, recorded).ok()) lua_pushnil(L);
+    return 2;
+  }
+  active->wait = [llm, ctx, provider, request, id](std::function<void(WaitResult)> finish) {
     llm->Call(provider, request, ctx->cancel, ctx->deadline,
-              [ctx, finish, request](Result<ChatResponse> result, LlmCallRecord record) {
+              [ctx, finish, request, id](Result<ChatResponse> result, LlmCallRecord record) {
                 ReportLlmCall(*ctx, record, 0);
                 if (!result.ok()) return finish(Fail(result.status()));
-                finish(Succeed(ChatResultJson(*result, record, request)));
+                std::string json = ChatResultJson(*result, record, request);
+                if (ctx->checkpoint) ctx->checkpoint(MakeJson(LlmStep(id, json)));
+                finish(Succeed(std::move(json)));
               });
   };
   return kLuaYield;

@@ -1,5 +1,6 @@
-// kill -9 in the middle of an agent's tool-calling loop, then resume: the
-// mock server's request log proves that no finished model call is made again.
+// kill -9 in the middle of an agent's tool-calling loop, or of a function's
+// keel.llm calls, then resume; and a retried function: the mock server's
+// request log proves that no finished model call is made again.
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -61,6 +62,80 @@ TEST_CASE("a resumed agent continues its conversation without paying twice" *
   CHECK(LogEntries(log, "user", "second agent").size() == 2);
   Json show = box.Show(run_id, true);
   CHECK(Events(show, "tool_call", "second").size() == 1);
+}
+
+TEST_CASE("keel.llm calls a function finished are answered from checkpoints on retry" *
+          doctest::timeout(60)) {
+  MockLlmServer server(MOCK_LLM_BIN, {});
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write(
+      "calls.lua",
+      "local keel = require 'keel'\n"
+      "keel.provider 'llm' { kind = 'openai', base_url = '" + server.url() + "' }\n"
+      "return keel.workflow 'w' {\n"
+      "  keel.fn 'f' { retry = { attempts = 3, base = 0.01, jitter = 'none' },\n"
+      "    run = function(ctx)\n"
+      "      local a = keel.llm { provider = 'llm', prompt = 'one' }\n"
+      "      local b = keel.llm { provider = 'llm', prompt = 'two', temperature = 0.5 }\n"
+      "      -- A different request in the same place is asked, not replayed.\n"
+      "      local c = keel.llm { provider = 'llm', prompt = 'three ' .. ctx.attempt }\n"
+      "      if ctx.attempt < 3 then error('flaky after the calls') end\n"
+      "      return a.text .. ' | ' .. b.text .. ' | ' .. c.text\n"
+      "    end },\n"
+      "}\n");
+  Json run = RunJson(box, wf, 0);
+  CHECK(run["outputs"]["f"].Str() == "echo: one | echo: two | echo: three 3");
+  Json log = server.Log();
+  CHECK(LogEntries(log, "user", "one").size() == 1);
+  CHECK(LogEntries(log, "user", "two").size() == 1);
+  CHECK(LogEntries(log, "user", "three").size() == 3);
+  // Spending counts the calls made, not the ones replayed.
+  CHECK(run["usage"]["calls"].Int() == 5);
+}
+
+TEST_CASE("a resumed function does not repeat the keel.llm calls it finished" *
+          doctest::timeout(120)) {
+  MockLlmServer server(MOCK_LLM_BIN, {});
+  Sandbox box(KEEL_BIN);
+  const std::string flag = box.Path("answer-at-once");
+  std::string wf = box.Write(
+      "calls.lua",
+      "local keel = require 'keel'\n"
+      "keel.provider 'llm' { kind = 'openai', base_url = '" + server.url() + "' }\n"
+      "return keel.workflow 'w' {\n"
+      "  params = { flag = '" + flag + "' },\n"
+      "  keel.fn 'f' { run = function(ctx)\n"
+      "    local a = keel.llm { provider = 'llm', prompt = 'first call' }\n"
+      "    -- Hangs until the test has killed the first process.\n"
+      "    local slow = io.open(ctx.params.flag) == nil\n"
+      "    local b = keel.llm { provider = 'llm',\n"
+      "                         prompt = 'second call' .. (slow and ' [[mock:fault=hang]]' or '') }\n"
+      "    return a.text .. ' / ' .. b.text\n"
+      "  end },\n"
+      "}\n");
+  auto keel = box.StartDb({"run", wf});
+  // Wait until the first call is checkpointed (the second then hangs).
+  std::string run_id;
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool checkpointed = false;
+  while (!checkpointed && std::chrono::steady_clock::now() < give_up && !keel->Exited()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    run_id = RunIdFromStderr(keel->Stderr());
+    if (run_id.empty()) continue;
+    ExitInfo show = box.KeelDb({"show", run_id, "--json", "--events"});
+    if (show.exit_code != 0) continue;
+    checkpointed = !Events(Json::Parse(show.out), "checkpoint", "f").empty();
+  }
+  REQUIRE_MESSAGE(checkpointed, keel->Stderr());
+  keel->Kill();
+
+  std::ofstream(flag) << "go";
+  Json resumed = Json::Parse(box.KeelDb({"resume", run_id, "--json"}).out);
+  CHECK(resumed["status"].Str() == "succeeded");
+  CHECK(resumed["outputs"]["f"].Str() == "echo: first call / echo: second call");
+  Json log = server.Log();
+  CHECK(LogEntries(log, "user", "first call").size() == 1);
+  CHECK(LogEntries(log, "user", "second call").size() == 2);
 }
 
 }  // namespace keel::testing
