@@ -21,9 +21,11 @@ using Transport = MockLlmServer::Transport;
 std::string Workflow(const MockLlmServer& server, const std::string& ca_file,
                      const std::string& body, const std::string& extra = "") {
   return "local keel = require 'keel'\n"
-         "keel.provider 'llm' { kind = 'openai', base_url = '" + server.url() +
-         "', model = 'mock-1', ca_file = '" + ca_file + "'" + extra + " }\n"
-         "return keel.workflow 'w' {\n" + body + "}\n";
+         "keel.provider 'llm' { kind = 'openai', base_url = '" +
+         server.url() + "', model = 'mock-1', ca_file = '" + ca_file + "'" + extra +
+         " }\n"
+         "return keel.workflow 'w' {\n" +
+         body + "}\n";
 }
 
 // `n` independent agents a1..aN.
@@ -62,11 +64,20 @@ TEST_CASE("agents over https speak HTTP/2, or HTTP/1.1 when the provider says ht
   CHECK(Protocols(log) == "h2");
 
   MockLlmServer plain_tls(MOCK_LLM_BIN, {}, Transport::kHttps);
-  std::string h1 = box.Write(
-      "h1.lua", Workflow(plain_tls, plain_tls.ca_file(), Agents(4), ", http2 = false"));
+  std::string h1 =
+      box.Write("h1.lua", Workflow(plain_tls, plain_tls.ca_file(), Agents(4), ", http2 = false"));
   RunJson(box, h1, 0);
   Json h1_log = plain_tls.WaitForLog([](const Json& entries) { return entries.Size() >= 4; });
   CHECK(Protocols(h1_log) == "http/1.1");
+
+  // A server without HTTP/2: the calls that waited for the first connection
+  // to tell go on over HTTP/1.1.
+  MockLlmServer h1_only(MOCK_LLM_BIN, {"--no-http2", "--latency", "50"}, Transport::kHttps);
+  std::string fallback = box.Write("h1_only.lua", Workflow(h1_only, h1_only.ca_file(), Agents(16)));
+  CHECK(RunJson(box, fallback, 0)["outputs"]["a16"].Str() == "echo: q16");
+  Json h1_only_log = h1_only.WaitForLog([](const Json& entries) { return entries.Size() >= 16; });
+  CHECK(LogEntries(h1_only_log, "path", "/v1/chat/completions").size() == 16);
+  CHECK(Protocols(h1_only_log) == "http/1.1");
 }
 
 TEST_CASE("ca_file is found next to the script, and a missing one stops the load" *
@@ -95,8 +106,10 @@ TEST_CASE("without the server's certificate trusted, the call fails and says why
   std::string wf = box.Write(
       "untrusted.lua",
       "local keel = require 'keel'\n"
-      "keel.provider 'llm' { kind = 'openai', base_url = '" + server.url() + "' }\n"
-      "return keel.workflow 'w' { keel.agent 'a' { provider = 'llm', prompt = 'hi' } }\n");
+      "keel.provider 'llm' { kind = 'openai', base_url = '" +
+          server.url() +
+          "' }\n"
+          "return keel.workflow 'w' { keel.agent 'a' { provider = 'llm', prompt = 'hi' } }\n");
   Json run = RunJson(box, wf, 1);
   std::string error = run["nodes"]["a"]["error"].Str();
   INFO(error);
@@ -114,13 +127,14 @@ TEST_CASE("over HTTP/2, faults hit one stream: kinds and policies as over HTTP/1
            " " + directives + "', retry = { attempts = 2, base = 0.01, jitter = 'none' }" + extra +
            " },\n";
   };
-  std::string body = agent("s503", "[[mock:fault=503]][[mock:times=1]]") +
-                     agent("limited", "[[mock:fault=429]][[mock:times=1]][[mock:retry_after=0.2]]") +
-                     agent("denied", "[[mock:fault=401]]") +
-                     agent("truncated", "[[mock:fault=truncated]][[mock:times=1]]") +
-                     agent("reset", "[[mock:fault=reset]][[mock:times=1]]") +
-                     agent("hang", "[[mock:fault=hang]]", ", timeout = 0.5") +
-                     agent("calm", "[[mock:latency=300]]");
+  std::string body =
+      agent("s503", "[[mock:fault=503]][[mock:times=1]]") +
+      agent("limited", "[[mock:fault=429]][[mock:times=1]][[mock:retry_after=0.2]]") +
+      agent("denied", "[[mock:fault=401]]") +
+      agent("truncated", "[[mock:fault=truncated]][[mock:times=1]]") +
+      agent("reset", "[[mock:fault=reset]][[mock:times=1]]") +
+      agent("hang", "[[mock:fault=hang]]", ", timeout = 0.5") +
+      agent("calm", "[[mock:latency=300]]");
   std::string wf = box.Write("faults.lua", Workflow(server, server.ca_file(), body));
   Json run = RunJson(box, wf, 3);
   Json show = box.Show(run["run_id"].Str(), true);
