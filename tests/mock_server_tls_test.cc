@@ -8,15 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/support/curl_transfer.h"
 #include "tests/support/files.h"
 #include "tests/support/json.h"
 #include "tests/support/mock_llm_server.h"
@@ -71,94 +69,6 @@ bool IsJson(const std::string& text) {
   }
 }
 
-// One libcurl transfer and what came back. Not thread-safe.
-class Transfer {
- public:
-  // A request to `path` of the server on `port` whose certificate is in
-  // `ca_file` (a POST of `body` unless it is empty).
-  Transfer(int port, const std::string& ca_file, const std::string& path, const std::string& body,
-           long http_version = CURL_HTTP_VERSION_2TLS) {
-    easy_ = curl_easy_init();
-    url_ = "https://127.0.0.1:" + std::to_string(port) + path;
-    curl_easy_setopt(easy_, CURLOPT_URL, url_.c_str());
-    curl_easy_setopt(easy_, CURLOPT_CAINFO, ca_file.c_str());
-    curl_easy_setopt(easy_, CURLOPT_HTTP_VERSION, http_version);
-    curl_easy_setopt(easy_, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, 20000L);
-    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &Transfer::Collect);
-    curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &body_);
-    curl_easy_setopt(easy_, CURLOPT_HEADERFUNCTION, &Transfer::Collect);
-    curl_easy_setopt(easy_, CURLOPT_HEADERDATA, &headers_);
-    if (!body.empty()) {
-      request_ = body;
-      curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, request_.c_str());
-      AddHeader("Content-Type: application/json");
-    }
-  }
-  Transfer(const MockLlmServer& mock, const std::string& path, const std::string& body,
-           long http_version = CURL_HTTP_VERSION_2TLS)
-      : Transfer(mock.port(), mock.ca_file(), path, body, http_version) {}
-  ~Transfer() {
-    curl_easy_cleanup(easy_);
-    curl_slist_free_all(request_headers_);
-  }
-  Transfer(const Transfer&) = delete;
-  Transfer& operator=(const Transfer&) = delete;
-
-  void AddHeader(const std::string& header) {
-    request_headers_ = curl_slist_append(request_headers_, header.c_str());
-    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, request_headers_);
-  }
-  void SetTimeout(long ms) { curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, ms); }
-
-  CURL* easy() const { return easy_; }
-  CURLcode result = CURLE_OK;
-  bool done = false;
-
-  const std::string& body() const { return body_; }
-  long Status() const { return Info(CURLINFO_RESPONSE_CODE); }
-  long HttpVersion() const { return Info(CURLINFO_HTTP_VERSION); }
-  long Connects() const { return Info(CURLINFO_NUM_CONNECTS); }
-  long LocalPort() const { return Info(CURLINFO_LOCAL_PORT); }
-  double Millis() const {
-    curl_off_t us = 0;
-    curl_easy_getinfo(easy_, CURLINFO_TOTAL_TIME_T, &us);
-    return static_cast<double>(us) / 1000;
-  }
-  // The response header `name` (any case), or "".
-  std::string Header(std::string name) const {
-    auto lower = [](std::string s) {
-      std::transform(s.begin(), s.end(), s.begin(),
-                     [](unsigned char c) { return std::tolower(c); });
-      return s;
-    };
-    name = lower(name) + ":";
-    const std::string all = lower(headers_);
-    const size_t at = all.find("\n" + name);
-    if (at == std::string::npos) return "";
-    const size_t start = headers_.find_first_not_of(' ', at + 1 + name.size());
-    return headers_.substr(start, headers_.find('\r', start) - start);
-  }
-
- private:
-  static size_t Collect(char* data, size_t size, size_t n, void* out) {
-    static_cast<std::string*>(out)->append(data, size * n);
-    return size * n;
-  }
-  long Info(CURLINFO info) const {
-    long value = 0;
-    curl_easy_getinfo(easy_, info, &value);
-    return value;
-  }
-
-  CURL* easy_ = nullptr;
-  std::string url_;
-  std::string request_;
-  curl_slist* request_headers_ = nullptr;
-  std::string body_;
-  std::string headers_;
-};
-
 std::unique_ptr<Transfer> Chat(const MockLlmServer& mock, const std::string& user,
                                long http_version = CURL_HTTP_VERSION_2TLS) {
   return std::make_unique<Transfer>(
@@ -166,62 +76,6 @@ std::unique_ptr<Transfer> Chat(const MockLlmServer& mock, const std::string& use
       R"({"model":"gpt-mock","messages":[{"role":"user","content":)" + Quote(user) + "}]}",
       http_version);
 }
-
-// A curl multi handle driving transfers together: with CURLOPT_PIPEWAIT,
-// those started at once share one HTTP/2 connection. Not thread-safe.
-class Multi {
- public:
-  Multi() : multi_(curl_multi_init()) {}
-  ~Multi() {
-    for (Transfer* t : added_) curl_multi_remove_handle(multi_, t->easy());
-    curl_multi_cleanup(multi_);
-  }
-  Multi(const Multi&) = delete;
-  Multi& operator=(const Multi&) = delete;
-
-  void Add(Transfer* t) {
-    curl_multi_add_handle(multi_, t->easy());
-    added_.push_back(t);
-  }
-  // Takes `t` away before it ends: curl resets its stream.
-  void Remove(Transfer* t) {
-    curl_multi_remove_handle(multi_, t->easy());
-    added_.erase(std::find(added_.begin(), added_.end(), t));
-  }
-  // Drives the transfers until all have ended or `timeout` passed; true when all ended.
-  bool Run(std::chrono::milliseconds timeout) {
-    const auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (!added_.empty() && std::chrono::steady_clock::now() < give_up) Step();
-    return added_.empty();
-  }
-  // Drives the transfers until `condition` holds or `timeout` passed.
-  bool RunUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-    const auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (!condition() && std::chrono::steady_clock::now() < give_up) Step();
-    return condition();
-  }
-
- private:
-  void Step() {
-    int running = 0;
-    curl_multi_perform(multi_, &running);
-    int left = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      auto it = std::find_if(added_.begin(), added_.end(),
-                             [&](Transfer* t) { return t->easy() == msg->easy_handle; });
-      Transfer* t = *it;
-      t->result = msg->data.result;
-      t->done = true;
-      curl_multi_remove_handle(multi_, t->easy());
-      added_.erase(it);
-    }
-    curl_multi_poll(multi_, nullptr, 0, 20, nullptr);
-  }
-
-  CURLM* multi_;
-  std::vector<Transfer*> added_;
-};
 
 // One request on its own multi handle, run to its end.
 void RunOne(Transfer* t) {
