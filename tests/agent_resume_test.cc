@@ -10,6 +10,30 @@
 #include "tests/support/mock_llm_server.h"
 
 namespace keel::testing {
+namespace {
+
+// Starts `keel run wf`, waits until `node` has a checkpoint event, kills the
+// process (SIGKILL) and returns the run's id.
+std::string KillAfterCheckpoint(const Sandbox& box, const std::string& wf,
+                                const std::string& node) {
+  auto keel = box.StartDb({"run", wf});
+  std::string run_id;
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool checkpointed = false;
+  while (!checkpointed && std::chrono::steady_clock::now() < give_up && !keel->Exited()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    run_id = RunIdFromStderr(keel->Stderr());
+    if (run_id.empty()) continue;
+    ExitInfo show = box.KeelDb({"show", run_id, "--json", "--events"});
+    if (show.exit_code != 0) continue;
+    checkpointed = !Events(Json::Parse(show.out), "checkpoint", node).empty();
+  }
+  REQUIRE_MESSAGE(checkpointed, keel->Stderr());
+  keel->Kill();
+  return run_id;
+}
+
+}  // namespace
 
 TEST_CASE("a resumed agent continues its conversation without paying twice" *
           doctest::timeout(120)) {
@@ -33,21 +57,8 @@ TEST_CASE("a resumed agent continues its conversation without paying twice" *
       "        return { found = args.q }\n"
       "      end } } },\n"
       "}\n");
-  auto keel = box.StartDb({"run", wf});
-  // Wait until the second agent's first model turn is checkpointed.
-  std::string run_id;
-  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  bool checkpointed = false;
-  while (!checkpointed && std::chrono::steady_clock::now() < give_up && !keel->Exited()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    run_id = RunIdFromStderr(keel->Stderr());
-    if (run_id.empty()) continue;
-    ExitInfo show = box.KeelDb({"show", run_id, "--json", "--events"});
-    if (show.exit_code != 0) continue;
-    checkpointed = !Events(Json::Parse(show.out), "checkpoint", "second").empty();
-  }
-  REQUIRE_MESSAGE(checkpointed, keel->Stderr());
-  keel->Kill();
+  // Kill it once the second agent's first model turn is checkpointed.
+  std::string run_id = KillAfterCheckpoint(box, wf, "second");
 
   std::ofstream(flag) << "go";
   Json resumed = Json::Parse(box.KeelDb({"resume", run_id, "--json"}).out);
@@ -113,21 +124,8 @@ TEST_CASE("a resumed function does not repeat the keel.llm calls it finished" *
       "    return a.text .. ' / ' .. b.text\n"
       "  end },\n"
       "}\n");
-  auto keel = box.StartDb({"run", wf});
-  // Wait until the first call is checkpointed (the second then hangs).
-  std::string run_id;
-  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  bool checkpointed = false;
-  while (!checkpointed && std::chrono::steady_clock::now() < give_up && !keel->Exited()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    run_id = RunIdFromStderr(keel->Stderr());
-    if (run_id.empty()) continue;
-    ExitInfo show = box.KeelDb({"show", run_id, "--json", "--events"});
-    if (show.exit_code != 0) continue;
-    checkpointed = !Events(Json::Parse(show.out), "checkpoint", "f").empty();
-  }
-  REQUIRE_MESSAGE(checkpointed, keel->Stderr());
-  keel->Kill();
+  // Kill it once the first call is checkpointed (the second then hangs).
+  std::string run_id = KillAfterCheckpoint(box, wf, "f");
 
   std::ofstream(flag) << "go";
   Json resumed = Json::Parse(box.KeelDb({"resume", run_id, "--json"}).out);
