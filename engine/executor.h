@@ -12,6 +12,7 @@
 // caller, which must not be a TBB worker of the same arena.
 
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -36,15 +37,25 @@ struct ExecutorOptions {
 };
 
 // What an earlier attempt of a run left, besides its node records: the
-// nodes' checkpoints (by node name, oldest first) and what it spent.
+// nodes' checkpoints (by node name, oldest first; a fallback workflow's
+// nodes by FallbackJournalKey) and what it spent.
 struct RunHistory {
   std::unordered_map<std::string, std::vector<JsonText>> journals;
   Usage spent;
 };
 
+// Where RunHistory::journals keeps the checkpoints of `node` of fallback
+// workflow `workflow` run for node `parent`.
+inline std::string FallbackJournalKey(std::string_view parent, std::string_view workflow,
+                                      std::string_view node) {
+  std::string key(parent);
+  key.append(1, '\x1f').append(workflow).append(1, '\x1f').append(node);
+  return key;
+}
+
 struct RunOutcome {
   RunStatus status = RunStatus::kFailed;
-  std::string error;                // first required failure, "node: kind: message"
+  std::string error;  // first required failure, "node: kind: message"
   // Indexed like WorkflowSpec::nodes. To keep memory bounded on large runs,
   // only sink nodes (no dependents) keep their output here; every output is
   // in the store.

@@ -1,6 +1,8 @@
 #include "engine/run_history.h"
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "engine/json_text.h"
 
@@ -30,8 +32,8 @@ std::optional<Usage> UsageOf(const EventRecord& event) {
     auto kind = doc.FindMember("event");
     auto inner = doc.FindMember("data");
     if (kind == doc.MemberEnd() || !kind->value.IsString() ||
-        std::string_view(kind->value.GetString()) != kUsageEventKind ||
-        inner == doc.MemberEnd() || !inner->value.IsObject()) {
+        std::string_view(kind->value.GetString()) != kUsageEventKind || inner == doc.MemberEnd() ||
+        !inner->value.IsObject()) {
       return std::nullopt;
     }
     data = &inner->value;
@@ -43,11 +45,42 @@ std::optional<Usage> UsageOf(const EventRecord& event) {
   return usage;
 }
 
+namespace {
+
+// A fallback workflow's checkpoint, wrapped in a "fallback_event" of the node
+// it ran for, into `history`.
+void AddFallbackCheckpoint(const EventRecord& event, RunHistory* history) {
+  rapidjson::Document doc;
+  if (doc.Parse(event.data_json.c_str()).HasParseError() || !doc.IsObject()) return;
+  auto kind = doc.FindMember("event");
+  auto workflow = doc.FindMember("fallback");
+  auto node = doc.FindMember("node");
+  auto data = doc.FindMember("data");
+  if (kind == doc.MemberEnd() || !kind->value.IsString() ||
+      std::string_view(kind->value.GetString()) != "checkpoint" || workflow == doc.MemberEnd() ||
+      !workflow->value.IsString() || node == doc.MemberEnd() || !node->value.IsString() ||
+      data == doc.MemberEnd() || !data->value.IsObject()) {
+    return;
+  }
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
+  data->value.Accept(writer);
+  history
+      ->journals[FallbackJournalKey(event.node, workflow->value.GetString(),
+                                    node->value.GetString())]
+      .push_back(MakeJson(std::string(buf.GetString(), buf.GetSize())));
+}
+
+}  // namespace
+
 RunHistory ReadRunHistory(const std::vector<EventRecord>& events) {
   RunHistory history;
   for (const EventRecord& event : events) {
     if (event.kind == "checkpoint" && !event.node.empty()) {
       history.journals[event.node].push_back(MakeJson(event.data_json));
+    } else if (event.kind == "fallback_event" && !event.node.empty()) {
+      AddFallbackCheckpoint(event, &history);
+      if (auto usage = UsageOf(event)) history.spent += *usage;
     } else if (auto usage = UsageOf(event)) {
       history.spent += *usage;
     }

@@ -16,8 +16,8 @@ namespace keel {
 // workflow's one wrapped in a "fallback_event". nullopt for other events.
 std::optional<Usage> UsageOf(const EventRecord& event);
 
-// Checkpoints by node (the run's own nodes; a fallback workflow's nodes start
-// afresh) and the usage summed over `events`.
+// Checkpoints by node (the run's own nodes by name, a fallback workflow's by
+// FallbackJournalKey) and the usage summed over `events`.
 RunHistory ReadRunHistory(const std::vector<EventRecord>& events);
 
 }  // namespace keel

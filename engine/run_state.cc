@@ -91,6 +91,14 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
       int i = wf_.Find(name);
       if (i >= 0) slots_[i].journal = steps;
     }
+  } else if (env_->history != nullptr) {
+    // A fallback workflow's nodes continue from the checkpoints they made
+    // for the same node before a resume.
+    for (size_t i = 0; i < wf_.nodes.size(); ++i) {
+      auto it = env_->history->journals.find(
+          FallbackJournalKey(parent_node_, wf_.name, wf_.nodes[i].name));
+      if (it != env_->history->journals.end()) slots_[i].journal = it->second;
+    }
   }
   std::vector<int> ready;
   int remaining = 0;
@@ -113,8 +121,7 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
     slot.consumers.store(live_dependents, std::memory_order_relaxed);
     slot.needed_by.store(live_dependents, std::memory_order_relaxed);
     const JoinPolicy& join = wf_.nodes[i].policy.join;
-    bool ready_now = pending == 0 ||
-                     (join.kind == JoinPolicy::Kind::kAny && succeeded >= 1) ||
+    bool ready_now = pending == 0 || (join.kind == JoinPolicy::Kind::kAny && succeeded >= 1) ||
                      (join.kind == JoinPolicy::Kind::kQuorum && succeeded >= join.quorum);
     if (ready_now) {
       slot.fired.store(true, std::memory_order_relaxed);
@@ -438,7 +445,9 @@ RunStatus RunState::Status() const {
   return degraded ? RunStatus::kDegraded : RunStatus::kSucceeded;
 }
 
-JsonText RunState::OutputOf(int node) const { return node < 0 ? nullptr : slots_[node].result.output; }
+JsonText RunState::OutputOf(int node) const {
+  return node < 0 ? nullptr : slots_[node].result.output;
+}
 
 RunOutcome RunState::Outcome() {
   RunOutcome out;
