@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -88,6 +89,9 @@ struct Fixture {
   MemoryStore store;
   Executor executor{&clock, &store, nullptr};
   std::vector<WorkflowSpec> library;
+  // While set and true, Run fires no timer: lets a test see work start
+  // before fake time jumps past it.
+  std::function<bool()> hold;
 
   // Runs on another thread while this one fires timers as they come due,
   // jumping the fake clock; returns the outcome and the fake time it took.
@@ -102,7 +106,7 @@ struct Fixture {
       return executor.Run(wf, "r1", MakeJson("{}"), {}, opts);
     });
     while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-      if (!clock.RunNext()) std::this_thread::yield();
+      if ((hold && hold()) || !clock.RunNext()) std::this_thread::yield();
     }
     if (elapsed) *elapsed = clock.Now() - start;
     REQUIRE(store.Flush().ok());
@@ -333,11 +337,14 @@ TEST_CASE("bulkheads cap concurrent attempts without holding workers" * doctest:
     n.policy.bulkhead_key = "shared";
     wf.nodes.push_back(n);
   }
+  // The first attempts' timeouts fire only once the bulkhead is full.
+  f.hold = [&] { return hang->calls.load() < 3; };
   RunOutcome out = f.Run(wf, nullptr, /*workers=*/1);
   CHECK(hang->calls.load() == 10);
   CHECK(hang->peak.load() == 3);
   Fixture g;
   auto hang2 = std::make_shared<HangingBody>();
+  g.hold = [&] { return hang2->calls.load() < 2; };
   for (auto& n : wf.nodes) {
     n.body = hang2;
     n.policy.max_concurrency = 0;
