@@ -20,6 +20,31 @@ double RealField(const rapidjson::Value& object, const char* name) {
   return it != object.MemberEnd() && it->value.IsNumber() ? it->value.GetDouble() : 0;
 }
 
+Usage UsageIn(const rapidjson::Value& data) {
+  Usage usage;
+  usage.prompt_tokens = IntField(data, "prompt_tokens");
+  usage.completion_tokens = IntField(data, "completion_tokens");
+  usage.cost = RealField(data, "cost");
+  return usage;
+}
+
+// A fallback workflow's event wrapped in a "fallback_event" (`doc`, an
+// object): {fallback, node, event, data}. Null `data` when it is not one.
+struct Wrapped {
+  std::string_view workflow, node, kind;
+  const rapidjson::Value* data = nullptr;
+};
+
+Wrapped Unwrap(const rapidjson::Document& doc) {
+  auto text = [&doc](const char* name) -> std::string_view {
+    auto it = doc.FindMember(name);
+    return it != doc.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+  };
+  auto data = doc.FindMember("data");
+  if (data == doc.MemberEnd() || !data->value.IsObject()) return {};
+  return Wrapped{text("fallback"), text("node"), text("event"), &data->value};
+}
+
 }  // namespace
 
 std::optional<Usage> UsageOf(const EventRecord& event) {
@@ -27,51 +52,11 @@ std::optional<Usage> UsageOf(const EventRecord& event) {
   if (!direct && event.kind != "fallback_event") return std::nullopt;
   rapidjson::Document doc;
   if (doc.Parse(event.data_json.c_str()).HasParseError() || !doc.IsObject()) return std::nullopt;
-  const rapidjson::Value* data = &doc;
-  if (!direct) {
-    auto kind = doc.FindMember("event");
-    auto inner = doc.FindMember("data");
-    if (kind == doc.MemberEnd() || !kind->value.IsString() ||
-        std::string_view(kind->value.GetString()) != kUsageEventKind || inner == doc.MemberEnd() ||
-        !inner->value.IsObject()) {
-      return std::nullopt;
-    }
-    data = &inner->value;
-  }
-  Usage usage;
-  usage.prompt_tokens = IntField(*data, "prompt_tokens");
-  usage.completion_tokens = IntField(*data, "completion_tokens");
-  usage.cost = RealField(*data, "cost");
-  return usage;
+  if (direct) return UsageIn(doc);
+  Wrapped wrapped = Unwrap(doc);
+  if (wrapped.data == nullptr || wrapped.kind != kUsageEventKind) return std::nullopt;
+  return UsageIn(*wrapped.data);
 }
-
-namespace {
-
-// A fallback workflow's checkpoint, wrapped in a "fallback_event" of the node
-// it ran for, into `history`.
-void AddFallbackCheckpoint(const EventRecord& event, RunHistory* history) {
-  rapidjson::Document doc;
-  if (doc.Parse(event.data_json.c_str()).HasParseError() || !doc.IsObject()) return;
-  auto kind = doc.FindMember("event");
-  auto workflow = doc.FindMember("fallback");
-  auto node = doc.FindMember("node");
-  auto data = doc.FindMember("data");
-  if (kind == doc.MemberEnd() || !kind->value.IsString() ||
-      std::string_view(kind->value.GetString()) != "checkpoint" || workflow == doc.MemberEnd() ||
-      !workflow->value.IsString() || node == doc.MemberEnd() || !node->value.IsString() ||
-      data == doc.MemberEnd() || !data->value.IsObject()) {
-    return;
-  }
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
-  data->value.Accept(writer);
-  history
-      ->journals[FallbackJournalKey(event.node, workflow->value.GetString(),
-                                    node->value.GetString())]
-      .push_back(MakeJson(std::string(buf.GetString(), buf.GetSize())));
-}
-
-}  // namespace
 
 RunHistory ReadRunHistory(const std::vector<EventRecord>& events) {
   RunHistory history;
@@ -79,8 +64,19 @@ RunHistory ReadRunHistory(const std::vector<EventRecord>& events) {
     if (event.kind == "checkpoint" && !event.node.empty()) {
       history.journals[event.node].push_back(MakeJson(event.data_json));
     } else if (event.kind == "fallback_event" && !event.node.empty()) {
-      AddFallbackCheckpoint(event, &history);
-      if (auto usage = UsageOf(event)) history.spent += *usage;
+      rapidjson::Document doc;
+      if (doc.Parse(event.data_json.c_str()).HasParseError() || !doc.IsObject()) continue;
+      Wrapped wrapped = Unwrap(doc);
+      if (wrapped.data == nullptr) continue;
+      if (wrapped.kind == kUsageEventKind) {
+        history.spent += UsageIn(*wrapped.data);
+      } else if (wrapped.kind == "checkpoint" && !wrapped.node.empty()) {
+        rapidjson::StringBuffer buf;
+        rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
+        wrapped.data->Accept(writer);
+        history.journals[FallbackJournalKey(event.node, wrapped.workflow, wrapped.node)].push_back(
+            MakeJson(std::string(buf.GetString(), buf.GetSize())));
+      }
     } else if (auto usage = UsageOf(event)) {
       history.spent += *usage;
     }

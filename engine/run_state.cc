@@ -86,17 +86,13 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
     slot.done.store(true, std::memory_order_relaxed);
     slot.fired.store(true, std::memory_order_relaxed);
   }
-  if (env_->history != nullptr && parent_node_.empty()) {
-    for (auto& [name, steps] : env_->history->journals) {
-      int i = wf_.Find(name);
-      if (i >= 0) slots_[i].journal = steps;
-    }
-  } else if (env_->history != nullptr) {
-    // A fallback workflow's nodes continue from the checkpoints they made
-    // for the same node before a resume.
+  if (env_->history != nullptr) {
+    // Checkpoints of an earlier process: the run's own nodes' by name, a
+    // fallback workflow's by the node it runs for, the workflow and its node.
     for (size_t i = 0; i < wf_.nodes.size(); ++i) {
+      const std::string& name = wf_.nodes[i].name;
       auto it = env_->history->journals.find(
-          FallbackJournalKey(parent_node_, wf_.name, wf_.nodes[i].name));
+          parent_node_.empty() ? name : FallbackJournalKey(parent_node_, wf_.name, name));
       if (it != env_->history->journals.end()) slots_[i].journal = it->second;
     }
   }
