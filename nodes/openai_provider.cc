@@ -168,8 +168,9 @@ Result<ChatResponse> OpenAIProvider::Parse(const HttpResponse& response, double 
   }
   const Value& choice = (*choices)[0];
   const Value* message = wire::Member(choice, "message");
-  if (message == nullptr || !message->IsObject())
+  if (message == nullptr || !message->IsObject()) {
     return wire::Malformed("choices[0] has no message");
+  }
 
   ChatResponse out;
   out.text = ContentText(wire::Member(*message, "content"));

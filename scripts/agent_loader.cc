@@ -227,8 +227,9 @@ std::shared_ptr<NodeBody> BuildAgent(const WorkflowDeclaration& workflow,
     spec.max_turns = t->value.GetInt();
   }
   if (auto h = agent.FindMember("hedge"); h != agent.MemberEnd() && h->value.IsObject()) {
-    if (h->value.HasMember("delay") && h->value["delay"].IsNumber())
+    if (h->value.HasMember("delay") && h->value["delay"].IsNumber()) {
       spec.hedge.delay = h->value["delay"].GetDouble();
+    }
     spec.hedge.max =
         h->value.HasMember("max") && h->value["max"].IsInt() ? h->value["max"].GetInt() : 2;
   }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "engine/event_data.h"
 #include "lua.hpp"
 #include "nodes/agent_node.h"
 #include "nodes/http_loop.h"
@@ -126,8 +127,9 @@ std::string ReadChatRequest(lua_State* L, std::string* provider, ChatRequest* re
   if (!tools.empty()) {
     JsonDocument doc;
     doc.Parse(tools.c_str());
-    if (!doc.IsArray())
+    if (!doc.IsArray()) {
       return "'tools' must be a list of { name = ..., description = ..., parameters = ... }";
+    }
     for (const auto& t : doc.GetArray()) {
       if (!t.IsObject() || !t.HasMember("name") || !t["name"].IsString()) {
         return "every tool needs a 'name'";
@@ -223,29 +225,21 @@ CallId IdentifyCall(ActiveNode* active, const std::string& provider, const ChatR
 
 // The checkpoint step of a finished keel.llm call: {"llm": {seq, key, result}}.
 std::string LlmStep(const CallId& id, const std::string& result_json) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  w.Key("llm");
-  w.StartObject();
-  w.Key("seq");
-  w.Int(id.seq);
-  w.Key("key");
-  w.String(id.key.c_str(), static_cast<rapidjson::SizeType>(id.key.size()));
-  w.Key("result");
-  w.RawValue(result_json.c_str(), result_json.size(), rapidjson::kObjectType);
-  w.EndObject();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return EventData()
+      .AddRaw(
+          "llm",
+          EventData().Add("seq", id.seq).Add("key", id.key).AddRaw("result", result_json).Done())
+      .Done();
 }
 
 // The result an earlier attempt (in this process or before a resume) got
 // for the same call, as JSON; "" when there is none.
 std::string RecordedResult(const NodeContext& ctx, const CallId& id) {
   for (const JsonText& step : ctx.journal) {
+    // Only a step that names the call's digest is worth parsing.
+    if (!step || step->find(id.key) == std::string::npos) continue;
     JsonDocument doc;
-    if (!step || doc.Parse(step->c_str(), step->size()).HasParseError() || !doc.IsObject())
-      continue;
+    if (doc.Parse(step->c_str(), step->size()).HasParseError() || !doc.IsObject()) continue;
     auto llm = doc.FindMember("llm");
     if (llm == doc.MemberEnd() || !llm->value.IsObject()) continue;
     const auto& v = llm->value;

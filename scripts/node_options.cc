@@ -165,8 +165,9 @@ std::string CheckTool(lua_State* L) {
   if (!IsToolName(L, -2)) {
     return "invalid " + tool + ": use 1 to 64 letters, digits, '_' and '-'";
   }
-  if (!IsTable(L, -1))
+  if (!IsTable(L, -1)) {
     return tool + " must be a table { description, parameters, run }" + Got(L, -1);
+  }
   std::string problem = CheckFields(L, -1, kToolFields);
   return problem.empty() ? "" : tool + ": " + problem;
 }
