@@ -84,8 +84,10 @@ TEST_CASE("a timer added while the loop sleeps towards a later one wakes it") {
   HttpLoop loop(SystemClock());
   std::promise<void> late_ran;
   loop.clock()->After(600, [&] { late_ran.set_value(); });
-  // Let the loop go to sleep with 600 s to wait.
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Once this timer has run, the loop's next step is to sleep towards 600 s.
+  std::promise<void> idle;
+  loop.clock()->After(0, [&] { idle.set_value(); });
+  REQUIRE(idle.get_future().wait_for(seconds(10)) == std::future_status::ready);
   std::promise<bool> soon;
   loop.clock()->After(0.01, [&] { soon.set_value(true); });
   auto ran = soon.get_future();

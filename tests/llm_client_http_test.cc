@@ -210,34 +210,35 @@ TEST_CASE("http: Anthropic round trip" * doctest::timeout(60)) {
   CHECK(seen[0].body.find("\"max_tokens\":1024") != std::string::npos);
 }
 
-TEST_CASE("http: 429 with Retry-After is rate limited" * doctest::timeout(60)) {
-  HttpFixture f;
-  f.Add("fast", "openai", "/limited");
-  Capture capture;
-  f.CallAndWait(capture, "fast");
-  CHECK(capture.status().kind() == ErrorKind::kRateLimited);
-  CHECK(capture.status().retry_after() == doctest::Approx(2));
-  CHECK(capture.status().message() == "provider 'fast': HTTP 429: Rate limit reached");
-  CHECK(capture.record().http_status == 429);
-}
-
-TEST_CASE("http: 500 is transient" * doctest::timeout(60)) {
-  HttpFixture f;
-  f.Add("fast", "openai", "/broken");
-  Capture capture;
-  f.CallAndWait(capture, "fast");
-  CHECK(capture.status().kind() == ErrorKind::kTransient);
-  CHECK(capture.status().message() == "provider 'fast': HTTP 500: internal error");
-  CHECK(capture.record().http_status == 500);
-}
-
-TEST_CASE("http: 401 is permanent and the echoed key is redacted" * doctest::timeout(60)) {
-  HttpFixture f;
-  f.Add("claude", "anthropic", "/denied");
-  Capture capture;
-  f.CallAndWait(capture, "claude");
-  CHECK(capture.status().kind() == ErrorKind::kPermanent);
-  CHECK(capture.status().message() == "provider 'claude': HTTP 401: invalid x-api-key: [redacted]");
+TEST_CASE("http: error statuses map to kinds, with the server's message" * doctest::timeout(60)) {
+  struct Case {
+    const char* provider;
+    const char* kind;
+    const char* path;
+    ErrorKind expected;
+    const char* message;
+    int status;
+  };
+  const Case cases[] = {
+      {"fast", "openai", "/limited", ErrorKind::kRateLimited,
+       "provider 'fast': HTTP 429: Rate limit reached", 429},
+      {"fast", "openai", "/broken", ErrorKind::kTransient,
+       "provider 'fast': HTTP 500: internal error", 500},
+      // The key the server echoes back is redacted.
+      {"claude", "anthropic", "/denied", ErrorKind::kPermanent,
+       "provider 'claude': HTTP 401: invalid x-api-key: [redacted]", 401},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.path);
+    HttpFixture f;
+    f.Add(c.provider, c.kind, c.path);
+    Capture capture;
+    f.CallAndWait(capture, c.provider);
+    CHECK(capture.status().kind() == c.expected);
+    CHECK(capture.status().message() == c.message);
+    CHECK(capture.record().http_status == c.status);
+    if (c.status == 429) CHECK(capture.status().retry_after() == doctest::Approx(2));
+  }
 }
 
 TEST_CASE("http: a missing key variable fails before any request" * doctest::timeout(60)) {
