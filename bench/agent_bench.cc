@@ -4,7 +4,8 @@
 // ratios to one call's latency, next to in-process oneTBB baselines and the
 // LangGraph-style sequential loop. For where the time goes, the same agents
 // on keel's in-process mock provider (a timer, no HTTP) and N keel.fn nodes
-// that return at once (process start-up and checkpoints only).
+// that return at once (process start-up and checkpoints only); and a run of
+// one agent, the latency of one call through keel over the same transport.
 //
 //   agent_bench                 N = 256, best and median of 5
 //   agent_bench --quick         N = 64, one repetition (a smoke test for ctest)
@@ -87,6 +88,7 @@ struct KeelSeries {
 // Everything measured, over the repetitions.
 struct Results {
   KeelSeries http, https, inproc, fn;
+  KeelSeries http_one, https_one;  // one agent: one call's latency through keel
   Series timer, multi, multi_cpu, multi_server_cpu, multi_h2;
 };
 
@@ -228,7 +230,7 @@ double CpuSeconds() {
 // Where the measurements run.
 struct Setup {
   fs::path dir;
-  Workflow http, https, inproc, fn;
+  Workflow http, https, inproc, fn, http_one, https_one;
   std::string chat_url, tls_chat_url, ca_file;
 };
 
@@ -252,7 +254,9 @@ bool Repetition(const Options& opt, const Setup& s, const MockLlm& server, const
   r->multi.Add(multi);
   r->multi_h2.Add(multi_h2);
   return KeelRun(s.http, s.dir, server, &r->http) && KeelRun(s.https, s.dir, tls, &r->https) &&
-         KeelRun(s.inproc, s.dir, server, &r->inproc) && KeelRun(s.fn, s.dir, server, &r->fn);
+         KeelRun(s.inproc, s.dir, server, &r->inproc) && KeelRun(s.fn, s.dir, server, &r->fn) &&
+         KeelRun(s.http_one, s.dir, server, &r->http_one) &&
+         KeelRun(s.https_one, s.dir, tls, &r->https_one);
 }
 
 void PrintLine(const char* what, const Series& s) {
@@ -316,6 +320,15 @@ void PrintKeelDetail(const Options& opt, const Results& r) {
       (r.https.wall.Best() - kLatency) / n * 1e3, (r.https.engine.Best() - kLatency) / n * 1e3,
       r.https.cpu.Median() / n * 1e3, r.https.rss_mb.Median());
   PrintTimeline("HTTP/2 + TLS", r.https);
+  std::printf(
+      "one call through keel (a run of 1 agent): HTTP/1.1 %.1f ms, HTTP/2 + TLS %.1f ms "
+      "(medians); N agents against it: HTTP/1.1 %.3fx best, %.3fx median; HTTP/2 + TLS "
+      "%.3fx best, %.3fx median\n",
+      r.http_one.engine.Median() * 1e3, r.https_one.engine.Median() * 1e3,
+      http.engine.Best() / r.http_one.engine.Median(),
+      http.engine.Median() / r.http_one.engine.Median(),
+      r.https.engine.Best() / r.https_one.engine.Median(),
+      r.https.engine.Median() / r.https_one.engine.Median());
 }
 
 // The 1-minute load average: other processes sharing the cores skew every figure.
@@ -359,6 +372,8 @@ int Run(const Options& opt) {
   const std::string https = "kind = \"openai\", base_url = \"" + tls.base_url() +
                             "/v1\", model = \"mock\", ca_file = \"" + s.ca_file + "\"";
   s.https = Write(s.dir, "https", AgentScript(opt.n, https), true);
+  s.http_one = Write(s.dir, "http_one", AgentScript(1, http), false);
+  s.https_one = Write(s.dir, "https_one", AgentScript(1, https), false);
   s.tls_chat_url = tls.base_url() + "/v1/chat/completions";
   s.inproc =
       Write(s.dir, "inproc",
