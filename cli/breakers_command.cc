@@ -82,7 +82,8 @@ int Reset(Store* store, const BreakersArgs& args, const std::string& db_path) {
 
 int BreakersCommand(const BreakersArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
-  auto store = OpenDbIfExists(db_path);
+  bool writes = args.all || !args.reset.empty();
+  auto store = OpenDbIfExists(db_path, writes ? DbAccess::kWrite : DbAccess::kRead);
   if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
     if (!args.reset.empty()) {

@@ -1,9 +1,13 @@
 #include "cli/db.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 
 #include "engine/process_owner.h"
+#include "engine/sqlite_read_only_store.h"
 #include "engine/sqlite_store.h"
 
 namespace keel::cli {
@@ -18,6 +22,26 @@ Status NamingPath(const std::string& path, const Status& status) {
   return Status::Error(status.kind(), path + ": " + status.message());
 }
 
+// The directory holding `path`, where SQLite keeps its -wal and -shm files.
+std::string DirectoryOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+// Whether this process may write the existing database at `path`: the file,
+// and its directory for the -wal and -shm files.
+bool Writable(const std::string& path) {
+  return access(path.c_str(), W_OK) == 0 && access(DirectoryOf(path).c_str(), W_OK) == 0;
+}
+
+Status ReadOnlyError(const std::string& path) {
+  return Status::Error(ErrorKind::kPermanent,
+                       path +
+                           " is read-only: this command writes to the database, and needs "
+                           "write access to the file and to its directory " +
+                           DirectoryOf(path));
+}
+
 }  // namespace
 
 std::string ResolveDbPath(const std::string& flag) {
@@ -28,6 +52,8 @@ std::string ResolveDbPath(const std::string& flag) {
 }
 
 Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec) && !Writable(path)) return ReadOnlyError(path);
   SqliteStoreOptions store_options;
   store_options.create_if_missing = options.create;
   store_options.busy_timeout = kBusyTimeout;
@@ -38,10 +64,15 @@ Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptio
   return std::unique_ptr<Store>(std::move(store).value());
 }
 
-Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path) {
+Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path, DbAccess access) {
   auto exists = SqliteStore::Exists(path, kBusyTimeout);
   if (!exists.ok()) return NamingPath(path, exists.status());
   if (!*exists) return std::unique_ptr<Store>();
+  if (access == DbAccess::kRead && !Writable(path)) {
+    auto store = SqliteReadOnlyStore::Open(path, kBusyTimeout);
+    if (!store.ok()) return NamingPath(path, store.status());
+    return std::unique_ptr<Store>(std::move(store).value());
+  }
   return OpenDb(path, {});
 }
 

@@ -21,18 +21,25 @@ struct DbOpenOptions {
   std::string durability = "normal";  // "normal" or "full"
 };
 
-// Opens the store at `path`. Fails (kPermanent, with a message naming the
-// file) when the file is missing and `create` is false, when it is not a
-// keel database, or when SQLite cannot open it; a file that is not a keel
+// Opens the store at `path` for reading and writing. Fails (kPermanent, with
+// a message naming the file) when the file is missing and `create` is false,
+// when this process may not write it or its directory, when it is not a keel
+// database, or when SQLite cannot open it; a file that is not a keel
 // database is never written to.
 Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptions& options);
 
-// Opens the store at `path` for a command that only reads it, creating no
-// file. Ok with a null store when there is no keel database there yet: the
-// file is missing, empty, or another process has created it and not yet
-// initialized it; read-only listings report that as "nothing recorded"
-// rather than as an error. Fails as OpenDb does otherwise.
-Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path);
+enum class DbAccess {
+  kRead,   // the command only reads: a database it may not write is opened read-only
+  kWrite,  // the command writes: a database it may not write is an error
+};
+
+// Opens the existing store at `path`, creating no file. Ok with a null store
+// when there is no keel database there yet: the file is missing, empty, or
+// another process has created it and not yet initialized it; listings report
+// that as "nothing recorded" rather than as an error. Fails as OpenDb does
+// otherwise.
+Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path,
+                                              DbAccess access = DbAccess::kRead);
 
 // The status shown for `run`: its recorded status, except that a run
 // recorded running whose owner process is gone shows as "interrupted".

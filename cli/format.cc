@@ -36,9 +36,14 @@ std::string FormatSeconds(double seconds) {
   return text + "s";
 }
 
+// The longest duration FormatDuration spells out, in days.
+constexpr long long kMaxDurationDays = 1000000;
+
 std::string FormatDuration(double seconds) {
   if (seconds < 10) return FormatSeconds(seconds);
   if (seconds < 60) return fmt::format("{:.1f}s", seconds);
+  // Beyond a million days (or not finite) the count of days would overflow.
+  if (!(seconds < kMaxDurationDays * 86400.0)) return fmt::format(">{}d", kMaxDurationDays);
   auto total = static_cast<long long>(std::llround(seconds));
   if (total < 3600) return fmt::format("{}m{:02}s", total / 60, total % 60);
   if (total < 86400) return fmt::format("{}h{:02}m", total / 3600, total % 3600 / 60);

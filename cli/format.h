@@ -12,7 +12,8 @@ namespace keel::cli {
 // Seconds with millisecond precision and no trailing zeros: "0.012s", "0.5s", "3s".
 std::string FormatSeconds(double seconds);
 
-// A duration for tables: "0.012s", "12.3s", "4m05s", "2h03m", "3d04h".
+// A duration for tables: "0.012s", "12.3s", "4m05s", "2h03m", "3d04h";
+// ">1000000d" beyond a million days or when not finite.
 std::string FormatDuration(double seconds);
 
 // FormatDuration of `seconds`, or "-" when it is unknown.

@@ -27,14 +27,14 @@ int RunsCommand(const RunsArgs& args) {
   filter.limit = args.limit;
   if (!wanted.empty()) {
     RunStatus status;
-    if (wanted == "interrupted") {
-      status = RunStatus::kRunning;
-    } else if (!ParseRunStatus(wanted, &status)) {
+    if (!ParseRunStatus(wanted, &status)) {
       return UsageError(fmt::format("--status '{}': expected {}", wanted, kStatusNames));
     }
-    filter.status = status;
-    // Running and interrupted share a recorded status; tell them apart below.
-    if (status == RunStatus::kRunning) filter.limit = 0;
+    // A run shown interrupted may be recorded so, or recorded running with
+    // its process gone; one shown running is recorded running. Tell them
+    // apart by label below.
+    if (status != RunStatus::kInterrupted) filter.status = status;
+    if (status == RunStatus::kRunning || status == RunStatus::kInterrupted) filter.limit = 0;
   }
 
   std::string db_path = ResolveDbPath(args.db);
@@ -121,7 +121,7 @@ int GcCommand(const GcArgs& args) {
         args.older_than));
   }
   std::string db_path = ResolveDbPath(args.db);
-  auto store = OpenDbIfExists(db_path);
+  auto store = OpenDbIfExists(db_path, DbAccess::kWrite);
   if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
     std::printf("deleted 0 runs\n");

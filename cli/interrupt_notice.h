@@ -1,22 +1,33 @@
 #pragma once
-// Tells the user how to continue a run stopped by Ctrl-C (SIGINT) or SIGTERM:
-// "keel: interrupted; resume with: keel resume ID". keel does not
-// catch the signal otherwise: the process dies as it would have, leaving the
-// run recorded as running with a dead owner, which is what resume expects.
+// What happens to a run stopped by Ctrl-C (SIGINT) or SIGTERM: the user is
+// told how to continue it ("keel: interrupted; resume with: keel resume ID"),
+// the run records why it stopped (a callback, which `keel run` uses to write
+// the run_interrupted event and the status interrupted), and the process then
+// dies of the signal as it would have, so its exit status still says which.
 //
-// Process-wide state; call Arm and Disarm from one thread. The signal
-// handler itself only uses async-signal-safe calls.
+// The signal handler only notes the signal. A timer of the given clock looks
+// for it every 50 ms and, once it came, hands the rest to a new thread (the
+// recording waits for the store, which a timer must not do). No thread is
+// added before a signal comes. A second signal ends the process at once.
+//
+// Process-wide state; call Arm and Disarm from one thread.
 
+#include <functional>
 #include <string>
+
+#include "engine/clock.h"
 
 namespace keel::cli {
 
-// From now on, SIGINT and SIGTERM first write the notice for `run_id` to
-// file descriptor `fd`, then end the process with the default action.
-// `fd` must stay open until Disarm().
-void ArmInterruptNotice(const std::string& run_id, int fd);
+// From now on, SIGINT and SIGTERM write the notice for `run_id` to file
+// descriptor `fd`, call `record(signal_number)` (when set), then end the
+// process with the signal's default action. `clock` runs the check; it, `fd`
+// and whatever `record` uses must stay valid until Disarm().
+void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
+                        std::function<void(int signal_number)> record);
 
-// Restores the default actions of SIGINT and SIGTERM.
+// Restores the previous actions of SIGINT and SIGTERM and stops the check.
+// A signal that came before is still handled: Disarm then does not return.
 void DisarmInterruptNotice();
 
 }  // namespace keel::cli

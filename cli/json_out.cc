@@ -1,19 +1,32 @@
 #include "cli/json_out.h"
 
+#include <rapidjson/document.h>
+
 #include <algorithm>
 #include <cmath>
 
 #include "cli/format.h"
+#include "engine/utf8.h"
 
 namespace keel::cli {
 
 JsonOut& JsonOut::Key(std::string_view key) {
-  writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  if (IsUtf8(key)) {
+    writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  } else {
+    std::string valid = ReplaceInvalidUtf8(key);
+    writer_.Key(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
+  }
   return *this;
 }
 
 void JsonOut::String(std::string_view value) {
-  writer_.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  if (IsUtf8(value)) {
+    writer_.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  } else {
+    std::string valid = ReplaceInvalidUtf8(value);
+    writer_.String(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
+  }
 }
 
 void JsonOut::StringOrNull(std::string_view value) {
@@ -38,7 +51,7 @@ void JsonOut::Seconds(std::optional<double> value) {
     return;
   }
   double rounded = std::round(std::max(*value, 0.0) * 1000) / 1000;
-  writer_.Double(rounded);
+  Double(rounded);  // null when rounding overflowed
 }
 
 void JsonOut::TimeOrNull(double wall) {
@@ -52,6 +65,12 @@ void JsonOut::TimeOrNull(double wall) {
 void JsonOut::Raw(const std::optional<std::string>& json) {
   if (!json || json->empty()) {
     writer_.Null();
+    return;
+  }
+  rapidjson::Document check;
+  check.Parse<rapidjson::kParseValidateEncodingFlag>(json->data(), json->size());
+  if (check.HasParseError()) {
+    String(*json);
     return;
   }
   // The kind passed only guides the writer's bookkeeping; any value kind

@@ -1,6 +1,9 @@
 #pragma once
 // JsonOut: builds the one JSON document a --json command prints, on top of
-// RapidJSON's Writer. Not thread-safe; one document per instance.
+// RapidJSON's Writer. The document is always valid JSON in valid UTF-8:
+// invalid bytes in keys and strings become U+FFFD, non-finite numbers null,
+// and raw JSON that does not parse is written as a string.
+// Not thread-safe; one document per instance.
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -35,7 +38,8 @@ class JsonOut {
   // Wall time as ISO 8601 UTC (FormatIsoUtc); null when not positive, which
   // the store records for a time that has not come yet.
   void TimeOrNull(double wall);
-  // Already-serialized JSON, copied as it is; null when absent or empty.
+  // Already-serialized JSON, copied as it is; null when absent or empty; as
+  // a string (with invalid UTF-8 replaced) when it is not one valid JSON value.
   void Raw(const std::optional<std::string>& json);
 
   // Prints the document and a newline to `out`.

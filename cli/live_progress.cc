@@ -108,7 +108,9 @@ void LiveProgress::OnRunStarted(const RunInfo& info) {
     logs_.push_back(std::move(line));
     dirty_ = true;
   });
-  ArmInterruptNotice(info.run_id, fileno(capture_->terminal()));
+  ArmInterruptNotice(info.run_id, fileno(capture_->terminal()),
+                     options_.clock != nullptr ? options_.clock : SystemClock(),
+                     RecordInterrupt(info, options_));
   ticker_ = std::thread([this] { Tick(); });
 }
 

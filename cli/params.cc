@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "engine/utf8.h"
+
 namespace keel::cli {
 namespace {
 
@@ -32,6 +34,16 @@ Result<JsonText> ApplyParamOverrides(const JsonText& defaults,
     std::string text = arg.substr(eq + 1);
     if (key.empty()) {
       return Status::Error(ErrorKind::kPermanent, "-p '" + arg + "': the key before '=' is empty");
+    }
+    if (!IsUtf8(key)) {
+      return Status::Error(ErrorKind::kPermanent,
+                           "-p '" + ReplaceInvalidUtf8(key) + "': the key is not valid UTF-8 text");
+    }
+    if (!IsUtf8(text)) {
+      return Status::Error(ErrorKind::kPermanent, "-p " + key +
+                                                      ": the value is not valid UTF-8 text "
+                                                      "(invalid bytes shown as \ufffd): '" +
+                                                      ReplaceInvalidUtf8(text) + "'");
     }
 
     auto existing = params.FindMember(key.c_str());

@@ -15,7 +15,8 @@ namespace keel::cli {
 // string; otherwise it is parsed as JSON if it parses (5, true, [1,2],
 // {"a":1}, "quoted") and taken as a string if not. Keys not among the
 // defaults are added. Fails with kPermanent, naming the argument, when one
-// has no '=' or an empty key.
+// has no '=', an empty key, or a
+// key or value that is not valid UTF-8 (naming the key).
 Result<JsonText> ApplyParamOverrides(const JsonText& defaults,
                                      const std::vector<std::string>& overrides);
 

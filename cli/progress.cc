@@ -57,7 +57,7 @@ class LineProgress : public Progress {
     std::lock_guard<std::mutex> lock(mu_);
     std::fprintf(stderr, "%s\n", RunBanner(info, options_).c_str());
     std::fflush(stderr);
-    ArmInterruptNotice(info.run_id, STDERR_FILENO);
+    ArmInterruptNotice(info.run_id, STDERR_FILENO, clock_, RecordInterrupt(info, options_));
   }
 
   void Close() override {
@@ -127,6 +127,13 @@ bool StderrIsTerminal() {
 }
 
 }  // namespace
+
+std::function<void(int)> RecordInterrupt(const RunInfo& info, const ProgressOptions& options) {
+  if (!options.on_interrupt) return {};
+  return [record = options.on_interrupt, run_id = info.run_id](int signal_number) {
+    record(run_id, signal_number);
+  };
+}
 
 std::string RunBanner(const RunInfo& info, const ProgressOptions& options) {
   if (options.resuming) {

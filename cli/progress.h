@@ -8,6 +8,7 @@
 // Callbacks may arrive from many threads at once; every implementation
 // serializes its own output.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -25,6 +26,9 @@ struct ProgressOptions {
   std::unordered_map<std::string, NodeStatus> kept;
   // Runs the timer that writes batched lines; null means SystemClock().
   Clock* clock = nullptr;
+  // Records that SIGINT or SIGTERM stopped run `run_id` (see
+  // cli/interrupt_notice.h); called on a thread of its own. May be empty.
+  std::function<void(const std::string& run_id, int signal_number)> on_interrupt;
 };
 
 class Progress : public Observer {
@@ -37,6 +41,10 @@ class Progress : public Observer {
 // The display for `workflow` on stderr: live when stderr is a terminal whose
 // TERM is not "dumb", plain lines otherwise. `workflow` must outlive it.
 std::unique_ptr<Progress> MakeProgress(const WorkflowSpec& workflow, ProgressOptions options);
+
+// The callback that records an interruption of run `info` through
+// `options.on_interrupt`; empty when that is.
+std::function<void(int)> RecordInterrupt(const RunInfo& info, const ProgressOptions& options);
 
 // "run ID started: workflow NAME (N nodes)" or, resuming,
 // "run ID resumed: K of N nodes kept".

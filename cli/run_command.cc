@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -17,8 +18,10 @@
 #include "cli/load_script.h"
 #include "cli/params.h"
 #include "cli/progress.h"
+#include "cli/recorded_report.h"
 #include "cli/run_output.h"
 #include "engine/clock.h"
+#include "engine/event_data.h"
 #include "engine/executor.h"
 #include "engine/process_owner.h"
 #include "engine/runner.h"
@@ -34,11 +37,28 @@ LlmTotals RunUsage(Store* store, const std::string& run_id) {
   return events.ok() ? SumLlmUsage(*events).total : LlmTotals{};
 }
 
+// Records in `store` that SIGINT or SIGTERM stopped run `run_id`: a
+// run_interrupted event and the status interrupted, committed before the
+// process dies of the signal.
+void RecordInterrupted(Store* store, const std::string& run_id, int signal_number) {
+  const char* name = signal_number == SIGINT    ? "SIGINT"
+                     : signal_number == SIGTERM ? "SIGTERM"
+                                                : "signal";
+  double now = SystemClock()->WallNow();
+  store->AppendEvent({run_id, 0, now, "", "run_interrupted",
+                      EventData().Add("signal", name).Add("number", signal_number).Done()});
+  store->FinishRun(run_id, RunStatus::kInterrupted, fmt::format("interrupted by {}", name), now);
+  (void)store->Flush();  // nothing to do about a failure: the process is ending
+}
+
 // Runs the workflow through `start` with a progress display and prints the
 // report. Returns the exit code.
 template <typename StartFn>
 int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options, bool json,
             StartFn start) {
+  progress_options.on_interrupt = [store](const std::string& run_id, int signal_number) {
+    RecordInterrupted(store, run_id, signal_number);
+  };
   std::unique_ptr<Progress> progress = MakeProgress(workflow, std::move(progress_options));
   double began = SystemClock()->Now();
   Result<RunReport> report = start(progress.get());
@@ -99,6 +119,11 @@ int ResumeCommand(const ResumeArgs& args) {
   if (!run.ok()) return UsageError(run.status().message());
   if (run->status == RunStatus::kSucceeded) {
     std::fprintf(stderr, "run %s already succeeded; nothing to resume\n", run->id.c_str());
+    if (!args.json) return kExitSucceeded;
+    auto recorded = ReadRecordedReport(store->get(), *run);
+    if (!recorded.ok()) return UsageError(recorded.status().message());
+    PrintRunReport((*recorded)->report, *(*recorded)->workflow, (*recorded)->seconds,
+                   RunUsage(store->get(), run->id), /*json=*/true);
     return kExitSucceeded;
   }
   if (run->status == RunStatus::kRunning &&

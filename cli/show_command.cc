@@ -89,6 +89,14 @@ std::vector<NodeRecord> InWorkflowOrder(const RunRecord& run, std::vector<NodeRe
   return ordered;
 }
 
+// The status shown for `node` of a run shown as `run_label`: a node recorded
+// running under a run whose process is gone is not running any more, and
+// will run again on resume.
+std::string NodeStatusLabel(const NodeRecord& node, const std::string& run_label) {
+  if (node.status == NodeStatus::kRunning && run_label == "interrupted") return "interrupted";
+  return std::string(NodeStatusName(node.status));
+}
+
 // The run's nodes in workflow order, and its events.
 struct RunDetail {
   const RunRecord& run;
@@ -130,7 +138,7 @@ void PrintJson(const RunDetail& detail) {
   for (const NodeRecord& node : detail.nodes) {
     out.BeginObject();
     out.Key("node").String(node.node);
-    out.Key("status").String(NodeStatusName(node.status));
+    out.Key("status").String(NodeStatusLabel(node, detail.label));
     out.Key("attempts").Int(node.attempts);
     out.Key("duration_s").Seconds(NodeSeconds(node));
     out.Key("error_kind")
@@ -202,7 +210,7 @@ void PrintText(const RunDetail& detail) {
   Table table(std::move(header));
   for (size_t i = 0; i < detail.nodes.size(); ++i) {
     const NodeRecord& node = detail.nodes[i];
-    std::vector<std::string> row = {node.node, std::string(NodeStatusName(node.status)),
+    std::vector<std::string> row = {node.node, NodeStatusLabel(node, detail.label),
                                     std::to_string(node.attempts),
                                     FormatDurationOrDash(NodeSeconds(node))};
     const LlmTotals& spent = ByNode(detail.llm.by_node, node.node);
@@ -234,8 +242,9 @@ void PrintText(const RunDetail& detail) {
 
 int ShowCommand(const ShowArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
-  auto store = OpenDb(db_path, {});
+  auto store = OpenDbIfExists(db_path);
   if (!store.ok()) return UsageError(store.status().message());
+  if (*store == nullptr) return UsageError("no keel database at " + db_path);
   auto run = (*store)->GetRun(args.run_id);
   if (!run.ok()) return UsageError(run.status().message());
   auto nodes = (*store)->GetNodes(run->id);

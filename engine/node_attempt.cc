@@ -220,6 +220,7 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, bool probe) 
   const NodePolicy& policy = wf_.nodes[i].policy;
   Stop stop;
   int attempt;
+  bool late = false;
   {
     std::lock_guard<std::mutex> lock(slot.mu);
     if (slot.attempt_timer && env_->clock->Cancel(slot.attempt_timer)) env_->release();
@@ -227,9 +228,17 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, bool probe) 
     stop = slot.stop;
     attempt = slot.attempts;
     if (stop == Stop::kAttemptTimeout) slot.stop = Stop::kNone;  // the next attempt starts afresh
+    // A body stuck where its deadline cannot reach it (a blocking C call)
+    // may still report success after its timeout: that result is discarded.
+    late = admitted && slot.ctx && slot.ctx->deadline > 0 &&
+           (stop == Stop::kAttemptTimeout || env_->clock->Now() > slot.ctx->deadline);
   }
   if (admitted) ReleaseSlots(i);
   bool ok = result.status == NodeStatus::kSucceeded || result.status == NodeStatus::kSkipped;
+  if (ok && late && stop != Stop::kAbandoned && stop != Stop::kTotalTimeout) {
+    ok = false;
+    stop = Stop::kAttemptTimeout;  // turns the result into the timeout below
+  }
   if (!ok) {
     if (stop == Stop::kAttemptTimeout ||
         (stop == Stop::kNone && policy.timeout > 0 && result.error.kind() == ErrorKind::kTimeout &&

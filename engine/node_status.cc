@@ -4,7 +4,8 @@ namespace keel {
 namespace {
 constexpr std::string_view kNodeNames[] = {"pending", "running",   "succeeded", "failed",
                                            "skipped", "cancelled", "fallback"};
-constexpr std::string_view kRunNames[] = {"running", "succeeded", "failed", "degraded"};
+constexpr std::string_view kRunNames[] = {"running", "succeeded", "failed", "degraded",
+                                          "interrupted"};
 
 template <typename E, size_t N>
 bool ParseName(const std::string_view (&names)[N], std::string_view name, E* out) {
@@ -18,9 +19,7 @@ bool ParseName(const std::string_view (&names)[N], std::string_view name, E* out
 }
 }  // namespace
 
-std::string_view NodeStatusName(NodeStatus status) {
-  return kNodeNames[static_cast<int>(status)];
-}
+std::string_view NodeStatusName(NodeStatus status) { return kNodeNames[static_cast<int>(status)]; }
 bool ParseNodeStatus(std::string_view name, NodeStatus* status) {
   return ParseName(kNodeNames, name, status);
 }

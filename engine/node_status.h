@@ -20,6 +20,9 @@ enum class RunStatus {
   kSucceeded,
   kFailed,
   kDegraded,  // optional nodes failed, every required node finished
+  // Stopped by SIGINT or SIGTERM before it ended; not finished, and resumable.
+  // (A run whose process died without a word stays recorded kRunning.)
+  kInterrupted,
 };
 
 std::string_view NodeStatusName(NodeStatus status);

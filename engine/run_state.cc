@@ -96,12 +96,26 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
       if (it != env_->history->journals.end()) slots_[i].journal = it->second;
     }
   }
+  std::vector<bool> needed = NeededOnResume(earlier);
   std::vector<int> ready;
   int remaining = 0;
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& slot = slots_[i];
     if (slot.kept) continue;
     ++remaining;
+    if (!needed[i]) {
+      // Launched at once only to be recorded cancelled, as a clean run would.
+      auto it = earlier.find(wf_.nodes[i].name);
+      bool recorded = it != earlier.end() && it->second.status == NodeStatus::kCancelled &&
+                      it->second.error_message.starts_with("not needed:");
+      slot.unneeded = true;
+      slot.abandoned = true;
+      slot.abandon_reason = recorded ? it->second.error_message
+                                     : "not needed: every node that depends on it finished "
+                                       "before the run was resumed";
+      slot.fired.store(true, std::memory_order_relaxed);
+      ready.push_back(static_cast<int>(i));
+    }
     int pending = 0, succeeded = 0;
     for (int d : slot.deps) {
       if (!slots_[d].kept) {
@@ -110,22 +124,56 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
         ++succeeded;
       }
     }
-    int live_dependents = 0;
-    for (int j : slot.dependents) live_dependents += slots_[j].kept ? 0 : 1;
+    int live_dependents = 0, needing = 0;
+    for (int j : slot.dependents) {
+      live_dependents += slots_[j].kept ? 0 : 1;
+      needing += !slots_[j].kept && needed[j] ? 1 : 0;
+    }
     slot.pending.store(pending, std::memory_order_relaxed);
     slot.dep_succeeded.store(succeeded, std::memory_order_relaxed);
     slot.consumers.store(live_dependents, std::memory_order_relaxed);
-    slot.needed_by.store(live_dependents, std::memory_order_relaxed);
+    slot.needed_by.store(needing, std::memory_order_relaxed);
     const JoinPolicy& join = wf_.nodes[i].policy.join;
     bool ready_now = pending == 0 || (join.kind == JoinPolicy::Kind::kAny && succeeded >= 1) ||
                      (join.kind == JoinPolicy::Kind::kQuorum && succeeded >= join.quorum);
-    if (ready_now) {
+    if (ready_now && needed[i]) {
       slot.fired.store(true, std::memory_order_relaxed);
       ready.push_back(static_cast<int>(i));
     }
   }
   remaining_.store(remaining, std::memory_order_relaxed);
   return ready;
+}
+
+std::vector<bool> RunState::NeededOnResume(
+    const std::unordered_map<std::string, NodeRecord>& earlier) const {
+  const size_t n = slots_.size();
+  std::vector<bool> needed(n, true);
+  bool any_kept = false;
+  for (const Slot& slot : slots_) any_kept = any_kept || slot.kept;
+  if (!any_kept) return needed;
+  // A failed node runs again (resuming a degraded run retries its optional
+  // failures), so only nodes that never finished can be found not needed.
+  auto candidate = [&](size_t i) {
+    if (slots_[i].kept || slots_[i].dependents.empty()) return false;
+    auto it = earlier.find(wf_.nodes[i].name);
+    return it == earlier.end() || it->second.status != NodeStatus::kFailed;
+  };
+  // Decided dependents first: repeat until nothing changes (the DAG is
+  // acyclic, so this ends after at most one pass per level).
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (!needed[i] || !candidate(i)) continue;
+      bool wanted = false;
+      for (int j : slots_[i].dependents) wanted = wanted || (!slots_[j].kept && needed[j]);
+      if (!wanted) {
+        needed[i] = false;
+        changed = true;
+      }
+    }
+  }
+  return needed;
 }
 
 int RunState::kept_count() const {
@@ -175,7 +223,7 @@ bool RunState::ResolveDeps(int i, NodeContext* ctx, std::string* cancel_reason, 
   int total = static_cast<int>(slots_[i].deps.size());
   if (cancel_reason->empty() && total > 0) {
     if (join.kind == JoinPolicy::Kind::kAny && *succeeded == 0 && ctx->skipped.empty()) {
-      *cancel_reason = "join any: no dependency succeeded";
+      *cancel_reason = "join any: none of its " + std::to_string(total) + " dependencies succeeded";
     } else if (join.kind == JoinPolicy::Kind::kQuorum && *succeeded < join.quorum) {
       *cancel_reason = "join quorum: " + std::to_string(*succeeded) + " of " +
                        std::to_string(total) + " dependencies succeeded, " +
@@ -192,6 +240,16 @@ void RunState::Launch(int i) {
   // visible here whichever thread TBB picked (and visible to TSan, which
   // cannot see TBB's own task hand-off).
   (void)slot.pending.load(std::memory_order_acquire);
+  if (slot.unneeded) {
+    std::string reason;
+    {
+      std::lock_guard<std::mutex> lock(slot.mu);
+      reason = slot.abandon_reason;
+    }
+    Finish(i, NodeResult{NodeStatus::kCancelled, nullptr,
+                         Status::Error(ErrorKind::kCancelled, reason)});
+    return;
+  }
   auto ctx = std::make_unique<NodeContext>();
   std::string cancel_reason;
   int succeeded = 0;
@@ -350,7 +408,9 @@ void RunState::Finish(int i, NodeResult result) {
     result = NodeResult::Failure(
         Status::Error(ErrorKind::kError, "node body reported an unfinished status"));
   }
-  if (!result.error.ok() && result.status != NodeStatus::kCancelled) {
+  if (!result.error.ok()) {
+    // Cancellations too: a join that could not start may be all that failed
+    // the run (its dependencies being optional), and then it is the reason.
     std::lock_guard<std::mutex> lock(mu_);
     errors_.emplace_back(i, spec.name + ": " + result.error.ToString());
   }

@@ -93,6 +93,7 @@ class RunState {
     std::vector<int> dependents;
     bool kept = false;         // restored from an earlier attempt of the run
     bool keep_output = false;  // a sink, or a fallback workflow's output node
+    bool unneeded = false;     // resume: nothing left depends on it; recorded cancelled
     // Dependency counting and joins.
     std::atomic<int> pending{0};        // dependencies not finished
     std::atomic<int> dep_succeeded{0};  // dependencies that succeeded
@@ -120,6 +121,11 @@ class RunState {
     std::vector<JsonText> journal;  // NodeContext::checkpoint steps so far
   };
 
+  // Resume: which nodes are still needed, by index. A node is not needed
+  // when it has dependents, did not finish (failed nodes run again), and every
+  // dependent is kept from the earlier attempt or is itself not needed.
+  std::vector<bool> NeededOnResume(
+      const std::unordered_map<std::string, NodeRecord>& earlier) const;
   // Dependencies and joins (run_state.cc).
   bool ResolveDeps(int i, NodeContext* ctx, std::string* cancel_reason, int* succeeded);
   void NotifyDependents(int i, bool succeeded);
@@ -162,7 +168,8 @@ class RunState {
   std::vector<Slot> slots_;
   std::atomic<int> remaining_{0};  // nodes not finished yet
   std::mutex mu_;
-  std::vector<std::pair<int, std::string>> errors_;  // failures in order; guarded by mu_
+  // Failures and cancellations in order, "node: kind: message"; guarded by mu_.
+  std::vector<std::pair<int, std::string>> errors_;
   std::vector<std::unique_ptr<RunState>> children_;  // fallback runs; guarded by mu_
 };
 

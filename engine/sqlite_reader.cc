@@ -101,12 +101,18 @@ void ListingFromRow(const Statement& row, RunListing* listing) {
 }
 
 // A column summing `field` over the run's usage events (engine/usage.h),
-// including those of its fallback workflows, which come wrapped.
+// including those of its fallback workflows, which come wrapped. An event
+// whose data is not valid JSON (written by an older keel, or damaged) counts
+// nothing: json_extract would fail the whole listing.
 std::string UsageSum(const char* field) {
-  return std::string(", (SELECT total(CASE WHEN e.kind = 'llm_call' THEN json_extract(e.data_json, '$.") +
-         field + "') WHEN json_extract(e.data_json, '$.event') = 'llm_call' THEN "
-         "json_extract(e.data_json, '$.data." + field +
-         "') END) FROM events e WHERE e.run_id = r.id AND e.kind IN ('llm_call', 'fallback_event'))";
+  return std::string(
+             ", (SELECT total(CASE WHEN e.kind = 'llm_call' THEN json_extract(e.data_json, '$.") +
+         field +
+         "') WHEN json_extract(e.data_json, '$.event') = 'llm_call' THEN "
+         "json_extract(e.data_json, '$.data." +
+         field +
+         "') END) FROM events e WHERE e.run_id = r.id AND e.kind IN ('llm_call', 'fallback_event') "
+         "AND json_valid(e.data_json))";
 }
 
 // A row of the breakers listing: key, updated_at, then kBreakerColumns.

@@ -94,21 +94,6 @@ Status NotKeel(const std::string& path, const std::string& why) {
   return Status::Error(ErrorKind::kPermanent, path + " is not a keel database: " + why);
 }
 
-// `path` as an SQLite URI, percent-encoding what URIs give meaning to.
-std::string FileUri(const std::string& path) {
-  std::string uri = path.starts_with('/') ? "file://" : "file:";
-  for (char c : path) {
-    if (c == '%' || c == '?' || c == '#' || static_cast<unsigned char>(c) < 0x20) {
-      char escaped[4];
-      std::snprintf(escaped, sizeof escaped, "%%%02X", static_cast<unsigned char>(c));
-      uri += escaped;
-    } else {
-      uri += c;
-    }
-  }
-  return uri;
-}
-
 // The schema version of the database on `conn`: 0 for a new one.
 Result<int64_t> SchemaVersion(Connection* conn, int latest) {
   auto kind = ClassifyDatabase(conn, latest);
@@ -214,6 +199,21 @@ Result<DatabaseKind> ClassifySnapshot(Connection* conn, int latest_version) {
 }
 
 }  // namespace
+
+// `path` as an SQLite URI, percent-encoding what URIs give meaning to.
+std::string FileUri(const std::string& path) {
+  std::string uri = path.starts_with('/') ? "file://" : "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#' || static_cast<unsigned char>(c) < 0x20) {
+      char escaped[4];
+      std::snprintf(escaped, sizeof escaped, "%%%02X", static_cast<unsigned char>(c));
+      uri += escaped;
+    } else {
+      uri += c;
+    }
+  }
+  return uri;
+}
 
 std::span<const Migration> KeelMigrations() { return kMigrations; }
 

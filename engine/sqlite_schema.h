@@ -58,6 +58,10 @@ Result<DatabaseKind> InspectFile(const std::string& path, int latest_version, do
 // at that version is left as it is. On failure nothing is changed.
 Status Migrate(Connection* conn, std::span<const Migration> migrations, int busy_retries);
 
+// `path` as an SQLite URI ("file:..."), percent-encoding what URIs give
+// meaning to; query parameters such as "?mode=ro" may be appended.
+std::string FileUri(const std::string& path);
+
 // The value of an integer pragma such as "user_version" or "application_id".
 Result<int64_t> ReadPragma(Connection* conn, const char* name);
 

@@ -18,7 +18,10 @@ constexpr char kAppendEvent[] =
     "INSERT INTO events (run_id, seq, ts, node, kind, data_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 constexpr char kMaxSeq[] = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1";
 constexpr char kFinishRun[] =
-    "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4, updated_at = ?4 WHERE id = ?1";
+    "UPDATE runs SET status = ?2, error = ?3, "
+    // An interrupted run has not finished: it keeps no finish time, so gc
+    // leaves it and its duration stays unknown.
+    "finished_at = CASE WHEN ?2 = 'interrupted' THEN 0 ELSE ?4 END, updated_at = ?4 WHERE id = ?1";
 constexpr char kHeartbeat[] = "UPDATE runs SET heartbeat = ?2 WHERE id = ?1";
 constexpr char kInsertRun[] =
     "INSERT INTO runs (id, workflow, script_path, script_sha256, script_text, params_json, "
@@ -32,12 +35,15 @@ constexpr char kClaimRun[] =
     "status = 'running', owner_pid = ?6, owner_host = ?7, owner_start = ?8, heartbeat = ?9, "
     "updated_at = ?10, finished_at = 0, error = '', node_count = ?11 WHERE id = ?1";
 constexpr char kDeleteEvents[] =
-    "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE status <> 'running' AND "
+    "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE status NOT IN ('running', "
+    "'interrupted') AND "
     "finished_at < ?1)";
 constexpr char kDeleteNodes[] =
-    "DELETE FROM nodes WHERE run_id IN (SELECT id FROM runs WHERE status <> 'running' AND "
+    "DELETE FROM nodes WHERE run_id IN (SELECT id FROM runs WHERE status NOT IN ('running', "
+    "'interrupted') AND "
     "finished_at < ?1)";
-constexpr char kDeleteRuns[] = "DELETE FROM runs WHERE status <> 'running' AND finished_at < ?1";
+constexpr char kDeleteRuns[] =
+    "DELETE FROM runs WHERE status NOT IN ('running', 'interrupted') AND finished_at < ?1";
 constexpr char kResetBreakers[] = "DELETE FROM breakers WHERE ?1 = '' OR key = ?1";
 
 // Adds which record failed to a failed status. The context is built only on

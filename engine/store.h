@@ -100,6 +100,8 @@ class Store {
   // Queued writes, committed in queue order. Errors surface from Flush().
   virtual void SaveNode(NodeRecord node) = 0;  // insert or replace (run_id, node)
   virtual void AppendEvent(EventRecord event) = 0;
+  // FinishRun with kInterrupted records the run stopped but not finished:
+  // its finish time stays 0 and DeleteFinishedBefore leaves it.
   virtual void FinishRun(std::string run_id, RunStatus status, std::string error,
                          double finished_at) = 0;
   virtual void Heartbeat(std::string run_id, double now) = 0;
@@ -114,7 +116,7 @@ class Store {
   virtual Result<std::vector<EventRecord>> GetEvents(const std::string& run_id) = 0;
   virtual Result<std::vector<RunListing>> ListRuns(const RunFilter& filter) = 0;
 
-  // Deletes finished (not running) runs whose finished_at is before
+  // Deletes finished (not running or interrupted) runs whose finished_at is before
   // `wall_time`, with their nodes and events. Returns how many runs went.
   virtual Result<int64_t> DeleteFinishedBefore(double wall_time) = 0;
 

@@ -122,6 +122,141 @@ return keel.workflow "crashy" {
   CHECK(again.exit_code == 0);
   CHECK(again.err.find("run " + id + " already succeeded") != std::string::npos);
   CHECK(LogCounts(box) == counts);
+
+  // With --json, a finished run still prints the object `run --json` prints.
+  ExitInfo again_json = box.KeelDb({"resume", id, "--json"});
+  INFO(again_json.Describe());
+  CHECK(again_json.exit_code == 0);
+  CHECK(again_json.err.find("run " + id + " already succeeded") != std::string::npos);
+  Json finished = Json::Parse(again_json.out);
+  CHECK(finished["run_id"].Str() == id);
+  CHECK(finished["workflow"].Str() == "crashy");
+  CHECK(finished["status"].Str() == "succeeded");
+  CHECK(finished["outputs"]["c"].Int() == 20);
+  CHECK(finished["outputs"]["side"].Str() == "side");
+  CHECK(finished["outputs"].Size() == 2);
+  CHECK(finished["nodes"]["b"]["status"].Str() == "succeeded");
+  CHECK(finished["nodes"]["b"]["attempts"].Int() >= 1);
+  CHECK(finished["error"].IsNull());
+  CHECK(finished["usage"]["calls"].Int() == 0);
+  CHECK(LogCounts(box) == counts);
+}
+
+TEST_CASE("kill -9 after a join = \"any\" went ahead: resume does not run the loser again" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  // race's join is satisfied by fast; slow (the loser) and tail wait for the
+  // go-file, so the kill finds race kept and tail in flight.
+  std::string wf = box.Write("race.lua", Prelude(box) + R"lua(
+return keel.workflow "race" {
+  keel.fn "fast" { run = function() log("fast") return "fast" end },
+  keel.fn "slow" { run = function() log("slow") wait_for(GO) return "slow" end },
+  keel.fn "race" { after = { "fast", "slow" }, join = "any", run = function(ctx)
+    log("race") return ctx.deps.fast end },
+  keel.fn "tail" { after = { "race" }, run = function(ctx)
+    log("tail") wait_for(GO) return ctx.deps.race .. "!" end },
+}
+)lua");
+  std::unique_ptr<Subprocess> run = box.StartDb({"run", wf});
+  REQUIRE(run->WaitForStderr(" started: ", kWait));
+  std::string id = RunIdFromStderr(run->Stderr());
+  REQUIRE(WaitUntil([&] { return LogCounts(box)["tail"] == 1; }, kWait));
+  REQUIRE(WaitUntil(
+      [&] {
+        Json show = box.Show(id);
+        return StatusOf(show, "race") == "succeeded" && StatusOf(show, "tail") == "running";
+      },
+      kWait));
+  ExitInfo killed = run->Kill();
+  INFO(killed.Describe());
+  REQUIRE(killed.signal == SIGKILL);
+
+  // slow may or may not have started before race won; either way, never again.
+  const int slow_before = LogCounts(box)["slow"];
+  CHECK(slow_before <= 1);
+
+  // The dead run has nothing running: its in-flight node reads interrupted.
+  Json dead = box.Show(id);
+  CHECK(dead["status"].Str() == "interrupted");
+  CHECK(StatusOf(dead, "tail") == "interrupted");
+  ExitInfo text = box.KeelDb({"show", id});
+  INFO(text.Describe());
+  CHECK(std::regex_search(text.out, std::regex("\ntail +interrupted ")));
+  CHECK(text.out.find("running") == std::string::npos);
+
+  WriteFile(box.Path("go"), "");
+  ExitInfo resumed = box.KeelDb({"resume", id, "--json"});
+  INFO(resumed.Describe());
+  REQUIRE(resumed.exit_code == 0);
+  Json out = Json::Parse(resumed.out);
+  CHECK(out["status"].Str() == "succeeded");
+  CHECK(out["outputs"]["tail"].Str() == "fast!");
+  CHECK(out["nodes"]["slow"]["status"].Str() == "cancelled");
+  std::map<std::string, int> counts = LogCounts(box);
+  CHECK(counts["slow"] == slow_before);
+  CHECK(counts["race"] == 1);
+  CHECK(counts["tail"] == 2);
+
+  Json after = box.Show(id);
+  CHECK(after["status"].Str() == "succeeded");
+  CHECK(StatusOf(after, "slow") == "cancelled");
+  CHECK(NodeEntry(after["nodes"], "slow")["error"].Str().starts_with("not needed: "));
+}
+
+TEST_CASE("SIGTERM records run_interrupted and the status interrupted" *
+          doctest::timeout(kTimeoutS)) {
+  for (int signal_number : {SIGTERM, SIGINT}) {
+    CAPTURE(signal_number);
+    Sandbox box(KEEL_BIN);
+    std::string id = [&] {
+      std::string wf = box.Write("blocked.lua", Prelude(box) + R"lua(
+return keel.workflow "blocked" {
+  keel.fn "first" { run = function() log("first") return 1 end },
+  keel.fn "wait" { after = { "first" }, run = function() log("wait") wait_for(GO) return "done" end },
+}
+)lua");
+      std::unique_ptr<Subprocess> run = box.StartDb({"run", wf});
+      REQUIRE(run->WaitForStderr(" started: ", kWait));
+      std::string run_id = RunIdFromStderr(run->Stderr());
+      REQUIRE(WaitUntil([&] { return LogCounts(box)["wait"] == 1; }, kWait));
+      REQUIRE(kill(run->pid(), signal_number) == 0);
+      ExitInfo stopped = run->Wait(kWait);
+      INFO(stopped.Describe());
+      CHECK(stopped.signal == signal_number);  // still dies of the signal
+      CHECK(stopped.err.find("interrupted; resume with: keel resume " + run_id) !=
+            std::string::npos);
+      return run_id;
+    }();
+
+    Json show = box.Show(id, /*events=*/true);
+    CHECK(show["status"].Str() == "interrupted");
+    CHECK(show["duration_s"].IsNull());
+    CHECK(show["error"].Str() ==
+          std::string("interrupted by ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT"));
+    CHECK(StatusOf(show, "wait") == "interrupted");
+    bool recorded = false;
+    for (size_t i = 0; i < show["events"].Size(); ++i) {
+      Json e = show["events"][i];
+      if (e["kind"].Str() != "run_interrupted") continue;
+      recorded = true;
+      CHECK(e["data"]["signal"].Str() == (signal_number == SIGTERM ? "SIGTERM" : "SIGINT"));
+      CHECK(e["data"]["number"].Int() == signal_number);
+    }
+    CHECK(recorded);
+    Json listed = box.Runs({"--status", "interrupted"});
+    REQUIRE(listed.Size() == 1);
+    CHECK(listed[0]["run_id"].Str() == id);
+    ExitInfo gc = box.KeelDb({"gc", "--older-than", "1s"}, kWait);
+    CHECK(gc.out.find("deleted 0 runs") != std::string::npos);
+
+    WriteFile(box.Path("go"), "");
+    ExitInfo resumed = box.KeelDb({"resume", id, "--json"});
+    INFO(resumed.Describe());
+    CHECK(resumed.exit_code == 0);
+    CHECK(Json::Parse(resumed.out)["status"].Str() == "succeeded");
+    CHECK(LogCounts(box)["first"] == 1);
+    CHECK(box.Show(id)["status"].Str() == "succeeded");
+  }
 }
 
 TEST_CASE("resume is refused while the run's owner is alive" * doctest::timeout(kTimeoutS)) {

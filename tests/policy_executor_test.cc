@@ -72,6 +72,25 @@ class ConstBody : public NodeBody {
   std::string json_;
 };
 
+// Stands for a body stuck in a call its deadline cannot interrupt: it
+// enforces its own deadline (so no timer cancels it), but lets `seconds` of
+// fake time pass before it reports success.
+class OverrunBody : public NodeBody {
+ public:
+  OverrunBody(FakeClock* clock, double seconds) : clock_(clock), seconds_(seconds) {}
+  bool EnforcesDeadline() const override { return true; }
+  void Start(const NodeContext& ctx, NodeCompletion done) override {
+    calls.fetch_add(1);
+    clock_->Advance(seconds_);
+    done(NodeResult::Success(MakeJson("\"late\"")));
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  FakeClock* clock_;
+  double seconds_;
+};
+
 Status Transient() { return Status::Error(ErrorKind::kTransient, "flaky"); }
 Status Permanent() { return Status::Error(ErrorKind::kPermanent, "bad request"); }
 
@@ -368,6 +387,152 @@ TEST_CASE("the run-wide retry budget caps retries" * doctest::timeout(30)) {
   }
   f.Run(wf);
   CHECK(body->calls.load() == 4 + 3);
+}
+
+TEST_CASE("a success that arrives after the attempt's timeout is a timeout" *
+          doctest::timeout(30)) {
+  Fixture f;
+  auto body = std::make_shared<OverrunBody>(&f.clock, 5);
+  NodeSpec n = Node("stuck", body);
+  n.policy.timeout = 1;
+  n.policy.retry.attempts = 2;
+  n.policy.retry.base = 1;
+  n.policy.retry.jitter = Jitter::kNone;
+  RunOutcome out = f.Run(One(n));
+  CHECK(out.status == RunStatus::kFailed);
+  CHECK(body->calls.load() == 2);  // the timeout is retried like any other
+  CHECK(out.results[0].status == NodeStatus::kFailed);
+  CHECK(out.results[0].error.kind() == ErrorKind::kTimeout);
+  CHECK(out.results[0].error.message() == "attempt 2 timed out after 1s");
+  CHECK(!out.results[0].output);
+  CHECK(f.CountEvents("stuck", "attempt_failed") == 2);
+
+  Fixture g;
+  auto quick = std::make_shared<OverrunBody>(&g.clock, 0.5);
+  NodeSpec in_time = Node("quick", quick);
+  in_time.policy.timeout = 1;
+  RunOutcome ok = g.Run(One(in_time));
+  CHECK(ok.status == RunStatus::kSucceeded);
+  CHECK(ok.results[0].status == NodeStatus::kSucceeded);
+}
+
+TEST_CASE("a join that cannot start names itself and why in the run's error" *
+          doctest::timeout(30)) {
+  Fixture f;
+  WorkflowSpec wf;
+  wf.name = "jmin";
+  wf.nodes = {Node("f1", std::make_shared<ScriptedBody>(std::vector<Status>{Permanent()})),
+              Node("f2", std::make_shared<ScriptedBody>(std::vector<Status>{Permanent()}))};
+  wf.nodes[0].optional = wf.nodes[1].optional = true;
+  NodeSpec j = Node("j", std::make_shared<ConstBody>("0"), {"f1", "f2"});
+  j.policy.join.kind = JoinPolicy::Kind::kAny;
+  wf.nodes.push_back(j);
+  RunOutcome out = f.Run(wf);
+  CHECK(out.status == RunStatus::kFailed);
+  CHECK(out.results[2].status == NodeStatus::kCancelled);
+  CHECK(out.error == "j: cancelled: join any: none of its 2 dependencies succeeded");
+}
+
+TEST_CASE("a required failure stays the run's error, not the cancellations it caused" *
+          doctest::timeout(30)) {
+  Fixture f;
+  WorkflowSpec wf;
+  wf.name = "chain";
+  wf.nodes = {Node("a", std::make_shared<ScriptedBody>(std::vector<Status>{Permanent()})),
+              Node("b", std::make_shared<ConstBody>("1"), {"a"})};
+  RunOutcome out = f.Run(wf);
+  CHECK(out.status == RunStatus::kFailed);
+  CHECK(out.error == "a: permanent: bad request");
+}
+
+TEST_CASE("resume does not run a node whose every dependent was kept" * doctest::timeout(30)) {
+  // fast and slow race into `race` (join any), which feeds `tail`. The earlier
+  // attempt kept fast and race; slow never finished (its cancel may or may
+  // not have been recorded), tail did not finish.
+  for (bool cancel_recorded : {false, true}) {
+    CAPTURE(cancel_recorded);
+    Fixture f;
+    auto slow = std::make_shared<ScriptedBody>(std::vector<Status>{});
+    auto tail = std::make_shared<ScriptedBody>(std::vector<Status>{});
+    WorkflowSpec wf;
+    wf.name = "race";
+    wf.nodes = {Node("fast", std::make_shared<ConstBody>("1")), Node("slow", slow)};
+    NodeSpec race = Node("race", std::make_shared<ConstBody>("0"), {"fast", "slow"});
+    race.policy.join.kind = JoinPolicy::Kind::kAny;
+    wf.nodes.push_back(race);
+    wf.nodes.push_back(Node("tail", tail, {"race"}));
+    // Nothing depends on `lone` and it was not kept: such a node always runs.
+    wf.nodes.push_back(Node("lone", std::make_shared<ConstBody>("2")));
+
+    std::unordered_map<std::string, NodeRecord> earlier;
+    auto keep = [&](const std::string& node, std::string output) {
+      NodeRecord rec;
+      rec.node = node;
+      rec.status = NodeStatus::kSucceeded;
+      rec.attempts = 1;
+      rec.output_json = std::move(output);
+      earlier[node] = rec;
+    };
+    keep("fast", "1");
+    keep("race", "0");
+    NodeRecord loser;
+    loser.node = "slow";
+    loser.attempts = 1;
+    loser.status = NodeStatus::kRunning;
+    if (cancel_recorded) {
+      loser.status = NodeStatus::kCancelled;
+      loser.error_kind = ErrorKind::kCancelled;
+      loser.error_message = "not needed: join of 'race' was satisfied without it";
+    }
+    earlier["slow"] = loser;
+
+    ExecutorOptions opts;
+    opts.workers = 2;
+    RunOutcome out = f.executor.Run(wf, "r1", MakeJson("{}"), earlier, opts);
+    REQUIRE(f.store.Flush().ok());
+    CHECK(out.status == RunStatus::kSucceeded);
+    CHECK(slow->calls.load() == 0);
+    CHECK(tail->calls.load() == 1);
+    CHECK(out.results[1].status == NodeStatus::kCancelled);
+    CHECK(out.results[1].error.message().starts_with("not needed: "));
+    if (cancel_recorded) CHECK(out.results[1].error.message() == loser.error_message);
+    CHECK(out.results[4].status == NodeStatus::kSucceeded);
+    CHECK(f.CountEvents("slow", "node_cancelled") == 1);
+    CHECK(f.CountEvents("slow", "node_started") == 0);
+    auto nodes = f.store.GetNodes("r1");
+    REQUIRE(nodes.ok());
+    bool recorded = false;
+    for (const NodeRecord& rec : *nodes) {
+      if (rec.node == "slow") recorded = rec.status == NodeStatus::kCancelled;
+    }
+    CHECK(recorded);
+  }
+}
+
+TEST_CASE("resume runs an optional failure again even when its dependents were kept" *
+          doctest::timeout(30)) {
+  Fixture f;
+  auto opt = std::make_shared<ScriptedBody>(std::vector<Status>{});
+  WorkflowSpec wf;
+  wf.name = "degraded";
+  wf.nodes = {Node("opt", opt), Node("after", std::make_shared<ConstBody>("1"), {"opt"})};
+  wf.nodes[0].optional = true;
+  std::unordered_map<std::string, NodeRecord> earlier;
+  NodeRecord failed;
+  failed.node = "opt";
+  failed.status = NodeStatus::kFailed;
+  failed.attempts = 1;
+  earlier["opt"] = failed;
+  NodeRecord kept;
+  kept.node = "after";
+  kept.status = NodeStatus::kSucceeded;
+  kept.output_json = "1";
+  earlier["after"] = kept;
+  ExecutorOptions opts;
+  RunOutcome out = f.executor.Run(wf, "r1", MakeJson("{}"), earlier, opts);
+  CHECK(out.status == RunStatus::kSucceeded);
+  CHECK(opt->calls.load() == 1);
+  CHECK(out.results[0].status == NodeStatus::kSucceeded);
 }
 
 }  // namespace keel

@@ -14,6 +14,7 @@
 
 #include "engine/fake_clock.h"
 #include "engine/process_owner.h"
+#include "engine/sqlite_read_only_store.h"
 #include "tests/sqlite_test_util.h"
 
 namespace keel {
@@ -434,6 +435,92 @@ TEST_CASE("breakers are read, modified and written back, listed and reset") {
   REQUIRE(store->UpdateBreaker("third", [](BreakerSnapshot&) {}).ok());
   CHECK(*store->ResetBreakers("") == 2);
   CHECK(store->ListBreakers()->empty());
+}
+
+TEST_CASE("an event whose data is not valid JSON does not break the run listing") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  REQUIRE(store->CreateRun(MakeRun("good", 1)).ok());
+  REQUIRE(store->CreateRun(MakeRun("bad", 2)).ok());
+  store->AppendEvent(
+      {"good", 0, 3, "a", "llm_call", R"({"prompt_tokens":10,"completion_tokens":5,"cost":0.5})"});
+  // What an older keel wrote for a cost that was not finite.
+  store->AppendEvent({"bad", 0, 3, "a", "llm_call", R"({"prompt_tokens":7,"cost":,"seconds":1})"});
+  store->AppendEvent({"bad", 0, 4, "a", "llm_call", R"({"prompt_tokens":3,"cost":1})"});
+  REQUIRE(store->Flush().ok());
+  auto listed = store->ListRuns({});
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 2);
+  CHECK((*listed)[0].run.id == "bad");
+  CHECK((*listed)[0].usage.prompt_tokens == 3);  // the unreadable event counts nothing
+  CHECK((*listed)[1].usage.prompt_tokens == 10);
+  CHECK((*listed)[1].usage.cost == 0.5);
+}
+
+TEST_CASE("an interrupted run keeps no finish time and gc leaves it") {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  REQUIRE(store->CreateRun(MakeRun("stopped", 1)).ok());
+  REQUIRE(store->CreateRun(MakeRun("done", 1)).ok());
+  store->FinishRun("stopped", RunStatus::kInterrupted, "interrupted by SIGTERM", 5);
+  store->FinishRun("done", RunStatus::kSucceeded, "", 5);
+  REQUIRE(store->Flush().ok());
+  auto run = store->GetRun("stopped");
+  REQUIRE(run.ok());
+  CHECK(run->status == RunStatus::kInterrupted);
+  CHECK(run->finished_at == 0);
+  CHECK(run->updated_at == 5);
+  CHECK(run->error == "interrupted by SIGTERM");
+  auto deleted = store->DeleteFinishedBefore(100);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == 1);
+  CHECK(store->GetRun("stopped").ok());
+  auto listed = store->ListRuns({.status = RunStatus::kInterrupted});
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  CHECK((*listed)[0].run.id == "stopped");
+}
+
+TEST_CASE("a database that may not be written is read through the read-only store") {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  {
+    auto store = OpenStore(path);
+    REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+    store->SaveNode(MakeNode("r1", "a"));
+    store->AppendEvent({"r1", 0, 3, "a", "node_succeeded", "{}"});
+    REQUIRE(store->Flush().ok());
+  }
+  const std::string before = testing::ReadBytes(path);
+  auto opened = SqliteReadOnlyStore::Open(path, 1);
+  REQUIRE(opened.ok());
+  auto& store = *opened;
+  auto run = store->GetRun("r1");
+  REQUIRE(run.ok());
+  CHECK(run->id == "r1");
+  auto nodes = store->GetNodes("r1");
+  REQUIRE(nodes.ok());
+  CHECK(nodes->size() == 1);
+  auto events = store->GetEvents("r1");
+  REQUIRE(events.ok());
+  CHECK(events->size() == 1);
+  auto listed = store->ListRuns({});
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 1);
+  CHECK(store->ListBreakers().ok());
+  // Every write is refused, naming the file; nothing is changed.
+  Status refused = store->CreateRun(MakeRun("r2"));
+  CHECK_FALSE(refused.ok());
+  CHECK(refused.message().find(path) != std::string::npos);
+  store->AppendEvent({"r1", 0, 4, "", "run_finished", "{}"});
+  CHECK_FALSE(store->Flush().ok());
+  CHECK(store->Flush().ok());
+  CHECK_FALSE(store->DeleteFinishedBefore(100).ok());
+  CHECK_FALSE(store->ResetBreakers("").ok());
+  store.reset();
+  CHECK(testing::ReadBytes(path) == before);
+  CHECK_FALSE(testing::Exists(path + "-wal"));
+  CHECK_FALSE(SqliteReadOnlyStore::Open(dir.Path("missing.db"), 1).ok());
 }
 
 }  // namespace

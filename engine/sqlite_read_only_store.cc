@@ -1,0 +1,109 @@
+#include "engine/sqlite_read_only_store.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "engine/sqlite_reader.h"
+#include "engine/sqlite_schema.h"
+#include "engine/sqlite_util.h"
+
+namespace keel {
+
+Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std::string& path,
+                                                                       double busy_timeout) {
+  int latest = sqlite::KeelMigrations().back().version;
+  auto kind = sqlite::InspectFile(path, latest, busy_timeout);
+  if (!kind.ok()) return kind.status();
+  if (*kind != sqlite::DatabaseKind::kKeel) {
+    return Status::Error(ErrorKind::kPermanent, "no keel database at " + path);
+  }
+  bool has_wal = access((path + "-wal").c_str(), F_OK) == 0;
+  std::string uri = sqlite::FileUri(path) + (has_wal ? "?mode=ro" : "?mode=ro&immutable=1");
+  auto conn =
+      sqlite::Connection::Open(uri, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, busy_timeout);
+  if (!conn.ok()) return conn.status();
+  auto reader = sqlite::SqliteReader::Create(std::move(conn).value());
+  if (!reader.ok()) return reader.status();
+  return std::unique_ptr<SqliteReadOnlyStore>(
+      new SqliteReadOnlyStore(path, std::move(reader).value()));
+}
+
+SqliteReadOnlyStore::SqliteReadOnlyStore(std::string path,
+                                         std::unique_ptr<sqlite::SqliteReader> reader)
+    : path_(std::move(path)), reader_(std::move(reader)) {}
+
+SqliteReadOnlyStore::~SqliteReadOnlyStore() = default;
+
+Status SqliteReadOnlyStore::ReadOnly() const {
+  return Status::Error(ErrorKind::kPermanent, path_ + " is open read-only");
+}
+
+Status SqliteReadOnlyStore::CreateRun(const RunRecord&) { return ReadOnly(); }
+
+Status SqliteReadOnlyStore::ClaimRun(const RunRecord&,
+                                     const std::function<bool(const Owner&, double)>&) {
+  return ReadOnly();
+}
+
+void SqliteReadOnlyStore::SaveNode(NodeRecord) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped_write_ = true;
+}
+
+void SqliteReadOnlyStore::AppendEvent(EventRecord) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped_write_ = true;
+}
+
+void SqliteReadOnlyStore::FinishRun(std::string, RunStatus, std::string, double) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped_write_ = true;
+}
+
+void SqliteReadOnlyStore::Heartbeat(std::string, double) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped_write_ = true;
+}
+
+Status SqliteReadOnlyStore::Flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!dropped_write_) return Status::Ok();
+  dropped_write_ = false;
+  return ReadOnly();
+}
+
+Result<RunRecord> SqliteReadOnlyStore::GetRun(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reader_->GetRun(id);
+}
+
+Result<std::vector<NodeRecord>> SqliteReadOnlyStore::GetNodes(const std::string& run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reader_->GetNodes(run_id);
+}
+
+Result<std::vector<EventRecord>> SqliteReadOnlyStore::GetEvents(const std::string& run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reader_->GetEvents(run_id);
+}
+
+Result<std::vector<RunListing>> SqliteReadOnlyStore::ListRuns(const RunFilter& filter) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reader_->ListRuns(filter);
+}
+
+Result<int64_t> SqliteReadOnlyStore::DeleteFinishedBefore(double) { return ReadOnly(); }
+
+Result<BreakerSnapshot> SqliteReadOnlyStore::UpdateBreaker(
+    const std::string&, const std::function<void(BreakerSnapshot&)>&) {
+  return ReadOnly();
+}
+
+Result<std::vector<BreakerRow>> SqliteReadOnlyStore::ListBreakers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reader_->ListBreakers();
+}
+
+Result<int64_t> SqliteReadOnlyStore::ResetBreakers(const std::string&) { return ReadOnly(); }
+
+}  // namespace keel

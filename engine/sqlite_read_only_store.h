@@ -1,0 +1,63 @@
+#pragma once
+// SqliteReadOnlyStore: a keel database opened only to read it, for the
+// commands that list history (runs, show, graph, breakers) when the user may
+// not write the file or its directory. It opens the file read-only and
+// touches nothing: without a write-ahead log (no process has it open for
+// writing) the file is read as immutable, so no -wal or -shm file is needed.
+//
+// Every write fails (kPermanent, naming the file); queued writes report it
+// from Flush(). Thread-safety: every method may be called from any thread;
+// reads are serialized by one mutex.
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/store.h"
+
+namespace keel {
+
+namespace sqlite {
+class SqliteReader;
+}  // namespace sqlite
+
+class SqliteReadOnlyStore final : public Store {
+ public:
+  // Opens the keel database at `path` for reading. Fails (kPermanent, naming
+  // `path`) when it is missing, is not a keel database, or cannot be read.
+  // The caller owns the store.
+  static Result<std::unique_ptr<SqliteReadOnlyStore>> Open(const std::string& path,
+                                                           double busy_timeout);
+  ~SqliteReadOnlyStore() override;
+
+  Status CreateRun(const RunRecord& run) override;
+  Status ClaimRun(const RunRecord& run,
+                  const std::function<bool(const Owner&, double)>& owner_alive) override;
+  void SaveNode(NodeRecord node) override;
+  void AppendEvent(EventRecord event) override;
+  void FinishRun(std::string run_id, RunStatus status, std::string error,
+                 double finished_at) override;
+  void Heartbeat(std::string run_id, double now) override;
+  Status Flush() override;
+
+  Result<RunRecord> GetRun(const std::string& id) override;
+  Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) override;
+  Result<std::vector<EventRecord>> GetEvents(const std::string& run_id) override;
+  Result<std::vector<RunListing>> ListRuns(const RunFilter& filter) override;
+  Result<int64_t> DeleteFinishedBefore(double wall_time) override;
+  Result<BreakerSnapshot> UpdateBreaker(
+      const std::string& key, const std::function<void(BreakerSnapshot&)>& update) override;
+  Result<std::vector<BreakerRow>> ListBreakers() override;
+  Result<int64_t> ResetBreakers(const std::string& key) override;
+
+ private:
+  SqliteReadOnlyStore(std::string path, std::unique_ptr<sqlite::SqliteReader> reader);
+  Status ReadOnly() const;
+
+  const std::string path_;
+  std::mutex mu_;
+  std::unique_ptr<sqlite::SqliteReader> reader_;  // guarded by mu_
+  bool dropped_write_ = false;                    // guarded by mu_: a queued write was refused
+};
+
+}  // namespace keel
