@@ -10,8 +10,10 @@
 #include <optional>
 
 #include "engine/event_data.h"
-#include "nodes/wire_json.h"
 #include "nodes/json_document.h"
+#include "nodes/provider.h"
+#include "nodes/untrusted_json.h"
+#include "nodes/wire_json.h"
 
 namespace keel {
 namespace {
@@ -316,10 +318,12 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
     const ToolCall& call = tool_calls_[i];
     double started = client_->clock()->Now();
     JsonDocument args;
-    if (args.Parse(call.arguments_json.c_str()).HasParseError() || !args.IsObject()) {
-      return ToolDone(i, started, NodeResult::Failure(Status::Error(
-                                      ErrorKind::kError, "the arguments are not a JSON object: " +
-                                                             call.arguments_json)));
+    Status parsed = ParseUntrustedJson(call.arguments_json, &args);
+    if (!parsed.ok() || !args.IsObject()) {
+      std::string why = parsed.ok() ? Excerpt(call.arguments_json) : parsed.message();
+      return ToolDone(i, started,
+                      NodeResult::Failure(Status::Error(
+                          ErrorKind::kError, "the arguments are not a JSON object: " + why)));
     }
     if (tools_ == nullptr) {
       return ToolDone(i, started, NodeResult::Failure(Status::Error(
@@ -453,6 +457,7 @@ bool ReportLlmCall(const NodeContext& ctx, const LlmCallRecord& record, int hedg
       .Add("http_status", record.http_status)
       .Add("hedge", hedge)
       .Add("outcome", record.outcome.ok() ? "ok" : ErrorKindName(record.outcome.kind()));
+  if (!record.finish_reason.empty()) data.Add("finish_reason", record.finish_reason);
   if (!record.outcome.ok()) data.Add("message", record.outcome.message());
   if (!ctx.spend) return true;
   Usage usage = record.usage;

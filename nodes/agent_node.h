@@ -14,10 +14,10 @@
 // never pays again for a finished turn.
 //
 // Every model call is reported through ctx.spend as an llm_call event
-// (provider, model, tokens, cost, latency, outcome, hedge index); tool
-// calls as tool_call events. A tool that fails with an error is reported to
-// the model as the tool's result ("error: ..."), so it can recover; a tool
-// that times out or is cancelled ends the attempt.
+// (provider, model, tokens, cost, latency, outcome, hedge index, finish
+// reason); tool calls as tool_call events. A tool that fails with an error
+// is reported to the model as the tool's result ("error: ..."), so it can
+// recover; a tool that times out or is cancelled ends the attempt.
 //
 // Thread-safety: Start may be called from several threads at once; one
 // attempt's steps run one at a time, on workers (through ctx.post), except

@@ -1,10 +1,13 @@
 #include "nodes/anthropic_provider.h"
 
+#include <algorithm>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "nodes/json_document.h"
 #include "nodes/openai_provider.h"
+#include "nodes/untrusted_json.h"
 #include "nodes/wire_json.h"
 
 namespace keel {
@@ -99,8 +102,10 @@ class MessageTranslator {
       input.CopyFrom(*arguments, alloc_);
     } else if (arguments != nullptr && arguments->IsString()) {
       JsonDocument parsed;
-      parsed.Parse(arguments->GetString(), arguments->GetStringLength());
-      if (!parsed.HasParseError() && parsed.IsObject()) input.CopyFrom(parsed, alloc_);
+      std::string_view text(arguments->GetString(), arguments->GetStringLength());
+      if (ParseUntrustedJson(text, &parsed).ok() && parsed.IsObject()) {
+        input.CopyFrom(parsed, alloc_);
+      }
     }
     return input;
   }
@@ -225,16 +230,21 @@ Result<ChatResponse> AnthropicProvider::Parse(const HttpResponse& response, doub
     return failure;
   }
   JsonDocument doc;
-  doc.Parse(response.body.c_str(), response.body.size());
-  if (doc.HasParseError()) return wire::Malformed(wire::ParseErrorText(doc));
+  if (Status s = ParseUntrustedJson(response.body, &doc); !s.ok()) {
+    return wire::Malformed(s.message());
+  }
+  if (Status error = ReplyError(doc, response, wall_now); !error.ok()) return error;
   const Value* content = wire::Member(doc, "content");
   if (content == nullptr || !content->IsArray()) return wire::Malformed("no content");
 
   ChatResponse out;
+  bool has_text = false;
   for (const Value& block : content->GetArray()) {
     std::string type = wire::StringOr(wire::Member(block, "type"));
-    if (type == "text") {
-      out.text += wire::StringOr(wire::Member(block, "text"));
+    const Value* text = wire::Member(block, "text");
+    if (type == "text" && text != nullptr && text->IsString()) {
+      has_text = true;
+      out.text += wire::StringOr(text);
     } else if (type == "tool_use") {
       ToolCall call;
       call.id = wire::StringOr(wire::Member(block, "id"));
@@ -244,11 +254,27 @@ Result<ChatResponse> AnthropicProvider::Parse(const HttpResponse& response, doub
       out.tool_calls.push_back(std::move(call));
     }
   }
-  out.finish_reason = FinishReason(wire::StringOr(wire::Member(doc, "stop_reason")));
+  std::string stop_reason = wire::StringOr(wire::Member(doc, "stop_reason"));
+  if (stop_reason == "refusal") {
+    std::string message = "the model refused (stop_reason refusal)";
+    if (!out.text.empty()) message += ": " + Excerpt(out.text);
+    return Status::Error(ErrorKind::kPermanent, std::move(message));
+  }
+  if (!has_text && out.tool_calls.empty()) {
+    return Status::Error(ErrorKind::kTransient, "reply has no text content");
+  }
+  out.finish_reason = FinishReason(stop_reason);
   out.model = wire::StringOr(wire::Member(doc, "model"));
   if (const Value* usage = wire::Member(doc, "usage")) {
-    out.usage.prompt_tokens = wire::IntOr(wire::Member(*usage, "input_tokens"));
-    out.usage.completion_tokens = wire::IntOr(wire::Member(*usage, "output_tokens"));
+    // input_tokens leaves out the prompt tokens written to or read from the
+    // prompt cache; they are billed too.
+    int64_t prompt = 0;
+    for (const char* field :
+         {"input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}) {
+      prompt += wire::TokenCount(wire::Member(*usage, field));
+    }
+    out.usage.prompt_tokens = std::min(prompt, kMaxTokenCount);
+    out.usage.completion_tokens = wire::TokenCount(wire::Member(*usage, "output_tokens"));
   }
   out.message_json = OpenAIAssistantMessage(out.text, out.tool_calls);
   return out;

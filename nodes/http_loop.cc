@@ -339,6 +339,9 @@ void HttpLoop::Impl::Add(std::unique_ptr<Transfer> transfer) {
   if (request.cancel != nullptr && request.cancel->cancelled()) {
     return Finish(std::move(transfer), Status::Error(ErrorKind::kCancelled, "cancelled"));
   }
+  if (Status scheme = CheckScheme(request); !scheme.ok()) {
+    return Finish(std::move(transfer), std::move(scheme));
+  }
   if (request.deadline > 0) {
     double remaining = request.deadline - clock->Now();
     if (remaining <= 0) {

@@ -27,6 +27,12 @@
 
 namespace keel {
 
+// The largest reply body HttpLoop takes by default (64 MiB): a larger one
+// is aborted as soon as it passes the limit and fails kPermanent.
+inline constexpr size_t kMaxResponseBytes = size_t{64} << 20;
+
+// Only http:// and https:// URLs are fetched (redirects included); any
+// other scheme (file://, ftp://, ...) fails kPermanent.
 struct HttpRequest {
   std::string method = "POST";
   std::string url;
@@ -39,13 +45,15 @@ struct HttpRequest {
   // one server share a connection. http:// is always HTTP/1.1.
   bool http2 = true;
   std::string ca_file;  // PEM certificates to trust instead of the system's; "": the system's
+  size_t max_body_bytes = kMaxResponseBytes;  // a longer reply body fails kPermanent
 };
 
 struct HttpResponse {
   // ok: an HTTP response arrived completely (any status). Otherwise the
   // transfer failed: kTimeout (deadline), kCancelled (token), kTransient
   // (connection refused or reset, DNS, a response cut short), kPermanent
-  // (a malformed URL, an unsupported scheme).
+  // (a malformed URL, a scheme other than http or https, a server
+  // certificate that does not verify, a body over max_body_bytes).
   Status transport;
   int status = 0;  // HTTP status code, when transport is ok
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased

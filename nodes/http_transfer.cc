@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "engine/utf8.h"
+
 namespace keel {
 namespace {
 
@@ -30,9 +32,17 @@ std::string Described(const HttpRequest& request) {
   return request.method + " " + RedactedUrl(request.url) + ": ";
 }
 
+// Returning less than it got makes curl abort the transfer (CURLE_WRITE_ERROR).
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
-  static_cast<Transfer*>(user)->response.body.append(data, size * count);
-  return size * count;
+  auto* t = static_cast<Transfer*>(user);
+  size_t n = size * count;
+  if (n >
+      t->request.max_body_bytes - std::min(t->request.max_body_bytes, t->response.body.size())) {
+    t->too_large = true;
+    return 0;
+  }
+  t->response.body.append(data, n);
+  return n;
 }
 
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
@@ -46,6 +56,22 @@ bool IsPermanent(CURLcode code) {
          code == CURLE_NOT_BUILT_IN || code == CURLE_BAD_FUNCTION_ARGUMENT;
 }
 
+// The server's certificate did not verify, or the trusted certificates could
+// not be read: the same will happen on every retry.
+bool IsCertificateProblem(CURLcode code) {
+  return code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+         code == CURLE_SSL_CERTPROBLEM || code == CURLE_SSL_ISSUER_ERROR ||
+         code == CURLE_SSL_PINNEDPUBKEYNOTMATCH || code == CURLE_SSL_CRL_BADFILE;
+}
+
+// "67108864 bytes (64 MiB)", or "1000 bytes".
+std::string FormatBytes(size_t bytes) {
+  std::string text = std::to_string(bytes) + " bytes";
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (bytes >= kMiB && bytes % kMiB == 0) text += " (" + std::to_string(bytes / kMiB) + " MiB)";
+  return text;
+}
+
 bool IsHttps(const std::string& url) { return strncasecmp(url.c_str(), "https://", 8) == 0; }
 
 }  // namespace
@@ -55,6 +81,13 @@ void PrepareEasy(CURL* easy, Transfer* t) {
   curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
   curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  // CheckScheme already keeps other schemes away; this also covers redirects.
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // Refuses a body whose Content-Length is over the limit before it comes;
+  // OnBody stops one without a length once it passes the limit.
+  curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE,
+                   static_cast<curl_off_t>(request.max_body_bytes));
   // Replies are a few KiB; a 4 KiB receive buffer instead of curl's 16 KiB
   // means fewer fresh pages for a burst of new handles.
   curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L);
@@ -109,7 +142,7 @@ void PrepareEasy(CURL* easy, Transfer* t) {
 
 Status TransferFailure(const Transfer& t, CURLcode code, double waited) {
   std::string what = Described(t.request);
-  std::string detail = t.error[0] != '\0' ? t.error : curl_easy_strerror(code);
+  std::string detail = ReplaceInvalidUtf8(t.error[0] != '\0' ? t.error : curl_easy_strerror(code));
   if (code == CURLE_OPERATION_TIMEDOUT) {
     curl_off_t total_us = 0;
     curl_easy_getinfo(t.easy, CURLINFO_TOTAL_TIME_T, &total_us);
@@ -120,8 +153,29 @@ Status TransferFailure(const Transfer& t, CURLcode code, double waited) {
     }
     return Status::Error(ErrorKind::kTransient, what + detail);
   }
+  if (t.too_large || code == CURLE_FILESIZE_EXCEEDED) {
+    return Status::Error(ErrorKind::kPermanent, what +
+                                                    "the reply body is larger than the limit of " +
+                                                    FormatBytes(t.request.max_body_bytes));
+  }
+  if (code == CURLE_SSL_CACERT_BADFILE || code == CURLE_SSL_CRL_BADFILE) {
+    return Status::Error(ErrorKind::kPermanent,
+                         what + "the trusted certificates could not be read: " + detail);
+  }
+  if (IsCertificateProblem(code)) {
+    return Status::Error(ErrorKind::kPermanent,
+                         what + "the server's TLS certificate could not be verified: " + detail);
+  }
   return Status::Error(IsPermanent(code) ? ErrorKind::kPermanent : ErrorKind::kTransient,
                        what + detail);
+}
+
+Status CheckScheme(const HttpRequest& request) {
+  if (IsHttps(request.url) || strncasecmp(request.url.c_str(), "http://", 7) == 0) {
+    return Status::Ok();
+  }
+  return Status::Error(ErrorKind::kPermanent,
+                       Described(request) + "only http:// and https:// URLs are supported");
 }
 
 Status TimedOutBeforeSent(const HttpRequest& request, double waited) {

@@ -23,6 +23,7 @@ struct Transfer {
   curl_slist* header_list = nullptr;
   long timeout_ms = 0;  // CURLOPT_TIMEOUT_MS; 0: none
   char error[CURL_ERROR_SIZE] = {};
+  bool too_large = false;  // the body passed request.max_body_bytes: the transfer was aborted
   HttpResponse response;
 };
 
@@ -32,10 +33,15 @@ void PrepareEasy(CURL* easy, Transfer* t);
 
 // The status for a transfer curl ended with `code` (not CURLE_OK) after
 // `waited` seconds: kTimeout when the request's own deadline passed,
-// kPermanent when no retry can help (a malformed URL, an unsupported
-// scheme), kTransient otherwise. The message names method and URL (without
+// kPermanent when no retry can help (a malformed URL, a scheme other than
+// http or https, a certificate problem, a body over the limit), kTransient
+// otherwise. The message names method and URL (without
 // credentials or query).
 Status TransferFailure(const Transfer& t, CURLcode code, double waited);
+
+// Ok for an http:// or https:// URL; kPermanent for any other, which is
+// never handed to curl.
+Status CheckScheme(const HttpRequest& request);
 
 // "POST https://host/path: timed out after 1.5 s before it was sent".
 Status TimedOutBeforeSent(const HttpRequest& request, double waited);

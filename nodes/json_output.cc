@@ -8,6 +8,7 @@
 #include "nodes/json_document.h"
 #include "nodes/llm_client.h"
 #include "nodes/trim.h"
+#include "nodes/untrusted_json.h"
 #include "nodes/wire_json.h"
 
 namespace keel {
@@ -57,12 +58,10 @@ Status Validate(const rapidjson::Document& doc, const std::string& schema_json) 
 }  // namespace
 
 Result<std::string> CheckJsonOutput(const std::string& text, const std::string& schema_json) {
-  std::string json(Unfence(text));
+  std::string_view json = Unfence(text);
   JsonDocument doc;
-  doc.Parse(json.c_str(), json.size());
-  if (doc.HasParseError()) {
-    return Status::Error(ErrorKind::kTransient,
-                         "output is not valid JSON: " + wire::ParseErrorText(doc));
+  if (Status parsed = ParseUntrustedJson(json, &doc); !parsed.ok()) {
+    return Status::Error(ErrorKind::kTransient, "output is not valid JSON: " + parsed.message());
   }
   if (!schema_json.empty()) {
     if (Status s = Validate(doc, schema_json); !s.ok()) return s;

@@ -3,10 +3,12 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "nodes/provider.h"
+#include "nodes/trim.h"
 #include "nodes/wire_json.h"
 
 namespace keel {
@@ -238,6 +240,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     record.provider = slot_->config.name;
     record.model = request_.model.empty() ? slot_->config.model : request_.model;
     if (result.ok() && !result->model.empty()) record.model = result->model;
+    if (result.ok()) record.finish_reason = result->finish_reason;
     record.usage = used;
     record.cost = CostOf(slot_->config, used.prompt_tokens, used.completion_tokens);
     record.usage.cost = record.cost;
@@ -290,14 +293,23 @@ Status CheckConfig(const ProviderConfig& config) {
   return Status::Ok();
 }
 
-// The key from the provider's api_key_env ("" when it names none).
+// The key from the provider's api_key_env ("" when it names none), without
+// surrounding whitespace. A key with a control character inside would
+// inject header lines, so it is refused; the message never shows the key.
 Result<std::string> ApiKey(const ProviderConfig& config) {
   if (config.api_key_env.empty()) return std::string();
-  const char* key = std::getenv(config.api_key_env.c_str());
-  if (key == nullptr || *key == '\0') {
-    return Status::Error(ErrorKind::kPermanent, "provider '" + config.name +
-                                                    "': environment variable " +
-                                                    config.api_key_env + " is not set");
+  const char* value = std::getenv(config.api_key_env.c_str());
+  std::string_view key = TrimBlanks(value == nullptr ? "" : value);
+  std::string where = "provider '" + config.name + "': environment variable " + config.api_key_env;
+  if (key.empty()) return Status::Error(ErrorKind::kPermanent, where + " is not set");
+  for (char c : key) {
+    unsigned char byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      return Status::Error(ErrorKind::kPermanent,
+                           where +
+                               " holds a key with a control character (such as a line "
+                               "break) inside it");
+    }
   }
   return std::string(key);
 }

@@ -10,8 +10,10 @@
 // the reason, so retries and fallbacks apply. On success the response's text
 // is that JSON, compact and without the fence.
 //
-// API keys are read from the provider's api_key_env at each call and never
-// appear in a result, a record or a message.
+// API keys are read from the provider's api_key_env at each call, without
+// surrounding whitespace (a CRLF .env file leaves a "\r"); a key with a
+// control character inside fails the call kPermanent. Keys never appear in
+// a result, a record or a message.
 //
 // Thread-safety: providers are added before any call; Call may then be used
 // from any thread. `done` runs once, on the I/O thread, the timer thread, the
@@ -40,11 +42,12 @@ struct LlmCallRecord {
   std::string provider;
   std::string model;
   Usage usage;
-  double cost = 0;        // at the provider's prices
-  double seconds = 0;     // from Call to completion, waits included
-  double queued = 0;      // seconds spent waiting at the gate
-  int http_status = 0;    // 0 when no HTTP response arrived (or mock)
-  Status outcome;         // ok, or why it failed
+  double cost = 0;            // at the provider's prices
+  double seconds = 0;         // from Call to completion, waits included
+  double queued = 0;          // seconds spent waiting at the gate
+  int http_status = 0;        // 0 when no HTTP response arrived (or mock)
+  std::string finish_reason;  // of a reply that arrived ("stop", "length", ...); "" otherwise
+  Status outcome;             // ok, or why it failed
 };
 
 using LlmDone = std::function<void(Result<ChatResponse>, LlmCallRecord)>;

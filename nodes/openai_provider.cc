@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "nodes/json_document.h"
+#include "nodes/untrusted_json.h"
 #include "nodes/wire_json.h"
 
 namespace keel {
@@ -109,14 +111,18 @@ std::string Body(const ProviderConfig& config, const ChatRequest& chat) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-// A message's content: a string, or an array of {"type":"text","text"} parts.
-std::string ContentText(const Value* content) {
-  if (content == nullptr) return "";
+// A message's content: a string, or an array of {"type":"text","text"}
+// parts joined; nullopt when it holds no text (null, missing, a number, only
+// image parts).
+std::optional<std::string> ContentText(const Value* content) {
+  if (content == nullptr) return std::nullopt;
   if (content->IsString()) return wire::StringOr(content);
-  std::string text;
-  if (content->IsArray()) {
-    for (const Value& part : content->GetArray())
-      text += wire::StringOr(wire::Member(part, "text"));
+  if (!content->IsArray()) return std::nullopt;
+  std::optional<std::string> text;
+  for (const Value& part : content->GetArray()) {
+    const Value* part_text = wire::Member(part, "text");
+    if (part_text != nullptr && part_text->IsString())
+      text = text.value_or("") + wire::StringOr(part_text);
   }
   return text;
 }
@@ -160,10 +166,12 @@ Result<ChatResponse> OpenAIProvider::Parse(const HttpResponse& response, double 
     return failure;
   }
   JsonDocument doc;
-  doc.Parse(response.body.c_str(), response.body.size());
-  if (doc.HasParseError()) return wire::Malformed(wire::ParseErrorText(doc));
+  if (Status s = ParseUntrustedJson(response.body, &doc); !s.ok()) {
+    return wire::Malformed(s.message());
+  }
   const Value* choices = wire::Member(doc, "choices");
   if (choices == nullptr || !choices->IsArray() || choices->Empty()) {
+    if (Status error = ReplyError(doc, response, wall_now); !error.ok()) return error;
     return wire::Malformed("no choices");
   }
   const Value& choice = (*choices)[0];
@@ -173,13 +181,26 @@ Result<ChatResponse> OpenAIProvider::Parse(const HttpResponse& response, double 
   }
 
   ChatResponse out;
-  out.text = ContentText(wire::Member(*message, "content"));
-  out.tool_calls = ToolCalls(wire::Member(*message, "tool_calls"));
   out.finish_reason = wire::StringOr(wire::Member(choice, "finish_reason"));
+  std::string refusal = wire::StringOr(wire::Member(*message, "refusal"));
+  if (!refusal.empty()) {
+    return Status::Error(ErrorKind::kPermanent, "the model refused: " + Excerpt(refusal));
+  }
+  if (out.finish_reason == "content_filter") {
+    return Status::Error(ErrorKind::kPermanent,
+                         "the reply was withheld by the content filter (finish_reason "
+                         "content_filter)");
+  }
+  std::optional<std::string> text = ContentText(wire::Member(*message, "content"));
+  out.tool_calls = ToolCalls(wire::Member(*message, "tool_calls"));
+  if (!text && out.tool_calls.empty()) {
+    return Status::Error(ErrorKind::kTransient, "reply has no text content");
+  }
+  out.text = text.value_or("");
   out.model = wire::StringOr(wire::Member(doc, "model"));
   if (const Value* usage = wire::Member(doc, "usage")) {
-    out.usage.prompt_tokens = wire::IntOr(wire::Member(*usage, "prompt_tokens"));
-    out.usage.completion_tokens = wire::IntOr(wire::Member(*usage, "completion_tokens"));
+    out.usage.prompt_tokens = wire::TokenCount(wire::Member(*usage, "prompt_tokens"));
+    out.usage.completion_tokens = wire::TokenCount(wire::Member(*usage, "completion_tokens"));
   }
   out.message_json = OpenAIAssistantMessage(out.text, out.tool_calls);
   return out;

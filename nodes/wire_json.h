@@ -10,6 +10,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -136,9 +137,16 @@ inline std::string StringOr(const rapidjson::Value* v, std::string fallback = ""
   return std::string(v->GetString(), v->GetStringLength());
 }
 
-inline int64_t IntOr(const rapidjson::Value* v, int64_t fallback = 0) {
-  if (v == nullptr || !v->IsNumber()) return fallback;
-  return v->IsInt64() ? v->GetInt64() : static_cast<int64_t>(v->GetDouble());
+// A token count as a server reported it, made sane: a number, truncated to
+// an integer; negative, non-numeric or missing counts are 0 and counts above
+// kMaxTokenCount (or not finite) are kMaxTokenCount.
+inline int64_t TokenCount(const rapidjson::Value* v) {
+  if (v == nullptr || !v->IsNumber()) return 0;
+  if (v->IsInt64()) return std::clamp<int64_t>(v->GetInt64(), 0, kMaxTokenCount);
+  if (v->IsUint64()) return kMaxTokenCount;  // above INT64_MAX
+  double d = v->GetDouble();
+  if (!(d > 0)) return 0;
+  return d >= static_cast<double>(kMaxTokenCount) ? kMaxTokenCount : static_cast<int64_t>(d);
 }
 
 // `base` without a trailing '/', then `path` (which starts with '/').
@@ -158,7 +166,7 @@ inline Status NotSuccess(const HttpResponse& response, const std::string& provid
 
 // The failure a 2xx reply that is not the expected JSON means.
 inline Status Malformed(const std::string& why) {
-  return Status::Error(ErrorKind::kTransient, "provider returned malformed JSON: " + why);
+  return Status::Error(ErrorKind::kTransient, "malformed reply: " + why);
 }
 
 }  // namespace keel::wire

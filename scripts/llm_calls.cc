@@ -8,12 +8,14 @@
 #include <string>
 
 #include "engine/event_data.h"
+#include "engine/utf8.h"
 #include "lua.hpp"
 #include "nodes/agent_node.h"
 #include "nodes/http_loop.h"
 #include "nodes/json_document.h"
 #include "nodes/llm_client.h"
 #include "nodes/schema_check.h"
+#include "nodes/untrusted_json.h"
 #include "nodes/wire_json.h"
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
@@ -173,10 +175,10 @@ std::string ChatResultJson(const ChatResponse& response, const LlmCallRecord& re
     w.String(call.name.c_str());
     JsonDocument args;
     w.Key("arguments");
-    if (args.Parse(call.arguments_json.c_str()).HasParseError()) {
-      w.String(call.arguments_json.c_str());
-    } else {
+    if (ParseUntrustedJson(call.arguments_json, &args).ok()) {
       args.Accept(w);
+    } else {
+      wire::String(w, call.arguments_json);
     }
     w.EndObject();
   }
@@ -252,11 +254,17 @@ std::string RecordedResult(const NodeContext& ctx, const CallId& id) {
   return "";
 }
 
-// Resumes the coroutine with (true, value-as-JSON) or (false, failure).
-WaitResult Succeed(std::string json) {
-  return [json = std::move(json)](lua_State* co) {
+// Resumes the coroutine with (true, value-as-JSON) or (false, failure); a
+// value that cannot be decoded is a failure, never a silent nil.
+WaitResult Succeed(std::string json, std::string what) {
+  return [json = std::move(json), what = std::move(what)](lua_State* co) {
+    if (Status pushed = PushJson(co, json); !pushed.ok()) {
+      lua_pushboolean(co, 0);
+      PushFailure(co, Status::Error(ErrorKind::kTransient, what + ": " + pushed.message()));
+      return 2;
+    }
     lua_pushboolean(co, 1);
-    if (!PushJson(co, json).ok()) lua_pushnil(co);
+    lua_insert(co, -2);
     return 2;
   };
 }
@@ -290,9 +298,11 @@ int LlmWait(lua_State* L) {
   // A call an earlier attempt finished is answered from its checkpoint:
   // retries and resumes do not pay for it again.
   CallId id = IdentifyCall(active, provider, request);
-  if (std::string recorded = RecordedResult(*ctx, id); !recorded.empty()) {
+  // A recorded result that no longer decodes is asked for again.
+  std::string recorded = RecordedResult(*ctx, id);
+  if (!recorded.empty() && PushJson(L, recorded).ok()) {
     lua_pushboolean(L, 1);
-    if (!PushJson(L, recorded).ok()) lua_pushnil(L);
+    lua_insert(L, -2);
     return 2;
   }
   active->wait = [llm, ctx, provider, request, id](std::function<void(WaitResult)> finish) {
@@ -302,7 +312,7 @@ int LlmWait(lua_State* L) {
                 if (!result.ok()) return finish(Fail(result.status()));
                 std::string json = ChatResultJson(*result, record, request);
                 if (ctx->checkpoint) ctx->checkpoint(MakeJson(LlmStep(id, json)));
-                finish(Succeed(std::move(json)));
+                finish(Succeed(std::move(json), "keel.llm: the reply"));
               });
   };
   return kLuaYield;
@@ -364,15 +374,16 @@ std::string HttpResultJson(const HttpResponse& response) {
   w.Key("headers");
   w.StartObject();
   for (const auto& [name, value] : response.headers) {
-    w.Key(name.c_str());
-    w.String(value.c_str());
+    std::string key = ReplaceInvalidUtf8(name);
+    w.Key(key.c_str(), static_cast<rapidjson::SizeType>(key.size()));
+    wire::String(w, ReplaceInvalidUtf8(value));
   }
   w.EndObject();
   w.Key("body");
-  w.String(response.body.c_str(), static_cast<rapidjson::SizeType>(response.body.size()));
+  wire::String(w, ReplaceInvalidUtf8(response.body));
   JsonDocument json;
   if (response.Header("content-type").find("json") != std::string::npos &&
-      !json.Parse(response.body.c_str(), response.body.size()).HasParseError()) {
+      ParseUntrustedJson(response.body, &json).ok()) {
     w.Key("json");
     json.Accept(w);
   }
@@ -398,7 +409,7 @@ int HttpWait(lua_State* L) {
   active->wait = [http, request](std::function<void(WaitResult)> finish) mutable {
     http->Send(std::move(request), [finish](HttpResponse response) {
       if (!response.transport.ok()) return finish(Fail(response.transport));
-      finish(Succeed(HttpResultJson(response)));
+      finish(Succeed(HttpResultJson(response), "keel.http: the reply"));
     });
   };
   return kLuaYield;

@@ -20,13 +20,13 @@
 #include <string_view>
 
 #include "engine/status.h"
+#include "nodes/json_depth.h"
 
 struct lua_State;
 
 namespace keel {
 
-// Deepest nesting of arrays and objects accepted in either direction.
-inline constexpr int kMaxJsonDepth = 200;
+// kMaxJsonDepth (nodes/json_depth.h) bounds the nesting in either direction.
 
 // Creates the array and object marker metatables in the registry of L. Call
 // once per state before any other function here.

@@ -99,21 +99,24 @@ TEST_CASE("ca_file is found next to the script, and a missing one stops the load
   CHECK(server.Log().Size() == 1);  // the first run's call only
 }
 
-TEST_CASE("without the server's certificate trusted, the call fails and says why" *
+TEST_CASE("without the server's certificate trusted, the call fails for good and says why" *
           doctest::timeout(60)) {
   MockLlmServer server(MOCK_LLM_BIN, {}, Transport::kHttps);
   Sandbox box(KEEL_BIN);
-  std::string wf = box.Write(
-      "untrusted.lua",
-      "local keel = require 'keel'\n"
-      "keel.provider 'llm' { kind = 'openai', base_url = '" +
-          server.url() +
-          "' }\n"
-          "return keel.workflow 'w' { keel.agent 'a' { provider = 'llm', prompt = 'hi' } }\n");
+  std::string wf =
+      box.Write("untrusted.lua",
+                "local keel = require 'keel'\n"
+                "keel.provider 'llm' { kind = 'openai', base_url = '" +
+                    server.url() +
+                    "' }\n"
+                    "return keel.workflow 'w' { keel.agent 'a' { provider = 'llm', prompt = 'hi',\n"
+                    "  retry = { attempts = 3, base = 0.01 } } }\n");
   Json run = RunJson(box, wf, 1);
   std::string error = run["nodes"]["a"]["error"].Str();
   INFO(error);
-  CHECK(run["nodes"]["a"]["error_kind"].Str() == "transient");
+  // A retry would meet the same certificate: none is made.
+  CHECK(run["nodes"]["a"]["error_kind"].Str() == "permanent");
+  CHECK(run["nodes"]["a"]["attempts"].Int() == 1);
   CHECK(error.find("certificate") != std::string::npos);
 }
 

@@ -8,14 +8,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <future>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include "nodes/http_transfer.h"
 
 namespace keel {
 namespace {
@@ -84,6 +88,24 @@ class TestServer {
         return true;
       });
     });
+    // `n` bytes, with a Content-Length (/bytes) or chunked without one (/stream).
+    server_.Get(R"(/bytes/(\d+))", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(std::string(std::stoul(req.matches[1]), 'b'), "text/plain");
+    });
+    server_.Get(R"(/stream/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+      size_t total = std::stoul(req.matches[1]);
+      res.set_chunked_content_provider(
+          "text/plain", [this, total, sent = size_t{0}](size_t, httplib::DataSink& sink) mutable {
+            std::string chunk(std::min<size_t>(16384, total - sent), 's');
+            if (!sink.write(chunk.data(), chunk.size())) {
+              ++streams_closed;
+              return false;
+            }
+            sent += chunk.size();
+            if (sent == total) sink.done();
+            return true;
+          });
+    });
     int listener = -1;
     server_.set_socket_options([&listener](int sock) {
       int yes = 1;
@@ -121,6 +143,7 @@ class TestServer {
   std::atomic<int> counted{0};
   std::atomic<int> drips_started{0};
   std::atomic<int> drips_closed{0};
+  std::atomic<int> streams_closed{0};  // /stream transfers the client stopped early
 
  private:
   static void Echo(const httplib::Request& req, httplib::Response& res) {
@@ -382,6 +405,75 @@ TEST_CASE("connection refused is transient; a malformed URL or unknown scheme is
   CHECK(response.transport.message().find("secret") == std::string::npos);
   CHECK(response.transport.message().find("pw") == std::string::npos);
   close(sock);
+}
+
+TEST_CASE("only http and https URLs are fetched" * doctest::timeout(30)) {
+  HttpLoop loop(SystemClock());
+  for (const char* url : {"file:///etc/passwd", "ftp://127.0.0.1/x", "dict://127.0.0.1:1/x"}) {
+    CAPTURE(url);
+    auto fetched = Fetch(loop, Get(url));
+    HttpResponse response = Await(fetched);
+    CHECK(response.transport.kind() == ErrorKind::kPermanent);
+    CHECK(response.transport.message().find("only http:// and https:// URLs are supported") !=
+          std::string::npos);
+    CHECK(response.body.empty());
+  }
+}
+
+TEST_CASE("a reply body over the limit is aborted and fails permanent" * doctest::timeout(30)) {
+  TestServer server;
+  HttpLoop loop(SystemClock());
+  auto limited = [&](const std::string& path, size_t limit) {
+    HttpRequest request = Get(server.Url(path));
+    request.max_body_bytes = limit;
+    auto fetched = Fetch(loop, std::move(request));
+    return Await(fetched);
+  };
+  HttpResponse fits = limited("/bytes/1000", 1000);
+  CHECK(fits.transport.ok());
+  CHECK(fits.body.size() == 1000);
+
+  // Refused from its Content-Length, before the body comes.
+  HttpResponse declared = limited("/bytes/1001", 1000);
+  CHECK(declared.transport.kind() == ErrorKind::kPermanent);
+  CHECK(declared.transport.message().find(
+            "the reply body is larger than the limit of 1000 bytes") != std::string::npos);
+  CHECK(declared.body.empty());
+
+  // Without a length: stopped once the limit is passed, long before the end.
+  HttpResponse streamed = limited("/stream/104857600", size_t{1} << 20);
+  CHECK(streamed.transport.kind() == ErrorKind::kPermanent);
+  CHECK(streamed.transport.message().find("larger than the limit of 1048576 bytes (1 MiB)") !=
+        std::string::npos);
+  CHECK(WaitFor([&] { return server.streams_closed.load() == 1; }));
+  CHECK(kMaxResponseBytes == size_t{64} << 20);
+}
+
+TEST_CASE("certificate problems are permanent and say so" * doctest::timeout(30)) {
+  for (CURLcode code : {CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
+                        CURLE_SSL_ISSUER_ERROR, CURLE_SSL_CACERT_BADFILE}) {
+    CAPTURE(code);
+    Transfer t;
+    t.request = Get("https://127.0.0.1:1/v1");
+    std::snprintf(t.error, sizeof t.error, "SSL certificate problem: self-signed certificate");
+    Status s = TransferFailure(t, code, 0.1);
+    CHECK(s.kind() == ErrorKind::kPermanent);
+    CHECK(s.message().find("certificate") != std::string::npos);
+  }
+  // A handshake cut short may heal.
+  Transfer reset;
+  reset.request = Get("https://127.0.0.1:1/v1");
+  CHECK(TransferFailure(reset, CURLE_SSL_CONNECT_ERROR, 0.1).kind() == ErrorKind::kTransient);
+
+  // Really: trusted certificates that cannot be read fail before any retry could help.
+  TestServer server;
+  HttpLoop loop(SystemClock());
+  HttpRequest request = Get("https://127.0.0.1:" + server.Url("/echo").substr(17));
+  request.ca_file = "/nonexistent/ca.pem";
+  auto fetched = Fetch(loop, std::move(request));
+  HttpResponse response = Await(fetched);
+  CHECK(response.transport.kind() == ErrorKind::kPermanent);
+  CHECK(response.transport.message().find("certificate") != std::string::npos);
 }
 
 TEST_CASE("destroying the loop ends transfers in flight with kCancelled" * doctest::timeout(30)) {

@@ -254,6 +254,37 @@ TEST_CASE("http: a missing key variable fails before any request" * doctest::tim
   CHECK(f.server.seen().empty());
 }
 
+TEST_CASE("http: a key is sent without surrounding whitespace" * doctest::timeout(60)) {
+  HttpFixture f;
+  f.Add("fast", "openai", "/v1");
+  setenv(kKeyEnv, (std::string("  ") + kKey + "\r\n").c_str(), 1);
+  Capture capture;
+  f.CallAndWait(capture, "fast");
+  REQUIRE(capture.result().ok());
+  std::vector<SeenRequest> seen = f.server.seen();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].Header("authorization") == std::string("Bearer ") + kKey);
+}
+
+TEST_CASE("http: a key with a control character inside is refused, unsent and unshown" *
+          doctest::timeout(60)) {
+  for (const char* key : {"sk-A\r\nX-Inj: 1", "sk-A\nX-Inj: 1", "sk-\x01A", "sk-A\x7f"}) {
+    CAPTURE(key);
+    HttpFixture f;
+    f.Add("fast", "openai", "/v1");
+    setenv(kKeyEnv, key, 1);
+    Capture capture;
+    f.client.Call("fast", Ask("hi"), nullptr, 0, capture.Done());
+    REQUIRE(capture.Wait());
+    CHECK(capture.status().kind() == ErrorKind::kPermanent);
+    CHECK(capture.status().message() ==
+          std::string("provider 'fast': environment variable ") + kKeyEnv +
+              " holds a key with a control character (such as a line break) inside it");
+    CHECK(capture.status().message().find("sk-A") == std::string::npos);
+    CHECK(f.server.seen().empty());
+  }
+}
+
 TEST_CASE("http: a refused connection keeps its transport kind" * doctest::timeout(60)) {
   HttpFixture f;
   ProviderConfig config;

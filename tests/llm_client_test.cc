@@ -368,6 +368,20 @@ TEST_CASE("CheckJsonOutput") {
     CHECK(CheckJsonOutput(R"({"n": 0})", schema).status().message().find("minimum at /n") !=
           std::string::npos);
   }
+  SUBCASE("nesting deeper than keel.json reads fails transient, however deep") {
+    const std::string ok = std::string(200, '[') + std::string(200, ']');
+    CHECK(CheckJsonOutput(ok, "").ok());
+    const std::string deep = std::string(300, '[') + std::string(300, ']');
+    Result<std::string> r = CheckJsonOutput(deep, "");
+    CHECK(r.status().kind() == ErrorKind::kTransient);
+    CHECK(r.status().message() ==
+          "output is not valid JSON: invalid JSON at offset 200: nested deeper than 200 levels");
+    const std::string huge = std::string(100000, '[') + std::string(100000, ']');
+    CHECK(CheckJsonOutput("```json\n" + huge + "\n```", R"({"type":"array"})")
+              .status()
+              .message()
+              .find("nested deeper than 200 levels") != std::string::npos);
+  }
   SUBCASE("a schema that is not JSON is a permanent failure") {
     CHECK(CheckJsonOutput("{}", "{oops").status().kind() == ErrorKind::kPermanent);
   }

@@ -225,9 +225,7 @@ TEST_CASE("OpenAI Parse: malformed 2xx bodies are transient") {
   const Provider* openai = ProviderFor("openai");
   Result<ChatResponse> not_json = openai->Parse(Reply(200, "{\"choices\": [tru"), kWallNow);
   CHECK(not_json.status().kind() == ErrorKind::kTransient);
-  CHECK(not_json.status().message().find("provider returned malformed JSON: ") == 0);
-  CHECK_MESSAGE(not_json.status().message().find("Invalid value at offset 16") != std::string::npos,
-                not_json.status().message());
+  CHECK(not_json.status().message() == "malformed reply: invalid JSON at offset 16: Invalid value");
 
   Result<ChatResponse> no_choices = openai->Parse(Reply(200, R"({"choices":[]})"), kWallNow);
   CHECK(no_choices.status().kind() == ErrorKind::kTransient);
@@ -235,6 +233,210 @@ TEST_CASE("OpenAI Parse: malformed 2xx bodies are transient") {
 
   CHECK(openai->Parse(Reply(200, "[]"), kWallNow).status().kind() == ErrorKind::kTransient);
   CHECK(openai->Parse(Reply(200, ""), kWallNow).status().kind() == ErrorKind::kTransient);
+}
+
+// A chat completion (OpenAI) carrying `extra` as an additional member.
+std::string OpenAIReply(const std::string& message, const std::string& extra = "",
+                        const std::string& finish_reason = "stop") {
+  return R"({"model":"m",)" + extra + R"("choices":[{"index":0,"finish_reason":")" + finish_reason +
+         R"(","message":)" + message + "}]}";
+}
+
+TEST_CASE("Parse: deeply nested replies fail transient, without recursion") {
+  const std::string deep = std::string(150000, '[') + std::string(150000, ']');
+  Result<ChatResponse> openai = ProviderFor("openai")->Parse(
+      Reply(200, OpenAIReply(R"({"content":"hi"})", "\"deep\":" + deep + ",")), kWallNow);
+  CHECK(openai.status().kind() == ErrorKind::kTransient);
+  CHECK(openai.status().message() ==
+        "malformed reply: invalid JSON at offset 219: nested deeper than 200 levels");
+  Result<ChatResponse> anthropic =
+      ProviderFor("anthropic")
+          ->Parse(Reply(200, R"({"deep":)" + deep + R"(,"content":[{"type":"text","text":"x"}]})"),
+                  kWallNow);
+  CHECK(anthropic.status().kind() == ErrorKind::kTransient);
+  CHECK(anthropic.status().message().find("nested deeper than 200 levels") != std::string::npos);
+  // Error bodies too: the excerpt of the raw body stands in for the message.
+  Status error = HttpStatusFailure(Reply(500, R"({"error":)" + deep + "}"), "fast", kWallNow);
+  CHECK(error.kind() == ErrorKind::kTransient);
+  CHECK(error.message().find("provider 'fast': HTTP 500: {\"error\":[[[") == 0);
+}
+
+TEST_CASE("Parse: a reply that is not valid UTF-8 fails transient") {
+  Result<ChatResponse> openai = ProviderFor("openai")->Parse(
+      Reply(200, OpenAIReply("{\"content\":\"caf\xE9 \xFF\xFE\"}")), kWallNow);
+  CHECK(openai.status().kind() == ErrorKind::kTransient);
+  CHECK(openai.status().message().find("Invalid encoding in string") != std::string::npos);
+  Result<ChatResponse> anthropic =
+      ProviderFor("anthropic")
+          ->Parse(Reply(200, "{\"content\":[{\"type\":\"text\",\"text\":\"caf\xE9\"}]}"), kWallNow);
+  CHECK(anthropic.status().kind() == ErrorKind::kTransient);
+  Result<ChatResponse> args = ProviderFor("openai")->Parse(
+      Reply(200, OpenAIReply("{\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"type\":"
+                             "\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
+                             "\"{\\\"a\\\":\\\"\xE9\\\"}\"}}]}")),
+      kWallNow);
+  CHECK(args.status().kind() == ErrorKind::kTransient);
+}
+
+TEST_CASE("HttpStatusFailure: server text in messages is valid UTF-8") {
+  Status latin1 =
+      HttpStatusFailure(Reply(500, "Erreur interne du serveur \xE9t\xE9"), "fast", kWallNow);
+  CHECK(latin1.message() ==
+        "provider 'fast': HTTP 500: Erreur interne du serveur \xEF\xBF\xBDt\xEF\xBF\xBD");
+  Status json_latin1 =
+      HttpStatusFailure(Reply(400, "{\"error\":{\"message\":\"caf\xE9\"}}"), "fast", kWallNow);
+  CHECK(json_latin1.message().find("caf\xEF\xBF\xBD") != std::string::npos);
+}
+
+TEST_CASE("HttpStatusFailure: a redirect names its Location; a long Retry-After is cut") {
+  HttpResponse moved = Reply(308, "");
+  moved.headers = {{"location", "https://api.example.com/v1/chat/completions"}};
+  CHECK(HttpStatusFailure(moved, "fast", kWallNow).message() ==
+        "provider 'fast': HTTP 308 (redirected to https://api.example.com/v1/chat/completions)");
+  HttpResponse limited = Reply(429, "");
+  limited.headers = {{"retry-after", "86400"}};
+  Status s = HttpStatusFailure(limited, "fast", kWallNow);
+  CHECK(s.retry_after() == doctest::Approx(kMaxRetryAfter));
+  CHECK(s.message() == "provider 'fast': HTTP 429 (Retry-After of 86400 s cut to 3600 s)");
+}
+
+TEST_CASE("Parse: a 200 reply carrying an error reports the server's message and kind") {
+  struct Row {
+    const char* provider;
+    const char* body;
+    ErrorKind kind;
+    const char* message;
+  };
+  const Row rows[] = {
+      {"openai", R"({"error":{"message":"upstream model crashed","code":502}})",
+       ErrorKind::kTransient,
+       "HTTP 200 with an error in the body (code 502): upstream model crashed"},
+      {"openai",
+       R"({"error":{"code":429,"message":"Rate limit exceeded: free-models","metadata":{}}})",
+       ErrorKind::kRateLimited,
+       "HTTP 200 with an error in the body (code 429): Rate limit exceeded: free-models"},
+      {"openai", R"j({"error":"Unexpected endpoint or method. (POST /v1/chat/completions)"})j",
+       ErrorKind::kTransient,
+       "HTTP 200 with an error in the body: Unexpected endpoint or method. (POST "
+       "/v1/chat/completions)"},
+      {"openai", R"({"error":{"message":"no key","type":"invalid_request_error","code":"401"}})",
+       ErrorKind::kPermanent, "HTTP 200 with an error in the body (code 401): no key"},
+      {"anthropic",
+       R"j({"type":"error","error":{"type":"overloaded_error","message":"Overloaded (in 200)"}})j",
+       ErrorKind::kTransient,
+       "HTTP 200 with an error in the body (overloaded_error): Overloaded (in 200)"},
+      {"anthropic", R"({"type":"error","error":{"type":"rate_limit_error","message":"slow"}})",
+       ErrorKind::kRateLimited, "HTTP 200 with an error in the body (rate_limit_error): slow"},
+      {"anthropic", R"({"type":"error","error":{"type":"invalid_request_error","message":"bad"}})",
+       ErrorKind::kPermanent, "HTTP 200 with an error in the body (invalid_request_error): bad"},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.body);
+    HttpResponse response = Reply(200, row.body);
+    response.headers = {{"retry-after", "3"}};
+    Status s = ProviderFor(row.provider)->Parse(response, kWallNow).status();
+    CHECK(s.kind() == row.kind);
+    CHECK(s.message() == row.message);
+    if (row.kind == ErrorKind::kRateLimited) CHECK(s.retry_after() == doctest::Approx(3));
+  }
+  // "error": null beside an answer is no error.
+  CHECK(ProviderFor("openai")
+            ->Parse(Reply(200, OpenAIReply(R"({"content":"ok"})", R"("error":null,)")), kWallNow)
+            .ok());
+}
+
+TEST_CASE("Parse: token counts are clamped to [0, kMaxTokenCount]") {
+  struct Row {
+    const char* count;
+    int64_t expected;
+  };
+  const Row rows[] = {
+      {"12", 12},
+      {"-5", 0},
+      {"99999999999999999999", kMaxTokenCount},
+      {"9223372036854775807", kMaxTokenCount},
+      {"18446744073709551615", kMaxTokenCount},
+      {"1e300", kMaxTokenCount},
+      {"-1e300", 0},
+      {"12.7", 12},
+      {"\"12\"", 0},
+      {"null", 0},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.count);
+    std::string usage = std::string(R"("usage":{"prompt_tokens":)") + row.count +
+                        R"(,"completion_tokens":)" + row.count + "},";
+    Result<ChatResponse> r = ProviderFor("openai")->Parse(
+        Reply(200, OpenAIReply(R"({"content":"x"})", usage)), kWallNow);
+    REQUIRE(r.ok());
+    CHECK(r->usage.prompt_tokens == row.expected);
+    CHECK(r->usage.completion_tokens == row.expected);
+    CHECK(r->usage.tokens() >= 0);
+  }
+  // A sum of thousands of the largest counts stays exact and positive.
+  Usage total;
+  Usage huge{kMaxTokenCount, kMaxTokenCount, 0};
+  for (int i = 0; i < 100000; ++i) total += huge;
+  CHECK(total.tokens() == 200000 * kMaxTokenCount);
+}
+
+TEST_CASE("Anthropic Parse: prompt tokens include the prompt cache's") {
+  Result<ChatResponse> r =
+      ProviderFor("anthropic")
+          ->Parse(Reply(200, R"({"content":[{"type":"text","text":"x"}],"stop_reason":"end_turn",
+        "usage":{"input_tokens":13,"cache_creation_input_tokens":100,
+                 "cache_read_input_tokens":200,"output_tokens":5}})"),
+                  kWallNow);
+  REQUIRE(r.ok());
+  CHECK(r->usage.prompt_tokens == 313);
+  CHECK(r->usage.completion_tokens == 5);
+  Result<ChatResponse> huge = ProviderFor("anthropic")
+                                  ->Parse(Reply(200, R"({"content":[{"type":"text","text":"x"}],
+        "usage":{"input_tokens":1e300,"cache_read_input_tokens":1e300,"output_tokens":-4}})"),
+                                          kWallNow);
+  REQUIRE(huge.ok());
+  CHECK(huge->usage.prompt_tokens == kMaxTokenCount);
+  CHECK(huge->usage.completion_tokens == 0);
+}
+
+TEST_CASE("Parse: refusals and content filters are permanent; no text is transient") {
+  struct Row {
+    const char* provider;
+    std::string body;
+    ErrorKind kind;
+    const char* message;
+  };
+  const Row rows[] = {
+      {"openai", OpenAIReply(R"({"content":null,"refusal":"I cannot help with that."})"),
+       ErrorKind::kPermanent, "the model refused: I cannot help with that."},
+      {"openai", OpenAIReply(R"({"content":""})", "", "content_filter"), ErrorKind::kPermanent,
+       "the reply was withheld by the content filter (finish_reason content_filter)"},
+      {"openai", OpenAIReply(R"({"content":42})"), ErrorKind::kTransient,
+       "reply has no text content"},
+      {"openai", OpenAIReply(R"({"role":"assistant"})"), ErrorKind::kTransient,
+       "reply has no text content"},
+      {"openai", OpenAIReply(R"({"content":[{"type":"image_url","image_url":{"url":"x"}}]})"),
+       ErrorKind::kTransient, "reply has no text content"},
+      {"anthropic", R"({"content":[{"type":"text","text":"I won't."}],"stop_reason":"refusal"})",
+       ErrorKind::kPermanent, "the model refused (stop_reason refusal): I won't."},
+      {"anthropic",
+       R"({"content":[{"type":"image","source":{"type":"base64","data":"x"}}],"stop_reason":"end_turn"})",
+       ErrorKind::kTransient, "reply has no text content"},
+      {"anthropic", R"({"content":[],"stop_reason":"end_turn"})", ErrorKind::kTransient,
+       "reply has no text content"},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.body);
+    Status s = ProviderFor(row.provider)->Parse(Reply(200, row.body), kWallNow).status();
+    CHECK(s.kind() == row.kind);
+    CHECK(s.message() == row.message);
+  }
+  // A reply cut at max_tokens is still an answer; the empty string is text.
+  Result<ChatResponse> cut = ProviderFor("openai")->Parse(
+      Reply(200, OpenAIReply(R"({"content":"Once upon"})", "", "length")), kWallNow);
+  REQUIRE(cut.ok());
+  CHECK(cut->finish_reason == "length");
+  CHECK(ProviderFor("openai")->Parse(Reply(200, OpenAIReply(R"({"content":""})")), kWallNow).ok());
 }
 
 TEST_CASE("Parse maps failures that reach it") {
@@ -368,8 +570,7 @@ TEST_CASE("Anthropic Parse: malformed bodies are transient") {
   const Provider* anthropic = ProviderFor("anthropic");
   Result<ChatResponse> bad = anthropic->Parse(Reply(200, "<html>"), kWallNow);
   CHECK(bad.status().kind() == ErrorKind::kTransient);
-  CHECK(bad.status().message().find("provider returned malformed JSON: ") == 0);
-  CHECK(bad.status().message().find("offset 0") != std::string::npos);
+  CHECK(bad.status().message().find("malformed reply: invalid JSON at offset 0: ") == 0);
   CHECK(anthropic->Parse(Reply(200, R"({"type":"message"})"), kWallNow).status().kind() ==
         ErrorKind::kTransient);
 }

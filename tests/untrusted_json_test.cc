@@ -1,0 +1,68 @@
+// ParseUntrustedJson: depth limit without recursion, UTF-8 validation and
+// the "invalid JSON at offset N: REASON" message.
+#include "nodes/untrusted_json.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "nodes/json_document.h"
+#include "nodes/wire_json.h"
+
+namespace keel {
+namespace {
+
+std::string Nested(int depth, const std::string& inner = "1") {
+  return std::string(depth, '[') + inner + std::string(depth, ']');
+}
+
+TEST_CASE("ParseUntrustedJson: values parse as Document::Parse would") {
+  JsonDocument doc;
+  REQUIRE(ParseUntrustedJson(R"({"a":[1,2.5,"x",null,true],"b":{"c":"caf\u00e9"}})", &doc).ok());
+  CHECK(wire::Serialize(doc) == "{\"a\":[1,2.5,\"x\",null,true],\"b\":{\"c\":\"caf\xC3\xA9\"}}");
+  REQUIRE(ParseUntrustedJson("\xEF\xBB\xBF{\"bom\":1}", &doc).ok());
+  CHECK(doc["bom"].GetInt() == 1);
+  REQUIRE(ParseUntrustedJson("  \"\xF0\x9F\x98\x80\"\n", &doc).ok());
+  CHECK(doc.IsString());
+}
+
+TEST_CASE("ParseUntrustedJson: nesting up to the limit passes, deeper fails with its offset") {
+  JsonDocument doc;
+  CHECK(ParseUntrustedJson(Nested(kMaxJsonDepth), &doc).ok());
+  CHECK(ParseUntrustedJson(std::string(kMaxJsonDepth, '[') + "{}" + std::string(kMaxJsonDepth, ']'),
+                           &doc)
+            .message()
+            .find("nested deeper than 200 levels") != std::string::npos);
+  Status deep = ParseUntrustedJson(Nested(kMaxJsonDepth + 1), &doc);
+  CHECK(deep.kind() == ErrorKind::kTransient);
+  CHECK(deep.message() == "invalid JSON at offset 200: nested deeper than 200 levels");
+  CHECK(doc.IsNull());
+}
+
+TEST_CASE("ParseUntrustedJson: a million levels fail without overflowing the stack") {
+  JsonDocument doc;
+  Status deep = ParseUntrustedJson(R"({"deep":)" + Nested(1000000) + "}", &doc);
+  CHECK(deep.message().find("nested deeper than 200 levels") != std::string::npos);
+  Status open = ParseUntrustedJson(std::string(1000000, '['), &doc);
+  CHECK(!open.ok());
+}
+
+TEST_CASE("ParseUntrustedJson: strings must be valid UTF-8") {
+  JsonDocument doc;
+  Status latin1 = ParseUntrustedJson("{\"t\":\"caf\xE9 \xFF\xFE\"}", &doc);
+  CHECK(latin1.kind() == ErrorKind::kTransient);
+  CHECK(latin1.message() == "invalid JSON at offset 9: Invalid encoding in string");
+  CHECK(!ParseUntrustedJson("\"\xED\xA0\x80\"", &doc).ok());  // an encoded surrogate
+}
+
+TEST_CASE("ParseUntrustedJson: syntax errors name the offset and reason") {
+  JsonDocument doc;
+  CHECK(ParseUntrustedJson("{\"choices\": [tru", &doc).message() ==
+        "invalid JSON at offset 16: Invalid value");
+  CHECK(ParseUntrustedJson("", &doc).message() ==
+        "invalid JSON at offset 0: The document is empty");
+  CHECK(ParseUntrustedJson("{} x", &doc).message().find("offset 3") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace keel
