@@ -389,10 +389,14 @@ bool IsWorkflowObject(lua_State* L, int index) { return HasMeta(L, index, &kWork
 
 std::string CallerWhere(lua_State* L) {
   lua_Debug ar;
-  if (lua_getstack(L, 1, &ar) == 0 || lua_getinfo(L, "Sl", &ar) == 0) return "?";
-  std::string where = ar.source[0] == '@' ? ar.source + 1 : ar.short_src;
-  if (ar.currentline > 0) where += ":" + std::to_string(ar.currentline);
-  return where;
+  std::string nearest_lua;
+  for (int level = 1; lua_getstack(L, level, &ar) != 0; ++level) {
+    if (lua_getinfo(L, "Sl", &ar) == 0 || ar.currentline <= 0) continue;
+    std::string line = ":" + std::to_string(ar.currentline);
+    if (ar.source[0] == '@') return ar.source + 1 + line;
+    if (nearest_lua.empty()) nearest_lua = ar.short_src + line;
+  }
+  return nearest_lua.empty() ? "?" : nearest_lua;
 }
 
 void InstallDeclarations(lua_State* L) {

@@ -82,8 +82,11 @@ void AddDeclarationFunctions(lua_State* L);
 // True when the value at `index` is a workflow returned by keel.workflow.
 bool IsWorkflowObject(lua_State* L, int index);
 
-// "file.lua:12": where the Lua code that called the running C function is.
-// Uses the chunk name without its '@', so the path is the one the user gave.
+// "file.lua:12": where the script code that called the running C function
+// is: the nearest calling frame of a file chunk, so a Lua wrapper keel puts
+// around a C function (keel.llm, keel.http) is skipped. Uses the chunk name
+// without its '@', so the path is the one the user gave. Without such a
+// frame, the nearest Lua frame's short name; "?" when there is none.
 std::string CallerWhere(lua_State* L);
 
 // Reads the workflows and providers the chunk registered in L. `returned` is

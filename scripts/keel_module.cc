@@ -1,15 +1,18 @@
 #include "scripts/keel_module.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <string_view>
 
 #include "engine/did_you_mean.h"
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
-#include "scripts/lua_json.h"
 #include "scripts/llm_calls.h"
+#include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
+#include "scripts/option_values.h"
 
 namespace keel {
 namespace {
@@ -18,6 +21,7 @@ char kFailMetaKey;
 
 constexpr std::string_view kFailKinds[] = {"timeout",      "transient", "rate_limited", "permanent",
                                            "circuit_open", "cancelled", "error"};
+constexpr std::string_view kFailFields[] = {"kind", "message", "retry_after"};
 
 int Raise(lua_State* L, const std::string& message) {
   std::string where = CallerWhere(L);
@@ -116,10 +120,35 @@ int Sleep(lua_State* L) {
   }
   double seconds = lua_tonumber(L, 1);
   if (lua_type(L, 1) != LUA_TNUMBER || !(seconds >= 0) || std::isinf(seconds)) {
-    return Raise(L, "keel.sleep expects a non-negative number of seconds");
+    return Raise(L, "keel.sleep expects a finite number of seconds, 0 or more, got " +
+                        option_values::Describe(L, 1));
   }
   active->sleep_seconds = seconds;
   return kLuaYield;
+}
+
+// Empty when the table at 1 holds only fields keel.fail knows; otherwise
+// the first unknown one, such as "unknown field 'mesage' (did you mean
+// 'message'?)".
+std::string UnknownFailField(lua_State* L) {
+  lua_pushnil(L);
+  while (lua_next(L, 1) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      std::string problem = std::string("unexpected ") + luaL_typename(L, -1) +
+                            " key (the fields are kind, message and retry_after)";
+      lua_pop(L, 1);
+      return problem;
+    }
+    std::string_view key = lua_tostring(L, -1);
+    if (std::find(std::begin(kFailFields), std::end(kFailFields), key) == std::end(kFailFields)) {
+      std::string problem =
+          "unknown field '" + std::string(key) + "'" + DidYouMean(key, kFailFields);
+      lua_pop(L, 1);
+      return problem;
+    }
+  }
+  return "";
 }
 
 // keel.fail{ kind = ..., message = ..., retry_after = ... } or keel.fail(message).
@@ -130,12 +159,20 @@ int Fail(lua_State* L) {
   if (lua_type(L, 1) == LUA_TSTRING) {
     message = lua_tostring(L, 1);
   } else if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_settop(L, 1);
+    if (std::string unknown = UnknownFailField(L); !unknown.empty()) {
+      return Raise(L, "keel.fail: " + unknown);
+    }
     RawField(L, 1, "kind");
     RawField(L, 1, "message");
     RawField(L, 1, "retry_after");  // kind at 2, message at 3, retry_after at 4
     ErrorKind parsed;
     if (!lua_isnil(L, 2)) {
-      kind = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
+      if (lua_type(L, 2) != LUA_TSTRING) {
+        return Raise(L,
+                     std::string("keel.fail: kind must be a string, got ") + luaL_typename(L, 2));
+      }
+      kind = lua_tostring(L, 2);
       if (!ParseErrorKind(kind, &parsed) || parsed == ErrorKind::kNone) {
         return Raise(L, "keel.fail: unknown kind '" + kind + "'" + DidYouMean(kind, kFailKinds));
       }
@@ -143,16 +180,20 @@ int Fail(lua_State* L) {
     if (lua_type(L, 3) == LUA_TSTRING || lua_type(L, 3) == LUA_TNUMBER) {
       message = lua_tostring(L, 3);
     } else if (!lua_isnil(L, 3)) {
-      return Raise(L, "keel.fail: message must be a string");
+      return Raise(L,
+                   std::string("keel.fail: message must be a string, got ") + luaL_typename(L, 3));
     }
     if (!lua_isnil(L, 4)) {
       retry_after = lua_tonumber(L, 4);
-      if (lua_type(L, 4) != LUA_TNUMBER || !(retry_after >= 0) || std::isinf(retry_after)) {
-        return Raise(L, "keel.fail: retry_after must be a non-negative number of seconds");
+      if (!option_values::IsSecondsOrZero(L, 4)) {
+        return Raise(L, "keel.fail: retry_after must be a number of seconds from 0 to 1e9, got " +
+                            option_values::Describe(L, 4));
       }
     }
   } else {
-    return Raise(L, "keel.fail expects { kind = ..., message = ... } or a message");
+    return Raise(L, std::string("keel.fail expects { kind = ..., message = ... } or a message, "
+                                "got ") +
+                        luaL_typename(L, 1));
   }
   if (message.empty()) message = kind;
   lua_createtable(L, 0, 3);
@@ -256,7 +297,7 @@ Status ReadFailure(lua_State* L, int index) {
     kind = ErrorKind::kError;
   }
   std::string message = lua_type(L, -2) == LUA_TSTRING ? std::string(lua_tostring(L, -2))
-                                                      : std::string(ErrorKindName(kind));
+                                                       : std::string(ErrorKindName(kind));
   double retry_after = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
   lua_pop(L, 3);
   return Status::Error(kind, std::move(message), retry_after);

@@ -63,7 +63,7 @@ constexpr DslOption kOptions[] = {
     {"secret", kSecret, kProviderOption, kDeclaration},
 };
 
-std::string Got(lua_State* L, int index) { return std::string(", got ") + luaL_typename(L, index); }
+std::string Got(lua_State* L, int index) { return ", got " + Describe(L, index); }
 
 // One field of a table-valued option: hedge, prices, budget, a tool, a message.
 struct Field {
@@ -74,16 +74,16 @@ struct Field {
 };
 
 constexpr Field kHedgeFields[] = {
-    {"delay", &IsPositiveNumber, "a positive number of seconds", true},
-    {"max", &IsHedgeMax, "an integer of at least 2", false},
+    {"delay", &IsSeconds, "a number of seconds above 0 and at most 1e9", true},
+    {"max", &IsHedgeMax, "a whole number from 2 to 2147483647", false},
 };
 constexpr Field kPriceFields[] = {
-    {"input", &IsNonNegative, "a non-negative number (per million tokens)", false},
-    {"output", &IsNonNegative, "a non-negative number (per million tokens)", false},
+    {"input", &IsPrice, "a price per million tokens from 0 to 1e6", false},
+    {"output", &IsPrice, "a price per million tokens from 0 to 1e6", false},
 };
 constexpr Field kBudgetFields[] = {
-    {"tokens", &IsCount, "a positive integer", false},
-    {"cost", &IsPositiveNumber, "a positive number", false},
+    {"tokens", &IsPositiveInteger, "a whole number, 1 or more", false},
+    {"cost", &IsPositiveNumber, "a finite number above 0", false},
 };
 constexpr Field kToolFields[] = {
     {"description", &IsString, "a string", false},
@@ -226,13 +226,13 @@ std::string Expectation(lua_State* L, int index, OptionType type) {
     case kBoolean:
       return lua_type(L, index) == LUA_TBOOLEAN ? "" : "must be true or false";
     case kSeconds:
-      return IsPositiveNumber(L, index) ? "" : "must be a positive number of seconds";
+      return IsSeconds(L, index) ? "" : "must be a number of seconds above 0 and at most 1e9";
     case kSize:
       if (IsPositiveNumber(L, index) || is_string(index)) return "";
-      return "must be a number of MiB or a size such as \"64MB\"";
+      return "must be a finite number of MiB above 0, or a size such as \"64MB\"";
     case kTableOrCount:
       if (IsTable(L, index) || IsCount(L, index)) return "";
-      return "must be a table or a positive integer";
+      return "must be a table or a whole number from 1 to 2147483647";
     case kCircuit:
       if (IsTable(L, index) || lua_type(L, index) == LUA_TBOOLEAN) return "";
       if (is_string(index) && lua_rawlen(L, index) > 0) return "";
@@ -249,11 +249,11 @@ std::string Expectation(lua_State* L, int index, OptionType type) {
     case kNonEmptyString:
       return is_string(index) && lua_rawlen(L, index) > 0 ? "" : "must be a non-empty string";
     case kCount:
-      return IsCount(L, index) ? "" : "must be a positive integer";
+      return IsCount(L, index) ? "" : "must be a whole number from 1 to 2147483647";
     case kPositive:
-      return IsPositiveNumber(L, index) ? "" : "must be a positive number";
+      return IsPositiveNumber(L, index) ? "" : "must be a finite number above 0";
     case kLatency:
-      return IsNonNegative(L, index) ? "" : "must be a non-negative number of seconds";
+      return IsSecondsOrZero(L, index) ? "" : "must be a number of seconds from 0 to 1e9";
     case kTemperature:
       if (IsFiniteNumber(L, index) && lua_tonumber(L, index) >= 0 && lua_tonumber(L, index) <= 2) {
         return "";

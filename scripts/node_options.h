@@ -23,17 +23,17 @@ enum class OptionType {
   kNames,  // a node name or a list of them
   kFunction,
   kBoolean,
-  kSeconds,       // a positive number of seconds
+  kSeconds,       // a number of seconds in (0, 1e9]
   kSize,          // a positive number (MiB) or a size string such as "64MB"
-  kTableOrCount,  // a table, or a positive integer shorthand
+  kTableOrCount,  // a table, or a count (as kCount) shorthand
   kCircuit,       // a table, true/false, or a breaker key
   kFallback,      // a workflow (or its name), or a list of them
   kJoin,          // "all", "any" or a table
   kString,
   kNonEmptyString,
-  kCount,         // a positive integer
-  kPositive,      // a positive number
-  kLatency,       // a non-negative number of seconds
+  kCount,         // a whole number in [1, 2^31 - 1]
+  kPositive,      // a finite number above 0
+  kLatency,       // a number of seconds in [0, 1e9]
   kTemperature,   // a number in [0, 2]
   kMessages,      // a list of { role = ..., content = ... }
   kOutput,        // "text", "json" or a JSON schema table
@@ -70,8 +70,9 @@ const DslOption* FindOption(unsigned owner, std::string_view name);
 std::string UnknownOption(unsigned owner, std::string_view name);
 
 // Empty when the value at `index` is valid for `option`; otherwise the
-// problem, naming the option: "option 'timeout' must be a positive number of
-// seconds, got string". Never quotes a string value, which may be a secret.
+// problem, naming the option and what the value is: "option 'timeout' must
+// be a number of seconds above 0 and at most 1e9, got inf". Never quotes a
+// string value, which may be a secret.
 std::string CheckOption(lua_State* L, int index, const DslOption& option);
 // Pushes the value at `index`, already checked, in the form a declaration
 // stores it: node and workflow lists as arrays, workflows as their names,

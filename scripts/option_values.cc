@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 
 #include "nodes/schema_check.h"
 #include "scripts/declarations.h"
@@ -25,14 +26,43 @@ bool IsNonNegative(lua_State* L, int index) {
   return IsFiniteNumber(L, index) && lua_tonumber(L, index) >= 0;
 }
 
+bool IsSeconds(lua_State* L, int index) {
+  return IsPositiveNumber(L, index) && lua_tonumber(L, index) <= kMaxSeconds;
+}
+
+bool IsSecondsOrZero(lua_State* L, int index) {
+  return IsNonNegative(L, index) && lua_tonumber(L, index) <= kMaxSeconds;
+}
+
+bool IsPrice(lua_State* L, int index) {
+  return IsNonNegative(L, index) && lua_tonumber(L, index) <= kMaxPrice;
+}
+
 bool IsIntegerAtLeast(lua_State* L, int index, lua_Integer least) {
   int is_integer = 0;
   lua_Integer n = lua_tointegerx(L, index, &is_integer);
   return lua_type(L, index) == LUA_TNUMBER && is_integer && n >= least;
 }
 
-bool IsCount(lua_State* L, int index) { return IsIntegerAtLeast(L, index, 1); }
-bool IsHedgeMax(lua_State* L, int index) { return IsIntegerAtLeast(L, index, 2); }
+bool IsCount(lua_State* L, int index) {
+  return IsIntegerAtLeast(L, index, 1) && lua_tointeger(L, index) <= kMaxCount;
+}
+
+bool IsPositiveInteger(lua_State* L, int index) { return IsIntegerAtLeast(L, index, 1); }
+
+bool IsHedgeMax(lua_State* L, int index) {
+  return IsIntegerAtLeast(L, index, 2) && lua_tointeger(L, index) <= kMaxCount;
+}
+
+std::string Describe(lua_State* L, int index) {
+  if (lua_type(L, index) != LUA_TNUMBER) return luaL_typename(L, index);
+  if (lua_isinteger(L, index)) return std::to_string(lua_tointeger(L, index));
+  double value = lua_tonumber(L, index);
+  if (std::isnan(value)) return "nan";  // printf may say "-nan"
+  char text[32];
+  snprintf(text, sizeof(text), "%.14g", value);
+  return text;
+}
 
 // True when the string at `index` is one of `words`.
 bool IsOneOf(lua_State* L, int index, std::initializer_list<std::string_view> words) {

@@ -16,12 +16,28 @@ namespace keel::option_values {
 bool IsString(lua_State* L, int index);
 bool IsTable(lua_State* L, int index);
 bool IsFunction(lua_State* L, int index);
+// The most seconds a duration option may be (about 31 years): far beyond
+// any real wait, yet small enough that clock arithmetic stays exact.
+inline constexpr double kMaxSeconds = 1e9;
+// The most a provider may charge per million tokens.
+inline constexpr double kMaxPrice = 1e6;
+// The largest count option (max_tokens, max_concurrency, ...).
+inline constexpr lua_Integer kMaxCount = 2147483647;
+
 bool IsFiniteNumber(lua_State* L, int index);
 bool IsPositiveNumber(lua_State* L, int index);
 bool IsNonNegative(lua_State* L, int index);
+bool IsSeconds(lua_State* L, int index);        // in (0, kMaxSeconds]
+bool IsSecondsOrZero(lua_State* L, int index);  // in [0, kMaxSeconds]
+bool IsPrice(lua_State* L, int index);          // in [0, kMaxPrice]
 bool IsIntegerAtLeast(lua_State* L, int index, lua_Integer least);
-bool IsCount(lua_State* L, int index);     // an integer of at least 1
-bool IsHedgeMax(lua_State* L, int index);  // an integer of at least 2
+bool IsCount(lua_State* L, int index);            // an integer in [1, kMaxCount]
+bool IsPositiveInteger(lua_State* L, int index);  // an integer of at least 1
+bool IsHedgeMax(lua_State* L, int index);         // an integer in [2, kMaxCount]
+// What a message says of the value at `index` after "got": a number as
+// itself ("-1", "2.5", "inf", "nan"), anything else as its type name. A
+// string is never quoted: it may be a secret.
+std::string Describe(lua_State* L, int index);
 // True when the string at `index` is one of `words`.
 bool IsOneOf(lua_State* L, int index, std::initializer_list<std::string_view> words);
 bool IsRole(lua_State* L, int index);  // "system", "user" or "assistant"

@@ -27,15 +27,18 @@ namespace keel {
 struct ScriptSource {
   std::string chunk_name;  // the script path as the user gave it, for messages
   std::string text;        // the script bytes
+  std::string directory;   // absolute directory of the script, for `require`; may be empty
 };
 
 class ScriptState {
  public:
   // Creates a state whose allocations are capped at `memory_limit` bytes,
-  // opens the standard libraries and `keel`, runs the script (under the cap)
-  // and fills *declarations with what it declared. On failure returns
-  // kPermanent with the Lua message (which names file:line) or the memory
-  // limit that was hit.
+  // opens the standard libraries (as script_sandbox.h restricts them) and
+  // `keel`, runs the script (under the cap) and fills *declarations with what
+  // it declared. Like the lua interpreter, skips a UTF-8 byte order mark and
+  // a first line starting with '#' (line numbers stay right). On failure
+  // returns kPermanent with a message that names the file (and the line when
+  // known), or the memory limit that was hit.
   static Result<std::unique_ptr<ScriptState>> Create(const ScriptSource& source,
                                                      size_t memory_limit,
                                                      ScriptDeclarations* declarations);

@@ -1,7 +1,10 @@
 #include "scripts/workflow_loader.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -11,6 +14,7 @@
 #include "engine/node_policy.h"
 #include "scripts/agent_loader.h"
 #include "scripts/function_node.h"
+#include "scripts/lua_alloc.h"
 #include "scripts/lua_state_pool.h"
 #include "scripts/sha256.h"
 
@@ -18,6 +22,23 @@ namespace keel {
 namespace {
 
 Status ReadFile(const std::string& path, std::string* text) {
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) {
+    return Status::Error(ErrorKind::kPermanent, path + ": cannot open: " + strerror(errno));
+  }
+  if (S_ISDIR(info.st_mode)) {
+    return Status::Error(ErrorKind::kPermanent, path + ": is a directory, not a script");
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return Status::Error(ErrorKind::kPermanent,
+                         path + ": is not a regular file (a script must be one)");
+  }
+  if (static_cast<uint64_t>(info.st_size) > kMaxScriptBytes) {
+    return Status::Error(ErrorKind::kPermanent, path + ": is " + std::to_string(info.st_size) +
+                                                    " bytes; a script may be at most " +
+                                                    FormatMiB(kMaxScriptBytes) + " (" +
+                                                    std::to_string(kMaxScriptBytes) + " bytes)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return Status::Error(ErrorKind::kPermanent, path + ": cannot open: " + strerror(errno));
@@ -28,6 +49,10 @@ Status ReadFile(const std::string& path, std::string* text) {
     return Status::Error(ErrorKind::kPermanent, path + ": cannot read: " + strerror(errno));
   }
   *text = std::move(bytes).str();
+  if (text->size() > kMaxScriptBytes) {  // it grew after stat
+    return Status::Error(ErrorKind::kPermanent,
+                         path + ": a script may be at most " + FormatMiB(kMaxScriptBytes));
+  }
   return Status::Ok();
 }
 
@@ -59,8 +84,9 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
   ScriptDeclarations declared;
   Clock* clock = options.clock != nullptr ? options.clock : SystemClock();
   script->clock = clock;
-  auto pool = LuaStatePool::Create(ScriptSource{path, script->info.text}, options.memory_limit,
-                                   clock, &declared);
+  const std::string script_dir = script->info.path.substr(0, script->info.path.rfind('/'));
+  auto pool = LuaStatePool::Create(ScriptSource{path, script->info.text, script_dir},
+                                   options.memory_limit, clock, &declared);
   if (!pool.ok()) return pool.status();
   std::shared_ptr<HttpLoop> http = options.http;
   if (http == nullptr) {
@@ -72,7 +98,6 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     }
   }
   auto llm = std::make_shared<LlmClient>(clock, http);
-  const std::string script_dir = script->info.path.substr(0, script->info.path.rfind('/'));
   Status providers = AddProviders(declared.providers, options, script_dir, llm.get());
   if (!providers.ok()) return providers;
   (*pool)->SetServices(llm, http);

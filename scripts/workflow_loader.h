@@ -51,7 +51,11 @@ struct LoadedScript {
   const WorkflowSpec* Find(const std::string& name) const;
 };
 
-// Loads and validates `path`. On any problem returns kPermanent with a message
+// The largest script LoadWorkflowFile reads.
+inline constexpr size_t kMaxScriptBytes = 16u << 20;
+
+// Loads and validates `path`, which must be a regular file of at most
+// kMaxScriptBytes. On any problem returns kPermanent with a message
 // of one or more lines, each naming file:line and, where there is one, the
 // node: syntax and runtime errors of the script, DSL misuse (unknown option,
 // did-you-mean), and every Validate() diagnostic of every workflow.

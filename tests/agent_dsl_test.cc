@@ -27,7 +27,7 @@ struct Loaded {
 // Runs `text`, which must succeed.
 Loaded Load(const std::string& text) {
   Loaded loaded;
-  auto state = ScriptState::Create(ScriptSource{kChunk, text}, 64u << 20, &loaded.declarations);
+  auto state = ScriptState::Create(ScriptSource{kChunk, text, ""}, 64u << 20, &loaded.declarations);
   REQUIRE_MESSAGE(state.ok(), state.status().ToString());
   loaded.state = std::move(state).value();
   return loaded;
@@ -36,7 +36,7 @@ Loaded Load(const std::string& text) {
 // The error of running `text`, which must fail.
 std::string Error(const std::string& text) {
   ScriptDeclarations declarations;
-  auto state = ScriptState::Create(ScriptSource{kChunk, text}, 64u << 20, &declarations);
+  auto state = ScriptState::Create(ScriptSource{kChunk, text, ""}, 64u << 20, &declarations);
   REQUIRE_FALSE(state.ok());
   return state.status().message();
 }
@@ -193,12 +193,14 @@ TEST_CASE("agent option mistakes are reported at the declaring line") {
   CHECK(AgentError(ok + "temperature = 'hot'") ==
         at + "option 'temperature' must be a number between 0 and 2, got string");
   CHECK(AgentError(ok + "temperature = 2.5") ==
-        at + "option 'temperature' must be a number between 0 and 2, got number");
-  CHECK(AgentError(ok + "system = 1") == at + "option 'system' must be a string, got number");
+        at + "option 'temperature' must be a number between 0 and 2, got 2.5");
+  CHECK(AgentError(ok + "system = 1") == at + "option 'system' must be a string, got 1");
   CHECK(AgentError(ok + "max_tokens = 1.5") ==
-        at + "option 'max_tokens' must be a positive integer, got number");
+        at + "option 'max_tokens' must be a whole number from 1 to 2147483647, got 1.5");
+  CHECK(AgentError(ok + "max_tokens = 2^40") ==
+        at + "option 'max_tokens' must be a whole number from 1 to 2147483647, got 1099511627776");
   CHECK(AgentError(ok + "max_turns = 0") ==
-        at + "option 'max_turns' must be a positive integer, got number");
+        at + "option 'max_turns' must be a whole number from 1 to 2147483647, got 0");
   CHECK(AgentError(ok + "temprature = 1") ==
         at + "unknown option 'temprature' (did you mean 'temperature'?)");
   CHECK(AgentError(ok + "promt = 'y'") == at + "unknown option 'promt' (did you mean 'prompt'?)");
@@ -243,11 +245,18 @@ TEST_CASE("agent messages, output and hedge are checked") {
        "prompt = 'x', output = { type = 'object', required = keel.array(), ['x-vendor'] = { 1 }, "
        "properties = { a = { enum = { 1, 2 } } } } },\n}\n");
   CHECK(AgentError(ok + "prompt = 'x', hedge = 2") ==
-        at + "option 'hedge' must be { delay = seconds, max = n }, got number");
+        at + "option 'hedge' must be { delay = seconds, max = n }, got 2");
   CHECK(AgentError(ok + "prompt = 'x', hedge = { max = 3 }") ==
-        at + "option 'hedge': field 'delay' is required (a positive number of seconds)");
+        at + "option 'hedge': field 'delay' is required (a number of seconds above 0 and at "
+             "most 1e9)");
+  CHECK(AgentError(ok + "prompt = 'x', hedge = { delay = -1 }") ==
+        at + "option 'hedge': field 'delay' must be a number of seconds above 0 and at most 1e9, "
+             "got -1");
+  CHECK(AgentError(ok + "prompt = 'x', hedge = { delay = math.huge }") ==
+        at + "option 'hedge': field 'delay' must be a number of seconds above 0 and at most 1e9, "
+             "got inf");
   CHECK(AgentError(ok + "prompt = 'x', hedge = { delay = 1, max = 1 }") ==
-        at + "option 'hedge': field 'max' must be an integer of at least 2, got number");
+        at + "option 'hedge': field 'max' must be a whole number from 2 to 2147483647, got 1");
   CHECK(AgentError(ok + "prompt = 'x', hedge = { dela = 1 }") ==
         at + "option 'hedge': unknown field 'dela' (did you mean 'delay'?)");
 }
@@ -270,7 +279,7 @@ TEST_CASE("agent tools are checked") {
   CHECK(AgentError(ok + "tools = { search = { description = 'x' } }") ==
         at + "option 'tools': tool 'search': field 'run' is required (a function)");
   CHECK(AgentError(ok + "tools = { search = { run = print, description = 1 } }") ==
-        at + "option 'tools': tool 'search': field 'description' must be a string, got number");
+        at + "option 'tools': tool 'search': field 'description' must be a string, got 1");
   CHECK(AgentError(ok + "tools = { search = { run = print, parameters = { 1 } } }") ==
         at + "option 'tools': tool 'search': field 'parameters': a JSON schema is an object, "
              "not a list");
@@ -308,25 +317,31 @@ TEST_CASE("provider option mistakes are reported at the declaring line") {
   CHECK(ProviderError("kind = 'openai', max_concurency = 2") ==
         at + "unknown option 'max_concurency' (did you mean 'max_concurrency'?)");
   CHECK(ProviderError("kind = 'openai', base_url = 1") ==
-        at + "option 'base_url' must be a string, got number");
+        at + "option 'base_url' must be a string, got 1");
   CHECK(ProviderError("kind = 'openai', api_key_env = '1KEY'") ==
         at + "option 'api_key_env' must name an environment variable (letters, digits and '_', "
              "not starting with a digit), got string");
   CHECK(ProviderError("kind = 'openai', max_concurrency = 0") ==
-        at + "option 'max_concurrency' must be a positive integer, got number");
+        at + "option 'max_concurrency' must be a whole number from 1 to 2147483647, got 0");
   CHECK(ProviderError("kind = 'openai', rpm = -1") ==
-        at + "option 'rpm' must be a positive number, got number");
+        at + "option 'rpm' must be a finite number above 0, got -1");
+  CHECK(ProviderError("kind = 'openai', rpm = 0/0") ==
+        at + "option 'rpm' must be a finite number above 0, got nan");
   CHECK(ProviderError("kind = 'openai', tpm = 'many'") ==
-        at + "option 'tpm' must be a positive number, got string");
+        at + "option 'tpm' must be a finite number above 0, got string");
   CHECK(ProviderError("kind = 'openai', prices = { input = -1 }") ==
-        at + "option 'prices': field 'input' must be a non-negative number (per million tokens), "
-             "got number");
+        at + "option 'prices': field 'input' must be a price per million tokens from 0 to 1e6, "
+             "got -1");
+  // Prices near the largest double made every cost infinite.
+  CHECK(ProviderError("kind = 'openai', prices = { output = 1e308 }") ==
+        at + "option 'prices': field 'output' must be a price per million tokens from 0 to 1e6, "
+             "got 1e+308");
   CHECK(ProviderError("kind = 'openai', prices = { inpt = 1 }") ==
         at + "option 'prices': unknown field 'inpt' (did you mean 'input'?)");
   CHECK(ProviderError("kind = 'openai', latency = 1") ==
         at + "option 'latency' is for mock providers");
   CHECK(ProviderError("kind = 'mock', latency = -1") ==
-        at + "option 'latency' must be a non-negative number of seconds, got number");
+        at + "option 'latency' must be a number of seconds from 0 to 1e9, got -1");
   CHECK(ProviderError("kind = 'openai', headers = { ['X-A'] = 'a\\r\\nB: c' }") ==
         at + "option 'headers': header 'X-A' must be a string without line breaks, got string");
   CHECK(ProviderError("kind = 'openai', headers = { ['bad name'] = 'a' }") ==
@@ -392,12 +407,14 @@ TEST_CASE("budget mistakes are reported at the workflow") {
                  ", keel.fn 'f' { run = print } }\n");
   };
   const std::string at = "agents.lua:2: workflow 'w': ";
-  CHECK(error("100") == at + "option 'budget' must be { tokens = n, cost = x }, got number");
+  CHECK(error("100") == at + "option 'budget' must be { tokens = n, cost = x }, got 100");
   CHECK(error("{}") == at + "option 'budget' must set tokens, cost or both");
   CHECK(error("{ tokens = 1.5 }") ==
-        at + "option 'budget': field 'tokens' must be a positive integer, got number");
+        at + "option 'budget': field 'tokens' must be a whole number, 1 or more, got 1.5");
   CHECK(error("{ cost = 0 }") ==
-        at + "option 'budget': field 'cost' must be a positive number, got number");
+        at + "option 'budget': field 'cost' must be a finite number above 0, got 0");
+  CHECK(error("{ cost = math.huge }") ==
+        at + "option 'budget': field 'cost' must be a finite number above 0, got inf");
   CHECK(error("{ tokns = 5 }") ==
         at + "option 'budget': unknown field 'tokns' (did you mean 'tokens'?)");
   CHECK(Error(std::string(kHeader) + "return keel.workflow 'w' { budgt = {} }\n") ==

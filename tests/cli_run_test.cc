@@ -2,6 +2,7 @@
 // `when`, optional nodes, script errors and parallelism, through the real binary.
 
 #include <doctest/doctest.h>
+#include <rapidjson/document.h>
 
 #include <filesystem>
 #include <regex>
@@ -246,6 +247,81 @@ return keel.workflow "odd" {
   CHECK(out["outputs"]["fine"].Str() == "fine");
 }
 
+TEST_CASE("run: a script's print and io.write go to stderr; --json stdout stays one object" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("chatty.lua", R"lua(local keel = require "keel"
+print("top-level print")
+return keel.workflow "chatty" {
+  keel.fn "a" { run = function()
+    print("node print")
+    io.write("raw write\n")
+    io.stdout:write("handle write\n")
+    return 1
+  end },
+}
+)lua");
+  ExitInfo r = box.KeelDb({"run", wf, "--json"});
+  INFO(r.Describe());
+  REQUIRE(r.exit_code == 0);
+  CHECK(Json::Parse(r.out)["outputs"]["a"].Int() == 1);
+  for (const char* line : {"top-level print\n", "node print\n", "raw write\n", "handle write\n"}) {
+    CAPTURE(line);
+    CHECK(r.err.find(line) != std::string::npos);
+  }
+  ExitInfo graph = box.Keel({"graph", wf});
+  INFO(graph.Describe());
+  CHECK(graph.exit_code == 0);
+  CHECK(graph.out.find("print") == std::string::npos);
+}
+
+TEST_CASE("run: os.exit in a node fails it and the run reports; keel is not ended" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("quit.lua", R"lua(local keel = require "keel"
+return keel.workflow "quit" {
+  keel.fn "a" { run = function() os.exit(0) end },
+  keel.fn "b" { run = function() return "ran" end },
+}
+)lua");
+  Json out = RunJson(box, wf, 1);
+  CHECK(out["status"].Str() == "failed");
+  CHECK(out["nodes"]["a"]["error"].Str().find(
+            "quit.lua:3: os.exit is not available in keel scripts") != std::string::npos);
+  CHECK(out["outputs"]["b"].Str() == "ran");
+}
+
+TEST_CASE("resume from another directory still finds the script's own modules" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::filesystem::create_directory(box.Path("flow"));
+  box.Write("flow/helper.lua", "return { greet = function() return 'hi' end }\n");
+  box.Write("flow/gate", "closed");
+  box.Write("flow/main.lua", R"lua(local keel = require "keel"
+local helper = require "helper"
+local dir = debug.getinfo(1, "S").source:match("^@(.*)/")
+return keel.workflow "m" {
+  keel.fn "a" { run = function() return helper.greet() end },
+  keel.fn "b" { after = { "a" }, run = function(ctx)
+    local gate = io.open(dir .. "/gate"):read("a")
+    if gate ~= "open" then error("gate " .. gate) end
+    return ctx.deps.a
+  end },
+}
+)lua");
+  // Started from the sandbox, not the script's directory.
+  ExitInfo first = box.KeelDb({"run", "flow/main.lua"});
+  INFO(first.Describe());
+  REQUIRE(first.exit_code == 1);
+  std::string run_id = RunIdFromStderr(first.err);
+  box.Write("flow/gate", "open");
+  KeelCli elsewhere(KEEL_BIN, "/");
+  ExitInfo resumed = elsewhere.Run({"resume", run_id, "--db", box.db()});
+  INFO(resumed.Describe());
+  CHECK(resumed.exit_code == 0);
+  CHECK(resumed.out.find("b = \"hi\"") != std::string::npos);
+}
+
 TEST_CASE("run: paths with spaces and URI characters" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string dir = box.Path("odd dir #1?x=%20");
@@ -384,6 +460,53 @@ TEST_CASE("run: independent nodes run at the same time" * doctest::timeout(kTime
     Json out = RunJson(box, wf, 0, {"--workers", "2"});
     CHECK(out["status"].Str() == "succeeded");
   }
+}
+
+// Whether `text` is one JSON value in valid UTF-8.
+bool ValidUtf8Json(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.c_str(), text.size());
+  return !doc.HasParseError();
+}
+
+TEST_CASE("--json stays valid UTF-8 when an error holds bytes that are not" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("bad_bytes.lua", R"lua(local keel = require "keel"
+return keel.workflow "bad_bytes" {
+  keel.fn "n" { run = function() error("bad \255\254 bytes") end },
+}
+)lua");
+  ExitInfo r = box.KeelDb({"run", wf, "--json"});
+  INFO(r.Describe());
+  REQUIRE(r.exit_code == 1);
+  CHECK(ValidUtf8Json(r.out));
+  Json out = Json::Parse(r.out);
+  CHECK(out["error"].Str().find("bad \xEF\xBF\xBD\xEF\xBF\xBD bytes") != std::string::npos);
+  std::string id = out["run_id"].Str();
+  ExitInfo show = box.KeelDb({"show", id, "--json", "--events"});
+  INFO(show.Describe());
+  CHECK(show.exit_code == 0);
+  CHECK(ValidUtf8Json(show.out));
+  ExitInfo runs = box.KeelDb({"runs", "--json"});
+  INFO(runs.Describe());
+  CHECK(runs.exit_code == 0);
+  CHECK(ValidUtf8Json(runs.out));
+}
+
+TEST_CASE("-p with a key or value that is not UTF-8 is a usage error naming it" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("pipeline.lua", kPipeline);
+  ExitInfo value = box.KeelDb({"run", wf, "-p", "topic=\xFF\xFE"});
+  INFO(value.Describe());
+  CHECK(value.exit_code == 2);
+  CHECK(value.err.find("keel: -p topic: the value is not valid UTF-8") != std::string::npos);
+  ExitInfo key = box.KeelDb({"run", wf, "-p", "t\xFFpic=x"});
+  INFO(key.Describe());
+  CHECK(key.exit_code == 2);
+  CHECK(key.err.find("the key is not valid UTF-8") != std::string::npos);
+  CHECK(box.Runs().Size() == 0);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -121,6 +123,26 @@ TEST_CASE("validate: a good file" * doctest::timeout(kTimeoutS)) {
   CHECK(r.exit_code == 0);
   CHECK(r.out == file + ": ok: workflow 'good' (2 nodes)\n");
   CHECK_FALSE(FileExists(box.Path("keel.db")));
+}
+
+TEST_CASE("validate: a script cannot end keel with os.exit, nor pass as a directory or device" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  // os.exit(0) used to end keel at once with exit 0 and no output: "ok".
+  std::string quits = box.Write("quits.lua", "local keel = require 'keel'\nos.exit(0)\n");
+  ExitInfo r = box.Keel({"validate", quits});
+  INFO(r.Describe());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find(quits + ":2: os.exit is not available in keel scripts") != std::string::npos);
+  std::filesystem::create_directory(box.Path("dir.lua"));
+  ExitInfo dir = box.Keel({"validate", box.Path("dir.lua")});
+  INFO(dir.Describe());
+  CHECK(dir.exit_code == 2);
+  CHECK(dir.err.find(box.Path("dir.lua") + ": is a directory, not a script") != std::string::npos);
+  ExitInfo device = box.Keel({"validate", "/dev/zero"}, std::chrono::seconds(20));
+  INFO(device.Describe());
+  CHECK(device.exit_code == 2);
+  CHECK(device.err.find("/dev/zero: is not a regular file") != std::string::npos);
 }
 
 }  // namespace

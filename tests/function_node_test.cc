@@ -197,9 +197,7 @@ TEST_CASE("error() fails the node with its message and a traceback") {
   const std::string& message = result.error.message();
   CHECK(message.rfind(flow.path() + ":5: went wrong\nstack traceback:", 0) == 0);
   CHECK(message.find("in local 'inner'") != std::string::npos);
-  CHECK(flow.Run("table_error")
-            .error.message()
-            .rfind("(error object is a table value)", 0) == 0);
+  CHECK(flow.Run("table_error").error.message().rfind("(error object is a table value)", 0) == 0);
   // A failed execution drops its coroutine, not the state.
   CHECK(flow.pool().created() == 1);
   CHECK(flow.pool().free_count() == 1);
@@ -233,6 +231,51 @@ TEST_CASE("keel.fail carries an error kind and retry_after") {
   CHECK(flow.Output("caught") == "\"permanent: bad input\"");
 }
 
+TEST_CASE("keel.fail refuses unknown fields and ill-typed values at the caller's line") {
+  Flow flow(R"(
+  keel.fn "typo" { run = function()
+    keel.fail{ kind = "transient", mesage = "typo" } end },
+  keel.fn "positional" { run = function() keel.fail{ "oops" } end },
+  keel.fn "kind_type" { run = function() keel.fail{ kind = 5 } end },
+  keel.fn "message_type" { run = function() keel.fail{ message = {} } end },
+  keel.fn "retry_inf" { run = function() keel.fail{ retry_after = math.huge } end },
+  keel.fn "retry_neg" { run = function() keel.fail{ retry_after = -1 } end },
+  keel.fn "sleep_inf" { run = function() keel.sleep(math.huge) end },
+)");
+  auto error = [&](const std::string& node) {
+    NodeResult result = flow.Run(node);
+    CHECK(result.error.kind() == ErrorKind::kError);
+    const std::string& message = result.error.message();
+    return message.substr(0, message.find('\n'));
+  };
+  const std::string at = flow.path() + ":";
+  CHECK(error("typo") == at + "5: keel.fail: unknown field 'mesage' (did you mean 'message'?)");
+  CHECK(error("positional") == at + "6: keel.fail: unexpected number key (the fields are kind, "
+                                    "message and retry_after)");
+  CHECK(error("kind_type") == at + "7: keel.fail: kind must be a string, got number");
+  CHECK(error("message_type") == at + "8: keel.fail: message must be a string, got table");
+  CHECK(error("retry_inf") ==
+        at + "9: keel.fail: retry_after must be a number of seconds from 0 to 1e9, got inf");
+  CHECK(error("retry_neg") ==
+        at + "10: keel.fail: retry_after must be a number of seconds from 0 to 1e9, got -1");
+  CHECK(error("sleep_inf") ==
+        at + "11: keel.sleep expects a finite number of seconds, 0 or more, got inf");
+}
+
+// os.exit(7): were it to work, this test would end with that code, failed.
+TEST_CASE("os.exit in a node fails the node; the process goes on") {
+  Flow flow(R"(
+  keel.fn "quit" { run = function() os.exit(7) end },
+  keel.fn "after" { run = function() return "alive" end },
+)");
+  NodeResult quit = flow.Run("quit");
+  CHECK(quit.status == NodeStatus::kFailed);
+  CHECK(quit.error.message().rfind(
+            flow.path() + ":4: os.exit is not available in keel scripts; use keel.fail or error()",
+            0) == 0);
+  CHECK(flow.Output("after") == "\"alive\"");
+}
+
 TEST_CASE("output that cannot be JSON names the node and the path") {
   Flow flow(R"(
   keel.fn "fnout" { run = function() return { a = print } end },
@@ -240,8 +283,7 @@ TEST_CASE("output that cannot be JSON names the node and the path") {
 )");
   NodeResult result = flow.Run("fnout");
   CHECK(result.status == NodeStatus::kFailed);
-  CHECK(result.error.ToString() ==
-        "error: output: at .a: a function cannot be JSON");
+  CHECK(result.error.ToString() == "error: output: at .a: a function cannot be JSON");
   CHECK(flow.Run("nan").error.message() == "output: at .x[1]: NaN cannot be JSON");
 }
 
@@ -368,6 +410,31 @@ TEST_CASE("cancellation stops an infinite loop, even one that catches errors" *
   run("stubborn", "b");
   CHECK(flow.Output("after") == "\"fine\"");
   CHECK(flow.pool().created() == 1);
+  fs::remove_all(marker_dir);
+}
+
+TEST_CASE("a node cannot remove the hook that stops it" * doctest::timeout(30)) {
+  std::string marker_dir = (fs::temp_directory_path() / "keel-hook-XXXXXX").string();
+  marker_dir = mkdtemp(marker_dir.data());
+  Flow flow(
+      "keel.fn 'unhook' { run = function(ctx)\n"
+      "  local removed = pcall(debug.sethook)\n"
+      "  io.open('" +
+      marker_dir +
+      "/ready', 'w'):close()\n"
+      "  if removed then error('the hook was removed') end\n"
+      "  while true do end end },");
+  keel::CancelToken token;
+  std::optional<NodeResult> result;
+  NodeContext ctx = flow.Context("unhook");
+  ctx.cancel = &token;
+  std::thread worker(
+      [&] { flow.Body("unhook")->Start(ctx, [&](NodeResult r) { result = std::move(r); }); });
+  while (!fs::exists(marker_dir + "/ready")) std::this_thread::yield();
+  token.Cancel();
+  worker.join();
+  REQUIRE(result.has_value());
+  CHECK(result->error.kind() == ErrorKind::kCancelled);
   fs::remove_all(marker_dir);
 }
 

@@ -142,7 +142,64 @@ TEST_CASE("syntax and runtime errors name file and line") {
   message = LoadError(&dir, "local keel = require 'keel'\nerror('boom')\n", &path);
   CHECK(message == path + ":2: boom");
   message = LoadError(&dir, "error({})\n", &path);
-  CHECK(message == "(error object is a table value)");
+  CHECK(message == path + ":1: (error object is a table value)");
+}
+
+TEST_CASE("every load error names the file, and the line when it is known") {
+  ScriptDir dir;
+  const std::string path = dir.path() + "/flow.lua";
+  CHECK(LoadError(&dir, "local x = 1\nerror(nil)\n") == path + ":2: (error object is a nil value)");
+  CHECK(LoadError(&dir, "error(setmetatable({}, { __tostring = function() error('x') end }))\n") ==
+        path + ":1: (error object is a table value)");
+  CHECK(LoadError(&dir, "local x = 1\nerror('no position', 0)\n") == path + ":2: no position");
+  CHECK(LoadError(&dir,
+                  "\nlocal keel = require 'keel'\nkeel.fail{ kind = 'permanent', "
+                  "message = 'bad config' }\n") == path + ":3: bad config");
+  // The parser gives up on deep nesting without a line.
+  CHECK(LoadError(&dir, "return " + std::string(100000, '{')) == path + ": C stack overflow");
+  CHECK(LoadError(&dir, "return " + std::string(100000, '(')) == path + ": C stack overflow");
+}
+
+TEST_CASE("a byte order mark and a #! line are skipped and line numbers stay right") {
+  ScriptDir dir;
+  const std::string body =
+      "local keel = require 'keel'\nreturn keel.workflow 'w' {\n"
+      "  keel.fn 'a' { run = function() end } }\n";
+  for (const std::string& head :
+       {std::string("\xEF\xBB\xBF"), std::string("#!/usr/bin/env keel run\n"),
+        std::string("\xEF\xBB\xBF#!/usr/bin/env keel run\r\n")}) {
+    CAPTURE(head);
+    bool shebang = head.find('#') != std::string::npos;
+    std::string path = dir.Write("flow.lua", head + body);
+    auto loaded = LoadWorkflowFile(path, LoadOptions{});
+    REQUIRE_MESSAGE(loaded.ok(), loaded.status().ToString());
+    CHECK((*loaded)->main_workflow().nodes[0].where == path + (shebang ? ":4" : ":3"));
+    CHECK((*loaded)->info.text == head + body);  // recorded as it is
+    std::string message = LoadError(&dir, head + "local x = = 1\n");
+    CHECK(message.rfind(path + (shebang ? ":2:" : ":1:"), 0) == 0);
+  }
+}
+
+TEST_CASE("a directory, a device and an oversized file are refused before reading") {
+  ScriptDir dir;
+  fs::create_directory(dir.path() + "/sub.lua");
+  auto directory = LoadWorkflowFile(dir.path() + "/sub.lua", LoadOptions{});
+  REQUIRE_FALSE(directory.ok());
+  CHECK(directory.status().message() == dir.path() + "/sub.lua: is a directory, not a script");
+  auto device = LoadWorkflowFile("/dev/zero", LoadOptions{});
+  REQUIRE_FALSE(device.ok());
+  CHECK(device.status().message() == "/dev/zero: is not a regular file (a script must be one)");
+  std::string big = dir.Write("big.lua", std::string(keel::kMaxScriptBytes + 1, ' '));
+  auto oversized = LoadWorkflowFile(big, LoadOptions{});
+  REQUIRE_FALSE(oversized.ok());
+  CHECK(oversized.status().message() ==
+        big + ": is 16777217 bytes; a script may be at most 16 MiB (16777216 bytes)");
+  std::string script =
+      "local keel = require 'keel'\nreturn keel.workflow 'w' {\n"
+      "  keel.fn 'a' { run = function() end } }\n--";
+  script.resize(keel::kMaxScriptBytes, 'x');
+  std::string at_cap = dir.Write("cap.lua", script);
+  CHECK(LoadWorkflowFile(at_cap, LoadOptions{}).ok());
 }
 
 TEST_CASE("DSL misuse is reported at the declaring line") {
@@ -157,13 +214,31 @@ TEST_CASE("DSL misuse is reported at the declaring line") {
   CHECK(load("  keel.fn 'a' { optional = 'yes' } }\n") ==
         path + ":3: node 'a': option 'optional' must be true or false, got string");
   CHECK(load("  keel.fn 'a' { run = 1 } }\n") ==
-        path + ":3: node 'a': option 'run' must be a function, got number");
+        path + ":3: node 'a': option 'run' must be a function, got 1");
   CHECK(load("  keel.fn 'a' { after = { 'x', 2 } } }\n") ==
         path +
             ":3: node 'a': option 'after' must be a node name or a list of node names, "
             "got table");
   CHECK(load("  keel.fn 'a' { timeout = -1 } }\n") ==
-        path + ":3: node 'a': option 'timeout' must be a positive number of seconds, got number");
+        path +
+            ":3: node 'a': option 'timeout' must be a number of seconds above 0 and at most 1e9, "
+            "got -1");
+  CHECK(load("  keel.fn 'a' { timeout = math.huge } }\n") ==
+        path +
+            ":3: node 'a': option 'timeout' must be a number of seconds above 0 and at most 1e9, "
+            "got inf");
+  CHECK(load("  keel.fn 'a' { total_timeout = 1e308 } }\n") ==
+        path +
+            ":3: node 'a': option 'total_timeout' must be a number of seconds above 0 and at "
+            "most 1e9, got 1e+308");
+  CHECK(load("  keel.fn 'a' { memory = -5 } }\n") ==
+        path +
+            ":3: node 'a': option 'memory' must be a finite number of MiB above 0, or a size "
+            "such as \"64MB\", got -5");
+  CHECK(load("  keel.fn 'a' { retry = 2.5 } }\n") ==
+        path +
+            ":3: node 'a': option 'retry' must be a table or a whole number from 1 to "
+            "2147483647, got 2.5");
   CHECK(load("  keel.fn 'a' { join = 'some' } }\n").find("option 'join' must be \"all\"") !=
         std::string::npos);
   CHECK(load("  keel.fn 'a' { retry = { on = print } } }\n") ==
