@@ -31,12 +31,14 @@ std::string Completion(const std::string& content_json, const std::string& extra
 class HostileServer {
  public:
   HostileServer() {
-    server_.Post(R"(/(\w+)/chat/completions)",
-                 [](const httplib::Request& req, httplib::Response& res) {
-                   res.set_content(ModelReply(req.matches[1]), "application/json");
-                 });
-    server_.Get(R"(/(\w+))", [](const httplib::Request& req, httplib::Response& res) {
-      std::string name = req.matches[1];
+    server_.new_task_queue = [] { return new httplib::ThreadPool(8); };
+    // Routes match any path and read the name from it: httplib's regex
+    // captures race in its uninstrumented build under ThreadSanitizer.
+    server_.Post(".*", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(ModelReply(FirstSegment(req.path)), "application/json");
+    });
+    server_.Get(".*", [](const httplib::Request& req, httplib::Response& res) {
+      std::string name = FirstSegment(req.path);
       if (name == "deep") {
         res.set_content(R"({"deep":)" + Nested(150000) + "}", "application/json");
       } else {
@@ -51,6 +53,10 @@ class HostileServer {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     REQUIRE(server_.is_running());
+    // One request through first, so the server's worker threads are up
+    // before keel's concurrent requests arrive.
+    httplib::Client client("127.0.0.1", port_);
+    REQUIRE(client.Get("/fine"));
   }
   ~HostileServer() {
     server_.stop();
@@ -62,6 +68,11 @@ class HostileServer {
   }
 
  private:
+  // "deep" of "/deep/chat/completions".
+  static std::string FirstSegment(const std::string& path) {
+    size_t end = path.find('/', 1);
+    return path.substr(1, end == std::string::npos ? std::string::npos : end - 1);
+  }
   static std::string ModelReply(const std::string& name) {
     if (name == "deep") return Completion(R"("hi")", R"("deep":)" + Nested(150000) + ",");
     if (name == "latin1") return Completion("\"caf\xE9 \xFF\xFE\"");
