@@ -30,6 +30,10 @@ bool ParseNodeStatus(std::string_view name, NodeStatus* status);
 std::string_view RunStatusName(RunStatus status);
 bool ParseRunStatus(std::string_view name, RunStatus* status);
 
+// Succeeded and fallback nodes have an output their dependents may use.
+inline bool Succeeded(NodeStatus s) {
+  return s == NodeStatus::kSucceeded || s == NodeStatus::kFallback;
+}
 // Succeeded, fallback and skipped nodes keep their outcome on resume.
 inline bool IsKeptOnResume(NodeStatus s) {
   return s == NodeStatus::kSucceeded || s == NodeStatus::kFallback || s == NodeStatus::kSkipped;

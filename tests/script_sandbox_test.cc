@@ -15,6 +15,7 @@
 #include <string>
 
 #include "scripts/workflow_loader.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
@@ -22,25 +23,7 @@ namespace fs = std::filesystem;
 using keel::LoadOptions;
 using keel::LoadWorkflowFile;
 
-// A fresh directory for one test's files, removed afterwards.
-class ScriptDir {
- public:
-  ScriptDir() {
-    std::string pattern = (fs::temp_directory_path() / "keel-sandbox-XXXXXX").string();
-    dir_ = mkdtemp(pattern.data());
-  }
-  ~ScriptDir() { fs::remove_all(dir_); }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    std::string path = (fs::path(dir_) / name).string();
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
-  const std::string& path() const { return dir_; }
-
- private:
-  std::string dir_;
-};
+using ScriptDir = keel::testing::TempDir;
 
 // Loads a script whose top level computes `params` (Lua table fields) and
 // returns the params JSON of its workflow.

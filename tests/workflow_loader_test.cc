@@ -9,6 +9,7 @@
 #include <string>
 
 #include "scripts/sha256.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
@@ -17,26 +18,7 @@ using keel::ErrorKind;
 using keel::LoadOptions;
 using keel::LoadWorkflowFile;
 
-// A fresh directory for one test's scripts, removed afterwards.
-class ScriptDir {
- public:
-  ScriptDir() {
-    std::string pattern = (fs::temp_directory_path() / "keel-loader-XXXXXX").string();
-    dir_ = mkdtemp(pattern.data());
-  }
-  ~ScriptDir() { fs::remove_all(dir_); }
-
-  // Writes `text` to NAME in the directory and returns its path.
-  std::string Write(const std::string& name, const std::string& text) {
-    std::string path = (fs::path(dir_) / name).string();
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
-  const std::string& path() const { return dir_; }
-
- private:
-  std::string dir_;
-};
+using ScriptDir = keel::testing::TempDir;
 
 // The error message of loading `text`, which must fail with kPermanent.
 std::string LoadError(ScriptDir* dir, const std::string& text, std::string* path = nullptr) {

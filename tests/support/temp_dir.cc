@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "tests/support/files.h"
+
 namespace keel::testing {
 
 TempDir::TempDir() {
@@ -23,6 +25,12 @@ TempDir::~TempDir() {
   if (keep && *keep) return;
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::Write(const std::string& name, const std::string& text) const {
+  std::string path = Path(name);
+  WriteFile(path, text);
+  return path;
 }
 
 }  // namespace keel::testing

@@ -22,6 +22,9 @@ class TempDir {
   const std::string& path() const { return path_; }
   // Absolute path of `name` inside it.
   std::string Path(const std::string& name) const { return path_ + "/" + name; }
+  // Writes `text` to `name` inside it and returns that file's path. Throws
+  // std::runtime_error on failure.
+  std::string Write(const std::string& name, const std::string& text) const;
 
  private:
   std::string path_;
