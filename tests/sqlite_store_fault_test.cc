@@ -1,0 +1,519 @@
+// SqliteStore's writer when storage fails (through FaultVfs) or another
+// process holds the lock: a failed batch is retried, never skipped; what was
+// queued after it waits; commits stay in queue order; Flush returns ok only
+// once everything before it is committed; WriteHealth turns to an error
+// naming the cause only after stall_timeout; and a store whose claim on a run
+// was taken over by another store has its writes for that run refused.
+//
+// The store's retry waits are real time, so each case keeps its timeouts small.
+
+#include "engine/sqlite_store.h"
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/process_owner.h"
+#include "tests/sqlite_test_util.h"
+#include "tests/support/fault_vfs.h"
+
+namespace keel {
+namespace {
+
+using testing::FaultOp;
+using testing::FaultVfs;
+using testing::MakeEvent;
+using testing::MakeNode;
+using testing::MakeRun;
+using testing::RawDb;
+using testing::ScratchDir;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kTimeoutS = 30;
+
+// One VFS for the whole file: SQLite keeps registered VFSes process-wide.
+FaultVfs& Vfs() {
+  static FaultVfs vfs("keel-store-fault");
+  return vfs;
+}
+
+// Every case starts with no plan and fresh counters, and leaves none behind.
+struct CleanVfs {
+  CleanVfs() {
+    Vfs().ClearAll();
+    Vfs().ResetCounters();
+  }
+  ~CleanVfs() { Vfs().ClearAll(); }
+};
+
+std::unique_ptr<SqliteStore> OpenFaultStore(const std::string& path, double stall_timeout = 5,
+                                            double busy_timeout = 0.05) {
+  SqliteStoreOptions options;
+  options.vfs = Vfs().name();
+  options.stall_timeout = stall_timeout;
+  options.busy_timeout = busy_timeout;
+  auto store = SqliteStore::Open(path, options);
+  REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+  return std::move(store).value();
+}
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Polls `condition` until it holds (true) or `seconds` pass (false).
+bool Eventually(const std::function<bool()>& condition, double seconds) {
+  const auto start = Clock::now();
+  while (!condition()) {
+    if (Since(start) > seconds) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// The owner record of a child process that has exited and been reaped.
+Owner DeadOwner() {
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  Owner owner = CurrentOwner();
+  owner.pid = child;
+  return owner;
+}
+
+bool NeverAlive(const Owner&, double) { return false; }
+
+// Events numbered by `data` {"i":N}: the committed ones, read behind the
+// store's back, must be exactly 0..k-1 in sequence order — a prefix of what
+// was queued.
+int64_t CommittedPrefix(const std::string& path, const std::string& run_id) {
+  RawDb raw(path);
+  const int64_t count =
+      raw.Int("SELECT count(*) FROM events WHERE run_id = '" + run_id + "' AND kind = 'n'");
+  const int64_t in_order = raw.Int(
+      "SELECT count(*) FROM events WHERE run_id = '" + run_id +
+      "' AND kind = 'n' AND json_extract(data, '$.i') = "
+      "(SELECT count(*) FROM events e2 WHERE e2.run_id = events.run_id AND e2.kind = 'n' "
+      "AND e2.seq < events.seq)");
+  CHECK_MESSAGE(in_order == count, "events committed out of queue order or with a gap");
+  return count;
+}
+
+void QueueNumbered(Store* store, const std::string& run_id, int from, int to) {
+  for (int i = from; i < to; ++i) {
+    store->AppendEvent(MakeEvent(run_id, "n", "{\"i\":" + std::to_string(i) + "}"));
+  }
+}
+
+int64_t NodeRows(const std::string& path, const std::string& run_id) {
+  return RawDb(path).Int("SELECT count(*) FROM nodes WHERE run_id = '" + run_id + "'");
+}
+
+}  // namespace
+
+TEST_CASE("a batch that fails is retried, not skipped" * doctest::timeout(kTimeoutS)) {
+  struct Fault {
+    const char* what;
+    FaultOp op;
+    int error;
+  };
+  for (Fault fault : {Fault{"disk full", FaultOp::kWrite, SQLITE_FULL},
+                      Fault{"write error", FaultOp::kWrite, SQLITE_IOERR_WRITE},
+                      Fault{"lock held", FaultOp::kWriteLock, SQLITE_BUSY}}) {
+    CAPTURE(fault.what);
+    CleanVfs clean;
+    ScratchDir dir;
+    const std::string path = dir.Path("keel.db");
+    auto store = OpenFaultStore(path);
+    REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+    // Several failures in a row: the batch must outlast more than one retry.
+    Vfs().FailNext(fault.op, fault.error, 3);
+    store->SaveNode(MakeNode("r1", "a"));
+    store->SaveNode(MakeNode("r1", "b"));
+    QueueNumbered(store.get(), "r1", 0, 20);
+    Status flushed = store->Flush();
+    CHECK_MESSAGE(flushed.ok(), flushed.ToString());
+    CHECK(Vfs().Injected(fault.op) == 3);
+    CHECK(store->WriteHealth().ok());
+    CHECK(NodeRows(path, "r1") == 2);
+    CHECK(CommittedPrefix(path, "r1") == 20);
+  }
+}
+
+TEST_CASE("while a batch fails, later batches wait behind it and commit in order" *
+          doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenFaultStore(path, /*stall_timeout=*/10);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  QueueNumbered(store.get(), "r1", 0, 5);
+  REQUIRE(store->Flush().ok());
+
+  Vfs().FailAlways(FaultOp::kWrite, SQLITE_FULL, testing::kWalFile);
+  // Three waves, far enough apart to be separate batches.
+  for (int wave = 0; wave < 3; ++wave) {
+    QueueNumbered(store.get(), "r1", 5 + wave * 10, 15 + wave * 10);
+    store->SaveNode(MakeNode("r1", "n" + std::to_string(wave), NodeStatus::kRunning));
+    store->SaveNode(MakeNode("r1", "n" + std::to_string(wave)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  }
+  REQUIRE(Eventually([] { return Vfs().Injected(FaultOp::kWrite) >= 2; }, 5));
+  // Nothing of the three waves is committed, and nobody has given up yet.
+  CHECK(CommittedPrefix(path, "r1") == 5);
+  CHECK(NodeRows(path, "r1") == 0);
+  CHECK(store->WriteHealth().ok());
+
+  auto flush = std::async(std::launch::async, [&] { return store->Flush(); });
+  CHECK(flush.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);
+  Vfs().Clear(FaultOp::kWrite);
+  REQUIRE(flush.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  Status flushed = flush.get();
+  CHECK_MESSAGE(flushed.ok(), flushed.ToString());
+  CHECK(CommittedPrefix(path, "r1") == 35);
+  auto nodes = store->GetNodes("r1");
+  REQUIRE(nodes.ok());
+  REQUIRE(nodes->size() == 3);
+  for (const NodeRecord& node : *nodes) {
+    CAPTURE(node.node);
+    CHECK(node.status == NodeStatus::kSucceeded);  // the later record of each node won
+  }
+  CHECK(store->WriteHealth().ok());
+}
+
+TEST_CASE("faults at random moments of a steady load never reorder or lose a record" *
+          doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenFaultStore(path, /*stall_timeout=*/10);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  std::atomic<bool> done{false};
+  std::thread faults([&] {
+    const FaultOp ops[] = {FaultOp::kWrite, FaultOp::kWrite, FaultOp::kWriteLock, FaultOp::kSync};
+    const int errors[] = {SQLITE_FULL, SQLITE_IOERR_WRITE, SQLITE_BUSY, SQLITE_IOERR_FSYNC};
+    for (uint32_t i = 0; !done.load(); ++i) {
+      const int k = static_cast<int>(i % 4);
+      Vfs().Fail(ops[k], errors[k], 1 + i % 3, testing::kAnyFile, i % 5);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  constexpr int kCount = 2000;
+  for (int i = 0; i < kCount; i += 50) {
+    QueueNumbered(store.get(), "r1", i, i + 50);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  done = true;
+  faults.join();
+  Vfs().ClearAll();
+  Status flushed = store->Flush();
+  CHECK_MESSAGE(flushed.ok(), flushed.ToString());
+  MESSAGE(Vfs().TotalInjected() << " faults injected");
+  CHECK(Vfs().TotalInjected() > 0);
+  CHECK(CommittedPrefix(path, "r1") == kCount);
+  CHECK(RawDb(path).Text("PRAGMA integrity_check") == "ok");
+}
+
+TEST_CASE("Flush returns only once everything queued before it is committed" *
+          doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenFaultStore(path);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  for (int round = 0; round < 5; ++round) {
+    CAPTURE(round);
+    Vfs().FailNext(round % 2 ? FaultOp::kWriteLock : FaultOp::kWrite,
+                   round % 2 ? SQLITE_BUSY : SQLITE_FULL, 1 + round);
+    QueueNumbered(store.get(), "r1", round * 100, round * 100 + 100);
+    Status flushed = store->Flush();
+    CHECK_MESSAGE(flushed.ok(), flushed.ToString());
+    CHECK(CommittedPrefix(path, "r1") == round * 100 + 100);
+  }
+}
+
+TEST_CASE("storage failing past stall_timeout: WriteHealth and Flush name the cause" *
+          doctest::timeout(kTimeoutS)) {
+  struct Fault {
+    FaultOp op;
+    int error;
+    const char* cause;
+  };
+  for (Fault fault : {Fault{FaultOp::kWrite, SQLITE_FULL, "database or disk is full"},
+                      Fault{FaultOp::kWrite, SQLITE_IOERR_WRITE, "disk I/O error"},
+                      Fault{FaultOp::kWriteLock, SQLITE_BUSY,
+                            "database is locked by another process"}}) {
+    CAPTURE(fault.cause);
+    CleanVfs clean;
+    ScratchDir dir;
+    const std::string path = dir.Path("keel.db");
+    constexpr double kStall = 0.4;
+    auto store = OpenFaultStore(path, kStall);
+    REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+    QueueNumbered(store.get(), "r1", 0, 3);
+    REQUIRE(store->Flush().ok());
+
+    Vfs().FailAlways(fault.op, fault.error);
+    const auto start = Clock::now();
+    QueueNumbered(store.get(), "r1", 3, 10);
+    CHECK(store->WriteHealth().ok());
+    REQUIRE(Eventually([&] { return !store->WriteHealth().ok(); }, 10));
+    const double stalled = Since(start);
+    MESSAGE("WriteHealth turned after " << stalled << " s");
+    CHECK(stalled >= kStall * 0.9);
+    CHECK(stalled < kStall + 5);
+    Status health = store->WriteHealth();
+    CHECK(health.message().find(fault.cause) != std::string::npos);
+    CHECK(health.message().find(path) != std::string::npos);
+
+    // Flush does not wait for storage that has been declared unavailable.
+    const auto flush_start = Clock::now();
+    Status flushed = store->Flush();
+    CHECK_FALSE(flushed.ok());
+    CHECK(flushed.message().find(fault.cause) != std::string::npos);
+    CHECK(Since(flush_start) < 2);
+    CHECK(CommittedPrefix(path, "r1") == 3);
+    Vfs().ClearAll();
+    // Whatever the store does from here, what is committed stays a prefix
+    // of what was queued.
+    store.reset();
+    CHECK(CommittedPrefix(path, "r1") >= 3);
+  }
+}
+
+TEST_CASE("a Flush waiting on failing storage returns the error once stall_timeout passes" *
+          doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenFaultStore(path, /*stall_timeout=*/0.5);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  Vfs().FailAlways(FaultOp::kWrite, SQLITE_FULL);
+  const auto start = Clock::now();
+  QueueNumbered(store.get(), "r1", 0, 10);
+  Status flushed = store->Flush();
+  const double waited = Since(start);
+  MESSAGE("Flush returned after " << waited << " s");
+  CHECK_FALSE(flushed.ok());
+  CHECK(flushed.message().find("database or disk is full") != std::string::npos);
+  CHECK(waited >= 0.45);
+  CHECK(waited < 5);
+  CHECK(CommittedPrefix(path, "r1") == 0);
+}
+
+TEST_CASE("a failure shorter than stall_timeout leaves WriteHealth ok throughout" *
+          doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenFaultStore(path, /*stall_timeout=*/3);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  Vfs().FailAlways(FaultOp::kWrite, SQLITE_IOERR_WRITE);
+  QueueNumbered(store.get(), "r1", 0, 10);
+  const auto start = Clock::now();
+  bool healthy = true;
+  while (Since(start) < 0.5) {
+    healthy = healthy && store->WriteHealth().ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(healthy);
+  CHECK(Vfs().Injected(FaultOp::kWrite) >= 1);
+  Vfs().ClearAll();
+  Status flushed = store->Flush();
+  CHECK_MESSAGE(flushed.ok(), flushed.ToString());
+  CHECK(store->WriteHealth().ok());
+  CHECK(CommittedPrefix(path, "r1") == 10);
+}
+
+TEST_CASE("another process holding the write lock: the store waits, then names it" *
+          doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  {
+    auto store = OpenFaultStore(path, /*stall_timeout=*/2, /*busy_timeout=*/0.05);
+    REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+    RawDb blocker(path);
+    blocker.Exec("BEGIN EXCLUSIVE");
+    QueueNumbered(store.get(), "r1", 0, 10);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(store->WriteHealth().ok());
+    blocker.Exec("COMMIT");
+    Status flushed = store->Flush();
+    CHECK_MESSAGE(flushed.ok(), flushed.ToString());
+    CHECK(CommittedPrefix(path, "r1") == 10);
+  }
+  {
+    auto store = OpenFaultStore(path, /*stall_timeout=*/0.5, /*busy_timeout=*/0.05);
+    RawDb blocker(path);
+    blocker.Exec("BEGIN EXCLUSIVE");
+    QueueNumbered(store.get(), "r1", 10, 20);
+    Status flushed = store->Flush();
+    CHECK_FALSE(flushed.ok());
+    CHECK(flushed.message().find("locked by another process") != std::string::npos);
+    CHECK(store->WriteHealth().message().find("locked by another process") != std::string::npos);
+    blocker.Exec("COMMIT");
+  }
+  CHECK(CommittedPrefix(path, "r1") >= 10);
+}
+
+TEST_CASE("ClaimRun reads and takes over a run in one transaction, bumping its epoch" *
+          doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenFaultStore(path);
+  RunRecord run = MakeRun("r1", 100);
+  run.owner = DeadOwner();
+  REQUIRE(store->CreateRun(run).ok());
+  store->SaveNode(MakeNode("r1", "a"));
+  store->SaveNode(MakeNode("r1", "b", NodeStatus::kFailed));
+  store->FinishRun("r1", RunStatus::kFailed, "boom", 150);
+  REQUIRE(store->Flush().ok());
+  auto recorded = store->GetRun("r1");
+  REQUIRE(recorded.ok());
+  const int64_t epoch = recorded->epoch;
+
+  RunRecord claim = run;
+  claim.owner = CurrentOwner();
+  claim.heartbeat = claim.updated_at = 200;
+  claim.script_text = "fixed";
+  auto claimed = store->ClaimRun(claim, epoch, NeverAlive);
+  REQUIRE_MESSAGE(claimed.ok(), claimed.status().ToString());
+  CHECK(claimed->epoch > epoch);
+  CHECK(claimed->before.status == RunStatus::kFailed);
+  CHECK(claimed->before.owner.pid == run.owner.pid);
+  CHECK(claimed->before.error == "boom");
+  REQUIRE(claimed->nodes.size() == 2);
+  auto now = store->GetRun("r1");
+  REQUIRE(now.ok());
+  CHECK(now->epoch == claimed->epoch);
+  CHECK(now->status == RunStatus::kRunning);
+  CHECK(now->owner.pid == claim.owner.pid);
+  CHECK(now->script_text == "fixed");
+
+  // The same expected epoch again: someone (here, this store) got there first.
+  auto again = store->ClaimRun(claim, epoch, NeverAlive);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.status().kind() == ErrorKind::kPermanent);
+  CHECK(again.status().message().find("another process") != std::string::npos);
+
+  // A live owner, a missing run and a finished run cannot be claimed.
+  auto alive = store->ClaimRun(claim, claimed->epoch, [](const Owner&, double) { return true; });
+  CHECK(alive.status().kind() == ErrorKind::kPermanent);
+  CHECK(store->ClaimRun(MakeRun("nope"), 0, NeverAlive).status().kind() ==
+        ErrorKind::kPermanent);
+  store->FinishRun("r1", RunStatus::kSucceeded, "", 300);
+  REQUIRE(store->Flush().ok());
+  auto finished = store->GetRun("r1");
+  REQUIRE(finished.ok());
+  CHECK(finished->status == RunStatus::kSucceeded);
+  auto succeeded = store->ClaimRun(claim, finished->epoch, NeverAlive);
+  REQUIRE_FALSE(succeeded.ok());
+  CHECK(succeeded.status().kind() == ErrorKind::kPermanent);
+}
+
+TEST_CASE("after another store claims the run, this store's writes for it are refused" *
+          doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto first = OpenFaultStore(path);
+  auto second = OpenFaultStore(path);
+  RunRecord run = MakeRun("r1", 100);
+  run.owner = DeadOwner();
+  REQUIRE(first->CreateRun(run).ok());
+  REQUIRE(first->CreateRun(MakeRun("other", 100)).ok());
+  const int64_t epoch0 = first->GetRun("r1")->epoch;
+
+  RunRecord claim = run;
+  claim.owner = CurrentOwner();
+  auto mine = first->ClaimRun(claim, epoch0, NeverAlive);
+  REQUIRE_MESSAGE(mine.ok(), mine.status().ToString());
+  first->SaveNode(MakeNode("r1", "before"));
+  REQUIRE(first->Flush().ok());
+
+  // The second store takes over (as a racing resume would, had the first died).
+  auto theirs = second->ClaimRun(claim, mine->epoch, NeverAlive);
+  REQUIRE_MESSAGE(theirs.ok(), theirs.status().ToString());
+  CHECK(theirs->epoch > mine->epoch);
+  REQUIRE(theirs->nodes.size() == 1);
+
+  first->SaveNode(MakeNode("r1", "stale"));
+  first->AppendEvent(MakeEvent("r1", "stale"));
+  first->FinishRun("r1", RunStatus::kSucceeded, "", 400);
+  Status flushed = first->Flush();
+  CHECK_FALSE(flushed.ok());
+  CHECK(flushed.kind() == ErrorKind::kPermanent);
+  CHECK(flushed.message().find("taken over") != std::string::npos);
+  Status health = first->WriteHealth();
+  CHECK(health.kind() == ErrorKind::kPermanent);
+  CHECK(health.message().find("taken over") != std::string::npos);
+
+  second->SaveNode(MakeNode("r1", "fresh"));
+  REQUIRE(second->Flush().ok());
+  CHECK(second->WriteHealth().ok());
+  auto nodes = second->GetNodes("r1");
+  REQUIRE(nodes.ok());
+  std::vector<std::string> names;
+  for (const NodeRecord& node : *nodes) names.push_back(node.node);
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"before", "fresh"});
+  auto events = second->GetEvents("r1");
+  REQUIRE(events.ok());
+  for (const EventRecord& event : *events) CHECK(event.kind != "stale");
+  auto after = second->GetRun("r1");
+  REQUIRE(after.ok());
+  CHECK(after->status == RunStatus::kRunning);
+  CHECK(after->epoch == theirs->epoch);
+  // The first store's claim cannot come back with its old epoch either.
+  CHECK_FALSE(first->ClaimRun(claim, mine->epoch, NeverAlive).ok());
+}
+
+TEST_CASE("two stores claiming one run at once: exactly one wins" * doctest::timeout(kTimeoutS)) {
+  CleanVfs clean;
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  for (int trial = 0; trial < 20; ++trial) {
+    CAPTURE(trial);
+    auto a = OpenFaultStore(path, 5, /*busy_timeout=*/2);
+    auto b = OpenFaultStore(path, 5, /*busy_timeout=*/2);
+    const std::string id = "r" + std::to_string(trial);
+    RunRecord run = MakeRun(id, 100);
+    run.owner = DeadOwner();
+    REQUIRE(a->CreateRun(run).ok());
+    const int64_t epoch = a->GetRun(id)->epoch;
+    RunRecord claim = run;
+    claim.owner = CurrentOwner();
+    std::promise<void> go;
+    std::shared_future<void> start = go.get_future().share();
+    auto claim_with = [&](SqliteStore* store) {
+      return std::async(std::launch::async, [&, store] {
+        start.wait();
+        return store->ClaimRun(claim, epoch, NeverAlive);
+      });
+    };
+    auto fa = claim_with(a.get());
+    auto fb = claim_with(b.get());
+    go.set_value();
+    auto ra = fa.get();
+    auto rb = fb.get();
+    CHECK(ra.ok() + rb.ok() == 1);
+    const auto& loser = ra.ok() ? rb : ra;
+    CHECK(loser.status().message().find("another process") != std::string::npos);
+  }
+}
+
+}  // namespace keel
