@@ -37,7 +37,7 @@ using testing::MakeNode;
 using testing::MakeRun;
 using testing::RawDb;
 using testing::ScratchDir;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kTimeoutS = 30;
 
@@ -67,13 +67,13 @@ std::unique_ptr<SqliteStore> OpenFaultStore(const std::string& path, double stal
   return std::move(store).value();
 }
 
-double Since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double Since(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
 // Polls `condition` until it holds (true) or `seconds` pass (false).
 bool Eventually(const std::function<bool()>& condition, double seconds) {
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   while (!condition()) {
     if (Since(start) > seconds) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -266,7 +266,7 @@ TEST_CASE("storage failing past stall_timeout: WriteHealth and Flush name the ca
     REQUIRE(store->Flush().ok());
 
     Vfs().FailAlways(fault.op, fault.error);
-    const auto start = Clock::now();
+    const auto start = SteadyClock::now();
     QueueNumbered(store.get(), "r1", 3, 10);
     CHECK(store->WriteHealth().ok());
     REQUIRE(Eventually([&] { return !store->WriteHealth().ok(); }, 10));
@@ -279,7 +279,7 @@ TEST_CASE("storage failing past stall_timeout: WriteHealth and Flush name the ca
     CHECK(health.message().find(path) != std::string::npos);
 
     // Flush does not wait for storage that has been declared unavailable.
-    const auto flush_start = Clock::now();
+    const auto flush_start = SteadyClock::now();
     Status flushed = store->Flush();
     CHECK_FALSE(flushed.ok());
     CHECK(flushed.message().find(fault.cause) != std::string::npos);
@@ -301,7 +301,7 @@ TEST_CASE("a Flush waiting on failing storage returns the error once stall_timeo
   auto store = OpenFaultStore(path, /*stall_timeout=*/0.5);
   REQUIRE(store->CreateRun(MakeRun("r1")).ok());
   Vfs().FailAlways(FaultOp::kWrite, SQLITE_FULL);
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   QueueNumbered(store.get(), "r1", 0, 10);
   Status flushed = store->Flush();
   const double waited = Since(start);
@@ -322,7 +322,7 @@ TEST_CASE("a failure shorter than stall_timeout leaves WriteHealth ok throughout
   REQUIRE(store->CreateRun(MakeRun("r1")).ok());
   Vfs().FailAlways(FaultOp::kWrite, SQLITE_IOERR_WRITE);
   QueueNumbered(store.get(), "r1", 0, 10);
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   bool healthy = true;
   while (Since(start) < 0.5) {
     healthy = healthy && store->WriteHealth().ok();

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -128,8 +129,11 @@ std::vector<std::string> ConsumedOf(const std::string& json) {
 // first execution when `fails_once`.
 class TokenBody : public NodeBody {
  public:
-  TokenBody(Ledger* ledger, bool fails_once) : ledger_(ledger), fails_once_(fails_once) {}
+  TokenBody(Ledger* ledger, bool fails_once, int work_us)
+      : ledger_(ledger), fails_once_(fails_once), work_us_(work_us) {}
   void Start(const NodeContext& ctx, NodeCompletion done) override {
+    // A little work, so that a run spans several of the store's batches.
+    std::this_thread::sleep_for(std::chrono::microseconds(work_us_));
     std::vector<std::string> consumed;
     for (const auto& dep : ctx.deps) consumed.push_back(TokenOf(*dep.second));
     if (fails_once_ && !ledger_->FailedBefore(ctx.node)) {
@@ -145,6 +149,7 @@ class TokenBody : public NodeBody {
  private:
   Ledger* ledger_;
   const bool fails_once_;
+  const int work_us_;
 };
 
 struct Dag {
@@ -166,11 +171,21 @@ Dag MakeDag(std::mt19937& rng, Ledger* ledger) {
     for (int p : picks) node.after.push_back("n" + std::to_string(p));
     bool fails_once = fail_once_left > 0 && rng() % 8 == 0;
     if (fails_once) --fail_once_left;
-    node.body = std::make_shared<TokenBody>(ledger, fails_once);
+    node.body = std::make_shared<TokenBody>(ledger, fails_once, static_cast<int>(rng() % 3000));
     dag.deps[node.name] = node.after;
     dag.spec.nodes.push_back(std::move(node));
   }
   return dag;
+}
+
+const char* OpName(FaultOp op) {
+  switch (op) {
+    case FaultOp::kWrite: return "write";
+    case FaultOp::kSync: return "sync";
+    case FaultOp::kTruncate: return "truncate";
+    case FaultOp::kWriteLock: return "write lock";
+  }
+  return "?";
 }
 
 // A random fault schedule for one step: plans on the VFS set before the step,
@@ -192,12 +207,12 @@ struct Schedule {
   std::string Describe() const {
     std::ostringstream out;
     for (const Plan& p : plans) {
-      out << "op " << static_cast<int>(p.op) << " error " << p.error << " count "
+      out << OpName(p.op) << " error " << p.error << " count "
           << (p.count == FaultVfs::kForever ? std::string("forever") : std::to_string(p.count))
           << " skip " << p.skip << "; ";
     }
     if (window) {
-      out << "window op " << static_cast<int>(window_op) << " error " << window_error << " at "
+      out << "window: " << OpName(window_op) << " error " << window_error << " at "
           << window_start_ms << " ms for " << window_ms << " ms";
     }
     return out.str();
@@ -223,7 +238,7 @@ Schedule MakeSchedule(std::mt19937& rng) {
     PickFault(rng, &p.op, &p.error);
     if (!used.insert(static_cast<int>(p.op)).second) continue;
     p.count = rng() % 8 == 0 ? FaultVfs::kForever : 1 + static_cast<uint32_t>(rng() % 6);
-    p.skip = static_cast<uint32_t>(rng() % 80);
+    p.skip = static_cast<uint32_t>(rng() % 12);
     s.plans.push_back(p);
   }
   if (s.plans.empty() || rng() % 3 == 0) {
@@ -281,6 +296,7 @@ struct Recorded {
 
 Recorded Read(const std::string& path) {
   Recorded r;
+  if (!std::filesystem::exists(path)) return r;
   SqliteDb db(path, /*create=*/false);
   auto runs = db.Query("SELECT id, status FROM runs");
   REQUIRE(runs.size() <= 1);
