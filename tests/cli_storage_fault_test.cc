@@ -332,6 +332,10 @@ TEST_CASE("another process holds the write lock for a while: the run waits and s
   std::unique_ptr<Subprocess> run = StartChain(cli, wf, db, {"--storage-timeout", "10"}, &id);
   REQUIRE(WaitForNode(box, 10));
   std::unique_ptr<Subprocess> holder = HoldLock(db, box.Path("locked"), 2);
+  // The lock really holds checkpoints back.
+  const size_t recorded_when_locked = Succeeded(db, id).size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  if (!holder->Exited()) CHECK(Succeeded(db, id).size() == recorded_when_locked);
   ExitInfo held = holder->Wait(kWait);
   INFO(held.Describe());
   CHECK(held.exit_code == 0);

@@ -104,7 +104,7 @@ int64_t CommittedPrefix(const std::string& path, const std::string& run_id) {
       raw.Int("SELECT count(*) FROM events WHERE run_id = '" + run_id + "' AND kind = 'n'");
   const int64_t in_order = raw.Int(
       "SELECT count(*) FROM events WHERE run_id = '" + run_id +
-      "' AND kind = 'n' AND json_extract(data, '$.i') = "
+      "' AND kind = 'n' AND json_extract(data_json, '$.i') = "
       "(SELECT count(*) FROM events e2 WHERE e2.run_id = events.run_id AND e2.kind = 'n' "
       "AND e2.seq < events.seq)");
   CHECK_MESSAGE(in_order == count, "events committed out of queue order or with a gap");
