@@ -206,14 +206,14 @@ TEST_CASE("faults at random moments of a steady load never reorder or lose a rec
     const int errors[] = {SQLITE_FULL, SQLITE_IOERR_WRITE, SQLITE_BUSY, SQLITE_IOERR_FSYNC};
     for (uint32_t i = 0; !done.load(); ++i) {
       const int k = static_cast<int>(i % 4);
-      Vfs().Fail(ops[k], errors[k], 1 + i % 3, testing::kAnyFile, i % 5);
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      Vfs().Fail(ops[k], errors[k], 1 + i % 3, testing::kAnyFile, i % 3);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });
   constexpr int kCount = 2000;
-  for (int i = 0; i < kCount; i += 50) {
-    QueueNumbered(store.get(), "r1", i, i + 50);
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  for (int i = 0; i < kCount; i += 20) {
+    QueueNumbered(store.get(), "r1", i, i + 20);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   done = true;
   faults.join();
