@@ -56,7 +56,8 @@ local function exists(path)
   return false
 end
 local nodes = { keel.fn "a" { run = function() log("a") return 1 end } }
-for i = 1, )lua" + std::to_string(kFanOut) +
+for i = 1, )lua" +
+         std::to_string(kFanOut) +
          R"lua( do
   nodes[#nodes + 1] = keel.fn("f" .. i) {
     after = { "a" },
@@ -98,9 +99,10 @@ std::string MakeDeadRun(const Sandbox& box, const std::string& wf) {
   REQUIRE(WaitUntil(
       [&] {
         SqliteDb db(box.db(), false);
-        return !db.Query("SELECT 1 FROM nodes WHERE run_id = ?1 AND node = 'a' AND "
-                         "status = 'succeeded'",
-                         {id})
+        return !db.Query(
+                      "SELECT 1 FROM nodes WHERE run_id = ?1 AND node = 'a' AND "
+                      "status = 'succeeded'",
+                      {id})
                     .empty();
       },
       kWait));
@@ -178,11 +180,10 @@ TEST_CASE("two resumes of one dead run started together: one runs it, the other 
     }
     // Events: one resume recorded, each node's success recorded once, one finish.
     auto count = [&](const std::string& kind) {
-      return std::stoi(sqlite
-                           .Query("SELECT count(*) FROM events WHERE run_id = ?1 AND kind = ?2",
-                                  {id, kind})
-                           .at(0)
-                           .at(0));
+      return std::stoi(
+          sqlite.Query("SELECT count(*) FROM events WHERE run_id = ?1 AND kind = ?2", {id, kind})
+              .at(0)
+              .at(0));
     };
     CHECK(count("run_resumed") == 1);
     CHECK(count("run_finished") == 1);

@@ -106,7 +106,8 @@ std::string ChainScript(const Sandbox& box, double pause) {
   std::string lua = R"lua(local keel = require "keel"
 local LOG = ")lua" + box.Path("log") +
                     R"lua("
-local PAUSE = )lua" + std::to_string(pause) +
+local PAUSE = )lua" +
+                    std::to_string(pause) +
                     R"lua(
 local function log(name)
   local f = assert(io.open(LOG, "a"))
@@ -171,8 +172,8 @@ void CheckPrefix(const std::map<std::string, std::string>& succeeded) {
 // chain order, the run's finish after all of them, sequence without gaps.
 void CheckEvents(const std::string& db, const std::string& id) {
   SqliteDb sqlite(db, false);
-  auto events = sqlite.Query("SELECT seq, node, kind FROM events WHERE run_id = ?1 ORDER BY seq",
-                             {id});
+  auto events =
+      sqlite.Query("SELECT seq, node, kind FROM events WHERE run_id = ?1 ORDER BY seq", {id});
   int next_node = 1;
   int64_t expected_seq = 1;
   bool finished = false;
@@ -193,8 +194,8 @@ void CheckEvents(const std::string& db, const std::string& id) {
 // Starts `keel run` of the chain with the database at `db`; returns it once
 // the run id is known.
 std::unique_ptr<Subprocess> StartChain(const KeelCli& cli, const std::string& wf,
-                                       const std::string& db,
-                                       const std::vector<std::string>& extra, std::string* id) {
+                                       const std::string& db, const std::vector<std::string>& extra,
+                                       std::string* id) {
   std::vector<std::string> args{"run", wf, "--db", db};
   args.insert(args.end(), extra.begin(), extra.end());
   std::unique_ptr<Subprocess> run = cli.Start(args);
@@ -213,13 +214,14 @@ bool WaitForNode(const Sandbox& box, int node) {
 std::unique_ptr<Subprocess> HoldLock(const std::string& db, const std::string& signal,
                                      int seconds) {
   SpawnOptions options;
-  options.args = {"-cmd", ".timeout 10000", "-cmd", "BEGIN EXCLUSIVE;",
+  options.args = {"-cmd", ".timeout 10000",
+                  "-cmd", "BEGIN EXCLUSIVE;",
                   "-cmd", ".shell touch '" + signal + "'",
                   "-cmd", ".shell sleep " + std::to_string(seconds),
                   db,     "COMMIT;"};
   auto holder = std::make_unique<Subprocess>("/usr/bin/sqlite3", options);
-  REQUIRE(WaitUntil([&] { return FileExists(signal) || holder->Exited(); },
-                    std::chrono::seconds(20)));
+  REQUIRE(
+      WaitUntil([&] { return FileExists(signal) || holder->Exited(); }, std::chrono::seconds(20)));
   REQUIRE_MESSAGE(FileExists(signal), holder->Stderr());
   return holder;
 }

@@ -248,8 +248,7 @@ TEST_CASE("SQLITE_BUSY on the write lock: the busy timeout waits, then gives up"
   CHECK(Rows(*conn) == 3);
 }
 
-TEST_CASE("SQLITE_BUSY on the write lock in rollback-journal mode" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE("SQLITE_BUSY on the write lock in rollback-journal mode" * doctest::timeout(kTimeoutS)) {
   TempDir dir;
   FaultVfs vfs("fault-busy-journal");
   Conn conn(dir.Path("j.db"), vfs, /*busy_ms=*/50);

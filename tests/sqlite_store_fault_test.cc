@@ -7,8 +7,6 @@
 //
 // The store's retry waits are real time, so each case keeps its timeouts small.
 
-#include "engine/sqlite_store.h"
-
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -24,6 +22,7 @@
 #include <vector>
 
 #include "engine/process_owner.h"
+#include "engine/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
 #include "tests/support/fault_vfs.h"
 
@@ -102,11 +101,11 @@ int64_t CommittedPrefix(const std::string& path, const std::string& run_id) {
   RawDb raw(path);
   const int64_t count =
       raw.Int("SELECT count(*) FROM events WHERE run_id = '" + run_id + "' AND kind = 'n'");
-  const int64_t in_order = raw.Int(
-      "SELECT count(*) FROM events WHERE run_id = '" + run_id +
-      "' AND kind = 'n' AND json_extract(data_json, '$.i') = "
-      "(SELECT count(*) FROM events e2 WHERE e2.run_id = events.run_id AND e2.kind = 'n' "
-      "AND e2.seq < events.seq)");
+  const int64_t in_order =
+      raw.Int("SELECT count(*) FROM events WHERE run_id = '" + run_id +
+              "' AND kind = 'n' AND json_extract(data_json, '$.i') = "
+              "(SELECT count(*) FROM events e2 WHERE e2.run_id = events.run_id AND e2.kind = 'n' "
+              "AND e2.seq < events.seq)");
   CHECK_MESSAGE(in_order == count, "events committed out of queue order or with a gap");
   return count;
 }
@@ -251,10 +250,10 @@ TEST_CASE("storage failing past stall_timeout: WriteHealth and Flush name the ca
     int error;
     const char* cause;
   };
-  for (Fault fault : {Fault{FaultOp::kWrite, SQLITE_FULL, "database or disk is full"},
-                      Fault{FaultOp::kWrite, SQLITE_IOERR_WRITE, "disk I/O error"},
-                      Fault{FaultOp::kWriteLock, SQLITE_BUSY,
-                            "database is locked by another process"}}) {
+  for (Fault fault :
+       {Fault{FaultOp::kWrite, SQLITE_FULL, "database or disk is full"},
+        Fault{FaultOp::kWrite, SQLITE_IOERR_WRITE, "disk I/O error"},
+        Fault{FaultOp::kWriteLock, SQLITE_BUSY, "database is locked by another process"}}) {
     CAPTURE(fault.cause);
     CleanVfs clean;
     ScratchDir dir;
@@ -413,8 +412,7 @@ TEST_CASE("ClaimRun reads and takes over a run in one transaction, bumping its e
   // A live owner, a missing run and a finished run cannot be claimed.
   auto alive = store->ClaimRun(claim, claimed->epoch, [](const Owner&, double) { return true; });
   CHECK(alive.status().kind() == ErrorKind::kPermanent);
-  CHECK(store->ClaimRun(MakeRun("nope"), 0, NeverAlive).status().kind() ==
-        ErrorKind::kPermanent);
+  CHECK(store->ClaimRun(MakeRun("nope"), 0, NeverAlive).status().kind() == ErrorKind::kPermanent);
   store->FinishRun("r1", RunStatus::kSucceeded, "", 300);
   REQUIRE(store->Flush().ok());
   auto finished = store->GetRun("r1");

@@ -180,10 +180,14 @@ Dag MakeDag(std::mt19937& rng, Ledger* ledger) {
 
 const char* OpName(FaultOp op) {
   switch (op) {
-    case FaultOp::kWrite: return "write";
-    case FaultOp::kSync: return "sync";
-    case FaultOp::kTruncate: return "truncate";
-    case FaultOp::kWriteLock: return "write lock";
+    case FaultOp::kWrite:
+      return "write";
+    case FaultOp::kSync:
+      return "sync";
+    case FaultOp::kTruncate:
+      return "truncate";
+    case FaultOp::kWriteLock:
+      return "write lock";
   }
   return "?";
 }
@@ -221,11 +225,26 @@ struct Schedule {
 
 void PickFault(std::mt19937& rng, FaultOp* op, int* error) {
   switch (rng() % 5) {
-    case 0: *op = FaultOp::kWrite; *error = SQLITE_FULL; break;
-    case 1: *op = FaultOp::kWrite; *error = SQLITE_IOERR_WRITE; break;
-    case 2: *op = FaultOp::kWriteLock; *error = SQLITE_BUSY; break;
-    case 3: *op = FaultOp::kSync; *error = SQLITE_IOERR_FSYNC; break;
-    default: *op = FaultOp::kTruncate; *error = SQLITE_IOERR_TRUNCATE; break;
+    case 0:
+      *op = FaultOp::kWrite;
+      *error = SQLITE_FULL;
+      break;
+    case 1:
+      *op = FaultOp::kWrite;
+      *error = SQLITE_IOERR_WRITE;
+      break;
+    case 2:
+      *op = FaultOp::kWriteLock;
+      *error = SQLITE_BUSY;
+      break;
+    case 3:
+      *op = FaultOp::kSync;
+      *error = SQLITE_IOERR_FSYNC;
+      break;
+    default:
+      *op = FaultOp::kTruncate;
+      *error = SQLITE_IOERR_TRUNCATE;
+      break;
   }
 }
 
@@ -244,8 +263,8 @@ Schedule MakeSchedule(std::mt19937& rng) {
   if (s.plans.empty() || rng() % 3 == 0) {
     s.window = true;
     s.window_start_ms = static_cast<int>(rng() % 20);
-    s.window_ms = rng() % 4 == 0 ? 300 + static_cast<int>(rng() % 200)
-                                 : 5 + static_cast<int>(rng() % 120);
+    s.window_ms =
+        rng() % 4 == 0 ? 300 + static_cast<int>(rng() % 200) : 5 + static_cast<int>(rng() % 120);
     PickFault(rng, &s.window_op, &s.window_error);
   }
   return s;
@@ -309,7 +328,8 @@ Recorded Read(const std::string& path) {
     r.node_status[row[0]] = row[1];
     if (row[1] == "succeeded") r.output[row[0]] = row[2];
   }
-  for (const auto& row : db.Query("SELECT seq FROM events WHERE run_id = ?1 ORDER BY seq", {r.id})) {
+  for (const auto& row :
+       db.Query("SELECT seq FROM events WHERE run_id = ?1 ORDER BY seq", {r.id})) {
     r.seqs.push_back(std::stoll(row[0]));
   }
   return r;
@@ -418,7 +438,8 @@ void RunCase(unsigned seed, CaseStats* stats) {
     {
       auto store = OpenStore(path, full);
       Vfs().ResetCounters();
-      for (const auto& p : schedule.plans) Vfs().Fail(p.op, p.error, p.count, testing::kAnyFile, p.skip);
+      for (const auto& p : schedule.plans)
+        Vfs().Fail(p.op, p.error, p.count, testing::kAnyFile, p.skip);
       Result<RunReport> report = Status::Error(ErrorKind::kPermanent, "not run");
       {
         Window window(schedule);
@@ -450,9 +471,9 @@ void RunCase(unsigned seed, CaseStats* stats) {
     }
   }
   Recorded last = Read(path);
-  FAIL("the run did not finish within " << kMaxSteps << " steps; status " << last.status
-                                        << ", " << last.output.size() << " of "
-                                        << dag.deps.size() << " nodes recorded");
+  FAIL("the run did not finish within " << kMaxSteps << " steps; status " << last.status << ", "
+                                        << last.output.size() << " of " << dag.deps.size()
+                                        << " nodes recorded");
 }
 
 }  // namespace

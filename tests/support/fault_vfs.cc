@@ -125,10 +125,25 @@ int Unfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
 // file has, so SQLite never calls a method the real one lacks.
 constexpr sqlite3_io_methods MethodsOfVersion(int version) {
   return sqlite3_io_methods{
-      version,    Close,       Read,       Write,    Truncate,   Sync,
-      FileSize,   Lock,        Unlock,     CheckReservedLock,     FileControl,
-      SectorSize, DeviceCharacteristics,   ShmMap,   ShmLock,    ShmBarrier,
-      ShmUnmap,   Fetch,       Unfetch,
+      version,
+      Close,
+      Read,
+      Write,
+      Truncate,
+      Sync,
+      FileSize,
+      Lock,
+      Unlock,
+      CheckReservedLock,
+      FileControl,
+      SectorSize,
+      DeviceCharacteristics,
+      ShmMap,
+      ShmLock,
+      ShmBarrier,
+      ShmUnmap,
+      Fetch,
+      Unfetch,
   };
 }
 const sqlite3_io_methods kMethods[3] = {MethodsOfVersion(1), MethodsOfVersion(2),

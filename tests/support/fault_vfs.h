@@ -68,8 +68,7 @@ class FaultVfs {
   // Replaces `op`'s plan: let `skip` matching calls through, then fail
   // `count` (or kForever) of them with `error`. Calls match when their file's
   // kind is in `files`.
-  void Fail(FaultOp op, int error, uint32_t count, unsigned files = kAnyFile,
-            uint32_t skip = 0);
+  void Fail(FaultOp op, int error, uint32_t count, unsigned files = kAnyFile, uint32_t skip = 0);
   // Fails the next `count` matching calls of `op` with `error`.
   void FailNext(FaultOp op, int error, uint32_t count, unsigned files = kAnyFile) {
     Fail(op, error, count, files);
