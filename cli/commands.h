@@ -19,6 +19,7 @@ struct RunArgs {
   int max_inflight = 0;  // 0: unlimited
   bool json = false;
   std::string durability = "normal";
+  double storage_timeout = 30;  // seconds checkpoints may fail before the run stops
   LlmArgs llm;
 };
 int RunCommand(const RunArgs& args);
@@ -30,6 +31,7 @@ struct ResumeArgs {
   int max_inflight = 0;
   bool json = false;
   std::string durability = "normal";
+  double storage_timeout = 30;
   LlmArgs llm;
 };
 int ResumeCommand(const ResumeArgs& args);

@@ -57,6 +57,7 @@ Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptio
   SqliteStoreOptions store_options;
   store_options.create_if_missing = options.create;
   store_options.busy_timeout = kBusyTimeout;
+  store_options.stall_timeout = options.storage_timeout;
   store_options.durability =
       options.durability == "full" ? SqliteDurability::kFull : SqliteDurability::kNormal;
   auto store = SqliteStore::Open(path, store_options);

@@ -19,6 +19,9 @@ std::string ResolveDbPath(const std::string& flag);
 struct DbOpenOptions {
   bool create = false;                // create the file if missing (run only)
   std::string durability = "normal";  // "normal" or "full"
+  // Seconds checkpoint writes may keep failing before the store gives up
+  // (SqliteStoreOptions::stall_timeout).
+  double storage_timeout = 30;
 };
 
 // Opens the store at `path` for reading and writing. Fails (kPermanent, with

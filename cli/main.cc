@@ -60,11 +60,17 @@ void AddDbOption(CLI::App* command, std::string* db) {
   command->add_option("--db", *db, "Checkpoint database (default: $KEEL_DB, else ./keel.db)");
 }
 
-void AddDurabilityOption(CLI::App* command, std::string* durability) {
+void AddDurabilityOptions(CLI::App* command, std::string* durability, double* storage_timeout) {
   command
       ->add_option("--durability", *durability,
                    "normal: fast, a power loss may lose the last commits; full: fsync each commit")
       ->check(CLI::IsMember({"normal", "full"}))
+      ->capture_default_str();
+  command
+      ->add_option("--storage-timeout", *storage_timeout,
+                   "Seconds checkpoints may keep failing (disk full, I/O errors, the database "
+                   "locked by another process) before the run stops; it can be resumed later")
+      ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
 }
 
@@ -100,7 +106,7 @@ int Main(int argc, char** argv) {
   AddDbOption(run_cmd, &run.db);
   AddExecutionOptions(run_cmd, &run.workers, &run.max_inflight);
   run_cmd->add_flag("--json", run.json, "Print the result as one JSON object");
-  AddDurabilityOption(run_cmd, &run.durability);
+  AddDurabilityOptions(run_cmd, &run.durability, &run.storage_timeout);
   AddLlmOptions(run_cmd, &run.llm);
   run_cmd->callback([&] { action = [&] { return RunCommand(run); }; });
 
@@ -110,7 +116,7 @@ int Main(int argc, char** argv) {
   AddDbOption(resume_cmd, &resume.db);
   AddExecutionOptions(resume_cmd, &resume.workers, &resume.max_inflight);
   resume_cmd->add_flag("--json", resume.json, "Print the result as one JSON object");
-  AddDurabilityOption(resume_cmd, &resume.durability);
+  AddDurabilityOptions(resume_cmd, &resume.durability, &resume.storage_timeout);
   AddLlmOptions(resume_cmd, &resume.llm);
   resume_cmd->callback([&] { action = [&] { return ResumeCommand(resume); }; });
 

@@ -64,7 +64,14 @@ int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress
   Result<RunReport> report = start(progress.get());
   double seconds = SystemClock()->Now() - began;
   progress->Close();
-  if (!report.ok()) return UsageError(report.status().message());
+  if (!report.ok()) {
+    // Checkpoints that could not be saved stop a run that can be resumed:
+    // it failed, for now. Anything else (the run taken over by another
+    // process, a claim refused) is an error of the command.
+    if (report.status().kind() != ErrorKind::kTransient) return UsageError(report.status().message());
+    PrintError(report.status().message());
+    return kExitFailed;
+  }
   PrintRunReport(*report, workflow, seconds, RunUsage(store, report->run_id), json);
   return ExitCodeFor(report->status);
 }
@@ -96,7 +103,9 @@ int RunCommand(const RunArgs& args) {
   if (!params.ok()) return UsageError(params.status().message());
 
   std::string db_path = ResolveDbPath(args.db);
-  auto store = OpenDb(db_path, {.create = true, .durability = args.durability});
+  auto store = OpenDb(db_path, {.create = true,
+                                .durability = args.durability,
+                                .storage_timeout = args.storage_timeout});
   if (!store.ok()) return UsageError(store.status().message());
 
   ExecutorOptions options =
@@ -113,7 +122,9 @@ int RunCommand(const RunArgs& args) {
 int ResumeCommand(const ResumeArgs& args) {
   std::jthread warm_up(&Executor::WarmUp);
   std::string db_path = ResolveDbPath(args.db);
-  auto store = OpenDb(db_path, {.create = false, .durability = args.durability});
+  auto store = OpenDb(db_path, {.create = false,
+                                .durability = args.durability,
+                                .storage_timeout = args.storage_timeout});
   if (!store.ok()) return UsageError(store.status().message());
   auto run = (*store)->GetRun(args.run_id);
   if (!run.ok()) return UsageError(run.status().message());

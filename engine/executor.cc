@@ -1,5 +1,6 @@
 #include "engine/executor.h"
 
+#include <algorithm>
 #include <memory>
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/global_control.h>
@@ -19,6 +20,11 @@ void Executor::WarmUp() {
   arena.initialize();
 }
 
+void Executor::Stop(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(active_mu_);
+  for (RunState* state : active_) state->StopRun(reason);
+}
+
 RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
                          const std::unordered_map<std::string, NodeRecord>& earlier,
                          const ExecutorOptions& options, const RunHistory& history) {
@@ -35,6 +41,10 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
   env.budget = options.budget.limited() ? options.budget : workflow.budget;
   RunState state(workflow, run_id, std::move(params), &env, 0, "", {}, nullptr);
   env.root = &state;
+  {
+    std::lock_guard<std::mutex> lock(active_mu_);
+    active_.push_back(&state);
+  }
   std::vector<int> ready = state.Prepare(earlier);
   if (observer_) {
     observer_->OnRunStarted(RunInfo{run_id, workflow.name,
@@ -71,6 +81,10 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
     for (int i : ready) env.launch(&state, i);
     graph.wait_for_all();
   });
+  {
+    std::lock_guard<std::mutex> lock(active_mu_);
+    active_.erase(std::find(active_.begin(), active_.end(), &state));
+  }
   RunOutcome outcome = state.Outcome();
   if (observer_) observer_->OnRunFinished(outcome.status);
   return outcome;

@@ -11,6 +11,7 @@
 // share its bulkheads (max_concurrency per key) and breakers. Run() blocks its
 // caller, which must not be a TBB worker of the same arena.
 
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -24,6 +25,8 @@
 #include "engine/workflow.h"
 
 namespace keel {
+
+class RunState;
 
 struct ExecutorOptions {
   int workers = 0;       // <= 0: all cores
@@ -85,12 +88,19 @@ class Executor {
   // start-up work, such as loading the script. Any thread, any time.
   static void WarmUp();
 
+  // Stops every run in progress on this Executor: nothing more starts, what
+  // is in flight is cancelled, and each run fails with `reason`. Runs
+  // started later are not affected. Any thread.
+  void Stop(const std::string& reason);
+
  private:
   Clock* clock_;
   Store* store_;
   Observer* observer_;
   BreakerRegistry breakers_;
   Bulkhead bulkhead_;
+  std::mutex active_mu_;
+  std::vector<RunState*> active_;  // guarded by active_mu_: runs in progress
 };
 
 }  // namespace keel

@@ -1,5 +1,5 @@
-// RunState: what LLM calls spend, the budget that stops a run, and the
-// checkpoints a node takes within an attempt.
+// RunState: stopping a whole run, what LLM calls spend, the budget that
+// stops a run, and the checkpoints a node takes within an attempt.
 
 #include <cstdio>
 
@@ -20,6 +20,16 @@ void RunState::StopAll(const std::string& reason) {
     for (auto& child : children_) children.push_back(child.get());
   }
   for (RunState* child : children) child->StopAll(reason);
+}
+
+void RunState::StopRun(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(env_->spend_mu);
+    if (env_->stopped.load(std::memory_order_acquire)) return;
+    env_->stop_reason = reason;
+    env_->stopped.store(true, std::memory_order_release);
+  }
+  env_->root->StopAll("run stopped: " + reason);
 }
 
 bool RunState::Spend(int i, const Usage& usage, std::string data) {

@@ -157,6 +157,12 @@ void RunState::Launch(int i) {
       cancel_reason = slot.abandon_reason;
     }
   }
+  if (runs && env_->store != nullptr) {
+    // Execution runs ahead of the durable record only until the store gives
+    // up on its storage; from then on nothing starts.
+    keel::Status health = env_->store->WriteHealth();
+    if (!health.ok()) env_->root->StopRun("cannot save checkpoints: " + health.message());
+  }
   if (runs && env_->stopped.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(env_->spend_mu);
     runs = false;

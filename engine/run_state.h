@@ -77,6 +77,11 @@ class RunState {
   // Runs on a TBB worker, through the dispatcher.
   void Launch(int i);
 
+  // Stops the run this state belongs to: nothing more starts, every
+  // unfinished node (here and in fallback runs) is cancelled, and the run
+  // fails with `reason`. Only the first call counts. Any thread.
+  void StopRun(const std::string& reason);
+
   // Moves the results out; call once, after every node finished.
   RunOutcome Outcome();
   // For a fallback workflow: its status and the output of its output node.

@@ -16,44 +16,74 @@ namespace keel {
 namespace {
 
 constexpr double kHeartbeatSeconds = 5.0;
+// How often the store's health is looked at while a run executes, so that a
+// run whose checkpoints cannot be saved stops even while nothing finishes.
+constexpr double kWatchSeconds = 0.5;
 
-// Writes the run's heartbeat every few seconds on the clock's timer thread
-// until destroyed. Stop() and the timer callback synchronize on mu_.
-class Heartbeat {
+// While alive, writes the run's heartbeat every few seconds and stops the
+// executor's runs once the store gives up on its storage, on the clock's
+// timer thread. The destructor and the timer callback synchronize on mu.
+class RunWatch {
  public:
-  Heartbeat(Clock* clock, Store* store, std::string run_id)
-      : shared_(std::make_shared<Shared>(clock, store, std::move(run_id))) {
+  RunWatch(Clock* clock, Store* store, Executor* executor, std::string run_id)
+      : shared_(std::make_shared<Shared>(clock, store, executor, std::move(run_id))) {
     Schedule(shared_);
   }
-  ~Heartbeat() {
+  ~RunWatch() {
     std::lock_guard<std::mutex> lock(shared_->mu);
     shared_->stopped = true;
     shared_->clock->Cancel(shared_->timer);
   }
+  RunWatch(const RunWatch&) = delete;
+  RunWatch& operator=(const RunWatch&) = delete;
 
  private:
   struct Shared {
-    Shared(Clock* c, Store* s, std::string id) : clock(c), store(s), run_id(std::move(id)) {}
+    Shared(Clock* c, Store* s, Executor* e, std::string id)
+        : clock(c), store(s), executor(e), run_id(std::move(id)), last_beat(c->Now()) {}
     Clock* clock;
     Store* store;
+    Executor* executor;
     const std::string run_id;
     std::mutex mu;
     bool stopped = false;  // guarded by mu
     TimerId timer = 0;     // guarded by mu
+    double last_beat;      // guarded by mu
   };
   static void Schedule(const std::shared_ptr<Shared>& shared) {
     std::weak_ptr<Shared> weak = shared;
-    shared->timer = shared->clock->After(kHeartbeatSeconds, [weak] {
+    shared->timer = shared->clock->After(kWatchSeconds, [weak] {
       auto s = weak.lock();
       if (!s) return;
       std::lock_guard<std::mutex> lock(s->mu);
       if (s->stopped) return;
-      s->store->Heartbeat(s->run_id, s->clock->WallNow());
+      Status health = s->store->WriteHealth();
+      if (!health.ok()) {
+        s->executor->Stop("cannot save checkpoints: " + health.message());
+        return;
+      }
+      if (s->clock->Now() - s->last_beat >= kHeartbeatSeconds) {
+        s->last_beat = s->clock->Now();
+        s->store->Heartbeat(s->run_id, s->clock->WallNow());
+      }
       Schedule(s);
     });
   }
   std::shared_ptr<Shared> shared_;
 };
+
+// Why run `run_id` could not be recorded: `health` names the cause. A run
+// taken over by another process is that process's now (kPermanent); any
+// other cause leaves a run that `keel resume` finishes (kTransient).
+Status CheckpointFailure(const std::string& run_id, const Status& health) {
+  if (health.kind() == ErrorKind::kPermanent) {
+    return Status::Error(ErrorKind::kPermanent, "run " + run_id + " stopped: " + health.message());
+  }
+  return Status::Error(ErrorKind::kTransient,
+                       "run " + run_id + " stopped: cannot save checkpoints: " +
+                           health.message() + "; `keel resume " + run_id +
+                           "` continues it once that is fixed");
+}
 
 std::string RunEventData(int nodes, int kept, bool script_changed) {
   rapidjson::StringBuffer buf;
@@ -130,27 +160,33 @@ Result<RunReport> Runner::Start(const WorkflowSpec& workflow, const ScriptInfo& 
   return Execute(workflow, run.id, std::move(params), {}, options, RunHistory{});
 }
 
-Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workflow,
-                                 const ScriptInfo& script, const ExecutorOptions& options) {
-  auto nodes = store_->GetNodes(run.id);
-  if (!nodes.ok()) return nodes.status();
+// Fails (kPermanent) when a node recorded finished in `nodes` is not in
+// `workflow`.
+static Status CheckKeptNodes(const std::vector<NodeRecord>& nodes, const WorkflowSpec& workflow,
+                             const std::string& run_id, const std::string& script_path) {
   std::unordered_set<std::string_view> names;
   for (const auto& node : workflow.nodes) names.insert(node.name);
-  std::unordered_map<std::string, NodeRecord> earlier;
-  int kept = 0;
-  for (auto& rec : *nodes) {
-    if (IsKeptOnResume(rec.status)) {
-      if (!names.count(rec.node)) {
-        return Status::Error(ErrorKind::kPermanent,
-                             "node '" + rec.node + "' finished in run " + run.id +
-                                 " but no longer exists in " + script.path +
-                                 "; restore it or start a new run");
-      }
-      ++kept;
+  for (const auto& rec : nodes) {
+    if (IsKeptOnResume(rec.status) && !names.count(rec.node)) {
+      return Status::Error(ErrorKind::kPermanent,
+                           "node '" + rec.node + "' finished in run " + run_id +
+                               " but no longer exists in " + script_path +
+                               "; restore it or start a new run");
     }
-    std::string name = rec.node;
-    earlier.emplace(std::move(name), std::move(rec));
   }
+  return Status::Ok();
+}
+
+Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workflow,
+                                 const ScriptInfo& script, const ExecutorOptions& options) {
+  // Checked before claiming, so a script that lost a node leaves the run as
+  // it is; and again on what the claim read, which is what counts.
+  auto nodes = store_->GetNodes(run.id);
+  if (!nodes.ok()) return nodes.status();
+  Status usable = CheckKeptNodes(*nodes, workflow, run.id, script.path);
+  if (!usable.ok()) return usable;
+  nodes->clear();
+
   RunRecord claim = run;
   claim.owner = CurrentOwner();
   claim.heartbeat = claim.updated_at = clock_->WallNow();
@@ -159,18 +195,33 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
   claim.script_text = script.text;
   claim.node_count = static_cast<int>(workflow.nodes.size());
   claim.workflow = workflow.name;
-  Status claimed = store_->ClaimRun(claim, [](const Owner& owner, double heartbeat_age) {
+  auto claimed = store_->ClaimRun(claim, run.epoch, [](const Owner& owner, double heartbeat_age) {
     return OwnerAlive(owner, heartbeat_age);
   });
-  if (!claimed.ok()) return claimed;
-  bool changed = run.script_sha256 != script.sha256;
+  if (!claimed.ok()) return claimed.status();
+  const RunRecord& before = claimed->before;
+  usable = CheckKeptNodes(claimed->nodes, workflow, run.id, script.path);
+  if (!usable.ok()) {
+    // The run is this process's now: give it back as it was found.
+    store_->FinishRun(run.id, before.status, before.error, before.finished_at);
+    (void)store_->Flush();
+    return usable;
+  }
+  std::unordered_map<std::string, NodeRecord> earlier;
+  int kept = 0;
+  for (auto& rec : claimed->nodes) {
+    if (IsKeptOnResume(rec.status)) ++kept;
+    std::string name = rec.node;
+    earlier.emplace(std::move(name), std::move(rec));
+  }
+  bool changed = before.script_sha256 != script.sha256;
   store_->AppendEvent({run.id, 0, claim.updated_at, "", "run_resumed",
                        RunEventData(claim.node_count, kept, changed)});
   auto events = store_->GetEvents(run.id);
   if (!events.ok()) return events.status();
   RunHistory history = ReadRunHistory(*events);
   events->clear();
-  auto report = Execute(workflow, run.id, MakeJson(run.params_json), earlier, options, history);
+  auto report = Execute(workflow, run.id, MakeJson(before.params_json), earlier, options, history);
   if (report.ok()) {
     report->script_changed = changed;
     report->restored = kept;
@@ -185,9 +236,12 @@ Result<RunReport> Runner::Execute(const WorkflowSpec& workflow, const std::strin
   RunReport report;
   report.run_id = run_id;
   {
-    Heartbeat heartbeat(clock_, store_, run_id);
+    RunWatch watch(clock_, store_, &executor_, run_id);
     report.outcome = executor_.Run(workflow, run_id, std::move(params), earlier, options, history);
   }
+  // A run stopped for its storage is not finished: it stays resumable.
+  Status health = store_->WriteHealth();
+  if (!health.ok()) return CheckpointFailure(run_id, health);
   report.status = report.outcome.status;
   report.error = report.outcome.error;
   std::unordered_set<std::string_view> depended_on;
@@ -202,12 +256,7 @@ Result<RunReport> Runner::Execute(const WorkflowSpec& workflow, const std::strin
   store_->AppendEvent({run_id, 0, now, "", "run_finished", FinishEventData(report.outcome)});
   store_->FinishRun(run_id, report.status, report.error, now);
   Status flushed = store_->Flush();
-  if (!flushed.ok()) {
-    return Status::Error(flushed.kind(), "run " + run_id + " finished " +
-                                             std::string(RunStatusName(report.status)) +
-                                             " but its checkpoint could not be saved: " +
-                                             flushed.message());
-  }
+  if (!flushed.ok()) return CheckpointFailure(run_id, flushed);
   return report;
 }
 

@@ -8,6 +8,12 @@
 #include "engine/sqlite_util.h"
 
 namespace keel {
+namespace {
+
+// The schema version that added runs.epoch (engine/sqlite_schema.cc).
+constexpr int kEpochVersion = 3;
+
+}  // namespace
 
 Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std::string& path,
                                                                        double busy_timeout) {
@@ -22,6 +28,15 @@ Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std
   auto conn =
       sqlite::Connection::Open(uri, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, busy_timeout);
   if (!conn.ok()) return conn.status();
+  // A database of an older schema cannot be migrated read-only: a temporary
+  // view, which shadows the table, supplies what the reader expects.
+  auto version = sqlite::ReadPragma(conn->get(), "user_version");
+  if (!version.ok()) return version.status();
+  if (*version < kEpochVersion) {
+    Status status = (*conn)->Exec(
+        "CREATE TEMP VIEW runs AS SELECT *, 1 AS epoch FROM main.runs", "reading an older schema");
+    if (!status.ok()) return status;
+  }
   auto reader = sqlite::SqliteReader::Create(std::move(conn).value());
   if (!reader.ok()) return reader.status();
   return std::unique_ptr<SqliteReadOnlyStore>(
@@ -40,10 +55,12 @@ Status SqliteReadOnlyStore::ReadOnly() const {
 
 Status SqliteReadOnlyStore::CreateRun(const RunRecord&) { return ReadOnly(); }
 
-Status SqliteReadOnlyStore::ClaimRun(const RunRecord&,
-                                     const std::function<bool(const Owner&, double)>&) {
+Result<ClaimedRun> SqliteReadOnlyStore::ClaimRun(
+    const RunRecord&, int64_t, const std::function<bool(const Owner&, double)>&) {
   return ReadOnly();
 }
+
+Status SqliteReadOnlyStore::WriteHealth() { return Status::Ok(); }
 
 void SqliteReadOnlyStore::SaveNode(NodeRecord) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -31,8 +31,10 @@ class SqliteReadOnlyStore final : public Store {
   ~SqliteReadOnlyStore() override;
 
   Status CreateRun(const RunRecord& run) override;
-  Status ClaimRun(const RunRecord& run,
-                  const std::function<bool(const Owner&, double)>& owner_alive) override;
+  Result<ClaimedRun> ClaimRun(
+      const RunRecord& run, int64_t expected_epoch,
+      const std::function<bool(const Owner&, double)>& owner_alive) override;
+  Status WriteHealth() override;
   void SaveNode(NodeRecord node) override;
   void AppendEvent(EventRecord event) override;
   void FinishRun(std::string run_id, RunStatus status, std::string error,

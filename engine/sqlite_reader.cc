@@ -3,50 +3,15 @@
 #include <string_view>
 
 #include "engine/sqlite_breakers.h"
+#include "engine/sqlite_rows.h"
 
 namespace keel::sqlite {
 namespace {
 
-// Columns 0..15, as RunFromRow reads them. `script_text` is the fourth.
-constexpr char kRunColumnsHead[] = "id, workflow, script_path, script_sha256, ";
-constexpr char kRunColumnsTail[] =
-    ", params_json, status, owner_pid, owner_host, owner_start, heartbeat, created_at, "
-    "updated_at, finished_at, node_count, error";
-
 constexpr char kIdsByPrefix[] =
     "SELECT id FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6";
-constexpr char kNodes[] =
-    "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
-    "finished_at FROM nodes WHERE run_id = ?1 ORDER BY rowid";
 constexpr char kEvents[] =
     "SELECT run_id, seq, ts, node, kind, data_json FROM events WHERE run_id = ?1 ORDER BY seq";
-
-// Values written by a newer keel are refused at open, so an unknown name
-// means a damaged row; it reads as a failure rather than failing the read.
-RunStatus ToRunStatus(const std::string& name) {
-  RunStatus status = RunStatus::kFailed;
-  ParseRunStatus(name, &status);
-  return status;
-}
-
-void RunFromRow(const Statement& row, RunRecord* run) {
-  run->id = row.Text(0);
-  run->workflow = row.Text(1);
-  run->script_path = row.Text(2);
-  run->script_sha256 = row.Text(3);
-  run->script_text = row.Text(4);
-  run->params_json = row.Text(5);
-  run->status = ToRunStatus(row.Text(6));
-  run->owner.pid = row.Int(7);
-  run->owner.host = row.Text(8);
-  run->owner.start_ticks = row.Int(9);
-  run->heartbeat = row.Real(10);
-  run->created_at = row.Real(11);
-  run->updated_at = row.Real(12);
-  run->finished_at = row.Real(13);
-  run->node_count = static_cast<int>(row.Int(14));
-  run->error = row.Text(15);
-}
 
 Status NoRun(const std::string& id, const std::string& path) {
   return Status::Error(ErrorKind::kPermanent, "no run '" + id + "' in " + path);
@@ -65,22 +30,6 @@ Result<std::vector<T>> ReadRows(Statement& stmt, std::string_view what, Fill fil
   return rows;
 }
 
-// A row of kNodes; unknown names read as a failed node with kind error, as
-// ToRunStatus does for runs.
-void NodeFromRow(const Statement& row, NodeRecord* node) {
-  node->run_id = row.Text(0);
-  node->node = row.Text(1);
-  node->status = NodeStatus::kFailed;
-  ParseNodeStatus(row.Text(2), &node->status);
-  node->attempts = static_cast<int>(row.Int(3));
-  if (!row.IsNull(4)) node->output_json = row.Text(4);
-  node->error_kind = ErrorKind::kError;
-  ParseErrorKind(row.Text(5), &node->error_kind);
-  node->error_message = row.Text(6);
-  node->started_at = row.Real(7);
-  node->finished_at = row.Real(8);
-}
-
 // A row of kEvents.
 void EventFromRow(const Statement& row, EventRecord* event) {
   event->run_id = row.Text(0);
@@ -94,10 +43,10 @@ void EventFromRow(const Statement& row, EventRecord* event) {
 // A run's columns as RunFromRow reads them, then its count of done nodes.
 void ListingFromRow(const Statement& row, RunListing* listing) {
   RunFromRow(row, &listing->run);
-  listing->nodes_done = static_cast<int>(row.Int(16));
-  listing->usage.prompt_tokens = row.Int(17);
-  listing->usage.completion_tokens = row.Int(18);
-  listing->usage.cost = row.Real(19);
+  listing->nodes_done = static_cast<int>(row.Int(kRunColumnCount));
+  listing->usage.prompt_tokens = row.Int(kRunColumnCount + 1);
+  listing->usage.completion_tokens = row.Int(kRunColumnCount + 2);
+  listing->usage.cost = row.Real(kRunColumnCount + 3);
 }
 
 // A column summing `field` over the run's usage events (engine/usage.h),
@@ -152,7 +101,7 @@ Status SqliteReader::PrepareAll() {
   const std::string list_by_status = listing + "WHERE status = ?2" + order;
   Status status = run_by_id_.Prepare(conn_.get(), full.c_str());
   if (status.ok()) status = ids_by_prefix_.Prepare(conn_.get(), kIdsByPrefix);
-  if (status.ok()) status = nodes_.Prepare(conn_.get(), kNodes);
+  if (status.ok()) status = nodes_.Prepare(conn_.get(), kSelectNodes);
   if (status.ok()) status = events_.Prepare(conn_.get(), kEvents);
   if (status.ok()) status = list_all_.Prepare(conn_.get(), list_all.c_str());
   if (status.ok()) status = list_by_status_.Prepare(conn_.get(), list_by_status.c_str());

@@ -85,9 +85,17 @@ constexpr const char* kSchemaV2 = R"sql(
 CREATE INDEX events_usage ON events (run_id) WHERE kind IN ('llm_call', 'fallback_event');
 )sql";
 
+// Version 3: claims are fenced (engine/store.h). Every process that takes a
+// run over bumps its epoch in the claim's transaction; writes carrying an
+// older epoch are refused.
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
+    {3, kSchemaV3},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

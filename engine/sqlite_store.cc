@@ -1,6 +1,11 @@
 #include "engine/sqlite_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
 
 #include <chrono>
 #include <filesystem>
@@ -15,8 +20,13 @@
 namespace keel {
 namespace {
 
-// How often a write transaction is retried after the busy timeout ran out.
+// How often a migration's write transaction is retried after the busy
+// timeout ran out.
 constexpr int kBusyRetries = 3;
+
+// The pause before retrying a failed batch, doubling up to the maximum.
+constexpr auto kFirstRetryPause = std::chrono::milliseconds(10);
+constexpr auto kMaxRetryPause = std::chrono::milliseconds(1000);
 
 // Records per queue chunk (about 50 KiB), and how many drained chunks are
 // kept for reuse.
@@ -99,8 +109,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
   if (!*exists && !options.create_if_missing) return NoDatabase(path);
 
   const int create = options.create_if_missing ? SQLITE_OPEN_CREATE : 0;
-  auto conn =
-      sqlite::Connection::Open(path, path, SQLITE_OPEN_READWRITE | create, options.busy_timeout);
+  auto conn = sqlite::Connection::Open(path, path, SQLITE_OPEN_READWRITE | create,
+                                       options.busy_timeout, options.vfs);
   if (!conn.ok()) return conn.status();
   // Again on the connection that writes, in case the file changed meanwhile.
   auto kind = sqlite::ClassifyDatabase(conn->get(), LatestVersion());
@@ -108,28 +118,33 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
   Status status = Configure(conn->get(), options.durability, options.busy_timeout);
   if (status.ok()) status = sqlite::Migrate(conn->get(), sqlite::KeelMigrations(), kBusyRetries);
   if (!status.ok()) return status;
-  auto writer = sqlite::SqliteWriter::Create(std::move(conn).value(), kBusyRetries);
+  auto writer = sqlite::SqliteWriter::Create(std::move(conn).value(), options.busy_timeout);
   if (!writer.ok()) return writer.status();
 
-  auto read_conn =
-      sqlite::Connection::Open(path, path, SQLITE_OPEN_READWRITE, options.busy_timeout);
+  auto read_conn = sqlite::Connection::Open(path, path, SQLITE_OPEN_READWRITE,
+                                            options.busy_timeout, options.vfs);
   if (!read_conn.ok()) return read_conn.status();
   status = (*read_conn)->Exec("PRAGMA query_only = 1", "opening for reading");
   if (!status.ok()) return status;
   auto reader = sqlite::SqliteReader::Create(std::move(read_conn).value());
   if (!reader.ok()) return reader.status();
-  Clock* clock = options.clock != nullptr ? options.clock : SystemClock();
   return std::unique_ptr<SqliteStore>(
-      new SqliteStore(path, clock, std::move(writer).value(), std::move(reader).value()));
+      new SqliteStore(path, options, std::move(writer).value(), std::move(reader).value()));
 }
 
-SqliteStore::SqliteStore(std::string path, Clock* clock,
+SqliteStore::SqliteStore(std::string path, const SqliteStoreOptions& options,
                          std::unique_ptr<sqlite::SqliteWriter> writer,
                          std::unique_ptr<sqlite::SqliteReader> reader)
     : path_(std::move(path)),
-      clock_(clock),
+      clock_(options.clock != nullptr ? options.clock : SystemClock()),
+      stall_timeout_(options.stall_timeout),
       writer_(std::move(writer)),
       reader_(std::move(reader)) {
+  struct stat st;
+  if (stat(path_.c_str(), &st) == 0) {
+    file_dev_ = st.st_dev;
+    file_ino_ = st.st_ino;
+  }
   writer_thread_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -179,13 +194,20 @@ Status SqliteStore::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
   const uint64_t target = queued_;
   Hurry hurry(this);
-  done_cv_.wait(lock, [&] { return written_ >= target; });
-  Status error = std::move(write_error_);
-  write_error_ = Status::Ok();
-  return error;
+  done_cv_.wait(lock, [&] { return written_ >= target || !given_up_.ok(); });
+  return given_up_;
+}
+
+Status SqliteStore::WriteHealth() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return given_up_;
 }
 
 Status SqliteStore::CallOnWriter(std::function<Status(sqlite::SqliteWriter*)> fn, bool urgent) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!given_up_.ok()) return given_up_;
+  }
   SyncCall call;
   call.fn = std::move(fn);
   if (!urgent) {
@@ -212,8 +234,9 @@ SqliteStore::Hurry::Hurry(SqliteStore* store) : store_(store) {
 
 SqliteStore::Hurry::~Hurry() { --store_->hurry_; }
 
-void SqliteStore::RunCall(SyncCall* call) {
-  Status result = call->fn(writer_.get());
+void SqliteStore::RunCall(SyncCall* call) { EndCall(call, call->fn(writer_.get())); }
+
+void SqliteStore::EndCall(SyncCall* call, Status result) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     call->result = std::move(result);
@@ -226,10 +249,18 @@ Status SqliteStore::CreateRun(const RunRecord& run) {
   return CallOnWriter([&](sqlite::SqliteWriter* writer) { return writer->CreateRun(run); });
 }
 
-Status SqliteStore::ClaimRun(const RunRecord& run,
-                             const std::function<bool(const Owner&, double)>& owner_alive) {
-  return CallOnWriter(
-      [&](sqlite::SqliteWriter* writer) { return writer->ClaimRun(run, owner_alive); });
+Result<ClaimedRun> SqliteStore::ClaimRun(
+    const RunRecord& run, int64_t expected_epoch,
+    const std::function<bool(const Owner&, double)>& owner_alive) {
+  ClaimedRun claimed;
+  Status status = CallOnWriter([&](sqlite::SqliteWriter* writer) {
+    auto result = writer->ClaimRun(run, expected_epoch, owner_alive);
+    if (!result.ok()) return result.status();
+    claimed = std::move(result).value();
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  return claimed;
 }
 
 Result<int64_t> SqliteStore::DeleteFinishedBefore(double wall_time) {
@@ -256,7 +287,7 @@ void SqliteStore::WriterLoop() {
     auto in_a_hurry = [&] {
       return hurry_ > 0 || !urgent_.empty() || stop_ || queued_ - written_ >= kGatherMax;
     };
-    if (!in_a_hurry()) {
+    if (!in_a_hurry() && given_up_.ok()) {
       gathering_ = true;
       work_cv_.wait_for(lock, kGatherDelay, in_a_hurry);
       gathering_ = false;
@@ -264,10 +295,22 @@ void SqliteStore::WriterLoop() {
     urgent.swap(urgent_);
     batch.swap(queue_);
     const uint64_t end = queued_;
+    const Status given_up = given_up_;
     lock.unlock();
-    for (SyncCall* call : urgent) RunCall(call);
+    Cursor cursor;
+    Status status;
+    if (!given_up.ok()) {
+      for (SyncCall* call : urgent) EndCall(call, given_up);
+      FailCalls(batch, cursor);
+    } else {
+      for (SyncCall* call : urgent) RunCall(call);
+      status = CheckFile();
+      if (status.ok()) status = WriteBatch(batch, &cursor);
+    }
     urgent.clear();
-    Status status = WriteBatch(batch);
+    lock.lock();
+    if (!status.ok()) RetryBatch(batch, &cursor, std::move(status), lock);
+    lock.unlock();
     for (Chunk& chunk : batch) chunk.clear();
     lock.lock();
     while (!batch.empty() && spare_.size() < kMaxSpareChunks) {
@@ -276,42 +319,130 @@ void SqliteStore::WriterLoop() {
     }
     batch.clear();
     written_ = end;
-    if (!status.ok() && write_error_.ok()) write_error_ = std::move(status);
     done_cv_.notify_all();
   }
 }
 
-Status SqliteStore::WriteBatch(const std::vector<Chunk>& batch) {
-  Status first_error;
+void SqliteStore::RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, Status failure,
+                             std::unique_lock<std::mutex>& lock) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto stall = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(stall_timeout_));
+  auto pause = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kFirstRetryPause);
+  bool hopeless = false;  // retrying cannot help: the file is gone or the run taken over
+  std::vector<SyncCall*> urgent;
+  for (;;) {
+    failing_ = failure;
+    const auto waited = std::chrono::steady_clock::now() - started;
+    if (hopeless || writer_->fenced() || waited >= stall) {
+      const double seconds = std::chrono::duration<double>(waited).count();
+      std::string why = failure.message();
+      char detail[96] = "";
+      if (failure.kind() == ErrorKind::kTransient) {
+        std::snprintf(detail, sizeof detail,
+                      " (another process has held the write lock for %.1fs)", seconds);
+      } else if (!hopeless && !writer_->fenced()) {
+        std::snprintf(detail, sizeof detail, " (writes failing for %.1fs)", seconds);
+      }
+      why += detail;
+      // A run taken over belongs to another process; any other cause leaves
+      // a run that can be resumed once it is gone.
+      given_up_ = Status::Error(writer_->fenced() ? ErrorKind::kPermanent : ErrorKind::kTransient,
+                                std::move(why));
+      break;
+    }
+    work_cv_.wait_for(lock, pause, [&] { return !urgent_.empty(); });
+    urgent.swap(urgent_);
+    lock.unlock();
+    // Breaker updates go ahead of the held writes, as they always do.
+    for (SyncCall* call : urgent) RunCall(call);
+    urgent.clear();
+    failure = CheckFile();
+    hopeless = !failure.ok();
+    if (failure.ok()) failure = WriteBatch(batch, cursor);
+    lock.lock();
+    if (failure.ok()) {
+      failing_ = Status::Ok();
+      return;
+    }
+    pause = std::min<std::chrono::steady_clock::duration>(pause * 2, kMaxRetryPause);
+  }
+  lock.unlock();
+  FailCalls(batch, *cursor);
+  lock.lock();
+}
+
+void SqliteStore::FailCalls(const std::vector<Chunk>& batch, Cursor cursor) {
+  Status given_up;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    given_up = given_up_;
+  }
+  for (size_t c = cursor.chunk; c < batch.size(); ++c) {
+    for (size_t w = c == cursor.chunk ? cursor.index : 0; w < batch[c].size(); ++w) {
+      if (auto* call = std::get_if<SyncCall*>(&batch[c][w])) EndCall(*call, given_up);
+    }
+  }
+}
+
+Status SqliteStore::CheckFile() const {
+  struct stat st;
+  if (stat(path_.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::Ok();  // cannot tell; the writes will say
+    return Status::Error(ErrorKind::kPermanent,
+                         "the database file " + path_ + " was deleted while in use");
+  }
+  if (static_cast<uint64_t>(st.st_dev) != file_dev_ ||
+      static_cast<uint64_t>(st.st_ino) != file_ino_) {
+    return Status::Error(ErrorKind::kPermanent,
+                         "the database file " + path_ + " was replaced by another file while in use");
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::WriteBatch(const std::vector<Chunk>& batch, Cursor* cursor) {
   bool in_transaction = false;
-  Status transaction;  // the first failure inside the open transaction
+  Status transaction;    // the first failure inside the open transaction
+  Cursor begun = *cursor;  // where the open transaction began
+  Cursor at = *cursor;
   auto end_transaction = [&] {
-    if (!in_transaction) return;
+    if (!in_transaction) return Status::Ok();
+    in_transaction = false;
     if (transaction.ok()) transaction = writer_->Commit();
     if (!transaction.ok()) {
       writer_->Rollback();
-      if (first_error.ok()) first_error = transaction;
+      *cursor = begun;
+      return transaction;
     }
-    in_transaction = false;
-    transaction = Status::Ok();
+    *cursor = at;
+    return Status::Ok();
   };
-  for (const Chunk& chunk : batch) {
-    for (const Write& write : chunk) {
-      if (auto* call = std::get_if<SyncCall*>(&write)) {
-        end_transaction();
+  for (; at.chunk < batch.size(); ++at.chunk, at.index = 0) {
+    const Chunk& chunk = batch[at.chunk];
+    for (; at.index < chunk.size(); ++at.index) {
+      if (auto* call = std::get_if<SyncCall*>(&chunk[at.index])) {
+        Status committed = end_transaction();
+        if (!committed.ok()) return committed;
         RunCall(*call);
+        *cursor = Cursor{at.chunk, at.index + 1};
         continue;
       }
       if (!in_transaction) {
+        begun = at;
         transaction = writer_->Begin();
         in_transaction = true;
+        if (!transaction.ok()) {
+          in_transaction = false;
+          *cursor = begun;
+          return transaction;
+        }
       }
-      // After a failure the rest of the transaction is skipped: it rolls back.
-      if (transaction.ok()) transaction = Apply(write);
+      transaction = Apply(chunk[at.index]);
+      // The rest of a failed transaction is not tried: it rolls back.
+      if (!transaction.ok()) return end_transaction();
     }
   }
-  end_transaction();
-  return first_error;
+  return end_transaction();
 }
 
 Status SqliteStore::Apply(const Write& write) {

@@ -13,10 +13,17 @@
 // them; UpdateBreaker does too, but ahead of the queued writes. Reads use a second connection under
 // a mutex of their own and see only committed data.
 //
-// Failures: a batch that fails is rolled back, its records are lost, and the
-// next Flush() returns the error; the process and the store carry on. When
-// another process holds the write lock, the writer waits `busy_timeout` and
-// retries a few times before giving up on the batch.
+// Failures: a batch that fails is rolled back and kept; the writer retries
+// it with backoff (10 ms doubling to 1 s), holding every later write back,
+// from where it failed, so commits stay in queue order and nothing is
+// skipped. Another process's write lock is waited for the same way. When
+// the writes have kept failing for `stall_timeout` seconds, or at once when
+// they can never succeed (the run was taken over by another process, the
+// database file was deleted or replaced), the writer gives up: WriteHealth()
+// and Flush() return the cause from then on, queued writes are dropped, and
+// nothing more is written, so what is durable stays a prefix of the queue.
+// Only the writer thread decides to give up, between two attempts, so a
+// store that reports it gave up never commits anything afterwards.
 
 #include <condition_variable>
 #include <cstdint>
@@ -49,8 +56,15 @@ struct SqliteStoreOptions {
   // When false, a missing file (or an empty one) is an error instead of a
   // new database.
   bool create_if_missing = true;
-  // Seconds to wait for another connection's lock before a retry.
+  // Seconds a synchronous call (CreateRun, ClaimRun, UpdateBreaker, ...)
+  // waits for another connection's write lock.
   double busy_timeout = 10;
+  // Seconds queued writes may keep failing (retried, later ones held back)
+  // before the store gives up on its storage (see WriteHealth).
+  double stall_timeout = 30;
+  // The registered SQLite VFS the store's connections use; empty: the
+  // default one. Tests use it to inject faults.
+  std::string vfs;
   // Stamps breakers' updated_at; null means SystemClock(). Must outlive the store.
   Clock* clock = nullptr;
 };
@@ -81,14 +95,16 @@ class SqliteStore final : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   Status CreateRun(const RunRecord& run) override;
-  Status ClaimRun(const RunRecord& run,
-                  const std::function<bool(const Owner&, double)>& owner_alive) override;
+  Result<ClaimedRun> ClaimRun(
+      const RunRecord& run, int64_t expected_epoch,
+      const std::function<bool(const Owner&, double)>& owner_alive) override;
   void SaveNode(NodeRecord node) override;
   void AppendEvent(EventRecord event) override;
   void FinishRun(std::string run_id, RunStatus status, std::string error,
                  double finished_at) override;
   void Heartbeat(std::string run_id, double now) override;
   Status Flush() override;
+  Status WriteHealth() override;
 
   Result<RunRecord> GetRun(const std::string& id) override;
   Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) override;
@@ -134,7 +150,8 @@ class SqliteStore final : public Store {
     SqliteStore* const store_;
   };
 
-  SqliteStore(std::string path, Clock* clock, std::unique_ptr<sqlite::SqliteWriter> writer,
+  SqliteStore(std::string path, const SqliteStoreOptions& options,
+              std::unique_ptr<sqlite::SqliteWriter> writer,
               std::unique_ptr<sqlite::SqliteReader> reader);
 
   void Enqueue(Write write);
@@ -143,13 +160,35 @@ class SqliteStore final : public Store {
   Status CallOnWriter(std::function<Status(sqlite::SqliteWriter*)> fn, bool urgent = false);
   void WriterLoop();
   void RunCall(SyncCall* call);
-  // Writes `batch` in queue order; consecutive records share one transaction.
-  // Returns the first failure.
-  Status WriteBatch(const std::vector<Chunk>& batch);
+  // Completes `call` with `result` without running it.
+  void EndCall(SyncCall* call, Status result);
+  // Where WriteBatch has got to in a batch: the next write to make.
+  struct Cursor {
+    size_t chunk = 0;
+    size_t index = 0;
+  };
+  // Writes `batch` in queue order from *cursor on; consecutive records share
+  // one transaction. Moves *cursor past every write committed (or sync call
+  // made); stops at the first failure and returns it.
+  Status WriteBatch(const std::vector<Chunk>& batch, Cursor* cursor);
+  // Retries the rest of `batch` from *cursor until it is written or the
+  // writer gives up. Called by the writer thread with `lock` held; unlocks
+  // it while writing and waiting.
+  void RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, Status failure,
+                  std::unique_lock<std::mutex>& lock);
+  // Completes with `given_up_` every sync call of `batch` from `cursor` on.
+  void FailCalls(const std::vector<Chunk>& batch, Cursor cursor);
   Status Apply(const Write& write);
+  // Whether the database file is still the one the store opened: an error
+  // when it was deleted, or replaced by another file.
+  Status CheckFile() const;
 
   const std::string path_;
   Clock* const clock_;
+  const double stall_timeout_;
+  // The database file the store opened, to notice it deleted or replaced.
+  uint64_t file_dev_ = 0;
+  uint64_t file_ino_ = 0;
   // Used only by writer_thread_. Declared before reader_ so that it closes
   // last, and the last connection to close checkpoints and removes the WAL.
   std::unique_ptr<sqlite::SqliteWriter> writer_;
@@ -165,7 +204,12 @@ class SqliteStore final : public Store {
   std::vector<SyncCall*> urgent_;    // guarded by mu_: calls that skip the queue
   uint64_t queued_ = 0;              // guarded by mu_: writes ever queued
   uint64_t written_ = 0;             // guarded by mu_: writes ever committed or failed
-  Status write_error_;               // guarded by mu_: first failure since the last Flush
+  // Guarded by mu_: why the writer gave up on the storage; ok while it has
+  // not. Set only by the writer thread, once.
+  Status given_up_;
+  // Guarded by mu_: the latest failure of the writes being retried; ok
+  // while writes go through.
+  Status failing_;
   bool writer_idle_ = false;         // guarded by mu_: the writer waits on work_cv_
   bool gathering_ = false;           // guarded by mu_: the writer lets a burst gather
   int hurry_ = 0;                    // guarded by mu_: callers waiting for the writer

@@ -23,9 +23,11 @@ bool IsBusy(int rc) {
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& target,
                                                      const std::string& path, int flags,
-                                                     double busy_timeout) {
+                                                     double busy_timeout,
+                                                     const std::string& vfs) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(target.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(target.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX,
+                           vfs.empty() ? nullptr : vfs.c_str());
   if (rc != SQLITE_OK) {
     Status status = Error(db, rc, path, "cannot open");
     sqlite3_close_v2(db);

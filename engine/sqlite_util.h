@@ -32,12 +32,14 @@ bool IsBusy(int rc);
 class Connection {
  public:
   // Opens `target` with sqlite3_open_v2 `flags` (SQLITE_OPEN_NOMUTEX is
-  // added) and a busy timeout of `busy_timeout` seconds. `path` is the file
+  // added) and a busy timeout of `busy_timeout` seconds, through the
+  // registered VFS named `vfs` (empty: the default one). `path` is the file
   // name used in error messages (`target` may be a URI for it). Fails with
   // kPermanent naming `path`.
   static Result<std::unique_ptr<Connection>> Open(const std::string& target,
                                                   const std::string& path, int flags,
-                                                  double busy_timeout);
+                                                  double busy_timeout,
+                                                  const std::string& vfs = "");
   ~Connection();
 
   Connection(const Connection&) = delete;

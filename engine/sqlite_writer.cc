@@ -2,7 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
+
 #include "engine/sqlite_breakers.h"
+#include "engine/sqlite_rows.h"
 
 namespace keel::sqlite {
 namespace {
@@ -28,12 +31,12 @@ constexpr char kInsertRun[] =
     "status, owner_pid, owner_host, owner_start, heartbeat, created_at, updated_at, finished_at, "
     "node_count, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
     "?15, ?16) ON CONFLICT (id) DO NOTHING";
-constexpr char kRunOwner[] =
-    "SELECT owner_pid, owner_host, owner_start, heartbeat FROM runs WHERE id = ?1";
+constexpr char kRunEpoch[] = "SELECT epoch FROM runs WHERE id = ?1";
 constexpr char kClaimRun[] =
     "UPDATE runs SET workflow = ?2, script_path = ?3, script_sha256 = ?4, script_text = ?5, "
     "status = 'running', owner_pid = ?6, owner_host = ?7, owner_start = ?8, heartbeat = ?9, "
-    "updated_at = ?10, finished_at = 0, error = '', node_count = ?11 WHERE id = ?1";
+    "updated_at = ?10, finished_at = 0, error = '', node_count = ?11, epoch = ?12 "
+    "WHERE id = ?1 AND epoch = ?13";
 constexpr char kDeleteEvents[] =
     "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE status NOT IN ('running', "
     "'interrupted') AND "
@@ -55,11 +58,18 @@ Status About(Status status, const std::string& run_id, const std::string& node =
   return Status::Error(status.kind(), status.message() + context);
 }
 
+
+// How long one attempt at the write lock waits inside SQLite's busy
+// handler. Kept short so the writer thread stays in charge of how long it
+// waits in all (see SqliteStore's stall timeout).
+constexpr int kLockWaitMillis = 100;
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteWriter>> SqliteWriter::Create(std::unique_ptr<Connection> conn,
-                                                           int busy_retries) {
-  std::unique_ptr<SqliteWriter> writer(new SqliteWriter(std::move(conn), busy_retries));
+                                                           double busy_timeout) {
+  sqlite3_busy_timeout(conn->get(), kLockWaitMillis);
+  std::unique_ptr<SqliteWriter> writer(new SqliteWriter(std::move(conn), busy_timeout));
   Status status = writer->PrepareAll();
   if (!status.ok()) return status;
   return writer;
@@ -68,6 +78,8 @@ Result<std::unique_ptr<SqliteWriter>> SqliteWriter::Create(std::unique_ptr<Conne
 Status SqliteWriter::PrepareAll() {
   const std::string get_breaker =
       std::string("SELECT ") + kBreakerColumns + " FROM breakers WHERE key = ?1";
+  const std::string run_full = std::string("SELECT ") + kRunColumnsHead + "script_text" +
+                               kRunColumnsTail + " FROM runs WHERE id = ?1";
   const std::string put_breaker =
       std::string("INSERT OR REPLACE INTO breakers (key, ") + kBreakerColumns +
       ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
@@ -82,7 +94,9 @@ Status SqliteWriter::PrepareAll() {
       {&finish_run_, kFinishRun},
       {&heartbeat_, kHeartbeat},
       {&insert_run_, kInsertRun},
-      {&run_owner_, kRunOwner},
+      {&run_full_, run_full.c_str()},
+      {&run_epoch_, kRunEpoch},
+      {&nodes_, kSelectNodes},
       {&claim_run_, kClaimRun},
       {&delete_events_, kDeleteEvents},
       {&delete_nodes_, kDeleteNodes},
@@ -98,17 +112,29 @@ Status SqliteWriter::PrepareAll() {
   return Status::Ok();
 }
 
-Status SqliteWriter::Begin() { return conn_->BeginImmediate(busy_retries_); }
+Status SqliteWriter::Begin() {
+  checked_epochs_.clear();
+  return conn_->BeginImmediate(0);
+}
 
 Status SqliteWriter::Commit() { return conn_->Exec("COMMIT", "committing"); }
 
 void SqliteWriter::Rollback() {
   conn_->Rollback();
   next_seq_.clear();
+  checked_epochs_.clear();
 }
 
 Status SqliteWriter::InTransaction(const std::function<Status()>& body) {
+  // The busy handler waits only briefly (kLockWaitMillis); a synchronous
+  // call waits for another process's lock up to busy_timeout_ in all.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(busy_timeout_));
   Status status = Begin();
+  while (status.kind() == ErrorKind::kTransient && std::chrono::steady_clock::now() < deadline) {
+    status = Begin();
+  }
   if (!status.ok()) return status;
   status = body();
   if (status.ok()) status = Commit();
@@ -116,7 +142,31 @@ Status SqliteWriter::InTransaction(const std::function<Status()>& body) {
   return status;
 }
 
+Status SqliteWriter::CheckEpoch(const std::string& run_id) {
+  auto held = held_epochs_.find(run_id);
+  if (held == held_epochs_.end() || checked_epochs_.count(run_id)) return Status::Ok();
+  Status status;
+  run_epoch_.Bind(1, run_id);
+  bool found = run_epoch_.Step(&status, "reading the epoch of run " + run_id);
+  int64_t epoch = found ? run_epoch_.Int(0) : 0;
+  run_epoch_.Reset();
+  if (!status.ok()) return status;
+  if (!found || epoch != held->second) {
+    fenced_ = true;
+    return Status::Error(
+        ErrorKind::kPermanent,
+        found ? "run " + run_id + " was taken over by another process (epoch " +
+                    std::to_string(epoch) + ", this process holds " +
+                    std::to_string(held->second) + "); this process stops writing it"
+              : "run " + run_id + " was deleted from " + conn_->path() + " by another process");
+  }
+  checked_epochs_.insert(run_id);
+  return Status::Ok();
+}
+
 Status SqliteWriter::SaveNode(const NodeRecord& node) {
+  Status fence = CheckEpoch(node.run_id);
+  if (!fence.ok()) return fence;
   save_node_.Bind(1, node.run_id)
       .Bind(2, node.node)
       .Bind(3, NodeStatusName(node.status))
@@ -147,6 +197,8 @@ Result<int64_t> SqliteWriter::NextSeq(const std::string& run_id) {
 }
 
 Status SqliteWriter::AppendEvent(const EventRecord& event) {
+  Status fence = CheckEpoch(event.run_id);
+  if (!fence.ok()) return fence;
   auto seq = NextSeq(event.run_id);
   if (!seq.ok()) return seq.status();
   append_event_.Bind(1, event.run_id)
@@ -160,17 +212,21 @@ Status SqliteWriter::AppendEvent(const EventRecord& event) {
 
 Status SqliteWriter::FinishRun(const std::string& run_id, RunStatus status,
                                const std::string& error, double finished_at) {
+  Status fence = CheckEpoch(run_id);
+  if (!fence.ok()) return fence;
   finish_run_.Bind(1, run_id).Bind(2, RunStatusName(status)).Bind(3, error).Bind(4, finished_at);
   return About(finish_run_.Run("finishing a run"), run_id);
 }
 
 Status SqliteWriter::Heartbeat(const std::string& run_id, double now) {
+  Status fence = CheckEpoch(run_id);
+  if (!fence.ok()) return fence;
   heartbeat_.Bind(1, run_id).Bind(2, now);
   return About(heartbeat_.Run("writing a heartbeat"), run_id);
 }
 
 Status SqliteWriter::CreateRun(const RunRecord& run) {
-  return InTransaction([&] {
+  Status created = InTransaction([&] {
     insert_run_.Bind(1, run.id)
         .Bind(2, run.workflow)
         .Bind(3, run.script_path)
@@ -194,33 +250,48 @@ Status SqliteWriter::CreateRun(const RunRecord& run) {
     }
     return status;
   });
+  if (created.ok()) held_epochs_[run.id] = 1;
+  return created;
 }
 
-Status SqliteWriter::ClaimRun(const RunRecord& run,
-                              const std::function<bool(const Owner&, double)>& owner_alive) {
-  return InTransaction([&] {
-    Status status;
-    run_owner_.Bind(1, run.id);
-    bool found = run_owner_.Step(&status, "reading the owner of run " + run.id);
-    Owner owner;
-    double heartbeat = 0;
-    if (found) {
-      owner.pid = run_owner_.Int(0);
-      owner.host = run_owner_.Text(1);
-      owner.start_ticks = run_owner_.Int(2);
-      heartbeat = run_owner_.Real(3);
-    }
-    run_owner_.Reset();
-    if (!status.ok()) return status;
+Result<ClaimedRun> SqliteWriter::ClaimRun(
+    const RunRecord& run, int64_t expected_epoch,
+    const std::function<bool(const Owner&, double)>& owner_alive) {
+  ClaimedRun claimed;
+  Status status = InTransaction([&] {
+    Status s;
+    run_full_.Bind(1, run.id);
+    bool found = run_full_.Step(&s, "reading run " + run.id);
+    if (found) RunFromRow(run_full_, &claimed.before);
+    run_full_.Reset();
+    if (!s.ok()) return s;
+    const RunRecord& before = claimed.before;
     if (!found) {
       return Status::Error(ErrorKind::kPermanent, "no run '" + run.id + "' in " + conn_->path());
     }
-    if (owner_alive(owner, run.heartbeat - heartbeat)) {
-      return Status::Error(ErrorKind::kPermanent, "run " + run.id +
-                                                      " is still owned by the live process " +
-                                                      std::to_string(owner.pid) + "@" + owner.host +
-                                                      "; wait for it to finish or stop it first");
+    if (before.status == RunStatus::kSucceeded) {
+      return Status::Error(ErrorKind::kPermanent,
+                           "run " + run.id + " already succeeded; nothing to resume");
     }
+    if (before.epoch != expected_epoch) {
+      return Status::Error(ErrorKind::kPermanent,
+                           "run " + run.id + " was taken over by another process (pid " +
+                               std::to_string(before.owner.pid) + "@" + before.owner.host +
+                               ") meanwhile; this process leaves it alone");
+    }
+    if (owner_alive(before.owner, run.heartbeat - before.heartbeat)) {
+      return Status::Error(ErrorKind::kPermanent,
+                           "run " + run.id + " is still owned by the live process " +
+                               std::to_string(before.owner.pid) + "@" + before.owner.host +
+                               "; wait for it to finish or stop it first");
+    }
+    nodes_.Bind(1, run.id);
+    while (nodes_.Step(&s, "reading the nodes of run " + run.id)) {
+      NodeFromRow(nodes_, &claimed.nodes.emplace_back());
+    }
+    nodes_.Reset();
+    if (!s.ok()) return s;
+    claimed.epoch = before.epoch + 1;
     claim_run_.Bind(1, run.id)
         .Bind(2, run.workflow)
         .Bind(3, run.script_path)
@@ -231,12 +302,20 @@ Status SqliteWriter::ClaimRun(const RunRecord& run,
         .Bind(8, run.owner.start_ticks)
         .Bind(9, run.heartbeat)
         .Bind(10, run.updated_at)
-        .Bind(11, run.node_count);
-    status = claim_run_.Run("claiming run " + run.id);
-    // The previous owner may have appended events this writer never saw.
-    next_seq_.erase(run.id);
-    return status;
+        .Bind(11, run.node_count)
+        .Bind(12, claimed.epoch)
+        .Bind(13, expected_epoch);
+    s = claim_run_.Run("claiming run " + run.id);
+    if (s.ok() && sqlite3_changes(conn_->get()) != 1) {
+      s = Status::Error(ErrorKind::kPermanent, "run " + run.id + " changed while being claimed");
+    }
+    return s;
   });
+  // The previous owner may have appended events this writer never saw.
+  next_seq_.erase(run.id);
+  if (!status.ok()) return status;
+  held_epochs_[run.id] = claimed.epoch;
+  return claimed;
 }
 
 Result<int64_t> SqliteWriter::DeleteFinishedBefore(double wall_time) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "engine/circuit_breaker.h"
 #include "engine/sqlite_util.h"
@@ -19,16 +20,21 @@ namespace keel::sqlite {
 
 class SqliteWriter {
  public:
-  // Takes `conn` (already migrated) and prepares the statements. `busy_retries`
-  // is how often BEGIN IMMEDIATE is retried after the busy timeout ran out.
+  // Takes `conn` (already migrated) and prepares the statements. A
+  // synchronous call (CreateRun, ClaimRun, ...) waits up to `busy_timeout`
+  // seconds for another process's write lock; Begin() tries once, briefly.
   static Result<std::unique_ptr<SqliteWriter>> Create(std::unique_ptr<Connection> conn,
-                                                      int busy_retries);
+                                                      double busy_timeout);
 
   SqliteWriter(const SqliteWriter&) = delete;
   SqliteWriter& operator=(const SqliteWriter&) = delete;
 
   // A batch transaction: Begin, any number of the queued-write methods below,
-  // then Commit, or Rollback after any failure.
+  // then Commit, or Rollback after any failure. Begin waits only briefly for
+  // another process's write lock (kTransient when it could not get it).
+  // The queued-write methods refuse (kPermanent, and fenced() turns true) a
+  // write for a run whose epoch is no longer the one this writer created or
+  // claimed it with.
   Status Begin();
   Status Commit();
   void Rollback();
@@ -42,8 +48,8 @@ class SqliteWriter {
 
   // Each in a transaction of its own; see Store for the contracts.
   Status CreateRun(const RunRecord& run);
-  Status ClaimRun(const RunRecord& run,
-                  const std::function<bool(const Owner&, double)>& owner_alive);
+  Result<ClaimedRun> ClaimRun(const RunRecord& run, int64_t expected_epoch,
+                              const std::function<bool(const Owner&, double)>& owner_alive);
   Result<int64_t> DeleteFinishedBefore(double wall_time);
   // `now` (wall seconds) is recorded as the row's updated_at.
   Result<BreakerSnapshot> UpdateBreaker(const std::string& key,
@@ -51,9 +57,14 @@ class SqliteWriter {
                                         double now);
   Result<int64_t> ResetBreakers(const std::string& key);
 
+  // Whether a write was refused because another process took its run over.
+  bool fenced() const { return fenced_; }
+
+  const std::string& path() const { return conn_->path(); }
+
  private:
-  SqliteWriter(std::unique_ptr<Connection> conn, int busy_retries)
-      : conn_(std::move(conn)), busy_retries_(busy_retries) {}
+  SqliteWriter(std::unique_ptr<Connection> conn, double busy_timeout)
+      : conn_(std::move(conn)), busy_timeout_(busy_timeout) {}
 
   Status PrepareAll();
   // The next event sequence number of `run_id`, read from the table on the
@@ -61,9 +72,17 @@ class SqliteWriter {
   Result<int64_t> NextSeq(const std::string& run_id);
   // Runs `body` between BEGIN IMMEDIATE and COMMIT; rolls back when it fails.
   Status InTransaction(const std::function<Status()>& body);
+  // Refuses writes for `run_id` when its epoch is not the one held for it;
+  // reads the epoch once per transaction.
+  Status CheckEpoch(const std::string& run_id);
 
   std::unique_ptr<Connection> conn_;
-  const int busy_retries_;
+  const double busy_timeout_;
+  // The epoch this writer holds per run it created or claimed.
+  std::unordered_map<std::string, int64_t> held_epochs_;
+  // Runs whose epoch was checked in the open transaction.
+  std::unordered_set<std::string> checked_epochs_;
+  bool fenced_ = false;
   // Next sequence number per run, valid only for what this connection committed
   // or is about to commit; cleared on rollback.
   std::unordered_map<std::string, int64_t> next_seq_;
@@ -74,7 +93,9 @@ class SqliteWriter {
   Statement finish_run_;
   Statement heartbeat_;
   Statement insert_run_;
-  Statement run_owner_;
+  Statement run_full_;
+  Statement run_epoch_;
+  Statement nodes_;
   Statement claim_run_;
   Statement delete_events_;
   Statement delete_nodes_;

@@ -10,6 +10,16 @@
 //    waits for them. Because a node is queued only after its dependencies'
 //    records were queued, the durable set of finished nodes is always closed
 //    under dependencies.
+//
+// A queued write that fails is never skipped: the store retries it, holding
+// every later write back, until it goes through or the store gives up on
+// the storage (WriteHealth). Once it has given up it writes nothing more, so
+// what is durable stays a prefix of what was queued.
+//
+// Claims are fenced: every run carries an epoch, bumped by each process that
+// takes the run over (CreateRun starts it at 1, ClaimRun bumps it), and the
+// queued writes for a run carry the epoch this store holds for it. A write
+// whose epoch is no longer the run's is refused and the store gives up.
 
 #include <cstdint>
 #include <functional>
@@ -40,6 +50,7 @@ struct RunRecord {
   double finished_at = 0;  // wall seconds; 0 while unfinished
   int node_count = 0;      // nodes in the workflow
   std::string error;       // why it failed, if it did
+  int64_t epoch = 1;       // bumped by every claim (see Store::ClaimRun)
 };
 
 struct NodeRecord {
@@ -77,6 +88,13 @@ struct BreakerRow {
   double updated_at = 0;  // wall seconds
 };
 
+// What Store::ClaimRun read and took, all in one transaction.
+struct ClaimedRun {
+  RunRecord before;               // the run as it was before the claim
+  std::vector<NodeRecord> nodes;  // its node records, in first-insert order
+  int64_t epoch = 0;              // the epoch this store now holds for the run
+};
+
 struct RunFilter {
   std::optional<RunStatus> status;
   int limit = 20;  // newest first; <= 0 means all
@@ -89,13 +107,19 @@ class Store {
   // Inserts a new run. Durable on return. Fails if the id exists.
   virtual Status CreateRun(const RunRecord& run) = 0;
 
-  // Takes over an existing run for `run.owner` (resume): in one transaction,
-  // checks that the current owner is dead by calling `owner_alive(owner,
-  // heartbeat_age)`, then writes the new owner, status running, heartbeat and
-  // the script fields of `run`. Durable on return. Fails with kPermanent when
-  // the run does not exist or its owner is alive (the message names pid@host).
-  virtual Status ClaimRun(const RunRecord& run,
-                          const std::function<bool(const Owner&, double)>& owner_alive) = 0;
+  // Takes over run `run.id` for `run.owner` (resume). In one write
+  // transaction it reads the run and its nodes, checks that the run is not
+  // succeeded, that its epoch is still `expected_epoch` (the one the caller
+  // decided on) and that its current owner is dead (`owner_alive(owner,
+  // heartbeat_age)` is false), then bumps the
+  // epoch and writes the new owner, status running, heartbeat and the script
+  // fields of `run`. Durable on return; later queued writes for the run carry
+  // the new epoch. Fails with kPermanent, writing nothing, when the run does
+  // not exist, succeeded, was claimed by another process meanwhile, or its
+  // owner is alive (the message names pid@host).
+  virtual Result<ClaimedRun> ClaimRun(
+      const RunRecord& run, int64_t expected_epoch,
+      const std::function<bool(const Owner&, double)>& owner_alive) = 0;
 
   // Queued writes, committed in queue order. Errors surface from Flush().
   virtual void SaveNode(NodeRecord node) = 0;  // insert or replace (run_id, node)
@@ -106,9 +130,18 @@ class Store {
                          double finished_at) = 0;
   virtual void Heartbeat(std::string run_id, double now) = 0;
 
-  // Blocks until everything queued before the call is committed. Returns the
-  // first write error since the previous Flush, or ok.
+  // Blocks until everything queued before the call is committed and returns
+  // ok; or, once the store has given up on its storage (see WriteHealth),
+  // returns why. Never returns ok while a record queued before it is missing.
   virtual Status Flush() = 0;
+
+  // Ok while queued writes go through, or have been failing (and retried)
+  // for less than the store's stall timeout. Otherwise the store has given
+  // up: it returns, from then on, an error naming the cause (disk full, I/O
+  // error, database locked by another process, database file deleted or
+  // replaced, or the run taken over by another process) and writes nothing
+  // more. Cheap; any thread.
+  virtual Status WriteHealth() = 0;
 
   // Reads see only committed data. `id` may be a unique prefix of a run id.
   virtual Result<RunRecord> GetRun(const std::string& id) = 0;

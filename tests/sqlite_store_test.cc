@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
@@ -189,33 +191,56 @@ TEST_CASE("the destructor commits what is still queued") {
   CHECK(OpenStore(path)->GetNodes("r1")->size() == 1000);
 }
 
-TEST_CASE("a failed batch is reported once by Flush and the store carries on") {
+TEST_CASE("a failed batch is retried, not skipped, and later writes wait behind it") {
   ScratchDir dir;
   const std::string path = dir.Path("keel.db");
   auto store = OpenStore(path);
   store->AppendEvent(MakeEvent("r1", "one"));
   REQUIRE(store->Flush().ok());
-  // Another connection takes the sequence number the store will use next.
+  // Another connection takes the sequence number the store will use next:
+  // the batch fails once, and its retry reads the sequence again.
   RawDb(path).Exec("INSERT INTO events VALUES ('r1', 2, 0, '', 'intruder', '{}')");
   store->AppendEvent(MakeEvent("r1", "two"));
-  Status failed = store->Flush();
-  CHECK_FALSE(failed.ok());
-  CHECK(failed.message().find(path) != std::string::npos);
-  CHECK(failed.message().find("run r1") != std::string::npos);
-  CHECK(store->Flush().ok());
   store->AppendEvent(MakeEvent("r1", "three"));
   REQUIRE(store->Flush().ok());
+  CHECK(store->WriteHealth().ok());
   auto events = store->GetEvents("r1");
   REQUIRE(events.ok());
-  REQUIRE(events->size() == 3);
-  CHECK((*events)[2].kind == "three");
-  CHECK((*events)[2].seq == 3);
+  REQUIRE(events->size() == 4);
+  CHECK((*events)[1].kind == "intruder");
+  CHECK((*events)[2].kind == "two");
+  CHECK((*events)[3].kind == "three");
+  CHECK((*events)[3].seq == 4);
 }
 
-TEST_CASE("a write lock held too long fails the batch, not the process" * doctest::timeout(60)) {
+TEST_CASE("a write lock held for a while delays the writes and loses none" *
+          doctest::timeout(60)) {
   ScratchDir dir;
   const std::string path = dir.Path("keel.db");
-  auto store = OpenStore(path, 0.02);
+  auto store = OpenStore(path, 10, 30);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  RawDb blocker(path);
+  blocker.Exec("BEGIN IMMEDIATE");
+  store->SaveNode(MakeNode("r1", "first"));
+  store->SaveNode(MakeNode("r1", "second"));
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    blocker.Exec("COMMIT");
+  });
+  Status flushed = store->Flush();
+  release.join();
+  REQUIRE(flushed.ok());
+  auto nodes = store->GetNodes("r1");
+  REQUIRE(nodes->size() == 2);
+  CHECK((*nodes)[0].node == "first");
+  CHECK((*nodes)[1].node == "second");
+}
+
+TEST_CASE("a write lock held past the stall timeout makes the store give up for good" *
+          doctest::timeout(60)) {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenStore(path, 0.05, 0.3);
   REQUIRE(store->CreateRun(MakeRun("r1")).ok());
   {
     RawDb blocker(path);
@@ -224,14 +249,41 @@ TEST_CASE("a write lock held too long fails the batch, not the process" * doctes
     Status busy = store->Flush();
     CHECK(busy.kind() == ErrorKind::kTransient);
     CHECK(busy.message().find("locked") != std::string::npos);
-    CHECK(store->CreateRun(MakeRun("r2")).kind() == ErrorKind::kTransient);
+    CHECK(busy.message().find("another process") != std::string::npos);
+    CHECK(store->WriteHealth().message() == busy.message());
     blocker.Exec("COMMIT");
   }
-  store->SaveNode(MakeNode("r1", "kept"));
+  // Nothing is written after giving up, so the durable record stays a
+  // prefix of what was queued.
+  store->SaveNode(MakeNode("r1", "after"));
+  CHECK_FALSE(store->Flush().ok());
+  CHECK_FALSE(store->CreateRun(MakeRun("r2")).ok());
+  CHECK(store->GetNodes("r1")->empty());
+}
+
+TEST_CASE("a database file deleted or replaced under the store stops its writes") {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  auto store = OpenStore(path);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  store->SaveNode(MakeNode("r1", "a"));
   REQUIRE(store->Flush().ok());
-  auto nodes = store->GetNodes("r1");
-  REQUIRE(nodes->size() == 1);
-  CHECK((*nodes)[0].node == "kept");
+  SUBCASE("deleted") {
+    REQUIRE(std::remove(path.c_str()) == 0);
+    store->SaveNode(MakeNode("r1", "b"));
+    Status flushed = store->Flush();
+    REQUIRE_FALSE(flushed.ok());
+    CHECK(flushed.message().find("was deleted") != std::string::npos);
+  }
+  SUBCASE("replaced") {
+    const std::string other = dir.Path("other.db");
+    OpenStore(other);
+    REQUIRE(std::rename(other.c_str(), path.c_str()) == 0);
+    store->SaveNode(MakeNode("r1", "b"));
+    Status flushed = store->Flush();
+    REQUIRE_FALSE(flushed.ok());
+    CHECK(flushed.message().find("was replaced") != std::string::npos);
+  }
 }
 
 TEST_CASE("CreateRun refuses an existing id") {
@@ -284,7 +336,7 @@ TEST_CASE("ClaimRun refuses a live owner and takes over from a dead one") {
     seen_age = age;
     return OwnerAlive(owner, age);
   };
-  Status refused = store->ClaimRun(claim, alive);
+  Status refused = store->ClaimRun(claim, 1, alive).status();
   CHECK(refused.kind() == ErrorKind::kPermanent);
   CHECK(refused.message().find(std::to_string(run.owner.pid) + "@" + run.owner.host) !=
         std::string::npos);
@@ -300,7 +352,15 @@ TEST_CASE("ClaimRun refuses a live owner and takes over from a dead one") {
   take.heartbeat = take.updated_at = 200;
   take.script_text = "fixed";
   take.node_count = 5;
-  REQUIRE(store->ClaimRun(take, alive).ok());
+  store->SaveNode(MakeNode("r2", "a", NodeStatus::kSucceeded));
+  REQUIRE(store->Flush().ok());
+  auto claimed = store->ClaimRun(take, 1, alive);
+  REQUIRE(claimed.ok());
+  CHECK(claimed->epoch == 2);
+  CHECK(claimed->before.status == RunStatus::kFailed);
+  CHECK(claimed->before.error == "crashed");
+  REQUIRE(claimed->nodes.size() == 1);
+  CHECK(claimed->nodes[0].node == "a");
   auto got = store->GetRun("r2");
   REQUIRE(got.ok());
   CHECK(got->owner.pid == take.owner.pid);
@@ -312,8 +372,48 @@ TEST_CASE("ClaimRun refuses a live owner and takes over from a dead one") {
   CHECK(got->finished_at == 0);
   CHECK(got->error.empty());
   CHECK(got->created_at == 100);
+  CHECK(got->epoch == 2);
 
-  CHECK(store->ClaimRun(MakeRun("nope"), alive).kind() == ErrorKind::kPermanent);
+  CHECK(store->ClaimRun(MakeRun("nope"), 1, alive).status().kind() == ErrorKind::kPermanent);
+}
+
+TEST_CASE("ClaimRun is fenced: a stale epoch or a succeeded run is refused, stale writes too") {
+  ScratchDir dir;
+  auto first = OpenStore(dir.Path("keel.db"));
+  auto second = OpenStore(dir.Path("keel.db"));
+  auto dead = [](const Owner&, double) { return false; };
+  RunRecord run = MakeRun("r1", 100);
+  REQUIRE(first->CreateRun(run).ok());
+  first->SaveNode(MakeNode("r1", "a", NodeStatus::kSucceeded));
+  REQUIRE(first->Flush().ok());
+
+  // `second` takes the run over; `first` still believes it holds epoch 1.
+  auto taken = second->ClaimRun(run, 1, dead);
+  REQUIRE(taken.ok());
+  CHECK(taken->epoch == 2);
+  // A claim decided on the old epoch loses.
+  auto late = first->ClaimRun(run, 1, dead);
+  REQUIRE_FALSE(late.ok());
+  CHECK(late.status().message().find("another process") != std::string::npos);
+
+  // `first`'s queued writes are refused and it gives up at once.
+  first->SaveNode(MakeNode("r1", "b", NodeStatus::kSucceeded));
+  Status flushed = first->Flush();
+  REQUIRE_FALSE(flushed.ok());
+  CHECK(flushed.kind() == ErrorKind::kPermanent);
+  CHECK(flushed.message().find("taken over") != std::string::npos);
+  CHECK(first->WriteHealth().message() == flushed.message());
+  auto nodes = second->GetNodes("r1");
+  REQUIRE(nodes.ok());
+  CHECK(nodes->size() == 1);
+
+  // `second` writes on, then finishes the run: nobody can claim it any more.
+  second->SaveNode(MakeNode("r1", "b", NodeStatus::kSucceeded));
+  second->FinishRun("r1", RunStatus::kSucceeded, "", 200);
+  REQUIRE(second->Flush().ok());
+  auto again = second->ClaimRun(run, 2, dead);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.status().message().find("already succeeded") != std::string::npos);
 }
 
 TEST_CASE("ListRuns lists newest first, filters, limits and counts finished nodes") {

@@ -102,9 +102,11 @@ class RawDb {
 
 // A store on `path` with default options but `busy_timeout`; fails the
 // test when it cannot be opened.
-inline std::unique_ptr<SqliteStore> OpenStore(const std::string& path, double busy_timeout = 10) {
+inline std::unique_ptr<SqliteStore> OpenStore(const std::string& path, double busy_timeout = 10,
+                                              double stall_timeout = 30) {
   SqliteStoreOptions options;
   options.busy_timeout = busy_timeout;
+  options.stall_timeout = stall_timeout;
   auto store = SqliteStore::Open(path, options);
   REQUIRE_MESSAGE(store.ok(), store.status().ToString());
   return std::move(store).value();

@@ -32,15 +32,25 @@ class MemoryStore : public Store {
     runs_[run.id] = run;
     return Status::Ok();
   }
-  Status ClaimRun(const RunRecord& run,
-                  const std::function<bool(const Owner&, double)>& owner_alive) override {
+  Result<ClaimedRun> ClaimRun(
+      const RunRecord& run, int64_t expected_epoch,
+      const std::function<bool(const Owner&, double)>& owner_alive) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = runs_.find(run.id);
     if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run");
+    if (it->second.epoch != expected_epoch) {
+      return Status::Error(ErrorKind::kPermanent, "taken over by another process");
+    }
     if (owner_alive(it->second.owner, 0)) return Status::Error(ErrorKind::kPermanent, "alive");
+    ClaimedRun claimed;
+    claimed.before = it->second;
+    for (auto& [key, rec] : nodes_) {
+      if (key.first == run.id) claimed.nodes.push_back(rec);
+    }
     it->second = run;
     it->second.status = RunStatus::kRunning;
-    return Status::Ok();
+    it->second.epoch = claimed.epoch = claimed.before.epoch + 1;
+    return claimed;
   }
   void SaveNode(NodeRecord node) override { Queue(std::move(node)); }
   void AppendEvent(EventRecord event) override { Queue(std::move(event)); }
@@ -48,8 +58,18 @@ class MemoryStore : public Store {
     Queue(Finish{std::move(run_id), status, std::move(error), at});
   }
   void Heartbeat(std::string, double) override {}
+  Status WriteHealth() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return health_;
+  }
+  // What WriteHealth reports from now on; an error also makes Flush fail.
+  void SetWriteHealth(Status health) {
+    std::lock_guard<std::mutex> lock(mu_);
+    health_ = std::move(health);
+  }
   Status Flush() override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!health_.ok()) return health_;
     for (auto& w : pending_) Apply(std::move(w));
     pending_.clear();
     return Status::Ok();
@@ -134,6 +154,7 @@ class MemoryStore : public Store {
   }
 
   std::mutex mu_;
+  Status health_;                                                  // guarded by mu_
   std::map<std::string, RunRecord> runs_;                          // guarded by mu_
   std::map<std::pair<std::string, std::string>, NodeRecord> nodes_;  // guarded by mu_
   std::vector<EventRecord> events_;                                // guarded by mu_
