@@ -364,7 +364,7 @@ TEST_CASE("another process holds the write lock past --storage-timeout: exit 1, 
   std::string id;
   std::unique_ptr<Subprocess> run = StartChain(cli, wf, db, {"--storage-timeout", "2"}, &id);
   REQUIRE(WaitForNode(box, 5));
-  constexpr int kHoldSeconds = 12;
+  constexpr int kHoldSeconds = 8;
   std::unique_ptr<Subprocess> holder = HoldLock(db, box.Path("locked"), kHoldSeconds);
   const auto locked = SteadyClock::now();
   ExitInfo stopped = run->Wait(kWait);
