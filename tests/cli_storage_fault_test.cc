@@ -244,7 +244,12 @@ TEST_CASE("the disk fills for a second mid-run: the run waits and records everyt
   std::unique_ptr<Subprocess> run = StartChain(cli, wf, db, {}, &id);
   REQUIRE(WaitForNode(box, 10));
   fs->Fill();
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // Give a commit in flight time to land, then nothing more may.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const size_t recorded_when_full = Succeeded(db, id).size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  CHECK_MESSAGE(Succeeded(db, id).size() == recorded_when_full,
+                "checkpoints went on while the disk was full");
   fs->Free();
   ExitInfo done = run->Wait(kWait);
   INFO(done.Describe());

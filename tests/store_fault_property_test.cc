@@ -311,6 +311,8 @@ struct Recorded {
   std::map<std::string, std::string> node_status;
   std::map<std::string, std::string> output;  // of nodes recorded succeeded
   std::vector<int64_t> seqs;
+  std::string last_event;       // kind of the newest event
+  std::string last_event_data;  // and its data
 };
 
 Recorded Read(const std::string& path) {
@@ -329,8 +331,10 @@ Recorded Read(const std::string& path) {
     if (row[1] == "succeeded") r.output[row[0]] = row[2];
   }
   for (const auto& row :
-       db.Query("SELECT seq FROM events WHERE run_id = ?1 ORDER BY seq", {r.id})) {
+       db.Query("SELECT seq, kind, data_json FROM events WHERE run_id = ?1 ORDER BY seq", {r.id})) {
     r.seqs.push_back(std::stoll(row[0]));
+    r.last_event = row[1];
+    r.last_event_data = row[2];
   }
   return r;
 }
@@ -374,6 +378,8 @@ void Check(const Dag& dag, const Recorded& r, const std::vector<Execution>& log,
   }
   if (r.status == "succeeded") {
     CHECK_MESSAGE(r.output.size() == dag.deps.size(), "run succeeded without every node recorded");
+    CHECK(r.last_event == "run_finished");
+    CHECK(r.last_event_data.find("\"succeeded\"") != std::string::npos);
   }
   for (size_t i = 0; i < r.seqs.size(); ++i) {
     if (r.seqs[i] != static_cast<int64_t>(i) + 1) {
@@ -435,6 +441,7 @@ void RunCase(unsigned seed, CaseStats* stats) {
     std::string described = schedule.Describe();
     CAPTURE(described);
     ++stats->steps;
+    bool reported_success = false;
     {
       auto store = OpenStore(path, full);
       Vfs().ResetCounters();
@@ -454,12 +461,16 @@ void RunCase(unsigned seed, CaseStats* stats) {
       }
       stats->faults += Vfs().TotalInjected();
       if (!report.ok()) ++stats->storage_errors;
+      reported_success = report.ok() && report->status == RunStatus::kSucceeded;
       // As the process leaves it, while storage may still be failing.
       Check(dag, Read(path), ledger.Snapshot(), &frozen);
       Vfs().ClearAll();
     }  // the store commits what it still holds, then closes
     Recorded after = Read(path);
     Check(dag, after, ledger.Snapshot(), &frozen);
+    if (reported_success) {
+      CHECK_MESSAGE(after.status == "succeeded", "the runner reported success the store lacks");
+    }
     if (after.exists && after.status == "succeeded") {
       CHECK(after.output.size() == dag.deps.size());
       return;
