@@ -31,8 +31,9 @@ struct Armed {
   std::function<void(int)> record;
   std::mutex mu;
   TimerId timer = 0;
-  bool stopped = false;   // disarmed: the timer does nothing more
+  bool stopped = false;   // disarmed or sealed: the timer does nothing more
   bool handling = false;  // a thread is ending the process
+  bool sealed = false;    // SealRunEnd: signals are ignored until the process exits
 };
 std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
 
@@ -45,6 +46,11 @@ std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
   signal(signal_number, SIG_DFL);
   raise(signal_number);
   _exit(128 + signal_number);  // only if the signal is blocked in this thread
+}
+
+// Waits for the thread that is ending the process.
+[[noreturn]] void AwaitEnd() {
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
 void Check(const std::weak_ptr<Armed>& weak) {
@@ -86,21 +92,48 @@ void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
   armed->timer = clock->After(kPollSeconds, [weak] { Check(weak); });
 }
 
+void SealRunEnd() {
+  std::shared_ptr<Armed> armed = current;
+  if (!armed) return;
+  int signal_number = 0;
+  {
+    std::lock_guard<std::mutex> lock(armed->mu);
+    if (armed->sealed) return;
+    if (!armed->handling) {
+      armed->stopped = true;
+      armed->clock->Cancel(armed->timer);
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      sigemptyset(&ignore.sa_mask);
+      for (int sig : kSignals) sigaction(sig, &ignore, nullptr);
+      // A signal caught before the line above interrupted the run: its finish
+      // is not queued yet, so the interruption is what gets recorded. One
+      // after it is ignored, and the run ends as it finished.
+      signal_number = caught;
+      armed->handling = signal_number != 0;
+      armed->sealed = signal_number == 0;
+      if (armed->sealed) return;
+    }
+  }
+  // Another thread is recording the interruption and will end the process.
+  if (signal_number == 0) AwaitEnd();
+  EndBySignal(*armed, signal_number);
+}
+
 void DisarmInterruptNotice() {
   std::shared_ptr<Armed> armed = std::move(current);
   if (!armed) return;
-  for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &previous[i], nullptr);
   bool handling;
   {
     std::lock_guard<std::mutex> lock(armed->mu);
+    if (armed->sealed) return;  // SIGINT and SIGTERM stay ignored until exit
+    for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &previous[i], nullptr);
     armed->stopped = true;
     armed->clock->Cancel(armed->timer);
     handling = armed->handling;
   }
-  if (handling) {
-    // Another thread is recording the interruption and will end the process.
-    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-  }
+  // Another thread is recording the interruption and will end the process.
+  if (handling) AwaitEnd();
   if (caught != 0) EndBySignal(*armed, caught);
 }
 

@@ -10,6 +10,11 @@
 // recording waits for the store, which a timer must not do). No thread is
 // added before a signal comes. A second signal ends the process at once.
 //
+// Once the run has finished executing, SealRunEnd() makes later signals
+// ignored until the process exits: the run's own status is then recorded and
+// becomes the exit code, so the status, the last event and the exit code
+// always agree.
+//
 // Process-wide state; call Arm and Disarm from one thread.
 
 #include <functional>
@@ -26,8 +31,17 @@ namespace keel::cli {
 void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
                         std::function<void(int signal_number)> record);
 
-// Restores the previous actions of SIGINT and SIGTERM and stops the check.
-// A signal that came before is still handled: Disarm then does not return.
+// The run has finished executing and its final status is about to be
+// queued: from now until the process exits, SIGINT and SIGTERM are ignored,
+// and the exit code is the recorded status's. A signal that came before is
+// handled as it would have been (the run is recorded interrupted and the
+// process dies of it): then SealRunEnd does not return. Call it from the
+// thread that goes on to record the finish. Nothing happens when not armed.
+void SealRunEnd();
+
+// Restores the previous actions of SIGINT and SIGTERM (unless SealRunEnd
+// made them ignored) and stops the check. A signal that came before is still
+// handled: Disarm then does not return.
 void DisarmInterruptNotice();
 
 }  // namespace keel::cli
