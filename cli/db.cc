@@ -49,8 +49,9 @@ Result<std::string> RealTarget(const std::string& path) {
     target.resize(static_cast<size_t>(n));
     current = target.starts_with('/') ? target : DirectoryOf(current) + "/" + target;
   }
-  return Status::Error(ErrorKind::kPermanent,
-                       path + ": too many levels of symbolic links; --db must name a database file");
+  return Status::Error(
+      ErrorKind::kPermanent,
+      path + ": too many levels of symbolic links; --db must name a database file");
 }
 
 // What the file at `mode` is, when it is not a regular file.
@@ -112,10 +113,9 @@ Status CheckCreatable(const std::string& path, const std::string& target) {
                          "cannot create database " + named + ": no directory " + dir);
   }
   if (access(dir.c_str(), W_OK) != 0) {
-    return Status::Error(ErrorKind::kPermanent, "cannot create database " + named +
-                                                    ": its directory " + dir +
-                                                    " is not writable (" +
-                                                    std::strerror(errno) + ")");
+    return Status::Error(ErrorKind::kPermanent,
+                         "cannot create database " + named + ": its directory " + dir +
+                             " is not writable (" + std::strerror(errno) + ")");
   }
   return Status();
 }

@@ -20,7 +20,39 @@ volatile sig_atomic_t caught = 0;
 void OnSignal(int signal_number) { caught = signal_number; }
 
 constexpr int kSignals[] = {SIGINT, SIGTERM};
-struct sigaction previous[2];  // the actions Arm replaced, restored by Disarm
+// The main thread's alone (Hold, Arm, Seal, Disarm, Release):
+struct sigaction previous[2];  // the actions OnSignal replaced
+bool installed = false;        // OnSignal is installed, previous is saved
+bool ignoring = false;         // SealRunEnd: ignored until the process exits
+
+// Notes SIGINT and SIGTERM from now on (SA_RESETHAND: a second one acts as
+// before). A signal the parent chose to ignore (nohup) stays ignored.
+void Install() {
+  if (installed || ignoring) return;
+  struct sigaction action {};
+  action.sa_handler = &OnSignal;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  for (int i = 0; i < 2; ++i) {
+    sigaction(kSignals[i], nullptr, &previous[i]);
+    if (previous[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &action, nullptr);
+  }
+  installed = true;
+}
+
+// Puts back the actions Install replaced.
+void Restore() {
+  if (!installed) return;
+  for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &previous[i], nullptr);
+  installed = false;
+}
+
+// Dies of `signal_number` as if it had not been caught.
+[[noreturn]] void DieOf(int signal_number) {
+  signal(signal_number, SIG_DFL);
+  raise(signal_number);
+  _exit(128 + signal_number);  // only if the signal is blocked in this thread
+}
 
 // One arming, shared by Arm/Disarm and the check's timer. The first four
 // fields are set before the first timer; mu guards the rest.
@@ -42,10 +74,7 @@ std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
   ssize_t ignored = write(armed.fd, armed.notice.data(), armed.notice.size());
   (void)ignored;
   if (armed.record) armed.record(signal_number);
-  // SA_RESETHAND restored the default action when the signal came.
-  signal(signal_number, SIG_DFL);
-  raise(signal_number);
-  _exit(128 + signal_number);  // only if the signal is blocked in this thread
+  DieOf(signal_number);
 }
 
 // Waits for the thread that is ending the process.
@@ -69,6 +98,14 @@ void Check(const std::weak_ptr<Armed>& weak) {
 
 }  // namespace
 
+void HoldInterrupts() { Install(); }
+
+void ReleaseInterrupts() {
+  if (current || ignoring) return;
+  Restore();
+  if (caught != 0) DieOf(caught);
+}
+
 void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
                         std::function<void(int)> record) {
   DisarmInterruptNotice();
@@ -78,15 +115,9 @@ void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
   armed->fd = fd;
   armed->record = std::move(record);
   current = armed;
-  struct sigaction action {};
-  action.sa_handler = &OnSignal;
-  action.sa_flags = SA_RESETHAND;
-  sigemptyset(&action.sa_mask);
-  for (int i = 0; i < 2; ++i) {
-    sigaction(kSignals[i], nullptr, &previous[i]);
-    // A signal the parent chose to ignore (nohup) stays ignored.
-    if (previous[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &action, nullptr);
-  }
+  // Already installed by HoldInterrupts, usually; a signal noted since is
+  // found by the first check.
+  Install();
   std::lock_guard<std::mutex> lock(armed->mu);
   std::weak_ptr<Armed> weak = armed;
   armed->timer = clock->After(kPollSeconds, [weak] { Check(weak); });
@@ -106,6 +137,7 @@ void SealRunEnd() {
       ignore.sa_handler = SIG_IGN;
       sigemptyset(&ignore.sa_mask);
       for (int sig : kSignals) sigaction(sig, &ignore, nullptr);
+      ignoring = true;
       // A signal caught before the line above interrupted the run: its finish
       // is not queued yet, so the interruption is what gets recorded. One
       // after it is ignored, and the run ends as it finished.
@@ -127,7 +159,7 @@ void DisarmInterruptNotice() {
   {
     std::lock_guard<std::mutex> lock(armed->mu);
     if (armed->sealed) return;  // SIGINT and SIGTERM stay ignored until exit
-    for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &previous[i], nullptr);
+    Restore();
     armed->stopped = true;
     armed->clock->Cancel(armed->timer);
     handling = armed->handling;

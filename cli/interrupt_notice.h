@@ -24,6 +24,18 @@
 
 namespace keel::cli {
 
+// From now on SIGINT and SIGTERM are only noted, until ArmInterruptNotice
+// takes over (a signal noted before is then handled as if it came after) or
+// ReleaseInterrupts. Covers the moments between a run's creation (or claim)
+// and its arming, so that a signal then still records it interrupted.
+void HoldInterrupts();
+
+// After a run: restores the actions HoldInterrupts replaced, unless
+// SealRunEnd made the signals ignored. A signal noted and never handled (the
+// run was not armed) ends the process now, as it would have when it came.
+// Nothing happens while armed.
+void ReleaseInterrupts();
+
 // From now on, SIGINT and SIGTERM write the notice for `run_id` to file
 // descriptor `fd`, call `record(signal_number)` (when set), then end the
 // process with the signal's default action. `clock` runs the check; it, `fd`

@@ -38,15 +38,9 @@ return keel.workflow "w" {
 
 // Every command that opens the database, with `wf` as the workflow file.
 std::vector<std::vector<std::string>> DbCommands(const std::string& wf) {
-  return {{"run", wf},
-          {"resume", "abc"},
-          {"runs"},
-          {"runs", "--json"},
-          {"show", "abc"},
-          {"graph", "abc"},
-          {"breakers"},
-          {"breakers", "--all"},
-          {"gc", "--older-than", "1d"}};
+  return {{"run", wf},        {"resume", "abc"},     {"runs"},
+          {"runs", "--json"}, {"show", "abc"},       {"graph", "abc"},
+          {"breakers"},       {"breakers", "--all"}, {"gc", "--older-than", "1d"}};
 }
 
 // Runs every command against `db` (by --db, and once more by $KEEL_DB) and
@@ -91,8 +85,7 @@ TEST_CASE("a FIFO as --db is refused at once, not opened" * doctest::timeout(kTi
   CHECK(r.err.find(link + " (a link to " + fifo + ") is a named pipe") != std::string::npos);
 }
 
-TEST_CASE("/dev/null, a directory and a socket as --db are refused" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE("/dev/null, a directory and a socket as --db are refused" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   box.Write("wf.lua", kFlow);
   ExpectRefusedEverywhere(box, "/dev/null", "is a character device");
@@ -173,9 +166,8 @@ TEST_CASE("a --db link into a read-only directory is checked against its target"
   } unmount{box.Path("ro")};
 
   // Writing commands are refused, naming the target's directory.
-  for (const auto& command :
-       std::vector<std::vector<std::string>>{{"run", wf}, {"gc", "--older-than", "1d"},
-                                             {"breakers", "--all"}}) {
+  for (const auto& command : std::vector<std::vector<std::string>>{
+           {"run", wf}, {"gc", "--older-than", "1d"}, {"breakers", "--all"}}) {
     std::vector<std::string> args = command;
     args.push_back("--db");
     args.push_back(link);

@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,8 +67,7 @@ Recorded ReadRun(const std::string& db, const std::string& run_id) {
       "SELECT count(*) FROM events WHERE run_id = ?1 AND kind IN ('run_finished', "
       "'run_interrupted')",
       {run_id});
-  return {run[0][0], last[0][0], Json::Parse(last[0][1])["status"].Str(),
-          std::stoi(endings[0][0])};
+  return {run[0][0], last[0][0], Json::Parse(last[0][1])["status"].Str(), std::stoi(endings[0][0])};
 }
 
 // How long a run takes from its "started" line to its exit, in microseconds.
@@ -82,6 +83,71 @@ long MeasureTail(const Sandbox& box, const std::string& wf) {
       .count();
 }
 
+// The ids of the runs in `db`.
+std::set<std::string> RunIds(const std::string& db) {
+  std::set<std::string> ids;
+  if (!std::filesystem::exists(db)) return ids;
+  SqliteDb sql(db, /*create=*/false);
+  for (const auto& row : sql.Query("SELECT id FROM runs")) ids.insert(row[0]);
+  return ids;
+}
+
+// What the trials ended as.
+struct Tally {
+  int before_run = 0;  // killed before the run was created: nothing recorded
+  int interrupted = 0;
+  int finished = 0;
+};
+
+// Starts `keel run wf`, waits `wait_us` after the moment `started` says
+// (the spawn, or the "started" line), sends `signal_number`, and checks
+// that the exit, the recorded status and the last run event agree.
+void Trial(const Sandbox& box, const std::string& wf, bool after_banner, long wait_us,
+           int signal_number, Tally* tally) {
+  std::set<std::string> before = RunIds(box.db());
+  auto child = box.StartDb({"run", wf, "--durability", "full"});
+  if (after_banner) REQUIRE(child->WaitForStderr(" started: ", std::chrono::seconds(60)));
+  std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
+  kill(child->pid(), signal_number);
+  ExitInfo r = child->Wait(std::chrono::seconds(60));
+  INFO(r.Describe());
+  REQUIRE_FALSE(r.timed_out);
+  std::set<std::string> after = RunIds(box.db());
+  std::vector<std::string> added;
+  for (const std::string& id : after) {
+    if (!before.count(id)) added.push_back(id);
+  }
+  REQUIRE(added.size() <= 1);
+  if (added.empty()) {
+    ++tally->before_run;
+    CHECK(r.signal == signal_number);
+    CHECK(RunIdFromStderr(r.err).empty());
+    return;
+  }
+  const std::string& id = added[0];
+  CHECK(RunIdFromStderr(r.err) == id);
+  Recorded run = ReadRun(box.db(), id);
+  CAPTURE(run.status);
+  CAPTURE(run.last_kind);
+  CAPTURE(run.last_status);
+  // One ending: never interrupted after run_finished.
+  CHECK(run.endings == 1);
+  if (r.signal != 0) {
+    ++tally->interrupted;
+    CHECK(r.signal == signal_number);
+    CHECK(run.status == "interrupted");
+    CHECK(run.last_kind == "run_interrupted");
+    CHECK(r.err.find("interrupted; resume with: keel resume " + id) != std::string::npos);
+  } else {
+    ++tally->finished;
+    CHECK(r.exit_code == 0);
+    CHECK(run.status == "succeeded");
+    CHECK(run.last_kind == "run_finished");
+    CHECK(run.last_status == "succeeded");
+    CHECK(r.out.find("run " + id + " succeeded") != std::string::npos);
+  }
+}
+
 TEST_CASE("a signal around the end of a run: status, last event and exit code agree" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
@@ -93,45 +159,48 @@ TEST_CASE("a signal around the end of a run: status, last event and exit code ag
   std::mt19937 rng(20261204);
   // From while d still runs to past the exit, the end's recording in between.
   std::uniform_int_distribution<long> delay(tail / 3, tail + tail / 4);
-  int interrupted = 0;
-  int finished = 0;
+  Tally tally;
   for (int trial = 0; trial < kTrials; ++trial) {
     int signal_number = trial % 3 == 2 ? SIGINT : SIGTERM;
     long wait_us = delay(rng);
     CAPTURE(trial);
     CAPTURE(signal_number);
     CAPTURE(wait_us);
-    auto child = box.StartDb({"run", wf, "--durability", "full"});
-    REQUIRE(child->WaitForStderr(" started: ", std::chrono::seconds(60)));
-    std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
-    kill(child->pid(), signal_number);
-    ExitInfo r = child->Wait(std::chrono::seconds(60));
-    INFO(r.Describe());
-    REQUIRE_FALSE(r.timed_out);
-    std::string id = RunIdFromStderr(r.err);
-    REQUIRE(!id.empty());
-    Recorded run = ReadRun(box.db(), id);
-    CAPTURE(run.status);
-    CAPTURE(run.last_kind);
-    CAPTURE(run.last_status);
-    // One ending: never interrupted after run_finished.
-    CHECK(run.endings == 1);
-    if (r.signal != 0) {
-      ++interrupted;
-      CHECK(r.signal == signal_number);
-      CHECK(run.status == "interrupted");
-      CHECK(run.last_kind == "run_interrupted");
-      CHECK(r.err.find("interrupted; resume with: keel resume " + id) != std::string::npos);
-    } else {
-      ++finished;
-      CHECK(r.exit_code == 0);
-      CHECK(run.status == "succeeded");
-      CHECK(run.last_kind == "run_finished");
-      CHECK(run.last_status == "succeeded");
-      CHECK(r.out.find("run " + id + " succeeded") != std::string::npos);
-    }
+    Trial(box, wf, /*after_banner=*/true, wait_us, signal_number, &tally);
   }
-  MESSAGE(interrupted << " trials interrupted, " << finished << " finished");
+  MESSAGE(tally.interrupted << " trials interrupted, " << tally.finished << " finished");
+  CHECK(tally.before_run == 0);
+}
+
+TEST_CASE("a signal at any moment of a run's process: never a run left running" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("short.lua", kShort);
+  // The whole process: start-up, script load, database, run, exit.
+  long whole = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto began = std::chrono::steady_clock::now();
+    ExitInfo r = box.KeelDb({"run", wf, "--durability", "full"});
+    REQUIRE(r.exit_code == 0);
+    whole = std::max<long>(whole, std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now() - began)
+                                      .count());
+  }
+  MESSAGE("a whole run's process: " << whole << " us");
+
+  std::mt19937 rng(4122026);
+  std::uniform_int_distribution<long> delay(0, whole);
+  Tally tally;
+  for (int trial = 0; trial < kTrials; ++trial) {
+    int signal_number = trial % 2 == 1 ? SIGINT : SIGTERM;
+    long wait_us = delay(rng);
+    CAPTURE(trial);
+    CAPTURE(signal_number);
+    CAPTURE(wait_us);
+    Trial(box, wf, /*after_banner=*/false, wait_us, signal_number, &tally);
+  }
+  MESSAGE(tally.before_run << " trials ended before the run existed, " << tally.interrupted
+                           << " interrupted, " << tally.finished << " finished");
 }
 
 }  // namespace

@@ -118,9 +118,10 @@ Recorded OnlyRun(const std::string& db) {
   SqliteDb sql(db, /*create=*/false);
   auto runs = sql.Query("SELECT id, status FROM runs");
   REQUIRE(runs.size() == 1);
-  auto last = sql.Query("SELECT kind, data_json FROM events WHERE run_id = ?1 ORDER BY seq DESC "
-                        "LIMIT 1",
-                        {runs[0][0]});
+  auto last = sql.Query(
+      "SELECT kind, data_json FROM events WHERE run_id = ?1 ORDER BY seq DESC "
+      "LIMIT 1",
+      {runs[0][0]});
   REQUIRE(last.size() == 1);
   return {runs[0][1], last[0][0], last[0][1]};
 }
