@@ -15,7 +15,8 @@
 // becomes the exit code, so the status, the last event and the exit code
 // always agree.
 //
-// Process-wide state; call Arm and Disarm from one thread.
+// Process-wide state; call every function here from the main thread (the
+// one that runs the executor, so that SealRunEnd comes from OnRunFinished).
 
 #include <functional>
 #include <string>
