@@ -1,9 +1,12 @@
 #include "cli/db.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "engine/process_owner.h"
@@ -28,18 +31,93 @@ std::string DirectoryOf(const std::string& path) {
   return dir.empty() ? "." : dir;
 }
 
-// Whether this process may write the existing database at `path`: the file,
-// and its directory for the -wal and -shm files.
-bool Writable(const std::string& path) {
-  return access(path.c_str(), W_OK) == 0 && access(DirectoryOf(path).c_str(), W_OK) == 0;
+// Links followed before giving up, as the kernel's own limit (ELOOP).
+constexpr int kMaxLinks = 40;
+
+// Where the database at `path` is once symbolic links are followed: the
+// file itself, or for a dangling link the file its last link names (where
+// SQLite would create it). SQLite follows links too, so this is the
+// directory of the -wal and -shm files.
+Result<std::string> RealTarget(const std::string& path) {
+  std::string current = path;
+  for (int links = 0; links <= kMaxLinks; ++links) {
+    struct stat st {};
+    if (lstat(current.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return current;
+    std::string target(static_cast<size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+    ssize_t n = readlink(current.c_str(), target.data(), target.size());
+    if (n < 0) return current;
+    target.resize(static_cast<size_t>(n));
+    current = target.starts_with('/') ? target : DirectoryOf(current) + "/" + target;
+  }
+  return Status::Error(
+      ErrorKind::kPermanent,
+      path + ": too many levels of symbolic links; --db must name a database file");
 }
 
-Status ReadOnlyError(const std::string& path) {
+// What the file at `mode` is, when it is not a regular file.
+const char* FileTypeName(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// Where the database named by `path` really is (see RealTarget), after
+// checking that it is a regular file or nothing yet; anything else (a
+// directory, a FIFO, a device, a socket) is an error naming `path`, found
+// without opening it, so a FIFO cannot make a command hang.
+Result<std::string> CheckDbPath(const std::string& path) {
+  auto target = RealTarget(path);
+  if (!target.ok()) return target.status();
+  std::string named = *target == path ? path : path + " (a link to " + *target + ")";
+  struct stat st {};
+  if (stat(target->c_str(), &st) != 0) {
+    if (errno == ENOENT) return target;
+    return Status::Error(ErrorKind::kPermanent,
+                         "cannot use database " + named + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Status::Error(ErrorKind::kPermanent, named + " is " + FileTypeName(st.st_mode) +
+                                                    ", not a database file; --db (or $KEEL_DB) "
+                                                    "must name a regular file or a new one");
+  }
+  return target;
+}
+
+// Whether this process may write the existing database at `target` (a real
+// path, see RealTarget): the file, and its directory for the -wal and -shm
+// files.
+bool Writable(const std::string& target) {
+  return access(target.c_str(), W_OK) == 0 && access(DirectoryOf(target).c_str(), W_OK) == 0;
+}
+
+Status ReadOnlyError(const std::string& path, const std::string& target) {
+  std::string named = target == path ? path : path + " (a link to " + target + ")";
   return Status::Error(ErrorKind::kPermanent,
-                       path +
+                       named +
                            " is read-only: this command writes to the database, and needs "
                            "write access to the file and to its directory " +
-                           DirectoryOf(path));
+                           DirectoryOf(target));
+}
+
+// Whether a new database may be created at `target` (a real path, see
+// RealTarget): its directory must exist and be writable.
+Status CheckCreatable(const std::string& path, const std::string& target) {
+  std::string named = target == path ? path : path + " (a link to " + target + ")";
+  std::string dir = DirectoryOf(target);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return Status::Error(ErrorKind::kPermanent,
+                         "cannot create database " + named + ": no directory " + dir);
+  }
+  if (access(dir.c_str(), W_OK) != 0) {
+    return Status::Error(ErrorKind::kPermanent,
+                         "cannot create database " + named + ": its directory " + dir +
+                             " is not writable (" + std::strerror(errno) + ")");
+  }
+  return Status();
 }
 
 }  // namespace
@@ -52,8 +130,15 @@ std::string ResolveDbPath(const std::string& flag) {
 }
 
 Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptions& options) {
+  auto target = CheckDbPath(path);
+  if (!target.ok()) return target.status();
   std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec) && !Writable(path)) return ReadOnlyError(path);
+  if (std::filesystem::is_regular_file(*target, ec)) {
+    if (!Writable(*target)) return ReadOnlyError(path, *target);
+  } else if (options.create) {
+    Status creatable = CheckCreatable(path, *target);
+    if (!creatable.ok()) return creatable;
+  }
   SqliteStoreOptions store_options;
   store_options.create_if_missing = options.create;
   store_options.busy_timeout = kBusyTimeout;
@@ -66,10 +151,12 @@ Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptio
 }
 
 Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path, DbAccess access) {
+  auto target = CheckDbPath(path);
+  if (!target.ok()) return target.status();
   auto exists = SqliteStore::Exists(path, kBusyTimeout);
   if (!exists.ok()) return NamingPath(path, exists.status());
   if (!*exists) return std::unique_ptr<Store>();
-  if (access == DbAccess::kRead && !Writable(path)) {
+  if (access == DbAccess::kRead && !Writable(*target)) {
     auto store = SqliteReadOnlyStore::Open(path, kBusyTimeout);
     if (!store.ok()) return NamingPath(path, store.status());
     return std::unique_ptr<Store>(std::move(store).value());

@@ -12,6 +12,10 @@ constexpr int kExitSucceeded = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;  // usage, script or validation error, bad database
 constexpr int kExitDegraded = 3;
+// 4 is kept for a run parked on a signal or a durable timer (DESIGN.md §8).
+// stdout could not be written (disk full, I/O error, closed pipe): the
+// command's result is lost, whatever the run's recorded status.
+constexpr int kExitOutput = 5;
 
 inline int ExitCodeFor(RunStatus status) {
   switch (status) {

@@ -20,7 +20,39 @@ volatile sig_atomic_t caught = 0;
 void OnSignal(int signal_number) { caught = signal_number; }
 
 constexpr int kSignals[] = {SIGINT, SIGTERM};
-struct sigaction previous[2];  // the actions Arm replaced, restored by Disarm
+// The main thread's alone (Hold, Arm, Seal, Disarm, Release):
+struct sigaction previous[2];  // the actions OnSignal replaced
+bool installed = false;        // OnSignal is installed, previous is saved
+bool ignoring = false;         // SealRunEnd: ignored until the process exits
+
+// Notes SIGINT and SIGTERM from now on (SA_RESETHAND: a second one acts as
+// before). A signal the parent chose to ignore (nohup) stays ignored.
+void Install() {
+  if (installed || ignoring) return;
+  struct sigaction action {};
+  action.sa_handler = &OnSignal;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  for (int i = 0; i < 2; ++i) {
+    sigaction(kSignals[i], nullptr, &previous[i]);
+    if (previous[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &action, nullptr);
+  }
+  installed = true;
+}
+
+// Puts back the actions Install replaced.
+void Restore() {
+  if (!installed) return;
+  for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &previous[i], nullptr);
+  installed = false;
+}
+
+// Dies of `signal_number` as if it had not been caught.
+[[noreturn]] void DieOf(int signal_number) {
+  signal(signal_number, SIG_DFL);
+  raise(signal_number);
+  _exit(128 + signal_number);  // only if the signal is blocked in this thread
+}
 
 // One arming, shared by Arm/Disarm and the check's timer. The first four
 // fields are set before the first timer; mu guards the rest.
@@ -31,8 +63,9 @@ struct Armed {
   std::function<void(int)> record;
   std::mutex mu;
   TimerId timer = 0;
-  bool stopped = false;   // disarmed: the timer does nothing more
+  bool stopped = false;   // disarmed or sealed: the timer does nothing more
   bool handling = false;  // a thread is ending the process
+  bool sealed = false;    // SealRunEnd: signals are ignored until the process exits
 };
 std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
 
@@ -41,10 +74,12 @@ std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
   ssize_t ignored = write(armed.fd, armed.notice.data(), armed.notice.size());
   (void)ignored;
   if (armed.record) armed.record(signal_number);
-  // SA_RESETHAND restored the default action when the signal came.
-  signal(signal_number, SIG_DFL);
-  raise(signal_number);
-  _exit(128 + signal_number);  // only if the signal is blocked in this thread
+  DieOf(signal_number);
+}
+
+// Waits for the thread that is ending the process.
+[[noreturn]] void AwaitEnd() {
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
 void Check(const std::weak_ptr<Armed>& weak) {
@@ -63,6 +98,14 @@ void Check(const std::weak_ptr<Armed>& weak) {
 
 }  // namespace
 
+void HoldInterrupts() { Install(); }
+
+void ReleaseInterrupts() {
+  if (current || ignoring) return;
+  Restore();
+  if (caught != 0) DieOf(caught);
+}
+
 void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
                         std::function<void(int)> record) {
   DisarmInterruptNotice();
@@ -72,35 +115,57 @@ void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
   armed->fd = fd;
   armed->record = std::move(record);
   current = armed;
-  struct sigaction action {};
-  action.sa_handler = &OnSignal;
-  action.sa_flags = SA_RESETHAND;
-  sigemptyset(&action.sa_mask);
-  for (int i = 0; i < 2; ++i) {
-    sigaction(kSignals[i], nullptr, &previous[i]);
-    // A signal the parent chose to ignore (nohup) stays ignored.
-    if (previous[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &action, nullptr);
-  }
+  // Already installed by HoldInterrupts, usually; a signal noted since is
+  // found by the first check.
+  Install();
   std::lock_guard<std::mutex> lock(armed->mu);
   std::weak_ptr<Armed> weak = armed;
   armed->timer = clock->After(kPollSeconds, [weak] { Check(weak); });
 }
 
+void SealRunEnd() {
+  std::shared_ptr<Armed> armed = current;
+  if (!armed) return;
+  int signal_number = 0;
+  {
+    std::lock_guard<std::mutex> lock(armed->mu);
+    if (armed->sealed) return;
+    if (!armed->handling) {
+      armed->stopped = true;
+      armed->clock->Cancel(armed->timer);
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      sigemptyset(&ignore.sa_mask);
+      for (int sig : kSignals) sigaction(sig, &ignore, nullptr);
+      ignoring = true;
+      // A signal caught before the line above interrupted the run: its finish
+      // is not queued yet, so the interruption is what gets recorded. One
+      // after it is ignored, and the run ends as it finished.
+      signal_number = caught;
+      armed->handling = signal_number != 0;
+      armed->sealed = signal_number == 0;
+      if (armed->sealed) return;
+    }
+  }
+  // Another thread is recording the interruption and will end the process.
+  if (signal_number == 0) AwaitEnd();
+  EndBySignal(*armed, signal_number);
+}
+
 void DisarmInterruptNotice() {
   std::shared_ptr<Armed> armed = std::move(current);
   if (!armed) return;
-  for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &previous[i], nullptr);
   bool handling;
   {
     std::lock_guard<std::mutex> lock(armed->mu);
+    if (armed->sealed) return;  // SIGINT and SIGTERM stay ignored until exit
+    Restore();
     armed->stopped = true;
     armed->clock->Cancel(armed->timer);
     handling = armed->handling;
   }
-  if (handling) {
-    // Another thread is recording the interruption and will end the process.
-    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-  }
+  // Another thread is recording the interruption and will end the process.
+  if (handling) AwaitEnd();
   if (caught != 0) EndBySignal(*armed, caught);
 }
 

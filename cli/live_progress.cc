@@ -142,6 +142,9 @@ void LiveProgress::OnNodeFinished(std::string_view node, const NodeResult& resul
 }
 
 void LiveProgress::OnRunFinished(RunStatus status) {
+  // The run's final status is queued next: a signal from now on must not
+  // record it interrupted. Not under mu_: it may end the process.
+  SealRunEnd();
   std::lock_guard<std::mutex> lock(mu_);
   finished_ = true;
   final_status_ = status;

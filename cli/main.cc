@@ -6,10 +6,12 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <sstream>
 #include <string>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/standard_streams.h"
 
 namespace keel::cli {
 namespace {
@@ -17,7 +19,7 @@ namespace {
 constexpr const char* kFooter =
     "Database: --db PATH, else $KEEL_DB, else ./keel.db.\n"
     "Exit codes: 0 succeeded, 1 failed, 2 usage, script or database error,\n"
-    "3 degraded (optional nodes failed).";
+    "3 degraded (optional nodes failed), 5 stdout could not be written.";
 
 std::string CheckWorkers(const std::string& text) {
   char* end = nullptr;
@@ -187,7 +189,14 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
+    if (e.get_exit_code() == 0) {
+      // --help or --version: printed through stdio like every other output,
+      // so that a failed write is seen (and explained) by FinishStdout.
+      std::ostringstream out;
+      int code = app.exit(e, out, out);
+      std::fputs(out.str().c_str(), stdout);
+      return code;
+    }
     PrintError(e.what());
     std::fprintf(stderr, "see '%s --help'\n", CommandName(app, argc, argv).c_str());
     return kExitUsage;
@@ -198,4 +207,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace keel::cli
 
-int main(int argc, char** argv) { return keel::cli::Main(argc, argv); }
+int main(int argc, char** argv) {
+  keel::cli::SurviveSigpipe();
+  int exit_code = keel::cli::Main(argc, argv);
+  return keel::cli::FinishStdout(exit_code);
+}

@@ -60,6 +60,10 @@ class LineProgress : public Progress {
     ArmInterruptNotice(info.run_id, STDERR_FILENO, clock_, RecordInterrupt(info, options_));
   }
 
+  // The run's final status is queued next: a signal from now on must not
+  // record it interrupted.
+  void OnRunFinished(RunStatus) override { SealRunEnd(); }
+
   void Close() override {
     pending_->Flush();
     DisarmInterruptNotice();

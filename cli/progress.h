@@ -31,6 +31,8 @@ struct ProgressOptions {
   std::function<void(const std::string& run_id, int signal_number)> on_interrupt;
 };
 
+// OnRunFinished seals the run's end (see SealRunEnd in
+// cli/interrupt_notice.h): the Runner records the final status next.
 class Progress : public Observer {
  public:
   // Stops any background drawing and leaves the final display on screen.

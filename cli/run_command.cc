@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
+#include "cli/interrupt_notice.h"
 #include "cli/llm_options.h"
 #include "cli/llm_usage.h"
 #include "cli/load_script.h"
@@ -61,14 +62,20 @@ int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress
   };
   std::unique_ptr<Progress> progress = MakeProgress(workflow, std::move(progress_options));
   double began = SystemClock()->Now();
+  // From the run's creation (or claim) on, a signal records it interrupted;
+  // the progress arms that once the run has started.
+  HoldInterrupts();
   Result<RunReport> report = start(progress.get());
   double seconds = SystemClock()->Now() - began;
   progress->Close();
+  ReleaseInterrupts();
   if (!report.ok()) {
     // Checkpoints that could not be saved stop a run that can be resumed:
     // it failed, for now. Anything else (the run taken over by another
     // process, a claim refused) is an error of the command.
-    if (report.status().kind() != ErrorKind::kTransient) return UsageError(report.status().message());
+    if (report.status().kind() != ErrorKind::kTransient) {
+      return UsageError(report.status().message());
+    }
     PrintError(report.status().message());
     return kExitFailed;
   }

@@ -9,6 +9,7 @@
 
 #include "cli/format.h"
 #include "cli/json_out.h"
+#include "cli/standard_streams.h"
 
 namespace keel::cli {
 namespace {
@@ -94,7 +95,7 @@ void PrintRunReport(const RunReport& report, const WorkflowSpec& workflow, doubl
   } else {
     PrintText(report, workflow, seconds);
   }
-  std::fflush(stdout);
+  FlushStdout();
   if (!json && usage.calls > 0) {
     std::fprintf(stderr, "tokens: %s\n", DescribeTokens(usage.usage).c_str());
   }

@@ -73,7 +73,7 @@ class RunWatch {
 };
 
 // Why run `run_id` could not be recorded: `health` names the cause. A run
-// taken over by another process is that process's now (kPermanent); any
+// taken over by another process, or a database file gone, is final (kPermanent); any
 // other cause leaves a run that `keel resume` finishes (kTransient).
 Status CheckpointFailure(const std::string& run_id, const Status& health) {
   if (health.kind() == ErrorKind::kPermanent) {

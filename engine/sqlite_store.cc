@@ -345,9 +345,11 @@ void SqliteStore::RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, St
         std::snprintf(detail, sizeof detail, " (writes failing for %.1fs)", seconds);
       }
       why += detail;
-      // A run taken over belongs to another process; any other cause leaves
-      // a run that can be resumed once it is gone.
-      given_up_ = Status::Error(writer_->fenced() ? ErrorKind::kPermanent : ErrorKind::kTransient,
+      // A run taken over belongs to another process, and a database file
+      // that is gone holds nothing to resume; any other cause leaves a run
+      // that can be resumed once it is gone.
+      const bool final_cause = hopeless || writer_->fenced();
+      given_up_ = Status::Error(final_cause ? ErrorKind::kPermanent : ErrorKind::kTransient,
                                 std::move(why));
       break;
     }

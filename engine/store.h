@@ -140,7 +140,9 @@ class Store {
   // up: it returns, from then on, an error naming the cause (disk full, I/O
   // error, database locked by another process, database file deleted or
   // replaced, or the run taken over by another process) and writes nothing
-  // more. Cheap; any thread.
+  // more. The error is kPermanent when retrying later cannot help (the run
+  // was taken over, the database file is gone), else kTransient. Cheap; any
+  // thread.
   virtual Status WriteHealth() = 0;
 
   // Reads see only committed data. `id` may be a unique prefix of a run id.
