@@ -311,8 +311,9 @@ struct Recorded {
   std::map<std::string, std::string> node_status;
   std::map<std::string, std::string> output;  // of nodes recorded succeeded
   std::vector<int64_t> seqs;
-  std::string last_event;       // kind of the newest event
-  std::string last_event_data;  // and its data
+  std::set<std::string> success_events;  // nodes with a node_succeeded event
+  std::string last_event;                // kind of the newest event
+  std::string last_event_data;           // and its data
 };
 
 Recorded Read(const std::string& path) {
@@ -329,6 +330,10 @@ Recorded Read(const std::string& path) {
        db.Query("SELECT node, status, output_json FROM nodes WHERE run_id = ?1", {r.id})) {
     r.node_status[row[0]] = row[1];
     if (row[1] == "succeeded") r.output[row[0]] = row[2];
+  }
+  for (const auto& row :
+       db.Query("SELECT node FROM events WHERE run_id = ?1 AND kind = 'node_succeeded'", {r.id})) {
+    r.success_events.insert(row[0]);
   }
   for (const auto& row :
        db.Query("SELECT seq, kind, data_json FROM events WHERE run_id = ?1 ORDER BY seq", {r.id})) {
@@ -364,6 +369,8 @@ void Check(const Dag& dag, const Recorded& r, const std::vector<Execution>& log,
     CAPTURE(out);
     const std::string token = TokenOf(out);
     REQUIRE_MESSAGE(node_of_token.count(token) == 1, "recorded output from no execution");
+    CHECK_MESSAGE(r.success_events.count(node) == 1,
+                  "a node recorded succeeded has no node_succeeded event");
     CHECK(node_of_token[token] == node);
     const std::vector<std::string>& deps = dag.deps.at(node);
     std::vector<std::string> consumed = ConsumedOf(out);
