@@ -317,6 +317,11 @@ void RunState::Finish(int i, NodeResult result) {
     errors_.emplace_back(i, spec.name + ": " + result.error.ToString());
   }
   double now = env_->clock->WallNow();
+  EventData data;
+  data.Add("seconds", seconds).Add("attempts", slot.attempts);
+  if (!result.error.ok()) {
+    data.Add("kind", ErrorKindName(result.error.kind())).Add("message", result.error.message());
+  }
   if (env_->store && parent_node_.empty()) {
     NodeRecord rec;
     rec.run_id = run_id_;
@@ -328,14 +333,14 @@ void RunState::Finish(int i, NodeResult result) {
     rec.error_message = result.error.message();
     rec.started_at = slot.started_wall;
     rec.finished_at = now;
-    env_->store->SaveNode(std::move(rec));
+    // The record and its event are committed together: a crash or a storage
+    // failure never leaves one without the other.
+    env_->store->FinishNode(std::move(rec), {run_id_, 0, now, spec.name,
+                                             std::string(FinishEventKind(result.status)),
+                                             data.Done()});
+  } else {
+    Emit(i, FinishEventKind(result.status), data.Done());
   }
-  EventData data;
-  data.Add("seconds", seconds).Add("attempts", slot.attempts);
-  if (!result.error.ok()) {
-    data.Add("kind", ErrorKindName(result.error.kind())).Add("message", result.error.message());
-  }
-  Emit(i, FinishEventKind(result.status), data.Done());
   if (env_->observer && parent_node_.empty()) {
     env_->observer->OnNodeFinished(spec.name, result, seconds);
   }

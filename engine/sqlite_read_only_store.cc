@@ -67,6 +67,11 @@ void SqliteReadOnlyStore::SaveNode(NodeRecord) {
   dropped_write_ = true;
 }
 
+void SqliteReadOnlyStore::FinishNode(NodeRecord, EventRecord) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped_write_ = true;
+}
+
 void SqliteReadOnlyStore::AppendEvent(EventRecord) {
   std::lock_guard<std::mutex> lock(mu_);
   dropped_write_ = true;

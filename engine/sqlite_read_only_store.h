@@ -36,6 +36,7 @@ class SqliteReadOnlyStore final : public Store {
       const std::function<bool(const Owner&, double)>& owner_alive) override;
   Status WriteHealth() override;
   void SaveNode(NodeRecord node) override;
+  void FinishNode(NodeRecord node, EventRecord event) override;
   void AppendEvent(EventRecord event) override;
   void FinishRun(std::string run_id, RunStatus status, std::string error,
                  double finished_at) override;

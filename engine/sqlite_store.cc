@@ -179,6 +179,10 @@ void SqliteStore::Enqueue(Write write) {
 
 void SqliteStore::SaveNode(NodeRecord node) { Enqueue(std::move(node)); }
 
+void SqliteStore::FinishNode(NodeRecord node, EventRecord event) {
+  Enqueue(NodeFinish{std::move(node), std::move(event)});
+}
+
 void SqliteStore::AppendEvent(EventRecord event) { Enqueue(std::move(event)); }
 
 void SqliteStore::FinishRun(std::string run_id, RunStatus status, std::string error,
@@ -449,6 +453,10 @@ Status SqliteStore::WriteBatch(const std::vector<Chunk>& batch, Cursor* cursor) 
 
 Status SqliteStore::Apply(const Write& write) {
   if (const auto* node = std::get_if<NodeRecord>(&write)) return writer_->SaveNode(*node);
+  if (const auto* finish = std::get_if<NodeFinish>(&write)) {
+    Status saved = writer_->SaveNode(finish->node);
+    return saved.ok() ? writer_->AppendEvent(finish->event) : saved;
+  }
   if (const auto* event = std::get_if<EventRecord>(&write)) return writer_->AppendEvent(*event);
   if (const auto* finish = std::get_if<FinishWrite>(&write)) {
     return writer_->FinishRun(finish->run_id, finish->status, finish->error, finish->finished_at);

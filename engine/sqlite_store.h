@@ -99,6 +99,7 @@ class SqliteStore final : public Store {
       const RunRecord& run, int64_t expected_epoch,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
   void SaveNode(NodeRecord node) override;
+  void FinishNode(NodeRecord node, EventRecord event) override;
   void AppendEvent(EventRecord event) override;
   void FinishRun(std::string run_id, RunStatus status, std::string error,
                  double finished_at) override;
@@ -125,6 +126,10 @@ class SqliteStore final : public Store {
     std::string error;
     double finished_at;
   };
+  struct NodeFinish {
+    NodeRecord node;
+    EventRecord event;
+  };
   struct HeartbeatWrite {
     std::string run_id;
     double now;
@@ -136,7 +141,8 @@ class SqliteStore final : public Store {
     Status result;      // guarded by mu_
     bool done = false;  // guarded by mu_
   };
-  using Write = std::variant<NodeRecord, EventRecord, FinishWrite, HeartbeatWrite, SyncCall*>;
+  using Write =
+      std::variant<NodeRecord, NodeFinish, EventRecord, FinishWrite, HeartbeatWrite, SyncCall*>;
   // Writes are queued in chunks of fixed capacity, so that a long queue
   // never moves records to grow, and drained chunks are reused.
   using Chunk = std::vector<Write>;

@@ -123,6 +123,9 @@ class Store {
 
   // Queued writes, committed in queue order. Errors surface from Flush().
   virtual void SaveNode(NodeRecord node) = 0;  // insert or replace (run_id, node)
+  // SaveNode and AppendEvent of the node's finish event (node_succeeded,
+  // node_failed, ...) as one write: both are committed, or neither.
+  virtual void FinishNode(NodeRecord node, EventRecord event) = 0;
   virtual void AppendEvent(EventRecord event) = 0;
   // FinishRun with kInterrupted records the run stopped but not finished:
   // its finish time stays 0 and DeleteFinishedBefore leaves it.

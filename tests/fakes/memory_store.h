@@ -54,6 +54,13 @@ class MemoryStore : public Store {
   }
   void SaveNode(NodeRecord node) override { Queue(std::move(node)); }
   void AppendEvent(EventRecord event) override { Queue(std::move(event)); }
+  void FinishNode(NodeRecord node, EventRecord event) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    log_.push_back(node);
+    log_.push_back(event);
+    pending_.push_back(std::move(node));
+    pending_.push_back(std::move(event));
+  }
   void FinishRun(std::string run_id, RunStatus status, std::string error, double at) override {
     Queue(Finish{std::move(run_id), status, std::move(error), at});
   }
