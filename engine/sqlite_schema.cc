@@ -85,9 +85,18 @@ constexpr const char* kSchemaV2 = R"sql(
 CREATE INDEX events_usage ON events (run_id) WHERE kind IN ('llm_call', 'fallback_event');
 )sql";
 
+// Half-open probes each hold a lease that their process renews while they
+// run (ProbeLease in engine/circuit_breaker.h), kept as JSON:
+// [{"id", "pid", "host", "start", "started_at", "renewed_at"}, ...].
+// probe_lease (one expiry for every probe) is no longer read or written.
+constexpr const char* kSchemaProbeLeases = R"sql(
+ALTER TABLE breakers ADD COLUMN probes_json TEXT NOT NULL DEFAULT '[]';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
+    {3, kSchemaProbeLeases},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {
