@@ -9,8 +9,7 @@
 // registry renews every `renew_every` seconds while the probe runs, until
 // Record or Release; other processes free the slot when its owner is dead
 // (OwnerAlive) or the lease went `lease` seconds without renewal.
-// Thread-safe. Renewals may still be in flight when the registry is
-// destroyed only if the caller destroys it while probes are outstanding.
+// Thread-safe. Destroying it stops the renewals of probes still out.
 
 #include <cstdint>
 #include <functional>
@@ -70,7 +69,7 @@ class BreakerRegistry {
   // Frees probe `probe`'s slot without an outcome (its call was abandoned).
   void Release(const BreakerConfig& config, int64_t probe);
 
-  // Probes of this registry whose leases are being renewed.
+  // Probes admitted with a Renewer that have not reported or been released.
   size_t renewing();
 
  private:
