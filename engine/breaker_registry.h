@@ -17,6 +17,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 
 #include "engine/circuit_breaker.h"
@@ -66,6 +67,10 @@ class BreakerRegistry {
   // Records an admitted call's outcome; `probe` is Decision::probe (0 when
   // it was no probe). Stops the probe's renewals first.
   BreakerTransition Record(const BreakerConfig& config, bool success, int64_t probe, double now);
+  // A probe is named by its id, not a flag.
+  template <typename Flag, typename = std::enable_if_t<std::is_same_v<Flag, bool>>>
+  BreakerTransition Record(const BreakerConfig& config, bool success, Flag probe,
+                           double now) = delete;
   // Frees probe `probe`'s slot without an outcome (its call was abandoned).
   void Release(const BreakerConfig& config, int64_t probe);
 

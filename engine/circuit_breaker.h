@@ -22,6 +22,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "engine/process_owner.h"
@@ -95,6 +96,10 @@ Admission Admit(BreakerSnapshot& s, const BreakerConfig& c, double now, const Pr
 // (lease lost, breaker reset or re-opened) counts as an ordinary call.
 BreakerTransition RecordOutcome(BreakerSnapshot& s, const BreakerConfig& c, bool success,
                                 int64_t probe, double now);
+// A probe is named by its id, not a flag.
+template <typename Flag, typename = std::enable_if_t<std::is_same_v<Flag, bool>>>
+BreakerTransition RecordOutcome(BreakerSnapshot& s, const BreakerConfig& c, bool success,
+                                Flag probe, double now) = delete;
 
 // Renews probe `id`'s lease at `now`. False when it holds no slot any more
 // (then there is nothing left to renew).
