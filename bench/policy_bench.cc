@@ -122,7 +122,7 @@ void PrimitiveOverhead(int calls) {
     auto d = breakers.Admit(policy.circuit, 0);
     ctx.deadline = clock->Now() + policy.timeout;
     dispatch->Start(ctx, done);
-    breakers.Record(policy.circuit, true, d.admission == Admission::kProbe, 0);
+    breakers.Record(policy.circuit, true, d.probe, 0);
     if (!policy.retry.Retries(ErrorKind::kNone)) sink += 0;
   }
   double wrapped = Since(t0);
@@ -146,7 +146,7 @@ void SharedBreakerCost(int calls) {
     auto t0 = Clock_::now();
     for (int i = 0; i < calls; ++i) {
       auto d = shared.Admit(config, 0);
-      shared.Record(config, true, d.admission == Admission::kProbe, 0);
+      shared.Record(config, true, d.probe, 0);
     }
     double secs = Since(t0);
     std::printf("breaker shared through the SQLite store: %.1f us per call (admit + record, two "

@@ -46,6 +46,18 @@ void PrintJson(const std::vector<BreakerRow>& rows, double now) {
     out.Key("opened_at").TimeOrNull(s.opened_at);
     out.Key("cooldown_s").Seconds(s.cooldown);
     out.Key("updated_at").TimeOrNull(row.updated_at);
+    // Half-open calls running now, each holding a slot its process renews.
+    out.Key("probes");
+    out.BeginArray();
+    for (const ProbeLease& p : s.probes) {
+      out.BeginObject();
+      out.Key("pid").Int(p.owner.pid);
+      out.Key("host").String(p.owner.host);
+      out.Key("started_at").TimeOrNull(p.started_at);
+      out.Key("renewed_at").TimeOrNull(p.renewed_at);
+      out.EndObject();
+    }
+    out.EndArray();
     out.EndObject();
   }
   out.EndArray();

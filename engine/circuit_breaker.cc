@@ -12,8 +12,25 @@ void Open(BreakerSnapshot& s, const BreakerConfig& c, double now, double cooldow
   s.state = BreakerState::kOpen;
   s.opened_at = now;
   s.cooldown = std::min(cooldown, c.max_cooldown);
-  s.probes_out = 0;
+  s.probes.clear();
   s.probe_successes = 0;
+}
+
+// Frees the slots of probes whose process died or stopped renewing.
+void ExpireProbes(BreakerSnapshot& s, double now, const ProbeClaim& claim) {
+  auto stale = [&](const ProbeLease& p) {
+    return now - p.renewed_at > claim.lease || (claim.alive && !claim.alive(p, now));
+  };
+  s.probes.erase(std::remove_if(s.probes.begin(), s.probes.end(), stale), s.probes.end());
+}
+
+bool TakeProbe(BreakerSnapshot& s, int64_t id) {
+  if (id == 0) return false;
+  auto it = std::find_if(s.probes.begin(), s.probes.end(),
+                         [&](const ProbeLease& p) { return p.id == id; });
+  if (it == s.probes.end()) return false;
+  s.probes.erase(it);
+  return true;
 }
 
 void Trim(BreakerSnapshot& s, const BreakerConfig& c, double now) {
@@ -61,8 +78,8 @@ std::string_view BreakerTransitionName(BreakerTransition t) {
   }
 }
 
-Admission Admit(BreakerSnapshot& s, const BreakerConfig& c, double now, double* retry_in,
-                BreakerTransition* transition) {
+Admission Admit(BreakerSnapshot& s, const BreakerConfig& c, double now, const ProbeClaim& claim,
+                double* retry_in, BreakerTransition* transition) {
   *transition = BreakerTransition::kNone;
   *retry_in = 0;
   if (s.state == BreakerState::kOpen) {
@@ -72,27 +89,31 @@ Admission Admit(BreakerSnapshot& s, const BreakerConfig& c, double now, double* 
       return Admission::kRejected;
     }
     s.state = BreakerState::kHalfOpen;
-    s.probes_out = 0;
+    s.probes.clear();
     s.probe_successes = 0;
     *transition = BreakerTransition::kHalfOpened;
   }
   if (s.state == BreakerState::kHalfOpen) {
-    // A probe whose process died never reports; its lease runs out after a
-    // cooldown so the breaker cannot stay stuck half-open.
-    if (s.probes_out > 0 && now - s.probe_lease > std::max(s.cooldown, 1.0)) s.probes_out = 0;
-    if (s.probes_out >= c.probes) {
-      *retry_in = std::max(0.0, s.probe_lease + std::max(s.cooldown, 1.0) - now);
+    // A probe whose process died never reports; its slot goes once that is
+    // known, so the breaker cannot stay stuck half-open.
+    ExpireProbes(s, now, claim);
+    if (static_cast<int>(s.probes.size()) >= c.probes) {
+      // The running probes may take any time; ask again after a cooldown.
+      *retry_in = std::max(s.cooldown, 1.0);
       return Admission::kRejected;
     }
-    if (s.probes_out == 0) s.probe_lease = now;
-    ++s.probes_out;
+    ProbeLease lease;
+    lease.id = claim.id;
+    lease.owner = claim.owner;
+    lease.started_at = lease.renewed_at = now;
+    s.probes.push_back(std::move(lease));
     return Admission::kProbe;
   }
   return Admission::kAllowed;
 }
 
 BreakerTransition RecordOutcome(BreakerSnapshot& s, const BreakerConfig& c, bool success,
-                                bool probe, double now) {
+                                int64_t probe, double now) {
   ++s.calls;
   if (!success) ++s.failed;
   if (c.failure_rate > 0) {
@@ -100,8 +121,7 @@ BreakerTransition RecordOutcome(BreakerSnapshot& s, const BreakerConfig& c, bool
     Trim(s, c, now);
     s.recent.emplace_back(now, success ? 0 : 1);
   }
-  if (probe && s.state == BreakerState::kHalfOpen) {
-    if (s.probes_out > 0) --s.probes_out;
+  if (s.state == BreakerState::kHalfOpen && TakeProbe(s, probe)) {
     if (!success) {
       Open(s, c, now, std::max(s.cooldown, c.cooldown) * c.factor);
       return BreakerTransition::kReopened;
@@ -110,6 +130,7 @@ BreakerTransition RecordOutcome(BreakerSnapshot& s, const BreakerConfig& c, bool
       s.state = BreakerState::kClosed;
       s.consecutive_failures = 0;
       s.cooldown = 0;
+      s.probes.clear();
       s.recent.clear();
       return BreakerTransition::kClosed;
     }
@@ -123,6 +144,18 @@ BreakerTransition RecordOutcome(BreakerSnapshot& s, const BreakerConfig& c, bool
   }
   return BreakerTransition::kNone;
 }
+
+bool RenewProbe(BreakerSnapshot& s, int64_t id, double now) {
+  for (ProbeLease& p : s.probes) {
+    if (p.id == id && id != 0) {
+      p.renewed_at = std::max(p.renewed_at, now);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ReleaseProbe(BreakerSnapshot& s, int64_t id) { return TakeProbe(s, id); }
 
 double HealthPercent(const BreakerSnapshot& s) {
   if (!s.recent.empty()) {

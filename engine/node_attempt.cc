@@ -103,9 +103,10 @@ void RunState::RunAttempt(int i) {
                         "total timeout of " + Secs(policy.total_timeout) + " passed")));
     return;
   }
-  bool probe = false;
+  int64_t probe = 0;  // a half-open probe's id, while it holds a slot
   if (policy.has_circuit) {
-    auto d = env_->breakers->Admit(policy.circuit, env_->clock->WallNow());
+    auto d = env_->breakers->Admit(policy.circuit, env_->clock->WallNow(),
+                                   BreakerRegistry::Renewer{env_->clock, env_->post});
     if (d.transition != BreakerTransition::kNone) {
       Emit(i, BreakerTransitionName(d.transition),
            EventData().Add("key", policy.circuit.key).Done());
@@ -120,10 +121,10 @@ void RunState::RunAttempt(int i) {
                       "circuit '" + policy.circuit.key + "' is open; next probe in " +
                           Secs(d.retry_in),
                       d.retry_in)),
-                  /*admitted=*/false, false);
+                  /*admitted=*/false, 0);
       return;
     }
-    probe = d.admission == Admission::kProbe;
+    probe = d.probe;
   }
   int attempt;
   {
@@ -215,7 +216,7 @@ void RunState::OnTotalTimeout(int i) {
   }
 }
 
-void RunState::AttemptDone(int i, NodeResult result, bool admitted, bool probe) {
+void RunState::AttemptDone(int i, NodeResult result, bool admitted, int64_t probe) {
   Slot& slot = slots_[i];
   const NodePolicy& policy = wf_.nodes[i].policy;
   Stop stop;
@@ -261,6 +262,9 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, bool probe) 
     if (t != BreakerTransition::kNone) {
       Emit(i, BreakerTransitionName(t), EventData().Add("key", policy.circuit.key).Done());
     }
+  } else if (admitted && policy.has_circuit) {
+    // Abandoned: no outcome to count, but the probe's slot must go.
+    env_->breakers->Release(policy.circuit, probe);
   }
   if (ok) {
     Finish(i, std::move(result));

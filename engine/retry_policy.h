@@ -26,9 +26,17 @@ struct RetryPolicy {
   // Whether a failure of `kind` may be retried (attempts aside).
   bool Retries(ErrorKind kind) const;
 
-  // The wait before attempt number `next_attempt` (2 for the first retry).
+  // The wait before attempt number `next_attempt` (2 for the first retry)
+  // before jitter: base * factor^(retries - 1), capped at `max`. Finite,
+  // never negative, never above max(0, max), and non-decreasing in
+  // `next_attempt` for any base, max and factor (no overflow however many
+  // attempts: it reaches `max` and stays there; base 0 stays 0).
+  double Backoff(int next_attempt) const;
+
+  // The wait before attempt number `next_attempt`: Backoff with jitter.
   // `previous` is the delay used before the previous attempt (decorrelated
-  // jitter grows from it; pass 0 for the first retry). Never shorter than
+  // jitter grows from it; pass 0 for the first retry; a negative or
+  // non-finite one counts as 0). Never above `max`, and never shorter than
   // `retry_after` when that is >= 0, even beyond `max`.
   double Delay(int next_attempt, double previous, double retry_after, std::mt19937_64& rng) const;
 };

@@ -152,7 +152,7 @@ class RunState {
   void AcquireSlots(int i, int stage);
   void ReleaseSlots(int i);
   void RunAttempt(int i);
-  void AttemptDone(int i, NodeResult result, bool admitted, bool probe);
+  void AttemptDone(int i, NodeResult result, bool admitted, int64_t probe);
   bool ScheduleRetry(int i, const NodeResult& result);
   void OnAttemptTimeout(int i, int attempt);
   void OnTotalTimeout(int i);

@@ -1,6 +1,8 @@
 #pragma once
 // How a BreakerSnapshot is stored in the `breakers` table: one column per
-// field, the failure-rate window as JSON ([[time, failed], ...]). Shared by
+// field, the failure-rate window as JSON ([[time, failed], ...]), the
+// outstanding probes as JSON ([{"id", "pid", "host", "start", "started_at",
+// "renewed_at"}, ...]) beside their count in probes_out. Shared by
 // SqliteWriter (read-modify-write) and SqliteReader (listing).
 // Free functions over a Statement the caller owns and serializes.
 
@@ -13,17 +15,17 @@ namespace keel::sqlite {
 
 // The snapshot's columns, in the order ReadBreaker and BindBreaker use.
 inline constexpr char kBreakerColumns[] =
-    "state, failures, probes_out, successes, opened_at, cooldown, probe_lease, calls, failed, "
+    "state, failures, probes_out, successes, opened_at, cooldown, probes_json, calls, failed, "
     "window_json";
 
 // Reads a snapshot from the current row's columns `first`, `first` + 1, ...
-// Unknown states read as closed; a damaged window reads as empty.
+// Unknown states read as closed; a damaged window or probe list reads as
+// empty.
 void ReadBreaker(const Statement& row, int first, BreakerSnapshot* snapshot);
 
-// Binds `snapshot` to parameters `first`, `first` + 1, ... The encoded
-// window is kept in `*window_json`, which must outlive the statement's next
-// reset.
-void BindBreaker(Statement* stmt, int first, const BreakerSnapshot& snapshot,
-                 std::string* window_json);
+// Binds `snapshot` to parameters `first`, `first` + 1, ... The encoded JSON
+// columns are kept (one after the other) in `*json`, which must outlive the
+// statement's next reset.
+void BindBreaker(Statement* stmt, int first, const BreakerSnapshot& snapshot, std::string* json);
 
 }  // namespace keel::sqlite

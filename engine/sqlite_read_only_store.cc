@@ -10,8 +10,10 @@
 namespace keel {
 namespace {
 
-// The schema version that added runs.epoch (engine/sqlite_schema.cc).
+// The schema versions that added runs.epoch and breakers.probes_json
+// (engine/sqlite_schema.cc).
 constexpr int kEpochVersion = 3;
+constexpr int kProbeLeaseVersion = 4;
 
 }  // namespace
 
@@ -35,6 +37,12 @@ Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std
   if (*version < kEpochVersion) {
     Status status = (*conn)->Exec(
         "CREATE TEMP VIEW runs AS SELECT *, 1 AS epoch FROM main.runs", "reading an older schema");
+    if (!status.ok()) return status;
+  }
+  if (*version < kProbeLeaseVersion) {
+    Status status = (*conn)->Exec(
+        "CREATE TEMP VIEW breakers AS SELECT *, '[]' AS probes_json FROM main.breakers",
+        "reading an older schema");
     if (!status.ok()) return status;
   }
   auto reader = sqlite::SqliteReader::Create(std::move(conn).value());

@@ -92,10 +92,19 @@ constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;
 )sql";
 
+// Version 4: half-open probes each hold a lease that their process renews
+// while they run (ProbeLease in engine/circuit_breaker.h), kept as JSON:
+// [{"id", "pid", "host", "start", "started_at", "renewed_at"}, ...].
+// probe_lease (one expiry for every probe) is no longer read or written.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE breakers ADD COLUMN probes_json TEXT NOT NULL DEFAULT '[]';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
+    {4, kSchemaV4},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

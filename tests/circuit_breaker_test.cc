@@ -1,6 +1,10 @@
+#include "engine/circuit_breaker.h"
+
 #include <doctest/doctest.h>
 
-#include "engine/circuit_breaker.h"
+#include <random>
+#include <set>
+#include <vector>
 
 namespace keel {
 namespace {
@@ -10,21 +14,37 @@ struct Harness {
   BreakerSnapshot snap;
   double now = 1000;
   BreakerTransition last = BreakerTransition::kNone;
+  int64_t next_id = 1;
+  double lease = 30;
+  std::set<int64_t> dead;  // probes whose owner is gone
 
+  ProbeClaim Claim() {
+    ProbeClaim c;
+    c.id = next_id++;
+    c.owner = Owner{c.id, "here", 1};  // one process per probe
+    c.lease = lease;
+    c.alive = [this](const ProbeLease& p, double) { return dead.count(p.id) == 0; };
+    return c;
+  }
   Admission Call(bool success) {
     double retry_in;
     BreakerTransition t;
-    Admission a = Admit(snap, config, now, &retry_in, &t);
+    ProbeClaim claim = Claim();
+    Admission a = Admit(snap, config, now, claim, &retry_in, &t);
     if (t != BreakerTransition::kNone) last = t;
     if (a != Admission::kRejected) {
-      t = RecordOutcome(snap, config, success, a == Admission::kProbe, now);
+      t = RecordOutcome(snap, config, success, a == Admission::kProbe ? claim.id : 0, now);
       if (t != BreakerTransition::kNone) last = t;
     }
     return a;
   }
-  Admission Peek(double* retry_in) {
+  // Asks without reporting; *id is the probe's id on kProbe.
+  Admission Peek(double* retry_in, int64_t* id = nullptr) {
     BreakerTransition t;
-    return Admit(snap, config, now, retry_in, &t);
+    ProbeClaim claim = Claim();
+    Admission a = Admit(snap, config, now, claim, retry_in, &t);
+    if (id) *id = a == Admission::kProbe ? claim.id : 0;
+    return a;
   }
 };
 
@@ -58,12 +78,14 @@ TEST_CASE("open rejects until the cooldown, then half-opens for `probes` calls")
   CHECK(retry_in == doctest::Approx(6));
   h.now += 6;
   BreakerTransition t;
-  CHECK(Admit(h.snap, h.config, h.now, &retry_in, &t) == Admission::kProbe);
+  ProbeClaim a = h.Claim(), b = h.Claim(), c = h.Claim();
+  CHECK(Admit(h.snap, h.config, h.now, a, &retry_in, &t) == Admission::kProbe);
   CHECK(t == BreakerTransition::kHalfOpened);
-  CHECK(Admit(h.snap, h.config, h.now, &retry_in, &t) == Admission::kProbe);
-  CHECK(Admit(h.snap, h.config, h.now, &retry_in, &t) == Admission::kRejected);
-  CHECK(RecordOutcome(h.snap, h.config, true, true, h.now) == BreakerTransition::kNone);
-  CHECK(RecordOutcome(h.snap, h.config, true, true, h.now) == BreakerTransition::kClosed);
+  CHECK(Admit(h.snap, h.config, h.now, b, &retry_in, &t) == Admission::kProbe);
+  CHECK(Admit(h.snap, h.config, h.now, c, &retry_in, &t) == Admission::kRejected);
+  CHECK(h.snap.probes.size() == 2);
+  CHECK(RecordOutcome(h.snap, h.config, true, a.id, h.now) == BreakerTransition::kNone);
+  CHECK(RecordOutcome(h.snap, h.config, true, b.id, h.now) == BreakerTransition::kClosed);
   CHECK(h.snap.state == BreakerState::kClosed);
   CHECK(h.Call(true) == Admission::kAllowed);
 }
@@ -100,7 +122,7 @@ TEST_CASE("failure rate over a window opens the breaker") {
   h.Call(true);
   h.Call(false);
   CHECK(h.snap.state == BreakerState::kClosed);  // 3 calls < min_calls
-  h.Call(false);                                  // 3 of 4 failed
+  h.Call(false);                                 // 3 of 4 failed
   CHECK(h.snap.state == BreakerState::kOpen);
 }
 
@@ -119,17 +141,125 @@ TEST_CASE("old outcomes leave the rate window") {
   CHECK(HealthPercent(h.snap) == doctest::Approx(100.0 * 2 / 3));
 }
 
-TEST_CASE("a probe that never reports loses its lease after a cooldown") {
+TEST_CASE("a running probe keeps its slot past the cooldown while its lease is renewed") {
+  Harness h;
+  h.config.failures = 1;
+  h.config.cooldown = 1;
+  h.config.probes = 1;
+  h.lease = 10;
+  h.Call(false);
+  h.now += 1;
+  double retry_in;
+  int64_t probe = 0;
+  REQUIRE(h.Peek(&retry_in, &probe) == Admission::kProbe);
+  // The probe runs for 100 s, renewed every 3 s: nobody else gets a slot.
+  for (int i = 0; i < 33; ++i) {
+    h.now += 3;
+    CHECK(RenewProbe(h.snap, probe, h.now));
+    CHECK(h.Peek(&retry_in) == Admission::kRejected);
+    CHECK(retry_in == doctest::Approx(1));
+    CHECK(h.snap.probes.size() == 1);
+  }
+  CHECK(h.snap.probes[0].started_at == doctest::Approx(1001));
+  CHECK(h.snap.probes[0].renewed_at == doctest::Approx(h.now));
+  CHECK(RecordOutcome(h.snap, h.config, true, probe, h.now) == BreakerTransition::kClosed);
+  CHECK(h.snap.probes.empty());
+  CHECK_FALSE(RenewProbe(h.snap, probe, h.now));  // nothing left to renew
+}
+
+TEST_CASE("a probe that is not renewed loses its slot after the lease") {
+  Harness h;
+  h.config.failures = 1;
+  h.config.cooldown = 5;
+  h.lease = 10;
+  h.Call(false);
+  h.now += 5;
+  double retry_in;
+  int64_t lost = 0;
+  CHECK(h.Peek(&retry_in, &lost) == Admission::kProbe);  // never renewed, never reported
+  h.now += 10;
+  CHECK(h.Peek(&retry_in) == Admission::kRejected);  // exactly the lease: still held
+  h.now += 0.5;
+  int64_t next = 0;
+  CHECK(h.Peek(&retry_in, &next) == Admission::kProbe);
+  REQUIRE(h.snap.probes.size() == 1);
+  CHECK(h.snap.probes[0].id == next);
+  // The lost probe reports late: it no longer counts as a probe.
+  CHECK(RecordOutcome(h.snap, h.config, false, lost, h.now) == BreakerTransition::kNone);
+  CHECK(h.snap.state == BreakerState::kHalfOpen);
+  CHECK(RecordOutcome(h.snap, h.config, true, next, h.now) == BreakerTransition::kClosed);
+}
+
+TEST_CASE("a probe whose owner died frees its slot at once") {
+  Harness h;
+  h.config.failures = 1;
+  h.config.cooldown = 5;
+  h.config.probes = 2;
+  h.Call(false);
+  h.now += 5;
+  double retry_in;
+  int64_t first = 0, second = 0;
+  REQUIRE(h.Peek(&retry_in, &first) == Admission::kProbe);
+  REQUIRE(h.Peek(&retry_in, &second) == Admission::kProbe);
+  CHECK(h.Peek(&retry_in) == Admission::kRejected);
+  h.dead.insert(first);
+  int64_t third = 0;
+  CHECK(h.Peek(&retry_in, &third) == Admission::kProbe);
+  CHECK(h.Peek(&retry_in) == Admission::kRejected);
+  REQUIRE(h.snap.probes.size() == 2);
+  CHECK(h.snap.probes[0].id == second);
+  CHECK(h.snap.probes[1].id == third);
+}
+
+TEST_CASE("a released probe frees its slot without an outcome") {
   Harness h;
   h.config.failures = 1;
   h.config.cooldown = 5;
   h.Call(false);
   h.now += 5;
   double retry_in;
-  CHECK(h.Peek(&retry_in) == Admission::kProbe);  // never reported
+  int64_t probe = 0;
+  REQUIRE(h.Peek(&retry_in, &probe) == Admission::kProbe);
   CHECK(h.Peek(&retry_in) == Admission::kRejected);
-  h.now += 6;
+  CHECK(ReleaseProbe(h.snap, probe));
+  CHECK_FALSE(ReleaseProbe(h.snap, probe));
+  CHECK(h.snap.calls == 1);
+  CHECK(h.snap.state == BreakerState::kHalfOpen);
   CHECK(h.Peek(&retry_in) == Admission::kProbe);
+}
+
+TEST_CASE("probes never exceed the bound, whatever the order of admits, renewals and reports") {
+  // Random interleavings of several owners; the slot count is checked after
+  // every step.
+  for (int probes : {1, 2, 3}) {
+    CAPTURE(probes);
+    Harness h;
+    h.config.failures = 1;
+    h.config.cooldown = 1;
+    h.config.probes = probes;
+    h.config.successes = 1000;  // stays half-open
+    h.lease = 5;
+    h.Call(false);
+    h.now += 1;
+    std::mt19937 rng(probes);
+    std::vector<int64_t> running;
+    for (int step = 0; step < 5000; ++step) {
+      int action = static_cast<int>(rng() % 4);
+      double retry_in;
+      int64_t id = 0;
+      if (action == 0 && h.Peek(&retry_in, &id) == Admission::kProbe) running.push_back(id);
+      if (action == 1 && !running.empty()) {
+        size_t k = rng() % running.size();
+        RecordOutcome(h.snap, h.config, true, running[k], h.now);
+        running.erase(running.begin() + static_cast<long>(k));
+      }
+      if (action == 2) {
+        for (int64_t r : running) RenewProbe(h.snap, r, h.now);
+      }
+      h.now += 0.5;
+      REQUIRE(static_cast<int>(h.snap.probes.size()) <= probes);
+    }
+  }
 }
 
 TEST_CASE("state names round-trip") {

@@ -1,12 +1,18 @@
 // Circuit breakers shared through the database by separate `keel run`
 // processes: one run opens the breaker and the next is refused without
 // calling the service; after the cooldown a probe closes it (or a failed
-// probe re-opens it for longer); two runs at once feed one breaker.
+// probe re-opens it for longer); two runs at once feed one breaker; a
+// half-open probe slower than the cooldown keeps its slot, so runs started
+// meanwhile never probe at once, and a probe killed with SIGKILL frees it.
 
 #include <doctest/doctest.h>
+#include <signal.h>
 
+#include <chrono>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/files.h"
@@ -209,6 +215,134 @@ return keel.workflow "pair" {
   CHECK(svc["state"].Str() == "open");
   CHECK(svc["calls"].Int() == 2);
   CHECK(svc["failed"].Int() == 2);
+}
+
+// One node behind breaker "svc" (failures 1, cooldown 1, probes 1, factor
+// 1). A call appends "start RUN" to probes.log, fails at once while
+// params.down, else waits params.hold seconds, appends "end RUN", and fails
+// when params.fail_after. It retries only circuit_open rejections, so each
+// run keeps asking for a probe slot until it gets one.
+constexpr char kSlowProbe[] = R"lua(local keel = require "keel"
+local function note(ctx, what)
+  local f = assert(io.open(ctx.params.dir .. "/probes.log", "a"))
+  f:write(what, " ", ctx.run_id, "\n")
+  f:close()
+end
+return keel.workflow "slow_probe" {
+  params = { dir = "", down = false, hold = 0, fail_after = false },
+  keel.fn "probe" {
+    circuit = { key = "svc", failures = 1, cooldown = 1, factor = 1, probes = 1 },
+    retry = { attempts = 60, base = 0.2, max = 0.2, jitter = "none", on = { "circuit_open" } },
+    run = function(ctx)
+      note(ctx, "start")
+      if ctx.params.down then keel.fail { kind = "transient", message = "svc is down" } end
+      keel.sleep(ctx.params.hold)
+      note(ctx, "end")
+      if ctx.params.fail_after then keel.fail { kind = "transient", message = "still down" } end
+      return "ok"
+    end,
+  },
+}
+)lua";
+
+struct ProbeLog {
+  int starts = 0;
+  int ends = 0;
+  int max_overlap = 0;  // calls between their start and end at once
+};
+
+ProbeLog ReadProbeLog(const Sandbox& box) {
+  ProbeLog log;
+  std::istringstream in(ReadFile(box.Path("probes.log")).value_or(""));
+  std::string what, run;
+  int running = 0;
+  while (in >> what >> run) {
+    if (what == "start") {
+      ++log.starts;
+      log.max_overlap = std::max(log.max_overlap, ++running);
+    } else {
+      ++log.ends;
+      --running;
+    }
+  }
+  return log;
+}
+
+// Opens breaker "svc" with a failing call and waits for its cooldown.
+void OpenSvc(const Sandbox& box, const std::string& wf) {
+  ExitInfo r = box.KeelDb({"run", wf, "-p", "dir=" + box.dir(), "-p", "down=true"}, kWait);
+  INFO(r.Describe());
+  REQUIRE_FALSE(r.timed_out);
+  REQUIRE(r.exit_code == 1);
+  REQUIRE(Breaker(box, "svc")["state"].Str() == "open");
+  REQUIRE(WaitHalfOpen(box, "svc"));
+  WriteFile(box.Path("probes.log"), "");
+}
+
+TEST_CASE("breaker: probes slower than the cooldown never overlap across processes" *
+          doctest::timeout(120)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("slow_probe.lua", kSlowProbe);
+  OpenSvc(box, wf);
+  // Four runs, each probing for 2.5 s (2.5 cooldowns) and failing, which
+  // re-opens the breaker for another cooldown: the runs take turns.
+  const int kRuns = 4;
+  std::vector<std::unique_ptr<Subprocess>> runs;
+  for (int i = 0; i < kRuns; ++i) {
+    runs.push_back(box.StartDb(
+        {"run", wf, "-p", "dir=" + box.dir(), "-p", "hold=2.5", "-p", "fail_after=true"}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  // While a probe runs, the breaker lists it with its process.
+  Json holder = Json::Null();
+  CHECK(WaitUntil(
+      [&] {
+        Json probes = Breaker(box, "svc")["probes"];
+        if (probes.IsArray() && probes.Size() == 1) holder = probes[0];
+        return !holder.IsNull();
+      },
+      kWait));
+  if (!holder.IsNull()) {
+    bool ours = false;
+    for (const auto& run : runs) ours = ours || holder["pid"].Int() == run->pid();
+    CHECK(ours);
+    CHECK(holder["started_at"].IsString());
+  }
+  for (auto& run : runs) {
+    ExitInfo r = run->Wait(std::chrono::seconds(90));
+    INFO(r.Describe());
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == 1);  // the probe failed; or the retries ran out
+  }
+  ProbeLog log = ReadProbeLog(box);
+  CHECK(log.starts == kRuns);  // the slot was handed on, run after run
+  CHECK(log.starts == log.ends);
+  CHECK(log.max_overlap == 1);
+  Json svc = Breaker(box, "svc");
+  CHECK(svc["probes"].Size() == 0);
+}
+
+TEST_CASE("breaker: a probe killed with SIGKILL frees its slot" * doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("slow_probe.lua", kSlowProbe);
+  OpenSvc(box, wf);
+  std::unique_ptr<Subprocess> stuck =
+      box.StartDb({"run", wf, "-p", "dir=" + box.dir(), "-p", "hold=600"});
+  REQUIRE(WaitUntil([&] { return ReadProbeLog(box).starts == 1; }, kWait));
+  Json probes = Breaker(box, "svc")["probes"];
+  REQUIRE(probes.Size() == 1);
+  CHECK(probes[0]["pid"].Int() == stuck->pid());
+  stuck->Kill();
+
+  // Well inside the 30 s lease: the dead owner is noticed, not waited out.
+  auto started = std::chrono::steady_clock::now();
+  Json next = RunAndShow(box, wf, 0, {"-p", "dir=" + box.dir()});
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(15));
+  CHECK(CountEvents(next, "breaker_closed", "probe") == 1);
+  CHECK(NodeEntry(next["nodes"], "probe")["attempts"].Int() == 1);
+  Json svc = Breaker(box, "svc");
+  CHECK(svc["state"].Str() == "closed");
+  CHECK(svc["probes"].Size() == 0);
 }
 
 }  // namespace

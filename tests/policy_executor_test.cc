@@ -4,8 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "engine/executor.h"
@@ -245,6 +247,135 @@ TEST_CASE("a breaker opens after consecutive failures and fails fast" * doctest:
   auto rows = f.store.ListBreakers();
   REQUIRE(rows->size() == 1);
   CHECK(rows->at(0).snapshot.state == BreakerState::kOpen);
+}
+
+namespace {
+
+// Succeeds `seconds` after it starts, on a clock timer.
+class TimedBody : public NodeBody {
+ public:
+  TimedBody(Clock* clock, double seconds) : clock_(clock), seconds_(seconds) {}
+  void Start(const NodeContext& ctx, NodeCompletion done) override {
+    auto shared = std::make_shared<NodeCompletion>(std::move(done));
+    clock_->After(seconds_, [shared] { (*shared)(NodeResult::Success(MakeJson("\"done\""))); });
+  }
+
+ private:
+  Clock* clock_;
+  double seconds_;
+};
+
+// Ticks every second for `ticks` seconds, so fake time never jumps further.
+class TickerBody : public NodeBody {
+ public:
+  TickerBody(Clock* clock, int ticks) : clock_(clock), ticks_(ticks) {}
+  void Start(const NodeContext& ctx, NodeCompletion done) override {
+    Tick(std::make_shared<NodeCompletion>(std::move(done)), ticks_);
+  }
+
+ private:
+  void Tick(std::shared_ptr<NodeCompletion> done, int left) {
+    if (left == 0) {
+      (*done)(NodeResult::Success(MakeJson("0")));
+      return;
+    }
+    clock_->After(1, [this, done, left] { Tick(done, left - 1); });
+  }
+  Clock* clock_;
+  int ticks_;
+};
+
+// Breaker "dep" open with its cooldown passed: the next call is a probe.
+void SeedHalfOpenReady(Fixture& f) {
+  double wall = f.clock.WallNow();
+  REQUIRE(f.store
+              .UpdateBreaker("dep",
+                             [&](BreakerSnapshot& s) {
+                               s.state = BreakerState::kOpen;
+                               s.opened_at = wall - 10;
+                               s.cooldown = 1;
+                             })
+              .ok());
+}
+
+NodeSpec BehindDep(NodeSpec n) {
+  n.policy.has_circuit = true;
+  n.policy.circuit.key = "dep";
+  n.policy.circuit.cooldown = 1;
+  n.policy.circuit.probes = 1;
+  return n;
+}
+
+BreakerSnapshot Dep(Fixture& f) {
+  auto rows = f.store.ListBreakers();
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 1);
+  return rows->at(0).snapshot;
+}
+
+}  // namespace
+
+TEST_CASE("a probe slower than its lease keeps its slot: the executor renews it" *
+          doctest::timeout(60)) {
+  Fixture f;
+  SeedHalfOpenReady(f);
+  WorkflowSpec wf;
+  wf.name = "wf";
+  // The probe takes 100 s, past the 30 s lease; `later` asks at 60 s.
+  wf.nodes = {BehindDep(Node("probe", std::make_shared<TimedBody>(&f.clock, 100))),
+              Node("ticker", std::make_shared<TickerBody>(&f.clock, 110)),
+              Node("wait", std::make_shared<TimedBody>(&f.clock, 60))};
+  NodeSpec later = BehindDep(Node("later", std::make_shared<ConstBody>("1"), {"wait"}));
+  later.optional = true;
+  wf.nodes.push_back(later);
+  // Renewals are posted to the arena: time waits while one is overdue (for
+  // a few real seconds at most, so a renewal that never comes fails the test
+  // instead of hanging it).
+  std::optional<std::chrono::steady_clock::time_point> overdue_since;
+  f.hold = [&] {
+    BreakerSnapshot s = Dep(f);
+    if (s.probes.size() != 1 || f.clock.WallNow() - s.probes[0].renewed_at <= 6) {
+      overdue_since.reset();
+      return false;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (!overdue_since) overdue_since = now;
+    return now - *overdue_since < std::chrono::seconds(3);
+  };
+  RunOutcome out = f.Run(wf);
+  f.hold = nullptr;
+  CHECK(out.status == RunStatus::kDegraded);
+  CHECK(out.results[0].status == NodeStatus::kSucceeded);
+  CHECK(out.results[3].error.kind() == ErrorKind::kCircuitOpen);
+  CHECK(f.CountEvents("probe", "breaker_half_open") == 1);
+  CHECK(f.CountEvents("probe", "breaker_closed") == 1);
+  CHECK(f.CountEvents("later", "circuit_rejected") == 1);
+  BreakerSnapshot s = Dep(f);
+  CHECK(s.state == BreakerState::kClosed);
+  CHECK(s.probes.empty());
+}
+
+TEST_CASE("a probe abandoned by a join frees its slot" * doctest::timeout(30)) {
+  Fixture f;
+  SeedHalfOpenReady(f);
+  auto hang = std::make_shared<HangingBody>();
+  WorkflowSpec wf;
+  wf.name = "race";
+  wf.nodes = {BehindDep(Node("slow", hang)),
+              Node("fast", std::make_shared<TimedBody>(&f.clock, 5))};
+  NodeSpec j = Node("first", std::make_shared<ConstBody>("0"), {"slow", "fast"});
+  j.policy.join.kind = JoinPolicy::Kind::kAny;
+  wf.nodes.push_back(j);
+  f.hold = [&] { return hang->calls.load() == 0; };  // the probe starts before fast wins
+  RunOutcome out = f.Run(wf);
+  f.hold = nullptr;
+  CHECK(out.status == RunStatus::kSucceeded);
+  CHECK(out.results[0].status == NodeStatus::kCancelled);
+  CHECK(f.CountEvents("slow", "breaker_half_open") == 1);
+  BreakerSnapshot s = Dep(f);
+  CHECK(s.state == BreakerState::kHalfOpen);
+  CHECK(s.probes.empty());  // the next call may probe
+  CHECK(s.calls == 0);      // an abandoned call is no outcome
 }
 
 TEST_CASE("fallback workflows answer in order, with the node's deps" * doctest::timeout(30)) {

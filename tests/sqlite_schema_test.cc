@@ -257,6 +257,45 @@ TEST_CASE("migrations apply only the missing steps, once, in one transaction") {
   }
 }
 
+TEST_CASE("breakers from before probe leases migrate with no probes out") {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  RawDb(path).Exec("PRAGMA application_id = " + std::to_string(sqlite::kApplicationId));
+  {
+    // The schema just before the probe-lease step, with a half-open breaker
+    // whose one probe was tracked the old way.
+    std::vector<sqlite::Migration> before;
+    for (const sqlite::Migration& m : sqlite::KeelMigrations()) {
+      if (std::string(m.sql).find("probes_json") != std::string::npos) break;
+      before.push_back(m);
+    }
+    REQUIRE(before.size() < sqlite::KeelMigrations().size());
+    auto conn = sqlite::Connection::Open(path, path, SQLITE_OPEN_READWRITE, 10);
+    REQUIRE(conn.ok());
+    REQUIRE(sqlite::Migrate(conn->get(), before, 0).ok());
+  }
+  RawDb(path).Exec(
+      "INSERT INTO breakers (key, state, failures, probes_out, opened_at, cooldown, probe_lease, "
+      "calls, failed) VALUES ('svc', 'half_open', 1, 1, 100, 30, 131, 1, 1)");
+  auto store = SqliteStore::Open(path, MustExist());
+  REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+  auto rows = (*store)->ListBreakers();
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 1);
+  const BreakerSnapshot& s = rows->at(0).snapshot;
+  CHECK(s.state == BreakerState::kHalfOpen);
+  CHECK(s.probes.empty());  // the next call may probe
+  CHECK(s.calls == 1);
+  auto written = (*store)->UpdateBreaker("svc", [](BreakerSnapshot& b) {
+    b.probes.push_back(ProbeLease{9, Owner{1, "h", 2}, 200, 201});
+  });
+  REQUIRE(written.ok());
+  RawDb raw(path);
+  CHECK(raw.Int("SELECT probes_out FROM breakers WHERE key = 'svc'") == 1);
+  CHECK(raw.Text("SELECT probes_json FROM breakers WHERE key = 'svc'") ==
+        R"([{"id":9,"pid":1,"host":"h","start":2,"started_at":200.0,"renewed_at":201.0}])");
+}
+
 TEST_CASE("InspectFile classifies without creating anything") {
   ScratchDir dir;
   const std::string path = dir.Path("keel.db");

@@ -497,11 +497,10 @@ TEST_CASE("breakers are read, modified and written back, listed and reset") {
     CHECK(s.calls == 0);
     s.state = BreakerState::kHalfOpen;
     s.consecutive_failures = 5;
-    s.probes_out = 1;
     s.probe_successes = 2;
     s.opened_at = 4990.5;
     s.cooldown = 60;
-    s.probe_lease = 4999.25;
+    s.probes = {ProbeLease{7, Owner{123, "host-a", 456}, 4999.25, 4999.5}};
     s.calls = 10;
     s.failed = 6;
     s.recent = {{4990.5, 1}, {4991.75, 0}};
@@ -522,11 +521,17 @@ TEST_CASE("breakers are read, modified and written back, listed and reset") {
   CHECK(llm.key == "llm");
   CHECK(llm.updated_at == 5000);
   CHECK(llm.snapshot.consecutive_failures == 5);
-  CHECK(llm.snapshot.probes_out == 1);
   CHECK(llm.snapshot.probe_successes == 2);
   CHECK(llm.snapshot.opened_at == 4990.5);
   CHECK(llm.snapshot.cooldown == 60);
-  CHECK(llm.snapshot.probe_lease == 4999.25);
+  REQUIRE(llm.snapshot.probes.size() == 1);
+  const ProbeLease& probe = llm.snapshot.probes[0];
+  CHECK(probe.id == 7);
+  CHECK(probe.owner.pid == 123);
+  CHECK(probe.owner.host == "host-a");
+  CHECK(probe.owner.start_ticks == 456);
+  CHECK(probe.started_at == 4999.25);
+  CHECK(probe.renewed_at == 4999.5);
   CHECK(llm.snapshot.failed == 6);
   CHECK(llm.snapshot.recent.size() == 2);
 
