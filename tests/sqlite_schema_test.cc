@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/sqlite_read_only_store.h"
 #include "engine/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
 
@@ -294,6 +295,35 @@ TEST_CASE("breakers from before probe leases migrate with no probes out") {
   CHECK(raw.Int("SELECT probes_out FROM breakers WHERE key = 'svc'") == 1);
   CHECK(raw.Text("SELECT probes_json FROM breakers WHERE key = 'svc'") ==
         R"([{"id":9,"pid":1,"host":"h","start":2,"started_at":200.0,"renewed_at":201.0}])");
+}
+
+TEST_CASE("a version-2 database opens read-only, unchanged, with its runs and breakers") {
+  ScratchDir dir;
+  const std::string path = dir.Path("keel.db");
+  RawDb(path).Exec("PRAGMA application_id = " + std::to_string(sqlite::kApplicationId));
+  {
+    std::vector<sqlite::Migration> v2(sqlite::KeelMigrations().begin(),
+                                      sqlite::KeelMigrations().begin() + 2);
+    auto conn = sqlite::Connection::Open(path, path, SQLITE_OPEN_READWRITE, 10);
+    REQUIRE(conn.ok());
+    REQUIRE(sqlite::Migrate(conn->get(), v2, 0).ok());
+  }
+  RawDb(path).Exec(
+      "INSERT INTO runs (id, workflow, script_path, script_sha256, script_text, params_json, "
+      "status, owner_pid, owner_host, owner_start, heartbeat, created_at, updated_at, "
+      "node_count) VALUES ('r1', 'w', '/w.lua', '00', '', '{}', 'failed', 1, 'h', 2, 3, 4, 5, 1); "
+      "INSERT INTO breakers (key, state) VALUES ('svc', 'open')");
+  auto store = SqliteReadOnlyStore::Open(path, 10);
+  REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+  auto run = (*store)->GetRun("r1");
+  REQUIRE(run.ok());
+  CHECK(run->epoch == 1);
+  CHECK(run->status == RunStatus::kFailed);
+  auto breakers = (*store)->ListBreakers();
+  REQUIRE(breakers.ok());
+  REQUIRE(breakers->size() == 1);
+  CHECK(breakers->at(0).snapshot.probes.empty());
+  CHECK(RawDb(path).Int("PRAGMA user_version") == 2);
 }
 
 TEST_CASE("InspectFile classifies without creating anything") {
