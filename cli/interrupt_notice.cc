@@ -5,8 +5,9 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <thread>
+
+#include "engine/mutex.h"
 
 namespace keel::cli {
 namespace {
@@ -29,10 +30,10 @@ struct Armed {
   std::string notice;
   int fd = STDERR_FILENO;
   std::function<void(int)> record;
-  std::mutex mu;
-  TimerId timer = 0;
-  bool stopped = false;   // disarmed: the timer does nothing more
-  bool handling = false;  // a thread is ending the process
+  Mutex mu;
+  TimerId timer GUARDED_BY(mu) = 0;
+  bool stopped GUARDED_BY(mu) = false;   // disarmed: the timer does nothing more
+  bool handling GUARDED_BY(mu) = false;  // a thread is ending the process
 };
 std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
 
@@ -50,7 +51,7 @@ std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
 void Check(const std::weak_ptr<Armed>& weak) {
   std::shared_ptr<Armed> armed = weak.lock();
   if (!armed) return;
-  std::lock_guard<std::mutex> lock(armed->mu);
+  MutexLock lock(&armed->mu);
   if (armed->stopped) return;
   int signal_number = caught;
   if (signal_number != 0) {
@@ -81,7 +82,7 @@ void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
     // A signal the parent chose to ignore (nohup) stays ignored.
     if (previous[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &action, nullptr);
   }
-  std::lock_guard<std::mutex> lock(armed->mu);
+  MutexLock lock(&armed->mu);
   std::weak_ptr<Armed> weak = armed;
   armed->timer = clock->After(kPollSeconds, [weak] { Check(weak); });
 }
@@ -92,7 +93,7 @@ void DisarmInterruptNotice() {
   for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &previous[i], nullptr);
   bool handling;
   {
-    std::lock_guard<std::mutex> lock(armed->mu);
+    MutexLock lock(&armed->mu);
     armed->stopped = true;
     armed->clock->Cancel(armed->timer);
     handling = armed->handling;
