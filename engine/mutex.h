@@ -43,6 +43,8 @@ class CAPABILITY("mutex") Mutex {
 
   void Lock() EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void Unlock() UNLOCK_FUNCTION() { mu_.unlock(); }
+  // Takes the mutex if it is free; true when it did.
+  bool TryLock() EXCLUSIVE_TRYLOCK_FUNCTION(true) { return mu_.try_lock(); }
   // Tells the analysis the caller holds this mutex (for code it cannot
   // follow, such as a callback run under the lock). Checks nothing at run time.
   void AssertHeld() ASSERT_EXCLUSIVE_LOCK() {}

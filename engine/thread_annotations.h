@@ -67,8 +67,7 @@
 #define EXCLUSIVE_LOCK_FUNCTION(...) KEEL_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
 #endif
 #ifndef EXCLUSIVE_TRYLOCK_FUNCTION
-#define EXCLUSIVE_TRYLOCK_FUNCTION(...) \
-  KEEL_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
+#define EXCLUSIVE_TRYLOCK_FUNCTION(...) KEEL_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
 #endif
 #ifndef UNLOCK_FUNCTION
 #define UNLOCK_FUNCTION(...) KEEL_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
