@@ -6,13 +6,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "engine/mutex.h"
 
 namespace keel::bench {
 namespace {
@@ -70,43 +70,43 @@ class TimerThread {
   TimerThread() : thread_([this] { Loop(); }) {}
   ~TimerThread() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_one();
+    cv_.Signal();
     thread_.join();
   }
 
   void At(Clock::time_point when, std::function<void()> fire) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       due_.emplace(when, std::move(fire));
     }
-    cv_.notify_one();
+    cv_.Signal();
   }
 
  private:
   void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     while (!stop_) {
       if (due_.empty()) {
-        cv_.wait(lock);
+        cv_.Wait(&mu_);
       } else if (due_.begin()->first > Clock::now()) {
-        cv_.wait_until(lock, due_.begin()->first);
+        cv_.WaitUntil(&mu_, due_.begin()->first);
       } else {
         auto fire = std::move(due_.begin()->second);
         due_.erase(due_.begin());
-        lock.unlock();
+        lock.Unlock();
         fire();
-        lock.lock();
+        lock.Lock();
       }
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::multimap<Clock::time_point, std::function<void()>> due_;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  std::multimap<Clock::time_point, std::function<void()>> due_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
@@ -169,7 +169,7 @@ class CurlMulti {
     }
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t.get());
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       queued_.push_back(std::move(t));
     }
     curl_multi_wakeup(multi_);
@@ -194,7 +194,7 @@ class CurlMulti {
   }
 
   void AddQueued() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& t : queued_) {
       curl_multi_add_handle(multi_, t->easy);
       t.release();
@@ -219,8 +219,8 @@ class CurlMulti {
   CURLM* multi_;
   const std::string ca_file_;
   curl_slist* headers_ = nullptr;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Transfer>> queued_;
+  Mutex mu_;
+  std::vector<std::unique_ptr<Transfer>> queued_ GUARDED_BY(mu_);
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

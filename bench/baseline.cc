@@ -6,13 +6,13 @@
 #include <sqlite3.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/flow_graph.h>
 #include <stdexcept>
 #include <thread>
+
+#include "engine/mutex.h"
 
 namespace keel::bench {
 namespace {
@@ -59,31 +59,31 @@ class RowWriter {
   }
   ~RowWriter() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       done_ = true;
     }
-    cv_.notify_one();
+    cv_.Signal();
     thread_.join();
     sqlite3_finalize(node_stmt_);
     sqlite3_finalize(event_stmt_);
     sqlite3_close(db_);
   }
   void Push(const Row& row) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     rows_.push_back(row);
     ++pushed_;
-    cv_.notify_one();
+    cv_.Signal();
   }
   // Starts a new run's rows.
   void NewRun(const std::string& run_id) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     run_id_ = run_id;
   }
   // Waits until every row pushed so far is committed.
   void Flush() {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     uint64_t target = pushed_;
-    flushed_cv_.wait(lock, [&] { return committed_ >= target; });
+    while (committed_ < target) flushed_cv_.Wait(&mu_);
   }
 
  private:
@@ -93,8 +93,8 @@ class RowWriter {
     std::string run_id;
     for (;;) {
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return done_ || !rows_.empty(); });
+        MutexLock lock(&mu_);
+        while (!done_ && rows_.empty()) cv_.Wait(&mu_);
         if (rows_.empty() && done_) return;
         batch.swap(rows_);
         if (run_id != run_id_) seq_ = 0;
@@ -126,10 +126,10 @@ class RowWriter {
       }
       Exec("COMMIT");
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         committed_ += batch.size();
       }
-      flushed_cv_.notify_all();
+      flushed_cv_.SignalAll();
       batch.clear();
     }
   }
@@ -137,14 +137,14 @@ class RowWriter {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* node_stmt_ = nullptr;
   sqlite3_stmt* event_stmt_ = nullptr;
-  std::mutex mu_;
-  std::condition_variable cv_, flushed_cv_;
-  std::string run_id_;       // guarded by mu_
-  int64_t seq_ = 0;          // writer thread only
-  std::vector<Row> rows_;    // guarded by mu_
-  uint64_t pushed_ = 0;      // guarded by mu_
-  uint64_t committed_ = 0;   // guarded by mu_
-  bool done_ = false;        // guarded by mu_
+  Mutex mu_;
+  CondVar cv_, flushed_cv_;
+  std::string run_id_ GUARDED_BY(mu_);
+  int64_t seq_ = 0;  // writer thread only
+  std::vector<Row> rows_ GUARDED_BY(mu_);
+  uint64_t pushed_ GUARDED_BY(mu_) = 0;
+  uint64_t committed_ GUARDED_BY(mu_) = 0;
+  bool done_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

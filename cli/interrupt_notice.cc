@@ -5,8 +5,9 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <thread>
+
+#include "engine/mutex.h"
 
 namespace keel::cli {
 namespace {
@@ -61,11 +62,11 @@ struct Armed {
   std::string notice;
   int fd = STDERR_FILENO;
   std::function<void(int)> record;
-  std::mutex mu;
-  TimerId timer = 0;
-  bool stopped = false;   // disarmed or sealed: the timer does nothing more
-  bool handling = false;  // a thread is ending the process
-  bool sealed = false;    // SealRunEnd: signals are ignored until the process exits
+  Mutex mu;
+  TimerId timer GUARDED_BY(mu) = 0;
+  bool stopped GUARDED_BY(mu) = false;   // disarmed or sealed: the timer does nothing more
+  bool handling GUARDED_BY(mu) = false;  // a thread is ending the process
+  bool sealed GUARDED_BY(mu) = false;    // SealRunEnd: signals are ignored until the process exits
 };
 std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
 
@@ -85,7 +86,7 @@ std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
 void Check(const std::weak_ptr<Armed>& weak) {
   std::shared_ptr<Armed> armed = weak.lock();
   if (!armed) return;
-  std::lock_guard<std::mutex> lock(armed->mu);
+  MutexLock lock(&armed->mu);
   if (armed->stopped) return;
   int signal_number = caught;
   if (signal_number != 0) {
@@ -118,7 +119,7 @@ void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
   // Already installed by HoldInterrupts, usually; a signal noted since is
   // found by the first check.
   Install();
-  std::lock_guard<std::mutex> lock(armed->mu);
+  MutexLock lock(&armed->mu);
   std::weak_ptr<Armed> weak = armed;
   armed->timer = clock->After(kPollSeconds, [weak] { Check(weak); });
 }
@@ -128,7 +129,7 @@ void SealRunEnd() {
   if (!armed) return;
   int signal_number = 0;
   {
-    std::lock_guard<std::mutex> lock(armed->mu);
+    MutexLock lock(&armed->mu);
     if (armed->sealed) return;
     if (!armed->handling) {
       armed->stopped = true;
@@ -157,7 +158,7 @@ void DisarmInterruptNotice() {
   if (!armed) return;
   bool handling;
   {
-    std::lock_guard<std::mutex> lock(armed->mu);
+    MutexLock lock(&armed->mu);
     if (armed->sealed) return;  // SIGINT and SIGTERM stay ignored until exit
     Restore();
     armed->stopped = true;

@@ -96,7 +96,7 @@ LiveProgress::LiveProgress(const WorkflowSpec& workflow, ProgressOptions options
 LiveProgress::~LiveProgress() { Close(); }
 
 void LiveProgress::OnRunStarted(const RunInfo& info) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (closed_ || running_) return;
   std::fprintf(stderr, "%s\n", RunBanner(info, options_).c_str());
   std::fflush(stderr);
@@ -104,7 +104,7 @@ void LiveProgress::OnRunStarted(const RunInfo& info) {
   dirty_ = true;
   run_started_ = SystemClock()->Now();
   capture_ = std::make_unique<StderrCapture>([this](std::string line) {
-    std::lock_guard<std::mutex> line_lock(mu_);
+    MutexLock line_lock(&mu_);
     logs_.push_back(std::move(line));
     dirty_ = true;
   });
@@ -117,7 +117,7 @@ void LiveProgress::OnRunStarted(const RunInfo& info) {
 void LiveProgress::OnNodeStarted(std::string_view node, int attempt) {
   auto it = index_.find(std::string(node));
   if (it == index_.end()) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   NodeView& view = nodes_[it->second];
   view.status = NodeStatus::kRunning;
   view.kept = false;
@@ -129,7 +129,7 @@ void LiveProgress::OnNodeStarted(std::string_view node, int attempt) {
 void LiveProgress::OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) {
   auto it = index_.find(std::string(node));
   if (it == index_.end()) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   NodeView& view = nodes_[it->second];
   view.status = result.status;
   view.seconds = seconds;
@@ -145,7 +145,7 @@ void LiveProgress::OnRunFinished(RunStatus status) {
   // The run's final status is queued next: a signal from now on must not
   // record it interrupted. Not under mu_: it may end the process.
   SealRunEnd();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   finished_ = true;
   final_status_ = status;
   dirty_ = true;
@@ -153,21 +153,21 @@ void LiveProgress::OnRunFinished(RunStatus status) {
 
 void LiveProgress::Close() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (closed_) return;
     closed_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (ticker_.joinable()) ticker_.join();
   DisarmInterruptNotice();
   // No lock here: the capture's reader takes mu_ to hand over its last lines.
   if (capture_) capture_->Stop();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (running_) Draw();
 }
 
 void LiveProgress::Tick() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!closed_) {
     bool any_running = std::any_of(nodes_.begin(), nodes_.end(), [](const NodeView& v) {
       return v.status == NodeStatus::kRunning;
@@ -175,7 +175,7 @@ void LiveProgress::Tick() {
     // Elapsed times and spinners move while anything runs; otherwise redraw
     // only on change.
     if (dirty_ || any_running || drawn_lines_ == 0) Draw();
-    wake_.wait_for(lock, kFrameInterval, [this] { return closed_; });
+    wake_.WaitFor(&mu_, kFrameInterval);
   }
 }
 
@@ -220,9 +220,10 @@ std::vector<std::string> LiveProgress::Render(int width, int height, double now)
   for (size_t i = 0; i < shown.size(); ++i) shown[i] = i;
   std::vector<size_t> hidden;
   if (shown.size() > room) {
-    std::stable_sort(shown.begin(), shown.end(), [this](size_t a, size_t b) {
-      return Priority(nodes_[a].status) < Priority(nodes_[b].status);
-    });
+    std::stable_sort(shown.begin(), shown.end(),
+                     [this](size_t a, size_t b) EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                       return Priority(nodes_[a].status) < Priority(nodes_[b].status);
+                     });
     hidden.assign(shown.begin() + static_cast<std::ptrdiff_t>(room - 1), shown.end());
     shown.resize(room - 1);
     std::sort(shown.begin(), shown.end());

@@ -10,9 +10,7 @@
 // Thread-safe: callbacks from any thread update the state under mu_; only the
 // ticker thread and Close() write to the terminal, also under mu_.
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -20,6 +18,7 @@
 
 #include "cli/progress.h"
 #include "cli/stderr_capture.h"
+#include "engine/mutex.h"
 
 namespace keel::cli {
 
@@ -47,11 +46,13 @@ class LiveProgress : public Progress {
   void Tick();
   // The lines of one frame for a terminal `width` columns wide and at most
   // `height` lines tall. Requires mu_.
-  std::vector<std::string> Render(int width, int height, double now) const;
-  std::string RenderNode(size_t i, int width, size_t name_width, double now) const;
-  std::string Summary(int width, double now) const;
+  std::vector<std::string> Render(int width, int height, double now) const
+      EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string RenderNode(size_t i, int width, size_t name_width, double now) const
+      EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string Summary(int width, double now) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Replaces the previous frame with a new one. Requires mu_.
-  void Draw();
+  void Draw() EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WorkflowSpec& workflow_;
   const ProgressOptions options_;
@@ -60,18 +61,18 @@ class LiveProgress : public Progress {
   // Node name -> position in workflow_.nodes; const after construction.
   std::unordered_map<std::string, size_t> index_;
 
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::vector<NodeView> nodes_;  // guarded by mu_, indexed like workflow_.nodes
-  bool running_ = false;         // guarded by mu_: between OnRunStarted and Close
-  bool closed_ = false;          // guarded by mu_
-  bool dirty_ = false;           // guarded by mu_: state changed since the last frame
-  bool finished_ = false;        // guarded by mu_: OnRunFinished was called
-  RunStatus final_status_ = RunStatus::kRunning;  // guarded by mu_
-  double run_started_ = 0;                        // guarded by mu_: monotonic seconds
-  int drawn_lines_ = 0;                           // guarded by mu_: height of the frame on screen
-  int frame_ = 0;                                 // guarded by mu_: spinner phase
-  std::vector<std::string> logs_;                 // guarded by mu_: captured lines not yet printed
+  Mutex mu_;
+  CondVar wake_;
+  std::vector<NodeView> nodes_ GUARDED_BY(mu_);  // indexed like workflow_.nodes
+  bool running_ GUARDED_BY(mu_) = false;         // between OnRunStarted and Close
+  bool closed_ GUARDED_BY(mu_) = false;
+  bool dirty_ GUARDED_BY(mu_) = false;     // state changed since the last frame
+  bool finished_ GUARDED_BY(mu_) = false;  // OnRunFinished was called
+  RunStatus final_status_ GUARDED_BY(mu_) = RunStatus::kRunning;
+  double run_started_ GUARDED_BY(mu_) = 0;         // monotonic seconds
+  int drawn_lines_ GUARDED_BY(mu_) = 0;            // height of the frame on screen
+  int frame_ GUARDED_BY(mu_) = 0;                  // spinner phase
+  std::vector<std::string> logs_ GUARDED_BY(mu_);  // captured lines not yet printed
   std::unique_ptr<StderrCapture> capture_;        // set under mu_ by OnRunStarted
   std::thread ticker_;
 };

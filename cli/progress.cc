@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_set>
 
@@ -15,6 +14,7 @@
 #include "cli/interrupt_notice.h"
 #include "cli/live_progress.h"
 #include "engine/clock.h"
+#include "engine/mutex.h"
 
 namespace keel::cli {
 namespace {
@@ -22,13 +22,13 @@ namespace {
 // Lines waiting to be written to stderr, shared with the timer that writes
 // them. Thread-safe: mu guards every field.
 struct PendingLines {
-  std::mutex mu;
-  std::string text;
-  bool scheduled = false;  // a flush timer is armed
+  Mutex mu;
+  std::string text GUARDED_BY(mu);
+  bool scheduled GUARDED_BY(mu) = false;  // a flush timer is armed
 
   // Writes what is pending in one go.
   void Flush() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     scheduled = false;
     if (text.empty()) return;
     std::fwrite(text.data(), 1, text.size(), stderr);
@@ -54,7 +54,7 @@ class LineProgress : public Progress {
   ~LineProgress() override { pending_->Flush(); }
 
   void OnRunStarted(const RunInfo& info) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::fprintf(stderr, "%s\n", RunBanner(info, options_).c_str());
     std::fflush(stderr);
     ArmInterruptNotice(info.run_id, STDERR_FILENO, clock_, RecordInterrupt(info, options_));
@@ -72,13 +72,13 @@ class LineProgress : public Progress {
   void OnNodeStarted(std::string_view node, int attempt) override {
     std::string line = fmt::format("{} started", node);
     if (attempt > 1) line += fmt::format(" (attempt {})", attempt);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     started_.emplace(node);
     Print(line);
   }
 
   void OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     // A node kept from before is reported by the banner, not line by line.
     if (options_.kept.count(std::string(node)) && !started_.count(std::string(node))) return;
     std::string took = FormatSeconds(seconds);
@@ -107,9 +107,9 @@ class LineProgress : public Progress {
 
  private:
   // Requires mu_.
-  void Print(const std::string& line) {
+  void Print(const std::string& line) EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::string stamped = FormatClockTime(SystemClock()->WallNow()) + " " + line + "\n";
-    std::lock_guard<std::mutex> lock(pending_->mu);
+    MutexLock lock(&pending_->mu);
     pending_->text += stamped;
     if (pending_->scheduled) return;
     pending_->scheduled = true;
@@ -119,8 +119,8 @@ class LineProgress : public Progress {
 
   const ProgressOptions options_;
   Clock* const clock_;
-  std::mutex mu_;
-  std::unordered_set<std::string> started_;  // guarded by mu_
+  Mutex mu_;
+  std::unordered_set<std::string> started_ GUARDED_BY(mu_);
   const std::shared_ptr<PendingLines> pending_;
 };
 

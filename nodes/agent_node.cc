@@ -6,10 +6,10 @@
 
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <optional>
 
 #include "engine/event_data.h"
+#include "engine/mutex.h"
 #include "nodes/json_document.h"
 #include "nodes/provider.h"
 #include "nodes/untrusted_json.h"
@@ -188,7 +188,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
     request_.messages_json = Serialize(messages_);
     uint64_t call;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       call = ++call_;
       hedges_.clear();
       call_done_ = false;
@@ -202,7 +202,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
     auto token = std::make_shared<CancelToken>();
     int k;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (call != call_ || call_done_ || finished_) return;
       k = static_cast<int>(hedges_.size());
       hedges_.push_back({token, true});
@@ -227,7 +227,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
 
   void OnHedgeTimer(uint64_t call) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (call != call_ || call_done_ || finished_) return;
     }
     // Off the timer thread: Launch may do real work (a mock reply, a gate).
@@ -238,7 +238,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
     std::vector<std::pair<int, std::shared_ptr<CancelToken>>> losers;
     bool fail = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (call != call_ || call_done_ || finished_) return;  // a loser, already aborted
       hedges_[k].running = false;
       if (result.ok()) {
@@ -272,7 +272,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void AbortHedges() {
     std::vector<std::shared_ptr<CancelToken>> tokens;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       for (const Hedge& h : hedges_) tokens.push_back(h.token);
     }
     for (auto& token : tokens) token->Cancel();
@@ -303,7 +303,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
 
   void RunTools(std::vector<ToolCall> calls) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       tool_calls_ = std::move(calls);
       tool_results_.assign(tool_calls_.size(), std::string());
       tools_left_ = static_cast<int>(tool_calls_.size());
@@ -357,16 +357,18 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
                                    .insert(0, "{\"tool\":")
                                    .append("}")));
     }
-    bool last;
+    Status failure;
+    std::vector<std::string> results;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       tool_results_[i] = std::move(content);
       if (stops && tool_failure_.ok()) tool_failure_ = result.error;
-      last = --tools_left_ == 0;
+      if (--tools_left_ > 0) return;
+      failure = tool_failure_;
+      results = std::move(tool_results_);
     }
-    if (!last) return;
-    if (!tool_failure_.ok()) return Finish(NodeResult::Failure(tool_failure_));
-    for (size_t j = 0; j < tool_calls_.size(); ++j) AppendToolResult(tool_calls_[j].id, tool_results_[j]);
+    if (!failure.ok()) return Finish(NodeResult::Failure(failure));
+    for (size_t j = 0; j < tool_calls_.size(); ++j) AppendToolResult(tool_calls_[j].id, results[j]);
     Post([self = shared_from_this()] { self->CallModel(); });
   }
 
@@ -384,7 +386,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   // request's report), leaves that to its LeaveCtx.
   void Finish(NodeResult result) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (finished_ || pending_finish_) return;
       if (using_ctx_ > 0) {
         pending_finish_ = std::move(result);
@@ -398,7 +400,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void LeaveCtx() {
     std::optional<NodeResult> result;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (--using_ctx_ > 0 || !pending_finish_ || finished_) return;
       result = std::move(pending_finish_);
       finished_ = true;
@@ -432,16 +434,16 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   int turns_ = 0;
   std::vector<ToolCall> tool_calls_;
 
-  std::mutex mu_;  // guards everything below
-  uint64_t call_ = 0;         // the model call in progress
-  bool call_done_ = false;    // it has a winner or has failed
-  std::vector<Hedge> hedges_;
-  std::vector<std::string> tool_results_;
-  int tools_left_ = 0;
-  Status tool_failure_;
-  int using_ctx_ = 0;  // threads other than the driving step reading ctx_
-  std::optional<NodeResult> pending_finish_;
-  bool finished_ = false;
+  Mutex mu_;
+  uint64_t call_ GUARDED_BY(mu_) = 0;       // the model call in progress
+  bool call_done_ GUARDED_BY(mu_) = false;  // it has a winner or has failed
+  std::vector<Hedge> hedges_ GUARDED_BY(mu_);
+  std::vector<std::string> tool_results_ GUARDED_BY(mu_);
+  int tools_left_ GUARDED_BY(mu_) = 0;
+  Status tool_failure_ GUARDED_BY(mu_);
+  int using_ctx_ GUARDED_BY(mu_) = 0;  // threads other than the driving step reading ctx_
+  std::optional<NodeResult> pending_finish_ GUARDED_BY(mu_);
+  bool finished_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

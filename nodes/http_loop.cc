@@ -17,6 +17,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "engine/mutex.h"
 #include "engine/timer_queue.h"
 #include "nodes/http_transfer.h"
 
@@ -47,13 +48,15 @@ struct LoopShared {
   // `timers` before it next sleeps; whoever turns it true writes `wake_fd`.
   // So a burst of Sends costs one write and one wake-up, not one each.
   std::atomic<bool> awake{true};
-  std::mutex mu;
-  std::vector<std::unique_ptr<Transfer>> queued;  // sent, not yet added to the multi handle
-  std::vector<uint64_t> cancelled;                // transfer ids whose token fired
-  TimerQueue timers;                              // the loop clock's, due in Clock::Now() time
-  double sleep_until = 0;  // Clock::Now() time the sleeping loop wakes up at by itself
-  bool stopping = false;
-  std::thread thread;  // started by the first Send or timer
+  Mutex mu;
+  // Sent, not yet added to the multi handle.
+  std::vector<std::unique_ptr<Transfer>> queued GUARDED_BY(mu);
+  std::vector<uint64_t> cancelled GUARDED_BY(mu);  // transfer ids whose token fired
+  TimerQueue timers GUARDED_BY(mu);                // the loop clock's, due in Clock::Now() time
+  // Clock::Now() time the sleeping loop wakes up at by itself.
+  double sleep_until GUARDED_BY(mu) = 0;
+  bool stopping GUARDED_BY(mu) = false;
+  std::thread thread GUARDED_BY(mu);  // started by the first Send or timer
 };
 
 // Call after queueing work under `mu`, not holding it.
@@ -85,7 +88,7 @@ struct HttpLoop::Impl {
       return impl_->AddTimer(seconds, std::move(fn));
     }
     bool Cancel(TimerId id) override {
-      std::lock_guard<std::mutex> lock(impl_->shared->mu);
+      MutexLock lock(&impl_->shared->mu);
       return impl_->shared->timers.Cancel(id);
     }
 
@@ -99,8 +102,8 @@ struct HttpLoop::Impl {
     curl_multi_cleanup(multi);  // may still call OnSocket: `shared` is still here
   }
 
-  // Requires shared->mu. Starts the I/O thread unless it runs or has stopped.
-  void StartLocked() {
+  // Starts the I/O thread unless it runs or has stopped.
+  void StartLocked() EXCLUSIVE_LOCKS_REQUIRED(shared->mu) {
     if (shared->thread.joinable() || shared->stopping) return;
     shared->thread = std::thread([this] {
       Run();
@@ -112,9 +115,9 @@ struct HttpLoop::Impl {
   // Runs the timers due now, one at a time, without the lock.
   void RunTimers();
   // How long epoll may sleep: until curl's timer or the next loop timer,
-  // rounded up so that neither runs early; -1 for no limit. Requires
-  // shared->mu, and records the wake-up time in shared->sleep_until.
-  int SleepMsLocked();
+  // rounded up so that neither runs early; -1 for no limit. Records the
+  // wake-up time in shared->sleep_until.
+  int SleepMsLocked() EXCLUSIVE_LOCKS_REQUIRED(shared->mu);
   void Drain(std::vector<std::unique_ptr<Transfer>> queued);
   void Add(std::unique_ptr<Transfer> transfer);
   void Abort(uint64_t id);
@@ -194,7 +197,7 @@ TimerId HttpLoop::Impl::AddTimer(double seconds, std::function<void()> fn) {
   TimerId id;
   bool earlier;
   {
-    std::lock_guard<std::mutex> lock(shared->mu);
+    MutexLock lock(&shared->mu);
     id = shared->timers.Add(due, std::move(fn));
     // A sleeping loop must wake to sleep less; a busy one looks at the
     // timers before it sleeps again.
@@ -209,7 +212,7 @@ void HttpLoop::Impl::RunTimers() {
   for (;;) {
     std::function<void()> fn;
     {
-      std::lock_guard<std::mutex> lock(shared->mu);
+      MutexLock lock(&shared->mu);
       if (shared->stopping) return;
       fn = shared->timers.PopDue(clock->Now());
     }
@@ -296,7 +299,7 @@ void HttpLoop::Impl::Run() {
     cancelled.clear();
     bool stopping;
     {
-      std::lock_guard<std::mutex> lock(shared->mu);
+      MutexLock lock(&shared->mu);
       queued.swap(shared->queued);
       cancelled.swap(shared->cancelled);
       stopping = shared->stopping;
@@ -327,7 +330,7 @@ void HttpLoop::Impl::Drain(std::vector<std::unique_ptr<Transfer>> queued) {
       Finish(Take(active.begin()->first),
              Status::Error(ErrorKind::kCancelled, "HTTP loop shut down"));
     }
-    std::lock_guard<std::mutex> lock(shared->mu);
+    MutexLock lock(&shared->mu);
     queued.clear();
     queued.swap(shared->queued);
     if (queued.empty()) return;
@@ -427,7 +430,7 @@ HttpLoop::HttpLoop(Clock* clock) : impl_(std::make_unique<Impl>(clock)) {}
 HttpLoop::~HttpLoop() {
   std::thread thread;
   {
-    std::lock_guard<std::mutex> lock(impl_->shared->mu);
+    MutexLock lock(&impl_->shared->mu);
     impl_->shared->stopping = true;
     thread = std::move(impl_->shared->thread);
   }
@@ -445,7 +448,7 @@ HttpLoop::~HttpLoop() {
   }
   // Timers that never ran go here, on the destroying thread.
   TimerQueue dropped;
-  std::lock_guard<std::mutex> lock(impl_->shared->mu);
+  MutexLock lock(&impl_->shared->mu);
   std::swap(dropped, impl_->shared->timers);
 }
 
@@ -467,7 +470,7 @@ void HttpLoop::Send(HttpRequest request, HttpDone done) {
       auto shared = weak.lock();
       if (shared == nullptr) return;
       {
-        std::lock_guard<std::mutex> lock(shared->mu);
+        MutexLock lock(&shared->mu);
         if (shared->stopping) return;
         shared->cancelled.push_back(id);
       }
@@ -476,8 +479,8 @@ void HttpLoop::Send(HttpRequest request, HttpDone done) {
   }
   LoopShared& shared = *impl_->shared;
   {
-    std::lock_guard<std::mutex> lock(shared.mu);
-    shared.queued.push_back(std::move(transfer));
+    MutexLock lock(&impl_->shared->mu);
+    impl_->shared->queued.push_back(std::move(transfer));
     // Once stopping, the I/O thread is draining: this Send came from a `done`.
     impl_->StartLocked();
   }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/mutex.h"
 #include "nodes/provider.h"
 #include "nodes/trim.h"
 #include "nodes/wire_json.h"
@@ -158,7 +159,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
   void Arm(double seconds, std::function<void()> fn) {
     TimerId id = clock_->After(seconds, std::move(fn));
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!waits_stopped_) {
         timers_.push_back(id);
         return;
@@ -173,7 +174,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     uint64_t id = cancel_->Subscribe(
         [self] { self->Fail(Status::Error(ErrorKind::kCancelled, "cancelled")); });
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!waits_stopped_) {
         subscription_ = id;
         return;
@@ -188,7 +189,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     std::vector<TimerId> timers;
     uint64_t subscription = 0;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       waits_stopped_ = true;
       timers.swap(timers_);
       std::swap(subscription, subscription_);
@@ -273,10 +274,10 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
   double queued_ = 0;
   bool admitted_ = false;
   std::atomic<bool> completed_{false};
-  std::mutex mu_;  // guards the three members below
-  std::vector<TimerId> timers_;
-  uint64_t subscription_ = 0;
-  bool waits_stopped_ = false;
+  Mutex mu_;
+  std::vector<TimerId> timers_ GUARDED_BY(mu_);
+  uint64_t subscription_ GUARDED_BY(mu_) = 0;
+  bool waits_stopped_ GUARDED_BY(mu_) = false;
 };
 
 Status CheckConfig(const ProviderConfig& config) {

@@ -484,7 +484,7 @@ MockReply MockResponder::Respond(const std::string& request_body, MockDialect di
   bool faulted = !d.fault.empty();
   if (faulted && d.times >= 0) {
     const std::string key = Hex(Fnv1a(d.written + "\n" + c.transcript));
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     faulted = ++seen_[key] <= d.times;
   }
   if (faulted) reply = MockFaultReply(dialect, d.fault, reply.body, d.retry_after);

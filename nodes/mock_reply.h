@@ -36,8 +36,9 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "engine/mutex.h"
 
 namespace keel {
 
@@ -74,8 +75,8 @@ class MockResponder {
   MockReply Respond(const std::string& request_body, MockDialect dialect);
 
  private:
-  std::mutex mu_;
-  std::map<std::string, int64_t> seen_;  // guarded by mu_: requests per fault key
+  Mutex mu_;
+  std::map<std::string, int64_t> seen_ GUARDED_BY(mu_);  // requests per fault key
 };
 
 }  // namespace keel

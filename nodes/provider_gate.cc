@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/mutex.h"
+
 namespace keel {
 namespace {
 
@@ -64,7 +66,7 @@ void Deliver(std::vector<Outcome>& outcomes) {
 }  // namespace
 
 // The gate's state, shared with the clock timer and cancel callbacks, which
-// may run after the gate is gone. Everything below `mu` is guarded by it.
+// may run after the gate is gone.
 struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
   Impl(Clock* c, GateLimits l) : clock(c), limits(l) {
     rpm.Init(l.rpm);
@@ -72,46 +74,47 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
     refilled_at = clock->Now();
   }
 
-  void Refill(double now) {
+  void Refill(double now) EXCLUSIVE_LOCKS_REQUIRED(mu) {
     rpm.Refill(now - refilled_at);
     tpm.Refill(now - refilled_at);
     refilled_at = std::max(refilled_at, now);
   }
-  bool SlotFree() const {
+  bool SlotFree() const EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return limits.max_concurrency <= 0 || in_flight < limits.max_concurrency;
   }
   // Whether a call may start now (after Refill).
-  bool CanAdmit() const {
+  bool CanAdmit() const EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return SlotFree() && (rpm.rate == 0 || rpm.level >= 1 - kSlack) &&
            (tpm.rate == 0 || tpm.level > 0);
   }
-  void Admit(int64_t estimate) {
+  void Admit(int64_t estimate) EXCLUSIVE_LOCKS_REQUIRED(mu) {
     ++in_flight;
     if (rpm.rate > 0) rpm.level -= 1;
     if (tpm.rate > 0) tpm.level -= static_cast<double>(estimate);
   }
 
   // Times out expired waiters, admits from the head while it may start, and
-  // re-arms the timer; collects the callbacks to make. Holds `mu`.
-  void Pump(std::vector<Outcome>& outcomes);
-  void Arm(double now);
-  void OnTimer(uint64_t generation);
-  void OnCancel(uint64_t waiter);
+  // re-arms the timer; collects the callbacks to make.
+  void Pump(std::vector<Outcome>& outcomes) EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void Arm(double now) EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void OnTimer(uint64_t generation) LOCKS_EXCLUDED(mu);
+  void OnCancel(uint64_t waiter) LOCKS_EXCLUDED(mu);
 
   Clock* const clock;
   const GateLimits limits;
-  std::mutex mu;
-  Bucket rpm;
-  Bucket tpm;
-  double refilled_at = 0;
-  int in_flight = 0;
-  std::deque<Waiter> queue;
-  uint64_t next_waiter = 0;
-  bool armed = false;  // a timer is pending
-  TimerId timer = 0;   // the pending timer, when armed
-  double timer_due = kNever;
-  uint64_t timer_generation = 0;  // of the armed timer; older ones are stale when they fire
-  bool closed = false;            // the gate is gone: nothing more is admitted
+  Mutex mu;
+  Bucket rpm GUARDED_BY(mu);
+  Bucket tpm GUARDED_BY(mu);
+  double refilled_at GUARDED_BY(mu) = 0;
+  int in_flight GUARDED_BY(mu) = 0;
+  std::deque<Waiter> queue GUARDED_BY(mu);
+  uint64_t next_waiter GUARDED_BY(mu) = 0;
+  bool armed GUARDED_BY(mu) = false;  // a timer is pending
+  TimerId timer GUARDED_BY(mu) = 0;   // the pending timer, when armed
+  double timer_due GUARDED_BY(mu) = kNever;
+  // Of the armed timer; older ones are stale when they fire.
+  uint64_t timer_generation GUARDED_BY(mu) = 0;
+  bool closed GUARDED_BY(mu) = false;  // the gate is gone: nothing more is admitted
 };
 
 void ProviderGate::Impl::Pump(std::vector<Outcome>& outcomes) {
@@ -167,7 +170,7 @@ void ProviderGate::Impl::Arm(double now) {
 void ProviderGate::Impl::OnTimer(uint64_t generation) {
   std::vector<Outcome> outcomes;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (closed || !armed || generation != timer_generation) return;  // replaced meanwhile
     armed = false;
     timer_due = kNever;
@@ -179,7 +182,7 @@ void ProviderGate::Impl::OnTimer(uint64_t generation) {
 void ProviderGate::Impl::OnCancel(uint64_t waiter) {
   std::vector<Outcome> outcomes;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     auto it = std::find_if(queue.begin(), queue.end(),
                            [waiter](const Waiter& w) { return w.id == waiter; });
     if (it == queue.end()) return;  // admitted, timed out or shut down meanwhile
@@ -200,7 +203,7 @@ ProviderGate::ProviderGate(Clock* clock, GateLimits limits)
 ProviderGate::~ProviderGate() {
   std::vector<Outcome> outcomes;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(&impl_->mu);
     impl_->closed = true;
     if (impl_->armed) impl_->clock->Cancel(impl_->timer);
     impl_->armed = false;
@@ -220,11 +223,11 @@ void ProviderGate::Acquire(int64_t estimated_tokens, const CancelToken* cancel, 
   int64_t estimate = std::max<int64_t>(0, estimated_tokens);
   uint64_t id = 0;
   {
-    std::unique_lock<std::mutex> lock(impl.mu);
+    MutexLock lock(&impl.mu);
     impl.Refill(impl.clock->Now());
     if (impl.queue.empty() && impl.CanAdmit() && (cancel == nullptr || !cancel->cancelled())) {
       impl.Admit(estimate);
-      lock.unlock();
+      lock.Unlock();
       admitted(Status::Ok());
       return;
     }
@@ -242,7 +245,7 @@ void ProviderGate::Acquire(int64_t estimated_tokens, const CancelToken* cancel, 
   }
   std::vector<Outcome> outcomes;
   {
-    std::lock_guard<std::mutex> lock(impl.mu);
+    MutexLock lock(&impl.mu);
     if (cancel != nullptr && cancel->cancelled()) {
       outcomes.push_back({std::move(admitted), Status::Error(ErrorKind::kCancelled, "cancelled"),
                           cancel, subscription});
@@ -256,9 +259,9 @@ void ProviderGate::Acquire(int64_t estimated_tokens, const CancelToken* cancel, 
 
 void ProviderGate::Release(int64_t estimated_tokens, int64_t used_tokens) {
   std::vector<Outcome> outcomes;
+  Impl& impl = *impl_;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    Impl& impl = *impl_;
+    MutexLock lock(&impl.mu);
     if (impl.in_flight > 0) --impl.in_flight;
     impl.Refill(impl.clock->Now());
     if (impl.tpm.rate > 0) {
@@ -273,12 +276,12 @@ void ProviderGate::Release(int64_t estimated_tokens, int64_t used_tokens) {
 }
 
 int ProviderGate::in_flight() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->in_flight;
 }
 
 int ProviderGate::waiting() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return static_cast<int>(impl_->queue.size());
 }
 

@@ -27,6 +27,7 @@ Result<std::shared_ptr<LuaStatePool>> LuaStatePool::Create(ScriptSource source, 
   auto state = ScriptState::Create(pool->source_, memory_limit, declarations);
   if (!state.ok()) return state.status();
   pool->layout_ = Layout(*declarations);
+  MutexLock lock(&pool->mu_);
   pool->created_ = 1;
   pool->free_.push_back(std::move(state).value());
   return pool;
@@ -34,7 +35,7 @@ Result<std::shared_ptr<LuaStatePool>> LuaStatePool::Create(ScriptSource source, 
 
 Result<std::unique_ptr<ScriptState>> LuaStatePool::Checkout() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!free_.empty()) {
       std::unique_ptr<ScriptState> state = std::move(free_.back());
       free_.pop_back();
@@ -51,23 +52,23 @@ Result<std::unique_ptr<ScriptState>> LuaStatePool::Checkout() {
                              ": running the script again declared different workflows or nodes; "
                              "a script must declare the same ones every time it runs");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ++created_;
   return state;
 }
 
 void LuaStatePool::Return(std::unique_ptr<ScriptState> state) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   free_.push_back(std::move(state));
 }
 
 size_t LuaStatePool::created() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return created_;
 }
 
 size_t LuaStatePool::free_count() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return free_.size();
 }
 

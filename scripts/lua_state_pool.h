@@ -12,12 +12,12 @@
 
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/clock.h"
+#include "engine/mutex.h"
 #include "engine/status.h"
 #include "nodes/http_loop.h"
 #include "nodes/llm_client.h"
@@ -67,9 +67,9 @@ class LuaStatePool {
   std::shared_ptr<LlmClient> llm_;  // set by SetServices
   std::shared_ptr<HttpLoop> http_;
 
-  std::mutex mu_;
-  std::vector<std::unique_ptr<ScriptState>> free_;  // guarded by mu_
-  size_t created_ = 0;                              // guarded by mu_
+  Mutex mu_;
+  std::vector<std::unique_ptr<ScriptState>> free_ GUARDED_BY(mu_);
+  size_t created_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace keel

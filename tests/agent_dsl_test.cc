@@ -98,9 +98,9 @@ TEST_CASE("a full agent declaration is read back") {
   CHECK(functions.tools[0].first == "clock");
   CHECK(functions.tools[1].first == "search");
   lua_State* L = loaded.state->main();
-  for (const auto& [name, ref] : functions.tools) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    CHECK_MESSAGE(lua_isfunction(L, -1), name);
+  for (const auto& tool : functions.tools) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, tool.second);
+    CHECK_MESSAGE(lua_isfunction(L, -1), tool.first);
     lua_pop(L, 1);
   }
 }

@@ -263,7 +263,9 @@ return keel.workflow "diamond" {
       {"source", "left"}, {"source", "right"}, {"left", "sink"}, {"right", "sink"}};
   auto check_dot = [&](const std::string& dot) {
     CHECK(dot.find("digraph") != std::string::npos);
-    for (const auto& [from, to] : edges) {
+    for (const auto& edge : edges) {
+      const std::string& from = edge.first;
+      const std::string& to = edge.second;
       CAPTURE(from);
       CAPTURE(to);
       CHECK(std::regex_search(dot, std::regex("\"?" + from + "\"?\\s*->\\s*\"?" + to + "\\b")));
@@ -272,7 +274,9 @@ return keel.workflow "diamond" {
   auto check_mermaid = [&](const std::string& mermaid) {
     CHECK(std::regex_search(mermaid, std::regex(R"(^(graph|flowchart) )")));
     std::set<std::string> found = MermaidEdges(mermaid);
-    for (const auto& [from, to] : edges) {
+    for (const auto& edge : edges) {
+      const std::string& from = edge.first;
+      const std::string& to = edge.second;
       CAPTURE(from);
       CAPTURE(to);
       CHECK(found.count(from + " -> " + to) == 1);

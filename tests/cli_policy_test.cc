@@ -132,7 +132,9 @@ return keel.workflow "noretry" {
 )lua");
   Json out = RunJson(box, wf, 1);
   Json show = box.Show(out["run_id"].Str(), true);
-  for (auto [node, kind] : {std::pair{"bad_request", "permanent"}, {"not_listed", "transient"}}) {
+  for (auto expected : {std::pair{"bad_request", "permanent"}, {"not_listed", "transient"}}) {
+    const char* node = expected.first;
+    const char* kind = expected.second;
     CAPTURE(node);
     Json entry = NodeEntry(show["nodes"], node);
     CHECK(entry["status"].Str() == "failed");
@@ -157,7 +159,9 @@ return keel.workflow "after" {
 )lua");
   Json out = RunJson(box, wf, 0);
   Json show = box.Show(out["run_id"].Str(), true);
-  for (auto [node, delay] : {std::pair{"short_backoff", 0.3}, {"long_backoff", 0.5}}) {
+  for (auto expected : {std::pair{"short_backoff", 0.3}, {"long_backoff", 0.5}}) {
+    const char* node = expected.first;
+    double delay = expected.second;
     CAPTURE(node);
     std::vector<Json> scheduled = Events(show, "retry_scheduled", node);
     REQUIRE(scheduled.size() == 1);

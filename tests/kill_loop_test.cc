@@ -189,7 +189,9 @@ TEST_CASE("50 random kill -9s and resumes never redo a recorded node" * doctest:
     std::map<std::string, int> counts = CountLines(ReadFile(log).value_or(""));
     if (!now.empty() && now.size() < dag.size()) ++partial_kills;
     CHECK(std::includes(now.begin(), now.end(), durable.begin(), durable.end()));
-    for (const auto& [node, output] : snapshot.succeeded) {
+    for (const auto& entry : snapshot.succeeded) {
+      const std::string& node = entry.first;
+      const std::string& output = entry.second;
       CAPTURE(node);
       CHECK(output == expected.at(node));
       for (const std::string& dep : dag.at(node)) {

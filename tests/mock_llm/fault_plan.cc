@@ -13,7 +13,7 @@ FaultPlan::Draw FaultPlan::Next(int64_t request) {
   double pick = 0;
   double jitter = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     pick = Uniform();
     jitter = Uniform();
   }

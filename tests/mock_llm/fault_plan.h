@@ -8,9 +8,10 @@
 // Thread-safe: Next may be called from any thread; mu_ guards the generator.
 
 #include <cstdint>
-#include <mutex>
 #include <random>
 #include <string>
+
+#include "engine/mutex.h"
 
 namespace keel::mock {
 
@@ -49,11 +50,11 @@ class FaultPlan {
   Draw Next(int64_t request);
 
  private:
-  double Uniform();  // in [0, 1); caller holds mu_
+  double Uniform() EXCLUSIVE_LOCKS_REQUIRED(mu_);  // in [0, 1)
 
   const FaultPlanOptions options_;
-  std::mutex mu_;
-  std::mt19937_64 rng_;  // guarded by mu_
+  Mutex mu_;
+  std::mt19937_64 rng_ GUARDED_BY(mu_);
 };
 
 }  // namespace keel::mock

@@ -59,7 +59,7 @@ bool RequestLog::Open(const std::string& path, std::string* error) {
     *error = "cannot write " + path + ": " + std::strerror(errno);
     return false;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (file_ != nullptr) std::fclose(file_);
   file_ = file;
   return true;
@@ -67,7 +67,7 @@ bool RequestLog::Open(const std::string& path, std::string* error) {
 
 void RequestLog::Add(const LogEntry& entry) {
   std::string line = ToJson(entry);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (file_ != nullptr) {
     std::fputs(line.c_str(), file_);
     std::fputc('\n', file_);
@@ -78,7 +78,7 @@ void RequestLog::Add(const LogEntry& entry) {
 }
 
 std::string RequestLog::JsonArray() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::string out = "[";
   for (const std::string& e : entries_) {
     if (out.size() > 1) out += ",";
@@ -88,7 +88,7 @@ std::string RequestLog::JsonArray() const {
 }
 
 void RequestLog::Close() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (file_ != nullptr) std::fclose(file_);
   file_ = nullptr;
 }

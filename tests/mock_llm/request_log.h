@@ -9,8 +9,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <deque>
-#include <mutex>
 #include <string>
+
+#include "engine/mutex.h"
 
 namespace keel::mock {
 
@@ -50,9 +51,9 @@ class RequestLog {
   void Close();
 
  private:
-  mutable std::mutex mu_;
-  std::FILE* file_ = nullptr;        // guarded by mu_
-  std::deque<std::string> entries_;  // guarded by mu_: JSON text of each entry
+  mutable Mutex mu_;
+  std::FILE* file_ GUARDED_BY(mu_) = nullptr;
+  std::deque<std::string> entries_ GUARDED_BY(mu_);  // JSON text of each entry
 };
 
 // `text` cut to at most `max_chars` UTF-8 characters.
