@@ -259,7 +259,9 @@ TEST_CASE("the disk fills for a second mid-run: the run waits and records everyt
   CHECK(succeeded.size() == kNodes);
   CheckPrefix(succeeded);
   CheckEvents(db, id);
-  for (const auto& [node, count] : LogCounts(box)) {
+  for (const auto& entry : LogCounts(box)) {
+    const auto& node = entry.first;
+    const auto& count = entry.second;
     CAPTURE(node);
     CHECK(count == 1);
   }
@@ -317,7 +319,9 @@ TEST_CASE("the disk stays full: the run stops naming it, and resume finishes onc
   CHECK(all.size() == kNodes);
   CheckPrefix(all);
   std::map<std::string, int> counts = LogCounts(box);
-  for (const auto& [node, output] : recorded) {
+  for (const auto& entry : recorded) {
+    const auto& node = entry.first;
+    const auto& output = entry.second;
     CAPTURE(node);
     CHECK_MESSAGE(counts[node] == 1, "a node whose record was committed ran again");
   }
@@ -354,7 +358,9 @@ TEST_CASE("another process holds the write lock for a while: the run waits and s
   CHECK(succeeded.size() == kNodes);
   CheckPrefix(succeeded);
   CheckEvents(db, id);
-  for (const auto& [node, count] : LogCounts(box)) {
+  for (const auto& entry : LogCounts(box)) {
+    const auto& node = entry.first;
+    const auto& count = entry.second;
     CAPTURE(node);
     CHECK(count == 1);
   }
@@ -398,7 +404,9 @@ TEST_CASE("another process holds the write lock past --storage-timeout: exit 1, 
   CHECK(all.size() == kNodes);
   CheckPrefix(all);
   std::map<std::string, int> counts = LogCounts(box);
-  for (const auto& [node, output] : recorded) {
+  for (const auto& entry : recorded) {
+    const auto& node = entry.first;
+    const auto& output = entry.second;
     CAPTURE(node);
     CHECK_MESSAGE(counts[node] == 1, "a node whose record was committed ran again");
   }

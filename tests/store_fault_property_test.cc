@@ -358,13 +358,17 @@ void Check(const Dag& dag, const Recorded& r, const std::vector<Execution>& log,
     node_of_token[e.token] = e.node;
     ++executions[e.node];
   }
-  for (const auto& [node, status] : r.node_status) {
+  for (const auto& entry : r.node_status) {
+    const std::string& node = entry.first;
+    const std::string& status = entry.second;
     CAPTURE(node);
     CHECK(dag.deps.count(node) == 1);
     CHECK(status != "skipped");
     CHECK(status != "fallback");
   }
-  for (const auto& [node, out] : r.output) {
+  for (const auto& entry : r.output) {
+    const std::string& node = entry.first;
+    const std::string& out = entry.second;
     CAPTURE(node);
     CAPTURE(out);
     const std::string token = TokenOf(out);
@@ -394,7 +398,9 @@ void Check(const Dag& dag, const Recorded& r, const std::vector<Execution>& log,
       break;
     }
   }
-  for (const auto& [node, was] : *frozen) {
+  for (const auto& entry : *frozen) {
+    const std::string& node = entry.first;
+    const auto& was = entry.second;
     CAPTURE(node);
     REQUIRE_MESSAGE(r.output.count(node) == 1, "a node recorded finished lost its record");
     CHECK_MESSAGE(TokenOf(r.output.at(node)) == was.first, "a recorded output changed");
