@@ -255,7 +255,8 @@ class Encoder {
   // Tables on the path from the root to the current one, to detect cycles.
   std::vector<const void*> ancestors_;
   // Keys of the objects being written, innermost last. The strings are owned
-  // by the tables, which stay reachable (and unmodified) while encoding.
+  // by the tables, which stay reachable (and unmodified: LuaToJson stops the
+  // collector, so no finalizer runs) while encoding.
   std::vector<std::string_view> keys_;
   std::string error_;
   std::vector<std::string> reversed_path_;
@@ -430,10 +431,16 @@ void PushObjectMarker(lua_State* L) { PushMarker(L, &kObjectMarkerKey); }
 Status LuaToJson(lua_State* L, int index, std::string* out) {
   int top = lua_gettop(L);
   index = lua_absindex(L, index);
+  // No collection while encoding: the encoder holds object keys as views of
+  // Lua strings, and a __gc finalizer run by one of its allocations could
+  // remove them from their table and let them be freed.
+  const bool collecting = lua_gc(L, LUA_GCISRUNNING) != 0;
+  if (collecting) lua_gc(L, LUA_GCSTOP);
   Scratch<Encoder> encoder;
   encoder->Reset(L);
   bool ok = encoder->Encode(index, 0);
   lua_settop(L, top);
+  if (collecting) lua_gc(L, LUA_GCRESTART);
   if (!ok) return Status::Error(ErrorKind::kPermanent, encoder->ErrorMessage());
   out->append(encoder->text(), encoder->size());
   encoder->Trim();

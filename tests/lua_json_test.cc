@@ -211,6 +211,44 @@ TEST_CASE("conversions stay correct when a __gc finalizer converts JSON mid-way"
   end)())") == "true");
 }
 
+TEST_CASE("encoding an object survives a __gc finalizer that empties it mid-way") {
+  LuaFixture lua;
+  // The finalizers run inside the allocations encoding makes, after the
+  // object's keys were listed: each key must still be readable (the keys
+  // are long strings, collectable once the table no longer holds them).
+  for (int round = 0; round < 20; ++round) {
+    lua.Eval(R"((function()
+      collectgarbage("incremental", 1, 1000)
+      local t = {}
+      for i = 1, 300 do t[string.format("key%04d", i) .. string.rep("x", 60)] = i end
+      local armed, mt = false, {}
+      mt.__gc = function()
+        if armed then
+          for k in pairs(t) do t[k] = nil end
+        else
+          setmetatable({}, mt)  -- keep garbage with a finalizer around until armed
+        end
+      end
+      for _ = 1, 200 do setmetatable({}, mt) end
+      armed = true  -- nothing allocates from here until LuaToJson
+      return t
+    end)())");
+    std::string json;
+    Status status = LuaToJson(lua.L, -1, &json);
+    lua_pop(lua.L, 1);
+    REQUIRE(luaL_dostring(lua.L, "collectgarbage('incremental', 200, 100)") == LUA_OK);
+    REQUIRE_MESSAGE(status.ok(), status.message());
+    // Every key once, in order, whatever the finalizers left of the values.
+    size_t at = 0;
+    for (int i = 1; i <= 300; ++i) {
+      char key[16];
+      snprintf(key, sizeof(key), "\"key%04d", i);
+      at = json.find(key, at);
+      REQUIRE_MESSAGE(at != std::string::npos, key << " missing in " << json.substr(0, 200));
+    }
+  }
+}
+
 // ---- Property tests -------------------------------------------------------
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
