@@ -400,6 +400,22 @@ TEST_CASE("bad input gets a 400 with an error body") {
   }
 }
 
+TEST_CASE("deeply nested JSON in a request or a call directive gets a 400, not a stack overflow") {
+  MockResponder mock;
+  const std::string deep(1'000'000, '[');
+  for (MockDialect dialect : {kOpenAI, kAnthropic}) {
+    for (const std::string& body : {deep, R"({"messages":)" + deep,
+                                    Ask("[[mock:call=f {\"a\":" + deep + "]]")}) {
+      MockReply r = mock.Respond(body, dialect);
+      CHECK(r.status == 400);
+      std::string message = Parse(r.body)["error"]["message"].GetString();
+      CHECK_MESSAGE((message.find("nested deeper than") != std::string::npos ||
+                     message.find("expected NAME {JSON object}") != std::string::npos),
+                    message);
+    }
+  }
+}
+
 TEST_CASE("MockFaultReply and IsMockFault") {
   CHECK(IsMockFault("hang"));
   CHECK(IsMockFault("529"));
