@@ -66,6 +66,10 @@ struct Parse {
     DepthLimit limit(doc);
     rapidjson::Reader reader;
     result = reader.Parse<kFlags>(in, limit);
+    if (!result.IsError() && bytes.Tell() < text.size()) {
+      // RapidJSON takes a NUL byte for the end of the text: "1\0x" is not JSON.
+      result.Set(rapidjson::kParseErrorDocumentRootNotSingular, bytes.Tell());
+    }
     too_deep = limit.too_deep();
     return !result.IsError();
   }

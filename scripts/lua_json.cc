@@ -459,6 +459,10 @@ Status PushJson(lua_State* L, std::string_view json) {
   rapidjson::MemoryStream stream(json.data(), json.size());
   Scratch<rapidjson::Reader> reader;
   rapidjson::ParseResult result = reader->Parse<kFlags>(stream, decoder);
+  if (!result.IsError() && stream.Tell() < json.size()) {
+    // RapidJSON takes a NUL byte for the end of the text: "1\0x" is not JSON.
+    result.Set(rapidjson::kParseErrorDocumentRootNotSingular, stream.Tell());
+  }
   if (result.IsError()) {
     lua_settop(L, top);
     std::string what = result.Code() == rapidjson::kParseErrorTermination

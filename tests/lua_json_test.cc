@@ -171,6 +171,7 @@ TEST_CASE("invalid JSON text is rejected with its offset and leaves the stack al
   CHECK(lua.RoundTrip("NaN").rfind("error: invalid JSON", 0) == 0);
   CHECK(lua.RoundTrip("\"\xff\"").rfind("error: invalid JSON", 0) == 0);
   CHECK(lua.RoundTrip("").rfind("error: invalid JSON at offset 0:", 0) == 0);
+  CHECK(lua.RoundTrip(std::string("[1]\0x", 5)).rfind("error: invalid JSON at offset 3:", 0) == 0);
   CHECK(lua_gettop(lua.L) == top);
 }
 

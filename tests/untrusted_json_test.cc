@@ -64,5 +64,18 @@ TEST_CASE("ParseUntrustedJson: syntax errors name the offset and reason") {
   CHECK(ParseUntrustedJson("{} x", &doc).message().find("offset 3") != std::string::npos);
 }
 
+TEST_CASE("ParseUntrustedJson and JsonTypeOf: a NUL byte after the value is not JSON") {
+  using namespace std::string_literals;
+  JsonDocument doc;
+  Status nul = ParseUntrustedJson("[1,2]\0]"s, &doc);
+  CHECK(nul.message() ==
+        "invalid JSON at offset 5: The document root must not be followed by other values");
+  CHECK(doc.IsNull());
+  CHECK_FALSE(ParseUntrustedJson("{\"a\":1} \0"s, &doc).ok());
+  CHECK_FALSE(wire::JsonTypeOf("{}\0junk"s).has_value());
+  CHECK(wire::JsonTypeOf("{} ") == rapidjson::kObjectType);
+  CHECK(ParseUntrustedJson("\"a\\u0000b\""s, &doc).ok());  // an escaped NUL inside a string is fine
+}
+
 }  // namespace
 }  // namespace keel
