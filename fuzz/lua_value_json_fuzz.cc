@@ -102,10 +102,12 @@ void Step(lua_State* L, FuzzedDataProvider& in) {
       }
       break;
     case 14:
-      // A cycle: the top table holds itself (or an ancestor below it).
+      // A cycle when the top table holds itself or a table that holds it.
       if (top >= 1 && lua_istable(L, -1)) {
-        lua_pushvalue(L, lua_absindex(L, -in.ConsumeIntegralInRange(1, top)));
-        lua_setfield(L, -2, "loop");
+        int target = in.ConsumeIntegralInRange(1, top);  // the table itself or one below
+        lua_pushliteral(L, "loop");
+        lua_pushvalue(L, target);
+        lua_rawset(L, -3);
       }
       break;
     case 15:

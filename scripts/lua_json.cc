@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/utf8.h"
 #include "lua.hpp"
 #include "rapidjson/error/en.h"
 #include "rapidjson/memorystream.h"
@@ -24,9 +25,8 @@ char kArrayMarkerKey;
 char kObjectMarkerKey;
 char kNullSentinel;
 
-using JsonWriter =
-    rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
-                      rapidjson::CrtAllocator, rapidjson::kWriteValidateEncodingFlag>;
+// Strings are checked with IsUtf8 before they are written.
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 bool IsIdentifier(std::string_view s) {
   if (s.empty() || !(isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
@@ -80,10 +80,12 @@ class Encoder {
         if (len > std::numeric_limits<rapidjson::SizeType>::max()) {
           return Fail("a string longer than 4 GiB cannot be JSON");
         }
-        if (!writer_.String(s, static_cast<rapidjson::SizeType>(len))) {
+        // Checked here, not by the writer: RapidJSON's validation reads up to
+        // three bytes past a string that ends inside a UTF-8 sequence.
+        if (!IsUtf8(std::string_view(s, len))) {
           return Fail("a string that is not valid UTF-8 cannot be JSON");
         }
-        return true;
+        return writer_.String(s, static_cast<rapidjson::SizeType>(len));
       }
       case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L_, index) == &kNullSentinel) return writer_.Null();
@@ -231,9 +233,8 @@ class Encoder {
     size_t keys_end = keys_.size();
     for (size_t i = keys_begin; i < keys_end; ++i) {
       std::string_view key = keys_[i];
-      if (!writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()))) {
-        return Fail("a key that is not valid UTF-8 cannot be JSON");
-      }
+      if (!IsUtf8(key)) return Fail("a key that is not valid UTF-8 cannot be JSON");
+      writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
       lua_pushlstring(L_, key.data(), key.size());
       lua_rawget(L_, index);
       bool ok = Encode(lua_gettop(L_), depth);
@@ -290,14 +291,18 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
     return Double(static_cast<double>(u));
   }
   bool Double(double d) {
+    // RapidJSON makes 1e999 an error but 9e308 infinity, which is no JSON value.
+    if (!std::isfinite(d)) return Refuse("Number too big to be stored in double");
     lua_pushnumber(L_, d);
     return Attach();
   }
   bool String(const char* s, rapidjson::SizeType len, bool) {
+    if (!Utf8(s, len)) return false;
     lua_pushlstring(L_, s, len);
     return Attach();
   }
   bool Key(const char* s, rapidjson::SizeType len, bool) {
+    if (!Utf8(s, len)) return false;
     lua_pushlstring(L_, s, len);
     return true;
   }
@@ -336,6 +341,18 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
   bool Integer(lua_Integer i) {
     lua_pushinteger(L_, i);
     return Attach();
+  }
+
+  // RapidJSON validates the bytes of strings, not what \u escapes encode: a
+  // lone surrogate would make a string that is not UTF-8.
+  bool Utf8(const char* s, rapidjson::SizeType len) {
+    return IsUtf8(std::string_view(s, len)) ||
+           Refuse("a \\u escape that is not valid UTF-8 (a lone surrogate)");
+  }
+
+  bool Refuse(std::string why) {
+    error_ = std::move(why);
+    return false;
   }
 
   bool Open() {

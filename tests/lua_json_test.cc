@@ -144,6 +144,13 @@ TEST_CASE("values that cannot be JSON are reported with their path") {
   CHECK(lua.Encode("{['a b'] = {'\\xff'}}") ==
         "error: at [\"a b\"][1]: a string that is not valid UTF-8 cannot be JSON");
   CHECK(lua.Encode("{['\\xff'] = 1}") == "error: a key that is not valid UTF-8 cannot be JSON");
+  // Cut inside a UTF-8 sequence (text:sub(1, n) of a reply): refused without
+  // reading past the string's end (RapidJSON's own check read up to 3 bytes on).
+  CHECK(lua.Encode("{('caf\\xC3\\xA9'):sub(1, 4)}") ==
+        "error: at [1]: a string that is not valid UTF-8 cannot be JSON");
+  CHECK(lua.Encode("{['\\xF0\\x9F'] = 1}") ==
+        "error: a key that is not valid UTF-8 cannot be JSON");
+  CHECK(lua.Encode("'\\xED\\xA0\\x80'") == "error: a string that is not valid UTF-8 cannot be JSON");
   CHECK(lua.Encode("keel.array{1, x = 2}") == "error: an array (keel.array) cannot have key 'x'");
   CHECK(lua.Encode("keel.object{1}") == "error: an object (keel.object) cannot have key 1");
 }
@@ -172,6 +179,11 @@ TEST_CASE("invalid JSON text is rejected with its offset and leaves the stack al
   CHECK(lua.RoundTrip("\"\xff\"").rfind("error: invalid JSON", 0) == 0);
   CHECK(lua.RoundTrip("").rfind("error: invalid JSON at offset 0:", 0) == 0);
   CHECK(lua.RoundTrip(std::string("[1]\0x", 5)).rfind("error: invalid JSON at offset 3:", 0) == 0);
+  CHECK(lua.RoundTrip(R"(["\udc00"])") ==
+        "error: invalid JSON at offset 9: a \\u escape that is not valid UTF-8 (a lone surrogate)");
+  CHECK(lua.RoundTrip(R"({"\ud800":1})").rfind("error: invalid JSON", 0) == 0);
+  CHECK(lua.RoundTrip("[421e308]") ==
+        "error: invalid JSON at offset 8: Number too big to be stored in double");
   CHECK(lua_gettop(lua.L) == top);
 }
 

@@ -77,5 +77,33 @@ TEST_CASE("ParseUntrustedJson and JsonTypeOf: a NUL byte after the value is not 
   CHECK(ParseUntrustedJson("\"a\\u0000b\""s, &doc).ok());  // an escaped NUL inside a string is fine
 }
 
+TEST_CASE("ParseUntrustedJson: escapes of lone surrogates and numbers past a double fail") {
+  JsonDocument doc;
+  // RapidJSON checks the bytes of strings, not what \u escapes encode.
+  CHECK(ParseUntrustedJson(R"(["a\udc00"])", &doc).message() ==
+        "invalid JSON at offset 10: a \\u escape that is not valid UTF-8 (a lone surrogate)");
+  CHECK_FALSE(ParseUntrustedJson(R"({"\ud83d":1})", &doc).ok());
+  CHECK(ParseUntrustedJson(R"("\ud83d\ude00")", &doc).ok());  // a pair is fine
+  // 1e309 is an error in RapidJSON, 421e308 was infinity.
+  for (const char* big : {"421e308", "[1.8e308]", "{\"answer\": -9e308}"}) {
+    CAPTURE(big);
+    Status s = ParseUntrustedJson(big, &doc);
+    CHECK(s.message().find("Number too big to be stored in double") != std::string::npos);
+    CHECK(doc.IsNull());
+  }
+  CHECK(ParseUntrustedJson("1.7976931348623157e308", &doc).ok());
+}
+
+TEST_CASE("ParseUntrustedJson: only a whole byte order mark is skipped") {
+  JsonDocument doc;
+  CHECK(ParseUntrustedJson("\xEF\xBB\xBF[1]", &doc).ok());
+  CHECK(ParseUntrustedJson("\xEF\xBB\xBF[1", &doc).message() ==
+        "invalid JSON at offset 5: Missing a comma or ']' after an array element");
+  for (const char* partial : {"\xBF{}", "\xEF\xBF{}", "\xBB\xBF[]", "\xEF\xBB{}"}) {
+    CAPTURE(partial);
+    CHECK_FALSE(ParseUntrustedJson(partial, &doc).ok());
+  }
+}
+
 }  // namespace
 }  // namespace keel
