@@ -8,13 +8,13 @@
 #include <string>
 #include <string_view>
 
-#define FUZZ_CHECK(cond, what)                                                       \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "FUZZ_CHECK failed: %s (%s:%d): %s\n", #cond, __FILE__, \
-                   __LINE__, std::string(what).c_str());                             \
-      std::abort();                                                                  \
-    }                                                                                \
+#define FUZZ_CHECK(cond, what)                                                               \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
+      std::fprintf(stderr, "FUZZ_CHECK failed: %s (%s:%d): %s\n", #cond, __FILE__, __LINE__, \
+                   std::string(what).c_str());                                               \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 namespace keel::fuzz {

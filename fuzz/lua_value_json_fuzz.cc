@@ -42,32 +42,54 @@ bool UsableKey(lua_State* L, int index) {
 
 double OddDouble(FuzzedDataProvider& in) {
   switch (in.ConsumeIntegralInRange(0, 7)) {
-    case 0: return std::numeric_limits<double>::quiet_NaN();
-    case 1: return std::numeric_limits<double>::infinity();
-    case 2: return -std::numeric_limits<double>::infinity();
-    case 3: return -0.0;
-    case 4: return 9223372036854775808.0;  // 2^63
-    case 5: return std::numeric_limits<double>::denorm_min();
-    case 6: return static_cast<double>(in.ConsumeIntegral<int16_t>());  // integral floats
-    default: return in.ConsumeFloatingPoint<double>();
+    case 0:
+      return std::numeric_limits<double>::quiet_NaN();
+    case 1:
+      return std::numeric_limits<double>::infinity();
+    case 2:
+      return -std::numeric_limits<double>::infinity();
+    case 3:
+      return -0.0;
+    case 4:
+      return 9223372036854775808.0;  // 2^63
+    case 5:
+      return std::numeric_limits<double>::denorm_min();
+    case 6:
+      return static_cast<double>(in.ConsumeIntegral<int16_t>());  // integral floats
+    default:
+      return in.ConsumeFloatingPoint<double>();
   }
 }
 
 void Step(lua_State* L, FuzzedDataProvider& in) {
   int top = lua_gettop(L);
   switch (in.ConsumeIntegralInRange(0, 19)) {
-    case 0: lua_pushnil(L); break;
-    case 1: lua_pushboolean(L, in.ConsumeBool()); break;
-    case 2: lua_pushinteger(L, in.ConsumeIntegral<int64_t>()); break;
-    case 3: lua_pushinteger(L, in.ConsumeIntegralInRange<int64_t>(-2, 8)); break;
-    case 4: lua_pushnumber(L, OddDouble(in)); break;
+    case 0:
+      lua_pushnil(L);
+      break;
+    case 1:
+      lua_pushboolean(L, in.ConsumeBool());
+      break;
+    case 2:
+      lua_pushinteger(L, in.ConsumeIntegral<int64_t>());
+      break;
+    case 3:
+      lua_pushinteger(L, in.ConsumeIntegralInRange<int64_t>(-2, 8));
+      break;
+    case 4:
+      lua_pushnumber(L, OddDouble(in));
+      break;
     case 5: {
       std::string s = in.ConsumeRandomLengthString(24);
       lua_pushlstring(L, s.data(), s.size());
       break;
     }
-    case 6: keel::PushJsonNull(L); break;
-    case 7: lua_newtable(L); break;
+    case 6:
+      keel::PushJsonNull(L);
+      break;
+    case 7:
+      lua_newtable(L);
+      break;
     case 8:
       lua_newtable(L);
       keel::PushArrayMarker(L);
@@ -80,10 +102,18 @@ void Step(lua_State* L, FuzzedDataProvider& in) {
       break;
     case 10:
       switch (in.ConsumeIntegralInRange(0, 3)) {
-        case 0: lua_pushcfunction(L, &Trap); break;
-        case 1: lua_pushlightuserdata(L, &kOtherPointer); break;
-        case 2: lua_newuserdatauv(L, 8, 0); break;
-        default: lua_newthread(L); break;
+        case 0:
+          lua_pushcfunction(L, &Trap);
+          break;
+        case 1:
+          lua_pushlightuserdata(L, &kOtherPointer);
+          break;
+        case 2:
+          lua_newuserdatauv(L, 8, 0);
+          break;
+        default:
+          lua_newthread(L);
+          break;
       }
       break;
     case 11:

@@ -29,8 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HttpResponse response;
   response.status = reply.status;
   response.body = reply.body;
-  const Provider* provider =
-      ProviderFor(dialect == MockDialect::kOpenAI ? "openai" : "anthropic");
+  const Provider* provider = ProviderFor(dialect == MockDialect::kOpenAI ? "openai" : "anthropic");
   (void)provider->Parse(response, 0);
   return 0;
 }

@@ -22,28 +22,84 @@ namespace {
 
 const char* const kNames[] = {"a", "b", "c", "d", "output", "x-1", "_y.z", "main", "h1", "p"};
 const char* const kOptions[] = {
-    "after", "when", "optional", "run", "timeout", "total_timeout", "retry", "circuit",
-    "fallback", "join", "memory", "max_concurrency", "provider", "prompt", "system", "messages",
-    "model", "temperature", "max_tokens", "max_turns", "output", "hedge", "tools", "kind",
-    "base_url", "api_key_env", "rpm", "tpm", "prices", "headers", "latency", "http2", "params",
-    "defaults", "budget", "retry_budget", "api_key"};
+    "after",      "when",        "optional", "run",      "timeout", "total_timeout",
+    "retry",      "circuit",     "fallback", "join",     "memory",  "max_concurrency",
+    "provider",   "prompt",      "system",   "messages", "model",   "temperature",
+    "max_tokens", "max_turns",   "output",   "hedge",    "tools",   "kind",
+    "base_url",   "api_key_env", "rpm",      "tpm",      "prices",  "headers",
+    "latency",    "http2",       "params",   "defaults", "budget",  "retry_budget",
+    "api_key"};
 const char* const kInner[] = {
-    "attempts", "base", "max", "factor", "jitter", "on", "key", "failures", "failure_rate",
-    "window", "min_calls", "cooldown", "max_cooldown", "probes", "successes", "quorum",
-    "best_effort", "limit", "delay", "role", "content", "description", "parameters", "type",
-    "properties", "required", "items", "tokens", "cost", "input", "output", "run", "enum",
-    "minimum", "additionalProperties"};
-const char* const kNumbers[] = {
-    "0", "-1", "1", "2", "3", "0.5", "1e9", "1e9 + 1", "2147483647", "2147483648",
-    "9007199254740993", "math.maxinteger", "math.mininteger", "-0.0", "0/0", "1/0", "-1/0",
-    "1e308", "1e-320", "1025", "30"};
-const char* const kStrings[] = {
-    "", "all", "any", "full", "none", "equal", "decorrelated", "transient", "timeout",
-    "permanent", "rate_limited", "64MB", "1GB", "0MB", "-1MB", "1e30MB", "text", "json",
-    "mock", "openai", "anthropic", "user", "assistant", "system", "string", "object",
-    "integer", "OPENAI_API_KEY", "http://127.0.0.1:9/v1", "ftp://x", "{{params.topic}}",
-    "{{deps.a}}", "{{deps.b.x.0}}", "{{", "}}", "{{ params }}", "{{deps.zz}}",
-    "[[mock:fault=503]]", "\\0", "\\xff\\xfe", "a.b", "1a"};
+    "attempts",  "base",        "max",          "factor",       "jitter",
+    "on",        "key",         "failures",     "failure_rate", "window",
+    "min_calls", "cooldown",    "max_cooldown", "probes",       "successes",
+    "quorum",    "best_effort", "limit",        "delay",        "role",
+    "content",   "description", "parameters",   "type",         "properties",
+    "required",  "items",       "tokens",       "cost",         "input",
+    "output",    "run",         "enum",         "minimum",      "additionalProperties"};
+const char* const kNumbers[] = {"0",
+                                "-1",
+                                "1",
+                                "2",
+                                "3",
+                                "0.5",
+                                "1e9",
+                                "1e9 + 1",
+                                "2147483647",
+                                "2147483648",
+                                "9007199254740993",
+                                "math.maxinteger",
+                                "math.mininteger",
+                                "-0.0",
+                                "0/0",
+                                "1/0",
+                                "-1/0",
+                                "1e308",
+                                "1e-320",
+                                "1025",
+                                "30"};
+const char* const kStrings[] = {"",
+                                "all",
+                                "any",
+                                "full",
+                                "none",
+                                "equal",
+                                "decorrelated",
+                                "transient",
+                                "timeout",
+                                "permanent",
+                                "rate_limited",
+                                "64MB",
+                                "1GB",
+                                "0MB",
+                                "-1MB",
+                                "1e30MB",
+                                "text",
+                                "json",
+                                "mock",
+                                "openai",
+                                "anthropic",
+                                "user",
+                                "assistant",
+                                "system",
+                                "string",
+                                "object",
+                                "integer",
+                                "OPENAI_API_KEY",
+                                "http://127.0.0.1:9/v1",
+                                "ftp://x",
+                                "{{params.topic}}",
+                                "{{deps.a}}",
+                                "{{deps.b.x.0}}",
+                                "{{",
+                                "}}",
+                                "{{ params }}",
+                                "{{deps.zz}}",
+                                "[[mock:fault=503]]",
+                                "\\0",
+                                "\\xff\\xfe",
+                                "a.b",
+                                "1a"};
 
 class Builder {
  public:
@@ -53,16 +109,16 @@ class Builder {
     std::string s = "local keel = require \"keel\"\n";
     int providers = in_.ConsumeIntegralInRange(0, 2);
     for (int i = 0; i < providers; ++i) {
-      s += "keel.provider " + Quoted(i == 0 ? "p" : Name()) + " { kind = " +
-           Quoted(Pick(kStrings)) + ", " + Options(2) + "}\n";
+      s += "keel.provider " + Quoted(i == 0 ? "p" : Name()) +
+           " { kind = " + Quoted(Pick(kStrings)) + ", " + Options(2) + "}\n";
     }
     int helpers = in_.ConsumeIntegralInRange(0, 2);
     for (int i = 0; i < helpers; ++i) {
       s += "local h" + std::to_string(i + 1) + " = keel.workflow " +
            Quoted(i == 0 ? "h1" : Name()) + " {\n" + Body() + "}\n";
     }
-    s += in_.ConsumeBool() ? "return keel.workflow \"main\" {\n" : "return keel.workflow (" +
-                                                                       Quoted(Name()) + ") {\n";
+    s += in_.ConsumeBool() ? "return keel.workflow \"main\" {\n"
+                           : "return keel.workflow (" + Quoted(Name()) + ") {\n";
     s += Body();
     s += "}\n";
     return s;
@@ -89,20 +145,28 @@ class Builder {
   std::string Value(int depth) {
     switch (in_.ConsumeIntegralInRange(0, depth > 0 ? 9 : 5)) {
       case 0:
-      case 1: return Pick(kNumbers);
-      case 2: return Quoted(Pick(kStrings));
-      case 3: return in_.ConsumeBool() ? "true" : "false";
-      case 4: return "function(ctx) return 1 end";
-      case 5: return in_.ConsumeBool() ? "h1" : "keel.array()";
-      case 6: return "{ " + Options(depth - 1) + "}";
-      case 7: return "{ " + Inner(depth - 1) + "}";
+      case 1:
+        return Pick(kNumbers);
+      case 2:
+        return Quoted(Pick(kStrings));
+      case 3:
+        return in_.ConsumeBool() ? "true" : "false";
+      case 4:
+        return "function(ctx) return 1 end";
+      case 5:
+        return in_.ConsumeBool() ? "h1" : "keel.array()";
+      case 6:
+        return "{ " + Options(depth - 1) + "}";
+      case 7:
+        return "{ " + Inner(depth - 1) + "}";
       case 8: {
         std::string list = "{ ";
         int n = in_.ConsumeIntegralInRange(0, 4);
         for (int i = 0; i < n; ++i) list += Value(depth - 1) + ", ";
         return list + "}";
       }
-      default: return "{ " + Quoted(Name()) + ", " + Quoted(Name()) + " }";
+      default:
+        return "{ " + Quoted(Name()) + ", " + Quoted(Name()) + " }";
     }
   }
 

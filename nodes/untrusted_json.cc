@@ -38,7 +38,9 @@ class DepthLimit {
     return doc_.Double(d);
   }
   bool RawNumber(const char* s, SizeType n, bool copy) { return doc_.RawNumber(s, n, copy); }
-  bool String(const char* s, SizeType n, bool copy) { return Utf8(s, n) && doc_.String(s, n, copy); }
+  bool String(const char* s, SizeType n, bool copy) {
+    return Utf8(s, n) && doc_.String(s, n, copy);
+  }
   bool Key(const char* s, SizeType n, bool copy) { return Utf8(s, n) && doc_.Key(s, n, copy); }
   bool StartObject() { return Enter() && doc_.StartObject(); }
   bool EndObject(SizeType n) {

@@ -150,7 +150,8 @@ TEST_CASE("values that cannot be JSON are reported with their path") {
         "error: at [1]: a string that is not valid UTF-8 cannot be JSON");
   CHECK(lua.Encode("{['\\xF0\\x9F'] = 1}") ==
         "error: a key that is not valid UTF-8 cannot be JSON");
-  CHECK(lua.Encode("'\\xED\\xA0\\x80'") == "error: a string that is not valid UTF-8 cannot be JSON");
+  CHECK(lua.Encode("'\\xED\\xA0\\x80'") ==
+        "error: a string that is not valid UTF-8 cannot be JSON");
   CHECK(lua.Encode("keel.array{1, x = 2}") == "error: an array (keel.array) cannot have key 'x'");
   CHECK(lua.Encode("keel.object{1}") == "error: an object (keel.object) cannot have key 1");
 }

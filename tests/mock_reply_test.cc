@@ -404,8 +404,8 @@ TEST_CASE("deeply nested JSON in a request or a call directive gets a 400, not a
   MockResponder mock;
   const std::string deep(1'000'000, '[');
   for (MockDialect dialect : {kOpenAI, kAnthropic}) {
-    for (const std::string& body : {deep, R"({"messages":)" + deep,
-                                    Ask("[[mock:call=f {\"a\":" + deep + "]]")}) {
+    for (const std::string& body :
+         {deep, R"({"messages":)" + deep, Ask("[[mock:call=f {\"a\":" + deep + "]]")}) {
       MockReply r = mock.Respond(body, dialect);
       CHECK(r.status == 400);
       std::string message = Parse(r.body)["error"]["message"].GetString();
