@@ -14,7 +14,10 @@ namespace {
 
 using rapidjson::SizeType;
 
-constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+// Full precision: the default parse of a number may be off by an ulp or
+// more, so a value would change each time it is written and read again.
+constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
+                            rapidjson::kParseFullPrecisionFlag;
 
 // Forwards a Reader's events to the document being built, failing the parse
 // when arrays and objects nest deeper than kMaxJsonDepth, when a number is

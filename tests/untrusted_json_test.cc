@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "nodes/json_document.h"
@@ -92,6 +93,19 @@ TEST_CASE("ParseUntrustedJson: escapes of lone surrogates and numbers past a dou
     CHECK(doc.IsNull());
   }
   CHECK(ParseUntrustedJson("1.7976931348623157e308", &doc).ok());
+}
+
+TEST_CASE("ParseUntrustedJson: numbers are read exactly, so writing and reading is stable") {
+  JsonDocument doc;
+  for (const char* number : {"8815101831705276415346", "18447644073709551615",
+                             "1.518446744073709551616e-7", "0.1", "2.2250738585072011e-308"}) {
+    CAPTURE(number);
+    REQUIRE(ParseUntrustedJson(number, &doc).ok());
+    CHECK(doc.GetDouble() == std::strtod(number, nullptr));
+    std::string once = wire::Serialize(doc);
+    REQUIRE(ParseUntrustedJson(once, &doc).ok());
+    CHECK(wire::Serialize(doc) == once);
+  }
 }
 
 TEST_CASE("ParseUntrustedJson: only a whole byte order mark is skipped") {
