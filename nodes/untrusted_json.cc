@@ -8,16 +8,17 @@
 #include <string>
 
 #include "engine/utf8.h"
+#include "nodes/json_number.h"
 
 namespace keel {
 namespace {
 
 using rapidjson::SizeType;
 
-// Full precision: the default parse of a number may be off by an ulp or
-// more, so a value would change each time it is written and read again.
+// Numbers come as text and are read by ReadJsonNumber (nodes/json_number.h):
+// RapidJSON's own reading is inexact, or wrong with full precision.
 constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
-                            rapidjson::kParseFullPrecisionFlag;
+                            rapidjson::kParseNumbersAsStringsFlag;
 
 // Forwards a Reader's events to the document being built, failing the parse
 // when arrays and objects nest deeper than kMaxJsonDepth, when a number is
@@ -40,7 +41,12 @@ class DepthLimit {
     }
     return doc_.Double(d);
   }
-  bool RawNumber(const char* s, SizeType n, bool copy) { return doc_.RawNumber(s, n, copy); }
+  bool RawNumber(const char* s, SizeType n, bool) {
+    JsonNumber number = ReadJsonNumber(s, n);
+    if (number.kind == JsonNumber::kInt64) return doc_.Int64(number.i);
+    if (number.kind == JsonNumber::kUint64) return doc_.Uint64(number.u);
+    return Double(number.d);
+  }
   bool String(const char* s, SizeType n, bool copy) {
     return Utf8(s, n) && doc_.String(s, n, copy);
   }

@@ -11,6 +11,7 @@
 
 #include "engine/utf8.h"
 #include "lua.hpp"
+#include "nodes/json_number.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/memorystream.h"
 #include "rapidjson/reader.h"
@@ -296,6 +297,12 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
     lua_pushnumber(L_, d);
     return Attach();
   }
+  bool RawNumber(const char* s, rapidjson::SizeType len, bool) {
+    JsonNumber number = ReadJsonNumber(s, len);
+    if (number.kind == JsonNumber::kInt64) return Integer(number.i);
+    if (number.kind == JsonNumber::kUint64) return Uint64(number.u);
+    return Double(number.d);
+  }
   bool String(const char* s, rapidjson::SizeType len, bool) {
     if (!Utf8(s, len)) return false;
     lua_pushlstring(L_, s, len);
@@ -465,7 +472,10 @@ Status LuaToJson(lua_State* L, int index, std::string* out) {
 }
 
 Status PushJson(lua_State* L, std::string_view json) {
-  constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag |
+  // Numbers come as text and are read by ReadJsonNumber: RapidJSON's full
+  // precision reads "0e89" as -8.25e267.
+  constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag |
+                              rapidjson::kParseIterativeFlag |
                               rapidjson::kParseValidateEncodingFlag;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 4)) {

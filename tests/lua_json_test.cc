@@ -183,8 +183,9 @@ TEST_CASE("invalid JSON text is rejected with its offset and leaves the stack al
   CHECK(lua.RoundTrip(R"(["\udc00"])") ==
         "error: invalid JSON at offset 9: a \\u escape that is not valid UTF-8 (a lone surrogate)");
   CHECK(lua.RoundTrip(R"({"\ud800":1})").rfind("error: invalid JSON", 0) == 0);
+  CHECK(lua.RoundTrip("[0e89, -0e89, 0.0e300, 1e-400]") == "[0.0,-0.0,0.0,0.0]");
   CHECK(lua.RoundTrip("[421e308]") ==
-        "error: invalid JSON at offset 8: Number too big to be stored in double");
+        "error: invalid JSON at offset 1: Number too big to be stored in double");
   CHECK(lua_gettop(lua.L) == top);
 }
 

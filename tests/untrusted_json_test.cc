@@ -97,8 +97,12 @@ TEST_CASE("ParseUntrustedJson: escapes of lone surrogates and numbers past a dou
 
 TEST_CASE("ParseUntrustedJson: numbers are read exactly, so writing and reading is stable") {
   JsonDocument doc;
+  // RapidJSON's full-precision reading made 0e89 -8.25e267.
+  REQUIRE(ParseUntrustedJson("[0e89, 0E+89, -0e89, 7, -7, 18446744073709551615]", &doc).ok());
+  CHECK(wire::Serialize(doc) == "[0.0,0.0,-0.0,7,-7,18446744073709551615]");
   for (const char* number : {"8815101831705276415346", "18447644073709551615",
-                             "1.518446744073709551616e-7", "0.1", "2.2250738585072011e-308"}) {
+                             "1.518446744073709551616e-7", "0.1", "2.2250738585072011e-308",
+                             "0e89", "-0.0e300", "1e-400"}) {
     CAPTURE(number);
     REQUIRE(ParseUntrustedJson(number, &doc).ok());
     CHECK(doc.GetDouble() == std::strtod(number, nullptr));
