@@ -68,7 +68,7 @@ bench: build
 # make fuzz: the libFuzzer targets of fuzz/ (clang, ASan, UBSan) built in
 # build-fuzz, each run FUZZ_SECONDS on a copy of its seed corpus
 # (fuzz/corpus/NAME) with its dictionary (fuzz/NAME.dict, else
-# fuzz/json.dict); fails when a target finds a crash, a leak or a hang,
+# fuzz/json.dict) and options (fuzz/NAME.options); fails when a target finds a crash, a leak or a hang,
 # whose input is then in build-fuzz/findings/NAME/. Not part of `make test`.
 FUZZ_SECONDS ?= 60
 FUZZ_PACKAGES := clang libclang-rt-14-dev
@@ -88,7 +88,8 @@ fuzz: deps
 	  cp fuzz/corpus/$$t/* build-fuzz/corpus/$$t/; \
 	  dict=fuzz/$$t.dict; [ -f $$dict ] || dict=fuzz/json.dict; \
 	  build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-	    -dict=$$dict -print_final_stats=1 -artifact_prefix=build-fuzz/findings/$$t/ build-fuzz/corpus/$$t \
+	    -dict=$$dict $$(grep -sv '^#' fuzz/$$t.options) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/findings/$$t/ build-fuzz/corpus/$$t \
 	    > build-fuzz/findings/$$t.log 2>&1 || failed="$$failed $$t"; \
 	  printf '%-26s %12s runs\n' $$t \
 	    "$$(sed -n 's/^stat::number_of_executed_units: *//p' build-fuzz/findings/$$t.log)"; \
