@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -359,7 +360,11 @@ std::string OpenAIAnswer(const Answer& a) {
   o.Close().EndList();
   o.Open("usage").Int("prompt_tokens", a.prompt_tokens);
   o.Int("completion_tokens", a.completion_tokens);
-  o.Int("total_tokens", a.prompt_tokens + a.completion_tokens).Close();
+  // Counts come from tokens=P,C and may be as large as INT64_MAX each.
+  const int64_t total = a.prompt_tokens > INT64_MAX - a.completion_tokens
+                            ? INT64_MAX
+                            : a.prompt_tokens + a.completion_tokens;
+  o.Int("total_tokens", total).Close();
   return o.Close().Text();
 }
 

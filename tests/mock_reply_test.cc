@@ -228,6 +228,11 @@ TEST_CASE("reply= sets the text and tokens= the usage") {
   CHECK(doc["usage"]["prompt_tokens"].GetInt() == 7);
   CHECK(doc["usage"]["completion_tokens"].GetInt() == 9);
   CHECK(doc["usage"]["total_tokens"].GetInt() == 16);
+  // The total of absurd counts stays at INT64_MAX instead of overflowing.
+  r = mock.Respond(Ask("[[mock:tokens=2,9223372036854775807]] q"), kOpenAI);
+  doc = Parse(r.body);
+  CHECK(doc["usage"]["completion_tokens"].GetInt64() == INT64_MAX);
+  CHECK(doc["usage"]["total_tokens"].GetInt64() == INT64_MAX);
   r = mock.Respond(Ask("[[mock:tokens=3,4]][[mock:reply=x]]"), kAnthropic);
   doc = Parse(r.body);
   CHECK(AnthropicText(r) == "x");
