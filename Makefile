@@ -11,7 +11,7 @@ BUILD := build$(if $(SAN),-$(SAN),)
 JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build thread-safety demo test bench clean
+.PHONY: all deps configure build thread-safety demo test bench clean fuzz
 
 all: build
 
@@ -78,5 +78,38 @@ bench: build
 	$(BUILD)/bench/policy_bench
 	$(BUILD)/bench/agent_bench
 
+# make fuzz: the libFuzzer targets of fuzz/ (clang, ASan, UBSan) built in
+# build-fuzz, each run FUZZ_SECONDS on a copy of its seed corpus
+# (fuzz/corpus/NAME) with its dictionary (fuzz/NAME.dict, else
+# fuzz/json.dict) and options (fuzz/NAME.options); fails when a target finds a crash, a leak or a hang,
+# whose input is then in build-fuzz/findings/NAME/. Not part of `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+fuzz: deps
+	@missing=""; for p in $(FUZZ_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	[ -f build-fuzz/CMakeCache.txt ] || cmake -S . -B build-fuzz -DKEEL_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+	@failed=""; for t in $$(tr ';' ' ' < build-fuzz/fuzz/fuzz_targets.txt); do \
+	  rm -rf build-fuzz/corpus/$$t build-fuzz/findings/$$t; \
+	  mkdir -p build-fuzz/corpus/$$t build-fuzz/findings/$$t; \
+	  cp fuzz/corpus/$$t/* build-fuzz/corpus/$$t/; \
+	  dict=fuzz/$$t.dict; [ -f $$dict ] || dict=fuzz/json.dict; \
+	  build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -dict=$$dict $$(grep -sv '^#' fuzz/$$t.options) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/findings/$$t/ build-fuzz/corpus/$$t \
+	    > build-fuzz/findings/$$t.log 2>&1 || failed="$$failed $$t"; \
+	  printf '%-26s %12s runs\n' $$t \
+	    "$$(sed -n 's/^stat::number_of_executed_units: *//p' build-fuzz/findings/$$t.log)"; \
+	done; \
+	if [ -n "$$failed" ]; then \
+	  echo "fuzz: problems found by$$failed (see build-fuzz/findings/)"; exit 1; \
+	fi
+
 clean:
-	rm -rf build build-thread build-address $(TSA_BUILD)
+	rm -rf build build-thread build-address build-fuzz $(TSA_BUILD)

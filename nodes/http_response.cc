@@ -54,12 +54,13 @@ void HttpResponse::AddHeaderLine(std::string_view line) {
     return;
   }
   size_t colon = line.find(':');
-  if (colon == std::string_view::npos || colon == 0) return;
+  if (colon == std::string_view::npos) return;
+  std::string_view trimmed = TrimBlanks(line.substr(0, colon));
+  if (trimmed.empty()) return;  // ": x", "  : x": no name
   if (headers.capacity() == 0) headers.reserve(12);
-  std::string& name = headers
-                          .emplace_back(std::string(TrimBlanks(line.substr(0, colon))),
-                                        std::string(TrimBlanks(line.substr(colon + 1))))
-                          .first;
+  std::string& name =
+      headers.emplace_back(std::string(trimmed), std::string(TrimBlanks(line.substr(colon + 1))))
+          .first;
   for (char& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 

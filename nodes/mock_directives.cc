@@ -7,6 +7,7 @@
 #include "nodes/json_document.h"
 #include "nodes/mock_reply.h"
 #include "nodes/trim.h"
+#include "nodes/untrusted_json.h"
 #include "nodes/wire_json.h"
 
 namespace keel {
@@ -53,9 +54,8 @@ std::optional<std::string> ApplyDirective(const std::string& key, const std::str
     std::string name = spec.substr(0, space);
     std::string args =
         space == std::string::npos ? "{}" : std::string(TrimBlanks(spec.substr(space)));
-    JsonDocument doc;
-    doc.Parse(args.c_str(), args.size());
-    if (name.empty() || doc.HasParseError() || !doc.IsObject()) {
+    JsonDocument doc;  // prompt text: parsed without recursion, depth capped
+    if (name.empty() || !ParseUntrustedJson(args, &doc).ok() || !doc.IsObject()) {
       return bad("expected NAME {JSON object}");
     }
     d->calls.emplace_back(name, wire::Serialize(doc));

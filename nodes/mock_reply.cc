@@ -1,13 +1,13 @@
 #include "nodes/mock_reply.h"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/pointer.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -18,6 +18,7 @@
 #include "nodes/json_document.h"
 #include "nodes/mock_directives.h"
 #include "nodes/mock_schema_value.h"
+#include "nodes/untrusted_json.h"
 #include "nodes/wire_json.h"
 
 namespace keel {
@@ -359,7 +360,11 @@ std::string OpenAIAnswer(const Answer& a) {
   o.Close().EndList();
   o.Open("usage").Int("prompt_tokens", a.prompt_tokens);
   o.Int("completion_tokens", a.completion_tokens);
-  o.Int("total_tokens", a.prompt_tokens + a.completion_tokens).Close();
+  // Counts come from tokens=P,C and may be as large as INT64_MAX each.
+  const int64_t total = a.prompt_tokens > INT64_MAX - a.completion_tokens
+                            ? INT64_MAX
+                            : a.prompt_tokens + a.completion_tokens;
+  o.Int("total_tokens", total).Close();
   return o.Close().Text();
 }
 
@@ -453,12 +458,11 @@ MockReply MockFaultReply(MockDialect dialect, const std::string& fault,
 }
 
 MockReply MockResponder::Respond(const std::string& request_body, MockDialect dialect) {
+  // Without recursion and with a depth cap: a server's request body may be
+  // anything, such as a million '['.
   JsonDocument req;
-  req.Parse(request_body.c_str(), request_body.size());
-  if (req.HasParseError()) {
-    return BadRequestReply(dialect, std::string("request body is not JSON: ") +
-                                        rapidjson::GetParseError_En(req.GetParseError()) +
-                                        " at offset " + std::to_string(req.GetErrorOffset()));
+  if (Status parsed = ParseUntrustedJson(request_body, &req); !parsed.ok()) {
+    return BadRequestReply(dialect, "request body is not JSON: " + parsed.message());
   }
   if (!req.IsObject()) return BadRequestReply(dialect, "request body is not a JSON object");
   Conversation c;

@@ -55,13 +55,14 @@ struct FirstValueType : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, FirstVal
 };
 
 // The type of `json` when it is exactly one valid JSON value; nullopt
-// otherwise. Checks without building a document (no allocation beyond the
+// otherwise (a NUL byte after the value too, which RapidJSON alone takes for
+// the end). Checks without building a document (no allocation beyond the
 // parser's small stack), so it is cheap on hot paths.
 inline std::optional<rapidjson::Type> JsonTypeOf(std::string_view json) {
   rapidjson::Reader reader;
   rapidjson::MemoryStream in(json.data(), json.size());
   FirstValueType handler;
-  if (!reader.Parse(in, handler)) return std::nullopt;
+  if (!reader.Parse(in, handler) || in.Tell() < json.size()) return std::nullopt;
   return handler.type;
 }
 

@@ -9,7 +9,9 @@
 #include <optional>
 #include <vector>
 
+#include "engine/utf8.h"
 #include "lua.hpp"
+#include "nodes/json_number.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/memorystream.h"
 #include "rapidjson/reader.h"
@@ -24,9 +26,8 @@ char kArrayMarkerKey;
 char kObjectMarkerKey;
 char kNullSentinel;
 
-using JsonWriter =
-    rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
-                      rapidjson::CrtAllocator, rapidjson::kWriteValidateEncodingFlag>;
+// Strings are checked with IsUtf8 before they are written.
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 bool IsIdentifier(std::string_view s) {
   if (s.empty() || !(isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
@@ -80,10 +81,12 @@ class Encoder {
         if (len > std::numeric_limits<rapidjson::SizeType>::max()) {
           return Fail("a string longer than 4 GiB cannot be JSON");
         }
-        if (!writer_.String(s, static_cast<rapidjson::SizeType>(len))) {
+        // Checked here, not by the writer: RapidJSON's validation reads up to
+        // three bytes past a string that ends inside a UTF-8 sequence.
+        if (!IsUtf8(std::string_view(s, len))) {
           return Fail("a string that is not valid UTF-8 cannot be JSON");
         }
-        return true;
+        return writer_.String(s, static_cast<rapidjson::SizeType>(len));
       }
       case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L_, index) == &kNullSentinel) return writer_.Null();
@@ -231,9 +234,8 @@ class Encoder {
     size_t keys_end = keys_.size();
     for (size_t i = keys_begin; i < keys_end; ++i) {
       std::string_view key = keys_[i];
-      if (!writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()))) {
-        return Fail("a key that is not valid UTF-8 cannot be JSON");
-      }
+      if (!IsUtf8(key)) return Fail("a key that is not valid UTF-8 cannot be JSON");
+      writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
       lua_pushlstring(L_, key.data(), key.size());
       lua_rawget(L_, index);
       bool ok = Encode(lua_gettop(L_), depth);
@@ -255,7 +257,8 @@ class Encoder {
   // Tables on the path from the root to the current one, to detect cycles.
   std::vector<const void*> ancestors_;
   // Keys of the objects being written, innermost last. The strings are owned
-  // by the tables, which stay reachable (and unmodified) while encoding.
+  // by the tables, which stay reachable (and unmodified: LuaToJson stops the
+  // collector, so no finalizer runs) while encoding.
   std::vector<std::string_view> keys_;
   std::string error_;
   std::vector<std::string> reversed_path_;
@@ -289,14 +292,24 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
     return Double(static_cast<double>(u));
   }
   bool Double(double d) {
+    // RapidJSON makes 1e999 an error but 9e308 infinity, which is no JSON value.
+    if (!std::isfinite(d)) return Refuse("Number too big to be stored in double");
     lua_pushnumber(L_, d);
     return Attach();
   }
+  bool RawNumber(const char* s, rapidjson::SizeType len, bool) {
+    JsonNumber number = ReadJsonNumber(s, len);
+    if (number.kind == JsonNumber::kInt64) return Integer(number.i);
+    if (number.kind == JsonNumber::kUint64) return Uint64(number.u);
+    return Double(number.d);
+  }
   bool String(const char* s, rapidjson::SizeType len, bool) {
+    if (!Utf8(s, len)) return false;
     lua_pushlstring(L_, s, len);
     return Attach();
   }
   bool Key(const char* s, rapidjson::SizeType len, bool) {
+    if (!Utf8(s, len)) return false;
     lua_pushlstring(L_, s, len);
     return true;
   }
@@ -335,6 +348,18 @@ class Decoder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Decoder> 
   bool Integer(lua_Integer i) {
     lua_pushinteger(L_, i);
     return Attach();
+  }
+
+  // RapidJSON validates the bytes of strings, not what \u escapes encode: a
+  // lone surrogate would make a string that is not UTF-8.
+  bool Utf8(const char* s, rapidjson::SizeType len) {
+    return IsUtf8(std::string_view(s, len)) ||
+           Refuse("a \\u escape that is not valid UTF-8 (a lone surrogate)");
+  }
+
+  bool Refuse(std::string why) {
+    error_ = std::move(why);
+    return false;
   }
 
   bool Open() {
@@ -430,10 +455,16 @@ void PushObjectMarker(lua_State* L) { PushMarker(L, &kObjectMarkerKey); }
 Status LuaToJson(lua_State* L, int index, std::string* out) {
   int top = lua_gettop(L);
   index = lua_absindex(L, index);
+  // No collection while encoding: the encoder holds object keys as views of
+  // Lua strings, and a __gc finalizer run by one of its allocations could
+  // remove them from their table and let them be freed.
+  const bool collecting = lua_gc(L, LUA_GCISRUNNING) != 0;
+  if (collecting) lua_gc(L, LUA_GCSTOP);
   Scratch<Encoder> encoder;
   encoder->Reset(L);
   bool ok = encoder->Encode(index, 0);
   lua_settop(L, top);
+  if (collecting) lua_gc(L, LUA_GCRESTART);
   if (!ok) return Status::Error(ErrorKind::kPermanent, encoder->ErrorMessage());
   out->append(encoder->text(), encoder->size());
   encoder->Trim();
@@ -441,7 +472,10 @@ Status LuaToJson(lua_State* L, int index, std::string* out) {
 }
 
 Status PushJson(lua_State* L, std::string_view json) {
-  constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag |
+  // Numbers come as text and are read by ReadJsonNumber: RapidJSON's full
+  // precision reads "0e89" as -8.25e267.
+  constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag |
+                              rapidjson::kParseIterativeFlag |
                               rapidjson::kParseValidateEncodingFlag;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 4)) {
@@ -452,6 +486,10 @@ Status PushJson(lua_State* L, std::string_view json) {
   rapidjson::MemoryStream stream(json.data(), json.size());
   Scratch<rapidjson::Reader> reader;
   rapidjson::ParseResult result = reader->Parse<kFlags>(stream, decoder);
+  if (!result.IsError() && stream.Tell() < json.size()) {
+    // RapidJSON takes a NUL byte for the end of the text: "1\0x" is not JSON.
+    result.Set(rapidjson::kParseErrorDocumentRootNotSingular, stream.Tell());
+  }
   if (result.IsError()) {
     lua_settop(L, top);
     std::string what = result.Code() == rapidjson::kParseErrorTermination

@@ -144,6 +144,14 @@ TEST_CASE("values that cannot be JSON are reported with their path") {
   CHECK(lua.Encode("{['a b'] = {'\\xff'}}") ==
         "error: at [\"a b\"][1]: a string that is not valid UTF-8 cannot be JSON");
   CHECK(lua.Encode("{['\\xff'] = 1}") == "error: a key that is not valid UTF-8 cannot be JSON");
+  // Cut inside a UTF-8 sequence (text:sub(1, n) of a reply): refused without
+  // reading past the string's end (RapidJSON's own check read up to 3 bytes on).
+  CHECK(lua.Encode("{('caf\\xC3\\xA9'):sub(1, 4)}") ==
+        "error: at [1]: a string that is not valid UTF-8 cannot be JSON");
+  CHECK(lua.Encode("{['\\xF0\\x9F'] = 1}") ==
+        "error: a key that is not valid UTF-8 cannot be JSON");
+  CHECK(lua.Encode("'\\xED\\xA0\\x80'") ==
+        "error: a string that is not valid UTF-8 cannot be JSON");
   CHECK(lua.Encode("keel.array{1, x = 2}") == "error: an array (keel.array) cannot have key 'x'");
   CHECK(lua.Encode("keel.object{1}") == "error: an object (keel.object) cannot have key 1");
 }
@@ -171,6 +179,13 @@ TEST_CASE("invalid JSON text is rejected with its offset and leaves the stack al
   CHECK(lua.RoundTrip("NaN").rfind("error: invalid JSON", 0) == 0);
   CHECK(lua.RoundTrip("\"\xff\"").rfind("error: invalid JSON", 0) == 0);
   CHECK(lua.RoundTrip("").rfind("error: invalid JSON at offset 0:", 0) == 0);
+  CHECK(lua.RoundTrip(std::string("[1]\0x", 5)).rfind("error: invalid JSON at offset 3:", 0) == 0);
+  CHECK(lua.RoundTrip(R"(["\udc00"])") ==
+        "error: invalid JSON at offset 9: a \\u escape that is not valid UTF-8 (a lone surrogate)");
+  CHECK(lua.RoundTrip(R"({"\ud800":1})").rfind("error: invalid JSON", 0) == 0);
+  CHECK(lua.RoundTrip("[0e89, -0e89, 0.0e300, 1e-400]") == "[0.0,-0.0,0.0,0.0]");
+  CHECK(lua.RoundTrip("[421e308]") ==
+        "error: invalid JSON at offset 1: Number too big to be stored in double");
   CHECK(lua_gettop(lua.L) == top);
 }
 
@@ -209,6 +224,44 @@ TEST_CASE("conversions stay correct when a __gc finalizer converts JSON mid-way"
     collectgarbage("incremental", 200, 100)
     return seen > 0
   end)())") == "true");
+}
+
+TEST_CASE("encoding an object survives a __gc finalizer that empties it mid-way") {
+  LuaFixture lua;
+  // The finalizers run inside the allocations encoding makes, after the
+  // object's keys were listed: each key must still be readable (the keys
+  // are long strings, collectable once the table no longer holds them).
+  for (int round = 0; round < 20; ++round) {
+    lua.Eval(R"((function()
+      collectgarbage("incremental", 1, 1000)
+      local t = {}
+      for i = 1, 300 do t[string.format("key%04d", i) .. string.rep("x", 60)] = i end
+      local armed, mt = false, {}
+      mt.__gc = function()
+        if armed then
+          for k in pairs(t) do t[k] = nil end
+        else
+          setmetatable({}, mt)  -- keep garbage with a finalizer around until armed
+        end
+      end
+      for _ = 1, 200 do setmetatable({}, mt) end
+      armed = true  -- nothing allocates from here until LuaToJson
+      return t
+    end)())");
+    std::string json;
+    Status status = LuaToJson(lua.L, -1, &json);
+    lua_pop(lua.L, 1);
+    REQUIRE(luaL_dostring(lua.L, "collectgarbage('incremental', 200, 100)") == LUA_OK);
+    REQUIRE_MESSAGE(status.ok(), status.message());
+    // Every key once, in order, whatever the finalizers left of the values.
+    size_t at = 0;
+    for (int i = 1; i <= 300; ++i) {
+      char key[16];
+      snprintf(key, sizeof(key), "\"key%04d", i);
+      at = json.find(key, at);
+      REQUIRE_MESSAGE(at != std::string::npos, key << " missing in " << json.substr(0, 200));
+    }
+  }
 }
 
 // ---- Property tests -------------------------------------------------------

@@ -228,6 +228,11 @@ TEST_CASE("reply= sets the text and tokens= the usage") {
   CHECK(doc["usage"]["prompt_tokens"].GetInt() == 7);
   CHECK(doc["usage"]["completion_tokens"].GetInt() == 9);
   CHECK(doc["usage"]["total_tokens"].GetInt() == 16);
+  // The total of absurd counts stays at INT64_MAX instead of overflowing.
+  r = mock.Respond(Ask("[[mock:tokens=2,9223372036854775807]] q"), kOpenAI);
+  doc = Parse(r.body);
+  CHECK(doc["usage"]["completion_tokens"].GetInt64() == INT64_MAX);
+  CHECK(doc["usage"]["total_tokens"].GetInt64() == INT64_MAX);
   r = mock.Respond(Ask("[[mock:tokens=3,4]][[mock:reply=x]]"), kAnthropic);
   doc = Parse(r.body);
   CHECK(AnthropicText(r) == "x");
@@ -396,6 +401,22 @@ TEST_CASE("bad input gets a 400 with an error body") {
       rapidjson::Document doc = Parse(r.body);
       CHECK(doc["error"]["message"].IsString());
       CHECK(doc.HasMember("type") == (dialect == kAnthropic));
+    }
+  }
+}
+
+TEST_CASE("deeply nested JSON in a request or a call directive gets a 400, not a stack overflow") {
+  MockResponder mock;
+  const std::string deep(1'000'000, '[');
+  for (MockDialect dialect : {kOpenAI, kAnthropic}) {
+    for (const std::string& body :
+         {deep, R"({"messages":)" + deep, Ask("[[mock:call=f {\"a\":" + deep + "]]")}) {
+      MockReply r = mock.Respond(body, dialect);
+      CHECK(r.status == 400);
+      std::string message = Parse(r.body)["error"]["message"].GetString();
+      CHECK_MESSAGE((message.find("nested deeper than") != std::string::npos ||
+                     message.find("expected NAME {JSON object}") != std::string::npos),
+                    message);
     }
   }
 }

@@ -629,6 +629,21 @@ TEST_CASE("HttpStatusFailure: Retry-After on 429 only") {
   CHECK(HttpStatusFailure(unavailable, "fast", kWallNow).retry_after() < 0);
 }
 
+TEST_CASE("AddHeaderLine: names lower-cased and trimmed; a line without a name is ignored") {
+  HttpResponse r;
+  r.AddHeaderLine("HTTP/1.1 429 Too Many Requests\r\n");
+  r.AddHeaderLine("Retry-After:  7 \r\n");
+  r.AddHeaderLine(": 5\r\n");
+  r.AddHeaderLine("  \t: 5\r\n");  // blanks only before the colon: no name either
+  r.AddHeaderLine("no colon\r\n");
+  REQUIRE(r.headers.size() == 1);
+  CHECK(r.headers[0].first == "retry-after");
+  CHECK(r.headers[0].second == "7");
+  CHECK(r.Header("") == "");
+  r.AddHeaderLine("HTTP/2 200\r\n");
+  CHECK(r.headers.empty());
+}
+
 TEST_CASE("Redact") {
   CHECK(Redact("key=abc and abc again", "abc") == "key=[redacted] and [redacted] again");
   CHECK(Redact("nothing here", "abc") == "nothing here");
