@@ -321,7 +321,6 @@ TEST_CASE("the disk stays full: the run stops naming it, and resume finishes onc
   std::map<std::string, int> counts = LogCounts(box);
   for (const auto& entry : recorded) {
     const auto& node = entry.first;
-    const auto& output = entry.second;
     CAPTURE(node);
     CHECK_MESSAGE(counts[node] == 1, "a node whose record was committed ran again");
   }
@@ -406,7 +405,6 @@ TEST_CASE("another process holds the write lock past --storage-timeout: exit 1, 
   std::map<std::string, int> counts = LogCounts(box);
   for (const auto& entry : recorded) {
     const auto& node = entry.first;
-    const auto& output = entry.second;
     CAPTURE(node);
     CHECK_MESSAGE(counts[node] == 1, "a node whose record was committed ran again");
   }
