@@ -5,19 +5,6 @@
 
 namespace keel {
 
-// The renewals of one outstanding probe. Record/Release and the renewal
-// itself synchronize on mu, which a renewal holds while it writes, so once
-// StopRenewal returns no renewal of the probe runs or is about to.
-struct BreakerRegistry::Renewal {
-  std::string key;
-  int64_t id = 0;
-  Clock* clock = nullptr;
-  std::function<void(std::function<void()>)> post;
-  std::mutex mu;
-  bool stopped = false;  // guarded by mu
-  TimerId timer = 0;     // guarded by mu
-};
-
 namespace {
 
 BreakerRegistry::Options WithOwner(BreakerRegistry::Options options) {
@@ -33,11 +20,11 @@ BreakerRegistry::BreakerRegistry(Store* store, Options options)
 BreakerRegistry::~BreakerRegistry() {
   std::unordered_map<int64_t, std::shared_ptr<Renewal>> renewals;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     renewals.swap(renewals_);
   }
   for (auto& [id, r] : renewals) {
-    std::lock_guard<std::mutex> lock(r->mu);
+    MutexLock lock(&r->mu);
     r->stopped = true;
     r->clock->Cancel(r->timer);
   }
@@ -50,7 +37,7 @@ void BreakerRegistry::Update(const std::string& key, F&& update) {
     if (stored.ok()) return;
   }
   // No store, or it failed: the breaker still protects this process.
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   update(local_[key]);
 }
 
@@ -73,7 +60,7 @@ BreakerRegistry::Decision BreakerRegistry::Admit(const BreakerConfig& config, do
                                                  const Renewer& renewer) {
   int64_t id = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     while (id == 0) id = static_cast<int64_t>(ids_() >> 1);
   }
   const ProbeClaim claim = Claim(id);
@@ -90,21 +77,21 @@ BreakerRegistry::Decision BreakerRegistry::Admit(const BreakerConfig& config, do
   r->clock = renewer.clock;
   r->post = renewer.post;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     renewals_[id] = r;
   }
-  std::lock_guard<std::mutex> lock(r->mu);
+  MutexLock lock(&r->mu);
   Schedule(r);
   return d;
 }
 
-// Requires r->mu held and the renewal not stopped.
+// The renewal must not be stopped.
 void BreakerRegistry::Schedule(const std::shared_ptr<Renewal>& r) {
   std::weak_ptr<Renewal> weak = r;
   r->timer = r->clock->After(options_.renew_every, [this, weak] {
     auto due = weak.lock();
     if (!due) return;
-    std::lock_guard<std::mutex> lock(due->mu);
+    MutexLock lock(&due->mu);
     // Stopped: the probe reported, or the registry is gone; `this` is not
     // touched then.
     if (due->stopped) return;
@@ -117,20 +104,20 @@ void BreakerRegistry::Schedule(const std::shared_ptr<Renewal>& r) {
     due->post([this, weak] {
       auto posted = weak.lock();
       if (!posted) return;
-      std::lock_guard<std::mutex> posted_lock(posted->mu);
+      MutexLock posted_lock(&posted->mu);
       if (!posted->stopped) Renew(posted);
     });
   });
 }
 
-// Requires r->mu held and the renewal not stopped.
+// The renewal must not be stopped.
 void BreakerRegistry::Renew(const std::shared_ptr<Renewal>& r) {
   bool held = false;
   auto renew = [&](BreakerSnapshot& s) { held = RenewProbe(s, r->id, r->clock->WallNow()); };
   bool stored = false;
   if (store_) stored = store_->UpdateBreaker(r->key, renew).ok();
   if (!stored) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = local_.find(r->key);
     if (it != local_.end()) renew(it->second);
     // A store that failed this once keeps the lease it had: try again next
@@ -147,13 +134,13 @@ void BreakerRegistry::Renew(const std::shared_ptr<Renewal>& r) {
 void BreakerRegistry::StopRenewal(int64_t probe) {
   std::shared_ptr<Renewal> r;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = renewals_.find(probe);
     if (it == renewals_.end()) return;
     r = std::move(it->second);
     renewals_.erase(it);
   }
-  std::lock_guard<std::mutex> lock(r->mu);
+  MutexLock lock(&r->mu);
   r->stopped = true;
   r->clock->Cancel(r->timer);
 }
@@ -174,7 +161,7 @@ void BreakerRegistry::Release(const BreakerConfig& config, int64_t probe) {
 }
 
 size_t BreakerRegistry::renewing() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return renewals_.size();
 }
 

@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -22,6 +21,7 @@
 
 #include "engine/circuit_breaker.h"
 #include "engine/clock.h"
+#include "engine/mutex.h"
 #include "engine/process_owner.h"
 #include "engine/store.h"
 
@@ -78,21 +78,32 @@ class BreakerRegistry {
   size_t renewing();
 
  private:
-  struct Renewal;
+  // The renewals of one outstanding probe. Record/Release and the renewal
+  // itself synchronize on mu, which a renewal holds while it writes, so once
+  // StopRenewal returns no renewal of the probe runs or is about to.
+  struct Renewal {
+    std::string key;
+    int64_t id = 0;
+    Clock* clock = nullptr;
+    std::function<void(std::function<void()>)> post;
+    Mutex mu;
+    bool stopped GUARDED_BY(mu) = false;
+    TimerId timer GUARDED_BY(mu) = 0;
+  };
 
   template <typename F>
   void Update(const std::string& key, F&& update);
   ProbeClaim Claim(int64_t id);
-  void Schedule(const std::shared_ptr<Renewal>& r);
-  void Renew(const std::shared_ptr<Renewal>& r);
+  void Schedule(const std::shared_ptr<Renewal>& r) EXCLUSIVE_LOCKS_REQUIRED(r->mu);
+  void Renew(const std::shared_ptr<Renewal>& r) EXCLUSIVE_LOCKS_REQUIRED(r->mu);
   void StopRenewal(int64_t probe);
 
   Store* store_;
   const Options options_;
-  std::mutex mu_;
-  std::unordered_map<std::string, BreakerSnapshot> local_;          // guarded by mu_
-  std::unordered_map<int64_t, std::shared_ptr<Renewal>> renewals_;  // guarded by mu_
-  std::mt19937_64 ids_;                                             // guarded by mu_
+  Mutex mu_;
+  std::unordered_map<std::string, BreakerSnapshot> local_ GUARDED_BY(mu_);
+  std::unordered_map<int64_t, std::shared_ptr<Renewal>> renewals_ GUARDED_BY(mu_);
+  std::mt19937_64 ids_ GUARDED_BY(mu_);
 };
 
 }  // namespace keel

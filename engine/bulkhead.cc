@@ -4,7 +4,7 @@ namespace keel {
 
 Bulkhead::Ticket Bulkhead::Acquire(const std::string& key, int limit,
                                    std::function<void()> on_granted) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Lane& lane = lanes_[key];
   if (lane.in_use < limit && lane.waiting.empty()) {
     ++lane.in_use;
@@ -17,7 +17,7 @@ Bulkhead::Ticket Bulkhead::Acquire(const std::string& key, int limit,
 void Bulkhead::Release(const std::string& key) {
   std::function<void()> next;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     Lane& lane = lanes_[key];
     if (lane.waiting.empty()) {
       --lane.in_use;
@@ -30,7 +30,7 @@ void Bulkhead::Release(const std::string& key) {
 }
 
 bool Bulkhead::Cancel(const std::string& key, Ticket ticket) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto& waiting = lanes_[key].waiting;
   for (auto it = waiting.begin(); it != waiting.end(); ++it) {
     if (it->first == ticket) {
@@ -42,7 +42,7 @@ bool Bulkhead::Cancel(const std::string& key, Ticket ticket) {
 }
 
 int Bulkhead::in_use(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return lanes_[key].in_use;
 }
 

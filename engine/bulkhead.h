@@ -7,9 +7,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "engine/mutex.h"
 
 namespace keel {
 
@@ -37,9 +38,9 @@ class Bulkhead {
     int in_use = 0;
     std::deque<std::pair<Ticket, std::function<void()>>> waiting;
   };
-  std::mutex mu_;
-  Ticket next_ = 0;                             // guarded by mu_
-  std::unordered_map<std::string, Lane> lanes_;  // guarded by mu_
+  Mutex mu_;
+  Ticket next_ GUARDED_BY(mu_) = 0;
+  std::unordered_map<std::string, Lane> lanes_ GUARDED_BY(mu_);
 };
 
 }  // namespace keel

@@ -10,9 +10,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <utility>
 #include <vector>
+
+#include "engine/mutex.h"
 
 namespace keel {
 
@@ -22,7 +23,7 @@ class CancelToken {
   void Cancel() {
     std::vector<std::pair<uint64_t, std::function<void()>>> callbacks;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
       callbacks.swap(callbacks_);
     }
@@ -35,7 +36,7 @@ class CancelToken {
   // Listening does not change the token: callable through a const pointer.
   uint64_t Subscribe(std::function<void()> fn) const {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!cancelled()) {
         callbacks_.emplace_back(++next_id_, std::move(fn));
         return next_id_;
@@ -47,7 +48,7 @@ class CancelToken {
   // Drops a callback that has not started. A concurrent Cancel() may already
   // be running it; callers whose callback touches freed state must allow for that.
   void Unsubscribe(uint64_t id) const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto it = callbacks_.begin(); it != callbacks_.end(); ++it) {
       if (it->first == id) {
         callbacks_.erase(it);
@@ -58,9 +59,9 @@ class CancelToken {
 
  private:
   std::atomic<bool> cancelled_{false};
-  mutable std::mutex mu_;
-  mutable uint64_t next_id_ = 0;                                          // guarded by mu_
-  mutable std::vector<std::pair<uint64_t, std::function<void()>>> callbacks_;  // guarded by mu_
+  mutable Mutex mu_;
+  mutable uint64_t next_id_ GUARDED_BY(mu_) = 0;
+  mutable std::vector<std::pair<uint64_t, std::function<void()>>> callbacks_ GUARDED_BY(mu_);
 };
 
 }  // namespace keel

@@ -21,7 +21,7 @@ void Executor::WarmUp() {
 }
 
 void Executor::Stop(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(active_mu_);
+  MutexLock lock(&active_mu_);
   for (RunState* state : active_) state->StopRun(reason);
 }
 
@@ -37,12 +37,15 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
   env.options = &options;
   env.retry_budget.store(workflow.retry_budget);
   env.history = &history;
-  env.spent = history.spent;
-  env.budget = options.budget.limited() ? options.budget : workflow.budget;
+  {
+    MutexLock lock(&env.spend_mu);
+    env.spent = history.spent;
+    env.budget = options.budget.limited() ? options.budget : workflow.budget;
+  }
   RunState state(workflow, run_id, std::move(params), &env, 0, "", {}, nullptr);
   env.root = &state;
   {
-    std::lock_guard<std::mutex> lock(active_mu_);
+    MutexLock lock(&active_mu_);
     active_.push_back(&state);
   }
   std::vector<int> ready = state.Prepare(earlier);
@@ -82,7 +85,7 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
     graph.wait_for_all();
   });
   {
-    std::lock_guard<std::mutex> lock(active_mu_);
+    MutexLock lock(&active_mu_);
     active_.erase(std::find(active_.begin(), active_.end(), &state));
   }
   RunOutcome outcome = state.Outcome();

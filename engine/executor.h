@@ -11,7 +11,6 @@
 // share its bulkheads (max_concurrency per key) and breakers. Run() blocks its
 // caller, which must not be a TBB worker of the same arena.
 
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,6 +19,7 @@
 #include "engine/breaker_registry.h"
 #include "engine/bulkhead.h"
 #include "engine/clock.h"
+#include "engine/mutex.h"
 #include "engine/observer.h"
 #include "engine/store.h"
 #include "engine/workflow.h"
@@ -99,8 +99,8 @@ class Executor {
   Observer* observer_;
   BreakerRegistry breakers_;
   Bulkhead bulkhead_;
-  std::mutex active_mu_;
-  std::vector<RunState*> active_;  // guarded by active_mu_: runs in progress
+  Mutex active_mu_;
+  std::vector<RunState*> active_ GUARDED_BY(active_mu_);  // runs in progress
 };
 
 }  // namespace keel

@@ -4,9 +4,8 @@
 // Advance() runs every timer that falls due, in order, on the calling thread.
 // Safe to use from several threads; callbacks run without the lock held.
 
-#include <mutex>
-
 #include "engine/clock.h"
+#include "engine/mutex.h"
 #include "engine/timer_queue.h"
 
 namespace keel {
@@ -28,10 +27,10 @@ class FakeClock final : public Clock {
   size_t pending();
 
  private:
-  std::mutex mu_;
-  double now_;           // guarded by mu_
+  Mutex mu_;
+  double now_ GUARDED_BY(mu_);
   double wall_offset_;   // constant
-  TimerQueue queue_;     // guarded by mu_
+  TimerQueue queue_ GUARDED_BY(mu_);
 };
 
 }  // namespace keel

@@ -39,14 +39,14 @@ void RunState::AcquireSlots(int i, int stage) {
   for (; stage < 2; ++stage) {
     int limit = stage == 0 ? wf_.nodes[i].policy.max_concurrency : env_->options->max_inflight;
     if (limit <= 0) continue;
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     if (slot.stop != Stop::kNone) break;
     std::string key = BulkheadKey(i, stage);
     env_->reserve();  // held while queued; released once the grant has been handled
     Bulkhead::Ticket ticket = env_->bulkhead->Acquire(key, limit, [this, i, stage] {
       env_->post([this, i, stage] {
         {
-          std::lock_guard<std::mutex> inner(slots_[i].mu);
+          MutexLock inner(&slots_[i].mu);
           slots_[i].slots_held = stage + 1;
           slots_[i].phase = Phase::kStarting;
         }
@@ -71,7 +71,7 @@ void RunState::AcquireSlots(int i, int stage) {
 void RunState::ReleaseSlots(int i) {
   int held;
   {
-    std::lock_guard<std::mutex> lock(slots_[i].mu);
+    MutexLock lock(&slots_[i].mu);
     held = slots_[i].slots_held;
     slots_[i].slots_held = 0;
   }
@@ -88,7 +88,7 @@ void RunState::RunAttempt(int i) {
   Stop stop;
   std::string abandon_reason;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     stop = slot.stop;
     abandon_reason = slot.abandon_reason;
   }
@@ -127,10 +127,14 @@ void RunState::RunAttempt(int i) {
     probe = d.probe;
   }
   int attempt;
+  double started_wall;
+  NodeContext* ctx;  // the slot keeps it until the node finishes
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     slot.token = std::make_shared<CancelToken>();
     attempt = ++slot.attempts;
+    started_wall = slot.started_wall;
+    ctx = slot.ctx.get();
     slot.ctx->attempt = attempt;
     slot.ctx->cancel = slot.token.get();
     slot.ctx->journal = slot.journal;
@@ -151,7 +155,7 @@ void RunState::RunAttempt(int i) {
     rec.node = spec.name;
     rec.status = NodeStatus::kRunning;
     rec.attempts = attempt;
-    rec.started_at = slot.started_wall;
+    rec.started_at = started_wall;
     env_->store->SaveNode(std::move(rec));
   }
   if (env_->observer && parent_node_.empty()) env_->observer->OnNodeStarted(spec.name, attempt);
@@ -161,7 +165,7 @@ void RunState::RunAttempt(int i) {
     env_->release();  // last: the run may end as soon as this returns
   };
   try {
-    spec.body->Start(*slot.ctx, std::move(done));
+    spec.body->Start(*ctx, std::move(done));
   } catch (const std::exception& e) {
     // Start promised not to throw; if it did, `done` was not called.
     AttemptDone(i, NodeResult::Failure(Status::Error(ErrorKind::kError, e.what())), true, probe);
@@ -173,7 +177,7 @@ void RunState::OnAttemptTimeout(int i, int attempt) {
   Slot& slot = slots_[i];
   std::shared_ptr<CancelToken> token;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     if (slot.attempts != attempt || slot.phase != Phase::kAttempt) return;
     slot.attempt_timer = 0;
     if (slot.stop == Stop::kNone) slot.stop = Stop::kAttemptTimeout;
@@ -187,7 +191,7 @@ void RunState::OnTotalTimeout(int i) {
   std::shared_ptr<CancelToken> token;
   bool give_up_now = false;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     slot.total_timer = 0;
     if (slot.phase == Phase::kDone || slot.phase == Phase::kFallback) return;
     slot.stop = Stop::kTotalTimeout;
@@ -223,7 +227,7 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, int64_t prob
   int attempt;
   bool late = false;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     if (slot.attempt_timer && env_->clock->Cancel(slot.attempt_timer)) env_->release();
     slot.attempt_timer = 0;
     stop = slot.stop;
@@ -251,7 +255,7 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, int64_t prob
       result = NodeResult::Failure(Status::Error(
           ErrorKind::kTimeout, "total timeout of " + Secs(policy.total_timeout) + " passed"));
     } else if (stop == Stop::kAbandoned) {
-      std::lock_guard<std::mutex> lock(slot.mu);
+      MutexLock lock(&slot.mu);
       result = NodeResult{NodeStatus::kCancelled, nullptr,
                           Status::Error(ErrorKind::kCancelled, slot.abandon_reason)};
     }
@@ -281,7 +285,7 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, int64_t prob
   if ((stop == Stop::kNone || stop == Stop::kAttemptTimeout) && ScheduleRetry(i, result)) return;
   bool out_of_time;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     out_of_time = stop != Stop::kTotalTimeout && slot.stop == Stop::kTotalTimeout;
   }
   if (out_of_time) {
@@ -300,7 +304,7 @@ bool RunState::ScheduleRetry(int i, const NodeResult& result) {
   if (result.status != NodeStatus::kFailed || !retry.Retries(result.error.kind())) return false;
   double delay;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     if (slot.attempts >= retry.attempts || slot.stop != Stop::kNone) return false;
     delay = retry.Delay(slot.attempts + 1, slot.last_delay, result.error.retry_after(), Rng());
     if (slot.deadline > 0 && env_->clock->Now() + delay >= slot.deadline) {
@@ -318,7 +322,7 @@ bool RunState::ScheduleRetry(int i, const NodeResult& result) {
     }
     if (env_->retry_budget.compare_exchange_weak(budget, budget - 1)) break;
   }
-  std::lock_guard<std::mutex> lock(slot.mu);
+  MutexLock lock(&slot.mu);
   slot.last_delay = delay;
   slot.phase = Phase::kBackoff;
   Emit(i, "retry_scheduled",
@@ -330,7 +334,7 @@ bool RunState::ScheduleRetry(int i, const NodeResult& result) {
   env_->reserve();
   slot.backoff_timer = env_->clock->After(delay, [this, i] {
     {
-      std::lock_guard<std::mutex> inner(slots_[i].mu);
+      MutexLock inner(&slots_[i].mu);
       slots_[i].backoff_timer = 0;
     }
     env_->post([this, i] { StartAttempt(i); });
@@ -343,7 +347,7 @@ void RunState::GiveUp(int i, NodeResult result) {
   const NodePolicy& policy = wf_.nodes[i].policy;
   bool abandoned;
   {
-    std::lock_guard<std::mutex> lock(slots_[i].mu);
+    MutexLock lock(&slots_[i].mu);
     abandoned = slots_[i].abandoned;
   }
   if (!policy.fallback.empty() && !abandoned && result.status == NodeStatus::kFailed) {
@@ -372,7 +376,7 @@ void RunState::StartFallback(int i, size_t k, NodeResult last) {
   Slot& slot = slots_[i];
   std::vector<std::pair<std::string, JsonText>> deps;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     slot.phase = Phase::kFallback;
     deps = slot.ctx->deps;
   }
@@ -386,7 +390,7 @@ void RunState::StartFallback(int i, size_t k, NodeResult last) {
       [this, i, k, last](RunState& c) { FallbackDone(i, k, last, c); });
   RunState* raw = child.get();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     children_.push_back(std::move(child));
   }
   for (int ready : raw->Prepare({})) env_->launch(raw, ready);
@@ -408,7 +412,7 @@ void RunState::FallbackDone(int i, size_t k, NodeResult last, RunState& child) {
                                                     fallback.name + "' " +
                                                     std::string(RunStatusName(status)));
   {
-    std::lock_guard<std::mutex> lock(slots_[i].mu);
+    MutexLock lock(&slots_[i].mu);
     slots_[i].phase = Phase::kStarting;
   }
   if (k + 1 < policy.fallback.size()) {

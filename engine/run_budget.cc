@@ -16,7 +16,7 @@ void RunState::StopAll(const std::string& reason) {
   }
   std::vector<RunState*> children;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& child : children_) children.push_back(child.get());
   }
   for (RunState* child : children) child->StopAll(reason);
@@ -24,7 +24,7 @@ void RunState::StopAll(const std::string& reason) {
 
 void RunState::StopRun(const std::string& reason) {
   {
-    std::lock_guard<std::mutex> lock(env_->spend_mu);
+    MutexLock lock(&env_->spend_mu);
     if (env_->stopped.load(std::memory_order_acquire)) return;
     env_->stop_reason = reason;
     env_->stopped.store(true, std::memory_order_release);
@@ -35,8 +35,9 @@ void RunState::StopRun(const std::string& reason) {
 bool RunState::Spend(int i, const Usage& usage, std::string data) {
   Emit(i, kUsageEventKind, std::move(data));
   std::string reason;
+  Usage spent;  // as it was when the budget ran out
   {
-    std::lock_guard<std::mutex> lock(env_->spend_mu);
+    MutexLock lock(&env_->spend_mu);
     env_->spent += usage;
     const char* exceeded = env_->budget.Exceeded(env_->spent);
     if (*exceeded == 0) return true;
@@ -51,6 +52,7 @@ bool RunState::Spend(int i, const Usage& usage, std::string data) {
                     env_->spent.cost, env_->budget.max_cost);
     }
     reason = text;
+    spent = env_->spent;
     env_->stop_reason = reason;
     env_->stopped.store(true, std::memory_order_release);
   }
@@ -58,8 +60,8 @@ bool RunState::Spend(int i, const Usage& usage, std::string data) {
     env_->store->AppendEvent({run_id_, 0, env_->clock->WallNow(), "", "budget_exceeded",
                               EventData()
                                   .Add("reason", reason)
-                                  .Add("tokens", static_cast<double>(env_->spent.tokens()))
-                                  .Add("cost", env_->spent.cost)
+                                  .Add("tokens", static_cast<double>(spent.tokens()))
+                                  .Add("cost", spent.cost)
                                   .Done()});
   }
   env_->root->StopAll("run stopped: " + reason);
@@ -68,7 +70,7 @@ bool RunState::Spend(int i, const Usage& usage, std::string data) {
 
 void RunState::Checkpoint(int i, JsonText step) {
   {
-    std::lock_guard<std::mutex> lock(slots_[i].mu);
+    MutexLock lock(&slots_[i].mu);
     slots_[i].journal.push_back(step);
   }
   Emit(i, "checkpoint", *step);

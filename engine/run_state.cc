@@ -139,7 +139,7 @@ void RunState::Launch(int i) {
   if (slot.unneeded) {
     std::string reason;
     {
-      std::lock_guard<std::mutex> lock(slot.mu);
+      MutexLock lock(&slot.mu);
       reason = slot.abandon_reason;
     }
     Finish(i, NodeResult{NodeStatus::kCancelled, nullptr,
@@ -151,7 +151,7 @@ void RunState::Launch(int i) {
   int succeeded = 0;
   bool runs = ResolveDeps(i, ctx.get(), &cancel_reason, &succeeded);
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     if (slot.abandoned) {
       runs = false;
       cancel_reason = slot.abandon_reason;
@@ -164,7 +164,7 @@ void RunState::Launch(int i) {
     if (!health.ok()) env_->root->StopRun("cannot save checkpoints: " + health.message());
   }
   if (runs && env_->stopped.load(std::memory_order_acquire)) {
-    std::lock_guard<std::mutex> lock(env_->spend_mu);
+    MutexLock lock(&env_->spend_mu);
     runs = false;
     cancel_reason = "run stopped: " + env_->stop_reason;
   }
@@ -199,8 +199,10 @@ void RunState::Launch(int i) {
     return Spend(i, usage, std::move(data));
   };
   ctx->checkpoint = [this, i](JsonText step) { Checkpoint(i, std::move(step)); };
+  int attempts;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
+    attempts = slot.attempts;
     slot.ctx = std::move(ctx);
     slot.phase = Phase::kStarting;
     slot.started_wall = env_->clock->WallNow();
@@ -214,7 +216,7 @@ void RunState::Launch(int i) {
       });
     }
   }
-  Emit(i, "node_started", EventData().Add("attempt", slot.attempts + 1).Done());
+  Emit(i, "node_started", EventData().Add("attempt", attempts + 1).Done());
   StartAttempt(i);
 }
 
@@ -232,7 +234,7 @@ void RunState::NotifyDependents(int i, bool succeeded) {
     if (join.kind == JoinPolicy::Kind::kBestEffort && !fire &&
         !t.join_timer_started.exchange(true)) {
       // The first dependency to finish starts the wait for the others.
-      std::lock_guard<std::mutex> lock(t.mu);
+      MutexLock lock(&t.mu);
       env_->reserve();
       t.join_timer = env_->clock->After(join.best_effort, [this, j] {
         if (!slots_[j].fired.exchange(true)) env_->launch(this, j);
@@ -241,7 +243,7 @@ void RunState::NotifyDependents(int i, bool succeeded) {
     }
     if (fire && !t.fired.exchange(true)) {
       if (join.kind == JoinPolicy::Kind::kBestEffort) {
-        std::lock_guard<std::mutex> lock(t.mu);
+        MutexLock lock(&t.mu);
         if (t.join_timer && env_->clock->Cancel(t.join_timer)) env_->release();
       }
       env_->launch(this, j);
@@ -266,7 +268,7 @@ bool RunState::MarkAbandoned(int d, const std::string& reason, bool* launched) {
   std::shared_ptr<CancelToken> token;
   bool finish_now = false;
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(&s.mu);
     if (s.done.load(std::memory_order_acquire) || s.abandoned) return false;
     s.abandoned = true;
     s.abandon_reason = reason;
@@ -298,13 +300,17 @@ void RunState::Finish(int i, NodeResult result) {
   Slot& slot = slots_[i];
   const NodeSpec& spec = wf_.nodes[i];
   double seconds = 0;
+  int attempts;
+  double started_wall;
   {
-    std::lock_guard<std::mutex> lock(slot.mu);
+    MutexLock lock(&slot.mu);
     if (slot.phase == Phase::kDone) return;
     slot.phase = Phase::kDone;
+    attempts = slot.attempts;
+    started_wall = slot.started_wall;
     slot.ctx.reset();
     if (slot.total_timer && env_->clock->Cancel(slot.total_timer)) env_->release();
-    if (slot.started_wall) seconds = env_->clock->Now() - slot.started_mono;
+    if (started_wall) seconds = env_->clock->Now() - slot.started_mono;
   }
   if (result.status == NodeStatus::kPending || result.status == NodeStatus::kRunning) {
     result = NodeResult::Failure(
@@ -313,12 +319,12 @@ void RunState::Finish(int i, NodeResult result) {
   if (!result.error.ok()) {
     // Cancellations too: a join that could not start may be all that failed
     // the run (its dependencies being optional), and then it is the reason.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     errors_.emplace_back(i, spec.name + ": " + result.error.ToString());
   }
   double now = env_->clock->WallNow();
   EventData data;
-  data.Add("seconds", seconds).Add("attempts", slot.attempts);
+  data.Add("seconds", seconds).Add("attempts", attempts);
   if (!result.error.ok()) {
     data.Add("kind", ErrorKindName(result.error.kind())).Add("message", result.error.message());
   }
@@ -327,11 +333,11 @@ void RunState::Finish(int i, NodeResult result) {
     rec.run_id = run_id_;
     rec.node = spec.name;
     rec.status = result.status;
-    rec.attempts = slot.attempts;
+    rec.attempts = attempts;
     if (result.output) rec.output_json = *result.output;
     rec.error_kind = result.error.kind();
     rec.error_message = result.error.message();
-    rec.started_at = slot.started_wall;
+    rec.started_at = started_wall;
     rec.finished_at = now;
     // The record and its event are committed together: a crash or a storage
     // failure never leaves one without the other.
@@ -386,7 +392,10 @@ void RunState::Emit(int i, std::string_view kind, std::string data) {
 bool RunState::Excused(int i) const {
   const Slot& slot = slots_[i];
   if (wf_.nodes[i].optional) return true;
-  if (slot.result.status == NodeStatus::kCancelled && slot.abandoned) return true;
+  if (slot.result.status == NodeStatus::kCancelled) {
+    MutexLock lock(&slot.mu);
+    if (slot.abandoned) return true;
+  }
   // A race loser: every dependent is a join that went ahead without it.
   if (slot.dependents.empty()) return false;
   for (int j : slot.dependents) {
@@ -417,10 +426,10 @@ RunOutcome RunState::Outcome() {
   out.status = Status();
   if (env_->stopped.load(std::memory_order_acquire)) {
     out.status = RunStatus::kFailed;
-    std::lock_guard<std::mutex> lock(env_->spend_mu);
+    MutexLock lock(&env_->spend_mu);
     out.error = env_->stop_reason;
   } else if (out.status == RunStatus::kFailed) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& [i, message] : errors_) {
       if (!Excused(i)) {
         out.error = message;
@@ -429,8 +438,12 @@ RunOutcome RunState::Outcome() {
     }
   }
   for (size_t i = 0; i < slots_.size(); ++i) {
-    out.attempts.push_back(slots_[i].attempts);
-    out.results.push_back(std::move(slots_[i].result));
+    Slot& slot = slots_[i];
+    {
+      MutexLock lock(&slot.mu);
+      out.attempts.push_back(slot.attempts);
+    }
+    out.results.push_back(std::move(slot.result));
   }
   return out;
 }

@@ -19,7 +19,6 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -28,6 +27,7 @@
 #include "engine/bulkhead.h"
 #include "engine/clock.h"
 #include "engine/executor.h"
+#include "engine/mutex.h"
 #include "engine/observer.h"
 #include "engine/store.h"
 #include "engine/workflow.h"
@@ -51,11 +51,11 @@ struct RunEnv {
   std::atomic<int> retry_budget{-1};                   // -1: unlimited
   RunState* root = nullptr;                            // the run itself
   const RunHistory* history = nullptr;                 // what earlier attempts left; may be null
-  // LLM spending and the budget that stops the run; guarded by spend_mu.
-  std::mutex spend_mu;
-  Usage spent;
-  Budget budget;
-  std::string stop_reason;  // why the run was stopped; guarded by spend_mu
+  // LLM spending and the budget that stops the run.
+  Mutex spend_mu;
+  Usage spent GUARDED_BY(spend_mu);
+  Budget budget GUARDED_BY(spend_mu);
+  std::string stop_reason GUARDED_BY(spend_mu);  // why the run was stopped
   std::atomic<bool> stopped{false};  // set once, after stop_reason
 };
 
@@ -108,22 +108,27 @@ class RunState {
     std::atomic<int> needed_by{0};  // dependents that may still want this node
     std::atomic<bool> done{false};  // result is final (release/acquire)
     NodeResult result{NodeStatus::kPending, nullptr, Status::Ok()};
-    // Attempt state, guarded by mu.
-    std::mutex mu;
-    Phase phase = Phase::kIdle;
-    Stop stop = Stop::kNone;
-    bool abandoned = false;
-    std::string abandon_reason;
-    int attempts = 0;
-    double last_delay = 0;
-    double started_wall = 0, started_mono = 0, deadline = 0;
-    std::unique_ptr<NodeContext> ctx;
-    std::shared_ptr<CancelToken> token;
-    TimerId attempt_timer = 0, total_timer = 0, backoff_timer = 0, join_timer = 0;
-    Bulkhead::Ticket ticket = 0;
-    int ticket_stage = 0;
-    int slots_held = 0;  // bulkhead stages acquired for the current attempt
-    std::vector<JsonText> journal;  // NodeContext::checkpoint steps so far
+    // Attempt state. Mutable: const readers (Excused) lock it too.
+    mutable Mutex mu;
+    Phase phase GUARDED_BY(mu) = Phase::kIdle;
+    Stop stop GUARDED_BY(mu) = Stop::kNone;
+    bool abandoned GUARDED_BY(mu) = false;
+    std::string abandon_reason GUARDED_BY(mu);
+    int attempts GUARDED_BY(mu) = 0;
+    double last_delay GUARDED_BY(mu) = 0;
+    double started_wall GUARDED_BY(mu) = 0;
+    double started_mono GUARDED_BY(mu) = 0;
+    double deadline GUARDED_BY(mu) = 0;
+    std::unique_ptr<NodeContext> ctx GUARDED_BY(mu);
+    std::shared_ptr<CancelToken> token GUARDED_BY(mu);
+    TimerId attempt_timer GUARDED_BY(mu) = 0;
+    TimerId total_timer GUARDED_BY(mu) = 0;
+    TimerId backoff_timer GUARDED_BY(mu) = 0;
+    TimerId join_timer GUARDED_BY(mu) = 0;
+    Bulkhead::Ticket ticket GUARDED_BY(mu) = 0;
+    int ticket_stage GUARDED_BY(mu) = 0;
+    int slots_held GUARDED_BY(mu) = 0;  // bulkhead stages acquired for the current attempt
+    std::vector<JsonText> journal GUARDED_BY(mu);  // NodeContext::checkpoint steps so far
   };
 
   // Resume: which nodes are still needed, by index. A node is not needed
@@ -172,10 +177,10 @@ class RunState {
   const std::function<void(RunState&)> on_done_;
   std::vector<Slot> slots_;
   std::atomic<int> remaining_{0};  // nodes not finished yet
-  std::mutex mu_;
-  // Failures and cancellations in order, "node: kind: message"; guarded by mu_.
-  std::vector<std::pair<int, std::string>> errors_;
-  std::vector<std::unique_ptr<RunState>> children_;  // fallback runs; guarded by mu_
+  Mutex mu_;
+  // Failures and cancellations in order, "node: kind: message".
+  std::vector<std::pair<int, std::string>> errors_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<RunState>> children_ GUARDED_BY(mu_);  // fallback runs
 };
 
 }  // namespace keel

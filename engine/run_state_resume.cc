@@ -13,7 +13,11 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
     auto it = earlier.find(wf_.nodes[i].name);
     if (it == earlier.end()) continue;
     Slot& slot = slots_[i];
-    slot.attempts = it->second.attempts;
+    {
+      // No other thread sees the slot yet; the lock is for the analysis.
+      MutexLock lock(&slot.mu);
+      slot.attempts = it->second.attempts;
+    }
     if (!IsKeptOnResume(it->second.status)) continue;
     slot.kept = true;
     slot.result = NodeResult{it->second.status, nullptr, Status::Ok()};
@@ -28,7 +32,10 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
       const std::string& name = wf_.nodes[i].name;
       auto it = env_->history->journals.find(
           parent_node_.empty() ? name : FallbackJournalKey(parent_node_, wf_.name, name));
-      if (it != env_->history->journals.end()) slots_[i].journal = it->second;
+      if (it == env_->history->journals.end()) continue;
+      Slot& slot = slots_[i];
+      MutexLock lock(&slot.mu);
+      slot.journal = it->second;
     }
   }
   std::vector<bool> needed = NeededOnResume(earlier);
@@ -44,10 +51,13 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
       bool recorded = it != earlier.end() && it->second.status == NodeStatus::kCancelled &&
                       it->second.error_message.starts_with("not needed:");
       slot.unneeded = true;
-      slot.abandoned = true;
-      slot.abandon_reason = recorded ? it->second.error_message
-                                     : "not needed: every node that depends on it finished "
-                                       "before the run was resumed";
+      {
+        MutexLock lock(&slot.mu);
+        slot.abandoned = true;
+        slot.abandon_reason = recorded ? it->second.error_message
+                                       : "not needed: every node that depends on it finished "
+                                         "before the run was resumed";
+      }
       slot.fired.store(true, std::memory_order_relaxed);
       ready.push_back(static_cast<int>(i));
     }

@@ -5,10 +5,10 @@
 
 #include <ctime>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <unordered_set>
 
+#include "engine/mutex.h"
 #include "engine/process_owner.h"
 #include "engine/run_history.h"
 
@@ -27,10 +27,11 @@ class RunWatch {
  public:
   RunWatch(Clock* clock, Store* store, Executor* executor, std::string run_id)
       : shared_(std::make_shared<Shared>(clock, store, executor, std::move(run_id))) {
+    MutexLock lock(&shared_->mu);
     Schedule(shared_);
   }
   ~RunWatch() {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    MutexLock lock(&shared_->mu);
     shared_->stopped = true;
     shared_->clock->Cancel(shared_->timer);
   }
@@ -45,17 +46,17 @@ class RunWatch {
     Store* store;
     Executor* executor;
     const std::string run_id;
-    std::mutex mu;
-    bool stopped = false;  // guarded by mu
-    TimerId timer = 0;     // guarded by mu
-    double last_beat;      // guarded by mu
+    Mutex mu;
+    bool stopped GUARDED_BY(mu) = false;
+    TimerId timer GUARDED_BY(mu) = 0;
+    double last_beat GUARDED_BY(mu);
   };
-  static void Schedule(const std::shared_ptr<Shared>& shared) {
+  static void Schedule(const std::shared_ptr<Shared>& shared) EXCLUSIVE_LOCKS_REQUIRED(shared->mu) {
     std::weak_ptr<Shared> weak = shared;
     shared->timer = shared->clock->After(kWatchSeconds, [weak] {
       auto s = weak.lock();
       if (!s) return;
-      std::lock_guard<std::mutex> lock(s->mu);
+      MutexLock lock(&s->mu);
       if (s->stopped) return;
       Status health = s->store->WriteHealth();
       if (!health.ok()) {
@@ -126,10 +127,10 @@ std::string Runner::NewRunId() {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%y%m%d-%H%M%S", &tm);
   static std::mt19937 rng{std::random_device{}()};
-  static std::mutex rng_mu;
+  static Mutex rng_mu;
   unsigned suffix;
   {
-    std::lock_guard<std::mutex> lock(rng_mu);
+    MutexLock lock(&rng_mu);
     suffix = rng() & 0xffff;
   }
   char id[48];

@@ -71,54 +71,54 @@ Result<ClaimedRun> SqliteReadOnlyStore::ClaimRun(
 Status SqliteReadOnlyStore::WriteHealth() { return Status::Ok(); }
 
 void SqliteReadOnlyStore::SaveNode(NodeRecord) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   dropped_write_ = true;
 }
 
 void SqliteReadOnlyStore::FinishNode(NodeRecord, EventRecord) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   dropped_write_ = true;
 }
 
 void SqliteReadOnlyStore::AppendEvent(EventRecord) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   dropped_write_ = true;
 }
 
 void SqliteReadOnlyStore::FinishRun(std::string, RunStatus, std::string, double) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   dropped_write_ = true;
 }
 
 void SqliteReadOnlyStore::Heartbeat(std::string, double) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   dropped_write_ = true;
 }
 
 Status SqliteReadOnlyStore::Flush() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!dropped_write_) return Status::Ok();
   dropped_write_ = false;
   return ReadOnly();
 }
 
 Result<RunRecord> SqliteReadOnlyStore::GetRun(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return reader_->GetRun(id);
 }
 
 Result<std::vector<NodeRecord>> SqliteReadOnlyStore::GetNodes(const std::string& run_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return reader_->GetNodes(run_id);
 }
 
 Result<std::vector<EventRecord>> SqliteReadOnlyStore::GetEvents(const std::string& run_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return reader_->GetEvents(run_id);
 }
 
 Result<std::vector<RunListing>> SqliteReadOnlyStore::ListRuns(const RunFilter& filter) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return reader_->ListRuns(filter);
 }
 
@@ -130,7 +130,7 @@ Result<BreakerSnapshot> SqliteReadOnlyStore::UpdateBreaker(
 }
 
 Result<std::vector<BreakerRow>> SqliteReadOnlyStore::ListBreakers() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return reader_->ListBreakers();
 }
 

@@ -10,9 +10,9 @@
 // reads are serialized by one mutex.
 
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "engine/mutex.h"
 #include "engine/store.h"
 
 namespace keel {
@@ -58,9 +58,9 @@ class SqliteReadOnlyStore final : public Store {
   Status ReadOnly() const;
 
   const std::string path_;
-  std::mutex mu_;
-  std::unique_ptr<sqlite::SqliteReader> reader_;  // guarded by mu_
-  bool dropped_write_ = false;                    // guarded by mu_: a queued write was refused
+  Mutex mu_;
+  std::unique_ptr<sqlite::SqliteReader> reader_ GUARDED_BY(mu_);
+  bool dropped_write_ GUARDED_BY(mu_) = false;  // a queued write was refused
 };
 
 }  // namespace keel

@@ -150,17 +150,17 @@ SqliteStore::SqliteStore(std::string path, const SqliteStoreOptions& options,
 
 SqliteStore::~SqliteStore() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  work_cv_.notify_one();
+  work_cv_.Signal();
   writer_thread_.join();
 }
 
 void SqliteStore::Enqueue(Write write) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (queue_.empty() || queue_.back().size() == kChunkSize) {
       if (spare_.empty()) {
         queue_.emplace_back().reserve(kChunkSize);
@@ -174,7 +174,7 @@ void SqliteStore::Enqueue(Write write) {
     // A gathering writer needs waking only when the burst is big enough.
     wake = writer_idle_ || (gathering_ && queued_ - written_ == kGatherMax);
   }
-  if (wake) work_cv_.notify_one();
+  if (wake) work_cv_.Signal();
 }
 
 void SqliteStore::SaveNode(NodeRecord node) { Enqueue(std::move(node)); }
@@ -195,21 +195,21 @@ void SqliteStore::Heartbeat(std::string run_id, double now) {
 }
 
 Status SqliteStore::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t target = queued_;
   Hurry hurry(this);
-  done_cv_.wait(lock, [&] { return written_ >= target || !given_up_.ok(); });
+  while (written_ < target && given_up_.ok()) done_cv_.Wait(&mu_);
   return given_up_;
 }
 
 Status SqliteStore::WriteHealth() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return given_up_;
 }
 
 Status SqliteStore::CallOnWriter(std::function<Status(sqlite::SqliteWriter*)> fn, bool urgent) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!given_up_.ok()) return given_up_;
   }
   SyncCall call;
@@ -219,34 +219,39 @@ Status SqliteStore::CallOnWriter(std::function<Status(sqlite::SqliteWriter*)> fn
   } else {
     bool wake;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       urgent_.push_back(&call);
       wake = writer_idle_;
     }
-    if (wake) work_cv_.notify_one();
+    if (wake) work_cv_.Signal();
   }
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Hurry hurry(this);
-  done_cv_.wait(lock, [&] { return call.done; });
+  while (!call.done) done_cv_.Wait(&mu_);
   return call.result;
 }
 
 SqliteStore::Hurry::Hurry(SqliteStore* store) : store_(store) {
   ++store_->hurry_;
-  if (store_->gathering_) store_->work_cv_.notify_one();
+  if (store_->gathering_) store_->work_cv_.Signal();
 }
 
-SqliteStore::Hurry::~Hurry() { --store_->hurry_; }
+SqliteStore::Hurry::~Hurry() {
+  // The analysis cannot tie store_->mu_ to the caller's lock on mu_; the
+  // caller holds it (see Hurry).
+  store_->mu_.AssertHeld();
+  --store_->hurry_;
+}
 
 void SqliteStore::RunCall(SyncCall* call) { EndCall(call, call->fn(writer_.get())); }
 
 void SqliteStore::EndCall(SyncCall* call, Status result) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     call->result = std::move(result);
     call->done = true;
   }
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 Status SqliteStore::CreateRun(const RunRecord& run) {
@@ -282,25 +287,27 @@ Result<int64_t> SqliteStore::DeleteFinishedBefore(double wall_time) {
 void SqliteStore::WriterLoop() {
   std::vector<Chunk> batch;
   std::vector<SyncCall*> urgent;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
     writer_idle_ = true;
-    work_cv_.wait(lock, [&] { return !queue_.empty() || !urgent_.empty() || stop_; });
+    while (queue_.empty() && urgent_.empty() && !stop_) work_cv_.Wait(&mu_);
     writer_idle_ = false;
     if (queue_.empty() && urgent_.empty()) return;  // stopping, and everything is written
-    auto in_a_hurry = [&] {
+    auto in_a_hurry = [&]() EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return hurry_ > 0 || !urgent_.empty() || stop_ || queued_ - written_ >= kGatherMax;
     };
     if (!in_a_hurry() && given_up_.ok()) {
       gathering_ = true;
-      work_cv_.wait_for(lock, kGatherDelay, in_a_hurry);
+      const auto deadline = std::chrono::steady_clock::now() + kGatherDelay;
+      while (!in_a_hurry() && work_cv_.WaitUntil(&mu_, deadline)) {
+      }
       gathering_ = false;
     }
     urgent.swap(urgent_);
     batch.swap(queue_);
     const uint64_t end = queued_;
     const Status given_up = given_up_;
-    lock.unlock();
+    lock.Unlock();
     Cursor cursor;
     Status status;
     if (!given_up.ok()) {
@@ -312,23 +319,22 @@ void SqliteStore::WriterLoop() {
       if (status.ok()) status = WriteBatch(batch, &cursor);
     }
     urgent.clear();
-    lock.lock();
-    if (!status.ok()) RetryBatch(batch, &cursor, std::move(status), lock);
-    lock.unlock();
+    lock.Lock();
+    if (!status.ok()) RetryBatch(batch, &cursor, std::move(status));
+    lock.Unlock();
     for (Chunk& chunk : batch) chunk.clear();
-    lock.lock();
+    lock.Lock();
     while (!batch.empty() && spare_.size() < kMaxSpareChunks) {
       spare_.push_back(std::move(batch.back()));
       batch.pop_back();
     }
     batch.clear();
     written_ = end;
-    done_cv_.notify_all();
+    done_cv_.SignalAll();
   }
 }
 
-void SqliteStore::RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, Status failure,
-                             std::unique_lock<std::mutex>& lock) {
+void SqliteStore::RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, Status failure) {
   const auto started = std::chrono::steady_clock::now();
   const auto stall = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(stall_timeout_));
@@ -357,31 +363,33 @@ void SqliteStore::RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, St
                                 std::move(why));
       break;
     }
-    work_cv_.wait_for(lock, pause, [&] { return !urgent_.empty(); });
+    const auto deadline = std::chrono::steady_clock::now() + pause;
+    while (urgent_.empty() && work_cv_.WaitUntil(&mu_, deadline)) {
+    }
     urgent.swap(urgent_);
-    lock.unlock();
+    mu_.Unlock();
     // Breaker updates go ahead of the held writes, as they always do.
     for (SyncCall* call : urgent) RunCall(call);
     urgent.clear();
     failure = CheckFile();
     hopeless = !failure.ok();
     if (failure.ok()) failure = WriteBatch(batch, cursor);
-    lock.lock();
+    mu_.Lock();
     if (failure.ok()) {
       failing_ = Status::Ok();
       return;
     }
     pause = std::min<std::chrono::steady_clock::duration>(pause * 2, kMaxRetryPause);
   }
-  lock.unlock();
+  mu_.Unlock();
   FailCalls(batch, *cursor);
-  lock.lock();
+  mu_.Lock();
 }
 
 void SqliteStore::FailCalls(const std::vector<Chunk>& batch, Cursor cursor) {
   Status given_up;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     given_up = given_up_;
   }
   for (size_t c = cursor.chunk; c < batch.size(); ++c) {
@@ -493,27 +501,27 @@ Result<int64_t> SqliteStore::ResetBreakers(const std::string& key) {
 }
 
 Result<std::vector<BreakerRow>> SqliteStore::ListBreakers() {
-  std::lock_guard<std::mutex> lock(read_mu_);
+  MutexLock lock(&read_mu_);
   return reader_->ListBreakers();
 }
 
 Result<RunRecord> SqliteStore::GetRun(const std::string& id) {
-  std::lock_guard<std::mutex> lock(read_mu_);
+  MutexLock lock(&read_mu_);
   return reader_->GetRun(id);
 }
 
 Result<std::vector<NodeRecord>> SqliteStore::GetNodes(const std::string& run_id) {
-  std::lock_guard<std::mutex> lock(read_mu_);
+  MutexLock lock(&read_mu_);
   return reader_->GetNodes(run_id);
 }
 
 Result<std::vector<EventRecord>> SqliteStore::GetEvents(const std::string& run_id) {
-  std::lock_guard<std::mutex> lock(read_mu_);
+  MutexLock lock(&read_mu_);
   return reader_->GetEvents(run_id);
 }
 
 Result<std::vector<RunListing>> SqliteStore::ListRuns(const RunFilter& filter) {
-  std::lock_guard<std::mutex> lock(read_mu_);
+  MutexLock lock(&read_mu_);
   return reader_->ListRuns(filter);
 }
 

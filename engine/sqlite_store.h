@@ -25,17 +25,16 @@
 // Only the writer thread decides to give up, between two attempts, so a
 // store that reports it gave up never commits anything afterwards.
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <variant>
 #include <vector>
 
 #include "engine/clock.h"
+#include "engine/mutex.h"
 #include "engine/store.h"
 
 namespace keel {
@@ -147,9 +146,11 @@ class SqliteStore final : public Store {
   // never moves records to grow, and drained chunks are reused.
   using Chunk = std::vector<Write>;
   // Held, with mu_ locked, by a caller waiting for the writer (Flush, a sync
-  // call): a writer gathering a burst commits at once instead.
+  // call): a writer gathering a burst commits at once instead. Made after
+  // the MutexLock on mu_ in the same scope, so it is destroyed with mu_
+  // still held.
   struct Hurry {
-    explicit Hurry(SqliteStore* store);
+    explicit Hurry(SqliteStore* store) EXCLUSIVE_LOCKS_REQUIRED(store->mu_);
     ~Hurry();
     Hurry(const Hurry&) = delete;
     Hurry& operator=(const Hurry&) = delete;
@@ -178,10 +179,10 @@ class SqliteStore final : public Store {
   // made); stops at the first failure and returns it.
   Status WriteBatch(const std::vector<Chunk>& batch, Cursor* cursor);
   // Retries the rest of `batch` from *cursor until it is written or the
-  // writer gives up. Called by the writer thread with `lock` held; unlocks
-  // it while writing and waiting.
-  void RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, Status failure,
-                  std::unique_lock<std::mutex>& lock);
+  // writer gives up. Called by the writer thread with mu_ held; unlocks it
+  // while writing and waiting, and holds it again on return.
+  void RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, Status failure)
+      EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completes with `given_up_` every sync call of `batch` from `cursor` on.
   void FailCalls(const std::vector<Chunk>& batch, Cursor cursor);
   Status Apply(const Write& write);
@@ -199,27 +200,27 @@ class SqliteStore final : public Store {
   // last, and the last connection to close checkpoints and removes the WAL.
   std::unique_ptr<sqlite::SqliteWriter> writer_;
 
-  std::mutex read_mu_;
-  std::unique_ptr<sqlite::SqliteReader> reader_;  // guarded by read_mu_
+  Mutex read_mu_;
+  std::unique_ptr<sqlite::SqliteReader> reader_ GUARDED_BY(read_mu_);
 
-  std::mutex mu_;
-  std::condition_variable work_cv_;  // the writer waits here for work or stop_
-  std::condition_variable done_cv_;  // Flush and sync calls wait here for the writer
-  std::vector<Chunk> queue_;         // guarded by mu_
-  std::vector<Chunk> spare_;         // guarded by mu_: empty chunks, capacity kept
-  std::vector<SyncCall*> urgent_;    // guarded by mu_: calls that skip the queue
-  uint64_t queued_ = 0;              // guarded by mu_: writes ever queued
-  uint64_t written_ = 0;             // guarded by mu_: writes ever committed or failed
-  // Guarded by mu_: why the writer gave up on the storage; ok while it has
-  // not. Set only by the writer thread, once.
-  Status given_up_;
-  // Guarded by mu_: the latest failure of the writes being retried; ok
-  // while writes go through.
-  Status failing_;
-  bool writer_idle_ = false;         // guarded by mu_: the writer waits on work_cv_
-  bool gathering_ = false;           // guarded by mu_: the writer lets a burst gather
-  int hurry_ = 0;                    // guarded by mu_: callers waiting for the writer
-  bool stop_ = false;                // guarded by mu_
+  Mutex mu_;
+  CondVar work_cv_;  // the writer waits here for work or stop_
+  CondVar done_cv_;  // Flush and sync calls wait here for the writer
+  std::vector<Chunk> queue_ GUARDED_BY(mu_);
+  std::vector<Chunk> spare_ GUARDED_BY(mu_);       // empty chunks, capacity kept
+  std::vector<SyncCall*> urgent_ GUARDED_BY(mu_);  // calls that skip the queue
+  uint64_t queued_ GUARDED_BY(mu_) = 0;            // writes ever queued
+  uint64_t written_ GUARDED_BY(mu_) = 0;           // writes ever committed or failed
+  // Why the writer gave up on the storage; ok while it has not. Set only by
+  // the writer thread, once.
+  Status given_up_ GUARDED_BY(mu_);
+  // The latest failure of the writes being retried; ok while writes go
+  // through.
+  Status failing_ GUARDED_BY(mu_);
+  bool writer_idle_ GUARDED_BY(mu_) = false;  // the writer waits on work_cv_
+  bool gathering_ GUARDED_BY(mu_) = false;    // the writer lets a burst gather
+  int hurry_ GUARDED_BY(mu_) = 0;             // callers waiting for the writer
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread writer_thread_;
 };
 

@@ -1,9 +1,8 @@
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
 #include "engine/clock.h"
+#include "engine/mutex.h"
 #include "engine/timer_queue.h"
 
 namespace keel {
@@ -21,44 +20,44 @@ class RealClock final : public Clock {
         .count();
   }
   TimerId After(double seconds, std::function<void()> fn) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!thread_started_) {
       thread_started_ = true;
       // The clock lives for the whole process; the thread never joins.
       std::thread([this] { Loop(); }).detach();
     }
     TimerId id = queue_.Add(Now() + (seconds > 0 ? seconds : 0), std::move(fn));
-    cv_.notify_one();
+    cv_.Signal();
     return id;
   }
   bool Cancel(TimerId id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return queue_.Cancel(id);
   }
 
  private:
   void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (;;) {
       if (queue_.empty()) {
-        cv_.wait(lock);
+        cv_.Wait(&mu_);
         continue;
       }
       double now = Now();
       if (auto fn = queue_.PopDue(now)) {
-        lock.unlock();
+        lock.Unlock();
         fn();
-        lock.lock();
+        lock.Lock();
         continue;
       }
-      cv_.wait_for(lock, std::chrono::duration<double>(queue_.NextDue() - now));
+      cv_.WaitFor(&mu_, std::chrono::duration<double>(queue_.NextDue() - now));
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  TimerQueue queue_;             // guarded by mu_
-  bool thread_started_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  TimerQueue queue_ GUARDED_BY(mu_);
+  bool thread_started_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

@@ -2,12 +2,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <mutex>
 #include <set>
 #include <thread>
 
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
+#include "engine/mutex.h"
 #include "tests/fakes/memory_store.h"
 
 namespace keel {
@@ -34,23 +34,23 @@ class FnBody : public NodeBody {
 class HeldBody : public NodeBody {
  public:
   void Start(const NodeContext& ctx, NodeCompletion done) override {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     held.push_back(std::move(done));
   }
   size_t size() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     return held.size();
   }
   void ReleaseAll() {
     std::vector<NodeCompletion> all;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       all.swap(held);
     }
     for (auto& done : all) done(NodeResult::Success(MakeJson("1")));
   }
-  std::mutex mu;
-  std::vector<NodeCompletion> held;
+  Mutex mu;
+  std::vector<NodeCompletion> held GUARDED_BY(mu);
 };
 
 NodeResult Ok(const std::string& json) { return NodeResult::Success(MakeJson(json)); }

@@ -13,11 +13,11 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine/mutex.h"
 #include "nodes/llm_client.h"
 #include "tests/llm_client_support.h"
 
@@ -74,7 +74,7 @@ class TestServer {
     return "http://127.0.0.1:" + std::to_string(port_) + prefix;
   }
   std::vector<SeenRequest> seen() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return seen_;
   }
 
@@ -113,7 +113,7 @@ class TestServer {
       req.headers[lower] = value;
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       seen_.push_back(req);
     }
     CannedReply reply = Answer(req);
@@ -125,8 +125,8 @@ class TestServer {
   httplib::Server server_;
   int port_ = 0;
   std::thread thread_;
-  std::mutex mu_;
-  std::vector<SeenRequest> seen_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<SeenRequest> seen_ GUARDED_BY(mu_);
 };
 
 // A loopback port nothing listens on (it was free a moment ago).

@@ -5,11 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "engine/mutex.h"
 #include "nodes/llm_client.h"
 
 namespace keel::testing {
@@ -20,43 +19,46 @@ class Capture {
  public:
   LlmDone Done() {
     return [this](Result<ChatResponse> result, LlmCallRecord record) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       ++calls_;
       result_.emplace(std::move(result));
       record_ = std::move(record);
-      cv_.notify_all();
+      cv_.SignalAll();
     };
   }
   bool done() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return calls_ > 0;
   }
   // Waits (generously: no timing is asserted) for a call that runs on other threads.
   bool Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(20), [this] { return calls_ > 0; });
+    MutexLock lock(&mu_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (calls_ == 0 && cv_.WaitUntil(&mu_, deadline)) {
+    }
+    return calls_ > 0;
   }
   int calls() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return calls_;
   }
   const Result<ChatResponse>& result() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     REQUIRE(result_.has_value());
     return *result_;
   }
   const Status& status() { return result().status(); }
   LlmCallRecord record() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return record_;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int calls_ = 0;
-  std::optional<Result<ChatResponse>> result_;
-  LlmCallRecord record_;
+  Mutex mu_;
+  CondVar cv_;
+  int calls_ GUARDED_BY(mu_) = 0;
+  std::optional<Result<ChatResponse>> result_ GUARDED_BY(mu_);
+  LlmCallRecord record_ GUARDED_BY(mu_);
 };
 
 inline ChatRequest Ask(const std::string& user_text) {

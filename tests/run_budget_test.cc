@@ -6,10 +6,10 @@
 #include <atomic>
 #include <future>
 #include <thread>
-#include <mutex>
 
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
+#include "engine/mutex.h"
 #include "engine/run_history.h"
 #include "tests/fakes/memory_store.h"
 
@@ -60,8 +60,8 @@ class JournalBody : public NodeBody {
   explicit JournalBody(size_t steps) : steps_(steps) {}
   void Start(const NodeContext& ctx, NodeCompletion done) override {
     {
-      std::lock_guard<std::mutex> lock(mu);
-      seen.push_back(ctx.journal.size());
+      MutexLock lock(&mu_);
+      seen_.push_back(ctx.journal.size());
     }
     if (ctx.journal.size() >= steps_) {
       return done(NodeResult::Success(MakeJson(std::to_string(ctx.journal.size()))));
@@ -69,11 +69,16 @@ class JournalBody : public NodeBody {
     ctx.checkpoint(MakeJson("{\"step\":" + std::to_string(ctx.journal.size()) + "}"));
     done(NodeResult::Failure(Status::Error(ErrorKind::kTransient, "not yet")));
   }
-  std::mutex mu;
-  std::vector<size_t> seen;  // journal sizes, per attempt
+  // The journal sizes it saw, per attempt.
+  std::vector<size_t> seen() {
+    MutexLock lock(&mu_);
+    return seen_;
+  }
 
  private:
   const size_t steps_;
+  Mutex mu_;
+  std::vector<size_t> seen_ GUARDED_BY(mu_);
 };
 
 NodeSpec Node(std::string name, std::vector<std::string> after, std::shared_ptr<NodeBody> body) {
@@ -181,7 +186,7 @@ TEST_CASE("checkpoints reach later attempts and a resumed run" * doctest::timeou
   wf.nodes = {n};
   RunOutcome out = f.Run(wf);
   CHECK(out.status == RunStatus::kSucceeded);
-  CHECK(body->seen == std::vector<size_t>{0, 1, 2});
+  CHECK(body->seen() == std::vector<size_t>{0, 1, 2});
   CHECK(f.Events("checkpoint").size() == 2);
 
   // A resumed run starts from what the events hold.
@@ -192,7 +197,7 @@ TEST_CASE("checkpoints reach later attempts and a resumed run" * doctest::timeou
   NodeSpec m = Node("agent", {}, resumed);
   wf.nodes = {m};
   CHECK(g.Run(wf, Budget{}, history).status == RunStatus::kSucceeded);
-  CHECK(resumed->seen == std::vector<size_t>{2});
+  CHECK(resumed->seen() == std::vector<size_t>{2});
 }
 
 }  // namespace keel

@@ -12,11 +12,11 @@
 #include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine/mutex.h"
 #include "engine/process_owner.h"
 #include "engine/runner.h"
 #include "engine/sqlite_store.h"
@@ -43,11 +43,11 @@ FaultVfs& Vfs() {
 // Counts its executions per node, works 10 ms, returns its index.
 class CountingBody : public NodeBody {
  public:
-  CountingBody(int index, std::mutex* mu, std::map<std::string, int>* runs)
+  CountingBody(int index, Mutex* mu, std::map<std::string, int>* runs)
       : index_(index), mu_(mu), runs_(runs) {}
   void Start(const NodeContext& ctx, NodeCompletion done) override {
     {
-      std::lock_guard<std::mutex> lock(*mu_);
+      MutexLock lock(mu_);
       ++(*runs_)[ctx.node];
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -56,13 +56,13 @@ class CountingBody : public NodeBody {
 
  private:
   const int index_;
-  std::mutex* mu_;
-  std::map<std::string, int>* runs_;
+  Mutex* const mu_;
+  std::map<std::string, int>* const runs_ PT_GUARDED_BY(mu_);
 };
 
 struct Chain {
-  std::mutex mu;
-  std::map<std::string, int> runs;  // guarded by mu
+  Mutex mu;
+  std::map<std::string, int> runs GUARDED_BY(mu);
   WorkflowSpec spec;
 
   Chain() {
@@ -76,13 +76,13 @@ struct Chain {
     }
   }
   int Executions() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     int total = 0;
     for (const auto& [node, n] : runs) total += n;
     return total;
   }
   std::map<std::string, int> Runs() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     return runs;
   }
 };

@@ -22,11 +22,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -34,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/mutex.h"
 #include "engine/runner.h"
 #include "engine/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
@@ -73,32 +72,32 @@ struct Execution {
 class Ledger {
  public:
   std::string Add(const std::string& node, std::vector<std::string> consumed, bool failed) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::string token = node + "#" + std::to_string(next_++);
     executions_.push_back({node, token, std::move(consumed), failed, step_});
     return token;
   }
   bool FailedBefore(const std::string& node) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const Execution& e : executions_) {
       if (e.node == node && e.failed) return true;
     }
     return false;
   }
   void SetStep(int step) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     step_ = step;
   }
   std::vector<Execution> Snapshot() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return executions_;
   }
 
  private:
-  std::mutex mu_;
-  std::vector<Execution> executions_;
-  int64_t next_ = 0;
-  int step_ = 0;
+  Mutex mu_;
+  std::vector<Execution> executions_ GUARDED_BY(mu_);
+  int64_t next_ GUARDED_BY(mu_) = 0;
+  int step_ GUARDED_BY(mu_) = 0;
 };
 
 // The token in an output {"t":"TOKEN","in":[...]}.
@@ -284,22 +283,25 @@ class Window {
   }
   ~Window() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     if (thread_.joinable()) thread_.join();
   }
 
  private:
   // Waits `ms`; true when told to stop first.
   bool Sleep(int ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stop_; });
+    MutexLock lock(&mu_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!stop_ && cv_.WaitUntil(&mu_, deadline)) {
+    }
+    return stop_;
   }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

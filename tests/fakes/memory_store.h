@@ -7,11 +7,11 @@
 
 #include <algorithm>
 #include <map>
-#include <mutex>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "engine/mutex.h"
 #include "engine/store.h"
 
 namespace keel::testing {
@@ -27,7 +27,7 @@ class MemoryStore : public Store {
   using Write = std::variant<NodeRecord, EventRecord, Finish>;
 
   Status CreateRun(const RunRecord& run) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (runs_.count(run.id)) return Status::Error(ErrorKind::kPermanent, "exists");
     runs_[run.id] = run;
     return Status::Ok();
@@ -35,7 +35,7 @@ class MemoryStore : public Store {
   Result<ClaimedRun> ClaimRun(
       const RunRecord& run, int64_t expected_epoch,
       const std::function<bool(const Owner&, double)>& owner_alive) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = runs_.find(run.id);
     if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run");
     if (it->second.epoch != expected_epoch) {
@@ -55,7 +55,7 @@ class MemoryStore : public Store {
   void SaveNode(NodeRecord node) override { Queue(std::move(node)); }
   void AppendEvent(EventRecord event) override { Queue(std::move(event)); }
   void FinishNode(NodeRecord node, EventRecord event) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     log_.push_back(node);
     log_.push_back(event);
     pending_.push_back(std::move(node));
@@ -66,16 +66,16 @@ class MemoryStore : public Store {
   }
   void Heartbeat(std::string, double) override {}
   Status WriteHealth() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return health_;
   }
   // What WriteHealth reports from now on; an error also makes Flush fail.
   void SetWriteHealth(Status health) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     health_ = std::move(health);
   }
   Status Flush() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!health_.ok()) return health_;
     for (auto& w : pending_) Apply(std::move(w));
     pending_.clear();
@@ -83,23 +83,23 @@ class MemoryStore : public Store {
   }
   // Forgets writes queued since the last Flush, as a crash would.
   void DropUncommitted() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     pending_.clear();
   }
   // Every queued write, in queue order, committed or not.
   std::vector<Write> queued() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return log_;
   }
 
   Result<RunRecord> GetRun(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = runs_.find(id);
     if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run " + id);
     return it->second;
   }
   Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<NodeRecord> out;
     for (auto& [key, rec] : nodes_) {
       if (key.first == run_id) out.push_back(rec);
@@ -107,7 +107,7 @@ class MemoryStore : public Store {
     return out;
   }
   Result<std::vector<EventRecord>> GetEvents(const std::string& run_id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<EventRecord> out;
     for (auto& e : events_) {
       if (e.run_id == run_id) out.push_back(e);
@@ -120,18 +120,18 @@ class MemoryStore : public Store {
   Result<int64_t> DeleteFinishedBefore(double) override { return int64_t{0}; }
   Result<BreakerSnapshot> UpdateBreaker(
       const std::string& key, const std::function<void(BreakerSnapshot&)>& update) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     update(breakers_[key]);
     return breakers_[key];
   }
   Result<std::vector<BreakerRow>> ListBreakers() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<BreakerRow> out;
     for (auto& [key, snap] : breakers_) out.push_back({key, snap, 0});
     return out;
   }
   Result<int64_t> ResetBreakers(const std::string& key) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (key.empty()) {
       int64_t n = static_cast<int64_t>(breakers_.size());
       breakers_.clear();
@@ -142,11 +142,11 @@ class MemoryStore : public Store {
 
  private:
   void Queue(Write w) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     log_.push_back(w);
     pending_.push_back(std::move(w));
   }
-  void Apply(Write w) {
+  void Apply(Write w) EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (auto* n = std::get_if<NodeRecord>(&w)) {
       nodes_[{n->run_id, n->node}] = *n;
     } else if (auto* e = std::get_if<EventRecord>(&w)) {
@@ -160,14 +160,14 @@ class MemoryStore : public Store {
     }
   }
 
-  std::mutex mu_;
-  Status health_;                                                  // guarded by mu_
-  std::map<std::string, RunRecord> runs_;                          // guarded by mu_
-  std::map<std::pair<std::string, std::string>, NodeRecord> nodes_;  // guarded by mu_
-  std::vector<EventRecord> events_;                                // guarded by mu_
-  std::vector<Write> pending_;                                     // guarded by mu_
-  std::vector<Write> log_;                                         // guarded by mu_
-  std::map<std::string, BreakerSnapshot> breakers_;                // guarded by mu_
+  Mutex mu_;
+  Status health_ GUARDED_BY(mu_);
+  std::map<std::string, RunRecord> runs_ GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, NodeRecord> nodes_ GUARDED_BY(mu_);
+  std::vector<EventRecord> events_ GUARDED_BY(mu_);
+  std::vector<Write> pending_ GUARDED_BY(mu_);
+  std::vector<Write> log_ GUARDED_BY(mu_);
+  std::map<std::string, BreakerSnapshot> breakers_ GUARDED_BY(mu_);
 };
 
 }  // namespace keel::testing
