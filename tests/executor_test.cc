@@ -9,11 +9,13 @@
 #include "engine/fake_clock.h"
 #include "engine/mutex.h"
 #include "tests/fakes/memory_store.h"
+#include "tests/fakes/node_spec.h"
 
 namespace keel {
 namespace {
 
 using testing::MemoryStore;
+using testing::Node;
 using BodyFn = std::function<NodeResult(const NodeContext&)>;
 
 // Runs a C++ function synchronously on the worker, counting calls.
@@ -65,16 +67,6 @@ std::shared_ptr<FnBody> Echo() {
     }
     return Ok(out + "]");
   });
-}
-
-NodeSpec Node(std::string name, std::vector<std::string> after, std::shared_ptr<NodeBody> body,
-              bool optional = false) {
-  NodeSpec n;
-  n.name = std::move(name);
-  n.after = std::move(after);
-  n.body = std::move(body);
-  n.optional = optional;
-  return n;
 }
 
 struct Fixture {

@@ -12,11 +12,13 @@
 #include "engine/mutex.h"
 #include "engine/run_history.h"
 #include "tests/fakes/memory_store.h"
+#include "tests/fakes/node_spec.h"
 
 namespace keel {
 namespace {
 
 using testing::MemoryStore;
+using testing::Node;
 
 // Spends `tokens` per call and succeeds, or, with `held`, keeps its attempt
 // open until cancelled (so a budget stop can be seen cancelling it).
@@ -80,14 +82,6 @@ class JournalBody : public NodeBody {
   Mutex mu_;
   std::vector<size_t> seen_ GUARDED_BY(mu_);
 };
-
-NodeSpec Node(std::string name, std::vector<std::string> after, std::shared_ptr<NodeBody> body) {
-  NodeSpec n;
-  n.name = std::move(name);
-  n.after = std::move(after);
-  n.body = std::move(body);
-  return n;
-}
 
 struct Fixture {
   FakeClock clock;

@@ -11,11 +11,13 @@
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
 #include "tests/fakes/memory_store.h"
+#include "tests/fakes/node_spec.h"
 
 namespace keel {
 namespace {
 
 using testing::MemoryStore;
+using testing::Node;
 
 // Succeeds at once, after running `effect`; or, with `held`, keeps its
 // attempt open until cancelled.
@@ -43,14 +45,6 @@ class Body : public NodeBody {
   std::function<void()> effect_;
   const bool held_;
 };
-
-NodeSpec Node(std::string name, std::vector<std::string> after, std::shared_ptr<NodeBody> body) {
-  NodeSpec n;
-  n.name = std::move(name);
-  n.after = std::move(after);
-  n.body = std::move(body);
-  return n;
-}
 
 RunOutcome RunOn(Executor& executor, const WorkflowSpec& wf) {
   ExecutorOptions options;
