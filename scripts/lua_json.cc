@@ -54,6 +54,7 @@ class Encoder {
     writer_.Reset(buffer_);
     ancestors_.clear();
     keys_.clear();
+    key_bytes_.clear();
     error_.clear();
     reversed_path_.clear();
   }
@@ -65,6 +66,7 @@ class Encoder {
       buffer_.Clear();
       buffer_.ShrinkToFit();
     }
+    if (key_bytes_.capacity() > kKeepBytes) std::string().swap(key_bytes_);
   }
 
   bool Encode(int index, int depth) {
@@ -154,7 +156,8 @@ class Encoder {
       if (lua_type(L_, -1) == LUA_TSTRING) {
         size_t len = 0;
         const char* key = lua_tolstring(L_, -1, &len);
-        keys_.emplace_back(key, len);
+        keys_.push_back({key_bytes_.size(), len});
+        key_bytes_.append(key, len);
         if (first_string_key.empty()) first_string_key = KeyText(-1);
       } else if (lua_isinteger(L_, -1)) {
         lua_Integer k = lua_tointeger(L_, -1);
@@ -201,6 +204,7 @@ class Encoder {
     }
     if (!lua_checkstack(L_, 4)) return Fail("nested too deeply for the Lua stack");
     size_t keys_begin = keys_.size();
+    size_t bytes_begin = key_bytes_.size();
     Shape shape = Shape::kObject;
     lua_Integer n = 0;
     if (!Classify(index, &shape, &n)) return false;
@@ -209,6 +213,7 @@ class Encoder {
                                      : EncodeObject(index, keys_begin, depth);
     ancestors_.pop_back();
     keys_.resize(keys_begin);
+    key_bytes_.resize(bytes_begin);
     return ok;
   }
 
@@ -227,13 +232,14 @@ class Encoder {
   }
 
   bool EncodeObject(int index, size_t keys_begin, int depth) {
-    std::sort(keys_.begin() + keys_begin, keys_.end());
+    std::sort(keys_.begin() + keys_begin, keys_.end(),
+              [this](const KeyRef& a, const KeyRef& b) { return KeyOf(a) < KeyOf(b); });
     writer_.StartObject();
-    // Nested tables append to and truncate keys_ past keys_end, so indices
-    // (not iterators) stay valid.
+    // Nested tables append to and truncate keys_ and key_bytes_ past this
+    // object's, so indices (not iterators or views) stay valid across Encode.
     size_t keys_end = keys_.size();
     for (size_t i = keys_begin; i < keys_end; ++i) {
-      std::string_view key = keys_[i];
+      std::string_view key = KeyOf(keys_[i]);
       if (!IsUtf8(key)) return Fail("a key that is not valid UTF-8 cannot be JSON");
       writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
       lua_pushlstring(L_, key.data(), key.size());
@@ -241,8 +247,8 @@ class Encoder {
       bool ok = Encode(lua_gettop(L_), depth);
       lua_pop(L_, 1);
       if (!ok) {
-        reversed_path_.push_back(IsIdentifier(key) ? "." + std::string(key)
-                                                   : "[\"" + std::string(key) + "\"]");
+        std::string name(KeyOf(keys_[i]));
+        reversed_path_.push_back(IsIdentifier(name) ? "." + name : "[\"" + name + "\"]");
         return false;
       }
     }
@@ -256,10 +262,18 @@ class Encoder {
   const void* object_marker_ = nullptr;
   // Tables on the path from the root to the current one, to detect cycles.
   std::vector<const void*> ancestors_;
-  // Keys of the objects being written, innermost last. The strings are owned
-  // by the tables, which stay reachable (and unmodified: LuaToJson stops the
-  // collector, so no finalizer runs) while encoding.
-  std::vector<std::string_view> keys_;
+  // Keys of the objects being written, innermost last, as places in
+  // key_bytes_. They are copies: a __gc finalizer run by an allocation while
+  // encoding may remove a key from its table and let Lua free the string.
+  struct KeyRef {
+    size_t offset;
+    size_t size;
+  };
+  std::string_view KeyOf(const KeyRef& ref) const {
+    return std::string_view(key_bytes_).substr(ref.offset, ref.size);
+  }
+  std::vector<KeyRef> keys_;
+  std::string key_bytes_;
   std::string error_;
   std::vector<std::string> reversed_path_;
 };
@@ -455,16 +469,10 @@ void PushObjectMarker(lua_State* L) { PushMarker(L, &kObjectMarkerKey); }
 Status LuaToJson(lua_State* L, int index, std::string* out) {
   int top = lua_gettop(L);
   index = lua_absindex(L, index);
-  // No collection while encoding: the encoder holds object keys as views of
-  // Lua strings, and a __gc finalizer run by one of its allocations could
-  // remove them from their table and let them be freed.
-  const bool collecting = lua_gc(L, LUA_GCISRUNNING) != 0;
-  if (collecting) lua_gc(L, LUA_GCSTOP);
   Scratch<Encoder> encoder;
   encoder->Reset(L);
   bool ok = encoder->Encode(index, 0);
   lua_settop(L, top);
-  if (collecting) lua_gc(L, LUA_GCRESTART);
   if (!ok) return Status::Error(ErrorKind::kPermanent, encoder->ErrorMessage());
   out->append(encoder->text(), encoder->size());
   encoder->Trim();
