@@ -145,6 +145,10 @@ class SqliteStore final : public Store {
   // Writes are queued in chunks of fixed capacity, so that a long queue
   // never moves records to grow, and drained chunks are reused.
   using Chunk = std::vector<Write>;
+  // Records per queue chunk (about 50 KiB), and how many queued records end
+  // a gathering writer's wait early.
+  static constexpr size_t kChunkSize = 256;
+  static constexpr uint64_t kGatherMax = 4 * kChunkSize;
   // Held, with mu_ locked, by a caller waiting for the writer (Flush, a sync
   // call): a writer gathering a burst commits at once instead. Made after
   // the MutexLock on mu_ in the same scope, so it is destroyed with mu_
