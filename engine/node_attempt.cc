@@ -359,26 +359,33 @@ void RunState::GiveUp(int i, NodeResult result) {
 
 void RunState::StartFallback(int i, size_t k, NodeResult last) {
   const NodePolicy& policy = wf_.nodes[i].policy;
+  // Entries meant for other kinds of failure are passed over.
+  while (k < policy.fallback.size() && !policy.fallback[k].Matches(last.error.kind())) ++k;
+  if (k == policy.fallback.size()) {
+    Finish(i, std::move(last));
+    return;
+  }
+  const std::string& name = policy.fallback[k].workflow;
   const WorkflowSpec* fallback = nullptr;
   if (env_->options->library) {
     for (const auto& wf : *env_->options->library) {
-      if (wf.name == policy.fallback[k]) fallback = &wf;
+      if (wf.name == name) fallback = &wf;
     }
   }
   if (!fallback || depth_ + 1 > kMaxFallbackDepth) {
     last.error = Status::Error(last.error.kind(),
-                               last.error.message() + "; fallback '" + policy.fallback[k] +
-                                   "' is not available");
-    if (k + 1 < policy.fallback.size()) return StartFallback(i, k + 1, std::move(last));
-    Finish(i, std::move(last));
+                               last.error.message() + "; fallback '" + name + "' is not available");
+    StartFallback(i, k + 1, std::move(last));
     return;
   }
   Slot& slot = slots_[i];
   std::vector<std::pair<std::string, JsonText>> deps;
+  int attempts;
   {
     MutexLock lock(&slot.mu);
     slot.phase = Phase::kFallback;
     deps = slot.ctx->deps;
+    attempts = slot.attempts;
   }
   Emit(i, "fallback_started",
        EventData()
@@ -388,6 +395,12 @@ void RunState::StartFallback(int i, size_t k, NodeResult last) {
   auto child = std::make_unique<RunState>(
       *fallback, run_id_, params_, env_, depth_ + 1, wf_.nodes[i].name, std::move(deps),
       [this, i, k, last](RunState& c) { FallbackDone(i, k, last, c); });
+  child->failure_ = MakeJson(EventData()
+                                .Add("node", wf_.nodes[i].name)
+                                .Add("kind", ErrorKindName(last.error.kind()))
+                                .Add("message", last.error.message())
+                                .Add("attempts", attempts)
+                                .Done());
   RunState* raw = child.get();
   {
     MutexLock lock(&mu_);
@@ -397,7 +410,6 @@ void RunState::StartFallback(int i, size_t k, NodeResult last) {
 }
 
 void RunState::FallbackDone(int i, size_t k, NodeResult last, RunState& child) {
-  const NodePolicy& policy = wf_.nodes[i].policy;
   const WorkflowSpec& fallback = child.wf_;
   RunStatus status = child.Status();
   JsonText output = child.OutputOf(OutputNode(fallback));
@@ -415,11 +427,7 @@ void RunState::FallbackDone(int i, size_t k, NodeResult last, RunState& child) {
     MutexLock lock(&slots_[i].mu);
     slots_[i].phase = Phase::kStarting;
   }
-  if (k + 1 < policy.fallback.size()) {
-    StartFallback(i, k + 1, std::move(last));
-  } else {
-    Finish(i, std::move(last));
-  }
+  StartFallback(i, k + 1, std::move(last));
 }
 
 }  // namespace keel

@@ -2,6 +2,7 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace keel {
@@ -46,6 +47,50 @@ Status UnknownKey(const std::string& option, const std::string& key,
   return Bad(option + "." + key, "unknown option (expected one of " + list + ")");
 }
 
+// A list of error kind names (a single name counts as a list of one).
+Status ErrorKinds(const Value& v, const std::string& option, std::vector<ErrorKind>* out) {
+  out->clear();
+  auto add = [&](const Value& k) {
+    ErrorKind kind;
+    if (!k.IsString() || !ParseErrorKind(k.GetString(), &kind) || kind == ErrorKind::kNone) {
+      return Bad(option, "unknown error kind (expected timeout, transient, rate_limited, "
+                         "permanent, circuit_open, cancelled or error)");
+    }
+    out->push_back(kind);
+    return Status::Ok();
+  };
+  if (v.IsString()) return add(v);
+  if (!v.IsArray() || v.Empty()) return Bad(option, "expected a list of error kinds");
+  for (auto& k : v.GetArray()) {
+    if (Status s = add(k); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+// One `fallback` entry: a workflow name, or { on = kinds, workflow = name }.
+Status ParseFallbackRule(const Value& v, std::vector<FallbackRule>* rules) {
+  const char* expected =
+      "expected a workflow name, { on = { kinds... }, workflow = name }, or a list of them";
+  FallbackRule rule;
+  if (v.IsString()) {
+    rule.workflow = v.GetString();
+  } else if (v.IsObject()) {
+    for (auto& m : v.GetObject()) {
+      std::string key = m.name.GetString();
+      if (key == "workflow" && m.value.IsString()) {
+        rule.workflow = m.value.GetString();
+      } else if (key == "on") {
+        if (Status s = ErrorKinds(m.value, "fallback.on", &rule.on); !s.ok()) return s;
+      } else if (key != "workflow") {
+        return UnknownKey("fallback", key, {"on", "workflow"});
+      }
+    }
+  }
+  if (rule.workflow.empty()) return Bad("fallback", expected);
+  rules->push_back(std::move(rule));
+  return Status::Ok();
+}
+
 Status ParseRetry(const Value& v, RetryPolicy* r) {
   if (v.IsInt()) return Count(v, "retry", 1, &r->attempts);
   if (v.IsBool()) {
@@ -82,16 +127,7 @@ Status ParseRetry(const Value& v, RetryPolicy* r) {
         s = Bad("retry.jitter", "expected one of none, full, equal, decorrelated");
       }
     } else if (key == "on") {
-      if (!m.value.IsArray()) return Bad("retry.on", "expected a list of error kinds");
-      r->on.clear();
-      for (auto& k : m.value.GetArray()) {
-        ErrorKind kind;
-        if (!k.IsString() || !ParseErrorKind(k.GetString(), &kind) || kind == ErrorKind::kNone) {
-          return Bad("retry.on", "unknown error kind (expected timeout, transient, rate_limited, "
-                                 "permanent, circuit_open, cancelled or error)");
-        }
-        r->on.push_back(kind);
-      }
+      s = ErrorKinds(m.value, "retry.on", &r->on);
     } else {
       s = UnknownKey("retry", key, {"attempts", "base", "max", "factor", "jitter", "on"});
     }
@@ -243,15 +279,13 @@ Status Apply(const Value& obj, bool is_defaults, NodePolicy* p) {
       continue;
     } else if (!is_defaults && key == "fallback") {
       p->fallback.clear();
-      if (v.IsString()) {
-        p->fallback.push_back(v.GetString());
-      } else if (v.IsArray() && !v.Empty()) {
+      if (v.IsArray() && !v.Empty()) {
         for (auto& f : v.GetArray()) {
-          if (!f.IsString()) return Bad("fallback", "expected a workflow name or a list of them");
-          p->fallback.push_back(f.GetString());
+          s = ParseFallbackRule(f, &p->fallback);
+          if (!s.ok()) break;
         }
       } else {
-        return Bad("fallback", "expected a workflow name or a list of them");
+        s = ParseFallbackRule(v, &p->fallback);
       }
     } else if (!is_defaults && key == "join") {
       s = ParseJoin(v, &p->join);
@@ -277,6 +311,10 @@ Result<rapidjson::Document> ParseObject(const std::string& json, const char* wha
 }
 
 }  // namespace
+
+bool FallbackRule::Matches(ErrorKind kind) const {
+  return on.empty() || std::find(on.begin(), on.end(), kind) != on.end();
+}
 
 Result<NodePolicy> ParseDefaultPolicy(const std::string& defaults_json) {
   auto defaults = ParseObject(defaults_json, "defaults");

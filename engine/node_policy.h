@@ -20,13 +20,22 @@ struct JoinPolicy {
   double best_effort = 0;     // kBestEffort: seconds to wait for the rest
 };
 
+// One entry of a node's `fallback` list: the workflow to run, and the error
+// kinds it is for (empty: any).
+struct FallbackRule {
+  std::string workflow;
+  std::vector<ErrorKind> on;
+
+  bool Matches(ErrorKind kind) const;
+};
+
 struct NodePolicy {
   double timeout = 0;        // seconds per attempt; 0: none
   double total_timeout = 0;  // seconds for all attempts and backoff; 0: none
   RetryPolicy retry;
   bool has_circuit = false;
   BreakerConfig circuit;              // key defaults to the node name
-  std::vector<std::string> fallback;  // workflow names, tried in order
+  std::vector<FallbackRule> fallback;  // tried in order; entries whose `on` misses are skipped
   JoinPolicy join;
   int max_concurrency = 0;   // attempts at once per bulkhead_key; 0: unlimited
   std::string bulkhead_key;  // max_concurrency's key: given, else the circuit key

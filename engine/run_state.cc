@@ -193,6 +193,7 @@ void RunState::Launch(int i) {
   ctx->node = spec.name;
   ctx->scope = parent_node_.empty() ? "" : parent_node_ + ">" + wf_.name + "/";
   ctx->params = params_;
+  ctx->failure = failure_;
   ctx->post = env_->post;
   ctx->record = [this, i](std::string kind, std::string data) { Emit(i, kind, std::move(data)); };
   ctx->spend = [this, i](const Usage& usage, std::string data) {

@@ -175,6 +175,9 @@ class RunState {
   const std::string parent_node_;  // empty: the run itself
   const std::vector<std::pair<std::string, JsonText>> inherited_;
   const std::function<void(RunState&)> on_done_;
+  // A fallback workflow's: why the node it runs for failed, as NodeContext::failure.
+  // Set before Prepare; read-only afterwards.
+  JsonText failure_;
   std::vector<Slot> slots_;
   std::atomic<int> remaining_{0};  // nodes not finished yet
   Mutex mu_;

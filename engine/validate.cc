@@ -158,7 +158,8 @@ std::vector<Diagnostic> ValidateFallbacks(const std::vector<WorkflowSpec>& workf
   std::vector<bool> used_as_fallback(workflows.size());
   for (size_t w = 0; w < workflows.size(); ++w) {
     for (const auto& node : workflows[w].nodes) {
-      for (const auto& fb : node.policy.fallback) {
+      for (const auto& rule : node.policy.fallback) {
+        const std::string& fb = rule.workflow;
         auto it = index.find(fb);
         if (it == index.end()) {
           out.push_back({node.where, node.name,

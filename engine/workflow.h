@@ -36,6 +36,9 @@ struct NodeContext {
   std::vector<std::pair<std::string, JsonText>> deps;
   std::vector<std::string> skipped;  // dependencies whose `when` said no
   std::vector<std::string> failed;   // optional dependencies that failed
+  // In a fallback workflow: why the node it runs for failed, an object
+  // { node, kind, message, attempts }; null elsewhere.
+  JsonText failure;
   CancelToken* cancel = nullptr;
   // Monotonic Clock::Now() time at which the attempt times out; 0: none. A
   // body that EnforcesDeadline() stops itself by then with a kTimeout error.

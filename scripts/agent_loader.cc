@@ -180,11 +180,16 @@ std::map<std::string, InheritedNames> FallbackInheritance(
       auto fallback = policy.FindMember("fallback");
       if (fallback == policy.MemberEnd()) continue;
       std::vector<std::string> names;
-      if (fallback->value.IsString()) names.emplace_back(fallback->value.GetString());
-      if (fallback->value.IsArray()) {
-        for (const Value& name : fallback->value.GetArray()) {
-          if (name.IsString()) names.emplace_back(name.GetString());
+      auto add = [&names](const Value& entry) {
+        if (entry.IsString()) names.emplace_back(entry.GetString());
+        if (entry.IsObject() && entry.HasMember("workflow") && entry["workflow"].IsString()) {
+          names.emplace_back(entry["workflow"].GetString());
         }
+      };
+      if (fallback->value.IsArray()) {
+        for (const Value& entry : fallback->value.GetArray()) add(entry);
+      } else {
+        add(fallback->value);
       }
       for (const std::string& name : names) {
         InheritedNames& inherited = inheritance[name];

@@ -12,7 +12,7 @@ namespace {
 
 char kContextMetaKey;
 
-constexpr const char* kLazyFields[] = {"params", "deps", "skipped", "failed"};
+constexpr const char* kLazyFields[] = {"params", "deps", "skipped", "failed", "failure"};
 
 void PushNames(lua_State* L, const std::vector<std::string>& names) {
   lua_createtable(L, static_cast<int>(names.size()), 0);
@@ -38,13 +38,15 @@ bool PushField(lua_State* L, const NodeContext& ctx, std::string_view name) {
     PushNames(L, name == "skipped" ? ctx.skipped : ctx.failed);
     return true;
   }
-  if (name == "params") {
-    if (ctx.params == nullptr) {
-      lua_createtable(L, 0, 0);
+  if (name == "params" || name == "failure") {
+    const JsonText& value = name == "params" ? ctx.params : ctx.failure;
+    if (value == nullptr) {
+      if (name == "params") lua_createtable(L, 0, 0);
+      else lua_pushnil(L);
       return true;
     }
-    Status status = PushJson(L, *ctx.params);
-    if (!status.ok()) lua_pushstring(L, ("ctx.params: " + status.message()).c_str());
+    Status status = PushJson(L, *value);
+    if (!status.ok()) lua_pushfstring(L, "ctx.%s: %s", name.data(), status.message().c_str());
     return status.ok();
   }
   lua_createtable(L, 0, static_cast<int>(ctx.deps.size()));

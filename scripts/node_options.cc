@@ -238,9 +238,13 @@ std::string Expectation(lua_State* L, int index, OptionType type) {
       if (is_string(index) && lua_rawlen(L, index) > 0) return "";
       return "must be a table, true, or a breaker key";
     case kFallback:
-      if (IsWorkflowRef(L, index)) return "";
-      if (IsListOf(L, index, [L](int i) { return IsWorkflowRef(L, i); })) return "";
-      return "must be a workflow (or its name) or a list of them";
+      if (IsWorkflowRef(L, index) || IsFallbackRule(L, index)) return "";
+      if (IsListOf(L, index,
+                   [L](int i) { return IsWorkflowRef(L, i) || IsFallbackRule(L, i); })) {
+        return "";
+      }
+      return "must be a workflow (or its name), { on = { kinds... }, workflow = ... }, or a "
+             "list of them";
     case kJoin:
       if (IsTable(L, index) || IsOneOf(L, index, {"all", "any"})) return "";
       return "must be \"all\", \"any\", { quorum = k } or { best_effort = seconds }";
@@ -279,6 +283,38 @@ void PushWorkflowName(lua_State* L, int index) {
     lua_pushliteral(L, "name");
     lua_rawget(L, index);
   }
+}
+
+// Pushes a `fallback` entry as JSON-ready data: a workflow's name, or
+// { on = { kinds... }, workflow = name } for a rule.
+void PushFallbackEntry(lua_State* L, int index) {
+  if (IsWorkflowRef(L, index)) return PushWorkflowName(L, index);
+  index = lua_absindex(L, index);
+  lua_createtable(L, 0, 2);
+  lua_pushliteral(L, "workflow");
+  lua_rawget(L, index);
+  PushWorkflowName(L, -1);
+  lua_remove(L, -2);
+  lua_setfield(L, -2, "workflow");
+  lua_pushliteral(L, "on");
+  lua_rawget(L, index);
+  if (!lua_isnil(L, -1)) {
+    int on = lua_gettop(L);
+    lua_createtable(L, 1, 0);
+    PushArrayMarker(L);
+    lua_setmetatable(L, -2);
+    if (IsString(L, on)) {
+      lua_pushvalue(L, on);
+      lua_rawseti(L, -2, 1);
+    } else {
+      for (lua_Integer k = 1; k <= static_cast<lua_Integer>(lua_rawlen(L, on)); ++k) {
+        lua_rawgeti(L, on, k);
+        lua_rawseti(L, -2, k);
+      }
+    }
+    lua_setfield(L, -3, "on");
+  }
+  lua_pop(L, 1);
 }
 
 // Pushes table[field] without metamethods; when it is nil, what `fallback`
@@ -329,7 +365,8 @@ void PushTools(lua_State* L, int index) {
 // Pushes a node or workflow list option as an array: a single name becomes
 // a list of one, workflows become their names.
 void PushList(lua_State* L, int index, OptionType type) {
-  bool single = type == kNames ? IsString(L, index) : IsWorkflowRef(L, index);
+  bool single = type == kNames ? IsString(L, index)
+                               : IsWorkflowRef(L, index) || IsFallbackRule(L, index);
   lua_Integer n = single ? 1 : static_cast<lua_Integer>(lua_rawlen(L, index));
   lua_createtable(L, static_cast<int>(n), 0);
   PushArrayMarker(L);
@@ -341,7 +378,7 @@ void PushList(lua_State* L, int index, OptionType type) {
       lua_rawgeti(L, index, i);
     }
     if (type == kFallback) {
-      PushWorkflowName(L, -1);
+      PushFallbackEntry(L, -1);
       lua_remove(L, -2);
     }
     lua_rawseti(L, -2, i);
@@ -408,7 +445,9 @@ void PushOption(lua_State* L, int index, const DslOption& option) {
     case kNames:
       return PushList(L, index, option.type);
     case kFallback:
-      if (IsWorkflowRef(L, index)) return PushWorkflowName(L, index);
+      if (IsWorkflowRef(L, index) || IsFallbackRule(L, index)) {
+        return PushFallbackEntry(L, index);
+      }
       return PushList(L, index, option.type);
     case kHedge:
       return PushHedge(L, index);

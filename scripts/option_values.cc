@@ -116,4 +116,25 @@ bool IsWorkflowRef(lua_State* L, int index) {
   return lua_type(L, index) == LUA_TSTRING || IsWorkflowObject(L, index);
 }
 
+bool IsFallbackRule(lua_State* L, int index) {
+  if (!IsTable(L, index) || IsWorkflowObject(L, index)) return false;
+  index = lua_absindex(L, index);
+  bool ok = true;
+  bool has_workflow = false;
+  lua_pushnil(L);
+  while (ok && lua_next(L, index) != 0) {
+    std::string_view key = IsString(L, -2) ? lua_tostring(L, -2) : "";
+    if (key == "workflow") {
+      has_workflow = ok = IsWorkflowRef(L, -1);
+    } else if (key == "on") {
+      ok = IsString(L, -1) || IsListOf(L, lua_gettop(L), [L](int i) { return IsString(L, i); });
+    } else {
+      ok = false;
+    }
+    lua_pop(L, 1);
+  }
+  if (!ok) lua_pop(L, 1);  // the key lua_next left
+  return ok && has_workflow;
+}
+
 }  // namespace keel::option_values

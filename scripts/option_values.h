@@ -54,6 +54,8 @@ std::string JsonObjectProblem(lua_State* L, int index);
 bool IsJsonObject(lua_State* L, int index);
 // A workflow declaration or a workflow name.
 bool IsWorkflowRef(lua_State* L, int index);
+// A `fallback` entry picked by error kind: { on = kind | { kinds... }, workflow = ref }.
+bool IsFallbackRule(lua_State* L, int index);
 
 // True when every character of the string at `index` passes `ok`, and the
 // string has `min` to `max` characters.

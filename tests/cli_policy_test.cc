@@ -243,6 +243,74 @@ TEST_CASE("fallback: a failed node ends `fallback` with the fallback workflow's 
   CHECK(none["error"].Str().find("also_down") != std::string::npos);
 }
 
+const char kFallbackByKind[] = R"lua(local keel = require "keel"
+keel.workflow "cheap" {
+  keel.fn "output" { run = function(ctx)
+    return { via = "cheap", failure = ctx.failure, topic = ctx.params.topic }
+  end },
+}
+keel.workflow "offline" {
+  keel.fn "output" { run = function(ctx) return { via = "offline", failure = ctx.failure } end },
+}
+return keel.workflow "by_kind" {
+  params = { topic = "breakers" },
+  keel.fn "limited" {
+    retry = { attempts = 2, base = 0.01 },
+    fallback = { { on = { "rate_limited", "timeout" }, workflow = "cheap" }, "offline" },
+    run = function() keel.fail { kind = "rate_limited", message = "429 from provider" } end,
+  },
+  keel.fn "broken" {
+    fallback = { { on = "rate_limited", workflow = "cheap" }, "offline" },
+    run = function() error("bad prompt") end,
+  },
+  keel.fn "plain" { run = function(ctx) return ctx.failure == nil end },
+}
+)lua";
+
+TEST_CASE("fallback: entries picked by kind; the fallback sees ctx.failure" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("by_kind.lua", kFallbackByKind);
+  Json out = RunJson(box, wf, 0);
+  Json limited = out["outputs"]["limited"];
+  CHECK(limited["via"].Str() == "cheap");
+  CHECK(limited["topic"].Str() == "breakers");
+  CHECK(limited["failure"]["node"].Str() == "limited");
+  CHECK(limited["failure"]["kind"].Str() == "rate_limited");
+  CHECK(limited["failure"]["message"].Str().find("429 from provider") != std::string::npos);
+  CHECK(limited["failure"]["attempts"].Dump() == "2");
+  Json broken = out["outputs"]["broken"];
+  CHECK(broken["via"].Str() == "offline");
+  CHECK(broken["failure"]["kind"].Str() == "error");
+  CHECK(out["outputs"]["plain"].Dump() == "true");
+
+  std::string bad = box.Write("bad_rule.lua", R"lua(local keel = require "keel"
+keel.workflow "cheap" { keel.fn "output" { run = function() return 1 end } }
+return keel.workflow "main" {
+  keel.fn "a" {
+    fallback = { { on = { "rate_limit" }, workflow = "cheap" } },
+    run = function() return 1 end,
+  },
+}
+)lua");
+  ExitInfo r = box.Keel({"validate", bad});
+  INFO(r.Describe());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("bad_rule.lua:4") != std::string::npos);
+  CHECK(r.err.find("unknown error kind") != std::string::npos);
+  std::string shape = box.Write("bad_shape.lua", R"lua(local keel = require "keel"
+keel.workflow "cheap" { keel.fn "output" { run = function() return 1 end } }
+return keel.workflow "main" {
+  keel.fn "a" { fallback = { { when = "timeout", workflow = "cheap" } }, run = function() end },
+}
+)lua");
+  r = box.Keel({"validate", shape});
+  INFO(r.Describe());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("bad_shape.lua:4") != std::string::npos);
+  CHECK(r.err.find("fallback") != std::string::npos);
+}
+
 TEST_CASE("fallback: an undeclared workflow or a cycle is a validation error" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);

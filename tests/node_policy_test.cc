@@ -22,7 +22,9 @@ TEST_CASE("shorthands: retry = n, circuit = true or key, fallback string, join s
   CHECK(p->retry.attempts == 4);
   CHECK(p->has_circuit);
   CHECK(p->circuit.key == "n");
-  CHECK(p->fallback == std::vector<std::string>{"offline"});
+  REQUIRE(p->fallback.size() == 1);
+  CHECK(p->fallback[0].workflow == "offline");
+  CHECK(p->fallback[0].on.empty());
   CHECK(p->join.kind == JoinPolicy::Kind::kAny);
   auto q = ParseNodePolicy("n", R"({"circuit":"llm","fallback":["a","b"],"join":{"quorum":2}})",
                            "{}");
@@ -31,6 +33,29 @@ TEST_CASE("shorthands: retry = n, circuit = true or key, fallback string, join s
   CHECK(q->fallback.size() == 2);
   CHECK(q->join.kind == JoinPolicy::Kind::kQuorum);
   CHECK(q->join.quorum == 2);
+}
+
+TEST_CASE("fallback entries may be picked by error kind") {
+  auto p = ParseNodePolicy(
+      "n", R"({"fallback":[{"on":["rate_limited","timeout"],"workflow":"cheap"},"offline"]})", "{}");
+  REQUIRE(p.ok());
+  REQUIRE(p->fallback.size() == 2);
+  CHECK(p->fallback[0].workflow == "cheap");
+  CHECK(p->fallback[0].Matches(ErrorKind::kRateLimited));
+  CHECK(p->fallback[0].Matches(ErrorKind::kTimeout));
+  CHECK_FALSE(p->fallback[0].Matches(ErrorKind::kPermanent));
+  CHECK(p->fallback[1].Matches(ErrorKind::kPermanent));
+  auto single = ParseNodePolicy("n", R"({"fallback":{"on":"transient","workflow":"w"}})", "{}");
+  REQUIRE(single.ok());
+  CHECK(single->fallback.size() == 1);
+  auto bad_kind = ParseNodePolicy("n", R"({"fallback":[{"on":["rate_limit"],"workflow":"w"}]})", "{}");
+  REQUIRE_FALSE(bad_kind.ok());
+  CHECK(bad_kind.status().message().find("fallback.on: unknown error kind") != std::string::npos);
+  auto no_workflow = ParseNodePolicy("n", R"({"fallback":[{"on":["timeout"]}]})", "{}");
+  CHECK_FALSE(no_workflow.ok());
+  auto stray = ParseNodePolicy("n", R"({"fallback":[{"workflow":"w","kinds":[]}]})", "{}");
+  REQUIRE_FALSE(stray.ok());
+  CHECK(stray.status().message().find("fallback.kinds: unknown option") != std::string::npos);
 }
 
 TEST_CASE("full circuit and retry tables parse") {

@@ -66,8 +66,10 @@ class ConstBody : public NodeBody {
     std::string failed = "[";
     for (auto& f : ctx.failed) failed += (failed.size() > 1 ? ",\"" : "\"") + f + "\"";
     failed += "]";
+    std::string failure = ctx.failure ? *ctx.failure : "null";
     done(NodeResult::Success(MakeJson("{\"v\":" + json_ + ",\"deps\":" + deps +
-                                      ",\"failed\":" + failed + "}")));
+                                      ",\"failed\":" + failed + ",\"failure\":" + failure +
+                                      "}")));
   }
 
  private:
@@ -392,7 +394,7 @@ TEST_CASE("fallback workflows answer in order, with the node's deps" * doctest::
   wf.nodes.push_back(Node("topic", std::make_shared<ConstBody>("1")));
   NodeSpec n = Node("write", std::make_shared<ScriptedBody>(std::vector<Status>(5, Permanent())),
                     {"topic"});
-  n.policy.fallback = {"broken", "offline"};
+  n.policy.fallback = {{"broken", {}}, {"offline", {}}};
   wf.nodes.push_back(n);
   wf.nodes.push_back(Node("publish", std::make_shared<ConstBody>("2"), {"write"}));
   RunOutcome out = f.Run(wf);
@@ -402,6 +404,41 @@ TEST_CASE("fallback workflows answer in order, with the node's deps" * doctest::
   CHECK(publish.find("\"write\":{\"v\":\"offline\",\"deps\":{\"topic\":") != std::string::npos);
   CHECK(f.CountEvents("write", "fallback_started") == 2);
   CHECK(f.CountEvents("write", "fallback_finished") == 2);
+}
+
+TEST_CASE("fallback entries are picked by the failure's kind and see the failure" *
+          doctest::timeout(30)) {
+  Fixture f;
+  WorkflowSpec cheap;
+  cheap.name = "cheap";
+  cheap.nodes.push_back(Node("output", std::make_shared<ConstBody>("\"cheap\"")));
+  WorkflowSpec offline;
+  offline.name = "offline";
+  offline.nodes.push_back(Node("output", std::make_shared<ConstBody>("\"offline\"")));
+  f.library = {cheap, offline};
+  WorkflowSpec wf;
+  wf.name = "main";
+  auto limited = std::make_shared<ScriptedBody>(
+      std::vector<Status>(5, Status::Error(ErrorKind::kRateLimited, "slow down")));
+  NodeSpec a = Node("limited", limited);
+  a.policy.retry.attempts = 2;
+  a.policy.fallback = {{"cheap", {ErrorKind::kTransient}},
+                       {"offline", {ErrorKind::kRateLimited, ErrorKind::kTimeout}}};
+  NodeSpec b = Node("broken", std::make_shared<ScriptedBody>(std::vector<Status>(5, Permanent())));
+  b.policy.fallback = {{"cheap", {ErrorKind::kTransient}}};
+  wf.nodes = {a, b};
+  RunOutcome out = f.Run(wf);
+  CHECK(out.status == RunStatus::kFailed);
+  REQUIRE(out.results[0].status == NodeStatus::kFallback);
+  std::string limited_out = *out.results[0].output;
+  CHECK(limited_out.find("\"v\":\"offline\"") != std::string::npos);
+  CHECK(limited_out.find("\"failure\":{\"node\":\"limited\",\"kind\":\"rate_limited\","
+                         "\"message\":\"slow down\",\"attempts\":2}") != std::string::npos);
+  CHECK(f.CountEvents("limited", "fallback_started") == 1);
+  // No entry is for a permanent failure: the node fails as it would without one.
+  CHECK(out.results[1].status == NodeStatus::kFailed);
+  CHECK(out.results[1].error.kind() == ErrorKind::kPermanent);
+  CHECK(f.CountEvents("broken", "fallback_started") == 0);
 }
 
 TEST_CASE("join any runs on the first success and cancels the losers" * doctest::timeout(30)) {
