@@ -273,6 +273,7 @@ int NodeRun(lua_State* L) {
   ExecCall call;
   Status read = ReadExecCall(L, 1, ExecForm::kNode, *active->context, active->clock->Now(), &call);
   if (!read.ok()) return ReturnFailure(L, read);
+  call.has_output = true;  // a node's output is stdout, as text unless it says otherwise
   if (lua_toboolean(L, 2)) {
     call.request.has_stdin = true;
     if (lua_isnone(L, 3)) {
