@@ -290,5 +290,22 @@ return keel.workflow "resume" {
   CHECK(ReadAll(count) == "ran\n");
 }
 
+TEST_CASE("examples: exec.lua lists a directory three ways" * doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  const std::string example = std::string(KEEL_SOURCE_DIR) + "/examples/exec.lua";
+  box.Write("alpha.txt", "a\n");
+  box.Write("beta.txt", "b\n");
+  Json out = RunJson(box, example, 0, {"-p", "dir=" + box.dir()});
+  Json report = out["outputs"]["report"];
+  CHECK(report["files"].Int() >= 2);
+  CHECK(report["first"].Str() == "ALPHA.TXT");
+  CHECK(report["kilobytes"].IsNumber());
+  ExitInfo missing = box.KeelDb({"run", example, "-p", "dir=" + box.Path("nope")}, kPrompt);
+  INFO(missing.Describe());
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.out.find("error: listing: permanent: ls -1 " + box.Path("nope") +
+                         ": exited with code 2; stderr: ") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace keel::testing
