@@ -290,6 +290,42 @@ return keel.workflow "resume" {
   CHECK(ReadAll(count) == "ran\n");
 }
 
+TEST_CASE("exec: an interrupted keel kills the programs it runs" * doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string pids = box.Path("pids");
+  Script(box, "stuck.sh", "echo $$ >> " + pids + "\nsleep 100 & echo $! >> " + pids + "\nwait\n");
+  std::string wf = box.Write("stuck.lua", R"lua(local keel = require "keel"
+return keel.workflow "stuck" {
+  keel.exec "stuck" { command = { "./stuck.sh" } },
+}
+)lua");
+  for (int signal_number : {SIGINT, SIGTERM}) {
+    CAPTURE(signal_number);
+    std::remove(pids.c_str());
+    auto keel = box.StartDb({"run", wf});
+    std::vector<pid_t> all;
+    for (int i = 0; i < 2000 && all.size() < 2; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::istringstream recorded(ReadAll(pids));
+      all.clear();
+      for (pid_t pid; recorded >> pid;) all.push_back(pid);
+    }
+    REQUIRE(all.size() == 2);
+    kill(keel->pid(), signal_number);
+    ExitInfo r = keel->Wait(kPrompt);
+    INFO(r.Describe());
+    CHECK(r.signal == signal_number);
+    for (pid_t pid : all) {
+      CAPTURE(pid);
+      bool gone = false;
+      for (int i = 0; i < 200 && !(gone = Gone(pid)); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      CHECK(gone);
+    }
+  }
+}
+
 TEST_CASE("examples: exec.lua lists a directory three ways" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   const std::string example = std::string(KEEL_SOURCE_DIR) + "/examples/exec.lua";
