@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "engine/mutex.h"
+#include "nodes/child_process.h"
 
 namespace keel::cli {
 namespace {
@@ -50,6 +51,9 @@ void Restore() {
 
 // Dies of `signal_number` as if it had not been caught.
 [[noreturn]] void DieOf(int signal_number) {
+  // Programs of exec nodes run in process groups of their own, which the
+  // terminal's ^C does not reach: they must not outlive keel.
+  KillAllPrograms();
   signal(signal_number, SIG_DFL);
   raise(signal_number);
   _exit(128 + signal_number);  // only if the signal is blocked in this thread

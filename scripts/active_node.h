@@ -21,6 +21,7 @@ namespace keel {
 
 class HttpLoop;
 class LlmClient;
+class ProcessLoop;
 
 // What a waiting keel call (keel.llm, keel.http) hands back to its
 // coroutine: pushes the values the coroutine resumes with and returns how
@@ -48,6 +49,7 @@ struct ActiveNode {
   int llm_calls = 0;                     // keel.llm calls of this execution so far
   LlmClient* llm = nullptr;              // the script's providers
   HttpLoop* http = nullptr;              // the I/O loop keel.http uses
+  ProcessLoop* processes = nullptr;      // what keel.exec runs programs on
   StopReason stop = StopReason::kNone;   // set by the hook just before it stops the coroutine
 
   StopReason CheckStop() const {

@@ -58,6 +58,7 @@ class Execution : public std::enable_shared_from_this<Execution> {
       active_.context_table = lua_topointer(co_, 1);
       active_.llm = pool_->llm().get();
       active_.http = pool_->http().get();
+      active_.processes = pool_->processes();
       const NodeFunctions& functions = state_->functions(index_);
       if (!call_.tool.empty()) return StartTool(functions);
       if (functions.when == kNoFunction) return StartRun();

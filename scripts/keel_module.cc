@@ -9,6 +9,7 @@
 #include "engine/did_you_mean.h"
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
+#include "scripts/exec_calls.h"
 #include "scripts/llm_calls.h"
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
@@ -244,6 +245,7 @@ int OpenKeel(lua_State* L) {
   lua_pushcfunction(L, &LuaTrampoline<Fail>);
   lua_setfield(L, -2, "fail");
   AddWaitingCalls(L);
+  AddExec(L);
   return 1;
 }
 

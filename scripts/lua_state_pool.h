@@ -19,6 +19,7 @@
 #include "engine/clock.h"
 #include "engine/mutex.h"
 #include "engine/status.h"
+#include "nodes/child_process.h"
 #include "nodes/http_loop.h"
 #include "nodes/llm_client.h"
 #include "scripts/declarations.h"
@@ -50,6 +51,8 @@ class LuaStatePool {
   }
   const std::shared_ptr<LlmClient>& llm() const { return llm_; }
   const std::shared_ptr<HttpLoop>& http() const { return http_; }
+  // What keel.exec runs programs on; its thread starts with the first program.
+  ProcessLoop* processes() const { return processes_.get(); }
   size_t memory_limit() const { return memory_limit_; }
   const std::string& chunk_name() const { return source_.chunk_name; }
   // How many states were created so far, and how many are free now.
@@ -58,7 +61,10 @@ class LuaStatePool {
 
  private:
   LuaStatePool(ScriptSource source, size_t memory_limit, Clock* clock)
-      : source_(std::move(source)), memory_limit_(memory_limit), clock_(clock) {}
+      : source_(std::move(source)),
+        memory_limit_(memory_limit),
+        clock_(clock),
+        processes_(std::make_unique<ProcessLoop>(clock)) {}
 
   const ScriptSource source_;
   const size_t memory_limit_;
@@ -66,6 +72,7 @@ class LuaStatePool {
   std::string layout_;  // set by Create; what every state must declare
   std::shared_ptr<LlmClient> llm_;  // set by SetServices
   std::shared_ptr<HttpLoop> http_;
+  const std::unique_ptr<ProcessLoop> processes_;
 
   Mutex mu_;
   std::vector<std::unique_ptr<ScriptState>> free_ GUARDED_BY(mu_);
