@@ -21,8 +21,7 @@ Result<std::unordered_set<std::string>> RerunSet(const WorkflowSpec& workflow,
   auto list = NodesFrom(workflow, from);
   if (!list.ok()) {
     return Status::Error(ErrorKind::kPermanent,
-                         "--from " + from + ": " + list.status().message() + " (run " + run_id +
-                             ")");
+                         "--from " + from + ": " + list.status().message() + " of run " + run_id);
   }
   nodes.insert(list->begin(), list->end());
   return nodes;
