@@ -30,17 +30,17 @@ int ForkCommand(const ForkArgs& args) {
   if (!syntax.ok()) return UsageError(syntax.status().message());
   std::string db_path = ResolveDbPath(args.db);
   SetInterruptNoticeDb(args.db);
-  auto store = OpenDb(db_path, {.create = false,
-                                .durability = args.durability,
-                                .storage_timeout = args.storage_timeout});
+  auto store = OpenDb(
+      db_path,
+      {.create = false, .durability = args.durability, .storage_timeout = args.storage_timeout});
   if (!store.ok()) return UsageError(store.status().message());
   auto source = (*store)->GetRun(args.run_id);
   if (!source.ok()) return UsageError(source.status().message());
 
   std::error_code ec;
   if (!std::filesystem::exists(source->script_path, ec)) {
-    return UsageError(fmt::format("cannot fork run {}: its script {} no longer exists",
-                                  source->id, source->script_path));
+    return UsageError(fmt::format("cannot fork run {}: its script {} no longer exists", source->id,
+                                  source->script_path));
   }
   auto config = RecordedConfig(*source, args.llm, args.max_inflight);
   if (!config.ok()) return UsageError(config.status().message());

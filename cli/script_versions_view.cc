@@ -59,8 +59,7 @@ void PrintScriptVersions(const RunRecord& run, const std::vector<ScriptVersion>&
   for (const ScriptVersion& v : versions) {
     std::string files = v.script_path + " " + ShortHash(v.script_sha256);
     for (const ScriptModule& m : v.modules) files += ", " + m.name + " " + ShortHash(m.sha256);
-    std::printf("  %d  %s  %s\n", v.version, FormatLocalTime(v.created_at).c_str(),
-                files.c_str());
+    std::printf("  %d  %s  %s\n", v.version, FormatLocalTime(v.created_at).c_str(), files.c_str());
     std::printf("     nodes: %s\n", NameList(by_version[v.version]).c_str());
   }
   auto reused = by_version.find(0);

@@ -15,8 +15,7 @@ Result<std::vector<std::string>> NodesFrom(const WorkflowSpec& workflow, const s
     names.reserve(workflow.nodes.size());
     for (const NodeSpec& node : workflow.nodes) names.push_back(node.name);
     return Status::Error(ErrorKind::kPermanent, "no node '" + from + "' in workflow '" +
-                                                    workflow.name + "'" +
-                                                    DidYouMean(from, names));
+                                                    workflow.name + "'" + DidYouMean(from, names));
   }
   // Dependents by index, then a walk from `start`.
   const size_t n = workflow.nodes.size();

@@ -95,7 +95,8 @@ struct RunEventExtra {
   std::string from;
   std::string forked_from;
 };
-std::string RunEventData(int nodes, int kept, bool script_changed, const RunEventExtra& extra = {}) {
+std::string RunEventData(int nodes, int kept, bool script_changed,
+                         const RunEventExtra& extra = {}) {
   EventData data;
   data.Add("nodes", nodes).Add("kept", kept).Add("script_changed", script_changed);
   data.Add("script_version", extra.script_version);
@@ -270,9 +271,8 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
   auto alive = [](const Owner& owner, double heartbeat_age) {
     return OwnerAlive(owner, heartbeat_age);
   };
-  auto claimed = from.empty()
-                     ? store_->ClaimRun(claim, run.epoch, alive)
-                     : store_->ClaimRunForRerun(claim, run.epoch, from, rerun, alive);
+  auto claimed = from.empty() ? store_->ClaimRun(claim, run.epoch, alive)
+                              : store_->ClaimRunForRerun(claim, run.epoch, from, rerun, alive);
   if (!claimed.ok()) return claimed.status();
   const RunRecord& before = claimed->before;
   usable = CheckKeptNodes(claimed->nodes, workflow, run.id, script.path);
@@ -290,10 +290,11 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
     earlier.emplace(std::move(name), std::move(rec));
   }
   bool changed = !claimed->changed_files.empty();
-  store_->AppendEvent(
-      {run.id, 0, claim.updated_at, "", "run_resumed",
-       RunEventData(claim.node_count, kept, changed,
-                    RunEventExtra{.script_version = claimed->script_version, .from = from, .forked_from = ""})});
+  store_->AppendEvent({run.id, 0, claim.updated_at, "", "run_resumed",
+                       RunEventData(claim.node_count, kept, changed,
+                                    RunEventExtra{.script_version = claimed->script_version,
+                                                  .from = from,
+                                                  .forked_from = ""})});
   auto events = store_->GetEvents(run.id);
   if (!events.ok()) return events.status();
   RunHistory history = ReadRunHistory(*events);

@@ -5,7 +5,8 @@ namespace keel::sqlite {
 const char kRunColumnsHead[] = "id, workflow, script_path, script_sha256, ";
 const char kRunColumnsTail[] =
     ", params_json, status, owner_pid, owner_host, owner_start, heartbeat, created_at, "
-    "updated_at, finished_at, node_count, error, epoch, config_json, forked_from, forked_from_node, "
+    "updated_at, finished_at, node_count, error, epoch, config_json, forked_from, "
+    "forked_from_node, "
     "script_version";
 
 const char kSelectNodes[] =

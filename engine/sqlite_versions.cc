@@ -51,7 +51,8 @@ constexpr char kModules[] =
 constexpr char kRunScript[] =
     "SELECT created_at, script_path, script_sha256, script_text FROM runs WHERE id = ?1";
 
-Status PrepareEach(Connection* conn, std::initializer_list<std::pair<Statement*, const char*>> all) {
+Status PrepareEach(Connection* conn,
+                   std::initializer_list<std::pair<Statement*, const char*>> all) {
   for (const auto& [stmt, sql] : all) {
     Status status = stmt->Prepare(conn, sql);
     if (!status.ok()) return status;
@@ -226,7 +227,8 @@ std::optional<int> VersionWriter::HeldVersion(const std::string& run_id) const {
 
 Status VersionReader::Prepare(Connection* conn) {
   conn_ = conn;
-  return PrepareEach(conn, {{&versions_, kVersions}, {&modules_, kModules}, {&run_script_, kRunScript}});
+  return PrepareEach(conn,
+                     {{&versions_, kVersions}, {&modules_, kModules}, {&run_script_, kRunScript}});
 }
 
 Result<std::vector<ScriptVersion>> VersionReader::Get(const std::string& run_id) {

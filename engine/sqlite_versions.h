@@ -35,8 +35,7 @@ class VersionWriter {
   // those of `rerun` go back to pending, those of their inner nodes are
   // deleted, and a rerun event (engine/rerun.h) is appended at `now`.
   Status ResetForRerun(const std::string& run_id, const std::vector<std::string>& records,
-                       const std::string& from, const std::vector<std::string>& rerun,
-                       double now);
+                       const std::string& from, const std::vector<std::string>& rerun, double now);
 
   // `keel fork`: inserts copies of `kept` as records of run `run_id`.
   Status CopyNodes(const std::string& run_id, const std::vector<NodeRecord>& kept);
@@ -50,8 +49,8 @@ class VersionWriter {
 
  private:
   Status InsertVersion(const std::string& run_id, int version, double created_at,
-                       const std::string& path, const std::string& sha256,
-                       const std::string& text, const std::vector<ScriptModule>& modules);
+                       const std::string& path, const std::string& sha256, const std::string& text,
+                       const std::vector<ScriptModule>& modules);
 
   Connection* conn_ = nullptr;
   std::unordered_map<std::string, int> held_;

@@ -89,7 +89,8 @@ TEST_CASE("resume --from re-runs exactly the node and what is downstream, in a s
   Json run = RunOk(box, {"run", wf, "--json", "-p", "topic=hi"});
   const std::string id = run["run_id"].Str();
   CHECK(Output(run, "d").Str() == "hi/v1!");
-  CHECK(LogCounts(box) == std::map<std::string, int>{{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}, {"e", 1}});
+  CHECK(LogCounts(box) ==
+        std::map<std::string, int>{{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}, {"e", 1}});
 
   ClearLog(box);
   Json again = RunOk(box, {"resume", id, "--from", "b", "--json"});
@@ -286,8 +287,7 @@ return keel.workflow "w" {
   INFO(resumed.Describe());
   // The recorded budget stops it after a and b spent 1000 tokens.
   CHECK(resumed.exit_code == 1);
-  CHECK(Json::Parse(resumed.out)["error"].Str().find("token budget exceeded") !=
-        std::string::npos);
+  CHECK(Json::Parse(resumed.out)["error"].Str().find("token budget exceeded") != std::string::npos);
   // The recorded --provider sent the calls to the server, with the recorded param.
   CHECK(LogEntries(server.Log(), "user", "about herons").size() == 1);
 
@@ -325,9 +325,12 @@ return keel.workflow "blocked" {
   // Run the printed command through a shell from another directory.
   box.Write("go", "");
   std::string shell_command = command.substr(command.find("keel ") + 5);
-  ExitInfo resumed = Subprocess("/bin/sh", SpawnOptions{
-      .args = {"-c", std::string(KEEL_BIN) + " " + shell_command}, .cwd = "/", .env = {}})
-                         .Wait(kWait);
+  ExitInfo resumed =
+      Subprocess(
+          "/bin/sh",
+          SpawnOptions{
+              .args = {"-c", std::string(KEEL_BIN) + " " + shell_command}, .cwd = "/", .env = {}})
+          .Wait(kWait);
   INFO(resumed.Describe());
   CHECK(resumed.exit_code == 0);
   CHECK(box.Show(RunIdFromStderr(stopped.err))["status"].Str() == "succeeded");

@@ -1,9 +1,10 @@
 // The rule of `keel resume --from` and `keel fork --from`: which nodes are
 // downstream, which records belong to them, which checkpoints they lose.
 
+#include "engine/rerun.h"
+
 #include <doctest/doctest.h>
 
-#include "engine/rerun.h"
 #include "engine/run_history.h"
 #include "tests/fakes/node_spec.h"
 
@@ -16,9 +17,8 @@ using testing::Node;
 WorkflowSpec Diamond() {
   WorkflowSpec wf;
   wf.name = "diamond";
-  wf.nodes = {Node("a", {}, nullptr),         Node("b", {"a"}, nullptr),
-              Node("c", {"a"}, nullptr),      Node("d", {"b", "c"}, nullptr),
-              Node("e", {}, nullptr),         Node("f", {"c"}, nullptr)};
+  wf.nodes = {Node("a", {}, nullptr),         Node("b", {"a"}, nullptr), Node("c", {"a"}, nullptr),
+              Node("d", {"b", "c"}, nullptr), Node("e", {}, nullptr),    Node("f", {"c"}, nullptr)};
   return wf;
 }
 
@@ -47,11 +47,11 @@ TEST_CASE("NodesFrom an unknown node fails with did-you-mean") {
 TEST_CASE("a record belongs to a node by its name or its inner-node prefixes") {
   const std::unordered_set<std::string> nodes = {"m", "c", "r", "a/b"};
   CHECK(RecordOfAny("m", nodes));
-  CHECK(RecordOfAny("m[3]", nodes));       // map item
-  CHECK(RecordOfAny("c/fetch", nodes));    // call's inner node
-  CHECK(RecordOfAny("r#2/review", nodes)); // loop iteration's node
+  CHECK(RecordOfAny("m[3]", nodes));        // map item
+  CHECK(RecordOfAny("c/fetch", nodes));     // call's inner node
+  CHECK(RecordOfAny("r#2/review", nodes));  // loop iteration's node
   CHECK(RecordOfAny("m[3]/x", nodes));
-  CHECK(RecordOfAny("a/b[1]", nodes));     // a name holding '/' itself
+  CHECK(RecordOfAny("a/b[1]", nodes));  // a name holding '/' itself
   CHECK_FALSE(RecordOfAny("mm", nodes));
   CHECK_FALSE(RecordOfAny("mx[1]", nodes));
   CHECK_FALSE(RecordOfAny("cat/fetch", nodes));
@@ -68,8 +68,7 @@ TEST_CASE("a rerun event drops the earlier checkpoints of its nodes, not later o
       checkpoint("b", R"({"step":1})"),
       checkpoint("b[1]", R"({"step":1})"),
       checkpoint("e", R"({"step":1})"),
-      EventRecord{"r", 0, 1, "b",
-                  "fallback_event",
+      EventRecord{"r", 0, 1, "b", "fallback_event",
                   R"({"fallback":"fb","node":"x","event":"checkpoint","data":{"step":1}})"},
       EventRecord{"r", 0, 2, "", kRerunEventKind, RerunEventData("b", {"b", "d"})},
       checkpoint("d", R"({"step":2})"),

@@ -96,8 +96,7 @@ TEST_CASE("a claim adds a version only when the script or a module changed" *
   auto changed = third->ClaimRun(claim, same->epoch, Dead);
   REQUIRE_MESSAGE(changed.ok(), changed.status().ToString());
   CHECK(changed->script_version == 2);
-  CHECK(changed->changed_files ==
-        std::vector<std::string>{"/tmp/util.lua", "/tmp/extra.lua"});
+  CHECK(changed->changed_files == std::vector<std::string>{"/tmp/util.lua", "/tmp/extra.lua"});
   third->SaveNode(MakeNode("r1", "b"));
   REQUIRE(third->Flush().ok());
 
@@ -132,8 +131,8 @@ TEST_CASE("a claim for a rerun takes a succeeded run and resets exactly the node
   REQUIRE_FALSE(plain.ok());
   CHECK(plain.status().message().find("already succeeded") != std::string::npos);
 
-  auto alive = other->ClaimRunForRerun(run, 1, "b", {"b", "c"},
-                                       [](const Owner&, double) { return true; });
+  auto alive =
+      other->ClaimRunForRerun(run, 1, "b", {"b", "c"}, [](const Owner&, double) { return true; });
   CHECK_FALSE(alive.ok());  // a live owner is refused as for any claim
   auto stale = other->ClaimRunForRerun(run, 7, "b", {"b", "c"}, Dead);
   CHECK_FALSE(stale.ok());  // and so is a stale epoch
@@ -160,8 +159,7 @@ TEST_CASE("a claim for a rerun takes a succeeded run and resets exactly the node
   CHECK(ReadRunHistory(*events).journals.count("b") == 0);
 }
 
-TEST_CASE("a forked run is created with its copied records in one step" *
-          doctest::timeout(30)) {
+TEST_CASE("a forked run is created with its copied records in one step" * doctest::timeout(30)) {
   ScratchDir dir;
   auto store = OpenStore(dir.Path("keel.db"));
   RunRecord fork = ConfiguredRun("f1");
