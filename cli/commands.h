@@ -26,6 +26,8 @@ int RunCommand(const RunArgs& args);
 
 struct ResumeArgs {
   std::string run_id;  // or a unique prefix
+  std::string from;    // --from NODE: run NODE and what is downstream of it again
+  std::vector<std::string> params;  // -p: refused (a resume keeps the run's params)
   std::string db;
   int workers = 0;
   int max_inflight = 0;
@@ -35,6 +37,20 @@ struct ResumeArgs {
   LlmArgs llm;
 };
 int ResumeCommand(const ResumeArgs& args);
+
+struct ForkArgs {
+  std::string run_id;               // or a unique prefix
+  std::string from;                 // --from NODE; empty: every node runs
+  std::vector<std::string> params;  // "key=value", over the recorded params
+  std::string db;
+  int workers = 0;
+  int max_inflight = 0;  // 0: the recorded value
+  bool json = false;
+  std::string durability = "normal";
+  double storage_timeout = 30;
+  LlmArgs llm;  // over the recorded configuration
+};
+int ForkCommand(const ForkArgs& args);
 
 struct RunsArgs {
   std::string status;  // empty: any

@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
+#include <string_view>
+#include <system_error>
 #include <thread>
 
 #include "engine/mutex.h"
@@ -73,6 +76,28 @@ struct Armed {
   bool sealed GUARDED_BY(mu) = false;    // SealRunEnd: signals are ignored until the process exits
 };
 std::shared_ptr<Armed> current;  // while armed; Arm and Disarm only
+std::string notice_db;           // SetInterruptNoticeDb; the main thread's
+
+// `word` as one shell word: as it is when it holds nothing the shell reads
+// specially, else in single quotes.
+std::string ShellWord(std::string_view word) {
+  bool plain = !word.empty();
+  for (char c : word) {
+    bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                std::string_view("_-./+,:@%=").find(c) != std::string_view::npos;
+    plain = plain && safe;
+  }
+  if (plain) return std::string(word);
+  std::string quoted = "'";
+  for (char c : word) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
 
 // Tells, records, and dies of `signal_number`.
 [[noreturn]] void EndBySignal(const Armed& armed, int signal_number) {
@@ -103,6 +128,20 @@ void Check(const std::weak_ptr<Armed>& weak) {
 
 }  // namespace
 
+void SetInterruptNoticeDb(const std::string& db) {
+  notice_db.clear();
+  if (db.empty()) return;
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(db, ec);
+  notice_db = ec ? db : absolute.lexically_normal().string();
+}
+
+std::string ResumeCommandFor(const std::string& run_id) {
+  std::string command = "keel resume " + ShellWord(run_id);
+  if (!notice_db.empty()) command += " --db " + ShellWord(notice_db);
+  return command;
+}
+
 void HoldInterrupts() { Install(); }
 
 void ReleaseInterrupts() {
@@ -116,7 +155,7 @@ void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,
   DisarmInterruptNotice();
   auto armed = std::make_shared<Armed>();
   armed->clock = clock;
-  armed->notice = "\nkeel: interrupted; resume with: keel resume " + run_id + "\n";
+  armed->notice = "\nkeel: interrupted; resume with: " + ResumeCommandFor(run_id) + "\n";
   armed->fd = fd;
   armed->record = std::move(record);
   current = armed;

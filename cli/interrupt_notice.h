@@ -25,6 +25,16 @@
 
 namespace keel::cli {
 
+// The database the notice's command names: `db` as given to --db (made
+// absolute), so the printed `keel resume ID --db PATH` works from any
+// directory; "" (no --db: $KEEL_DB or ./keel.db) names none. Call before
+// ArmInterruptNotice.
+void SetInterruptNoticeDb(const std::string& db);
+
+// `keel resume RUN_ID`, with `--db PATH` (shell-quoted) when
+// SetInterruptNoticeDb named one.
+std::string ResumeCommandFor(const std::string& run_id);
+
 // From now on SIGINT and SIGTERM are only noted, until ArmInterruptNotice
 // takes over (a signal noted before is then handled as if it came after) or
 // ReleaseInterrupts. Covers the moments between a run's creation (or claim)

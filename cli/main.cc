@@ -115,12 +115,35 @@ int Main(int argc, char** argv) {
   ResumeArgs resume;
   auto* resume_cmd = app.add_subcommand("resume", "Continue a failed or interrupted run");
   resume_cmd->add_option("run_id", resume.run_id, "Run id or a unique prefix of it")->required();
+  resume_cmd->add_option("--from", resume.from,
+                         "Run this node and everything downstream of it again, even in a "
+                         "finished run");
+  resume_cmd
+      ->add_option("-p,--param", resume.params,
+                   "Refused: a resume keeps the run's params (see keel fork)")
+      ->allow_extra_args(false);
   AddDbOption(resume_cmd, &resume.db);
   AddExecutionOptions(resume_cmd, &resume.workers, &resume.max_inflight);
   resume_cmd->add_flag("--json", resume.json, "Print the result as one JSON object");
   AddDurabilityOptions(resume_cmd, &resume.durability, &resume.storage_timeout);
   AddLlmOptions(resume_cmd, &resume.llm);
   resume_cmd->callback([&] { action = [&] { return ResumeCommand(resume); }; });
+
+  ForkArgs fork;
+  auto* fork_cmd = app.add_subcommand(
+      "fork", "Start a new run from a recorded one, reusing the outputs upstream of --from");
+  fork_cmd->add_option("run_id", fork.run_id, "Run id or a unique prefix of it")->required();
+  fork_cmd->add_option("--from", fork.from,
+                       "Run this node and everything downstream of it; reuse the rest "
+                       "(default: run every node)");
+  fork_cmd->add_option("-p,--param", fork.params, "Change a parameter: key=value (repeatable)")
+      ->allow_extra_args(false);
+  AddDbOption(fork_cmd, &fork.db);
+  AddExecutionOptions(fork_cmd, &fork.workers, &fork.max_inflight);
+  fork_cmd->add_flag("--json", fork.json, "Print the result as one JSON object");
+  AddDurabilityOptions(fork_cmd, &fork.durability, &fork.storage_timeout);
+  AddLlmOptions(fork_cmd, &fork.llm);
+  fork_cmd->callback([&] { action = [&] { return ForkCommand(fork); }; });
 
   RunsArgs runs;
   auto* runs_cmd = app.add_subcommand("runs", "List recent runs, newest first");
@@ -183,7 +206,8 @@ int Main(int argc, char** argv) {
   if (argv[1][0] != '-' && !IsCommand(app, argv[1])) {
     PrintError(
         std::string("unknown command '") + argv[1] +
-        "'; commands: run, resume, runs, show, graph, breakers, validate, gc (see keel --help)");
+        "'; commands: run, resume, fork, runs, show, graph, breakers, validate, gc (see keel "
+        "--help)");
     return kExitUsage;
   }
   try {

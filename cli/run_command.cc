@@ -20,11 +20,15 @@
 #include "cli/params.h"
 #include "cli/progress.h"
 #include "cli/recorded_report.h"
+#include "cli/recorded_script.h"
+#include "cli/run_config.h"
 #include "cli/run_output.h"
+#include "cli/run_setup.h"
 #include "engine/clock.h"
 #include "engine/event_data.h"
 #include "engine/executor.h"
 #include "engine/process_owner.h"
+#include "engine/rerun.h"
 #include "engine/runner.h"
 #include "scripts/workflow_loader.h"
 
@@ -110,6 +114,7 @@ int RunCommand(const RunArgs& args) {
   if (!params.ok()) return UsageError(params.status().message());
 
   std::string db_path = ResolveDbPath(args.db);
+  SetInterruptNoticeDb(args.db);
   auto store = OpenDb(db_path, {.create = true,
                                 .durability = args.durability,
                                 .storage_timeout = args.storage_timeout});
@@ -122,20 +127,23 @@ int RunCommand(const RunArgs& args) {
   return Execute(workflow, store->get(), std::move(progress_options), args.json,
                  [&](Progress* progress) {
                    Runner runner(script->clock, store->get(), progress);
+                   runner.set_config_json(ConfigJson(ConfigFromArgs(args.llm, args.max_inflight)));
                    return runner.Start(workflow, script->info, *params, options);
                  });
 }
 
 int ResumeCommand(const ResumeArgs& args) {
+  if (!args.params.empty()) return UsageError(ResumeKeepsParams(args.run_id));
   std::jthread warm_up(&Executor::WarmUp);
   std::string db_path = ResolveDbPath(args.db);
+  SetInterruptNoticeDb(args.db);
   auto store = OpenDb(db_path, {.create = false,
                                 .durability = args.durability,
                                 .storage_timeout = args.storage_timeout});
   if (!store.ok()) return UsageError(store.status().message());
   auto run = (*store)->GetRun(args.run_id);
   if (!run.ok()) return UsageError(run.status().message());
-  if (run->status == RunStatus::kSucceeded) {
+  if (run->status == RunStatus::kSucceeded && args.from.empty()) {
     std::fprintf(stderr, "run %s already succeeded; nothing to resume\n", run->id.c_str());
     if (!args.json) return kExitSucceeded;
     auto recorded = ReadRecordedReport(store->get(), *run);
@@ -156,20 +164,20 @@ int ResumeCommand(const ResumeArgs& args) {
     return UsageError(fmt::format("cannot resume run {}: its script {} no longer exists", run->id,
                                   run->script_path));
   }
+  // The recorded configuration, with what this command line gives instead.
+  auto config = RecordedConfig(*run, args.llm, args.max_inflight);
+  if (!config.ok()) return UsageError(config.status().message());
   std::shared_ptr<LoadedScript> script =
-      LoadScript(run->script_path, ProviderUrls(args.llm.providers));
+      LoadScript(run->script_path, ProviderUrls(config->llm.providers));
   if (!script) return kExitUsage;
   const WorkflowSpec* workflow = script->Find(run->workflow);
   if (workflow == nullptr) {
     return UsageError(fmt::format("cannot resume run {}: {} no longer declares workflow '{}'",
                                   run->id, run->script_path, run->workflow));
   }
-  if (script->info.sha256 != run->script_sha256) {
-    std::fprintf(stderr,
-                 "note: %s changed since the run started; resuming with the script as it is "
-                 "now\n",
-                 run->script_path.c_str());
-  }
+  auto rerun = RerunSet(*workflow, args.from, run->id);
+  if (!rerun.ok()) return UsageError(rerun.status().message());
+  NoteScriptChanges(store->get(), *run, script->info);
 
   auto nodes = (*store)->GetNodes(run->id);
   if (!nodes.ok()) return UsageError(nodes.status().message());
@@ -177,16 +185,24 @@ int ResumeCommand(const ResumeArgs& args) {
   progress_options.resuming = true;
   progress_options.clock = script->clock;
   for (const NodeRecord& node : *nodes) {
-    if (IsKeptOnResume(node.status)) progress_options.kept.emplace(node.node, node.status);
+    if (IsKeptOnResume(node.status) && !RecordOfAny(node.node, *rerun)) {
+      progress_options.kept.emplace(node.node, node.status);
+    }
   }
 
   ExecutorOptions options =
-      MakeOptions(args.workers, args.max_inflight, args.llm, *script, *workflow);
+      MakeOptions(args.workers, config->max_inflight, config->llm, *script, *workflow);
   auto resume = [&](Progress* progress) {
     Runner runner(script->clock, store->get(), progress);
-    return runner.Resume(*run, *workflow, script->info, options);
+    runner.set_config_json(ConfigJson(*config));
+    return runner.Resume(*run, *workflow, script->info, options, args.from);
   };
   return Execute(*workflow, store->get(), std::move(progress_options), args.json, resume);
+}
+
+int ExecuteRun(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options,
+               bool json, const std::function<Result<RunReport>(Progress*)>& start) {
+  return Execute(workflow, store, std::move(progress_options), json, start);
 }
 
 }  // namespace keel::cli

@@ -17,6 +17,7 @@
 #include "cli/llm_usage.h"
 #include "cli/policy_events.h"
 #include "cli/recorded_script.h"
+#include "cli/script_versions_view.h"
 #include "cli/table.h"
 #include "engine/clock.h"
 
@@ -61,8 +62,9 @@ void SortByExecution(std::vector<NodeRecord>* nodes) {
 // run has not reached. The order comes from the script recorded with the
 // run; when that no longer loads, the nodes recorded so far are returned in
 // the order they ran.
-std::vector<NodeRecord> InWorkflowOrder(const RunRecord& run, std::vector<NodeRecord> recorded) {
-  auto script = LoadRecordedScript(run);
+std::vector<NodeRecord> InWorkflowOrder(const RunRecord& run, const ScriptVersion& version,
+                                        std::vector<NodeRecord> recorded) {
+  auto script = LoadRecordedScript(version);
   const WorkflowSpec* workflow = script.ok() ? (*script)->Find(run.workflow) : nullptr;
   if (workflow == nullptr) {
     SortByExecution(&recorded);
@@ -107,6 +109,7 @@ struct RunDetail {
   RunLlmUsage llm;
   std::vector<EventRecord> events;
   bool show_events;  // --events
+  std::vector<ScriptVersion> versions;
 };
 
 // The entry of `by_node` for `node`, or an empty value when it has none.
@@ -131,6 +134,7 @@ void PrintJson(const RunDetail& detail) {
   out.Key("finished_at").TimeOrNull(run.finished_at);
   out.Key("duration_s").Seconds(detail.seconds);
   out.Key("error").StringOrNull(run.error);
+  WriteRunConfigJson(&out, run, detail.versions, detail.nodes);
   out.Key("usage");
   WriteUsageJson(&out, detail.llm.total);
   out.Key("nodes");
@@ -140,6 +144,7 @@ void PrintJson(const RunDetail& detail) {
     out.Key("node").String(node.node);
     out.Key("status").String(NodeStatusLabel(node, detail.label));
     out.Key("attempts").Int(node.attempts);
+    WriteNodeVersionJson(&out, node);
     out.Key("duration_s").Seconds(NodeSeconds(node));
     out.Key("error_kind")
         .StringOrNull(node.error_kind == ErrorKind::kNone ? "" : ErrorKindName(node.error_kind));
@@ -180,6 +185,7 @@ void PrintText(const RunDetail& detail) {
   std::printf("workflow  %s\n", run.workflow.c_str());
   std::printf("status    %s\n", detail.label.c_str());
   std::printf("script    %s\n", run.script_path.c_str());
+  PrintForkedFrom(run);
   std::printf("params    %s\n", run.params_json.c_str());
   std::printf("started   %s\n", FormatLocalTime(run.created_at).c_str());
   std::printf("duration  %s\n", FormatDurationOrDash(detail.seconds).c_str());
@@ -225,6 +231,7 @@ void PrintText(const RunDetail& detail) {
   if (run.node_count > listed) {
     std::printf("(%d more nodes not reached)\n", run.node_count - listed);
   }
+  PrintScriptVersions(run, detail.versions, detail.nodes);
 
   if (!detail.show_events) return;
   std::printf("\n");
@@ -251,6 +258,16 @@ int ShowCommand(const ShowArgs& args) {
   if (!nodes.ok()) return UsageError(nodes.status().message());
   auto events = (*store)->GetEvents(run->id);
   if (!events.ok()) return UsageError(events.status().message());
+  auto versions = (*store)->GetScriptVersions(run->id);
+  if (!versions.ok()) return UsageError(versions.status().message());
+  ScriptVersion latest;
+  if (versions->empty()) {
+    latest.script_path = run->script_path;
+    latest.script_sha256 = run->script_sha256;
+    latest.script_text = run->script_text;
+  } else {
+    latest = versions->back();
+  }
 
   double now = SystemClock()->WallNow();
   std::string label = RunStatusLabel(*run, now);
@@ -258,11 +275,12 @@ int ShowCommand(const ShowArgs& args) {
   RunDetail detail{.run = *run,
                    .label = std::move(label),
                    .seconds = seconds,
-                   .nodes = InWorkflowOrder(*run, std::move(*nodes)),
+                   .nodes = InWorkflowOrder(*run, latest, std::move(*nodes)),
                    .policy = CountPolicyEvents(*events),
                    .llm = SumLlmUsage(*events),
                    .events = std::move(*events),
-                   .show_events = args.events};
+                   .show_events = args.events,
+                   .versions = std::move(*versions)};
   if (args.json) {
     PrintJson(detail);
   } else {

@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include "engine/json_text.h"
+#include "engine/rerun.h"
 
 namespace keel {
 namespace {
@@ -77,6 +78,9 @@ RunHistory ReadRunHistory(const std::vector<EventRecord>& events) {
         history.journals[FallbackJournalKey(event.node, wrapped.workflow, wrapped.node)].push_back(
             MakeJson(std::string(buf.GetString(), buf.GetSize())));
       }
+    } else if (event.kind == kRerunEventKind) {
+      // `keel resume --from`: what those nodes checkpointed before runs afresh.
+      DropJournals(RerunEventNodes(event.data_json), &history);
     } else if (auto usage = UsageOf(event)) {
       history.spent += *usage;
     }

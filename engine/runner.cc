@@ -8,8 +8,10 @@
 #include <random>
 #include <unordered_set>
 
+#include "engine/event_data.h"
 #include "engine/mutex.h"
 #include "engine/process_owner.h"
+#include "engine/rerun.h"
 #include "engine/run_history.h"
 
 namespace keel {
@@ -86,18 +88,21 @@ Status CheckpointFailure(const std::string& run_id, const Status& health) {
                            "` continues it once that is fixed");
 }
 
-std::string RunEventData(int nodes, int kept, bool script_changed) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  w.StartObject();
-  w.Key("nodes");
-  w.Int(nodes);
-  w.Key("kept");
-  w.Int(kept);
-  w.Key("script_changed");
-  w.Bool(script_changed);
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+// The data of run_started and run_resumed: `extra` adds script_version,
+// from (resume --from, fork --from) and forked_from (fork).
+struct RunEventExtra {
+  int script_version = 1;
+  std::string from;
+  std::string forked_from;
+};
+std::string RunEventData(int nodes, int kept, bool script_changed,
+                         const RunEventExtra& extra = {}) {
+  EventData data;
+  data.Add("nodes", nodes).Add("kept", kept).Add("script_changed", script_changed);
+  data.Add("script_version", extra.script_version);
+  if (!extra.from.empty()) data.Add("from", extra.from);
+  if (!extra.forked_from.empty()) data.Add("forked_from", extra.forked_from);
+  return data.Done();
 }
 
 std::string FinishEventData(const RunOutcome& outcome) {
@@ -138,27 +143,85 @@ std::string Runner::NewRunId() {
   return id;
 }
 
-Result<RunReport> Runner::Start(const WorkflowSpec& workflow, const ScriptInfo& script,
-                                JsonText params, const ExecutorOptions& options) {
+// A new run record of `workflow` from `script` with `params`, owned by this
+// process; its id is left to CreateWithFreshId.
+static RunRecord NewRun(const WorkflowSpec& workflow, const ScriptInfo& script,
+                        const JsonText& params, double now) {
   RunRecord run;
   run.workflow = workflow.name;
   run.script_path = script.path;
   run.script_sha256 = script.sha256;
   run.script_text = script.text;
+  run.modules = script.modules;
   run.params_json = *params;
   run.owner = CurrentOwner();
-  run.created_at = run.updated_at = run.heartbeat = clock_->WallNow();
+  run.created_at = run.updated_at = run.heartbeat = now;
   run.node_count = static_cast<int>(workflow.nodes.size());
+  return run;
+}
+
+Status Runner::CreateWithFreshId(RunRecord* run, const std::vector<NodeRecord>& kept) {
   Status created;
   for (int tries = 0; tries < 5; ++tries) {
-    run.id = NewRunId();
-    created = store_->CreateRun(run);
+    run->id = NewRunId();
+    created = kept.empty() ? store_->CreateRun(*run) : store_->CreateForkedRun(*run, kept);
     if (created.ok()) break;
   }
+  return created;
+}
+
+Result<RunReport> Runner::Start(const WorkflowSpec& workflow, const ScriptInfo& script,
+                                JsonText params, const ExecutorOptions& options) {
+  RunRecord run = NewRun(workflow, script, params, clock_->WallNow());
+  run.config_json = config_json_;
+  Status created = CreateWithFreshId(&run, {});
   if (!created.ok()) return created;
   store_->AppendEvent({run.id, 0, run.created_at, "", "run_started",
                        RunEventData(run.node_count, 0, false)});
   return Execute(workflow, run.id, std::move(params), {}, options, RunHistory{});
+}
+
+Result<RunReport> Runner::Fork(const RunRecord& source, const std::string& from,
+                               const WorkflowSpec& workflow, const ScriptInfo& script,
+                               JsonText params, const ExecutorOptions& options) {
+  std::vector<NodeRecord> kept;
+  if (!from.empty()) {
+    auto rerun = NodesFrom(workflow, from);
+    if (!rerun.ok()) return rerun.status();
+    const std::unordered_set<std::string> dropped(rerun->begin(), rerun->end());
+    std::unordered_set<std::string> names;
+    for (const NodeSpec& node : workflow.nodes) names.insert(node.name);
+    auto recorded = store_->GetNodes(source.id);
+    if (!recorded.ok()) return recorded.status();
+    // Nodes (and their inner nodes) the workflow still has, not downstream.
+    for (NodeRecord& node : *recorded) {
+      if (IsKeptOnResume(node.status) && RecordOfAny(node.node, names) &&
+          !RecordOfAny(node.node, dropped)) {
+        kept.push_back(std::move(node));
+      }
+    }
+  }
+  RunRecord run = NewRun(workflow, script, params, clock_->WallNow());
+  run.config_json = config_json_;
+  run.forked_from = source.id;
+  run.forked_from_node = from;
+  Status created = CreateWithFreshId(&run, kept);
+  if (!created.ok()) return created;
+  std::unordered_map<std::string, NodeRecord> earlier;
+  for (NodeRecord& node : kept) {
+    node.run_id = run.id;
+    std::string name = node.node;
+    earlier.emplace(std::move(name), std::move(node));
+  }
+  int restored = 0;
+  for (const NodeSpec& node : workflow.nodes) restored += earlier.count(node.name) ? 1 : 0;
+  store_->AppendEvent(
+      {run.id, 0, run.created_at, "", "run_started",
+       RunEventData(run.node_count, restored, false,
+                    RunEventExtra{.script_version = 1, .from = from, .forked_from = source.id})});
+  auto report = Execute(workflow, run.id, std::move(params), earlier, options, RunHistory{});
+  if (report.ok()) report->restored = restored;
+  return report;
 }
 
 // Fails (kPermanent) when a node recorded finished in `nodes` is not in
@@ -179,7 +242,14 @@ static Status CheckKeptNodes(const std::vector<NodeRecord>& nodes, const Workflo
 }
 
 Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workflow,
-                                 const ScriptInfo& script, const ExecutorOptions& options) {
+                                 const ScriptInfo& script, const ExecutorOptions& options,
+                                 const std::string& from) {
+  std::vector<std::string> rerun;
+  if (!from.empty()) {
+    auto nodes = NodesFrom(workflow, from);
+    if (!nodes.ok()) return nodes.status();
+    rerun = std::move(nodes).value();
+  }
   // Checked before claiming, so a script that lost a node leaves the run as
   // it is; and again on what the claim read, which is what counts.
   auto nodes = store_->GetNodes(run.id);
@@ -194,11 +264,15 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
   claim.script_path = script.path;
   claim.script_sha256 = script.sha256;
   claim.script_text = script.text;
+  claim.modules = script.modules;
+  claim.config_json = config_json_;
   claim.node_count = static_cast<int>(workflow.nodes.size());
   claim.workflow = workflow.name;
-  auto claimed = store_->ClaimRun(claim, run.epoch, [](const Owner& owner, double heartbeat_age) {
+  auto alive = [](const Owner& owner, double heartbeat_age) {
     return OwnerAlive(owner, heartbeat_age);
-  });
+  };
+  auto claimed = from.empty() ? store_->ClaimRun(claim, run.epoch, alive)
+                              : store_->ClaimRunForRerun(claim, run.epoch, from, rerun, alive);
   if (!claimed.ok()) return claimed.status();
   const RunRecord& before = claimed->before;
   usable = CheckKeptNodes(claimed->nodes, workflow, run.id, script.path);
@@ -215,9 +289,12 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
     std::string name = rec.node;
     earlier.emplace(std::move(name), std::move(rec));
   }
-  bool changed = before.script_sha256 != script.sha256;
+  bool changed = !claimed->changed_files.empty();
   store_->AppendEvent({run.id, 0, claim.updated_at, "", "run_resumed",
-                       RunEventData(claim.node_count, kept, changed)});
+                       RunEventData(claim.node_count, kept, changed,
+                                    RunEventExtra{.script_version = claimed->script_version,
+                                                  .from = from,
+                                                  .forked_from = ""})});
   auto events = store_->GetEvents(run.id);
   if (!events.ok()) return events.status();
   RunHistory history = ReadRunHistory(*events);

@@ -21,6 +21,7 @@ struct ScriptInfo {
   std::string path;    // absolute
   std::string sha256;  // hex
   std::string text;
+  std::vector<ScriptModule> modules;  // what it required while it loaded, in order
 };
 
 struct RunReport {
@@ -30,8 +31,8 @@ struct RunReport {
   // Outputs of the sink nodes (no dependents) that have one, in spec order.
   std::vector<std::pair<std::string, JsonText>> outputs;
   RunOutcome outcome;
-  bool script_changed = false;  // resume: the script's hash differs from the recorded one
-  int restored = 0;             // resume: nodes kept from before
+  bool script_changed = false;  // resume: the script or a module differs from the recorded one
+  int restored = 0;             // resume and fork: nodes kept from before
 };
 
 class Runner {
@@ -46,9 +47,26 @@ class Runner {
 
   // Continues `run` (as read from the store) with `workflow` loaded from the
   // script as it is now. Fails (kPermanent) when the owner is alive or a node
-  // recorded finished no longer exists in the workflow.
+  // recorded finished no longer exists in the workflow. With `from` (a node
+  // of `workflow`), runs that node and everything downstream of it again,
+  // even in a finished run (Store::ClaimRunForRerun); a `from` the workflow
+  // lacks fails with did-you-mean before anything is written.
   Result<RunReport> Resume(const RunRecord& run, const WorkflowSpec& workflow,
-                           const ScriptInfo& script, const ExecutorOptions& options);
+                           const ScriptInfo& script, const ExecutorOptions& options,
+                           const std::string& from = "");
+
+  // A new run of `workflow` with `params`, forked from `source` (as read from
+  // the store): the recorded outputs of `source`'s nodes that are not `from`
+  // or downstream of it are copied into the new run and kept, the rest run.
+  // An empty `from` runs every node. Fails (kPermanent) before anything is
+  // written when `from` is not a node of `workflow`.
+  Result<RunReport> Fork(const RunRecord& source, const std::string& from,
+                         const WorkflowSpec& workflow, const ScriptInfo& script, JsonText params,
+                         const ExecutorOptions& options);
+
+  // The configuration recorded with the runs this Runner starts, resumes or
+  // forks from now on (RunRecord::config_json, a JSON object).
+  void set_config_json(std::string config_json) { config_json_ = std::move(config_json); }
 
   // A fresh, time-sortable run id such as "261123-175206-a3f9".
   std::string NewRunId();
@@ -58,8 +76,12 @@ class Runner {
                             JsonText params, const std::unordered_map<std::string, NodeRecord>& restored,
                             const ExecutorOptions& options, const RunHistory& history);
 
+  // Creates `run` (its id chosen here) with `kept`, retrying a taken id.
+  Status CreateWithFreshId(RunRecord* run, const std::vector<NodeRecord>& kept);
+
   Clock* clock_;
   Store* store_;
+  std::string config_json_ = "{}";
   Observer* observer_;
   Executor executor_;
 };

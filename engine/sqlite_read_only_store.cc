@@ -14,6 +14,8 @@ namespace {
 // (engine/sqlite_schema.cc).
 constexpr int kEpochVersion = 3;
 constexpr int kProbeLeaseVersion = 4;
+// The version that recorded runs' configuration and script versions.
+constexpr int kVersionsVersion = 6;
 
 }  // namespace
 
@@ -34,9 +36,17 @@ Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std
   // view, which shadows the table, supplies what the reader expects.
   auto version = sqlite::ReadPragma(conn->get(), "user_version");
   if (!version.ok()) return version.status();
-  if (*version < kEpochVersion) {
-    Status status = (*conn)->Exec(
-        "CREATE TEMP VIEW runs AS SELECT *, 1 AS epoch FROM main.runs", "reading an older schema");
+  if (*version < kVersionsVersion) {
+    std::string runs = "CREATE TEMP VIEW runs AS SELECT *, ";
+    if (*version < kEpochVersion) runs += "1 AS epoch, ";
+    runs +=
+        "'{}' AS config_json, '' AS forked_from, '' AS forked_from_node, 1 AS script_version "
+        "FROM main.runs;"
+        "CREATE TEMP VIEW nodes AS SELECT rowid AS rowid, *, 1 AS script_version FROM main.nodes;"
+        "CREATE TEMP TABLE script_versions (run_id, version, created_at, script_path, "
+        "script_sha256, script_text);"
+        "CREATE TEMP TABLE script_modules (run_id, version, seq, name, path, sha256, text);";
+    Status status = (*conn)->Exec(runs.c_str(), "reading an older schema");
     if (!status.ok()) return status;
   }
   if (*version < kProbeLeaseVersion) {
@@ -65,6 +75,16 @@ Status SqliteReadOnlyStore::CreateRun(const RunRecord&) { return ReadOnly(); }
 
 Result<ClaimedRun> SqliteReadOnlyStore::ClaimRun(
     const RunRecord&, int64_t, const std::function<bool(const Owner&, double)>&) {
+  return ReadOnly();
+}
+
+Status SqliteReadOnlyStore::CreateForkedRun(const RunRecord&, const std::vector<NodeRecord>&) {
+  return ReadOnly();
+}
+
+Result<ClaimedRun> SqliteReadOnlyStore::ClaimRunForRerun(
+    const RunRecord&, int64_t, const std::string&, const std::vector<std::string>&,
+    const std::function<bool(const Owner&, double)>&) {
   return ReadOnly();
 }
 
@@ -120,6 +140,12 @@ Result<std::vector<EventRecord>> SqliteReadOnlyStore::GetEvents(const std::strin
 Result<std::vector<RunListing>> SqliteReadOnlyStore::ListRuns(const RunFilter& filter) {
   MutexLock lock(&mu_);
   return reader_->ListRuns(filter);
+}
+
+Result<std::vector<ScriptVersion>> SqliteReadOnlyStore::GetScriptVersions(
+    const std::string& run_id) {
+  MutexLock lock(&mu_);
+  return reader_->GetScriptVersions(run_id);
 }
 
 Result<int64_t> SqliteReadOnlyStore::DeleteFinishedBefore(double) { return ReadOnly(); }

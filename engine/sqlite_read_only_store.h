@@ -31,6 +31,11 @@ class SqliteReadOnlyStore final : public Store {
   ~SqliteReadOnlyStore() override;
 
   Status CreateRun(const RunRecord& run) override;
+  Status CreateForkedRun(const RunRecord& run, const std::vector<NodeRecord>& kept) override;
+  Result<ClaimedRun> ClaimRunForRerun(
+      const RunRecord& run, int64_t expected_epoch, const std::string& from,
+      const std::vector<std::string>& rerun,
+      const std::function<bool(const Owner&, double)>& owner_alive) override;
   Result<ClaimedRun> ClaimRun(
       const RunRecord& run, int64_t expected_epoch,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
@@ -47,6 +52,7 @@ class SqliteReadOnlyStore final : public Store {
   Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) override;
   Result<std::vector<EventRecord>> GetEvents(const std::string& run_id) override;
   Result<std::vector<RunListing>> ListRuns(const RunFilter& filter) override;
+  Result<std::vector<ScriptVersion>> GetScriptVersions(const std::string& run_id) override;
   Result<int64_t> DeleteFinishedBefore(double wall_time) override;
   Result<BreakerSnapshot> UpdateBreaker(
       const std::string& key, const std::function<void(BreakerSnapshot&)>& update) override;

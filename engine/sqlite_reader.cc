@@ -108,6 +108,7 @@ Status SqliteReader::PrepareAll() {
   const std::string breakers =
       std::string("SELECT key, updated_at, ") + kBreakerColumns + " FROM breakers ORDER BY key";
   if (status.ok()) status = breakers_.Prepare(conn_.get(), breakers.c_str());
+  if (status.ok()) status = versions_.Prepare(conn_.get());
   return status;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/sqlite_util.h"
+#include "engine/sqlite_versions.h"
 #include "engine/store.h"
 
 namespace keel::sqlite {
@@ -30,6 +31,9 @@ class SqliteReader {
   Result<std::vector<EventRecord>> GetEvents(const std::string& run_id);
   Result<std::vector<RunListing>> ListRuns(const RunFilter& filter);
   Result<std::vector<BreakerRow>> ListBreakers();
+  Result<std::vector<ScriptVersion>> GetScriptVersions(const std::string& run_id) {
+    return versions_.Get(run_id);
+  }
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
@@ -46,6 +50,7 @@ class SqliteReader {
   Statement list_all_;
   Statement list_by_status_;
   Statement breakers_;
+  VersionReader versions_;
 };
 
 }  // namespace keel::sqlite

@@ -5,11 +5,13 @@ namespace keel::sqlite {
 const char kRunColumnsHead[] = "id, workflow, script_path, script_sha256, ";
 const char kRunColumnsTail[] =
     ", params_json, status, owner_pid, owner_host, owner_start, heartbeat, created_at, "
-    "updated_at, finished_at, node_count, error, epoch";
+    "updated_at, finished_at, node_count, error, epoch, config_json, forked_from, "
+    "forked_from_node, "
+    "script_version";
 
 const char kSelectNodes[] =
     "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
-    "finished_at FROM nodes WHERE run_id = ?1 ORDER BY rowid";
+    "finished_at, script_version FROM nodes WHERE run_id = ?1 ORDER BY rowid";
 
 void RunFromRow(const Statement& row, RunRecord* run) {
   run->id = row.Text(0);
@@ -31,6 +33,10 @@ void RunFromRow(const Statement& row, RunRecord* run) {
   run->node_count = static_cast<int>(row.Int(14));
   run->error = row.Text(15);
   run->epoch = row.Int(16);
+  run->config_json = row.Text(17);
+  run->forked_from = row.Text(18);
+  run->forked_from_node = row.Text(19);
+  run->script_version = static_cast<int>(row.Int(20));
 }
 
 void NodeFromRow(const Statement& row, NodeRecord* node) {
@@ -45,6 +51,7 @@ void NodeFromRow(const Statement& row, NodeRecord* node) {
   node->error_message = row.Text(6);
   node->started_at = row.Real(7);
   node->finished_at = row.Real(8);
+  node->script_version = static_cast<int>(row.Int(9));
 }
 
 }  // namespace keel::sqlite

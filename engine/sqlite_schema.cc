@@ -100,11 +100,48 @@ constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE breakers ADD COLUMN probes_json TEXT NOT NULL DEFAULT '[]';
 )sql";
 
+// Version 5 is another change's step; this one does not depend on it.
+constexpr const char* kSchemaV5 = "";
+
+// Version 6: a run's configuration is recorded with it, and its script is
+// versioned. runs.config_json holds what the command line configured beyond
+// params (cli/run_config.h); runs.forked_from / forked_from_node name the run
+// (and the --from node) a `keel fork` started from; runs.script_version is
+// the version the run runs with now, and nodes.script_version the one each
+// record was written with (0: copied by a fork). script_versions keeps every
+// version of the script, script_modules the modules it required. A run
+// recorded before version 6 has no version rows: readers take its run
+// record as version 1, and its first claim writes that row before adding
+// a new one.
+constexpr const char* kSchemaV6 = R"sql(
+ALTER TABLE runs ADD COLUMN config_json TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE runs ADD COLUMN forked_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN forked_from_node TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN script_version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE nodes ADD COLUMN script_version INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE script_versions (
+  run_id        TEXT NOT NULL,
+  version       INTEGER NOT NULL,
+  created_at    REAL NOT NULL,
+  script_path   TEXT NOT NULL,
+  script_sha256 TEXT NOT NULL,
+  script_text   TEXT NOT NULL,
+  PRIMARY KEY (run_id, version)
+);
+CREATE TABLE script_modules (
+  run_id  TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  seq     INTEGER NOT NULL,  -- load order
+  name    TEXT NOT NULL,
+  path    TEXT NOT NULL,
+  sha256  TEXT NOT NULL,
+  text    TEXT NOT NULL,
+  PRIMARY KEY (run_id, version, seq)
+);
+)sql";
+
 constexpr Migration kMigrations[] = {
-    {1, kSchemaV1},
-    {2, kSchemaV2},
-    {3, kSchemaV3},
-    {4, kSchemaV4},
+    {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}, {6, kSchemaV6},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

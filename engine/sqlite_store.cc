@@ -257,6 +257,26 @@ Result<ClaimedRun> SqliteStore::ClaimRun(
   return claimed;
 }
 
+Result<ClaimedRun> SqliteStore::ClaimRunForRerun(
+    const RunRecord& run, int64_t expected_epoch, const std::string& from,
+    const std::vector<std::string>& rerun,
+    const std::function<bool(const Owner&, double)>& owner_alive) {
+  ClaimedRun claimed;
+  const sqlite::SqliteWriter::Rerun request{from, rerun};
+  Status status = CallOnWriter([&](sqlite::SqliteWriter* writer) {
+    auto result = writer->ClaimRun(run, expected_epoch, owner_alive, &request);
+    if (!result.ok()) return result.status();
+    claimed = std::move(result).value();
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  return claimed;
+}
+
+Status SqliteStore::CreateForkedRun(const RunRecord& run, const std::vector<NodeRecord>& kept) {
+  return CallOnWriter([&](sqlite::SqliteWriter* writer) { return writer->CreateRun(run, kept); });
+}
+
 Result<int64_t> SqliteStore::DeleteFinishedBefore(double wall_time) {
   int64_t deleted = 0;
   Status status = CallOnWriter([&](sqlite::SqliteWriter* writer) {
@@ -319,6 +339,11 @@ Result<std::vector<EventRecord>> SqliteStore::GetEvents(const std::string& run_i
 Result<std::vector<RunListing>> SqliteStore::ListRuns(const RunFilter& filter) {
   MutexLock lock(&read_mu_);
   return reader_->ListRuns(filter);
+}
+
+Result<std::vector<ScriptVersion>> SqliteStore::GetScriptVersions(const std::string& run_id) {
+  MutexLock lock(&read_mu_);
+  return reader_->GetScriptVersions(run_id);
 }
 
 }  // namespace keel

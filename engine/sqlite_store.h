@@ -97,6 +97,11 @@ class SqliteStore final : public Store {
   Result<ClaimedRun> ClaimRun(
       const RunRecord& run, int64_t expected_epoch,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
+  Result<ClaimedRun> ClaimRunForRerun(
+      const RunRecord& run, int64_t expected_epoch, const std::string& from,
+      const std::vector<std::string>& rerun,
+      const std::function<bool(const Owner&, double)>& owner_alive) override;
+  Status CreateForkedRun(const RunRecord& run, const std::vector<NodeRecord>& kept) override;
   void SaveNode(NodeRecord node) override;
   void FinishNode(NodeRecord node, EventRecord event) override;
   void AppendEvent(EventRecord event) override;
@@ -110,6 +115,7 @@ class SqliteStore final : public Store {
   Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) override;
   Result<std::vector<EventRecord>> GetEvents(const std::string& run_id) override;
   Result<std::vector<RunListing>> ListRuns(const RunFilter& filter) override;
+  Result<std::vector<ScriptVersion>> GetScriptVersions(const std::string& run_id) override;
   Result<int64_t> DeleteFinishedBefore(double wall_time) override;
   Result<BreakerSnapshot> UpdateBreaker(
       const std::string& key, const std::function<void(BreakerSnapshot&)>& update) override;

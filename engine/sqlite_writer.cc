@@ -10,13 +10,17 @@
 namespace keel::sqlite {
 namespace {
 
+// ?10: the run's script version, when this writer holds the run; else the
+// run's own.
 constexpr char kSaveNode[] =
     "INSERT INTO nodes (run_id, node, status, attempts, output_json, error_kind, error_message, "
-    "started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+    "started_at, finished_at, script_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+    "COALESCE(?10, (SELECT script_version FROM runs WHERE id = ?1), 1)) "
     "ON CONFLICT (run_id, node) DO UPDATE SET status = excluded.status, "
     "attempts = excluded.attempts, output_json = excluded.output_json, "
     "error_kind = excluded.error_kind, error_message = excluded.error_message, "
-    "started_at = excluded.started_at, finished_at = excluded.finished_at";
+    "started_at = excluded.started_at, finished_at = excluded.finished_at, "
+    "script_version = excluded.script_version";
 constexpr char kAppendEvent[] =
     "INSERT INTO events (run_id, seq, ts, node, kind, data_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 constexpr char kMaxSeq[] = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1";
@@ -109,7 +113,7 @@ Status SqliteWriter::PrepareAll() {
     Status status = item.stmt->Prepare(conn_.get(), item.sql);
     if (!status.ok()) return status;
   }
-  return Status::Ok();
+  return versions_.Prepare(conn_.get());
 }
 
 Status SqliteWriter::Begin() {
@@ -175,6 +179,11 @@ Status SqliteWriter::SaveNode(const NodeRecord& node) {
       .Bind(7, node.error_message)
       .Bind(8, node.started_at)
       .Bind(9, node.finished_at);
+  if (auto version = versions_.HeldVersion(node.run_id)) {
+    save_node_.Bind(10, *version);
+  } else {
+    save_node_.BindNull(10);
+  }
   if (node.output_json) {
     save_node_.Bind(5, *node.output_json);
   } else {
@@ -225,7 +234,7 @@ Status SqliteWriter::Heartbeat(const std::string& run_id, double now) {
   return About(heartbeat_.Run("writing a heartbeat"), run_id);
 }
 
-Status SqliteWriter::CreateRun(const RunRecord& run) {
+Status SqliteWriter::CreateRun(const RunRecord& run, const std::vector<NodeRecord>& kept) {
   Status created = InTransaction([&] {
     insert_run_.Bind(1, run.id)
         .Bind(2, run.workflow)
@@ -248,6 +257,8 @@ Status SqliteWriter::CreateRun(const RunRecord& run) {
       status = Status::Error(ErrorKind::kPermanent,
                              "run " + run.id + " already exists in " + conn_->path());
     }
+    if (status.ok()) status = versions_.RecordCreated(run);
+    if (status.ok()) status = versions_.CopyNodes(run.id, kept);
     return status;
   });
   if (created.ok()) held_epochs_[run.id] = 1;
@@ -256,7 +267,7 @@ Status SqliteWriter::CreateRun(const RunRecord& run) {
 
 Result<ClaimedRun> SqliteWriter::ClaimRun(
     const RunRecord& run, int64_t expected_epoch,
-    const std::function<bool(const Owner&, double)>& owner_alive) {
+    const std::function<bool(const Owner&, double)>& owner_alive, const Rerun* rerun) {
   ClaimedRun claimed;
   Status status = InTransaction([&] {
     Status s;
@@ -269,7 +280,7 @@ Result<ClaimedRun> SqliteWriter::ClaimRun(
     if (!found) {
       return Status::Error(ErrorKind::kPermanent, "no run '" + run.id + "' in " + conn_->path());
     }
-    if (before.status == RunStatus::kSucceeded) {
+    if (before.status == RunStatus::kSucceeded && rerun == nullptr) {
       return Status::Error(ErrorKind::kPermanent,
                            "run " + run.id + " already succeeded; nothing to resume");
     }
@@ -291,6 +302,10 @@ Result<ClaimedRun> SqliteWriter::ClaimRun(
     }
     nodes_.Reset();
     if (!s.ok()) return s;
+    if (rerun != nullptr) {
+      s = ResetForRerun(run, *rerun, &claimed.nodes);
+      if (!s.ok()) return s;
+    }
     claimed.epoch = before.epoch + 1;
     claim_run_.Bind(1, run.id)
         .Bind(2, run.workflow)
@@ -309,6 +324,7 @@ Result<ClaimedRun> SqliteWriter::ClaimRun(
     if (s.ok() && sqlite3_changes(conn_->get()) != 1) {
       s = Status::Error(ErrorKind::kPermanent, "run " + run.id + " changed while being claimed");
     }
+    if (s.ok()) s = versions_.RecordClaimed(before, run, &claimed);
     return s;
   });
   // The previous owner may have appended events this writer never saw.
@@ -318,10 +334,27 @@ Result<ClaimedRun> SqliteWriter::ClaimRun(
   return claimed;
 }
 
+Status SqliteWriter::ResetForRerun(const RunRecord& run, const Rerun& rerun,
+                                   std::vector<NodeRecord>* nodes) {
+  std::vector<std::string> records;
+  records.reserve(nodes->size());
+  for (const NodeRecord& node : *nodes) records.push_back(node.node);
+  Status s = versions_.ResetForRerun(run.id, records, rerun.from, rerun.nodes, run.updated_at);
+  if (!s.ok()) return s;
+  nodes->clear();
+  nodes_.Bind(1, run.id);
+  while (nodes_.Step(&s, "reading the nodes of run " + run.id)) {
+    NodeFromRow(nodes_, &nodes->emplace_back());
+  }
+  nodes_.Reset();
+  return s;
+}
+
 Result<int64_t> SqliteWriter::DeleteFinishedBefore(double wall_time) {
   int64_t deleted = 0;
   Status status = InTransaction([&] {
-    Status s = delete_events_.Bind(1, wall_time).Run("deleting old events");
+    Status s = versions_.DeleteFinishedBefore(wall_time);
+    if (s.ok()) s = delete_events_.Bind(1, wall_time).Run("deleting old events");
     if (s.ok()) s = delete_nodes_.Bind(1, wall_time).Run("deleting old nodes");
     if (s.ok()) s = delete_runs_.Bind(1, wall_time).Run("deleting old runs");
     if (s.ok()) deleted = sqlite3_changes(conn_->get());

@@ -14,6 +14,7 @@
 
 #include "engine/circuit_breaker.h"
 #include "engine/sqlite_util.h"
+#include "engine/sqlite_versions.h"
 #include "engine/store.h"
 
 namespace keel::sqlite {
@@ -47,9 +48,17 @@ class SqliteWriter {
   Status Heartbeat(const std::string& run_id, double now);
 
   // Each in a transaction of its own; see Store for the contracts.
-  Status CreateRun(const RunRecord& run);
+  // CreateRun with `kept` is CreateForkedRun.
+  Status CreateRun(const RunRecord& run, const std::vector<NodeRecord>& kept = {});
+  // The nodes `keel resume --from` runs again (Store::ClaimRunForRerun).
+  struct Rerun {
+    std::string from;
+    std::vector<std::string> nodes;
+  };
+  // ClaimRun, or ClaimRunForRerun when `rerun` is not null.
   Result<ClaimedRun> ClaimRun(const RunRecord& run, int64_t expected_epoch,
-                              const std::function<bool(const Owner&, double)>& owner_alive);
+                              const std::function<bool(const Owner&, double)>& owner_alive,
+                              const Rerun* rerun = nullptr);
   Result<int64_t> DeleteFinishedBefore(double wall_time);
   // `now` (wall seconds) is recorded as the row's updated_at.
   Result<BreakerSnapshot> UpdateBreaker(const std::string& key,
@@ -75,6 +84,9 @@ class SqliteWriter {
   // Refuses writes for `run_id` when its epoch is not the one held for it;
   // reads the epoch once per transaction.
   Status CheckEpoch(const std::string& run_id);
+  // Inside ClaimRun: resets the records `rerun` runs again and reads the
+  // run's *nodes again.
+  Status ResetForRerun(const RunRecord& run, const Rerun& rerun, std::vector<NodeRecord>* nodes);
 
   std::unique_ptr<Connection> conn_;
   const double busy_timeout_;
@@ -103,6 +115,7 @@ class SqliteWriter {
   Statement get_breaker_;
   Statement put_breaker_;
   Statement reset_breakers_;
+  VersionWriter versions_;  // config and script versions (schema version 6)
 };
 
 }  // namespace keel::sqlite

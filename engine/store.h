@@ -35,6 +35,26 @@
 
 namespace keel {
 
+// One Lua module a run's script `require`d while it loaded.
+struct ScriptModule {
+  std::string name;    // as required: "util", "lib.text"
+  std::string path;    // the file it was loaded from, absolute
+  std::string sha256;  // hex, of `text`
+  std::string text;
+};
+
+// One version of a run's script: the script and its modules as a run was
+// created, or a resume found them changed. Versions are numbered 1, 2, ...
+// per run and never overwritten.
+struct ScriptVersion {
+  int version = 1;
+  double created_at = 0;  // wall seconds
+  std::string script_path;
+  std::string script_sha256;
+  std::string script_text;
+  std::vector<ScriptModule> modules;  // in the order they were first required
+};
+
 struct RunRecord {
   std::string id;
   std::string workflow;
@@ -51,6 +71,16 @@ struct RunRecord {
   int node_count = 0;      // nodes in the workflow
   std::string error;       // why it failed, if it did
   int64_t epoch = 1;       // bumped by every claim (see Store::ClaimRun)
+  // What the command line configured beyond params (provider overrides,
+  // budgets, ...), a JSON object the CLI writes and reads (cli/run_config.h).
+  // CreateRun and ClaimRun write it.
+  std::string config_json = "{}";
+  std::string forked_from;       // the run this one was forked from; "" if none
+  std::string forked_from_node;  // the fork's --from node; "" when every node ran
+  int script_version = 1;        // the ScriptVersion the run runs (or last ran) with
+  // The modules of the script, written by CreateRun and ClaimRun into the
+  // run's script version; GetRun leaves it empty (see GetScriptVersions).
+  std::vector<ScriptModule> modules;
 };
 
 struct NodeRecord {
@@ -63,6 +93,9 @@ struct NodeRecord {
   std::string error_message;
   double started_at = 0;   // wall seconds; 0 if it never started
   double finished_at = 0;  // wall seconds; 0 while unfinished
+  // The run's script version when the record was written (set by the store);
+  // 0 for a record a fork copied from the run it was forked from.
+  int script_version = 0;
 };
 
 struct EventRecord {
@@ -93,6 +126,11 @@ struct ClaimedRun {
   RunRecord before;               // the run as it was before the claim
   std::vector<NodeRecord> nodes;  // its node records, in first-insert order
   int64_t epoch = 0;              // the epoch this store now holds for the run
+  int script_version = 1;         // the script version the run runs with from now on
+  // The files (script path, module paths) that differ from the run's last
+  // version: changed, added or no longer required. Empty: none, and no new
+  // version was added.
+  std::vector<std::string> changed_files;
 };
 
 struct RunFilter {
@@ -104,7 +142,8 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Inserts a new run. Durable on return. Fails if the id exists.
+  // Inserts a new run and its script version 1 (the script fields and
+  // `run.modules`). Durable on return. Fails if the id exists.
   virtual Status CreateRun(const RunRecord& run) = 0;
 
   // Takes over run `run.id` for `run.owner` (resume). In one write
@@ -112,14 +151,35 @@ class Store {
   // succeeded, that its epoch is still `expected_epoch` (the one the caller
   // decided on) and that its current owner is dead (`owner_alive(owner,
   // heartbeat_age)` is false), then bumps the
-  // epoch and writes the new owner, status running, heartbeat and the script
-  // fields of `run`. Durable on return; later queued writes for the run carry
-  // the new epoch. Fails with kPermanent, writing nothing, when the run does
-  // not exist, succeeded, was claimed by another process meanwhile, or its
-  // owner is alive (the message names pid@host).
+  // epoch and writes the new owner, status running, heartbeat, config_json
+  // and the script fields of `run`. When the script or its modules
+  // (`run.modules`) differ from the run's latest script version, it adds a
+  // new version (ClaimedRun::changed_files says why); nodes saved from then
+  // on carry the version the run now runs with. Durable on return; later queued writes for the run
+  // carry the new epoch. Fails with kPermanent, writing nothing, when the run does not exist,
+  // succeeded, was claimed by another process meanwhile, or its owner is alive (the message names
+  // pid@host).
   virtual Result<ClaimedRun> ClaimRun(
       const RunRecord& run, int64_t expected_epoch,
       const std::function<bool(const Owner&, double)>& owner_alive) = 0;
+
+  // ClaimRun for `keel resume RUN --from NODE`: the same checks, except that
+  // a succeeded run may be taken too. In the same transaction, the records of
+  // `rerun` (NODE and every node downstream of it; see engine/rerun.h) go
+  // back to pending with their attempt counts kept, the records of their
+  // inner nodes (RecordOfAny) are deleted, and a kRerunEventKind event naming
+  // them is appended, so that a crash at any point leaves either the run as
+  // it was or every one of them to run again. ClaimedRun::nodes is what the
+  // transaction left. Fails as ClaimRun does, writing nothing.
+  virtual Result<ClaimedRun> ClaimRunForRerun(
+      const RunRecord& run, int64_t expected_epoch, const std::string& from,
+      const std::vector<std::string>& rerun,
+      const std::function<bool(const Owner&, double)>& owner_alive) = 0;
+
+  // CreateRun of a fork (`keel fork`): inserts `run` and `kept` (records of
+  // another run, copied with script_version 0) in one transaction, so the
+  // run is never seen without them. Fails like CreateRun, writing nothing.
+  virtual Status CreateForkedRun(const RunRecord& run, const std::vector<NodeRecord>& kept) = 0;
 
   // Queued writes, committed in queue order. Errors surface from Flush().
   virtual void SaveNode(NodeRecord node) = 0;  // insert or replace (run_id, node)
@@ -153,6 +213,9 @@ class Store {
   virtual Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) = 0;
   virtual Result<std::vector<EventRecord>> GetEvents(const std::string& run_id) = 0;
   virtual Result<std::vector<RunListing>> ListRuns(const RunFilter& filter) = 0;
+  // The script versions of run `run_id` (an exact id), oldest first. A run
+  // recorded before versions were kept has one, made from its run record.
+  virtual Result<std::vector<ScriptVersion>> GetScriptVersions(const std::string& run_id) = 0;
 
   // Deletes finished (not running or interrupted) runs whose finished_at is before
   // `wall_time`, with their nodes and events. Returns how many runs went.

@@ -61,6 +61,9 @@ struct ScriptDeclarations {
   std::vector<WorkflowDeclaration> workflows;  // in declaration order
   int main = -1;                               // the workflow the script returned
   std::vector<ProviderConfig> providers;       // keel.provider declarations, in order
+  // The Lua modules the script required from files while it ran, in load
+  // order: (name as required, file name); see RequiredModules.
+  std::vector<std::pair<std::string, std::string>> required;
 };
 
 // Registry references to one node's functions in one state; kNoFunction

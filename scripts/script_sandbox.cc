@@ -18,6 +18,7 @@ namespace {
 
 char kOriginalLoadKey;
 char kOriginalSetLocaleKey;
+char kRequiredKey;  // registry: {{name, filename}, ...} of the modules found
 
 constexpr const char* kBinaryRefused =
     "%s: binary (precompiled) chunks cannot be loaded in keel scripts; only Lua source text";
@@ -134,6 +135,17 @@ int SearchLuaText(lua_State* L) {
   if (lua_isnil(L, -2)) return 1;  // not found: the places searched
   const char* filename = lua_tostring(L, -2);
   if (luaL_loadfilex(L, filename, "t") == LUA_OK) {
+    // Noted for the run's record (RequiredModules).
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &kRequiredKey);
+    if (lua_istable(L, -1)) {
+      lua_createtable(L, 2, 0);
+      lua_pushvalue(L, 1);
+      lua_rawseti(L, -2, 1);
+      lua_pushstring(L, filename);
+      lua_rawseti(L, -2, 2);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(lua_rawlen(L, -2)) + 1);
+    }
+    lua_pop(L, 1);
     lua_pushstring(L, filename);
     return 2;
   }
@@ -253,11 +265,32 @@ void AddScriptDirectory(lua_State* L, const std::string& script_dir) {
 }  // namespace
 
 void InstallScriptSandbox(lua_State* L, const std::string& script_dir) {
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kRequiredKey);
   ReplaceLoaders(L);
   RestrictOs(L);
   RestrictDebug(L);
   RedirectStdout(L);
   AddScriptDirectory(L, script_dir);
+}
+
+std::vector<std::pair<std::string, std::string>> RequiredModules(lua_State* L) {
+  std::vector<std::pair<std::string, std::string>> modules;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kRequiredKey);
+  if (lua_istable(L, -1)) {
+    const lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, -1));
+    for (lua_Integer i = 1; i <= n; ++i) {
+      lua_rawgeti(L, -1, i);
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      const char* name = lua_tostring(L, -2);
+      const char* file = lua_tostring(L, -1);
+      if (name != nullptr && file != nullptr) modules.emplace_back(name, file);
+      lua_pop(L, 3);
+    }
+  }
+  lua_pop(L, 1);
+  return modules;
 }
 
 }  // namespace keel

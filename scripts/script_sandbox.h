@@ -17,11 +17,14 @@
 // - print, io.write and io.stdout go to stderr: stdout belongs to keel's own
 //   output (--json, graph).
 // - package.path starts with the script's own directory, so `require` finds
-//   modules next to the script whatever the current directory.
+//   modules next to the script whatever the current directory. The Lua
+//   files `require` loads are noted (RequiredModules), so a run records them.
 //
 // Thread-safety: as for the lua_State it is installed in.
 
 #include <string>
+#include <utility>
+#include <vector>
 
 struct lua_State;
 
@@ -32,5 +35,10 @@ namespace keel {
 // package.path). Call once, with the memory cap disarmed, before the script
 // runs. Never fails.
 void InstallScriptSandbox(lua_State* L, const std::string& script_dir);
+
+// The Lua modules `require` loaded from files in L so far, in load order:
+// (name as required, file name as found on package.path). Call with no
+// coroutine of L running; never fails.
+std::vector<std::pair<std::string, std::string>> RequiredModules(lua_State* L);
 
 }  // namespace keel

@@ -103,6 +103,7 @@ Result<std::unique_ptr<ScriptState>> ScriptState::Create(const ScriptSource& sou
     return Status::Error(ErrorKind::kPermanent, message);
   }
   lua_remove(L, 1);  // the message handler
+  declarations->required = RequiredModules(L);
   Status read =
       ReadDeclarations(L, lua_gettop(L), source.chunk_name, declarations, &state->functions_);
   if (!read.ok()) return read;

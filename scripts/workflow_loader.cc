@@ -64,6 +64,25 @@ std::string AbsolutePath(const std::string& path) {
   return absolute;
 }
 
+// The files of the modules `required` (RequiredModules) as the run records
+// them: absolute path, text and its hash; each file once.
+Status ReadModules(const std::vector<std::pair<std::string, std::string>>& required,
+                   std::vector<ScriptModule>* modules) {
+  for (const auto& [name, file] : required) {
+    ScriptModule module;
+    module.name = name;
+    module.path = AbsolutePath(file);
+    bool seen = false;
+    for (const ScriptModule& m : *modules) seen = seen || m.path == module.path;
+    if (seen) continue;
+    Status read = ReadFile(file, &module.text);
+    if (!read.ok()) return read;
+    module.sha256 = Sha256Hex(module.text);
+    modules->push_back(std::move(module));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 const WorkflowSpec* LoadedScript::Find(const std::string& name) const {
@@ -160,6 +179,8 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     problem(diagnostic.ToString());
   }
   if (!problems.empty()) return Status::Error(ErrorKind::kPermanent, problems);
+  Status modules = ReadModules(declared.required, &script->info.modules);
+  if (!modules.ok()) return modules;
   script->main = declared.main;
   script->runtime = std::move(pool).value();
   script->declarations = std::move(declared.workflows);

@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
 #include "engine/mutex.h"
+#include "engine/rerun.h"
 #include "engine/store.h"
 
 namespace keel::testing {
@@ -51,6 +53,64 @@ class MemoryStore : public Store {
     it->second.status = RunStatus::kRunning;
     it->second.epoch = claimed.epoch = claimed.before.epoch + 1;
     return claimed;
+  }
+  Result<ClaimedRun> ClaimRunForRerun(
+      const RunRecord& run, int64_t expected_epoch, const std::string& from,
+      const std::vector<std::string>& rerun,
+      const std::function<bool(const Owner&, double)>& owner_alive) override {
+    MutexLock lock(&mu_);
+    auto it = runs_.find(run.id);
+    if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run");
+    if (it->second.epoch != expected_epoch) {
+      return Status::Error(ErrorKind::kPermanent, "taken over by another process");
+    }
+    if (owner_alive(it->second.owner, 0)) return Status::Error(ErrorKind::kPermanent, "alive");
+    const std::unordered_set<std::string> named(rerun.begin(), rerun.end());
+    ClaimedRun claimed;
+    claimed.before = it->second;
+    for (auto n = nodes_.begin(); n != nodes_.end();) {
+      if (n->first.first != run.id || !RecordOfAny(n->first.second, named)) {
+        ++n;
+      } else if (named.count(n->first.second)) {
+        NodeRecord& rec = n->second;
+        rec = NodeRecord{rec.run_id, rec.node, NodeStatus::kPending, rec.attempts};
+        ++n;
+      } else {
+        n = nodes_.erase(n);
+      }
+    }
+    for (auto& [key, rec] : nodes_) {
+      if (key.first == run.id) claimed.nodes.push_back(rec);
+    }
+    EventRecord event{run.id, 0, run.updated_at, "", kRerunEventKind, RerunEventData(from, rerun)};
+    event.seq = static_cast<int64_t>(events_.size()) + 1;
+    events_.push_back(std::move(event));
+    it->second = run;
+    it->second.status = RunStatus::kRunning;
+    it->second.epoch = claimed.epoch = claimed.before.epoch + 1;
+    return claimed;
+  }
+  Status CreateForkedRun(const RunRecord& run, const std::vector<NodeRecord>& kept) override {
+    MutexLock lock(&mu_);
+    if (runs_.count(run.id)) return Status::Error(ErrorKind::kPermanent, "exists");
+    runs_[run.id] = run;
+    for (NodeRecord rec : kept) {
+      rec.run_id = run.id;
+      rec.script_version = 0;
+      nodes_[{run.id, rec.node}] = std::move(rec);
+    }
+    return Status::Ok();
+  }
+  Result<std::vector<ScriptVersion>> GetScriptVersions(const std::string& run_id) override {
+    MutexLock lock(&mu_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run " + run_id);
+    ScriptVersion version;
+    version.script_path = it->second.script_path;
+    version.script_sha256 = it->second.script_sha256;
+    version.script_text = it->second.script_text;
+    version.modules = it->second.modules;
+    return std::vector<ScriptVersion>{version};
   }
   void SaveNode(NodeRecord node) override { Queue(std::move(node)); }
   void AppendEvent(EventRecord event) override { Queue(std::move(event)); }
