@@ -4,6 +4,7 @@
 // exit_codes.h). Each command prints its own errors. Called from the main
 // thread only.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@ struct RunArgs {
   std::string durability = "normal";
   double storage_timeout = 30;  // seconds checkpoints may fail before the run stops
   LlmArgs llm;
+  bool wait = false;  // wait nodes wait in this process instead of parking the run
 };
 int RunCommand(const RunArgs& args);
 
@@ -35,6 +37,7 @@ struct ResumeArgs {
   std::string durability = "normal";
   double storage_timeout = 30;
   LlmArgs llm;
+  bool wait = false;
 };
 int ResumeCommand(const ResumeArgs& args);
 
@@ -88,6 +91,20 @@ struct GraphArgs {
   std::string db;
 };
 int GraphCommand(const GraphArgs& args);
+
+struct SignalArgs {
+  std::string run_id;  // or a unique prefix
+  std::string name;
+  std::optional<std::string> data;  // JSON; null when not given
+  std::string db;
+};
+int SignalCommand(const SignalArgs& args);
+
+struct CancelArgs {
+  std::string run_id;  // or a unique prefix
+  std::string db;
+};
+int CancelCommand(const CancelArgs& args);
 
 struct ValidateArgs {
   std::string file;

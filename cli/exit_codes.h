@@ -12,7 +12,8 @@ constexpr int kExitSucceeded = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;  // usage, script or validation error, bad database
 constexpr int kExitDegraded = 3;
-// 4 is kept for a run parked on a signal or a durable timer (DESIGN.md §8).
+// The run is parked on a signal or a durable timer (DESIGN.md §8).
+constexpr int kExitWaiting = 4;
 // stdout could not be written (disk full, I/O error, closed pipe): the
 // command's result is lost, whatever the run's recorded status.
 constexpr int kExitOutput = 5;
@@ -23,6 +24,8 @@ inline int ExitCodeFor(RunStatus status) {
       return kExitSucceeded;
     case RunStatus::kDegraded:
       return kExitDegraded;
+    case RunStatus::kWaiting:
+      return kExitWaiting;
     default:
       return kExitFailed;
   }

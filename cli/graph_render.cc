@@ -24,6 +24,8 @@ Palette ColorsFor(NodeStatus status) {
       return {"#ffe0b2", "#ef6c00"};
     case NodeStatus::kRunning:
       return {"#bbdefb", "#1565c0"};
+    case NodeStatus::kWaiting:
+      return {"#e1bee7", "#6a1b9a"};
     case NodeStatus::kPending:
       break;
   }
@@ -123,7 +125,8 @@ std::string RenderMermaid(const WorkflowSpec& workflow, const NodeStatuses* stat
   if (statuses == nullptr) return out;
   for (NodeStatus status :
        {NodeStatus::kPending, NodeStatus::kRunning, NodeStatus::kSucceeded, NodeStatus::kFailed,
-        NodeStatus::kSkipped, NodeStatus::kCancelled, NodeStatus::kFallback}) {
+        NodeStatus::kSkipped, NodeStatus::kCancelled, NodeStatus::kFallback,
+        NodeStatus::kWaiting}) {
     std::string members;
     for (size_t i = 0; i < workflow.nodes.size(); ++i) {
       if (StatusOf(*statuses, workflow.nodes[i].name) != status) continue;

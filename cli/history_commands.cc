@@ -17,7 +17,8 @@
 namespace keel::cli {
 namespace {
 
-constexpr const char* kStatusNames = "running, interrupted, succeeded, failed or degraded";
+constexpr const char* kStatusNames =
+    "running, interrupted, waiting, succeeded, failed, degraded or cancelled";
 
 }  // namespace
 

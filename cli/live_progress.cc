@@ -12,6 +12,7 @@
 
 #include "cli/format.h"
 #include "cli/interrupt_notice.h"
+#include "cli/wait_hint.h"
 #include "engine/clock.h"
 
 namespace keel::cli {
@@ -135,8 +136,10 @@ void LiveProgress::OnNodeFinished(std::string_view node, const NodeResult& resul
   view.seconds = seconds;
   // One line: a Lua traceback would not fit; `keel show` has it whole.
   std::string detail = result.status == NodeStatus::kCancelled ? result.error.message()
-                       : result.error.ok()                     ? ""
-                                                               : result.error.ToString();
+                       : result.status == NodeStatus::kWaiting && result.output
+                           ? DescribeWait(*result.output, SystemClock()->WallNow())
+                       : result.error.ok() ? ""
+                                           : result.error.ToString();
   view.detail = FirstLine(detail);
   dirty_ = true;
 }
@@ -299,6 +302,11 @@ std::string LiveProgress::RenderNode(size_t i, int width, size_t name_width, dou
         symbol = unicode_ ? "⊘" : "/";
         tone = kYellow;
         text = "cancelled: " + view.detail;
+        break;
+      case NodeStatus::kWaiting:
+        symbol = unicode_ ? "⏸" : "=";
+        tone = kYellow;
+        text = "waiting for " + view.detail;
         break;
     }
   }

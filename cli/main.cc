@@ -19,7 +19,8 @@ namespace {
 constexpr const char* kFooter =
     "Database: --db PATH, else $KEEL_DB, else ./keel.db.\n"
     "Exit codes: 0 succeeded, 1 failed, 2 usage, script or database error,\n"
-    "3 degraded (optional nodes failed), 5 stdout could not be written.";
+    "3 degraded (optional nodes failed), 4 waiting (parked on a signal or a timer),\n"
+    "5 stdout could not be written.";
 
 std::string CheckWorkers(const std::string& text) {
   char* end = nullptr;
@@ -110,6 +111,9 @@ int Main(int argc, char** argv) {
   run_cmd->add_flag("--json", run.json, "Print the result as one JSON object");
   AddDurabilityOptions(run_cmd, &run.durability, &run.storage_timeout);
   AddLlmOptions(run_cmd, &run.llm);
+  run_cmd->add_flag("--wait", run.wait,
+                    "Wait nodes wait in this process (for the signal or the timer) instead of "
+                    "parking the run with exit code 4");
   run_cmd->callback([&] { action = [&] { return RunCommand(run); }; });
 
   ResumeArgs resume;
@@ -127,6 +131,9 @@ int Main(int argc, char** argv) {
   resume_cmd->add_flag("--json", resume.json, "Print the result as one JSON object");
   AddDurabilityOptions(resume_cmd, &resume.durability, &resume.storage_timeout);
   AddLlmOptions(resume_cmd, &resume.llm);
+  resume_cmd->add_flag("--wait", resume.wait,
+                       "Wait nodes wait in this process (for the signal or the timer) instead of "
+                       "parking the run with exit code 4");
   resume_cmd->callback([&] { action = [&] { return ResumeCommand(resume); }; });
 
   ForkArgs fork;
@@ -148,8 +155,8 @@ int Main(int argc, char** argv) {
   RunsArgs runs;
   auto* runs_cmd = app.add_subcommand("runs", "List recent runs, newest first");
   runs_cmd->add_option("--status", runs.status,
-                       "Only runs with this status: running, interrupted, succeeded, failed, "
-                       "degraded");
+                       "Only runs with this status: running, interrupted, waiting, succeeded, "
+                       "failed, degraded, cancelled");
   runs_cmd->add_option("--limit", runs.limit, "How many runs to list (0: all)")
       ->check(CLI::Validator(CheckLimit, "N"))
       ->capture_default_str();
@@ -199,6 +206,27 @@ int Main(int argc, char** argv) {
   AddDbOption(gc_cmd, &gc.db);
   gc_cmd->callback([&] { action = [&] { return GcCommand(gc); }; });
 
+  SignalArgs signal;
+  auto* signal_cmd =
+      app.add_subcommand("signal", "Send a signal to a run's wait node (kept until taken)");
+  signal_cmd->add_option("run_id", signal.run_id, "Run id or a unique prefix of it")->required();
+  signal_cmd->add_option("name", signal.name, "The signal's name")->required();
+  std::string signal_data;
+  auto* data_opt =
+      signal_cmd->add_option("--data", signal_data, "The signal's data, JSON (default: null)");
+  AddDbOption(signal_cmd, &signal.db);
+  signal_cmd->callback([&] {
+    if (data_opt->count() > 0) signal.data = signal_data;
+    action = [&] { return SignalCommand(signal); };
+  });
+
+  CancelArgs cancel;
+  auto* cancel_cmd =
+      app.add_subcommand("cancel", "Cancel a run: running, waiting or interrupted");
+  cancel_cmd->add_option("run_id", cancel.run_id, "Run id or a unique prefix of it")->required();
+  AddDbOption(cancel_cmd, &cancel.db);
+  cancel_cmd->callback([&] { action = [&] { return CancelCommand(cancel); }; });
+
   if (argc == 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
     return kExitUsage;
@@ -206,8 +234,8 @@ int Main(int argc, char** argv) {
   if (argv[1][0] != '-' && !IsCommand(app, argv[1])) {
     PrintError(
         std::string("unknown command '") + argv[1] +
-        "'; commands: run, resume, fork, runs, show, graph, breakers, validate, gc (see keel "
-        "--help)");
+         "'; commands: run, resume, fork, runs, show, graph, breakers, validate, gc, signal, "
+         "cancel (see keel --help)");
     return kExitUsage;
   }
   try {

@@ -13,6 +13,7 @@
 #include "cli/format.h"
 #include "cli/interrupt_notice.h"
 #include "cli/live_progress.h"
+#include "cli/wait_hint.h"
 #include "engine/clock.h"
 #include "engine/mutex.h"
 
@@ -98,6 +99,11 @@ class LineProgress : public Progress {
         break;
       case NodeStatus::kCancelled:
         Print(fmt::format("{} cancelled: {}", node, OneLine(result.error.message())));
+        break;
+      case NodeStatus::kWaiting:
+        Print(fmt::format("{} waiting for {}", node,
+                          result.output ? DescribeWait(*result.output, SystemClock()->WallNow())
+                                        : "a signal or a timer"));
         break;
       default:
         Print(fmt::format("{} {}", node, NodeStatusName(result.status)));

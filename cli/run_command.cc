@@ -24,6 +24,7 @@
 #include "cli/run_config.h"
 #include "cli/run_output.h"
 #include "cli/run_setup.h"
+#include "cli/wait_hint.h"
 #include "engine/clock.h"
 #include "engine/event_data.h"
 #include "engine/executor.h"
@@ -60,7 +61,7 @@ void RecordInterrupted(Store* store, const std::string& run_id, int signal_numbe
 // report. Returns the exit code.
 template <typename StartFn>
 int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options, bool json,
-            StartFn start) {
+            const std::string& db_flag, StartFn start) {
   progress_options.on_interrupt = [store](const std::string& run_id, int signal_number) {
     RecordInterrupted(store, run_id, signal_number);
   };
@@ -84,6 +85,7 @@ int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress
     return kExitFailed;
   }
   PrintRunReport(*report, workflow, seconds, RunUsage(store, report->run_id), json);
+  if (report->status == RunStatus::kWaiting) PrintWaitHint(*report, workflow, db_flag);
   return ExitCodeFor(report->status);
 }
 
@@ -91,12 +93,13 @@ int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress
 // --workers, --max-inflight and budget flags, and the script's workflows as
 // fallbacks.
 ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
-                            const LoadedScript& script, const WorkflowSpec& workflow) {
+                            const LoadedScript& script, const WorkflowSpec& workflow, bool wait) {
   ExecutorOptions options;
   options.workers = workers;
   options.max_inflight = max_inflight;
   options.library = &script.workflows;
   options.budget = RunBudget(llm, workflow.budget);
+  options.hold_waits = wait;
   return options;
 }
 
@@ -121,10 +124,10 @@ int RunCommand(const RunArgs& args) {
   if (!store.ok()) return UsageError(store.status().message());
 
   ExecutorOptions options =
-      MakeOptions(args.workers, args.max_inflight, args.llm, *script, workflow);
+      MakeOptions(args.workers, args.max_inflight, args.llm, *script, workflow, args.wait);
   ProgressOptions progress_options;
   progress_options.clock = script->clock;
-  return Execute(workflow, store->get(), std::move(progress_options), args.json,
+  return Execute(workflow, store->get(), std::move(progress_options), args.json, args.db,
                  [&](Progress* progress) {
                    Runner runner(script->clock, store->get(), progress);
                    runner.set_config_json(ConfigJson(ConfigFromArgs(args.llm, args.max_inflight)));
@@ -151,6 +154,10 @@ int ResumeCommand(const ResumeArgs& args) {
     PrintRunReport((*recorded)->report, *(*recorded)->workflow, (*recorded)->seconds,
                    RunUsage(store->get(), run->id), /*json=*/true);
     return kExitSucceeded;
+  }
+  if (run->status == RunStatus::kCancelled) {
+    return UsageError(fmt::format("run {} was cancelled; a cancelled run cannot be resumed",
+                                  run->id));
   }
   if (run->status == RunStatus::kRunning &&
       OwnerAlive(run->owner, SystemClock()->WallNow() - run->heartbeat)) {
@@ -191,13 +198,13 @@ int ResumeCommand(const ResumeArgs& args) {
   }
 
   ExecutorOptions options =
-      MakeOptions(args.workers, config->max_inflight, config->llm, *script, *workflow);
+      MakeOptions(args.workers, config->max_inflight, config->llm, *script, *workflow, args.wait);
   auto resume = [&](Progress* progress) {
     Runner runner(script->clock, store->get(), progress);
     runner.set_config_json(ConfigJson(*config));
     return runner.Resume(*run, *workflow, script->info, options, args.from);
   };
-  return Execute(*workflow, store->get(), std::move(progress_options), args.json, resume);
+  return Execute(*workflow, store->get(), std::move(progress_options), args.json, args.db, resume);
 }
 
 int ExecuteRun(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options,

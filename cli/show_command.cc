@@ -19,6 +19,7 @@
 #include "cli/recorded_script.h"
 #include "cli/script_versions_view.h"
 #include "cli/table.h"
+#include "cli/wait_hint.h"
 #include "engine/clock.h"
 
 namespace keel::cli {
@@ -149,7 +150,10 @@ void PrintJson(const RunDetail& detail) {
     out.Key("error_kind")
         .StringOrNull(node.error_kind == ErrorKind::kNone ? "" : ErrorKindName(node.error_kind));
     out.Key("error").StringOrNull(node.error_message);
-    out.Key("output").Raw(node.output_json);
+    out.Key("output").Raw(node.status == NodeStatus::kWaiting ? std::nullopt : node.output_json);
+    if (node.status == NodeStatus::kWaiting && node.output_json) {
+      out.Key("waiting_for").Raw(node.output_json);  // {"signal": NAME} and/or {"due": T}
+    }
     out.Key("events");
     out.BeginObject();
     for (const auto& [kind, count] : ByNode(detail.policy, node.node)) {
@@ -223,7 +227,9 @@ void PrintText(const RunDetail& detail) {
     if (llm) row.push_back(spent.calls > 0 ? FormatCount(spent.usage.tokens()) : "-");
     if (priced) row.push_back(spent.usage.cost > 0 ? FormatCost(spent.usage.cost) : "-");
     if (policy) row.push_back(std::move(described[i]));
-    row.push_back(NodeError(node));
+    row.push_back(node.status == NodeStatus::kWaiting && node.output_json
+                      ? "waits for " + DescribeWait(*node.output_json, SystemClock()->WallNow())
+                      : NodeError(node));
     table.AddRow(std::move(row));
   }
   table.Print(stdout);

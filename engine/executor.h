@@ -37,6 +37,9 @@ struct ExecutorOptions {
   // Stops the run (its unfinished nodes cancelled) once LLM calls have spent
   // more; the workflow's own budget when not limited here.
   Budget budget;
+  // Wait nodes (engine/wait_node.h) whose signal or timer has not come: false
+  // parks them (the run ends kWaiting); true waits for them in this process.
+  bool hold_waits = false;
 };
 
 // What an earlier attempt of a run left, besides its node records: the

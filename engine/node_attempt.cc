@@ -239,6 +239,11 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, int64_t prob
            (stop == Stop::kAttemptTimeout || env_->clock->Now() > slot.ctx->deadline);
   }
   if (admitted) ReleaseSlots(i);
+  if (result.status == NodeStatus::kWaiting) {  // a wait node parks the run
+    if (admitted && policy.has_circuit) env_->breakers->Release(policy.circuit, probe);
+    Finish(i, std::move(result));
+    return;
+  }
   bool ok = result.status == NodeStatus::kSucceeded || result.status == NodeStatus::kSkipped;
   if (ok && late && stop != Stop::kAbandoned && stop != Stop::kTotalTimeout) {
     ok = false;

@@ -13,6 +13,10 @@ enum class NodeStatus {
   kSkipped,    // its `when` said no
   kCancelled,  // never ran, or was stopped, because of other nodes or the run
   kFallback,   // its fallback workflow produced the output
+  // A wait node (engine/wait_node.h) whose signal has not come or whose timer
+  // is not due: the run is parked on it. Not kept on resume: the wait runs
+  // again, keeping the due time it recorded.
+  kWaiting,
 };
 
 enum class RunStatus {
@@ -23,6 +27,11 @@ enum class RunStatus {
   // Stopped by SIGINT or SIGTERM before it ended; not finished, and resumable.
   // (A run whose process died without a word stays recorded kRunning.)
   kInterrupted,
+  // Parked on a wait node (a signal or a durable timer); not finished, and
+  // resumable. Its finish time stays 0, like an interrupted run's.
+  kWaiting,
+  // Stopped by `keel cancel`; finished: it cannot be resumed, gc may delete it.
+  kCancelled,
 };
 
 std::string_view NodeStatusName(NodeStatus status);

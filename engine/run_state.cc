@@ -21,6 +21,8 @@ std::string_view FinishEventKind(NodeStatus status) {
       return "node_cancelled";
     case NodeStatus::kFallback:
       return "node_fallback";
+    case NodeStatus::kWaiting:
+      return "node_waiting";
     default:
       return "node_failed";
   }
@@ -200,6 +202,7 @@ void RunState::Launch(int i) {
     return Spend(i, usage, std::move(data));
   };
   ctx->checkpoint = [this, i](JsonText step) { Checkpoint(i, std::move(step)); };
+  if (spec.wait) ctx->wait = [this, i](NodeCompletion done) { StartWait(i, std::move(done)); };
   int attempts;
   {
     MutexLock lock(&slot.mu);
@@ -352,6 +355,13 @@ void RunState::Finish(int i, NodeResult result) {
     env_->observer->OnNodeFinished(spec.name, result, seconds);
   }
   bool succeeded = Succeeded(result.status);
+  if (result.status == NodeStatus::kWaiting) {
+    // Parked: its dependents do not start, and the run ends waiting once
+    // the rest has finished (engine/wait_node.h).
+    slot.result = std::move(result);
+    slot.done.store(true, std::memory_order_release);
+    return;
+  }
   slot.result = std::move(result);
   for (int d : slot.deps) {
     Slot& dep = slots_[d];
@@ -408,13 +418,16 @@ bool RunState::Excused(int i) const {
 
 RunStatus RunState::Status() const {
   bool degraded = false;
+  bool waiting = false;
   for (size_t i = 0; i < slots_.size(); ++i) {
     NodeStatus st = slots_[i].result.status;
+    waiting = waiting || st == NodeStatus::kWaiting;
     if (st != NodeStatus::kFailed && st != NodeStatus::kCancelled) continue;
     if (!Excused(int(i))) return RunStatus::kFailed;
     // A cancelled race loser is expected; any failure a join absorbed is not.
     if (st == NodeStatus::kFailed || wf_.nodes[i].optional) degraded = true;
   }
+  if (waiting) return RunStatus::kWaiting;
   return degraded ? RunStatus::kDegraded : RunStatus::kSucceeded;
 }
 

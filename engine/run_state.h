@@ -167,6 +167,12 @@ class RunState {
 
   std::string BulkheadKey(int i, int stage) const;
 
+  // Wait nodes (wait_node.cc): NodeContext::wait of node i, and the due times
+  // an earlier attempt of the run recorded for its waiting nodes.
+  class Waiter;
+  void StartWait(int i, NodeCompletion done);
+  void RestoreWaits(const std::unordered_map<std::string, NodeRecord>& earlier);
+
   const WorkflowSpec& wf_;
   const std::string run_id_;
   const JsonText params_;
@@ -184,6 +190,9 @@ class RunState {
   // Failures and cancellations in order, "node: kind: message".
   std::vector<std::pair<int, std::string>> errors_ GUARDED_BY(mu_);
   std::vector<std::unique_ptr<RunState>> children_ GUARDED_BY(mu_);  // fallback runs
+  Mutex wait_mu_;
+  // Due time (wall seconds; 0: none) of each wait node, fixed when first reached.
+  std::unordered_map<int, double> wait_due_ GUARDED_BY(wait_mu_);
 };
 
 }  // namespace keel

@@ -38,6 +38,7 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
       slot.journal = it->second;
     }
   }
+  RestoreWaits(earlier);
   std::vector<bool> needed = NeededOnResume(earlier);
   std::vector<int> ready;
   int remaining = 0;

@@ -21,10 +21,12 @@ constexpr double kHeartbeatSeconds = 5.0;
 // How often the store's health is looked at while a run executes, so that a
 // run whose checkpoints cannot be saved stops even while nothing finishes.
 constexpr double kWatchSeconds = 0.5;
+constexpr char kCancelledReason[] = "cancelled by keel cancel";
 
-// While alive, writes the run's heartbeat every few seconds and stops the
-// executor's runs once the store gives up on its storage, on the clock's
-// timer thread. The destructor and the timer callback synchronize on mu.
+// While alive, writes the run's heartbeat every few seconds, and stops the
+// executor's runs once the store gives up on its storage or `keel cancel`
+// asks the run to stop, on the clock's timer thread. The destructor, the
+// timer callback and cancelled() synchronize on mu.
 class RunWatch {
  public:
   RunWatch(Clock* clock, Store* store, Executor* executor, std::string run_id)
@@ -40,6 +42,12 @@ class RunWatch {
   RunWatch(const RunWatch&) = delete;
   RunWatch& operator=(const RunWatch&) = delete;
 
+  // Whether it stopped the run because `keel cancel` asked.
+  bool cancelled() const {
+    MutexLock lock(&shared_->mu);
+    return shared_->cancelled;
+  }
+
  private:
   struct Shared {
     Shared(Clock* c, Store* s, Executor* e, std::string id)
@@ -50,6 +58,7 @@ class RunWatch {
     const std::string run_id;
     Mutex mu;
     bool stopped GUARDED_BY(mu) = false;
+    bool cancelled GUARDED_BY(mu) = false;
     TimerId timer GUARDED_BY(mu) = 0;
     double last_beat GUARDED_BY(mu);
   };
@@ -63,6 +72,12 @@ class RunWatch {
       Status health = s->store->WriteHealth();
       if (!health.ok()) {
         s->executor->Stop("cannot save checkpoints: " + health.message());
+        return;
+      }
+      auto cancel = s->store->CancelRequested(s->run_id);
+      if (cancel.ok() && *cancel) {
+        s->cancelled = true;
+        s->executor->Stop(kCancelledReason);
         return;
       }
       if (s->clock->Now() - s->last_beat >= kHeartbeatSeconds) {
@@ -313,13 +328,21 @@ Result<RunReport> Runner::Execute(const WorkflowSpec& workflow, const std::strin
                                   const ExecutorOptions& options, const RunHistory& history) {
   RunReport report;
   report.run_id = run_id;
+  bool cancelled;
   {
     RunWatch watch(clock_, store_, &executor_, run_id);
     report.outcome = executor_.Run(workflow, run_id, std::move(params), earlier, options, history);
+    cancelled = watch.cancelled();
   }
   // A run stopped for its storage is not finished: it stays resumable.
   Status health = store_->WriteHealth();
   if (!health.ok()) return CheckpointFailure(run_id, health);
+  if (cancelled && (report.outcome.status == RunStatus::kFailed ||
+                    report.outcome.status == RunStatus::kWaiting)) {
+    // Finished nodes stay recorded; the stopped ones were recorded cancelled.
+    report.outcome.status = RunStatus::kCancelled;
+    report.outcome.error = kCancelledReason;
+  }
   report.status = report.outcome.status;
   report.error = report.outcome.error;
   std::unordered_set<std::string_view> depended_on;

@@ -162,4 +162,25 @@ Result<std::vector<BreakerRow>> SqliteReadOnlyStore::ListBreakers() {
 
 Result<int64_t> SqliteReadOnlyStore::ResetBreakers(const std::string&) { return ReadOnly(); }
 
+Status SqliteReadOnlyStore::SendSignal(const std::string&, const std::string&, const std::string&,
+                                       double) {
+  return ReadOnly();
+}
+
+Result<std::optional<std::string>> SqliteReadOnlyStore::TakeSignal(const std::string&,
+                                                                   const std::string&,
+                                                                   const std::string&, double) {
+  return ReadOnly();
+}
+
+Result<CancelOutcome> SqliteReadOnlyStore::CancelRun(
+    const std::string&, double, const std::function<bool(const Owner&, double)>&) {
+  return ReadOnly();
+}
+
+Result<bool> SqliteReadOnlyStore::CancelRequested(const std::string& run_id) {
+  MutexLock lock(&mu_);
+  return reader_->CancelRequested(run_id);
+}
+
 }  // namespace keel

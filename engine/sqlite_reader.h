@@ -34,6 +34,11 @@ class SqliteReader {
   Result<std::vector<ScriptVersion>> GetScriptVersions(const std::string& run_id) {
     return versions_.Get(run_id);
   }
+  // sqlite_waits.cc: whether wait node `node` of run `run_id` has a signal
+  // `name` to take (one not taken, or one it took); and Store::CancelRequested.
+  Result<bool> HasSignal(const std::string& run_id, const std::string& name,
+                         const std::string& node);
+  Result<bool> CancelRequested(const std::string& run_id);
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}

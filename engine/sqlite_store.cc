@@ -346,4 +346,52 @@ Result<std::vector<ScriptVersion>> SqliteStore::GetScriptVersions(const std::str
   return reader_->GetScriptVersions(run_id);
 }
 
+Status SqliteStore::SendSignal(const std::string& run_id, const std::string& name,
+                               const std::string& data_json, double now) {
+  return CallOnWriter([&](sqlite::SqliteWriter* writer) {
+    return writer->SendSignal(run_id, name, data_json, now);
+  });
+}
+
+Result<std::optional<std::string>> SqliteStore::TakeSignal(const std::string& run_id,
+                                                           const std::string& name,
+                                                           const std::string& node, double now) {
+  {
+    MutexLock lock(&read_mu_);
+    auto present = reader_->HasSignal(run_id, name, node);
+    if (!present.ok()) return present.status();
+    if (!*present) return std::optional<std::string>();
+  }
+  std::optional<std::string> data;
+  Status status = CallOnWriter(
+      [&](sqlite::SqliteWriter* writer) {
+        auto taken = writer->TakeSignal(run_id, name, node, now);
+        if (!taken.ok()) return taken.status();
+        data = std::move(taken).value();
+        return Status::Ok();
+      },
+      /*urgent=*/true);
+  if (!status.ok()) return status;
+  return data;
+}
+
+Result<CancelOutcome> SqliteStore::CancelRun(
+    const std::string& run_id, double now,
+    const std::function<bool(const Owner&, double)>& owner_alive) {
+  CancelOutcome outcome = CancelOutcome::kCancelled;
+  Status status = CallOnWriter([&](sqlite::SqliteWriter* writer) {
+    auto result = writer->CancelRun(run_id, now, owner_alive);
+    if (!result.ok()) return result.status();
+    outcome = *result;
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  return outcome;
+}
+
+Result<bool> SqliteStore::CancelRequested(const std::string& run_id) {
+  MutexLock lock(&read_mu_);
+  return reader_->CancelRequested(run_id);
+}
+
 }  // namespace keel

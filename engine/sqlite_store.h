@@ -121,6 +121,17 @@ class SqliteStore final : public Store {
       const std::string& key, const std::function<void(BreakerSnapshot&)>& update) override;
   Result<std::vector<BreakerRow>> ListBreakers() override;
   Result<int64_t> ResetBreakers(const std::string& key) override;
+  Status SendSignal(const std::string& run_id, const std::string& name,
+                    const std::string& data_json, double now) override;
+  // Looks on the reading connection first, so a wait polling for a signal
+  // that has not come costs no write transaction.
+  Result<std::optional<std::string>> TakeSignal(const std::string& run_id,
+                                                const std::string& name, const std::string& node,
+                                                double now) override;
+  Result<CancelOutcome> CancelRun(
+      const std::string& run_id, double now,
+      const std::function<bool(const Owner&, double)>& owner_alive) override;
+  Result<bool> CancelRequested(const std::string& run_id) override;
 
   const std::string& path() const { return path_; }
 

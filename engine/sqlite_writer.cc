@@ -26,9 +26,10 @@ constexpr char kAppendEvent[] =
 constexpr char kMaxSeq[] = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1";
 constexpr char kFinishRun[] =
     "UPDATE runs SET status = ?2, error = ?3, "
-    // An interrupted run has not finished: it keeps no finish time, so gc
+    // An interrupted or waiting run has not finished: it keeps no finish time, so gc
     // leaves it and its duration stays unknown.
-    "finished_at = CASE WHEN ?2 = 'interrupted' THEN 0 ELSE ?4 END, updated_at = ?4 WHERE id = ?1";
+    "finished_at = CASE WHEN ?2 IN ('interrupted', 'waiting') THEN 0 ELSE ?4 END, "
+    "updated_at = ?4 WHERE id = ?1";
 constexpr char kHeartbeat[] = "UPDATE runs SET heartbeat = ?2 WHERE id = ?1";
 constexpr char kInsertRun[] =
     "INSERT INTO runs (id, workflow, script_path, script_sha256, script_text, params_json, "
@@ -41,16 +42,16 @@ constexpr char kClaimRun[] =
     "status = 'running', owner_pid = ?6, owner_host = ?7, owner_start = ?8, heartbeat = ?9, "
     "updated_at = ?10, finished_at = 0, error = '', node_count = ?11, epoch = ?12 "
     "WHERE id = ?1 AND epoch = ?13";
+#define KEEL_FINISHED_BEFORE \
+  "status NOT IN ('running', 'interrupted', 'waiting') AND finished_at < ?1"
 constexpr char kDeleteEvents[] =
-    "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE status NOT IN ('running', "
-    "'interrupted') AND "
-    "finished_at < ?1)";
+    "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE " KEEL_FINISHED_BEFORE ")";
 constexpr char kDeleteNodes[] =
-    "DELETE FROM nodes WHERE run_id IN (SELECT id FROM runs WHERE status NOT IN ('running', "
-    "'interrupted') AND "
-    "finished_at < ?1)";
-constexpr char kDeleteRuns[] =
-    "DELETE FROM runs WHERE status NOT IN ('running', 'interrupted') AND finished_at < ?1";
+    "DELETE FROM nodes WHERE run_id IN (SELECT id FROM runs WHERE " KEEL_FINISHED_BEFORE ")";
+constexpr char kDeleteSignals[] =
+    "DELETE FROM signals WHERE run_id IN (SELECT id FROM runs WHERE " KEEL_FINISHED_BEFORE ")";
+constexpr char kDeleteRuns[] = "DELETE FROM runs WHERE " KEEL_FINISHED_BEFORE;
+#undef KEEL_FINISHED_BEFORE
 constexpr char kResetBreakers[] = "DELETE FROM breakers WHERE ?1 = '' OR key = ?1";
 
 // Adds which record failed to a failed status. The context is built only on
@@ -104,6 +105,7 @@ Status SqliteWriter::PrepareAll() {
       {&claim_run_, kClaimRun},
       {&delete_events_, kDeleteEvents},
       {&delete_nodes_, kDeleteNodes},
+      {&delete_signals_, kDeleteSignals},
       {&delete_runs_, kDeleteRuns},
       {&get_breaker_, get_breaker.c_str()},
       {&put_breaker_, put_breaker.c_str()},
@@ -284,6 +286,8 @@ Result<ClaimedRun> SqliteWriter::ClaimRun(
       return Status::Error(ErrorKind::kPermanent,
                            "run " + run.id + " already succeeded; nothing to resume");
     }
+    s = RefuseCancelled(run.id, before.status);
+    if (!s.ok()) return s;
     if (before.epoch != expected_epoch) {
       return Status::Error(ErrorKind::kPermanent,
                            "run " + run.id + " was taken over by another process (pid " +
@@ -356,6 +360,7 @@ Result<int64_t> SqliteWriter::DeleteFinishedBefore(double wall_time) {
     Status s = versions_.DeleteFinishedBefore(wall_time);
     if (s.ok()) s = delete_events_.Bind(1, wall_time).Run("deleting old events");
     if (s.ok()) s = delete_nodes_.Bind(1, wall_time).Run("deleting old nodes");
+    if (s.ok()) s = delete_signals_.Bind(1, wall_time).Run("deleting old signals");
     if (s.ok()) s = delete_runs_.Bind(1, wall_time).Run("deleting old runs");
     if (s.ok()) deleted = sqlite3_changes(conn_->get());
     return s;

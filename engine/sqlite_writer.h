@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -65,6 +66,14 @@ class SqliteWriter {
                                         const std::function<void(BreakerSnapshot&)>& update,
                                         double now);
   Result<int64_t> ResetBreakers(const std::string& key);
+  // Signals and cancellation (sqlite_waits.cc).
+  Status SendSignal(const std::string& run_id, const std::string& name,
+                    const std::string& data_json, double now);
+  Result<std::optional<std::string>> TakeSignal(const std::string& run_id,
+                                                const std::string& name,
+                                                const std::string& node, double now);
+  Result<CancelOutcome> CancelRun(const std::string& run_id, double now,
+                                  const std::function<bool(const Owner&, double)>& owner_alive);
 
   // Whether a write was refused because another process took its run over.
   bool fenced() const { return fenced_; }
@@ -87,6 +96,9 @@ class SqliteWriter {
   // Inside ClaimRun: resets the records `rerun` runs again and reads the
   // run's *nodes again.
   Status ResetForRerun(const RunRecord& run, const Rerun& rerun, std::vector<NodeRecord>* nodes);
+  // Inside a transaction: kPermanent when run `run_id` (recorded `status`)
+  // was cancelled or asked to cancel, so it may not be resumed.
+  Status RefuseCancelled(const std::string& run_id, RunStatus status);
 
   std::unique_ptr<Connection> conn_;
   const double busy_timeout_;
@@ -111,6 +123,7 @@ class SqliteWriter {
   Statement claim_run_;
   Statement delete_events_;
   Statement delete_nodes_;
+  Statement delete_signals_;
   Statement delete_runs_;
   Statement get_breaker_;
   Statement put_breaker_;

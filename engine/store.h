@@ -133,6 +133,12 @@ struct ClaimedRun {
   std::vector<std::string> changed_files;
 };
 
+// What Store::CancelRun did.
+enum class CancelOutcome {
+  kCancelled,  // no live process owned the run: it is recorded cancelled now
+  kRequested,  // its owner is alive and was asked to stop; it records the run cancelled
+};
+
 struct RunFilter {
   std::optional<RunStatus> status;
   int limit = 20;  // newest first; <= 0 means all
@@ -155,9 +161,11 @@ class Store {
   // and the script fields of `run`. When the script or its modules
   // (`run.modules`) differ from the run's latest script version, it adds a
   // new version (ClaimedRun::changed_files says why); nodes saved from then
-  // on carry the version the run now runs with. Durable on return; later queued writes for the run
-  // carry the new epoch. Fails with kPermanent, writing nothing, when the run does not exist,
-  // succeeded, was claimed by another process meanwhile, or its owner is alive (the message names
+  // on carry the version the run now runs with. Durable on return; later
+  // queued writes for the run carry the new epoch. Fails with kPermanent,
+  // writing nothing, when the run does not exist, succeeded, was cancelled
+  // (or asked to cancel), was claimed by another process meanwhile, or its
+  // owner is alive (the message names
   // pid@host).
   virtual Result<ClaimedRun> ClaimRun(
       const RunRecord& run, int64_t expected_epoch,
@@ -187,8 +195,8 @@ class Store {
   // node_failed, ...) as one write: both are committed, or neither.
   virtual void FinishNode(NodeRecord node, EventRecord event) = 0;
   virtual void AppendEvent(EventRecord event) = 0;
-  // FinishRun with kInterrupted records the run stopped but not finished:
-  // its finish time stays 0 and DeleteFinishedBefore leaves it.
+  // FinishRun with kInterrupted or kWaiting records the run stopped but not
+  // finished: its finish time stays 0 and DeleteFinishedBefore leaves it.
   virtual void FinishRun(std::string run_id, RunStatus status, std::string error,
                          double finished_at) = 0;
   virtual void Heartbeat(std::string run_id, double now) = 0;
@@ -217,7 +225,7 @@ class Store {
   // recorded before versions were kept has one, made from its run record.
   virtual Result<std::vector<ScriptVersion>> GetScriptVersions(const std::string& run_id) = 0;
 
-  // Deletes finished (not running or interrupted) runs whose finished_at is before
+  // Deletes finished (not running, interrupted or waiting) runs whose finished_at is before
   // `wall_time`, with their nodes and events. Returns how many runs went.
   virtual Result<int64_t> DeleteFinishedBefore(double wall_time) = 0;
 
@@ -231,6 +239,39 @@ class Store {
   virtual Result<BreakerSnapshot> UpdateBreaker(
       const std::string& key, const std::function<void(BreakerSnapshot&)>& update) = 0;
   virtual Result<std::vector<BreakerRow>> ListBreakers() = 0;
+
+  // Signals and cancellation (DESIGN.md §8). Each is decided in one write
+  // transaction, so `keel signal`, `keel cancel` and a resume's ClaimRun of
+  // one run are ordered; synchronous.
+  //
+  // Stores signal `name` with `data_json` (valid JSON) for run `run_id` (an
+  // exact id), kept until a wait takes it. Fails (kPermanent), storing
+  // nothing, when the run does not exist or has finished (succeeded, failed,
+  // degraded or cancelled).
+  virtual Status SendSignal(const std::string& run_id, const std::string& name,
+                            const std::string& data_json, double now) = 0;
+  // For wait node `node` of run `run_id`, held by this store: the data of the
+  // signal `name` the node took before (a crash may have come between), else
+  // of the oldest signal `name` not yet taken, which the same transaction
+  // marks taken by `node`; nullopt when there is none. So each signal is
+  // taken once. Fenced like queued writes: refused (kPermanent) once the run
+  // was taken over or cancelled.
+  virtual Result<std::optional<std::string>> TakeSignal(const std::string& run_id,
+                                                        const std::string& name,
+                                                        const std::string& node, double now) = 0;
+  // Cancels run `run_id` (an exact id). A run whose owner is alive
+  // (`owner_alive` as for ClaimRun) is asked to stop (kRequested: the owner
+  // sees CancelRequested, stops its nodes and records the run cancelled); any
+  // other unfinished run (waiting, interrupted, or running with a dead owner)
+  // is recorded cancelled at once, its epoch bumped (so a resume that read
+  // the old one is refused) and its nodes recorded running or waiting
+  // recorded cancelled. Fails (kPermanent), writing nothing, when the run
+  // does not exist or has finished.
+  virtual Result<CancelOutcome> CancelRun(
+      const std::string& run_id, double now,
+      const std::function<bool(const Owner&, double)>& owner_alive) = 0;
+  // Whether `keel cancel` asked the owner of run `run_id` to stop. A cheap read.
+  virtual Result<bool> CancelRequested(const std::string& run_id) = 0;
   // Deletes breaker `key`, or every breaker when `key` is empty. Returns how many.
   virtual Result<int64_t> ResetBreakers(const std::string& key) = 0;
 };

@@ -21,6 +21,9 @@
 
 namespace keel {
 
+struct WaitSpec;  // engine/wait_node.h
+struct NodeResult;
+
 // What one attempt of a node receives. The executor keeps it alive, unchanged,
 // until the attempt's completion has been called.
 struct NodeContext {
@@ -63,6 +66,10 @@ struct NodeContext {
   std::function<void(JsonText step)> checkpoint;
   // What earlier attempts of this node checkpointed, oldest first.
   std::vector<JsonText> journal;
+  // Set for wait nodes (NodeSpec::wait): takes the node's signal or waits for
+  // its timer, parking the run when it must wait (engine/wait_node.h). `done`
+  // as for NodeBody::Start.
+  std::function<void(std::function<void(NodeResult)> done)> wait;
 
   // Stable across attempts and resumes: lets a body dedupe its side effects.
   std::string IdempotencyKey() const { return run_id + "/" + scope + node; }
@@ -112,6 +119,7 @@ struct NodeSpec {
   std::string where;                 // "file.lua:12", for error messages
   std::shared_ptr<NodeBody> body;    // null means the node has nothing to run
   NodePolicy policy;
+  std::shared_ptr<const WaitSpec> wait;  // set for wait nodes (keel.wait)
 };
 
 struct WorkflowSpec {

@@ -56,6 +56,7 @@ void ReadNode(lua_State* L, int decl, NodeDeclaration* node, NodeFunctions* func
   node->kind = RawString(L, decl, "kind");
   node->policy = MakeJson(RawString(L, decl, "policy"));
   if (node->kind == "agent") node->agent = MakeJson(RawString(L, decl, "agent"));
+  if (node->kind == "wait") node->wait = MakeJson(RawString(L, decl, "wait"));
   RawField(L, decl, "optional");
   node->optional = lua_toboolean(L, -1) != 0;
   RawField(L, decl, "after");

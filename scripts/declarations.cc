@@ -154,7 +154,32 @@ int StoreOptions(lua_State* L, unsigned owner, const std::string& prefix) {
   return 0;
 }
 
-const char* KindName(lua_Integer owner) { return owner == kAgentOption ? "agent" : "fn"; }
+const char* KindName(lua_Integer owner) {
+  return owner == kAgentOption ? "agent" : owner == kWaitOption ? "wait" : "fn";
+}
+
+// What is wrong with the keel.wait declaration being built (its options at
+// kAgent), or "".
+std::string WaitProblem(lua_State* L) {
+  int given = 0;
+  for (const char* name : {"signal", "delay", "until"}) {
+    RawField(L, kAgent, name);
+    given += lua_isnil(L, -1) ? 0 : 1;
+    lua_pop(L, 1);
+  }
+  if (given == 0) {
+    return "a wait needs option 'signal' (a signal's name), 'delay' (seconds) or 'until' (a Unix "
+           "time)";
+  }
+  if (given > 1) return "options 'signal', 'delay' and 'until' exclude each other; give one";
+  RawField(L, kAgent, "timeout");
+  bool timeout = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (timeout && RawString(L, kAgent, "signal").empty()) {
+    return "option 'timeout' is for signal waits; a timer is due at its 'delay' or 'until'";
+  }
+  return "";
+}
 
 // What the agent declaration being built lacks, or "".
 std::string MissingAgentOption(lua_State* L) {
@@ -193,6 +218,11 @@ int NodeOptions(lua_State* L) {
     std::string missing = MissingAgentOption(L);
     if (!missing.empty()) return Raise(L, prefix + missing);
     if (StoreJson(L, kAgent, "agent", prefix) == kLuaRaise) return kLuaRaise;
+  }
+  if (owner == kWaitOption) {
+    std::string problem = WaitProblem(L);
+    if (!problem.empty()) return Raise(L, prefix + problem);
+    if (StoreJson(L, kAgent, "wait", prefix) == kLuaRaise) return kLuaRaise;
   }
   if (StoreJson(L, kPolicy, "policy", prefix) == kLuaRaise) return kLuaRaise;
   lua_settop(L, kDecl);
@@ -418,7 +448,8 @@ void InstallDeclarations(lua_State* L) {
 }
 
 void AddDeclarationFunctions(lua_State* L) {
-  for (auto [owner, field] : {std::pair{kFnOption, "fn"}, std::pair{kAgentOption, "agent"}}) {
+  for (auto [owner, field] : {std::pair{kFnOption, "fn"}, std::pair{kAgentOption, "agent"},
+                              std::pair{kWaitOption, "wait"}}) {
     lua_pushinteger(L, owner);
     lua_pushcclosure(L, &LuaTrampoline<NodeName>, 1);
     lua_setfield(L, -2, field);

@@ -38,7 +38,7 @@ struct NodeDeclaration {
   // total_timeout, retry, circuit, fallback, join, memory, max_concurrency).
   // Fallback workflows appear as their names.
   JsonText policy;
-  std::string kind = "fn";  // "fn" (keel.fn) or "agent" (keel.agent)
+  std::string kind = "fn";  // "fn" (keel.fn), "agent" (keel.agent) or "wait" (keel.wait)
   // Agents: an object of the agent options the node gave — provider, prompt,
   // system, messages, model, temperature, max_tokens, output, max_turns as
   // given; hedge as {delay, max} (max defaults to 2); tools as
@@ -46,6 +46,9 @@ struct NodeDeclaration {
   // parameters to {"properties":{},"type":"object"}; each tool's `run`
   // function is in NodeFunctions::tools). Null for fn nodes.
   JsonText agent;
+  // keel.wait (kind "wait"): an object of its options as given: signal,
+  // timeout, delay, until. Null for other kinds.
+  JsonText wait;
 };
 
 struct WorkflowDeclaration {

@@ -25,6 +25,12 @@ constexpr DslOption kOptions[] = {
     {"when", kFunction, kNodeOption, kDeclaration},
     {"optional", kBoolean, kNodeOption, kDeclaration},
     {"run", kFunction, kFnOption, kDeclaration},
+    // keel.wait's own options, kept as JSON; its `timeout` is the signal's
+    // (before the common one, which FindOption would find first).
+    {"signal", kNonEmptyString, kWaitOption, kAgent},
+    {"timeout", kSeconds, kWaitOption, kAgent},
+    {"delay", kSeconds, kWaitOption, kAgent},
+    {"until", kPositive, kWaitOption, kAgent},
     {"timeout", kSeconds, kNodeOption, kPolicy},
     {"total_timeout", kSeconds, kNodeOption, kPolicy},
     {"retry", kTableOrCount, kNodeOption, kPolicy},
@@ -409,6 +415,9 @@ std::string UnknownOption(unsigned owner, std::string_view name) {
   }
   if (owner == kFnOption && FindOption(kAgentOption, name) != nullptr) {
     return option + " is for keel.agent nodes (keel.agent \"name\" { ... })";
+  }
+  if (owner == kWaitOption && FindOption(kFnOption | kAgentOption, name) != nullptr) {
+    return option + " is for keel.fn and keel.agent nodes; a wait waits for a signal or a timer";
   }
   return "unknown " + option + DidYouMean(name, OptionNames(owner));
 }

@@ -49,8 +49,9 @@ enum class OptionType {
 // Who accepts an option: a bit set of these.
 inline constexpr unsigned kFnOption = 1;
 inline constexpr unsigned kAgentOption = 2;
-inline constexpr unsigned kNodeOption = kFnOption | kAgentOption;
 inline constexpr unsigned kProviderOption = 4;
+inline constexpr unsigned kWaitOption = 8;  // keel.wait
+inline constexpr unsigned kNodeOption = kFnOption | kAgentOption | kWaitOption;
 
 // Which table of the declaration an option's stored value goes to.
 enum class OptionStore { kDeclaration, kPolicy, kAgent };

@@ -17,6 +17,7 @@
 #include "scripts/lua_alloc.h"
 #include "scripts/lua_state_pool.h"
 #include "scripts/sha256.h"
+#include "scripts/wait_loader.h"
 
 namespace keel {
 namespace {
@@ -168,6 +169,8 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
             workflow, inherited != inheritance.end() ? inherited->second : InheritedNames{}, node,
             index, node_spec.policy.memory, *pool, llm, &agent_problems);
         for (const std::string& line : agent_problems) problem(line);
+      } else if (node.kind == "wait") {
+        BuildWait(node, index, *pool, &node_spec);
       } else if (node.has_run) {
         node_spec.body = std::make_shared<FunctionNode>(*pool, index, node_spec.policy.memory);
       }

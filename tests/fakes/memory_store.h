@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <unordered_set>
 #include <variant>
@@ -44,6 +46,9 @@ class MemoryStore : public Store {
       return Status::Error(ErrorKind::kPermanent, "taken over by another process");
     }
     if (owner_alive(it->second.owner, 0)) return Status::Error(ErrorKind::kPermanent, "alive");
+    if (it->second.status == RunStatus::kCancelled || cancel_requested_.count(run.id)) {
+      return Status::Error(ErrorKind::kPermanent, "run " + run.id + " was cancelled");
+    }
     ClaimedRun claimed;
     claimed.before = it->second;
     for (auto& [key, rec] : nodes_) {
@@ -200,7 +205,75 @@ class MemoryStore : public Store {
     return static_cast<int64_t>(breakers_.erase(key));
   }
 
+  // Signals and cancellation: decided at once, like the SQLite store's
+  // synchronous transactions.
+  Status SendSignal(const std::string& run_id, const std::string& name,
+                    const std::string& data_json, double now) override {
+    MutexLock lock(&mu_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run " + run_id);
+    RunStatus st = it->second.status;
+    if (st == RunStatus::kSucceeded || st == RunStatus::kFailed || st == RunStatus::kDegraded ||
+        st == RunStatus::kCancelled) {
+      return Status::Error(ErrorKind::kPermanent, "run " + run_id + " finished");
+    }
+    signals_.push_back({run_id, name, data_json, now, ""});
+    return Status::Ok();
+  }
+  Result<std::optional<std::string>> TakeSignal(const std::string& run_id,
+                                                const std::string& name, const std::string& node,
+                                                double) override {
+    MutexLock lock(&mu_);
+    ++take_calls_;
+    for (auto& signal : signals_) {
+      if (signal.run_id == run_id && signal.name == name && signal.taken_by == node) {
+        return std::optional<std::string>(signal.data_json);
+      }
+    }
+    for (auto& signal : signals_) {
+      if (signal.run_id == run_id && signal.name == name && signal.taken_by.empty()) {
+        signal.taken_by = node;
+        return std::optional<std::string>(signal.data_json);
+      }
+    }
+    return std::optional<std::string>();
+  }
+  Result<CancelOutcome> CancelRun(
+      const std::string& run_id, double now,
+      const std::function<bool(const Owner&, double)>& owner_alive) override {
+    MutexLock lock(&mu_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) return Status::Error(ErrorKind::kPermanent, "no run " + run_id);
+    RunStatus st = it->second.status;
+    if (st == RunStatus::kSucceeded || st == RunStatus::kFailed || st == RunStatus::kDegraded ||
+        st == RunStatus::kCancelled) {
+      return Status::Error(ErrorKind::kPermanent, "run " + run_id + " finished");
+    }
+    cancel_requested_.insert(run_id);
+    if (st == RunStatus::kRunning && owner_alive(it->second.owner, 0)) {
+      return CancelOutcome::kRequested;
+    }
+    it->second.status = RunStatus::kCancelled;
+    it->second.finished_at = now;
+    ++it->second.epoch;
+    return CancelOutcome::kCancelled;
+  }
+  Result<bool> CancelRequested(const std::string& run_id) override {
+    MutexLock lock(&mu_);
+    return cancel_requested_.count(run_id) > 0;
+  }
+  // How often TakeSignal was called.
+  int take_calls() {
+    MutexLock lock(&mu_);
+    return take_calls_;
+  }
+
  private:
+  struct Signal {
+    std::string run_id, name, data_json;
+    double sent_at;
+    std::string taken_by;
+  };
   void Queue(Write w) {
     MutexLock lock(&mu_);
     log_.push_back(w);
@@ -228,6 +301,9 @@ class MemoryStore : public Store {
   std::vector<Write> pending_ GUARDED_BY(mu_);
   std::vector<Write> log_ GUARDED_BY(mu_);
   std::map<std::string, BreakerSnapshot> breakers_ GUARDED_BY(mu_);
+  std::vector<Signal> signals_ GUARDED_BY(mu_);
+  std::set<std::string> cancel_requested_ GUARDED_BY(mu_);
+  int take_calls_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace keel::testing
