@@ -14,6 +14,7 @@ namespace {
 // (engine/sqlite_schema.cc).
 constexpr int kEpochVersion = 3;
 constexpr int kProbeLeaseVersion = 4;
+constexpr int kIdleVersion = 5;  // runs.idle_s
 
 }  // namespace
 
@@ -34,9 +35,12 @@ Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std
   // view, which shadows the table, supplies what the reader expects.
   auto version = sqlite::ReadPragma(conn->get(), "user_version");
   if (!version.ok()) return version.status();
-  if (*version < kEpochVersion) {
-    Status status = (*conn)->Exec(
-        "CREATE TEMP VIEW runs AS SELECT *, 1 AS epoch FROM main.runs", "reading an older schema");
+  if (*version < kIdleVersion) {
+    Status status = (*conn)->Exec(*version < kEpochVersion
+                                      ? "CREATE TEMP VIEW runs AS SELECT *, 1 AS epoch, 0 AS idle_s "
+                                        "FROM main.runs"
+                                      : "CREATE TEMP VIEW runs AS SELECT *, 0 AS idle_s FROM main.runs",
+                                  "reading an older schema");
     if (!status.ok()) return status;
   }
   if (*version < kProbeLeaseVersion) {

@@ -5,7 +5,7 @@ namespace keel::sqlite {
 const char kRunColumnsHead[] = "id, workflow, script_path, script_sha256, ";
 const char kRunColumnsTail[] =
     ", params_json, status, owner_pid, owner_host, owner_start, heartbeat, created_at, "
-    "updated_at, finished_at, node_count, error, epoch";
+    "updated_at, finished_at, node_count, error, epoch, idle_s";
 
 const char kSelectNodes[] =
     "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
@@ -31,6 +31,7 @@ void RunFromRow(const Statement& row, RunRecord* run) {
   run->node_count = static_cast<int>(row.Int(14));
   run->error = row.Text(15);
   run->epoch = row.Int(16);
+  run->idle_s = row.Real(17);
 }
 
 void NodeFromRow(const Statement& row, NodeRecord* node) {

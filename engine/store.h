@@ -51,6 +51,9 @@ struct RunRecord {
   int node_count = 0;      // nodes in the workflow
   std::string error;       // why it failed, if it did
   int64_t epoch = 1;       // bumped by every claim (see Store::ClaimRun)
+  // Seconds no process ran it: from each stop (the last heartbeat, the
+  // interruption or the finish) to the resume that claimed it, summed.
+  double idle_s = 0;
 };
 
 struct NodeRecord {

@@ -10,6 +10,7 @@
 #include "scripts/active_node.h"
 #include "scripts/declarations.h"
 #include "scripts/llm_calls.h"
+#include "scripts/log_sink.h"
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
 #include "scripts/option_values.h"
@@ -102,7 +103,7 @@ int Log(lua_State* L) {
     }
   }
   line += '\n';
-  fwrite(line.data(), 1, line.size(), stderr);
+  WriteLogLines(line);
   return 0;
 }
 
