@@ -2,16 +2,22 @@
 // binary: a misspelt field or an unknown provider fails the node at once
 // (kind `permanent`, no retries) with a did-you-mean at the script's own
 // line; a misspelt node option suggests the right one; keel.log lines come
-// out in order with the progress lines around them.
+// out in order with the progress lines around them; a workflow file with
+// the shebang line the reference gives runs as a program.
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
 #include "tests/support/sandbox.h"
+#include "tests/support/subprocess.h"
 
 namespace keel::testing {
 namespace {
@@ -93,6 +99,28 @@ return keel.workflow "logs" {
     CHECK(found != std::string::npos);
     if (found != std::string::npos) at = found;
   }
+}
+
+TEST_CASE("a file starting #!/usr/bin/env -S keel run runs as a program" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("hello.lua", R"lua(#!/usr/bin/env -S keel run
+local keel = require "keel"
+return keel.workflow "hello" {
+  params = { name = "world" },
+  keel.fn "greet" { run = function(ctx) return "hello, " .. ctx.params.name end },
+}
+)lua");
+  REQUIRE(chmod(wf.c_str(), 0755) == 0);
+  std::string path = std::filesystem::path(KEEL_BIN).parent_path().string() + ":" +
+                     std::getenv("PATH");
+  Subprocess program(wf, {.args = {"-p", "name=tea", "--db", box.db()},
+                          .cwd = box.dir(),
+                          .env = {{"PATH", path}, {"KEEL_DB", std::nullopt}}});
+  ExitInfo r = program.Wait(std::chrono::seconds(60));
+  INFO(r.Describe());
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("greet = \"hello, tea\"") != std::string::npos);
 }
 
 }  // namespace
