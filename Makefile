@@ -65,7 +65,9 @@ $(TSA_BUILD)/CMakeCache.txt: | deps
 thread-safety: $(TSA_BUILD)/CMakeCache.txt
 	cmake --build $(TSA_BUILD) -j $(JOBS)
 
-demo: build
+# The demo needs the keel binary alone, not the tests and benchmarks.
+demo: configure
+	cmake --build $(BUILD) -j $(JOBS) --target keel
 	cd examples && ../$(BUILD)/cli/keel run etl.lua --db ../$(BUILD)/demo.db
 	cd examples && ../$(BUILD)/cli/keel run research.lua --db ../$(BUILD)/demo.db
 	$(BUILD)/cli/keel runs --db $(BUILD)/demo.db --limit 5

@@ -177,4 +177,11 @@ std::optional<double> RunSeconds(const RunRecord& run, const std::string& label,
   return std::nullopt;
 }
 
+std::optional<double> ActiveSeconds(const RunRecord& run, const std::string& label,
+                                    double wall_now) {
+  std::optional<double> elapsed = RunSeconds(run, label, wall_now);
+  if (!elapsed) return std::nullopt;
+  return std::max(0.0, *elapsed - run.idle_s);
+}
+
 }  // namespace keel::cli

@@ -52,4 +52,9 @@ std::string RunStatusLabel(const RunRecord& run, double wall_now);
 // RunStatusLabel) is "running"; unknown (nullopt) for an interrupted run.
 std::optional<double> RunSeconds(const RunRecord& run, const std::string& label, double wall_now);
 
+// The part of RunSeconds some process was running it: the time it spent
+// stopped before each resume (RunRecord::idle_s) taken out.
+std::optional<double> ActiveSeconds(const RunRecord& run, const std::string& label,
+                                    double wall_now);
+
 }  // namespace keel::cli

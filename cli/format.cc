@@ -69,6 +69,18 @@ std::string FormatCost(double cost) {
   return fmt::format("{:.4f}", cost);
 }
 
+std::string FormatBytes(uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  double value = static_cast<double>(bytes) / 1024;
+  const char* unit = "KiB";
+  for (const char* next : {"MiB", "GiB", "TiB"}) {
+    if (value < 1024) break;
+    value /= 1024;
+    unit = next;
+  }
+  return fmt::format("{:.1f} {}", value, unit);
+}
+
 std::string FormatIsoUtc(double wall) {
   int ms = 0;
   std::tm tm = BrokenDown(wall, true, &ms);
@@ -115,7 +127,7 @@ bool ParseDuration(std::string_view text, double* seconds) {
   if (number.find_first_not_of("0123456789.") != std::string::npos) return false;
   char* end = nullptr;
   double value = std::strtod(number.c_str(), &end);
-  if (end != number.c_str() + number.size() || !(value > 0) || !std::isfinite(value)) {
+  if (end != number.c_str() + number.size() || !(value >= 0) || !std::isfinite(value)) {
     return false;
   }
   *seconds = value * unit;

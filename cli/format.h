@@ -36,8 +36,12 @@ std::string FormatCount(int64_t count);
 // would print as zero.
 std::string FormatCost(double cost);
 
-// Parses a duration such as "90s", "15m", "12h", "7d" or "2w" (a positive
-// number, fractions allowed, then one unit). Returns false on anything else.
+// A size in bytes for people: "812 B", "4.0 KiB", "1.5 MiB", "2.3 GiB".
+std::string FormatBytes(uint64_t bytes);
+
+// Parses a duration such as "0s", "90s", "15m", "12h", "7d" or "2w" (a
+// number, zero or more, fractions allowed, then one unit). Returns false on
+// anything else.
 bool ParseDuration(std::string_view text, double* seconds);
 
 // `text` cut to at most `width` characters (code points), ending in "…" when cut.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "cli/db.h"
@@ -69,6 +70,7 @@ int RunsCommand(const RunsArgs& args) {
       out.Key("status").String(label);
       out.Key("started_at").String(FormatIsoUtc(run.created_at));
       out.Key("duration_s").Seconds(RunSeconds(run, label, now));
+      out.Key("active_s").Seconds(ActiveSeconds(run, label, now));
       out.Key("nodes_done").Int(listing->nodes_done);
       out.Key("nodes_total").Int(run.node_count);
       out.Key("error").StringOrNull(run.error);
@@ -93,7 +95,8 @@ int RunsCommand(const RunsArgs& args) {
     spent = spent || listing->usage.tokens() > 0 || listing->usage.cost > 0;
     priced = priced || listing->usage.cost > 0;
   }
-  std::vector<std::string> header = {"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES"};
+  std::vector<std::string> header = {"RUN",    "WORKFLOW", "STATUS", "STARTED",
+                                     "ACTIVE", "ELAPSED",  "NODES"};
   if (spent) header.push_back("TOKENS");
   if (priced) header.push_back("COST");
   Table table(std::move(header));
@@ -104,6 +107,7 @@ int RunsCommand(const RunsArgs& args) {
                                     run.workflow,
                                     label,
                                     FormatLocalTime(run.created_at),
+                                    FormatDurationOrDash(ActiveSeconds(run, label, now)),
                                     FormatDurationOrDash(RunSeconds(run, label, now)),
                                     fmt::format("{}/{}", listing->nodes_done, run.node_count)};
     if (spent) row.push_back(usage.tokens() > 0 ? FormatCount(usage.tokens()) : "-");
@@ -129,9 +133,16 @@ int GcCommand(const GcArgs& args) {
     std::fprintf(stderr, "note: no database at %s\n", db_path.c_str());
     return kExitSucceeded;
   }
+  std::error_code ec;
+  auto size_before = std::filesystem::file_size(db_path, ec);
   auto deleted = (*store)->DeleteFinishedBefore(SystemClock()->WallNow() - seconds);
   if (!deleted.ok()) return UsageError(deleted.status().message());
   std::printf("deleted %lld runs\n", static_cast<long long>(*deleted));
+  auto size_after = std::filesystem::file_size(db_path, ec);
+  if (*deleted > 0 && !ec) {
+    std::fprintf(stderr, "database file %s: %s before, %s now\n", db_path.c_str(),
+                 FormatBytes(size_before).c_str(), FormatBytes(size_after).c_str());
+  }
   return kExitSucceeded;
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "cli/format.h"
@@ -65,7 +66,9 @@ std::optional<LlmCall> ReadLlmCall(const EventRecord& event) {
 void Add(LlmTotals* totals, const LlmCall& call) {
   totals->usage += call.usage;
   ++totals->calls;
-  totals->seconds += call.seconds;
+  // An event's seconds run from the call to its end, the wait at the gate included.
+  totals->seconds += std::max(0.0, call.seconds - call.queued);
+  totals->queued += call.queued;
 }
 
 // The members WriteUsageJson writes for `usage`, inside an open object.
@@ -107,6 +110,7 @@ void WriteUsageJson(JsonOut* out, const LlmTotals& totals) {
   WriteUsageMembers(out, totals.usage);
   out->Key("calls").Int(totals.calls);
   out->Key("seconds").Seconds(totals.seconds);
+  out->Key("queued_s").Seconds(totals.queued);
   out->EndObject();
 }
 
@@ -122,8 +126,8 @@ std::string DescribeLlmCall(const EventRecord& event) {
   text += fmt::format(": {} + {} tokens", FormatCount(call->usage.prompt_tokens),
                       FormatCount(call->usage.completion_tokens));
   if (call->usage.cost > 0) text += ", cost " + FormatCost(call->usage.cost);
-  text += ", " + FormatSeconds(call->seconds);
-  if (call->queued >= 0.001) text += " (" + FormatSeconds(call->queued) + " queued)";
+  text += ", " + FormatSeconds(std::max(0.0, call->seconds - call->queued));
+  if (call->queued >= 0.001) text += " (after " + FormatSeconds(call->queued) + " queued)";
   if (call->hedge > 0) text += fmt::format(", hedge {}", call->hedge);
   if (call->outcome.empty() || call->outcome == "ok") return text + ", ok";
   text += ", " + call->outcome;

@@ -19,7 +19,8 @@ namespace keel::cli {
 struct LlmTotals {
   Usage usage;
   int calls = 0;       // failed calls and hedged requests included
-  double seconds = 0;  // the calls' latencies, summed
+  double seconds = 0;  // the calls' own time, summed, queueing excluded
+  double queued = 0;   // time the calls waited for their provider's rpm/max_concurrency
 };
 
 struct RunLlmUsage {

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "engine/did_you_mean.h"
 #include "engine/utf8.h"
 
 namespace keel::cli {
@@ -23,6 +24,8 @@ Result<JsonText> ApplyParamOverrides(const JsonText& defaults,
   params.Parse(defaults ? defaults->c_str() : "{}");
   if (params.HasParseError() || !params.IsObject()) params.SetObject();
   auto& alloc = params.GetAllocator();
+  std::vector<std::string> declared;
+  for (const auto& m : params.GetObject()) declared.emplace_back(m.name.GetString());
 
   for (const std::string& arg : overrides) {
     size_t eq = arg.find('=');
@@ -47,6 +50,16 @@ Result<JsonText> ApplyParamOverrides(const JsonText& defaults,
     }
 
     auto existing = params.FindMember(key.c_str());
+    if (defaults && existing == params.MemberEnd()) {
+      std::string known;
+      for (const std::string& name : declared) known += (known.empty() ? "" : ", ") + name;
+      return Status::Error(
+          ErrorKind::kPermanent,
+          "-p " + key + ": the workflow declares no parameter '" + key + "'" +
+              DidYouMean(key, declared) +
+              (known.empty() ? "; it declares none (add `params = { " + key + " = ... }`)"
+                             : "; it declares " + known));
+    }
     bool keep_string = existing != params.MemberEnd() && existing->value.IsString();
     rapidjson::Value value;
     rapidjson::Document parsed;

@@ -16,6 +16,7 @@
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
 #include "engine/mutex.h"
+#include "scripts/log_sink.h"
 
 namespace keel::cli {
 namespace {
@@ -36,11 +37,25 @@ struct PendingLines {
     std::fflush(stderr);
     text.clear();
   }
+
+  // Adds `lines` and arms a timer of `clock` to write them, unless one is
+  // armed. The timer may fire after the progress is gone: it holds `self`.
+  static void Add(const std::shared_ptr<PendingLines>& self, Clock* clock,
+                  std::string_view lines);
 };
 
 // How long a line may wait for others to share its write. A burst of node
 // events then costs the workers a few writes instead of one each.
 constexpr double kFlushDelay = 0.01;
+
+void PendingLines::Add(const std::shared_ptr<PendingLines>& self, Clock* clock,
+                       std::string_view lines) {
+  MutexLock lock(&self->mu);
+  self->text += lines;
+  if (self->scheduled) return;
+  self->scheduled = true;
+  clock->After(kFlushDelay, [self] { self->Flush(); });
+}
 
 // LineProgress: one timestamped line on stderr per node event, for logs and
 // pipes. Lines are stamped when the event happens and written by a timer of
@@ -51,8 +66,17 @@ class LineProgress : public Progress {
   explicit LineProgress(ProgressOptions options)
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? options_.clock : SystemClock()),
-        pending_(std::make_shared<PendingLines>()) {}
-  ~LineProgress() override { pending_->Flush(); }
+        pending_(std::make_shared<PendingLines>()) {
+    // keel.log and print lines join the same queue, so that they come out
+    // in order with the progress lines around them.
+    SetLogSink([lines = pending_, clock = clock_](std::string_view text) {
+      PendingLines::Add(lines, clock, text);
+    });
+  }
+  ~LineProgress() override {
+    SetLogSink({});
+    pending_->Flush();
+  }
 
   void OnRunStarted(const RunInfo& info) override {
     MutexLock lock(&mu_);
@@ -66,6 +90,7 @@ class LineProgress : public Progress {
   void OnRunFinished(RunStatus) override { SealRunEnd(); }
 
   void Close() override {
+    SetLogSink({});
     pending_->Flush();
     DisarmInterruptNotice();
   }
@@ -115,12 +140,7 @@ class LineProgress : public Progress {
   // Requires mu_.
   void Print(const std::string& line) EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::string stamped = FormatClockTime(SystemClock()->WallNow()) + " " + line + "\n";
-    MutexLock lock(&pending_->mu);
-    pending_->text += stamped;
-    if (pending_->scheduled) return;
-    pending_->scheduled = true;
-    // The timer may fire after this object is gone: it holds the lines alone.
-    clock_->After(kFlushDelay, [lines = pending_] { lines->Flush(); });
+    PendingLines::Add(pending_, clock_, stamped);
   }
 
   const ProgressOptions options_;

@@ -108,7 +108,7 @@ ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
 int RunCommand(const RunArgs& args) {
   std::jthread warm_up(&Executor::WarmUp);
   // Check the -p syntax before running any script code.
-  auto syntax = ApplyParamOverrides(MakeJson("{}"), args.params);
+  auto syntax = ApplyParamOverrides(nullptr, args.params);
   if (!syntax.ok()) return UsageError(syntax.status().message());
   std::shared_ptr<LoadedScript> script = LoadScript(args.file, ProviderUrls(args.llm.providers));
   if (!script) return kExitUsage;

@@ -104,7 +104,8 @@ std::string NodeStatusLabel(const NodeRecord& node, const std::string& run_label
 struct RunDetail {
   const RunRecord& run;
   std::string label;  // RunStatusLabel
-  std::optional<double> seconds;
+  std::optional<double> seconds;  // elapsed: RunSeconds
+  std::optional<double> active;   // ActiveSeconds
   std::vector<NodeRecord> nodes;
   std::map<std::string, PolicyCounts> policy;  // by node
   RunLlmUsage llm;
@@ -134,6 +135,7 @@ void PrintJson(const RunDetail& detail) {
   out.Key("started_at").String(FormatIsoUtc(run.created_at));
   out.Key("finished_at").TimeOrNull(run.finished_at);
   out.Key("duration_s").Seconds(detail.seconds);
+  out.Key("active_s").Seconds(detail.active);
   out.Key("error").StringOrNull(run.error);
   WriteRunConfigJson(&out, run, detail.versions, detail.nodes);
   out.Key("usage");
@@ -192,13 +194,22 @@ void PrintText(const RunDetail& detail) {
   PrintForkedFrom(run);
   std::printf("params    %s\n", run.params_json.c_str());
   std::printf("started   %s\n", FormatLocalTime(run.created_at).c_str());
-  std::printf("duration  %s\n", FormatDurationOrDash(detail.seconds).c_str());
+  if (detail.seconds) {
+    std::printf("duration  %s active, %s elapsed\n", FormatDuration(*detail.active).c_str(),
+                FormatDuration(*detail.seconds).c_str());
+  } else {
+    std::printf("duration  -\n");
+  }
   const LlmTotals& total = detail.llm.total;
   const bool llm = total.calls > 0;
   if (llm) {
     std::printf("tokens    %s\n", DescribeTokens(total.usage).c_str());
-    std::printf("llm calls %d, taking %s in all\n", total.calls,
-                FormatDuration(total.seconds).c_str());
+    std::string queued = total.queued >= 0.001
+                             ? ", plus " + FormatDuration(total.queued) +
+                                   " queued behind provider limits"
+                             : "";
+    std::printf("llm calls %d, taking %s in all%s\n", total.calls,
+                FormatDuration(total.seconds).c_str(), queued.c_str());
   }
   std::printf("error     %s\n", run.error.empty() ? "-" : IndentFollowing(run.error, 10).c_str());
 
@@ -278,10 +289,12 @@ int ShowCommand(const ShowArgs& args) {
   double now = SystemClock()->WallNow();
   std::string label = RunStatusLabel(*run, now);
   std::optional<double> seconds = RunSeconds(*run, label, now);
+  std::optional<double> active = ActiveSeconds(*run, label, now);
   RunDetail detail{.run = *run,
                    .label = std::move(label),
                    .seconds = seconds,
-                   .nodes = InWorkflowOrder(*run, latest, std::move(*nodes)),
+                    .active = active,
+                    .nodes = InWorkflowOrder(*run, latest, std::move(*nodes)),
                    .policy = CountPolicyEvents(*events),
                    .llm = SumLlmUsage(*events),
                    .events = std::move(*events),

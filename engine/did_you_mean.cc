@@ -6,20 +6,34 @@
 namespace keel {
 namespace {
 
+// Insertions, deletions, substitutions and swaps of two neighbours
+// ("mokc" -> "mock" is one edit): the optimal string alignment distance.
 size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  const size_t w = b.size() + 1;
+  std::vector<size_t> d((a.size() + 1) * w);
+  for (size_t j = 0; j < w; ++j) d[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
+    d[i * w] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      size_t substitution = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
-      row[j] = std::min({above + 1, row[j - 1] + 1, substitution});
-      diagonal = above;
+      size_t best = std::min({d[(i - 1) * w + j] + 1, d[i * w + j - 1] + 1,
+                              d[(i - 1) * w + j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        best = std::min(best, d[(i - 2) * w + j - 2] + 1);
+      }
+      d[i * w + j] = best;
     }
   }
-  return row[b.size()];
+  return d[a.size() * w + b.size()];
+}
+
+// Another form of the same word (`retries` for `retry`): they share a stem
+// of at least 4 letters that leaves the shorter at most one letter more and
+// the longer at most three.
+bool SameStem(std::string_view a, std::string_view b) {
+  size_t common = 0;
+  while (common < a.size() && common < b.size() && a[common] == b[common]) ++common;
+  return common >= 4 && common + 1 >= std::min(a.size(), b.size()) &&
+         common + 3 >= std::max(a.size(), b.size());
 }
 
 }  // namespace
@@ -34,6 +48,9 @@ std::string DidYouMean(std::string_view word, std::span<const std::string_view> 
       best = candidate;
       best_distance = d;
     }
+  }
+  for (size_t i = 0; best.empty() && i < candidates.size(); ++i) {
+    if (SameStem(word, candidates[i])) best = candidates[i];
   }
   if (best.empty()) return "";
   return " (did you mean '" + std::string(best) + "'?)";

@@ -12,8 +12,10 @@
 namespace keel {
 
 // " (did you mean 'after'?)" when one of `candidates` is at most `max_edits`
-// edits (insertions, deletions, substitutions) from `word`; otherwise "".
-// The closest candidate wins; ties go to the earliest.
+// edits (insertions, deletions, substitutions, swaps of neighbours) from
+// `word`; otherwise "".
+// The closest candidate wins; ties go to the earliest. Failing that, another
+// form of a candidate ("retries" for "retry") is suggested.
 std::string DidYouMean(std::string_view word, std::span<const std::string_view> candidates,
                        size_t max_edits);
 

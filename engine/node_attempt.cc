@@ -310,8 +310,10 @@ bool RunState::ScheduleRetry(int i, const NodeResult& result) {
   double delay;
   {
     MutexLock lock(&slot.mu);
-    if (slot.attempts >= retry.attempts || slot.stop != Stop::kNone) return false;
-    delay = retry.Delay(slot.attempts + 1, slot.last_delay, result.error.retry_after(), Rng());
+    // Attempt numbers keep counting across a resume; the budget is this process's.
+    int made = slot.attempts - slot.attempts_before;
+    if (made >= retry.attempts || slot.stop != Stop::kNone) return false;
+    delay = retry.Delay(made + 1, slot.last_delay, result.error.retry_after(), Rng());
     if (slot.deadline > 0 && env_->clock->Now() + delay >= slot.deadline) {
       // The next attempt could not start before the total timeout: give up now.
       slot.stop = Stop::kTotalTimeout;

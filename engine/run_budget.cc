@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "engine/budget_text.h"
 #include "engine/event_data.h"
 #include "engine/run_state.h"
 
@@ -48,8 +49,8 @@ bool RunState::Spend(int i, const Usage& usage, std::string data) {
                     static_cast<long long>(env_->spent.tokens()),
                     static_cast<long long>(env_->budget.max_tokens));
     } else {
-      std::snprintf(text, sizeof text, "%s exceeded: %.4f spent, limit %.4f", exceeded,
-                    env_->spent.cost, env_->budget.max_cost);
+      std::snprintf(text, sizeof text, "%s exceeded: %s", exceeded,
+                    SpentAndLimit(env_->spent.cost, env_->budget.max_cost).c_str());
     }
     reason = text;
     spent = env_->spent;

@@ -115,6 +115,7 @@ class RunState {
     bool abandoned GUARDED_BY(mu) = false;
     std::string abandon_reason GUARDED_BY(mu);
     int attempts GUARDED_BY(mu) = 0;
+    int attempts_before GUARDED_BY(mu) = 0;  // recorded by earlier processes (resume)
     double last_delay GUARDED_BY(mu) = 0;
     double started_wall GUARDED_BY(mu) = 0;
     double started_mono GUARDED_BY(mu) = 0;

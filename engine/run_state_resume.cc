@@ -17,6 +17,7 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
       // No other thread sees the slot yet; the lock is for the analysis.
       MutexLock lock(&slot.mu);
       slot.attempts = it->second.attempts;
+      slot.attempts_before = it->second.attempts;  // a resume brings a fresh retry budget
     }
     if (!IsKeptOnResume(it->second.status)) continue;
     slot.kept = true;

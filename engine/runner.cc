@@ -143,7 +143,8 @@ Runner::Runner(Clock* clock, Store* store, Observer* observer)
 std::string Runner::NewRunId() {
   std::time_t t = static_cast<std::time_t>(clock_->WallNow());
   std::tm tm{};
-  gmtime_r(&t, &tm);
+  // Local time, as `keel runs` shows STARTED and progress lines their stamps.
+  localtime_r(&t, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%y%m%d-%H%M%S", &tm);
   static std::mt19937 rng{std::random_device{}()};

@@ -14,6 +14,7 @@ namespace {
 // (engine/sqlite_schema.cc).
 constexpr int kEpochVersion = 3;
 constexpr int kProbeLeaseVersion = 4;
+constexpr int kIdleVersion = 5;  // runs.idle_s
 // The version that recorded runs' configuration and script versions.
 constexpr int kVersionsVersion = 6;
 
@@ -39,6 +40,7 @@ Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std
   if (*version < kVersionsVersion) {
     std::string runs = "CREATE TEMP VIEW runs AS SELECT *, ";
     if (*version < kEpochVersion) runs += "1 AS epoch, ";
+    if (*version < kIdleVersion) runs += "0 AS idle_s, ";
     runs +=
         "'{}' AS config_json, '' AS forked_from, '' AS forked_from_node, 1 AS script_version "
         "FROM main.runs;"

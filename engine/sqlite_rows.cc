@@ -5,9 +5,8 @@ namespace keel::sqlite {
 const char kRunColumnsHead[] = "id, workflow, script_path, script_sha256, ";
 const char kRunColumnsTail[] =
     ", params_json, status, owner_pid, owner_host, owner_start, heartbeat, created_at, "
-    "updated_at, finished_at, node_count, error, epoch, config_json, forked_from, "
-    "forked_from_node, "
-    "script_version";
+    "updated_at, finished_at, node_count, error, epoch, idle_s, config_json, forked_from, "
+    "forked_from_node, script_version";
 
 const char kSelectNodes[] =
     "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
@@ -33,10 +32,11 @@ void RunFromRow(const Statement& row, RunRecord* run) {
   run->node_count = static_cast<int>(row.Int(14));
   run->error = row.Text(15);
   run->epoch = row.Int(16);
-  run->config_json = row.Text(17);
-  run->forked_from = row.Text(18);
-  run->forked_from_node = row.Text(19);
-  run->script_version = static_cast<int>(row.Int(20));
+  run->idle_s = row.Real(17);
+  run->config_json = row.Text(18);
+  run->forked_from = row.Text(19);
+  run->forked_from_node = row.Text(20);
+  run->script_version = static_cast<int>(row.Int(21));
 }
 
 void NodeFromRow(const Statement& row, NodeRecord* node) {

@@ -100,8 +100,13 @@ constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE breakers ADD COLUMN probes_json TEXT NOT NULL DEFAULT '[]';
 )sql";
 
-// Version 5 is another change's step; this one does not depend on it.
-constexpr const char* kSchemaV5 = "";
+// Version 5: the time a run spent stopped before each resume, summed, so
+// that its active time (elapsed less idle) needs no scan of its events.
+// ClaimRun adds the gap between the previous process's last sign of life
+// (heartbeat, stop, finish, or a node's start or finish) and the claim. Runs recorded before it read 0.
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE runs ADD COLUMN idle_s REAL NOT NULL DEFAULT 0;
+)sql";
 
 // Version 6: a run's configuration is recorded with it, and its script is
 // versioned. runs.config_json holds what the command line configured beyond

@@ -14,6 +14,7 @@
 
 #include "engine/sqlite_reader.h"
 #include "engine/sqlite_schema.h"
+#include "engine/sqlite_vacuum.h"
 #include "engine/sqlite_util.h"
 #include "engine/sqlite_writer.h"
 
@@ -57,6 +58,12 @@ Status Configure(sqlite::Connection* conn, SqliteDurability durability, double b
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                             std::chrono::duration<double>(busy_timeout));
+  // A new, empty file: set incremental vacuum before anything is written,
+  // the only time SQLite can set it without rewriting the file. Best effort
+  // (a lost race leaves it to `keel gc`'s one VACUUM, see sqlite_vacuum.h);
+  // only a new file, since the pragma takes the write lock.
+  auto pages = sqlite::ReadPragma(conn, "page_count");
+  if (pages.ok() && *pages == 0) (void)conn->Exec(sqlite::kAutoVacuumPragma, "enabling vacuum");
   Status status = SwitchToWal(conn);
   while (status.kind() == ErrorKind::kTransient && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(kWalRetryPause);

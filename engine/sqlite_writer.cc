@@ -6,6 +6,7 @@
 
 #include "engine/sqlite_breakers.h"
 #include "engine/sqlite_rows.h"
+#include "engine/sqlite_vacuum.h"
 
 namespace keel::sqlite {
 namespace {
@@ -40,7 +41,9 @@ constexpr char kRunEpoch[] = "SELECT epoch FROM runs WHERE id = ?1";
 constexpr char kClaimRun[] =
     "UPDATE runs SET workflow = ?2, script_path = ?3, script_sha256 = ?4, script_text = ?5, "
     "status = 'running', owner_pid = ?6, owner_host = ?7, owner_start = ?8, heartbeat = ?9, "
-    "updated_at = ?10, finished_at = 0, error = '', node_count = ?11, epoch = ?12 "
+    "updated_at = ?10, finished_at = 0, error = '', node_count = ?11, epoch = ?12, "
+    "idle_s = idle_s + MAX(0, ?10 - MAX(heartbeat, updated_at, finished_at, COALESCE(("
+    "SELECT MAX(MAX(started_at, finished_at)) FROM nodes WHERE run_id = ?1), 0))) "
     "WHERE id = ?1 AND epoch = ?13";
 #define KEEL_FINISHED_BEFORE \
   "status NOT IN ('running', 'interrupted', 'waiting') AND finished_at < ?1"
@@ -367,6 +370,9 @@ Result<int64_t> SqliteWriter::DeleteFinishedBefore(double wall_time) {
   });
   if (!status.ok()) return status;
   next_seq_.clear();
+  // Best effort: when it fails the freed pages stay in the file, for the
+  // next gc (or new rows) to use.
+  if (deleted > 0) (void)ReclaimFreePages(conn_.get());
   return deleted;
 }
 

@@ -81,6 +81,9 @@ struct RunRecord {
   // The modules of the script, written by CreateRun and ClaimRun into the
   // run's script version; GetRun leaves it empty (see GetScriptVersions).
   std::vector<ScriptModule> modules;
+  // Seconds no process ran it: from each stop (the last heartbeat, the
+  // interruption or the finish) to the resume that claimed it, summed.
+  double idle_s = 0;
 };
 
 struct NodeRecord {

@@ -11,6 +11,7 @@
 #include "scripts/declarations.h"
 #include "scripts/exec_calls.h"
 #include "scripts/llm_calls.h"
+#include "scripts/log_sink.h"
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
 #include "scripts/option_values.h"
@@ -103,7 +104,7 @@ int Log(lua_State* L) {
     }
   }
   line += '\n';
-  fwrite(line.data(), 1, line.size(), stderr);
+  WriteLogLines(line);
   return 0;
 }
 

@@ -4,9 +4,12 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <string>
 
+#include "engine/did_you_mean.h"
 #include "engine/event_data.h"
 #include "engine/utf8.h"
 #include "lua.hpp"
@@ -33,6 +36,37 @@ int Raise(lua_State* L, const std::string& message) {
   std::string text = CallerWhere(L) + ": " + message;
   lua_pushlstring(L, text.data(), text.size());
   return kLuaRaise;
+}
+
+// A request no retry can fix (a misspelt field, an unknown provider): fails
+// the node with kind `permanent`, at the script's line.
+int RaisePermanent(lua_State* L, const std::string& message) {
+  PushFailure(L, Status::Error(ErrorKind::kPermanent, CallerWhere(L) + ": " + message));
+  return kLuaRaise;
+}
+
+constexpr std::string_view kLlmFields[] = {"provider", "model",      "system",
+                                           "prompt",   "messages",   "tools",
+                                           "temperature", "max_tokens", "output"};
+constexpr std::string_view kHttpFields[] = {"url", "method", "body", "headers", "timeout"};
+
+// "" when every key of the table at index 1 is one of `fields`; else what is wrong.
+std::string UnknownField(lua_State* L, std::span<const std::string_view> fields) {
+  lua_pushnil(L);
+  while (lua_next(L, 1) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      std::string type = luaL_typename(L, -1);
+      lua_pop(L, 1);
+      return "fields are named; got a " + type + " key (write { prompt = ... }, not a list)";
+    }
+    std::string key = lua_tostring(L, -1);
+    if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
+      lua_pop(L, 1);
+      return "unknown field '" + key + "'" + DidYouMean(key, fields);
+    }
+  }
+  return "";
 }
 
 // The node execution the call may wait in, or an error message.
@@ -277,7 +311,7 @@ WaitResult Fail(Status status) {
   };
 }
 
-// keel._llm(request): the yielding half of keel.llm.
+// keel.llm(request): reads the request and yields until the reply.
 int LlmWait(lua_State* L) {
   std::string error;
   ActiveNode* active = WaitingNode(L, "keel.llm", &error);
@@ -287,12 +321,14 @@ int LlmWait(lua_State* L) {
   }
   std::string provider;
   ChatRequest request;
-  error = ReadChatRequest(L, &provider, &request);
-  if (!error.empty()) return Raise(L, "keel.llm: " + error);
+  error = UnknownField(L, kLlmFields);
+  if (error.empty()) error = ReadChatRequest(L, &provider, &request);
+  if (!error.empty()) return RaisePermanent(L, "keel.llm: " + error);
   LlmClient* llm = active->llm;
   if (llm == nullptr || llm->Find(provider) == nullptr) {
-    return Raise(L,
-                 "keel.llm: unknown provider '" + provider + "' (declare it with keel.provider)");
+    std::string hint = llm == nullptr ? "" : DidYouMean(provider, llm->ProviderNames());
+    return RaisePermanent(L, "keel.llm: unknown provider '" + provider + "'" +
+                                 (hint.empty() ? " (declare it with keel.provider)" : hint));
   }
   const NodeContext* ctx = active->context;
   // A call an earlier attempt finished is answered from its checkpoint:
@@ -300,11 +336,7 @@ int LlmWait(lua_State* L) {
   CallId id = IdentifyCall(active, provider, request);
   // A recorded result that no longer decodes is asked for again.
   std::string recorded = RecordedResult(*ctx, id);
-  if (!recorded.empty() && PushJson(L, recorded).ok()) {
-    lua_pushboolean(L, 1);
-    lua_insert(L, -2);
-    return 2;
-  }
+  if (!recorded.empty() && PushJson(L, recorded).ok()) return 1;
   active->wait = [llm, ctx, provider, request, id](std::function<void(WaitResult)> finish) {
     llm->Call(provider, request, ctx->cancel, ctx->deadline,
               [ctx, finish, request, id](Result<ChatResponse> result, LlmCallRecord record) {
@@ -393,7 +425,7 @@ std::string HttpResultJson(const HttpResponse& response) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-// keel._http(request): the yielding half of keel.http.
+// keel.http(request): reads the request and yields until the reply.
 int HttpWait(lua_State* L) {
   std::string error;
   ActiveNode* active = WaitingNode(L, "keel.http", &error);
@@ -402,8 +434,9 @@ int HttpWait(lua_State* L) {
     return Raise(L, std::string("keel.http expects a table, got ") + luaL_typename(L, 1));
   }
   HttpRequest request;
-  error = ReadHttpRequest(L, *active, &request);
-  if (!error.empty()) return Raise(L, "keel.http: " + error);
+  error = UnknownField(L, kHttpFields);
+  if (error.empty()) error = ReadHttpRequest(L, *active, &request);
+  if (!error.empty()) return RaisePermanent(L, "keel.http: " + error);
   HttpLoop* http = active->http;
   if (http == nullptr) return Raise(L, "keel.http: no I/O loop in this process");
   active->wait = [http, request](std::function<void(WaitResult)> finish) mutable {
@@ -415,27 +448,42 @@ int HttpWait(lua_State* L) {
   return kLuaYield;
 }
 
-// Wraps a yielding C function so that a failed result is raised in Lua.
-constexpr const char* kRaiseOnFailure =
-    "local raw = ...\n"
-    "return function(request)\n"
-    "  local ok, value = raw(request)\n"
-    "  if ok then return value end\n"
-    "  error(value, 0)\n"
-    "end\n";
+// The rest of keel.llm / keel.http once the wait is over: the coroutine
+// was resumed with (true, value), which is returned, or (false, failure),
+// which is raised.
+int AfterWait(lua_State* L, int /*status*/, lua_KContext /*ctx*/) {
+  if (lua_toboolean(L, -2)) return 1;
+  return lua_error(L);
+}
 
-void AddWrapped(lua_State* L, lua_CFunction raw, const char* name) {
-  luaL_loadbuffer(L, kRaiseOnFailure, std::char_traits<char>::length(kRaiseOnFailure), name);
-  lua_pushcfunction(L, raw);
-  lua_call(L, 1, 1);
-  lua_setfield(L, -2, name);
+// LuaTrampoline, but a yield continues in AfterWait. keel.llm and keel.http
+// are C functions themselves, not Lua wrappers around one, so that the
+// script's line is the caller's frame even in `return keel.llm{...}`: a Lua
+// tail call replaces the caller's frame, a tail call to a C function keeps it.
+template <int (*Helper)(lua_State*)>
+int WaitingTrampoline(lua_State* L) {
+  int n;
+  {
+    CappedScope uncapped(LuaMemory::Of(L), false);
+    try {
+      n = Helper(L);
+    } catch (const std::exception& e) {
+      lua_pushstring(L, e.what());
+      n = kLuaRaise;
+    }
+  }
+  if (n == kLuaRaise) return lua_error(L);
+  if (n == kLuaYield) return lua_yieldk(L, 0, 0, &AfterWait);
+  return n;
 }
 
 }  // namespace
 
 void AddWaitingCalls(lua_State* L) {
-  AddWrapped(L, &LuaTrampoline<LlmWait>, "llm");
-  AddWrapped(L, &LuaTrampoline<HttpWait>, "http");
+  lua_pushcfunction(L, &WaitingTrampoline<LlmWait>);
+  lua_setfield(L, -2, "llm");
+  lua_pushcfunction(L, &WaitingTrampoline<HttpWait>);
+  lua_setfield(L, -2, "http");
 }
 
 }  // namespace keel

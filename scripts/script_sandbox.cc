@@ -6,6 +6,7 @@
 
 #include "lua.hpp"
 #include "scripts/declarations.h"
+#include "scripts/log_sink.h"
 #include "scripts/lua_trampoline.h"
 
 // The replacements below that are not trampolines are written like the
@@ -168,7 +169,7 @@ int PrintToStderr(lua_State* L) {
   luaL_pushresult(&line);
   size_t len = 0;
   const char* text = lua_tolstring(L, -1, &len);
-  fwrite(text, 1, len, stderr);
+  WriteLogLines(std::string_view(text, len));
   return 0;
 }
 

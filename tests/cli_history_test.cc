@@ -112,7 +112,7 @@ TEST_CASE("runs: a table and --json with status filter and limit" * doctest::tim
   INFO(table.Describe());
   REQUIRE(table.exit_code == 0);
   CHECK(std::regex_search(table.out,
-                          std::regex(R"(RUN +WORKFLOW +STATUS +STARTED +DURATION +NODES)")));
+                          std::regex(R"(RUN +WORKFLOW +STATUS +STARTED +ACTIVE +ELAPSED +NODES)")));
   CHECK(std::regex_search(table.out, std::regex(R"(\bgood +succeeded\b[^\n]*\b3/3\b)")));
   CHECK(std::regex_search(table.out, std::regex(R"(\bbad +failed\b[^\n]*\b1/2\b)")));
 

@@ -354,7 +354,8 @@ TEST_CASE("run: params take their defaults and -p overrides" * doctest::timeout(
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("params.lua", R"lua(local keel = require "keel"
 return keel.workflow "params" {
-  params = { topic = "breakers", count = 3, label = "7" },
+  params = { topic = "breakers", count = 3, label = "7", extra = false, list = keel.array(),
+             word = "", ratio = 0 },
   keel.fn "echo" { run = function(ctx)
     local p = ctx.params
     return { topic = p.topic, count = p.count, label = p.label, extra = p.extra,
@@ -368,7 +369,7 @@ return keel.workflow "params" {
     CHECK(echo["topic"].Str() == "breakers");
     CHECK(echo["count"].Int() == 3);
     CHECK(echo["label"].Str() == "7");
-    CHECK(echo["extra"].IsNull());
+    CHECK(!echo["extra"].Bool());
   }
   SUBCASE("overrides") {
     Json echo =
@@ -385,6 +386,14 @@ return keel.workflow "params" {
     CHECK(echo["topic"].Str() == "hello world");
     CHECK(echo["word"].Str() == "abc");
     CHECK(echo["ratio"].Num() == doctest::Approx(2.5));
+  }
+  SUBCASE("a parameter the workflow does not declare is an error with a suggestion") {
+    ExitInfo r = box.KeelDb({"run", wf, "-p", "cuont=5"});
+    INFO(r.Describe());
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("-p cuont: the workflow declares no parameter 'cuont' (did you mean "
+                     "'count'?)") != std::string::npos);
+    CHECK(r.err.find("run ") == std::string::npos);  // nothing ran
   }
   SUBCASE("recorded with the run") {
     Json out = RunJson(box, wf, 0, {"-p", "count=9"});

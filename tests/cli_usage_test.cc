@@ -407,5 +407,29 @@ TEST_CASE("run, resume: budgets from the command line" * doctest::timeout(kTimeo
   CHECK(show["usage"]["calls"].Int() == 2);
 }
 
+TEST_CASE("show: time queued behind a provider's limits is not counted as call time" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  {
+    RunWriter w(box.db());
+    w.Run("r-queued", 1000, RunStatus::kSucceeded, "");
+    w.Node("r-queued", "plan", NodeStatus::kSucceeded, 1);
+    // Two calls of 1.5 s from start to end, of which 1 s waited at the gate.
+    for (int i = 0; i < 2; ++i) {
+      std::string data = CallData("openai", 10, 5, 0, 1.5, 200, 0, "ok");
+      data.insert(data.size() - 1, R"(,"queued":1)");
+      w.Event("r-queued", "plan", "llm_call", data);
+    }
+  }
+  std::string out = Ok(box, {"show", "r-queued"});
+  INFO(out);
+  CHECK(Has(out, "llm calls 2, taking 1s in all, plus 2s queued behind provider limits\n"));
+  Json total = box.Show("r-queued")["usage"];
+  CHECK(total["seconds"].Num() == doctest::Approx(1));
+  CHECK(total["queued_s"].Num() == doctest::Approx(2));
+  std::string events = Ok(box, {"show", "r-queued", "--events"});
+  CHECK(Has(events, "0.5s (after 1s queued)"));
+}
+
 }  // namespace
 }  // namespace keel::testing

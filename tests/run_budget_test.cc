@@ -169,6 +169,18 @@ TEST_CASE("the workflow's own budget applies, and spending before a resume count
   CHECK(g.Run(wf).status == RunStatus::kSucceeded);
 }
 
+TEST_CASE("a cost budget message shows spent and limit apart when they are close" *
+          doctest::timeout(30)) {
+  Fixture f;
+  WorkflowSpec wf;
+  wf.name = "w";
+  wf.budget.max_cost = 0.49999;  // one call costs 0.5
+  wf.nodes = {Node("a", {}, std::make_shared<SpendingBody>(1, false))};
+  RunOutcome out = f.Run(wf);
+  CHECK(out.status == RunStatus::kFailed);
+  CHECK(out.error.find("cost budget exceeded: 0.5000 spent, limit 0.49999") != std::string::npos);
+}
+
 TEST_CASE("checkpoints reach later attempts and a resumed run" * doctest::timeout(30)) {
   Fixture f;
   WorkflowSpec wf;
