@@ -83,7 +83,7 @@ int ForkCommand(const ForkArgs& args) {
     runner.set_config_json(ConfigJson(*config));
     return runner.Fork(*source, args.from, *workflow, script->info, *params, options);
   };
-  return ExecuteRun(*workflow, store->get(), std::move(progress_options), args.json, fork);
+  return ExecuteRun(*workflow, store->get(), std::move(progress_options), args.json, args.db, fork);
 }
 
 }  // namespace keel::cli

@@ -208,8 +208,9 @@ int ResumeCommand(const ResumeArgs& args) {
 }
 
 int ExecuteRun(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options,
-               bool json, const std::function<Result<RunReport>(Progress*)>& start) {
-  return Execute(workflow, store, std::move(progress_options), json, start);
+               bool json, const std::string& db_flag,
+               const std::function<Result<RunReport>(Progress*)>& start) {
+  return Execute(workflow, store, std::move(progress_options), json, db_flag, start);
 }
 
 }  // namespace keel::cli

@@ -32,8 +32,10 @@ std::string ResumeKeepsParams(const std::string& run_id);
 
 // Runs the workflow through `start` as `keel run` and `keel resume` do:
 // progress display, interrupts recorded, the report printed. Returns the
-// exit code. (Defined in run_command.cc.)
+// exit code. `db_flag` is the command's --db ("" when not given), for the
+// commands the report suggests. (Defined in run_command.cc.)
 int ExecuteRun(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options,
-               bool json, const std::function<Result<RunReport>(Progress*)>& start);
+               bool json, const std::string& db_flag,
+               const std::function<Result<RunReport>(Progress*)>& start);
 
 }  // namespace keel::cli

@@ -78,7 +78,11 @@ class MemoryStore : public Store {
         ++n;
       } else if (named.count(n->first.second)) {
         NodeRecord& rec = n->second;
-        rec = NodeRecord{rec.run_id, rec.node, NodeStatus::kPending, rec.attempts};
+        NodeRecord pending;
+        pending.run_id = rec.run_id;
+        pending.node = rec.node;
+        pending.attempts = rec.attempts;
+        rec = std::move(pending);
         ++n;
       } else {
         n = nodes_.erase(n);
