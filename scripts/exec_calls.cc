@@ -128,8 +128,8 @@ int BuildDeclaration(lua_State* L, const std::string& name) {
   lua_pushnil(L);
   while (lua_next(L, kGiven) != 0) {
     if (lua_type(L, key) != LUA_TSTRING) {
-      return Raise(L, prefix + "options are name = value pairs; found a " +
-                          luaL_typename(L, key) + " key");
+      return Raise(
+          L, prefix + "options are name = value pairs; found a " + luaL_typename(L, key) + " key");
     }
     std::string option = lua_tostring(L, key);
     std::string problem;
@@ -218,8 +218,8 @@ std::string RawResultJson(const ProcessResult& result) {
   w.StartObject();
   w.Key("code");
   w.Int(result.exit_code);
-  for (auto [key, text] : {std::pair{"stdout", &result.stdout_data},
-                           std::pair{"stderr", &result.stderr_data}}) {
+  for (auto [key, text] :
+       {std::pair{"stdout", &result.stdout_data}, std::pair{"stderr", &result.stderr_data}}) {
     std::string valid = ReplaceInvalidUtf8(*text);
     w.Key(key);
     w.String(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
@@ -279,8 +279,8 @@ int NodeRun(lua_State* L) {
     if (lua_isnone(L, 3)) {
       call.request.stdin_data = "null";
     } else if (Status s = LuaToJson(L, 3, &call.request.stdin_data); !s.ok()) {
-      return ReturnFailure(L, Status::Error(ErrorKind::kPermanent,
-                                            "option 'stdin': its result " + s.message()));
+      return ReturnFailure(
+          L, Status::Error(ErrorKind::kPermanent, "option 'stdin': its result " + s.message()));
     }
   }
   Wait(active, std::move(call));
@@ -298,11 +298,12 @@ int Call(lua_State* L) {
   while (lua_next(L, 1) != 0) {
     std::string problem;
     if (lua_type(L, 2) != LUA_TSTRING) {
-      problem = std::string("fields are name = value pairs; found a ") + luaL_typename(L, 2) +
-                " key";
+      problem =
+          std::string("fields are name = value pairs; found a ") + luaL_typename(L, 2) + " key";
     } else if (!IsExecField(ExecForm::kCall, lua_tostring(L, 2))) {
       std::string field = lua_tostring(L, 2);
-      problem = "unknown field '" + field + "'" + DidYouMean(field, ExecFieldNames(ExecForm::kCall));
+      problem =
+          "unknown field '" + field + "'" + DidYouMean(field, ExecFieldNames(ExecForm::kCall));
     } else {
       problem = CheckExecField(L, 3, lua_tostring(L, 2), ExecForm::kCall, {});
     }
@@ -334,8 +335,9 @@ int Entry(lua_State* L) {
   if (lua_type(L, 1) == LUA_TSTRING) {
     std::string name = lua_tostring(L, 1);
     if (!IsValidName(name)) {
-      return Raise(L, CallerWhere(L) + ": invalid node name '" + name +
-                          "': use letters, digits, '_', '.' and '-', starting with a letter or '_'");
+      return Raise(L,
+                   CallerWhere(L) + ": invalid node name '" + name +
+                       "': use letters, digits, '_', '.' and '-', starting with a letter or '_'");
     }
     lua_settop(L, 1);
     lua_pushboolean(L, 1);

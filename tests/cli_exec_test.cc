@@ -104,9 +104,10 @@ return keel.workflow "garbage" {
   CHECK(parse["attempts"].Int() == 1);
 }
 
-TEST_CASE("exec: exit_codes map exit statuses to kinds; others are transient; stderr's tail "
-          "is in the error" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE(
+    "exec: exit_codes map exit statuses to kinds; others are transient; stderr's tail "
+    "is in the error" *
+    doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("codes.lua", R"lua(local keel = require "keel"
 return keel.workflow "codes" {
@@ -152,8 +153,9 @@ TEST_CASE("exec: a timeout kills the program and every process it started" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string pids = box.Path("pids");
-  Script(box, "spawner.sh", "sleep 100 & echo $! >> " + pids + "\nsleep 100 & echo $! >> " + pids +
-                                "\necho $$ >> " + pids + "\nwait\n");
+  Script(box, "spawner.sh",
+         "sleep 100 & echo $! >> " + pids + "\nsleep 100 & echo $! >> " + pids + "\necho $$ >> " +
+             pids + "\nwait\n");
   std::string wf = box.Write("slow.lua", R"lua(local keel = require "keel"
 return keel.workflow "slow" {
   keel.exec "slow" { command = { "./spawner.sh" }, timeout = 1, kill_grace = 1 },
@@ -178,9 +180,10 @@ return keel.workflow "slow" {
   }
 }
 
-TEST_CASE("exec: keel.exec inside keel.fn yields and returns code, stdout and stderr, or the "
-          "parsed output" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE(
+    "exec: keel.exec inside keel.fn yields and returns code, stdout and stderr, or the "
+    "parsed output" *
+    doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("inner.lua", R"lua(local keel = require "keel"
 return keel.workflow "inner" {
