@@ -54,6 +54,20 @@ void RawGet(lua_State* L, int t, const char* field) {
   lua_rawget(L, t);
 }
 
+// Pushes the value at `index`; a table (command, env, exit_codes: strings
+// and numbers, checked) as a copy, so that the script changing it later
+// does not change the node.
+void PushCopy(lua_State* L, int index) {
+  if (!lua_istable(L, index)) return lua_pushvalue(L, index);
+  lua_createtable(L, static_cast<int>(lua_rawlen(L, index)), 0);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
 // What `option` could have meant, among an exec node's options.
 std::string UnknownNodeOption(std::string_view option) {
   if (option == "run") return "option 'run' is for keel.fn nodes; an exec node runs its 'command'";
@@ -139,7 +153,7 @@ int BuildDeclaration(lua_State* L, const std::string& name) {
       problem = CheckExecField(L, key + 1, option, ExecForm::kNode, after);
       if (problem.empty()) {
         lua_pushvalue(L, key);
-        lua_pushvalue(L, key + 1);
+        PushCopy(L, key + 1);
         lua_rawset(L, kSpec);
       }
     } else if (const DslOption* common = FindOption(kFnOption, option);

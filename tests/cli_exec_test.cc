@@ -251,19 +251,27 @@ TEST_CASE("exec: options are checked at the declaring line, with did-you-mean" *
   }
 }
 
-TEST_CASE("exec: keel.exec { ... } while loading is an unnamed node declaration" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE(
+    "exec: keel.exec { ... } while loading is an unnamed node declaration; declarations "
+    "keep their options" *
+    doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("unnamed.lua", R"lua(local keel = require "keel"
 local item = keel.exec { command = { "echo", "{{params.x}}" }, output = "lines", retry = 2 }
 assert(getmetatable(item) == "keel.node", "a node declaration")
 assert(item.name == "" and item.kind == "exec", "unnamed, of kind exec")
 assert(type(item.run) == "function")
+-- A declaration keeps its options as they were when it was declared.
+local command = { "echo", "kept" }
+local copy = keel.exec "copy" { command = command }
+command[2] = "changed"
 return keel.workflow "unnamed" {
   keel.fn "ok" { run = function() return true end },
+  copy,
 }
 )lua");
-  RunJson(box, wf, 0);
+  Json out = RunJson(box, wf, 0);
+  CHECK(out["outputs"]["copy"].Str() == "kept\n");
 }
 
 TEST_CASE("exec: resume does not run a recorded exec node again" * doctest::timeout(kTimeoutS)) {
