@@ -49,7 +49,9 @@ double Seconds(Steady::time_point since) {
   return std::chrono::duration<double>(Steady::now() - since).count();
 }
 
-std::string TruePath() { return access("/usr/bin/true", X_OK) == 0 ? "/usr/bin/true" : "/bin/true"; }
+std::string TruePath() {
+  return access("/usr/bin/true", X_OK) == 0 ? "/usr/bin/true" : "/bin/true";
+}
 
 // Spawns `n` `true`s, then waits for each.
 void SpawnAndWait(int n) {
@@ -127,7 +129,6 @@ double Keel(const LoadedScript& script) {
   return Seconds(start);
 }
 
-
 int Main(bool quick) {
   const int n = quick ? 20 : 100;
   const int rounds = quick ? 3 : 10;
@@ -152,18 +153,19 @@ int Main(bool quick) {
 
   std::printf("exec_bench: %d `true` processes in parallel, best of %d rounds, 2 workers\n", n,
               rounds);
-  std::printf("  %-44s %8.2f ms  (%6.1f us/process)  x%.2f\n", "bare posix_spawn + waitpid, 1 thread",
-              bare1 * 1e3, bare1 / n * 1e6, bare1 / bare);
-  std::printf("  %-44s %8.2f ms  (%6.1f us/process)  x1.00\n", "bare posix_spawn + waitpid, 2 threads",
-              bare * 1e3, bare / n * 1e6);
+  std::printf("  %-44s %8.2f ms  (%6.1f us/process)  x%.2f\n",
+              "bare posix_spawn + waitpid, 1 thread", bare1 * 1e3, bare1 / n * 1e6, bare1 / bare);
+  std::printf("  %-44s %8.2f ms  (%6.1f us/process)  x1.00\n",
+              "bare posix_spawn + waitpid, 2 threads", bare * 1e3, bare / n * 1e6);
   std::printf("  %-44s %8.2f ms  (%6.1f us/process)  x%.2f\n", "ProcessLoop (spawn, pipes, pidfd)",
               alone * 1e3, alone / n * 1e6, alone / bare);
-  std::printf("  %-44s %8.2f ms  (%6.1f us/process)  x%.2f\n", "keel.exec nodes through the executor",
-              keel * 1e3, keel / n * 1e6, keel / bare);
+  std::printf("  %-44s %8.2f ms  (%6.1f us/process)  x%.2f\n",
+              "keel.exec nodes through the executor", keel * 1e3, keel / n * 1e6, keel / bare);
   // Each against the bare figure with as many spawning threads.
-  std::printf("  overhead per process: ProcessLoop %+.1f us (vs 1 thread, x%.2f), "
-              "exec node %+.1f us (vs 2 threads, x%.2f)\n",
-              (alone - bare1) / n * 1e6, alone / bare1, (keel - bare) / n * 1e6, keel / bare);
+  std::printf(
+      "  overhead per process: ProcessLoop %+.1f us (vs 1 thread, x%.2f), "
+      "exec node %+.1f us (vs 2 threads, x%.2f)\n",
+      (alone - bare1) / n * 1e6, alone / bare1, (keel - bare) / n * 1e6, keel / bare);
   return 0;
 }
 

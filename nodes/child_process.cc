@@ -98,10 +98,10 @@ struct Child {
   uint64_t subscription = 0;
   TimerId deadline_timer = 0;
   TimerId grace_timer = 0;
-  bool exited = false;      // the leader is a zombie: seen, not reaped
-  bool terminating = false; // SIGTERM went to the group
-  bool grace_over = false;  // and SIGKILL after it
-  Status failure;           // why keel ended it: timeout, cancel, too much output
+  bool exited = false;       // the leader is a zombie: seen, not reaped
+  bool terminating = false;  // SIGTERM went to the group
+  bool grace_over = false;   // and SIGKILL after it
+  Status failure;            // why keel ended it: timeout, cancel, too much output
   ProcessResult result;
   ProcessDone done;
 };

@@ -48,13 +48,13 @@ struct ProcessRequest {
   std::vector<std::string> argv;
   // Set in the child's environment on top of keel's own.
   std::vector<std::pair<std::string, std::string>> env;
-  std::string cwd;                       // "": keel's working directory
-  bool has_stdin = false;                // false: stdin is /dev/null
-  std::string stdin_data;                // written to stdin, which is then closed
+  std::string cwd;         // "": keel's working directory
+  bool has_stdin = false;  // false: stdin is /dev/null
+  std::string stdin_data;  // written to stdin, which is then closed
   size_t max_stdout = kMaxProcessOutput;
-  double deadline = 0;                   // Clock::Now() time it is killed at; 0: none
-  const CancelToken* cancel = nullptr;   // may be null; must outlive the run
-  double kill_grace = 2;                 // seconds from SIGTERM to SIGKILL
+  double deadline = 0;                  // Clock::Now() time it is killed at; 0: none
+  const CancelToken* cancel = nullptr;  // may be null; must outlive the run
+  double kill_grace = 2;                // seconds from SIGTERM to SIGKILL
 };
 
 struct ProcessResult {

@@ -33,10 +33,8 @@ std::string StderrTail(const ProcessResult& result) {
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
   if (tail.empty()) return "";
   bool cut = start > 0 || result.stderr_truncated;
-  return std::string("; stderr") + (cut ? " (last " + std::to_string(kStderrTailInMessage) +
-                                             " bytes): ..."
-                                        : ": ") +
-         tail;
+  return std::string("; stderr") +
+         (cut ? " (last " + std::to_string(kStderrTailInMessage) + " bytes): ..." : ": ") + tail;
 }
 
 std::string SignalName(int signal) {
@@ -80,8 +78,8 @@ Status ExecStatus(const ProcessResult& result, const std::map<int, ErrorKind>& e
   if (result.exit_code == 0) return Status::Ok();
   ErrorKind kind = ErrorKind::kTransient;
   if (auto it = exit_codes.find(result.exit_code); it != exit_codes.end()) kind = it->second;
-  return Status::Error(kind, what + ": exited with code " + std::to_string(result.exit_code) +
-                                 StderrTail(result));
+  return Status::Error(
+      kind, what + ": exited with code " + std::to_string(result.exit_code) + StderrTail(result));
 }
 
 Result<std::string> ExecOutputJson(ExecOutput mode, const std::string& stdout_data,
@@ -111,10 +109,11 @@ Result<std::string> ExecOutputJson(ExecOutput mode, const std::string& stdout_da
       if (!parsed.ok()) {
         std::string quoted = ReplaceInvalidUtf8(Utf8Cut(stdout_data, 0, kOutputQuoted));
         bool more = quoted.size() < stdout_data.size();
-        return Status::Error(ErrorKind::kPermanent,
-                             what + ": stdout is not JSON (" + parsed.message() + "); it starts " +
-                                 (stdout_data.empty() ? std::string("empty")
-                                                      : "with \"" + quoted + (more ? "...\"" : "\"")));
+        return Status::Error(
+            ErrorKind::kPermanent,
+            what + ": stdout is not JSON (" + parsed.message() + "); it starts " +
+                (stdout_data.empty() ? std::string("empty")
+                                     : "with \"" + quoted + (more ? "...\"" : "\"")));
       }
       doc.Accept(w);
       break;

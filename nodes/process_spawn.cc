@@ -199,7 +199,8 @@ Result<SpawnedProcess> SpawnProcess(const ProcessRequest& request) {
   // Whatever keel holds open (sockets, the database, other children's
   // pipes) stays out of the child, close-on-exec or not.
   posix_spawn_file_actions_addclosefrom_np(&setup.actions, 3);
-  if (!request.cwd.empty()) posix_spawn_file_actions_addchdir_np(&setup.actions, request.cwd.c_str());
+  if (!request.cwd.empty())
+    posix_spawn_file_actions_addchdir_np(&setup.actions, request.cwd.c_str());
   // Its own process group (so a timeout can kill all it started), no
   // blocked signals, and default actions for every signal (keel ignores
   // SIGPIPE, which exec would otherwise pass on).
@@ -222,8 +223,8 @@ Result<SpawnedProcess> SpawnProcess(const ProcessRequest& request) {
   envp.push_back(nullptr);
 
   pid_t pid = -1;
-  int error = posix_spawn(&pid, program->c_str(), &setup.actions, &setup.attr, argv.data(),
-                          envp.data());
+  int error =
+      posix_spawn(&pid, program->c_str(), &setup.actions, &setup.attr, argv.data(), envp.data());
   if (error != 0) {
     switch (error) {
       case ENOENT:

@@ -54,6 +54,20 @@ void RawGet(lua_State* L, int t, const char* field) {
   lua_rawget(L, t);
 }
 
+// Pushes the value at `index`; a table (command, env, exit_codes: strings
+// and numbers, checked) as a copy, so that the script changing it later
+// does not change the node.
+void PushCopy(lua_State* L, int index) {
+  if (!lua_istable(L, index)) return lua_pushvalue(L, index);
+  lua_createtable(L, static_cast<int>(lua_rawlen(L, index)), 0);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
 // What `option` could have meant, among an exec node's options.
 std::string UnknownNodeOption(std::string_view option) {
   if (option == "run") return "option 'run' is for keel.fn nodes; an exec node runs its 'command'";
@@ -128,8 +142,8 @@ int BuildDeclaration(lua_State* L, const std::string& name) {
   lua_pushnil(L);
   while (lua_next(L, kGiven) != 0) {
     if (lua_type(L, key) != LUA_TSTRING) {
-      return Raise(L, prefix + "options are name = value pairs; found a " +
-                          luaL_typename(L, key) + " key");
+      return Raise(
+          L, prefix + "options are name = value pairs; found a " + luaL_typename(L, key) + " key");
     }
     std::string option = lua_tostring(L, key);
     std::string problem;
@@ -139,7 +153,7 @@ int BuildDeclaration(lua_State* L, const std::string& name) {
       problem = CheckExecField(L, key + 1, option, ExecForm::kNode, after);
       if (problem.empty()) {
         lua_pushvalue(L, key);
-        lua_pushvalue(L, key + 1);
+        PushCopy(L, key + 1);
         lua_rawset(L, kSpec);
       }
     } else if (const DslOption* common = FindOption(kFnOption, option);
@@ -218,8 +232,8 @@ std::string RawResultJson(const ProcessResult& result) {
   w.StartObject();
   w.Key("code");
   w.Int(result.exit_code);
-  for (auto [key, text] : {std::pair{"stdout", &result.stdout_data},
-                           std::pair{"stderr", &result.stderr_data}}) {
+  for (auto [key, text] :
+       {std::pair{"stdout", &result.stdout_data}, std::pair{"stderr", &result.stderr_data}}) {
     std::string valid = ReplaceInvalidUtf8(*text);
     w.Key(key);
     w.String(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
@@ -279,8 +293,8 @@ int NodeRun(lua_State* L) {
     if (lua_isnone(L, 3)) {
       call.request.stdin_data = "null";
     } else if (Status s = LuaToJson(L, 3, &call.request.stdin_data); !s.ok()) {
-      return ReturnFailure(L, Status::Error(ErrorKind::kPermanent,
-                                            "option 'stdin': its result " + s.message()));
+      return ReturnFailure(
+          L, Status::Error(ErrorKind::kPermanent, "option 'stdin': its result " + s.message()));
     }
   }
   Wait(active, std::move(call));
@@ -298,11 +312,12 @@ int Call(lua_State* L) {
   while (lua_next(L, 1) != 0) {
     std::string problem;
     if (lua_type(L, 2) != LUA_TSTRING) {
-      problem = std::string("fields are name = value pairs; found a ") + luaL_typename(L, 2) +
-                " key";
+      problem =
+          std::string("fields are name = value pairs; found a ") + luaL_typename(L, 2) + " key";
     } else if (!IsExecField(ExecForm::kCall, lua_tostring(L, 2))) {
       std::string field = lua_tostring(L, 2);
-      problem = "unknown field '" + field + "'" + DidYouMean(field, ExecFieldNames(ExecForm::kCall));
+      problem =
+          "unknown field '" + field + "'" + DidYouMean(field, ExecFieldNames(ExecForm::kCall));
     } else {
       problem = CheckExecField(L, 3, lua_tostring(L, 2), ExecForm::kCall, {});
     }
@@ -334,8 +349,9 @@ int Entry(lua_State* L) {
   if (lua_type(L, 1) == LUA_TSTRING) {
     std::string name = lua_tostring(L, 1);
     if (!IsValidName(name)) {
-      return Raise(L, CallerWhere(L) + ": invalid node name '" + name +
-                          "': use letters, digits, '_', '.' and '-', starting with a letter or '_'");
+      return Raise(L,
+                   CallerWhere(L) + ": invalid node name '" + name +
+                       "': use letters, digits, '_', '.' and '-', starting with a letter or '_'");
     }
     lua_settop(L, 1);
     lua_pushboolean(L, 1);

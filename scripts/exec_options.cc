@@ -15,8 +15,8 @@ using namespace option_values;
 
 constexpr std::string_view kNodeFields[] = {"command", "env",        "cwd",       "stdin",
                                             "output",  "exit_codes", "kill_grace"};
-constexpr std::string_view kCallFields[] = {"command",    "env",        "cwd",    "stdin", "output",
-                                            "exit_codes", "kill_grace", "timeout"};
+constexpr std::string_view kCallFields[] = {"command", "env",        "cwd",        "stdin",
+                                            "output",  "exit_codes", "kill_grace", "timeout"};
 // The kinds an exit code may map to.
 constexpr std::string_view kExitKinds[] = {"transient", "permanent", "rate_limited", "timeout",
                                            "error"};
@@ -47,8 +47,9 @@ std::string CheckCommand(lua_State* L, int index, ExecForm form,
                          const std::vector<std::string>& after) {
   const std::string name = "option 'command'";
   if (IsString(L, index)) {
-    return name + " must be a list such as { \"python3\", \"train.py\" }, not a string: there "
-                  "is no shell";
+    return name +
+           " must be a list such as { \"python3\", \"train.py\" }, not a string: there "
+           "is no shell";
   }
   if (!IsListOf(L, index, [L](int i) { return IsString(L, i); }) || lua_rawlen(L, index) == 0) {
     return name + " must be a non-empty list of strings (the program, then its arguments)" +
@@ -78,8 +79,8 @@ std::string CheckEnv(lua_State* L, int index, ExecForm form,
     int key = lua_gettop(L) - 1;
     if (!IsEnvName(L, key)) {
       problem = name + ": keys must name environment variables (letters, digits and '_')";
-    } else if (!IsString(L, key + 1) || std::string_view(lua_tostring(L, key + 1)).find('\0') !=
-                                             std::string_view::npos) {
+    } else if (!IsString(L, key + 1) ||
+               std::string_view(lua_tostring(L, key + 1)).find('\0') != std::string_view::npos) {
       problem = name + ": " + lua_tostring(L, key) + " must be a string" + Got(L, key + 1);
     } else if (form == ExecForm::kNode) {
       std::string inside = TemplateProblem(L, key + 1, after);

@@ -104,9 +104,10 @@ return keel.workflow "garbage" {
   CHECK(parse["attempts"].Int() == 1);
 }
 
-TEST_CASE("exec: exit_codes map exit statuses to kinds; others are transient; stderr's tail "
-          "is in the error" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE(
+    "exec: exit_codes map exit statuses to kinds; others are transient; stderr's tail "
+    "is in the error" *
+    doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("codes.lua", R"lua(local keel = require "keel"
 return keel.workflow "codes" {
@@ -152,8 +153,9 @@ TEST_CASE("exec: a timeout kills the program and every process it started" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string pids = box.Path("pids");
-  Script(box, "spawner.sh", "sleep 100 & echo $! >> " + pids + "\nsleep 100 & echo $! >> " + pids +
-                                "\necho $$ >> " + pids + "\nwait\n");
+  Script(box, "spawner.sh",
+         "sleep 100 & echo $! >> " + pids + "\nsleep 100 & echo $! >> " + pids + "\necho $$ >> " +
+             pids + "\nwait\n");
   std::string wf = box.Write("slow.lua", R"lua(local keel = require "keel"
 return keel.workflow "slow" {
   keel.exec "slow" { command = { "./spawner.sh" }, timeout = 1, kill_grace = 1 },
@@ -178,9 +180,10 @@ return keel.workflow "slow" {
   }
 }
 
-TEST_CASE("exec: keel.exec inside keel.fn yields and returns code, stdout and stderr, or the "
-          "parsed output" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE(
+    "exec: keel.exec inside keel.fn yields and returns code, stdout and stderr, or the "
+    "parsed output" *
+    doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("inner.lua", R"lua(local keel = require "keel"
 return keel.workflow "inner" {
@@ -248,19 +251,27 @@ TEST_CASE("exec: options are checked at the declaring line, with did-you-mean" *
   }
 }
 
-TEST_CASE("exec: keel.exec { ... } while loading is an unnamed node declaration" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE(
+    "exec: keel.exec { ... } while loading is an unnamed node declaration; declarations "
+    "keep their options" *
+    doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("unnamed.lua", R"lua(local keel = require "keel"
 local item = keel.exec { command = { "echo", "{{params.x}}" }, output = "lines", retry = 2 }
 assert(getmetatable(item) == "keel.node", "a node declaration")
 assert(item.name == "" and item.kind == "exec", "unnamed, of kind exec")
 assert(type(item.run) == "function")
+-- A declaration keeps its options as they were when it was declared.
+local command = { "echo", "kept" }
+local copy = keel.exec "copy" { command = command }
+command[2] = "changed"
 return keel.workflow "unnamed" {
   keel.fn "ok" { run = function() return true end },
+  copy,
 }
 )lua");
-  RunJson(box, wf, 0);
+  Json out = RunJson(box, wf, 0);
+  CHECK(out["outputs"]["copy"].Str() == "kept\n");
 }
 
 TEST_CASE("exec: resume does not run a recorded exec node again" * doctest::timeout(kTimeoutS)) {
