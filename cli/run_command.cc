@@ -186,7 +186,9 @@ int ResumeCommand(const ResumeArgs& args) {
     Runner runner(script->clock, store->get(), progress);
     return runner.Resume(*run, *workflow, script->info, options);
   };
-  return Execute(*workflow, store->get(), std::move(progress_options), args.json, resume);
+  int code = Execute(*workflow, store->get(), std::move(progress_options), args.json, resume);
+  PrintRunTimes(store->get(), run->id);
+  return code;
 }
 
 }  // namespace keel::cli

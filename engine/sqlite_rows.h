@@ -10,10 +10,10 @@ namespace keel::sqlite {
 
 // The run columns as RunFromRow reads them, split around `script_text` (the
 // fifth, index 4) so listings can select '' in its place:
-// head + "script_text" + tail. Columns 0..16.
+// head + "script_text" + tail. Columns 0..17.
 extern const char kRunColumnsHead[];
 extern const char kRunColumnsTail[];
-constexpr int kRunColumnCount = 17;
+constexpr int kRunColumnCount = 18;
 
 // The node columns as NodeFromRow reads them, of the nodes of run ?1 in
 // first-insert order.

@@ -56,6 +56,9 @@ TEST_CASE("a resumed run shows active and elapsed time; the stop counts only in 
   ExitInfo resumed = box.KeelDb({"resume", id});
   INFO(resumed.Describe());
   REQUIRE(resumed.exit_code == 0);
+  // The resume's own time on stdout; the run's, as `keel runs` has them, on stderr.
+  CHECK(std::regex_search(resumed.err,
+                          std::regex("\nrun " + id + R"( in all: [0-9.]+s active, [0-9.]+s elapsed\n)")));
 
   Json show = box.Show(id);
   INFO(show.Dump());
