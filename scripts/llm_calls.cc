@@ -317,7 +317,8 @@ int LlmWait(lua_State* L) {
   ActiveNode* active = WaitingNode(L, "keel.llm", &error);
   if (active == nullptr) return Raise(L, error);
   if (lua_type(L, 1) != LUA_TTABLE) {
-    return Raise(L, std::string("keel.llm expects a table, got ") + luaL_typename(L, 1));
+    return RaisePermanent(L, std::string("keel.llm expects a table, got ") +
+                                 luaL_typename(L, 1));
   }
   std::string provider;
   ChatRequest request;
@@ -431,7 +432,8 @@ int HttpWait(lua_State* L) {
   ActiveNode* active = WaitingNode(L, "keel.http", &error);
   if (active == nullptr) return Raise(L, error);
   if (lua_type(L, 1) != LUA_TTABLE) {
-    return Raise(L, std::string("keel.http expects a table, got ") + luaL_typename(L, 1));
+    return RaisePermanent(L, std::string("keel.http expects a table, got ") +
+                                 luaL_typename(L, 1));
   }
   HttpRequest request;
   error = UnknownField(L, kHttpFields);
