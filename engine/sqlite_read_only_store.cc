@@ -36,11 +36,10 @@ Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std
   auto version = sqlite::ReadPragma(conn->get(), "user_version");
   if (!version.ok()) return version.status();
   if (*version < kIdleVersion) {
-    Status status = (*conn)->Exec(*version < kEpochVersion
-                                      ? "CREATE TEMP VIEW runs AS SELECT *, 1 AS epoch, 0 AS idle_s "
-                                        "FROM main.runs"
-                                      : "CREATE TEMP VIEW runs AS SELECT *, 0 AS idle_s FROM main.runs",
-                                  "reading an older schema");
+    const char* view = *version < kEpochVersion
+                           ? "CREATE TEMP VIEW runs AS SELECT *, 1 AS epoch, 0 AS idle_s FROM main.runs"
+                           : "CREATE TEMP VIEW runs AS SELECT *, 0 AS idle_s FROM main.runs";
+    Status status = (*conn)->Exec(view, "reading an older schema");
     if (!status.ok()) return status;
   }
   if (*version < kProbeLeaseVersion) {

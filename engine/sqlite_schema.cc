@@ -103,12 +103,14 @@ ALTER TABLE breakers ADD COLUMN probes_json TEXT NOT NULL DEFAULT '[]';
 // Version 5: the time a run spent stopped before each resume, summed, so
 // that its active time (elapsed less idle) needs no scan of its events.
 // ClaimRun adds the gap between the previous process's last sign of life
-// (heartbeat, stop, finish, or a node's start or finish) and the claim. Runs recorded before it read 0.
+// (heartbeat, stop, finish, or a node's start or finish) and the claim.
+// Runs recorded before it read 0.
 constexpr const char* kSchemaV5 = R"sql(
 ALTER TABLE runs ADD COLUMN idle_s REAL NOT NULL DEFAULT 0;
 )sql";
 
 constexpr Migration kMigrations[] = {
+    // One step a line (clang-format would pack them).
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
