@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
+#include "cli/format.h"
+#include "engine/clock.h"
 #include "engine/process_owner.h"
 #include "engine/sqlite_read_only_store.h"
 #include "engine/sqlite_store.h"
@@ -175,6 +178,18 @@ std::optional<double> RunSeconds(const RunRecord& run, const std::string& label,
   if (run.finished_at > 0) return std::max(0.0, run.finished_at - run.created_at);
   if (label == "running") return std::max(0.0, wall_now - run.created_at);
   return std::nullopt;
+}
+
+void PrintRunTimes(Store* store, const std::string& run_id) {
+  auto run = store->GetRun(run_id);
+  if (!run.ok()) return;
+  double now = SystemClock()->WallNow();
+  std::string label = RunStatusLabel(*run, now);
+  std::optional<double> elapsed = RunSeconds(*run, label, now);
+  std::optional<double> active = ActiveSeconds(*run, label, now);
+  if (!elapsed || !active) return;
+  std::fprintf(stderr, "run %s in all: %s active, %s elapsed\n", run_id.c_str(),
+               FormatDuration(*active).c_str(), FormatDuration(*elapsed).c_str());
 }
 
 std::optional<double> ActiveSeconds(const RunRecord& run, const std::string& label,

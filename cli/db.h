@@ -52,6 +52,11 @@ std::string RunStatusLabel(const RunRecord& run, double wall_now);
 // RunStatusLabel) is "running"; unknown (nullopt) for an interrupted run.
 std::optional<double> RunSeconds(const RunRecord& run, const std::string& label, double wall_now);
 
+// After a resume: "run ID in all: 1.2s active, 2m05s elapsed" on stderr,
+// as `keel runs` shows them; nothing when the run cannot be read or has no
+// duration (it was interrupted again).
+void PrintRunTimes(Store* store, const std::string& run_id);
+
 // The part of RunSeconds some process was running it: the time it spent
 // stopped before each resume (RunRecord::idle_s) taken out.
 std::optional<double> ActiveSeconds(const RunRecord& run, const std::string& label,

@@ -133,13 +133,13 @@ int GcCommand(const GcArgs& args) {
     std::fprintf(stderr, "note: no database at %s\n", db_path.c_str());
     return kExitSucceeded;
   }
-  std::error_code ec;
-  auto size_before = std::filesystem::file_size(db_path, ec);
+  std::error_code before_error, after_error;
+  auto size_before = std::filesystem::file_size(db_path, before_error);
   auto deleted = (*store)->DeleteFinishedBefore(SystemClock()->WallNow() - seconds);
   if (!deleted.ok()) return UsageError(deleted.status().message());
   std::printf("deleted %lld runs\n", static_cast<long long>(*deleted));
-  auto size_after = std::filesystem::file_size(db_path, ec);
-  if (*deleted > 0 && !ec) {
+  auto size_after = std::filesystem::file_size(db_path, after_error);
+  if (*deleted > 0 && !before_error && !after_error) {
     std::fprintf(stderr, "database file %s: %s before, %s now\n", db_path.c_str(),
                  FormatBytes(size_before).c_str(), FormatBytes(size_after).c_str());
   }

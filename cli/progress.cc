@@ -40,8 +40,7 @@ struct PendingLines {
 
   // Adds `lines` and arms a timer of `clock` to write them, unless one is
   // armed. The timer may fire after the progress is gone: it holds `self`.
-  static void Add(const std::shared_ptr<PendingLines>& self, Clock* clock,
-                  std::string_view lines);
+  static void Add(const std::shared_ptr<PendingLines>& self, Clock* clock, std::string_view lines);
 };
 
 // How long a line may wait for others to share its write. A burst of node

@@ -204,7 +204,10 @@ int ResumeCommand(const ResumeArgs& args) {
     runner.set_config_json(ConfigJson(*config));
     return runner.Resume(*run, *workflow, script->info, options, args.from);
   };
-  return Execute(*workflow, store->get(), std::move(progress_options), args.json, args.db, resume);
+  int code =
+      Execute(*workflow, store->get(), std::move(progress_options), args.json, args.db, resume);
+  PrintRunTimes(store->get(), run->id);
+  return code;
 }
 
 int ExecuteRun(const WorkflowSpec& workflow, Store* store, ProgressOptions progress_options,

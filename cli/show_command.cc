@@ -103,7 +103,7 @@ std::string NodeStatusLabel(const NodeRecord& node, const std::string& run_label
 // The run's nodes in workflow order, and its events.
 struct RunDetail {
   const RunRecord& run;
-  std::string label;  // RunStatusLabel
+  std::string label;              // RunStatusLabel
   std::optional<double> seconds;  // elapsed: RunSeconds
   std::optional<double> active;   // ActiveSeconds
   std::vector<NodeRecord> nodes;
@@ -204,10 +204,9 @@ void PrintText(const RunDetail& detail) {
   const bool llm = total.calls > 0;
   if (llm) {
     std::printf("tokens    %s\n", DescribeTokens(total.usage).c_str());
-    std::string queued = total.queued >= 0.001
-                             ? ", plus " + FormatDuration(total.queued) +
-                                   " queued behind provider limits"
-                             : "";
+    std::string queued = total.queued >= 0.001 ? ", plus " + FormatDuration(total.queued) +
+                                                     " queued behind provider limits"
+                                               : "";
     std::printf("llm calls %d, taking %s in all%s\n", total.calls,
                 FormatDuration(total.seconds).c_str(), queued.c_str());
   }

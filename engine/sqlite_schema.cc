@@ -103,7 +103,8 @@ ALTER TABLE breakers ADD COLUMN probes_json TEXT NOT NULL DEFAULT '[]';
 // Version 5: the time a run spent stopped before each resume, summed, so
 // that its active time (elapsed less idle) needs no scan of its events.
 // ClaimRun adds the gap between the previous process's last sign of life
-// (heartbeat, stop, finish, or a node's start or finish) and the claim. Runs recorded before it read 0.
+// (heartbeat, stop, finish, or a node's start or finish) and the claim.
+// Runs recorded before it read 0.
 constexpr const char* kSchemaV5 = R"sql(
 ALTER TABLE runs ADD COLUMN idle_s REAL NOT NULL DEFAULT 0;
 )sql";
@@ -165,8 +166,14 @@ ALTER TABLE runs ADD COLUMN cancel_requested REAL NOT NULL DEFAULT 0;
 )sql";
 
 constexpr Migration kMigrations[] = {
-    {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4},
-    {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7},
+    // One step a line (clang-format would pack them).
+    {1, kSchemaV1},
+    {2, kSchemaV2},
+    {3, kSchemaV3},
+    {4, kSchemaV4},
+    {5, kSchemaV5},
+    {6, kSchemaV6},
+    {7, kSchemaV7},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

@@ -45,8 +45,8 @@ int RaisePermanent(lua_State* L, const std::string& message) {
   return kLuaRaise;
 }
 
-constexpr std::string_view kLlmFields[] = {"provider", "model",      "system",
-                                           "prompt",   "messages",   "tools",
+constexpr std::string_view kLlmFields[] = {"provider",    "model",      "system",
+                                           "prompt",      "messages",   "tools",
                                            "temperature", "max_tokens", "output"};
 constexpr std::string_view kHttpFields[] = {"url", "method", "body", "headers", "timeout"};
 
@@ -317,7 +317,7 @@ int LlmWait(lua_State* L) {
   ActiveNode* active = WaitingNode(L, "keel.llm", &error);
   if (active == nullptr) return Raise(L, error);
   if (lua_type(L, 1) != LUA_TTABLE) {
-    return Raise(L, std::string("keel.llm expects a table, got ") + luaL_typename(L, 1));
+    return RaisePermanent(L, std::string("keel.llm expects a table, got ") + luaL_typename(L, 1));
   }
   std::string provider;
   ChatRequest request;
@@ -431,7 +431,7 @@ int HttpWait(lua_State* L) {
   ActiveNode* active = WaitingNode(L, "keel.http", &error);
   if (active == nullptr) return Raise(L, error);
   if (lua_type(L, 1) != LUA_TTABLE) {
-    return Raise(L, std::string("keel.http expects a table, got ") + luaL_typename(L, 1));
+    return RaisePermanent(L, std::string("keel.http expects a table, got ") + luaL_typename(L, 1));
   }
   HttpRequest request;
   error = UnknownField(L, kHttpFields);

@@ -3,31 +3,35 @@
 #include <cstdio>
 
 #include "engine/mutex.h"
+#include "engine/thread_annotations.h"
 
 namespace keel {
 namespace {
 
-Mutex& SinkMutex() {
-  static Mutex mu;
-  return mu;
-}
+// The process's sink and its lock.
+struct SinkSlot {
+  Mutex mu;
+  LogSink sink GUARDED_BY(mu);
+};
 
-LogSink& Sink() {
-  static LogSink sink;
-  return sink;
+SinkSlot& Slot() {
+  static SinkSlot slot;
+  return slot;
 }
 
 }  // namespace
 
 void SetLogSink(LogSink sink) {
-  MutexLock lock(&SinkMutex());
-  Sink() = std::move(sink);
+  SinkSlot& slot = Slot();
+  MutexLock lock(&slot.mu);
+  slot.sink = std::move(sink);
 }
 
 void WriteLogLines(std::string_view text) {
-  MutexLock lock(&SinkMutex());
-  if (Sink()) {
-    Sink()(text);
+  SinkSlot& slot = Slot();
+  MutexLock lock(&slot.mu);
+  if (slot.sink) {
+    slot.sink(text);
     return;
   }
   std::fwrite(text.data(), 1, text.size(), stderr);

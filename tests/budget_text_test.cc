@@ -1,8 +1,8 @@
 // SpentAndLimit: a cost budget message never shows spent and limit alike
 // when they differ.
-#include <doctest/doctest.h>
-
 #include "engine/budget_text.h"
+
+#include <doctest/doctest.h>
 
 namespace keel {
 namespace {

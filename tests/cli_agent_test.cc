@@ -279,7 +279,7 @@ TEST_CASE("keel.llm and keel.http wait inside a function node; failures carry th
                "  keel.fn 'bad_schema' { run = function(ctx)\n"
                "    local ok, err = pcall(keel.llm, { provider = 'llm', prompt = 'x',\n"
                "                                      output = { type = 'text' } })\n"
-               "    return err\n"
+               "    return tostring(err)\n"
                "  end },\n"
                "  keel.fn 'get' { run = function(ctx)\n"
                "    local r = keel.http { url = '" + health + "', timeout = 30 }\n"
@@ -296,6 +296,7 @@ TEST_CASE("keel.llm and keel.http wait inside a function node; failures carry th
   // A broken schema is refused before any request goes out.
   CHECK(run["outputs"]["bad_schema"].Str().find("'output': at type: must be a type name") !=
         std::string::npos);
+  CHECK(run["outputs"]["bad_schema"].Str().find("permanent: ") == 0);
   Json show = box.Show(run["run_id"].Str(), true);
   CHECK(Events(show, "llm_call", "bad_schema").empty());
   CHECK(NodeEntry(show["nodes"], "ask")["attempts"].Int() == 2);

@@ -56,6 +56,9 @@ TEST_CASE("a resumed run shows active and elapsed time; the stop counts only in 
   ExitInfo resumed = box.KeelDb({"resume", id});
   INFO(resumed.Describe());
   REQUIRE(resumed.exit_code == 0);
+  // The resume's own time on stdout; the run's, as `keel runs` has them, on stderr.
+  CHECK(std::regex_search(
+      resumed.err, std::regex("\nrun " + id + R"( in all: [0-9.]+s active, [0-9.]+s elapsed\n)")));
 
   Json show = box.Show(id);
   INFO(show.Dump());
@@ -70,7 +73,8 @@ TEST_CASE("a resumed run shows active and elapsed time; the stop counts only in 
 
   ExitInfo text = box.KeelDb({"show", id});
   INFO(text.Describe());
-  CHECK(std::regex_search(text.out, std::regex(R"(\nduration  [0-9.]+s active, [0-9.]+s elapsed\n)")));
+  CHECK(std::regex_search(text.out,
+                          std::regex(R"(\nduration  [0-9.]+s active, [0-9.]+s elapsed\n)")));
   ExitInfo table = box.KeelDb({"runs"});
   INFO(table.Describe());
   CHECK(std::regex_search(table.out, std::regex(R"(STARTED +ACTIVE +ELAPSED +NODES)")));
@@ -80,9 +84,9 @@ TEST_CASE("a resumed run shows active and elapsed time; the stop counts only in 
 // so no zone database is needed).
 ExitInfo InTokyoTime(const Sandbox& box, std::vector<std::string> args) {
   args.insert(args.end(), {"--db", box.db()});
-  Subprocess keel(KEEL_BIN, {.args = args,
-                             .cwd = box.dir(),
-                             .env = {{"TZ", "JST-9"}, {"KEEL_DB", std::nullopt}}});
+  Subprocess keel(
+      KEEL_BIN,
+      {.args = args, .cwd = box.dir(), .env = {{"TZ", "JST-9"}, {"KEEL_DB", std::nullopt}}});
   return keel.Wait(std::chrono::seconds(60));
 }
 
@@ -97,7 +101,8 @@ return keel.workflow "one" { keel.fn "a" { run = function() return 1 end } }
   REQUIRE(r.exit_code == 0);
   std::string id = RunIdFromStderr(r.err);
   std::smatch parts;
-  REQUIRE(std::regex_match(id, parts, std::regex(R"((\d\d)(\d\d)(\d\d)-(\d\d)(\d\d)\d\d-[0-9a-f]+)")));
+  REQUIRE(
+      std::regex_match(id, parts, std::regex(R"((\d\d)(\d\d)(\d\d)-(\d\d)(\d\d)\d\d-[0-9a-f]+)")));
   std::string hour = parts[4].str(), minute = parts[5].str();
   std::smatch stamp;
   REQUIRE(std::regex_search(r.err, stamp, std::regex(R"((\d\d):(\d\d):\d\d\.\d{3} a started)")));
@@ -106,8 +111,8 @@ return keel.workflow "one" { keel.fn "a" { run = function() return 1 end } }
   ExitInfo runs = InTokyoTime(box, {"runs"});
   INFO(runs.Describe());
   REQUIRE(runs.exit_code == 0);
-  std::string started = "20" + parts[1].str() + "-" + parts[2].str() + "-" + parts[3].str() +
-                        " " + hour + ":" + minute + ":";
+  std::string started = "20" + parts[1].str() + "-" + parts[2].str() + "-" + parts[3].str() + " " +
+                        hour + ":" + minute + ":";
   CHECK(runs.out.find(started) != std::string::npos);
 }
 

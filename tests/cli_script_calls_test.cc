@@ -6,7 +6,6 @@
 // the shebang line the reference gives runs as a program.
 
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -30,7 +29,9 @@ std::string CallWorkflow(const std::string& line) {
          "keel.provider 'mock' { kind = 'mock', model = 'm' }\n"
          "return keel.workflow 'calls' {\n"
          "  keel.fn 'call' { retry = { attempts = 3, base = 0 }, run = function(ctx)\n"
-         "    return " + line + "\n"
+         "    return " +
+         line +
+         "\n"
          "  end },\n"
          "}\n";
 }
@@ -92,8 +93,8 @@ return keel.workflow "logs" {
   INFO(r.Describe());
   REQUIRE(r.exit_code == 0);
   size_t at = 0;
-  for (const char* line : {"a started\n", "[a] from a\n", "a succeeded", "b started\n",
-                           "from b\n", "b succeeded"}) {
+  for (const char* line :
+       {"a started\n", "[a] from a\n", "a succeeded", "b started\n", "from b\n", "b succeeded"}) {
     CAPTURE(line);
     size_t found = r.err.find(line, at);
     CHECK(found != std::string::npos);
@@ -112,8 +113,8 @@ return keel.workflow "hello" {
 }
 )lua");
   REQUIRE(chmod(wf.c_str(), 0755) == 0);
-  std::string path = std::filesystem::path(KEEL_BIN).parent_path().string() + ":" +
-                     std::getenv("PATH");
+  std::string path =
+      std::filesystem::path(KEEL_BIN).parent_path().string() + ":" + std::getenv("PATH");
   Subprocess program(wf, {.args = {"-p", "name=tea", "--db", box.db()},
                           .cwd = box.dir(),
                           .env = {{"PATH", path}, {"KEEL_DB", std::nullopt}}});

@@ -1,11 +1,11 @@
 // DidYouMean: misspellings and other forms of a word find their candidate;
 // unrelated words find nothing.
+#include "engine/did_you_mean.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
-
-#include "engine/did_you_mean.h"
 
 namespace keel {
 namespace {
@@ -18,8 +18,7 @@ TEST_CASE("a near miss or another form of the word is suggested") {
   CHECK(DidYouMean("retries", kOptions) == " (did you mean 'retry'?)");
   CHECK(DidYouMean("timeouts", kOptions) == " (did you mean 'timeout'?)");
   CHECK(DidYouMean("aftre", kOptions) == " (did you mean 'after'?)");  // a swap is one edit
-  CHECK(DidYouMean("mokc", std::vector<std::string>{"mock", "fast"}) ==
-        " (did you mean 'mock'?)");
+  CHECK(DidYouMean("mokc", std::vector<std::string>{"mock", "fast"}) == " (did you mean 'mock'?)");
 }
 
 TEST_CASE("an unrelated word gets no suggestion") {
