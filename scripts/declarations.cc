@@ -182,6 +182,8 @@ int StoreJson(lua_State* L, int slot, const char* field, const std::string& pref
 // name, upvalue 2 the kind (kFnOption or kAgentOption).
 int NodeOptions(lua_State* L) {
   unsigned owner = static_cast<unsigned>(lua_tointeger(L, lua_upvalueindex(2)));
+  // States after the first keep only the name and the function-valued options
+  // (declaration_replay.h); the reader must find those under their own names.
   if (owner == kFnOption && lua_type(L, kGiven) == LUA_TTABLE && IsReplaying(L)) {
     return ReplayFnOptions(L);
   }
