@@ -53,8 +53,10 @@ Library& TheLibrary() {
 }
 
 void Load(Library* library) {
-  // The SONAME of Debian's libcurl4 (the OpenSSL flavour keel is built against).
+  // The SONAME of Debian's libcurl4 (the OpenSSL flavour keel is built
+  // against), then the development link to whatever libcurl is installed.
   void* handle = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) handle = dlopen("libcurl.so", RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* why = dlerror();
     library->error = std::string("cannot load libcurl (needed for agents and keel.http): ") +
@@ -65,7 +67,7 @@ void Load(Library* library) {
 #define KEEL_CURL_RESOLVE(name, result, params)                                      \
   f.name = reinterpret_cast<result(*) params>(dlsym(handle, #name));                 \
   if (f.name == nullptr) {                                                           \
-    library->error = "libcurl.so.4 lacks " #name;                                    \
+    library->error = "the loaded libcurl lacks " #name;                              \
     return;                                                                          \
   }
   KEEL_CURL_FUNCTIONS(KEEL_CURL_RESOLVE)
