@@ -79,6 +79,8 @@ bench: build
 	$(BUILD)/bench/engine_bench
 	$(BUILD)/bench/policy_bench
 	$(BUILD)/bench/agent_bench
+	$(BUILD)/bench/static_file_bench
+	$(BUILD)/bench/startup_bench
 
 # make fuzz: the libFuzzer targets of fuzz/ (clang, ASan, UBSan) built in
 # build-fuzz, each run FUZZ_SECONDS on a copy of its seed corpus

@@ -19,6 +19,7 @@
 
 #include "engine/mutex.h"
 #include "engine/timer_queue.h"
+#include "nodes/curl_library.h"
 #include "nodes/http_transfer.h"
 
 namespace keel {
@@ -67,15 +68,14 @@ void Wake(LoopShared& shared) {
   [[maybe_unused]] ssize_t written = write(shared.wake_fd, &one, sizeof one);
 }
 
-std::once_flag curl_init_once;
 
 }  // namespace
 
 // The I/O thread's side of the loop: curl's multi_socket API over epoll, so
 // that a wake-up costs what the ready sockets need, not a walk over every
-// transfer; the loop clock's timers run there too. `multi` is set before any
-// thread starts; every other field but the atomics and `shared` is touched
-// only by the I/O thread (and by the destructor once it has joined it).
+// transfer; the loop clock's timers run there too. Every field but the
+// atomics and `shared` (`multi` included, made by the first transfer) is
+// touched only by the I/O thread (and by the destructor once it has joined it).
 struct HttpLoop::Impl {
   // The Clock that HttpLoop::clock() hands out: the loop's clock for time,
   // the I/O thread for timers. Callable from any thread.
@@ -99,7 +99,7 @@ struct HttpLoop::Impl {
   explicit Impl(Clock* c);
   ~Impl() {
     for (CURL* easy : idle) curl_easy_cleanup(easy);
-    curl_multi_cleanup(multi);  // may still call OnSocket: `shared` is still here
+    if (multi != nullptr) curl_multi_cleanup(multi);  // may still call OnSocket: `shared` is still here
   }
 
   // Starts the I/O thread unless it runs or has stopped.
@@ -119,6 +119,7 @@ struct HttpLoop::Impl {
   // wake-up time in shared->sleep_until.
   int SleepMsLocked() EXCLUSIVE_LOCKS_REQUIRED(shared->mu);
   void Drain(std::vector<std::unique_ptr<Transfer>> queued);
+  Status OpenMulti();
   void Add(std::unique_ptr<Transfer> transfer);
   void Abort(uint64_t id);
   // Removes transfer `id` from `active`; null when it is not there.
@@ -141,13 +142,14 @@ struct HttpLoop::Impl {
     return 0;
   }
   void RunCurlTimer() {
-    if (!timer_armed || Steady::now() < timer_due) return;
+    if (multi == nullptr || !timer_armed || Steady::now() < timer_due) return;
     timer_armed = false;  // curl sets the next one through OnTimer
     int running = 0;
     curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
   }
   void ReadCompleted() {
     int left = 0;
+    if (multi == nullptr) return;
     while (CURLMsg* message = curl_multi_info_read(multi, &left)) {
       if (message->msg == CURLMSG_DONE) Completed(message->easy_handle, message->data.result);
     }
@@ -156,7 +158,7 @@ struct HttpLoop::Impl {
   Clock* const clock;
   LoopClock loop_clock{this};
   const std::shared_ptr<LoopShared> shared;
-  CURLM* multi = nullptr;  // when null, every transfer fails in Add
+  CURLM* multi = nullptr;  // made by the first transfer (OpenMulti)
   std::atomic<int64_t> in_flight{0};
   std::atomic<uint64_t> next_id{0};
   std::unordered_map<uint64_t, std::unique_ptr<Transfer>> active;  // in the multi handle
@@ -170,7 +172,6 @@ struct HttpLoop::Impl {
 
 // Throws std::system_error when the process is out of file descriptors.
 HttpLoop::Impl::Impl(Clock* c) : clock(c), shared(std::make_shared<LoopShared>()) {
-  std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   shared->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   shared->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   epoll_event wake{};
@@ -180,7 +181,16 @@ HttpLoop::Impl::Impl(Clock* c) : clock(c), shared(std::make_shared<LoopShared>()
       epoll_ctl(shared->epoll_fd, EPOLL_CTL_ADD, shared->wake_fd, &wake) != 0) {
     throw std::system_error(errno, std::generic_category(), "HttpLoop: epoll or eventfd");
   }
+}
+
+// libcurl is loaded (curl_library.h) and the multi handle made by the first
+// transfer, so that a loop used only for timers never loads it.
+Status HttpLoop::Impl::OpenMulti() {
+  if (multi != nullptr) return Status::Ok();
+  std::string error;
+  if (!LoadCurl(&error)) return Status::Error(ErrorKind::kPermanent, error);
   multi = curl_multi_init();
+  if (multi == nullptr) return Status::Error(ErrorKind::kTransient, "curl_multi_init failed");
   // Keep every connection of a large burst for reuse; no per-host limit.
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1024L);
   // Over HTTP/2 a whole burst shares one connection, as far as the server
@@ -190,6 +200,7 @@ HttpLoop::Impl::Impl(Clock* c) : clock(c), shared(std::make_shared<LoopShared>()
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, OnTimer);
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+  return Status::Ok();
 }
 
 TimerId HttpLoop::Impl::AddTimer(double seconds, std::function<void()> fn) {
@@ -354,6 +365,7 @@ void HttpLoop::Impl::Add(std::unique_ptr<Transfer> transfer) {
     transfer->timeout_ms = std::max(1L, static_cast<long>(std::ceil(remaining * 1000)));
   }
 
+  if (Status opened = OpenMulti(); !opened.ok()) return Finish(std::move(transfer), opened);
   CURL* easy = idle.empty() ? curl_easy_init() : idle.back();
   if (!idle.empty()) idle.pop_back();
   if (easy == nullptr) {

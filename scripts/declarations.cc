@@ -9,6 +9,7 @@
 #include "engine/did_you_mean.h"
 #include "lua.hpp"
 #include "scripts/active_node.h"
+#include "scripts/declaration_replay.h"
 #include "scripts/declaration_registry.h"
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
@@ -206,6 +207,11 @@ int StoreJson(lua_State* L, int slot, const char* field, const std::string& pref
 // name, upvalue 2 the kind (kFnOption or kAgentOption).
 int NodeOptions(lua_State* L) {
   unsigned owner = static_cast<unsigned>(lua_tointeger(L, lua_upvalueindex(2)));
+  // States after the first keep only the name and the function-valued options
+  // (declaration_replay.h); the reader must find those under their own names.
+  if (owner == kFnOption && lua_type(L, kGiven) == LUA_TTABLE && IsReplaying(L)) {
+    return ReplayFnOptions(L);
+  }
   const char* kind = KindName(owner);
   Declaring d;
   if (BeginDeclaration(L, "node", "options", &d) == kLuaRaise) return kLuaRaise;

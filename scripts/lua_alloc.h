@@ -10,11 +10,19 @@
 // user functions, and every C function the `keel` module registers disarms it
 // again for its body (see CappedScope).
 //
+// Blocks of up to kSmallBlock bytes (nearly everything a script allocates:
+// strings, closures, tables, prototypes) come from free lists per size
+// class carved out of 64 KiB chunks, and larger ones from malloc. A state of
+// a 100k-node script holds millions of small objects: this keeps malloc's
+// per-block header and its free-time consolidation off them, and closing
+// the state returns whole chunks.
+//
 // Thread-safety: none. A LuaMemory belongs to one lua_State, which is used by
 // one thread at a time.
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 struct lua_State;
 
@@ -23,6 +31,7 @@ namespace keel {
 class LuaMemory {
  public:
   explicit LuaMemory(size_t limit) : limit_(limit) {}
+  ~LuaMemory();
   LuaMemory(const LuaMemory&) = delete;
   LuaMemory& operator=(const LuaMemory&) = delete;
 
@@ -41,6 +50,17 @@ class LuaMemory {
 
  private:
   friend class CappedScope;
+  static constexpr size_t kGrain = 16;        // size classes are multiples of this
+  static constexpr size_t kSmallBlock = 256;  // larger blocks come from malloc
+  static constexpr size_t kChunkBytes = size_t{64} << 10;
+
+  void* Take(size_t size);              // a block of 1..kSmallBlock bytes, or null
+  void Give(void* block, size_t size);  // back to its class's free list
+
+  void* free_[kSmallBlock / kGrain] = {};  // per class: a singly linked list
+  char* bump_ = nullptr;                   // the unused rest of the newest chunk
+  size_t bump_left_ = 0;
+  std::vector<void*> chunks_;
 
   size_t limit_;
   size_t used_ = 0;

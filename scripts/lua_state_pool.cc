@@ -24,7 +24,8 @@ Result<std::shared_ptr<LuaStatePool>> LuaStatePool::Create(ScriptSource source, 
                                                            Clock* clock,
                                                            ScriptDeclarations* declarations) {
   std::shared_ptr<LuaStatePool> pool(new LuaStatePool(std::move(source), memory_limit, clock));
-  auto state = ScriptState::Create(pool->source_, memory_limit, declarations);
+  auto state = ScriptState::Create(pool->source_, memory_limit, declarations, nullptr,
+                                   &pool->chunk_);
   if (!state.ok()) return state.status();
   pool->layout_ = Layout(*declarations);
   MutexLock lock(&pool->mu_);
@@ -44,7 +45,7 @@ Result<std::unique_ptr<ScriptState>> LuaStatePool::Checkout() {
   }
   // Creating a state runs the script: do it without the lock.
   ScriptDeclarations declarations;
-  auto state = ScriptState::Create(source_, memory_limit_, &declarations);
+  auto state = ScriptState::Create(source_, memory_limit_, &declarations, &chunk_);
   if (!state.ok()) return state.status();
   if (Layout(declarations) != layout_) {
     return Status::Error(ErrorKind::kPermanent,

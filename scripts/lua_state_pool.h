@@ -4,8 +4,10 @@
 // The first state is created by Create, which is how the script gets loaded:
 // its run declares the workflows. Later states are created on demand when
 // every existing one is checked out (a node suspended in keel.sleep keeps
-// its state), each running the script again; a later run that declares
-// different workflows or nodes fails the checkout.
+// its state), each running the script again as a replaying state
+// (declaration_replay.h: the chunk compiled by the first state, option
+// checks skipped); a later run that declares different workflows or nodes
+// fails the checkout.
 //
 // Thread-safety: Checkout and Return may be called from any thread at once.
 // A checked-out state belongs to its caller until returned.
@@ -70,6 +72,7 @@ class LuaStatePool {
   const size_t memory_limit_;
   Clock* const clock_;
   std::string layout_;  // set by Create; what every state must declare
+  std::string chunk_;   // set by Create; the script compiled (DumpChunk), or ""
   std::shared_ptr<LlmClient> llm_;  // set by SetServices
   std::shared_ptr<HttpLoop> http_;
   const std::unique_ptr<ProcessLoop> processes_;

@@ -8,6 +8,7 @@
 
 #include "lua.hpp"
 #include "scripts/context_table.h"
+#include "scripts/declaration_replay.h"
 #include "scripts/declarations.h"
 #include "scripts/keel_module.h"
 #include "scripts/lua_trampoline.h"
@@ -72,7 +73,9 @@ std::string_view ChunkText(std::string_view text) {
 
 Result<std::unique_ptr<ScriptState>> ScriptState::Create(const ScriptSource& source,
                                                          size_t memory_limit,
-                                                         ScriptDeclarations* declarations) {
+                                                         ScriptDeclarations* declarations,
+                                                         const std::string* replay,
+                                                         std::string* dump) {
   std::unique_ptr<ScriptState> state(new ScriptState(memory_limit));
   lua_State* L = lua_newstate(&LuaMemory::Alloc, &state->memory_);
   if (L == nullptr) return Status::Error(ErrorKind::kPermanent, "cannot create a Lua state");
@@ -85,12 +88,21 @@ Result<std::unique_ptr<ScriptState>> ScriptState::Create(const ScriptSource& sou
   lua_pushlstring(L, source.chunk_name.data(), source.chunk_name.size());
   lua_pushcclosure(L, &LuaTrampoline<LocateError>, 1);
   std::string chunk = "@" + source.chunk_name;
-  std::string_view text = ChunkText(source.text);
-  int status = luaL_loadbufferx(L, text.data(), text.size(), chunk.c_str(), "t");
+  int status;
+  if (replay != nullptr && !replay->empty()) {
+    // Made by DumpChunk from the same text in this process: trusted.
+    status = luaL_loadbufferx(L, replay->data(), replay->size(), chunk.c_str(), "b");
+  } else {
+    std::string_view text = ChunkText(source.text);
+    status = luaL_loadbufferx(L, text.data(), text.size(), chunk.c_str(), "t");
+    if (status == LUA_OK && dump != nullptr) *dump = DumpChunk(L);
+  }
   if (status == LUA_OK) {
+    if (replay != nullptr) SetReplaying(L, true);
     CappedScope capped(&state->memory_, true);
     status = lua_pcall(L, 0, 1, 1);
   }
+  if (replay != nullptr) SetReplaying(L, false);
   if (status == LUA_ERRMEM) {
     return Status::Error(ErrorKind::kPermanent, source.chunk_name + ": memory limit of " +
                                                     FormatMiB(memory_limit) +

@@ -39,9 +39,16 @@ class ScriptState {
   // a first line starting with '#' (line numbers stay right). On failure
   // returns kPermanent with a message that names the file (and the line when
   // known), or the memory limit that was hit.
+  //
+  // `replay` (states after the first, declaration_replay.h): not null makes
+  // the state a replaying one, which loads *replay (the chunk DumpChunk made
+  // of the same text) instead of compiling the text unless it is empty.
+  // `dump` (the first state): not null receives that dump of the chunk.
   static Result<std::unique_ptr<ScriptState>> Create(const ScriptSource& source,
                                                      size_t memory_limit,
-                                                     ScriptDeclarations* declarations);
+                                                     ScriptDeclarations* declarations,
+                                                     const std::string* replay = nullptr,
+                                                     std::string* dump = nullptr);
   ~ScriptState();
   ScriptState(const ScriptState&) = delete;
   ScriptState& operator=(const ScriptState&) = delete;

@@ -1,6 +1,6 @@
 #pragma once
-// Sha256Hex: the SHA-256 digest of a byte string, as 64 lowercase hex digits,
-// or "" in the unlikely case that OpenSSL cannot allocate. Thread-safe.
+// Sha256Hex: the SHA-256 digest of a byte string, as 64 lowercase hex digits.
+// Thread-safe.
 
 #include <string>
 #include <string_view>
