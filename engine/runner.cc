@@ -8,6 +8,7 @@
 #include <random>
 #include <unordered_set>
 
+#include "engine/dynamic_node.h"
 #include "engine/mutex.h"
 #include "engine/process_owner.h"
 #include "engine/run_history.h"
@@ -168,7 +169,8 @@ static Status CheckKeptNodes(const std::vector<NodeRecord>& nodes, const Workflo
   std::unordered_set<std::string_view> names;
   for (const auto& node : workflow.nodes) names.insert(node.name);
   for (const auto& rec : nodes) {
-    if (IsKeptOnResume(rec.status) && !names.count(rec.node)) {
+    // Map items and inner nodes are checked by the node that runs them.
+    if (IsKeptOnResume(rec.status) && !names.count(rec.node) && !IsInnerNodeName(rec.node)) {
       return Status::Error(ErrorKind::kPermanent,
                            "node '" + rec.node + "' finished in run " + run_id +
                                " but no longer exists in " + script_path +

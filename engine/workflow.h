@@ -61,6 +61,11 @@ struct NodeContext {
   // What earlier attempts of this node checkpointed, oldest first.
   std::vector<JsonText> journal;
 
+  // A keel.map item's element of the list and its 1-based position; null
+  // and 0 outside a map item.
+  JsonText item;
+  int index = 0;
+
   // Stable across attempts and resumes: lets a body dedupe its side effects.
   std::string IdempotencyKey() const { return run_id + "/" + scope + node; }
 };
@@ -100,6 +105,8 @@ class NodeBody {
   virtual bool EnforcesDeadline() const { return false; }
 };
 
+struct DynamicNode;  // engine/dynamic_node.h: keel.map, keel.call, keel.loop
+
 struct NodeSpec {
   std::string name;
   std::string kind = "fn";           // for display: "fn", "agent", ...
@@ -109,6 +116,9 @@ struct NodeSpec {
   std::string where;                 // "file.lua:12", for error messages
   std::shared_ptr<NodeBody> body;    // null means the node has nothing to run
   NodePolicy policy;
+  // Set for map, call and loop nodes, which run items or a sub-workflow
+  // instead of a body (engine/dynamic_node.h).
+  std::shared_ptr<const DynamicNode> dynamic;
 };
 
 struct WorkflowSpec {
