@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "cli/format.h"
+#include "cli/map_progress.h"
 #include "cli/interrupt_notice.h"
 #include "cli/live_progress.h"
 #include "engine/clock.h"
@@ -75,6 +76,12 @@ class LineProgress : public Progress {
     MutexLock lock(&mu_);
     started_.emplace(node);
     Print(line);
+  }
+
+  void OnMapItems(std::string_view map, const std::string& counts, bool final) override {
+    if (!final) return;
+    MutexLock lock(&mu_);
+    Print(fmt::format("{}  {}", map, counts));
   }
 
   void OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) override {
@@ -149,8 +156,10 @@ std::string RunBanner(const RunInfo& info, const ProgressOptions& options) {
 }
 
 std::unique_ptr<Progress> MakeProgress(const WorkflowSpec& workflow, ProgressOptions options) {
-  if (StderrIsTerminal()) return std::make_unique<LiveProgress>(workflow, std::move(options));
-  return std::make_unique<LineProgress>(std::move(options));
+  if (StderrIsTerminal()) {
+    return CollapseMapItems(std::make_unique<LiveProgress>(workflow, std::move(options)));
+  }
+  return CollapseMapItems(std::make_unique<LineProgress>(std::move(options)));
 }
 
 }  // namespace keel::cli

@@ -56,6 +56,10 @@ class MapRun final : public DynamicRun {
   // Builds the node's result and finishes it.
   void Complete();
   std::string ItemName(size_t k) const;
+  // True while the store has more than kMaxBacklog writes queued: no item
+  // starts then. With nothing in flight to call Pump again, arms a timer
+  // that does. Requires mu_.
+  bool HoldBack() EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   RunState* const parent_;
   const int node_;
@@ -76,6 +80,7 @@ class MapRun final : public DynamicRun {
   size_t kept_ GUARDED_BY(mu_) = 0;  // restored from an earlier attempt of the run
   bool failing_ GUARDED_BY(mu_) = false;  // more failures than tolerated, or stopped
   bool completed_ GUARDED_BY(mu_) = false;
+  bool waiting_ GUARDED_BY(mu_) = false;  // a HoldBack timer is armed
   Status first_error_ GUARDED_BY(mu_);
   std::string stop_reason_ GUARDED_BY(mu_);
   std::vector<JsonText> outputs_ GUARDED_BY(mu_);  // by item; null: none (yet)

@@ -15,6 +15,11 @@ const std::unordered_map<std::string, NodeRecord>& Earlier(const RunEnv* env) {
   return env->earlier ? *env->earlier : kNone;
 }
 
+// Writes (4 or so per item) the store may have queued before a map holds
+// back its next items: a few MB, and enough to keep the writer's batches full.
+constexpr uint64_t kMaxBacklog = 16384;
+constexpr double kBacklogPoll = 0.002;  // seconds between looks while nothing runs
+
 }  // namespace
 
 MapRun::MapRun(RunState* parent, int node, JsonText list,
@@ -69,6 +74,7 @@ void MapRun::Pump() {
         MutexLock spend(&env->spend_mu);
         stop_reason_ = "run stopped: " + env->stop_reason;
       }
+      if (!failing_ && next_ < spans_.size() && in_flight_ < window_ && HoldBack()) return;
       if (failing_ || next_ >= spans_.size() || in_flight_ >= window_) {
         if (in_flight_ > 0 || completed_) return;
         if (!failing_ && next_ < spans_.size()) return;
@@ -92,6 +98,25 @@ void MapRun::Pump() {
   Complete();  // last: the node's state may go with it
 }
 
+bool MapRun::HoldBack() {
+  RunEnv* env = parent_->env_;
+  if (env->store == nullptr || env->store->Backlog() <= kMaxBacklog) return false;
+  if (in_flight_ > 0 || waiting_) return true;  // a finishing item or the timer looks again
+  waiting_ = true;
+  env->reserve();
+  env->clock->After(kBacklogPoll, [this, env] {
+    env->post([this] {
+      {
+        MutexLock lock(&mu_);
+        waiting_ = false;
+      }
+      Pump();
+    });
+    env->release();
+  });
+  return true;
+}
+
 void MapRun::StartItem(size_t k, const std::string& name) {
   RunEnv* env = parent_->env_;
   const auto& [begin, end] = spans_[k];
@@ -104,6 +129,7 @@ void MapRun::StartItem(size_t k, const std::string& name) {
         parent_->depth_, prefix_, std::vector<std::pair<std::string, JsonText>>{},
         [this, k](RunState& c) { ItemDone(k, &c); });
     child->SetFrame(name + "/", nullptr, 0);
+    if (env->observer) env->observer->OnNodeStarted(name, 1);
   } else {
     child = std::make_shared<RunState>(*dyn_.item, parent_->run_id_, parent_->params_, env,
                                        parent_->depth_, prefix_, deps_,
@@ -151,6 +177,7 @@ void MapRun::ItemDone(size_t k, RunState* child) {
       if (!result.error.ok()) {
         data.Add("kind", ErrorKindName(result.error.kind())).Add("message", result.error.message());
       }
+      if (env->observer) env->observer->OnNodeFinished(ItemName(k), result, 0);
       env->store->FinishNode(std::move(rec),
                              {parent_->run_id_, 0, now, ItemName(k),
                               result.error.ok() ? "node_succeeded" : "node_failed", data.Done()});
