@@ -38,6 +38,8 @@ std::map<std::string, ItemTally> TallyItems(const std::vector<NodeRecord>& nodes
       ++t.succeeded;
     } else if (node.status == NodeStatus::kRunning || node.status == NodeStatus::kPending) {
       ++t.running;
+    } else if (node.status == NodeStatus::kCancelled) {
+      ++t.cancelled;
     } else {
       ++t.failed;
     }
@@ -55,7 +57,8 @@ std::map<std::string, ItemTally> TallyItems(const std::vector<NodeRecord>& nodes
 }
 
 std::string DescribeTally(const ItemTally& tally) {
-  std::string text = ItemCounts(tally.total, tally.succeeded, tally.failed, tally.running);
+  std::string text =
+      ItemCounts(tally.total, tally.succeeded, tally.failed, tally.cancelled, tally.running);
   return tally.total == 0 ? "0 " + text : text;
 }
 

@@ -17,7 +17,8 @@ namespace keel::cli {
 struct ItemTally {
   size_t total = 0;  // from the map's map_started event; else the items recorded
   size_t succeeded = 0;
-  size_t failed = 0;  // failed or cancelled
+  size_t failed = 0;
+  size_t cancelled = 0;
   size_t running = 0;
 };
 

@@ -28,7 +28,7 @@ class MapProgress final : public Progress {
       MutexLock lock(&mu_);
       Counts& c = counts_[std::string(map)];
       ++c.running;
-      counts = ItemCounts(0, c.succeeded, c.failed, c.running);
+      counts = ItemCounts(0, c.succeeded, c.failed, c.cancelled, c.running);
     }
     inner_->OnMapItems(map, counts, false);
   }
@@ -44,8 +44,8 @@ class MapProgress final : public Progress {
         Counts& c = counts_[std::string(map)];
         if (c.running > 0) --c.running;
         bool ok = Succeeded(result.status) || result.status == NodeStatus::kSkipped;
-        ++(ok ? c.succeeded : c.failed);
-        counts = ItemCounts(0, c.succeeded, c.failed, c.running);
+        ++(ok ? c.succeeded : result.status == NodeStatus::kCancelled ? c.cancelled : c.failed);
+        counts = ItemCounts(0, c.succeeded, c.failed, c.cancelled, c.running);
       }
       inner_->OnMapItems(map, counts, false);
       return;
@@ -63,12 +63,12 @@ class MapProgress final : public Progress {
     }
     std::vector<std::pair<size_t, size_t>> spans;
     if (is_map) {
-      size_t total = c.succeeded + c.failed;
+      size_t total = c.succeeded + c.failed + c.cancelled;
       if (result.output && SplitJsonArray(*result.output, &spans)) {
         total = std::max(total, spans.size());
       }
-      size_t kept = total - std::min(total, c.succeeded + c.failed);
-      std::string counts = ItemCounts(total, c.succeeded + kept, c.failed, 0);
+      size_t kept = total - std::min(total, c.succeeded + c.failed + c.cancelled);
+      std::string counts = ItemCounts(total, c.succeeded + kept, c.failed, c.cancelled, 0);
       if (kept > 0) counts += fmt::format(" ({} kept)", kept);
       inner_->OnMapItems(node, counts, false);
       inner_->OnNodeFinished(node, result, seconds);
@@ -82,6 +82,7 @@ class MapProgress final : public Progress {
   struct Counts {
     size_t succeeded = 0;
     size_t failed = 0;
+    size_t cancelled = 0;
     size_t running = 0;
   };
   const std::unique_ptr<Progress> inner_;
@@ -104,9 +105,11 @@ bool SplitItemName(std::string_view name, std::string_view* map, bool* is_item) 
   return true;
 }
 
-std::string ItemCounts(size_t total, size_t succeeded, size_t failed, size_t running) {
+std::string ItemCounts(size_t total, size_t succeeded, size_t failed, size_t cancelled,
+                       size_t running) {
   std::string text = total > 0 ? fmt::format("{} items: ", total) : std::string("items: ");
   text += fmt::format("{} succeeded, {} failed", succeeded, failed);
+  if (cancelled > 0) text += fmt::format(", {} cancelled", cancelled);
   if (running > 0) text += fmt::format(", {} running", running);
   return text;
 }

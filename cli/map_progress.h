@@ -24,7 +24,9 @@ std::unique_ptr<Progress> CollapseMapItems(std::unique_ptr<Progress> inner);
 // name without '[' -> false with `map` empty.
 bool SplitItemName(std::string_view name, std::string_view* map, bool* is_item);
 
-// "1000 items: 997 succeeded, 3 failed" (", N running" while some are).
-std::string ItemCounts(size_t total, size_t succeeded, size_t failed, size_t running);
+// "1000 items: 997 succeeded, 3 failed" (", N cancelled" and ", N running"
+// when there are).
+std::string ItemCounts(size_t total, size_t succeeded, size_t failed, size_t cancelled,
+                       size_t running);
 
 }  // namespace keel::cli

@@ -161,6 +161,7 @@ void PrintJson(const RunDetail& detail) {
       out.Key("total").Int(static_cast<int64_t>(tally->second.total));
       out.Key("succeeded").Int(static_cast<int64_t>(tally->second.succeeded));
       out.Key("failed").Int(static_cast<int64_t>(tally->second.failed));
+      out.Key("cancelled").Int(static_cast<int64_t>(tally->second.cancelled));
       out.Key("running").Int(static_cast<int64_t>(tally->second.running));
       out.EndObject();
     }

@@ -200,11 +200,15 @@ void MapRun::ItemDone(size_t k, RunState* child) {
     if (ok) {
       ++succeeded_;
       outputs_[k] = result.output;
+    } else if (failing_ && result.status == NodeStatus::kCancelled) {
+      ++cancelled_;  // stopped because others failed: not a failure of its own
     } else {
       ++failed_;
-      if (first_error_.ok()) {
+      // The failure of the first item in list order among those that failed.
+      if (first_error_.ok() || k < first_error_index_) {
         first_error_ = Status::Error(result.error.kind(), ItemName(k) + ": " +
                                                               result.error.message());
+        first_error_index_ = k;
       }
       if (failed_ > allowed_failures_ && !failing_) {
         failing_ = true;
@@ -246,6 +250,7 @@ void MapRun::Complete() {
     data.Add("items", static_cast<double>(total))
         .Add("succeeded", static_cast<double>(succeeded_))
         .Add("failed", static_cast<double>(failed_))
+        .Add("cancelled", static_cast<double>(cancelled_))
         .Add("kept", static_cast<double>(kept_));
     parent->Emit(node, "map_finished", data.Done());
     if (failing_) {
