@@ -213,7 +213,7 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
   std::unordered_map<std::string, NodeRecord> earlier;
   int kept = 0;
   for (auto& rec : claimed->nodes) {
-    if (IsKeptOnResume(rec.status)) ++kept;
+    if (IsKeptOnResume(rec.status) && !IsInnerNodeName(rec.node)) ++kept;
     std::string name = rec.node;
     earlier.emplace(std::move(name), std::move(rec));
   }
