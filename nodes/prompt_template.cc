@@ -88,12 +88,14 @@ Result<PromptTemplate> PromptTemplate::Parse(const std::string& text) {
                              "field {{" + field.text + "}} has an empty segment");
       }
     }
-    bool item_field = field.path[0] == "item" || (field.path[0] == "index" && field.path.size() == 1);
+    bool item_field =
+        field.path[0] == "item" || (field.path[0] == "index" && field.path.size() == 1);
     if (!item_field &&
         ((field.path[0] != "params" && field.path[0] != "deps") || field.path.size() < 2)) {
       return Status::Error(ErrorKind::kPermanent,
                            "field {{" + field.text +
-                               "}} must start with params.NAME, deps.NODE, item or be index");
+                               "}} must start with params.NAME or deps.NODE (or, in a keel.map's node, "
+                               "be item, item.FIELD or index)");
     }
     t.pieces_.push_back(text.substr(pos, open - pos));
     t.fields_.push_back(std::move(field));
