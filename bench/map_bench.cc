@@ -110,8 +110,7 @@ int Main(bool quick) {
   std::printf("  keel run (process)   %8.1f ms   peak RSS %.1f MB\n", best_keel * 1e3, mb);
   std::printf("  raw limit            %8.1f ms   (bare TBB fan-out + Lua + batched SQLite)\n",
               best_base * 1e3);
-  std::printf("  ratio                %8.2fx     (target: within 2.5x; RSS under 150 MB)\n",
-              ratio);
+  std::printf("  ratio                %8.2fx     (target: within 2.5x; RSS under 150 MB)\n", ratio);
   fs::remove_all(dir);
   return 0;
 }

@@ -248,8 +248,8 @@ void RunState::StartDynamic(int i) {
     } else {
       const std::string* out = value.output.get();
       if (out && *out != "null" && !out->starts_with("{")) {
-        problem = std::string("`params` must return a table of name = value, got ") +
-                  JsonTypeName(*out);
+        problem =
+            std::string("`params` must return a table of name = value, got ") + JsonTypeName(*out);
       } else {
         run = std::make_unique<SubWorkflowRun>(this, i, target, std::move(value.output));
       }

@@ -77,10 +77,10 @@ class MapRun final : public DynamicRun {
   size_t in_flight_ GUARDED_BY(mu_) = 0;
   size_t succeeded_ GUARDED_BY(mu_) = 0;
   size_t failed_ GUARDED_BY(mu_) = 0;
-  size_t cancelled_ GUARDED_BY(mu_) = 0;  // stopped once the map was failing
+  size_t cancelled_ GUARDED_BY(mu_) = 0;          // stopped once the map was failing
   size_t first_error_index_ GUARDED_BY(mu_) = 0;  // of first_error_, while set
-  size_t kept_ GUARDED_BY(mu_) = 0;  // restored from an earlier attempt of the run
-  bool failing_ GUARDED_BY(mu_) = false;  // more failures than tolerated, or stopped
+  size_t kept_ GUARDED_BY(mu_) = 0;               // restored from an earlier attempt of the run
+  bool failing_ GUARDED_BY(mu_) = false;          // more failures than tolerated, or stopped
   bool completed_ GUARDED_BY(mu_) = false;
   bool waiting_ GUARDED_BY(mu_) = false;  // a HoldBack timer is armed
   Status first_error_ GUARDED_BY(mu_);

@@ -47,9 +47,7 @@ MapRun::MapRun(RunState* parent, int node, JsonText list,
   outputs_.resize(spans_.size());
 }
 
-std::string MapRun::ItemName(size_t k) const {
-  return prefix_ + "[" + std::to_string(k + 1) + "]";
-}
+std::string MapRun::ItemName(size_t k) const { return prefix_ + "[" + std::to_string(k + 1) + "]"; }
 
 void MapRun::Begin() {
   parent_->Emit(node_, "map_started",
@@ -206,8 +204,8 @@ void MapRun::ItemDone(size_t k, RunState* child) {
       ++failed_;
       // The failure of the first item in list order among those that failed.
       if (first_error_.ok() || k < first_error_index_) {
-        first_error_ = Status::Error(result.error.kind(), ItemName(k) + ": " +
-                                                              result.error.message());
+        first_error_ =
+            Status::Error(result.error.kind(), ItemName(k) + ": " + result.error.message());
         first_error_index_ = k;
       }
       if (failed_ > allowed_failures_ && !failing_) {
@@ -255,10 +253,10 @@ void MapRun::Complete() {
     parent->Emit(node, "map_finished", data.Done());
     if (failing_) {
       if (failed_ > allowed_failures_) {
-        std::string counts = " (" + std::to_string(failed_) + " of " + std::to_string(total) +
-                             " items failed";
-        counts += allowed_failures_ ? ", " + std::to_string(allowed_failures_) + " tolerated)"
-                                    : ")";
+        std::string counts =
+            " (" + std::to_string(failed_) + " of " + std::to_string(total) + " items failed";
+        counts +=
+            allowed_failures_ ? ", " + std::to_string(allowed_failures_) + " tolerated)" : ")";
         result = NodeResult::Failure(
             Status::Error(first_error_.kind(), first_error_.message() + counts));
       } else {

@@ -14,9 +14,7 @@ const std::unordered_map<std::string, NodeRecord>& Earlier(const RunEnv* env) {
   return env->earlier ? *env->earlier : kNone;
 }
 
-bool Truthy(const JsonText& value) {
-  return value && *value != "null" && *value != "false";
-}
+bool Truthy(const JsonText& value) { return value && *value != "null" && *value != "false"; }
 
 }  // namespace
 
@@ -36,11 +34,11 @@ void SubWorkflowRun::StartIteration(int iteration, JsonText previous) {
   std::string name = parent_->RecordName(node_);
   std::string prefix = loop ? name + "#" + std::to_string(iteration) + "/" : name + "/";
   if (std::count(prefix.begin(), prefix.end(), '/') > kMaxCallDepth) {
-    parent_->Finish(node_, NodeResult::Failure(Status::Error(
-                               ErrorKind::kPermanent,
-                               parent_->wf_.nodes[node_].where + ": '" + name +
-                                   "': workflows nest deeper than " +
-                                   std::to_string(kMaxCallDepth) + " calls")));
+    parent_->Finish(
+        node_, NodeResult::Failure(Status::Error(ErrorKind::kPermanent,
+                                                 parent_->wf_.nodes[node_].where + ": '" + name +
+                                                     "': workflows nest deeper than " +
+                                                     std::to_string(kMaxCallDepth) + " calls")));
     return;
   }
   JsonText params;
@@ -124,10 +122,10 @@ void SubWorkflowRun::Judged(int iteration, JsonText output, NodeResult verdict) 
   }
   if (iteration >= dyn_.max_iterations) {
     parent_->Finish(node_, NodeResult::Failure(Status::Error(
-                               ErrorKind::kPermanent,
-                               spec.where + ": loop '" + name + "' ran max_iterations (" +
-                                   std::to_string(dyn_.max_iterations) +
-                                   ") without done_when returning true")));
+                               ErrorKind::kPermanent, spec.where + ": loop '" + name +
+                                                          "' ran max_iterations (" +
+                                                          std::to_string(dyn_.max_iterations) +
+                                                          ") without done_when returning true")));
     return;
   }
   StartIteration(iteration + 1, std::move(output));

@@ -113,7 +113,8 @@ TEST_CASE("a map tolerates failed items up to its fraction; beyond it fails with
 return keel.workflow "t" {
   keel.map "m" {
     over = function() local t = {} for i = 1, 10 do t[i] = i end return t end,
-    tolerate = )lua" + tolerate + R"lua(, max_concurrency = 1,
+    tolerate = )lua" +
+           tolerate + R"lua(, max_concurrency = 1,
     node = keel.fn { run = function(ctx)
       if ctx.item % 5 == 0 then keel.fail{ kind = "permanent", message = "item " .. ctx.item .. " is bad" } end
       return ctx.item
@@ -140,9 +141,10 @@ TEST_CASE("a map of agents renders {{item.x}} and {{index}} against the mock LLM
           doctest::timeout(kTimeoutS)) {
   MockLlmServer server(MOCK_LLM_BIN, {});
   Sandbox box(KEEL_BIN);
-  std::string wf = box.Write("agents.lua", "local keel = require 'keel'\n"
-                                           "keel.provider 'llm' { kind = 'openai', base_url = '" +
-                                               server.url() + R"lua(', model = 'mock-1' }
+  std::string wf = box.Write("agents.lua",
+                             "local keel = require 'keel'\n"
+                             "keel.provider 'llm' { kind = 'openai', base_url = '" +
+                                 server.url() + R"lua(', model = 'mock-1' }
 return keel.workflow "w" {
   keel.fn "docs" { run = function() return { { text = "alpha" }, { text = "beta" } } end },
   keel.map "summaries" {
@@ -162,11 +164,12 @@ TEST_CASE("mistakes in map, call and loop declarations are reported at load time
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   auto check = [&](const std::string& body, const std::string& expected) {
-    std::string wf = box.Write("bad.lua", "local keel = require 'keel'\n"
-                                          "local sub = keel.workflow 'sub' { keel.fn 'a' { run = "
-                                          "function() return 1 end } }\n"
-                                          "return keel.workflow 'w' {\n" +
-                                              body + "\n}\n");
+    std::string wf = box.Write("bad.lua",
+                               "local keel = require 'keel'\n"
+                               "local sub = keel.workflow 'sub' { keel.fn 'a' { run = "
+                               "function() return 1 end } }\n"
+                               "return keel.workflow 'w' {\n" +
+                                   body + "\n}\n");
     ExitInfo r = box.Keel({"validate", wf});
     CAPTURE(body);
     INFO(r.Describe());
@@ -175,15 +178,18 @@ TEST_CASE("mistakes in map, call and loop declarations are reported at load time
   };
   check("keel.call 'c' { workflow = 'sbu' }",
         "bad.lua:4: node 'c': workflow 'sbu' is not declared in this file (did you mean 'sub'?)");
-  check("keel.map 'm' { over = function() return {} end, max_concurency = 2, node = keel.fn { "
-        "run = function() end } }",
-        "bad.lua:4: node 'm': unknown option 'max_concurency' (did you mean 'max_concurrency'?)");
-  check("keel.map 'm' { over = function() return {} end, tolerate = 1.5, node = keel.fn { run = "
-        "function() end } }",
-        "bad.lua:4: node 'm': option 'tolerate' must be a fraction from 0 to 1");
-  check("keel.map 'm' { over = function() return {} end, max_concurrency = 0, node = keel.fn { "
-        "run = function() end } }",
-        "option 'max_concurrency' must be a whole number from 1");
+  check(
+      "keel.map 'm' { over = function() return {} end, max_concurency = 2, node = keel.fn { "
+      "run = function() end } }",
+      "bad.lua:4: node 'm': unknown option 'max_concurency' (did you mean 'max_concurrency'?)");
+  check(
+      "keel.map 'm' { over = function() return {} end, tolerate = 1.5, node = keel.fn { run = "
+      "function() end } }",
+      "bad.lua:4: node 'm': option 'tolerate' must be a fraction from 0 to 1");
+  check(
+      "keel.map 'm' { over = function() return {} end, max_concurrency = 0, node = keel.fn { "
+      "run = function() end } }",
+      "option 'max_concurrency' must be a whole number from 1");
   check("keel.map 'm' { over = function() return {} end }", "a map needs option 'node'");
   check("keel.loop 'r' { workflow = sub, done_when = function() return true end }",
         "a loop needs option 'max_iterations'");
@@ -272,7 +278,8 @@ return keel.workflow "big" {
   Json m = out["outputs"]["m"];
   REQUIRE(m.Size() == 2000);
   for (size_t i = 0; i < 2000; ++i) {
-    if (m[i].Int() != static_cast<int64_t>(2 * (i + 1))) FAIL("item " << i + 1 << " is " << m[i].Dump());
+    if (m[i].Int() != static_cast<int64_t>(2 * (i + 1)))
+      FAIL("item " << i + 1 << " is " << m[i].Dump());
   }
   std::map<int, int> runs;
   std::istringstream lines(Text(log));

@@ -2,6 +2,8 @@
 // scheduling of map items (max_concurrency, lazy creation, tolerate, empty
 // lists, resume), loops (done_when, max_iterations, resume mid-loop) and
 // calls.
+#include "engine/dynamic_node.h"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -11,7 +13,6 @@
 #include <set>
 #include <thread>
 
-#include "engine/dynamic_node.h"
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
 #include "engine/mutex.h"
@@ -68,8 +69,8 @@ class ItemBody : public NodeBody {
       }
       Status failure = fail_ ? fail_(index, attempt) : Status::Ok();
       if (!failure.ok()) return done(NodeResult::Failure(failure));
-      done(NodeResult::Success(MakeJson("{\"i\":" + std::to_string(index) + ",\"item\":" + item +
-                                        "}")));
+      done(NodeResult::Success(
+          MakeJson("{\"i\":" + std::to_string(index) + ",\"item\":" + item + "}")));
     });
   }
   std::atomic<int> running{0}, peak{0};
@@ -163,9 +164,8 @@ struct Fixture {
     ExecutorOptions opts;
     opts.workers = 2;
     opts.library = &library;
-    auto fut = std::async(std::launch::async, [&] {
-      return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts);
-    });
+    auto fut = std::async(std::launch::async,
+                          [&] { return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts); });
     while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
       if (!clock.RunNext()) std::this_thread::yield();
     }
@@ -319,8 +319,7 @@ TEST_CASE("map: a resume runs only the items not recorded, and the output is com
   REQUIRE(out.status == RunStatus::kSucceeded);
   {
     MutexLock lock(&body->mu);
-    CHECK(std::set<int>(body->started.begin(), body->started.end()) ==
-          std::set<int>{4, 6, 7, 8});
+    CHECK(std::set<int>(body->started.begin(), body->started.end()) == std::set<int>{4, 6, 7, 8});
   }
   std::string output = *out.results[0].output;
   CHECK(output.starts_with("[\"kept1\",\"kept2\",\"kept3\",{\"i\":4,\"item\":40},\"kept5\""));
@@ -341,34 +340,33 @@ TEST_CASE("loop: runs iterations until done_when, recording inner nodes per iter
     bool done = out->find("\"iteration\":3") != std::string::npos;
     return NodeResult::Success(MakeJson(done ? "true" : "false"));
   });
-  RunOutcome out = f.Run(
-      One(SubNode("r", DynamicNode::Kind::kLoop, "round", Value("null"), done_when, 5)));
+  RunOutcome out =
+      f.Run(One(SubNode("r", DynamicNode::Kind::kLoop, "round", Value("null"), done_when, 5)));
   REQUIRE(out.status == RunStatus::kSucceeded);
   CHECK(inner->calls.load() == 3);
-  CHECK(*out.results[0].output == "{\"x\":1,\"iteration\":3,\"previous\":{\"x\":1,\"iteration\":2,"
-                                  "\"previous\":{\"x\":1,\"iteration\":1,\"previous\":null}}}");
+  CHECK(*out.results[0].output ==
+        "{\"x\":1,\"iteration\":3,\"previous\":{\"x\":1,\"iteration\":2,"
+        "\"previous\":{\"x\":1,\"iteration\":1,\"previous\":null}}}");
   CHECK(f.Record("r#1/review"));
   CHECK(f.Record("r#3/review"));
   CHECK_FALSE(f.Record("r#4/review"));
 }
 
-TEST_CASE("loop: max_iterations without done_when is a permanent failure" *
-          doctest::timeout(60)) {
+TEST_CASE("loop: max_iterations without done_when is a permanent failure" * doctest::timeout(60)) {
   Fixture f;
   WorkflowSpec sub;
   sub.name = "round";
   sub.nodes.push_back(Plain("review", std::make_shared<ParamsBody>()));
   f.library.push_back(sub);
-  RunOutcome out = f.Run(
-      One(SubNode("r", DynamicNode::Kind::kLoop, "round", Value("null"), Value("false"), 2)));
+  RunOutcome out =
+      f.Run(One(SubNode("r", DynamicNode::Kind::kLoop, "round", Value("null"), Value("false"), 2)));
   CHECK(out.status == RunStatus::kFailed);
   CHECK(out.results[0].error.kind() == ErrorKind::kPermanent);
   CHECK(out.error.find("max_iterations (2)") != std::string::npos);
   CHECK(f.Record("r#2/review"));
 }
 
-TEST_CASE("loop: a resume continues from the first unfinished iteration" *
-          doctest::timeout(60)) {
+TEST_CASE("loop: a resume continues from the first unfinished iteration" * doctest::timeout(60)) {
   Fixture f;
   auto inner = std::make_shared<ParamsBody>();
   WorkflowSpec sub;
@@ -397,8 +395,7 @@ TEST_CASE("loop: a resume continues from the first unfinished iteration" *
   MutexLock lock(&inner->mu);
   REQUIRE(inner->seen.size() == 1);
   // Iteration 3 gets iteration 2's recorded output as `previous`.
-  CHECK(inner->seen[0] ==
-        "{\"iteration\":3,\"previous\":{\"iteration\":2,\"recorded\":true}}");
+  CHECK(inner->seen[0] == "{\"iteration\":3,\"previous\":{\"iteration\":2,\"recorded\":true}}");
 }
 
 TEST_CASE("call: runs the workflow with params, records its nodes under the caller" *
@@ -410,8 +407,8 @@ TEST_CASE("call: runs the workflow with params, records its nodes under the call
   sub.params = MakeJson("{\"x\":1,\"y\":2}");
   sub.nodes.push_back(Plain("fetch", inner));
   f.library.push_back(sub);
-  RunOutcome out = f.Run(
-      One(SubNode("c", DynamicNode::Kind::kCall, "enrich", Value("{\"x\":5}"), nullptr)));
+  RunOutcome out =
+      f.Run(One(SubNode("c", DynamicNode::Kind::kCall, "enrich", Value("{\"x\":5}"), nullptr)));
   REQUIRE(out.status == RunStatus::kSucceeded);
   CHECK(*out.results[0].output == "{\"x\":5,\"y\":2}");
   auto rec = f.Record("c/fetch");
@@ -422,8 +419,8 @@ TEST_CASE("call: runs the workflow with params, records its nodes under the call
   WorkflowSpec bad;
   bad.name = "enrich";
   bad.nodes.push_back(Plain("fetch", std::make_shared<ItemBody>(&g.clock, [](int, int) {
-    return Status::Error(ErrorKind::kRateLimited, "slow down");
-  })));
+                              return Status::Error(ErrorKind::kRateLimited, "slow down");
+                            })));
   g.library.push_back(bad);
   RunOutcome failed =
       g.Run(One(SubNode("c", DynamicNode::Kind::kCall, "enrich", Value("null"), nullptr)));
@@ -438,8 +435,8 @@ TEST_CASE("SplitJsonArray finds the elements of an array" * doctest::timeout(10)
   REQUIRE(SplitJsonArray(json, &spans));
   std::vector<std::string> parts;
   for (auto [b, e] : spans) parts.push_back(json.substr(b, e - b));
-  CHECK(parts == std::vector<std::string>{"1", "\"a,]\\\"\"", "{\"x\":[1,2]}", "[]", "null",
-                                          "true"});
+  CHECK(parts ==
+        std::vector<std::string>{"1", "\"a,]\\\"\"", "{\"x\":[1,2]}", "[]", "null", "true"});
   CHECK_FALSE(SplitJsonArray("{\"a\":1}", &spans));
   CHECK_FALSE(SplitJsonArray("\"s\"", &spans));
   CHECK(SplitJsonArray("[]", &spans));
