@@ -4,6 +4,7 @@
 
 #include <unordered_map>
 
+#include "engine/clock.h"
 #include "engine/dynamic_node.h"
 #include "engine/mutex.h"
 
@@ -28,6 +29,7 @@ class MapProgress final : public Progress {
       MutexLock lock(&mu_);
       Counts& c = counts_[std::string(map)];
       ++c.running;
+      if (!Due(&c)) return;
       counts = ItemCounts(0, c.succeeded, c.failed, c.cancelled, c.running);
     }
     inner_->OnMapItems(map, counts, false);
@@ -45,6 +47,7 @@ class MapProgress final : public Progress {
         if (c.running > 0) --c.running;
         bool ok = Succeeded(result.status) || result.status == NodeStatus::kSkipped;
         ++(ok ? c.succeeded : result.status == NodeStatus::kCancelled ? c.cancelled : c.failed);
+        if (!Due(&c)) return;
         counts = ItemCounts(0, c.succeeded, c.failed, c.cancelled, c.running);
       }
       inner_->OnMapItems(map, counts, false);
@@ -84,7 +87,17 @@ class MapProgress final : public Progress {
     size_t failed = 0;
     size_t cancelled = 0;
     size_t running = 0;
+    double shown = -1;  // monotonic seconds the counts were last passed on
   };
+  // Running counts go to the display at most every kCountsInterval: a map
+  // of 100k items would otherwise format 200k lines nobody sees.
+  static constexpr double kCountsInterval = 0.05;
+  static bool Due(Counts* c) {
+    double now = SystemClock()->Now();
+    if (c->shown >= 0 && now - c->shown < kCountsInterval) return false;
+    c->shown = now;
+    return true;
+  }
   const std::unique_ptr<Progress> inner_;
   Mutex mu_;
   std::unordered_map<std::string, Counts> counts_ GUARDED_BY(mu_);  // by map
