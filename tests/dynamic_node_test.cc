@@ -444,3 +444,44 @@ TEST_CASE("SplitJsonArray finds the elements of an array" * doctest::timeout(10)
 }
 
 }  // namespace keel
+
+namespace keel {
+namespace {
+
+// A store whose writer seems far behind until it has been looked at `polls` times.
+class BackloggedStore : public testing::MemoryStore {
+ public:
+  uint64_t Backlog() override { return ++looks <= polls ? 1u << 30 : 0; }
+  std::atomic<int> looks{0};
+  int polls = 20;
+};
+
+}  // namespace
+
+TEST_CASE("map: no item starts while the store's backlog is too large" * doctest::timeout(60)) {
+  FakeClock clock{0.0};
+  BackloggedStore store;
+  Executor executor{&clock, &store, nullptr};
+  auto body = std::make_shared<ItemBody>(&clock);
+  std::atomic<int> started_while_held{-1};
+  WorkflowSpec wf = One(MapNode("m", Value(Range(5)), body, 2));
+  ExecutorOptions opts;
+  opts.workers = 2;
+  auto fut = std::async(std::launch::async,
+                        [&] { return executor.Run(wf, "r1", MakeJson("{}"), {}, opts); });
+  while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    if (store.looks.load() == store.polls && started_while_held.load() < 0) {
+      MutexLock lock(&body->mu);
+      started_while_held = static_cast<int>(body->started.size());
+    }
+    if (!clock.RunNext()) std::this_thread::yield();
+  }
+  RunOutcome out = fut.get();
+  CHECK(out.status == RunStatus::kSucceeded);
+  CHECK(started_while_held.load() == 0);
+  CHECK(store.looks.load() > store.polls);
+  MutexLock lock(&body->mu);
+  CHECK(body->started.size() == 5);
+}
+
+}  // namespace keel
