@@ -66,6 +66,7 @@ int RunsCommand(const RunsArgs& args);
 struct ShowArgs {
   std::string run_id;
   bool events = false;
+  bool items = false;  // list map items instead of their counts
   bool json = false;
   std::string db;
 };
@@ -88,6 +89,7 @@ int GcCommand(const GcArgs& args);
 struct GraphArgs {
   std::string target;  // FILE.lua or RUN_ID
   std::string format = "dot";
+  bool items = false;  // draw map items instead of their counts
   std::string db;
 };
 int GraphCommand(const GraphArgs& args);

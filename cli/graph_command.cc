@@ -10,6 +10,7 @@
 #include "cli/db.h"
 #include "cli/exit_codes.h"
 #include "cli/graph_render.h"
+#include "cli/item_view.h"
 #include "cli/load_script.h"
 #include "cli/recorded_script.h"
 
@@ -57,9 +58,12 @@ int GraphCommand(const GraphArgs& args) {
   }
   const WorkflowSpec* workflow = (*script)->Find(run->workflow);
   if (workflow == nullptr) workflow = &(*script)->main_workflow();
+  auto events = (*store)->GetEvents(run->id);
+  if (!events.ok()) return UsageError(events.status().message());
   NodeStatuses statuses;
   for (const NodeRecord& node : *nodes) statuses[node.node] = node.status;
-  return Print(*workflow, &statuses, args.format);
+  WorkflowSpec drawn = WithInnerNodes(*workflow, *nodes, TallyItems(*nodes, *events), args.items);
+  return Print(drawn, &statuses, args.format);
 }
 
 }  // namespace keel::cli

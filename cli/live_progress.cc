@@ -127,6 +127,14 @@ void LiveProgress::OnNodeStarted(std::string_view node, int attempt) {
   dirty_ = true;
 }
 
+void LiveProgress::OnMapItems(std::string_view map, const std::string& counts, bool) {
+  auto it = index_.find(std::string(map));
+  if (it == index_.end()) return;
+  MutexLock lock(&mu_);
+  nodes_[it->second].items = counts;
+  dirty_ = true;
+}
+
 void LiveProgress::OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) {
   auto it = index_.find(std::string(node));
   if (it == index_.end()) return;
@@ -311,6 +319,7 @@ std::string LiveProgress::RenderNode(size_t i, int width, size_t name_width, dou
     }
   }
 
+  if (!view.items.empty()) text = view.items + "  " + text;
   // "  S name  text", cut to the terminal width so that no line wraps.
   size_t avail = static_cast<size_t>(std::max(width - 1, 8)) - 4;
   std::string name = Truncate(spec.name, std::min(name_width, avail));

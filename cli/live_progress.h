@@ -32,6 +32,7 @@ class LiveProgress : public Progress {
   void OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) override;
   void OnRunFinished(RunStatus status) override;
   void Close() override;
+  void OnMapItems(std::string_view map, const std::string& counts, bool final) override;
 
  private:
   struct NodeView {
@@ -41,6 +42,7 @@ class LiveProgress : public Progress {
     double started = 0;  // monotonic seconds, while running
     double seconds = 0;  // once finished
     std::string detail;  // error or cancellation reason
+    std::string items;   // a map's item counts
   };
 
   void Tick();

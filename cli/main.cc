@@ -168,6 +168,7 @@ int Main(int argc, char** argv) {
   auto* show_cmd = app.add_subcommand("show", "Show one run: its nodes, errors and events");
   show_cmd->add_option("run_id", show.run_id, "Run id or a unique prefix of it")->required();
   show_cmd->add_flag("--events", show.events, "Also print the event log");
+  show_cmd->add_flag("--items", show.items, "List map items one by one instead of their counts");
   show_cmd->add_flag("--json", show.json, "Print one JSON object");
   AddDbOption(show_cmd, &show.db);
   show_cmd->callback([&] { action = [&] { return ShowCommand(show); }; });
@@ -179,6 +180,7 @@ int Main(int argc, char** argv) {
   graph_cmd->add_option("--format", graph.format, "Output format")
       ->check(CLI::IsMember({"dot", "mermaid"}))
       ->capture_default_str();
+  graph_cmd->add_flag("--items", graph.items, "Draw map items one by one instead of their counts");
   AddDbOption(graph_cmd, &graph.db);
   graph_cmd->callback([&] { action = [&] { return GraphCommand(graph); }; });
 

@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "cli/format.h"
+#include "cli/map_progress.h"
 #include "cli/interrupt_notice.h"
 #include "cli/live_progress.h"
 #include "cli/wait_hint.h"
@@ -102,6 +103,12 @@ class LineProgress : public Progress {
     Print(line);
   }
 
+  void OnMapItems(std::string_view map, const std::string& counts, bool final) override {
+    if (!final) return;
+    MutexLock lock(&mu_);
+    Print(fmt::format("{}  {}", map, counts));
+  }
+
   void OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) override {
     MutexLock lock(&mu_);
     // A node kept from before is reported by the banner, not line by line.
@@ -174,8 +181,10 @@ std::string RunBanner(const RunInfo& info, const ProgressOptions& options) {
 }
 
 std::unique_ptr<Progress> MakeProgress(const WorkflowSpec& workflow, ProgressOptions options) {
-  if (StderrIsTerminal()) return std::make_unique<LiveProgress>(workflow, std::move(options));
-  return std::make_unique<LineProgress>(std::move(options));
+  if (StderrIsTerminal()) {
+    return CollapseMapItems(std::make_unique<LiveProgress>(workflow, std::move(options)));
+  }
+  return CollapseMapItems(std::make_unique<LineProgress>(std::move(options)));
 }
 
 }  // namespace keel::cli

@@ -38,6 +38,9 @@ class Progress : public Observer {
   // Stops any background drawing and leaves the final display on screen.
   // Safe to call more than once; callbacks after Close() print nothing.
   virtual void Close() {}
+  // The counts of a keel.map's items, "1000 items: 997 succeeded, 3 failed",
+  // as items finish; `final` once the map has (see cli/map_progress.h).
+  virtual void OnMapItems(std::string_view map, const std::string& counts, bool final) {}
 };
 
 // The display for `workflow` on stderr: live when stderr is a terminal whose

@@ -13,6 +13,7 @@
 #include "cli/db.h"
 #include "cli/exit_codes.h"
 #include "cli/format.h"
+#include "cli/item_view.h"
 #include "cli/json_out.h"
 #include "cli/llm_usage.h"
 #include "cli/policy_events.h"
@@ -112,6 +113,7 @@ struct RunDetail {
   std::vector<EventRecord> events;
   bool show_events;  // --events
   std::vector<ScriptVersion> versions;
+  std::map<std::string, ItemTally> items;  // by map
 };
 
 // The entry of `by_node` for `node`, or an empty value when it has none.
@@ -164,6 +166,16 @@ void PrintJson(const RunDetail& detail) {
     out.EndObject();
     out.Key("usage");
     WriteUsageJson(&out, ByNode(detail.llm.by_node, node.node));
+    if (auto tally = detail.items.find(node.node); tally != detail.items.end()) {
+      out.Key("items");
+      out.BeginObject();
+      out.Key("total").Int(static_cast<int64_t>(tally->second.total));
+      out.Key("succeeded").Int(static_cast<int64_t>(tally->second.succeeded));
+      out.Key("failed").Int(static_cast<int64_t>(tally->second.failed));
+      out.Key("cancelled").Int(static_cast<int64_t>(tally->second.cancelled));
+      out.Key("running").Int(static_cast<int64_t>(tally->second.running));
+      out.EndObject();
+    }
     out.EndObject();
   }
   out.EndArray();
@@ -230,7 +242,11 @@ void PrintText(const RunDetail& detail) {
   Table table(std::move(header));
   for (size_t i = 0; i < detail.nodes.size(); ++i) {
     const NodeRecord& node = detail.nodes[i];
-    std::vector<std::string> row = {node.node, NodeStatusLabel(node, detail.label),
+    std::string name = node.node;
+    if (auto tally = detail.items.find(node.node); tally != detail.items.end()) {
+      name += "  " + DescribeTally(tally->second);
+    }
+    std::vector<std::string> row = {std::move(name), NodeStatusLabel(node, detail.label),
                                     std::to_string(node.attempts),
                                     FormatDurationOrDash(NodeSeconds(node))};
     const LlmTotals& spent = ByNode(detail.llm.by_node, node.node);
@@ -289,16 +305,20 @@ int ShowCommand(const ShowArgs& args) {
   std::string label = RunStatusLabel(*run, now);
   std::optional<double> seconds = RunSeconds(*run, label, now);
   std::optional<double> active = ActiveSeconds(*run, label, now);
+  auto items = TallyItems(*nodes, *events);
+  std::vector<NodeRecord> ordered = InWorkflowOrder(*run, latest, std::move(*nodes));
+  ArrangeInnerNodes(&ordered, args.items || args.json);
   RunDetail detail{.run = *run,
                    .label = std::move(label),
                    .seconds = seconds,
-                    .active = active,
-                    .nodes = InWorkflowOrder(*run, latest, std::move(*nodes)),
+                   .active = active,
+                   .nodes = std::move(ordered),
                    .policy = CountPolicyEvents(*events),
                    .llm = SumLlmUsage(*events),
                    .events = std::move(*events),
                    .show_events = args.events,
-                   .versions = std::move(*versions)};
+                   .versions = std::move(*versions),
+                   .items = std::move(items)};
   if (args.json) {
     PrintJson(detail);
   } else {

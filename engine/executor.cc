@@ -37,6 +37,7 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
   env.options = &options;
   env.retry_budget.store(workflow.retry_budget);
   env.history = &history;
+  env.earlier = &earlier;
   {
     MutexLock lock(&env.spend_mu);
     env.spent = history.spent;

@@ -44,14 +44,15 @@ void RunState::AcquireSlots(int i, int stage) {
     std::string key = BulkheadKey(i, stage);
     env_->reserve();  // held while queued; released once the grant has been handled
     Bulkhead::Ticket ticket = env_->bulkhead->Acquire(key, limit, [this, i, stage] {
-      env_->post([this, i, stage] {
+      // The node may finish, and its state go, before the release: capture env.
+      env_->post([this, i, stage, env = env_] {
         {
           MutexLock inner(&slots_[i].mu);
           slots_[i].slots_held = stage + 1;
           slots_[i].phase = Phase::kStarting;
         }
         AcquireSlots(i, stage + 1);
-        env_->release();
+        env->release();
       });
     });
     if (ticket == 0) {
@@ -142,34 +143,37 @@ void RunState::RunAttempt(int i) {
     slot.ctx->deadline = policy.timeout > 0 ? env_->clock->Now() + policy.timeout : 0;
     if (policy.timeout > 0 && !spec.body->EnforcesDeadline()) {
       env_->reserve();
-      slot.attempt_timer = env_->clock->After(policy.timeout, [this, i, attempt] {
+      slot.attempt_timer = env_->clock->After(policy.timeout, [this, i, attempt, env = env_] {
         OnAttemptTimeout(i, attempt);
-        env_->release();
+        env->release();
       });
     }
   }
   if (attempt > 1) Emit(i, "attempt_started", EventData().Add("attempt", attempt).Done());
-  if (env_->store && parent_node_.empty()) {
+  if (env_->store && records_) {
     NodeRecord rec;
     rec.run_id = run_id_;
-    rec.node = spec.name;
+    rec.node = RecordName(i);
     rec.status = NodeStatus::kRunning;
     rec.attempts = attempt;
     rec.started_at = started_wall;
     env_->store->SaveNode(std::move(rec));
   }
-  if (env_->observer && parent_node_.empty()) env_->observer->OnNodeStarted(spec.name, attempt);
+  if (env_->observer && records_) env_->observer->OnNodeStarted(RecordName(i), attempt);
   env_->reserve();
-  auto done = [this, i, probe](NodeResult result) {
+  // A map item's or inner node's state may be gone once AttemptDone returns:
+  // only `env` (which outlives every state of the run) is touched after it.
+  auto done = [this, i, probe, env = env_](NodeResult result) {
     AttemptDone(i, std::move(result), /*admitted=*/true, probe);
-    env_->release();  // last: the run may end as soon as this returns
+    env->release();  // last: the run may end as soon as this returns
   };
   try {
     spec.body->Start(*ctx, std::move(done));
   } catch (const std::exception& e) {
     // Start promised not to throw; if it did, `done` was not called.
+    RunEnv* env = env_;
     AttemptDone(i, NodeResult::Failure(Status::Error(ErrorKind::kError, e.what())), true, probe);
-    env_->release();
+    env->release();
   }
 }
 
@@ -211,11 +215,11 @@ void RunState::OnTotalTimeout(int i) {
   if (give_up_now) {
     ReleaseSlots(i);
     env_->reserve();
-    env_->post([this, i] {
+    env_->post([this, i, env = env_] {
       GiveUp(i, NodeResult::Failure(Status::Error(
                     ErrorKind::kTimeout,
                     "total timeout of " + Secs(wf_.nodes[i].policy.total_timeout) + " passed")));
-      env_->release();
+      env->release();
     });
   }
 }
@@ -339,13 +343,13 @@ bool RunState::ScheduleRetry(int i, const NodeResult& result) {
            .Add("after", ErrorKindName(result.error.kind()))
            .Done());
   env_->reserve();
-  slot.backoff_timer = env_->clock->After(delay, [this, i] {
+  slot.backoff_timer = env_->clock->After(delay, [this, i, env = env_] {
     {
       MutexLock inner(&slots_[i].mu);
       slots_[i].backoff_timer = 0;
     }
-    env_->post([this, i] { StartAttempt(i); });
-    env_->release();
+    env->post([this, i] { StartAttempt(i); });
+    env->release();
   });
   return true;
 }

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "engine/budget_text.h"
+#include "engine/dynamic_run.h"
 #include "engine/event_data.h"
 #include "engine/run_state.h"
 
@@ -16,11 +17,14 @@ void RunState::StopAll(const std::string& reason) {
     MarkAbandoned(static_cast<int>(i), reason, &launched);
   }
   std::vector<RunState*> children;
+  std::vector<DynamicRun*> dynamic;
   {
     MutexLock lock(&mu_);
     for (auto& child : children_) children.push_back(child.get());
+    for (auto& run : dynamic_) dynamic.push_back(run.get());
   }
   for (RunState* child : children) child->StopAll(reason);
+  for (DynamicRun* run : dynamic) run->StopAll(reason);
 }
 
 void RunState::StopRun(const std::string& reason) {

@@ -6,6 +6,8 @@
 
 #include <unordered_set>
 
+#include "engine/dynamic_node.h"
+#include "engine/dynamic_run.h"
 #include "engine/event_data.h"
 
 namespace keel {
@@ -55,7 +57,8 @@ RunState::RunState(const WorkflowSpec& wf, std::string run_id, JsonText params, 
       parent_node_(std::move(parent_node)),
       inherited_(std::move(inherited)),
       on_done_(std::move(on_done)),
-      slots_(wf.nodes.size()) {
+      slots_(wf.nodes.size()),
+      records_(parent_node_.empty()) {
   std::unordered_map<std::string_view, int> index;
   for (size_t i = 0; i < wf.nodes.size(); ++i) index.emplace(wf.nodes[i].name, int(i));
   for (size_t i = 0; i < wf.nodes.size(); ++i) {
@@ -73,6 +76,13 @@ RunState::RunState(const WorkflowSpec& wf, std::string run_id, JsonText params, 
 }
 
 RunState::~RunState() = default;
+
+void RunState::SetFrame(std::string prefix, JsonText item, int index) {
+  prefix_ = std::move(prefix);
+  records_ = true;
+  item_ = std::move(item);
+  index_ = index;
+}
 
 int RunState::kept_count() const {
   int n = 0;
@@ -192,8 +202,10 @@ void RunState::Launch(int i) {
   }
   ctx->run_id = run_id_;
   ctx->workflow = wf_.name;
-  ctx->node = spec.name;
-  ctx->scope = parent_node_.empty() ? "" : parent_node_ + ">" + wf_.name + "/";
+  ctx->node = RecordName(i);
+  ctx->scope = records_ ? "" : parent_node_ + ">" + wf_.name + "/";
+  ctx->item = item_;
+  ctx->index = index_;
   ctx->params = params_;
   ctx->failure = failure_;
   ctx->post = env_->post;
@@ -211,16 +223,17 @@ void RunState::Launch(int i) {
     slot.phase = Phase::kStarting;
     slot.started_wall = env_->clock->WallNow();
     slot.started_mono = env_->clock->Now();
-    if (spec.policy.total_timeout > 0) {
+    if (spec.policy.total_timeout > 0 && !spec.dynamic) {
       slot.deadline = slot.started_mono + spec.policy.total_timeout;
       env_->reserve();
-      slot.total_timer = env_->clock->After(spec.policy.total_timeout, [this, i] {
+      slot.total_timer = env_->clock->After(spec.policy.total_timeout, [this, i, env = env_] {
         OnTotalTimeout(i);
-        env_->release();
+        env->release();
       });
     }
   }
   Emit(i, "node_started", EventData().Add("attempt", attempts + 1).Done());
+  if (spec.dynamic) return StartDynamic(i);
   StartAttempt(i);
 }
 
@@ -240,9 +253,9 @@ void RunState::NotifyDependents(int i, bool succeeded) {
       // The first dependency to finish starts the wait for the others.
       MutexLock lock(&t.mu);
       env_->reserve();
-      t.join_timer = env_->clock->After(join.best_effort, [this, j] {
-        if (!slots_[j].fired.exchange(true)) env_->launch(this, j);
-        env_->release();
+      t.join_timer = env_->clock->After(join.best_effort, [this, j, env = env_] {
+        if (!slots_[j].fired.exchange(true)) env->launch(this, j);
+        env->release();
       });
     }
     if (fire && !t.fired.exchange(true)) {
@@ -291,10 +304,10 @@ bool RunState::MarkAbandoned(int d, const std::string& reason, bool* launched) {
   if (token) token->Cancel();
   if (finish_now) {
     env_->reserve();
-    env_->post([this, d, reason] {
+    env_->post([this, d, reason, env = env_] {
       GiveUp(d, NodeResult{NodeStatus::kCancelled, nullptr,
                            Status::Error(ErrorKind::kCancelled, reason)});
-      env_->release();
+      env->release();
     });
   }
   return true;
@@ -302,7 +315,6 @@ bool RunState::MarkAbandoned(int d, const std::string& reason, bool* launched) {
 
 void RunState::Finish(int i, NodeResult result) {
   Slot& slot = slots_[i];
-  const NodeSpec& spec = wf_.nodes[i];
   double seconds = 0;
   int attempts;
   double started_wall;
@@ -324,7 +336,7 @@ void RunState::Finish(int i, NodeResult result) {
     // Cancellations too: a join that could not start may be all that failed
     // the run (its dependencies being optional), and then it is the reason.
     MutexLock lock(&mu_);
-    errors_.emplace_back(i, spec.name + ": " + result.error.ToString());
+    errors_.emplace_back(i, RecordName(i) + ": " + result.error.ToString());
   }
   double now = env_->clock->WallNow();
   EventData data;
@@ -332,10 +344,10 @@ void RunState::Finish(int i, NodeResult result) {
   if (!result.error.ok()) {
     data.Add("kind", ErrorKindName(result.error.kind())).Add("message", result.error.message());
   }
-  if (env_->store && parent_node_.empty()) {
+  if (env_->store && records_) {
     NodeRecord rec;
     rec.run_id = run_id_;
-    rec.node = spec.name;
+    rec.node = RecordName(i);
     rec.status = result.status;
     rec.attempts = attempts;
     if (result.output) rec.output_json = *result.output;
@@ -345,14 +357,14 @@ void RunState::Finish(int i, NodeResult result) {
     rec.finished_at = now;
     // The record and its event are committed together: a crash or a storage
     // failure never leaves one without the other.
-    env_->store->FinishNode(std::move(rec), {run_id_, 0, now, spec.name,
+    env_->store->FinishNode(std::move(rec), {run_id_, 0, now, RecordName(i),
                                              std::string(FinishEventKind(result.status)),
                                              data.Done()});
   } else {
     Emit(i, FinishEventKind(result.status), data.Done());
   }
-  if (env_->observer && parent_node_.empty()) {
-    env_->observer->OnNodeFinished(spec.name, result, seconds);
+  if (env_->observer && records_) {
+    env_->observer->OnNodeFinished(RecordName(i), result, seconds);
   }
   bool succeeded = Succeeded(result.status);
   if (result.status == NodeStatus::kWaiting) {
@@ -383,8 +395,8 @@ void RunState::Finish(int i, NodeResult result) {
 
 void RunState::Emit(int i, std::string_view kind, std::string data) {
   if (!env_->store) return;
-  std::string node = wf_.nodes[i].name;
-  if (!parent_node_.empty()) {
+  std::string node = RecordName(i);
+  if (!records_) {
     // A fallback workflow's events belong to the node it runs for.
     std::string wrapped = EventData()
                               .Add("fallback", wf_.name)
@@ -427,6 +439,7 @@ RunStatus RunState::Status() const {
     // A cancelled race loser is expected; any failure a join absorbed is not.
     if (st == NodeStatus::kFailed || wf_.nodes[i].optional) degraded = true;
   }
+  if (degraded_.load(std::memory_order_acquire)) degraded = true;
   if (waiting) return RunStatus::kWaiting;
   return degraded ? RunStatus::kDegraded : RunStatus::kSucceeded;
 }

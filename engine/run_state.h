@@ -35,6 +35,7 @@
 namespace keel {
 
 class RunState;
+class DynamicRun;
 
 // What every RunState of one Executor::Run shares. Owned by Run().
 struct RunEnv {
@@ -51,6 +52,9 @@ struct RunEnv {
   std::atomic<int> retry_budget{-1};                   // -1: unlimited
   RunState* root = nullptr;                            // the run itself
   const RunHistory* history = nullptr;                 // what earlier attempts left; may be null
+  // The records of an earlier attempt of the run, by node name (resume);
+  // map items and inner nodes of calls and loops look theirs up here.
+  const std::unordered_map<std::string, NodeRecord>* earlier = nullptr;
   // LLM spending and the budget that stops the run.
   Mutex spend_mu;
   Usage spent GUARDED_BY(spend_mu);
@@ -68,6 +72,14 @@ class RunState {
            std::string parent_node, std::vector<std::pair<std::string, JsonText>> inherited,
            std::function<void(RunState&)> on_done);
   ~RunState();
+
+  // Makes a state that runs for a dynamic node (a map item, a called
+  // workflow, a loop iteration) record its nodes in the run as `prefix` +
+  // their names, and give its nodes ctx.item / ctx.index. Call before
+  // Prepare.
+  void SetFrame(std::string prefix, JsonText item, int index);
+  // The name node i is recorded under.
+  std::string RecordName(int i) const { return prefix_ + wf_.nodes[i].name; }
 
   // Applies records of an earlier attempt of the run (see Executor::Run) and
   // returns the nodes ready to launch.
@@ -153,6 +165,12 @@ class RunState {
   bool Spend(int i, const Usage& usage, std::string data);
   void Checkpoint(int i, JsonText step);
 
+  // Map, call and loop nodes (dynamic_node.cc).
+  void StartDynamic(int i);
+  friend class MapRun;
+  friend class SubWorkflowRun;
+  friend keel::Status ChildFailure(RunState& child);
+
   // The policy stack (node_attempt.cc).
   void StartAttempt(int i);
   void AcquireSlots(int i, int stage);
@@ -194,6 +212,15 @@ class RunState {
   Mutex wait_mu_;
   // Due time (wall seconds; 0: none) of each wait node, fixed when first reached.
   std::unordered_map<int, double> wait_due_ GUARDED_BY(wait_mu_);
+  // Map, call and loop nodes that started (dynamic_node.cc).
+  std::vector<std::unique_ptr<DynamicRun>> dynamic_ GUARDED_BY(mu_);
+  // Set by SetFrame before the state starts, read-only afterwards.
+  std::string prefix_;
+  bool records_;  // nodes are recorded (the run and dynamic nodes' states; not fallbacks)
+  JsonText item_;
+  int index_ = 0;
+  // A map tolerated failed items, or a sub-workflow ended degraded.
+  std::atomic<bool> degraded_{false};
 };
 
 }  // namespace keel

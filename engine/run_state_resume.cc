@@ -10,7 +10,7 @@ namespace keel {
 
 std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRecord>& earlier) {
   for (size_t i = 0; i < slots_.size() && !earlier.empty(); ++i) {
-    auto it = earlier.find(wf_.nodes[i].name);
+    auto it = earlier.find(RecordName(static_cast<int>(i)));
     if (it == earlier.end()) continue;
     Slot& slot = slots_[i];
     {
@@ -32,7 +32,8 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
     for (size_t i = 0; i < wf_.nodes.size(); ++i) {
       const std::string& name = wf_.nodes[i].name;
       auto it = env_->history->journals.find(
-          parent_node_.empty() ? name : FallbackJournalKey(parent_node_, wf_.name, name));
+          records_ ? RecordName(static_cast<int>(i))
+                   : FallbackJournalKey(parent_node_, wf_.name, name));
       if (it == env_->history->journals.end()) continue;
       Slot& slot = slots_[i];
       MutexLock lock(&slot.mu);
@@ -49,7 +50,7 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
     ++remaining;
     if (!needed[i]) {
       // Launched at once only to be recorded cancelled, as a clean run would.
-      auto it = earlier.find(wf_.nodes[i].name);
+      auto it = earlier.find(RecordName(static_cast<int>(i)));
       bool recorded = it != earlier.end() && it->second.status == NodeStatus::kCancelled &&
                       it->second.error_message.starts_with("not needed:");
       slot.unneeded = true;
@@ -103,7 +104,7 @@ std::vector<bool> RunState::NeededOnResume(
   // failures), so only nodes that never finished can be found not needed.
   auto candidate = [&](size_t i) {
     if (slots_[i].kept || slots_[i].dependents.empty()) return false;
-    auto it = earlier.find(wf_.nodes[i].name);
+    auto it = earlier.find(RecordName(static_cast<int>(i)));
     return it == earlier.end() || it->second.status != NodeStatus::kFailed;
   };
   // Decided dependents first: repeat until nothing changes (the DAG is

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "engine/event_data.h"
+#include "engine/dynamic_node.h"
 #include "engine/mutex.h"
 #include "engine/process_owner.h"
 #include "engine/rerun.h"
@@ -247,7 +248,8 @@ static Status CheckKeptNodes(const std::vector<NodeRecord>& nodes, const Workflo
   std::unordered_set<std::string_view> names;
   for (const auto& node : workflow.nodes) names.insert(node.name);
   for (const auto& rec : nodes) {
-    if (IsKeptOnResume(rec.status) && !names.count(rec.node)) {
+    // Map items and inner nodes are checked by the node that runs them.
+    if (IsKeptOnResume(rec.status) && !names.count(rec.node) && !IsInnerNodeName(rec.node)) {
       return Status::Error(ErrorKind::kPermanent,
                            "node '" + rec.node + "' finished in run " + run_id +
                                " but no longer exists in " + script_path +
@@ -301,7 +303,7 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
   std::unordered_map<std::string, NodeRecord> earlier;
   int kept = 0;
   for (auto& rec : claimed->nodes) {
-    if (IsKeptOnResume(rec.status)) ++kept;
+    if (IsKeptOnResume(rec.status) && !IsInnerNodeName(rec.node)) ++kept;
     std::string name = rec.node;
     earlier.emplace(std::move(name), std::move(rec));
   }

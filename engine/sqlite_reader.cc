@@ -91,10 +91,14 @@ Status SqliteReader::PrepareAll() {
     done_list += NodeStatusName(s);
     done_list += "'";
   }
+  // Map items and the inner nodes of calls and loops ('[', '/' or '#' in
+  // their names) are not nodes of the workflow: they are not counted.
   const std::string listing = std::string("SELECT ") + kRunColumnsHead + "''" + kRunColumnsTail +
                               ", (SELECT count(*) FROM nodes n WHERE n.run_id = r.id AND "
                               "n.status IN (" +
-                              done_list + "))" + UsageSum("prompt_tokens") +
+                              done_list +
+                              ") AND instr(n.node, '[') = 0 AND instr(n.node, '/') = 0 AND "
+                              "instr(n.node, '#') = 0)" + UsageSum("prompt_tokens") +
                               UsageSum("completion_tokens") + UsageSum("cost") + " FROM runs r ";
   const std::string order = " ORDER BY created_at DESC, rowid DESC LIMIT ?1";
   const std::string list_all = listing + order;

@@ -194,6 +194,11 @@ Status SqliteStore::Flush() {
   return given_up_;
 }
 
+uint64_t SqliteStore::Backlog() {
+  MutexLock lock(&mu_);
+  return queued_ - written_;
+}
+
 Status SqliteStore::WriteHealth() {
   MutexLock lock(&mu_);
   return given_up_;

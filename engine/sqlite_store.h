@@ -110,6 +110,7 @@ class SqliteStore final : public Store {
   void Heartbeat(std::string run_id, double now) override;
   Status Flush() override;
   Status WriteHealth() override;
+  uint64_t Backlog() override;
 
   Result<RunRecord> GetRun(const std::string& id) override;
   Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) override;

@@ -219,6 +219,11 @@ class Store {
   // thread.
   virtual Status WriteHealth() = 0;
 
+  // Queued writes not committed yet: lets a producer that can wait (a
+  // keel.map creating items) hold back while the store catches up, so the
+  // queue does not grow with the run. Cheap; any thread.
+  virtual uint64_t Backlog() { return 0; }
+
   // Reads see only committed data. `id` may be a unique prefix of a run id.
   virtual Result<RunRecord> GetRun(const std::string& id) = 0;
   virtual Result<std::vector<NodeRecord>> GetNodes(const std::string& run_id) = 0;

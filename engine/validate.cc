@@ -90,7 +90,9 @@ std::vector<Diagnostic> Validate(const WorkflowSpec& wf) {
       out.push_back({node.where, node.name,
                      "duplicate node name (first defined at " + wf.nodes[it->second].where + ")"});
     }
-    if (!node.body) out.push_back({node.where, node.name, "has nothing to run (no `run`)"});
+    if (!node.body && !node.dynamic) {
+      out.push_back({node.where, node.name, "has nothing to run (no `run`)"});
+    }
     const JoinPolicy& join = node.policy.join;
     if (join.kind == JoinPolicy::Kind::kQuorum &&
         join.quorum > static_cast<int>(node.after.size())) {

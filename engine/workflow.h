@@ -71,6 +71,11 @@ struct NodeContext {
   // as for NodeBody::Start.
   std::function<void(std::function<void(NodeResult)> done)> wait;
 
+  // A keel.map item's element of the list and its 1-based position; null
+  // and 0 outside a map item.
+  JsonText item;
+  int index = 0;
+
   // Stable across attempts and resumes: lets a body dedupe its side effects.
   std::string IdempotencyKey() const { return run_id + "/" + scope + node; }
 };
@@ -110,6 +115,8 @@ class NodeBody {
   virtual bool EnforcesDeadline() const { return false; }
 };
 
+struct DynamicNode;  // engine/dynamic_node.h: keel.map, keel.call, keel.loop
+
 struct NodeSpec {
   std::string name;
   std::string kind = "fn";           // for display: "fn", "agent", ...
@@ -120,6 +127,9 @@ struct NodeSpec {
   std::shared_ptr<NodeBody> body;    // null means the node has nothing to run
   NodePolicy policy;
   std::shared_ptr<const WaitSpec> wait;  // set for wait nodes (keel.wait)
+  // Set for map, call and loop nodes, which run items or a sub-workflow
+  // instead of a body (engine/dynamic_node.h).
+  std::shared_ptr<const DynamicNode> dynamic;
 };
 
 struct WorkflowSpec {

@@ -68,13 +68,13 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
 
   Status Render() {
     if (!spec_.system.empty()) {
-      auto system = spec_.system.Render(ctx_.params, ctx_.deps);
+      auto system = spec_.system.Render(ctx_.params, ctx_.deps, ctx_.item, ctx_.index);
       if (!system.ok()) return Status::Error(ErrorKind::kPermanent, "system: " + system.status().message());
       system_ = std::move(system).value();
     }
     auto& alloc = messages_.GetAllocator();
     for (const auto& [role, content] : spec_.messages) {
-      auto text = content.Render(ctx_.params, ctx_.deps);
+      auto text = content.Render(ctx_.params, ctx_.deps, ctx_.item, ctx_.index);
       if (!text.ok()) return Status::Error(ErrorKind::kPermanent, "messages: " + text.status().message());
       Value m(rapidjson::kObjectType);
       m.AddMember("role", Value(role.c_str(), alloc), alloc);
@@ -82,7 +82,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
       messages_.PushBack(m, alloc);
     }
     if (!spec_.prompt.empty()) {
-      auto text = spec_.prompt.Render(ctx_.params, ctx_.deps);
+      auto text = spec_.prompt.Render(ctx_.params, ctx_.deps, ctx_.item, ctx_.index);
       if (!text.ok()) return Status::Error(ErrorKind::kPermanent, "prompt: " + text.status().message());
       Value m(rapidjson::kObjectType);
       m.AddMember("role", "user", alloc);

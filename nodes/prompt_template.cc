@@ -88,9 +88,14 @@ Result<PromptTemplate> PromptTemplate::Parse(const std::string& text) {
                              "field {{" + field.text + "}} has an empty segment");
       }
     }
-    if ((field.path[0] != "params" && field.path[0] != "deps") || field.path.size() < 2) {
+    bool item_field =
+        field.path[0] == "item" || (field.path[0] == "index" && field.path.size() == 1);
+    if (!item_field &&
+        ((field.path[0] != "params" && field.path[0] != "deps") || field.path.size() < 2)) {
       return Status::Error(ErrorKind::kPermanent,
-                           "field {{" + field.text + "}} must start with params.NAME or deps.NODE");
+                           "field {{" + field.text +
+                               "}} must start with params.NAME or deps.NODE (or, in a keel.map's node, "
+                               "be item, item.FIELD or index)");
     }
     t.pieces_.push_back(text.substr(pos, open - pos));
     t.fields_.push_back(std::move(field));
@@ -99,12 +104,22 @@ Result<PromptTemplate> PromptTemplate::Parse(const std::string& text) {
 }
 
 Result<std::string> PromptTemplate::Render(
-    const JsonText& params, const std::vector<std::pair<std::string, JsonText>>& deps) const {
+    const JsonText& params, const std::vector<std::pair<std::string, JsonText>>& deps,
+    const JsonText& item, int index) const {
   std::string out = pieces_.empty() ? std::string() : pieces_[0];
   for (size_t i = 0; i < fields_.size(); ++i) {
     const Field& field = fields_[i];
     const std::string* source = nullptr;
-    if (field.path[0] == "params") {
+    std::string index_text;
+    size_t from = field.path[0] == "params" ? 1 : 2;
+    if (field.path[0] == "index") {
+      index_text = std::to_string(index);
+      source = index > 0 ? &index_text : nullptr;
+      from = 1;
+    } else if (field.path[0] == "item") {
+      source = item.get();
+      from = 1;
+    } else if (field.path[0] == "params") {
       source = params.get();
     } else {
       for (const auto& [name, output] : deps) {
@@ -121,7 +136,7 @@ Result<std::string> PromptTemplate::Render(
     std::string missing;
     const rapidjson::Value* value =
         doc.HasParseError() ? nullptr
-                            : Follow(&doc, field.path, field.path[0] == "params" ? 1 : 2, &missing);
+                            : Follow(&doc, field.path, from, &missing);
     if (value == nullptr) {
       return Status::Error(ErrorKind::kPermanent, "{{" + field.text + "}}: " + missing);
     }

@@ -28,15 +28,18 @@ class PromptTemplate {
   };
 
   // Fails kPermanent on an unclosed "{{", an empty field, or a root other
-  // than params or deps.
+  // than params, deps, item or index.
   static Result<PromptTemplate> Parse(const std::string& text);
 
   const std::vector<Field>& fields() const { return fields_; }
   bool empty() const { return pieces_.empty() && fields_.empty(); }
 
-  // The text with every field replaced. `deps` are the outputs by node name.
+  // The text with every field replaced. `deps` are the outputs by node name;
+  // `item` and `index` a keel.map item's element and position ({{item.x}},
+  // {{index}}; nothing outside a map).
   Result<std::string> Render(const JsonText& params,
-                             const std::vector<std::pair<std::string, JsonText>>& deps) const;
+                             const std::vector<std::pair<std::string, JsonText>>& deps,
+                             const JsonText& item = nullptr, int index = 0) const;
 
  private:
   // Literal text before each field, then the text after the last one.

@@ -51,9 +51,11 @@ void CheckFields(const PromptTemplate& t, const char* option, const WorkflowDecl
   std::vector<std::string> dep_names = node.after;
   dep_names.insert(dep_names.end(), inherited.deps.begin(), inherited.deps.end());
   for (const PromptTemplate::Field& field : t.fields()) {
-    const std::string& name = field.path[1];
     std::string problem;
-    if (field.path[0] == "params") {
+    if (field.path[0] == "item" || field.path[0] == "index") {
+      // Only a keel.map's item (an unnamed node) has one.
+      if (!node.name.empty()) problem = "is only known in the `node` of a keel.map";
+    } else if (const std::string& name = field.path[1]; field.path[0] == "params") {
       bool known = false;
       for (const auto& p : param_names) known = known || p == name;
       if (!known) {

@@ -138,6 +138,14 @@ void PushContextTable(lua_State* L, const NodeContext& ctx) {
   lua_pushlstring(L, "attempt", 7);
   lua_pushinteger(L, ctx.attempt);
   lua_rawset(L, -3);
+  if (ctx.index > 0) {  // a keel.map item
+    lua_pushlstring(L, "index", 5);
+    lua_pushinteger(L, ctx.index);
+    lua_rawset(L, -3);
+    lua_pushlstring(L, "item", 4);
+    if (ctx.item == nullptr || !PushJson(L, *ctx.item).ok()) lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kContextMetaKey);
   lua_setmetatable(L, -2);
 }

@@ -6,6 +6,7 @@
 //   ctx.skipped          array of dependencies whose `when` said no
 //   ctx.failed           array of optional dependencies that failed
 //   ctx.run_id, ctx.workflow, ctx.node, ctx.attempt, ctx.idempotency_key
+//   ctx.item, ctx.index  a keel.map item's element and its 1-based position
 //
 // params, deps, skipped and failed are built on first use (through the
 // table's __index; pairs(ctx) builds them all), so a node that never looks

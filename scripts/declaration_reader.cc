@@ -7,6 +7,7 @@
 #include "lua.hpp"
 #include "scripts/declaration_registry.h"
 #include "scripts/declarations.h"
+#include "scripts/dynamic_declarations.h"
 
 namespace keel {
 
@@ -145,7 +146,20 @@ Status ReadDeclarations(lua_State* L, int returned, const std::string& chunk_nam
     lua_Integer count = static_cast<lua_Integer>(lua_rawlen(L, nodes));
     for (lua_Integer j = 1; j <= count; ++j) {
       lua_rawgeti(L, nodes, j);
-      ReadNode(L, lua_gettop(L), &workflow.nodes.emplace_back(), &functions->emplace_back());
+      int decl = lua_gettop(L);
+      NodeDeclaration& node = workflow.nodes.emplace_back();
+      ReadNode(L, decl, &node, &functions->emplace_back());
+      if (node.kind == "map" || node.kind == "call" || node.kind == "loop") {
+        ReadDynamicNode(L, decl, &node, &functions->back());
+        RawField(L, decl, "node");
+        if (lua_istable(L, -1)) {
+          // A map's item: its functions follow the map's.
+          NodeDeclaration& inner = node.inner.emplace_back();
+          ReadNode(L, lua_gettop(L), &inner, &functions->emplace_back());
+          inner.after = node.after;  // an item sees the map's dependencies
+        }
+        lua_pop(L, 1);
+      }
       lua_pop(L, 1);
     }
     lua_settop(L, list);

@@ -11,6 +11,7 @@
 #include "scripts/active_node.h"
 #include "scripts/declaration_replay.h"
 #include "scripts/declaration_registry.h"
+#include "scripts/dynamic_declarations.h"
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
 #include "scripts/node_options.h"
@@ -97,10 +98,11 @@ struct Declaring {
 // and where. Providers and workflows are refused once the script has loaded.
 // Returns 0, or kLuaRaise with the message pushed.
 int BeginDeclaration(lua_State* L, const std::string& what, const std::string& contents,
-                     Declaring* d) {
-  d->name = lua_tostring(L, lua_upvalueindex(1));
+                     Declaring* d, const char* name = nullptr) {
+  d->name = name != nullptr ? name : lua_tostring(L, lua_upvalueindex(1));
   d->where = CallerWhere(L);
   d->prefix = d->where + ": " + what + " '" + d->name + "': ";
+  if (d->name.empty()) d->prefix = d->where + ": unnamed " + what + ": ";
   if (what != "node" && ActiveNodeOf(L) != nullptr) {
     return Raise(L, d->prefix + "keel." + what + " can only be used while the script loads");
   }
@@ -156,7 +158,20 @@ int StoreOptions(lua_State* L, unsigned owner, const std::string& prefix) {
 }
 
 const char* KindName(lua_Integer owner) {
-  return owner == kAgentOption ? "agent" : owner == kWaitOption ? "wait" : "fn";
+  switch (owner) {
+    case kAgentOption:
+      return "agent";
+    case kMapOption:
+      return "map";
+    case kCallOption:
+      return "call";
+    case kLoopOption:
+      return "loop";
+    case kWaitOption:
+      return "wait";
+    default:
+      return "fn";
+  }
 }
 
 // What is wrong with the keel.wait declaration being built (its options at
@@ -203,18 +218,13 @@ int StoreJson(lua_State* L, int slot, const char* field, const std::string& pref
   return 0;
 }
 
-// keel.fn / keel.agent "name" { options }: the second call. Upvalue 1 is the
-// name, upvalue 2 the kind (kFnOption or kAgentOption).
-int NodeOptions(lua_State* L) {
-  unsigned owner = static_cast<unsigned>(lua_tointeger(L, lua_upvalueindex(2)));
-  // States after the first keep only the name and the function-valued options
-  // (declaration_replay.h); the reader must find those under their own names.
-  if (owner == kFnOption && lua_type(L, kGiven) == LUA_TTABLE && IsReplaying(L)) {
-    return ReplayFnOptions(L);
-  }
+// keel.fn / keel.agent / keel.map / ... "name" { options }: the second
+// call, or the only one of an unnamed node (`name` then ""). Upvalue 1 is
+// the name, upvalue 2 the kind (kFnOption, kAgentOption, ...).
+int DeclareNode(lua_State* L, unsigned owner, const char* name) {
   const char* kind = KindName(owner);
   Declaring d;
-  if (BeginDeclaration(L, "node", "options", &d) == kLuaRaise) return kLuaRaise;
+  if (BeginDeclaration(L, "node", "options", &d, name) == kLuaRaise) return kLuaRaise;
   const std::string& prefix = d.prefix;
   lua_createtable(L, 0, 0);  // kPolicy
   lua_createtable(L, 0, 0);  // kAgent
@@ -230,6 +240,10 @@ int NodeOptions(lua_State* L) {
     if (!problem.empty()) return Raise(L, prefix + problem);
     if (StoreJson(L, kAgent, "wait", prefix) == kLuaRaise) return kLuaRaise;
   }
+  if ((owner & kDynamicOption) != 0) {
+    std::string problem = CheckDynamicDeclaration(L, kDecl, owner);
+    if (!problem.empty()) return Raise(L, prefix + problem);
+  }
   if (StoreJson(L, kPolicy, "policy", prefix) == kLuaRaise) return kLuaRaise;
   lua_settop(L, kDecl);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kNodeMetaKey);
@@ -237,10 +251,26 @@ int NodeOptions(lua_State* L) {
   return 1;
 }
 
+int NodeOptions(lua_State* L) {
+  unsigned owner = static_cast<unsigned>(lua_tointeger(L, lua_upvalueindex(2)));
+  // States after the first keep only the name and the function-valued options
+  // (declaration_replay.h); the reader must find those under their own names.
+  if (owner == kFnOption && lua_type(L, kGiven) == LUA_TTABLE && IsReplaying(L)) {
+    return ReplayFnOptions(L);
+  }
+  return DeclareNode(L, owner, nullptr);
+}
+
 // keel.fn / keel.agent "name": checks the name and returns the function
 // taking the options. Upvalue 1 is the kind (kFnOption or kAgentOption).
+// Given a table instead of a name, declares an unnamed node at once: the
+// item of a keel.map.
 int NodeName(lua_State* L) {
   lua_Integer owner = lua_tointeger(L, lua_upvalueindex(1));
+  if (lua_type(L, 1) == LUA_TTABLE && (owner & (kDynamicOption | kWaitOption)) == 0) {
+    lua_settop(L, 1);
+    return DeclareNode(L, static_cast<unsigned>(owner), "");
+  }
   if (lua_type(L, 1) != LUA_TSTRING) {
     return Raise(L, CallerWhere(L) + ": keel." + KindName(owner) +
                         " expects a node name (a string), got " + luaL_typename(L, 1));
@@ -384,6 +414,11 @@ int WorkflowEntries(lua_State* L) {
       continue;
     }
     if (!HasMeta(L, -1, &kNodeMetaKey)) return Raise(L, prefix + NotANode(L, i));
+    if (RawString(L, -1, "name").empty()) {
+      return Raise(L, prefix + "item " + std::to_string(i) +
+                          " is a node without a name: name it (keel.fn \"name\" { ... }) or make "
+                          "it a keel.map's `node`");
+    }
     lua_rawseti(L, 3, ++count);
   }
   lua_setfield(L, 2, "nodes");
@@ -423,6 +458,8 @@ int ProviderName(lua_State* L) {
 
 bool IsWorkflowObject(lua_State* L, int index) { return HasMeta(L, index, &kWorkflowMetaKey); }
 
+bool IsNodeDeclaration(lua_State* L, int index) { return HasMeta(L, index, &kNodeMetaKey); }
+
 std::string CallerWhere(lua_State* L) {
   lua_Debug ar;
   std::string nearest_lua;
@@ -454,8 +491,10 @@ void InstallDeclarations(lua_State* L) {
 }
 
 void AddDeclarationFunctions(lua_State* L) {
-  for (auto [owner, field] : {std::pair{kFnOption, "fn"}, std::pair{kAgentOption, "agent"},
-                              std::pair{kWaitOption, "wait"}}) {
+  for (auto [owner, field] :
+       {std::pair{kFnOption, "fn"}, std::pair{kAgentOption, "agent"}, std::pair{kMapOption, "map"},
+        std::pair{kCallOption, "call"}, std::pair{kLoopOption, "loop"},
+        std::pair{kWaitOption, "wait"}}) {
     lua_pushinteger(L, owner);
     lua_pushcclosure(L, &LuaTrampoline<NodeName>, 1);
     lua_setfield(L, -2, field);

@@ -49,6 +49,18 @@ struct NodeDeclaration {
   // keel.wait (kind "wait"): an object of its options as given: signal,
   // timeout, delay, until. Null for other kinds.
   JsonText wait;
+  // keel.map, keel.call, keel.loop: the workflow they run ("" for a map of
+  // nodes), a map's max_concurrency (0: not given) and tolerate, a loop's
+  // max_iterations, and whether over / params / done_when were given.
+  std::string workflow;
+  int max_concurrency = 0;
+  double tolerate = 0;
+  int max_iterations = 0;
+  bool has_value = false;      // over (map) or params (call)
+  bool has_done_when = false;  // loop
+  // A map's `node`: the item declaration (unnamed), when it has one. Its
+  // functions follow the map's in NodeFunctions order.
+  std::vector<NodeDeclaration> inner;
 };
 
 struct WorkflowDeclaration {
@@ -76,6 +88,8 @@ struct NodeFunctions {
   int run = kNoFunction;
   int when = kNoFunction;
   std::vector<std::pair<std::string, int>> tools;  // agent tools' run functions, in name order
+  int value = kNoFunction;      // map: over; call: params
+  int done_when = kNoFunction;  // loop
 };
 
 // Creates the registry entries the DSL uses (the lists of declared workflows
@@ -87,6 +101,8 @@ void AddDeclarationFunctions(lua_State* L);
 
 // True when the value at `index` is a workflow returned by keel.workflow.
 bool IsWorkflowObject(lua_State* L, int index);
+// True when the value at `index` is a node declaration (keel.fn, keel.agent, ...).
+bool IsNodeDeclaration(lua_State* L, int index);
 
 // "file.lua:12": where the script code that called the running C function
 // is: the nearest calling frame of a file chunk, so a Lua wrapper keel puts

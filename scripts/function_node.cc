@@ -19,6 +19,9 @@ struct LuaCall {
   std::shared_ptr<NodeBody> delegate;
   std::string tool;
   JsonText args;
+  // A dynamic node's function instead of `run`: its `when`, then over /
+  // params (kValue); or done_when(args, ctx) (kDoneWhen).
+  NodeFunctionKind function = NodeFunctionKind::kRun;
 };
 
 // How long a node's Lua code runs before it lets other work have its worker.
@@ -61,6 +64,7 @@ class Execution : public std::enable_shared_from_this<Execution> {
       active_.processes = pool_->processes();
       const NodeFunctions& functions = state_->functions(index_);
       if (!call_.tool.empty()) return StartTool(functions);
+      if (call_.function == NodeFunctionKind::kDoneWhen) return StartDoneWhen(functions);
       if (functions.when == kNoFunction) return StartRun();
       phase_ = Phase::kWhen;
       lua_rawgeti(co_, LUA_REGISTRYINDEX, functions.when);
@@ -96,6 +100,13 @@ class Execution : public std::enable_shared_from_this<Execution> {
   void StartRun() {
     phase_ = Phase::kRun;
     if (call_.delegate) return HandOver();
+    if (call_.function == NodeFunctionKind::kValue) {
+      int ref = state_->functions(index_).value;
+      if (ref == kNoFunction) return Finish(NodeResult::Success(MakeJson("null")), true);
+      lua_rawgeti(co_, LUA_REGISTRYINDEX, ref);
+      lua_pushvalue(co_, 1);
+      return Resume(1);
+    }
     lua_rawgeti(co_, LUA_REGISTRYINDEX, state_->functions(index_).run);
     lua_pushvalue(co_, 1);
     Resume(1);
@@ -113,6 +124,17 @@ class Execution : public std::enable_shared_from_this<Execution> {
       return Resume(2);
     }
     Finish(Failed(ErrorKind::kError, "unknown tool '" + call_.tool + "'"), true);
+  }
+
+  // done_when(output, ctx) of a loop.
+  void StartDoneWhen(const NodeFunctions& functions) {
+    phase_ = Phase::kRun;
+    lua_rawgeti(co_, LUA_REGISTRYINDEX, functions.done_when);
+    if (Status pushed = PushJson(co_, call_.args ? *call_.args : "null"); !pushed.ok()) {
+      return Finish(Failed(ErrorKind::kError, "output: " + pushed.message()), false);
+    }
+    lua_pushvalue(co_, 1);
+    Resume(2);
   }
 
   // `when` said yes: the state goes back to the pool and the delegate body
@@ -323,6 +345,13 @@ void StartExecution(const std::shared_ptr<LuaStatePool>& pool, int index, size_t
 }
 
 }  // namespace
+
+void StartNodeFunction(const std::shared_ptr<LuaStatePool>& pool, int index,
+                       NodeFunctionKind function, const NodeContext& ctx, JsonText arg,
+                       NodeCompletion done) {
+  StartExecution(pool, index, 0, ctx, std::move(done),
+                 LuaCall{nullptr, "", std::move(arg), function});
+}
 
 void FunctionNode::Start(const NodeContext& ctx, NodeCompletion done) {
   StartExecution(pool_, index_, memory_, ctx, std::move(done), LuaCall{delegate_, "", nullptr});

@@ -46,6 +46,19 @@ class FunctionNode final : public NodeBody {
   const std::shared_ptr<NodeBody> delegate_;
 };
 
+// Which function of a node an execution runs.
+enum class NodeFunctionKind {
+  kRun,       // `when`, then `run`
+  kValue,     // a map's or call's `when`, then its `over` / `params` (null without one)
+  kDoneWhen,  // a loop's done_when(arg, ctx)
+};
+// Runs `function` of node `index` on a state of the pool, as a function
+// node runs `run`: the first value it returns, as JSON, is the result.
+// Thread-safety: any thread, concurrently.
+void StartNodeFunction(const std::shared_ptr<LuaStatePool>& pool, int index,
+                       NodeFunctionKind function, const NodeContext& ctx, JsonText arg,
+                       NodeCompletion done);
+
 // Runs the tools of agent node `index` (their `run` functions, called as
 // run(ctx, args)) on states of the pool, like function nodes: as coroutines
 // that may wait, under the node's memory cap, stopped by its cancel token and

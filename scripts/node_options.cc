@@ -21,9 +21,9 @@ using enum OptionType;
 using enum OptionStore;
 
 constexpr DslOption kOptions[] = {
-    {"after", kNames, kNodeOption, kDeclaration},
-    {"when", kFunction, kNodeOption, kDeclaration},
-    {"optional", kBoolean, kNodeOption, kDeclaration},
+    {"after", kNames, kNodeOption | kDynamicOption, kDeclaration},
+    {"when", kFunction, kNodeOption | kDynamicOption, kDeclaration},
+    {"optional", kBoolean, kNodeOption | kDynamicOption, kDeclaration},
     {"run", kFunction, kFnOption, kDeclaration},
     // keel.wait's own options, kept as JSON; its `timeout` is the signal's
     // (before the common one, which FindOption would find first).
@@ -31,14 +31,23 @@ constexpr DslOption kOptions[] = {
     {"timeout", kSeconds, kWaitOption, kAgent},
     {"delay", kSeconds, kWaitOption, kAgent},
     {"until", kPositive, kWaitOption, kAgent},
-    {"timeout", kSeconds, kNodeOption, kPolicy},
-    {"total_timeout", kSeconds, kNodeOption, kPolicy},
-    {"retry", kTableOrCount, kNodeOption, kPolicy},
-    {"circuit", kCircuit, kNodeOption, kPolicy},
-    {"fallback", kFallback, kNodeOption, kPolicy},
-    {"join", kJoin, kNodeOption, kPolicy},
-    {"memory", kSize, kNodeOption, kPolicy},
+    // A map's policies are its items' (unless the item sets its own).
+    {"timeout", kSeconds, kNodeOption | kMapOption, kPolicy},
+    {"total_timeout", kSeconds, kNodeOption | kMapOption, kPolicy},
+    {"retry", kTableOrCount, kNodeOption | kMapOption, kPolicy},
+    {"circuit", kCircuit, kNodeOption | kMapOption, kPolicy},
+    {"fallback", kFallback, kNodeOption | kMapOption, kPolicy},
+    {"join", kJoin, kNodeOption | kDynamicOption, kPolicy},
+    {"memory", kSize, kNodeOption | kMapOption, kPolicy},
     {"max_concurrency", kTableOrCount, kNodeOption, kPolicy},
+    {"over", kFunction, kMapOption, kDeclaration},
+    {"max_concurrency", kCount, kMapOption, kDeclaration},
+    {"tolerate", kFraction, kMapOption, kDeclaration},
+    {"node", kNodeDecl, kMapOption, kDeclaration},
+    {"workflow", kWorkflowRef, kDynamicOption, kDeclaration},
+    {"params", kFunction, kCallOption, kDeclaration},
+    {"max_iterations", kCount, kLoopOption, kDeclaration},
+    {"done_when", kFunction, kLoopOption, kDeclaration},
     {"provider", kNonEmptyString, kAgentOption, kAgent},
     {"prompt", kString, kAgentOption, kAgent},
     {"system", kString, kAgentOption, kAgent},
@@ -276,6 +285,16 @@ std::string Expectation(lua_State* L, int index, OptionType type) {
       if (IsEnvName(L, index)) return "";
       return "must name an environment variable (letters, digits and '_', not starting with a "
              "digit)";
+    case kFraction:
+      if (IsFiniteNumber(L, index) && lua_tonumber(L, index) >= 0 && lua_tonumber(L, index) <= 1) {
+        return "";
+      }
+      return "must be a fraction from 0 to 1 (of the items allowed to fail)";
+    case kNodeDecl:
+      if (IsNodeDeclaration(L, index)) return "";
+      return "must be a node without a name: keel.fn { run = ... }, keel.agent { ... }, ...";
+    case kWorkflowRef:
+      return IsWorkflowRef(L, index) ? "" : "must be a workflow (or its name)";
     default:
       return "";
   }
@@ -458,6 +477,8 @@ void PushOption(lua_State* L, int index, const DslOption& option) {
         return PushFallbackEntry(L, index);
       }
       return PushList(L, index, option.type);
+    case kWorkflowRef:
+      return PushWorkflowName(L, index);
     case kHedge:
       return PushHedge(L, index);
     case kTools:

@@ -44,6 +44,9 @@ enum class OptionType {
   kPrices,        // { input = X, output = Y }
   kHeaders,       // header name = value
   kSecret,        // a literal key: always refused
+  kFraction,      // a number in [0, 1]
+  kNodeDecl,      // a node declaration (keel.fn { ... }, keel.agent { ... }, ...)
+  kWorkflowRef,   // a workflow or its name
 };
 
 // Who accepts an option: a bit set of these.
@@ -52,6 +55,11 @@ inline constexpr unsigned kAgentOption = 2;
 inline constexpr unsigned kProviderOption = 4;
 inline constexpr unsigned kWaitOption = 8;  // keel.wait
 inline constexpr unsigned kNodeOption = kFnOption | kAgentOption | kWaitOption;
+// keel.map, keel.call and keel.loop (scripts/dynamic_declarations.cc).
+inline constexpr unsigned kMapOption = 64;
+inline constexpr unsigned kCallOption = 128;
+inline constexpr unsigned kLoopOption = 256;
+inline constexpr unsigned kDynamicOption = kMapOption | kCallOption | kLoopOption;
 
 // Which table of the declaration an option's stored value goes to.
 enum class OptionStore { kDeclaration, kPolicy, kAgent };

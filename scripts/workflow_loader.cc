@@ -12,7 +12,9 @@
 #include <system_error>
 
 #include "engine/node_policy.h"
+#include "engine/dynamic_node.h"
 #include "scripts/agent_loader.h"
+#include "scripts/dynamic_functions.h"
 #include "scripts/function_node.h"
 #include "scripts/lua_alloc.h"
 #include "scripts/lua_state_pool.h"
@@ -141,12 +143,28 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     if (!budget.ok() || !defaults.ok()) {
       problem(workflow.where + ": workflow '" + workflow.name +
               "': " + (budget.ok() ? defaults.status() : budget.status()).message());
-      index += static_cast<int>(workflow.nodes.size());
+      for (const NodeDeclaration& node : workflow.nodes) {
+        index += 1 + static_cast<int>(node.inner.size());
+      }
       continue;
     }
     spec.retry_budget = *budget;
     spec.budget = workflow.budget;
     spec.nodes.reserve(workflow.nodes.size());
+    // The body of a node (or a map's item) of any kind but map, call, loop.
+    BodyBuilder build_body = [&](const NodeDeclaration& node, int at,
+                                 const NodePolicy& policy) -> std::shared_ptr<NodeBody> {
+      if (node.kind == "agent") {
+        std::vector<std::string> agent_problems;
+        auto body = BuildAgent(
+            workflow, inherited != inheritance.end() ? inherited->second : InheritedNames{}, node,
+            at, policy.memory, *pool, llm, &agent_problems);
+        for (const std::string& line : agent_problems) problem(line);
+        return body;
+      }
+      if (node.has_run) return std::make_shared<FunctionNode>(*pool, at, policy.memory);
+      return nullptr;
+    };
     for (const NodeDeclaration& node : workflow.nodes) {
       NodeSpec& node_spec = spec.nodes.emplace_back();
       node_spec.name = node.name;
@@ -163,22 +181,29 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
       } else {
         problem(Diagnostic{node.where, node.name, policy.status().message()}.ToString());
       }
-      if (node.kind == "agent") {
-        std::vector<std::string> agent_problems;
-        node_spec.body = BuildAgent(
-            workflow, inherited != inheritance.end() ? inherited->second : InheritedNames{}, node,
-            index, node_spec.policy.memory, *pool, llm, &agent_problems);
-        for (const std::string& line : agent_problems) problem(line);
-      } else if (node.kind == "wait") {
+      if (node.kind == "wait") {
         BuildWait(node, index, *pool, &node_spec);
-      } else if (node.has_run) {
-        node_spec.body = std::make_shared<FunctionNode>(*pool, index, node_spec.policy.memory);
+      } else if (node.kind == "map" || node.kind == "call" || node.kind == "loop") {
+        std::vector<std::string> dynamic_problems;
+        std::string item_key = node.name;
+        if (!node.inner.empty() && node.inner.front().kind == "agent") {
+          item_key = AgentProvider(node.inner.front());
+        }
+        node_spec.dynamic = BuildDynamic(node, index, item_key, *defaults, *pool, build_body,
+                                         &dynamic_problems);
+        for (const std::string& line : dynamic_problems) problem(line);
+        index += static_cast<int>(node.inner.size());
+      } else {
+        node_spec.body = build_body(node, index, node_spec.policy);
       }
       ++index;
     }
     for (const Diagnostic& diagnostic : Validate(spec)) problem(diagnostic.ToString());
   }
   for (const Diagnostic& diagnostic : ValidateFallbacks(script->workflows)) {
+    problem(diagnostic.ToString());
+  }
+  for (const Diagnostic& diagnostic : ValidateDynamic(script->workflows)) {
     problem(diagnostic.ToString());
   }
   if (!problems.empty()) return Status::Error(ErrorKind::kPermanent, problems);

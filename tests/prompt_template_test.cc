@@ -50,4 +50,18 @@ TEST_CASE("bad templates are refused when parsed") {
         std::string::npos);
 }
 
+
+TEST_CASE("a keel.map item's fields render from the item and its index" * doctest::timeout(10)) {
+  auto t = PromptTemplate::Parse("#{{index}}: {{item.text}} / {{item}}");
+  REQUIRE(t.ok());
+  auto out = t->Render(MakeJson("{}"), {}, MakeJson("{\"text\":\"alpha\"}"), 3);
+  REQUIRE(out.ok());
+  CHECK(*out == "#3: alpha / {\"text\":\"alpha\"}");
+  // Outside a map there is no item: the fields render as nothing.
+  auto none = t->Render(MakeJson("{}"), {});
+  REQUIRE(none.ok());
+  CHECK(*none == "#:  / ");
+  CHECK_FALSE(PromptTemplate::Parse("{{index.x}}").ok());
+}
+
 }  // namespace keel

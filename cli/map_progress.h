@@ -1,0 +1,32 @@
+#pragma once
+// Collapses keel.map items in a progress display: items (`m[1]`, `m[2]`,
+// ...) and the nodes of workflow items (`m[1]/fetch`) are not shown one by
+// one; the map's line carries their counts instead ("1000 items: 997
+// succeeded, 3 failed"). Inner nodes of calls and loops (`c/fetch`,
+// `r#2/review`) pass through under their names.
+//
+// Thread-safety: as any Observer, callbacks from any thread; counts are
+// guarded by mu_.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cli/progress.h"
+
+namespace keel::cli {
+
+// `inner` behind the collapsing wrapper.
+std::unique_ptr<Progress> CollapseMapItems(std::unique_ptr<Progress> inner);
+
+// Splits a recorded node name into its map and item: "c/m[12]" -> map
+// "c/m", true; "m[3]/fetch" -> map "m", false (an item's inner node); any
+// name without '[' -> false with `map` empty.
+bool SplitItemName(std::string_view name, std::string_view* map, bool* is_item);
+
+// "1000 items: 997 succeeded, 3 failed" (", N cancelled" and ", N running"
+// when there are).
+std::string ItemCounts(size_t total, size_t succeeded, size_t failed, size_t cancelled,
+                       size_t running);
+
+}  // namespace keel::cli
