@@ -201,9 +201,15 @@ class RunState::Waiter : public std::enable_shared_from_this<Waiter> {
 void RunState::StartWait(int i, NodeCompletion done) {
   const NodeSpec& spec = wf_.nodes[i];
   if (!parent_node_.empty()) {
-    done(NodeResult::Failure(Status::Error(
-        ErrorKind::kPermanent, "a wait node cannot run inside fallback workflow '" + wf_.name +
-                                   "' (fallbacks run to completion within their node)")));
+    // Fallbacks, calls, loops and map items run their workflow to completion
+    // within one node of the run, which cannot park part-way.
+    std::string where = records_ ? "workflow '" + wf_.name + "' run by node '" + parent_node_ +
+                                       "' (keel.call, keel.loop and keel.map run their workflows "
+                                       "to completion)"
+                                 : "fallback workflow '" + wf_.name +
+                                       "' (fallbacks run to completion within their node)";
+    done(NodeResult::Failure(
+        Status::Error(ErrorKind::kPermanent, "a wait node cannot run inside " + where)));
     return;
   }
   double now = env_->clock->WallNow();
