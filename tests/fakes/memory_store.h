@@ -72,8 +72,12 @@ class MemoryStore : public Store {
       if (n->first.first != run.id || !RecordOfAny(n->first.second, named)) {
         ++n;
       } else if (named.count(n->first.second)) {
-        NodeRecord& rec = n->second;
-        rec = NodeRecord{rec.run_id, rec.node, NodeStatus::kPending, rec.attempts};
+        NodeRecord reset;
+        reset.run_id = n->second.run_id;
+        reset.node = n->second.node;
+        reset.attempts = n->second.attempts;
+        reset.script_version = n->second.script_version;
+        n->second = std::move(reset);  // pending, no output, no error
         ++n;
       } else {
         n = nodes_.erase(n);
