@@ -155,9 +155,10 @@ class Store {
   // and the script fields of `run`. When the script or its modules
   // (`run.modules`) differ from the run's latest script version, it adds a
   // new version (ClaimedRun::changed_files says why); nodes saved from then
-  // on carry the version the run now runs with. Durable on return; later queued writes for the run
-  // carry the new epoch. Fails with kPermanent, writing nothing, when the run does not exist,
-  // succeeded, was claimed by another process meanwhile, or its owner is alive (the message names
+  // on carry the version the run now runs with. Durable on return; later
+  // queued writes for the run carry the new epoch. Fails with kPermanent,
+  // writing nothing, when the run does not exist, succeeded, was claimed by
+  // another process meanwhile, or its owner is alive (the message names
   // pid@host).
   virtual Result<ClaimedRun> ClaimRun(
       const RunRecord& run, int64_t expected_epoch,
