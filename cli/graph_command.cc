@@ -51,7 +51,7 @@ int GraphCommand(const GraphArgs& args) {
   if (!run.ok()) return UsageError(run.status().message());
   auto nodes = (*store)->GetNodes(run->id);
   if (!nodes.ok()) return UsageError(nodes.status().message());
-  auto script = LoadRecordedScript(*run);
+  auto script = LoadRecordedScript(store->get(), *run);
   if (!script.ok()) {
     return UsageError(fmt::format("cannot draw run {}: its recorded script no longer loads:\n{}",
                                   run->id, script.status().message()));

@@ -13,7 +13,7 @@ Result<std::unique_ptr<RecordedReport>> ReadRecordedReport(Store* store, const R
   auto nodes = store->GetNodes(run.id);
   if (!nodes.ok()) return nodes.status();
   auto out = std::make_unique<RecordedReport>();
-  auto script = LoadRecordedScript(run);
+  auto script = LoadRecordedScript(store, run);
   if (script.ok() && (*script)->Find(run.workflow) != nullptr) {
     out->script = *script;
     out->workflow = out->script->Find(run.workflow);

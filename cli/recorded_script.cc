@@ -43,6 +43,12 @@ Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(const RunRecord& run) {
   return LoadRecordedScript(version);
 }
 
+Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(Store* store, const RunRecord& run) {
+  auto versions = store->GetScriptVersions(run.id);
+  if (!versions.ok() || versions->empty()) return LoadRecordedScript(run);
+  return LoadRecordedScript(versions->back());
+}
+
 Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(const ScriptVersion& version) {
   LoadOptions options;
   options.clock = SystemClock();

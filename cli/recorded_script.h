@@ -22,6 +22,9 @@ Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(const RunRecord& run);
 // modules changed, the private copy holds the recorded modules too (those
 // that were under the script's directory), so `require` finds them.
 Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(const ScriptVersion& version);
+// The same for `run`'s latest script version in `store`, modules included;
+// from the run record alone when the versions cannot be read.
+Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(Store* store, const RunRecord& run);
 
 // What differs between `recorded` (a run's latest script version) and
 // `script` as it is now, one line each: "PATH changed since the run

@@ -8,10 +8,11 @@
 // the burst gather for a few milliseconds (less when someone waits for it),
 // then commits everything queued in one transaction, in queue order (group
 // commit).
-// CreateRun, ClaimRun, DeleteFinishedBefore and ResetBreakers also run on the
-// writer thread, in their own transactions, after the writes queued before
-// them; UpdateBreaker does too, but ahead of the queued writes. Reads use a second connection under
-// a mutex of their own and see only committed data.
+// CreateRun, CreateForkedRun, ClaimRun, ClaimRunForRerun, DeleteFinishedBefore
+// and ResetBreakers also run on the writer thread, in their own
+// transactions, after the writes queued before them; UpdateBreaker does too,
+// but ahead of the queued writes. Reads use a second connection under a
+// mutex of their own and see only committed data.
 //
 // Failures: a batch that fails is rolled back and kept; the writer retries
 // it with backoff (10 ms doubling to 1 s), holding every later write back,

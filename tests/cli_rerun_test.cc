@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -193,6 +194,30 @@ TEST_CASE("a changed module is a changed script: noted, and recorded as a new ve
   // An unchanged resume adds no version.
   RunOk(box, {"resume", id, "--from", "e", "--json"});
   CHECK(box.Show(id)["versions"].Size() == 2);
+}
+
+TEST_CASE("graph and show draw a run from its recorded script and modules" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  box.Write("util.lua", "return { tag = 'v1', name = 'b' }\n");
+  std::string wf = box.Write("flow.lua", Prelude(box) + R"lua(
+local util = require "util"
+return keel.workflow "w" {
+  keel.fn "a" { run = function() return 1 end },
+  keel.fn(util.name) { after = { "a" }, run = function() return 2 end },
+}
+)lua");
+  const std::string id = RunOk(box, {"run", wf, "--json"})["run_id"].Str();
+  // The script changes, and the module it needs is gone.
+  box.Write("flow.lua", "return nil -- rewritten\n");
+  std::filesystem::remove(box.Path("util.lua"));
+  ExitInfo graph = box.KeelDb({"graph", id, "--format", "mermaid"});
+  INFO(graph.Describe());
+  CHECK(graph.exit_code == 0);
+  CHECK(graph.out.find("n1[\"b<br/>succeeded\"]") != std::string::npos);
+  CHECK(graph.out.find("n0 --> n1") != std::string::npos);
+  Json show = box.Show(id);
+  CHECK(show["nodes"][1]["node"].Str() == "b");
 }
 
 TEST_CASE("fork changes a param and reuses the outputs upstream of --from" *

@@ -122,7 +122,7 @@ std::string OnlyRunId(const std::string& path) {
   return rows[0][0];
 }
 
-const ScriptInfo kScript{"/tmp/chain.lua", "00", "return nil"};
+const ScriptInfo kScript{"/tmp/chain.lua", "00", "return nil", {}};
 
 }  // namespace
 

@@ -438,7 +438,7 @@ void RunCase(unsigned seed, CaseStats* stats) {
   ExecutorOptions options;
   options.workers = 1 + static_cast<int>(rng() % 4);
   const int faulty_steps = 1 + static_cast<int>(rng() % 2);
-  const ScriptInfo script{"/tmp/prop.lua", "00", "return nil"};
+  const ScriptInfo script{"/tmp/prop.lua", "00", "return nil", {}};
   CAPTURE(seed);
   CAPTURE(dag.spec.nodes.size());
   CAPTURE(options.workers);

@@ -77,12 +77,12 @@ class MemoryStore : public Store {
       if (n->first.first != run.id || !RecordOfAny(n->first.second, named)) {
         ++n;
       } else if (named.count(n->first.second)) {
-        NodeRecord& rec = n->second;
-        NodeRecord pending;
-        pending.run_id = rec.run_id;
-        pending.node = rec.node;
-        pending.attempts = rec.attempts;
-        rec = std::move(pending);
+        NodeRecord reset;
+        reset.run_id = n->second.run_id;
+        reset.node = n->second.node;
+        reset.attempts = n->second.attempts;
+        reset.script_version = n->second.script_version;
+        n->second = std::move(reset);  // pending, no output, no error
         ++n;
       } else {
         n = nodes_.erase(n);
