@@ -344,3 +344,52 @@ TEST_CASE("cancel racing resume is decided once" * doctest::timeout(kTimeoutS)) 
 }
 
 }  // namespace keel::testing
+
+namespace keel::testing {
+
+TEST_CASE("keel.wait options are checked at the declaring line" * doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  struct Case {
+    std::string body;
+    std::string message;
+  };
+  const Case cases[] = {
+      {R"(keel.wait "w" { signl = "go" })", "unknown option 'signl' (did you mean 'signal'?)"},
+      {R"(keel.wait "w" { after = {} })", "a wait needs option 'signal'"},
+      {R"(keel.wait "w" { signal = "go", delay = 5 })", "exclude each other"},
+      {R"(keel.wait "w" { delay = 5, timeout = 3 })", "'timeout' is for signal waits"},
+      {R"(keel.wait "w" { delay = -1 })", "option 'delay'"},
+      {R"(keel.wait "w" { signal = "go", run = function() end })",
+       "option 'run' is for keel.fn and keel.agent nodes"},
+  };
+  for (const Case& c : cases) {
+    std::string wf = box.Write("bad.lua", "local keel = require \"keel\"\nreturn keel.workflow "
+                                          "\"bad\" {\n  " + c.body + ",\n}\n");
+    ExitInfo r = box.Keel({"validate", wf}, kPrompt);
+    INFO(c.body);
+    INFO(r.Describe());
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("bad.lua:3: node 'w': ") != std::string::npos);
+    CHECK(r.err.find(c.message) != std::string::npos);
+  }
+}
+
+TEST_CASE("a wait whose `when` says no is skipped and nothing parks" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("skip.lua", R"lua(local keel = require "keel"
+return keel.workflow "skip" {
+  params = { review = false },
+  keel.wait "approval" { signal = "approve", when = function(ctx) return ctx.params.review end },
+  keel.fn "out" { after = { "approval" }, run = function(ctx) return #ctx.skipped end },
+}
+)lua");
+  ExitInfo run = box.KeelDb({"run", wf, "--json"}, kPrompt);
+  INFO(run.Describe());
+  REQUIRE(run.exit_code == 0);
+  CHECK(Json::Parse(run.out)["outputs"]["out"].Int() == 1);
+  ExitInfo parked = box.KeelDb({"run", wf, "-p", "review=true"}, kPrompt);
+  CHECK(parked.exit_code == 4);
+}
+
+}  // namespace keel::testing
