@@ -14,6 +14,8 @@
 namespace keel {
 namespace {
 
+// The body of every wait node: stateless, so any number of threads may Start
+// it at once.
 class WaitBody final : public NodeBody {
  public:
   void Start(const NodeContext& ctx, NodeCompletion done) override {

@@ -68,7 +68,9 @@ struct Fixture {
     REQUIRE(store.CreateRun(run).ok());
   }
 
-  // Fake seconds the clock moves per step while a run is in progress.
+  // Fake seconds the clock moves per step while a run is in progress. Fake
+  // time runs on while a worker is slow to act, so elapsed times are bounded
+  // loosely above.
   static constexpr double kStep = 0.01;
 
   // Runs `wf` on another thread while this one moves the fake clock on in
@@ -144,13 +146,13 @@ TEST_CASE("a timer parks the run; a resume waits only the remainder" * doctest::
 
   f.clock.Advance(1);  // 4 s (and the runs' steps) after the wait was reached
   const double left = info.due - f.clock.WallNow();
-  CHECK(left <= 6.0);
+  CHECK(left < 7.0);  // the steps of a loaded machine move the clock on too
   CHECK(left > 5.0);
   double elapsed = 0;
   RunOutcome done = f.Run(wf, /*hold=*/true, &elapsed, /*resume=*/true);
   CHECK(done.status == RunStatus::kSucceeded);
-  CHECK(elapsed >= left - 1e-9);  // the remainder, not the whole delay
-  CHECK(elapsed < left + 0.5);
+  CHECK(elapsed >= left - 1e-5);  // the remainder, not the whole delay
+  CHECK(elapsed < left + 2.0);  // far from the 10 s a restarted timer would take
   CHECK(f.Record("cool").status == NodeStatus::kSucceeded);
   CHECK(f.Record("cool").output_json.value_or("").find("\"due\"") != std::string::npos);
   CHECK(f.Record("b").status == NodeStatus::kSucceeded);
@@ -163,7 +165,7 @@ TEST_CASE("a due timer does not wait at all" * doctest::timeout(30)) {
   double elapsed = -1;
   RunOutcome out = f.Run(Workflow({Wait("past", {}, w)}), /*hold=*/false, &elapsed);
   CHECK(out.status == RunStatus::kSucceeded);
-  CHECK(elapsed < 1);
+  CHECK(elapsed < 5);  // no wait: only the steps while the run went by
 }
 
 TEST_CASE("a signal sent before the wait is reached is kept for it and taken once" *
@@ -206,7 +208,7 @@ TEST_CASE("a held wait takes a signal sent meanwhile within one poll" * doctest:
   CHECK(out.status == RunStatus::kSucceeded);
   CHECK(*out.results[0].output == "42");
   CHECK(elapsed >= 3.0);
-  CHECK(elapsed <= 3.5 + kSignalPollSeconds);
+  CHECK(elapsed < 5.0);  // a poll or a few after it came; the timeout is 60 s
 }
 
 TEST_CASE("a signal wait times out with kind timeout; optional degrades the run" *
@@ -219,8 +221,8 @@ TEST_CASE("a signal wait times out with kind timeout; optional degrades the run"
   CHECK(out.status == RunStatus::kDegraded);
   CHECK(out.results[0].status == NodeStatus::kFailed);
   CHECK(out.results[0].error.kind() == ErrorKind::kTimeout);
-  CHECK(elapsed >= 5.0 - 1e-9);
-  CHECK(elapsed < 5.5);
+  CHECK(elapsed >= 5.0 - 1e-5);
+  CHECK(elapsed < 7.0);
   CHECK(out.results[1].status == NodeStatus::kSucceeded);
 }
 
@@ -233,8 +235,8 @@ TEST_CASE("a resumed signal wait keeps its timeout's due time" * doctest::timeou
   RunOutcome out = f.Run(wf, /*hold=*/true, &elapsed, /*resume=*/true);
   CHECK(out.status == RunStatus::kFailed);
   CHECK(out.results[0].error.kind() == ErrorKind::kTimeout);
-  CHECK(elapsed >= 3.0 - 1e-9);  // 10 s from when it was first reached, 7 s before
-  CHECK(elapsed < 3.5);
+  CHECK(elapsed >= 3.0 - 1e-5);  // 10 s from when it was first reached, 7 s before
+  CHECK(elapsed < 5.0);  // not the 10 s of a restarted timeout
 }
 
 TEST_CASE("stopping a run cancels a held wait at once" * doctest::timeout(30)) {
