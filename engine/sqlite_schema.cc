@@ -120,11 +120,7 @@ ALTER TABLE runs ADD COLUMN cancel_requested REAL NOT NULL DEFAULT 0;
 )sql";
 
 constexpr Migration kMigrations[] = {
-    {1, kSchemaV1},
-    {2, kSchemaV2},
-    {3, kSchemaV3},
-    {4, kSchemaV4},
-    {7, kSchemaV7},
+    {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {7, kSchemaV7},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

@@ -74,8 +74,7 @@ std::shared_ptr<NodeBody> MakeWaitBody() { return std::make_shared<WaitBody>(); 
 // under mu_, so nothing reaches the run after `done` let it end.
 class RunState::Waiter : public std::enable_shared_from_this<Waiter> {
  public:
-  Waiter(RunState* run, int i, double due, std::shared_ptr<CancelToken> token,
-         NodeCompletion done)
+  Waiter(RunState* run, int i, double due, std::shared_ptr<CancelToken> token, NodeCompletion done)
       : run_(run), i_(i), due_(due), token_(std::move(token)), done_(std::move(done)) {}
 
   // Looks once: takes the signal, or ends on the timer or the timeout; else
@@ -102,8 +101,8 @@ class RunState::Waiter : public std::enable_shared_from_this<Waiter> {
     }
     if (!wait.timer() && due_ > 0 && now >= due_) {
       return Complete(NodeResult::Failure(
-          Status::Error(ErrorKind::kTimeout, "signal '" + wait.signal + "' did not come within " +
-                                                 Secs(wait.timeout))));
+          Status::Error(ErrorKind::kTimeout,
+                        "signal '" + wait.signal + "' did not come within " + Secs(wait.timeout))));
     }
     JsonText info = MakeJson(WaitInfoJson({wait.signal, due_}));
     if (!env->options->hold_waits) {

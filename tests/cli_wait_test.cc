@@ -144,8 +144,7 @@ TEST_CASE("--wait takes a signal sent by another process" * doctest::timeout(kTi
   CHECK(out["outputs"]["publish"]["approved"].Bool());
 }
 
-TEST_CASE("a signal sent before its wait is reached is kept for it" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE("a signal sent before its wait is reached is kept for it" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("two.lua", R"lua(local keel = require "keel"
 return keel.workflow "two" {
@@ -218,8 +217,8 @@ return keel.workflow "cool" {
   REQUIRE(resumed.exit_code == 0);
   double resume_took = SecondsSince(resumed_at);
   double total = SecondsSince(started);
-  CHECK(total >= 2.0);           // the timer ran its full delay in all
-  CHECK(resume_took < 1.9);      // but the resume waited only what was left
+  CHECK(total >= 2.0);       // the timer ran its full delay in all
+  CHECK(resume_took < 1.9);  // but the resume waited only what was left
   Json show = box.Show(id);
   CHECK(StatusOf(show, "after") == "succeeded");
 }
@@ -245,7 +244,8 @@ return keel.workflow "fb" {
   bool timed_out = false;
   for (size_t i = 0; i < show["events"].Size(); ++i) {
     Json e = show["events"][i];
-    if (e["kind"].Str() == "attempt_failed" && e["data"]["kind"].Str() == "timeout") timed_out = true;
+    if (e["kind"].Str() == "attempt_failed" && e["data"]["kind"].Str() == "timeout")
+      timed_out = true;
   }
   CHECK(timed_out);
 }
@@ -328,9 +328,12 @@ TEST_CASE("cancel racing resume is decided once" * doctest::timeout(kTimeoutS)) 
     ExitInfo parked = box.KeelDb({"run", wf}, kPrompt);
     REQUIRE(parked.exit_code == 4);
     std::string id = RunId(parked);
-    auto resume = std::async(std::launch::async,
-                             [&] { return box.KeelDb({"resume", id, "--wait"}, kPrompt); });
-    auto cancel = std::async(std::launch::async, [&] { return box.KeelDb({"cancel", id}, kPrompt); });
+    auto resume = std::async(std::launch::async, [&] {
+      return box.KeelDb({"resume", id, "--wait"}, kPrompt);
+    });
+    auto cancel = std::async(std::launch::async, [&] {
+      return box.KeelDb({"cancel", id}, kPrompt);
+    });
     ExitInfo c = cancel.get();
     ExitInfo r = resume.get();
     INFO(c.Describe());
@@ -363,8 +366,10 @@ TEST_CASE("keel.wait options are checked at the declaring line" * doctest::timeo
        "option 'run' is for keel.fn and keel.agent nodes"},
   };
   for (const Case& c : cases) {
-    std::string wf = box.Write("bad.lua", "local keel = require \"keel\"\nreturn keel.workflow "
-                                          "\"bad\" {\n  " + c.body + ",\n}\n");
+    std::string wf = box.Write("bad.lua",
+                               "local keel = require \"keel\"\nreturn keel.workflow "
+                               "\"bad\" {\n  " +
+                                   c.body + ",\n}\n");
     ExitInfo r = box.Keel({"validate", wf}, kPrompt);
     INFO(c.body);
     INFO(r.Describe());

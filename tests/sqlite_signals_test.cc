@@ -22,8 +22,7 @@ const auto kDead = [](const Owner&, double) { return false; };
 
 }  // namespace
 
-TEST_CASE("signals are kept until taken, oldest first, each by one wait" *
-          doctest::timeout(30)) {
+TEST_CASE("signals are kept until taken, oldest first, each by one wait" * doctest::timeout(30)) {
   ScratchDir dir;
   auto store = OpenStore(dir.Path("keel.db"));
   REQUIRE(store->CreateRun(MakeRun("r1")).ok());

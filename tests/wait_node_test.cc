@@ -3,6 +3,8 @@
 // a signal sent early is kept for the wait and taken once, a timed-out
 // signal wait fails with kind timeout, and a stopped run cancels a held wait.
 
+#include "engine/wait_node.h"
+
 #include <doctest/doctest.h>
 
 #include <future>
@@ -12,7 +14,6 @@
 
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
-#include "engine/wait_node.h"
 #include "tests/fakes/memory_store.h"
 #include "tests/fakes/node_spec.h"
 
@@ -87,9 +88,8 @@ struct Fixture {
     opts.workers = 2;
     opts.hold_waits = hold;
     double start = clock.Now();
-    auto fut = std::async(std::launch::async, [&] {
-      return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts);
-    });
+    auto fut = std::async(std::launch::async,
+                          [&] { return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts); });
     // Small steps rather than jumps from timer to timer: a wait re-arms its
     // next look on a worker, and a jump could pass it before it has.
     while (fut.wait_for(std::chrono::microseconds(100)) != std::future_status::ready) {
@@ -152,7 +152,7 @@ TEST_CASE("a timer parks the run; a resume waits only the remainder" * doctest::
   RunOutcome done = f.Run(wf, /*hold=*/true, &elapsed, /*resume=*/true);
   CHECK(done.status == RunStatus::kSucceeded);
   CHECK(elapsed >= left - 1e-5);  // the remainder, not the whole delay
-  CHECK(elapsed < left + 2.0);  // far from the 10 s a restarted timer would take
+  CHECK(elapsed < left + 2.0);    // far from the 10 s a restarted timer would take
   CHECK(f.Record("cool").status == NodeStatus::kSucceeded);
   CHECK(f.Record("cool").output_json.value_or("").find("\"due\"") != std::string::npos);
   CHECK(f.Record("b").status == NodeStatus::kSucceeded);
@@ -172,8 +172,8 @@ TEST_CASE("a signal sent before the wait is reached is kept for it and taken onc
           doctest::timeout(30)) {
   Fixture f;
   REQUIRE(f.store.SendSignal("r1", "approve", R"({"by":"ann"})", 0).ok());
-  WorkflowSpec wf =
-      Workflow({Fn("draft"), Wait("approval", {"draft"}, Signal("approve")), Fn("publish", {"approval"})});
+  WorkflowSpec wf = Workflow(
+      {Fn("draft"), Wait("approval", {"draft"}, Signal("approve")), Fn("publish", {"approval"})});
   RunOutcome out = f.Run(wf, /*hold=*/false);
   CHECK(out.status == RunStatus::kSucceeded);
   CHECK(f.Record("approval").output_json.value_or("") == R"({"by":"ann"})");
@@ -185,8 +185,8 @@ TEST_CASE("a signal sent before the wait is reached is kept for it and taken onc
 
 TEST_CASE("an independent branch runs to completion while a wait parks" * doctest::timeout(30)) {
   Fixture f;
-  WorkflowSpec wf = Workflow(
-      {Wait("approval", {}, Signal("approve")), Fn("publish", {"approval"}), Fn("side")});
+  WorkflowSpec wf =
+      Workflow({Wait("approval", {}, Signal("approve")), Fn("publish", {"approval"}), Fn("side")});
   RunOutcome out = f.Run(wf, /*hold=*/false);
   CHECK(out.status == RunStatus::kWaiting);
   CHECK(out.results[2].status == NodeStatus::kSucceeded);
@@ -236,7 +236,7 @@ TEST_CASE("a resumed signal wait keeps its timeout's due time" * doctest::timeou
   CHECK(out.status == RunStatus::kFailed);
   CHECK(out.results[0].error.kind() == ErrorKind::kTimeout);
   CHECK(elapsed >= 3.0 - 1e-5);  // 10 s from when it was first reached, 7 s before
-  CHECK(elapsed < 5.0);  // not the 10 s of a restarted timeout
+  CHECK(elapsed < 5.0);          // not the 10 s of a restarted timeout
 }
 
 TEST_CASE("stopping a run cancels a held wait at once" * doctest::timeout(30)) {
