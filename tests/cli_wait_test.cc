@@ -393,8 +393,11 @@ return keel.workflow "skip" {
   INFO(run.Describe());
   REQUIRE(run.exit_code == 0);
   CHECK(Json::Parse(run.out)["outputs"]["out"].Int() == 1);
-  ExitInfo parked = box.KeelDb({"run", wf, "-p", "review=true"}, kPrompt);
+  ExitInfo parked = box.KeelDb({"run", wf, "-p", "review=true", "--json"}, kPrompt);
   CHECK(parked.exit_code == 4);
+  Json report = Json::Parse(parked.out);
+  CHECK(report["status"].Str() == "waiting");
+  CHECK(report["nodes"]["approval"]["waiting_for"]["signal"].Str() == "approve");
 }
 
 }  // namespace keel::testing
