@@ -237,14 +237,21 @@ void RunState::StartWait(int i, NodeCompletion done) {
 void RunState::RestoreWaits(const std::unordered_map<std::string, NodeRecord>& earlier) {
   MutexLock lock(&wait_mu_);
   for (size_t i = 0; i < wf_.nodes.size(); ++i) {
+    const std::string& name = wf_.nodes[i].name;
     if (!wf_.nodes[i].wait) continue;
-    auto it = earlier.find(wf_.nodes[i].name);
-    if (it == earlier.end() || it->second.status != NodeStatus::kWaiting ||
-        !it->second.output_json) {
-      continue;
-    }
+    auto it = earlier.find(name);
+    // A wait that failed (timed out) is reached afresh; one that was parked,
+    // held, stopped or cut short by a crash keeps the due time it recorded:
+    // in its waiting record, else in its wait_started event.
+    if (it != earlier.end() && it->second.status == NodeStatus::kFailed) continue;
     WaitInfo info;
-    if (ParseWaitInfo(*it->second.output_json, &info)) wait_due_[static_cast<int>(i)] = info.due;
+    if (it != earlier.end() && it->second.status == NodeStatus::kWaiting &&
+        it->second.output_json && ParseWaitInfo(*it->second.output_json, &info)) {
+      wait_due_[static_cast<int>(i)] = info.due;
+    } else if (env_->history != nullptr) {
+      auto due = env_->history->wait_due.find(name);
+      if (due != env_->history->wait_due.end()) wait_due_[static_cast<int>(i)] = due->second;
+    }
   }
 }
 

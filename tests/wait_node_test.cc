@@ -14,6 +14,7 @@
 
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
+#include "engine/run_history.h"
 #include "tests/fakes/memory_store.h"
 #include "tests/fakes/node_spec.h"
 
@@ -79,17 +80,19 @@ struct Fixture {
   RunOutcome Run(const WorkflowSpec& wf, bool hold, double* elapsed = nullptr,
                  bool resume = false) {
     std::unordered_map<std::string, NodeRecord> earlier;
+    RunHistory history;
     if (resume) {
       REQUIRE(store.Flush().ok());
       auto nodes = store.GetNodes("r1");
       for (NodeRecord& rec : *nodes) earlier.emplace(rec.node, rec);
+      history = ReadRunHistory(*store.GetEvents("r1"));
     }
     ExecutorOptions opts;
     opts.workers = 2;
     opts.hold_waits = hold;
     double start = clock.Now();
     auto fut = std::async(std::launch::async,
-                          [&] { return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts); });
+                          [&] { return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts, history); });
     // Small steps rather than jumps from timer to timer: a wait re-arms its
     // next look on a worker, and a jump could pass it before it has.
     while (fut.wait_for(std::chrono::microseconds(100)) != std::future_status::ready) {
@@ -247,6 +250,21 @@ TEST_CASE("stopping a run cancels a held wait at once" * doctest::timeout(30)) {
   CHECK(out.status == RunStatus::kFailed);
   CHECK(out.results[0].status == NodeStatus::kCancelled);
   CHECK(elapsed < 10);
+}
+
+TEST_CASE("a held timer stopped before it is due keeps its due time on resume" *
+          doctest::timeout(30)) {
+  Fixture f;
+  WorkflowSpec wf = Workflow({Wait("cool", {}, Timer(10))});
+  f.clock.After(4, [&f] { f.executor.Stop("cannot save checkpoints: disk full"); });
+  RunOutcome stopped = f.Run(wf, /*hold=*/true);
+  CHECK(stopped.results[0].status == NodeStatus::kCancelled);
+  CHECK(f.Record("cool").status == NodeStatus::kCancelled);  // no due time in the record
+  double elapsed = 0;
+  RunOutcome out = f.Run(wf, /*hold=*/true, &elapsed, /*resume=*/true);
+  CHECK(out.status == RunStatus::kSucceeded);
+  CHECK(elapsed < 8.0);  // from the wait_started event: not a fresh 10 s
+  CHECK(elapsed > 4.0);
 }
 
 }  // namespace keel
