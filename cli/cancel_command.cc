@@ -29,10 +29,9 @@ int CancelCommand(const CancelArgs& args) {
   auto run = (*store)->GetRun(args.run_id);
   if (!run.ok()) return UsageError(run.status().message());
   std::string was = RunStatusLabel(*run, SystemClock()->WallNow());
-  auto outcome = (*store)->CancelRun(run->id, SystemClock()->WallNow(),
-                                     [](const Owner& owner, double heartbeat_age) {
-                                       return OwnerAlive(owner, heartbeat_age);
-                                     });
+  auto outcome = (*store)->CancelRun(
+      run->id, SystemClock()->WallNow(),
+      [](const Owner& owner, double heartbeat_age) { return OwnerAlive(owner, heartbeat_age); });
   if (!outcome.ok()) return UsageError(outcome.status().message());
   if (*outcome == CancelOutcome::kCancelled) {
     std::printf("run %s cancelled (it was %s)\n", run->id.c_str(), was.c_str());
@@ -40,8 +39,8 @@ int CancelCommand(const CancelArgs& args) {
   }
   // A live process runs it: it sees the request within a second, stops its
   // nodes and records the run cancelled.
-  std::fprintf(stderr, "asked process %d on %s to stop run %s\n",
-               static_cast<int>(run->owner.pid), run->owner.host.c_str(), run->id.c_str());
+  std::fprintf(stderr, "asked process %d on %s to stop run %s\n", static_cast<int>(run->owner.pid),
+               run->owner.host.c_str(), run->id.c_str());
   const double until = SystemClock()->Now() + kOwnerGraceSeconds;
   while (SystemClock()->Now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -123,10 +123,9 @@ std::string RenderMermaid(const WorkflowSpec& workflow, const NodeStatuses* stat
     }
   }
   if (statuses == nullptr) return out;
-  for (NodeStatus status :
-       {NodeStatus::kPending, NodeStatus::kRunning, NodeStatus::kSucceeded, NodeStatus::kFailed,
-        NodeStatus::kSkipped, NodeStatus::kCancelled, NodeStatus::kFallback,
-        NodeStatus::kWaiting}) {
+  for (NodeStatus status : {NodeStatus::kPending, NodeStatus::kRunning, NodeStatus::kSucceeded,
+                            NodeStatus::kFailed, NodeStatus::kSkipped, NodeStatus::kCancelled,
+                            NodeStatus::kFallback, NodeStatus::kWaiting}) {
     std::string members;
     for (size_t i = 0; i < workflow.nodes.size(); ++i) {
       if (StatusOf(*statuses, workflow.nodes[i].name) != status) continue;

@@ -223,8 +223,7 @@ int Main(int argc, char** argv) {
   });
 
   CancelArgs cancel;
-  auto* cancel_cmd =
-      app.add_subcommand("cancel", "Cancel a run: running, waiting or interrupted");
+  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel a run: running, waiting or interrupted");
   cancel_cmd->add_option("run_id", cancel.run_id, "Run id or a unique prefix of it")->required();
   AddDbOption(cancel_cmd, &cancel.db);
   cancel_cmd->callback([&] { action = [&] { return CancelCommand(cancel); }; });

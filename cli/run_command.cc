@@ -156,8 +156,8 @@ int ResumeCommand(const ResumeArgs& args) {
     return kExitSucceeded;
   }
   if (run->status == RunStatus::kCancelled) {
-    return UsageError(fmt::format("run {} was cancelled; a cancelled run cannot be resumed",
-                                  run->id));
+    return UsageError(
+        fmt::format("run {} was cancelled; a cancelled run cannot be resumed", run->id));
   }
   if (run->status == RunStatus::kRunning &&
       OwnerAlive(run->owner, SystemClock()->WallNow() - run->heartbeat)) {

@@ -76,6 +76,9 @@ void PrintJson(const RunReport& report, const WorkflowSpec& workflow, double sec
     out.Key("attempts").Int(i < report.outcome.attempts.size() ? report.outcome.attempts[i] : 0);
     out.Key("error_kind").StringOrNull(r.error.ok() ? "" : ErrorKindName(r.error.kind()));
     out.Key("error").StringOrNull(r.error.ok() ? "" : r.error.message());
+    if (r.status == NodeStatus::kWaiting && r.output) {
+      out.Key("waiting_for").Raw(*r.output);  // {"signal": NAME} and/or {"due": T}
+    }
     out.EndObject();
   }
   out.EndObject();

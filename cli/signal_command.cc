@@ -41,10 +41,10 @@ int SignalCommand(const SignalArgs& args) {
   rapidjson::Document doc;
   doc.Parse(data.c_str(), data.size());
   if (doc.HasParseError()) {
-    return UsageError(fmt::format("--data is not valid JSON: {} (at byte {}); quote it for the "
-                                  "shell, e.g. --data '{{\"ok\": true}}'",
-                                  rapidjson::GetParseError_En(doc.GetParseError()),
-                                  doc.GetErrorOffset()));
+    return UsageError(
+        fmt::format("--data is not valid JSON: {} (at byte {}); quote it for the "
+                    "shell, e.g. --data '{{\"ok\": true}}'",
+                    rapidjson::GetParseError_En(doc.GetParseError()), doc.GetErrorOffset()));
   }
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path, DbAccess::kWrite);

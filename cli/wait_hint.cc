@@ -13,8 +13,8 @@ namespace keel::cli {
 
 std::string ShellQuote(const std::string& text) {
   bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-    return isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./:=@%+,").find(c) !=
-                                                         std::string_view::npos;
+    return isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("-_./:=@%+,").find(c) != std::string_view::npos;
   });
   if (plain) return text;
   std::string quoted = "'";
@@ -36,7 +36,8 @@ std::string DescribeWait(const std::string& info_json, double now) {
   WaitInfo info;
   if (!ParseWaitInfo(info_json, &info)) return "a signal or a timer";
   double d = info.due - now;
-  std::string left = d <= 0 ? "now" : "in " + (d < 60 ? fmt::format("{:.1f}s", d) : FormatDuration(d));
+  std::string left =
+      d <= 0 ? "now" : "in " + (d < 60 ? fmt::format("{:.1f}s", d) : FormatDuration(d));
   if (info.signal.empty()) return "timer due " + FormatLocalTime(info.due) + " (" + left + ")";
   std::string text = "signal '" + info.signal + "'";
   if (info.due > 0) text += " (times out " + FormatLocalTime(info.due) + ", " + left + ")";

@@ -48,6 +48,9 @@ struct ExecutorOptions {
 struct RunHistory {
   std::unordered_map<std::string, std::vector<JsonText>> journals;
   Usage spent;
+  // The due time (wall seconds; 0: none) each wait node recorded when it was
+  // first reached ("wait_started" events), by node name.
+  std::unordered_map<std::string, double> wait_due;
 };
 
 // Where RunHistory::journals keeps the checkpoints of `node` of fallback

@@ -62,7 +62,11 @@ std::optional<Usage> UsageOf(const EventRecord& event) {
 RunHistory ReadRunHistory(const std::vector<EventRecord>& events) {
   RunHistory history;
   for (const EventRecord& event : events) {
-    if (event.kind == "checkpoint" && !event.node.empty()) {
+    if (event.kind == "wait_started" && !event.node.empty()) {
+      rapidjson::Document doc;
+      if (doc.Parse(event.data_json.c_str()).HasParseError() || !doc.IsObject()) continue;
+      history.wait_due[event.node] = RealField(doc, "due");
+    } else if (event.kind == "checkpoint" && !event.node.empty()) {
       history.journals[event.node].push_back(MakeJson(event.data_json));
     } else if (event.kind == "fallback_event" && !event.node.empty()) {
       rapidjson::Document doc;

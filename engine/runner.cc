@@ -352,7 +352,7 @@ Result<RunReport> Runner::Execute(const WorkflowSpec& workflow, const std::strin
   for (const auto& node : workflow.nodes) depended_on.insert(node.after.begin(), node.after.end());
   for (size_t i = 0; i < workflow.nodes.size(); ++i) {
     const NodeResult& result = report.outcome.results[i];
-    if (!depended_on.count(workflow.nodes[i].name) && result.output) {
+    if (!depended_on.count(workflow.nodes[i].name) && result.output && Succeeded(result.status)) {
       report.outputs.emplace_back(workflow.nodes[i].name, result.output);
     }
   }

@@ -60,9 +60,8 @@ class SqliteReadOnlyStore final : public Store {
   Result<int64_t> ResetBreakers(const std::string& key) override;
   Status SendSignal(const std::string& run_id, const std::string& name,
                     const std::string& data_json, double now) override;
-  Result<std::optional<std::string>> TakeSignal(const std::string& run_id,
-                                                const std::string& name, const std::string& node,
-                                                double now) override;
+  Result<std::optional<std::string>> TakeSignal(const std::string& run_id, const std::string& name,
+                                                const std::string& node, double now) override;
   Result<CancelOutcome> CancelRun(
       const std::string& run_id, double now,
       const std::function<bool(const Owner&, double)>& owner_alive) override;

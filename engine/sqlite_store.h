@@ -127,9 +127,8 @@ class SqliteStore final : public Store {
                     const std::string& data_json, double now) override;
   // Looks on the reading connection first, so a wait polling for a signal
   // that has not come costs no write transaction.
-  Result<std::optional<std::string>> TakeSignal(const std::string& run_id,
-                                                const std::string& name, const std::string& node,
-                                                double now) override;
+  Result<std::optional<std::string>> TakeSignal(const std::string& run_id, const std::string& name,
+                                                const std::string& node, double now) override;
   Result<CancelOutcome> CancelRun(
       const std::string& run_id, double now,
       const std::function<bool(const Owner&, double)>& owner_alive) override;

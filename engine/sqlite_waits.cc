@@ -77,8 +77,10 @@ Status SqliteWriter::RefuseCancelled(const std::string& run_id, RunStatus status
   if (!found.ok()) return found.status();
   if (requested > 0) {
     return Status::Error(ErrorKind::kPermanent,
-                         "run " + run_id + " was asked to cancel; it cannot be resumed (`keel "
-                         "cancel " + run_id + "` records it cancelled)");
+                         "run " + run_id +
+                             " was asked to cancel; it cannot be resumed (`keel "
+                             "cancel " +
+                             run_id + "` records it cancelled)");
   }
   return Status::Ok();
 }
@@ -94,9 +96,9 @@ Status SqliteWriter::SendSignal(const std::string& run_id, const std::string& na
       return Status::Error(ErrorKind::kPermanent, "no run '" + run_id + "' in " + conn_->path());
     }
     if (Finished(status)) {
-      return Status::Error(ErrorKind::kPermanent,
-                           "run " + run_id + " already " + std::string(RunStatusName(status)) +
-                               "; a finished run takes no signals");
+      return Status::Error(ErrorKind::kPermanent, "run " + run_id + " already " +
+                                                      std::string(RunStatusName(status)) +
+                                                      "; a finished run takes no signals");
     }
     return Exec(
         conn_.get(), kInsertSignal,
@@ -152,9 +154,9 @@ Result<CancelOutcome> SqliteWriter::CancelRun(
       return Status::Error(ErrorKind::kPermanent, "run " + run_id + " was already cancelled");
     }
     if (Finished(run.status)) {
-      return Status::Error(ErrorKind::kPermanent,
-                           "run " + run_id + " already " +
-                               std::string(RunStatusName(run.status)) + "; nothing to cancel");
+      return Status::Error(ErrorKind::kPermanent, "run " + run_id + " already " +
+                                                      std::string(RunStatusName(run.status)) +
+                                                      "; nothing to cancel");
     }
     if (run.status == RunStatus::kRunning && owner_alive(run.owner, now - run.heartbeat)) {
       outcome = CancelOutcome::kRequested;

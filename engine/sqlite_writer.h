@@ -69,8 +69,7 @@ class SqliteWriter {
   // Signals and cancellation (sqlite_waits.cc).
   Status SendSignal(const std::string& run_id, const std::string& name,
                     const std::string& data_json, double now);
-  Result<std::optional<std::string>> TakeSignal(const std::string& run_id,
-                                                const std::string& name,
+  Result<std::optional<std::string>> TakeSignal(const std::string& run_id, const std::string& name,
                                                 const std::string& node, double now);
   Result<CancelOutcome> CancelRun(const std::string& run_id, double now,
                                   const std::function<bool(const Owner&, double)>& owner_alive);

@@ -14,6 +14,8 @@
 namespace keel {
 namespace {
 
+// The body of every wait node: stateless, so any number of threads may Start
+// it at once.
 class WaitBody final : public NodeBody {
  public:
   void Start(const NodeContext& ctx, NodeCompletion done) override {
@@ -72,8 +74,7 @@ std::shared_ptr<NodeBody> MakeWaitBody() { return std::make_shared<WaitBody>(); 
 // under mu_, so nothing reaches the run after `done` let it end.
 class RunState::Waiter : public std::enable_shared_from_this<Waiter> {
  public:
-  Waiter(RunState* run, int i, double due, std::shared_ptr<CancelToken> token,
-         NodeCompletion done)
+  Waiter(RunState* run, int i, double due, std::shared_ptr<CancelToken> token, NodeCompletion done)
       : run_(run), i_(i), due_(due), token_(std::move(token)), done_(std::move(done)) {}
 
   // Looks once: takes the signal, or ends on the timer or the timeout; else
@@ -100,8 +101,8 @@ class RunState::Waiter : public std::enable_shared_from_this<Waiter> {
     }
     if (!wait.timer() && due_ > 0 && now >= due_) {
       return Complete(NodeResult::Failure(
-          Status::Error(ErrorKind::kTimeout, "signal '" + wait.signal + "' did not come within " +
-                                                 Secs(wait.timeout))));
+          Status::Error(ErrorKind::kTimeout,
+                        "signal '" + wait.signal + "' did not come within " + Secs(wait.timeout))));
     }
     JsonText info = MakeJson(WaitInfoJson({wait.signal, due_}));
     if (!env->options->hold_waits) {
@@ -242,14 +243,21 @@ void RunState::StartWait(int i, NodeCompletion done) {
 void RunState::RestoreWaits(const std::unordered_map<std::string, NodeRecord>& earlier) {
   MutexLock lock(&wait_mu_);
   for (size_t i = 0; i < wf_.nodes.size(); ++i) {
+    const std::string& name = wf_.nodes[i].name;
     if (!wf_.nodes[i].wait) continue;
-    auto it = earlier.find(wf_.nodes[i].name);
-    if (it == earlier.end() || it->second.status != NodeStatus::kWaiting ||
-        !it->second.output_json) {
-      continue;
-    }
+    auto it = earlier.find(name);
+    // A wait that failed (timed out) is reached afresh; one that was parked,
+    // held, stopped or cut short by a crash keeps the due time it recorded:
+    // in its waiting record, else in its wait_started event.
+    if (it != earlier.end() && it->second.status == NodeStatus::kFailed) continue;
     WaitInfo info;
-    if (ParseWaitInfo(*it->second.output_json, &info)) wait_due_[static_cast<int>(i)] = info.due;
+    if (it != earlier.end() && it->second.status == NodeStatus::kWaiting &&
+        it->second.output_json && ParseWaitInfo(*it->second.output_json, &info)) {
+      wait_due_[static_cast<int>(i)] = info.due;
+    } else if (env_->history != nullptr) {
+      auto due = env_->history->wait_due.find(name);
+      if (due != env_->history->wait_due.end()) wait_due_[static_cast<int>(i)] = due->second;
+    }
   }
 }
 

@@ -144,8 +144,7 @@ TEST_CASE("--wait takes a signal sent by another process" * doctest::timeout(kTi
   CHECK(out["outputs"]["publish"]["approved"].Bool());
 }
 
-TEST_CASE("a signal sent before its wait is reached is kept for it" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE("a signal sent before its wait is reached is kept for it" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("two.lua", R"lua(local keel = require "keel"
 return keel.workflow "two" {
@@ -218,8 +217,8 @@ return keel.workflow "cool" {
   REQUIRE(resumed.exit_code == 0);
   double resume_took = SecondsSince(resumed_at);
   double total = SecondsSince(started);
-  CHECK(total >= 2.0);           // the timer ran its full delay in all
-  CHECK(resume_took < 1.9);      // but the resume waited only what was left
+  CHECK(total >= 2.0);       // the timer ran its full delay in all
+  CHECK(resume_took < 1.9);  // but the resume waited only what was left
   Json show = box.Show(id);
   CHECK(StatusOf(show, "after") == "succeeded");
 }
@@ -245,7 +244,8 @@ return keel.workflow "fb" {
   bool timed_out = false;
   for (size_t i = 0; i < show["events"].Size(); ++i) {
     Json e = show["events"][i];
-    if (e["kind"].Str() == "attempt_failed" && e["data"]["kind"].Str() == "timeout") timed_out = true;
+    if (e["kind"].Str() == "attempt_failed" && e["data"]["kind"].Str() == "timeout")
+      timed_out = true;
   }
   CHECK(timed_out);
 }
@@ -328,9 +328,12 @@ TEST_CASE("cancel racing resume is decided once" * doctest::timeout(kTimeoutS)) 
     ExitInfo parked = box.KeelDb({"run", wf}, kPrompt);
     REQUIRE(parked.exit_code == 4);
     std::string id = RunId(parked);
-    auto resume = std::async(std::launch::async,
-                             [&] { return box.KeelDb({"resume", id, "--wait"}, kPrompt); });
-    auto cancel = std::async(std::launch::async, [&] { return box.KeelDb({"cancel", id}, kPrompt); });
+    auto resume = std::async(std::launch::async, [&] {
+      return box.KeelDb({"resume", id, "--wait"}, kPrompt);
+    });
+    auto cancel = std::async(std::launch::async, [&] {
+      return box.KeelDb({"cancel", id}, kPrompt);
+    });
     ExitInfo c = cancel.get();
     ExitInfo r = resume.get();
     INFO(c.Describe());
@@ -341,6 +344,60 @@ TEST_CASE("cancel racing resume is decided once" * doctest::timeout(kTimeoutS)) 
     CHECK((r.exit_code == 2 || r.exit_code == 1));
     CHECK(box.Show(id)["status"].Str() == "cancelled");
   }
+}
+
+}  // namespace keel::testing
+
+namespace keel::testing {
+
+TEST_CASE("keel.wait options are checked at the declaring line" * doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  struct Case {
+    std::string body;
+    std::string message;
+  };
+  const Case cases[] = {
+      {R"(keel.wait "w" { signl = "go" })", "unknown option 'signl' (did you mean 'signal'?)"},
+      {R"(keel.wait "w" { after = {} })", "a wait needs option 'signal'"},
+      {R"(keel.wait "w" { signal = "go", delay = 5 })", "exclude each other"},
+      {R"(keel.wait "w" { delay = 5, timeout = 3 })", "'timeout' is for signal waits"},
+      {R"(keel.wait "w" { delay = -1 })", "option 'delay'"},
+      {R"(keel.wait "w" { signal = "go", run = function() end })",
+       "option 'run' is for keel.fn and keel.agent nodes"},
+  };
+  for (const Case& c : cases) {
+    std::string wf = box.Write("bad.lua",
+                               "local keel = require \"keel\"\nreturn keel.workflow "
+                               "\"bad\" {\n  " +
+                                   c.body + ",\n}\n");
+    ExitInfo r = box.Keel({"validate", wf}, kPrompt);
+    INFO(c.body);
+    INFO(r.Describe());
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("bad.lua:3: node 'w': ") != std::string::npos);
+    CHECK(r.err.find(c.message) != std::string::npos);
+  }
+}
+
+TEST_CASE("a wait whose `when` says no is skipped and nothing parks" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("skip.lua", R"lua(local keel = require "keel"
+return keel.workflow "skip" {
+  params = { review = false },
+  keel.wait "approval" { signal = "approve", when = function(ctx) return ctx.params.review end },
+  keel.fn "out" { after = { "approval" }, run = function(ctx) return #ctx.skipped end },
+}
+)lua");
+  ExitInfo run = box.KeelDb({"run", wf, "--json"}, kPrompt);
+  INFO(run.Describe());
+  REQUIRE(run.exit_code == 0);
+  CHECK(Json::Parse(run.out)["outputs"]["out"].Int() == 1);
+  ExitInfo parked = box.KeelDb({"run", wf, "-p", "review=true", "--json"}, kPrompt);
+  CHECK(parked.exit_code == 4);
+  Json report = Json::Parse(parked.out);
+  CHECK(report["status"].Str() == "waiting");
+  CHECK(report["nodes"]["approval"]["waiting_for"]["signal"].Str() == "approve");
 }
 
 }  // namespace keel::testing

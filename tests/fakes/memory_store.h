@@ -224,9 +224,8 @@ class MemoryStore : public Store {
     signals_.push_back({run_id, name, data_json, now, ""});
     return Status::Ok();
   }
-  Result<std::optional<std::string>> TakeSignal(const std::string& run_id,
-                                                const std::string& name, const std::string& node,
-                                                double) override {
+  Result<std::optional<std::string>> TakeSignal(const std::string& run_id, const std::string& name,
+                                                const std::string& node, double) override {
     MutexLock lock(&mu_);
     ++take_calls_;
     for (auto& signal : signals_) {
