@@ -18,6 +18,7 @@
 #include "cli/params.h"
 #include "cli/run_setup.h"
 #include "engine/clock.h"
+#include "engine/dynamic_node.h"
 #include "engine/executor.h"
 #include "engine/rerun.h"
 
@@ -26,7 +27,7 @@ namespace keel::cli {
 int ForkCommand(const ForkArgs& args) {
   std::jthread warm_up(&Executor::WarmUp);
   // Check the -p syntax before running any script code.
-  auto syntax = ApplyParamOverrides(MakeJson("{}"), args.params);
+  auto syntax = ApplyParamOverrides(nullptr, args.params);
   if (!syntax.ok()) return UsageError(syntax.status().message());
   std::string db_path = ResolveDbPath(args.db);
   SetInterruptNoticeDb(args.db);
@@ -54,7 +55,9 @@ int ForkCommand(const ForkArgs& args) {
   }
   auto rerun = RerunSet(*workflow, args.from, source->id);
   if (!rerun.ok()) return UsageError(rerun.status().message());
-  auto params = ApplyParamOverrides(MakeJson(source->params_json), args.params);
+  // The recorded params, with any the script declares now and the run did not have.
+  auto params = ApplyParamOverrides(
+      MergeJsonObjects(workflow->params, MakeJson(source->params_json)), args.params);
   if (!params.ok()) return UsageError(params.status().message());
 
   ProgressOptions progress_options;

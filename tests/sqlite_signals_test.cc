@@ -95,7 +95,9 @@ TEST_CASE("cancel: a live owner is asked, anything else is cancelled and fenced"
   CHECK(after.status == RunStatus::kCancelled);
   CHECK(after.finished_at == 11);
   CHECK(after.epoch == before.epoch + 1);
-  for (const NodeRecord& node : *store->GetNodes("parked")) {
+  auto nodes = store->GetNodes("parked");
+  REQUIRE(nodes.ok());
+  for (const NodeRecord& node : *nodes) {
     CHECK(node.status == (node.node == "done" ? NodeStatus::kSucceeded : NodeStatus::kCancelled));
   }
   // A resume that read the run before the cancel is refused, and so is one after.
