@@ -112,9 +112,13 @@ Result<std::string> PromptTemplate::Render(
     const std::string* source = nullptr;
     std::string index_text;
     size_t from = field.path[0] == "params" ? 1 : 2;
+    if ((field.path[0] == "index" || field.path[0] == "item") && index <= 0) {
+      return Status::Error(ErrorKind::kPermanent,
+                           "{{" + field.text + "}} is only set in the items of a keel.map");
+    }
     if (field.path[0] == "index") {
       index_text = std::to_string(index);
-      source = index > 0 ? &index_text : nullptr;
+      source = &index_text;
       from = 1;
     } else if (field.path[0] == "item") {
       source = item.get();

@@ -127,7 +127,7 @@ Status Render(const std::string& text, const NodeContext& ctx, std::string* out)
     *out = text;
     return Status::Ok();
   }
-  auto rendered = parsed->Render(ctx.params, ctx.deps);
+  auto rendered = parsed->Render(ctx.params, ctx.deps, ctx.item, ctx.index);
   if (!rendered.ok()) return rendered.status();
   *out = std::move(rendered).value();
   return Status::Ok();

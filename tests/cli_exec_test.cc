@@ -80,6 +80,33 @@ return keel.workflow "flow" {
   CHECK(train["output"]["stdin"]["words"].Dump() == R"(["a","b"])");
 }
 
+TEST_CASE("exec: the items of a keel.map run a program each, with {{item}} and {{index}}" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("flow.lua", R"lua(local keel = require "keel"
+return keel.workflow "flow" {
+  keel.fn "list" { run = function() return { { word = "ab" }, { word = "cd" } } end },
+  keel.map "upper" {
+    after = { "list" },
+    over = function(ctx) return ctx.deps.list end,
+    node = keel.exec { command = { "printf", "%s-%s", "{{index}}", "{{item.word}}" } },
+  },
+}
+)lua");
+  Json out = RunJson(box, wf, 0);
+  CHECK(out["outputs"]["upper"].Dump() == R"(["1-ab","2-cd"])");
+  // Outside a map there is no item: the node fails instead of passing "".
+  std::string bad = box.Write("bad.lua", R"lua(local keel = require "keel"
+return keel.workflow "bad" {
+  keel.exec "echo" { command = { "echo", "{{item}}" } },
+}
+)lua");
+  ExitInfo r = box.KeelDb({"run", bad}, kPrompt);
+  INFO(r.Describe());
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("{{item}} is only set in the items of a keel.map") != std::string::npos);
+}
+
 TEST_CASE("exec: output json that is not JSON fails the node, permanent, quoting the output" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);

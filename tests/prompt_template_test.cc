@@ -57,10 +57,17 @@ TEST_CASE("a keel.map item's fields render from the item and its index" * doctes
   auto out = t->Render(MakeJson("{}"), {}, MakeJson("{\"text\":\"alpha\"}"), 3);
   REQUIRE(out.ok());
   CHECK(*out == "#3: alpha / {\"text\":\"alpha\"}");
-  // Outside a map there is no item: the fields render as nothing.
+  // Outside a map there is no item: a template that wants one fails rather
+  // than rendering as nothing.
   auto none = t->Render(MakeJson("{}"), {});
-  REQUIRE(none.ok());
-  CHECK(*none == "#:  / ");
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.status().kind() == ErrorKind::kPermanent);
+  CHECK(none.status().message() == "{{index}} is only set in the items of a keel.map");
+  auto whole = PromptTemplate::Parse("{{index}}/{{item}}");
+  REQUIRE(whole.ok());
+  auto null_item = whole->Render(MakeJson("{}"), {}, MakeJson("null"), 1);
+  REQUIRE(null_item.ok());
+  CHECK(*null_item == "1/null");
   CHECK_FALSE(PromptTemplate::Parse("{{index.x}}").ok());
 }
 
