@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -83,8 +84,15 @@ void ArrangeInnerNodes(std::vector<NodeRecord>* nodes, bool items) {
     std::string name = node.node;
     arranged.push_back(std::move(node));
     if (it == inner.end()) continue;
-    auto key = [](const NodeRecord& n) {
-      return n.started_at > 0 ? n.started_at : (n.finished_at > 0 ? n.finished_at : 1e300);
+    // Items and iterations by their number (m[2] before m[10]), then what
+    // ran inside each in the order it started.
+    auto key = [&name](const NodeRecord& n) {
+      long number = 0;
+      if (n.node.size() > name.size() && (n.node[name.size()] == '[' || n.node[name.size()] == '#')) {
+        number = std::strtol(n.node.c_str() + name.size() + 1, nullptr, 10);
+      }
+      double time = n.started_at > 0 ? n.started_at : (n.finished_at > 0 ? n.finished_at : 1e300);
+      return std::pair{number, time};
     };
     std::stable_sort(it->second.begin(), it->second.end(),
                      [&](const NodeRecord& a, const NodeRecord& b) { return key(a) < key(b); });

@@ -87,6 +87,9 @@ TEST_CASE("map, call and loop run end to end and are recorded under prefixed nam
   CHECK(text.out.find("r#2/output") != std::string::npos);
   ExitInfo items = box.KeelDb({"show", run, "--items"});
   CHECK(items.out.find("upper[2]") != std::string::npos);
+  // Items are listed by number, whatever order they finished in.
+  CHECK(items.out.find("upper[1]") < items.out.find("upper[2]"));
+  CHECK(items.out.find("upper[2]") < items.out.find("upper[3]"));
   CHECK(items.out.find("per_doc[1]/double") != std::string::npos);
 
   ExitInfo graph = box.KeelDb({"graph", run, "--format", "mermaid"});
