@@ -81,7 +81,10 @@ int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress
     if (report.status().kind() != ErrorKind::kTransient) {
       return UsageError(report.status().message());
     }
-    PrintError(report.status().message());
+    // The runner's message starts "run RUN_ID stopped".
+    const std::string& message = report.status().message();
+    std::string run_id = message.substr(4, message.find(' ', 4) - 4);
+    PrintError(message + "; `" + ResumeCommandFor(run_id) + "` continues it once that is fixed");
     return kExitFailed;
   }
   PrintRunReport(*report, workflow, seconds, RunUsage(store, report->run_id), json);

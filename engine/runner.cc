@@ -93,15 +93,14 @@ class RunWatch {
 
 // Why run `run_id` could not be recorded: `health` names the cause. A run
 // taken over by another process, or a database file gone, is final (kPermanent); any
-// other cause leaves a run that `keel resume` finishes (kTransient).
+// other cause leaves a run that a resume finishes (kTransient). The message
+// starts "run RUN_ID stopped".
 Status CheckpointFailure(const std::string& run_id, const Status& health) {
   if (health.kind() == ErrorKind::kPermanent) {
     return Status::Error(ErrorKind::kPermanent, "run " + run_id + " stopped: " + health.message());
   }
   return Status::Error(ErrorKind::kTransient,
-                       "run " + run_id + " stopped: cannot save checkpoints: " +
-                           health.message() + "; `keel resume " + run_id +
-                           "` continues it once that is fixed");
+                       "run " + run_id + " stopped: cannot save checkpoints: " + health.message());
 }
 
 // The data of run_started and run_resumed: `extra` adds script_version,

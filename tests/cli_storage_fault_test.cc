@@ -296,6 +296,9 @@ TEST_CASE("the disk stays full: the run stops naming it, and resume finishes onc
   CHECK(stopped.exit_code == 1);
   CHECK(stopped.err.find("cannot save checkpoints") != std::string::npos);
   CHECK(stopped.err.find("full") != std::string::npos);
+  // The command that continues the run names the database it was given.
+  CHECK(stopped.err.find("`keel resume " + id + " --db " + db + "` continues it") !=
+        std::string::npos);
   CHECK(stop_seconds >= 1.5);
   CHECK(stop_seconds < 10);
   // Running ahead of the record is bounded: nowhere near the whole chain.

@@ -13,7 +13,9 @@ namespace keel::testing {
 namespace {
 
 TEST_CASE("make demo builds the keel target only" * doctest::timeout(60)) {
-  Subprocess make("/usr/bin/make", {.args = {"-n", "-C", KEEL_SOURCE_DIR, "demo"}});
+  SpawnOptions options;
+  options.args = {"-n", "-C", KEEL_SOURCE_DIR, "demo"};
+  Subprocess make("/usr/bin/make", options);
   ExitInfo r = make.Wait(std::chrono::seconds(50));
   INFO(r.Describe());
   REQUIRE(r.exit_code == 0);
