@@ -7,12 +7,6 @@
 //   map_bench            N = 100000 (targets: within 2.5x, RSS under 150 MB)
 //   map_bench --quick    N = 10000 (a smoke test for ctest)
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,45 +17,13 @@
 #include <vector>
 
 #include "bench/baseline.h"
+#include "bench/child_process.h"
 #include "bench/dag_shapes.h"
-
-extern char** environ;
 
 namespace keel::bench {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct ProcessRun {
-  double seconds = 0;
-  long peak_rss_kb = 0;
-  bool ok = false;
-};
-
-// Runs `args` with stdout and stderr to /dev/null: wall time from spawn to
-// exit and the child's peak RSS.
-ProcessRun Spawn(const std::vector<std::string>& args) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  ProcessRun run;
-  auto start = std::chrono::steady_clock::now();
-  pid_t pid;
-  int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return run;
-  int status = 0;
-  rusage usage{};
-  wait4(pid, &status, 0, &usage);
-  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  run.peak_rss_kb = usage.ru_maxrss;
-  run.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  return run;
-}
 
 std::string MapScript() {
   return "local keel = require 'keel'\n"
@@ -90,7 +52,7 @@ int Main(bool quick) {
   int reps = quick ? 1 : 3;
   for (int r = 0; r < reps; ++r) {
     fs::path db = dir / ("keel" + std::to_string(r) + ".db");
-    ProcessRun run = Spawn({KEEL_BIN, "run", script.string(), "--db", db.string(), "--json", "-p",
+    ChildRun run = RunChild({KEEL_BIN, "run", script.string(), "--db", db.string(), "--json", "-p",
                             "n=" + std::to_string(n)});
     if (!run.ok) {
       std::printf("keel run failed\n");

@@ -204,16 +204,7 @@ void RunState::StartDynamic(int i) {
     slot.phase = Phase::kAttempt;
     started_wall = slot.started_wall;
   }
-  if (env_->store && records_) {
-    NodeRecord rec;
-    rec.run_id = run_id_;
-    rec.node = RecordName(i);
-    rec.status = NodeStatus::kRunning;
-    rec.attempts = attempt;
-    rec.started_at = started_wall;
-    env_->store->SaveNode(std::move(rec));
-  }
-  if (env_->observer && records_) env_->observer->OnNodeStarted(RecordName(i), attempt);
+  RecordStarted(i, attempt, started_wall);
   env_->reserve();
   auto started = [this, i, env = env_](NodeResult value) {
     const NodeSpec& node = wf_.nodes[i];

@@ -150,16 +150,7 @@ void RunState::RunAttempt(int i) {
     }
   }
   if (attempt > 1) Emit(i, "attempt_started", EventData().Add("attempt", attempt).Done());
-  if (env_->store && records_) {
-    NodeRecord rec;
-    rec.run_id = run_id_;
-    rec.node = RecordName(i);
-    rec.status = NodeStatus::kRunning;
-    rec.attempts = attempt;
-    rec.started_at = started_wall;
-    env_->store->SaveNode(std::move(rec));
-  }
-  if (env_->observer && records_) env_->observer->OnNodeStarted(RecordName(i), attempt);
+  RecordStarted(i, attempt, started_wall);
   env_->reserve();
   // A map item's or inner node's state may be gone once AttemptDone returns:
   // only `env` (which outlives every state of the run) is touched after it.

@@ -237,6 +237,19 @@ void RunState::Launch(int i) {
   StartAttempt(i);
 }
 
+void RunState::RecordStarted(int i, int attempt, double started_wall) {
+  if (env_->store && records_) {
+    NodeRecord rec;
+    rec.run_id = run_id_;
+    rec.node = RecordName(i);
+    rec.status = NodeStatus::kRunning;
+    rec.attempts = attempt;
+    rec.started_at = started_wall;
+    env_->store->SaveNode(std::move(rec));
+  }
+  if (env_->observer && records_) env_->observer->OnNodeStarted(RecordName(i), attempt);
+}
+
 void RunState::NotifyDependents(int i, bool succeeded) {
   for (int j : slots_[i].dependents) {
     Slot& t = slots_[j];

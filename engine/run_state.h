@@ -153,6 +153,8 @@ class RunState {
   bool ResolveDeps(int i, NodeContext* ctx, std::string* cancel_reason, int* succeeded);
   void NotifyDependents(int i, bool succeeded);
   void Abandon(int d, const std::string& reason);
+  // Records attempt `attempt` of node i as running, and tells the observer.
+  void RecordStarted(int i, int attempt, double started_wall);
   void Finish(int i, NodeResult result);
   void Emit(int i, std::string_view kind, std::string data);
   bool Excused(int i) const;

@@ -20,6 +20,7 @@
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
 #include "scripts/node_options.h"
+#include "scripts/wait_results.h"
 
 namespace keel {
 namespace {
@@ -196,28 +197,6 @@ int NamedOptions(lua_State* L) {
   return 1;
 }
 
-// What the coroutine resumes with: (true, value) or (false, failure).
-WaitResult Succeed(std::string json) {
-  return [json = std::move(json)](lua_State* co) {
-    if (Status pushed = PushJson(co, json); !pushed.ok()) {
-      lua_pushboolean(co, 0);
-      PushFailure(co, Status::Error(ErrorKind::kPermanent, "keel.exec: " + pushed.message()));
-      return 2;
-    }
-    lua_pushboolean(co, 1);
-    lua_insert(co, -2);
-    return 2;
-  };
-}
-
-WaitResult Fail(Status status) {
-  return [status = std::move(status)](lua_State* co) {
-    lua_pushboolean(co, 0);
-    PushFailure(co, status);
-    return 2;
-  };
-}
-
 int ReturnFailure(lua_State* L, const Status& status) {
   lua_pushboolean(L, 0);
   PushFailure(L, status);
@@ -254,12 +233,13 @@ void Wait(ActiveNode* active, ExecCall call) {
                             call.exit_codes.count(result.exit_code) == 0;
       if (!returned_as_is) {
         Status status = ExecStatus(result, call.exit_codes, call.what);
-        if (!status.ok()) return finish(Fail(std::move(status)));
+        if (!status.ok()) return finish(ResumeWithFailure(std::move(status)));
       }
-      if (raw) return finish(Succeed(RawResultJson(result)));
+      if (raw)
+        return finish(ResumeWithJson(RawResultJson(result), ErrorKind::kPermanent, "keel.exec"));
       auto output = ExecOutputJson(call.output, result.stdout_data, call.what);
-      if (!output.ok()) return finish(Fail(output.status()));
-      finish(Succeed(std::move(output).value()));
+      if (!output.ok()) return finish(ResumeWithFailure(output.status()));
+      finish(ResumeWithJson(std::move(output).value(), ErrorKind::kPermanent, "keel.exec"));
     });
   };
 }

@@ -26,6 +26,7 @@
 #include "scripts/lua_json.h"
 #include "scripts/lua_trampoline.h"
 #include "scripts/sha256.h"
+#include "scripts/wait_results.h"
 
 namespace keel {
 namespace {
@@ -288,29 +289,6 @@ std::string RecordedResult(const NodeContext& ctx, const CallId& id) {
   return "";
 }
 
-// Resumes the coroutine with (true, value-as-JSON) or (false, failure); a
-// value that cannot be decoded is a failure, never a silent nil.
-WaitResult Succeed(std::string json, std::string what) {
-  return [json = std::move(json), what = std::move(what)](lua_State* co) {
-    if (Status pushed = PushJson(co, json); !pushed.ok()) {
-      lua_pushboolean(co, 0);
-      PushFailure(co, Status::Error(ErrorKind::kTransient, what + ": " + pushed.message()));
-      return 2;
-    }
-    lua_pushboolean(co, 1);
-    lua_insert(co, -2);
-    return 2;
-  };
-}
-
-WaitResult Fail(Status status) {
-  return [status = std::move(status)](lua_State* co) {
-    lua_pushboolean(co, 0);
-    PushFailure(co, status);
-    return 2;
-  };
-}
-
 // keel.llm(request): reads the request and yields until the reply.
 int LlmWait(lua_State* L) {
   std::string error;
@@ -341,10 +319,11 @@ int LlmWait(lua_State* L) {
     llm->Call(provider, request, ctx->cancel, ctx->deadline,
               [ctx, finish, request, id](Result<ChatResponse> result, LlmCallRecord record) {
                 ReportLlmCall(*ctx, record, 0);
-                if (!result.ok()) return finish(Fail(result.status()));
+                if (!result.ok()) return finish(ResumeWithFailure(result.status()));
                 std::string json = ChatResultJson(*result, record, request);
                 if (ctx->checkpoint) ctx->checkpoint(MakeJson(LlmStep(id, json)));
-                finish(Succeed(std::move(json), "keel.llm: the reply"));
+                finish(
+                    ResumeWithJson(std::move(json), ErrorKind::kTransient, "keel.llm: the reply"));
               });
   };
   return kLuaYield;
@@ -441,8 +420,9 @@ int HttpWait(lua_State* L) {
   if (http == nullptr) return Raise(L, "keel.http: no I/O loop in this process");
   active->wait = [http, request](std::function<void(WaitResult)> finish) mutable {
     http->Send(std::move(request), [finish](HttpResponse response) {
-      if (!response.transport.ok()) return finish(Fail(response.transport));
-      finish(Succeed(HttpResultJson(response), "keel.http: the reply"));
+      if (!response.transport.ok()) return finish(ResumeWithFailure(response.transport));
+      finish(
+          ResumeWithJson(HttpResultJson(response), ErrorKind::kTransient, "keel.http: the reply"));
     });
   };
   return kLuaYield;
