@@ -19,6 +19,9 @@
 namespace keel {
 namespace {
 
+// How a map checkpoints the list `over` returned: {"map_list":[...]}.
+constexpr std::string_view kMapListKey = "{\"map_list\":";
+
 size_t SkipSpace(std::string_view s, size_t i) {
   while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
   return i;
@@ -188,14 +191,32 @@ Status ChildFailure(RunState& child) {
   return Status::Error(ErrorKind::kError, "the workflow failed");
 }
 
+JsonText RecordedMapList(const std::vector<JsonText>& journal) {
+  for (const JsonText& step : journal) {
+    if (!step || !step->starts_with(kMapListKey)) continue;
+    rapidjson::Document doc;
+    doc.Parse(step->c_str(), step->size());
+    if (doc.HasParseError() || !doc.IsObject()) continue;
+    auto list = doc.FindMember("map_list");
+    if (list == doc.MemberEnd() || !list->value.IsArray()) continue;
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    list->value.Accept(writer);
+    return MakeJson(std::string(buffer.GetString(), buffer.GetSize()));
+  }
+  return nullptr;
+}
+
 void RunState::StartDynamic(int i) {
   Slot& slot = slots_[i];
   const NodeSpec& spec = wf_.nodes[i];
   int attempt;
   NodeContext* ctx;
   double started_wall;
+  JsonText recorded_list;  // a map's list, as an earlier attempt checkpointed it
   {
     MutexLock lock(&slot.mu);
+    if (spec.dynamic->kind == DynamicNode::Kind::kMap) recorded_list = RecordedMapList(slot.journal);
     attempt = ++slot.attempts;
     slot.token = std::make_shared<CancelToken>();
     ctx = slot.ctx.get();
@@ -206,7 +227,8 @@ void RunState::StartDynamic(int i) {
   }
   RecordStarted(i, attempt, started_wall);
   env_->reserve();
-  auto started = [this, i, env = env_](NodeResult value) {
+  const bool from_journal = recorded_list != nullptr;
+  auto started = [this, i, env = env_, from_journal](NodeResult value) {
     const NodeSpec& node = wf_.nodes[i];
     const DynamicNode& dyn = *node.dynamic;
     const char* what = dyn.kind == DynamicNode::Kind::kMap    ? "map"
@@ -234,6 +256,7 @@ void RunState::StartDynamic(int i) {
       if (!value.output || !SplitJsonArray(*value.output, &spans)) {
         problem = std::string("`over` must return a list (a JSON array), got ") + got;
       } else {
+        if (!from_journal) Checkpoint(i, MakeJson(std::string(kMapListKey) + *value.output + "}"));
         run = std::make_unique<MapRun>(this, i, std::move(value.output), std::move(spans));
       }
     } else {
@@ -262,6 +285,13 @@ void RunState::StartDynamic(int i) {
     }
     env->release();
   };
+  if (from_journal) {
+    // Items are numbered by this list: the one `over` gave before is used
+    // again, so that a resume never pairs recorded items with a different list.
+    Emit(i, "map_list_restored", "{}");
+    started(NodeResult::Success(std::move(recorded_list)));
+    return;
+  }
   spec.dynamic->start->Call(*ctx, nullptr, std::move(started));
 }
 

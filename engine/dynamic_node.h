@@ -70,6 +70,10 @@ bool SplitJsonArray(std::string_view json, std::vector<std::pair<size_t, size_t>
 // (a JSON object, may be null) added or replacing theirs.
 JsonText MergeJsonObjects(const JsonText& defaults, const JsonText& overrides);
 
+// The list a map's `over` gave an earlier attempt, as it checkpointed it in
+// the map node's journal; null when there is none.
+JsonText RecordedMapList(const std::vector<JsonText>& journal);
+
 // Checks across the workflows of one file: every call, loop and workflow
 // map names a declared workflow (with a did-you-mean), the workflow has an
 // output node, and no chain of calls leads back to a workflow on it.

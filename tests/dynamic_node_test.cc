@@ -160,12 +160,14 @@ struct Fixture {
   std::vector<WorkflowSpec> library;
 
   RunOutcome Run(const WorkflowSpec& wf,
-                 const std::unordered_map<std::string, NodeRecord>& earlier = {}) {
+                 const std::unordered_map<std::string, NodeRecord>& earlier = {},
+                 const RunHistory& history = {}) {
     ExecutorOptions opts;
     opts.workers = 2;
     opts.library = &library;
-    auto fut = std::async(std::launch::async,
-                          [&] { return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts); });
+    auto fut = std::async(std::launch::async, [&] {
+      return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts, history);
+    });
     while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
       if (!clock.RunNext()) std::this_thread::yield();
     }
@@ -325,6 +327,47 @@ TEST_CASE("map: a resume runs only the items not recorded, and the output is com
   CHECK(output.starts_with("[\"kept1\",\"kept2\",\"kept3\",{\"i\":4,\"item\":40},\"kept5\""));
   CHECK(output.ends_with("{\"i\":8,\"item\":80}]"));
   CHECK(f.Record("m[4]")->attempts == 2);  // attempt numbers keep counting
+}
+
+TEST_CASE("map: the list `over` gave is checkpointed, and a resume numbers items by it" *
+          doctest::timeout(60)) {
+  Fixture f;
+  auto body = std::make_shared<ItemBody>(&f.clock);
+  RunOutcome first = f.Run(One(MapNode("m", Value(Range(3)), body, 2)));
+  REQUIRE(first.status == RunStatus::kSucceeded);
+  auto events = f.store.GetEvents("r1");
+  REQUIRE(events.ok());
+  std::vector<JsonText> journal;
+  for (const EventRecord& e : *events) {
+    if (e.node == "m" && e.kind == "checkpoint") journal.push_back(MakeJson(e.data_json));
+  }
+  REQUIRE(journal.size() == 1);
+  CHECK(*journal[0] == "{\"map_list\":[10,20,30]}");
+  CHECK(*RecordedMapList(journal) == "[10,20,30]");
+
+  // `over` now gives another list; the resumed map keeps the recorded one.
+  Fixture g;
+  auto again = std::make_shared<ItemBody>(&g.clock);
+  auto over_calls = std::make_shared<std::atomic<int>>(0);
+  auto over = std::make_shared<FnFunction>([over_calls](const NodeContext&, const JsonText&) {
+    over_calls->fetch_add(1);
+    return NodeResult::Success(MakeJson("[7,8,9,11]"));
+  });
+  std::unordered_map<std::string, NodeRecord> earlier;
+  NodeRecord kept;
+  kept.run_id = "r1";
+  kept.node = "m[1]";
+  kept.status = NodeStatus::kSucceeded;
+  kept.attempts = 1;
+  kept.output_json = "\"kept1\"";
+  earlier[kept.node] = kept;
+  RunHistory history;
+  history.journals["m"] = journal;
+  RunOutcome out = g.Run(One(MapNode("m", over, again, 2)), earlier, history);
+  REQUIRE(out.status == RunStatus::kSucceeded);
+  CHECK(over_calls->load() == 0);
+  CHECK(*out.results[0].output ==
+        "[\"kept1\",{\"i\":2,\"item\":20},{\"i\":3,\"item\":30}]");
 }
 
 TEST_CASE("loop: runs iterations until done_when, recording inner nodes per iteration" *
