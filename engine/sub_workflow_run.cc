@@ -44,8 +44,9 @@ void SubWorkflowRun::StartIteration(int iteration, JsonText previous) {
   JsonText params;
   if (loop) {
     parent_->Emit(node_, "loop_iteration", EventData().Add("iteration", iteration).Done());
+    // The first iteration has no `previous` (absent, so nil in Lua).
     std::string given = "{\"iteration\":" + std::to_string(iteration) +
-                        ",\"previous\":" + (previous ? *previous : std::string("null")) + "}";
+                        (previous ? ",\"previous\":" + *previous : std::string()) + "}";
     params = MergeJsonObjects(workflow_->params, MakeJson(std::move(given)));
   } else {
     params = MergeJsonObjects(workflow_->params, value_);

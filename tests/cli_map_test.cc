@@ -294,4 +294,19 @@ return keel.workflow "big" {
   CHECK(resumed.err.find("m  2000 items: 2000 succeeded, 0 failed") != std::string::npos);
 }
 
+TEST_CASE("examples: fanout.lua maps, loops and runs a program; resume --from re-runs the loop" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  const std::string example = std::string(KEEL_SOURCE_DIR) + "/examples/fanout.lua";
+  Json out = RunJson(box, example, 0, {"-p", "docs=300"});
+  CHECK(out["outputs"]["report"].Dump() ==
+        R"({"documents":300,"review_rounds":3,"wc":300,"words":1800})");
+  const std::string run = out["run_id"].Str();
+  ExitInfo again = box.KeelDb({"resume", run, "--from", "review"});
+  INFO(again.Describe());
+  CHECK(again.exit_code == 0);
+  CHECK(again.err.find("review#1/output started") != std::string::npos);
+  CHECK(again.err.find("summaries started") == std::string::npos);
+}
+
 }  // namespace keel::testing

@@ -389,7 +389,7 @@ TEST_CASE("loop: runs iterations until done_when, recording inner nodes per iter
   CHECK(inner->calls.load() == 3);
   CHECK(*out.results[0].output ==
         "{\"x\":1,\"iteration\":3,\"previous\":{\"x\":1,\"iteration\":2,"
-        "\"previous\":{\"x\":1,\"iteration\":1,\"previous\":null}}}");
+        "\"previous\":{\"x\":1,\"iteration\":1}}}");
   CHECK(f.Record("r#1/review"));
   CHECK(f.Record("r#3/review"));
   CHECK_FALSE(f.Record("r#4/review"));
