@@ -346,6 +346,8 @@ TEST_CASE("a probe slower than its lease keeps its slot: the executor renews it"
   };
   RunOutcome out = f.Run(wf);
   f.hold = nullptr;
+  INFO(out.error);
+  INFO(out.results[0].error.ToString());
   CHECK(out.status == RunStatus::kDegraded);
   CHECK(out.results[0].status == NodeStatus::kSucceeded);
   CHECK(out.results[3].error.kind() == ErrorKind::kCircuitOpen);
