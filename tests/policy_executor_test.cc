@@ -258,9 +258,11 @@ class TimedBody : public NodeBody {
  public:
   TimedBody(Clock* clock, double seconds) : clock_(clock), seconds_(seconds) {}
   void Start(const NodeContext& ctx, NodeCompletion done) override {
+    calls.fetch_add(1);
     auto shared = std::make_shared<NodeCompletion>(std::move(done));
     clock_->After(seconds_, [shared] { (*shared)(NodeResult::Success(MakeJson("\"done\""))); });
   }
+  std::atomic<int> calls{0};
 
  private:
   Clock* clock_;
@@ -324,7 +326,8 @@ TEST_CASE("a probe slower than its lease keeps its slot: the executor renews it"
   WorkflowSpec wf;
   wf.name = "wf";
   // The probe takes 100 s, past the 30 s lease; `later` asks at 60 s.
-  wf.nodes = {BehindDep(Node("probe", std::make_shared<TimedBody>(&f.clock, 100))),
+  auto probe = std::make_shared<TimedBody>(&f.clock, 100);
+  wf.nodes = {BehindDep(Node("probe", probe)),
               Node("ticker", std::make_shared<TickerBody>(&f.clock, 110)),
               Node("wait", std::make_shared<TimedBody>(&f.clock, 60))};
   NodeSpec later = BehindDep(Node("later", std::make_shared<ConstBody>("1"), {"wait"}));
@@ -335,6 +338,9 @@ TEST_CASE("a probe slower than its lease keeps its slot: the executor renews it"
   // instead of hanging it).
   std::optional<std::chrono::steady_clock::time_point> overdue_since;
   f.hold = [&] {
+    // Time starts once the probe holds its slot: a clock that ran ahead
+    // before its admission would let `later` probe first.
+    if (probe->calls.load() == 0) return true;
     BreakerSnapshot s = Dep(f);
     if (s.probes.size() != 1 || f.clock.WallNow() - s.probes[0].renewed_at <= 6) {
       overdue_since.reset();
