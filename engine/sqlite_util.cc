@@ -65,32 +65,60 @@ Status Statement::Prepare(Connection* conn, const char* sql) {
   conn_ = conn;
   sqlite3_finalize(stmt_);
   stmt_ = nullptr;
-  int rc = sqlite3_prepare_v3(conn->get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
-  if (rc != SQLITE_OK) return Error(conn->get(), rc, conn->path(), "cannot prepare a statement");
+  sql_ = sql;
+  error_ = Status::Ok();
   return Status::Ok();
 }
 
+bool Statement::Compile() {
+  if (stmt_ != nullptr) return true;
+  // Tried again after a failure: a busy schema lock is worth another try.
+  if (conn_ == nullptr) return false;
+  int rc = sqlite3_prepare_v3(conn_->get(), sql_.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt_,
+                              nullptr);
+  if (rc == SQLITE_OK) return true;
+  error_ = Error(conn_->get(), rc, conn_->path(), "cannot prepare a statement");
+  sqlite3_finalize(stmt_);
+  stmt_ = nullptr;
+  return false;
+}
+
+bool Statement::CompileForBind() {
+  if (Compile()) return true;
+  bind_failed_ = true;
+  return false;
+}
+
 Statement& Statement::Bind(int index, std::string_view text) {
-  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  if (CompileForBind()) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  }
   return *this;
 }
 
 Statement& Statement::Bind(int index, int64_t value) {
-  sqlite3_bind_int64(stmt_, index, value);
+  if (CompileForBind()) sqlite3_bind_int64(stmt_, index, value);
   return *this;
 }
 
 Statement& Statement::Bind(int index, double value) {
-  sqlite3_bind_double(stmt_, index, value);
+  if (CompileForBind()) sqlite3_bind_double(stmt_, index, value);
   return *this;
 }
 
 Statement& Statement::BindNull(int index) {
-  sqlite3_bind_null(stmt_, index);
+  if (CompileForBind()) sqlite3_bind_null(stmt_, index);
   return *this;
 }
 
 bool Statement::Step(Status* status, std::string_view what) {
+  // A parameter that could not be bound must not run as NULL: this use
+  // fails, and the next one binds afresh.
+  if (bind_failed_ || !Compile()) {
+    bind_failed_ = false;
+    *status = error_;
+    return false;
+  }
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc != SQLITE_DONE) *status = Error(conn_->get(), rc, conn_->path(), what);
@@ -106,6 +134,7 @@ Status Statement::Run(std::string_view what) {
 }
 
 void Statement::Reset() {
+  if (stmt_ == nullptr) return;
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
 }

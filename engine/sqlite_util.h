@@ -77,7 +77,10 @@ class Statement {
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
-  // Compiles `sql` on `conn` for repeated use. Fails with kPermanent.
+  // Readies `sql` on `conn` for repeated use. It is compiled at its first
+  // use (a Bind, Step or Run), so a store that prepares every statement it
+  // may need pays only for those it runs; a statement that does not compile
+  // fails that Step or Run with kPermanent. Always ok.
   Status Prepare(Connection* conn, const char* sql);
 
   // Binders take 1-based parameter indexes. Text is bound without a copy:
@@ -105,8 +108,18 @@ class Statement {
   bool IsNull(int column) const;
 
  private:
+  // Compiles sql_ unless done; false (error_ set) when it does not compile
+  // (kTransient while the schema is locked, so a later use tries again).
+  bool Compile();
+
+  // Compile for a Bind; a failure fails the Step that follows.
+  bool CompileForBind();
+
   Connection* conn_ = nullptr;
+  std::string sql_;
   sqlite3_stmt* stmt_ = nullptr;
+  bool bind_failed_ = false;  // a Bind of this use found no statement
+  Status error_;  // why sql_ last failed to compile
 };
 
 }  // namespace keel::sqlite

@@ -158,6 +158,9 @@ struct Fixture {
   MemoryStore store;
   Executor executor{&clock, &store, nullptr};
   std::vector<WorkflowSpec> library;
+  // While set and true, Run fires no timer: lets a test see work start
+  // before fake time jumps past it.
+  std::function<bool()> hold;
 
   RunOutcome Run(const WorkflowSpec& wf,
                  const std::unordered_map<std::string, NodeRecord>& earlier = {},
@@ -169,7 +172,7 @@ struct Fixture {
       return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts, history);
     });
     while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-      if (!clock.RunNext()) std::this_thread::yield();
+      if ((hold && hold()) || !clock.RunNext()) std::this_thread::yield();
     }
     REQUIRE(store.Flush().ok());
     return fut.get();
@@ -197,7 +200,14 @@ TEST_CASE("map: max_concurrency bounds items in flight; items are created as oth
   Fixture f;
   auto body = std::make_shared<ItemBody>(&f.clock);
   WorkflowSpec wf = One(MapNode("m", Value(Range(10)), body, 3));
+  // Time moves on once the window is full (or all that is left has started).
+  f.hold = [&] {
+    MutexLock lock(&body->mu);
+    int left = 10 - body->finished_count;
+    return body->running.load() < std::min(3, left);
+  };
   RunOutcome out = f.Run(wf);
+  f.hold = nullptr;
   REQUIRE(out.status == RunStatus::kSucceeded);
   CHECK(body->peak.load() == 3);
   {

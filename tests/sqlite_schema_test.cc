@@ -218,6 +218,36 @@ TEST_CASE("a keel database at version 0 is migrated, and reopening does not migr
   CHECK((*store)->GetRun("r1").ok());
 }
 
+TEST_CASE("a statement compiles at its first use; one that cannot fails that use") {
+  ScratchDir dir;
+  const std::string path = dir.Path("plain.db");
+  auto conn = sqlite::Connection::Open(path, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 10);
+  REQUIRE(conn.ok());
+  sqlite::Statement insert;
+  // The table does not exist yet: preparing does not compile, so it is fine.
+  REQUIRE(insert.Prepare(conn->get(), "INSERT INTO t (v) VALUES (?1)").ok());
+  REQUIRE((*conn)->Exec("CREATE TABLE t (v INTEGER)", "creating").ok());
+  REQUIRE(insert.Bind(1, 7).Run("inserting").ok());
+  sqlite::Statement count;
+  REQUIRE(count.Prepare(conn->get(), "SELECT count(*), max(v) FROM t").ok());
+  Status status;
+  REQUIRE(count.Step(&status, "counting"));
+  CHECK(count.Int(0) == 1);
+  CHECK(count.Int(1) == 7);
+  count.Reset();
+
+  sqlite::Statement broken;
+  REQUIRE(broken.Prepare(conn->get(), "SELECT nosuchcolumn FROM t WHERE v = ?1").ok());
+  broken.Bind(1, 1);  // binding a statement that does not compile is harmless
+  Status failed;
+  CHECK_FALSE(broken.Step(&failed, "reading"));
+  CHECK(failed.kind() == ErrorKind::kPermanent);
+  CHECK(failed.message().find("cannot prepare a statement") != std::string::npos);
+  CHECK(failed.message().find("nosuchcolumn") != std::string::npos);
+  Status again = broken.Run("reading");
+  CHECK(again.kind() == ErrorKind::kPermanent);
+}
+
 TEST_CASE("migrations apply only the missing steps, once, in one transaction") {
   ScratchDir dir;
   const std::string path = dir.Path("keel.db");
