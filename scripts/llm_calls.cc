@@ -436,33 +436,16 @@ int AfterWait(lua_State* L, int /*status*/, lua_KContext /*ctx*/) {
   return lua_error(L);
 }
 
-// LuaTrampoline, but a yield continues in AfterWait. keel.llm and keel.http
-// are C functions themselves, not Lua wrappers around one, so that the
-// script's line is the caller's frame even in `return keel.llm{...}`: a Lua
-// tail call replaces the caller's frame, a tail call to a C function keeps it.
-template <int (*Helper)(lua_State*)>
-int WaitingTrampoline(lua_State* L) {
-  int n;
-  {
-    CappedScope uncapped(LuaMemory::Of(L), false);
-    try {
-      n = Helper(L);
-    } catch (const std::exception& e) {
-      lua_pushstring(L, e.what());
-      n = kLuaRaise;
-    }
-  }
-  if (n == kLuaRaise) return lua_error(L);
-  if (n == kLuaYield) return lua_yieldk(L, 0, 0, &AfterWait);
-  return n;
-}
-
 }  // namespace
 
+// keel.llm and keel.http are C functions themselves, not Lua wrappers around
+// one, so that the script's line is the caller's frame even in `return
+// keel.llm{...}`: a Lua tail call replaces the caller's frame, a tail call to a
+// C function keeps it. A yield goes on in AfterWait.
 void AddWaitingCalls(lua_State* L) {
-  lua_pushcfunction(L, &WaitingTrampoline<LlmWait>);
+  lua_pushcfunction(L, (&LuaTrampoline<LlmWait, &AfterWait>));
   lua_setfield(L, -2, "llm");
-  lua_pushcfunction(L, &WaitingTrampoline<HttpWait>);
+  lua_pushcfunction(L, (&LuaTrampoline<HttpWait, &AfterWait>));
   lua_setfield(L, -2, "http");
 }
 

@@ -20,7 +20,10 @@ namespace keel {
 inline constexpr int kLuaRaise = -1;  // the helper pushed an error value
 inline constexpr int kLuaYield = -2;  // the trampoline yields the running coroutine
 
-template <int (*Helper)(lua_State*)>
+// Calls Helper with the memory cap disarmed, turning a C++ exception into a
+// Lua error. A helper that returns kLuaYield yields the running coroutine;
+// with `Continue`, the coroutine goes on in it when resumed (lua_yieldk).
+template <int (*Helper)(lua_State*), lua_KFunction Continue = nullptr>
 int LuaTrampoline(lua_State* L) {
   int n;
   {
@@ -33,7 +36,7 @@ int LuaTrampoline(lua_State* L) {
     }
   }
   if (n == kLuaRaise) return lua_error(L);
-  if (n == kLuaYield) return lua_yield(L, 0);
+  if (n == kLuaYield) return lua_yieldk(L, 0, 0, Continue);
   return n;
 }
 
