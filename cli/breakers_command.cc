@@ -11,10 +11,10 @@
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
-#include "cli/format.h"
-#include "cli/json_out.h"
 #include "cli/table.h"
 #include "engine/clock.h"
+#include "views/format.h"
+#include "views/json_out.h"
 
 namespace keel::cli {
 namespace {

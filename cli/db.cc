@@ -10,11 +10,11 @@
 #include <cstring>
 #include <filesystem>
 
-#include "cli/format.h"
 #include "engine/clock.h"
 #include "engine/process_owner.h"
 #include "engine/sqlite_read_only_store.h"
 #include "engine/sqlite_store.h"
+#include "views/format.h"
 
 namespace keel::cli {
 namespace {

@@ -9,11 +9,11 @@
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
-#include "cli/format.h"
-#include "cli/json_out.h"
 #include "cli/llm_usage.h"
 #include "cli/table.h"
 #include "engine/clock.h"
+#include "views/format.h"
+#include "views/json_out.h"
 
 namespace keel::cli {
 namespace {

@@ -10,10 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "cli/format.h"
 #include "cli/interrupt_notice.h"
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
+#include "views/format.h"
 
 namespace keel::cli {
 namespace {

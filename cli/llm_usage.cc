@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <optional>
 
-#include "cli/format.h"
 #include "engine/run_history.h"
+#include "views/format.h"
 
 namespace keel::cli {
 namespace {

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "cli/json_out.h"
 #include "engine/store.h"
 #include "engine/usage.h"
+#include "views/json_out.h"
 
 namespace keel::cli {
 

@@ -10,14 +10,14 @@
 #include <string>
 #include <unordered_set>
 
-#include "cli/format.h"
-#include "cli/map_progress.h"
 #include "cli/interrupt_notice.h"
 #include "cli/live_progress.h"
+#include "cli/map_progress.h"
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
 #include "engine/mutex.h"
 #include "scripts/log_sink.h"
+#include "views/format.h"
 
 namespace keel::cli {
 namespace {

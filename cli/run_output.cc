@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <string>
 
-#include "cli/format.h"
-#include "cli/json_out.h"
 #include "cli/standard_streams.h"
+#include "views/format.h"
+#include "views/json_out.h"
 
 namespace keel::cli {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <map>
 
-#include "cli/format.h"
+#include "views/format.h"
 
 namespace keel::cli {
 namespace {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/json_out.h"
 #include "engine/store.h"
+#include "views/json_out.h"
 
 namespace keel::cli {
 

@@ -12,9 +12,7 @@
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
-#include "cli/format.h"
 #include "cli/item_view.h"
-#include "cli/json_out.h"
 #include "cli/llm_usage.h"
 #include "cli/policy_events.h"
 #include "cli/recorded_script.h"
@@ -22,6 +20,9 @@
 #include "cli/table.h"
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
+#include "views/event_json.h"
+#include "views/format.h"
+#include "views/json_out.h"
 
 namespace keel::cli {
 namespace {
@@ -182,15 +183,7 @@ void PrintJson(const RunDetail& detail) {
   if (detail.show_events) {
     out.Key("events");
     out.BeginArray();
-    for (const EventRecord& event : detail.events) {
-      out.BeginObject();
-      out.Key("seq").Int(event.seq);
-      out.Key("ts").String(FormatIsoUtc(event.ts));
-      out.Key("node").StringOrNull(event.node);
-      out.Key("kind").String(event.kind);
-      out.Key("data").Raw(event.data_json);
-      out.EndObject();
-    }
+    for (const EventRecord& event : detail.events) WriteEventJson(&out, event);
     out.EndArray();
   }
   out.EndObject();

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "cli/format.h"
+#include "views/format.h"
 
 namespace keel::cli {
 

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "cli/format.h"
 #include "engine/clock.h"
 #include "engine/wait_node.h"
+#include "views/format.h"
 
 namespace keel::cli {
 

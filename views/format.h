@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace keel::cli {
+namespace keel {
 
 // Seconds with millisecond precision and no trailing zeros: "0.012s", "0.5s", "3s".
 std::string FormatSeconds(double seconds);
@@ -58,4 +58,4 @@ std::string OneLine(std::string_view text);
 // Lua traceback after it.
 std::string FirstLine(std::string_view text);
 
-}  // namespace keel::cli
+}  // namespace keel

@@ -1,14 +1,14 @@
-#include "cli/json_out.h"
+#include "views/json_out.h"
 
 #include <rapidjson/document.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "cli/format.h"
 #include "engine/utf8.h"
+#include "views/format.h"
 
-namespace keel::cli {
+namespace keel {
 
 JsonOut& JsonOut::Key(std::string_view key) {
   if (IsUtf8(key)) {
@@ -80,4 +80,4 @@ void JsonOut::Raw(const std::optional<std::string>& json) {
 
 void JsonOut::Print(std::FILE* out) const { std::fprintf(out, "%s\n", buffer_.GetString()); }
 
-}  // namespace keel::cli
+}  // namespace keel

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace keel::cli {
+namespace keel {
 
 class JsonOut {
  public:
@@ -44,10 +44,12 @@ class JsonOut {
 
   // Prints the document and a newline to `out`.
   void Print(std::FILE* out) const;
+  // The document as it is so far.
+  std::string Text() const { return std::string(buffer_.GetString(), buffer_.GetSize()); }
 
  private:
   rapidjson::StringBuffer buffer_;
   rapidjson::Writer<rapidjson::StringBuffer> writer_;
 };
 
-}  // namespace keel::cli
+}  // namespace keel

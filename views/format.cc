@@ -1,4 +1,4 @@
-#include "cli/format.h"
+#include "views/format.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 
-namespace keel::cli {
+namespace keel {
 namespace {
 
 std::tm BrokenDown(double wall, bool utc, int* millis) {
@@ -170,4 +170,4 @@ std::string FirstLine(std::string_view text) {
   return std::string(text.substr(0, text.find('\n')));
 }
 
-}  // namespace keel::cli
+}  // namespace keel
