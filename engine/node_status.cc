@@ -5,7 +5,7 @@ namespace {
 constexpr std::string_view kNodeNames[] = {"pending", "running",   "succeeded", "failed",
                                            "skipped", "cancelled", "fallback",  "waiting"};
 constexpr std::string_view kRunNames[] = {"running",     "succeeded", "failed",   "degraded",
-                                          "interrupted", "waiting",   "cancelled"};
+                                          "interrupted", "waiting",   "cancelled", "queued"};
 
 template <typename E, size_t N>
 bool ParseName(const std::string_view (&names)[N], std::string_view name, E* out) {

@@ -32,6 +32,11 @@ enum class RunStatus {
   kWaiting,
   // Stopped by `keel cancel`; finished: it cannot be resumed, gc may delete it.
   kCancelled,
+  // Recorded but not started: `keel submit`, the service's API or a schedule
+  // queued it (DESIGN.md §9-10). It has no owner and no nodes yet; the
+  // process that starts it claims it like a resume (Store::ClaimRun). Not
+  // finished: gc leaves it, and cancel records it cancelled at once.
+  kQueued,
 };
 
 std::string_view NodeStatusName(NodeStatus status);
