@@ -331,6 +331,17 @@ class Store {
   virtual Status AppendEventOnce(const EventRecord& event) {
     return Status::Error(ErrorKind::kPermanent, "not supported by this store");
   }
+
+  // --- Readiness (keel serve's /readyz) ---
+  // Ok when the database answers, this process can take a write transaction
+  // on it (one that writes nothing) and its schema is the version this
+  // binary writes. Otherwise why not, naming the cause: locked by another
+  // process (kTransient), read-only, missing, or an older or newer schema
+  // (kPermanent). Takes no longer than a second or so; any thread. Stores
+  // that cannot tell fail with kPermanent "not supported by this store".
+  virtual Status CheckReady() {
+    return Status::Error(ErrorKind::kPermanent, "readiness check not supported by this store");
+  }
 };
 
 }  // namespace keel
