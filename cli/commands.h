@@ -4,6 +4,7 @@
 // exit_codes.h). Each command prints its own errors. Called from the main
 // thread only.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,8 @@ struct RunArgs {
   bool wait = false;  // wait nodes wait in this process instead of parking the run
 };
 int RunCommand(const RunArgs& args);
+// `keel submit`: `keel run`'s checks, then the run recorded queued.
+int SubmitCommand(const RunArgs& args);
 
 struct ResumeArgs {
   std::string run_id;  // or a unique prefix
@@ -38,6 +41,9 @@ struct ResumeArgs {
   double storage_timeout = 30;
   LlmArgs llm;
   bool wait = false;
+  // --handoff-epoch (hidden): `keel serve` handed the run over at this epoch
+  // (Store::HandOffRun) for this process to claim, whoever owns it; 0: none.
+  int64_t handoff_epoch = 0;
 };
 int ResumeCommand(const ResumeArgs& args);
 
@@ -52,6 +58,7 @@ struct ForkArgs {
   std::string durability = "normal";
   double storage_timeout = 30;
   LlmArgs llm;  // over the recorded configuration
+  bool queue = false;  // --queue: record the fork queued and print its id
 };
 int ForkCommand(const ForkArgs& args);
 

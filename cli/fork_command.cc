@@ -16,6 +16,7 @@
 #include "cli/interrupt_notice.h"
 #include "cli/load_script.h"
 #include "cli/params.h"
+#include "cli/queued_output.h"
 #include "cli/run_setup.h"
 #include "engine/clock.h"
 #include "engine/dynamic_node.h"
@@ -60,6 +61,13 @@ int ForkCommand(const ForkArgs& args) {
       MergeJsonObjects(workflow->params, MakeJson(source->params_json)), args.params);
   if (!params.ok()) return UsageError(params.status().message());
 
+  if (args.queue) {
+    Runner runner(script->clock, store->get(), nullptr);
+    runner.set_config_json(ConfigJson(*config));
+    runner.set_queue_only(true);
+    return PrintQueued(runner.Fork(*source, args.from, *workflow, script->info, *params, {}),
+                       args.json);
+  }
   ProgressOptions progress_options;
   progress_options.clock = script->clock;
   if (!args.from.empty()) {

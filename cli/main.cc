@@ -116,8 +116,20 @@ int Main(int argc, char** argv) {
                     "parking the run with exit code 4");
   run_cmd->callback([&] { action = [&] { return RunCommand(run); }; });
 
+  RunArgs submit;
+  auto* submit_cmd = app.add_subcommand(
+      "submit", "Check a workflow file and record a run of it queued; keel resume or keel serve "
+                "starts it");
+  submit_cmd->add_option("file", submit.file, "Workflow script (.lua)")->required();
+  submit_cmd->add_option("-p,--param", submit.params, "Override a parameter: key=value (repeatable)")
+      ->allow_extra_args(false);
+  AddDbOption(submit_cmd, &submit.db);
+  submit_cmd->add_flag("--json", submit.json, "Print {\"run_id\": ..., \"status\": \"queued\"}");
+  AddLlmOptions(submit_cmd, &submit.llm);
+  submit_cmd->callback([&] { action = [&] { return SubmitCommand(submit); }; });
+
   ResumeArgs resume;
-  auto* resume_cmd = app.add_subcommand("resume", "Continue a failed or interrupted run");
+  auto* resume_cmd = app.add_subcommand("resume", "Continue a failed or interrupted run, or start a queued one");
   resume_cmd->add_option("run_id", resume.run_id, "Run id or a unique prefix of it")->required();
   resume_cmd->add_option("--from", resume.from,
                          "Run this node and everything downstream of it again, even in a "
@@ -134,6 +146,7 @@ int Main(int argc, char** argv) {
   resume_cmd->add_flag("--wait", resume.wait,
                        "Wait nodes wait in this process (for the signal or the timer) instead of "
                        "parking the run with exit code 4");
+  resume_cmd->add_option("--handoff-epoch", resume.handoff_epoch)->group("");  // keel serve's
   resume_cmd->callback([&] { action = [&] { return ResumeCommand(resume); }; });
 
   ForkArgs fork;
@@ -150,13 +163,15 @@ int Main(int argc, char** argv) {
   fork_cmd->add_flag("--json", fork.json, "Print the result as one JSON object");
   AddDurabilityOptions(fork_cmd, &fork.durability, &fork.storage_timeout);
   AddLlmOptions(fork_cmd, &fork.llm);
+  fork_cmd->add_flag("--queue", fork.queue,
+                     "Record the fork queued and print its id; keel resume or keel serve starts it");
   fork_cmd->callback([&] { action = [&] { return ForkCommand(fork); }; });
 
   RunsArgs runs;
   auto* runs_cmd = app.add_subcommand("runs", "List recent runs, newest first");
   runs_cmd->add_option("--status", runs.status,
-                       "Only runs with this status: running, interrupted, waiting, succeeded, "
-                       "failed, degraded, cancelled");
+                       "Only runs with this status: queued, running, interrupted, waiting, "
+                       "succeeded, failed, degraded, cancelled");
   runs_cmd->add_option("--limit", runs.limit, "How many runs to list (0: all)")
       ->check(CLI::Validator(CheckLimit, "N"))
       ->capture_default_str();
@@ -262,8 +277,8 @@ int Main(int argc, char** argv) {
   if (argv[1][0] != '-' && !IsCommand(app, argv[1])) {
     PrintError(
         std::string("unknown command '") + argv[1] +
-         "'; commands: run, resume, fork, runs, show, graph, breakers, validate, gc, signal, "
-         "cancel, serve (see keel --help)");
+         "'; commands: run, submit, resume, fork, runs, show, graph, breakers, validate, gc, "
+         "signal, cancel, serve (see keel --help)");
     return kExitUsage;
   }
   try {

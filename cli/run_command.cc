@@ -162,7 +162,11 @@ int ResumeCommand(const ResumeArgs& args) {
     return UsageError(
         fmt::format("run {} was cancelled; a cancelled run cannot be resumed", run->id));
   }
-  if (run->status == RunStatus::kRunning &&
+  if (args.handoff_epoch != 0 && run->epoch != args.handoff_epoch) {
+    return UsageError(fmt::format("run {} was handed over at epoch {} but is at epoch {} now",
+                                  run->id, args.handoff_epoch, run->epoch));
+  }
+  if (args.handoff_epoch == 0 && run->status == RunStatus::kRunning &&
       OwnerAlive(run->owner, SystemClock()->WallNow() - run->heartbeat)) {
     return UsageError(fmt::format(
         "run {} is still running in process {} on {}; it can be resumed once that process exits",
@@ -191,8 +195,10 @@ int ResumeCommand(const ResumeArgs& args) {
 
   auto nodes = (*store)->GetNodes(run->id);
   if (!nodes.ok()) return UsageError(nodes.status().message());
+  // A queued run starts from the beginning, as `keel run` shows it.
+  const bool queued = run->status == RunStatus::kQueued;
   ProgressOptions progress_options;
-  progress_options.resuming = true;
+  progress_options.resuming = !queued;
   progress_options.clock = script->clock;
   for (const NodeRecord& node : *nodes) {
     if (IsKeptOnResume(node.status) && !RecordOfAny(node.node, *rerun)) {
@@ -205,11 +211,12 @@ int ResumeCommand(const ResumeArgs& args) {
   auto resume = [&](Progress* progress) {
     Runner runner(script->clock, store->get(), progress);
     runner.set_config_json(ConfigJson(*config));
+    runner.set_handoff(args.handoff_epoch != 0);
     return runner.Resume(*run, *workflow, script->info, options, args.from);
   };
   int code =
       Execute(*workflow, store->get(), std::move(progress_options), args.json, args.db, resume);
-  PrintRunTimes(store->get(), run->id);
+  if (!queued) PrintRunTimes(store->get(), run->id);
   return code;
 }
 

@@ -176,6 +176,21 @@ static RunRecord NewRun(const WorkflowSpec& workflow, const ScriptInfo& script,
   return run;
 }
 
+// A new run recorded queued: owned by no process (pid 0 on this host reads
+// as dead), nothing run yet.
+static void MarkQueued(RunRecord* run) {
+  run->status = RunStatus::kQueued;
+  run->owner = Owner{0, CurrentOwner().host, 0};
+}
+
+static RunReport QueuedReport(const std::string& run_id) {
+  RunReport report;
+  report.run_id = run_id;
+  report.status = RunStatus::kQueued;
+  report.outcome.status = RunStatus::kQueued;
+  return report;
+}
+
 Status Runner::CreateWithFreshId(RunRecord* run, const std::vector<NodeRecord>& kept) {
   Status created;
   for (int tries = 0; tries < 5; ++tries) {
@@ -190,8 +205,10 @@ Result<RunReport> Runner::Start(const WorkflowSpec& workflow, const ScriptInfo& 
                                 JsonText params, const ExecutorOptions& options) {
   RunRecord run = NewRun(workflow, script, params, clock_->WallNow());
   run.config_json = config_json_;
+  if (queue_only_) MarkQueued(&run);
   Status created = CreateWithFreshId(&run, {});
   if (!created.ok()) return created;
+  if (queue_only_) return QueuedReport(run.id);
   store_->AppendEvent({run.id, 0, run.created_at, "", "run_started",
                        RunEventData(run.node_count, 0, false)});
   return Execute(workflow, run.id, std::move(params), {}, options, RunHistory{});
@@ -221,8 +238,10 @@ Result<RunReport> Runner::Fork(const RunRecord& source, const std::string& from,
   run.config_json = config_json_;
   run.forked_from = source.id;
   run.forked_from_node = from;
+  if (queue_only_) MarkQueued(&run);
   Status created = CreateWithFreshId(&run, kept);
   if (!created.ok()) return created;
+  if (queue_only_) return QueuedReport(run.id);
   std::unordered_map<std::string, NodeRecord> earlier;
   for (NodeRecord& node : kept) {
     node.run_id = run.id;
@@ -285,8 +304,8 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
   claim.config_json = config_json_;
   claim.node_count = static_cast<int>(workflow.nodes.size());
   claim.workflow = workflow.name;
-  auto alive = [](const Owner& owner, double heartbeat_age) {
-    return OwnerAlive(owner, heartbeat_age);
+  auto alive = [handoff = handoff_](const Owner& owner, double heartbeat_age) {
+    return !handoff && OwnerAlive(owner, heartbeat_age);
   };
   auto claimed = from.empty() ? store_->ClaimRun(claim, run.epoch, alive)
                               : store_->ClaimRunForRerun(claim, run.epoch, from, rerun, alive);
@@ -307,11 +326,14 @@ Result<RunReport> Runner::Resume(const RunRecord& run, const WorkflowSpec& workf
     earlier.emplace(std::move(name), std::move(rec));
   }
   bool changed = !claimed->changed_files.empty();
-  store_->AppendEvent({run.id, 0, claim.updated_at, "", "run_resumed",
-                       RunEventData(claim.node_count, kept, changed,
-                                    RunEventExtra{.script_version = claimed->script_version,
-                                                  .from = from,
-                                                  .forked_from = ""})});
+  // A queued run starts here: run_started, as `keel run` or `keel fork` records it.
+  const bool starting = before.status == RunStatus::kQueued;
+  store_->AppendEvent(
+      {run.id, 0, claim.updated_at, "", starting ? "run_started" : "run_resumed",
+       RunEventData(claim.node_count, kept, changed,
+                    RunEventExtra{.script_version = claimed->script_version,
+                                  .from = starting ? before.forked_from_node : from,
+                                  .forked_from = starting ? before.forked_from : ""})});
   auto events = store_->GetEvents(run.id);
   if (!events.ok()) return events.status();
   RunHistory history = ReadRunHistory(*events);

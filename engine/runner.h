@@ -68,6 +68,16 @@ class Runner {
   // forks from now on (RunRecord::config_json, a JSON object).
   void set_config_json(std::string config_json) { config_json_ = std::move(config_json); }
 
+  // When set, Start and Fork record the new run queued (RunStatus::kQueued:
+  // no owner, nothing run) and return at once with a report of status
+  // kQueued; a later Resume of it starts it from the beginning, recording
+  // run_started (`keel submit`, `keel fork --queue`).
+  void set_queue_only(bool queue_only) { queue_only_ = queue_only; }
+  // When set, Resume claims the run whoever owns it, fenced by the run's
+  // epoch alone: `keel serve` handed it over at that epoch (Store::HandOffRun)
+  // to this process only (`keel resume --handoff-epoch`).
+  void set_handoff(bool handoff) { handoff_ = handoff; }
+
   // A fresh, time-sortable run id such as "261123-175206-a3f9".
   std::string NewRunId();
 
@@ -82,6 +92,8 @@ class Runner {
   Clock* clock_;
   Store* store_;
   std::string config_json_ = "{}";
+  bool queue_only_ = false;
+  bool handoff_ = false;
   Observer* observer_;
   Executor executor_;
 };

@@ -39,6 +39,8 @@ class SqliteReader {
   Result<bool> HasSignal(const std::string& run_id, const std::string& name,
                          const std::string& node);
   Result<bool> CancelRequested(const std::string& run_id);
+  // sqlite_handoff.cc: Store::ListRunsToStart.
+  Result<std::vector<Store::StartCandidate>> ListRunsToStart(double now, bool stopped, int limit);
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}

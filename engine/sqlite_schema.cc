@@ -165,6 +165,14 @@ CREATE INDEX signals_by_run ON signals (run_id, name, id);
 ALTER TABLE runs ADD COLUMN cancel_requested REAL NOT NULL DEFAULT 0;
 )sql";
 
+// Version 9: `keel serve` counts a run's auto-resumes and notes its limit
+// once (engine/sqlite_handoff.cc), reading these small partial indexes
+// instead of the run's events.
+constexpr const char* kSchemaV9 = R"sql(
+CREATE INDEX events_auto_resumed ON events (run_id) WHERE kind = 'auto_resumed';
+CREATE INDEX events_auto_resume_limit ON events (run_id) WHERE kind = 'auto_resume_limit';
+)sql";
+
 constexpr Migration kMigrations[] = {
     // One step a line (clang-format would pack them).
     {1, kSchemaV1},
@@ -174,6 +182,7 @@ constexpr Migration kMigrations[] = {
     {5, kSchemaV5},
     {6, kSchemaV6},
     {7, kSchemaV7},
+    {9, kSchemaV9},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

@@ -133,6 +133,15 @@ class SqliteStore final : public Store {
       const std::string& run_id, double now,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
   Result<bool> CancelRequested(const std::string& run_id) override;
+  // Starting and supervising runs (sqlite_handoff.cc).
+  Result<std::vector<StartCandidate>> ListRunsToStart(double now, bool stopped,
+                                                      int limit) override;
+  Result<int64_t> HandOffRun(const std::string& run_id, int64_t expected_epoch, const Owner& to,
+                             double now, const EventRecord& event,
+                             const std::function<bool(const Owner&, double)>& owner_alive) override;
+  Status ReleaseRun(const std::string& run_id, int64_t epoch, const Owner& none, double now,
+                    const std::string& error) override;
+  Status AppendEventOnce(const EventRecord& event) override;
   // engine/sqlite_ready.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;

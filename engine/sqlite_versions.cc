@@ -37,10 +37,10 @@ constexpr char kCopyNode[] =
 // The runs DeleteFinishedBefore deletes (engine/sqlite_writer.cc).
 constexpr char kDeleteVersions[] =
     "DELETE FROM script_versions WHERE run_id IN (SELECT id FROM runs WHERE status NOT IN "
-    "('running', 'interrupted') AND finished_at < ?1)";
+    "('running', 'interrupted', 'waiting', 'queued') AND finished_at < ?1)";
 constexpr char kDeleteModules[] =
     "DELETE FROM script_modules WHERE run_id IN (SELECT id FROM runs WHERE status NOT IN "
-    "('running', 'interrupted') AND finished_at < ?1)";
+    "('running', 'interrupted', 'waiting', 'queued') AND finished_at < ?1)";
 
 constexpr char kVersions[] =
     "SELECT version, created_at, script_path, script_sha256, script_text FROM script_versions "

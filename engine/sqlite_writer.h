@@ -73,6 +73,13 @@ class SqliteWriter {
                                                 const std::string& node, double now);
   Result<CancelOutcome> CancelRun(const std::string& run_id, double now,
                                   const std::function<bool(const Owner&, double)>& owner_alive);
+  // Hand-offs to `keel serve` (sqlite_handoff.cc).
+  Result<int64_t> HandOffRun(const std::string& run_id, int64_t expected_epoch, const Owner& to,
+                             double now, const EventRecord& event,
+                             const std::function<bool(const Owner&, double)>& owner_alive);
+  Status ReleaseRun(const std::string& run_id, int64_t epoch, const Owner& none, double now,
+                    const std::string& error);
+  Status AppendEventOnce(const EventRecord& event);
 
   // Whether a write was refused because another process took its run over.
   bool fenced() const { return fenced_; }

@@ -283,6 +283,55 @@ class Store {
   // Deletes breaker `key`, or every breaker when `key` is empty. Returns how many.
   virtual Result<int64_t> ResetBreakers(const std::string& key) = 0;
 
+  // --- Starting and supervising runs (`keel submit`, `keel serve`) ---
+  // A run `keel serve` may start or resume, as ListRunsToStart found it.
+  struct StartCandidate {
+    RunRecord run;  // script_text left empty
+    // Why: "queued", "signal" or "timer" (a waiting run whose signal came or
+    // whose timer is due), "interrupted", or "running" (the caller checks
+    // whether its owner lives).
+    std::string reason;
+    int auto_resumes = 0;      // auto_resumed events recorded for the run
+    bool limit_noted = false;  // an auto_resume_limit event is recorded
+  };
+  // Queued runs, oldest first; waiting runs whose signal has arrived (one no
+  // wait took) or whose timer is due at `now` (wall seconds); and, when
+  // `stopped`, interrupted runs and runs recorded running, stalest first: at
+  // most `limit` of each. Indexed reads, cheap enough to poll every second.
+  virtual Result<std::vector<StartCandidate>> ListRunsToStart(double now, bool stopped,
+                                                              int limit) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+  // Hands run `run_id` over to `to` (a `keel serve` that starts a child
+  // `keel resume --handoff-epoch` to claim it), in one write transaction:
+  // checks that the run's epoch is still `expected_epoch`, that it was not
+  // cancelled (or asked to) and that its owner is dead (`owner_alive` as for
+  // ClaimRun), then bumps the epoch, writes `to` as the owner (status
+  // unchanged) and appends `event` when its kind is not empty. Returns the
+  // new epoch, which only the child given it can claim at (ClaimRun with
+  // that epoch and an owner_alive that accepts `to`). Fails (kPermanent),
+  // writing nothing, when a check fails: another process decided first.
+  virtual Result<int64_t> HandOffRun(const std::string& run_id, int64_t expected_epoch,
+                                     const Owner& to, double now, const EventRecord& event,
+                                     const std::function<bool(const Owner&, double)>& owner_alive) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+  // Gives back run `run_id` handed off at `epoch` whose child never claimed
+  // it: when its epoch is still `epoch`, bumps it and writes `none` (no live
+  // process) as the owner; with a non-empty `error`, also records the run
+  // failed with it. Fails (kPermanent), writing nothing, when the child (or
+  // anyone) claimed or cancelled the run meanwhile.
+  virtual Status ReleaseRun(const std::string& run_id, int64_t epoch, const Owner& none,
+                            double now, const std::string& error) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+  // Appends `event` (seq assigned) unless run `event.run_id` already has an
+  // event of its kind; one transaction, so two callers append it once.
+  // Synchronous and unfenced: for notes about runs no process holds.
+  virtual Status AppendEventOnce(const EventRecord& event) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+
   // --- Readiness (keel serve's /readyz) ---
   // Ok when the database answers, this process can take a write transaction
   // on it (one that writes nothing) and its schema is the version this
