@@ -133,6 +133,12 @@ class SqliteStore final : public Store {
       const std::string& run_id, double now,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
   Result<bool> CancelRequested(const std::string& run_id) override;
+  // Alerts outbox (sqlite_alerts.cc); on the writer thread.
+  Result<int64_t> ScanAlerts(double now, double overlap_s) override;
+  Result<std::vector<AlertRow>> ClaimAlerts(const std::string& owner, double now, double lease_s,
+                                            int limit) override;
+  Result<bool> CompleteAlert(int64_t id, const std::string& owner, bool delivered, double now,
+                             double retry_at, const std::string& error) override;
 
   const std::string& path() const { return path_; }
 
