@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "nodes/curl_library.h"
@@ -90,6 +92,8 @@ EndpointProbe ProbeEndpoint(const std::string& url, const std::string& ca_file, 
   double dns = Info(easy, CURLINFO_NAMELOOKUP_TIME_T);
   double connect = Info(easy, CURLINFO_CONNECT_TIME_T);
   double tls = Info(easy, CURLINFO_APPCONNECT_TIME_T);
+  long os_errno = 0;
+  curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
   curl_easy_cleanup(easy);
   probe.dns_s = dns;
   probe.connect_s = connect > dns ? connect - dns : 0;
@@ -105,9 +109,11 @@ EndpointProbe ProbeEndpoint(const std::string& url, const std::string& ca_file, 
       return probe;
     case CURLE_COULDNT_CONNECT:
       probe.failed_step = "connect";
-      probe.error = why.find("refused") != std::string::npos
-                        ? "connection refused (" + why + ")"
-                        : "cannot connect: " + why;
+      probe.error = os_errno == ECONNREFUSED ? "connection refused (" + why + ")"
+                    : os_errno != 0 ? "cannot connect: " + std::string(std::strerror(
+                                                               static_cast<int>(os_errno))) +
+                                          " (" + why + ")"
+                                    : "cannot connect: " + why;
       return probe;
     case CURLE_OPERATION_TIMEDOUT:
       probe.failed_step = dns == 0 && !IpLiteral(endpoint) ? "dns"
