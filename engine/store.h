@@ -283,6 +283,7 @@ class Store {
   // Deletes breaker `key`, or every breaker when `key` is empty. Returns how many.
   virtual Result<int64_t> ResetBreakers(const std::string& key) = 0;
 
+<<<<<<< HEAD
   // --- Alerts outbox (schema version 11; `keel serve --notify`) ---
   // What happened that an operator is told about (a run that finished
   // failed or degraded, a breaker that opened) is copied into an outbox
@@ -326,6 +327,18 @@ class Store {
     return Status::Error(ErrorKind::kPermanent, "CompleteAlert: not supported by this store");
   }
   // --- end of alerts outbox ---
+=======
+  // --- Readiness (keel serve's /readyz) ---
+  // Ok when the database answers, this process can take a write transaction
+  // on it (one that writes nothing) and its schema is the version this
+  // binary writes. Otherwise why not, naming the cause: locked by another
+  // process (kTransient), read-only, missing, or an older or newer schema
+  // (kPermanent). Takes no longer than a second or so; any thread. Stores
+  // that cannot tell fail with kPermanent "not supported by this store".
+  virtual Status CheckReady() {
+    return Status::Error(ErrorKind::kPermanent, "readiness check not supported by this store");
+  }
+>>>>>>> serve-core
 };
 
 }  // namespace keel
