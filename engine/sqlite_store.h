@@ -133,18 +133,16 @@ class SqliteStore final : public Store {
       const std::string& run_id, double now,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
   Result<bool> CancelRequested(const std::string& run_id) override;
-<<<<<<< HEAD
   // Alerts outbox (sqlite_alerts.cc); on the writer thread.
   Result<int64_t> ScanAlerts(double now, double overlap_s) override;
   Result<std::vector<AlertRow>> ClaimAlerts(const std::string& owner, double now, double lease_s,
                                             int limit) override;
   Result<bool> CompleteAlert(int64_t id, const std::string& owner, bool delivered, double now,
                              double retry_at, const std::string& error) override;
-=======
+
   // engine/sqlite_ready.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;
->>>>>>> serve-core
 
   const std::string& path() const { return path_; }
 

@@ -283,7 +283,6 @@ class Store {
   // Deletes breaker `key`, or every breaker when `key` is empty. Returns how many.
   virtual Result<int64_t> ResetBreakers(const std::string& key) = 0;
 
-<<<<<<< HEAD
   // --- Alerts outbox (schema version 11; `keel serve --notify`) ---
   // What happened that an operator is told about (a run that finished
   // failed or degraded, a breaker that opened) is copied into an outbox
@@ -327,7 +326,7 @@ class Store {
     return Status::Error(ErrorKind::kPermanent, "CompleteAlert: not supported by this store");
   }
   // --- end of alerts outbox ---
-=======
+
   // --- Readiness (keel serve's /readyz) ---
   // Ok when the database answers, this process can take a write transaction
   // on it (one that writes nothing) and its schema is the version this
@@ -338,7 +337,6 @@ class Store {
   virtual Status CheckReady() {
     return Status::Error(ErrorKind::kPermanent, "readiness check not supported by this store");
   }
->>>>>>> serve-core
 };
 
 }  // namespace keel
