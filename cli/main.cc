@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/doctor_command.h"
 #include "cli/exit_codes.h"
 #include "cli/standard_streams.h"
 
@@ -216,6 +217,9 @@ int Main(int argc, char** argv) {
   validate_cmd->add_option("file", validate.file, "Workflow script (.lua)")->required();
   validate_cmd->callback([&] { action = [&] { return ValidateCommand(validate); }; });
 
+  DoctorArgs doctor;
+  AddDoctorCommand(app, &doctor, &action);
+
   GcArgs gc;
   auto* gc_cmd = app.add_subcommand("gc", "Delete finished runs older than a duration");
   gc_cmd->add_option("--older-than", gc.older_than, "Age such as 90s, 15m, 12h, 7d or 2w")
@@ -277,7 +281,7 @@ int Main(int argc, char** argv) {
   if (argv[1][0] != '-' && !IsCommand(app, argv[1])) {
     PrintError(
         std::string("unknown command '") + argv[1] +
-         "'; commands: run, submit, resume, fork, runs, show, graph, breakers, validate, gc, "
+         "'; commands: run, submit, resume, fork, runs, show, graph, breakers, validate, doctor, gc, "
          "signal, cancel, serve (see keel --help)");
     return kExitUsage;
   }

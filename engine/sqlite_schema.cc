@@ -173,6 +173,39 @@ CREATE INDEX events_auto_resumed ON events (run_id) WHERE kind = 'auto_resumed';
 CREATE INDEX events_auto_resume_limit ON events (run_id) WHERE kind = 'auto_resume_limit';
 )sql";
 
+// Version 11: the alerts outbox (`keel serve --notify`). alert_cursors keeps
+// how far the scan of runs and breakers has got ('runs', 'breakers', wall
+// seconds) and when alerting started ('since'); alert_outbox holds one row per
+// alert, unique by dedupe_key, until a sender that leased it (lease_owner,
+// lease_until) records it delivered. breakers_by_opened lets the scan read
+// only breakers opened since its cursor.
+constexpr const char* kSchemaV11 = R"sql(
+CREATE TABLE alert_cursors (
+  name     TEXT PRIMARY KEY,
+  position REAL NOT NULL
+);
+CREATE TABLE alert_outbox (
+  id           INTEGER PRIMARY KEY,
+  dedupe_key   TEXT NOT NULL UNIQUE,
+  kind         TEXT NOT NULL,
+  run_id       TEXT NOT NULL DEFAULT '',
+  workflow     TEXT NOT NULL DEFAULT '',
+  status       TEXT NOT NULL DEFAULT '',
+  error        TEXT NOT NULL DEFAULT '',
+  breaker_key  TEXT NOT NULL DEFAULT '',
+  at           REAL NOT NULL,
+  created_at   REAL NOT NULL,
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  next_at      REAL NOT NULL,
+  lease_owner  TEXT NOT NULL DEFAULT '',
+  lease_until  REAL NOT NULL DEFAULT 0,
+  delivered_at REAL NOT NULL DEFAULT 0,
+  last_error   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX alert_outbox_pending ON alert_outbox (next_at) WHERE delivered_at = 0;
+CREATE INDEX breakers_by_opened ON breakers (opened_at);
+)sql";
+
 constexpr Migration kMigrations[] = {
     // One step a line (clang-format would pack them).
     {1, kSchemaV1},
@@ -183,6 +216,7 @@ constexpr Migration kMigrations[] = {
     {6, kSchemaV6},
     {7, kSchemaV7},
     {9, kSchemaV9},
+    {11, kSchemaV11},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

@@ -142,6 +142,13 @@ class SqliteStore final : public Store {
   Status ReleaseRun(const std::string& run_id, int64_t epoch, const Owner& none, double now,
                     const std::string& error) override;
   Status AppendEventOnce(const EventRecord& event) override;
+  // Alerts outbox (sqlite_alerts.cc); on the writer thread.
+  Result<int64_t> ScanAlerts(double now, double overlap_s) override;
+  Result<std::vector<AlertRow>> ClaimAlerts(const std::string& owner, double now, double lease_s,
+                                            int limit) override;
+  Result<bool> CompleteAlert(int64_t id, const std::string& owner, bool delivered, double now,
+                             double retry_at, const std::string& error) override;
+
   // engine/sqlite_ready.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;

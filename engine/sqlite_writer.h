@@ -81,6 +81,13 @@ class SqliteWriter {
                     const std::string& error);
   Status AppendEventOnce(const EventRecord& event);
 
+  // Alerts outbox (sqlite_alerts.cc); see Store for the contracts.
+  Result<int64_t> ScanAlerts(double now, double overlap_s);
+  Result<std::vector<Store::AlertRow>> ClaimAlerts(const std::string& owner, double now,
+                                                   double lease_s, int limit);
+  Result<bool> CompleteAlert(int64_t id, const std::string& owner, bool delivered, double now,
+                             double retry_at, const std::string& error);
+
   // Whether a write was refused because another process took its run over.
   bool fenced() const { return fenced_; }
 

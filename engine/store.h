@@ -331,6 +331,49 @@ class Store {
   virtual Status AppendEventOnce(const EventRecord& event) {
     return Status::Error(ErrorKind::kPermanent, "not supported by this store");
   }
+  // --- Alerts outbox (schema version 11; `keel serve --notify`) ---
+  // What happened that an operator is told about (a run that finished
+  // failed or degraded, a breaker that opened) is copied into an outbox
+  // table by ScanAlerts, then claimed, posted and completed by a sender, so
+  // an alert outlives a crash between the event and its delivery.
+  struct AlertRow {
+    int64_t id = 0;
+    std::string dedupe_key;  // run:ID:STATUS:eEPOCH or breaker:KEY:OPENED_AT
+    std::string kind;        // "run_failed", "run_degraded" or "breaker_open"
+    std::string run_id;      // run alerts; "" otherwise
+    std::string workflow;
+    std::string status;  // the run's status, or the breaker's when scanned
+    std::string error;   // why the run failed, as recorded
+    std::string breaker_key;
+    double at = 0;  // wall seconds: the run's finish or the breaker's opening
+    int attempts = 0;  // deliveries tried before this claim
+  };
+  // In one write transaction: reads the scan cursors (the first scan of a
+  // database sets them, and the start of alerting, to `now`, so older
+  // history never alerts), inserts one outbox row per run finished failed
+  // or degraded and per breaker opened after the cursor less `overlap_s`
+  // (seconds; catches writes committed after later ones) but not before the
+  // start, skipping rows whose dedupe key exists, and advances the cursors.
+  // Returns how many rows it added. Synchronous.
+  virtual Result<int64_t> ScanAlerts(double now, double overlap_s) {
+    return Status::Error(ErrorKind::kPermanent, "ScanAlerts: not supported by this store");
+  }
+  // In one write transaction: takes up to `limit` undelivered rows due by
+  // `now` whose lease is free or expired, leasing them to `owner` until
+  // `now + lease_s`, oldest first. Another caller claims none of them
+  // before the lease ends.
+  virtual Result<std::vector<AlertRow>> ClaimAlerts(const std::string& owner, double now,
+                                                    double lease_s, int limit) {
+    return Status::Error(ErrorKind::kPermanent, "ClaimAlerts: not supported by this store");
+  }
+  // Records the outcome of row `id` if `owner` still holds its lease:
+  // delivered at `now`, or failed with `error` and due again at `retry_at`
+  // (the lease released, attempts counted). Returns whether it held it.
+  virtual Result<bool> CompleteAlert(int64_t id, const std::string& owner, bool delivered,
+                                     double now, double retry_at, const std::string& error) {
+    return Status::Error(ErrorKind::kPermanent, "CompleteAlert: not supported by this store");
+  }
+  // --- end of alerts outbox ---
 
   // --- Readiness (keel serve's /readyz) ---
   // Ok when the database answers, this process can take a write transaction

@@ -20,6 +20,7 @@ namespace {
   X(curl_easy_reset, void, (CURL*))                                                 \
   X(curl_easy_setopt, CURLcode, (CURL*, CURLoption, ...))                           \
   X(curl_easy_getinfo, CURLcode, (CURL*, CURLINFO, ...))                            \
+  X(curl_easy_perform, CURLcode, (CURL*))                                           \
   X(curl_easy_strerror, const char*, (CURLcode))                                    \
   X(curl_getdate, time_t, (const char*, const time_t*))                             \
   X(curl_multi_init, CURLM*, (void))                                                \
@@ -144,6 +145,10 @@ CURLcode curl_easy_getinfo(CURL* easy, CURLINFO info, ...) {
   void* out = va_arg(args, void*);  // every CURLINFO_* takes a pointer to the result
   va_end(args);
   return Curl()->curl_easy_getinfo(easy, info, out);
+}
+
+CURLcode curl_easy_perform(CURL* easy) {
+  return Curl() != nullptr ? Curl()->curl_easy_perform(easy) : CURLE_FAILED_INIT;
 }
 
 const char* curl_easy_strerror(CURLcode code) {

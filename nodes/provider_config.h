@@ -23,6 +23,7 @@ struct ProviderConfig {
   double latency = 0;   // mock only: seconds each reply takes
   std::string ca_file;  // PEM certificates to trust instead of the system's; "": the system's
   bool http2 = true;    // offer HTTP/2 over https (one shared connection when the server takes it)
+  double health_interval = 0;  // seconds between `keel serve`'s probes; 0: none
   std::string where;    // "file.lua:3", for messages
 };
 

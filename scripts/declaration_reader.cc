@@ -100,6 +100,9 @@ ProviderConfig ReadProvider(lua_State* L, int decl) {
     provider.input_price = RawNumber(L, -1, "input");
     provider.output_price = RawNumber(L, -1, "output");
   }
+  RawField(L, decl, "health");
+  if (lua_istable(L, -1)) provider.health_interval = RawNumber(L, -1, "interval");
+  lua_pop(L, 1);
   RawField(L, decl, "headers");
   if (lua_istable(L, -1)) {
     lua_pushnil(L);

@@ -70,6 +70,7 @@ constexpr DslOption kOptions[] = {
     {"latency", kLatency, kProviderOption, kDeclaration},
     {"ca_file", kNonEmptyString, kProviderOption, kDeclaration},
     {"http2", kBoolean, kProviderOption, kDeclaration},
+    {"health", kHealth, kProviderOption, kDeclaration},
     {"api_key", kSecret, kProviderOption, kDeclaration},
     {"apikey", kSecret, kProviderOption, kDeclaration},
     {"key", kSecret, kProviderOption, kDeclaration},
@@ -95,6 +96,9 @@ constexpr Field kHedgeFields[] = {
 constexpr Field kPriceFields[] = {
     {"input", &IsPrice, "a price per million tokens from 0 to 1e6", false},
     {"output", &IsPrice, "a price per million tokens from 0 to 1e6", false},
+};
+constexpr Field kHealthFields[] = {
+    {"interval", &IsSeconds, "a number of seconds above 0 and at most 1e9", true},
 };
 constexpr Field kBudgetFields[] = {
     {"tokens", &IsPositiveInteger, "a whole number, 1 or more", false},
@@ -453,6 +457,8 @@ std::string CheckOption(lua_State* L, int index, const DslOption& option) {
       return CheckRecord(L, index, name, kHedgeFields, "{ delay = seconds, max = n }");
     case kPrices:
       return CheckRecord(L, index, name, kPriceFields, "{ input = X, output = Y }");
+    case kHealth:
+      return CheckRecord(L, index, name, kHealthFields, "{ interval = seconds }");
     case kTools:
       return CheckEntries(L, index, name, "a table of NAME = { description, parameters, run }",
                           &CheckTool);

@@ -47,6 +47,7 @@ enum class OptionType {
   kFraction,      // a number in [0, 1]
   kNodeDecl,      // a node declaration (keel.fn { ... }, keel.agent { ... }, ...)
   kWorkflowRef,   // a workflow or its name
+  kHealth,        // { interval = seconds }: keel serve probes the provider
 };
 
 // Who accepts an option: a bit set of these.

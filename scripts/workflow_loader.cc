@@ -122,6 +122,11 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
   auto llm = std::make_shared<LlmClient>(clock, http);
   Status providers = AddProviders(declared.providers, options, script_dir, llm.get());
   if (!providers.ok()) return providers;
+  for (const ProviderConfig& declared_provider : declared.providers) {
+    if (const ProviderConfig* used = llm->Find(declared_provider.name)) {
+      script->providers.push_back(*used);
+    }
+  }
   (*pool)->SetServices(llm, http);
 
   std::string problems;

@@ -45,6 +45,9 @@ struct LoadedScript {
   // Parallel to `workflows`: what each declared beyond the engine model, i.e.
   // its `defaults` and each node's policy options (timeout, retry, ...) as JSON.
   std::vector<WorkflowDeclaration> declarations;
+  // The keel.provider declarations as calls use them (base_url overrides and
+  // ca_file resolved), in declaration order; `keel doctor` checks them.
+  std::vector<ProviderConfig> providers;
 
   const WorkflowSpec& main_workflow() const { return workflows[main]; }
   // The declared workflow called `name`, or null.

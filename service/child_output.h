@@ -1,0 +1,26 @@
+#pragma once
+// RunForOutput: runs a child process (a `keel doctor` the service needs,
+// since the service itself never loads Lua) from an argv vector, never
+// through a shell, and collects its stdout; stdin and stderr are
+// /dev/null. A child still running after `timeout` seconds is killed
+// (SIGKILL) and reaped. A free function; any thread; blocks its caller.
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace keel::service {
+
+struct ChildOutput {
+  bool started = false;    // false: it could not be spawned (see error)
+  bool timed_out = false;  // it was killed at the timeout
+  int exit_code = -1;      // its exit status; -1 when killed by a signal
+  std::string out;         // its stdout (at most 16 MiB are kept)
+  std::string error;       // why it could not be spawned
+};
+
+// `cancel` (may be null) set to true kills the child within about 100 ms.
+ChildOutput RunForOutput(const std::vector<std::string>& argv, double timeout,
+                         const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace keel::service
