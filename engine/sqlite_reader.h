@@ -39,6 +39,11 @@ class SqliteReader {
   Result<bool> HasSignal(const std::string& run_id, const std::string& name,
                          const std::string& node);
   Result<bool> CancelRequested(const std::string& run_id);
+  // sqlite_event_cursor.cc: Store::ReadEventsAfter and LastEventCursor.
+  Result<std::vector<Store::CursorEvent>> ReadEventsAfter(int64_t after, const std::string& run_id,
+                                                          int limit);
+  Result<int64_t> LastEventCursor();
+  Result<Store::StateCounts> CountState();
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
