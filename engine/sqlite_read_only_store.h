@@ -66,6 +66,10 @@ class SqliteReadOnlyStore final : public Store {
       const std::string& run_id, double now,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
   Result<bool> CancelRequested(const std::string& run_id) override;
+  Result<std::vector<CursorEvent>> ReadEventsAfter(int64_t after, const std::string& run_id,
+                                                   int limit) override;
+  Result<int64_t> LastEventCursor() override;
+  Result<StateCounts> CountState() override;
 
  private:
   SqliteReadOnlyStore(std::string path, std::unique_ptr<sqlite::SqliteReader> reader);

@@ -41,6 +41,11 @@ class SqliteReader {
   Result<bool> CancelRequested(const std::string& run_id);
   // sqlite_handoff.cc: Store::ListRunsToStart.
   Result<std::vector<Store::StartCandidate>> ListRunsToStart(double now, bool stopped, int limit);
+  // sqlite_event_cursor.cc: Store::ReadEventsAfter and LastEventCursor.
+  Result<std::vector<Store::CursorEvent>> ReadEventsAfter(int64_t after, const std::string& run_id,
+                                                          int limit);
+  Result<int64_t> LastEventCursor();
+  Result<Store::StateCounts> CountState();
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}

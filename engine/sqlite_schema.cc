@@ -206,6 +206,32 @@ CREATE INDEX alert_outbox_pending ON alert_outbox (next_at) WHERE delivered_at =
 CREATE INDEX breakers_by_opened ON breakers (opened_at);
 )sql";
 
+// Version 8: a global event cursor (Store::ReadEventsAfter). events becomes a
+// rowid table whose `cursor` is an AUTOINCREMENT key: SQLite commits one
+// writer at a time, so cursors grow in commit order across processes, and
+// AUTOINCREMENT never hands out a cursor again after gc deleted it. The
+// (run_id, seq) key becomes a unique index. Events recorded before version 8
+// are copied run by run in their (run_id, seq) order, which needs no sort,
+// so a database of a million events migrates in seconds; each run's events
+// keep their order.
+constexpr const char* kSchemaV8 = R"sql(
+CREATE TABLE events_v8 (
+  run_id    TEXT NOT NULL,
+  seq       INTEGER NOT NULL,
+  ts        REAL NOT NULL,
+  node      TEXT NOT NULL,
+  kind      TEXT NOT NULL,
+  data_json TEXT NOT NULL,
+  cursor    INTEGER PRIMARY KEY AUTOINCREMENT
+);
+INSERT INTO events_v8 (run_id, seq, ts, node, kind, data_json)
+  SELECT run_id, seq, ts, node, kind, data_json FROM events ORDER BY run_id, seq;
+DROP TABLE events;
+ALTER TABLE events_v8 RENAME TO events;
+CREATE UNIQUE INDEX events_by_run ON events (run_id, seq);
+CREATE INDEX events_usage ON events (run_id) WHERE kind IN ('llm_call', 'fallback_event');
+)sql";
+
 constexpr Migration kMigrations[] = {
     // One step a line (clang-format would pack them).
     {1, kSchemaV1},
@@ -215,6 +241,7 @@ constexpr Migration kMigrations[] = {
     {5, kSchemaV5},
     {6, kSchemaV6},
     {7, kSchemaV7},
+    {8, kSchemaV8},
     {9, kSchemaV9},
     {11, kSchemaV11},
 };

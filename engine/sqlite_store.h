@@ -152,6 +152,10 @@ class SqliteStore final : public Store {
   // engine/sqlite_ready.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;
+  Result<std::vector<CursorEvent>> ReadEventsAfter(int64_t after, const std::string& run_id,
+                                                   int limit) override;
+  Result<int64_t> LastEventCursor() override;
+  Result<StateCounts> CountState() override;
 
   const std::string& path() const { return path_; }
 

@@ -384,6 +384,36 @@ class Store {
   // that cannot tell fail with kPermanent "not supported by this store".
   virtual Status CheckReady() {
     return Status::Error(ErrorKind::kPermanent, "readiness check not supported by this store");
+  // --- The global event cursor (schema version 8) -------------------------
+  // Every event has a cursor: a position that grows in commit order across
+  // every process writing the store and is never reused, even after
+  // DeleteFinishedBefore. The live stream and the metrics read what was
+  // committed after a cursor instead of rescanning the history.
+  struct CursorEvent {
+    int64_t cursor = 0;
+    EventRecord event;
+  };
+  // Up to `limit` committed events whose cursor is above `after`, in cursor
+  // order; only those of run `run_id` (an exact id) unless it is empty. A
+  // cursor below what the store still holds simply reads from the oldest
+  // event kept. Fails (kPermanent) on a store without cursors.
+  virtual Result<std::vector<CursorEvent>> ReadEventsAfter(int64_t after,
+                                                           const std::string& run_id, int limit) {
+    return Status::Error(ErrorKind::kPermanent, "event cursors are not supported by this store");
+  }
+  // The highest cursor ever given to an event (0 before the first), which
+  // ReadEventsAfter continues from. Cheap.
+  virtual Result<int64_t> LastEventCursor() {
+    return Status::Error(ErrorKind::kPermanent, "event cursors are not supported by this store");
+  }
+  // What the metrics read of the store's present state, not of its events.
+  struct StateCounts {
+    std::vector<std::pair<std::string, int64_t>> runs;  // (status name, runs), by name
+    double oldest_queued_at = 0;  // created_at of the oldest queued run; 0: none
+    int64_t signals_pending = 0;  // sent and not taken yet
+  };
+  virtual Result<StateCounts> CountState() {
+    return Status::Error(ErrorKind::kPermanent, "state counts are not supported by this store");
   }
 };
 

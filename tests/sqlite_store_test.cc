@@ -199,7 +199,9 @@ TEST_CASE("a failed batch is retried, not skipped, and later writes wait behind 
   REQUIRE(store->Flush().ok());
   // Another connection takes the sequence number the store will use next:
   // the batch fails once, and its retry reads the sequence again.
-  RawDb(path).Exec("INSERT INTO events VALUES ('r1', 2, 0, '', 'intruder', '{}')");
+  RawDb(path).Exec(
+      "INSERT INTO events (run_id, seq, ts, node, kind, data_json) "
+      "VALUES ('r1', 2, 0, '', 'intruder', '{}')");
   store->AppendEvent(MakeEvent("r1", "two"));
   store->AppendEvent(MakeEvent("r1", "three"));
   REQUIRE(store->Flush().ok());

@@ -4,8 +4,9 @@
 
 namespace keel {
 
-void WriteEventJson(JsonOut* out, const EventRecord& event) {
+void WriteEventJson(JsonOut* out, const EventRecord& event, const EventJsonOptions& options) {
   out->BeginObject();
+  if (options.with_run) out->Key("run_id").String(event.run_id);
   out->Key("seq").Int(event.seq);
   out->Key("ts").String(FormatIsoUtc(event.ts));
   out->Key("node").StringOrNull(event.node);

@@ -8,7 +8,15 @@
 
 namespace keel {
 
-// {"seq": N, "ts": ISO 8601, "node": NAME|null, "kind": K, "data": {...}}
-void WriteEventJson(JsonOut* out, const EventRecord& event);
+// What WriteEventJson adds to the event's own fields.
+struct EventJsonOptions {
+  // "run_id": the event's run id, first; for readers of events of many runs
+  // (the live stream).
+  bool with_run = false;
+};
+
+// {"seq": N, "ts": ISO 8601, "node": NAME|null, "kind": K, "data": {...}},
+// preceded by "run_id": ID with `options.with_run`.
+void WriteEventJson(JsonOut* out, const EventRecord& event, const EventJsonOptions& options = {});
 
 }  // namespace keel
