@@ -39,6 +39,8 @@ class SqliteReader {
   Result<bool> HasSignal(const std::string& run_id, const std::string& name,
                          const std::string& node);
   Result<bool> CancelRequested(const std::string& run_id);
+  // sqlite_schedules.cc: Store::LastScheduleTicks.
+  Result<std::vector<Store::ScheduleTick>> LastScheduleTicks();
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}

@@ -165,6 +165,21 @@ CREATE INDEX signals_by_run ON signals (run_id, name, id);
 ALTER TABLE runs ADD COLUMN cancel_requested REAL NOT NULL DEFAULT 0;
 )sql";
 
+// Version 10: schedule ticks (service/scheduler.h). A tick of schedule `key`
+// (a workflow file relative to the service's --workflows directory, '#', and
+// the schedule's name or number) is recorded with the run it started, in
+// the transaction that creates the run; the primary key keeps a tick from
+// being recorded, and so started, twice by any process.
+constexpr const char* kSchemaV10 = R"sql(
+CREATE TABLE schedule_ticks (
+  key         TEXT NOT NULL,
+  tick        INTEGER NOT NULL,  -- Unix seconds
+  run_id      TEXT NOT NULL,
+  recorded_at REAL NOT NULL,     -- wall seconds
+  PRIMARY KEY (key, tick)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     // One step a line (clang-format would pack them).
     {1, kSchemaV1},
@@ -174,6 +189,7 @@ constexpr Migration kMigrations[] = {
     {5, kSchemaV5},
     {6, kSchemaV6},
     {7, kSchemaV7},
+    {10, kSchemaV10},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

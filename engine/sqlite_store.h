@@ -133,6 +133,10 @@ class SqliteStore final : public Store {
       const std::string& run_id, double now,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
   Result<bool> CancelRequested(const std::string& run_id) override;
+  // Schedules (sqlite_schedules.cc).
+  Result<TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
+                                         const RunRecord& run) override;
+  Result<std::vector<ScheduleTick>> LastScheduleTicks() override;
 
   const std::string& path() const { return path_; }
 
