@@ -201,6 +201,14 @@ int Main(int argc, char** argv) {
   validate_cmd->add_option("file", validate.file, "Workflow script (.lua)")->required();
   validate_cmd->callback([&] { action = [&] { return ValidateCommand(validate); }; });
 
+  SchedulesArgs schedules;
+  auto* schedules_cmd = app.add_subcommand(
+      "schedules", "List the keel.schedule declarations of the workflow files under a directory");
+  schedules_cmd->add_option("--workflows", schedules.workflows, "Directory to search")
+      ->capture_default_str();
+  schedules_cmd->add_flag("--json", schedules.json, "Print JSON");
+  schedules_cmd->callback([&] { action = [&] { return SchedulesCommand(schedules); }; });
+
   GcArgs gc;
   auto* gc_cmd = app.add_subcommand("gc", "Delete finished runs older than a duration");
   gc_cmd->add_option("--older-than", gc.older_than, "Age such as 90s, 15m, 12h, 7d or 2w")
@@ -236,7 +244,7 @@ int Main(int argc, char** argv) {
     PrintError(
         std::string("unknown command '") + argv[1] +
          "'; commands: run, resume, fork, runs, show, graph, breakers, validate, gc, signal, "
-         "cancel (see keel --help)");
+         "cancel, schedules (see keel --help)");
     return kExitUsage;
   }
   try {

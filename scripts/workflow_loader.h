@@ -45,6 +45,8 @@ struct LoadedScript {
   // Parallel to `workflows`: what each declared beyond the engine model, i.e.
   // its `defaults` and each node's policy options (timeout, retry, ...) as JSON.
   std::vector<WorkflowDeclaration> declarations;
+  // keel.schedule declarations, with their effective params.
+  std::vector<ScheduleDeclaration> schedules;
 
   const WorkflowSpec& main_workflow() const { return workflows[main]; }
   // The declared workflow called `name`, or null.
