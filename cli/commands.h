@@ -133,4 +133,10 @@ struct ValidateArgs {
 };
 int ValidateCommand(const ValidateArgs& args);
 
+struct SchedulesArgs {
+  std::string workflows = ".";  // --workflows DIR
+  bool json = false;
+};
+int SchedulesCommand(const SchedulesArgs& args);
+
 }  // namespace keel::cli

@@ -219,6 +219,13 @@ int Main(int argc, char** argv) {
 
   DoctorArgs doctor;
   AddDoctorCommand(app, &doctor, &action);
+  SchedulesArgs schedules;
+  auto* schedules_cmd = app.add_subcommand(
+      "schedules", "List the keel.schedule declarations of the workflow files under a directory");
+  schedules_cmd->add_option("--workflows", schedules.workflows, "Directory to search")
+      ->capture_default_str();
+  schedules_cmd->add_flag("--json", schedules.json, "Print JSON");
+  schedules_cmd->callback([&] { action = [&] { return SchedulesCommand(schedules); }; });
 
   GcArgs gc;
   auto* gc_cmd = app.add_subcommand("gc", "Delete finished runs older than a duration");
@@ -281,8 +288,8 @@ int Main(int argc, char** argv) {
   if (argv[1][0] != '-' && !IsCommand(app, argv[1])) {
     PrintError(
         std::string("unknown command '") + argv[1] +
-         "'; commands: run, submit, resume, fork, runs, show, graph, breakers, validate, doctor, gc, "
-         "signal, cancel, serve (see keel --help)");
+         "'; commands: run, submit, resume, fork, runs, show, graph, breakers, validate, doctor, "
+         "schedules, gc, signal, cancel, serve (see keel --help)");
     return kExitUsage;
   }
   try {

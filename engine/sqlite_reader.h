@@ -46,6 +46,8 @@ class SqliteReader {
                                                           int limit);
   Result<int64_t> LastEventCursor();
   Result<Store::StateCounts> CountState();
+  // sqlite_schedules.cc: Store::LastScheduleTicks.
+  Result<std::vector<Store::ScheduleTick>> LastScheduleTicks();
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}

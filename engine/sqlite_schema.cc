@@ -232,6 +232,21 @@ CREATE UNIQUE INDEX events_by_run ON events (run_id, seq);
 CREATE INDEX events_usage ON events (run_id) WHERE kind IN ('llm_call', 'fallback_event');
 )sql";
 
+// Version 10: schedule ticks (service/scheduler.h). A tick of schedule `key`
+// (a workflow file relative to the service's --workflows directory, '#', and
+// the schedule's name or number) is recorded with the run it started, in
+// the transaction that creates the run; the primary key keeps a tick from
+// being recorded, and so started, twice by any process.
+constexpr const char* kSchemaV10 = R"sql(
+CREATE TABLE schedule_ticks (
+  key         TEXT NOT NULL,
+  tick        INTEGER NOT NULL,  -- Unix seconds
+  run_id      TEXT NOT NULL,
+  recorded_at REAL NOT NULL,     -- wall seconds
+  PRIMARY KEY (key, tick)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     // One step a line (clang-format would pack them).
     {1, kSchemaV1},
@@ -243,6 +258,7 @@ constexpr Migration kMigrations[] = {
     {7, kSchemaV7},
     {8, kSchemaV8},
     {9, kSchemaV9},
+    {10, kSchemaV10},
     {11, kSchemaV11},
 };
 

@@ -156,6 +156,10 @@ class SqliteStore final : public Store {
                                                    int limit) override;
   Result<int64_t> LastEventCursor() override;
   Result<StateCounts> CountState() override;
+  // Schedules (sqlite_schedules.cc).
+  Result<TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
+                                         const RunRecord& run) override;
+  Result<std::vector<ScheduleTick>> LastScheduleTicks() override;
 
   const std::string& path() const { return path_; }
 

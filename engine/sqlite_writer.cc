@@ -240,34 +240,36 @@ Status SqliteWriter::Heartbeat(const std::string& run_id, double now) {
 }
 
 Status SqliteWriter::CreateRun(const RunRecord& run, const std::vector<NodeRecord>& kept) {
-  Status created = InTransaction([&] {
-    insert_run_.Bind(1, run.id)
-        .Bind(2, run.workflow)
-        .Bind(3, run.script_path)
-        .Bind(4, run.script_sha256)
-        .Bind(5, run.script_text)
-        .Bind(6, run.params_json)
-        .Bind(7, RunStatusName(run.status))
-        .Bind(8, run.owner.pid)
-        .Bind(9, run.owner.host)
-        .Bind(10, run.owner.start_ticks)
-        .Bind(11, run.heartbeat)
-        .Bind(12, run.created_at)
-        .Bind(13, run.updated_at)
-        .Bind(14, run.finished_at)
-        .Bind(15, run.node_count)
-        .Bind(16, run.error);
-    Status status = insert_run_.Run("creating run " + run.id);
-    if (status.ok() && sqlite3_changes(conn_->get()) == 0) {
-      status = Status::Error(ErrorKind::kPermanent,
-                             "run " + run.id + " already exists in " + conn_->path());
-    }
-    if (status.ok()) status = versions_.RecordCreated(run);
-    if (status.ok()) status = versions_.CopyNodes(run.id, kept);
-    return status;
-  });
+  Status created = InTransaction([&] { return InsertRun(run, kept); });
   if (created.ok()) held_epochs_[run.id] = 1;
   return created;
+}
+
+Status SqliteWriter::InsertRun(const RunRecord& run, const std::vector<NodeRecord>& kept) {
+  insert_run_.Bind(1, run.id)
+      .Bind(2, run.workflow)
+      .Bind(3, run.script_path)
+      .Bind(4, run.script_sha256)
+      .Bind(5, run.script_text)
+      .Bind(6, run.params_json)
+      .Bind(7, RunStatusName(run.status))
+      .Bind(8, run.owner.pid)
+      .Bind(9, run.owner.host)
+      .Bind(10, run.owner.start_ticks)
+      .Bind(11, run.heartbeat)
+      .Bind(12, run.created_at)
+      .Bind(13, run.updated_at)
+      .Bind(14, run.finished_at)
+      .Bind(15, run.node_count)
+      .Bind(16, run.error);
+  Status status = insert_run_.Run("creating run " + run.id);
+  if (status.ok() && sqlite3_changes(conn_->get()) == 0) {
+    status = Status::Error(ErrorKind::kPermanent,
+                           "run " + run.id + " already exists in " + conn_->path());
+  }
+  if (status.ok()) status = versions_.RecordCreated(run);
+  if (status.ok()) status = versions_.CopyNodes(run.id, kept);
+  return status;
 }
 
 Result<ClaimedRun> SqliteWriter::ClaimRun(

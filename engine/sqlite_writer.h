@@ -88,6 +88,10 @@ class SqliteWriter {
   Result<bool> CompleteAlert(int64_t id, const std::string& owner, bool delivered, double now,
                              double retry_at, const std::string& error);
 
+  // Schedules (sqlite_schedules.cc): Store::RecordScheduleTick.
+  Result<Store::TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
+                                                const RunRecord& run);
+
   // Whether a write was refused because another process took its run over.
   bool fenced() const { return fenced_; }
 
@@ -98,6 +102,9 @@ class SqliteWriter {
       : conn_(std::move(conn)), busy_timeout_(busy_timeout) {}
 
   Status PrepareAll();
+  // Inside a transaction: inserts `run`, its script version 1 and `kept`;
+  // kPermanent ("... already exists") when the id is taken.
+  Status InsertRun(const RunRecord& run, const std::vector<NodeRecord>& kept);
   // The next event sequence number of `run_id`, read from the table on the
   // first use after opening or after a rollback.
   Result<int64_t> NextSeq(const std::string& run_id);

@@ -414,6 +414,29 @@ class Store {
   };
   virtual Result<StateCounts> CountState() {
     return Status::Error(ErrorKind::kPermanent, "state counts are not supported by this store");
+  // ---- Schedules (service/scheduler.h; schema version 10) ----
+  // Each tick of a schedule starts one run: the tick and its run are
+  // recorded together, so no process records a tick twice.
+  //
+  // In one write transaction: records tick `tick` (Unix seconds) of schedule
+  // `key` as started by run `run.id`, and creates `run` as CreateRun does
+  // (the caller sets status kQueued, no owner). Durable on return. Returns
+  // kAlreadyRecorded, writing nothing, when the tick was recorded before (by
+  // this or another process); kRunIdTaken, writing nothing, when a run
+  // `run.id` exists (choose another id and call again).
+  enum class TickOutcome { kCreated, kAlreadyRecorded, kRunIdTaken };
+  virtual Result<TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
+                                                 const RunRecord& run) {
+    return Status::Error(ErrorKind::kPermanent, "schedules: not supported by this store");
+  }
+  // The last recorded tick of every schedule that has one.
+  struct ScheduleTick {
+    std::string key;
+    int64_t tick = 0;  // Unix seconds
+    std::string run_id;
+  };
+  virtual Result<std::vector<ScheduleTick>> LastScheduleTicks() {
+    return Status::Error(ErrorKind::kPermanent, "schedules: not supported by this store");
   }
 };
 

@@ -174,6 +174,7 @@ Status ReadDeclarations(lua_State* L, int returned, const std::string& chunk_nam
     declarations->providers.push_back(ReadProvider(L, lua_gettop(L)));
     lua_pop(L, 1);
   }
+  ReadSchedules(L, &declarations->schedules);
   lua_settop(L, top);
   return Status::Ok();
 }

@@ -22,6 +22,7 @@
 #include "engine/status.h"
 #include "engine/usage.h"
 #include "nodes/provider_config.h"
+#include "scripts/schedule_declarations.h"
 
 struct lua_State;
 
@@ -79,6 +80,7 @@ struct ScriptDeclarations {
   // The Lua modules the script required from files while it ran, in load
   // order: (name as required, file name); see RequiredModules.
   std::vector<std::pair<std::string, std::string>> required;
+  std::vector<ScheduleDeclaration> schedules;  // keel.schedule declarations, in order
 };
 
 // Registry references to one node's functions in one state; kNoFunction

@@ -227,6 +227,7 @@ int FailToString(lua_State* L) {
 int OpenKeel(lua_State* L) {
   lua_createtable(L, 0, 12);
   AddDeclarationFunctions(L);
+  AddScheduleFunction(L);
   PushJsonNull(L);
   lua_setfield(L, -2, "null");
   lua_pushcfunction(L, &LuaTrampoline<MarkArray>);
@@ -256,6 +257,7 @@ void InstallKeelModule(lua_State* L, StateAnchor* anchor) {
   SetStateAnchor(L, anchor);
   InstallJsonMarkers(L);
   InstallDeclarations(L);
+  InstallSchedules(L);
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, &LuaTrampoline<FailToString>);
   lua_setfield(L, -2, "__tostring");

@@ -211,12 +211,19 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
   for (const Diagnostic& diagnostic : ValidateDynamic(script->workflows)) {
     problem(diagnostic.ToString());
   }
+  if (declared.main >= 0 && declared.main < static_cast<int>(declared.workflows.size())) {
+    const WorkflowDeclaration& main = declared.workflows[declared.main];
+    for (const std::string& line : ApplyScheduleParams(main.params, main.name, &declared.schedules)) {
+      problem(line);
+    }
+  }
   if (!problems.empty()) return Status::Error(ErrorKind::kPermanent, problems);
   Status modules = ReadModules(declared.required, &script->info.modules);
   if (!modules.ok()) return modules;
   script->main = declared.main;
   script->runtime = std::move(pool).value();
   script->declarations = std::move(declared.workflows);
+  script->schedules = std::move(declared.schedules);
   return script;
 }
 

@@ -48,6 +48,8 @@ struct LoadedScript {
   // The keel.provider declarations as calls use them (base_url overrides and
   // ca_file resolved), in declaration order; `keel doctor` checks them.
   std::vector<ProviderConfig> providers;
+  // keel.schedule declarations, with their effective params.
+  std::vector<ScheduleDeclaration> schedules;
 
   const WorkflowSpec& main_workflow() const { return workflows[main]; }
   // The declared workflow called `name`, or null.
