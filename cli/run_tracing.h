@@ -19,7 +19,7 @@
 namespace keel::cli {
 
 // The longest a command waits at exit for spans to reach the collector.
-inline constexpr double kTraceFlushSeconds = 0.5;
+inline constexpr double kTraceFlushSeconds = 0.3;
 
 class RunTracing {
  public:

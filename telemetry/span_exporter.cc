@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "engine/clock.h"
+#include "nodes/curl_library.h"
 #include "nodes/http_loop.h"
 #include "telemetry/otlp_json.h"
 
@@ -35,6 +36,9 @@ ExporterCounts SpanExporter::counts() const {
 }
 
 void SpanExporter::Loop() {
+  // libcurl (and its thirty libraries) loads here while the run starts, not
+  // when the first batch is due at the end of a short run.
+  (void)LoadCurl(nullptr);
   auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(options_.interval));
   auto next = std::chrono::steady_clock::now() + interval;
