@@ -2,6 +2,8 @@
 # locking annotations with clang, builds, and runs every test.
 # Both install missing Debian packages first (needs root or sudo).
 # SAN=thread|address builds into build-SAN with that sanitizer.
+# `make install` puts keel and keel-mock-llm in $(PREFIX)/bin (PREFIX=/usr/local;
+# DESTDIR is honoured for packaging).
 
 DEB_PACKAGES := g++ cmake make pkg-config liblua5.4-dev libtbb-dev libcurl4-openssl-dev \
                 rapidjson-dev libsqlite3-dev sqlite3 doctest-dev libcli11-dev libfmt-dev \
@@ -9,9 +11,10 @@ DEB_PACKAGES := g++ cmake make pkg-config liblua5.4-dev libtbb-dev libcurl4-open
 SAN ?=
 BUILD := build$(if $(SAN),-$(SAN),)
 JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build thread-safety demo test bench clean fuzz
+.PHONY: all deps configure build install thread-safety demo test bench clean fuzz
 
 all: build
 
@@ -52,6 +55,17 @@ configure: deps $(BUILD)/CMakeCache.txt
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
+
+# Builds only the two installed programs, then copies them; sudo only when
+# $(PREFIX) is not writable.
+install: configure
+	cmake --build $(BUILD) -j $(JOBS) --target keel keel-mock-llm
+	@if [ -z "$(DESTDIR)" ] && ! { mkdir -p "$(PREFIX)/bin" 2>/dev/null && [ -w "$(PREFIX)/bin" ]; }; then \
+	  echo "$(SUDO) cmake --install $(BUILD) --prefix $(PREFIX)"; \
+	  $(SUDO) cmake --install $(BUILD) --prefix "$(PREFIX)"; \
+	else \
+	  cmake --install $(BUILD) --prefix "$(PREFIX)"; \
+	fi
 
 # clang's -Wthread-safety over every source, syntax only, in its own tree
 # (CMakeLists.txt, KEEL_THREAD_SAFETY_CHECK); fails on a locking annotation

@@ -24,6 +24,7 @@
 #include "cli/run_config.h"
 #include "cli/run_output.h"
 #include "cli/run_setup.h"
+#include "cli/run_tracing.h"
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
 #include "engine/event_data.h"
@@ -65,7 +66,9 @@ int Execute(const WorkflowSpec& workflow, Store* store, ProgressOptions progress
   progress_options.on_interrupt = [store](const std::string& run_id, int signal_number) {
     RecordInterrupted(store, run_id, signal_number);
   };
-  std::unique_ptr<Progress> progress = MakeProgress(workflow, std::move(progress_options));
+  RunTracing tracing(workflow, progress_options.resuming);
+  std::unique_ptr<Progress> progress =
+      tracing.Wrap(MakeProgress(workflow, std::move(progress_options)));
   double began = SystemClock()->Now();
   // From the run's creation (or claim) on, a signal records it interrupted;
   // the progress arms that once the run has started.

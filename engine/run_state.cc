@@ -409,6 +409,7 @@ void RunState::Finish(int i, NodeResult result) {
 void RunState::Emit(int i, std::string_view kind, std::string data) {
   if (!env_->store) return;
   std::string node = RecordName(i);
+  double now = env_->clock->WallNow();
   if (!records_) {
     // A fallback workflow's events belong to the node it runs for.
     std::string wrapped = EventData()
@@ -417,12 +418,12 @@ void RunState::Emit(int i, std::string_view kind, std::string data) {
                               .Add("event", kind)
                               .AddRaw("data", data)
                               .Done();
-    env_->store->AppendEvent(
-        {run_id_, 0, env_->clock->WallNow(), parent_node_, "fallback_event", std::move(wrapped)});
+    if (env_->observer) env_->observer->OnEvent(parent_node_, "fallback_event", wrapped, now);
+    env_->store->AppendEvent({run_id_, 0, now, parent_node_, "fallback_event", std::move(wrapped)});
     return;
   }
-  env_->store->AppendEvent(
-      {run_id_, 0, env_->clock->WallNow(), std::move(node), std::string(kind), std::move(data)});
+  if (env_->observer) env_->observer->OnEvent(node, kind, data, now);
+  env_->store->AppendEvent({run_id_, 0, now, std::move(node), std::string(kind), std::move(data)});
 }
 
 bool RunState::Excused(int i) const {

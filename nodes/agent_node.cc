@@ -460,6 +460,9 @@ bool ReportLlmCall(const NodeContext& ctx, const LlmCallRecord& record, int hedg
       .Add("hedge", hedge)
       .Add("outcome", record.outcome.ok() ? "ok" : ErrorKindName(record.outcome.kind()));
   if (!record.finish_reason.empty()) data.Add("finish_reason", record.finish_reason);
+  if (!record.request_model.empty()) data.Add("request_model", record.request_model);
+  if (!record.provider_kind.empty()) data.Add("provider_kind", record.provider_kind);
+  if (!record.server.empty()) data.Add("server", record.server);
   if (!record.outcome.ok()) data.Add("message", record.outcome.message());
   if (!ctx.spend) return true;
   Usage usage = record.usage;

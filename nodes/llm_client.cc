@@ -15,6 +15,18 @@
 namespace keel {
 namespace {
 
+// The host (and port) of `url`, "https://api.example.com:8443/v1" ->
+// "api.example.com:8443"; "" when it has no "://".
+std::string HostOf(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return "";
+  std::string_view rest = url.substr(scheme + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  size_t at = rest.rfind('@');  // user:password@host: never the credentials
+  if (at != std::string_view::npos) rest = rest.substr(at + 1);
+  return std::string(rest);
+}
+
 // Completion tokens assumed for the gate's estimate when a request sets no max_tokens.
 constexpr int64_t kDefaultReplyTokens = 512;
 
@@ -240,6 +252,9 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     LlmCallRecord record;
     record.provider = slot_->config.name;
     record.model = request_.model.empty() ? slot_->config.model : request_.model;
+    record.request_model = record.model;
+    record.provider_kind = slot_->config.kind;
+    record.server = HostOf(slot_->config.base_url);
     if (result.ok() && !result->model.empty()) record.model = result->model;
     if (result.ok()) record.finish_reason = result->finish_reason;
     record.usage = used;

@@ -40,7 +40,13 @@ namespace keel {
 // What one call cost and how it went; stored as an "llm_call" event.
 struct LlmCallRecord {
   std::string provider;
-  std::string model;
+  std::string model;  // the model that answered, else the one asked for
+  // For traces (OpenTelemetry's gen_ai.request.model, gen_ai.provider.name,
+  // server.address): the model asked for, the provider's kind ("openai",
+  // "anthropic", "mock") and the host of its base URL ("" for mock).
+  std::string request_model;
+  std::string provider_kind;
+  std::string server;
   Usage usage;
   double cost = 0;            // at the provider's prices
   double seconds = 0;         // from Call to completion, waits included

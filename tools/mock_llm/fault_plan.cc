@@ -1,4 +1,4 @@
-#include "tests/mock_llm/fault_plan.h"
+#include "tools/mock_llm/fault_plan.h"
 
 #include <utility>
 

@@ -13,9 +13,9 @@
 #include <utility>
 
 #include "nodes/mock_reply.h"
-#include "tests/mock_llm/mock_server.h"
-#include "tests/mock_llm/request_log.h"
-#include "tests/mock_llm/tls_context.h"
+#include "tools/mock_llm/mock_server.h"
+#include "tools/mock_llm/request_log.h"
+#include "tools/mock_llm/tls_context.h"
 
 namespace keel::mock {
 namespace {

@@ -16,8 +16,8 @@
 #include <memory>
 #include <string>
 
-#include "tests/mock_llm/mock_service.h"
-#include "tests/mock_llm/request_log.h"
+#include "tools/mock_llm/mock_service.h"
+#include "tools/mock_llm/request_log.h"
 
 struct bufferevent;
 struct event;

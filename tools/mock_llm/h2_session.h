@@ -17,7 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tests/mock_llm/mock_service.h"
+#include "tools/mock_llm/mock_service.h"
 
 struct bufferevent;
 struct event;

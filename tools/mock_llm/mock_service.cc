@@ -1,4 +1,4 @@
-#include "tests/mock_llm/mock_service.h"
+#include "tools/mock_llm/mock_service.h"
 
 #include <event2/event.h>
 

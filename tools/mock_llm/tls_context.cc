@@ -1,4 +1,4 @@
-#include "tests/mock_llm/tls_context.h"
+#include "tools/mock_llm/tls_context.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>

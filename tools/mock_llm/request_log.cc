@@ -1,4 +1,4 @@
-#include "tests/mock_llm/request_log.h"
+#include "tools/mock_llm/request_log.h"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>

@@ -1,4 +1,4 @@
-#include "tests/mock_llm/h2_server.h"
+#include "tools/mock_llm/h2_server.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -11,8 +11,8 @@
 #include <cstring>
 #include <utility>
 
-#include "tests/mock_llm/h2_session.h"
-#include "tests/mock_llm/tls_context.h"
+#include "tools/mock_llm/h2_session.h"
+#include "tools/mock_llm/tls_context.h"
 
 namespace keel::mock {
 

@@ -1,4 +1,4 @@
-#include "tests/mock_llm/h2_session.h"
+#include "tools/mock_llm/h2_session.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "tests/mock_llm/h2_server.h"
+#include "tools/mock_llm/h2_server.h"
 
 namespace keel::mock {
 namespace {

@@ -1,4 +1,4 @@
-#include "tests/mock_llm/mock_server.h"
+#include "tools/mock_llm/mock_server.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -15,8 +15,8 @@
 #include <cstring>
 #include <utility>
 
-#include "tests/mock_llm/h2_server.h"
-#include "tests/mock_llm/tls_context.h"
+#include "tools/mock_llm/h2_server.h"
+#include "tools/mock_llm/tls_context.h"
 
 namespace keel::mock {
 namespace {

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "nodes/mock_reply.h"
-#include "tests/mock_llm/fault_plan.h"
-#include "tests/mock_llm/request_log.h"
+#include "tools/mock_llm/fault_plan.h"
+#include "tools/mock_llm/request_log.h"
 
 struct event;
 struct event_base;
