@@ -384,6 +384,8 @@ class Store {
   // that cannot tell fail with kPermanent "not supported by this store".
   virtual Status CheckReady() {
     return Status::Error(ErrorKind::kPermanent, "readiness check not supported by this store");
+  }
+
   // --- The global event cursor (schema version 8) -------------------------
   // Every event has a cursor: a position that grows in commit order across
   // every process writing the store and is never reused, even after
@@ -414,6 +416,8 @@ class Store {
   };
   virtual Result<StateCounts> CountState() {
     return Status::Error(ErrorKind::kPermanent, "state counts are not supported by this store");
+  }
+
   // ---- Schedules (service/scheduler.h; schema version 10) ----
   // Each tick of a schedule starts one run: the tick and its run are
   // recorded together, so no process records a tick twice.
