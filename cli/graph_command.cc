@@ -10,7 +10,7 @@
 #include "cli/db.h"
 #include "cli/exit_codes.h"
 #include "cli/graph_render.h"
-#include "cli/item_view.h"
+#include "views/item_view.h"
 #include "cli/load_script.h"
 #include "cli/recorded_script.h"
 

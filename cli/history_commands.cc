@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
-#include "cli/llm_usage.h"
+#include "views/llm_usage.h"
 #include "cli/table.h"
 #include "engine/clock.h"
 #include "views/format.h"

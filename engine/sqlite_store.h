@@ -137,6 +137,9 @@ class SqliteStore final : public Store {
   Result<TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
                                          const RunRecord& run) override;
   Result<std::vector<ScheduleTick>> LastScheduleTicks() override;
+  // engine/sqlite_ready.cc: a connection of its own, so a lock held by
+  // another process is seen at once instead of after the busy timeout.
+  Status CheckReady() override;
 
   const std::string& path() const { return path_; }
 

@@ -283,6 +283,17 @@ class Store {
   // Deletes breaker `key`, or every breaker when `key` is empty. Returns how many.
   virtual Result<int64_t> ResetBreakers(const std::string& key) = 0;
 
+  // --- Readiness (keel serve's /readyz) ---
+  // Ok when the database answers, this process can take a write transaction
+  // on it (one that writes nothing) and its schema is the version this
+  // binary writes. Otherwise why not, naming the cause: locked by another
+  // process (kTransient), read-only, missing, or an older or newer schema
+  // (kPermanent). Takes no longer than a second or so; any thread. Stores
+  // that cannot tell fail with kPermanent "not supported by this store".
+  virtual Status CheckReady() {
+    return Status::Error(ErrorKind::kPermanent, "readiness check not supported by this store");
+  }
+
   // ---- Schedules (service/scheduler.h; schema version 10) ----
   // Each tick of a schedule starts one run: the tick and its run are
   // recorded together, so no process records a tick twice.

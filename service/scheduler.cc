@@ -62,6 +62,16 @@ Scheduler::Scheduler(SchedulerOptions options, Store* store, Clock* clock)
   }
 }
 
+Scheduler::Scheduler(const ServiceOptions& options, Store& store)
+    : Scheduler(
+          [&] {
+            SchedulerOptions o;
+            o.workflows = options.workflows;
+            o.keel_path = options.keel_path;
+            return o;
+          }(),
+          &store, SystemClock()) {}
+
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Start() {

@@ -35,6 +35,7 @@
 #include "engine/mutex.h"
 #include "engine/store.h"
 #include "service/component.h"
+#include "service/service_options.h"
 #include "views/schedule_listing.h"
 
 namespace keel::service {
@@ -60,6 +61,8 @@ class Scheduler final : public Component {
  public:
   // `store` and `clock` must outlive the scheduler.
   Scheduler(SchedulerOptions options, Store* store, Clock* clock);
+  // The scheduler of `keel serve` configured by `options`, on the system clock.
+  Scheduler(const ServiceOptions& options, Store& store);
   ~Scheduler() override;
 
   void Start() override;
