@@ -46,7 +46,7 @@ constexpr char kClaimRun[] =
     "SELECT MAX(MAX(started_at, finished_at)) FROM nodes WHERE run_id = ?1), 0))) "
     "WHERE id = ?1 AND epoch = ?13";
 #define KEEL_FINISHED_BEFORE \
-  "status NOT IN ('running', 'interrupted', 'waiting') AND finished_at < ?1"
+  "status NOT IN ('running', 'interrupted', 'waiting', 'queued') AND finished_at < ?1"
 constexpr char kDeleteEvents[] =
     "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE " KEEL_FINISHED_BEFORE ")";
 constexpr char kDeleteNodes[] =

@@ -90,4 +90,14 @@ TEST_CASE("two stores racing for the same ticks record each once" * doctest::tim
         0);
 }
 
+TEST_CASE("gc leaves queued runs" * doctest::timeout(30)) {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  REQUIRE(*store->RecordScheduleTick("a.lua#1", 1000, Queued("r1")) == Outcome::kCreated);
+  auto deleted = store->DeleteFinishedBefore(1e12);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == 0);
+  CHECK(store->GetRun("r1").ok());
+}
+
 }  // namespace keel
