@@ -21,6 +21,7 @@
 // Passes run on the scheduler's own thread; WaitForPass may be called from
 // any thread. The Clock's timer callback only wakes that thread.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -45,7 +46,7 @@ struct SchedulerOptions {
   std::string keel_path;  // the keel executable run for discovery
   double catch_up_s = 3600;
   int max_catch_up = 100;  // per schedule and pass
-  double poll_s = 2;        // how often the files under `workflows` are looked at
+  double poll_s = 2;       // how often the files under `workflows` are looked at
   double rediscover_s = 60;
   double discover_timeout_s = 60;
   // Where log lines go; null: stderr, prefixed "keel serve: scheduler: ".
@@ -110,6 +111,8 @@ class Scheduler final : public Component {
     double last_pass_began GUARDED_BY(mu) = -1;  // Clock::Now() when the last finished pass began
   };
   std::shared_ptr<Shared> shared_;
+  // Set by Stop: a discovery in progress kills its child and returns.
+  std::shared_ptr<std::atomic<bool>> stopping_;
   std::thread thread_;
 };
 

@@ -136,14 +136,15 @@ TEST_CASE("validate: a bad schedule fails naming the file, line and field" *
 
 TEST_CASE("validate prints each schedule with its next tick" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
-  const std::string file = box.Write(
-      "good.lua", Script("keel.schedule { cron = \"0 3 * * *\", params = { n = 5 } }\n"
-                         "keel.schedule { every = 3600, name = \"hourly\" }"));
+  const std::string file =
+      box.Write("good.lua", Script("keel.schedule { cron = \"0 3 * * *\", params = { n = 5 } }\n"
+                                   "keel.schedule { every = 3600, name = \"hourly\" }"));
   ExitInfo r = box.Keel({"validate", file});
   REQUIRE_MESSAGE(r.exit_code == 0, r.Describe());
   CHECK(r.out.find(file + ": ok: workflow 'w' (1 nodes)\n") == 0);
-  CHECK(r.out.find("  schedule 1: cron 0 3 * * *, params {\"n\":5,\"topic\":\"tea\"}, next tick ") !=
-        std::string::npos);
+  CHECK(
+      r.out.find("  schedule 1: cron 0 3 * * *, params {\"n\":5,\"topic\":\"tea\"}, next tick ") !=
+      std::string::npos);
   CHECK(r.out.find("T03:00:00.000Z\n") != std::string::npos);
   CHECK(r.out.find("  schedule 'hourly': every 3600s, params {\"n\":1,\"topic\":\"tea\"}, next "
                    "tick ") != std::string::npos);
@@ -204,7 +205,7 @@ TEST_CASE("serve: one queued run per tick across kill -9 and a restart" *
                                           box.Path("flows")};
   auto first = box.StartDb(serve);
   REQUIRE_MESSAGE(WaitForQueued(first.get(), 2, std::chrono::seconds(30)), first->Stderr());
-  first->Kill();  // SIGKILL
+  first->Kill();                                         // SIGKILL
   std::this_thread::sleep_for(std::chrono::seconds(3));  // ticks come due while it is down
   auto second = box.StartDb(serve);
   REQUIRE_MESSAGE(WaitForQueued(second.get(), 3, std::chrono::seconds(30)), second->Stderr());
@@ -222,8 +223,7 @@ TEST_CASE("serve: one queued run per tick across kill -9 and a restart" *
   CHECK(box.Show(id)["params"]["n"].Int() == 7);
 }
 
-TEST_CASE("serve: two servers on one database queue each tick once" *
-          doctest::timeout(kTimeoutS)) {
+TEST_CASE("serve: two servers on one database queue each tick once" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::filesystem::create_directories(box.Path("flows/sub"));
   box.Write("flows/tick.lua", Script("keel.schedule { every = 2 }"));

@@ -30,8 +30,7 @@ RunRecord Queued(const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("a tick creates its queued run once; a second record is refused" *
-          doctest::timeout(30)) {
+TEST_CASE("a tick creates its queued run once; a second record is refused" * doctest::timeout(30)) {
   ScratchDir dir;
   auto store = OpenStore(dir.Path("keel.db"));
   auto first = store->RecordScheduleTick("a.lua#1", 1000, Queued("r1"));
