@@ -20,8 +20,8 @@ struct Macro {
   std::string_view expansion;
 };
 constexpr Macro kMacros[] = {
-    {"@yearly", "0 0 1 1 *"},  {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"},
-    {"@weekly", "0 0 * * 0"},  {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
+    {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"},
+    {"@weekly", "0 0 * * 0"}, {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
     {"@hourly", "0 * * * *"},
 };
 
@@ -83,8 +83,8 @@ Status ParseField(const Field& field, std::string_view text, std::bitset<N>* bit
   size_t start = 0;
   while (true) {
     size_t comma = text.find(',', start);
-    std::string_view item =
-        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view item = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (item.empty()) {
       return Bad(std::string(field.name) + ": empty item in list '" + std::string(text) + "'");
     }
@@ -117,8 +117,7 @@ Status ParseField(const Field& field, std::string_view text, std::bitset<N>* bit
         s = ParseValue(field, range.substr(dash + 1), &high);
         if (!s.ok()) return s;
         if (high < low) {
-          return Bad(std::string(field.name) + ": range " + std::string(range) +
-                     " runs backwards");
+          return Bad(std::string(field.name) + ": range " + std::string(range) + " runs backwards");
         }
       } else if (slash == std::string_view::npos) {
         high = low;
@@ -230,8 +229,8 @@ Result<CronSchedule> CronSchedule::Parse(const std::string& text) {
     }
     if (!possible) {
       return Bad("day-of-month " + std::string(fields[2]) +
-                 " never occurs in the months given (they have at most " +
-                 std::to_string(longest) + " days), so it would never fire");
+                 " never occurs in the months given (they have at most " + std::to_string(longest) +
+                 " days), so it would never fire");
     }
   }
   return cron;

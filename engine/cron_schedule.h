@@ -44,9 +44,9 @@ class CronSchedule {
   std::string text_;
   std::bitset<60> minutes_;
   std::bitset<24> hours_;
-  std::bitset<32> days_;      // 1..31
-  std::bitset<13> months_;    // 1..12
-  std::bitset<7> weekdays_;   // 0 (Sunday)..6
+  std::bitset<32> days_;        // 1..31
+  std::bitset<13> months_;      // 1..12
+  std::bitset<7> weekdays_;     // 0 (Sunday)..6
   bool days_star_ = false;      // day of month began with '*'
   bool weekdays_star_ = false;  // day of week began with '*'
 };

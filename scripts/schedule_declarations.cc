@@ -115,8 +115,8 @@ int Schedule(lua_State* L) {
   lua_pushnil(L);
   while (lua_next(L, 1) != 0) {  // key at 4, value at 5
     if (lua_type(L, 4) != LUA_TSTRING) {
-      return Raise(L, prefix + "options are name = value pairs; found a " +
-                          luaL_typename(L, 4) + " key");
+      return Raise(
+          L, prefix + "options are name = value pairs; found a " + luaL_typename(L, 4) + " key");
     }
     std::string problem = CheckOption(L, lua_tostring(L, 4), 5, 3);
     if (!problem.empty()) return Raise(L, prefix + problem);
@@ -198,9 +198,9 @@ std::vector<std::string> ApplyScheduleParams(const JsonText& workflow_params,
     rapidjson::Document given;
     given.Parse(s.params_json.c_str());
     if (given.HasParseError() || !given.IsObject()) given.SetObject();
-    const std::string prefix =
-        s.where + ": schedule " + (s.name.empty() ? std::to_string(s.index) : "'" + s.name + "'") +
-        ": ";
+    const std::string prefix = s.where + ": schedule " +
+                               (s.name.empty() ? std::to_string(s.index) : "'" + s.name + "'") +
+                               ": ";
     for (auto& m : given.GetObject()) {
       const std::string key = m.name.GetString();
       auto existing = params.FindMember(key.c_str());

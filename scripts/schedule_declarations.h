@@ -24,11 +24,11 @@ struct lua_State;
 namespace keel {
 
 struct ScheduleDeclaration {
-  std::string name;   // the `name` option; "" when not given
-  int index = 0;      // 1, 2, ... in declaration order in the file
-  std::string where;  // "file.lua:12"
-  std::string cron;   // the cron expression; "" for an `every` schedule
-  int64_t every = 0;  // seconds; 0 for a cron schedule
+  std::string name;                // the `name` option; "" when not given
+  int index = 0;                   // 1, 2, ... in declaration order in the file
+  std::string where;               // "file.lua:12"
+  std::string cron;                // the cron expression; "" for an `every` schedule
+  int64_t every = 0;               // seconds; 0 for a cron schedule
   std::string params_json = "{}";  // the `params` option as given, a JSON object
   // The workflow's params defaults overridden by `params` (ApplyScheduleParams).
   std::string effective_params = "{}";

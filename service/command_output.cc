@@ -34,7 +34,7 @@ struct Fds {
 }  // namespace
 
 Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double timeout_s,
-                                   size_t max_bytes) {
+                                   const std::atomic<bool>* abort, size_t max_bytes) {
   if (argv.empty()) return Status::Error(ErrorKind::kPermanent, "no command to run");
   Fds fds;
   if (pipe2(fds.fd, O_CLOEXEC) != 0 || pipe2(fds.fd + 2, O_CLOEXEC) != 0) {
@@ -63,6 +63,7 @@ Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double 
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                             std::chrono::duration<double>(timeout_s));
   bool timed_out = false;
+  bool aborted = false;
   char buffer[65536];
   while (fds.fd[0] >= 0 || fds.fd[2] >= 0) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -72,8 +73,12 @@ Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double 
       timed_out = true;
       break;
     }
+    if (abort != nullptr && abort->load()) {
+      aborted = true;
+      break;
+    }
     pollfd polls[2] = {{fds.fd[0], POLLIN, 0}, {fds.fd[2], POLLIN, 0}};
-    int ready = poll(polls, 2, static_cast<int>(std::min<long long>(left, 1000)));
+    int ready = poll(polls, 2, static_cast<int>(std::min<long long>(left, 100)));
     if (ready < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; ++i) {
       if (polls[i].fd < 0 || polls[i].revents == 0) continue;
@@ -88,10 +93,11 @@ Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double 
       sink.append(buffer, std::min(room, static_cast<size_t>(n)));
     }
   }
-  if (timed_out) kill(pid, SIGKILL);
+  if (timed_out || aborted) kill(pid, SIGKILL);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (aborted) return Status::Error(ErrorKind::kCancelled, argv[0] + " stopped: shutting down");
   if (timed_out) {
     return Status::Error(ErrorKind::kTimeout, argv[0] + " did not finish within " +
                                                   std::to_string(static_cast<int>(timeout_s)) +

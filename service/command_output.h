@@ -4,6 +4,7 @@
 // scheduler runs `keel schedules --json` with it. Free function; safe from
 // any thread (each call has its own child and pipes).
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,11 @@ struct CommandOutput {
 // /dev/null, and waits for it to exit, reading stdout and stderr (each
 // capped at `max_bytes`; the rest is discarded). Fails (kTimeout) when it
 // runs longer than `timeout_s` seconds, after killing it (SIGKILL) and
-// reaping it; fails (kPermanent) when it cannot be started.
+// reaping it; fails (kPermanent) when it cannot be started. When `abort`
+// turns true (another thread sets it), kills the child likewise within a
+// tenth of a second and fails with kCancelled.
 Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double timeout_s,
+                                   const std::atomic<bool>* abort = nullptr,
                                    size_t max_bytes = 256u << 20);
 
 }  // namespace keel::service

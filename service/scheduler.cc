@@ -32,10 +32,11 @@ std::string StampFiles(const std::string& dir) {
   return stamp;
 }
 
-Result<ScheduleListingSet> RunKeelSchedules(const SchedulerOptions& options) {
-  auto output = RunForOutput(
-      {options.keel_path, "schedules", "--workflows", options.workflows, "--json"},
-      options.discover_timeout_s);
+Result<ScheduleListingSet> RunKeelSchedules(const SchedulerOptions& options,
+                                            const std::atomic<bool>* stopping) {
+  auto output =
+      RunForOutput({options.keel_path, "schedules", "--workflows", options.workflows, "--json"},
+                   options.discover_timeout_s, stopping);
   if (!output.ok()) return output.status();
   auto listing = ParseScheduleListingJson(output->out);
   if (!listing.ok()) {
@@ -52,15 +53,30 @@ std::string TickText(int64_t tick) { return FormatIsoUtc(static_cast<double>(tic
 }  // namespace
 
 Scheduler::Scheduler(SchedulerOptions options, Store* store, Clock* clock)
-    : options_(std::move(options)), store_(store), clock_(clock),
-      shared_(std::make_shared<Shared>()) {
+    : options_(std::move(options)),
+      store_(store),
+      clock_(clock),
+      shared_(std::make_shared<Shared>()),
+      stopping_(std::make_shared<std::atomic<bool>>(false)) {
   if (!options_.discover) {
-    options_.discover = [opts = options_] { return RunKeelSchedules(opts); };
+    options_.discover = [opts = options_, stopping = stopping_] {
+      return RunKeelSchedules(opts, stopping.get());
+    };
   }
   if (!options_.stamp) {
     options_.stamp = [dir = options_.workflows] { return StampFiles(dir); };
   }
 }
+
+Scheduler::Scheduler(const ServiceOptions& options, Store& store)
+    : Scheduler(
+          [&] {
+            SchedulerOptions o;
+            o.workflows = options.workflows;
+            o.keel_path = options.keel_path;
+            return o;
+          }(),
+          &store, SystemClock()) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -70,6 +86,7 @@ void Scheduler::Start() {
 }
 
 void Scheduler::Stop() {
+  stopping_->store(true);
   {
     MutexLock lock(&shared_->mu);
     shared_->stop = true;
@@ -176,8 +193,8 @@ void Scheduler::Discover(double mono_now) {
       Log("schedule " + s.key + ": " + rule.status().message());
     }
     if (old == known_.end()) {
-      Log("schedule " + s.key + ": " + (s.cron.empty() ? "every " + std::to_string(s.every) + "s"
-                                                       : "cron " + s.cron) +
+      Log("schedule " + s.key + ": " +
+          (s.cron.empty() ? "every " + std::to_string(s.every) + "s" : "cron " + s.cron) +
           ", workflow '" + s.workflow + "', next tick " + TickText(s.next_tick));
     }
     k.listing = std::move(s);
@@ -219,9 +236,8 @@ void Scheduler::StartTicks(const Known& known, int64_t from, int64_t now) {
     run.node_count = s.node_count;
     run.config_json = "{}";
     Result<Store::TickOutcome> outcome = Store::TickOutcome::kRunIdTaken;
-    for (int attempt = 0; attempt < 8 && outcome.ok() &&
-                          *outcome == Store::TickOutcome::kRunIdTaken;
-         ++attempt) {
+    for (int attempt = 0;
+         attempt < 8 && outcome.ok() && *outcome == Store::TickOutcome::kRunIdTaken; ++attempt) {
       run.id = NewRunId(wall);
       outcome = store_->RecordScheduleTick(s.key, tick, run);
     }

@@ -21,6 +21,7 @@
 // Passes run on the scheduler's own thread; WaitForPass may be called from
 // any thread. The Clock's timer callback only wakes that thread.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -35,6 +36,7 @@
 #include "engine/mutex.h"
 #include "engine/store.h"
 #include "service/component.h"
+#include "service/service_options.h"
 #include "views/schedule_listing.h"
 
 namespace keel::service {
@@ -44,7 +46,7 @@ struct SchedulerOptions {
   std::string keel_path;  // the keel executable run for discovery
   double catch_up_s = 3600;
   int max_catch_up = 100;  // per schedule and pass
-  double poll_s = 2;        // how often the files under `workflows` are looked at
+  double poll_s = 2;       // how often the files under `workflows` are looked at
   double rediscover_s = 60;
   double discover_timeout_s = 60;
   // Where log lines go; null: stderr, prefixed "keel serve: scheduler: ".
@@ -60,6 +62,8 @@ class Scheduler final : public Component {
  public:
   // `store` and `clock` must outlive the scheduler.
   Scheduler(SchedulerOptions options, Store* store, Clock* clock);
+  // The scheduler of `keel serve` configured by `options`, on the system clock.
+  Scheduler(const ServiceOptions& options, Store& store);
   ~Scheduler() override;
 
   void Start() override;
@@ -107,6 +111,8 @@ class Scheduler final : public Component {
     double last_pass_began GUARDED_BY(mu) = -1;  // Clock::Now() when the last finished pass began
   };
   std::shared_ptr<Shared> shared_;
+  // Set by Stop: a discovery in progress kills its child and returns.
+  std::shared_ptr<std::atomic<bool>> stopping_;
   std::thread thread_;
 };
 

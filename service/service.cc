@@ -13,6 +13,7 @@
 #include "service/health.h"
 #include "service/listen_address.h"
 #include "service/runs_api.h"
+#include "service/scheduler.h"
 
 namespace keel::service {
 namespace {
@@ -24,6 +25,7 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   std::vector<std::unique_ptr<Component>> components;
   components.push_back(std::make_unique<Health>(options, store));
   components.push_back(std::make_unique<RunsApi>(options, &store));
+  components.push_back(std::make_unique<Scheduler>(options, store));
   return components;
 }
 

@@ -112,7 +112,8 @@ TEST_CASE("macros") {
 
 TEST_CASE("errors name the field and why") {
   CHECK(Error("") == "expected 5 fields (minute hour day-of-month month day-of-week), got 0");
-  CHECK(Error("* * * *") == "expected 5 fields (minute hour day-of-month month day-of-week), got 4");
+  CHECK(Error("* * * *") ==
+        "expected 5 fields (minute hour day-of-month month day-of-week), got 4");
   CHECK(Error("* * * * * *") ==
         "expected 5 fields (minute hour day-of-month month day-of-week), got 6");
   CHECK(Error("60 * * * *") == "minute 60 out of range 0-59");
@@ -168,8 +169,8 @@ TEST_CASE("every: ticks at multiples of the period since the epoch") {
 }
 
 TEST_CASE("next ticks of many expressions are increasing and match") {
-  const char* exprs[] = {"*/5 * * * *", "0 */6 * * *", "15 10 1 * *", "0 0 * * 1-5",
-                         "0 12 1,15 */2 *", "0 0 29 2 *", "30 2 31 * sun"};
+  const char* exprs[] = {"*/5 * * * *",     "0 */6 * * *", "15 10 1 * *",  "0 0 * * 1-5",
+                         "0 12 1,15 */2 *", "0 0 29 2 *",  "30 2 31 * sun"};
   for (const char* expr : exprs) {
     auto cron = CronSchedule::Parse(expr);
     REQUIRE(cron.ok());

@@ -24,7 +24,7 @@ using keel::testing::RawDb;
 using keel::testing::ScratchDir;
 
 constexpr double kWall = 1699999800;  // 2023-11-14T22:10:00Z: a multiple of 2, 10 and 600
-constexpr double kWait = 20;     // real seconds a test waits for a pass at most
+constexpr double kWait = 20;          // real seconds a test waits for a pass at most
 
 ScheduleListing Every(const std::string& key, int64_t every) {
   ScheduleListing s;
@@ -178,8 +178,7 @@ TEST_CASE("a restart starts each missed tick once, contiguous with the last" *
   NextTick(&clock, &second);
   second.Stop();
   const int64_t t = 1699999800;
-  CHECK(Ticks(db, "a.lua#1") ==
-        std::vector<int64_t>{t + 2, t + 4, t + 6, t + 8, t + 10, t + 12});
+  CHECK(Ticks(db, "a.lua#1") == std::vector<int64_t>{t + 2, t + 4, t + 6, t + 8, t + 10, t + 12});
   CHECK(RawDb(db).Int("SELECT count(*) FROM runs WHERE status = 'queued'") == 6);
   CHECK(RawDb(db).Int("SELECT count(DISTINCT run_id) FROM schedule_ticks") == 6);
 }

@@ -30,8 +30,7 @@ RunRecord Queued(const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("a tick creates its queued run once; a second record is refused" *
-          doctest::timeout(30)) {
+TEST_CASE("a tick creates its queued run once; a second record is refused" * doctest::timeout(30)) {
   ScratchDir dir;
   auto store = OpenStore(dir.Path("keel.db"));
   auto first = store->RecordScheduleTick("a.lua#1", 1000, Queued("r1"));
@@ -88,6 +87,16 @@ TEST_CASE("two stores racing for the same ticks record each once" * doctest::tim
   CHECK(raw.Int("SELECT count(*) FROM runs") == 50);
   CHECK(raw.Int("SELECT count(*) FROM runs WHERE id NOT IN (SELECT run_id FROM schedule_ticks)") ==
         0);
+}
+
+TEST_CASE("gc leaves queued runs" * doctest::timeout(30)) {
+  ScratchDir dir;
+  auto store = OpenStore(dir.Path("keel.db"));
+  REQUIRE(*store->RecordScheduleTick("a.lua#1", 1000, Queued("r1")) == Outcome::kCreated);
+  auto deleted = store->DeleteFinishedBefore(1e12);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == 0);
+  CHECK(store->GetRun("r1").ok());
 }
 
 }  // namespace keel

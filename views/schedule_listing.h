@@ -20,11 +20,11 @@ struct ScheduleListing {
   // the schedule's name, or its number in the file (1, 2, ...) when unnamed.
   // Stable while the file keeps its path and the schedule its name or place.
   std::string key;
-  std::string file;   // relative to the directory listed
-  std::string name;   // "" when unnamed
-  int index = 0;      // 1, 2, ... in the file
-  std::string cron;   // "" for an `every` schedule
-  int64_t every = 0;  // seconds; 0 for a cron schedule
+  std::string file;                // relative to the directory listed
+  std::string name;                // "" when unnamed
+  int index = 0;                   // 1, 2, ... in the file
+  std::string cron;                // "" for an `every` schedule
+  int64_t every = 0;               // seconds; 0 for a cron schedule
   std::string workflow;            // the workflow the file returns
   std::string params_json = "{}";  // its params defaults with the schedule's over them
   std::string script_path;         // absolute
