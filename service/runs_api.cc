@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -19,9 +20,6 @@
 namespace keel::service {
 namespace {
 
-// A `keel submit` or `keel fork --queue` child loads the script, which may
-// loop at load time: it gets this long.
-constexpr auto kCheckTimeout = std::chrono::seconds(20);
 // How long POST resume waits for its child to claim the run (or fail first).
 constexpr auto kClaimWait = std::chrono::seconds(10);
 
@@ -117,16 +115,18 @@ std::string ReadFrom(const std::string& path, uint64_t offset) {
 // Runs a checking child (`keel submit`, `keel fork --queue`) and answers
 // with its --json on success (201), its error otherwise (400).
 bool AnswerQueued(const std::string& keel_path, const std::vector<std::string>& args,
-                  const std::string& what, httplib::Response& response) {
-  auto output = RunKeel(keel_path, args, kCheckTimeout);
+                  std::chrono::milliseconds timeout, const std::string& what,
+                  httplib::Response& response) {
+  auto output = RunKeel(keel_path, args, timeout);
   if (!output.ok()) {
     JsonError(response, 500, output.status().message());
     return false;
   }
   if (output->timed_out) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g", std::chrono::duration<double>(timeout).count());
     JsonError(response, 400,
-              what + " did not finish loading within " +
-                  std::to_string(std::chrono::seconds(kCheckTimeout).count()) +
+              what + " did not finish loading within " + seconds +
                   " s (does the script loop at load time?)");
     return false;
   }
@@ -182,7 +182,8 @@ void RunsApi::PostRun(const httplib::Request& request, httplib::Response& respon
   }
   std::vector<std::string> args = {"submit", path.path, "--db", options_.db, "--json"};
   if (!ParamArgs(body, response, &args)) return;
-  if (AnswerQueued(options_.keel_path, args, "workflow '" + requested + "'", response)) {
+  if (AnswerQueued(options_.keel_path, args, check_timeout_, "workflow '" + requested + "'",
+                   response)) {
     supervisor_.Wake();
   }
 }
@@ -275,7 +276,8 @@ void RunsApi::PostFork(const httplib::Request& request, httplib::Response& respo
     args.push_back(from);
   }
   if (!ParamArgs(body, response, &args)) return;
-  if (AnswerQueued(options_.keel_path, args, "the fork of run " + run->id, response)) {
+  if (AnswerQueued(options_.keel_path, args, check_timeout_, "the fork of run " + run->id,
+                   response)) {
     supervisor_.Wake();
   }
 }

@@ -19,6 +19,7 @@
 // ChildRuns' and RunLauncher's, each under its own lock. Start/Stop from the
 // service's main thread.
 
+#include <chrono>
 #include <memory>
 
 #include "engine/store.h"
@@ -46,6 +47,10 @@ class RunsApi : public Component {
   void Stop() override;
 
   ChildRuns& children() { return children_; }
+  // How long a checking child (`keel submit`, `keel fork --queue`) may
+  // take, loading the script, before it is killed (default 20 s). Call
+  // before the server starts.
+  void set_check_timeout(std::chrono::milliseconds timeout) { check_timeout_ = timeout; }
 
  private:
   void PostRun(const httplib::Request& request, httplib::Response& response);
@@ -57,6 +62,7 @@ class RunsApi : public Component {
   ChildRuns children_;
   RunLauncher launcher_;
   RunSupervisor supervisor_;
+  std::chrono::milliseconds check_timeout_ = std::chrono::seconds(20);
 };
 
 }  // namespace keel::service

@@ -38,7 +38,8 @@ using Clock = std::chrono::steady_clock;
 // A RunsApi over the sandbox's database, served on a loopback port.
 class TestServer {
  public:
-  TestServer(const Sandbox& box, std::function<void(service::ServiceOptions&)> tweak = {}) {
+  TestServer(const Sandbox& box, std::function<void(service::ServiceOptions&)> tweak = {},
+             std::chrono::milliseconds check_timeout = std::chrono::seconds(20)) {
     options_.db = box.db();
     options_.keel_path = KEEL_BIN;
     options_.workflows = box.dir();
@@ -48,6 +49,7 @@ class TestServer {
     REQUIRE_MESSAGE(store.ok(), store.status().message());
     store_ = std::move(store).value();
     api_ = std::make_unique<service::RunsApi>(options_, store_.get());
+    api_->set_check_timeout(check_timeout);
     api_->Register(http_);
     port_ = http_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
@@ -450,6 +452,32 @@ TEST_CASE("POST resume (from) and fork (params): 404, 409 and 400 as JSON" *
 
   // Cancelled: 409.
   CHECK(server.Post("/api/v1/runs/" + queued + "/resume", "").first == 409);
+}
+
+TEST_CASE("a script that loops at load time fails the POST after the timeout; a queued run "
+          "whose script went missing is recorded failed" * doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  box.Write("loop.lua", "while true do end\n");
+  std::string gone = box.Write("gone.lua", kTimer);
+  ExitInfo submitted = box.KeelDb({"submit", gone});
+  REQUIRE(submitted.exit_code == 0);
+  std::string id = submitted.out.substr(0, submitted.out.find('\n'));
+  std::filesystem::remove(gone);
+
+  TestServer server(box, {}, std::chrono::seconds(2));
+  auto started = Clock::now();
+  auto [status, body] = server.Post("/api/v1/runs", R"({"workflow": "loop.lua"})");
+  CHECK(status == 400);
+  CHECK(body["error"].Str().find("did not finish loading within 2 s") != std::string::npos);
+  CHECK(std::chrono::duration<double>(Clock::now() - started).count() < 15);
+
+  REQUIRE(Eventually([&] { return StatusOf(box, id) == "failed"; }));
+  std::string error = box.Show(id)["error"].Str();
+  CHECK(error.find("could not be started") != std::string::npos);
+  CHECK(error.find(box.db() + "-logs/" + id + ".log") != std::string::npos);
+  std::ifstream log(box.db() + "-logs/" + id + ".log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  CHECK(text.find("no longer exists") != std::string::npos);
 }
 
 }  // namespace keel::testing
