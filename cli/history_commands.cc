@@ -19,7 +19,7 @@ namespace keel::cli {
 namespace {
 
 constexpr const char* kStatusNames =
-    "running, interrupted, waiting, succeeded, failed, degraded or cancelled";
+    "queued, running, interrupted, waiting, succeeded, failed, degraded or cancelled";
 
 }  // namespace
 
