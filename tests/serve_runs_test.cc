@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/process_owner.h"
 #include "engine/sqlite_store.h"
 #include "service/runs_api.h"
 #include "service/service_options.h"
@@ -478,6 +479,65 @@ TEST_CASE("a script that loops at load time fails the POST after the timeout; a 
   std::ifstream log(box.db() + "-logs/" + id + ".log");
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   CHECK(text.find("no longer exists") != std::string::npos);
+}
+
+TEST_CASE("an interrupted run is auto-resumed (reason interrupted); a run handed to a server "
+          "that died is taken by the next; POST resume at --max-runs answers 503" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string ledger = box.Path("ledger");
+  std::string go = box.Path("go");
+  std::string wf = box.Write("gated.lua", Gated(ledger, go));
+  // Interrupted by SIGTERM: recorded so by its process.
+  auto p = box.StartDb({"run", wf});
+  REQUIRE(Eventually([&] { return Count(Lines(ledger), "gate") == 1; }));
+  std::string interrupted = RunIdFromStderr(p->Stderr());
+  kill(p->pid(), SIGTERM);
+  p->Wait(std::chrono::seconds(30));
+  REQUIRE(StatusOf(box, interrupted) == "interrupted");
+  // Queued, then handed to a server that died before its child claimed it.
+  ExitInfo submitted = box.KeelDb({"submit", wf});
+  REQUIRE(submitted.exit_code == 0);
+  std::string orphan = submitted.out.substr(0, submitted.out.find('\n'));
+  {
+    auto store = SqliteStore::Open(box.db(), {});
+    REQUIRE(store.ok());
+    RunRecord run = *(*store)->GetRun(orphan);
+    Owner dead{999999999, CurrentOwner().host, 1};
+    REQUIRE((*store)->HandOffRun(orphan, run.epoch, dead, run.created_at, {},
+                                 [](const Owner&, double) { return false; })
+                .ok());
+  }
+
+  // One slot: the first start takes it; a POST resume meanwhile gets 503.
+  TestServer server(box, [](service::ServiceOptions& o) {
+    o.auto_resume = true;
+    o.max_runs = 1;
+  });
+  // Whichever started is claimed by its child (running); the other waits.
+  REQUIRE(Eventually([&] {
+    return StatusOf(box, interrupted) == "running" || StatusOf(box, orphan) == "running";
+  }));
+  CHECK(server.api().children().Active() == 1);
+  std::string other = StatusOf(box, interrupted) == "running" ? orphan : interrupted;
+  auto [busy, busy_body] = server.Post("/api/v1/runs/" + other + "/resume", "");
+  CHECK(busy == 503);
+  CHECK(busy_body["error"].Str().find("--max-runs") != std::string::npos);
+
+  std::ofstream(go) << "go";
+  REQUIRE(Eventually([&] { return StatusOf(box, interrupted) == "succeeded"; }));
+  REQUIRE(Eventually([&] { return StatusOf(box, orphan) == "succeeded"; }));
+  Json show = box.Show(interrupted, /*events=*/true);
+  bool found = false;
+  for (size_t i = 0; i < show["events"].Size(); ++i) {
+    if (show["events"][i]["kind"].Str() != "auto_resumed") continue;
+    found = true;
+    CHECK(show["events"][i]["data"]["reason"].Str() == "interrupted");
+  }
+  CHECK(found);
+  std::vector<std::string> kinds = Kinds(box.Show(orphan, /*events=*/true));
+  CHECK(Count(kinds, "run_started") == 1);
+  CHECK(Count(kinds, "auto_resumed") == 0);
 }
 
 }  // namespace keel::testing
