@@ -24,7 +24,7 @@
 
 #include "engine/process_owner.h"
 #include "engine/sqlite_store.h"
-#include "service/runs_api.h"
+#include "service/run_start_api.h"
 #include "service/service_options.h"
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
@@ -36,7 +36,7 @@ namespace {
 constexpr int kTimeoutS = 180;
 using Clock = std::chrono::steady_clock;
 
-// A RunsApi over the sandbox's database, served on a loopback port.
+// A RunStartApi over the sandbox's database, served on a loopback port.
 class TestServer {
  public:
   TestServer(const Sandbox& box, std::function<void(service::ServiceOptions&)> tweak = {},
@@ -49,7 +49,7 @@ class TestServer {
     auto store = SqliteStore::Open(options_.db, {});
     REQUIRE_MESSAGE(store.ok(), store.status().message());
     store_ = std::move(store).value();
-    api_ = std::make_unique<service::RunsApi>(options_, store_.get());
+    api_ = std::make_unique<service::RunStartApi>(options_, store_.get());
     api_->set_check_timeout(check_timeout);
     api_->Register(http_);
     port_ = http_.bind_to_any_port("127.0.0.1");
@@ -73,13 +73,13 @@ class TestServer {
     return {result->status, doc};
   }
 
-  service::RunsApi& api() { return *api_; }
+  service::RunStartApi& api() { return *api_; }
   Store* store() { return store_.get(); }
 
  private:
   service::ServiceOptions options_;
   std::unique_ptr<SqliteStore> store_;
-  std::unique_ptr<service::RunsApi> api_;
+  std::unique_ptr<service::RunStartApi> api_;
   httplib::Server http_;
   int port_ = 0;
   std::thread thread_;

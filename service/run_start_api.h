@@ -1,5 +1,5 @@
 #pragma once
-// RunsApi: starting runs over HTTP, and the machinery behind it — the child
+// RunStartApi: starting runs over HTTP, and the machinery behind it — the child
 // processes (ChildRuns), the fenced hand-off (RunLauncher) and the
 // dispatcher/supervisor thread (RunSupervisor).
 //
@@ -36,11 +36,11 @@ struct Response;
 
 namespace keel::service {
 
-class RunsApi : public Component {
+class RunStartApi : public Component {
  public:
   // `options` and `store` must outlive it.
-  RunsApi(const ServiceOptions& options, Store* store);
-  ~RunsApi() override;
+  RunStartApi(const ServiceOptions& options, Store* store);
+  ~RunStartApi() override;
 
   void Register(httplib::Server& server) override;
   void Start() override;

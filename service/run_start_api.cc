@@ -1,4 +1,4 @@
-#include "service/runs_api.h"
+#include "service/run_start_api.h"
 
 #include <httplib.h>
 #include <rapidjson/document.h>
@@ -140,19 +140,19 @@ bool AnswerQueued(const std::string& keel_path, const std::vector<std::string>& 
 
 }  // namespace
 
-RunsApi::RunsApi(const ServiceOptions& options, Store* store)
+RunStartApi::RunStartApi(const ServiceOptions& options, Store* store)
     : options_(options),
       store_(store),
       children_(options.keel_path, options.db, options.max_runs),
       launcher_(store, &children_),
       supervisor_(options, store, &children_, &launcher_) {}
 
-RunsApi::~RunsApi() { supervisor_.Stop(); }
+RunStartApi::~RunStartApi() { supervisor_.Stop(); }
 
-void RunsApi::Start() { supervisor_.Start(); }
-void RunsApi::Stop() { supervisor_.Stop(); }
+void RunStartApi::Start() { supervisor_.Start(); }
+void RunStartApi::Stop() { supervisor_.Stop(); }
 
-void RunsApi::Register(httplib::Server& server) {
+void RunStartApi::Register(httplib::Server& server) {
   server.Post("/api/v1/runs", [this](const httplib::Request& request, httplib::Response& response) {
     PostRun(request, response);
   });
@@ -166,7 +166,7 @@ void RunsApi::Register(httplib::Server& server) {
               });
 }
 
-void RunsApi::PostRun(const httplib::Request& request, httplib::Response& response) {
+void RunStartApi::PostRun(const httplib::Request& request, httplib::Response& response) {
   rapidjson::Document body;
   if (!ParseBody(request, response, /*optional=*/false, &body)) return;
   auto workflow = body.FindMember("workflow");
@@ -188,7 +188,7 @@ void RunsApi::PostRun(const httplib::Request& request, httplib::Response& respon
   }
 }
 
-void RunsApi::PostResume(const httplib::Request& request, httplib::Response& response) {
+void RunStartApi::PostResume(const httplib::Request& request, httplib::Response& response) {
   const std::string id = request.matches[1];
   rapidjson::Document body;
   if (!ParseBody(request, response, /*optional=*/true, &body)) return;
@@ -259,7 +259,7 @@ void RunsApi::PostResume(const httplib::Request& request, httplib::Response& res
   JsonBody(response, 202, out.Text());
 }
 
-void RunsApi::PostFork(const httplib::Request& request, httplib::Response& response) {
+void RunStartApi::PostFork(const httplib::Request& request, httplib::Response& response) {
   const std::string id = request.matches[1];
   rapidjson::Document body;
   if (!ParseBody(request, response, /*optional=*/true, &body)) return;
