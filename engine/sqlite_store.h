@@ -133,9 +133,12 @@ class SqliteStore final : public Store {
       const std::string& run_id, double now,
       const std::function<bool(const Owner&, double)>& owner_alive) override;
   Result<bool> CancelRequested(const std::string& run_id) override;
-  // engine/sqlite_ready.cc: a connection of its own, so a lock held by
+  // engine/sqlite_service_reads.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;
+  // engine/sqlite_service_reads.cc too.
+  Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
+                                                  int limit) override;
 
   const std::string& path() const { return path_; }
 
