@@ -150,19 +150,19 @@ TEST_CASE("garbage requests get 4xx JSON and the server stays up" * doctest::tim
     std::string reply = RawExchange(port, request);
     return reply.size() > 12 ? std::stoi(reply.substr(9, 3)) : 0;
   };
-  CHECK(status_of("GET /api/v1/runs/../runs HTTP/1.1\r\nHost: x\r\n\r\n") == 400);
-  CHECK(status_of("GET /api/v1/%2e%2e/v1/runs HTTP/1.1\r\nHost: x\r\n\r\n") == 400);
-  CHECK(status_of("GET /api/v1/runs/a%00b HTTP/1.1\r\nHost: x\r\n\r\n") == 400);
-  CHECK(status_of("GET /" + std::string(10 * 1024, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n") / 100 ==
+  CHECK(status_of("GET /api/v1/runs/../runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == 400);
+  CHECK(status_of("GET /api/v1/%2e%2e/v1/runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == 400);
+  CHECK(status_of("GET /api/v1/runs/a%00b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == 400);
+  CHECK(status_of("GET /" + std::string(10 * 1024, 'a') + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") / 100 ==
         4);
   CHECK(status_of("garbage\r\n\r\n") == 400);
   // Binary garbage (a TLS hello) is answered 400 or the connection closed.
   int tls = status_of(std::string("\x16\x03\x01\x02\x00\x01\xfc\x03\x03\r\n\r\n", 13));
   CHECK((tls == 0 || tls == 400));
   CHECK(status_of(std::string("GET /\0 HTTP/1.1\r\n\r\n", 19)) / 100 == 4);
-  CHECK(status_of("POST /api/v1/breakers/reset HTTP/1.1\r\nHost: x\r\nContent-Length: "
+  CHECK(status_of("POST /api/v1/breakers/reset HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: "
                   "99999999999\r\nContent-Type: application/json\r\n\r\n") == 413);
-  std::string json_error = RawExchange(port, "BREW /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string json_error = RawExchange(port, "BREW /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(json_error.find("{\"error\":") != std::string::npos);
   CHECK(Alive(serve));
 }
@@ -171,10 +171,15 @@ TEST_CASE("a slowloris half request holds no one else up" * doctest::timeout(kTi
   Sandbox box(KEEL_BIN);
   ServeProcess serve(KEEL_BIN, box.dir(), box.db());
   // Several connections each send half a request and then nothing.
+  // The server drops each after its read timeout (5 s), before the
+  // client would give up (15 s).
   std::vector<std::thread> slow;
+  std::vector<double> held(8);
   for (int i = 0; i < 8; ++i) {
-    slow.emplace_back([&] {
-      RawExchange(serve.port(), "GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ", 8000);
+    slow.emplace_back([&, i] {
+      auto begin = std::chrono::steady_clock::now();
+      RawExchange(serve.port(), "GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ", 15000);
+      held[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     });
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -184,6 +189,7 @@ TEST_CASE("a slowloris half request holds no one else up" * doctest::timeout(kTi
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(seconds < 5);
   for (auto& t : slow) t.join();
+  for (double seconds_held : held) CHECK(seconds_held < 12);
   CHECK(Alive(serve));
 }
 

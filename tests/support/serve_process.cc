@@ -39,6 +39,21 @@ std::unique_ptr<httplib::Client> ServeProcess::Client() const {
   return client;
 }
 
+namespace {
+
+// Whether `reply` holds a whole response: its headers and as many body bytes
+// as its Content-Length says.
+bool ResponseComplete(const std::string& reply) {
+  size_t end = reply.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  size_t length_at = reply.find("Content-Length: ");
+  if (length_at == std::string::npos || length_at > end) return true;
+  size_t length = std::stoul(reply.substr(length_at + 16));
+  return reply.size() >= end + 4 + length;
+}
+
+}  // namespace
+
 std::string RawExchange(int port, const std::string& bytes, int timeout_ms) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
@@ -65,6 +80,7 @@ std::string RawExchange(int port, const std::string& bytes, int timeout_ms) {
     ssize_t n = recv(fd, buffer, sizeof buffer, 0);
     if (n <= 0) break;
     reply.append(buffer, static_cast<size_t>(n));
+    if (ResponseComplete(reply)) break;
   }
   close(fd);
   return reply;

@@ -37,7 +37,8 @@ class ServeProcess {
 };
 
 // Sends `bytes` on a new connection to 127.0.0.1:`port`, then reads until
-// the server closes it or `timeout_ms` passes; returns what it read.
+// a whole response came, the server closes the connection or `timeout_ms`
+// passes; returns what it read.
 std::string RawExchange(int port, const std::string& bytes, int timeout_ms = 3000);
 
 }  // namespace keel::testing
