@@ -142,9 +142,12 @@ class SqliteStore final : public Store {
   Status ReleaseRun(const std::string& run_id, int64_t epoch, const Owner& none, double now,
                     const std::string& error) override;
   Status AppendEventOnce(const EventRecord& event) override;
-  // engine/sqlite_ready.cc: a connection of its own, so a lock held by
+  // engine/sqlite_service_reads.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;
+  // engine/sqlite_service_reads.cc too.
+  Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
+                                                  int limit) override;
 
   const std::string& path() const { return path_; }
 

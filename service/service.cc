@@ -12,6 +12,7 @@
 
 #include "service/health.h"
 #include "service/listen_address.h"
+#include "service/runs_api.h"
 #include "service/run_start_api.h"
 
 namespace keel::service {
@@ -23,6 +24,7 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
                                                        Store& store) {
   std::vector<std::unique_ptr<Component>> components;
   components.push_back(std::make_unique<Health>(options, store));
+  components.push_back(std::make_unique<RunsApi>(options, store));
   components.push_back(std::make_unique<RunStartApi>(options, &store));
   return components;
 }
