@@ -13,6 +13,7 @@
 
 #include "engine/clock.h"
 #include "engine/process_owner.h"
+#include "service/child_output.h"
 #include "service/json_response.h"
 #include "service/workflow_path.h"
 #include "views/json_out.h"
@@ -112,30 +113,29 @@ std::string ReadFrom(const std::string& path, uint64_t offset) {
   return text.str();
 }
 
-// Runs a checking child (`keel submit`, `keel fork --queue`) and answers
-// with its --json on success (201), its error otherwise (400).
-bool AnswerQueued(const std::string& keel_path, const std::vector<std::string>& args,
+// Runs a checking child (`keel submit`, `keel fork --queue`; service/
+// child_output.h) and answers with its --json on success (201), its error
+// otherwise (400).
+bool AnswerQueued(const std::string& keel_path, std::vector<std::string> args,
                   std::chrono::milliseconds timeout, const std::string& what,
                   httplib::Response& response) {
-  auto output = RunKeel(keel_path, args, timeout);
-  if (!output.ok()) {
-    JsonError(response, 500, output.status().message());
-    return false;
+  args.insert(args.begin(), keel_path);
+  const double seconds = std::chrono::duration<double>(timeout).count();
+  ChildOutput child = RunChild(args, seconds);
+  if (child.exit_code == 0) {
+    JsonBody(response, 201, std::move(child.out));
+    return true;
   }
-  if (output->timed_out) {
-    char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%g", std::chrono::duration<double>(timeout).count());
+  if (child.error == "timed out") {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", seconds);
     JsonError(response, 400,
-              what + " did not finish loading within " + seconds +
+              what + " did not finish loading within " + text +
                   " s (does the script loop at load time?)");
     return false;
   }
-  if (output->exit_code != 0) {
-    JsonError(response, 400, LastError(output->err));
-    return false;
-  }
-  JsonBody(response, 201, output->out);
-  return true;
+  JsonError(response, 400, LastError(child.error));
+  return false;
 }
 
 }  // namespace
