@@ -16,13 +16,15 @@ namespace keel::sqlite {
 namespace {
 
 // The listing columns (script_text left out), then the auto-resume count and
-// whether the limit was noted: both read through the partial index
-// events_auto_resume (migration 9).
+// whether the limit was noted: both read through the partial indexes of
+// migration 9 (named, as the planner would otherwise scan the run's events
+// by the primary key).
 std::string CandidateColumns() {
   return std::string("SELECT ") + kRunColumnsHead + "''" + kRunColumnsTail +
-         ", (SELECT COUNT(*) FROM events e WHERE e.run_id = runs.id AND e.kind = "
-         "'auto_resumed'), EXISTS (SELECT 1 FROM events e WHERE e.run_id = runs.id AND e.kind = "
-         "'auto_resume_limit') FROM runs ";
+         ", (SELECT COUNT(*) FROM events e INDEXED BY events_auto_resumed WHERE e.run_id = "
+         "runs.id AND e.kind = 'auto_resumed'), EXISTS (SELECT 1 FROM events e INDEXED BY "
+         "events_auto_resume_limit WHERE e.run_id = runs.id AND e.kind = 'auto_resume_limit') "
+         "FROM runs ";
 }
 
 // A waiting run is due when one of its waiting nodes (status 'waiting', the

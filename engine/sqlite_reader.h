@@ -48,6 +48,9 @@ class SqliteReader {
   Result<Store::StateCounts> CountState();
   // sqlite_schedules.cc: Store::LastScheduleTicks.
   Result<std::vector<Store::ScheduleTick>> LastScheduleTicks();
+  // engine/sqlite_service_reads.cc: Store::GetEventsAfter.
+  Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
+                                                  int limit);
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
@@ -63,6 +66,9 @@ class SqliteReader {
   Statement events_;
   Statement list_all_;
   Statement list_by_status_;
+  // The listing's SELECT ... FROM runs r, for filters without a statement
+  // of their own (workflow, before).
+  std::string listing_sql_;
   Statement breakers_;
   VersionReader versions_;
 };

@@ -145,6 +145,10 @@ enum class CancelOutcome {
 struct RunFilter {
   std::optional<RunStatus> status;
   int limit = 20;  // newest first; <= 0 means all
+  std::string workflow;  // only runs of this workflow; empty: any
+  // An exact run id: only runs listed after it, newest first (the next
+  // page); empty: from the newest. A run id that does not exist lists none.
+  std::string before;
 };
 
 class Store {
@@ -375,7 +379,9 @@ class Store {
   }
   // --- end of alerts outbox ---
 
-  // --- Readiness (keel serve's /readyz) ---
+  // --- keel serve: readiness and event pages ---
+  //
+  // Readiness (/readyz):
   // Ok when the database answers, this process can take a write transaction
   // on it (one that writes nothing) and its schema is the version this
   // binary writes. Otherwise why not, naming the cause: locked by another
@@ -441,6 +447,12 @@ class Store {
   };
   virtual Result<std::vector<ScheduleTick>> LastScheduleTicks() {
     return Status::Error(ErrorKind::kPermanent, "schedules: not supported by this store");
+  // Up to `limit` events of run `run_id` (an exact id) with seq > `after`,
+  // in seq order: one page of GET /api/v1/runs/ID/events, read through the
+  // primary key from `after` on. Ok and empty for an unknown run.
+  virtual Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id,
+                                                          int64_t after, int limit) {
+    return Status::Error(ErrorKind::kPermanent, "event pages not supported by this store");
   }
 };
 

@@ -1,7 +1,6 @@
 #include "service/child_runs.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -36,7 +35,7 @@ std::vector<char*> Argv(const std::string& program, const std::vector<std::strin
 // Spawns `program` in a session of its own with stdin from /dev/null and
 // stdout and stderr on `out_fd` and `err_fd`.
 Result<pid_t> Spawn(const std::string& program, const std::vector<std::string>& args, int out_fd,
-                    int err_fd, const std::vector<int>& close_fds) {
+                    int err_fd) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
@@ -44,7 +43,6 @@ Result<pid_t> Spawn(const std::string& program, const std::vector<std::string>& 
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
   posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-  for (int fd : close_fds) posix_spawn_file_actions_addclose(&actions, fd);
   // Its own session: signals for the server's terminal or process group do
   // not reach it. The default signal mask and dispositions, whatever the
   // server's threads block.
@@ -113,7 +111,7 @@ Status ChildRuns::Start(const std::string& run_id, const std::vector<std::string
   argv.push_back(db_);
   // Spawned under the lock, so Reap never sees the pid before it is known.
   MutexLock lock(&mu_);
-  auto pid = Spawn(keel_path_, argv, fd, fd, {});
+  auto pid = Spawn(keel_path_, argv, fd, fd);
   close(fd);
   if (!pid.ok()) {
     if (reserved_ > 0) --reserved_;
@@ -143,65 +141,6 @@ void ChildRuns::Reap() {
   for (auto& [fn, code] : ended) {
     if (fn) fn(code);
   }
-}
-
-Result<KeelOutput> RunKeel(const std::string& keel_path, const std::vector<std::string>& args,
-                           std::chrono::milliseconds timeout) {
-  int out_pipe[2];
-  int err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
-    return Status::Error(ErrorKind::kTransient, std::string("pipe: ") + std::strerror(errno));
-  }
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    return Status::Error(ErrorKind::kTransient, std::string("pipe: ") + std::strerror(errno));
-  }
-  auto pid = Spawn(keel_path, args, out_pipe[1], err_pipe[1], {});
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  if (!pid.ok()) {
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    return pid.status();
-  }
-  KeelOutput output;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&output.out, &output.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      output.timed_out = true;
-      kill(-*pid, SIGKILL);  // its session leader: the child and whatever it started
-      break;
-    }
-    int ready = poll(fds, 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-    if (ready < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      char buf[4096];
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        // Bounded: a chatty child cannot grow the server without limit.
-        if (sinks[i]->size() < (1 << 20)) sinks[i]->append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (pollfd& fd : fds) {
-    if (fd.fd >= 0) close(fd.fd);
-  }
-  int wait_status = 0;
-  while (waitpid(*pid, &wait_status, 0) < 0 && errno == EINTR) {
-  }
-  output.exit_code = ExitCodeOf(wait_status);
-  return output;
 }
 
 }  // namespace keel::service

@@ -13,7 +13,6 @@
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -74,19 +73,5 @@ class ChildRuns {
   std::map<pid_t, Child> children_ GUARDED_BY(mu_);
   int reserved_ GUARDED_BY(mu_) = 0;  // slots taken, children included
 };
-
-// What a short-lived `keel` child printed (RunKeel).
-struct KeelOutput {
-  int exit_code = -1;  // 128 + signal when one killed it
-  bool timed_out = false;
-  std::string out;
-  std::string err;
-};
-
-// Runs `keel ARGS` (argv vector, own session, stdin /dev/null) to its end,
-// capturing its output; after `timeout` kills it (its whole session) and
-// says timed_out. Fails when it cannot be spawned.
-Result<KeelOutput> RunKeel(const std::string& keel_path, const std::vector<std::string>& args,
-                           std::chrono::milliseconds timeout);
 
 }  // namespace keel::service

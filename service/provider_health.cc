@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/clock.h"
-#include "service/child_output.h"
+#include "service/command_output.h"
 #include "service/json_response.h"
 #include "views/json_out.h"
 #include "views/provider_check.h"
@@ -83,17 +83,17 @@ void ProviderHealth::Stop() {
 }
 
 int ProviderHealth::Discover() {
-  ChildOutput child = RunForOutput(
-      {options_.keel_path, "doctor", "--workflows", options_.workflows, "--list", "--json"}, 60, &stopping_);
-  if (!child.started || child.timed_out || child.exit_code != 0) {
+  auto child = RunForOutput(
+      {options_.keel_path, "doctor", "--workflows", options_.workflows, "--list", "--json"}, 60,
+      &stopping_);
+  if (!child.ok() || child->exit_code != 0) {
     std::fprintf(stderr, "keel serve: provider discovery failed: %s\n",
-                 child.started ? (child.timed_out ? "timed out" : "keel doctor --list failed")
-                               : child.error.c_str());
+                 child.ok() ? "keel doctor --list failed" : child.status().message().c_str());
     MutexLock lock(&mu_);
     return static_cast<int>(entries_.size());
   }
   std::map<std::string, Entry> found;
-  for (const std::string& line : JsonLines(child.out)) {
+  for (const std::string& line : JsonLines(child->out)) {
     rapidjson::Document doc;
     doc.Parse(line.c_str(), line.size());
     std::string name = Member(doc, "provider");
@@ -131,11 +131,11 @@ std::string ProviderHealth::CheckNow(const std::string& name) {
   }
   char timeout[32];
   std::snprintf(timeout, sizeof timeout, "%g", options_.check_timeout_s);
-  ChildOutput child = RunForOutput({options_.keel_path, "doctor", options_.workflows + "/" + file,
-                                    "--provider", name, "--json", "--timeout", timeout},
-                                   4 * options_.check_timeout_s + 10, &stopping_);
+  auto child = RunForOutput({options_.keel_path, "doctor", options_.workflows + "/" + file,
+                             "--provider", name, "--json", "--timeout", timeout},
+                            4 * options_.check_timeout_s + 10, &stopping_);
   std::string result;
-  for (const std::string& line : JsonLines(child.out)) {
+  for (const std::string& line : JsonLines(child.ok() ? child->out : std::string())) {
     rapidjson::Document doc;
     doc.Parse(line.c_str(), line.size());
     if (Member(doc, "provider") == name) result = line;
@@ -147,11 +147,12 @@ std::string ProviderHealth::CheckNow(const std::string& name) {
     failed.health_interval = interval;
     failed.result = "failed";
     failed.failed_step = "load";
-    failed.error = !child.started  ? "cannot run keel doctor: " + child.error
-                   : child.timed_out ? "keel doctor did not finish in time"
-                                     : "keel doctor exited with status " +
-                                           std::to_string(child.exit_code) +
-                                           " (the file no longer loads or declares it?)";
+    failed.error = !child.ok() && child.status().kind() == ErrorKind::kTimeout
+                       ? "keel doctor did not finish in time"
+                   : !child.ok() ? "cannot run keel doctor: " + child.status().message()
+                                 : "keel doctor exited with status " +
+                                       std::to_string(child->exit_code) +
+                                       " (the file no longer loads or declares it?)";
     failed.checked_at = SystemClock()->WallNow();
     result = ProviderCheckJson(failed);
   }

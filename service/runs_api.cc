@@ -1,283 +1,225 @@
 #include "service/runs_api.h"
 
 #include <httplib.h>
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
-#include <chrono>
-#include <fstream>
-#include <sstream>
-#include <thread>
+#include <algorithm>
+#include <cstdlib>
 
 #include "engine/clock.h"
-#include "engine/process_owner.h"
+#include "service/command_output.h"
+#include "views/format.h"
 #include "service/json_response.h"
-#include "service/workflow_path.h"
+#include "service/store_errors.h"
+#include "views/breaker_json.h"
+#include "views/event_json.h"
 #include "views/json_out.h"
+#include "views/run_actions.h"
+#include "views/run_detail.h"
+#include "views/run_list.h"
+#include "views/run_status.h"
 
 namespace keel::service {
 namespace {
 
-// A `keel submit` or `keel fork --queue` child loads the script, which may
-// loop at load time: it gets this long.
-constexpr auto kCheckTimeout = std::chrono::seconds(20);
-// How long POST resume waits for its child to claim the run (or fail first).
-constexpr auto kClaimWait = std::chrono::seconds(10);
+// A run id or prefix as the routes capture it: no '/' (the route), and
+// printable ASCII only, so nothing odd reaches the store or a child's argv.
+constexpr const char* kRunId = "([A-Za-z0-9_.:-]+)";
 
-// The request body as a JSON object: empty bodies are {} when `optional`.
-// False (the response set to 400) otherwise.
-bool ParseBody(const httplib::Request& request, httplib::Response& response, bool optional,
-               rapidjson::Document* body) {
-  if (request.body.empty() && optional) {
-    body->SetObject();
+// Seconds a child `keel graph` may take.
+constexpr double kGraphTimeout = 20;
+
+// Parses query parameter `name` as a whole number in [min, max]; `fallback`
+// when absent. False after writing a 400 naming the parameter.
+bool IntParam(const httplib::Request& request, httplib::Response& response, const char* name,
+              int64_t min, int64_t max, int64_t fallback, int64_t* value) {
+  if (!request.has_param(name)) {
+    *value = fallback;
     return true;
   }
-  body->Parse(request.body.c_str(), request.body.size());
-  if (body->HasParseError() || !body->IsObject()) {
-    JsonError(response, 400, "the request body must be a JSON object");
-    return false;
-  }
-  return true;
-}
-
-// body[key] as a string: "" when absent; false (400 set) when not a string.
-bool StringField(const rapidjson::Document& body, const char* key, httplib::Response& response,
-                 std::string* value) {
-  auto it = body.FindMember(key);
-  if (it == body.MemberEnd() || it->value.IsNull()) return true;
-  if (!it->value.IsString()) {
-    JsonError(response, 400, std::string("\"") + key + "\" must be a string");
-    return false;
-  }
-  value->assign(it->value.GetString(), it->value.GetStringLength());
-  return true;
-}
-
-// body["params"] as `-p key=value` arguments: strings as they are (as a
-// shell user would type them), anything else as JSON. False (400 set) when
-// params is not an object or a key cannot be passed.
-bool ParamArgs(const rapidjson::Document& body, httplib::Response& response,
-               std::vector<std::string>* args) {
-  auto it = body.FindMember("params");
-  if (it == body.MemberEnd() || it->value.IsNull()) return true;
-  if (!it->value.IsObject()) {
-    JsonError(response, 400, "\"params\" must be a JSON object");
-    return false;
-  }
-  for (const auto& member : it->value.GetObject()) {
-    std::string key(member.name.GetString(), member.name.GetStringLength());
-    if (key.empty() || key.find('=') != std::string::npos ||
-        key.find('\0') != std::string::npos) {
-      JsonError(response, 400, "params: '" + key + "' is not a parameter name");
-      return false;
-    }
-    std::string value;
-    if (member.value.IsString()) {
-      value.assign(member.value.GetString(), member.value.GetStringLength());
-    } else {
-      rapidjson::StringBuffer buffer;
-      rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-      member.value.Accept(writer);
-      value.assign(buffer.GetString(), buffer.GetSize());
-    }
-    if (value.find('\0') != std::string::npos) {
-      JsonError(response, 400, "params: the value of '" + key + "' contains a NUL byte");
-      return false;
-    }
-    args->push_back("-p");
-    args->push_back(key + "=" + value);
-  }
-  return true;
-}
-
-// The message a keel child printed last ("keel: MESSAGE"), without the prefix.
-std::string LastError(const std::string& err) {
-  std::istringstream lines(err);
-  std::string last;
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("keel: ", 0) == 0) {
-      last = line.substr(6);
-    } else if (last.empty() && !line.empty()) {
-      last = line;
-    }
-  }
-  return last.empty() ? "the keel child failed without a message" : last;
-}
-
-// What a run's log holds from `offset` on.
-std::string ReadFrom(const std::string& path, uint64_t offset) {
-  std::ifstream in(path, std::ios::binary);
-  in.seekg(static_cast<std::streamoff>(offset));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Runs a checking child (`keel submit`, `keel fork --queue`) and answers
-// with its --json on success (201), its error otherwise (400).
-bool AnswerQueued(const std::string& keel_path, const std::vector<std::string>& args,
-                  const std::string& what, httplib::Response& response) {
-  auto output = RunKeel(keel_path, args, kCheckTimeout);
-  if (!output.ok()) {
-    JsonError(response, 500, output.status().message());
-    return false;
-  }
-  if (output->timed_out) {
+  std::string text = request.get_param_value(name);
+  char* end = nullptr;
+  errno = 0;
+  long long parsed = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || parsed < min) {
     JsonError(response, 400,
-              what + " did not finish loading within " +
-                  std::to_string(std::chrono::seconds(kCheckTimeout).count()) +
-                  " s (does the script loop at load time?)");
+              std::string("query parameter ") + name + ": expected a whole number from " +
+                  std::to_string(min) + " to " + std::to_string(max));
     return false;
   }
-  if (output->exit_code != 0) {
-    JsonError(response, 400, LastError(output->err));
-    return false;
-  }
-  JsonBody(response, 201, output->out);
+  *value = std::min<long long>(parsed, max);
   return true;
+}
+
+bool FlagParam(const httplib::Request& request, const char* name) {
+  std::string value = request.get_param_value(name);
+  return value == "true" || value == "1";
+}
+
+double Now() { return SystemClock()->WallNow(); }
+
+void ListRuns(Store& store, const httplib::Request& request, httplib::Response& response) {
+  RunListQuery query;
+  query.status = request.get_param_value("status");
+  query.workflow = request.get_param_value("workflow");
+  query.before = request.get_param_value("before");
+  int64_t limit = 0;
+  if (!IntParam(request, response, "limit", 1, kMaxRunsPerPage, 20, &limit)) return;
+  query.limit = static_cast<int>(limit);
+  if (!query.before.empty()) {
+    auto cursor = store.GetRun(query.before);
+    if (!cursor.ok() || cursor->id != query.before) {
+      JsonError(response, 400, "query parameter before: no run with exactly this id");
+      return;
+    }
+  }
+  double now = Now();
+  auto rows = ListLabelledRuns(store, query, now);
+  if (!rows.ok()) {
+    if (rows.status().kind() == ErrorKind::kPermanent && rows.status().message().starts_with("'")) {
+      JsonError(response, 400, "query parameter status " + rows.status().message());
+    } else {
+      StoreError(response, rows.status());
+    }
+    return;
+  }
+  JsonOut out;
+  WriteRunListJson(&out, *rows, now);
+  JsonBody(response, 200, out.Text());
+}
+
+void ShowRun(Store& store, const httplib::Request& request, httplib::Response& response) {
+  auto detail = ReadRunDetail(store, request.matches[1], FlagParam(request, "events"),
+                              /*items=*/true, nullptr, Now());
+  if (!detail.ok()) return StoreError(response, detail.status());
+  JsonOut out;
+  WriteRunDetailJson(&out, *detail);
+  JsonBody(response, 200, out.Text());
+}
+
+void ListEvents(Store& store, const httplib::Request& request, httplib::Response& response) {
+  int64_t after = 0;
+  int64_t limit = 0;
+  if (!IntParam(request, response, "after", 0, INT64_MAX, 0, &after)) return;
+  if (!IntParam(request, response, "limit", 1, kMaxEventsPerPage, 1000, &limit)) return;
+  auto run = store.GetRun(request.matches[1]);
+  if (!run.ok()) return StoreError(response, run.status());
+  auto events = store.GetEventsAfter(run->id, after, static_cast<int>(limit));
+  if (!events.ok()) return StoreError(response, events.status());
+  JsonOut out;
+  out.BeginObject();
+  out.Key("run_id").String(run->id);
+  out.Key("events");
+  out.BeginArray();
+  for (const EventRecord& event : *events) WriteEventJson(&out, event);
+  out.EndArray();
+  // The cursor of the next page; null once this page was the last.
+  out.Key("next_after");
+  if (static_cast<int64_t>(events->size()) == limit) {
+    out.Int(events->back().seq);
+  } else {
+    out.Null();
+  }
+  out.EndObject();
+  JsonBody(response, 200, out.Text());
+}
+
+void ListBreakers(Store& store, httplib::Response& response) {
+  auto rows = store.ListBreakers();
+  if (!rows.ok()) return StoreError(response, rows.status());
+  JsonOut out;
+  WriteBreakersJson(&out, *rows, Now());
+  JsonBody(response, 200, out.Text());
+}
+
+void Cancel(Store& store, const httplib::Request& request, httplib::Response& response) {
+  auto decision = CancelRunNow(store, request.matches[1], Now());
+  if (!decision.ok()) return StoreError(response, decision.status());
+  bool requested = decision->outcome == CancelOutcome::kRequested;
+  JsonOut out;
+  out.BeginObject();
+  out.Key("run_id").String(decision->run.id);
+  // "cancelled": recorded so now; "requested": its live process was asked
+  // to stop, and records it cancelled within a second or so.
+  out.Key("outcome").String(requested ? "requested" : "cancelled");
+  out.Key("was").String(decision->was);
+  out.EndObject();
+  JsonBody(response, requested ? 202 : 200, out.Text());
+}
+
+void Signal(Store& store, const httplib::Request& request, httplib::Response& response) {
+  std::string data = request.body.empty() ? "null" : request.body;
+  Status valid = CheckSignalData(data);
+  if (!valid.ok()) return JsonError(response, 400, "request body " + valid.message());
+  std::string name = request.matches[2];
+  auto run = SendRunSignal(store, request.matches[1], name, data, Now());
+  if (!run.ok()) return StoreError(response, run.status());
+  auto now_run = store.GetRun(run->id);
+  JsonOut out;
+  out.BeginObject();
+  out.Key("run_id").String(run->id);
+  out.Key("signal").String(name);
+  out.Key("status").String(RunStatusLabel(now_run.ok() ? *now_run : *run, Now()));
+  out.EndObject();
+  JsonBody(response, 200, out.Text());
+}
+
+void ResetBreakers(Store& store, const std::string& key, httplib::Response& response) {
+  auto reset = ResetBreakerKeys(store, key);
+  if (!reset.ok()) {
+    if (!key.empty() && reset.status().message().starts_with("no breaker")) {
+      return JsonError(response, 404, reset.status().message());
+    }
+    return StoreError(response, reset.status());
+  }
+  JsonOut out;
+  out.BeginObject();
+  out.Key("reset").Int(*reset);
+  out.EndObject();
+  JsonBody(response, 200, out.Text());
 }
 
 }  // namespace
 
-RunsApi::RunsApi(const ServiceOptions& options, Store* store)
-    : options_(options),
-      store_(store),
-      children_(options.keel_path, options.db, options.max_runs),
-      launcher_(store, &children_),
-      supervisor_(options, store, &children_, &launcher_) {}
-
-RunsApi::~RunsApi() { supervisor_.Stop(); }
-
-void RunsApi::Start() { supervisor_.Start(); }
-void RunsApi::Stop() { supervisor_.Stop(); }
-
 void RunsApi::Register(httplib::Server& server) {
-  server.Post("/api/v1/runs", [this](const httplib::Request& request, httplib::Response& response) {
-    PostRun(request, response);
+  const std::string runs = "/api/v1/runs";
+  const std::string run = runs + "/" + kRunId;
+  server.Get(runs, [this](const httplib::Request& q, httplib::Response& r) {
+    ListRuns(store_, q, r);
   });
-  server.Post(R"(/api/v1/runs/([^/]+)/resume)",
-              [this](const httplib::Request& request, httplib::Response& response) {
-                PostResume(request, response);
-              });
-  server.Post(R"(/api/v1/runs/([^/]+)/fork)",
-              [this](const httplib::Request& request, httplib::Response& response) {
-                PostFork(request, response);
-              });
-}
-
-void RunsApi::PostRun(const httplib::Request& request, httplib::Response& response) {
-  rapidjson::Document body;
-  if (!ParseBody(request, response, /*optional=*/false, &body)) return;
-  auto workflow = body.FindMember("workflow");
-  if (workflow == body.MemberEnd() || !workflow->value.IsString()) {
-    JsonError(response, 400, "\"workflow\" (a .lua file under --workflows) is required");
-    return;
-  }
-  std::string requested(workflow->value.GetString(), workflow->value.GetStringLength());
-  WorkflowPath path = ResolveWorkflowPath(options_.workflows, requested);
-  if (path.http_status != 0) {
-    JsonError(response, path.http_status, path.error);
-    return;
-  }
-  std::vector<std::string> args = {"submit", path.path, "--db", options_.db, "--json"};
-  if (!ParamArgs(body, response, &args)) return;
-  if (AnswerQueued(options_.keel_path, args, "workflow '" + requested + "'", response)) {
-    supervisor_.Wake();
-  }
-}
-
-void RunsApi::PostResume(const httplib::Request& request, httplib::Response& response) {
-  const std::string id = request.matches[1];
-  rapidjson::Document body;
-  if (!ParseBody(request, response, /*optional=*/true, &body)) return;
-  std::string from;
-  if (!StringField(body, "from", response, &from)) return;
-  auto run = store_->GetRun(id);
-  if (!run.ok()) {
-    JsonError(response, 404, run.status().message());
-    return;
-  }
-  const double now = SystemClock()->WallNow();
-  if (run->status == RunStatus::kCancelled) {
-    JsonError(response, 409, "run " + run->id + " was cancelled; it cannot be resumed");
-    return;
-  }
-  if (run->status == RunStatus::kSucceeded && from.empty()) {
-    JsonError(response, 409,
-              "run " + run->id + " already succeeded; give \"from\" to run a node again");
-    return;
-  }
-  if (OwnerAlive(run->owner, now - run->heartbeat) || launcher_.Launched(run->id)) {
-    JsonError(response, 409,
-              "run " + run->id + " is owned by the live process " +
-                  std::to_string(run->owner.pid) + "@" + run->owner.host);
-    return;
-  }
-  if (!children_.Reserve()) {
-    JsonError(response, 503,
-              "all " + std::to_string(children_.max_runs()) +
-                  " --max-runs slots are taken; try again later");
-    return;
-  }
-  std::vector<std::string> extra;
-  if (!from.empty()) extra = {"--from", from};
-  auto launch = launcher_.Start(*run, EventRecord{}, extra);
-  if (!launch.ok()) {
-    JsonError(response, 409, launch.status().message());
-    return;
-  }
-  // Answer once the child claimed the run, or with its error if it ended
-  // without claiming it (an unknown --from node, a missing script).
-  const auto until = std::chrono::steady_clock::now() + kClaimWait;
-  while (std::chrono::steady_clock::now() < until) {
-    bool ended;
-    {
-      MutexLock lock(&(*launch)->mu);
-      ended = (*launch)->ended;
+  server.Get(run, [this](const httplib::Request& q, httplib::Response& r) { ShowRun(store_, q, r); });
+  server.Get(run + "/events", [this](const httplib::Request& q, httplib::Response& r) {
+    ListEvents(store_, q, r);
+  });
+  server.Get(run + "/graph", [this](const httplib::Request& q, httplib::Response& r) {
+    auto found = store_.GetRun(q.matches[1]);
+    if (!found.ok()) return StoreError(r, found.status());
+    auto child = RunForOutput(
+        {options_.keel_path, "graph", found->id, "--format", "json", "--db", options_.db},
+        kGraphTimeout);
+    if (!child.ok()) {
+      return JsonError(r, 500, "cannot draw run " + found->id + ": " + child.status().message());
     }
-    if (ended) {
-      if (launcher_.GaveBack(run->id, (*launch)->epoch + 1)) {
-        std::string log = ReadFrom(children_.LogPath(run->id), (*launch)->log_offset);
-        JsonError(response, 400, LastError(log));
-        return;
-      }
-      break;
+    if (child->exit_code != 0) {
+      return JsonError(r, 500, "cannot draw run " + found->id + ": " + FirstLine(child->err));
     }
-    // Claimed: the epoch moved on and a process (not "no owner") holds it.
-    auto now_run = store_->GetRun(run->id);
-    if (now_run.ok() && now_run->epoch > (*launch)->epoch && now_run->owner.pid != 0) break;
-    supervisor_.Wake();  // reaps the child if it ended
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  JsonOut out;
-  out.BeginObject();
-  out.Key("run_id").String(run->id);
-  out.Key("status").String("running");
-  out.EndObject();
-  JsonBody(response, 202, out.Text());
-}
-
-void RunsApi::PostFork(const httplib::Request& request, httplib::Response& response) {
-  const std::string id = request.matches[1];
-  rapidjson::Document body;
-  if (!ParseBody(request, response, /*optional=*/true, &body)) return;
-  std::string from;
-  if (!StringField(body, "from", response, &from)) return;
-  auto run = store_->GetRun(id);
-  if (!run.ok()) {
-    JsonError(response, 404, run.status().message());
-    return;
-  }
-  std::vector<std::string> args = {"fork", run->id, "--queue", "--json", "--db", options_.db};
-  if (!from.empty()) {
-    args.push_back("--from");
-    args.push_back(from);
-  }
-  if (!ParamArgs(body, response, &args)) return;
-  if (AnswerQueued(options_.keel_path, args, "the fork of run " + run->id, response)) {
-    supervisor_.Wake();
-  }
+    JsonBody(r, 200, std::move(child->out));
+  });
+  server.Post(run + "/cancel", [this](const httplib::Request& q, httplib::Response& r) {
+    Cancel(store_, q, r);
+  });
+  server.Post(run + "/signals/([^/]+)", [this](const httplib::Request& q, httplib::Response& r) {
+    Signal(store_, q, r);
+  });
+  server.Get("/api/v1/breakers", [this](const httplib::Request&, httplib::Response& r) {
+    ListBreakers(store_, r);
+  });
+  server.Post("/api/v1/breakers/reset", [this](const httplib::Request&, httplib::Response& r) {
+    ResetBreakers(store_, "", r);
+  });
+  server.Post("/api/v1/breakers/(.+)/reset", [this](const httplib::Request& q,
+                                                     httplib::Response& r) {
+    ResetBreakers(store_, q.matches[1], r);
+  });
 }
 
 }  // namespace keel::service

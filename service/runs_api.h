@@ -1,62 +1,35 @@
 #pragma once
-// RunsApi: starting runs over HTTP, and the machinery behind it — the child
-// processes (ChildRuns), the fenced hand-off (RunLauncher) and the
-// dispatcher/supervisor thread (RunSupervisor).
-//
-//   POST /api/v1/runs              {"workflow": "dir/file.lua", "params": {...}}
-//        -> 201 {"run_id", "status": "queued"}; a `keel submit` child checks
-//           the file and params (bounded by a timeout) and queues the run.
-//   POST /api/v1/runs/ID/resume    {"from": NODE} (body optional)
-//        -> 202 {"run_id", "status": "running"} once a child claimed it.
-//   POST /api/v1/runs/ID/fork      {"from": NODE, "params": {...}}
-//        -> 201 {"run_id", "status": "queued"}; `keel fork --queue` records
-//           the fork, the dispatcher starts it.
-// Errors are {"error": ...}: 400 bad body, path or params; 404 unknown run or
-// file; 409 a run that runs, succeeded (resume without from) or was
-// cancelled; 503 every --max-runs slot is taken (resume).
-//
-// Thread-safety: handlers run on the server's threads; what they share is
-// ChildRuns' and RunLauncher's, each under its own lock. Start/Stop from the
-// service's main thread.
-
-#include <memory>
+// RunsApi: the read side of /api/v1 and the write actions that are one
+// store call each (DESIGN.md §9), in the shapes of the CLI's --json:
+//   GET  /api/v1/runs                 (status, workflow, limit, before)
+//   GET  /api/v1/runs/ID              (events=true adds the event log)
+//   GET  /api/v1/runs/ID/events       (after=SEQ, limit=N)
+//   GET  /api/v1/runs/ID/graph        (through a child `keel graph --format json`)
+//   GET  /api/v1/breakers
+//   POST /api/v1/runs/ID/cancel
+//   POST /api/v1/runs/ID/signals/NAME (body: the signal's data; empty: null)
+//   POST /api/v1/breakers/reset, POST /api/v1/breakers/KEY/reset
+// ID is a run id or a unique prefix of one. Handlers run on any worker
+// thread; they share nothing but the store, which is safe from any thread.
 
 #include "engine/store.h"
-#include "service/child_runs.h"
 #include "service/component.h"
-#include "service/run_launcher.h"
-#include "service/run_supervisor.h"
 #include "service/service_options.h"
-
-namespace httplib {
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace keel::service {
 
-class RunsApi : public Component {
+// Listings return at most this many runs, events pages this many events.
+inline constexpr int kMaxRunsPerPage = 500;
+inline constexpr int kMaxEventsPerPage = 5000;
+
+class RunsApi final : public Component {
  public:
-  // `options` and `store` must outlive it.
-  RunsApi(const ServiceOptions& options, Store* store);
-  ~RunsApi() override;
-
+  RunsApi(const ServiceOptions& options, Store& store) : options_(options), store_(store) {}
   void Register(httplib::Server& server) override;
-  void Start() override;
-  void Stop() override;
-
-  ChildRuns& children() { return children_; }
 
  private:
-  void PostRun(const httplib::Request& request, httplib::Response& response);
-  void PostResume(const httplib::Request& request, httplib::Response& response);
-  void PostFork(const httplib::Request& request, httplib::Response& response);
-
   const ServiceOptions& options_;
-  Store* const store_;
-  ChildRuns children_;
-  RunLauncher launcher_;
-  RunSupervisor supervisor_;
+  Store& store_;
 };
 
 }  // namespace keel::service

@@ -13,6 +13,7 @@
 #include "service/health.h"
 #include "service/listen_address.h"
 #include "service/runs_api.h"
+#include "service/run_start_api.h"
 #include "service/scheduler.h"
 
 namespace keel::service {
@@ -24,7 +25,8 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
                                                        Store& store) {
   std::vector<std::unique_ptr<Component>> components;
   components.push_back(std::make_unique<Health>(options, store));
-  components.push_back(std::make_unique<RunsApi>(options, &store));
+  components.push_back(std::make_unique<RunsApi>(options, store));
+  components.push_back(std::make_unique<RunStartApi>(options, &store));
   components.push_back(std::make_unique<Scheduler>(options, store));
   return components;
 }

@@ -22,8 +22,9 @@
 #include <thread>
 #include <vector>
 
+#include "engine/process_owner.h"
 #include "engine/sqlite_store.h"
-#include "service/runs_api.h"
+#include "service/run_start_api.h"
 #include "service/service_options.h"
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
@@ -35,10 +36,11 @@ namespace {
 constexpr int kTimeoutS = 180;
 using Clock = std::chrono::steady_clock;
 
-// A RunsApi over the sandbox's database, served on a loopback port.
+// A RunStartApi over the sandbox's database, served on a loopback port.
 class TestServer {
  public:
-  TestServer(const Sandbox& box, std::function<void(service::ServiceOptions&)> tweak = {}) {
+  TestServer(const Sandbox& box, std::function<void(service::ServiceOptions&)> tweak = {},
+             std::chrono::milliseconds check_timeout = std::chrono::seconds(20)) {
     options_.db = box.db();
     options_.keel_path = KEEL_BIN;
     options_.workflows = box.dir();
@@ -47,7 +49,8 @@ class TestServer {
     auto store = SqliteStore::Open(options_.db, {});
     REQUIRE_MESSAGE(store.ok(), store.status().message());
     store_ = std::move(store).value();
-    api_ = std::make_unique<service::RunsApi>(options_, store_.get());
+    api_ = std::make_unique<service::RunStartApi>(options_, store_.get());
+    api_->set_check_timeout(check_timeout);
     api_->Register(http_);
     port_ = http_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
@@ -70,13 +73,13 @@ class TestServer {
     return {result->status, doc};
   }
 
-  service::RunsApi& api() { return *api_; }
+  service::RunStartApi& api() { return *api_; }
   Store* store() { return store_.get(); }
 
  private:
   service::ServiceOptions options_;
   std::unique_ptr<SqliteStore> store_;
-  std::unique_ptr<service::RunsApi> api_;
+  std::unique_ptr<service::RunStartApi> api_;
   httplib::Server http_;
   int port_ = 0;
   std::thread thread_;
@@ -450,6 +453,91 @@ TEST_CASE("POST resume (from) and fork (params): 404, 409 and 400 as JSON" *
 
   // Cancelled: 409.
   CHECK(server.Post("/api/v1/runs/" + queued + "/resume", "").first == 409);
+}
+
+TEST_CASE("a script that loops at load time fails the POST after the timeout; a queued run "
+          "whose script went missing is recorded failed" * doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  box.Write("loop.lua", "while true do end\n");
+  std::string gone = box.Write("gone.lua", kTimer);
+  ExitInfo submitted = box.KeelDb({"submit", gone});
+  REQUIRE(submitted.exit_code == 0);
+  std::string id = submitted.out.substr(0, submitted.out.find('\n'));
+  std::filesystem::remove(gone);
+
+  TestServer server(box, {}, std::chrono::seconds(2));
+  auto started = Clock::now();
+  auto [status, body] = server.Post("/api/v1/runs", R"({"workflow": "loop.lua"})");
+  CHECK(status == 400);
+  CHECK(body["error"].Str().find("did not finish loading within 2 s") != std::string::npos);
+  CHECK(std::chrono::duration<double>(Clock::now() - started).count() < 15);
+
+  REQUIRE(Eventually([&] { return StatusOf(box, id) == "failed"; }));
+  std::string error = box.Show(id)["error"].Str();
+  CHECK(error.find("could not be started") != std::string::npos);
+  CHECK(error.find(box.db() + "-logs/" + id + ".log") != std::string::npos);
+  std::ifstream log(box.db() + "-logs/" + id + ".log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  CHECK(text.find("no longer exists") != std::string::npos);
+}
+
+TEST_CASE("an interrupted run is auto-resumed (reason interrupted); a run handed to a server "
+          "that died is taken by the next; POST resume at --max-runs answers 503" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string ledger = box.Path("ledger");
+  std::string go = box.Path("go");
+  std::string wf = box.Write("gated.lua", Gated(ledger, go));
+  // Interrupted by SIGTERM: recorded so by its process.
+  auto p = box.StartDb({"run", wf});
+  REQUIRE(Eventually([&] { return Count(Lines(ledger), "gate") == 1; }));
+  std::string interrupted = RunIdFromStderr(p->Stderr());
+  kill(p->pid(), SIGTERM);
+  p->Wait(std::chrono::seconds(30));
+  REQUIRE(StatusOf(box, interrupted) == "interrupted");
+  // Queued, then handed to a server that died before its child claimed it.
+  ExitInfo submitted = box.KeelDb({"submit", wf});
+  REQUIRE(submitted.exit_code == 0);
+  std::string orphan = submitted.out.substr(0, submitted.out.find('\n'));
+  {
+    auto store = SqliteStore::Open(box.db(), {});
+    REQUIRE(store.ok());
+    RunRecord run = *(*store)->GetRun(orphan);
+    Owner dead{999999999, CurrentOwner().host, 1};
+    REQUIRE((*store)->HandOffRun(orphan, run.epoch, dead, run.created_at, {},
+                                 [](const Owner&, double) { return false; })
+                .ok());
+  }
+
+  // One slot: the first start takes it; a POST resume meanwhile gets 503.
+  TestServer server(box, [](service::ServiceOptions& o) {
+    o.auto_resume = true;
+    o.max_runs = 1;
+  });
+  // Whichever started is claimed by its child (running); the other waits.
+  REQUIRE(Eventually([&] {
+    return StatusOf(box, interrupted) == "running" || StatusOf(box, orphan) == "running";
+  }));
+  CHECK(server.api().children().Active() == 1);
+  std::string other = StatusOf(box, interrupted) == "running" ? orphan : interrupted;
+  auto [busy, busy_body] = server.Post("/api/v1/runs/" + other + "/resume", "");
+  CHECK(busy == 503);
+  CHECK(busy_body["error"].Str().find("--max-runs") != std::string::npos);
+
+  std::ofstream(go) << "go";
+  REQUIRE(Eventually([&] { return StatusOf(box, interrupted) == "succeeded"; }));
+  REQUIRE(Eventually([&] { return StatusOf(box, orphan) == "succeeded"; }));
+  Json show = box.Show(interrupted, /*events=*/true);
+  bool found = false;
+  for (size_t i = 0; i < show["events"].Size(); ++i) {
+    if (show["events"][i]["kind"].Str() != "auto_resumed") continue;
+    found = true;
+    CHECK(show["events"][i]["data"]["reason"].Str() == "interrupted");
+  }
+  CHECK(found);
+  std::vector<std::string> kinds = Kinds(box.Show(orphan, /*events=*/true));
+  CHECK(Count(kinds, "run_started") == 1);
+  CHECK(Count(kinds, "auto_resumed") == 0);
 }
 
 }  // namespace keel::testing
