@@ -447,6 +447,8 @@ class Store {
   };
   virtual Result<std::vector<ScheduleTick>> LastScheduleTicks() {
     return Status::Error(ErrorKind::kPermanent, "schedules: not supported by this store");
+  }
+
   // Up to `limit` events of run `run_id` (an exact id) with seq > `after`,
   // in seq order: one page of GET /api/v1/runs/ID/events, read through the
   // primary key from `after` on. Ok and empty for an unknown run.
