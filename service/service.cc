@@ -129,7 +129,10 @@ int Service::Run() {
   std::fflush(stderr);
 
   WaitForStop(server_done);
-  std::fprintf(stderr, "keel serve: stopping\n");
+  // The server ends on its own only when its listening socket failed.
+  const bool failed = server_done.load();
+  std::fprintf(stderr, failed ? "keel serve: the listening socket failed; stopping\n"
+                              : "keel serve: stopping\n");
   server_->stop();
   for (auto it = components_.rbegin(); it != components_.rend(); ++it) (*it)->Stop();
   listener.join();
@@ -138,7 +141,7 @@ int Service::Run() {
     std::fprintf(stderr, "keel serve: %s\n", flushed.message().c_str());
   }
   std::fprintf(stderr, "keel serve: stopped\n");
-  return 0;
+  return failed ? 1 : 0;
 }
 
 }  // namespace keel::service
