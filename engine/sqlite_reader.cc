@@ -4,6 +4,7 @@
 
 #include "engine/sqlite_breakers.h"
 #include "engine/sqlite_rows.h"
+#include "engine/sqlite_schema.h"
 
 namespace keel::sqlite {
 namespace {
@@ -181,6 +182,8 @@ Result<std::vector<EventRecord>> SqliteReader::GetEventsAfter(const std::string&
   stmt.Bind(1, run_id).Bind(2, after).Bind(3, int64_t{limit});
   return ReadRows<EventRecord>(stmt, "reading the events of run " + run_id, EventFromRow);
 }
+
+Result<int64_t> SqliteReader::DataVersion() { return ReadPragma(conn_.get(), "data_version"); }
 
 Result<std::vector<RunListing>> SqliteReader::ListRuns(const RunFilter& filter) {
   if (!filter.workflow.empty() || !filter.before.empty()) {

@@ -51,6 +51,9 @@ class SqliteReader {
   // engine/sqlite_service_reads.cc: Store::GetEventsAfter.
   Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
                                                   int limit);
+  // PRAGMA data_version of the reading connection, which never writes:
+  // it changes with every commit of any other connection.
+  Result<int64_t> DataVersion();
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}

@@ -1,5 +1,6 @@
 // SqliteStore::CheckReady: the readiness probe of `keel serve` (/readyz);
-// and GetEventsAfter, the pages of GET /api/v1/runs/ID/events.
+// GetEventsAfter, the pages of GET /api/v1/runs/ID/events; and DataVersion,
+// which tells the service when a response it kept is out of date.
 // Each call opens a connection of its own with a short busy timeout, so a
 // write lock held by another process shows as "locked" within a fraction of
 // a second, and a database file deleted or made read-only is seen as it is
@@ -76,6 +77,11 @@ Result<std::vector<EventRecord>> SqliteStore::GetEventsAfter(const std::string& 
                                                             int64_t after, int limit) {
   MutexLock lock(&read_mu_);
   return reader_->GetEventsAfter(run_id, after, limit);
+}
+
+Result<int64_t> SqliteStore::DataVersion() {
+  MutexLock lock(&read_mu_);
+  return reader_->DataVersion();
 }
 
 }  // namespace keel

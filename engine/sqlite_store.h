@@ -163,6 +163,7 @@ class SqliteStore final : public Store {
   // engine/sqlite_service_reads.cc too.
   Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
                                                   int limit) override;
+  Result<int64_t> DataVersion() override;
 
   const std::string& path() const { return path_; }
 

@@ -456,6 +456,12 @@ class Store {
                                                           int64_t after, int limit) {
     return Status::Error(ErrorKind::kPermanent, "event pages not supported by this store");
   }
+  // A number that changes whenever anything was committed to the database,
+  // by this process or another, since the last call: lets a reader reuse
+  // what it read while the number stays the same. Cheap; any thread.
+  virtual Result<int64_t> DataVersion() {
+    return Status::Error(ErrorKind::kPermanent, "data versions not supported by this store");
+  }
 };
 
 }  // namespace keel

@@ -185,7 +185,11 @@ void RequestGuard::DescribeError(const httplib::Request& request,
 void RequestGuard::Install(httplib::Server& server) {
   routes_.Collect(server);
   server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  // A response goes out as headers then body in two writes; with Nagle's
+  // algorithm the second waits for the client's delayed ACK (40 ms).
+  server.set_tcp_nodelay(true);
   server.set_payload_max_length(kMaxBodyBytes);
+
   server.set_read_timeout(kReadTimeout, 0);
   server.set_write_timeout(kWriteTimeout, 0);
   server.set_keep_alive_timeout(kKeepAliveTimeout);

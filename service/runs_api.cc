@@ -57,7 +57,8 @@ bool FlagParam(const httplib::Request& request, const char* name) {
 
 double Now() { return SystemClock()->WallNow(); }
 
-void ListRuns(Store& store, const httplib::Request& request, httplib::Response& response) {
+void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& request,
+              httplib::Response& response) {
   RunListQuery query;
   query.status = request.get_param_value("status");
   query.workflow = request.get_param_value("workflow");
@@ -72,19 +73,25 @@ void ListRuns(Store& store, const httplib::Request& request, httplib::Response& 
       return;
     }
   }
-  double now = Now();
-  auto rows = ListLabelledRuns(store, query, now);
-  if (!rows.ok()) {
-    if (rows.status().kind() == ErrorKind::kPermanent && rows.status().message().starts_with("'")) {
-      JsonError(response, 400, "query parameter status " + rows.status().message());
-    } else {
-      StoreError(response, rows.status());
+  // The version is read before the listing, so a commit in between makes
+  // the kept answer out of date at once rather than hiding the commit.
+  std::optional<std::string> body = cache.Get(request.target, [&]() -> std::optional<std::string> {
+    double now = Now();
+    auto rows = ListLabelledRuns(store, query, now);
+    if (!rows.ok()) {
+      if (rows.status().kind() == ErrorKind::kPermanent &&
+          rows.status().message().starts_with("'")) {
+        JsonError(response, 400, "query parameter status " + rows.status().message());
+      } else {
+        StoreError(response, rows.status());
+      }
+      return std::nullopt;
     }
-    return;
-  }
-  JsonOut out;
-  WriteRunListJson(&out, *rows, now);
-  JsonBody(response, 200, out.Text());
+    JsonOut out;
+    WriteRunListJson(&out, *rows, now);
+    return out.Text();
+  });
+  if (body) JsonBody(response, 200, std::move(*body));
 }
 
 void ShowRun(Store& store, const httplib::Request& request, httplib::Response& response) {
@@ -184,7 +191,7 @@ void RunsApi::Register(httplib::Server& server) {
   const std::string runs = "/api/v1/runs";
   const std::string run = runs + "/" + kRunId;
   server.Get(runs, [this](const httplib::Request& q, httplib::Response& r) {
-    ListRuns(store_, q, r);
+    ListRuns(store_, cache_, q, r);
   });
   server.Get(run, [this](const httplib::Request& q, httplib::Response& r) { ShowRun(store_, q, r); });
   server.Get(run + "/events", [this](const httplib::Request& q, httplib::Response& r) {

@@ -10,10 +10,12 @@
 //   POST /api/v1/runs/ID/signals/NAME (body: the signal's data; empty: null)
 //   POST /api/v1/breakers/reset, POST /api/v1/breakers/KEY/reset
 // ID is a run id or a unique prefix of one. Handlers run on any worker
-// thread; they share nothing but the store, which is safe from any thread.
+// thread; they share the store, which is safe from any thread, and the
+// cache of listings, which has its own lock.
 
 #include "engine/store.h"
 #include "service/component.h"
+#include "service/response_cache.h"
 #include "service/service_options.h"
 
 namespace keel::service {
@@ -24,12 +26,14 @@ inline constexpr int kMaxEventsPerPage = 5000;
 
 class RunsApi final : public Component {
  public:
-  RunsApi(const ServiceOptions& options, Store& store) : options_(options), store_(store) {}
+  RunsApi(const ServiceOptions& options, Store& store)
+      : options_(options), store_(store), cache_(store) {}
   void Register(httplib::Server& server) override;
 
  private:
   const ServiceOptions& options_;
   Store& store_;
+  ResponseCache cache_;  // the run listings
 };
 
 }  // namespace keel::service

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +31,18 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   components.push_back(std::make_unique<Scheduler>(options, store));
   return components;
 }
+
+// cpp-httplib listens with a backlog of 5, so a burst of connections (a
+// dashboard's page load, a load generator's 100) overflows it and the
+// extra clients wait a second for their SYN to be sent again. Listening
+// again on the bound socket raises the backlog (Linux updates it in place).
+class Server final : public httplib::Server {
+ public:
+  void RaiseBacklog(int backlog) {
+    socket_t sock = svr_sock_;
+    if (sock != INVALID_SOCKET) ::listen(sock, backlog);
+  }
+};
 
 // SIGTERM and SIGINT are turned into a byte on this pipe (the self-pipe
 // trick), so that the main thread can wait for them with poll and no signal
@@ -70,7 +83,7 @@ void WaitForStop(const std::atomic<bool>& server_done) {
 Service::Service(ServiceOptions options, std::unique_ptr<Store> store, std::string token)
     : options_(std::move(options)),
       store_(std::move(store)),
-      server_(std::make_unique<httplib::Server>()),
+      server_(std::make_unique<Server>()),
       guard_(std::move(token)),
       components_(MakeComponents(options_, *store_)) {}
 
@@ -102,6 +115,8 @@ int Service::Run() {
     return 2;
   }
 
+  static_cast<Server*>(server_.get())->RaiseBacklog(SOMAXCONN);
+
   std::atomic<bool> server_done{false};
   std::thread listener([&] {
     server_->listen_after_bind();
@@ -118,7 +133,10 @@ int Service::Run() {
   std::fflush(stderr);
 
   WaitForStop(server_done);
-  std::fprintf(stderr, "keel serve: stopping\n");
+  // The server ends on its own only when its listening socket failed.
+  const bool failed = server_done.load();
+  std::fprintf(stderr, failed ? "keel serve: the listening socket failed; stopping\n"
+                              : "keel serve: stopping\n");
   server_->stop();
   for (auto it = components_.rbegin(); it != components_.rend(); ++it) (*it)->Stop();
   listener.join();
@@ -127,7 +145,7 @@ int Service::Run() {
     std::fprintf(stderr, "keel serve: %s\n", flushed.message().c_str());
   }
   std::fprintf(stderr, "keel serve: stopped\n");
-  return 0;
+  return failed ? 1 : 0;
 }
 
 }  // namespace keel::service

@@ -35,7 +35,8 @@ class Service {
   Service& operator=(const Service&) = delete;
 
   // Serves until SIGTERM or SIGINT. Returns the process exit code: 0 after
-  // a clean shutdown, 2 when the address cannot be bound (said on stderr).
+  // a clean shutdown, 2 when the address cannot be bound, 1 when the
+  // listening socket failed later (each said on stderr).
   int Run();
 
  private:
