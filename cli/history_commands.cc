@@ -20,7 +20,7 @@ namespace keel::cli {
 
 int RunsCommand(const RunsArgs& args) {
   std::string wanted = args.status;
-  RunListQuery query{.status = wanted, .workflow = args.workflow, .limit = args.limit};
+  RunListQuery query{.status = wanted, .workflow = args.workflow, .limit = args.limit, .before = ""};
   if (!wanted.empty()) {
     RunStatus status;
     if (!ParseRunStatus(wanted, &status)) {

@@ -138,7 +138,7 @@ TEST_CASE("a new schedule starts with its next tick, woken by the timer" * docte
   CHECK(Ticks(db, "a.lua#1") == std::vector<int64_t>{1699999810, 1699999820});
   scheduler.Stop();
 
-  auto runs = store->ListRuns(RunFilter{RunStatus::kQueued, 0});
+  auto runs = store->ListRuns(RunFilter{.status = RunStatus::kQueued, .limit = 0});
   REQUIRE(runs.ok());
   REQUIRE(runs->size() == 2);
   auto run = store->GetRun(runs->front().run.id);

@@ -434,7 +434,7 @@ TEST_CASE("ListRuns lists newest first, filters, limits and counts finished node
   store->SaveNode(MakeNode("run4", "e", NodeStatus::kRunning));
   REQUIRE(store->Flush().ok());
 
-  auto all = store->ListRuns(RunFilter{std::nullopt, 0});
+  auto all = store->ListRuns(RunFilter{.limit = 0});
   REQUIRE(all.ok());
   REQUIRE(all->size() == 5);
   for (int i = 0; i < 5; ++i) CHECK((*all)[i].run.id == "run" + std::to_string(5 - i));
@@ -443,15 +443,15 @@ TEST_CASE("ListRuns lists newest first, filters, limits and counts finished node
   CHECK((*all)[0].run.script_text.empty());
   CHECK((*all)[0].run.workflow == "wf");
 
-  auto two = store->ListRuns(RunFilter{std::nullopt, 2});
+  auto two = store->ListRuns(RunFilter{.limit = 2});
   REQUIRE(two->size() == 2);
   CHECK((*two)[1].run.id == "run4");
 
-  auto succeeded = store->ListRuns(RunFilter{RunStatus::kSucceeded, 20});
+  auto succeeded = store->ListRuns(RunFilter{.status = RunStatus::kSucceeded});
   REQUIRE(succeeded->size() == 2);
   CHECK((*succeeded)[0].run.id == "run4");
   CHECK((*succeeded)[1].run.id == "run2");
-  CHECK(store->ListRuns(RunFilter{RunStatus::kDegraded, 20})->empty());
+  CHECK(store->ListRuns(RunFilter{.status = RunStatus::kDegraded})->empty());
 }
 
 TEST_CASE("DeleteFinishedBefore removes old finished runs only") {
