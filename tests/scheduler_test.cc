@@ -19,6 +19,14 @@
 namespace keel::service {
 namespace {
 
+// A filter by status (any when nullopt) and limit, the other fields left as they are.
+RunFilter FilterOf(std::optional<RunStatus> status, int limit) {
+  RunFilter filter;
+  filter.status = status;
+  filter.limit = limit;
+  return filter;
+}
+
 using keel::testing::OpenStore;
 using keel::testing::RawDb;
 using keel::testing::ScratchDir;
@@ -138,7 +146,7 @@ TEST_CASE("a new schedule starts with its next tick, woken by the timer" * docte
   CHECK(Ticks(db, "a.lua#1") == std::vector<int64_t>{1699999810, 1699999820});
   scheduler.Stop();
 
-  auto runs = store->ListRuns(RunFilter{.status = RunStatus::kQueued, .limit = 0});
+  auto runs = store->ListRuns(FilterOf(RunStatus::kQueued, 0));
   REQUIRE(runs.ok());
   REQUIRE(runs->size() == 2);
   auto run = store->GetRun(runs->front().run.id);

@@ -22,6 +22,14 @@
 namespace keel {
 namespace {
 
+// A filter by status (any when nullopt) and limit, the other fields left as they are.
+RunFilter FilterOf(std::optional<RunStatus> status, int limit) {
+  RunFilter filter;
+  filter.status = status;
+  filter.limit = limit;
+  return filter;
+}
+
 using testing::MakeEvent;
 using testing::MakeNode;
 using testing::MakeRun;
@@ -434,7 +442,7 @@ TEST_CASE("ListRuns lists newest first, filters, limits and counts finished node
   store->SaveNode(MakeNode("run4", "e", NodeStatus::kRunning));
   REQUIRE(store->Flush().ok());
 
-  auto all = store->ListRuns(RunFilter{.limit = 0});
+  auto all = store->ListRuns(FilterOf(std::nullopt, 0));
   REQUIRE(all.ok());
   REQUIRE(all->size() == 5);
   for (int i = 0; i < 5; ++i) CHECK((*all)[i].run.id == "run" + std::to_string(5 - i));
@@ -443,15 +451,15 @@ TEST_CASE("ListRuns lists newest first, filters, limits and counts finished node
   CHECK((*all)[0].run.script_text.empty());
   CHECK((*all)[0].run.workflow == "wf");
 
-  auto two = store->ListRuns(RunFilter{.limit = 2});
+  auto two = store->ListRuns(FilterOf(std::nullopt, 2));
   REQUIRE(two->size() == 2);
   CHECK((*two)[1].run.id == "run4");
 
-  auto succeeded = store->ListRuns(RunFilter{.status = RunStatus::kSucceeded});
+  auto succeeded = store->ListRuns(FilterOf(RunStatus::kSucceeded, 20));
   REQUIRE(succeeded->size() == 2);
   CHECK((*succeeded)[0].run.id == "run4");
   CHECK((*succeeded)[1].run.id == "run2");
-  CHECK(store->ListRuns(RunFilter{.status = RunStatus::kDegraded})->empty());
+  CHECK(store->ListRuns(FilterOf(RunStatus::kDegraded, 20))->empty());
 }
 
 TEST_CASE("DeleteFinishedBefore removes old finished runs only") {
@@ -582,7 +590,7 @@ TEST_CASE("an interrupted run keeps no finish time and gc leaves it") {
   REQUIRE(deleted.ok());
   CHECK(*deleted == 1);
   CHECK(store->GetRun("stopped").ok());
-  auto listed = store->ListRuns({.status = RunStatus::kInterrupted});
+  auto listed = store->ListRuns(FilterOf(RunStatus::kInterrupted, 20));
   REQUIRE(listed.ok());
   REQUIRE(listed->size() == 1);
   CHECK((*listed)[0].run.id == "stopped");
