@@ -10,6 +10,7 @@
 
 #include "engine/process_owner.h"
 #include "service/alert_payload.h"
+#include "service/service_options.h"
 
 namespace keel::service {
 
@@ -40,6 +41,13 @@ Status ParseWebhookUrl(const std::string& url, std::string* base, std::string* p
   return Status::Ok();
 }
 
+std::unique_ptr<Component> MakeAlertNotifier(const ServiceOptions& options, Store& store) {
+  if (options.notify.empty()) return nullptr;
+  AlertOptions alerts;
+  alerts.url = options.notify;
+  return std::make_unique<AlertNotifier>(&store, SystemClock(), alerts);
+}
+
 AlertNotifier::AlertNotifier(Store* store, Clock* clock, AlertOptions options)
     : store_(store), clock_(clock), options_(std::move(options)), random_(std::random_device{}()) {
   Status parsed = ParseWebhookUrl(options_.url, &base_, &path_);
@@ -53,6 +61,10 @@ AlertNotifier::AlertNotifier(Store* store, Clock* clock, AlertOptions options)
 AlertNotifier::~AlertNotifier() { Stop(); }
 
 void AlertNotifier::Start() {
+  if (base_.empty()) {
+    std::fprintf(stderr, "keel serve: alerts: %s\n",
+                 ParseWebhookUrl(options_.url, &base_, &path_).message().c_str());
+  }
   {
     MutexLock lock(&mu_);
     stop_ = false;

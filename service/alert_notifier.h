@@ -43,6 +43,12 @@ struct AlertOptions {
 // kPermanent naming --notify when it is not an http or https URL with a host.
 Status ParseWebhookUrl(const std::string& url, std::string* base, std::string* path);
 
+struct ServiceOptions;
+
+// The notifier `keel serve --notify URL` runs (default options, the system
+// clock), or null without --notify.
+std::unique_ptr<Component> MakeAlertNotifier(const ServiceOptions& options, Store& store);
+
 class AlertNotifier : public Component {
  public:
   // `store` and `clock` must outlive the notifier. `options.url` must parse

@@ -11,6 +11,7 @@
 #include "engine/clock.h"
 #include "service/child_output.h"
 #include "service/json_response.h"
+#include "service/service_options.h"
 #include "views/json_out.h"
 #include "views/provider_check.h"
 
@@ -41,6 +42,13 @@ std::vector<std::string> JsonLines(const std::string& out) {
 }
 
 }  // namespace
+
+std::unique_ptr<Component> MakeProviderHealth(const ServiceOptions& options) {
+  ProviderHealthOptions health;
+  health.keel_path = options.keel_path;
+  health.workflows = options.workflows;
+  return std::make_unique<ProviderHealth>(health);
+}
 
 ProviderHealth::ProviderHealth(ProviderHealthOptions options) : options_(std::move(options)) {}
 

@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <thread>
 
+#include "service/alert_notifier.h"
 #include "service/health.h"
+#include "service/provider_health.h"
 #include "service/listen_address.h"
 
 namespace keel::service {
@@ -22,6 +24,8 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
                                                        Store& store) {
   std::vector<std::unique_ptr<Component>> components;
   components.push_back(std::make_unique<Health>(options, store));
+  if (auto alerts = MakeAlertNotifier(options, store)) components.push_back(std::move(alerts));
+  components.push_back(MakeProviderHealth(options));
   return components;
 }
 
