@@ -307,22 +307,23 @@ class Store {
   // (seconds; catches writes committed after later ones) but not before the
   // start, skipping rows whose dedupe key exists, and advances the cursors.
   // Returns how many rows it added. Synchronous.
-  virtual Result<int64_t> ScanAlerts(double now, double overlap_s) {
+  virtual Result<int64_t> ScanAlerts(double /*now*/, double /*overlap_s*/) {
     return Status::Error(ErrorKind::kPermanent, "ScanAlerts: not supported by this store");
   }
   // In one write transaction: takes up to `limit` undelivered rows due by
   // `now` whose lease is free or expired, leasing them to `owner` until
   // `now + lease_s`, oldest first. Another caller claims none of them
   // before the lease ends.
-  virtual Result<std::vector<AlertRow>> ClaimAlerts(const std::string& owner, double now,
-                                                    double lease_s, int limit) {
+  virtual Result<std::vector<AlertRow>> ClaimAlerts(const std::string& /*owner*/, double /*now*/,
+                                                    double /*lease_s*/, int /*limit*/) {
     return Status::Error(ErrorKind::kPermanent, "ClaimAlerts: not supported by this store");
   }
   // Records the outcome of row `id` if `owner` still holds its lease:
   // delivered at `now`, or failed with `error` and due again at `retry_at`
   // (the lease released, attempts counted). Returns whether it held it.
-  virtual Result<bool> CompleteAlert(int64_t id, const std::string& owner, bool delivered,
-                                     double now, double retry_at, const std::string& error) {
+  virtual Result<bool> CompleteAlert(int64_t /*id*/, const std::string& /*owner*/,
+                                     bool /*delivered*/, double /*now*/, double /*retry_at*/,
+                                     const std::string& /*error*/) {
     return Status::Error(ErrorKind::kPermanent, "CompleteAlert: not supported by this store");
   }
   // --- end of alerts outbox ---

@@ -18,7 +18,7 @@ extern char** environ;
 namespace keel::service {
 
 ChildOutput RunForOutput(const std::vector<std::string>& argv, double timeout,
-                         const std::atomic<bool>* cancel) {
+                         const std::atomic<bool>* cancel, const std::string& cwd) {
   constexpr size_t kMaxOutput = 16u << 20;
   ChildOutput result;
   int pipe_fds[2];
@@ -31,6 +31,7 @@ ChildOutput RunForOutput(const std::vector<std::string>& argv, double timeout,
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);

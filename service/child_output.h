@@ -20,7 +20,8 @@ struct ChildOutput {
 };
 
 // `cancel` (may be null) set to true kills the child within about 100 ms.
+// `cwd` (when not empty) is the child's working directory.
 ChildOutput RunForOutput(const std::vector<std::string>& argv, double timeout,
-                         const std::atomic<bool>* cancel = nullptr);
+                         const std::atomic<bool>* cancel = nullptr, const std::string& cwd = "");
 
 }  // namespace keel::service

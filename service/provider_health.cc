@@ -139,9 +139,11 @@ std::string ProviderHealth::CheckNow(const std::string& name) {
   }
   char timeout[32];
   std::snprintf(timeout, sizeof timeout, "%g", options_.check_timeout_s);
-  ChildOutput child = RunForOutput({options_.keel_path, "doctor", options_.workflows + "/" + file,
-                                    "--provider", name, "--json", "--timeout", timeout},
-                                   4 * options_.check_timeout_s + 10, &stopping_);
+  // From the workflows directory, so the result names the file as the
+  // listing does; after "--", a file name is never taken for an option.
+  ChildOutput child = RunForOutput(
+      {options_.keel_path, "doctor", "--provider", name, "--json", "--timeout", timeout, "--", file},
+      4 * options_.check_timeout_s + 10, &stopping_, options_.workflows);
   std::string result;
   for (const std::string& line : JsonLines(child.out)) {
     rapidjson::Document doc;

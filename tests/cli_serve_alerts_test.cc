@@ -194,6 +194,7 @@ TEST_CASE("GET /api/v1/providers shows health checks; POST .../check runs one no
       },
       std::chrono::seconds(30)));
   CHECK(listed[0]["provider"].Str() == "main");
+  CHECK(listed[0]["file"].Str() == "wf.lua");
   CHECK(listed[0]["health_interval"].Num() == 1);
   // Probed again at its interval.
   std::string first = listed[0]["checked_at"].Str();
