@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/clock.h"
-#include "service/child_output.h"
+#include "service/probe_child.h"
 #include "service/json_response.h"
 #include "service/service_options.h"
 #include "views/json_out.h"
@@ -91,7 +91,7 @@ void ProviderHealth::Stop() {
 }
 
 int ProviderHealth::Discover() {
-  ChildOutput child = RunForOutput(
+  ProbeChildResult child = RunProbeChild(
       {options_.keel_path, "doctor", "--workflows", options_.workflows, "--list", "--json"}, 60, &stopping_);
   if (!child.started || child.timed_out || child.exit_code != 0) {
     std::fprintf(stderr, "keel serve: provider discovery failed: %s\n",
@@ -141,7 +141,7 @@ std::string ProviderHealth::CheckNow(const std::string& name) {
   std::snprintf(timeout, sizeof timeout, "%g", options_.check_timeout_s);
   // From the workflows directory, so the result names the file as the
   // listing does; after "--", a file name is never taken for an option.
-  ChildOutput child = RunForOutput(
+  ProbeChildResult child = RunProbeChild(
       {options_.keel_path, "doctor", "--provider", name, "--json", "--timeout", timeout, "--", file},
       4 * options_.check_timeout_s + 10, &stopping_, options_.workflows);
   std::string result;

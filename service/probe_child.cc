@@ -1,4 +1,4 @@
-#include "service/child_output.h"
+#include "service/probe_child.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -17,10 +17,10 @@ extern char** environ;
 
 namespace keel::service {
 
-ChildOutput RunForOutput(const std::vector<std::string>& argv, double timeout,
+ProbeChildResult RunProbeChild(const std::vector<std::string>& argv, double timeout,
                          const std::atomic<bool>* cancel, const std::string& cwd) {
   constexpr size_t kMaxOutput = 16u << 20;
-  ChildOutput result;
+  ProbeChildResult result;
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     result.error = std::string("pipe: ") + std::strerror(errno);
