@@ -81,6 +81,9 @@ bench: build
 	$(BUILD)/bench/agent_bench
 	$(BUILD)/bench/static_file_bench
 	$(BUILD)/bench/startup_bench
+	@command -v wrk >/dev/null || { echo "installing wrk (serve_bench's load generator)"; \
+	  $(SUDO) apt-get install -y -qq wrk || echo "wrk could not be installed: serve_bench measures one client only"; }
+	$(BUILD)/bench/serve_bench
 
 # make fuzz: the libFuzzer targets of fuzz/ (clang, ASan, UBSan) built in
 # build-fuzz, each run FUZZ_SECONDS on a copy of its seed corpus

@@ -56,7 +56,8 @@ struct ForkArgs {
 int ForkCommand(const ForkArgs& args);
 
 struct RunsArgs {
-  std::string status;  // empty: any
+  std::string status;    // empty: any
+  std::string workflow;  // empty: any
   int limit = 20;
   bool json = false;
   std::string db;

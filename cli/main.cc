@@ -158,6 +158,7 @@ int Main(int argc, char** argv) {
   runs_cmd->add_option("--status", runs.status,
                        "Only runs with this status: running, interrupted, waiting, succeeded, "
                        "failed, degraded, cancelled");
+  runs_cmd->add_option("--workflow", runs.workflow, "Only runs of this workflow");
   runs_cmd->add_option("--limit", runs.limit, "How many runs to list (0: all)")
       ->check(CLI::Validator(CheckLimit, "N"))
       ->capture_default_str();
@@ -179,7 +180,7 @@ int Main(int argc, char** argv) {
       app.add_subcommand("graph", "Print a workflow's DAG, or a run's coloured by status");
   graph_cmd->add_option("target", graph.target, "Workflow script (.lua) or run id")->required();
   graph_cmd->add_option("--format", graph.format, "Output format")
-      ->check(CLI::IsMember({"dot", "mermaid"}))
+      ->check(CLI::IsMember({"dot", "mermaid", "json"}))
       ->capture_default_str();
   graph_cmd->add_flag("--items", graph.items, "Draw map items one by one instead of their counts");
   AddDbOption(graph_cmd, &graph.db);

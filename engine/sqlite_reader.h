@@ -39,6 +39,12 @@ class SqliteReader {
   Result<bool> HasSignal(const std::string& run_id, const std::string& name,
                          const std::string& node);
   Result<bool> CancelRequested(const std::string& run_id);
+  // engine/sqlite_service_reads.cc: Store::GetEventsAfter.
+  Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
+                                                  int limit);
+  // PRAGMA data_version of the reading connection, which never writes:
+  // it changes with every commit of any other connection.
+  Result<int64_t> DataVersion();
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
@@ -54,6 +60,9 @@ class SqliteReader {
   Statement events_;
   Statement list_all_;
   Statement list_by_status_;
+  // The listing's SELECT ... FROM runs r, for filters without a statement
+  // of their own (workflow, before).
+  std::string listing_sql_;
   Statement breakers_;
   VersionReader versions_;
 };

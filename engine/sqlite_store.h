@@ -140,9 +140,13 @@ class SqliteStore final : public Store {
   Result<bool> CompleteAlert(int64_t id, const std::string& owner, bool delivered, double now,
                              double retry_at, const std::string& error) override;
 
-  // engine/sqlite_ready.cc: a connection of its own, so a lock held by
+  // engine/sqlite_service_reads.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;
+  // engine/sqlite_service_reads.cc too.
+  Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
+                                                  int limit) override;
+  Result<int64_t> DataVersion() override;
 
   const std::string& path() const { return path_; }
 

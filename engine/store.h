@@ -145,6 +145,10 @@ enum class CancelOutcome {
 struct RunFilter {
   std::optional<RunStatus> status;
   int limit = 20;  // newest first; <= 0 means all
+  std::string workflow;  // only runs of this workflow; empty: any
+  // An exact run id: only runs listed after it, newest first (the next
+  // page); empty: from the newest. A run id that does not exist lists none.
+  std::string before;
 };
 
 class Store {
@@ -328,7 +332,9 @@ class Store {
   }
   // --- end of alerts outbox ---
 
-  // --- Readiness (keel serve's /readyz) ---
+  // --- keel serve: readiness and event pages ---
+  //
+  // Readiness (/readyz):
   // Ok when the database answers, this process can take a write transaction
   // on it (one that writes nothing) and its schema is the version this
   // binary writes. Otherwise why not, naming the cause: locked by another
@@ -337,6 +343,19 @@ class Store {
   // that cannot tell fail with kPermanent "not supported by this store".
   virtual Status CheckReady() {
     return Status::Error(ErrorKind::kPermanent, "readiness check not supported by this store");
+  }
+  // Up to `limit` events of run `run_id` (an exact id) with seq > `after`,
+  // in seq order: one page of GET /api/v1/runs/ID/events, read through the
+  // primary key from `after` on. Ok and empty for an unknown run.
+  virtual Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id,
+                                                          int64_t after, int limit) {
+    return Status::Error(ErrorKind::kPermanent, "event pages not supported by this store");
+  }
+  // A number that changes whenever anything was committed to the database,
+  // by this process or another, since the last call: lets a reader reuse
+  // what it read while the number stays the same. Cheap; any thread.
+  virtual Result<int64_t> DataVersion() {
+    return Status::Error(ErrorKind::kPermanent, "data versions not supported by this store");
   }
 };
 

@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "service/json_response.h"
@@ -122,6 +123,15 @@ bool RequestGuard::Admit(const httplib::Request& request, httplib::Response& res
                                : "wrong token in the Authorization header");
       return false;
     }
+  }
+  // A body announced larger than the cap is refused before it is read.
+  std::string length = request.get_header_value("Content-Length");
+  if (length.size() > 9 || (!length.empty() && std::strtoull(length.c_str(), nullptr, 10) >
+                                                   kMaxBodyBytes)) {
+    response.set_header("Connection", "close");
+    JsonError(response, 413, "request body too large: the limit is " +
+                                 std::to_string(kMaxBodyBytes) + " bytes");
+    return false;
   }
   if (IsWriteMethod(request.method)) {
     if (IsCrossSite(request)) {

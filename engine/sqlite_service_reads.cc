@@ -1,4 +1,6 @@
-// SqliteStore::CheckReady: the readiness probe of `keel serve` (/readyz).
+// SqliteStore::CheckReady: the readiness probe of `keel serve` (/readyz);
+// GetEventsAfter, the pages of GET /api/v1/runs/ID/events; and DataVersion,
+// which tells the service when a response it kept is out of date.
 // Each call opens a connection of its own with a short busy timeout, so a
 // write lock held by another process shows as "locked" within a fraction of
 // a second, and a database file deleted or made read-only is seen as it is
@@ -9,6 +11,7 @@
 
 #include <string>
 
+#include "engine/sqlite_reader.h"
 #include "engine/sqlite_schema.h"
 #include "engine/sqlite_store.h"
 #include "engine/sqlite_util.h"
@@ -68,6 +71,17 @@ Status SqliteStore::CheckReady() {
   }
   (*conn)->Rollback();
   return Status::Ok();
+}
+
+Result<std::vector<EventRecord>> SqliteStore::GetEventsAfter(const std::string& run_id,
+                                                            int64_t after, int limit) {
+  MutexLock lock(&read_mu_);
+  return reader_->GetEventsAfter(run_id, after, limit);
+}
+
+Result<int64_t> SqliteStore::DataVersion() {
+  MutexLock lock(&read_mu_);
+  return reader_->DataVersion();
 }
 
 }  // namespace keel
