@@ -1,6 +1,7 @@
 #include "cli/provider_doctor.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <future>
 #include <memory>
@@ -132,8 +133,9 @@ ProviderCheck CheckProvider(const ProviderConfig& config, const std::string& fil
   if (!response.transport.ok()) {
     std::string why = Redact(response.transport.message(), key);
     if (response.transport.kind() == ErrorKind::kTimeout) {
-      why = "no answer within " + std::to_string(static_cast<long long>(timeout)) + " s (" +
-            why + ")";
+      char limit[32];
+      std::snprintf(limit, sizeof limit, "%g", timeout);
+      why = "no answer within " + std::string(limit) + " s (" + why + ")";
     }
     return fail({"request", false, took, why});
   }

@@ -32,6 +32,11 @@ constexpr char kInsertAlert[] =
     "INSERT INTO alert_outbox (dedupe_key, kind, run_id, workflow, status, error, breaker_key, "
     "at, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) "
     "ON CONFLICT (dedupe_key) DO NOTHING";
+// Delivered rows are kept a week for the operator, then dropped: far
+// behind any scan's overlap, so their keys are never needed again.
+constexpr double kKeepDelivered = 7 * 86400;
+constexpr char kDropDelivered[] =
+    "DELETE FROM alert_outbox WHERE delivered_at > 0 AND delivered_at < ?1";
 constexpr char kDueAlerts[] =
     "SELECT id, dedupe_key, kind, run_id, workflow, status, error, breaker_key, at, attempts "
     "FROM alert_outbox WHERE delivered_at = 0 AND next_at <= ?1 AND lease_until <= ?1 "
@@ -157,6 +162,14 @@ Result<int64_t> SqliteWriter::ScanAlerts(double now, double overlap_s) {
         if (!s.ok()) return s;
         breakers_seen = std::max(breakers_seen, r.opened_at);
       }
+    }
+    {
+      Statement drop;
+      s = drop.Prepare(conn, kDropDelivered);
+      if (!s.ok()) return s;
+      drop.Bind(1, now - kKeepDelivered);
+      s = drop.Run("dropping delivered alerts");
+      if (!s.ok()) return s;
     }
     // Past `now - overlap_s` nothing new is expected late, so the cursors
     // move up to it even when nothing was found: each scan reads a bounded

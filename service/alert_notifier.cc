@@ -10,6 +10,7 @@
 
 #include "engine/process_owner.h"
 #include "service/alert_payload.h"
+#include "service/service_options.h"
 
 namespace keel::service {
 
@@ -40,6 +41,13 @@ Status ParseWebhookUrl(const std::string& url, std::string* base, std::string* p
   return Status::Ok();
 }
 
+std::unique_ptr<Component> MakeAlertNotifier(const ServiceOptions& options, Store& store) {
+  if (options.notify.empty()) return nullptr;
+  AlertOptions alerts;
+  alerts.url = options.notify;
+  return std::make_unique<AlertNotifier>(&store, SystemClock(), alerts);
+}
+
 AlertNotifier::AlertNotifier(Store* store, Clock* clock, AlertOptions options)
     : store_(store), clock_(clock), options_(std::move(options)), random_(std::random_device{}()) {
   Status parsed = ParseWebhookUrl(options_.url, &base_, &path_);
@@ -53,6 +61,10 @@ AlertNotifier::AlertNotifier(Store* store, Clock* clock, AlertOptions options)
 AlertNotifier::~AlertNotifier() { Stop(); }
 
 void AlertNotifier::Start() {
+  if (base_.empty()) {
+    std::fprintf(stderr, "keel serve: alerts: %s\n",
+                 ParseWebhookUrl(options_.url, &base_, &path_).message().c_str());
+  }
   {
     MutexLock lock(&mu_);
     stop_ = false;
@@ -65,6 +77,7 @@ void AlertNotifier::Stop() {
     MutexLock lock(&mu_);
     stop_ = true;
     wake_.SignalAll();
+    if (posting_ != nullptr) posting_->stop();
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -110,7 +123,16 @@ std::string AlertNotifier::Post(const std::string& body, const std::string& dedu
   client.set_write_timeout(timeout);
   client.set_follow_location(false);
   httplib::Headers headers = {{"X-Keel-Dedupe-Id", dedupe_id}};
+  {
+    MutexLock lock(&mu_);
+    if (stop_) return "the server is stopping";
+    posting_ = &client;
+  }
   auto res = client.Post(path_, headers, body, "application/json");
+  {
+    MutexLock lock(&mu_);
+    posting_ = nullptr;
+  }
   if (!res) return "no answer: " + httplib::to_string(res.error());
   if (res->status >= 200 && res->status < 300) return "";
   return "HTTP " + std::to_string(res->status);
@@ -119,16 +141,20 @@ std::string AlertNotifier::Post(const std::string& body, const std::string& dedu
 Result<int> AlertNotifier::SendDue() {
   // The lease outlasts one post (its connect, write and read timeouts).
   const double lease = std::max(options_.lease_s, 3 * options_.timeout_s + 1);
-  auto claimed = store_->ClaimAlerts(owner_, clock_->WallNow(), lease, options_.batch);
-  if (!claimed.ok()) return claimed.status();
   int delivered = 0;
-  for (const Store::AlertRow& row : *claimed) {
+  for (int round = 0; round < options_.max_per_round; ++round) {
+    auto claimed = store_->ClaimAlerts(owner_, clock_->WallNow(), lease, 1);
+    if (!claimed.ok()) return claimed.status();
+    if (claimed->empty()) break;
+    const Store::AlertRow& row = claimed->front();
     std::string failure = Post(AlertPayloadJson(row), row.dedupe_key);
     const double now = clock_->WallNow();
     auto held = store_->CompleteAlert(row.id, owner_, failure.empty(), now,
                                       now + Backoff(row.attempts + 1), failure);
     if (!held.ok()) return held.status();
     if (failure.empty()) ++delivered;
+    MutexLock lock(&mu_);
+    if (stop_) break;
   }
   return delivered;
 }

@@ -26,22 +26,32 @@
 #include "engine/store.h"
 #include "service/component.h"
 
+namespace httplib {
+class Client;
+}
+
 namespace keel::service {
 
 struct AlertOptions {
   std::string url;              // the webhook: http:// or https://
   double scan_interval_s = 1;   // how often the thread scans and sends
   double overlap_s = 120;       // each scan looks this far behind its cursor
-  double lease_s = 30;          // a claimed row is another sender's after this
+  double lease_s = 60;          // a claimed row is another sender's after this
   double timeout_s = 10;        // connect, and then each read or write, of one post
   double backoff_base_s = 1;    // the first retry's delay, doubled per attempt
   double backoff_max_s = 300;   // the longest delay
-  int batch = 20;               // rows claimed at once
+  int max_per_round = 100;      // posts per SendDue at most
 };
 
 // Splits `url` into scheme://host[:port] and the path (default "/").
 // kPermanent naming --notify when it is not an http or https URL with a host.
 Status ParseWebhookUrl(const std::string& url, std::string* base, std::string* path);
+
+struct ServiceOptions;
+
+// The notifier `keel serve --notify URL` runs (default options, the system
+// clock), or null without --notify.
+std::unique_ptr<Component> MakeAlertNotifier(const ServiceOptions& options, Store& store);
 
 class AlertNotifier : public Component {
  public:
@@ -55,7 +65,8 @@ class AlertNotifier : public Component {
 
   // One scan: the outbox rows it added, or the store's error.
   Result<int64_t> Scan();
-  // Claims the due rows and posts each once; returns how many were
+  // Claims the due rows one at a time (so a lease covers one post only)
+  // and posts each once, up to max_per_round; returns how many were
   // delivered, or the store's error.
   Result<int> SendDue();
 
@@ -82,6 +93,8 @@ class AlertNotifier : public Component {
   Mutex mu_;
   CondVar wake_;
   bool stop_ GUARDED_BY(mu_) = false;
+  // The post in flight, which Stop() interrupts.
+  httplib::Client* posting_ GUARDED_BY(mu_) = nullptr;
   std::thread thread_;
 };
 

@@ -34,7 +34,8 @@ struct Fds {
 }  // namespace
 
 Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double timeout_s,
-                                   const std::atomic<bool>* abort, size_t max_bytes) {
+                                   const std::atomic<bool>* abort, const std::string& cwd,
+                                   size_t max_bytes) {
   if (argv.empty()) return Status::Error(ErrorKind::kPermanent, "no command to run");
   Fds fds;
   if (pipe2(fds.fd, O_CLOEXEC) != 0 || pipe2(fds.fd + 2, O_CLOEXEC) != 0) {
@@ -45,6 +46,7 @@ Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double 
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, fds.fd[1], 1);
   posix_spawn_file_actions_adddup2(&actions, fds.fd[3], 2);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);

@@ -1,7 +1,8 @@
 #pragma once
 // RunForOutput: runs a child process from an argv vector (never a shell) and
 // collects what it prints, killing it when it overruns a deadline. The
-// scheduler runs `keel schedules --json` with it. Free function; safe from
+// scheduler runs `keel schedules --json` with it, provider health `keel
+// doctor`, the runs API `keel submit` and `keel graph`. Free function; safe from
 // any thread (each call has its own child and pipes).
 
 #include <atomic>
@@ -24,9 +25,10 @@ struct CommandOutput {
 // runs longer than `timeout_s` seconds, after killing it (SIGKILL) and
 // reaping it; fails (kPermanent) when it cannot be started. When `abort`
 // turns true (another thread sets it), kills the child likewise within a
-// tenth of a second and fails with kCancelled.
+// tenth of a second and fails with kCancelled. A non-empty `cwd` is the
+// child's working directory.
 Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double timeout_s,
                                    const std::atomic<bool>* abort = nullptr,
-                                   size_t max_bytes = 256u << 20);
+                                   const std::string& cwd = "", size_t max_bytes = 256u << 20);
 
 }  // namespace keel::service

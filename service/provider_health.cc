@@ -11,6 +11,7 @@
 #include "engine/clock.h"
 #include "service/command_output.h"
 #include "service/json_response.h"
+#include "service/service_options.h"
 #include "views/json_out.h"
 #include "views/provider_check.h"
 
@@ -41,6 +42,13 @@ std::vector<std::string> JsonLines(const std::string& out) {
 }
 
 }  // namespace
+
+std::unique_ptr<Component> MakeProviderHealth(const ServiceOptions& options) {
+  ProviderHealthOptions health;
+  health.keel_path = options.keel_path;
+  health.workflows = options.workflows;
+  return std::make_unique<ProviderHealth>(health);
+}
 
 ProviderHealth::ProviderHealth(ProviderHealthOptions options) : options_(std::move(options)) {}
 
@@ -131,9 +139,11 @@ std::string ProviderHealth::CheckNow(const std::string& name) {
   }
   char timeout[32];
   std::snprintf(timeout, sizeof timeout, "%g", options_.check_timeout_s);
-  auto child = RunForOutput({options_.keel_path, "doctor", options_.workflows + "/" + file,
-                             "--provider", name, "--json", "--timeout", timeout},
-                            4 * options_.check_timeout_s + 10, &stopping_);
+  // From the workflows directory, so the result names the file as the
+  // listing does; after "--", a file name is never taken for an option.
+  auto child = RunForOutput(
+      {options_.keel_path, "doctor", "--provider", name, "--json", "--timeout", timeout, "--", file},
+      4 * options_.check_timeout_s + 10, &stopping_, options_.workflows);
   std::string result;
   for (const std::string& line : JsonLines(child.ok() ? child->out : std::string())) {
     rapidjson::Document doc;

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -33,6 +34,11 @@ struct ProviderHealthOptions {
   double check_timeout_s = 10;         // `keel doctor --timeout`
   double discovery_interval_s = 60;    // how often the files are looked at again
 };
+
+struct ServiceOptions;
+
+// The component `keel serve` runs: its keel executable and --workflows.
+std::unique_ptr<Component> MakeProviderHealth(const ServiceOptions& options);
 
 class ProviderHealth : public Component {
  public:

@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <thread>
 
+#include "service/alert_notifier.h"
 #include "service/health.h"
+#include "service/provider_health.h"
 #include "service/listen_address.h"
 #include "service/runs_api.h"
 #include "service/run_start_api.h"
@@ -29,6 +31,8 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   components.push_back(std::make_unique<RunsApi>(options, store));
   components.push_back(std::make_unique<RunStartApi>(options, &store));
   components.push_back(std::make_unique<Scheduler>(options, store));
+  if (auto alerts = MakeAlertNotifier(options, store)) components.push_back(std::move(alerts));
+  components.push_back(MakeProviderHealth(options));
   return components;
 }
 

@@ -99,6 +99,13 @@ TEST_CASE("a failed run, a degraded run and an opened breaker each alert once" *
   CHECK(Count(bodies, R"("dedupe_id":"run:r-failed:failed:e1")") == 1);
   CHECK(Count(bodies, "old-") == 0);
 
+  // Delivered rows are dropped after a week.
+  RawDb outbox(dir.Path("keel.db"));
+  CHECK(outbox.Int("SELECT COUNT(*) FROM alert_outbox") == 3);
+  clock.Advance(8 * 86400);
+  CHECK(*notifier.Scan() == 0);
+  CHECK(outbox.Int("SELECT COUNT(*) FROM alert_outbox") == 0);
+
   // A run resumed and failing again is a new alert (its epoch moved on).
   RawDb raw(dir.Path("keel.db"));
   raw.Exec("UPDATE runs SET epoch = 2, finished_at = " + std::to_string(clock.WallNow()) +
@@ -251,15 +258,15 @@ TEST_CASE("alerts added by a sender that stopped are delivered by the next one" 
 TEST_CASE("the payload carries the alert and nothing else") {
   Store::AlertRow row;
   row.kind = "run_failed";
-  row.dedupe_key = "run:x:failed:e1";
-  row.run_id = "x";
+  row.dedupe_key = "run:r-1:failed:e1";
+  row.run_id = "r-1";
   row.workflow = "wf";
   row.status = "failed";
   row.error = "boom";
   row.at = 1.7e9;
   CHECK(service::AlertPayloadJson(row) ==
-        R"({"kind":"run_failed","dedupe_id":"run:x:failed:e1","time":"2023-11-14T22:13:20.000Z",)"
-        R"("run_id":"x","workflow":"wf","status":"failed","error":"boom","breaker":null,)"
+        R"({"kind":"run_failed","dedupe_id":"run:r-1:failed:e1","time":"2023-11-14T22:13:20.000Z",)"
+        R"("run_id":"r-1","workflow":"wf","status":"failed","error":"boom","breaker":null,)"
         R"("attempt":1})");
 }
 

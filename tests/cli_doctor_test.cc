@@ -116,6 +116,31 @@ TEST_CASE("doctor passes a provider the mock answers, and never shows the key" *
   CHECK(log.Size() == 2);
 }
 
+TEST_CASE("doctor times the TLS handshake and names a certificate it cannot verify" *
+          doctest::timeout(120)) {
+  MockLlmServer server(MOCK_LLM_BIN, {}, MockLlmServer::Transport::kHttps);
+  Sandbox box(KEEL_BIN);
+  box.Write("wf.lua", Workflow(Provider("trusted", server.url(),
+                                        ", ca_file = '" + server.ca_file() + "'") +
+                               Provider("untrusted", server.url())));
+  ExitInfo info = Doctor(box, {"wf.lua", "--json"}, kKey);
+  CHECK(info.exit_code == 1);
+  std::istringstream lines(info.out);
+  std::string line;
+  REQUIRE(std::getline(lines, line));
+  Json trusted = Json::Parse(line);
+  CHECK_MESSAGE(trusted["result"].Str() == "ok", line);
+  REQUIRE(trusted["steps"].Size() == 5);
+  CHECK(trusted["steps"][3]["step"].Str() == "tls");
+  CHECK(trusted["steps"][3]["seconds"].IsNumber());
+  REQUIRE(std::getline(lines, line));
+  Json untrusted = Json::Parse(line);
+  CHECK(untrusted["result"].Str() == "failed");
+  CHECK_MESSAGE(untrusted["failed_step"].Str() == "tls", line);
+  CHECK(untrusted["error"].Str().find("TLS handshake failed") == 0);
+  NoKey(info);
+}
+
 TEST_CASE("doctor names a missing key and a refused one" * doctest::timeout(120)) {
   MockLlmServer server(MOCK_LLM_BIN, {"--require-key", kKey});
   Sandbox box(KEEL_BIN);
