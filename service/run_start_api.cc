@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "engine/process_owner.h"
 #include "service/command_output.h"
 #include "service/json_response.h"
+#include "service/store_errors.h"
 #include "service/workflow_path.h"
 #include "views/json_out.h"
 
@@ -138,6 +140,21 @@ bool AnswerQueued(const std::string& keel_path, std::vector<std::string> args,
   return false;
 }
 
+// The run a POST runs/ID/ACTION names, its body and the body's optional
+// "from"; nullopt once the response says what was wrong.
+std::optional<RunRecord> ActionTarget(Store* store, const httplib::Request& request,
+                                      httplib::Response& response, rapidjson::Document* body,
+                                      std::string* from) {
+  if (!ParseBody(request, response, /*optional=*/true, body)) return std::nullopt;
+  if (!StringField(*body, "from", response, from)) return std::nullopt;
+  auto run = store->GetRun(request.matches[1]);
+  if (!run.ok()) {
+    StoreError(response, run.status());
+    return std::nullopt;
+  }
+  return std::move(*run);
+}
+
 }  // namespace
 
 RunStartApi::RunStartApi(const ServiceOptions& options, Store* store)
@@ -189,16 +206,10 @@ void RunStartApi::PostRun(const httplib::Request& request, httplib::Response& re
 }
 
 void RunStartApi::PostResume(const httplib::Request& request, httplib::Response& response) {
-  const std::string id = request.matches[1];
   rapidjson::Document body;
-  if (!ParseBody(request, response, /*optional=*/true, &body)) return;
   std::string from;
-  if (!StringField(body, "from", response, &from)) return;
-  auto run = store_->GetRun(id);
-  if (!run.ok()) {
-    JsonError(response, 404, run.status().message());
-    return;
-  }
+  auto run = ActionTarget(store_, request, response, &body, &from);
+  if (!run) return;
   const double now = SystemClock()->WallNow();
   if (run->status == RunStatus::kCancelled) {
     JsonError(response, 409, "run " + run->id + " was cancelled; it cannot be resumed");
@@ -260,16 +271,10 @@ void RunStartApi::PostResume(const httplib::Request& request, httplib::Response&
 }
 
 void RunStartApi::PostFork(const httplib::Request& request, httplib::Response& response) {
-  const std::string id = request.matches[1];
   rapidjson::Document body;
-  if (!ParseBody(request, response, /*optional=*/true, &body)) return;
   std::string from;
-  if (!StringField(body, "from", response, &from)) return;
-  auto run = store_->GetRun(id);
-  if (!run.ok()) {
-    JsonError(response, 404, run.status().message());
-    return;
-  }
+  auto run = ActionTarget(store_, request, response, &body, &from);
+  if (!run) return;
   std::vector<std::string> args = {"fork", run->id, "--queue", "--json", "--db", options_.db};
   if (!from.empty()) {
     args.push_back("--from");
