@@ -14,55 +14,12 @@
 #include "cli/table.h"
 #include "engine/clock.h"
 #include "views/format.h"
+#include "views/breaker_json.h"
+#include "views/run_actions.h"
 #include "views/json_out.h"
 
 namespace keel::cli {
 namespace {
-
-// Seconds until open breaker `row` lets a probe through (0 once its
-// cooldown has passed); nullopt when it is not open.
-std::optional<double> HalfOpenIn(const BreakerRow& row, double now) {
-  const BreakerSnapshot& s = row.snapshot;
-  if (s.state != BreakerState::kOpen) return std::nullopt;
-  return std::max(0.0, s.opened_at + s.cooldown - now);
-}
-
-// Health rounded to a tenth of a percent: 100, 66.7, 0.
-double RoundedHealth(const BreakerSnapshot& s) { return std::round(HealthPercent(s) * 10) / 10; }
-
-void PrintJson(const std::vector<BreakerRow>& rows, double now) {
-  JsonOut out;
-  out.BeginArray();
-  for (const BreakerRow& row : rows) {
-    const BreakerSnapshot& s = row.snapshot;
-    out.BeginObject();
-    out.Key("key").String(row.key);
-    out.Key("state").String(BreakerStateName(s.state));
-    out.Key("failures").Int(s.consecutive_failures);
-    out.Key("calls").Int(s.calls);
-    out.Key("failed").Int(s.failed);
-    out.Key("health_percent").Raw(fmt::format("{}", RoundedHealth(s)));
-    out.Key("half_open_in_s").Seconds(HalfOpenIn(row, now));
-    out.Key("opened_at").TimeOrNull(s.opened_at);
-    out.Key("cooldown_s").Seconds(s.cooldown);
-    out.Key("updated_at").TimeOrNull(row.updated_at);
-    // Half-open calls running now, each holding a slot its process renews.
-    out.Key("probes");
-    out.BeginArray();
-    for (const ProbeLease& p : s.probes) {
-      out.BeginObject();
-      out.Key("pid").Int(p.owner.pid);
-      out.Key("host").String(p.owner.host);
-      out.Key("started_at").TimeOrNull(p.started_at);
-      out.Key("renewed_at").TimeOrNull(p.renewed_at);
-      out.EndObject();
-    }
-    out.EndArray();
-    out.EndObject();
-  }
-  out.EndArray();
-  out.Print(stdout);
-}
 
 void PrintTable(const std::vector<BreakerRow>& rows, double now) {
   Table table({"KEY", "STATE", "FAILURES", "CALLS", "FAILED", "HEALTH", "HALF-OPEN IN"});
@@ -80,11 +37,10 @@ void PrintTable(const std::vector<BreakerRow>& rows, double now) {
 
 // `keel breakers --reset KEY` or `--all`.
 int Reset(Store* store, const BreakersArgs& args, const std::string& db_path) {
-  auto reset = store->ResetBreakers(args.all ? "" : args.reset);
-  if (!reset.ok()) return UsageError(reset.status().message());
-  if (!args.all && *reset == 0) {
-    return UsageError(
-        fmt::format("no breaker '{}' in {} (see keel breakers)", args.reset, db_path));
+  auto reset = ResetBreakerKeys(*store, args.all ? "" : args.reset);
+  if (!reset.ok()) {
+    return UsageError(fmt::format("{} in {} (see keel breakers)", reset.status().message(),
+                                  db_path));
   }
   std::printf("reset %lld breaker%s\n", static_cast<long long>(*reset), *reset == 1 ? "" : "s");
   return kExitSucceeded;
@@ -112,7 +68,9 @@ int BreakersCommand(const BreakersArgs& args) {
   if (!rows.ok()) return UsageError(rows.status().message());
   double now = SystemClock()->WallNow();
   if (args.json) {
-    PrintJson(*rows, now);
+    JsonOut out;
+    WriteBreakersJson(&out, *rows, now);
+    out.Print(stdout);
   } else if (rows->empty()) {
     std::fprintf(stderr, "no breakers in %s\n", db_path.c_str());
   } else {

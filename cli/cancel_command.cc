@@ -11,7 +11,7 @@
 #include "cli/db.h"
 #include "cli/exit_codes.h"
 #include "engine/clock.h"
-#include "engine/process_owner.h"
+#include "views/run_actions.h"
 
 namespace keel::cli {
 namespace {
@@ -26,13 +26,11 @@ int CancelCommand(const CancelArgs& args) {
   auto store = OpenDbIfExists(db_path, DbAccess::kWrite);
   if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) return UsageError("no keel database at " + db_path);
-  auto run = (*store)->GetRun(args.run_id);
-  if (!run.ok()) return UsageError(run.status().message());
-  std::string was = RunStatusLabel(*run, SystemClock()->WallNow());
-  auto outcome = (*store)->CancelRun(
-      run->id, SystemClock()->WallNow(),
-      [](const Owner& owner, double heartbeat_age) { return OwnerAlive(owner, heartbeat_age); });
-  if (!outcome.ok()) return UsageError(outcome.status().message());
+  auto decision = CancelRunNow(**store, args.run_id, SystemClock()->WallNow());
+  if (!decision.ok()) return UsageError(decision.status().message());
+  const RunRecord* run = &decision->run;
+  const std::string& was = decision->was;
+  const CancelOutcome* outcome = &decision->outcome;
   if (*outcome == CancelOutcome::kCancelled) {
     std::printf("run %s cancelled (it was %s)\n", run->id.c_str(), was.c_str());
     return kExitSucceeded;

@@ -56,7 +56,8 @@ struct ForkArgs {
 int ForkCommand(const ForkArgs& args);
 
 struct RunsArgs {
-  std::string status;  // empty: any
+  std::string status;    // empty: any
+  std::string workflow;  // empty: any
   int limit = 20;
   bool json = false;
   std::string db;
@@ -107,6 +108,19 @@ struct CancelArgs {
   std::string db;
 };
 int CancelCommand(const CancelArgs& args);
+
+struct ServeArgs {
+  std::string listen = "127.0.0.1:7777";
+  std::string db;
+  std::string workflows = ".";
+  bool auto_resume = false;
+  std::string resume_grace = "10s";
+  int max_resumes = 3;
+  std::string token_env;
+  int max_runs = 4;
+  std::string notify;
+};
+int ServeCommand(const ServeArgs& args);
 
 struct ValidateArgs {
   std::string file;

@@ -167,19 +167,6 @@ Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path, DbAccess 
   return OpenDb(path, {});
 }
 
-std::string RunStatusLabel(const RunRecord& run, double wall_now) {
-  if (run.status == RunStatus::kRunning && !OwnerAlive(run.owner, wall_now - run.heartbeat)) {
-    return "interrupted";
-  }
-  return std::string(RunStatusName(run.status));
-}
-
-std::optional<double> RunSeconds(const RunRecord& run, const std::string& label, double wall_now) {
-  if (run.finished_at > 0) return std::max(0.0, run.finished_at - run.created_at);
-  if (label == "running") return std::max(0.0, wall_now - run.created_at);
-  return std::nullopt;
-}
-
 void PrintRunTimes(Store* store, const std::string& run_id) {
   auto run = store->GetRun(run_id);
   if (!run.ok()) return;
@@ -190,13 +177,6 @@ void PrintRunTimes(Store* store, const std::string& run_id) {
   if (!elapsed || !active) return;
   std::fprintf(stderr, "run %s in all: %s active, %s elapsed\n", run_id.c_str(),
                FormatDuration(*active).c_str(), FormatDuration(*elapsed).c_str());
-}
-
-std::optional<double> ActiveSeconds(const RunRecord& run, const std::string& label,
-                                    double wall_now) {
-  std::optional<double> elapsed = RunSeconds(run, label, wall_now);
-  if (!elapsed) return std::nullopt;
-  return std::max(0.0, *elapsed - run.idle_s);
 }
 
 }  // namespace keel::cli

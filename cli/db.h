@@ -1,6 +1,6 @@
 #pragma once
 // Where the checkpoint database is and how the commands open it: --db, else
-// $KEEL_DB, else ./keel.db. Also how a stored run's status is presented.
+// $KEEL_DB, else ./keel.db.
 // Free functions; safe from any thread.
 
 #include <memory>
@@ -9,6 +9,7 @@
 
 #include "engine/status.h"
 #include "engine/store.h"
+#include "views/run_status.h"
 
 namespace keel::cli {
 
@@ -44,22 +45,9 @@ enum class DbAccess {
 Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path,
                                               DbAccess access = DbAccess::kRead);
 
-// The status shown for `run`: its recorded status, except that a run
-// recorded running whose owner process is gone shows as "interrupted".
-std::string RunStatusLabel(const RunRecord& run, double wall_now);
-
-// How long `run` took, or has taken so far while `label` (from
-// RunStatusLabel) is "running"; unknown (nullopt) for an interrupted run.
-std::optional<double> RunSeconds(const RunRecord& run, const std::string& label, double wall_now);
-
 // After a resume: "run ID in all: 1.2s active, 2m05s elapsed" on stderr,
 // as `keel runs` shows them; nothing when the run cannot be read or has no
 // duration (it was interrupted again).
 void PrintRunTimes(Store* store, const std::string& run_id);
-
-// The part of RunSeconds some process was running it: the time it spent
-// stopped before each resume (RunRecord::idle_s) taken out.
-std::optional<double> ActiveSeconds(const RunRecord& run, const std::string& label,
-                                    double wall_now);
 
 }  // namespace keel::cli

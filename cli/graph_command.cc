@@ -10,16 +10,24 @@
 #include "cli/db.h"
 #include "cli/exit_codes.h"
 #include "cli/graph_render.h"
-#include "cli/item_view.h"
+#include "views/item_view.h"
 #include "cli/load_script.h"
 #include "cli/recorded_script.h"
+#include "views/graph_json.h"
+#include "views/json_out.h"
 
 namespace keel::cli {
 namespace {
 
 int Print(const WorkflowSpec& workflow, const NodeStatuses* statuses, const std::string& format) {
-  std::string text =
-      format == "mermaid" ? RenderMermaid(workflow, statuses) : RenderDot(workflow, statuses);
+  std::string text;
+  if (format == "json") {
+    JsonOut out;
+    WriteGraphJson(&out, workflow, statuses);
+    text = out.Text() + "\n";
+  } else {
+    text = format == "mermaid" ? RenderMermaid(workflow, statuses) : RenderDot(workflow, statuses);
+  }
   std::fwrite(text.data(), 1, text.size(), stdout);
   return kExitSucceeded;
 }

@@ -9,34 +9,23 @@
 #include "cli/commands.h"
 #include "cli/db.h"
 #include "cli/exit_codes.h"
-#include "cli/llm_usage.h"
+#include "views/llm_usage.h"
 #include "cli/table.h"
 #include "engine/clock.h"
 #include "views/format.h"
 #include "views/json_out.h"
+#include "views/run_list.h"
 
 namespace keel::cli {
-namespace {
-
-constexpr const char* kStatusNames =
-    "running, interrupted, waiting, succeeded, failed, degraded or cancelled";
-
-}  // namespace
 
 int RunsCommand(const RunsArgs& args) {
   std::string wanted = args.status;
-  RunFilter filter;
-  filter.limit = args.limit;
+  RunListQuery query{.status = wanted, .workflow = args.workflow, .limit = args.limit};
   if (!wanted.empty()) {
     RunStatus status;
     if (!ParseRunStatus(wanted, &status)) {
-      return UsageError(fmt::format("--status '{}': expected {}", wanted, kStatusNames));
+      return UsageError(fmt::format("--status '{}': expected {}", wanted, kRunStatusNames));
     }
-    // A run shown interrupted may be recorded so, or recorded running with
-    // its process gone; one shown running is recorded running. Tell them
-    // apart by label below.
-    if (status != RunStatus::kInterrupted) filter.status = status;
-    if (status == RunStatus::kRunning || status == RunStatus::kInterrupted) filter.limit = 0;
   }
 
   std::string db_path = ResolveDbPath(args.db);
@@ -47,38 +36,15 @@ int RunsCommand(const RunsArgs& args) {
     if (args.json) std::printf("[]\n");
     return kExitSucceeded;
   }
-  auto listed = (*store)->ListRuns(filter);
-  if (!listed.ok()) return UsageError(listed.status().message());
-
   double now = SystemClock()->WallNow();
+  auto listed = ListLabelledRuns(**store, query, now);
+  if (!listed.ok()) return UsageError(listed.status().message());
   std::vector<std::pair<const RunListing*, std::string>> rows;
-  for (const RunListing& listing : *listed) {
-    std::string label = RunStatusLabel(listing.run, now);
-    if (!wanted.empty() && label != wanted) continue;
-    if (args.limit > 0 && rows.size() >= static_cast<size_t>(args.limit)) break;
-    rows.emplace_back(&listing, std::move(label));
-  }
+  for (const LabelledRun& row : *listed) rows.emplace_back(&row.listing, row.label);
 
   if (args.json) {
     JsonOut out;
-    out.BeginArray();
-    for (const auto& [listing, label] : rows) {
-      const RunRecord& run = listing->run;
-      out.BeginObject();
-      out.Key("run_id").String(run.id);
-      out.Key("workflow").String(run.workflow);
-      out.Key("status").String(label);
-      out.Key("started_at").String(FormatIsoUtc(run.created_at));
-      out.Key("duration_s").Seconds(RunSeconds(run, label, now));
-      out.Key("active_s").Seconds(ActiveSeconds(run, label, now));
-      out.Key("nodes_done").Int(listing->nodes_done);
-      out.Key("nodes_total").Int(run.node_count);
-      out.Key("error").StringOrNull(run.error);
-      out.Key("usage");
-      WriteUsageJson(&out, listing->usage);
-      out.EndObject();
-    }
-    out.EndArray();
+    WriteRunListJson(&out, *listed, now);
     out.Print(stdout);
     return kExitSucceeded;
   }

@@ -157,6 +157,7 @@ int Main(int argc, char** argv) {
   runs_cmd->add_option("--status", runs.status,
                        "Only runs with this status: running, interrupted, waiting, succeeded, "
                        "failed, degraded, cancelled");
+  runs_cmd->add_option("--workflow", runs.workflow, "Only runs of this workflow");
   runs_cmd->add_option("--limit", runs.limit, "How many runs to list (0: all)")
       ->check(CLI::Validator(CheckLimit, "N"))
       ->capture_default_str();
@@ -178,7 +179,7 @@ int Main(int argc, char** argv) {
       app.add_subcommand("graph", "Print a workflow's DAG, or a run's coloured by status");
   graph_cmd->add_option("target", graph.target, "Workflow script (.lua) or run id")->required();
   graph_cmd->add_option("--format", graph.format, "Output format")
-      ->check(CLI::IsMember({"dot", "mermaid"}))
+      ->check(CLI::IsMember({"dot", "mermaid", "json"}))
       ->capture_default_str();
   graph_cmd->add_flag("--items", graph.items, "Draw map items one by one instead of their counts");
   AddDbOption(graph_cmd, &graph.db);
@@ -228,6 +229,33 @@ int Main(int argc, char** argv) {
   AddDbOption(cancel_cmd, &cancel.db);
   cancel_cmd->callback([&] { action = [&] { return CancelCommand(cancel); }; });
 
+  ServeArgs serve;
+  auto* serve_cmd = app.add_subcommand(
+      "serve", "Serve the JSON API, health and the runs over HTTP (the operator service)");
+  serve_cmd->add_option("--listen", serve.listen, "HOST:PORT to listen on (port 0: any free one)")
+      ->capture_default_str();
+  AddDbOption(serve_cmd, &serve.db);
+  serve_cmd->add_option("--workflows", serve.workflows,
+                        "Directory of the workflow files runs may be started from")
+      ->capture_default_str();
+  serve_cmd->add_flag("--auto-resume", serve.auto_resume,
+                      "Resume runs whose process died or was interrupted");
+  serve_cmd->add_option("--resume-grace", serve.resume_grace,
+                        "How long an interrupted run waits before it is resumed")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-resumes", serve.max_resumes, "Automatic resumes per run at most")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  serve_cmd->add_option("--token-env", serve.token_env,
+                        "Environment variable holding the bearer token requests must send "
+                        "(needed for any address but loopback)");
+  serve_cmd->add_option("--max-runs", serve.max_runs, "Child runs at once; the rest wait queued")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  serve_cmd->add_option("--notify", serve.notify,
+                        "Webhook URL for alerts (failed or degraded runs, breakers opening)");
+  serve_cmd->callback([&] { action = [&] { return ServeCommand(serve); }; });
+
   if (argc == 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
     return kExitUsage;
@@ -236,7 +264,7 @@ int Main(int argc, char** argv) {
     PrintError(
         std::string("unknown command '") + argv[1] +
          "'; commands: run, resume, fork, runs, show, graph, breakers, validate, gc, signal, "
-         "cancel (see keel --help)");
+         "cancel, serve (see keel --help)");
     return kExitUsage;
   }
   try {

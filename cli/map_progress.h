@@ -13,20 +13,11 @@
 #include <string_view>
 
 #include "cli/progress.h"
+#include "views/item_names.h"
 
 namespace keel::cli {
 
 // `inner` behind the collapsing wrapper.
 std::unique_ptr<Progress> CollapseMapItems(std::unique_ptr<Progress> inner);
-
-// Splits a recorded node name into its map and item: "c/m[12]" -> map
-// "c/m", true; "m[3]/fetch" -> map "m", false (an item's inner node); any
-// name without '[' -> false with `map` empty.
-bool SplitItemName(std::string_view name, std::string_view* map, bool* is_item);
-
-// "1000 items: 997 succeeded, 3 failed" (", N cancelled" and ", N running"
-// when there are).
-std::string ItemCounts(size_t total, size_t succeeded, size_t failed, size_t cancelled,
-                       size_t running);
 
 }  // namespace keel::cli

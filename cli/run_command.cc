@@ -15,7 +15,7 @@
 #include "cli/exit_codes.h"
 #include "cli/interrupt_notice.h"
 #include "cli/llm_options.h"
-#include "cli/llm_usage.h"
+#include "views/llm_usage.h"
 #include "cli/load_script.h"
 #include "cli/params.h"
 #include "cli/progress.h"

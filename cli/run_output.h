@@ -2,7 +2,7 @@
 // What `keel run` and `keel resume` print on stdout when the run is over.
 // Free functions; call from one thread.
 
-#include "cli/llm_usage.h"
+#include "views/llm_usage.h"
 #include "engine/runner.h"
 #include "engine/workflow.h"
 

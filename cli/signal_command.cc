@@ -2,8 +2,6 @@
 // node (DESIGN.md §8), stored durably until a wait takes it.
 
 #include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -16,6 +14,7 @@
 #include "engine/clock.h"
 #include "engine/did_you_mean.h"
 #include "engine/wait_node.h"
+#include "views/run_actions.h"
 
 namespace keel::cli {
 namespace {
@@ -38,22 +37,18 @@ std::vector<std::string> AwaitedSignals(const std::vector<NodeRecord>& nodes) {
 int SignalCommand(const SignalArgs& args) {
   if (args.name.empty()) return UsageError("the signal's name may not be empty");
   std::string data = args.data ? *args.data : "null";
-  rapidjson::Document doc;
-  doc.Parse(data.c_str(), data.size());
-  if (doc.HasParseError()) {
-    return UsageError(
-        fmt::format("--data is not valid JSON: {} (at byte {}); quote it for the "
-                    "shell, e.g. --data '{{\"ok\": true}}'",
-                    rapidjson::GetParseError_En(doc.GetParseError()), doc.GetErrorOffset()));
+  Status valid = CheckSignalData(data);
+  if (!valid.ok()) {
+    return UsageError(fmt::format("--data is {}; quote it for the shell, e.g. --data "
+                                  "'{{\"ok\": true}}'",
+                                  valid.message()));
   }
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path, DbAccess::kWrite);
   if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) return UsageError("no keel database at " + db_path);
-  auto run = (*store)->GetRun(args.run_id);
+  auto run = SendRunSignal(**store, args.run_id, args.name, data, SystemClock()->WallNow());
   if (!run.ok()) return UsageError(run.status().message());
-  Status sent = (*store)->SendSignal(run->id, args.name, data, SystemClock()->WallNow());
-  if (!sent.ok()) return UsageError(sent.message());
   std::printf("signal '%s' sent to run %s\n", args.name.c_str(), run->id.c_str());
 
   // Where the run stands now, to say what happens next.

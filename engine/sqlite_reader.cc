@@ -100,6 +100,7 @@ Status SqliteReader::PrepareAll() {
                               ") AND instr(n.node, '[') = 0 AND instr(n.node, '/') = 0 AND "
                               "instr(n.node, '#') = 0)" + UsageSum("prompt_tokens") +
                               UsageSum("completion_tokens") + UsageSum("cost") + " FROM runs r ";
+  listing_sql_ = listing;
   const std::string order = " ORDER BY created_at DESC, rowid DESC LIMIT ?1";
   const std::string list_all = listing + order;
   const std::string list_by_status = listing + "WHERE status = ?2" + order;
@@ -169,7 +170,39 @@ Result<std::vector<EventRecord>> SqliteReader::GetEvents(const std::string& run_
   return ReadRows<EventRecord>(events_, "reading the events of run " + run_id, EventFromRow);
 }
 
+Result<std::vector<EventRecord>> SqliteReader::GetEventsAfter(const std::string& run_id,
+                                                             int64_t after, int limit) {
+  Statement stmt;
+  Status prepared = stmt.Prepare(
+      conn_.get(),
+      "SELECT run_id, seq, ts, node, kind, data_json FROM events WHERE run_id = ?1 AND seq > ?2 "
+      "ORDER BY seq LIMIT ?3");
+  if (!prepared.ok()) return prepared;
+  stmt.Bind(1, run_id).Bind(2, after).Bind(3, int64_t{limit});
+  return ReadRows<EventRecord>(stmt, "reading the events of run " + run_id, EventFromRow);
+}
+
 Result<std::vector<RunListing>> SqliteReader::ListRuns(const RunFilter& filter) {
+  if (!filter.workflow.empty() || !filter.before.empty()) {
+    // Walks the same indexes as the plain listings (runs_by_status or
+    // runs_by_created, newest first) from the cursor on; the workflow is
+    // checked on the rows walked.
+    std::string sql = listing_sql_ + "WHERE 1";
+    if (filter.status) sql += " AND status = ?2";
+    if (!filter.workflow.empty()) sql += " AND workflow = ?3";
+    if (!filter.before.empty()) {
+      sql += " AND (created_at, rowid) < (SELECT created_at, rowid FROM runs WHERE id = ?4)";
+    }
+    sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?1";
+    Statement stmt;
+    Status prepared = stmt.Prepare(conn_.get(), sql.c_str());
+    if (!prepared.ok()) return prepared;
+    stmt.Bind(1, filter.limit > 0 ? int64_t{filter.limit} : int64_t{-1});
+    if (filter.status) stmt.Bind(2, RunStatusName(*filter.status));
+    if (!filter.workflow.empty()) stmt.Bind(3, filter.workflow);
+    if (!filter.before.empty()) stmt.Bind(4, filter.before);
+    return ReadRows<RunListing>(stmt, "listing runs", ListingFromRow);
+  }
   Statement& stmt = filter.status ? list_by_status_ : list_all_;
   stmt.Bind(1, filter.limit > 0 ? int64_t{filter.limit} : int64_t{-1});
   if (filter.status) stmt.Bind(2, RunStatusName(*filter.status));

@@ -44,6 +44,9 @@ class SqliteReader {
                                                           int limit);
   Result<int64_t> LastEventCursor();
   Result<Store::StateCounts> CountState();
+  // engine/sqlite_service_reads.cc: Store::GetEventsAfter.
+  Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
+                                                  int limit);
 
  private:
   explicit SqliteReader(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
@@ -59,6 +62,9 @@ class SqliteReader {
   Statement events_;
   Statement list_all_;
   Statement list_by_status_;
+  // The listing's SELECT ... FROM runs r, for filters without a statement
+  // of their own (workflow, before).
+  std::string listing_sql_;
   Statement breakers_;
   VersionReader versions_;
 };

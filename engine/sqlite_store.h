@@ -137,6 +137,12 @@ class SqliteStore final : public Store {
                                                    int limit) override;
   Result<int64_t> LastEventCursor() override;
   Result<StateCounts> CountState() override;
+  // engine/sqlite_service_reads.cc: a connection of its own, so a lock held by
+  // another process is seen at once instead of after the busy timeout.
+  Status CheckReady() override;
+  // engine/sqlite_service_reads.cc too.
+  Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
+                                                  int limit) override;
 
   const std::string& path() const { return path_; }
 

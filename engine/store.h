@@ -145,6 +145,10 @@ enum class CancelOutcome {
 struct RunFilter {
   std::optional<RunStatus> status;
   int limit = 20;  // newest first; <= 0 means all
+  std::string workflow;  // only runs of this workflow; empty: any
+  // An exact run id: only runs listed after it, newest first (the next
+  // page); empty: from the newest. A run id that does not exist lists none.
+  std::string before;
 };
 
 class Store {
@@ -313,6 +317,26 @@ class Store {
   };
   virtual Result<StateCounts> CountState() {
     return Status::Error(ErrorKind::kPermanent, "state counts are not supported by this store");
+  }
+
+  // --- keel serve: readiness and event pages ---
+  //
+  // Readiness (/readyz):
+  // Ok when the database answers, this process can take a write transaction
+  // on it (one that writes nothing) and its schema is the version this
+  // binary writes. Otherwise why not, naming the cause: locked by another
+  // process (kTransient), read-only, missing, or an older or newer schema
+  // (kPermanent). Takes no longer than a second or so; any thread. Stores
+  // that cannot tell fail with kPermanent "not supported by this store".
+  virtual Status CheckReady() {
+    return Status::Error(ErrorKind::kPermanent, "readiness check not supported by this store");
+  }
+  // Up to `limit` events of run `run_id` (an exact id) with seq > `after`,
+  // in seq order: one page of GET /api/v1/runs/ID/events, read through the
+  // primary key from `after` on. Ok and empty for an unknown run.
+  virtual Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id,
+                                                          int64_t after, int limit) {
+    return Status::Error(ErrorKind::kPermanent, "event pages not supported by this store");
   }
 };
 

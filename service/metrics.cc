@@ -22,6 +22,29 @@ void Metrics::Register(httplib::Server& server) {
 
 Result<std::string> Metrics::Scrape() {
   MutexLock lock(&mu_);
+  // A reading already under way may have missed what was committed just
+  // before this request: wait for the next one.
+  const int64_t wanted = started_ + 1;
+  while (done_ < wanted) {
+    if (reading_) {
+      done_cv_.Wait(&mu_);
+      continue;
+    }
+    reading_ = true;
+    const int64_t mine = ++started_;
+    lock.Unlock();
+    Result<std::string> text = Read();
+    lock.Lock();
+    last_ = std::move(text);
+    done_ = mine;
+    reading_ = false;
+    done_cv_.SignalAll();
+  }
+  return last_;
+}
+
+Result<std::string> Metrics::Read() {
+  MutexLock lock(&state_mu_);
   for (;;) {
     auto events = store_->ReadEventsAfter(cursor_, "", batch_);
     if (!events.ok()) return events.status();

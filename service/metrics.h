@@ -7,8 +7,14 @@
 // work and are the same after a restart. Gauges (runs active, waiting,
 // queued; breaker states; pending signals) are read from the store as it is.
 //
-// Thread-safety: handlers run on any HTTP worker thread; one mutex
-// serializes scrapes and guards the state.
+// Scrapes arriving together share one reading: a request waits for the next
+// reading that starts after it arrived (so it sees every event committed
+// before it), and whoever finds none running does it. 100 scrapers at once
+// cost about two readings each, not a hundred.
+//
+// Thread-safety: handlers run on any HTTP worker thread. mu_ guards the
+// shared reading's bookkeeping; state_mu_ the folded state (held by the one
+// thread reading).
 
 #include <string>
 
@@ -32,12 +38,23 @@ class Metrics final : public Component {
   Result<std::string> Scrape();
 
  private:
+  // One reading: folds in the new events, reads the gauges, renders.
+  Result<std::string> Read();
+
   Store* const store_;
   Clock* const clock_;
   const int batch_;
+
   Mutex mu_;
-  int64_t cursor_ GUARDED_BY(mu_) = 0;  // every event up to it is folded in
-  MetricsState state_ GUARDED_BY(mu_);
+  CondVar done_cv_;  // a reading finished
+  bool reading_ GUARDED_BY(mu_) = false;
+  int64_t started_ GUARDED_BY(mu_) = 0;  // readings started
+  int64_t done_ GUARDED_BY(mu_) = 0;     // the number of the last reading finished
+  Result<std::string> last_ GUARDED_BY(mu_) = std::string();  // its text
+
+  Mutex state_mu_;
+  int64_t cursor_ GUARDED_BY(state_mu_) = 0;  // every event up to it is folded in
+  MetricsState state_ GUARDED_BY(state_mu_);
 };
 
 }  // namespace keel::service

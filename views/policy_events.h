@@ -11,7 +11,7 @@
 
 #include "engine/store.h"
 
-namespace keel::cli {
+namespace keel {
 
 // A node's policy events: kind -> count, sorted by kind. Besides the event
 // kinds (retry_scheduled, attempt_failed, circuit_rejected, breaker_opened,
@@ -28,4 +28,4 @@ std::map<std::string, PolicyCounts> CountPolicyEvents(const std::vector<EventRec
 // "2 retries, 1 timeout, breaker open, fallback"; "" when empty.
 std::string DescribePolicyEvents(const PolicyCounts& counts);
 
-}  // namespace keel::cli
+}  // namespace keel

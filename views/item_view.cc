@@ -1,4 +1,4 @@
-#include "cli/item_view.h"
+#include "views/item_view.h"
 
 #include <rapidjson/document.h>
 
@@ -7,9 +7,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "cli/map_progress.h"
+#include "views/item_names.h"
 
-namespace keel::cli {
+namespace keel {
 namespace {
 
 // The declared node a recorded name belongs to: "c" for "c/fetch",
@@ -136,4 +136,4 @@ WorkflowSpec WithInnerNodes(const WorkflowSpec& workflow, const std::vector<Node
   return out;
 }
 
-}  // namespace keel::cli
+}  // namespace keel

@@ -1,11 +1,11 @@
-#include "cli/policy_events.h"
+#include "views/policy_events.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
 #include <string_view>
 
-namespace keel::cli {
+namespace keel {
 namespace {
 
 constexpr char kTimedOut[] = "attempt_timed_out";
@@ -113,4 +113,4 @@ std::string DescribePolicyEvents(const PolicyCounts& counts) {
   return text;
 }
 
-}  // namespace keel::cli
+}  // namespace keel

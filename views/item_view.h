@@ -12,7 +12,7 @@
 #include "engine/store.h"
 #include "engine/workflow.h"
 
-namespace keel::cli {
+namespace keel {
 
 struct ItemTally {
   size_t total = 0;  // from the map's map_started event; else the items recorded
@@ -39,4 +39,4 @@ void ArrangeInnerNodes(std::vector<NodeRecord>* nodes, bool items);
 WorkflowSpec WithInnerNodes(const WorkflowSpec& workflow, const std::vector<NodeRecord>& nodes,
                             const std::map<std::string, ItemTally>& tallies, bool items);
 
-}  // namespace keel::cli
+}  // namespace keel

@@ -1,11 +1,11 @@
-#include "cli/script_versions_view.h"
+#include "views/script_versions_view.h"
 
 #include <cstdio>
 #include <map>
 
 #include "views/format.h"
 
-namespace keel::cli {
+namespace keel {
 namespace {
 
 // How many node names a version's line lists before "and N more".
@@ -113,4 +113,4 @@ void WriteNodeVersionJson(JsonOut* out, const NodeRecord& node) {
   }
 }
 
-}  // namespace keel::cli
+}  // namespace keel

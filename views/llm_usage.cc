@@ -1,4 +1,4 @@
-#include "cli/llm_usage.h"
+#include "views/llm_usage.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -9,7 +9,7 @@
 #include "engine/run_history.h"
 #include "views/format.h"
 
-namespace keel::cli {
+namespace keel {
 namespace {
 
 // One LLM call as its event records it.
@@ -136,4 +136,4 @@ std::string DescribeLlmCall(const EventRecord& event) {
   return text;
 }
 
-}  // namespace keel::cli
+}  // namespace keel

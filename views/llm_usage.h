@@ -14,7 +14,7 @@
 #include "engine/usage.h"
 #include "views/json_out.h"
 
-namespace keel::cli {
+namespace keel {
 
 struct LlmTotals {
   Usage usage;
@@ -47,4 +47,4 @@ void WriteUsageJson(JsonOut* out, const LlmTotals& totals);
 // other event.
 std::string DescribeLlmCall(const EventRecord& event);
 
-}  // namespace keel::cli
+}  // namespace keel

@@ -9,7 +9,7 @@
 #include "engine/store.h"
 #include "views/json_out.h"
 
-namespace keel::cli {
+namespace keel {
 
 // "forked    from RUN at node NODE" (or "..., every node run again"); nothing
 // for a run that was not forked.
@@ -32,4 +32,4 @@ void WriteRunConfigJson(JsonOut* out, const RunRecord& run,
 // written with, 0 for a record a fork reused, null when it was never recorded.
 void WriteNodeVersionJson(JsonOut* out, const NodeRecord& node);
 
-}  // namespace keel::cli
+}  // namespace keel

@@ -1,0 +1,222 @@
+#include "service/runs_api.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "engine/clock.h"
+#include "service/child_output.h"
+#include "service/json_response.h"
+#include "service/store_errors.h"
+#include "views/breaker_json.h"
+#include "views/event_json.h"
+#include "views/json_out.h"
+#include "views/run_actions.h"
+#include "views/run_detail.h"
+#include "views/run_list.h"
+#include "views/run_status.h"
+
+namespace keel::service {
+namespace {
+
+// A run id or prefix as the routes capture it: no '/' (the route), and
+// printable ASCII only, so nothing odd reaches the store or a child's argv.
+constexpr const char* kRunId = "([A-Za-z0-9_.:-]+)";
+
+// Seconds a child `keel graph` may take.
+constexpr double kGraphTimeout = 20;
+
+// Parses query parameter `name` as a whole number in [min, max]; `fallback`
+// when absent. False after writing a 400 naming the parameter.
+bool IntParam(const httplib::Request& request, httplib::Response& response, const char* name,
+              int64_t min, int64_t max, int64_t fallback, int64_t* value) {
+  if (!request.has_param(name)) {
+    *value = fallback;
+    return true;
+  }
+  std::string text = request.get_param_value(name);
+  char* end = nullptr;
+  errno = 0;
+  long long parsed = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || parsed < min) {
+    JsonError(response, 400,
+              std::string("query parameter ") + name + ": expected a whole number from " +
+                  std::to_string(min) + " to " + std::to_string(max));
+    return false;
+  }
+  *value = std::min<long long>(parsed, max);
+  return true;
+}
+
+bool FlagParam(const httplib::Request& request, const char* name) {
+  std::string value = request.get_param_value(name);
+  return value == "true" || value == "1";
+}
+
+double Now() { return SystemClock()->WallNow(); }
+
+void ListRuns(Store& store, const httplib::Request& request, httplib::Response& response) {
+  RunListQuery query;
+  query.status = request.get_param_value("status");
+  query.workflow = request.get_param_value("workflow");
+  query.before = request.get_param_value("before");
+  int64_t limit = 0;
+  if (!IntParam(request, response, "limit", 1, kMaxRunsPerPage, 20, &limit)) return;
+  query.limit = static_cast<int>(limit);
+  if (!query.before.empty()) {
+    auto cursor = store.GetRun(query.before);
+    if (!cursor.ok() || cursor->id != query.before) {
+      JsonError(response, 400, "query parameter before: no run with exactly this id");
+      return;
+    }
+  }
+  double now = Now();
+  auto rows = ListLabelledRuns(store, query, now);
+  if (!rows.ok()) {
+    if (rows.status().kind() == ErrorKind::kPermanent && rows.status().message().starts_with("'")) {
+      JsonError(response, 400, "query parameter status " + rows.status().message());
+    } else {
+      StoreError(response, rows.status());
+    }
+    return;
+  }
+  JsonOut out;
+  WriteRunListJson(&out, *rows, now);
+  JsonBody(response, 200, out.Text());
+}
+
+void ShowRun(Store& store, const httplib::Request& request, httplib::Response& response) {
+  auto detail = ReadRunDetail(store, request.matches[1], FlagParam(request, "events"),
+                              /*items=*/true, nullptr, Now());
+  if (!detail.ok()) return StoreError(response, detail.status());
+  JsonOut out;
+  WriteRunDetailJson(&out, *detail);
+  JsonBody(response, 200, out.Text());
+}
+
+void ListEvents(Store& store, const httplib::Request& request, httplib::Response& response) {
+  int64_t after = 0;
+  int64_t limit = 0;
+  if (!IntParam(request, response, "after", 0, INT64_MAX, 0, &after)) return;
+  if (!IntParam(request, response, "limit", 1, kMaxEventsPerPage, 1000, &limit)) return;
+  auto run = store.GetRun(request.matches[1]);
+  if (!run.ok()) return StoreError(response, run.status());
+  auto events = store.GetEventsAfter(run->id, after, static_cast<int>(limit));
+  if (!events.ok()) return StoreError(response, events.status());
+  JsonOut out;
+  out.BeginObject();
+  out.Key("run_id").String(run->id);
+  out.Key("events");
+  out.BeginArray();
+  for (const EventRecord& event : *events) WriteEventJson(&out, event);
+  out.EndArray();
+  // The cursor of the next page; null once this page was the last.
+  out.Key("next_after");
+  if (static_cast<int64_t>(events->size()) == limit) {
+    out.Int(events->back().seq);
+  } else {
+    out.Null();
+  }
+  out.EndObject();
+  JsonBody(response, 200, out.Text());
+}
+
+void ListBreakers(Store& store, httplib::Response& response) {
+  auto rows = store.ListBreakers();
+  if (!rows.ok()) return StoreError(response, rows.status());
+  JsonOut out;
+  WriteBreakersJson(&out, *rows, Now());
+  JsonBody(response, 200, out.Text());
+}
+
+void Cancel(Store& store, const httplib::Request& request, httplib::Response& response) {
+  auto decision = CancelRunNow(store, request.matches[1], Now());
+  if (!decision.ok()) return StoreError(response, decision.status());
+  bool requested = decision->outcome == CancelOutcome::kRequested;
+  JsonOut out;
+  out.BeginObject();
+  out.Key("run_id").String(decision->run.id);
+  // "cancelled": recorded so now; "requested": its live process was asked
+  // to stop, and records it cancelled within a second or so.
+  out.Key("outcome").String(requested ? "requested" : "cancelled");
+  out.Key("was").String(decision->was);
+  out.EndObject();
+  JsonBody(response, requested ? 202 : 200, out.Text());
+}
+
+void Signal(Store& store, const httplib::Request& request, httplib::Response& response) {
+  std::string data = request.body.empty() ? "null" : request.body;
+  Status valid = CheckSignalData(data);
+  if (!valid.ok()) return JsonError(response, 400, "request body " + valid.message());
+  std::string name = request.matches[2];
+  auto run = SendRunSignal(store, request.matches[1], name, data, Now());
+  if (!run.ok()) return StoreError(response, run.status());
+  auto now_run = store.GetRun(run->id);
+  JsonOut out;
+  out.BeginObject();
+  out.Key("run_id").String(run->id);
+  out.Key("signal").String(name);
+  out.Key("status").String(RunStatusLabel(now_run.ok() ? *now_run : *run, Now()));
+  out.EndObject();
+  JsonBody(response, 200, out.Text());
+}
+
+void ResetBreakers(Store& store, const std::string& key, httplib::Response& response) {
+  auto reset = ResetBreakerKeys(store, key);
+  if (!reset.ok()) {
+    if (!key.empty() && reset.status().message().starts_with("no breaker")) {
+      return JsonError(response, 404, reset.status().message());
+    }
+    return StoreError(response, reset.status());
+  }
+  JsonOut out;
+  out.BeginObject();
+  out.Key("reset").Int(*reset);
+  out.EndObject();
+  JsonBody(response, 200, out.Text());
+}
+
+}  // namespace
+
+void RunsApi::Register(httplib::Server& server) {
+  const std::string runs = "/api/v1/runs";
+  const std::string run = runs + "/" + kRunId;
+  server.Get(runs, [this](const httplib::Request& q, httplib::Response& r) {
+    ListRuns(store_, q, r);
+  });
+  server.Get(run, [this](const httplib::Request& q, httplib::Response& r) { ShowRun(store_, q, r); });
+  server.Get(run + "/events", [this](const httplib::Request& q, httplib::Response& r) {
+    ListEvents(store_, q, r);
+  });
+  server.Get(run + "/graph", [this](const httplib::Request& q, httplib::Response& r) {
+    auto found = store_.GetRun(q.matches[1]);
+    if (!found.ok()) return StoreError(r, found.status());
+    ChildOutput child = RunChild({options_.keel_path, "graph", found->id, "--format", "json",
+                                  "--db", options_.db},
+                                 kGraphTimeout);
+    if (child.exit_code != 0) {
+      return JsonError(r, 500, "cannot draw run " + found->id + ": " +
+                                   (child.error.empty() ? "keel graph failed" : child.error));
+    }
+    JsonBody(r, 200, std::move(child.out));
+  });
+  server.Post(run + "/cancel", [this](const httplib::Request& q, httplib::Response& r) {
+    Cancel(store_, q, r);
+  });
+  server.Post(run + "/signals/([^/]+)", [this](const httplib::Request& q, httplib::Response& r) {
+    Signal(store_, q, r);
+  });
+  server.Get("/api/v1/breakers", [this](const httplib::Request&, httplib::Response& r) {
+    ListBreakers(store_, r);
+  });
+  server.Post("/api/v1/breakers/reset", [this](const httplib::Request&, httplib::Response& r) {
+    ResetBreakers(store_, "", r);
+  });
+  server.Post("/api/v1/breakers/(.+)/reset", [this](const httplib::Request& q,
+                                                     httplib::Response& r) {
+    ResetBreakers(store_, q.matches[1], r);
+  });
+}
+
+}  // namespace keel::service

@@ -1,0 +1,51 @@
+#include "views/breaker_json.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace keel {
+
+std::optional<double> HalfOpenIn(const BreakerRow& row, double now) {
+  const BreakerSnapshot& s = row.snapshot;
+  if (s.state != BreakerState::kOpen) return std::nullopt;
+  return std::max(0.0, s.opened_at + s.cooldown - now);
+}
+
+double RoundedHealth(const BreakerSnapshot& s) { return std::round(HealthPercent(s) * 10) / 10; }
+
+void WriteBreakersJson(JsonOut* out_ptr, const std::vector<BreakerRow>& rows, double now) {
+  JsonOut& out = *out_ptr;
+  out.BeginArray();
+  for (const BreakerRow& row : rows) {
+    const BreakerSnapshot& s = row.snapshot;
+    out.BeginObject();
+    out.Key("key").String(row.key);
+    out.Key("state").String(BreakerStateName(s.state));
+    out.Key("failures").Int(s.consecutive_failures);
+    out.Key("calls").Int(s.calls);
+    out.Key("failed").Int(s.failed);
+    out.Key("health_percent").Raw(fmt::format("{}", RoundedHealth(s)));
+    out.Key("half_open_in_s").Seconds(HalfOpenIn(row, now));
+    out.Key("opened_at").TimeOrNull(s.opened_at);
+    out.Key("cooldown_s").Seconds(s.cooldown);
+    out.Key("updated_at").TimeOrNull(row.updated_at);
+    // Half-open calls running now, each holding a slot its process renews.
+    out.Key("probes");
+    out.BeginArray();
+    for (const ProbeLease& p : s.probes) {
+      out.BeginObject();
+      out.Key("pid").Int(p.owner.pid);
+      out.Key("host").String(p.owner.host);
+      out.Key("started_at").TimeOrNull(p.started_at);
+      out.Key("renewed_at").TimeOrNull(p.renewed_at);
+      out.EndObject();
+    }
+    out.EndArray();
+    out.EndObject();
+  }
+  out.EndArray();
+}
+
+}  // namespace keel

@@ -1,0 +1,23 @@
+#pragma once
+// A workflow's DAG as JSON, for `keel graph --format json` and GET
+// /api/v1/runs/ID/graph (the service runs the former; one serializer):
+//   {"workflow": NAME, "nodes": [{"name", "kind", "status"}...],
+//    "edges": [{"from": DEP, "to": NODE}...]}
+// "status" is the node's in the run ("pending" when not reached), absent
+// for a plain workflow; map items collapse into their map, whose kind
+// carries the counts. Free function; any thread.
+
+#include <string>
+#include <unordered_map>
+
+#include "engine/node_status.h"
+#include "engine/workflow.h"
+#include "views/json_out.h"
+
+namespace keel {
+
+// `statuses` (node name -> status) may be null: no statuses.
+void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
+                    const std::unordered_map<std::string, NodeStatus>* statuses);
+
+}  // namespace keel
