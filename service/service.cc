@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,8 +10,11 @@
 #include <cstdio>
 #include <thread>
 
+#include "engine/clock.h"
+#include "service/event_stream.h"
 #include "service/health.h"
 #include "service/listen_address.h"
+#include "service/metrics.h"
 #include "service/runs_api.h"
 
 namespace keel::service {
@@ -25,20 +27,10 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   std::vector<std::unique_ptr<Component>> components;
   components.push_back(std::make_unique<Health>(options, store));
   components.push_back(std::make_unique<RunsApi>(options, store));
+  components.push_back(std::make_unique<EventStream>(&store));
+  components.push_back(std::make_unique<Metrics>(&store, SystemClock()));
   return components;
 }
-
-// cpp-httplib listens with a backlog of 5, so a burst of connections (a
-// dashboard's page load, a load generator's 100) overflows it and the
-// extra clients wait a second for their SYN to be sent again. Listening
-// again on the bound socket raises the backlog (Linux updates it in place).
-class Server final : public httplib::Server {
- public:
-  void RaiseBacklog(int backlog) {
-    socket_t sock = svr_sock_;
-    if (sock != INVALID_SOCKET) ::listen(sock, backlog);
-  }
-};
 
 // SIGTERM and SIGINT are turned into a byte on this pipe (the self-pipe
 // trick), so that the main thread can wait for them with poll and no signal
@@ -79,7 +71,7 @@ void WaitForStop(const std::atomic<bool>& server_done) {
 Service::Service(ServiceOptions options, std::unique_ptr<Store> store, std::string token)
     : options_(std::move(options)),
       store_(std::move(store)),
-      server_(std::make_unique<Server>()),
+      server_(std::make_unique<httplib::Server>()),
       guard_(std::move(token)),
       components_(MakeComponents(options_, *store_)) {}
 
@@ -110,8 +102,6 @@ int Service::Run() {
                  options_.listen.c_str());
     return 2;
   }
-
-  static_cast<Server*>(server_.get())->RaiseBacklog(SOMAXCONN);
 
   std::atomic<bool> server_done{false};
   std::thread listener([&] {

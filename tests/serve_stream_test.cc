@@ -5,6 +5,7 @@
 // client, and Stop.
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -20,6 +21,7 @@
 #include "tests/sse_client.h"
 #include "tests/support/json.h"
 #include "tests/support/sandbox.h"
+#include "tests/support/serve_process.h"
 #include "tests/support/sqlite_db.h"
 
 namespace keel::testing {
@@ -291,6 +293,61 @@ TEST_CASE("a stalled client holds no one back and is disconnected" * doctest::ti
   for (int i = 0; i < 500 && server.stream->ClientCount() > 0; ++i) std::this_thread::sleep_for(10ms);
   CHECK(server.stream->ClientCount() == 0);
   close(stalled);
+}
+
+TEST_CASE("keel serve streams the history from a cursor and new runs live, and /metrics counts them; "
+          "SIGTERM ends open streams" *
+          doctest::timeout(120)) {
+  Sandbox box(KEEL_BIN);
+  CreateDb(box);
+  ServeProcess serve(KEEL_BIN, box.dir(), box.db());
+  std::vector<SseMessage> got;
+  std::atomic<bool> finished{false};
+  std::thread reader([&] {
+    SseClient client("127.0.0.1", serve.port());
+    client.Read("/api/v1/stream", {{"Last-Event-ID", "0"}}, [&](const SseMessage& m) {
+      got.push_back(m);
+      // The second run's end.
+      return !(Json::Parse(m.data)["kind"].Str() == "run_finished" &&
+               std::count_if(got.begin(), got.end(), [](const SseMessage& e) {
+                 return Json::Parse(e.data)["kind"].Str() == "run_finished";
+               }) == 2);
+    });
+    finished = true;
+  });
+  ExitInfo second = box.KeelDb({"run", box.Path("one.lua")});
+  REQUIRE(second.exit_code == 0);
+  reader.join();
+  auto table = TableAfter(box.db(), 0);
+  REQUIRE(got.size() == table.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(std::to_string(got[i].id) == table[i][0]);
+  CHECK(Json::Parse(got.back().data)["run_id"].Str() == RunIdFromStderr(second.err));
+
+  auto metrics = serve.Client()->Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->status == 200);
+  CHECK(metrics->body.find("\nkeel_runs_started_total 2\n") != std::string::npos);
+  CHECK(metrics->body.find("\nkeel_runs_finished_total{status=\"succeeded\"} 2\n") !=
+        std::string::npos);
+
+  // An idle stream stays open until the server stops, then ends at once.
+  std::atomic<bool> ended{false};
+  std::thread idle([&] {
+    SseClient client("127.0.0.1", serve.port());
+    client.Read("/api/v1/stream", {}, [](const SseMessage&) { return true; });
+    ended = true;
+  });
+  std::this_thread::sleep_for(300ms);
+  CHECK_FALSE(ended);
+  const auto stop = std::chrono::steady_clock::now();
+  kill(serve.process().pid(), SIGTERM);
+  ExitInfo exit = serve.process().Wait(20s);
+  idle.join();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - stop).count();
+  CHECK(exit.exit_code == 0);
+  CHECK(ended);
+  CHECK(seconds < 5);
 }
 
 }  // namespace
