@@ -11,12 +11,15 @@
 #include <cstdio>
 #include <thread>
 
+#include "engine/clock.h"
 #include "service/alert_notifier.h"
+#include "service/event_stream.h"
 #include "service/health.h"
-#include "service/provider_health.h"
 #include "service/listen_address.h"
-#include "service/runs_api.h"
+#include "service/metrics.h"
+#include "service/provider_health.h"
 #include "service/run_start_api.h"
+#include "service/runs_api.h"
 #include "service/scheduler.h"
 
 namespace keel::service {
@@ -33,6 +36,8 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   components.push_back(std::make_unique<Scheduler>(options, store));
   if (auto alerts = MakeAlertNotifier(options, store)) components.push_back(std::move(alerts));
   components.push_back(MakeProviderHealth(options));
+  components.push_back(std::make_unique<EventStream>(&store));
+  components.push_back(std::make_unique<Metrics>(&store, SystemClock()));
   return components;
 }
 
