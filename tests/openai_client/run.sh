@@ -35,6 +35,9 @@ fi
 cp "$here/check.mjs" "$work_dir/check.mjs" || exit 1
 
 out="$work_dir/server.out"
+# Emptied here, not by the redirection below: that runs in the background
+# child, and until it does the loop would read the previous run's port.
+: >"$out" || exit 1
 "$mock_bin" --log "$work_dir/requests.jsonl" >"$out" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null' EXIT
