@@ -358,9 +358,11 @@ TEST_CASE("a collector that is down or black-holed neither slows nor fails a run
     return t.seconds;
   };
   // Best of two each, so that one run slowed by a loaded machine (or a
-  // sanitizer) does not decide. The bound leaves a second over the run
-  // without an endpoint: a process that waited for the export's timeout
-  // (2 s) or much longer than its 0.3 s exit wait fails it.
+  // sanitizer) does not decide. A black hole whose accept queue is full
+  // leaves the exporter in connect, which curl gives up only at its next
+  // SYN retransmission (about 1 s) after the exit wait: so the bound leaves
+  // 1.6 s over the run without an endpoint. A process that waited for the
+  // export's timeout (2 s) or longer fails it.
   const std::string endpoint = "OTEL_EXPORTER_OTLP_ENDPOINT";
   Env closed = {{endpoint, "http://127.0.0.1:" + std::to_string(ClosedPort())}};
   BlackHole hole;
@@ -370,8 +372,8 @@ TEST_CASE("a collector that is down or black-holed neither slows nor fails a run
   double holed = std::min(run(holed_env), run(holed_env));
   MESSAGE("run without endpoint " << base << " s, collector down " << down
                                    << " s, black-holed " << holed << " s");
-  CHECK(down < 1.5 * base + 1.0);
-  CHECK(holed < 1.5 * base + 1.0);
+  CHECK(down < 1.5 * base + 1.6);
+  CHECK(holed < 1.5 * base + 1.6);
 }
 
 TEST_CASE("overhead of traces on a 1,000-node run" * doctest::timeout(300)) {
