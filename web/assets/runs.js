@@ -1,0 +1,7 @@
+// The runs page (placeholder until it is written).
+import { h } from "./ui.js";
+
+export function mount(root) {
+  root.append(h("h1", {}, "runs"));
+  return null;
+}
