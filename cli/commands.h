@@ -126,6 +126,7 @@ struct ServeArgs {
   std::string token_env;
   int max_runs = 4;
   std::string notify;
+  std::string web_dir;  // --web-dir (hidden): the dashboard from disk
 };
 int ServeCommand(const ServeArgs& args);
 

@@ -280,6 +280,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--notify", serve.notify,
                         "Webhook URL for alerts (failed or degraded runs, breakers opening)");
+  // Hidden: serves the dashboard's files from DIR, read on each request,
+  // for developing the page without rebuilding (docs/reference.md).
+  serve_cmd->add_option("--web-dir", serve.web_dir, "Serve the dashboard from DIR")->group("");
   serve_cmd->callback([&] { action = [&] { return ServeCommand(serve); }; });
 
   if (argc == 1) {

@@ -13,6 +13,7 @@
 
 #include "engine/clock.h"
 #include "service/alert_notifier.h"
+#include "service/dashboard.h"
 #include "service/event_stream.h"
 #include "service/health.h"
 #include "service/listen_address.h"
@@ -38,6 +39,7 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   components.push_back(MakeProviderHealth(options));
   components.push_back(std::make_unique<EventStream>(&store));
   components.push_back(std::make_unique<Metrics>(&store, SystemClock()));
+  components.push_back(std::make_unique<Dashboard>(options.web_dir));
   return components;
 }
 
