@@ -64,6 +64,7 @@ int ForkCommand(const ForkArgs& args);
 
 struct RunsArgs {
   std::string status;    // empty: any
+  std::string state;     // a live state (views/live_state.h); empty: any
   std::string workflow;  // empty: any
   int limit = 20;
   bool json = false;
@@ -77,8 +78,10 @@ struct ShowArgs {
   bool items = false;  // list map items instead of their counts
   bool json = false;
   std::string db;
+  std::string node;  // --node: show this node alone (cli/show_node.cc)
 };
 int ShowCommand(const ShowArgs& args);
+int ShowNodeCommand(const ShowArgs& args);
 
 struct BreakersArgs {
   std::string reset;  // a breaker key to delete; empty: none

@@ -20,6 +20,7 @@
 #include "service/metrics.h"
 #include "service/provider_health.h"
 #include "service/run_start_api.h"
+#include "service/nodes_api.h"
 #include "service/runs_api.h"
 #include "service/scheduler.h"
 
@@ -33,6 +34,7 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   std::vector<std::unique_ptr<Component>> components;
   components.push_back(std::make_unique<Health>(options, store));
   components.push_back(std::make_unique<RunsApi>(options, store));
+  components.push_back(std::make_unique<NodesApi>(options, store));
   components.push_back(std::make_unique<RunStartApi>(options, &store));
   components.push_back(std::make_unique<Scheduler>(options, store));
   if (auto alerts = MakeAlertNotifier(options, store)) components.push_back(std::move(alerts));
