@@ -2,7 +2,7 @@
 // query (status, state, workflow, since, and `before` for the page), rows
 // updated in place from the live stream. Main thread only.
 import { api, follow, enc } from "./api.js";
-import { h, badge, words, fmtTime, fmtDuration, fmtCost, fmtTokens, useCss, errorBox } from "./ui.js";
+import { h, badge, words, fmtTime, fmtDuration, fmtCountdown, fmtCost, fmtTokens, useCss, errorBox } from "./ui.js";
 
 const PAGE = 50;
 const STATUSES = ["running", "queued", "waiting", "interrupted", "succeeded", "failed", "degraded", "cancelled"];
@@ -43,6 +43,14 @@ export function stateWords(run) {
   if (s === "waiting_signal") return run.waiting_for ? "waiting for signal " + run.waiting_for : "waiting for a signal";
   if (s === "waiting_timer") return "waiting for timer";
   return words(s);
+}
+
+// A finished run's duration as measured; a running one's in whole seconds
+// (it ticks).
+function durationText(run, dur) {
+  if (dur === null) return "—";
+  if (run.status !== "running") return fmtDuration(dur);
+  return dur < 1 ? "0s" : fmtCountdown(Math.floor(dur));
 }
 
 function elapsed(run, fetchedAt) {
@@ -252,7 +260,7 @@ export function mount(root, route) {
     const state = stateWords(run);
     const dur = elapsed(run, row.fetchedAt);
     row.tr.dataset.status = run.status;
-    row.durationCell = h("td", { class: "num", "data-label": "Duration" }, dur === null ? "—" : fmtDuration(dur));
+    row.durationCell = h("td", { class: "num", "data-label": "Duration" }, durationText(run, dur));
     row.tr.replaceChildren(
       h("td", { "data-label": "Run" }, h("a", { href: "/runs/" + enc(run.run_id), "data-link": true, class: "mono" }, run.run_id)),
       h("td", { "data-label": "Workflow" }, run.workflow || ""),
@@ -311,6 +319,7 @@ export function mount(root, route) {
       } else if (ev.kind === "run_finished" && d.status) {
         run.status = d.status;
         run.state = null;
+        if (ev.ts && run.started_at) run.duration_s = Math.max(0, (Date.parse(ev.ts) - Date.parse(run.started_at)) / 1000);
         if (d.error) run.error = d.error;
         dirty.add(row);
       } else if (ev.kind === "run_interrupted") {
@@ -346,7 +355,7 @@ export function mount(root, route) {
     for (const row of rows.values()) {
       if (row.run.status !== "running") continue;
       const dur = elapsed(row.run, row.fetchedAt);
-      row.durationCell.textContent = dur === null ? "—" : fmtDuration(dur);
+      row.durationCell.textContent = durationText(row.run, dur);
     }
   }, 1000);
 

@@ -54,6 +54,7 @@ export function mount(root, route) {
   let stopped = false;
   let files = [];
   let inputs = []; // {name, kind, el} of the chosen workflow's params
+  let manual = null; // {file, params} inputs when the list is not available
 
   const select = h("select", { name: "workflow", id: "start-workflow", required: true, onchange: choose },
     h("option", { value: "" }, "loading…"));
@@ -78,6 +79,7 @@ export function mount(root, route) {
     } catch (e) {
       if (stopped) return;
       select.replaceChildren(h("option", { value: "" }, "no list"));
+      manualForm();
       message.replaceChildren(errorBox("listing the workflows", "GET /api/v1/workflows", e));
       return;
     }
@@ -110,6 +112,22 @@ export function mount(root, route) {
       }
     }
     choose();
+  }
+
+  // Without the list, the file's path and the params as JSON are typed.
+  function manualForm() {
+    const file = h("input", { type: "text", name: "file", id: "start-file", required: true, placeholder: "dir/flow.lua", autocomplete: "off", class: "mono" });
+    const params = h("textarea", { name: "params", id: "start-params", rows: "4", spellcheck: "false", class: "mono" });
+    file.value = route.query.get("workflow") || "";
+    params.value = "{}";
+    manual = { file, params };
+    select.closest("label").hidden = true;
+    submit.disabled = false;
+    paramsBox.replaceChildren(
+      h("p", { class: "muted" }, "Without the list, type the file's path under keel serve's --workflows directory and its params."),
+      h("div", { class: "param-grid" },
+        h("div", { class: "param" }, h("label", { for: "start-file" }, "Workflow file"), file),
+        h("div", { class: "param json" }, h("label", { for: "start-params" }, "Params (a JSON object)"), params)));
   }
 
   function choose() {
@@ -175,11 +193,22 @@ export function mount(root, route) {
 
   async function onSubmit(e) {
     e.preventDefault();
-    const file = select.value;
-    if (!file) return;
+    const file = manual ? manual.file.value.trim() : select.value;
+    if (!file) {
+      if (manual) manual.file.focus();
+      return;
+    }
     let params;
     try {
-      params = readParams(inputs);
+      if (manual) {
+        inputs = [{ name: "params", kind: "json", el: manual.params }];
+        params = readParams(inputs).params;
+        if (!params || typeof params !== "object" || Array.isArray(params)) {
+          throw Object.assign(new Error("params: must be a JSON object, such as {} or {\"topic\": \"x\"}"), { input: manual.params });
+        }
+      } else {
+        params = readParams(inputs);
+      }
     } catch (err) {
       formError.replaceChildren(h("div", { class: "error-box", role: "alert" }, err.message));
       if (err.input) err.input.focus();

@@ -144,7 +144,7 @@ export function useCss(name) {
 export function errorBox(what, request, err) {
   const status = err && err.status ? ` (HTTP ${err.status})` : "";
   return h("div", { class: "error-box", role: "alert" },
-    h("strong", {}, "Failed: " + what), " — ", request ? h("code", {}, request) : null,
+    h("strong", {}, "Failed: " + what), request ? [" — ", h("code", {}, request)] : null,
     status + ": " + ((err && err.message) || String(err)));
 }
 
