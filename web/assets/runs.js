@@ -198,7 +198,7 @@ export function mount(root, route) {
       list = await api(path);
     } catch (e) {
       if (stopped || mine !== loading) return;
-      message.replaceChildren(errorBox("loading the runs", "GET /api/v1/" + path, e));
+      message.replaceChildren(errorBox("loading the runs", "GET /api/v1/" + decodeURIComponent(path), e));
       return;
     }
     if (stopped || mine !== loading) return;
@@ -208,6 +208,21 @@ export function mount(root, route) {
     }
     message.replaceChildren();
     render(list);
+    const ignored = ignoredFilters(list, path);
+    if (ignored.length) {
+      message.replaceChildren(errorBox("filtering the runs", "GET /api/v1/" + decodeURIComponent(path),
+        new Error(`this keel serve does not filter by ${ignored.join(" or ")} (the list is not filtered by it)`)));
+    }
+  }
+
+  // Filters the server answered without applying (an older keel serve
+  // ignores query parameters it does not know).
+  function ignoredFilters(list, path) {
+    const out = [];
+    if (filters.state && list.some((r) => !("state" in r) || (r.state !== filters.state))) out.push("state");
+    const since = new URLSearchParams(path.split("?")[1]).get("since");
+    if (since && list.some((r) => r.started_at && r.started_at < since)) out.push("since");
+    return out;
   }
 
   function render(list) {
