@@ -102,7 +102,7 @@ export function mount(root, route) {
 
   const message = h("div", { class: "runs-message" });
   const tbody = h("tbody");
-  const table = h("table", { class: "runs", "data-testid": "runs-table" },
+  const table = h("table", { class: "runs", "data-testid": "runs-table", "aria-busy": "true" },
     h("caption", { class: "visually-hidden" }, "Runs, newest first"),
     h("thead", {}, h("tr", {},
       ["Run", "Workflow", "Status", "Started", "Duration", "Nodes", "Tokens", "Cost", "Error"].map((c, i) =>
@@ -112,7 +112,7 @@ export function mount(root, route) {
   const newerBtn = h("button", { type: "button", onclick: goNewer }, "← Newer");
   const olderBtn = h("button", { type: "button", onclick: goOlder }, "Older →");
   const pageInfo = h("span", { class: "muted page-info" });
-  const pager = h("nav", { class: "pager", "aria-label": "Pages" }, newestBtn, newerBtn, pageInfo, olderBtn);
+  const pager = h("nav", { class: "pager", "aria-label": "Pages", hidden: true }, newestBtn, newerBtn, pageInfo, olderBtn);
 
   root.append(
     h("div", { class: "page-head" }, h("h1", {}, "Runs"),
@@ -227,6 +227,7 @@ export function mount(root, route) {
 
   function render(list) {
     const fetchedAt = Date.now();
+    table.removeAttribute("aria-busy");
     const keep = new Set(list.map((r) => r.run_id));
     for (const [id, row] of rows) {
       if (!keep.has(id)) {
@@ -258,6 +259,7 @@ export function mount(root, route) {
           h("code", {}, "keel run flow.lua --db THIS_DATABASE"), "."]));
     }
     table.hidden = list.length === 0;
+    pager.hidden = list.length === 0 && !before;
     newestBtn.disabled = !before;
     newerBtn.disabled = !before;
     olderBtn.disabled = list.length < PAGE;
