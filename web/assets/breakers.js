@@ -51,14 +51,15 @@ export function failureWords(b) {
     s += winCalls ? ` (${pct(share)})` : "";
     if (typeof rate === "number") {
       if (rate <= 1) rate *= 100;
-      s += `, opens at ${pct(rate)}`;
+      s += b.state === "closed" ? `, opens at ${pct(rate)}` : ` (threshold ${pct(rate)})`;
       if (typeof minCalls === "number") s += ` once ${minCalls} calls are in the window`;
     }
     parts.push(s);
   }
   const inRow = b.failures || 0;
   if (typeof threshold === "number") {
-    parts.push(`${inRow} failure${inRow === 1 ? "" : "s"} in a row, opens at ${threshold}`);
+    parts.push(`${inRow} failure${inRow === 1 ? "" : "s"} in a row` +
+      (b.state === "closed" ? `, opens at ${threshold}` : ` (threshold ${threshold})`));
   } else if (inRow) {
     parts.push(`${inRow} failure${inRow === 1 ? "" : "s"} in a row`);
   }
@@ -188,7 +189,12 @@ export function mount(root) {
 
   function probesText(b) {
     const n = Array.isArray(b.probes) ? b.probes.length : 0;
-    return n ? `${n} probe${n === 1 ? "" : "s"} running` : "";
+    const allowed = pick(b, "probes_allowed", "config.probes");
+    const needed = pick(b, "successes_needed", "config.successes");
+    if (b.state !== "half_open" && !n) return "";
+    let s = typeof allowed === "number" ? `${n} of ${allowed} probe${allowed === 1 ? "" : "s"} running` : `${n} probe${n === 1 ? "" : "s"} running`;
+    if (b.state === "half_open" && typeof needed === "number") s += `; closes after ${needed} success${needed === 1 ? "" : "es"}`;
+    return s;
   }
 
   function lastError(b) {

@@ -40,6 +40,8 @@ export function sinceToIso(text, now = Date.now()) {
 export function stateWords(run) {
   const s = run.state;
   if (!s || s === run.status) return "";
+  if (run.status === "waiting" && s === "waiting_signal") return run.waiting_for ? "for signal " + run.waiting_for : "for a signal";
+  if (run.status === "waiting" && s === "waiting_timer") return "for a timer";
   if (s === "waiting_signal") return run.waiting_for ? "waiting for signal " + run.waiting_for : "waiting for a signal";
   if (s === "waiting_timer") return "waiting for timer";
   return words(s);
@@ -283,7 +285,7 @@ export function mount(root, route) {
       h("td", { "data-label": "Workflow" }, run.workflow || ""),
       h("td", { "data-label": "Status" },
         h("span", { "data-testid": "run-status", class: "run-status" }, badge(run.status),
-          state ? h("span", { class: "state s-" + run.state }, " · " + state) : null)),
+          state ? h("span", { class: "state s-" + run.state }, (run.status === "waiting" ? " " : " · ") + state) : null)),
       h("td", { "data-label": "Started", title: run.started_at || "" }, fmtTime(run.started_at)),
       row.durationCell,
       h("td", { "data-label": "Nodes", class: "nodes" },
