@@ -3,7 +3,7 @@
 // a countdown, and Reset (one or all). Polled every 2 s and asked again at
 // once on breaker events from the live stream. Main thread only.
 import { api, follow, enc } from "./api.js";
-import { h, badge, act, fmtTime, fmtCountdown, useCss, errorBox } from "./ui.js";
+import { h, badge, confirmAction, toast, fmtTime, fmtCountdown, useCss, errorBox } from "./ui.js";
 
 const POLL_MS = 2000;
 const BREAKER_EVENTS = new Set(["breaker_opened", "breaker_half_open", "breaker_closed", "breaker_reopened", "circuit_rejected"]);
@@ -223,16 +223,29 @@ export function mount(root) {
     }
   }
 
+  // Confirms, posts, says the result in the toast, and reads the list again.
+  async function reset(title, body, path, okLabel) {
+    if (!(await confirmAction(title, body, okLabel))) return;
+    try {
+      const res = await api(path, { method: "POST" });
+      const n = res && typeof res.reset === "number" ? res.reset : null;
+      toast(n === null ? title + ": done" : `Reset ${n} breaker${n === 1 ? "" : "s"}`);
+    } catch (e) {
+      toast(title + " failed: " + e.message, "error");
+    }
+    load();
+  }
+
   function onReset(key) {
-    act(`Reset breaker ${key}`, h("p", {}, "Breaker ", h("code", {}, key),
+    reset(`Reset breaker ${key}`, h("p", {}, "Breaker ", h("code", {}, key),
       " is deleted: the next call through it starts closed, with no history."),
-    () => api("breakers/" + enc(key) + "/reset", { method: "POST" }), "Reset").then(() => load());
+    "breakers/" + enc(key) + "/reset", "Reset");
   }
 
   function onResetAll() {
     const n = rows.size;
-    act("Reset all breakers", `All ${n} breaker${n === 1 ? " is" : "s are"} deleted: every next call starts closed, with no history.`,
-      () => api("breakers/reset", { method: "POST" }), "Reset all").then(() => load());
+    reset("Reset all breakers", `All ${n} breaker${n === 1 ? " is" : "s are"} deleted: every next call starts closed, with no history.`,
+      "breakers/reset", "Reset all");
   }
 
   const ticker = setInterval(() => { for (const row of rows.values()) tickRow(row); }, 1000);
