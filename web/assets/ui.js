@@ -30,11 +30,16 @@ function append(el, children) {
 }
 
 const SYMBOLS = {
-  succeeded: "✓", failed: "✗", degraded: "◐", running: "▶", waiting: "⏸",
+  succeeded: "✓", failed: "✗", degraded: "◐", running: "▶", waiting: "‖",
   interrupted: "⚠", cancelled: "⊘", queued: "…", pending: "○", skipped: "↷",
-  fallback: "↺", retrying: "⟳", backing_off: "⏱", breaker_open: "⛔",
-  waiting_signal: "✉", waiting_timer: "⏱", open: "⛔", half_open: "◑", closed: "✓",
+  fallback: "↺", retrying: "⟳", backing_off: "◷", breaker_open: "⊗",
+  waiting_signal: "✉", waiting_timer: "◷", open: "⊗", half_open: "◑", closed: "✓",
 };
+
+// The symbol shown with `status` (for drawings where badge() does not fit).
+export function symbol(status) {
+  return SYMBOLS[status] || "•";
+}
 
 // "backing_off" -> "backing off".
 export function words(status) {
