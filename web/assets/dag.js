@@ -36,14 +36,22 @@ export function createDag({ onOpen, onExpand }) {
 
   const apply = () => view.setAttribute("transform", `translate(${tx},${ty}) scale(${scale})`);
 
-  function fit() {
+  // Fits the whole graph; when that would make the nodes unreadable (a big
+  // graph) and `readable` is set, shows its start at a readable scale instead.
+  function fit(readable = false) {
     const box = svg.getBoundingClientRect();
     if (!box.width || !box.height) return;
     const pad = 16;
     scale = Math.min((box.width - 2 * pad) / size.width, (box.height - 2 * pad) / size.height, 1.5);
-    scale = Math.max(scale, 0.05);
-    tx = (box.width - size.width * scale) / 2;
-    ty = pad + Math.max(0, (box.height - 2 * pad - size.height * scale) / 2);
+    if (readable && scale < 0.45) {
+      scale = 0.6;
+      tx = pad;
+      ty = pad;
+    } else {
+      scale = Math.max(scale, 0.02);
+      tx = (box.width - size.width * scale) / 2;
+      ty = pad + Math.max(0, (box.height - 2 * pad - size.height * scale) / 2);
+    }
     apply();
   }
 
@@ -115,7 +123,7 @@ export function createDag({ onOpen, onExpand }) {
     nodes.clear();
     for (const n of graph.nodes) layer.append(drawNode(n));
     view.replaceChildren(marker, edges, layer);
-    requestAnimationFrame(fit);
+    requestAnimationFrame(() => fit(true));
   }
 
   function drawNode(n) {
@@ -126,22 +134,23 @@ export function createDag({ onOpen, onExpand }) {
       dataset: { node: n.name, status: n.status || "pending" }, transform: `translate(${x},${y})` });
     const title = h("svg:title", {});
     const rect = h("svg:rect", { width: w, height: hgt, rx: "6" });
-    const clip = Math.max(4, Math.floor((w - 12) / 7));
+    const clip = Math.max(4, Math.floor((w - (items ? 36 : 12)) / 7));
     const name = n.name.length > clip ? n.name.slice(0, clip - 1) + "…" : n.name;
-    const label = h("svg:text", { x: "8", y: items ? "15" : "19", class: "dag-name" }, name);
-    const state = h("svg:text", { x: "8", y: items ? "29" : "37", class: "dag-state" });
+    const f = Math.max(1, hgt / 50); // map boxes hold three lines and a bar
+    const label = h("svg:text", { x: "8", y: items ? String(13 * f) : String(hgt / 2 - 6), class: "dag-name" }, name);
+    const state = h("svg:text", { x: "8", y: items ? String(36 * f) : String(hgt / 2 + 12), class: items ? "dag-state small" : "dag-state" });
     g.append(title, rect, label, state);
     const rec = { g, rect, state, title, name: n.name, kind: n.kind, status: n.status || "pending", items, w, hgt };
     if (items) {
-      const bw = w - 16;
-      rec.barBg = h("svg:rect", { x: "8", y: String(hgt - 14), width: bw, height: "5", class: "dag-bar-bg" });
-      rec.barOk = h("svg:rect", { x: "8", y: String(hgt - 14), width: "0", height: "5", class: "dag-bar-ok" });
-      rec.barBad = h("svg:rect", { x: "8", y: String(hgt - 14), width: "0", height: "5", class: "dag-bar-bad" });
-      rec.progress = h("svg:text", { x: String(w - 8), y: "15", class: "dag-progress", "text-anchor": "end" });
+      const bw = w - 16, by = String(hgt - 8);
+      rec.barBg = h("svg:rect", { x: "8", y: by, width: bw, height: "4", class: "dag-bar-bg" });
+      rec.barOk = h("svg:rect", { x: "8", y: by, width: "0", height: "4", class: "dag-bar-ok" });
+      rec.barBad = h("svg:rect", { x: "8", y: by, width: "0", height: "4", class: "dag-bar-bad" });
+      rec.progress = h("svg:text", { x: "8", y: String(25 * f), class: "dag-progress" });
       const expand = h("svg:g", { "data-testid": "expand-items", class: "dag-expand", tabindex: "0", role: "button",
         "aria-label": "List the items of " + n.name }, h("svg:title", {}, "List the items"),
-        h("svg:rect", { x: String(w - 26), y: String(hgt - 30), width: "20", height: "14", rx: "3" }),
-        h("svg:text", { x: String(w - 16), y: String(hgt - 19.5), "text-anchor": "middle" }, "☰"));
+        h("svg:rect", { x: String(w - 26), y: "3", width: "22", height: "15", rx: "3" }),
+        h("svg:text", { x: String(w - 15), y: "14", "text-anchor": "middle" }, "☰"));
       g.append(rec.barBg, rec.barOk, rec.barBad, rec.progress, expand);
     }
     nodes.set(n.name, rec);
@@ -160,6 +169,12 @@ export function createDag({ onOpen, onExpand }) {
       const progress = done.toLocaleString("en-US") + "/" + it.total.toLocaleString("en-US") +
         (it.failed ? ", " + it.failed.toLocaleString("en-US") + " failed" : "");
       rec.progress.textContent = progress;
+      if (progress.length * 5.6 > rec.w - 16) {
+        rec.progress.setAttribute("textLength", String(rec.w - 16));
+        rec.progress.setAttribute("lengthAdjust", "spacingAndGlyphs");
+      } else {
+        rec.progress.removeAttribute("textLength");
+      }
       const bw = rec.w - 16, total = Math.max(1, it.total);
       rec.barOk.setAttribute("width", String(bw * it.succeeded / total));
       rec.barBad.setAttribute("x", String(8 + bw * it.succeeded / total));

@@ -8,9 +8,16 @@ import { h, badge, words, fmtTime, fmtDuration, fmtCost, fmtTokens } from "./ui.
 import { jsonView } from "./json_view.js";
 
 const ITEMS_PAGE = 50;
+// What a node's status says when the server gives no "why".
+const PLAIN = {
+  succeeded: "It succeeded.", failed: "It failed: its attempts below say why.",
+  fallback: "It failed and its fallback stood in for it.", running: "It is running now.",
+  skipped: "It was skipped.", cancelled: "It was cancelled.", pending: "It has not started.",
+};
 
-// createPanel({run, onRerunFrom(name), onForkFrom(name), onClose()}).
-export function createPanel({ run, onRerunFrom, onForkFrom, onClose }) {
+// createPanel({run, onRerunFrom(name), onForkFrom(name), onClose(),
+// hasItems(name): whether the node is a map}).
+export function createPanel({ run, onRerunFrom, onForkFrom, onClose, hasItems = () => false }) {
   const body = h("div", { class: "np-body" });
   const closeBtn = h("button", { type: "button", class: "np-close", "aria-label": "Close the node panel" }, "✕");
   const el = h("aside", { "data-testid": "node-panel", class: "node-panel", hidden: true, "aria-label": "Node details",
@@ -26,6 +33,7 @@ export function createPanel({ run, onRerunFrom, onForkFrom, onClose }) {
     if (current !== name) back = document.activeElement;
     current = name;
     el.hidden = false;
+    document.body.classList.add("np-open");
     if (loading) loading.abort();
     loading = new AbortController();
     const signal = loading.signal;
@@ -55,6 +63,7 @@ export function createPanel({ run, onRerunFrom, onForkFrom, onClose }) {
     current = null;
     if (loading) loading.abort();
     el.hidden = true;
+    document.body.classList.remove("np-open");
     body.replaceChildren();
     delete body.dataset.node;
     onClose();
@@ -72,10 +81,10 @@ export function createPanel({ run, onRerunFrom, onForkFrom, onClose }) {
       h("h2", { class: "np-title", tabindex: "-1" }, n.node),
       h("div", { class: "np-status" }, badge(n.status, "node-status"), " ", h("span", { class: "muted" }, n.kind || "")),
       h("p", { "data-testid": "node-why", class: "np-why" + (n.why ? "" : " muted") },
-        n.why || "Nothing holds this node: it is " + words(n.status) + "."),
+        n.why || PLAIN[n.status] || "Status: " + words(n.status) + "."),
       actions(n.node),
     ];
-    const isMap = /^map\b/.test(n.kind || "") || showItems;
+    const isMap = /^map\b/.test(n.kind || "") || showItems || hasItems(n.node);
     if (isMap) out.push(section("Items", itemsList(n.node), true));
     out.push(section(`Attempts (${(n.attempts || []).length})`, attempts(n.attempts || []), true));
     const truncated = new Set(n.truncated || []);

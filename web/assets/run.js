@@ -30,7 +30,8 @@ export function mount(root, route) {
   linkCss();
   const id = route.params[0];
   let run = null; // the run detail, kept current
-  let stopped = false, loaded = false, timelineSeq = 0, timelineCapped = false;
+  let stopped = false, loaded = false, timelineSeq = 0, timelineCapped = false, timelineReady = false;
+  const timelineWaiting = []; // live events that arrive while the timeline's events are read
   let queue = [], frame = 0, refetching = false, panelTimer = 0;
   const buffer = [];
 
@@ -49,6 +50,7 @@ export function mount(root, route) {
     onRerunFrom: (node) => actions.rerunFrom(run ? run.run_id : id, node).then((r) => r && refetch()),
     onForkFrom: (node) => actions.fork(run ? run.run_id : id, run && run.params, node),
     onClose: () => setNodeQuery(null),
+    hasItems: (name) => !!dag.itemsOf(name),
   });
   const openNode = (name, opts) => { setNodeQuery(name); panel.open(name, opts); };
 
@@ -101,7 +103,9 @@ export function mount(root, route) {
   }
 
   function applyEvent(e) {
-    if (e.seq > timelineSeq && !timelineCapped) {
+    if (!timelineReady) {
+      if (timelineWaiting.length < BUFFER) timelineWaiting.push(e);
+    } else if (e.seq > timelineSeq && !timelineCapped) {
       timeline.apply(e);
       timelineSeq = e.seq;
     }
@@ -168,8 +172,16 @@ export function mount(root, route) {
 
   function afterRun() {
     header.update(run, dag);
+    timeline.setFinished(run.finished_at || (["running", "queued", "waiting"].includes(run.status) ? null : lastTs(run)));
     signal.el.hidden = run.status !== "waiting";
     header.loadState(run);
+  }
+
+  // When a stopped run (interrupted, waiting) has no finished_at, its bars
+  // end at its last recorded moment, not at the clock.
+  function lastTs(r) {
+    if (r.started_at && r.active_s !== null && r.active_s !== undefined) return new Date(Date.parse(r.started_at) + r.active_s * 1000).toISOString();
+    return null;
   }
 
   const listRows = new Map();
@@ -223,6 +235,13 @@ export function mount(root, route) {
     loaded = true;
     for (const e of buffer.splice(0)) queue.push(e);
     await loadTimeline();
+    timelineReady = true;
+    if (!timelineCapped) {
+      for (const e of timelineWaiting.splice(0)) {
+        if (e.seq > timelineSeq) { timeline.apply(e); timelineSeq = e.seq; }
+      }
+    }
+    timelineWaiting.length = 0;
     if (queue.length && !frame) frame = requestAnimationFrame(flush);
   })();
 
@@ -241,6 +260,7 @@ export function mount(root, route) {
         after = page.next_after;
         if (count >= TIMELINE_EVENTS) {
           timelineCapped = true;
+          timeline.closeOpen((n) => dag.statusOf(n) || (run.nodes.find((x) => x.node === n) || {}).status);
           timeline.setNote(`This run has more than ${TIMELINE_EVENTS.toLocaleString("en-US")} events: the timeline shows the first ${count.toLocaleString("en-US")}.`);
           break;
         }
@@ -267,6 +287,7 @@ export function mount(root, route) {
     header.destroy();
     document.removeEventListener("keydown", onKey);
     panel.el.remove();
+    document.body.classList.remove("np-open");
   };
 }
 

@@ -10,7 +10,7 @@ import { h, fmtDuration, words } from "./ui.js";
 const MAX_ROWS = 1000;
 const MAX_ATTEMPTS = 100;
 const ITEM_ROWS = 200;
-const ROW = 20, LABEL = 170, AXIS = 22;
+const ROW = 20, LABEL = 190, AXIS = 22;
 const ITEM = /^(.*)\[(\d+)\]$/;
 const END = { node_succeeded: "succeeded", node_failed: "failed", node_fallback: "failed",
   node_cancelled: "cancelled", node_skipped: "skipped" };
@@ -19,7 +19,7 @@ export function createTimeline({ onOpen }) {
   const rows = new Map(); // name -> row
   const order = []; // row names in first-seen order (top-level rows)
   const expanded = new Set();
-  let hidden = 0, t0 = null, tMax = 0, open = 0, note = "", signal = null;
+  let hidden = 0, t0 = null, tMax = 0, open = 0, note = "", signal = null, finishedAt = null;
   let dirty = false, lastDraw = 0, timer = 0;
 
   const svg = h("svg:svg", { class: "tl-svg", role: "group", "aria-label": "Timeline of attempts" });
@@ -42,7 +42,7 @@ export function createTimeline({ onOpen }) {
   function apply(e) {
     if (!e.node && e.kind !== "run_started" && e.kind !== "run_resumed") return;
     const t = Date.parse(e.ts);
-    if (t0 === null) t0 = t;
+    if (t0 === null || t < t0) t0 = t;
     tMax = Math.max(tMax, t);
     if (!e.node) return;
     const m = ITEM.exec(e.node.split("/")[0]);
@@ -151,7 +151,7 @@ export function createTimeline({ onOpen }) {
     }
     const width = Math.max(360, scroller.clientWidth || 900);
     const now = Date.now();
-    const tEnd = Math.max(tMax, open > 0 ? now : tMax, t0 + 1);
+    const tEnd = Math.max(tMax, finishedAt !== null ? finishedAt : open > 0 ? now : tMax, t0 + 1);
     const span = tEnd - t0;
     const plot = width - LABEL - 12;
     const X = (t) => LABEL + ((t - t0) / span) * plot;
@@ -177,14 +177,18 @@ export function createTimeline({ onOpen }) {
 
   function drawRow(r, y, X, tEnd) {
     const g = h("svg:g", { class: "tl-row" + (r.parent ? " tl-item" : "") });
-    const label = r.parent ? "  " + r.name : r.name;
-    g.append(h("svg:text", { x: r.parent ? 14 : 4, y: y + 14, class: "tl-label" }, label.length > 24 ? label.slice(0, 23) + "…" : label));
+    const max = r.items ? 11 : 26;
+    const label = r.name.length > max ? r.name.slice(0, max - 1) + "…" : r.name;
+    g.append(h("svg:text", { x: r.parent ? 14 : 4, y: y + 14, class: "tl-label" }, label, h("svg:title", {}, r.name)));
     if (r.items) {
       const it = r.items;
-      const txt = (expanded.has(r.name) ? "▾ " : "▸ ") + it.done.toLocaleString("en-US") + " items" + (it.failed ? ", " + it.failed + " failed" : "");
-      const toggle = h("svg:text", { x: X(it.end) + 4, y: y + 14, class: "tl-expand", tabindex: "0", role: "button",
-        "aria-expanded": String(expanded.has(r.name)), dataset: { map: r.name } }, txt);
-      g.append(h("svg:rect", { x: X(it.start), y: y + 13, width: Math.max(2, X(it.end) - X(it.start)), height: 4, class: "tl-items" }), toggle);
+      const open = expanded.has(r.name);
+      const txt = (open ? "▾ " : "▸ ") + it.done.toLocaleString("en-US") + " items" + (it.failed ? ", " + it.failed + " ✗" : "");
+      const toggle = h("svg:text", { x: LABEL - 6, y: y + 14, class: "tl-expand", tabindex: "0", role: "button", "text-anchor": "end",
+        "aria-expanded": String(open), "aria-label": (open ? "Fold" : "Unfold") + ` the items of ${r.name}: ${it.done} done, ${it.failed} failed`,
+        dataset: { map: r.name } }, txt);
+      g.append(h("svg:rect", { x: X(it.start), y: y + 13, width: Math.max(2, X(it.end) - X(it.start)), height: 4, class: "tl-items" },
+        h("svg:title", {}, `items of ${r.name}: ${it.done} done, ${it.failed} failed, ${it.running} running`)), toggle);
     }
     if (r.wait) {
       const end = r.wait.end === null ? tEnd : r.wait.end;
@@ -247,6 +251,22 @@ export function createTimeline({ onOpen }) {
     apply(e) { apply(e); schedule(); },
     load(events) { for (const e of events) apply(e); dirty = true; schedule(); },
     setNote(text) { note = text; dirty = true; schedule(); },
+    // The run's end (ISO time, or null while it runs): bars still open end there.
+    setFinished(iso) { finishedAt = iso ? Date.parse(iso) : null; dirty = true; schedule(); },
+    // After a partial read of the events: attempts left open take the final
+    // status of their node (statusOf(name)) when it has one.
+    closeOpen(statusOf) {
+      for (const r of rows.values()) {
+        const a = r.attempts[r.attempts.length - 1];
+        const st = statusOf(r.name);
+        if (a && a.end === null && st && END["node_" + st]) {
+          close(a, finishedAt !== null ? finishedAt : tMax, st);
+          a.error = "its end is not among the events read";
+        }
+      }
+      dirty = true;
+      schedule();
+    },
     waitingSignal: () => signal,
     redraw: draw,
     destroy() { clearInterval(tick); clearTimeout(timer); },
