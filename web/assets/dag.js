@@ -32,7 +32,7 @@ export function createDag({ onOpen, onExpand }) {
   svg.append(view);
   const nodes = new Map(); // name -> {g, rect, label, state, bar, items, status}
   let size = { width: 1, height: 1 };
-  let tx = 0, ty = 0, scale = 1;
+  let tx = 0, ty = 0, scale = 1, moved = false, drawn = false;
 
   const apply = () => view.setAttribute("transform", `translate(${tx},${ty}) scale(${scale})`);
 
@@ -47,6 +47,9 @@ export function createDag({ onOpen, onExpand }) {
       scale = 0.6;
       tx = pad;
       ty = pad;
+      // A short graph on a narrow screen: no tall empty frame under it.
+      const need = size.height * scale + 2 * pad;
+      if (!svg.style.height && need < box.height) svg.style.height = Math.max(160, need) + "px";
     } else {
       scale = Math.max(scale, 0.02);
       tx = (box.width - size.width * scale) / 2;
@@ -56,6 +59,7 @@ export function createDag({ onOpen, onExpand }) {
   }
 
   function zoom(factor, cx, cy) {
+    moved = true;
     const box = svg.getBoundingClientRect();
     if (cx === undefined) { cx = box.width / 2; cy = box.height / 2; }
     const next = Math.min(4, Math.max(0.02, scale * factor));
@@ -77,6 +81,7 @@ export function createDag({ onOpen, onExpand }) {
     if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
     if (!drag.moved) svg.setPointerCapture(e.pointerId);
     drag.moved = true;
+    moved = true;
     tx = drag.tx + dx;
     ty = drag.ty + dy;
     apply();
@@ -111,6 +116,10 @@ export function createDag({ onOpen, onExpand }) {
     else onOpen(g.dataset.node);
   });
 
+  // Until the user pans or zooms, the graph follows the frame's size.
+  const resize = new ResizeObserver(() => { if (drawn && !moved) fit(true); });
+  resize.observe(svg);
+
   function render(graph) {
     size = { width: Math.max(1, graph.layout.width), height: Math.max(1, graph.layout.height) };
     const edges = h("svg:g", { class: "dag-edges", "aria-hidden": "true" });
@@ -123,6 +132,7 @@ export function createDag({ onOpen, onExpand }) {
     nodes.clear();
     for (const n of graph.nodes) layer.append(drawNode(n));
     view.replaceChildren(marker, edges, layer);
+    drawn = true;
     requestAnimationFrame(() => fit(true));
   }
 
@@ -188,8 +198,9 @@ export function createDag({ onOpen, onExpand }) {
   return {
     el: svg,
     render,
-    fit,
+    fit() { moved = false; fit(); },
     zoom,
+    destroy() { resize.disconnect(); },
     names: () => [...nodes.keys()],
     has: (name) => nodes.has(name),
     statusOf: (name) => (nodes.get(name) || {}).status,

@@ -198,7 +198,15 @@ function msg(role, content, toolCalls) {
   const text = typeof content === "string" ? content : content === null || content === undefined ? "" : JSON.stringify(content, null, 1);
   return h("div", { class: "np-msg" }, h("div", { class: "np-role" }, role),
     text ? h("pre", { class: "np-text" }, text) : null,
-    (toolCalls || []).length ? h("div", {}, h("div", { class: "muted" }, "tool calls:"), jsonView(toolCalls, { open: 1 })) : null);
+    (toolCalls || []).length ? h("ul", { class: "np-tools" }, toolCalls.map(toolCall)) : null);
+}
+
+// {name, arguments} or OpenAI's {function: {name, arguments}} -> "name(args)".
+function toolCall(tc) {
+  const fn = tc && tc.function ? tc.function : tc || {};
+  const args = typeof fn.arguments === "string" ? fn.arguments : JSON.stringify(fn.arguments ?? tc.input ?? {});
+  return h("li", { class: "mono" }, "→ tool call ", h("strong", {}, String(fn.name || tc.name || "?")),
+    "(" + (args.length > 500 ? args.slice(0, 500) + "…" : args) + ")");
 }
 
 function eventList(events) {

@@ -284,6 +284,7 @@ export function mount(root, route) {
     cancelAnimationFrame(frame);
     clearTimeout(panelTimer);
     timeline.destroy();
+    dag.destroy();
     header.destroy();
     document.removeEventListener("keydown", onKey);
     panel.el.remove();

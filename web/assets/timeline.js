@@ -10,7 +10,8 @@ import { h, fmtDuration, words } from "./ui.js";
 const MAX_ROWS = 1000;
 const MAX_ATTEMPTS = 100;
 const ITEM_ROWS = 200;
-const ROW = 20, LABEL = 190, AXIS = 22;
+const ROW = 20, AXIS = 22;
+let LABEL = 190; // the names' column; narrower on phones
 const ITEM = /^(.*)\[(\d+)\]$/;
 const END = { node_succeeded: "succeeded", node_failed: "failed", node_fallback: "failed",
   node_cancelled: "cancelled", node_skipped: "skipped" };
@@ -81,7 +82,7 @@ export function createTimeline({ onOpen }) {
       }
       case "attempt_failed":
         if (cur && cur.end === null) {
-          close(cur, t, d.kind === "timeout" ? "timeout" : "failed");
+          close(cur, t, d.kind === "timeout" || d.kind === "cancelled" ? d.kind : "failed");
           cur.error = (d.kind ? d.kind + ": " : "") + (d.message || "");
         }
         break;
@@ -149,7 +150,8 @@ export function createTimeline({ onOpen }) {
       noteEl.textContent = note || "No attempts yet.";
       return;
     }
-    const width = Math.max(360, scroller.clientWidth || 900);
+    const width = Math.max(300, scroller.clientWidth || 900);
+    LABEL = width < 600 ? 110 : 190;
     const now = Date.now();
     const tEnd = Math.max(tMax, finishedAt !== null ? finishedAt : open > 0 ? now : tMax, t0 + 1);
     const span = tEnd - t0;
@@ -177,13 +179,14 @@ export function createTimeline({ onOpen }) {
 
   function drawRow(r, y, X, tEnd) {
     const g = h("svg:g", { class: "tl-row" + (r.parent ? " tl-item" : "") });
-    const max = r.items ? 11 : 26;
+    const max = LABEL < 190 ? (r.items ? 6 : 14) : (r.items ? 11 : 26);
     const label = r.name.length > max ? r.name.slice(0, max - 1) + "…" : r.name;
     g.append(h("svg:text", { x: r.parent ? 14 : 4, y: y + 14, class: "tl-label" }, label, h("svg:title", {}, r.name)));
     if (r.items) {
       const it = r.items;
       const open = expanded.has(r.name);
-      const txt = (open ? "▾ " : "▸ ") + it.done.toLocaleString("en-US") + " items" + (it.failed ? ", " + it.failed + " ✗" : "");
+      const txt = (open ? "▾ " : "▸ ") + it.done.toLocaleString("en-US") +
+        (LABEL < 190 ? "" : " items" + (it.failed ? ", " + it.failed + " ✗" : ""));
       const toggle = h("svg:text", { x: LABEL - 6, y: y + 14, class: "tl-expand", tabindex: "0", role: "button", "text-anchor": "end",
         "aria-expanded": String(open), "aria-label": (open ? "Fold" : "Unfold") + ` the items of ${r.name}: ${it.done} done, ${it.failed} failed`,
         dataset: { map: r.name } }, txt);
@@ -244,6 +247,11 @@ export function createTimeline({ onOpen }) {
   svg.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); activate(e.target); }
   });
+  let lastWidth = 0;
+  const resize = new ResizeObserver(() => {
+    if (scroller.clientWidth !== lastWidth) { lastWidth = scroller.clientWidth; dirty = true; schedule(); }
+  });
+  resize.observe(scroller);
   const tick = setInterval(() => { if (open > 0) { dirty = true; schedule(); } }, 1000);
 
   return {
@@ -269,7 +277,7 @@ export function createTimeline({ onOpen }) {
     },
     waitingSignal: () => signal,
     redraw: draw,
-    destroy() { clearInterval(tick); clearTimeout(timer); },
+    destroy() { clearInterval(tick); clearTimeout(timer); resize.disconnect(); },
   };
 }
 
