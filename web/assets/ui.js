@@ -36,6 +36,11 @@ const SYMBOLS = {
   waiting_signal: "✉", waiting_timer: "◷", open: "⊗", half_open: "◑", closed: "✓",
 };
 
+// The symbol shown with `status` (for drawings where badge() does not fit).
+export function symbol(status) {
+  return SYMBOLS[status] || "•";
+}
+
 // "backing_off" -> "backing off".
 export function words(status) {
   return String(status || "").replace(/_/g, " ");
