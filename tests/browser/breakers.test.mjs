@@ -1,0 +1,40 @@
+// A breaker opened by a failing workflow shows open on the breakers page;
+// resetting it there (after a confirmation) closes it.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup, workflowFiles, text, waitFor, confirmAndReadToast } from "./harness.mjs";
+
+let env;
+before(async () => {
+  env = await setup({ name: "breakers", workflows: await workflowFiles("breaker.lua") });
+}, { timeout: 180000 });
+after(async () => {
+  await env?.teardown();
+}, { timeout: 60000 });
+
+function breakerState(list, key) {
+  const b = list.find((x) => (x.key ?? x.name) === key);
+  return b ? b.state : null;
+}
+
+test("breaker reset from the page closes the breaker", { timeout: 90000 }, async () => {
+  const { keel, browser, page } = env;
+  const id = await keel.startRun("breaker.lua");
+  await keel.waitStatus(id, ["succeeded", "degraded", "failed"], 60000);
+  assert.equal(breakerState(await keel.get("breakers"), "pricing"), "open", "the workflow opened the breaker");
+
+  await browser.goto("/breakers");
+  const row = page.locator('table[data-testid=breakers-table] tr[data-breaker="pricing"]');
+  await row.waitFor();
+  assert.match(await text(row.locator("[data-testid=breaker-state]")), /open/);
+  await browser.shot("breakers");
+
+  await row.locator("button[data-action=reset]").click();
+  const toast = await confirmAndReadToast(page);
+  assert.doesNotMatch(toast, /fail|error/i, `the toast says it worked: ${toast}`);
+  await waitFor("the page to show the breaker closed", async () =>
+    /closed/.test(await text(row.locator("[data-testid=breaker-state]"))), { timeout: 15000 });
+  assert.notEqual(breakerState(await keel.get("breakers"), "pricing"), "open", "the API no longer says open");
+  await browser.shot("breakers-reset");
+  browser.check();
+});
