@@ -260,13 +260,17 @@ export class MockLlm {
 // console errors, page errors and any request that leaves `origin` (those
 // are aborted); check() fails on any of them.
 export class Browser {
-  static async launch({ name, origin, allowConsole = [], viewport = { width: 1280, height: 800 } }) {
+  // `intercept` false leaves requests alone (route interception turns the
+  // HTTP cache off; the bench measures with and without it); off-origin
+  // requests are still reported.
+  static async launch({ name, origin, allowConsole = [], viewport = { width: 1280, height: 800 }, intercept = true }) {
     const b = new Browser();
     b.name = name;
     b.origin = origin;
     b.allowConsole = allowConsole;
     b.out = await outDir(name);
     b.problems = [];
+    b.intercept = intercept;
     b.shots = [];
     b.profile = await mkdtemp(path.join(tmpdir(), "keel-chromium-"));
     // launchPersistentContext passes the fresh profile as --user-data-dir
@@ -280,10 +284,10 @@ export class Browser {
     });
     b.context.setDefaultTimeout(15000);
     b.context.setDefaultNavigationTimeout(20000);
-    await b.context.route("**/*", (route) => {
+    if (intercept) await b.context.route("**/*", (route) => {
       const url = route.request().url();
       if (new URL(url).origin === origin) return route.continue();
-      b.problems.push(`request off the server's origin: ${url}`);
+      b.offOrigin(url);
       return route.abort("blockedbyclient");
     });
     // Marks when svg[data-testid=dag] first carries data-ready="true", in
@@ -318,10 +322,13 @@ export class Browser {
     page.on("request", (req) => {
       const url = req.url();
       if (url.startsWith("data:") || url.startsWith("blob:")) return;
-      if (new URL(url).origin !== this.origin && !this.problems.some((p) => p.includes(url))) {
-        this.problems.push(`request off the server's origin: ${url}`);
-      }
+      if (new URL(url).origin !== this.origin) this.offOrigin(url);
     });
+  }
+
+  offOrigin(url) {
+    const problem = `request off the server's origin: ${url}`;
+    if (!this.problems.includes(problem)) this.problems.push(problem);
   }
 
   // Opens PATH on the server in the (first) page.
