@@ -169,8 +169,11 @@ export class Keel {
     k.child.once("exit", () => children.delete(k.child));
     k.child.stdout.pipe(log);
     k.child.stderr.pipe(log);
-    const m = await waitForLine(k.child.stderr, /keel serve: listening on (http:\/\/[^\s]+)/,
-      "keel serve's `listening on` line", 20000, k.logPath);
+    const failed = new Promise((resolve, reject) => {
+      k.child.once("error", (e) => reject(new Error(`cannot start ${bin}: ${e.message}`)));
+    });
+    const m = await Promise.race([failed, waitForLine(k.child.stderr, /keel serve: listening on (http:\/\/[^\s]+)/,
+      "keel serve's `listening on` line", 20000, k.logPath)]);
     k.url = m[1].replace(/\/$/, "");
     k.origin = new URL(k.url).origin;
     return k;
@@ -245,7 +248,10 @@ export class MockLlm {
     m.child = spawn(bin, ["--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     children.add(m.child);
     m.child.once("exit", () => children.delete(m.child));
-    const line = await waitForLine(m.child.stdout, /^listening on (http:\/\/\S+)/m, "keel-mock-llm's `listening on` line", 10000);
+    const failed = new Promise((resolve, reject) => {
+      m.child.once("error", (e) => reject(new Error(`cannot start ${bin}: ${e.message}`)));
+    });
+    const line = await Promise.race([failed, waitForLine(m.child.stdout, /^listening on (http:\/\/\S+)/m, "keel-mock-llm's `listening on` line", 10000)]);
     m.url = line[1];
     return m;
   }
@@ -375,6 +381,8 @@ export async function setup({ name, workflows = {}, token = null, serveArgs = []
     browser,
     page: browser.page,
     async teardown() {
+      // The page as it was at the end: what a failed test left on screen.
+      await browser.shot("last").catch(() => {});
       await browser.close();
       await keel.stop();
     },

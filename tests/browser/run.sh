@@ -15,6 +15,16 @@ case $0 in
   *) here=$(pwd) ;;
 esac
 
+absolute() {
+  case $1 in
+    /*) echo "$1" ;;
+    *) echo "$(pwd)/$1" ;;
+  esac
+}
+keel_bin=$(absolute "$keel_bin")
+mock_bin=$(absolute "$mock_bin")
+out=$(absolute "$out")
+
 sh "$here/prepare.sh" "browser tests" "$out" || exit $?
 
 # Screenshots of an earlier run would mislead: each run starts empty.
@@ -23,6 +33,11 @@ find "$out" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} + 2>/dev/null
 if [ $# -eq 0 ]; then
   set -- "$here"/*.test.mjs
 fi
+# Test files named relative to the caller's directory, before the cd.
+for f in "$@"; do
+  set -- "$@" "$(absolute "$f")"
+  shift
+done
 cd "$here" || exit 1
 KEEL_BIN=$keel_bin KEEL_MOCK_LLM=$mock_bin BROWSER_OUT=$out \
   node --test --test-concurrency=1 "$@"
