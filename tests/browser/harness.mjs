@@ -95,18 +95,22 @@ function waitForLine(stream, re, what, timeout, log) {
   });
 }
 
+// SIGTERM, then SIGKILL after `timeout` ms; resolves once it exited (or
+// never started), at most a second after the SIGKILL.
 function stopChild(child, timeout = 5000) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (!child || !child.pid || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
+    const kill = setTimeout(() => {
       try {
         child.kill("SIGKILL");
       } catch {
         // gone
       }
     }, timeout);
+    const giveUp = setTimeout(resolve, timeout + 1000);
     child.once("exit", () => {
-      clearTimeout(timer);
+      clearTimeout(kill);
+      clearTimeout(giveUp);
       resolve();
     });
     child.kill("SIGTERM");
@@ -172,8 +176,14 @@ export class Keel {
     const failed = new Promise((resolve, reject) => {
       k.child.once("error", (e) => reject(new Error(`cannot start ${bin}: ${e.message}`)));
     });
-    const m = await Promise.race([failed, waitForLine(k.child.stderr, /keel serve: listening on (http:\/\/[^\s]+)/,
-      "keel serve's `listening on` line", 20000, k.logPath)]);
+    let m;
+    try {
+      m = await Promise.race([failed, waitForLine(k.child.stderr, /keel serve: listening on (http:\/\/[^\s]+)/,
+        "keel serve's `listening on` line", 20000, k.logPath)]);
+    } catch (e) {
+      await k.stop();
+      throw e;
+    }
     k.url = m[1].replace(/\/$/, "");
     k.origin = new URL(k.url).origin;
     return k;
@@ -225,7 +235,7 @@ export class Keel {
 
   // Stops the server, then any run it started that is still going.
   async stop() {
-    if (!this.child) return;
+    if (!this.dir) return;
     await stopChild(this.child);
     for (const pid of pidsMentioning(this.db)) {
       try {
@@ -236,6 +246,7 @@ export class Keel {
     }
     this.child = null;
     if (!process.env.KEEL_BROWSER_KEEP) await rm(this.dir, { recursive: true, force: true });
+    this.dir = null;
   }
 }
 
