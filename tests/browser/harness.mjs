@@ -361,9 +361,11 @@ export class Browser {
     return file;
   }
 
-  // Throws listing every console error, page error and off-origin request.
+  // Throws listing every console error, page error and off-origin request
+  // since the last check (so each test answers for its own).
   check() {
-    if (this.problems.length) throw new Error("the page misbehaved:\n  " + this.problems.join("\n  "));
+    const problems = this.problems.splice(0);
+    if (problems.length) throw new Error("the page misbehaved:\n  " + problems.join("\n  "));
   }
 
   async close() {
@@ -394,6 +396,7 @@ export async function setup({ name, workflows = {}, token = null, serveArgs = []
     async teardown() {
       // The page as it was at the end: what a failed test left on screen.
       await browser.shot("last").catch(() => {});
+      if (browser.problems.length) console.log(`what the page of ${name} did wrong:\n  ` + browser.problems.join("\n  "));
       await browser.close();
       await keel.stop();
     },
