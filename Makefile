@@ -99,6 +99,11 @@ bench: build
 	@command -v wrk >/dev/null || { echo "installing wrk (serve_bench's load generator)"; \
 	  $(SUDO) apt-get install -y -qq wrk || echo "wrk could not be installed: serve_bench measures one client only"; }
 	$(BUILD)/bench/serve_bench
+	@sh tests/browser/prepare.sh dashboard_bench $(BUILD)/bench; rc=$$?; \
+	if [ $$rc -eq 0 ]; then \
+	  KEEL_BIN=$(CURDIR)/$(BUILD)/cli/keel BROWSER_OUT=$(CURDIR)/$(BUILD)/bench/dashboard-out \
+	    node bench/dashboard_bench.mjs; \
+	elif [ $$rc -ne 77 ]; then exit $$rc; fi
 
 # make fuzz: the libFuzzer targets of fuzz/ (clang, ASan, UBSan) built in
 # build-fuzz, each run FUZZ_SECONDS on a copy of its seed corpus
