@@ -22,6 +22,7 @@
 #include "service/run_start_api.h"
 #include "service/runs_api.h"
 #include "service/scheduler.h"
+#include "service/workflows_api.h"
 
 namespace keel::service {
 namespace {
@@ -40,6 +41,7 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   components.push_back(std::make_unique<EventStream>(&store));
   components.push_back(std::make_unique<Metrics>(&store, SystemClock()));
   components.push_back(std::make_unique<Dashboard>(options.web_dir));
+  components.push_back(std::make_unique<WorkflowsApi>(options));
   return components;
 }
 
