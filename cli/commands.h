@@ -135,6 +135,7 @@ int ServeCommand(const ServeArgs& args);
 
 struct ValidateArgs {
   std::string file;
+  bool json = false;  // print views/workflow_summary.h's JSON
 };
 int ValidateCommand(const ValidateArgs& args);
 

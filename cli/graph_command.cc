@@ -19,11 +19,12 @@
 namespace keel::cli {
 namespace {
 
-int Print(const WorkflowSpec& workflow, const NodeStatuses* statuses, const std::string& format) {
+int Print(const WorkflowSpec& workflow, const NodeStatuses* statuses, const std::string& format,
+          const std::map<std::string, ItemTally>* tallies = nullptr) {
   std::string text;
   if (format == "json") {
     JsonOut out;
-    WriteGraphJson(&out, workflow, statuses);
+    WriteGraphJson(&out, workflow, statuses, tallies);
     text = out.Text() + "\n";
   } else {
     text = format == "mermaid" ? RenderMermaid(workflow, statuses) : RenderDot(workflow, statuses);
@@ -70,8 +71,9 @@ int GraphCommand(const GraphArgs& args) {
   if (!events.ok()) return UsageError(events.status().message());
   NodeStatuses statuses;
   for (const NodeRecord& node : *nodes) statuses[node.node] = node.status;
-  WorkflowSpec drawn = WithInnerNodes(*workflow, *nodes, TallyItems(*nodes, *events), args.items);
-  return Print(drawn, &statuses, args.format);
+  std::map<std::string, ItemTally> tallies = TallyItems(*nodes, *events);
+  WorkflowSpec drawn = WithInnerNodes(*workflow, *nodes, tallies, args.items);
+  return Print(drawn, &statuses, args.format, &tallies);
 }
 
 }  // namespace keel::cli

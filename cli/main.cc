@@ -221,6 +221,8 @@ int Main(int argc, char** argv) {
   ValidateArgs validate;
   auto* validate_cmd = app.add_subcommand("validate", "Check a workflow file without running it");
   validate_cmd->add_option("file", validate.file, "Workflow script (.lua)")->required();
+  validate_cmd->add_flag("--json", validate.json,
+                         "Print the workflow's name, params (defaults) and node count as JSON");
   validate_cmd->callback([&] { action = [&] { return ValidateCommand(validate); }; });
 
   DoctorArgs doctor;

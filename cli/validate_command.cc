@@ -9,6 +9,8 @@
 #include "cli/schedule_listing.h"
 #include "engine/clock.h"
 #include "views/format.h"
+#include "views/json_out.h"
+#include "views/workflow_summary.h"
 
 namespace keel::cli {
 
@@ -16,6 +18,12 @@ int ValidateCommand(const ValidateArgs& args) {
   std::shared_ptr<LoadedScript> script = LoadScript(args.file);
   if (!script) return kExitUsage;
   const WorkflowSpec& workflow = script->main_workflow();
+  if (args.json) {
+    JsonOut out;
+    WriteWorkflowSummaryJson(&out, args.file, workflow);
+    out.Print(stdout);
+    return kExitSucceeded;
+  }
   std::printf("%s: ok: workflow '%s' (%zu nodes)\n", args.file.c_str(), workflow.name.c_str(),
               workflow.nodes.size());
   const int64_t now = static_cast<int64_t>(SystemClock()->WallNow());

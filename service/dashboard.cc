@@ -2,7 +2,7 @@
 
 #include <httplib.h>
 
-#include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "service/json_response.h"

@@ -7,6 +7,7 @@
 
 #include "engine/clock.h"
 #include "service/command_output.h"
+#include "service/graph_layout.h"
 #include "views/format.h"
 #include "views/iso_time.h"
 #include "service/json_response.h"
@@ -211,6 +212,10 @@ void RunsApi::Register(httplib::Server& server) {
     ListEvents(store_, q, r);
   });
   server.Get(run + "/graph", [this](const httplib::Request& q, httplib::Response& r) {
+    const bool laid_out = q.has_param("layout");
+    if (laid_out && q.get_param_value("layout") != "dot") {
+      return JsonError(r, 400, "query parameter layout: expected dot");
+    }
     auto found = store_.GetRun(q.matches[1]);
     if (!found.ok()) return StoreError(r, found.status());
     auto child = RunForOutput(
@@ -221,6 +226,14 @@ void RunsApi::Register(httplib::Server& server) {
     }
     if (child->exit_code != 0) {
       return JsonError(r, 500, "cannot draw run " + found->id + ": " + FirstLine(child->err));
+    }
+    if (laid_out) {
+      auto layout = layouts_.AddLayout(child->out);
+      if (!layout.ok()) {
+        return JsonError(r, 500, "cannot lay out run " + found->id + ": " +
+                                     layout.status().message());
+      }
+      return JsonBody(r, 200, std::move(*layout));
     }
     JsonBody(r, 200, std::move(child->out));
   });

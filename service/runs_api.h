@@ -4,7 +4,8 @@
 //   GET  /api/v1/runs                 (status, workflow, limit, before)
 //   GET  /api/v1/runs/ID              (events=true adds the event log)
 //   GET  /api/v1/runs/ID/events       (after=SEQ, limit=N)
-//   GET  /api/v1/runs/ID/graph        (through a child `keel graph --format json`)
+//   GET  /api/v1/runs/ID/graph        (through a child `keel graph --format json`;
+//                                      layout=dot adds a Graphviz layout)
 //   GET  /api/v1/breakers
 //   POST /api/v1/runs/ID/cancel
 //   POST /api/v1/runs/ID/signals/NAME (body: the signal's data; empty: null)
@@ -15,6 +16,7 @@
 
 #include "engine/store.h"
 #include "service/component.h"
+#include "service/graph_layout.h"
 #include "service/response_cache.h"
 #include "service/service_options.h"
 
@@ -34,6 +36,7 @@ class RunsApi final : public Component {
   const ServiceOptions& options_;
   Store& store_;
   ResponseCache cache_;  // the run listings
+  GraphLayout layouts_;  // graph?layout=dot
 };
 
 }  // namespace keel::service

@@ -23,6 +23,7 @@
 #include "service/nodes_api.h"
 #include "service/runs_api.h"
 #include "service/scheduler.h"
+#include "service/workflows_api.h"
 
 namespace keel::service {
 namespace {
@@ -42,6 +43,7 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   components.push_back(std::make_unique<EventStream>(&store));
   components.push_back(std::make_unique<Metrics>(&store, SystemClock()));
   components.push_back(std::make_unique<Dashboard>(options.web_dir));
+  components.push_back(std::make_unique<WorkflowsApi>(options));
   return components;
 }
 

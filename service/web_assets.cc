@@ -71,7 +71,7 @@ std::string_view ContentTypeFor(std::string_view path) {
   std::string_view name = slash == std::string::npos ? std::string_view(lower)
                                                       : std::string_view(lower).substr(slash + 1);
   for (const auto& [ext, type] : kTypes) {
-    if (EndsWith(name, ext) && name.size() > 0) return type;
+    if (EndsWith(name, ext)) return type;
   }
   return "application/octet-stream";
 }

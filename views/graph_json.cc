@@ -3,7 +3,8 @@
 namespace keel {
 
 void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
-                    const std::unordered_map<std::string, NodeStatus>* statuses) {
+                    const std::unordered_map<std::string, NodeStatus>* statuses,
+                    const std::map<std::string, ItemTally>* tallies) {
   out->BeginObject();
   out->Key("workflow").String(workflow.name);
   out->Key("nodes");
@@ -15,6 +16,18 @@ void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
     if (statuses != nullptr) {
       auto it = statuses->find(node.name);
       out->Key("status").String(it == statuses->end() ? "pending" : NodeStatusName(it->second));
+    }
+    if (tallies != nullptr && (node.kind == "map" || node.kind.starts_with("map, "))) {
+      auto found = tallies->find(node.name);
+      ItemTally tally = found == tallies->end() ? ItemTally{} : found->second;
+      out->Key("items");
+      out->BeginObject();
+      out->Key("total").Int(static_cast<int64_t>(tally.total));
+      out->Key("succeeded").Int(static_cast<int64_t>(tally.succeeded));
+      out->Key("failed").Int(static_cast<int64_t>(tally.failed));
+      out->Key("running").Int(static_cast<int64_t>(tally.running));
+      out->Key("cancelled").Int(static_cast<int64_t>(tally.cancelled));
+      out->EndObject();
     }
     out->EndObject();
   }

@@ -5,19 +5,23 @@
 //    "edges": [{"from": DEP, "to": NODE}...]}
 // "status" is the node's in the run ("pending" when not reached), absent
 // for a plain workflow; map items collapse into their map, whose kind
-// carries the counts. Free function; any thread.
+// carries the counts and which gains "items": {"total", "succeeded",
+// "failed", "running", "cancelled"} in a run. Free function; any thread.
 
 #include <string>
 #include <unordered_map>
 
 #include "engine/node_status.h"
 #include "engine/workflow.h"
+#include "views/item_view.h"
 #include "views/json_out.h"
 
 namespace keel {
 
-// `statuses` (node name -> status) may be null: no statuses.
+// `statuses` (node name -> status) may be null: no statuses. `tallies`
+// (map name -> its items) may be null: no "items".
 void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
-                    const std::unordered_map<std::string, NodeStatus>* statuses);
+                    const std::unordered_map<std::string, NodeStatus>* statuses,
+                    const std::map<std::string, ItemTally>* tallies = nullptr);
 
 }  // namespace keel
