@@ -136,14 +136,14 @@ Result<Store::ItemPage> SqliteReader::ListMapItems(const std::string& run_id,
 }
 
 Result<std::vector<Store::ItemCount>> SqliteReader::CountMapItems(const std::string& run_id) {
-  // Items are the names with a '[' and no '/' (inner nodes of items and of
-  // calls have one); counted in the database, not read.
+  // Items are the names ending in [N] whose map (the name without it) has
+  // no '[' (as views/item_names.h splits them); counted in the database.
   Statement stmt;
   Status prepared = stmt.Prepare(
       conn_.get(),
-      "SELECT substr(node, 1, instr(node, '[') - 1) AS map, status, count(*) FROM nodes "
-      "WHERE run_id = ?1 AND instr(node, '[') > 0 AND instr(node, '/') = 0 "
-      "GROUP BY map, status");
+      "SELECT map, status, count(*) FROM (SELECT substr(rtrim(node, '0123456789]'), 1, "
+      "length(rtrim(node, '0123456789]')) - 1) AS map, status FROM nodes WHERE run_id = ?1 AND "
+      "node GLOB '*[[][0-9]*]') WHERE instr(map, '[') = 0 AND map <> '' GROUP BY map, status");
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id);
   return Rows<Store::ItemCount>(
@@ -153,6 +153,43 @@ Result<std::vector<Store::ItemCount>> SqliteReader::CountMapItems(const std::str
         ParseNodeStatus(row.Text(1), &c->status);
         c->count = row.Int(2);
       });
+}
+
+Result<Store::RunOutline> SqliteReader::GetRunOutline(const std::string& run_id) {
+  // One read transaction, so the three reads agree.
+  Status begun = conn_->Exec("BEGIN", "reading run " + run_id);
+  if (!begun.ok()) return begun;
+  Store::RunOutline outline;
+  Status status = [&]() -> Status {
+    Statement nodes;
+    Status s = nodes.Prepare(
+        conn_.get(),
+        (std::string(kNodeColumns) + "WHERE run_id = ?1 AND instr(node, '[') = 0 ORDER BY rowid")
+            .c_str());
+    if (!s.ok()) return s;
+    nodes.Bind(1, run_id);
+    auto node_rows = Rows<NodeRecord>(nodes, "reading the nodes of run " + run_id, NodeFromRow);
+    if (!node_rows.ok()) return node_rows.status();
+    outline.nodes = std::move(*node_rows);
+    Statement events;
+    s = events.Prepare(conn_.get(),
+                       (std::string(kEventColumns) +
+                        "WHERE run_id = ?1 AND (instr(node, '[') = 0 OR kind IN ('llm_call', "
+                        "'fallback_event')) ORDER BY seq")
+                           .c_str());
+    if (!s.ok()) return s;
+    events.Bind(1, run_id);
+    auto event_rows = Rows<EventRecord>(events, "reading the events of run " + run_id, FillEvent);
+    if (!event_rows.ok()) return event_rows.status();
+    outline.events = std::move(*event_rows);
+    auto counts = CountMapItems(run_id);
+    if (!counts.ok()) return counts.status();
+    outline.items = std::move(*counts);
+    return Status::Ok();
+  }();
+  (void)conn_->Exec("COMMIT", "reading run " + run_id);
+  if (!status.ok()) return status;
+  return outline;
 }
 
 }  // namespace sqlite
@@ -183,6 +220,10 @@ Result<std::vector<Store::ItemCount>> SqliteReader::CountMapItems(const std::str
   Result<std::vector<Store::ItemCount>> Class::CountMapItems(const std::string& run_id) {     \
     MutexLock lock(&mu);                                                                      \
     return reader_->CountMapItems(run_id);                                                    \
+  }                                                                                           \
+  Result<Store::RunOutline> Class::GetRunOutline(const std::string& run_id) {                 \
+    MutexLock lock(&mu);                                                                      \
+    return reader_->GetRunOutline(run_id);                                                    \
   }
 
 KEEL_FORWARD_NODE_READS(SqliteStore, read_mu_)

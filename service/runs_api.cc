@@ -108,8 +108,10 @@ void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& reques
 }
 
 void ShowRun(Store& store, const httplib::Request& request, httplib::Response& response) {
-  auto detail = ReadRunDetail(store, request.matches[1], FlagParam(request, "events"),
-                              /*items=*/true, nullptr, Now());
+  // items=false: each map's items collapse into its counts, read in SQL.
+  bool items = request.get_param_value("items") != "false";
+  auto detail = ReadRunDetail(store, request.matches[1], FlagParam(request, "events"), items,
+                              nullptr, Now());
   if (!detail.ok()) return StoreError(response, detail.status());
   JsonOut out;
   WriteRunDetailJson(&out, *detail);

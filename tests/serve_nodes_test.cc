@@ -45,7 +45,6 @@ class TestServer {
     port_ = http_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { http_.listen_after_bind(); });
-    http_.wait_until_ready();
   }
   ~TestServer() {
     http_.stop();
@@ -177,6 +176,21 @@ TEST_CASE("a node of a real map run: ledger, input, output, inner nodes and page
   CHECK(bad_status == 400);
   CHECK(bad_status_body.find("pending, running, succeeded") != std::string::npos);
 
+  // The run with its items collapsed into the map's counts, read in SQL.
+  Json outline = server.GetJson("/api/v1/runs/" + id + "?items=false");
+  Json full = server.GetJson("/api/v1/runs/" + id);
+  CHECK(NodeEntry(full["nodes"], "m[1]").IsObject());
+  CHECK(NodeEntry(outline["nodes"], "m[1]").IsNull());
+  CHECK(NodeEntry(outline["nodes"], "c/fetch").IsObject());
+  Json map = NodeEntry(outline["nodes"], "m");
+  CHECK(map["items"]["total"].Int() == 25);
+  CHECK(map["items"]["succeeded"].Int() == 23);
+  CHECK(map["items"]["failed"].Int() == 2);
+  CHECK(map["items"].Dump() == NodeEntry(full["nodes"], "m")["items"].Dump());
+  CHECK(outline["usage"].Dump() == full["usage"].Dump());
+  ExitInfo shown = box.KeelDb({"show", id});
+  CHECK(shown.out.find("25 items: 23 succeeded, 2 failed") != std::string::npos);
+
   // The same object from the CLI.
   ExitInfo cli = box.KeelDb({"show", id, "--node", "sink", "--json"});
   REQUIRE_MESSAGE(cli.exit_code == 0, cli.Describe());
@@ -297,7 +311,7 @@ TEST_CASE("breakers show their thresholds, window counts and next probe time" *
   config.window = 60;
   config.min_calls = 4;
   config.cooldown = 30;
-  double now = 1796472000;
+  double now = 1796400000;  // 2026-12-04 16:00:00 UTC, in the past
   for (int i = 0; i < 2; ++i) {
     auto updated = server.store().UpdateBreaker(config.key, [&](BreakerSnapshot& s) {
       ProbeClaim claim;
@@ -317,7 +331,7 @@ TEST_CASE("breakers show their thresholds, window counts and next probe time" *
   CHECK(b["failure_rate"].Num() == doctest::Approx(0.5));
   CHECK(b["window_s"].Num() == doctest::Approx(60));
   CHECK(b["min_calls"].Int() == 4);
-  CHECK(b["next_probe_at"].Str() == "2026-12-05T12:00:31.000Z");
+  CHECK(b["next_probe_at"].Str() == "2026-12-04T16:00:31.000Z");
   // The window is counted at the time of the request, long after these calls.
   CHECK(b["window_calls"].Int() == 0);
   ExitInfo cli = box.KeelDb({"breakers", "--json"});

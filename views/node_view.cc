@@ -85,7 +85,12 @@ void WriteLlmCall(JsonOut* out, const EventRecord& e) {
   out->EndObject();
 }
 
-std::string WhenText(double wall) { return wall > 0 ? UtcClock(wall) : "-"; }
+std::optional<std::string> OutputOf(const NodeRecord& record) {
+  if (record.status == NodeStatus::kWaiting) return std::nullopt;
+  return record.output_json;
+}
+
+std::string WhenText(double wall) { return wall > 0 ? UtcClock(wall, 0) : "-"; }
 
 }  // namespace
 
@@ -121,8 +126,9 @@ Result<NodeView> ReadNodeView(Store& store, const std::string& run_id, const std
       auto dep_record = store.GetNode(view.run.id, dep);
       if (!dep_record.ok()) return dep_record.status();
       if (!*dep_record || !Finished((*dep_record)->status)) unfinished.push_back(dep);
+      // A dependency's output is its input only once it finished.
       std::optional<std::string> value;
-      if (*dep_record) value = (*dep_record)->output_json;
+      if (*dep_record && Finished((*dep_record)->status)) value = (*dep_record)->output_json;
       view.input.emplace_back(dep, std::move(value));
     }
   }
@@ -165,8 +171,9 @@ void WriteNodeViewJson(JsonOut* out, const NodeView& view, size_t cap) {
     CappedValue(out, value, cap, "input." + dep, &truncated);
   }
   out->EndObject();
+  // A waiting node's record holds what it waits for (in `why`), not an output.
   out->Key("output");
-  CappedValue(out, view.record ? view.record->output_json : std::nullopt, cap, "output",
+  CappedValue(out, view.record ? OutputOf(*view.record) : std::nullopt, cap, "output",
               &truncated);
   out->Key("error").StringOrNull(view.record ? view.record->error_message : "");
   out->Key("started_at").TimeOrNull(view.record ? view.record->started_at : 0);
@@ -217,7 +224,7 @@ std::string NodeViewText(const NodeView& view) {
                         value ? Preview(*value, 200) + (value->size() > 200 ? " ..." : "")
                               : "(no output recorded)");
   }
-  if (view.record && view.record->output_json) {
+  if (view.record && OutputOf(*view.record)) {
     const std::string& value = *view.record->output_json;
     text += "output: " + Preview(value, 2000) +
             (value.size() > 2000 ? fmt::format(" ... ({})", FormatBytes(value.size())) : "") +
@@ -233,7 +240,7 @@ std::string NodeViewText(const NodeView& view) {
 Result<std::string> NodeValue(const NodeView& view, const std::string& which,
                               const std::string& dep) {
   if (which == "output") {
-    if (!view.record || !view.record->output_json) {
+    if (!view.record || !OutputOf(*view.record)) {
       return Status::Error(ErrorKind::kPermanent,
                            "node '" + view.node + "' has no output recorded");
     }
