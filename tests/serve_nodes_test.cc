@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <chrono>
 #include <thread>
 
 #include "engine/circuit_breaker.h"
@@ -22,6 +23,7 @@
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
 #include "tests/support/sandbox.h"
+#include "tests/support/subprocess.h"
 
 namespace keel::testing {
 namespace {
@@ -297,6 +299,48 @@ TEST_CASE("the runs list: live states, waiting_for, since, and bad filters" *
   Json publish = server.GetJson("/api/v1/runs/" + waiting + "/nodes/publish");
   CHECK(publish["status"].Str() == "pending");
   CHECK(publish["why"].Str() == "waiting on approval, cool_off");
+}
+
+TEST_CASE("a run backing off before its retry: its live state and its node's why" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("slow_retry.lua", R"lua(local keel = require "keel"
+return keel.workflow "slow_retry" {
+  keel.fn "flaky" {
+    retry = { attempts = 2, base = 120, jitter = "none" },
+    run = function() keel.fail{ kind = "transient", message = "upstream down" } end,
+  },
+  keel.fn "after" { after = { "flaky" }, run = function() return 1 end },
+}
+)lua");
+  auto run = box.StartDb({"run", wf});
+  REQUIRE(run->WaitForStderr("started", std::chrono::seconds(60)));
+  TestServer server(box);
+  // Polls (the run's retry waits two minutes; the test ends well before).
+  Json listed = Json::Null();
+  for (int i = 0; i < 600; ++i) {
+    listed = server.GetJson("/api/v1/runs?state=backing_off");
+    if (listed.Size() == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(listed.Size() == 1);
+  CHECK(listed[0]["status"].Str() == "running");
+  CHECK(listed[0]["state"].Str() == "backing_off");
+  CHECK(!listed[0]["state_until"].IsNull());
+  const std::string id = listed[0]["run_id"].Str();
+  Json flaky = server.GetJson("/api/v1/runs/" + id + "/nodes/flaky");
+  CHECK(flaky["status"].Str() == "running");
+  CHECK(flaky["why"].Str().find("backing off until ") == 0);
+  CHECK(flaky["why"].Str().find("(attempt 1 failed: transient)") != std::string::npos);
+  REQUIRE(flaky["attempts"].Size() == 1);
+  CHECK(flaky["attempts"][0]["outcome"].Str() == "failed");
+  CHECK(flaky["attempts"][0]["decided_by"].Str() == "retry");
+  CHECK(flaky["attempts"][0]["next"].Str().find("retry at ") == 0);
+  Json after = server.GetJson("/api/v1/runs/" + id + "/nodes/after");
+  CHECK(after["why"].Str() == "waiting on flaky");
+  ExitInfo cli = box.KeelDb({"runs", "--state", "backing_off"});
+  CHECK(cli.out.find("running, backing_off") != std::string::npos);
+  run->Kill();
 }
 
 TEST_CASE("breakers show their thresholds, window counts and next probe time" *
