@@ -2,11 +2,12 @@
 // recorded event sequences with made-up times (views/live_state.h,
 // views/node_ledger.h): no store, no clock, no sleeps.
 
+#include "views/node_ledger.h"
+
 #include <doctest/doctest.h>
 
 #include "engine/wait_node.h"
 #include "views/live_state.h"
-#include "views/node_ledger.h"
 
 namespace keel {
 namespace {
@@ -88,8 +89,8 @@ TEST_CASE("state names are checked") {
 TEST_CASE("the ledger says which policy decided each attempt and what came next") {
   auto events = BackingOff();
   events.push_back(Ev(3, "a", "attempt_started", R"({"attempt":2})"));
-  events.push_back(Ev(4, "a", "attempt_failed",
-                      R"({"attempt":2,"kind":"transient","message":"503"})"));
+  events.push_back(
+      Ev(4, "a", "attempt_failed", R"({"attempt":2,"kind":"transient","message":"503"})"));
   events.push_back(Ev(4, "a", "retry_budget_exhausted"));
   events.push_back(Ev(4, "a", "fallback_started", R"({"workflow":"cheap","after":"transient"})"));
   events.push_back(Ev(6, "a", "fallback_finished", R"({"workflow":"cheap","status":"succeeded"})"));

@@ -9,9 +9,9 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
-#include <chrono>
 #include <thread>
 
 #include "engine/circuit_breaker.h"
@@ -256,9 +256,9 @@ TEST_CASE("the runs list: live states, waiting_for, since, and bad filters" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string done = RunScript(box, "map.lua", kMapRun);
-  std::string waiting = RunScript(box, "approval.lua",
-                                  ReadFile(std::string(KEEL_SOURCE_DIR) + "/examples/approval.lua")
-                                      .value_or(""));
+  std::string waiting =
+      RunScript(box, "approval.lua",
+                ReadFile(std::string(KEEL_SOURCE_DIR) + "/examples/approval.lua").value_or(""));
   TestServer server(box);
 
   Json all = server.GetJson("/api/v1/runs");

@@ -42,9 +42,10 @@ class LedgerBuilder {
       pending_start_ = e.ts + delay;
       if (AttemptEntry* a = Last()) {
         if (a->decided_by != "breaker") a->decided_by = "retry";
-        a->next = pending_start_ > now_ ? fmt::format("retry at {} (in {})", UtcClock(pending_start_, now_),
-                                                      FormatSeconds(pending_start_ - now_))
-                                        : "retried after " + FormatSeconds(delay);
+        a->next = pending_start_ > now_
+                      ? fmt::format("retry at {} (in {})", UtcClock(pending_start_, now_),
+                                    FormatSeconds(pending_start_ - now_))
+                      : "retried after " + FormatSeconds(delay);
       }
     } else if (k == "retry_budget_exhausted") {
       Decide("budget", "retry budget exhausted: no more retries");

@@ -1,11 +1,11 @@
 #include "views/node_view.h"
 
 #include <fmt/format.h>
-
-#include <algorithm>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <algorithm>
 
 #include "engine/utf8.h"
 #include "views/event_json.h"
@@ -115,8 +115,7 @@ Result<NodeView> ReadNodeView(Store& store, const std::string& run_id, const std
   std::optional<NodeShape> shape;
   if (shape_of) shape = shape_of(view.run, node);
   if (!view.record && view.events.empty() && !shape) {
-    return Status::Error(ErrorKind::kPermanent,
-                         "no node '" + node + "' in run " + view.run.id);
+    return Status::Error(ErrorKind::kPermanent, "no node '" + node + "' in run " + view.run.id);
   }
   view.kind = shape ? shape->kind : KindByName(node);
   view.status = view.record ? NodeStatusLabel(*view.record, view.run_label) : "pending";
@@ -153,7 +152,8 @@ void WriteNodeViewJson(JsonOut* out, const NodeView& view, size_t cap) {
     out->Key("started_at").TimeOrNull(a.started_at);
     out->Key("finished_at").TimeOrNull(a.finished_at);
     std::optional<double> seconds;
-    if (a.started_at > 0 && a.finished_at > 0) seconds = std::max(0.0, a.finished_at - a.started_at);
+    if (a.started_at > 0 && a.finished_at > 0)
+      seconds = std::max(0.0, a.finished_at - a.started_at);
     out->Key("duration_s").Seconds(seconds);
     out->Key("outcome").String(a.outcome);
     out->Key("error_kind").StringOrNull(a.error_kind);
@@ -173,8 +173,7 @@ void WriteNodeViewJson(JsonOut* out, const NodeView& view, size_t cap) {
   out->EndObject();
   // A waiting node's record holds what it waits for (in `why`), not an output.
   out->Key("output");
-  CappedValue(out, view.record ? OutputOf(*view.record) : std::nullopt, cap, "output",
-              &truncated);
+  CappedValue(out, view.record ? OutputOf(*view.record) : std::nullopt, cap, "output", &truncated);
   out->Key("error").StringOrNull(view.record ? view.record->error_message : "");
   out->Key("started_at").TimeOrNull(view.record ? view.record->started_at : 0);
   out->Key("finished_at").TimeOrNull(view.record ? view.record->finished_at : 0);
@@ -227,8 +226,7 @@ std::string NodeViewText(const NodeView& view) {
   if (view.record && OutputOf(*view.record)) {
     const std::string& value = *view.record->output_json;
     text += "output: " + Preview(value, 2000) +
-            (value.size() > 2000 ? fmt::format(" ... ({})", FormatBytes(value.size())) : "") +
-            "\n";
+            (value.size() > 2000 ? fmt::format(" ... ({})", FormatBytes(value.size())) : "") + "\n";
   }
   int calls = 0;
   for (const EventRecord& e : view.events) calls += e.kind == kUsageEventKind ? 1 : 0;
@@ -249,9 +247,8 @@ Result<std::string> NodeValue(const NodeView& view, const std::string& which,
   for (const auto& [name, value] : view.input) {
     if (name != dep) continue;
     if (!value) {
-      return Status::Error(ErrorKind::kPermanent,
-                           "dependency '" + dep + "' of node '" + view.node +
-                               "' has no output recorded");
+      return Status::Error(ErrorKind::kPermanent, "dependency '" + dep + "' of node '" + view.node +
+                                                      "' has no output recorded");
     }
     return *value;
   }

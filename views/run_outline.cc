@@ -6,8 +6,8 @@
 
 namespace keel {
 
-Result<bool> ReadRunOutline(Store& store, const std::string& run_id,
-                            std::vector<NodeRecord>* nodes, std::vector<EventRecord>* events,
+Result<bool> ReadRunOutline(Store& store, const std::string& run_id, std::vector<NodeRecord>* nodes,
+                            std::vector<EventRecord>* events,
                             std::map<std::string, ItemTally>* tallies) {
   auto outline = store.GetRunOutline(run_id);
   if (!outline.ok()) {

@@ -18,8 +18,8 @@ namespace keel {
 // every usage event) and `tallies` (as TallyItems would) for run `run_id`
 // (an exact id). Returns false, filling nothing, when the store cannot
 // (then read everything); fails with the store's other errors.
-Result<bool> ReadRunOutline(Store& store, const std::string& run_id,
-                            std::vector<NodeRecord>* nodes, std::vector<EventRecord>* events,
+Result<bool> ReadRunOutline(Store& store, const std::string& run_id, std::vector<NodeRecord>* nodes,
+                            std::vector<EventRecord>* events,
                             std::map<std::string, ItemTally>* tallies);
 
 }  // namespace keel
