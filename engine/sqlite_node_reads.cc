@@ -48,8 +48,8 @@ Result<std::vector<T>> Rows(Statement& stmt, const std::string& what, Fill fill)
 }
 
 // Binds the item range of map `map` to ?1..?4.
-void BindItems(Statement* stmt, const std::string& run_id, const std::string& map,
-               std::string* low, std::string* high) {
+void BindItems(Statement* stmt, const std::string& run_id, const std::string& map, std::string* low,
+               std::string* high) {
   *low = map + "[";
   *high = map + "\\";  // '\' follows '[' in ASCII
   stmt->Bind(1, run_id).Bind(2, *low).Bind(3, *high).Bind(4, static_cast<int64_t>(low->size() + 1));
@@ -60,9 +60,8 @@ void BindItems(Statement* stmt, const std::string& run_id, const std::string& ma
 Result<std::optional<NodeRecord>> SqliteReader::GetNode(const std::string& run_id,
                                                         const std::string& node) {
   Statement stmt;
-  Status prepared =
-      stmt.Prepare(conn_.get(), (std::string(kNodeColumns) + "WHERE run_id = ?1 AND node = ?2")
-                                    .c_str());
+  Status prepared = stmt.Prepare(
+      conn_.get(), (std::string(kNodeColumns) + "WHERE run_id = ?1 AND node = ?2").c_str());
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id).Bind(2, node);
   auto rows = Rows<NodeRecord>(stmt, "reading node " + node + " of run " + run_id, NodeFromRow);
@@ -75,9 +74,9 @@ Result<std::vector<NodeRecord>> SqliteReader::GetNodesInStatus(const std::string
                                                                NodeStatus status, int limit) {
   Statement stmt;
   Status prepared = stmt.Prepare(
-      conn_.get(), (std::string(kNodeColumns) +
-                    "WHERE run_id = ?1 AND status = ?2 ORDER BY rowid LIMIT ?3")
-                       .c_str());
+      conn_.get(),
+      (std::string(kNodeColumns) + "WHERE run_id = ?1 AND status = ?2 ORDER BY rowid LIMIT ?3")
+          .c_str());
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id).Bind(2, NodeStatusName(status)).Bind(3, limit > 0 ? int64_t{limit} : -1);
   return Rows<NodeRecord>(stmt, "reading the nodes of run " + run_id, NodeFromRow);
@@ -88,10 +87,9 @@ Result<std::vector<EventRecord>> SqliteReader::GetNodeEvents(const std::string& 
   // The newest `limit` through the index backwards, then put in seq order.
   Statement stmt;
   Status prepared = stmt.Prepare(
-      conn_.get(),
-      (std::string("SELECT * FROM (") + kEventColumns +
-       "WHERE run_id = ?1 AND node = ?2 ORDER BY seq DESC LIMIT ?3) ORDER BY seq")
-          .c_str());
+      conn_.get(), (std::string("SELECT * FROM (") + kEventColumns +
+                    "WHERE run_id = ?1 AND node = ?2 ORDER BY seq DESC LIMIT ?3) ORDER BY seq")
+                       .c_str());
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id).Bind(2, node).Bind(3, limit > 0 ? int64_t{limit} : -1);
   return Rows<EventRecord>(stmt, "reading the events of node " + node + " of run " + run_id,
@@ -100,17 +98,15 @@ Result<std::vector<EventRecord>> SqliteReader::GetNodeEvents(const std::string& 
 
 Result<Store::ItemPage> SqliteReader::ListMapItems(const std::string& run_id,
                                                    const std::string& map,
-                                                   std::optional<NodeStatus> status,
-                                                   int64_t offset, int limit) {
-  const std::string where =
-      std::string(kItemsWhere) + (status ? " AND status = ?5" : "");
+                                                   std::optional<NodeStatus> status, int64_t offset,
+                                                   int limit) {
+  const std::string where = std::string(kItemsWhere) + (status ? " AND status = ?5" : "");
   const std::string what = "reading the items of map " + map + " of run " + run_id;
   std::string low, high;
   Store::ItemPage page;
   {
     Statement count;
-    Status prepared =
-        count.Prepare(conn_.get(), ("SELECT count(*) FROM nodes " + where).c_str());
+    Status prepared = count.Prepare(conn_.get(), ("SELECT count(*) FROM nodes " + where).c_str());
     if (!prepared.ok()) return prepared;
     BindItems(&count, run_id, map, &low, &high);
     if (status) count.Bind(5, NodeStatusName(*status));
@@ -121,10 +117,10 @@ Result<Store::ItemPage> SqliteReader::ListMapItems(const std::string& run_id,
   }
   Statement stmt;
   // SQLite keeps only offset + limit rows in its sorter, not every item.
-  Status prepared = stmt.Prepare(
-      conn_.get(), (std::string(kNodeColumns) + where +
-                    " ORDER BY CAST(substr(node, ?4) AS INTEGER) LIMIT ?6 OFFSET ?7")
-                       .c_str());
+  Status prepared =
+      stmt.Prepare(conn_.get(), (std::string(kNodeColumns) + where +
+                                 " ORDER BY CAST(substr(node, ?4) AS INTEGER) LIMIT ?6 OFFSET ?7")
+                                    .c_str());
   if (!prepared.ok()) return prepared;
   BindItems(&stmt, run_id, map, &low, &high);
   if (status) stmt.Bind(5, NodeStatusName(*status));
@@ -136,53 +132,93 @@ Result<Store::ItemPage> SqliteReader::ListMapItems(const std::string& run_id,
 }
 
 Result<std::vector<Store::ItemCount>> SqliteReader::CountMapItems(const std::string& run_id) {
-  // Items are the names with a '[' and no '/' (inner nodes of items and of
-  // calls have one); counted in the database, not read.
+  // Items are the names ending in [N] whose map (the name without it) has
+  // no '[' (as views/item_names.h splits them); counted in the database.
   Statement stmt;
   Status prepared = stmt.Prepare(
       conn_.get(),
-      "SELECT substr(node, 1, instr(node, '[') - 1) AS map, status, count(*) FROM nodes "
-      "WHERE run_id = ?1 AND instr(node, '[') > 0 AND instr(node, '/') = 0 "
-      "GROUP BY map, status");
+      "SELECT map, status, count(*) FROM (SELECT substr(rtrim(node, '0123456789]'), 1, "
+      "length(rtrim(node, '0123456789]')) - 1) AS map, status FROM nodes WHERE run_id = ?1 AND "
+      "node GLOB '*[[][0-9]*]') WHERE instr(map, '[') = 0 AND map <> '' GROUP BY map, status");
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id);
-  return Rows<Store::ItemCount>(
-      stmt, "counting the items of run " + run_id, [](const Statement& row, Store::ItemCount* c) {
-        c->map = row.Text(0);
-        c->status = NodeStatus::kFailed;
-        ParseNodeStatus(row.Text(1), &c->status);
-        c->count = row.Int(2);
-      });
+  return Rows<Store::ItemCount>(stmt, "counting the items of run " + run_id,
+                                [](const Statement& row, Store::ItemCount* c) {
+                                  c->map = row.Text(0);
+                                  c->status = NodeStatus::kFailed;
+                                  ParseNodeStatus(row.Text(1), &c->status);
+                                  c->count = row.Int(2);
+                                });
+}
+
+Result<Store::RunOutline> SqliteReader::GetRunOutline(const std::string& run_id) {
+  // One read transaction, so the three reads agree.
+  Status begun = conn_->Exec("BEGIN", "reading run " + run_id);
+  if (!begun.ok()) return begun;
+  Store::RunOutline outline;
+  Status status = [&]() -> Status {
+    Statement nodes;
+    Status s = nodes.Prepare(
+        conn_.get(),
+        (std::string(kNodeColumns) + "WHERE run_id = ?1 AND instr(node, '[') = 0 ORDER BY rowid")
+            .c_str());
+    if (!s.ok()) return s;
+    nodes.Bind(1, run_id);
+    auto node_rows = Rows<NodeRecord>(nodes, "reading the nodes of run " + run_id, NodeFromRow);
+    if (!node_rows.ok()) return node_rows.status();
+    outline.nodes = std::move(*node_rows);
+    Statement events;
+    s = events.Prepare(conn_.get(),
+                       (std::string(kEventColumns) +
+                        "WHERE run_id = ?1 AND (instr(node, '[') = 0 OR kind IN ('llm_call', "
+                        "'fallback_event')) ORDER BY seq")
+                           .c_str());
+    if (!s.ok()) return s;
+    events.Bind(1, run_id);
+    auto event_rows = Rows<EventRecord>(events, "reading the events of run " + run_id, FillEvent);
+    if (!event_rows.ok()) return event_rows.status();
+    outline.events = std::move(*event_rows);
+    auto counts = CountMapItems(run_id);
+    if (!counts.ok()) return counts.status();
+    outline.items = std::move(*counts);
+    return Status::Ok();
+  }();
+  (void)conn_->Exec("COMMIT", "reading run " + run_id);
+  if (!status.ok()) return status;
+  return outline;
 }
 
 }  // namespace sqlite
 
-#define KEEL_FORWARD_NODE_READS(Class, mu)                                                     \
-  Result<std::optional<NodeRecord>> Class::GetNode(const std::string& run_id,                 \
-                                                   const std::string& node) {                 \
-    MutexLock lock(&mu);                                                                      \
-    return reader_->GetNode(run_id, node);                                                    \
-  }                                                                                           \
-  Result<std::vector<NodeRecord>> Class::GetNodesInStatus(const std::string& run_id,          \
-                                                          NodeStatus status, int limit) {     \
-    MutexLock lock(&mu);                                                                      \
-    return reader_->GetNodesInStatus(run_id, status, limit);                                  \
-  }                                                                                           \
-  Result<std::vector<EventRecord>> Class::GetNodeEvents(const std::string& run_id,            \
-                                                        const std::string& node, int limit) { \
-    MutexLock lock(&mu);                                                                      \
-    return reader_->GetNodeEvents(run_id, node, limit);                                       \
-  }                                                                                           \
-  Result<Store::ItemPage> Class::ListMapItems(const std::string& run_id,                      \
-                                              const std::string& map,                         \
-                                              std::optional<NodeStatus> status,               \
-                                              int64_t offset, int limit) {                    \
-    MutexLock lock(&mu);                                                                      \
-    return reader_->ListMapItems(run_id, map, status, offset, limit);                         \
-  }                                                                                           \
-  Result<std::vector<Store::ItemCount>> Class::CountMapItems(const std::string& run_id) {     \
-    MutexLock lock(&mu);                                                                      \
-    return reader_->CountMapItems(run_id);                                                    \
+#define KEEL_FORWARD_NODE_READS(Class, mu)                                                       \
+  Result<std::optional<NodeRecord>> Class::GetNode(const std::string& run_id,                    \
+                                                   const std::string& node) {                    \
+    MutexLock lock(&mu);                                                                         \
+    return reader_->GetNode(run_id, node);                                                       \
+  }                                                                                              \
+  Result<std::vector<NodeRecord>> Class::GetNodesInStatus(const std::string& run_id,             \
+                                                          NodeStatus status, int limit) {        \
+    MutexLock lock(&mu);                                                                         \
+    return reader_->GetNodesInStatus(run_id, status, limit);                                     \
+  }                                                                                              \
+  Result<std::vector<EventRecord>> Class::GetNodeEvents(const std::string& run_id,               \
+                                                        const std::string& node, int limit) {    \
+    MutexLock lock(&mu);                                                                         \
+    return reader_->GetNodeEvents(run_id, node, limit);                                          \
+  }                                                                                              \
+  Result<Store::ItemPage> Class::ListMapItems(const std::string& run_id, const std::string& map, \
+                                              std::optional<NodeStatus> status, int64_t offset,  \
+                                              int limit) {                                       \
+    MutexLock lock(&mu);                                                                         \
+    return reader_->ListMapItems(run_id, map, status, offset, limit);                            \
+  }                                                                                              \
+  Result<std::vector<Store::ItemCount>> Class::CountMapItems(const std::string& run_id) {        \
+    MutexLock lock(&mu);                                                                         \
+    return reader_->CountMapItems(run_id);                                                       \
+  }                                                                                              \
+  Result<Store::RunOutline> Class::GetRunOutline(const std::string& run_id) {                    \
+    MutexLock lock(&mu);                                                                         \
+    return reader_->GetRunOutline(run_id);                                                       \
   }
 
 KEEL_FORWARD_NODE_READS(SqliteStore, read_mu_)

@@ -81,6 +81,7 @@ class SqliteReadOnlyStore final : public Store {
                                 std::optional<NodeStatus> status, int64_t offset,
                                 int limit) override;
   Result<std::vector<ItemCount>> CountMapItems(const std::string& run_id) override;
+  Result<RunOutline> GetRunOutline(const std::string& run_id) override;
 
  private:
   SqliteReadOnlyStore(std::string path, std::unique_ptr<sqlite::SqliteReader> reader);

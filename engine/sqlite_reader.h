@@ -62,6 +62,7 @@ class SqliteReader {
                                        std::optional<NodeStatus> status, int64_t offset,
                                        int limit);
   Result<std::vector<Store::ItemCount>> CountMapItems(const std::string& run_id);
+  Result<Store::RunOutline> GetRunOutline(const std::string& run_id);
   // PRAGMA data_version of the reading connection, which never writes:
   // it changes with every commit of any other connection.
   Result<int64_t> DataVersion();

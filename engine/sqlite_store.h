@@ -175,6 +175,7 @@ class SqliteStore final : public Store {
                                 std::optional<NodeStatus> status, int64_t offset,
                                 int limit) override;
   Result<std::vector<ItemCount>> CountMapItems(const std::string& run_id) override;
+  Result<RunOutline> GetRunOutline(const std::string& run_id) override;
 
   const std::string& path() const { return path_; }
 

@@ -496,14 +496,26 @@ class Store {
                                         int limit) {
     return Status::Error(ErrorKind::kPermanent, "not supported by this store");
   }
-  // Counts of the items of every map of run `run_id` by map and status,
-  // without reading the items: (map, status, count) rows.
+  // Counts of the items of every map of run `run_id` ("m[3]", "c/m[3]"; not
+  // items of maps inside items) by map and status, without reading the
+  // items: (map, status, count) rows.
   struct ItemCount {
     std::string map;
     NodeStatus status = NodeStatus::kPending;
     int64_t count = 0;
   };
   virtual Result<std::vector<ItemCount>> CountMapItems(const std::string& run_id) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+  // Run `run_id` without its map items, read in one snapshot: the records
+  // of nodes whose names have no '[' (first-insert order), their events
+  // and the usage events of items (seq order), and CountMapItems.
+  struct RunOutline {
+    std::vector<NodeRecord> nodes;
+    std::vector<EventRecord> events;
+    std::vector<ItemCount> items;
+  };
+  virtual Result<RunOutline> GetRunOutline(const std::string& run_id) {
     return Status::Error(ErrorKind::kPermanent, "not supported by this store");
   }
 };

@@ -52,9 +52,9 @@ std::optional<NodeShape> NodeShapes::Lookup(const RunRecord& run, const std::str
       return shape->second;
     }
   }
-  auto child = RunForOutput(
-      {options_.keel_path, "graph", run.id, "--format", "json", "--db", options_.db},
-      kGraphTimeout);
+  auto child =
+      RunForOutput({options_.keel_path, "graph", run.id, "--format", "json", "--db", options_.db},
+                   kGraphTimeout);
   if (!child.ok() || child->exit_code != 0) return std::nullopt;
   Shapes shapes = Parse(child->out);
   std::optional<NodeShape> found;

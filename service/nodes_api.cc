@@ -155,7 +155,8 @@ void NodesApi::Register(httplib::Server& server) {
       return JsonError(response, 400,
                        "node name: expected a percent-encoded path segment after /nodes/");
     }
-    if (target.what == "items") return Items(store_, request.matches[1], target.node, request, response);
+    if (target.what == "items")
+      return Items(store_, request.matches[1], target.node, request, response);
     auto view = ReadNodeView(
         store_, request.matches[1], target.node,
         [this](const RunRecord& run, const std::string& node) { return shapes_.Lookup(run, node); },

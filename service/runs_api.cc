@@ -66,8 +66,7 @@ void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& reques
   query.workflow = request.get_param_value("workflow");
   query.before = request.get_param_value("before");
   query.state = request.get_param_value("state");
-  if (request.has_param("since") &&
-      !ParseIsoTime(request.get_param_value("since"), &query.since)) {
+  if (request.has_param("since") && !ParseIsoTime(request.get_param_value("since"), &query.since)) {
     return JsonError(response, 400,
                      "query parameter since: expected an ISO 8601 time such as "
                      "2026-11-23T17:52:06Z");
@@ -91,8 +90,9 @@ void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& reques
       if (rows.status().kind() == ErrorKind::kPermanent &&
           rows.status().message().starts_with("'")) {
         // ListLabelledRuns checks the status, then the state.
-        bool state = !query.state.empty() && rows.status().message().starts_with(
-                                                 "'" + query.state + "': expected queued, running, retrying");
+        RunStatus parsed;
+        bool status_ok = query.status.empty() || ParseRunStatus(query.status, &parsed);
+        bool state = !query.state.empty() && status_ok && !IsLiveStateName(query.state);
         JsonError(response, 400,
                   std::string("query parameter ") + (state ? "state " : "status ") +
                       rows.status().message());
@@ -109,8 +109,10 @@ void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& reques
 }
 
 void ShowRun(Store& store, const httplib::Request& request, httplib::Response& response) {
-  auto detail = ReadRunDetail(store, request.matches[1], FlagParam(request, "events"),
-                              /*items=*/true, nullptr, Now());
+  // items=false: each map's items collapse into its counts, read in SQL.
+  bool items = request.get_param_value("items") != "false";
+  auto detail =
+      ReadRunDetail(store, request.matches[1], FlagParam(request, "events"), items, nullptr, Now());
   if (!detail.ok()) return StoreError(response, detail.status());
   JsonOut out;
   WriteRunDetailJson(&out, *detail);

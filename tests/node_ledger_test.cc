@@ -1,12 +1,16 @@
 // The live state of a run and a node's attempt ledger and "why", from
 // recorded event sequences with made-up times (views/live_state.h,
-// views/node_ledger.h): no store, no clock, no sleeps.
+// views/node_ledger.h), and a node's JSON (views/node_view.h): no store, no
+// clock, no sleeps.
+
+#include "views/node_ledger.h"
 
 #include <doctest/doctest.h>
 
 #include "engine/wait_node.h"
+#include "views/json_out.h"
 #include "views/live_state.h"
-#include "views/node_ledger.h"
+#include "views/node_view.h"
 
 namespace keel {
 namespace {
@@ -88,8 +92,8 @@ TEST_CASE("state names are checked") {
 TEST_CASE("the ledger says which policy decided each attempt and what came next") {
   auto events = BackingOff();
   events.push_back(Ev(3, "a", "attempt_started", R"({"attempt":2})"));
-  events.push_back(Ev(4, "a", "attempt_failed",
-                      R"({"attempt":2,"kind":"transient","message":"503"})"));
+  events.push_back(
+      Ev(4, "a", "attempt_failed", R"({"attempt":2,"kind":"transient","message":"503"})"));
   events.push_back(Ev(4, "a", "retry_budget_exhausted"));
   events.push_back(Ev(4, "a", "fallback_started", R"({"workflow":"cheap","after":"transient"})"));
   events.push_back(Ev(6, "a", "fallback_finished", R"({"workflow":"cheap","status":"succeeded"})"));
@@ -154,6 +158,35 @@ TEST_CASE("why: waiting, backing off, breaker open, skipped, cancelled") {
         "cancelled because dependency 'y' failed");
   CHECK(ExplainNode("succeeded", nullptr, {}, {}, "succeeded", kT0).empty());
   CHECK(ExplainNode("pending", nullptr, {}, {}, "failed", kT0) == "not reached: the run is failed");
+}
+
+TEST_CASE("a node's JSON: llm calls pass request and reply through; values over the cap") {
+  NodeView view;
+  view.run.id = "r";
+  view.node = "ask";
+  view.status = "succeeded";
+  NodeRecord record = Record("ask", NodeStatus::kSucceeded);
+  record.output_json = "\"" + std::string(20, 'x') + "\"";
+  view.record = record;
+  view.input.emplace_back("small", "1");
+  view.input.emplace_back("large", "\"" + std::string(30, 'y') + "\"");
+  view.events.push_back(Ev(1, "ask", "llm_call",
+                           R"({"provider":"p","model":"m","prompt_tokens":3,"outcome":"ok",)"
+                           R"("request":{"system":"s","messages":[]},"reply":{"content":"hi"},)"
+                           R"("truncated":true})"));
+  view.events.push_back(Ev(2, "ask", "node_succeeded", "{}"));
+  JsonOut out;
+  WriteNodeViewJson(&out, view, /*cap=*/21);
+  const std::string json = out.Text();
+  CHECK(json.find(R"("llm_calls":[{"seq":)") != std::string::npos);
+  CHECK(json.find(R"("provider":"p","model":"m","prompt_tokens":3,"completion_tokens":null)") !=
+        std::string::npos);
+  CHECK(json.find(R"("request":{"system":"s","messages":[]},"reply":{"content":"hi"},)"
+                  R"("truncated":true})") != std::string::npos);
+  // 22 bytes of output: over a cap of 21; 32 of input "large" too; "small" kept.
+  CHECK(json.find(R"("output":{"$truncated":22,"preview":)") != std::string::npos);
+  CHECK(json.find(R"("small":1)") != std::string::npos);
+  CHECK(json.find(R"("truncated":["input.large","output"])") != std::string::npos);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
 #include "tests/support/sandbox.h"
+#include "tests/support/subprocess.h"
 
 namespace keel::testing {
 namespace {
@@ -45,7 +47,6 @@ class TestServer {
     port_ = http_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { http_.listen_after_bind(); });
-    http_.wait_until_ready();
   }
   ~TestServer() {
     http_.stop();
@@ -177,6 +178,21 @@ TEST_CASE("a node of a real map run: ledger, input, output, inner nodes and page
   CHECK(bad_status == 400);
   CHECK(bad_status_body.find("pending, running, succeeded") != std::string::npos);
 
+  // The run with its items collapsed into the map's counts, read in SQL.
+  Json outline = server.GetJson("/api/v1/runs/" + id + "?items=false");
+  Json full = server.GetJson("/api/v1/runs/" + id);
+  CHECK(NodeEntry(full["nodes"], "m[1]").IsObject());
+  CHECK(NodeEntry(outline["nodes"], "m[1]").IsNull());
+  CHECK(NodeEntry(outline["nodes"], "c/fetch").IsObject());
+  Json map = NodeEntry(outline["nodes"], "m");
+  CHECK(map["items"]["total"].Int() == 25);
+  CHECK(map["items"]["succeeded"].Int() == 23);
+  CHECK(map["items"]["failed"].Int() == 2);
+  CHECK(map["items"].Dump() == NodeEntry(full["nodes"], "m")["items"].Dump());
+  CHECK(outline["usage"].Dump() == full["usage"].Dump());
+  ExitInfo shown = box.KeelDb({"show", id});
+  CHECK(shown.out.find("25 items: 23 succeeded, 2 failed") != std::string::npos);
+
   // The same object from the CLI.
   ExitInfo cli = box.KeelDb({"show", id, "--node", "sink", "--json"});
   REQUIRE_MESSAGE(cli.exit_code == 0, cli.Describe());
@@ -240,9 +256,9 @@ TEST_CASE("the runs list: live states, waiting_for, since, and bad filters" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string done = RunScript(box, "map.lua", kMapRun);
-  std::string waiting = RunScript(box, "approval.lua",
-                                  ReadFile(std::string(KEEL_SOURCE_DIR) + "/examples/approval.lua")
-                                      .value_or(""));
+  std::string waiting =
+      RunScript(box, "approval.lua",
+                ReadFile(std::string(KEEL_SOURCE_DIR) + "/examples/approval.lua").value_or(""));
   TestServer server(box);
 
   Json all = server.GetJson("/api/v1/runs");
@@ -285,6 +301,48 @@ TEST_CASE("the runs list: live states, waiting_for, since, and bad filters" *
   CHECK(publish["why"].Str() == "waiting on approval, cool_off");
 }
 
+TEST_CASE("a run backing off before its retry: its live state and its node's why" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("slow_retry.lua", R"lua(local keel = require "keel"
+return keel.workflow "slow_retry" {
+  keel.fn "flaky" {
+    retry = { attempts = 2, base = 120, jitter = "none" },
+    run = function() keel.fail{ kind = "transient", message = "upstream down" } end,
+  },
+  keel.fn "after" { after = { "flaky" }, run = function() return 1 end },
+}
+)lua");
+  auto run = box.StartDb({"run", wf});
+  REQUIRE(run->WaitForStderr("started", std::chrono::seconds(60)));
+  TestServer server(box);
+  // Polls (the run's retry waits two minutes; the test ends well before).
+  Json listed = Json::Null();
+  for (int i = 0; i < 600; ++i) {
+    listed = server.GetJson("/api/v1/runs?state=backing_off");
+    if (listed.Size() == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(listed.Size() == 1);
+  CHECK(listed[0]["status"].Str() == "running");
+  CHECK(listed[0]["state"].Str() == "backing_off");
+  CHECK(!listed[0]["state_until"].IsNull());
+  const std::string id = listed[0]["run_id"].Str();
+  Json flaky = server.GetJson("/api/v1/runs/" + id + "/nodes/flaky");
+  CHECK(flaky["status"].Str() == "running");
+  CHECK(flaky["why"].Str().find("backing off until ") == 0);
+  CHECK(flaky["why"].Str().find("(attempt 1 failed: transient)") != std::string::npos);
+  REQUIRE(flaky["attempts"].Size() == 1);
+  CHECK(flaky["attempts"][0]["outcome"].Str() == "failed");
+  CHECK(flaky["attempts"][0]["decided_by"].Str() == "retry");
+  CHECK(flaky["attempts"][0]["next"].Str().find("retry at ") == 0);
+  Json after = server.GetJson("/api/v1/runs/" + id + "/nodes/after");
+  CHECK(after["why"].Str() == "waiting on flaky");
+  ExitInfo cli = box.KeelDb({"runs", "--state", "backing_off"});
+  CHECK(cli.out.find("running, backing_off") != std::string::npos);
+  run->Kill();
+}
+
 TEST_CASE("breakers show their thresholds, window counts and next probe time" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
@@ -297,7 +355,7 @@ TEST_CASE("breakers show their thresholds, window counts and next probe time" *
   config.window = 60;
   config.min_calls = 4;
   config.cooldown = 30;
-  double now = 1796472000;
+  double now = 1796400000;  // 2026-12-04 16:00:00 UTC, in the past
   for (int i = 0; i < 2; ++i) {
     auto updated = server.store().UpdateBreaker(config.key, [&](BreakerSnapshot& s) {
       ProbeClaim claim;
@@ -317,7 +375,7 @@ TEST_CASE("breakers show their thresholds, window counts and next probe time" *
   CHECK(b["failure_rate"].Num() == doctest::Approx(0.5));
   CHECK(b["window_s"].Num() == doctest::Approx(60));
   CHECK(b["min_calls"].Int() == 4);
-  CHECK(b["next_probe_at"].Str() == "2026-12-05T12:00:31.000Z");
+  CHECK(b["next_probe_at"].Str() == "2026-12-04T16:00:31.000Z");
   // The window is counted at the time of the request, long after these calls.
   CHECK(b["window_calls"].Int() == 0);
   ExitInfo cli = box.KeelDb({"breakers", "--json"});

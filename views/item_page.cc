@@ -15,9 +15,8 @@ void WriteItemPageJson(JsonOut* out, const Store::ItemPage& page) {
     out->BeginObject();
     out->Key("node").String(item.node);
     size_t open = item.node.rfind('[');
-    out->Key("index").Int(open == std::string::npos
-                              ? 0
-                              : std::strtoll(item.node.c_str() + open + 1, nullptr, 10));
+    out->Key("index").Int(
+        open == std::string::npos ? 0 : std::strtoll(item.node.c_str() + open + 1, nullptr, 10));
     out->Key("status").String(NodeStatusName(item.status));
     out->Key("attempts").Int(item.attempts);
     out->Key("duration_s").Seconds(NodeSeconds(item));

@@ -12,7 +12,7 @@
 namespace keel {
 namespace {
 
-// Builds the ledger one event at a time.
+// Builds the ledger one event at a time. A value used on one thread.
 class LedgerBuilder {
  public:
   explicit LedgerBuilder(double now) : now_(now) {}
@@ -42,9 +42,10 @@ class LedgerBuilder {
       pending_start_ = e.ts + delay;
       if (AttemptEntry* a = Last()) {
         if (a->decided_by != "breaker") a->decided_by = "retry";
-        a->next = pending_start_ > now_ ? fmt::format("retry at {} (in {})", UtcClock(pending_start_),
-                                                      FormatSeconds(pending_start_ - now_))
-                                        : "retried after " + FormatSeconds(delay);
+        a->next = pending_start_ > now_
+                      ? fmt::format("retry at {} (in {})", UtcClock(pending_start_, now_),
+                                    FormatSeconds(pending_start_ - now_))
+                      : "retried after " + FormatSeconds(delay);
       }
     } else if (k == "retry_budget_exhausted") {
       Decide("budget", "retry budget exhausted: no more retries");
@@ -167,10 +168,16 @@ std::string BreakerKey(const std::vector<EventRecord>& events) {
 
 }  // namespace
 
-std::string UtcClock(double wall) {
+std::string UtcClock(double wall, double now) {
   std::time_t t = static_cast<std::time_t>(wall);
-  std::tm tm{};
+  std::time_t today = static_cast<std::time_t>(now);
+  std::tm tm{}, now_tm{};
   gmtime_r(&t, &tm);
+  gmtime_r(&today, &now_tm);
+  if (now > 0 && (tm.tm_year != now_tm.tm_year || tm.tm_yday != now_tm.tm_yday)) {
+    return fmt::format("{}-{:02}-{:02} {:02}:{:02}:{:02} UTC", tm.tm_year + 1900, tm.tm_mon + 1,
+                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  }
   return fmt::format("{:02}:{:02}:{:02} UTC", tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
@@ -207,11 +214,11 @@ std::string ExplainNode(const std::string& status, const NodeRecord* record,
     LiveState live = NodeLiveState(events, now);
     if (live.state == "backing_off") {
       std::string failure = LastFailure(events);
-      return "backing off until " + UtcClock(live.until) +
+      return "backing off until " + UtcClock(live.until, now) +
              (failure.empty() ? "" : " (" + failure + ")");
     }
     if (live.state == "breaker_open") {
-      return "breaker " + BreakerKey(events) + " open until " + UtcClock(live.until);
+      return "breaker " + BreakerKey(events) + " open until " + UtcClock(live.until, now);
     }
     if (live.state == "retrying") {
       std::string failure = LastFailure(events);
@@ -224,9 +231,9 @@ std::string ExplainNode(const std::string& status, const NodeRecord* record,
     if (record == nullptr || !record->output_json || !ParseWaitInfo(*record->output_json, &info)) {
       return "waiting";
     }
-    if (info.signal.empty()) return "waiting for its timer until " + UtcClock(info.due);
+    if (info.signal.empty()) return "waiting for its timer until " + UtcClock(info.due, now);
     return "waiting for signal " + info.signal +
-           (info.due > 0 ? " (gives up at " + UtcClock(info.due) + ")" : "");
+           (info.due > 0 ? " (gives up at " + UtcClock(info.due, now) + ")" : "");
   }
   if (status == "interrupted") return "its run was interrupted; resuming the run runs it again";
   if (status == "skipped") return message.empty() ? "skipped" : "skipped: " + message;

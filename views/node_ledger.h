@@ -47,7 +47,8 @@ std::string ExplainNode(const std::string& status, const NodeRecord* record,
                         const std::vector<std::string>& unfinished_deps,
                         const std::string& run_label, double now);
 
-// "12:03:09 UTC".
-std::string UtcClock(double wall);
+// "12:03:09 UTC" when `wall` falls on the same UTC day as `now`, else
+// "2026-12-06 12:03:09 UTC" (always so when `now` is 0).
+std::string UtcClock(double wall, double now);
 
 }  // namespace keel

@@ -1,11 +1,11 @@
 #include "views/node_view.h"
 
 #include <fmt/format.h>
-
-#include <algorithm>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <algorithm>
 
 #include "engine/utf8.h"
 #include "views/event_json.h"
@@ -85,7 +85,12 @@ void WriteLlmCall(JsonOut* out, const EventRecord& e) {
   out->EndObject();
 }
 
-std::string WhenText(double wall) { return wall > 0 ? UtcClock(wall) : "-"; }
+std::optional<std::string> OutputOf(const NodeRecord& record) {
+  if (record.status == NodeStatus::kWaiting) return std::nullopt;
+  return record.output_json;
+}
+
+std::string WhenText(double wall) { return wall > 0 ? UtcClock(wall, 0) : "-"; }
 
 }  // namespace
 
@@ -110,8 +115,7 @@ Result<NodeView> ReadNodeView(Store& store, const std::string& run_id, const std
   std::optional<NodeShape> shape;
   if (shape_of) shape = shape_of(view.run, node);
   if (!view.record && view.events.empty() && !shape) {
-    return Status::Error(ErrorKind::kPermanent,
-                         "no node '" + node + "' in run " + view.run.id);
+    return Status::Error(ErrorKind::kPermanent, "no node '" + node + "' in run " + view.run.id);
   }
   view.kind = shape ? shape->kind : KindByName(node);
   view.status = view.record ? NodeStatusLabel(*view.record, view.run_label) : "pending";
@@ -121,8 +125,9 @@ Result<NodeView> ReadNodeView(Store& store, const std::string& run_id, const std
       auto dep_record = store.GetNode(view.run.id, dep);
       if (!dep_record.ok()) return dep_record.status();
       if (!*dep_record || !Finished((*dep_record)->status)) unfinished.push_back(dep);
+      // A dependency's output is its input only once it finished.
       std::optional<std::string> value;
-      if (*dep_record) value = (*dep_record)->output_json;
+      if (*dep_record && Finished((*dep_record)->status)) value = (*dep_record)->output_json;
       view.input.emplace_back(dep, std::move(value));
     }
   }
@@ -147,7 +152,8 @@ void WriteNodeViewJson(JsonOut* out, const NodeView& view, size_t cap) {
     out->Key("started_at").TimeOrNull(a.started_at);
     out->Key("finished_at").TimeOrNull(a.finished_at);
     std::optional<double> seconds;
-    if (a.started_at > 0 && a.finished_at > 0) seconds = std::max(0.0, a.finished_at - a.started_at);
+    if (a.started_at > 0 && a.finished_at > 0)
+      seconds = std::max(0.0, a.finished_at - a.started_at);
     out->Key("duration_s").Seconds(seconds);
     out->Key("outcome").String(a.outcome);
     out->Key("error_kind").StringOrNull(a.error_kind);
@@ -165,9 +171,9 @@ void WriteNodeViewJson(JsonOut* out, const NodeView& view, size_t cap) {
     CappedValue(out, value, cap, "input." + dep, &truncated);
   }
   out->EndObject();
+  // A waiting node's record holds what it waits for (in `why`), not an output.
   out->Key("output");
-  CappedValue(out, view.record ? view.record->output_json : std::nullopt, cap, "output",
-              &truncated);
+  CappedValue(out, view.record ? OutputOf(*view.record) : std::nullopt, cap, "output", &truncated);
   out->Key("error").StringOrNull(view.record ? view.record->error_message : "");
   out->Key("started_at").TimeOrNull(view.record ? view.record->started_at : 0);
   out->Key("finished_at").TimeOrNull(view.record ? view.record->finished_at : 0);
@@ -217,11 +223,10 @@ std::string NodeViewText(const NodeView& view) {
                         value ? Preview(*value, 200) + (value->size() > 200 ? " ..." : "")
                               : "(no output recorded)");
   }
-  if (view.record && view.record->output_json) {
+  if (view.record && OutputOf(*view.record)) {
     const std::string& value = *view.record->output_json;
     text += "output: " + Preview(value, 2000) +
-            (value.size() > 2000 ? fmt::format(" ... ({})", FormatBytes(value.size())) : "") +
-            "\n";
+            (value.size() > 2000 ? fmt::format(" ... ({})", FormatBytes(value.size())) : "") + "\n";
   }
   int calls = 0;
   for (const EventRecord& e : view.events) calls += e.kind == kUsageEventKind ? 1 : 0;
@@ -233,7 +238,7 @@ std::string NodeViewText(const NodeView& view) {
 Result<std::string> NodeValue(const NodeView& view, const std::string& which,
                               const std::string& dep) {
   if (which == "output") {
-    if (!view.record || !view.record->output_json) {
+    if (!view.record || !OutputOf(*view.record)) {
       return Status::Error(ErrorKind::kPermanent,
                            "node '" + view.node + "' has no output recorded");
     }
@@ -242,9 +247,8 @@ Result<std::string> NodeValue(const NodeView& view, const std::string& which,
   for (const auto& [name, value] : view.input) {
     if (name != dep) continue;
     if (!value) {
-      return Status::Error(ErrorKind::kPermanent,
-                           "dependency '" + dep + "' of node '" + view.node +
-                               "' has no output recorded");
+      return Status::Error(ErrorKind::kPermanent, "dependency '" + dep + "' of node '" + view.node +
+                                                      "' has no output recorded");
     }
     return *value;
   }

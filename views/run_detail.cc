@@ -4,6 +4,7 @@
 
 #include "views/event_json.h"
 #include "views/format.h"
+#include "views/run_outline.h"
 #include "views/run_status.h"
 #include "views/script_versions_view.h"
 
@@ -32,10 +33,22 @@ Result<RunDetail> ReadRunDetail(Store& store, const std::string& id, bool events
                                 const NodeOrder& order, double now) {
   auto run = store.GetRun(id);
   if (!run.ok()) return run.status();
-  auto nodes = store.GetNodes(run->id);
-  if (!nodes.ok()) return nodes.status();
-  auto recorded_events = store.GetEvents(run->id);
-  if (!recorded_events.ok()) return recorded_events.status();
+  // Without items and events, the store leaves the items out (views/run_outline.h).
+  Result<std::vector<NodeRecord>> nodes = std::vector<NodeRecord>();
+  Result<std::vector<EventRecord>> recorded_events = std::vector<EventRecord>();
+  std::map<std::string, ItemTally> tallies;
+  Result<bool> outlined = false;
+  if (!items && !events) {
+    outlined = ReadRunOutline(store, run->id, &*nodes, &*recorded_events, &tallies);
+    if (!outlined.ok()) return outlined.status();
+  }
+  if (!*outlined) {
+    nodes = store.GetNodes(run->id);
+    if (!nodes.ok()) return nodes.status();
+    recorded_events = store.GetEvents(run->id);
+    if (!recorded_events.ok()) return recorded_events.status();
+    tallies = TallyItems(*nodes, *recorded_events);
+  }
   auto versions = store.GetScriptVersions(run->id);
   if (!versions.ok()) return versions.status();
   ScriptVersion latest;
@@ -51,7 +64,7 @@ Result<RunDetail> ReadRunDetail(Store& store, const std::string& id, bool events
   detail.label = RunStatusLabel(*run, now);
   detail.seconds = RunSeconds(*run, detail.label, now);
   detail.active = ActiveSeconds(*run, detail.label, now);
-  detail.items = TallyItems(*nodes, *recorded_events);
+  detail.items = std::move(tallies);
   if (order) {
     detail.nodes = order(*run, latest, std::move(*nodes));
   } else {

@@ -14,8 +14,7 @@ const char* const kRunStatusNames =
 namespace {
 
 // The runs of `query` without its state, as the store lists them.
-Result<std::vector<LabelledRun>> ListByStatus(Store& store, const RunListQuery& query,
-                                              double now);
+Result<std::vector<LabelledRun>> ListByStatus(Store& store, const RunListQuery& query, double now);
 
 // The statuses a run in live state `state` can be recorded with.
 std::vector<RunStatus> StatusesOf(const std::string& state) {
@@ -76,8 +75,7 @@ Result<std::vector<LabelledRun>> ListLabelledRuns(Store& store, const RunListQue
 
 namespace {
 
-Result<std::vector<LabelledRun>> ListByStatus(Store& store, const RunListQuery& query,
-                                              double now) {
+Result<std::vector<LabelledRun>> ListByStatus(Store& store, const RunListQuery& query, double now) {
   RunFilter filter;
   filter.limit = query.limit;
   filter.workflow = query.workflow;
