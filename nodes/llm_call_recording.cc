@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <utility>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/utf8.h"
@@ -32,7 +32,8 @@ constexpr int kRounds = 6;
 // `text` made safe to record: the secret replaced, invalid UTF-8 repaired.
 std::string Clean(std::string_view text, const std::string& secret) {
   std::string out(text);
-  if (!secret.empty() && out.find(secret) != std::string::npos) out = Redact(std::move(out), secret);
+  if (!secret.empty() && out.find(secret) != std::string::npos)
+    out = Redact(std::move(out), secret);
   if (!IsUtf8(out)) out = ReplaceInvalidUtf8(out);
   return out;
 }
@@ -85,7 +86,8 @@ Value RecordedToolCall(const Value& call, Allocator& alloc, const std::string& s
   const Value* fn = wire::Member(call, "function");
   const Value* args = fn != nullptr ? wire::Member(*fn, "arguments") : nullptr;
   std::string args_text;
-  if (args != nullptr) args_text = args->IsString() ? std::string(StringOf(args)) : wire::Serialize(*args);
+  if (args != nullptr)
+    args_text = args->IsString() ? std::string(StringOf(args)) : wire::Serialize(*args);
   return ToolCallValue(StringOf(wire::Member(call, "id")),
                        StringOf(fn != nullptr ? wire::Member(*fn, "name") : nullptr), args_text,
                        alloc, secret);
@@ -124,7 +126,8 @@ struct Piece {
 
 void CollectStrings(Value* v, std::vector<Piece>* pieces) {
   if (v->IsString()) {
-    if (v->GetStringLength() > kShort) pieces->push_back({v, std::string(v->GetString(), v->GetStringLength())});
+    if (v->GetStringLength() > kShort)
+      pieces->push_back({v, std::string(v->GetString(), v->GetStringLength())});
   } else if (v->IsArray()) {
     for (Value& item : v->GetArray()) CollectStrings(&item, pieces);
   } else if (v->IsObject()) {
@@ -135,10 +138,12 @@ void CollectStrings(Value* v, std::vector<Piece>* pieces) {
 // The first `keep` bytes of `text`, not splitting a UTF-8 sequence, and the
 // marker saying how much was cut.
 std::string Cut(const std::string& text, size_t keep) {
-  while (keep > 0 && keep < text.size() && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) {
+  while (keep > 0 && keep < text.size() &&
+         (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) {
     --keep;
   }
-  return text.substr(0, keep) + "\xE2\x80\xA6[" + std::to_string(text.size() - keep) + " bytes cut]";
+  return text.substr(0, keep) + "\xE2\x80\xA6[" + std::to_string(text.size() - keep) +
+         " bytes cut]";
 }
 
 // Cuts pieces, in order, keeping at least `floor` bytes of each, until the
@@ -168,16 +173,14 @@ bool CutPieces(Value* doc, std::vector<Piece>* pieces, size_t floor, size_t cap,
   return wire::Serialize(*doc).size() + kMarkRoom <= cap;
 }
 
-// `doc` (an object) as JSON of at most `cap` bytes, cut as the header says.
-// `pieces` are its cuttable strings in the order they are cut, those from
-// `kept` on belonging to the message kept until last (index `keep_message`
-// of `messages`; -1: none); `messages` is null for a reply.
-std::string Fit(JsonDocument* doc, std::vector<Piece> pieces, size_t kept, Value* messages,
-                int keep_message, size_t cap) {
-  std::string whole = wire::Serialize(*doc);
-  if (whole.size() <= cap) return whole;
+// `doc` (an object, `original` bytes of JSON, over `cap`) as JSON of at
+// most `cap` bytes, cut as the header says. `pieces` are its cuttable
+// strings in the order they are cut, those from `kept` on belonging to the
+// message kept until last (index `keep_message` of `messages`; -1: none);
+// `messages` is null for a reply.
+std::string Fit(JsonDocument* doc, size_t original, std::vector<Piece> pieces, size_t kept,
+                Value* messages, int keep_message, size_t cap) {
   auto& alloc = doc->GetAllocator();
-  const size_t original = whole.size();
   std::vector<Piece> last(pieces.begin() + static_cast<std::ptrdiff_t>(kept), pieces.end());
   bool fits = CutPieces(doc, &pieces, kKeep, cap, alloc);
   pieces.resize(kept);
@@ -187,12 +190,17 @@ std::string Fit(JsonDocument* doc, std::vector<Piece> pieces, size_t kept, Value
     // The oldest messages go; the kept one stays. Erasing moves the array's
     // elements but not the members inside them, so `last` stays valid.
     pieces.clear();
-    while (!fits && messages->Size() > (keep_message >= 0 ? 1u : 0u)) {
+    // Each message is measured once, as it goes: the whole is not
+    // serialized again per message.
+    size_t size = wire::Serialize(*doc).size();
+    while (size + kMarkRoom > cap && messages->Size() > (keep_message >= 0 ? 1u : 0u)) {
       size_t drop = keep_message >= 0 && omitted >= keep_message ? 1 : 0;
+      size_t gone = wire::Serialize((*messages)[static_cast<rapidjson::SizeType>(drop)]).size() + 1;
+      size -= std::min(size, gone);  // the message and its comma
       messages->Erase(messages->Begin() + drop);
       ++omitted;
-      fits = wire::Serialize(*doc).size() + kMarkRoom <= cap;
     }
+    fits = wire::Serialize(*doc).size() + kMarkRoom <= cap;
   }
   fits = fits || CutPieces(doc, &last, 0, cap, alloc);
   if (!fits) doc->SetObject();  // only the marks remain
@@ -220,7 +228,8 @@ std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::s
     JsonDocument sent;
     sent.Parse(request.messages_json.c_str(), request.messages_json.size());
     if (!sent.HasParseError() && sent.IsArray()) {
-      for (const Value& m : sent.GetArray()) messages.PushBack(RecordedMessage(m, alloc, secret), alloc);
+      for (const Value& m : sent.GetArray())
+        messages.PushBack(RecordedMessage(m, alloc, secret), alloc);
     }
   }
   doc.AddMember("messages", messages, alloc);
@@ -234,6 +243,8 @@ std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::s
 
   // Cut order: the system prompt, the messages oldest first, the last user
   // message last.
+  std::string whole = wire::Serialize(doc);
+  if (whole.size() <= cap) return whole;
   Value& list = doc["messages"];
   int last_user = -1;
   for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
@@ -246,7 +257,7 @@ std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::s
   }
   size_t kept = pieces.size();
   if (last_user >= 0) CollectStrings(&list[last_user], &pieces);
-  return Fit(&doc, std::move(pieces), kept, &list, last_user, cap);
+  return Fit(&doc, whole.size(), std::move(pieces), kept, &list, last_user, cap);
 }
 
 std::string RecordedReply(const ChatResponse& response, size_t cap, const std::string& secret) {
@@ -261,10 +272,12 @@ std::string RecordedReply(const ChatResponse& response, size_t cap, const std::s
     calls.PushBack(ToolCallValue(call.id, call.name, call.arguments_json, alloc, secret), alloc);
   }
   doc.AddMember("tool_calls", calls, alloc);
+  std::string whole = wire::Serialize(doc);
+  if (whole.size() <= cap) return whole;
   std::vector<Piece> pieces;
   CollectStrings(&doc, &pieces);
   size_t kept = pieces.size();
-  return Fit(&doc, std::move(pieces), kept, nullptr, -1, cap);
+  return Fit(&doc, whole.size(), std::move(pieces), kept, nullptr, -1, cap);
 }
 
 }  // namespace keel

@@ -32,11 +32,11 @@ bool EndsWithCutMark(const std::string& text) {
 }  // namespace
 
 TEST_CASE("a small request and reply are recorded whole, tool calls as {id, name, arguments}") {
-  ChatRequest request = Request(
-      "[" + UserMessage("find it") +
-      R"(,{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",)"
-      R"("function":{"name":"lookup","arguments":"{\"q\":\"x\"}"}}]},)"
-      R"({"role":"tool","tool_call_id":"c1","content":"found"}])");
+  ChatRequest request =
+      Request("[" + UserMessage("find it") +
+              R"(,{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",)"
+              R"("function":{"name":"lookup","arguments":"{\"q\":\"x\"}"}}]},)"
+              R"({"role":"tool","tool_call_id":"c1","content":"found"}])");
   request.tools.push_back(ToolSpec{"lookup", "looks up", R"({"type":"object"})"});
   Json recorded = Json::Parse(RecordedRequest(request, 32768, ""));
   CHECK(recorded["system"].Str() == "be brief");
@@ -79,9 +79,9 @@ TEST_CASE("the key is replaced wherever it shows, and bad UTF-8 is repaired") {
 TEST_CASE("over the cap, earlier messages are cut first and the last user message kept whole") {
   const std::string early(20000, 'a');
   const std::string question = "what now? " + std::string(1000, 'q');
-  ChatRequest request = Request("[" + UserMessage(early) +
-                                R"(,{"role":"assistant","content":"noted"},)" +
-                                UserMessage(question) + "]");
+  ChatRequest request =
+      Request("[" + UserMessage(early) + R"(,{"role":"assistant","content":"noted"},)" +
+              UserMessage(question) + "]");
   request.system = std::string(5000, 's');
   std::string text = RecordedRequest(request, 4096, "");
   CHECK(text.size() <= 4096);
@@ -124,7 +124,8 @@ TEST_CASE("the cap holds for any size of input, cutting the last user message la
           CHECK(last["content"].Str().rfind(head, 0) == 0);
         }
         if (recorded["omitted_messages"].Int() > 0) {
-          CHECK(recorded["omitted_messages"].Int() + static_cast<int64_t>(recorded["messages"].Size()) ==
+          CHECK(recorded["omitted_messages"].Int() +
+                    static_cast<int64_t>(recorded["messages"].Size()) ==
                 messages);
         }
       }
