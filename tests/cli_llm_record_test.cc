@@ -82,7 +82,7 @@ TEST_CASE("llm_call events record each turn's messages and reply, tool calls inc
   REQUIRE(messages.Size() == 3);
   CHECK(messages[1]["role"].Str() == "assistant");
   CHECK(messages[1]["tool_calls"][0]["id"].Str() == asked["id"].Str());
-  CHECK(messages[1]["tool_calls"][0]["name"].Str() == "lookup");
+  CHECK(messages[1]["tool_calls"][0]["function"]["name"].Str() == "lookup");
   CHECK(messages[2]["role"].Str() == "tool");
   CHECK(messages[2]["tool_call_id"].Str() == asked["id"].Str());
   CHECK(messages[2]["content"].Str().find("breakers") != std::string::npos);
