@@ -112,6 +112,27 @@ TEST_CASE("llm_call events record each turn's messages and reply, tool calls inc
   CHECK_FALSE(failing[0]["data"]["message"].Str().empty());
 }
 
+TEST_CASE("the hedge that wins records its request and reply" * doctest::timeout(60)) {
+  // The first request hangs; the hedge sent 0.2 s later answers.
+  MockLlmServer server(MOCK_LLM_BIN, {"--fail-first", "1", "--fail-mode", "hang"});
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write(
+      "hedge.lua", Providers(server) +
+                       "return keel.workflow 'w' {\n"
+                       "  keel.agent 'a' { provider = 'llm', prompt = 'hedged', timeout = 20,\n"
+                       "    hedge = { delay = 0.2, max = 2 } },\n"
+                       "}\n");
+  Json run = RunJson(box, wf, 0);
+  Json show = box.Show(run["run_id"].Str(), true);
+  auto calls = Events(show, "llm_call", "a");
+  REQUIRE(calls.size() == 1);  // the aborted loser is not a call
+  Json won = calls[0]["data"];
+  INFO(won.Dump());
+  CHECK(won["hedge"].Int() == 1);
+  CHECK(won["request"]["messages"][0]["content"].Str() == "hedged");
+  CHECK(won["reply"]["content"].Str() == "echo: hedged");
+}
+
 TEST_CASE("a long prompt is capped: earlier messages cut, the last user message whole" *
           doctest::timeout(60)) {
   MockLlmServer server(MOCK_LLM_BIN, {});
