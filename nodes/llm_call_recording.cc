@@ -35,11 +35,17 @@ bool IsAscii(std::string_view text) {
   return (seen & 0x80) == 0;
 }
 
+// Whether `text` holds `secret` (not empty): glibc's memmem (a two-way
+// search), not find, which compares at every occurrence of the first byte.
+bool Contains(std::string_view text, const std::string& secret) {
+  return memmem(text.data(), text.size(), secret.data(), secret.size()) != nullptr;
+}
+
 // Makes the string `v` safe to record: the secret replaced, invalid UTF-8
 // repaired. Most strings need neither and are left as they are.
 void CleanString(Value* v, Allocator& alloc, const std::string& secret) {
   std::string_view text(v->GetString(), v->GetStringLength());
-  bool has_secret = !secret.empty() && text.find(secret) != std::string_view::npos;
+  bool has_secret = !secret.empty() && Contains(text, secret);
   bool valid = IsAscii(text) || IsUtf8(text);
   if (!has_secret && valid) return;
   std::string clean(text);
@@ -51,7 +57,7 @@ void CleanString(Value* v, Allocator& alloc, const std::string& secret) {
 // `text` made safe to record, as CleanString does.
 std::string Clean(std::string_view text, const std::string& secret) {
   std::string clean(text);
-  if (!secret.empty() && clean.find(secret) != std::string::npos) {
+  if (!secret.empty() && Contains(clean, secret)) {
     clean = Redact(std::move(clean), secret);
   }
   if (!(IsAscii(clean) || IsUtf8(clean))) clean = ReplaceInvalidUtf8(clean);
@@ -98,23 +104,19 @@ std::string_view StringOf(const Value* v) {
 // Whether `text` may go into a record as it is: valid UTF-8 without the
 // secret. A secret that JSON would escape is looked for in the parsed
 // strings instead (false here).
-bool Recordable(std::string_view text, const std::string& secret);
-
-// Writes `text` as a JSON string, made safe to record.
-void WriteClean(wire::Writer& w, std::string_view text, const std::string& secret) {
-  if (Recordable(text, secret)) return wire::String(w, text);
-  wire::String(w, Clean(text, secret));
-}
-
 bool Recordable(std::string_view text, const std::string& secret) {
   if (!(IsAscii(text) || IsUtf8(text))) return false;
   if (secret.empty()) return true;
   for (char c : secret) {
     if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
   }
-  // glibc's memmem (two-way search) rather than find, which compares at
-  // every occurrence of the secret's first byte.
-  return memmem(text.data(), text.size(), secret.data(), secret.size()) == nullptr;
+  return !Contains(text, secret);
+}
+
+// Writes `text` as a JSON string, made safe to record.
+void WriteClean(wire::Writer& w, std::string_view text, const std::string& secret) {
+  if (Recordable(text, secret)) return wire::String(w, text);
+  wire::String(w, Clean(text, secret));
 }
 
 // A string that may be cut: where it is, its whole text and how many bytes
