@@ -15,7 +15,8 @@
 //
 // Every model call is reported through ctx.spend as an llm_call event
 // (provider, model, tokens, cost, latency, outcome, hedge index, finish
-// reason); tool calls as tool_call events. A tool that fails with an error
+// reason, and the request and reply as nodes/llm_call_recording.h records
+// them); tool calls as tool_call events. A tool that fails with an error
 // is reported to the model as the tool's result ("error: ..."), so it can
 // recover; a tool that times out or is cancelled ends the attempt.
 //

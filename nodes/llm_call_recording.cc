@@ -1,11 +1,12 @@
 #include "nodes/llm_call_recording.h"
 
 #include <rapidjson/document.h>
+#include <string.h>
 
 #include <algorithm>
 #include <cstddef>
-#include <utility>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/utf8.h"
@@ -25,40 +26,61 @@ constexpr size_t kShort = 64;
 constexpr size_t kKeep = 256;
 // Room for ,"truncated":true,"original_bytes":N and ,"omitted_messages":N.
 constexpr size_t kMarkRoom = 96;
-// Serializing again after a round of cuts: escapes make the JSON longer than
-// the raw bytes counted, so a few rounds may be needed.
-constexpr int kRounds = 6;
+// Longest "…[N bytes cut]" marker (N below 10^11).
+constexpr size_t kMarkerBytes = 32;
 
-// `text` made safe to record: the secret replaced, invalid UTF-8 repaired.
-std::string Clean(std::string_view text, const std::string& secret) {
-  std::string out(text);
-  if (!secret.empty() && out.find(secret) != std::string::npos) out = Redact(std::move(out), secret);
-  if (!IsUtf8(out)) out = ReplaceInvalidUtf8(out);
-  return out;
+bool IsAscii(std::string_view text) {
+  unsigned char seen = 0;
+  for (unsigned char c : text) seen |= c;  // no early exit: the loop vectorizes
+  return (seen & 0x80) == 0;
 }
 
-void SetText(Value* v, std::string_view text, Allocator& alloc, const std::string& secret) {
-  std::string clean = Clean(text, secret);
+// Whether `text` holds `secret` (not empty): glibc's memmem (a two-way
+// search), not find, which compares at every occurrence of the first byte.
+bool Contains(std::string_view text, const std::string& secret) {
+  return memmem(text.data(), text.size(), secret.data(), secret.size()) != nullptr;
+}
+
+// Makes the string `v` safe to record: the secret replaced, invalid UTF-8
+// repaired. Most strings need neither and are left as they are.
+void CleanString(Value* v, Allocator& alloc, const std::string& secret) {
+  std::string_view text(v->GetString(), v->GetStringLength());
+  bool has_secret = !secret.empty() && Contains(text, secret);
+  bool valid = IsAscii(text) || IsUtf8(text);
+  if (!has_secret && valid) return;
+  std::string clean(text);
+  if (has_secret) clean = Redact(std::move(clean), secret);
+  if (!valid) clean = ReplaceInvalidUtf8(clean);
   v->SetString(clean.data(), static_cast<rapidjson::SizeType>(clean.size()), alloc);
 }
 
-// A copy of `from` with every string (keys too) cleaned.
-Value CleanCopy(const Value& from, Allocator& alloc, const std::string& secret) {
-  Value out;
-  if (from.IsString()) {
-    SetText(&out, std::string_view(from.GetString(), from.GetStringLength()), alloc, secret);
-  } else if (from.IsArray()) {
-    out.SetArray();
-    for (const Value& item : from.GetArray()) out.PushBack(CleanCopy(item, alloc, secret), alloc);
-  } else if (from.IsObject()) {
-    out.SetObject();
-    for (const auto& m : from.GetObject()) {
-      out.AddMember(CleanCopy(m.name, alloc, secret), CleanCopy(m.value, alloc, secret), alloc);
-    }
-  } else {
-    out.CopyFrom(from, alloc);
+// `text` made safe to record, as CleanString does.
+std::string Clean(std::string_view text, const std::string& secret) {
+  std::string clean(text);
+  if (!secret.empty() && Contains(clean, secret)) {
+    clean = Redact(std::move(clean), secret);
   }
-  return out;
+  if (!(IsAscii(clean) || IsUtf8(clean))) clean = ReplaceInvalidUtf8(clean);
+  return clean;
+}
+
+void SetText(Value* v, std::string_view text, Allocator& alloc, const std::string& secret) {
+  v->SetString(text.data(), static_cast<rapidjson::SizeType>(text.size()), alloc);
+  CleanString(v, alloc, secret);
+}
+
+// Cleans every string in `v` (keys too), in place.
+void CleanAll(Value* v, Allocator& alloc, const std::string& secret) {
+  if (v->IsString()) {
+    CleanString(v, alloc, secret);
+  } else if (v->IsArray()) {
+    for (Value& item : v->GetArray()) CleanAll(&item, alloc, secret);
+  } else if (v->IsObject()) {
+    for (auto& m : v->GetObject()) {
+      CleanString(&m.name, alloc, secret);
+      CleanAll(&m.value, alloc, secret);
+    }
+  }
 }
 
 Value ToolCallValue(std::string_view id, std::string_view name, std::string_view arguments,
@@ -79,52 +101,39 @@ std::string_view StringOf(const Value* v) {
                                        : std::string_view();
 }
 
-// An OpenAI-shaped tool call {"id", "function": {"name", "arguments"}} as
-// {"id", "name", "arguments"}; arguments that are not a string as JSON text.
-Value RecordedToolCall(const Value& call, Allocator& alloc, const std::string& secret) {
-  const Value* fn = wire::Member(call, "function");
-  const Value* args = fn != nullptr ? wire::Member(*fn, "arguments") : nullptr;
-  std::string args_text;
-  if (args != nullptr) args_text = args->IsString() ? std::string(StringOf(args)) : wire::Serialize(*args);
-  return ToolCallValue(StringOf(wire::Member(call, "id")),
-                       StringOf(fn != nullptr ? wire::Member(*fn, "name") : nullptr), args_text,
-                       alloc, secret);
+// Whether `text` may go into a record as it is: valid UTF-8 without the
+// secret. A secret that JSON would escape is looked for in the parsed
+// strings instead (false here).
+bool Recordable(std::string_view text, const std::string& secret) {
+  if (!(IsAscii(text) || IsUtf8(text))) return false;
+  if (secret.empty()) return true;
+  for (char c : secret) {
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  return !Contains(text, secret);
 }
 
-// One message as sent: role, content, tool_calls, tool_call_id.
-Value RecordedMessage(const Value& m, Allocator& alloc, const std::string& secret) {
-  Value out(rapidjson::kObjectType);
-  if (!m.IsObject()) {
-    out.AddMember("content", CleanCopy(m, alloc, secret), alloc);
-    return out;
-  }
-  for (const char* field : {"role", "content"}) {
-    if (const Value* v = wire::Member(m, field)) {
-      out.AddMember(rapidjson::StringRef(field), CleanCopy(*v, alloc, secret), alloc);
-    }
-  }
-  if (const Value* calls = wire::Member(m, "tool_calls"); calls != nullptr && calls->IsArray()) {
-    Value list(rapidjson::kArrayType);
-    for (const Value& call : calls->GetArray()) {
-      list.PushBack(RecordedToolCall(call, alloc, secret), alloc);
-    }
-    out.AddMember("tool_calls", list, alloc);
-  }
-  if (const Value* id = wire::Member(m, "tool_call_id")) {
-    out.AddMember("tool_call_id", CleanCopy(*id, alloc, secret), alloc);
-  }
-  return out;
+// Writes `text` as a JSON string, made safe to record.
+void WriteClean(wire::Writer& w, std::string_view text, const std::string& secret) {
+  if (Recordable(text, secret)) return wire::String(w, text);
+  wire::String(w, Clean(text, secret));
 }
 
-// A string that may be cut: where it is and its whole text.
+// A string that may be cut: where it is, its whole text and how many bytes
+// of it are kept.
 struct Piece {
   Value* value;
   std::string text;
+  size_t kept;
 };
 
 void CollectStrings(Value* v, std::vector<Piece>* pieces) {
   if (v->IsString()) {
-    if (v->GetStringLength() > kShort) pieces->push_back({v, std::string(v->GetString(), v->GetStringLength())});
+    if (v->GetStringLength() > kShort) {
+      std::string text(v->GetString(), v->GetStringLength());
+      size_t size = text.size();
+      pieces->push_back({v, std::move(text), size});
+    }
   } else if (v->IsArray()) {
     for (Value& item : v->GetArray()) CollectStrings(&item, pieces);
   } else if (v->IsObject()) {
@@ -132,81 +141,129 @@ void CollectStrings(Value* v, std::vector<Piece>* pieces) {
   }
 }
 
+// The bytes `text` takes as a JSON string written by RapidJSON's Writer
+// (quotes included; only '"', '\\' and control characters are escaped).
+size_t JsonStringSize(std::string_view text) {
+  size_t size = text.size() + 2;
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      size += 1;
+    } else if (c < 0x20) {
+      size += c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' ? 1 : 5;
+    }
+  }
+  return size;
+}
+
 // The first `keep` bytes of `text`, not splitting a UTF-8 sequence, and the
 // marker saying how much was cut.
 std::string Cut(const std::string& text, size_t keep) {
-  while (keep > 0 && keep < text.size() && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) {
+  while (keep > 0 && keep < text.size() &&
+         (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) {
     --keep;
   }
-  return text.substr(0, keep) + "\xE2\x80\xA6[" + std::to_string(text.size() - keep) + " bytes cut]";
+  return text.substr(0, keep) + "\xE2\x80\xA6[" + std::to_string(text.size() - keep) +
+         " bytes cut]";
 }
 
-// Cuts pieces, in order, keeping at least `floor` bytes of each, until the
-// document fits in `cap` bytes (with room for the marks). Returns whether it fits.
-bool CutPieces(Value* doc, std::vector<Piece>* pieces, size_t floor, size_t cap, Allocator& alloc) {
-  for (int round = 0; round < kRounds; ++round) {
-    size_t size = wire::Serialize(*doc).size() + kMarkRoom;
-    if (size <= cap) return true;
-    size_t excess = size - cap;
-    bool cut_any = false;
-    for (Piece& piece : *pieces) {
-      if (excess == 0) break;
-      size_t now = piece.value->GetStringLength();
-      if (now <= floor) continue;
-      // The marker costs about 20 bytes: cut that much more.
-      size_t want = excess + 24;
-      size_t keep = now > want + floor ? now - want : floor;
-      keep = std::min(keep, piece.text.size());
-      std::string cut = Cut(piece.text, keep);
-      if (cut.size() >= now) continue;
-      excess -= std::min(excess, now - cut.size());
-      piece.value->SetString(cut.data(), static_cast<rapidjson::SizeType>(cut.size()), alloc);
-      cut_any = true;
-    }
-    if (!cut_any) break;
+// Cuts pieces, in order, keeping at least `floor` bytes of each, until
+// `*size` (the document's JSON size, kept up to date) leaves room for the
+// marks within `cap`. Returns whether it does.
+bool CutPieces(std::vector<Piece>* pieces, size_t floor, size_t cap, size_t* size,
+               Allocator& alloc) {
+  for (Piece& piece : *pieces) {
+    if (*size + kMarkRoom <= cap) return true;
+    size_t excess = *size + kMarkRoom - cap;
+    // Every raw byte cut takes at least one byte off the JSON.
+    size_t want = excess + kMarkerBytes;
+    size_t keep = piece.kept > want + floor ? piece.kept - want : floor;
+    if (keep >= piece.kept) continue;
+    std::string cut = Cut(piece.text, keep);
+    size_t before =
+        JsonStringSize(std::string_view(piece.value->GetString(), piece.value->GetStringLength()));
+    size_t after = JsonStringSize(cut);
+    if (after >= before) continue;
+    *size -= before - after;
+    piece.kept = keep;
+    piece.value->SetString(cut.data(), static_cast<rapidjson::SizeType>(cut.size()), alloc);
   }
-  return wire::Serialize(*doc).size() + kMarkRoom <= cap;
+  return *size + kMarkRoom <= cap;
 }
 
-// `doc` (an object) as JSON of at most `cap` bytes, cut as the header says.
-// `pieces` are its cuttable strings in the order they are cut, those from
-// `kept` on belonging to the message kept until last (index `keep_message`
-// of `messages`; -1: none); `messages` is null for a reply.
-std::string Fit(JsonDocument* doc, std::vector<Piece> pieces, size_t kept, Value* messages,
-                int keep_message, size_t cap) {
-  std::string whole = wire::Serialize(*doc);
-  if (whole.size() <= cap) return whole;
+// `doc` (an object, `original` bytes of JSON, over `cap`) as JSON of at
+// most `cap` bytes, cut as the header says. `pieces` are its cuttable
+// strings in the order they are cut, those from `kept` on belonging to the
+// message kept until last (index `keep_message` of `messages`; -1: none);
+// `messages` is null for a reply.
+std::string Fit(JsonDocument* doc, size_t original, std::vector<Piece> pieces, size_t kept,
+                Value* messages, int keep_message, size_t cap) {
   auto& alloc = doc->GetAllocator();
-  const size_t original = whole.size();
+  size_t size = original;
   std::vector<Piece> last(pieces.begin() + static_cast<std::ptrdiff_t>(kept), pieces.end());
-  bool fits = CutPieces(doc, &pieces, kKeep, cap, alloc);
+  bool fits = CutPieces(&pieces, kKeep, cap, &size, alloc);
   pieces.resize(kept);
-  fits = fits || CutPieces(doc, &pieces, 0, cap, alloc);
+  fits = fits || CutPieces(&pieces, 0, cap, &size, alloc);
   int omitted = 0;
   if (!fits && messages != nullptr && messages->IsArray()) {
     // The oldest messages go; the kept one stays. Erasing moves the array's
     // elements but not the members inside them, so `last` stays valid.
     pieces.clear();
-    while (!fits && messages->Size() > (keep_message >= 0 ? 1u : 0u)) {
+    while (size + kMarkRoom > cap && messages->Size() > (keep_message >= 0 ? 1u : 0u)) {
       size_t drop = keep_message >= 0 && omitted >= keep_message ? 1 : 0;
+      size_t gone = wire::Serialize((*messages)[static_cast<rapidjson::SizeType>(drop)]).size();
+      size -= std::min(size, gone + (messages->Size() > 1 ? 1 : 0));  // and its comma
       messages->Erase(messages->Begin() + drop);
       ++omitted;
-      fits = wire::Serialize(*doc).size() + kMarkRoom <= cap;
     }
+    fits = size + kMarkRoom <= cap;
   }
-  fits = fits || CutPieces(doc, &last, 0, cap, alloc);
+  fits = fits || CutPieces(&last, 0, cap, &size, alloc);
   if (!fits) doc->SetObject();  // only the marks remain
-  if (omitted > 0 && !doc->HasMember("omitted_messages")) {
+  if (omitted > 0 && doc->IsObject() && !doc->HasMember("omitted_messages")) {
     doc->AddMember("omitted_messages", omitted, alloc);
   }
   doc->AddMember("truncated", true, alloc);
   doc->AddMember("original_bytes", static_cast<uint64_t>(original), alloc);
-  return wire::Serialize(*doc);
+  std::string text = wire::Serialize(*doc);
+  if (text.size() > cap) {  // a miscount: never over the cap
+    doc->SetObject();
+    doc->AddMember("truncated", true, alloc);
+    doc->AddMember("original_bytes", static_cast<uint64_t>(original), alloc);
+    text = wire::Serialize(*doc);
+  }
+  return text;
 }
 
 }  // namespace
 
-std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::string& secret) {
+std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::string& secret,
+                            bool checked) {
+  if (checked && Recordable(request.messages_json, secret)) {
+    // The usual case: the messages as they are, copied, not parsed.
+    rapidjson::StringBuffer head;
+    wire::Writer w(head);
+    w.StartObject();
+    if (!request.system.empty()) {
+      w.Key("system");
+      WriteClean(w, request.system, secret);
+    }
+    w.Key("tools");
+    w.StartArray();
+    for (const ToolSpec& tool : request.tools) WriteClean(w, tool.name, secret);
+    w.EndArray();
+    w.EndObject();
+    std::string_view written(head.GetString(), head.GetSize());  // {...,"tools":[...]}
+    constexpr std::string_view kMessages = ",\"messages\":";
+    if (written.size() + kMessages.size() + request.messages_json.size() <= cap) {
+      std::string out;
+      out.reserve(written.size() + kMessages.size() + request.messages_json.size());
+      out.append(written.substr(0, written.size() - 1))
+          .append(kMessages)
+          .append(request.messages_json)
+          .append(1, '}');
+      return out;
+    }
+  }
   JsonDocument doc;
   doc.SetObject();
   auto& alloc = doc.GetAllocator();
@@ -215,15 +272,6 @@ std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::s
     SetText(&system, request.system, alloc, secret);
     doc.AddMember("system", system, alloc);
   }
-  Value messages(rapidjson::kArrayType);
-  {
-    JsonDocument sent;
-    sent.Parse(request.messages_json.c_str(), request.messages_json.size());
-    if (!sent.HasParseError() && sent.IsArray()) {
-      for (const Value& m : sent.GetArray()) messages.PushBack(RecordedMessage(m, alloc, secret), alloc);
-    }
-  }
-  doc.AddMember("messages", messages, alloc);
   Value tools(rapidjson::kArrayType);
   for (const ToolSpec& tool : request.tools) {
     Value name;
@@ -231,6 +279,19 @@ std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::s
     tools.PushBack(name, alloc);
   }
   doc.AddMember("tools", tools, alloc);
+  Value messages(rapidjson::kArrayType);
+  {
+    // Parsed into the record's pool, so that its strings move, not copy.
+    rapidjson::Document sent(&alloc);
+    sent.Parse(request.messages_json.c_str(), request.messages_json.size());
+    if (!sent.HasParseError() && sent.IsArray()) {
+      CleanAll(&sent, alloc, secret);
+      for (Value& m : sent.GetArray()) messages.PushBack(m, alloc);
+    }
+  }
+  doc.AddMember("messages", messages, alloc);
+  std::string whole = wire::Serialize(doc);
+  if (whole.size() <= cap) return whole;
 
   // Cut order: the system prompt, the messages oldest first, the last user
   // message last.
@@ -246,10 +307,32 @@ std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::s
   }
   size_t kept = pieces.size();
   if (last_user >= 0) CollectStrings(&list[last_user], &pieces);
-  return Fit(&doc, std::move(pieces), kept, &list, last_user, cap);
+  return Fit(&doc, whole.size(), std::move(pieces), kept, &list, last_user, cap);
 }
 
 std::string RecordedReply(const ChatResponse& response, size_t cap, const std::string& secret) {
+  {
+    rapidjson::StringBuffer buf;
+    wire::Writer w(buf);
+    w.StartObject();
+    w.Key("content");
+    WriteClean(w, response.text, secret);
+    w.Key("tool_calls");
+    w.StartArray();
+    for (const ToolCall& call : response.tool_calls) {
+      w.StartObject();
+      w.Key("id");
+      WriteClean(w, call.id, secret);
+      w.Key("name");
+      WriteClean(w, call.name, secret);
+      w.Key("arguments");
+      WriteClean(w, call.arguments_json, secret);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    if (buf.GetSize() <= cap) return std::string(buf.GetString(), buf.GetSize());
+  }
   JsonDocument doc;
   doc.SetObject();
   auto& alloc = doc.GetAllocator();
@@ -261,10 +344,11 @@ std::string RecordedReply(const ChatResponse& response, size_t cap, const std::s
     calls.PushBack(ToolCallValue(call.id, call.name, call.arguments_json, alloc, secret), alloc);
   }
   doc.AddMember("tool_calls", calls, alloc);
+  std::string whole = wire::Serialize(doc);
   std::vector<Piece> pieces;
   CollectStrings(&doc, &pieces);
   size_t kept = pieces.size();
-  return Fit(&doc, std::move(pieces), kept, nullptr, -1, cap);
+  return Fit(&doc, whole.size(), std::move(pieces), kept, nullptr, -1, cap);
 }
 
 }  // namespace keel

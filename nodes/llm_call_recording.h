@@ -26,13 +26,16 @@
 
 namespace keel {
 
-// {"system": "...", "messages": [{"role", "content", "tool_calls"?: [{"id",
-// "name", "arguments"}], "tool_call_id"?}...], "tools": ["name"...]}; the
-// system prompt is left out when empty, tool-call arguments stay the text
-// the model sent.
-std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::string& secret);
+// {"system": "...", "tools": ["name"...], "messages": [...]}: the system
+// prompt (left out when empty), the messages as sent (the provider-neutral
+// shape of nodes/chat.h) and the names of the tools offered. With `checked`
+// (messages_json is known to be one JSON array, as LlmClient checks before
+// sending) a request under the cap is written without parsing its messages.
+std::string RecordedRequest(const ChatRequest& request, size_t cap, const std::string& secret,
+                            bool checked);
 
-// {"content": "...", "tool_calls": [{"id", "name", "arguments"}...]}.
+// {"content": "...", "tool_calls": [{"id", "name", "arguments"}...]};
+// arguments are the text the model sent.
 std::string RecordedReply(const ChatResponse& response, size_t cap, const std::string& secret);
 
 }  // namespace keel

@@ -95,7 +95,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
  public:
   LlmCall(Clock* clock, HttpLoop* loop, MockResponder* mock,
           std::shared_ptr<const ProviderSlot> slot, ChatRequest request, std::string key,
-          const CancelToken* cancel, double deadline, LlmDone done, double start)
+          const CancelToken* cancel, double deadline, LlmDone done, double start, bool checked)
       : clock_(clock),
         loop_(loop),
         mock_(mock),
@@ -106,6 +106,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
         deadline_(deadline),
         done_(std::move(done)),
         start_(start),
+        checked_(checked),
         estimate_(EstimateTokens(request_)) {}
 
   void Start() {
@@ -265,7 +266,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     record.queued = queued_;
     record.http_status = http_status;
     if (slot_->config.record_bytes > 0) {
-      record.request_json = RecordedRequest(request_, slot_->config.record_bytes, key_);
+      record.request_json = RecordedRequest(request_, slot_->config.record_bytes, key_, checked_);
       if (result.ok()) record.reply_json = RecordedReply(*result, slot_->config.record_bytes, key_);
     }
     return record;
@@ -289,6 +290,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
   const double deadline_;
   LlmDone done_;  // moved out by the one Finish that wins
   const double start_;
+  const bool checked_;  // the request passed CheckRequest
   const int64_t estimate_;
   // Written by Admitted before any completion path can start.
   double queued_ = 0;
@@ -378,7 +380,7 @@ void LlmClient::Call(const std::string& provider, ChatRequest request, const Can
   Status invalid = key.ok() ? CheckRequest(request) : key.status();
   auto call = std::make_shared<LlmCall>(clock_, loop_.get(), &mock_, std::move(slot),
                                         std::move(request), key.ok() ? *key : std::string(), cancel,
-                                        deadline, std::move(done), start);
+                                        deadline, std::move(done), start, invalid.ok());
   if (!invalid.ok()) return call->Fail(std::move(invalid));
   call->Start();
 }

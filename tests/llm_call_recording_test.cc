@@ -31,22 +31,24 @@ bool EndsWithCutMark(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("a small request and reply are recorded whole, tool calls as {id, name, arguments}") {
-  ChatRequest request = Request(
-      "[" + UserMessage("find it") +
-      R"(,{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",)"
-      R"("function":{"name":"lookup","arguments":"{\"q\":\"x\"}"}}]},)"
-      R"({"role":"tool","tool_call_id":"c1","content":"found"}])");
+TEST_CASE("a small request and reply are recorded whole") {
+  ChatRequest request =
+      Request("[" + UserMessage("find it") +
+              R"(,{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",)"
+              R"("function":{"name":"lookup","arguments":"{\"q\":\"x\"}"}}]},)"
+              R"({"role":"tool","tool_call_id":"c1","content":"found"}])");
   request.tools.push_back(ToolSpec{"lookup", "looks up", R"({"type":"object"})"});
-  Json recorded = Json::Parse(RecordedRequest(request, 32768, ""));
+  Json recorded = Json::Parse(RecordedRequest(request, 32768, "", true));
   CHECK(recorded["system"].Str() == "be brief");
   REQUIRE(recorded["messages"].Size() == 3);
   CHECK(recorded["messages"][0]["role"].Str() == "user");
   CHECK(recorded["messages"][0]["content"].Str() == "find it");
+  // The messages as sent: tool calls in the shape of nodes/chat.h.
   Json call = recorded["messages"][1]["tool_calls"][0];
   CHECK(call["id"].Str() == "c1");
-  CHECK(call["name"].Str() == "lookup");
-  CHECK(call["arguments"].Str() == R"({"q":"x"})");
+  CHECK(call["function"]["name"].Str() == "lookup");
+  CHECK(call["function"]["arguments"].Str() == R"({"q":"x"})");
+  CHECK(RecordedRequest(request, 32768, "", false) == recorded.Dump());
   CHECK(recorded["messages"][2]["tool_call_id"].Str() == "c1");
   CHECK(recorded["tools"].Dump() == R"(["lookup"])");
   CHECK(recorded["truncated"].IsNull());
@@ -61,14 +63,25 @@ TEST_CASE("a small request and reply are recorded whole, tool calls as {id, name
   CHECK(reply["truncated"].IsNull());
 }
 
+TEST_CASE("messages that are not a JSON array are recorded as none") {
+  ChatRequest request = Request("[{\"role\": \"user\", ");
+  Json recorded = Json::Parse(RecordedRequest(request, 32768, "", false));
+  CHECK(recorded["messages"].Size() == 0);
+  CHECK(recorded["system"].Str() == "be brief");
+}
+
 TEST_CASE("the key is replaced wherever it shows, and bad UTF-8 is repaired") {
   const std::string key = "sk-secret-123456";
   ChatRequest request = Request("[" + UserMessage("my key is " + key) + "]");
   request.system = "key " + key + " \xff";
-  std::string recorded = RecordedRequest(request, 32768, key);
+  std::string recorded = RecordedRequest(request, 32768, key, true);
   CHECK(recorded.find(key) == std::string::npos);
   CHECK(recorded.find("[redacted]") != std::string::npos);
   CHECK(Json::Parse(recorded)["system"].Str() == "key [redacted] \xEF\xBF\xBD");
+  CHECK(Json::Parse(recorded)["messages"][0]["content"].Str() == "my key is [redacted]");
+  ChatRequest bad_bytes = Request("[" + UserMessage("caf\xE9") + "]");
+  CHECK(Json::Parse(RecordedRequest(bad_bytes, 32768, "", true))["messages"][0]["content"].Str() ==
+        "caf\xEF\xBF\xBD");
   ChatResponse response;
   response.text = "echo " + key;
   response.tool_calls.push_back(ToolCall{"c", "t", "{\"k\":\"" + key + "\"}"});
@@ -79,11 +92,11 @@ TEST_CASE("the key is replaced wherever it shows, and bad UTF-8 is repaired") {
 TEST_CASE("over the cap, earlier messages are cut first and the last user message kept whole") {
   const std::string early(20000, 'a');
   const std::string question = "what now? " + std::string(1000, 'q');
-  ChatRequest request = Request("[" + UserMessage(early) +
-                                R"(,{"role":"assistant","content":"noted"},)" +
-                                UserMessage(question) + "]");
+  ChatRequest request =
+      Request("[" + UserMessage(early) + R"(,{"role":"assistant","content":"noted"},)" +
+              UserMessage(question) + "]");
   request.system = std::string(5000, 's');
-  std::string text = RecordedRequest(request, 4096, "");
+  std::string text = RecordedRequest(request, 4096, "", true);
   CHECK(text.size() <= 4096);
   Json recorded = Json::Parse(text);
   CHECK(recorded["truncated"].Bool());
@@ -109,11 +122,12 @@ TEST_CASE("the cap holds for any size of input, cutting the last user message la
         }
         list += "]";
         ChatRequest request = Request(list);
-        std::string text = RecordedRequest(request, cap, "");
+        std::string text = RecordedRequest(request, cap, "", true);
+        CHECK(RecordedRequest(request, cap, "", false) == text);  // parsed or not, the same
         INFO("cap " << cap << ", " << messages << " messages of " << n << " bytes");
         CHECK(text.size() <= cap);
         Json recorded = Json::Parse(text);
-        size_t uncut = RecordedRequest(request, size_t{1} << 30, "").size();
+        size_t uncut = RecordedRequest(request, size_t{1} << 30, "", true).size();
         CHECK(recorded["truncated"].Bool() == (uncut > cap));
         if (uncut > cap) CHECK(recorded["original_bytes"].Int() == static_cast<int64_t>(uncut));
         if (recorded["truncated"].Bool() && recorded["messages"].Size() > 0) {
@@ -124,7 +138,8 @@ TEST_CASE("the cap holds for any size of input, cutting the last user message la
           CHECK(last["content"].Str().rfind(head, 0) == 0);
         }
         if (recorded["omitted_messages"].Int() > 0) {
-          CHECK(recorded["omitted_messages"].Int() + static_cast<int64_t>(recorded["messages"].Size()) ==
+          CHECK(recorded["omitted_messages"].Int() +
+                    static_cast<int64_t>(recorded["messages"].Size()) ==
                 messages);
         }
       }
@@ -143,7 +158,7 @@ TEST_CASE("a cut never splits a UTF-8 sequence") {
   for (int i = 0; i < 5000; ++i) text += "\xC3\xA9";  // é
   ChatRequest request = Request("[" + UserMessage(text) + "," + UserMessage("last") + "]");
   for (size_t cap = 1024; cap < 1100; ++cap) {
-    std::string recorded = RecordedRequest(request, cap, "");
+    std::string recorded = RecordedRequest(request, cap, "", true);
     CHECK(recorded.size() <= cap);
     CHECK(recorded.find("\xEF\xBF\xBD") == std::string::npos);  // no U+FFFD from a split
     CHECK(Json::Parse(recorded)["messages"][1]["content"].Str() == "last");
