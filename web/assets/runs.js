@@ -285,7 +285,8 @@ export function mount(root, route) {
       h("td", { "data-label": "Workflow" }, run.workflow || ""),
       h("td", { "data-label": "Status" },
         h("span", { "data-testid": "run-status", class: "run-status" }, badge(run.status),
-          state ? h("span", { class: "state s-" + run.state }, (run.status === "waiting" ? " " : " · ") + state) : null)),
+          state ? h("span", { class: "state s-" + run.state }, (run.status === "waiting" ? " " : " · ") + state) : null,
+          row.untilEl = run.state_until ? h("span", { class: "until muted", title: "until " + run.state_until }) : null)),
       h("td", { "data-label": "Started", title: run.started_at || "" }, fmtTime(run.started_at)),
       row.durationCell,
       h("td", { "data-label": "Nodes", class: "nodes" },
@@ -294,6 +295,15 @@ export function mount(root, route) {
       h("td", { "data-label": "Tokens", class: "num" }, tokens ? fmtTokens(tokens) : "—"),
       h("td", { "data-label": "Cost", class: "num" }, usage.cost ? fmtCost(usage.cost) : "—"),
       h("td", { "data-label": "Error", class: "error-cell", title: run.error || "" }, shortError(run.error)));
+    tickUntil(row);
+  }
+
+  // "4s left" beside a backoff, an open breaker or a timer that ends at
+  // the run's state_until.
+  function tickUntil(row) {
+    if (!row.untilEl) return;
+    const left = (Date.parse(row.run.state_until) - Date.now()) / 1000;
+    row.untilEl.textContent = Number.isFinite(left) ? (left > 0 ? `, ${fmtCountdown(left)} left` : ", due now") : "";
   }
 
   function shortError(e) {
@@ -372,6 +382,7 @@ export function mount(root, route) {
   // Durations of running runs tick.
   const ticker = setInterval(() => {
     for (const row of rows.values()) {
+      tickUntil(row);
       if (row.run.status !== "running") continue;
       const dur = elapsed(row.run, row.fetchedAt);
       row.durationCell.textContent = durationText(row.run, dur);
