@@ -277,16 +277,17 @@ export function mount(root, route) {
     const usage = run.usage || {};
     const tokens = (usage.prompt_tokens || 0) + (usage.completion_tokens || 0);
     const state = stateWords(run);
+    row.untilEl = null;
     const dur = elapsed(run, row.fetchedAt);
     row.tr.dataset.status = run.status;
     row.durationCell = h("td", { class: "num", "data-label": "Duration" }, durationText(run, dur));
     row.tr.replaceChildren(
       h("td", { "data-label": "Run" }, h("a", { href: "/runs/" + enc(run.run_id), "data-link": true, class: "mono" }, run.run_id)),
       h("td", { "data-label": "Workflow" }, run.workflow || ""),
-      h("td", { "data-label": "Status" },
+      h("td", { "data-label": "Status", class: "status-cell" },
         h("span", { "data-testid": "run-status", class: "run-status" }, badge(run.status),
-          state ? h("span", { class: "state s-" + run.state }, (run.status === "waiting" ? " " : " · ") + state) : null,
-          row.untilEl = run.state_until ? h("span", { class: "until muted", title: "until " + run.state_until }) : null)),
+          state ? h("span", { class: "state s-" + run.state }, (run.status === "waiting" ? "" : "· ") + state,
+            row.untilEl = run.state_until ? h("span", { class: "until", title: "until " + run.state_until }) : null) : null)),
       h("td", { "data-label": "Started", title: run.started_at || "" }, fmtTime(run.started_at)),
       row.durationCell,
       h("td", { "data-label": "Nodes", class: "nodes" },
