@@ -51,8 +51,10 @@ export function failureWords(b) {
     s += winCalls ? ` (${pct(share)})` : "";
     if (typeof rate === "number") {
       if (rate <= 1) rate *= 100;
-      s += b.state === "closed" ? `, opens at ${pct(rate)}` : ` (threshold ${pct(rate)})`;
-      if (typeof minCalls === "number") s += ` once ${minCalls} calls are in the window`;
+      const calls = typeof minCalls === "number" ? minCalls : null;
+      s += b.state === "closed"
+        ? `; opens at ${pct(rate)}` + (calls ? ` once ${calls} calls are in the window` : "")
+        : `; threshold ${pct(rate)}` + (calls ? ` of at least ${calls} calls` : "");
     }
     parts.push(s);
   }
