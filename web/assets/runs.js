@@ -358,17 +358,26 @@ export function mount(root, route) {
         dirty.add(row);
       } else if (ev.kind === "retry_scheduled" && run.status === "running") {
         run.state = "backing_off";
+        run.state_until = until(ev.ts, d.delay);
         dirty.add(row);
       } else if (ev.kind === "attempt_started" && run.status === "running") {
         run.state = "retrying";
+        run.state_until = null;
         dirty.add(row);
       } else if (ev.kind === "circuit_rejected" && run.status === "running") {
         run.state = "breaker_open";
+        run.state_until = until(ev.ts, d.retry_in);
         dirty.add(row);
       }
     }
     for (const row of dirty) fillRow(row);
     if (refetch) scheduleRefetch();
+  }
+
+  // The ISO time `seconds` after event time `ts`, or null.
+  function until(ts, seconds) {
+    const t = Date.parse(ts);
+    return Number.isFinite(t) && typeof seconds === "number" ? new Date(t + seconds * 1000).toISOString() : null;
   }
 
   function scheduleRefetch() {
