@@ -85,11 +85,16 @@ export function mount(root) {
   const message = h("div", { class: "breakers-message" });
   const summary = h("p", { class: "muted summary" });
   const tbody = h("tbody");
+  let tfoot = null;
   const table = h("table", { class: "breakers", "data-testid": "breakers-table" },
     h("caption", { class: "visually-hidden" }, "Circuit breakers"),
     h("thead", {}, h("tr", {}, ["Breaker", "State", "Health", "Failures", "Opened", "Next probe", "Last error", ""].map((c) =>
       h("th", { scope: "col" }, c || h("span", { class: "visually-hidden" }, "Actions"))))),
-    tbody);
+    tbody,
+    // The table stays (with its header) when empty; this row says why.
+    tfoot = h("tfoot", { hidden: true }, h("tr", {}, h("td", { colspan: "8", class: "empty" },
+      "No circuit breakers yet. A breaker appears once a node with ",
+      h("code", {}, "circuit = { ... }"), " (or an agent, keyed by its provider) has made a call."))));
   root.append(h("div", { class: "page-head" }, h("h1", {}, "Circuit breakers"), resetAll),
     summary, message, h("div", { class: "table-wrap" }, table));
 
@@ -145,13 +150,8 @@ export function mount(root) {
     summary.textContent = list.length
       ? `${list.length} breaker${list.length === 1 ? "" : "s"}, ${open} not closed. Shared by every run and process using this database; refreshed every 2 s.`
       : "";
-    table.hidden = list.length === 0;
+    tfoot.hidden = list.length > 0;
     resetAll.disabled = list.length === 0;
-    if (!list.length) {
-      message.replaceChildren(h("div", { class: "empty" },
-        "No circuit breakers yet. A breaker appears once a node with ",
-        h("code", {}, "circuit = { ... }"), " (or an agent, keyed by its provider) has made a call."));
-    }
   }
 
   function newRow(key) {

@@ -104,12 +104,15 @@ export function mount(root, route) {
 
   const message = h("div", { class: "runs-message" });
   const tbody = h("tbody");
+  // The table stays (with its header) when empty; this row says why.
+  const emptyCell = h("td", { colspan: "9", class: "empty" });
+  const tfoot = h("tfoot", { hidden: true }, h("tr", {}, emptyCell));
   const table = h("table", { class: "runs", "data-testid": "runs-table", "aria-busy": "true" },
     h("caption", { class: "visually-hidden" }, "Runs, newest first"),
     h("thead", {}, h("tr", {},
       ["Run", "Workflow", "Status", "Started", "Duration", "Nodes", "Tokens", "Cost", "Error"].map((c, i) =>
         h("th", { scope: "col", class: i >= 6 && i <= 7 ? "num" : null }, c)))),
-    tbody);
+    tbody, tfoot);
   const newestBtn = h("button", { type: "button", onclick: () => page("", []) }, "⇤ Newest");
   const newerBtn = h("button", { type: "button", onclick: goNewer }, "← Newer");
   const olderBtn = h("button", { type: "button", onclick: goOlder }, "Older →");
@@ -252,15 +255,13 @@ export function mount(root, route) {
       if (want !== row.tr) tbody.insertBefore(row.tr, want);
       prev = row.tr;
     }
-    if (list.length === 0) {
-      const filtered = Object.values(filters).some(Boolean) || before;
-      message.replaceChildren(h("div", { class: "empty" }, filtered
-        ? ["No runs match these filters. ", h("button", { type: "button", onclick: clearFilters }, "Clear the filters")]
-        : ["No runs yet. Start one from ", h("a", { href: "/start", "data-link": true }, "the Start page"),
-          " (workflows under keel serve's --workflows directory), or from a terminal: ",
-          h("code", {}, "keel run flow.lua --db THIS_DATABASE"), "."]));
-    }
-    table.hidden = list.length === 0;
+    const filtered = Object.values(filters).some(Boolean) || before;
+    emptyCell.replaceChildren(...(list.length ? [] : filtered
+      ? ["No runs match these filters. ", h("button", { type: "button", onclick: clearFilters }, "Clear the filters")]
+      : ["No runs yet. Start one from ", h("a", { href: "/start", "data-link": true }, "the Start page"),
+        " (workflows under keel serve's --workflows directory), or from a terminal: ",
+        h("code", {}, "keel run flow.lua --db THIS_DATABASE"), "."]));
+    tfoot.hidden = list.length > 0;
     pager.hidden = list.length === 0 && !before;
     newestBtn.disabled = !before;
     newerBtn.disabled = !before;
