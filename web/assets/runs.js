@@ -305,7 +305,10 @@ export function mount(root, route) {
   function tickUntil(row) {
     if (!row.untilEl) return;
     const left = (Date.parse(row.run.state_until) - Date.now()) / 1000;
-    row.untilEl.textContent = Number.isFinite(left) ? (left > 0 ? `, ${fmtCountdown(left)} left` : ", due now") : "";
+    const signal = row.run.state === "waiting_signal";
+    row.untilEl.textContent = !Number.isFinite(left) ? ""
+      : signal ? (left > 0 ? `, gives up in ${fmtCountdown(left)}` : ", giving up")
+        : left > 0 ? `, ${fmtCountdown(left)} left` : ", due now";
   }
 
   function shortError(e) {
