@@ -92,11 +92,12 @@ export function mount(root) {
       h("th", { scope: "col" }, c || h("span", { class: "visually-hidden" }, "Actions"))))),
     tbody,
     // The table stays (with its header) when empty; this row says why.
-    tfoot = h("tfoot", { hidden: true }, h("tr", {}, h("td", { colspan: "7", class: "empty" },
+    tfoot = h("tfoot", { hidden: true }, h("tr", {}, h("td", { colspan: "7", class: "list-empty" },
       "No circuit breakers yet. A breaker appears once a node with ",
       h("code", {}, "circuit = { ... }"), " (or an agent, keyed by its provider) has made a call."))));
-  root.append(h("div", { class: "page-head" }, h("h1", {}, "Circuit breakers"), resetAll),
-    summary, message, h("div", { class: "table-wrap" }, table));
+  root.append(h("div", { class: "page-breakers" },
+    h("div", { class: "page-head" }, h("h1", {}, "Circuit breakers"), resetAll),
+    summary, message, h("div", { class: "table-wrap" }, table)));
 
   async function load() {
     if (stopped) return;

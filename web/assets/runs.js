@@ -105,7 +105,7 @@ export function mount(root, route) {
   const message = h("div", { class: "runs-message" });
   const tbody = h("tbody");
   // The table stays (with its header) when empty; this row says why.
-  const emptyCell = h("td", { colspan: "9", class: "empty" });
+  const emptyCell = h("td", { colspan: "9", class: "list-empty" });
   const tfoot = h("tfoot", { hidden: true }, h("tr", {}, emptyCell));
   const table = h("table", { class: "runs", "data-testid": "runs-table", "aria-busy": "true" },
     h("caption", { class: "visually-hidden" }, "Runs, newest first"),
@@ -119,10 +119,10 @@ export function mount(root, route) {
   const pageInfo = h("span", { class: "muted page-info" });
   const pager = h("nav", { class: "pager", "aria-label": "Pages", hidden: true }, newestBtn, newerBtn, pageInfo, olderBtn);
 
-  root.append(
+  root.append(h("div", { class: "page-runs" },
     h("div", { class: "page-head" }, h("h1", {}, "Runs"),
       h("a", { href: "/start", "data-link": true, class: "button-link" }, "+ Start a run")),
-    form, message, h("div", { class: "table-wrap" }, table), pager);
+    form, message, h("div", { class: "table-wrap" }, table), pager));
 
   function field(label, control, ...extra) {
     return h("label", { class: "field" }, h("span", {}, label), control, ...extra);
