@@ -46,7 +46,7 @@ export function failureWords(b) {
   const threshold = pick(b, "failures_threshold", "failure_threshold", "threshold", "config.failures", "thresholds.failures", "max_failures");
   if (typeof winCalls === "number" && typeof winFailed === "number") {
     const share = winCalls ? (100 * winFailed) / winCalls : 0;
-    let s = `${winFailed} of ${winCalls} call${winCalls === 1 ? "" : "s"} failed`;
+    let s = winCalls ? `${winFailed} of ${winCalls} call${winCalls === 1 ? "" : "s"} failed` : "no calls";
     if (typeof windowS === "number") s += ` in the last ${span(windowS)}`;
     s += winCalls ? ` (${pct(share)})` : "";
     if (typeof rate === "number") {
