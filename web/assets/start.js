@@ -26,7 +26,8 @@ export function readParams(inputs) {
       else if (kind === "string") params[name] = el.value;
       else if (kind === "number") {
         const t = el.value.trim();
-        if (t === "" || !Number.isFinite(Number(t))) throw new Error(`"${el.value}" is not a number`);
+        if (el.validity && el.validity.badInput) throw new Error("not a number");
+        if (t === "" || !Number.isFinite(Number(t))) throw new Error(t === "" ? "empty: write a number" : `"${t}" is not a number`);
         params[name] = Number(t);
       } else {
         const t = el.value.trim();
