@@ -247,9 +247,13 @@ export function mount(root, route) {
         row = { tr: h("tr", { dataset: { runId: run.run_id } }) };
         rows.set(run.run_id, row);
       }
+      // A row whose run did not change is left alone (a focused link keeps
+      // its focus across the refetches a busy run causes).
+      const key = JSON.stringify(run);
       row.run = run;
       row.fetchedAt = fetchedAt;
-      fillRow(row);
+      if (row.key !== key) fillRow(row);
+      row.key = key;
       // Keep rows in the answer's order, moving as few as possible.
       const want = prev ? prev.nextSibling : tbody.firstChild;
       if (want !== row.tr) tbody.insertBefore(row.tr, want);
@@ -282,8 +286,13 @@ export function mount(root, route) {
     const dur = elapsed(run, row.fetchedAt);
     row.tr.dataset.status = run.status;
     row.durationCell = h("td", { class: "num", "data-label": "Duration" }, durationText(run, dur));
-    row.tr.replaceChildren(
-      h("td", { "data-label": "Run" }, h("a", { href: "/runs/" + enc(run.run_id), "data-link": true, class: "mono" }, run.run_id)),
+    // The link's cell stays, so a focused link keeps its focus.
+    if (!row.linkCell) {
+      row.linkCell = h("td", { "data-label": "Run" }, h("a", { href: "/runs/" + enc(run.run_id), "data-link": true, class: "mono" }, run.run_id));
+      row.tr.append(row.linkCell);
+    }
+    while (row.tr.lastChild !== row.linkCell) row.tr.lastChild.remove();
+    row.tr.append(
       h("td", { "data-label": "Workflow" }, run.workflow || ""),
       h("td", { "data-label": "Status", class: "status-cell" },
         h("span", { "data-testid": "run-status", class: "run-status" }, badge(run.status),
@@ -374,7 +383,10 @@ export function mount(root, route) {
         dirty.add(row);
       }
     }
-    for (const row of dirty) fillRow(row);
+    for (const row of dirty) {
+      fillRow(row);
+      row.key = null; // shown from events: the next answer is drawn whatever it holds
+    }
     if (refetch) scheduleRefetch();
   }
 
