@@ -46,13 +46,15 @@ export function failureWords(b) {
   const threshold = pick(b, "failures_threshold", "failure_threshold", "threshold", "config.failures", "thresholds.failures", "max_failures");
   if (typeof winCalls === "number" && typeof winFailed === "number") {
     const share = winCalls ? (100 * winFailed) / winCalls : 0;
-    let s = `${winFailed} of ${winCalls} call${winCalls === 1 ? "" : "s"} failed`;
+    let s = winCalls ? `${winFailed} of ${winCalls} call${winCalls === 1 ? "" : "s"} failed` : "no calls";
     if (typeof windowS === "number") s += ` in the last ${span(windowS)}`;
     s += winCalls ? ` (${pct(share)})` : "";
     if (typeof rate === "number") {
       if (rate <= 1) rate *= 100;
-      s += b.state === "closed" ? `, opens at ${pct(rate)}` : ` (threshold ${pct(rate)})`;
-      if (typeof minCalls === "number") s += ` once ${minCalls} calls are in the window`;
+      const calls = typeof minCalls === "number" ? minCalls : null;
+      s += b.state === "closed"
+        ? `; opens at ${pct(rate)}` + (calls ? ` once ${calls} calls are in the window` : "")
+        : `; threshold ${pct(rate)}` + (calls ? ` of at least ${calls} calls` : "");
     }
     parts.push(s);
   }
@@ -83,13 +85,19 @@ export function mount(root) {
   const message = h("div", { class: "breakers-message" });
   const summary = h("p", { class: "muted summary" });
   const tbody = h("tbody");
+  let tfoot = null;
   const table = h("table", { class: "breakers", "data-testid": "breakers-table" },
     h("caption", { class: "visually-hidden" }, "Circuit breakers"),
-    h("thead", {}, h("tr", {}, ["Breaker", "State", "Health", "Failures", "Opened", "Next probe", "Last error", ""].map((c) =>
+    h("thead", {}, h("tr", {}, ["Breaker", "State", "Health", "Failures", "Opened", "Next probe", ""].map((c) =>
       h("th", { scope: "col" }, c || h("span", { class: "visually-hidden" }, "Actions"))))),
-    tbody);
-  root.append(h("div", { class: "page-head" }, h("h1", {}, "Circuit breakers"), resetAll),
-    summary, message, h("div", { class: "table-wrap" }, table));
+    tbody,
+    // The table stays (with its header) when empty; this row says why.
+    tfoot = h("tfoot", { hidden: true }, h("tr", {}, h("td", { colspan: "7", class: "list-empty" },
+      "No circuit breakers yet. A breaker appears once a node with ",
+      h("code", {}, "circuit = { ... }"), " (or an agent, keyed by its provider) has made a call."))));
+  root.append(h("div", { class: "page-breakers" },
+    h("div", { class: "page-head" }, h("h1", {}, "Circuit breakers"), resetAll),
+    summary, message, h("div", { class: "table-wrap" }, table)));
 
   async function load() {
     if (stopped) return;
@@ -143,25 +151,20 @@ export function mount(root) {
     summary.textContent = list.length
       ? `${list.length} breaker${list.length === 1 ? "" : "s"}, ${open} not closed. Shared by every run and process using this database; refreshed every 2 s.`
       : "";
-    table.hidden = list.length === 0;
+    tfoot.hidden = list.length > 0;
     resetAll.disabled = list.length === 0;
-    if (!list.length) {
-      message.replaceChildren(h("div", { class: "empty" },
-        "No circuit breakers yet. A breaker appears once a node with ",
-        h("code", {}, "circuit = { ... }"), " (or an agent, keyed by its provider) has made a call."));
-    }
   }
 
   function newRow(key) {
     const cells = {};
-    for (const name of ["key", "state", "health", "failures", "opened", "probe", "error"]) {
+    for (const name of ["key", "state", "health", "failures", "opened", "probe"]) {
       cells[name] = h("td", { "data-label": name === "key" ? "Breaker" : null });
     }
     cells.key.append(h("span", { class: "mono key" }, key));
     const reset = h("button", { type: "button", "data-action": "reset", onclick: () => onReset(key) },
       "Reset", h("span", { class: "visually-hidden" }, " " + key));
     const tr = h("tr", { dataset: { breaker: key } }, Object.values(cells), h("td", { class: "actions" }, reset));
-    for (const [name, label] of Object.entries({ state: "State", health: "Health", failures: "Failures", opened: "Opened", probe: "Next probe", error: "Last error" })) {
+    for (const [name, label] of Object.entries({ state: "State", health: "Health", failures: "Failures", opened: "Opened", probe: "Next probe" })) {
       cells[name].dataset.label = label;
     }
     const row = { tr, cells };
@@ -179,11 +182,10 @@ export function mount(root) {
     set(c.health, health === null ? "—" : h("div", { class: "health" },
       h("span", { class: "health-num" }, pct(health)),
       h("meter", { min: "0", max: "100", low: "50", high: "90", optimum: "100", value: String(health), "aria-label": `health ${pct(health)}` })));
-    set(c.failures, ...failureWords(b).map((t, i) => h("div", { class: i ? "muted small" : null }, t)));
+    set(c.failures, ...failureWords(b).map((t, i) => h("div", { class: i ? "muted small" : null }, t)), lastError(b));
     const cooldown = pick(b, "cooldown_s", "cooldown");
     set(c.opened, b.opened_at ? h("span", { title: b.opened_at }, fmtTime(b.opened_at)) : "never",
       typeof cooldown === "number" && b.state !== "closed" ? h("div", { class: "muted small" }, "cooldown " + span(cooldown)) : null);
-    set(c.error, lastError(b));
     tickRow(row);
   }
 
@@ -199,10 +201,10 @@ export function mount(root) {
 
   function lastError(b) {
     const e = pick(b, "last_error", "last_failure", "error");
-    if (!e) return "";
+    if (!e) return null;
     const text = typeof e === "string" ? e : [e.kind, e.message].filter(Boolean).join(": ");
     const at = typeof e === "object" ? pick(e, "at", "ts", "time") : pick(b, "last_error_at", "last_failure_at");
-    return h("span", { class: "error-text", title: text }, text.length > 120 ? text.slice(0, 118) + "…" : text,
+    return h("div", { class: "error-text small", title: text }, "Last error: ", text.length > 120 ? text.slice(0, 118) + "…" : text,
       at ? h("span", { class: "muted small" }, " (" + fmtTime(at) + ")") : null);
   }
 

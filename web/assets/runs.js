@@ -104,22 +104,25 @@ export function mount(root, route) {
 
   const message = h("div", { class: "runs-message" });
   const tbody = h("tbody");
+  // The table stays (with its header) when empty; this row says why.
+  const emptyCell = h("td", { colspan: "9", class: "list-empty" });
+  const tfoot = h("tfoot", { hidden: true }, h("tr", {}, emptyCell));
   const table = h("table", { class: "runs", "data-testid": "runs-table", "aria-busy": "true" },
     h("caption", { class: "visually-hidden" }, "Runs, newest first"),
     h("thead", {}, h("tr", {},
       ["Run", "Workflow", "Status", "Started", "Duration", "Nodes", "Tokens", "Cost", "Error"].map((c, i) =>
         h("th", { scope: "col", class: i >= 6 && i <= 7 ? "num" : null }, c)))),
-    tbody);
+    tbody, tfoot);
   const newestBtn = h("button", { type: "button", onclick: () => page("", []) }, "⇤ Newest");
   const newerBtn = h("button", { type: "button", onclick: goNewer }, "← Newer");
   const olderBtn = h("button", { type: "button", onclick: goOlder }, "Older →");
   const pageInfo = h("span", { class: "muted page-info" });
   const pager = h("nav", { class: "pager", "aria-label": "Pages", hidden: true }, newestBtn, newerBtn, pageInfo, olderBtn);
 
-  root.append(
+  root.append(h("div", { class: "page-runs" },
     h("div", { class: "page-head" }, h("h1", {}, "Runs"),
       h("a", { href: "/start", "data-link": true, class: "button-link" }, "+ Start a run")),
-    form, message, h("div", { class: "table-wrap" }, table), pager);
+    form, message, h("div", { class: "table-wrap" }, table), pager));
 
   function field(label, control, ...extra) {
     return h("label", { class: "field" }, h("span", {}, label), control, ...extra);
@@ -244,23 +247,25 @@ export function mount(root, route) {
         row = { tr: h("tr", { dataset: { runId: run.run_id } }) };
         rows.set(run.run_id, row);
       }
+      // A row whose run did not change is left alone (a focused link keeps
+      // its focus across the refetches a busy run causes).
+      const key = JSON.stringify(run);
       row.run = run;
       row.fetchedAt = fetchedAt;
-      fillRow(row);
+      if (row.key !== key) fillRow(row);
+      row.key = key;
       // Keep rows in the answer's order, moving as few as possible.
       const want = prev ? prev.nextSibling : tbody.firstChild;
       if (want !== row.tr) tbody.insertBefore(row.tr, want);
       prev = row.tr;
     }
-    if (list.length === 0) {
-      const filtered = Object.values(filters).some(Boolean) || before;
-      message.replaceChildren(h("div", { class: "empty" }, filtered
-        ? ["No runs match these filters. ", h("button", { type: "button", onclick: clearFilters }, "Clear the filters")]
-        : ["No runs yet. Start one from ", h("a", { href: "/start", "data-link": true }, "the Start page"),
-          " (workflows under keel serve's --workflows directory), or from a terminal: ",
-          h("code", {}, "keel run flow.lua --db THIS_DATABASE"), "."]));
-    }
-    table.hidden = list.length === 0;
+    const filtered = Object.values(filters).some(Boolean) || before;
+    emptyCell.replaceChildren(...(list.length ? [] : filtered
+      ? ["No runs match these filters. ", h("button", { type: "button", onclick: clearFilters }, "Clear the filters")]
+      : ["No runs yet. Start one from ", h("a", { href: "/start", "data-link": true }, "the Start page"),
+        " (workflows under keel serve's --workflows directory), or from a terminal: ",
+        h("code", {}, "keel run flow.lua --db THIS_DATABASE"), "."]));
+    tfoot.hidden = list.length > 0;
     pager.hidden = list.length === 0 && !before;
     newestBtn.disabled = !before;
     newerBtn.disabled = !before;
@@ -277,15 +282,22 @@ export function mount(root, route) {
     const usage = run.usage || {};
     const tokens = (usage.prompt_tokens || 0) + (usage.completion_tokens || 0);
     const state = stateWords(run);
+    row.untilEl = null;
     const dur = elapsed(run, row.fetchedAt);
     row.tr.dataset.status = run.status;
     row.durationCell = h("td", { class: "num", "data-label": "Duration" }, durationText(run, dur));
-    row.tr.replaceChildren(
-      h("td", { "data-label": "Run" }, h("a", { href: "/runs/" + enc(run.run_id), "data-link": true, class: "mono" }, run.run_id)),
+    // The link's cell stays, so a focused link keeps its focus.
+    if (!row.linkCell) {
+      row.linkCell = h("td", { "data-label": "Run" }, h("a", { href: "/runs/" + enc(run.run_id), "data-link": true, class: "mono" }, run.run_id));
+      row.tr.append(row.linkCell);
+    }
+    while (row.tr.lastChild !== row.linkCell) row.tr.lastChild.remove();
+    row.tr.append(
       h("td", { "data-label": "Workflow" }, run.workflow || ""),
-      h("td", { "data-label": "Status" },
+      h("td", { "data-label": "Status", class: "status-cell" },
         h("span", { "data-testid": "run-status", class: "run-status" }, badge(run.status),
-          state ? h("span", { class: "state s-" + run.state }, (run.status === "waiting" ? " " : " · ") + state) : null)),
+          state ? h("span", { class: "state s-" + run.state }, (run.status === "waiting" ? "" : "· ") + state,
+            row.untilEl = run.state_until ? h("span", { class: "until", title: "until " + run.state_until }) : null) : null)),
       h("td", { "data-label": "Started", title: run.started_at || "" }, fmtTime(run.started_at)),
       row.durationCell,
       h("td", { "data-label": "Nodes", class: "nodes" },
@@ -294,6 +306,18 @@ export function mount(root, route) {
       h("td", { "data-label": "Tokens", class: "num" }, tokens ? fmtTokens(tokens) : "—"),
       h("td", { "data-label": "Cost", class: "num" }, usage.cost ? fmtCost(usage.cost) : "—"),
       h("td", { "data-label": "Error", class: "error-cell", title: run.error || "" }, shortError(run.error)));
+    tickUntil(row);
+  }
+
+  // "4s left" beside a backoff, an open breaker or a timer that ends at
+  // the run's state_until.
+  function tickUntil(row) {
+    if (!row.untilEl) return;
+    const left = (Date.parse(row.run.state_until) - Date.now()) / 1000;
+    const signal = row.run.state === "waiting_signal";
+    row.untilEl.textContent = !Number.isFinite(left) ? ""
+      : signal ? (left > 0 ? `, gives up in ${fmtCountdown(left)}` : ", giving up")
+        : left > 0 ? `, ${fmtCountdown(left)} left` : ", due now";
   }
 
   function shortError(e) {
@@ -347,17 +371,29 @@ export function mount(root, route) {
         dirty.add(row);
       } else if (ev.kind === "retry_scheduled" && run.status === "running") {
         run.state = "backing_off";
+        run.state_until = until(ev.ts, d.delay);
         dirty.add(row);
       } else if (ev.kind === "attempt_started" && run.status === "running") {
         run.state = "retrying";
+        run.state_until = null;
         dirty.add(row);
       } else if (ev.kind === "circuit_rejected" && run.status === "running") {
         run.state = "breaker_open";
+        run.state_until = until(ev.ts, d.retry_in);
         dirty.add(row);
       }
     }
-    for (const row of dirty) fillRow(row);
+    for (const row of dirty) {
+      fillRow(row);
+      row.key = null; // shown from events: the next answer is drawn whatever it holds
+    }
     if (refetch) scheduleRefetch();
+  }
+
+  // The ISO time `seconds` after event time `ts`, or null.
+  function until(ts, seconds) {
+    const t = Date.parse(ts);
+    return Number.isFinite(t) && typeof seconds === "number" ? new Date(t + seconds * 1000).toISOString() : null;
   }
 
   function scheduleRefetch() {
@@ -372,6 +408,7 @@ export function mount(root, route) {
   // Durations of running runs tick.
   const ticker = setInterval(() => {
     for (const row of rows.values()) {
+      tickUntil(row);
       if (row.run.status !== "running") continue;
       const dur = elapsed(row.run, row.fetchedAt);
       row.durationCell.textContent = durationText(row.run, dur);

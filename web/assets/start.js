@@ -26,7 +26,8 @@ export function readParams(inputs) {
       else if (kind === "string") params[name] = el.value;
       else if (kind === "number") {
         const t = el.value.trim();
-        if (t === "" || !Number.isFinite(Number(t))) throw new Error(`"${el.value}" is not a number`);
+        if (el.validity && el.validity.badInput) throw new Error("not a number");
+        if (t === "" || !Number.isFinite(Number(t))) throw new Error(t === "" ? "empty: write a number" : `"${t}" is not a number`);
         params[name] = Number(t);
       } else {
         const t = el.value.trim();
@@ -69,8 +70,9 @@ export function mount(root, route) {
   const message = h("div", { class: "start-message" });
   const broken = h("section", { class: "broken", hidden: true, "aria-labelledby": "broken-title" },
     h("h2", { id: "broken-title" }, "Files that do not load"), h("ul"));
-  root.append(h("div", { class: "page-head" }, h("h1", {}, "Start a workflow")),
-    message, form, broken);
+  root.append(h("div", { class: "page-start" },
+    h("div", { class: "page-head" }, h("h1", {}, "Start a workflow")),
+    message, form, broken));
 
   async function load() {
     let list;
@@ -98,7 +100,7 @@ export function mount(root, route) {
     broken.querySelector("ul").replaceChildren(...bad.map((f) =>
       h("li", {}, h("code", {}, f.file || "?"), h("pre", { class: "load-error" }, String(f.error)))));
     if (!list.length) {
-      message.replaceChildren(h("div", { class: "empty" },
+      message.replaceChildren(h("div", { class: "list-empty" },
         "No workflow files (*.lua) under keel serve's --workflows directory. Put one there, or start keel serve with ",
         h("code", {}, "--workflows DIR"), "."));
     }
