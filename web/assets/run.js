@@ -82,10 +82,24 @@ export function mount(root, route) {
         return;
       }
       queue.push(e);
-      if (!frame) frame = requestAnimationFrame(flush);
+      if (queue.length >= 2000) { // no frame came (a tab hidden meanwhile): apply now
+        cancelAnimationFrame(frame);
+        clearTimeout(frame);
+        flush();
+      } else {
+        scheduleFlush();
+      }
     },
     onState: (s) => header.setLive(s),
   });
+
+  // Once per animation frame; a hidden tab gets no frames, so there the
+  // events are applied every half second instead and the queue stays short.
+  function scheduleFlush() {
+    if (frame) return;
+    if (document.hidden) frame = setTimeout(() => { frame = 0; if (!stopped) flush(); }, 500);
+    else frame = requestAnimationFrame(flush);
+  }
 
   function flush() {
     frame = 0;
@@ -202,33 +216,41 @@ export function mount(root, route) {
     if (cell) cell.replaceChildren(badge(status));
   }
 
-  // The first load: the graph (for the first render) and the detail at once,
+  // The first load: the graph and the detail at once; the graph is drawn as
+  // soon as it comes (the first render needs nothing else), then the header,
   // then the timeline's events page by page.
   (async () => {
-    const graphP = api(`runs/${enc(id)}/graph?layout=dot`).then((g) => ({ g }), (err) => ({ err }));
-    try {
-      run = await api(`runs/${enc(id)}`);
-    } catch (e) {
-      header.error(e.status === 404 ? `No run ${id}.` : "Could not load the run: " + e.message);
-      dagMsg.textContent = "";
+    const detailP = api(`runs/${enc(id)}`).then((r) => ({ r }), (err) => ({ err }));
+    const { g, err: graphErr } = await api(`runs/${enc(id)}/graph?layout=dot`).then((g) => ({ g }), (err) => ({ err }));
+    if (stopped) return;
+    const drawn = !!(g && g.layout);
+    if (drawn) {
+      performance.mark("keel:graph-received");
+      dag.render(g);
+      dagMsg.remove();
+      requestAnimationFrame(() => {
+        dag.el.dataset.ready = "true";
+        performance.measure("keel:graph-drawn", "keel:graph-received");
+      });
+    }
+    const { r, err } = await detailP;
+    if (stopped) return;
+    if (err) {
+      header.error(err.status === 404 ? `No run ${id}.` : "Could not load the run: " + err.message);
+      if (!drawn) dagMsg.textContent = "";
       dag.el.dataset.ready = "true";
       return;
     }
-    if (stopped) return;
+    run = r;
     afterRun();
-    const { g, err } = await graphP;
-    if (stopped) return;
-    if (g && g.layout) {
-      dag.render(g);
-      dagMsg.remove();
-    } else {
+    if (!drawn) {
       dagMsg.textContent = "The graph cannot be drawn" +
-        (err ? ": " + err.message : ": the server gave no layout (graph?layout=dot)") + ". The nodes are listed below.";
+        (graphErr ? ": " + graphErr.message : ": the server gave no layout (graph?layout=dot)") + ". The nodes are listed below.";
       dagMsg.classList.add("error-box");
       dag.el.classList.add("empty");
       showNodeList(run.nodes);
+      requestAnimationFrame(() => { dag.el.dataset.ready = "true"; });
     }
-    requestAnimationFrame(() => { dag.el.dataset.ready = "true"; });
     header.update(run, dag);
     const deep = route.query.get("node");
     if (deep) panel.open(deep);
@@ -242,7 +264,7 @@ export function mount(root, route) {
       }
     }
     timelineWaiting.length = 0;
-    if (queue.length && !frame) frame = requestAnimationFrame(flush);
+    if (queue.length) scheduleFlush();
   })();
 
   async function loadTimeline() {
@@ -282,6 +304,7 @@ export function mount(root, route) {
     stopped = true;
     stopFollow();
     cancelAnimationFrame(frame);
+    clearTimeout(frame);
     clearTimeout(panelTimer);
     timeline.destroy();
     dag.destroy();

@@ -32,13 +32,13 @@ export function runHeader({ id, onResume, onCancel, onFork }) {
     h("div", { class: "run-actions" }, resumeBtn, cancelBtn, forkBtn));
 
   let run = null, stateTimer = 0, stateGen = 0;
-  const tick = setInterval(() => { if (run && !run.finished_at && run.status === "running") showDuration(); }, 1000);
+  const tick = setInterval(() => { if (run && !run.finished_at && !FINISHED.has(run.status)) showDuration(); }, 1000);
 
   function showDuration() {
     if (run.duration_s !== null && run.duration_s !== undefined && FINISHED.has(run.status)) {
       duration.textContent = fmtDuration(run.duration_s) + (run.active_s !== run.duration_s && run.active_s !== null
         ? ` (${fmtDuration(run.active_s)} active)` : "");
-    } else if (run.started_at && run.status === "running") {
+    } else if (run.started_at && (run.status === "running" || run.status === "waiting")) {
       duration.textContent = fmtDuration((Date.now() - Date.parse(run.started_at)) / 1000) + " so far";
     } else {
       duration.textContent = run.status === "queued" ? "not started" : "—";

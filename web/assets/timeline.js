@@ -9,7 +9,8 @@ import { h, fmtDuration, words } from "./ui.js";
 
 const MAX_ROWS = 1000;
 const MAX_ATTEMPTS = 100;
-const ITEM_ROWS = 200;
+const ITEM_ROWS = 200; // per map
+const ALL_ITEM_ROWS = 5000; // over every map
 const ROW = 20, AXIS = 22;
 let LABEL = 190; // the names' column; narrower on phones
 const ITEM = /^(.*)\[(\d+)\]$/;
@@ -20,7 +21,7 @@ export function createTimeline({ onOpen }) {
   const rows = new Map(); // name -> row
   const order = []; // row names in first-seen order (top-level rows)
   const expanded = new Set();
-  let hidden = 0, t0 = null, tMax = 0, open = 0, note = "", signal = null, finishedAt = null;
+  let hidden = 0, itemRows = 0, t0 = null, tMax = 0, open = 0, note = "", signal = null, finishedAt = null;
   let dirty = false, lastDraw = 0, timer = 0;
 
   const svg = h("svg:svg", { class: "tl-svg", role: "group", "aria-label": "Timeline of attempts" });
@@ -33,6 +34,8 @@ export function createTimeline({ onOpen }) {
     let r = rows.get(name);
     if (r) return r;
     if (!parent && order.length >= MAX_ROWS) { hidden++; return null; }
+    if (parent && itemRows >= ALL_ITEM_ROWS) return null;
+    if (parent) itemRows++;
     r = { name, parent, attempts: [], gaps: [], hedges: [], wait: null, items: null, children: [] };
     rows.set(name, r);
     if (parent) parent.children.push(r);
@@ -59,7 +62,8 @@ export function createTimeline({ onOpen }) {
         it.done++;
         if (e.kind !== "node_succeeded") it.failed++;
       }
-      if (+m[2] <= ITEM_ROWS) record(row(e.node, map), e, t);
+      const item = +m[2] <= ITEM_ROWS ? row(e.node, map) : null;
+      if (item) record(item, e, t);
     } else if (!m) {
       const r = row(e.node);
       if (r) record(r, e, t);
