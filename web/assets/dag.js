@@ -9,9 +9,11 @@ const TERMINAL = new Set(["succeeded", "failed", "fallback", "cancelled", "skipp
 
 // "map, 1000 items: 997 succeeded, 3 failed" -> {total, succeeded, ...}.
 export function itemsFromKind(kind) {
-  const m = /^map, (\d+) items?(?:: (.*))?/.exec(kind || "");
-  if (!m) return null;
-  const items = { total: +m[1], succeeded: 0, failed: 0, running: 0, cancelled: 0 };
+  if (!/^map\b/.test(kind || "")) return null;
+  const items = { total: 0, succeeded: 0, failed: 0, running: 0, cancelled: 0 };
+  const m = /^map, (\d+) items?(?:: (.*))?/.exec(kind);
+  if (!m) return items; // not started: counts come with map_started
+  items.total = +m[1];
   for (const part of (m[2] || "").split(", ")) {
     const [count, what] = part.split(" ");
     if (what in items) items[what] = +count;

@@ -32,7 +32,7 @@ export function mount(root, route) {
   let run = null; // the run detail, kept current
   let stopped = false, loaded = false, timelineSeq = 0, timelineCapped = false, timelineReady = false;
   const timelineWaiting = []; // live events that arrive while the timeline's events are read
-  let queue = [], frame = 0, refetching = false, panelTimer = 0;
+  let queue = [], frame = 0, refetching = false, panelTimer = 0, graphArrived = false;
   const buffer = [];
 
   const header = runHeader({
@@ -77,6 +77,9 @@ export function mount(root, route) {
   const stopFollow = follow({
     run: id,
     onEvent: (e) => {
+      // Map counts come with the graph: only item events that arrive after
+      // it are counted on top (one arriving before may be in it already).
+      e.countItems = graphArrived;
       if (!loaded) {
         if (buffer.length < BUFFER) buffer.push(e);
         return;
@@ -108,7 +111,7 @@ export function mount(root, route) {
     let touchedPanel = false, finished = false;
     for (const e of batch) {
       applyEvent(e);
-      if (e.node && panel.current() && (e.node === panel.current() || e.node.startsWith(panel.current() + "["))) touchedPanel = true;
+      if (e.node && e.node === panel.current()) touchedPanel = true;
       if (e.kind === "run_finished" || e.kind === "run_interrupted") finished = true;
     }
     header.update(run, dag);
@@ -141,7 +144,7 @@ export function mount(root, route) {
     const m = ITEM.exec(e.node);
     if (m) {
       const items = dag.itemsOf(m[1]);
-      if (!items) return;
+      if (!items || !e.countItems) return;
       const it = Object.assign({}, items);
       if (e.kind === "node_started") it.running++;
       else if (NODE_STATUS[e.kind] && /^node_(succeeded|failed|fallback|cancelled|skipped)$/.test(e.kind)) {
@@ -150,6 +153,9 @@ export function mount(root, route) {
         else if (e.kind === "node_cancelled" || e.kind === "node_skipped") it.cancelled++;
         else it.failed++;
       } else return;
+      it.succeeded = Math.min(it.succeeded, it.total);
+      it.failed = Math.min(it.failed, it.total - it.succeeded);
+      it.cancelled = Math.min(it.cancelled, it.total - it.succeeded - it.failed);
       dag.setItems(m[1], it);
       return;
     }
@@ -223,6 +229,7 @@ export function mount(root, route) {
     const detailP = api(`runs/${enc(id)}`).then((r) => ({ r }), (err) => ({ err }));
     const { g, err: graphErr } = await api(`runs/${enc(id)}/graph?layout=dot`).then((g) => ({ g }), (err) => ({ err }));
     if (stopped) return;
+    graphArrived = true;
     const drawn = !!(g && g.layout);
     if (drawn) {
       performance.mark("keel:graph-received");
