@@ -91,7 +91,8 @@ export function runHeader({ id, onResume, onCancel, onFork }) {
         state.replaceChildren();
         if (me && me.state && me.state !== r.status) {
           state.append(badge(me.state, "run-state"),
-            me.waiting_for ? h("span", { class: "muted" }, " for " + me.waiting_for) : null);
+            me.waiting_for ? h("span", { class: "muted" }, " for " + me.waiting_for) : null,
+            me.state_until ? h("span", { class: "muted" }, " until " + fmtTime(me.state_until)) : null);
         }
         if (me && me.waiting_for) el.dispatchEvent(new CustomEvent("waiting-for", { detail: me.waiting_for }));
       } catch {
