@@ -146,7 +146,9 @@ export function createTimeline({ onOpen }) {
   function draw() {
     dirty = false;
     lastDraw = performance.now();
-    noteEl.textContent = note + (hidden ? ` Only the first ${MAX_ROWS} nodes are drawn.` : "");
+    const many = [...expanded].some((name) => { const r = rows.get(name); return r && r.items && r.items.done > r.children.length; });
+    noteEl.textContent = note + (hidden ? ` Only the first ${MAX_ROWS} nodes are drawn.` : "") +
+      (many ? ` Unfolded maps show their first ${ITEM_ROWS} items; the node panel lists them all.` : "");
     const list = visibleRows();
     if (t0 === null || list.length === 0) {
       svg.replaceChildren();
