@@ -178,8 +178,8 @@ export function createDag({ onOpen, onExpand }) {
     if (rec.items) {
       const it = rec.items;
       const done = it.succeeded + it.failed + it.cancelled;
-      const progress = done.toLocaleString("en-US") + "/" + it.total.toLocaleString("en-US") +
-        (it.failed ? ", " + it.failed.toLocaleString("en-US") + " failed" : "");
+      // Plain digits, as in "412/1000, 3 failed".
+      const progress = done + "/" + it.total + (it.failed ? ", " + it.failed + " failed" : "");
       rec.progress.textContent = progress;
       if (progress.length * 5.6 > rec.w - 16) {
         rec.progress.setAttribute("textLength", String(rec.w - 16));

@@ -191,7 +191,7 @@ export function createTimeline({ onOpen }) {
     if (r.items) {
       const it = r.items;
       const open = expanded.has(r.name);
-      const txt = (open ? "▾ " : "▸ ") + it.done.toLocaleString("en-US") +
+      const txt = (open ? "▾ " : "▸ ") + it.done +
         (LABEL < 190 ? "" : " items" + (it.failed ? ", " + it.failed + " ✗" : ""));
       const toggle = h("svg:text", { x: LABEL - 6, y: y + 14, class: "tl-expand", tabindex: "0", role: "button", "text-anchor": "end",
         "aria-expanded": String(open), "aria-label": (open ? "Fold" : "Unfold") + ` the items of ${r.name}: ${it.done} done, ${it.failed} failed`,
