@@ -49,13 +49,17 @@ export function createDag({ onOpen, onExpand }) {
       scale = 0.6;
       tx = pad;
       ty = pad;
-      // A short graph on a narrow screen: no tall empty frame under it.
-      const need = size.height * scale + 2 * pad;
-      if (!svg.style.height && need < box.height) svg.style.height = Math.max(160, need) + "px";
+
     } else {
       scale = Math.max(scale, 0.02);
       tx = (box.width - size.width * scale) / 2;
       ty = pad + Math.max(0, (box.height - 2 * pad - size.height * scale) / 2);
+    }
+    // A wide, short graph (or a narrow screen): no tall empty frame around it.
+    const need = size.height * scale + 2 * pad;
+    if (readable && !svg.style.height && need < box.height * 0.8) {
+      svg.style.height = Math.max(160, need) + "px";
+      ty = pad;
     }
     apply();
   }

@@ -114,6 +114,7 @@ export function createTimeline({ onOpen }) {
             close(cur, t, END[e.kind]);
             if (d.message && !cur.error) cur.error = (d.kind ? d.kind + ": " : "") + d.message;
           }
+          else if (!cur) r.ended = { t, what: END[e.kind], message: d.message || "" };
           for (const x of r.hedges) if (x.end === null) x.end = t;
           if (r.wait && r.wait.end === null) r.wait.end = t;
         }
@@ -222,6 +223,11 @@ export function createTimeline({ onOpen }) {
       const mark = { failed: "✗", timeout: "◷", rejected: "⊗", cancelled: "⊘" }[a.outcome];
       if (mark) g.append(h("svg:text", { x: x + w + 2, y: y + 14, class: "tl-mark o-" + a.outcome, "aria-hidden": "true" }, mark));
       if (w > 70) g.append(h("svg:text", { x: x + 4, y: y + 14, class: "tl-bar-label", "aria-hidden": "true" }, words(a.outcome)));
+    }
+    if (r.ended && !r.attempts.length) {
+      const text = `${r.name}: ${words(r.ended.what)} without running` + (r.ended.message ? " — " + r.ended.message : "");
+      g.append(h("svg:text", { x: X(r.ended.t) - 2, y: y + 14, class: "tl-ended", "text-anchor": "end" },
+        (r.ended.what === "skipped" ? "↷ " : "⊘ ") + words(r.ended.what), h("svg:title", {}, text)));
     }
     for (const hd of r.hedges) {
       const end = hd.end === null ? tEnd : hd.end;
