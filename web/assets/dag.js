@@ -21,6 +21,17 @@ export function itemsFromKind(kind) {
   return items;
 }
 
+// Squeezes an SVG text of about `chars` characters into `width` when it
+// would not fit (an estimate: no layout is read, so 1,000 nodes stay fast).
+function fitText(el, chars, width) {
+  if (chars * 6.3 > width) {
+    el.setAttribute("textLength", String(width));
+    el.setAttribute("lengthAdjust", "spacingAndGlyphs");
+  } else {
+    el.removeAttribute("textLength");
+  }
+}
+
 // "map, 1000 items: ..." -> "map"; "call workflow x" -> "call".
 function shortKind(kind) {
   return String(kind || "").split(/[ ,]/)[0];
@@ -177,7 +188,13 @@ export function createDag({ onOpen, onExpand }) {
   function paint(rec) {
     rec.g.dataset.status = rec.status;
     rec.g.setAttribute("class", "dag-node st-" + rec.status);
-    rec.state.textContent = symbol(rec.status) + " " + words(rec.status) + (rec.items ? "" : " · " + shortKind(rec.kind));
+    // The status in words always; the kind only when the box has room.
+    const room = (rec.w - 14) / 6.3; // characters of 11px text that fit
+    let line = symbol(rec.status) + " " + words(rec.status);
+    const kind = shortKind(rec.kind);
+    if (!rec.items && kind && line.length + 3 + kind.length <= room) line += " · " + kind;
+    rec.state.textContent = line;
+    fitText(rec.state, line.length, rec.w - 14);
     let text = rec.name + ": " + words(rec.status) + " (" + (rec.kind || "node") + ")";
     if (rec.items) {
       const it = rec.items;
@@ -185,12 +202,7 @@ export function createDag({ onOpen, onExpand }) {
       // Plain digits, as in "412/1000, 3 failed".
       const progress = done + "/" + it.total + (it.failed ? ", " + it.failed + " failed" : "");
       rec.progress.textContent = progress;
-      if (progress.length * 5.6 > rec.w - 16) {
-        rec.progress.setAttribute("textLength", String(rec.w - 16));
-        rec.progress.setAttribute("lengthAdjust", "spacingAndGlyphs");
-      } else {
-        rec.progress.removeAttribute("textLength");
-      }
+      fitText(rec.progress, progress.length * 0.9, rec.w - 14);
       const bw = rec.w - 16, total = Math.max(1, it.total);
       rec.barOk.setAttribute("width", String(bw * it.succeeded / total));
       rec.barBad.setAttribute("x", String(8 + bw * it.succeeded / total));
