@@ -227,6 +227,7 @@ export function mount(root, route) {
   // then the timeline's events page by page.
   (async () => {
     const detailP = api(`runs/${enc(id)}`).then((r) => ({ r }), (err) => ({ err }));
+    const timelineP = loadTimeline();
     const { g, err: graphErr } = await api(`runs/${enc(id)}/graph?layout=dot`).then((g) => ({ g }), (err) => ({ err }));
     if (stopped) return;
     graphArrived = true;
@@ -263,7 +264,7 @@ export function mount(root, route) {
     if (deep) panel.open(deep);
     loaded = true;
     for (const e of buffer.splice(0)) queue.push(e);
-    await loadTimeline();
+    await timelineP;
     timelineReady = true;
     if (!timelineCapped) {
       for (const e of timelineWaiting.splice(0)) {
@@ -289,7 +290,7 @@ export function mount(root, route) {
         after = page.next_after;
         if (count >= TIMELINE_EVENTS) {
           timelineCapped = true;
-          timeline.closeOpen((n) => dag.statusOf(n) || (run.nodes.find((x) => x.node === n) || {}).status);
+          timeline.closeOpen((n) => dag.statusOf(n) || ((run && run.nodes.find((x) => x.node === n)) || {}).status);
           timeline.setNote(`This run has more than ${TIMELINE_EVENTS.toLocaleString("en-US")} events: the timeline shows the first ${count.toLocaleString("en-US")}.`);
           break;
         }
