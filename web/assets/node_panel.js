@@ -181,7 +181,7 @@ function attempts(list) {
 function llmCall(c) {
   const tokens = (c.prompt_tokens || 0) + (c.completion_tokens || 0);
   const head = `${c.provider || "?"} / ${c.model || "?"} · ${fmtTokens(tokens)} tokens (${c.prompt_tokens || 0} + ${c.completion_tokens || 0})` +
-    (c.cost ? " · cost " + fmtCost(c.cost) : "") + (c.seconds !== undefined && c.seconds !== null ? " · " + fmtDuration(c.seconds) : "");
+    (c.cost ? " · cost " + (c.cost < 0.0001 ? "<0.0001" : fmtCost(c.cost)) : "") + (c.seconds !== undefined && c.seconds !== null ? " · " + fmtDuration(c.seconds) : "");
   const req = c.request, reply = c.reply;
   const cut = !!(c.truncated || (req && req.truncated) || (reply && reply.truncated));
   const body = h("div", { class: "np-llm-body" });

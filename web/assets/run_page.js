@@ -14,6 +14,9 @@ const TIMELINE_EVENTS = 5000; // events read for the timeline at most
 const PAGE = 1000;
 const BUFFER = 20000; // stream events kept while the page loads
 const ITEM = /^(.*)\[(\d+)\]$/;
+// Events after which the run's live state (retrying, backing off, ...) is read again.
+const STATE_EVENTS = new Set(["attempt_failed", "retry_scheduled", "attempt_started", "circuit_rejected",
+  "node_waiting", "wait_started", "node_succeeded", "node_failed", "node_fallback", "run_resumed"]);
 const NODE_STATUS = {
   node_started: "running", attempt_started: "running", attempt_failed: "retrying",
   retry_scheduled: "backing_off", circuit_rejected: "breaker_open", node_waiting: "waiting",
@@ -29,7 +32,7 @@ export function mountRun(root, route, early) {
   let run = null; // the run detail, kept current
   let stopped = false, loaded = false, timelineSeq = 0, timelineCapped = false, timelineReady = false;
   const timelineWaiting = []; // live events that arrive while the timeline's events are read
-  let queue = [], frame = 0, refetching = false, panelTimer = 0;
+  let queue = [], frame = 0, refetching = false, panelTimer = 0, stateTimer = 0;
   const buffer = [];
 
   const header = runHeader({
@@ -100,14 +103,16 @@ export function mountRun(root, route, early) {
     frame = 0;
     const batch = queue;
     queue = [];
-    let touchedPanel = false, finished = false;
+    let touchedPanel = false, finished = false, stateMoved = false;
     for (const e of batch) {
       applyEvent(e);
+      if (STATE_EVENTS.has(e.kind)) stateMoved = true;
       if (e.node && e.node === panel.current()) touchedPanel = true;
       if (e.kind === "run_finished" || e.kind === "run_interrupted") finished = true;
     }
     header.update(run, dag);
-    if (touchedPanel && !panelTimer) panelTimer = setTimeout(() => { panelTimer = 0; panel.refresh(); }, 1000);
+    if (touchedPanel && !panelTimer) panelTimer = setTimeout(() => { panelTimer = 0; panel.refresh(); }, 500);
+    if (stateMoved && !stateTimer && run) stateTimer = setTimeout(() => { stateTimer = 0; if (run) header.loadState(run); }, 700);
     if (finished) refetch();
   }
 
@@ -303,6 +308,7 @@ export function mountRun(root, route, early) {
     cancelAnimationFrame(frame);
     clearTimeout(frame);
     clearTimeout(panelTimer);
+    clearTimeout(stateTimer);
     timeline.destroy();
     dag.destroy();
     header.destroy();
