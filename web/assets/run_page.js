@@ -159,6 +159,10 @@ export function mountRun(root, route, early) {
     if (e.kind === "map_started" && dag.itemsOf(e.node)) {
       dag.setItems(e.node, Object.assign({}, dag.itemsOf(e.node), { total: d.items || 0 }));
     }
+    if (e.kind === "map_finished" && dag.itemsOf(e.node)) { // the exact counts
+      dag.setItems(e.node, { total: d.items || 0, succeeded: d.succeeded || 0, failed: d.failed || 0,
+        cancelled: d.cancelled || 0, running: 0 });
+    }
     const status = NODE_STATUS[e.kind];
     if (status) {
       dag.setStatus(e.node, status);
