@@ -15,21 +15,20 @@ function linkCss() {
 export function mount(root, route) {
   linkCss();
   const id = route.params[0];
-  let graphArrived = false;
   const early = {
     graph: api(`runs/${enc(id)}/graph?layout=dot`).then((g) => ({ g }), (err) => ({ err }))
-      .then((x) => { graphArrived = true; return x; }),
+      .then((x) => { x.at = performance.now(); return x; }),
     detail: api(`runs/${enc(id)}`).then((r) => ({ r }), (err) => ({ err })),
   };
   // The stream opens first, so no event between the reads above and it is
-  // missed; each event says whether it came after the graph (map counts
-  // come with the graph: only item events after it are counted on top).
+  // missed; each event carries when it arrived (`at`), which tells whether
+  // a map's counts read earlier already hold it.
   const held = [];
   let onEvent = null, onState = null, lastState = null;
   const stop = follow({
     run: id,
     onEvent: (e) => {
-      e.countItems = graphArrived;
+      e.at = performance.now();
       if (onEvent) onEvent(e);
       else if (held.length < BUFFER) held.push(e);
     },

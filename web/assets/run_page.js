@@ -33,6 +33,7 @@ export function mountRun(root, route, early) {
   let stopped = false, loaded = false, timelineSeq = 0, timelineCapped = false, timelineReady = false;
   const timelineWaiting = []; // live events that arrive while the timeline's events are read
   let queue = [], frame = 0, refetching = false, panelTimer = 0, stateTimer = 0;
+  const countsAt = new Map(); // map node -> when its counts were read (performance.now())
   const buffer = [];
 
   const header = runHeader({
@@ -141,7 +142,8 @@ export function mountRun(root, route, early) {
     const m = ITEM.exec(e.node);
     if (m) {
       const items = dag.itemsOf(m[1]);
-      if (!items || !e.countItems) return;
+      // Only events that arrived after the counts were read are added.
+      if (!items || !(e.at > (countsAt.get(m[1]) ?? Infinity))) return;
       const it = Object.assign({}, items);
       if (e.kind === "node_started") it.running++;
       else if (NODE_STATUS[e.kind] && /^node_(succeeded|failed|fallback|cancelled|skipped)$/.test(e.kind)) {
@@ -167,6 +169,22 @@ export function mountRun(root, route, early) {
     if (status) {
       dag.setStatus(e.node, status);
       listStatus(e.node, status);
+    }
+  }
+
+  // The graph's map counts were read some time before it arrived; for a map
+  // still running, the counts are read again by status (each a one-row page
+  // of GET .../items), and item events are added from then on.
+  function recount() {
+    for (const name of dag.names()) {
+      const it = dag.itemsOf(name);
+      if (!it || (dag.statusOf(name) !== "running" && it.succeeded + it.failed + it.cancelled >= it.total)) continue;
+      const count = (status) => api(`runs/${enc(id)}/nodes/${enc(name)}/items?limit=1&status=${status}`).then((p) => p.total);
+      Promise.all(["succeeded", "failed", "cancelled", "running"].map(count)).then(([succeeded, failed, cancelled, running]) => {
+        if (stopped) return;
+        countsAt.set(name, performance.now());
+        dag.setItems(name, Object.assign({}, dag.itemsOf(name), { succeeded, failed, cancelled, running }));
+      }, () => {}); // the graph's counts stay
     }
   }
 
@@ -228,12 +246,15 @@ export function mountRun(root, route, early) {
   // then the timeline's events page by page.
   (async () => {
     const timelineP = loadTimeline();
-    const { g, err: graphErr } = await early.graph;
+    const { g, err: graphErr, at } = await early.graph;
+    early.graphAt = at;
     if (stopped) return;
     const drawn = !!(g && g.layout);
     if (drawn) {
       performance.mark("keel:graph-received");
       dag.render(g);
+      for (const n of g.nodes) if (dag.itemsOf(n.name)) countsAt.set(n.name, early.graphAt);
+      recount();
       dagMsg.remove();
       requestAnimationFrame(() => {
         dag.el.dataset.ready = "true";
