@@ -69,7 +69,7 @@ export function createDag({ onOpen, onExpand }) {
     // A wide, short graph (or a narrow screen): no tall empty frame around it.
     const need = size.height * scale + 2 * pad;
     if (readable && !svg.style.height && need < box.height * 0.8) {
-      svg.style.height = Math.max(160, need) + "px";
+      svg.style.height = svg.style.minHeight = Math.max(160, need) + "px";
       ty = pad;
     }
     apply();

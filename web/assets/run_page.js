@@ -286,6 +286,8 @@ export function mountRun(root, route, early) {
     for (const e of buffer.splice(0)) queue.push(e);
     await timelineP;
     timelineReady = true;
+    // A partial read leaves attempts open: they end as their nodes did.
+    if (timelineCapped) timeline.closeOpen((n) => dag.statusOf(n) || (run.nodes.find((x) => x.node === n) || {}).status);
     if (!timelineCapped) {
       for (const e of timelineWaiting.splice(0)) {
         if (e.seq > timelineSeq) { timeline.apply(e); timelineSeq = e.seq; }
@@ -310,7 +312,6 @@ export function mountRun(root, route, early) {
         after = page.next_after;
         if (count >= TIMELINE_EVENTS) {
           timelineCapped = true;
-          timeline.closeOpen((n) => dag.statusOf(n) || ((run && run.nodes.find((x) => x.node === n)) || {}).status);
           timeline.setNote(`This run has more than ${TIMELINE_EVENTS.toLocaleString("en-US")} events: the timeline shows the first ${count.toLocaleString("en-US")}.`);
           break;
         }
