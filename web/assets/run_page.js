@@ -299,6 +299,7 @@ export function mountRun(root, route, early) {
 
   async function loadTimeline() {
     let after = 0, count = 0;
+    timeline.setNote("Reading the run's events…");
     try {
       for (;;) {
         const page = await api(`runs/${enc(id)}/events?after=${after}&limit=${PAGE}`);
@@ -308,7 +309,7 @@ export function mountRun(root, route, early) {
         for (const e of events) if (e.kind === "wait_started" && e.data && e.data.signal) signal.setName(e.data.signal);
         count += events.length;
         if (events.length) timelineSeq = events[events.length - 1].seq;
-        if (page.next_after === null || page.next_after === undefined) break;
+        if (page.next_after === null || page.next_after === undefined) { timeline.setNote(""); break; }
         after = page.next_after;
         if (count >= TIMELINE_EVENTS) {
           timelineCapped = true;
