@@ -284,6 +284,7 @@ export function mountRun(root, route, early) {
     if (deep) panel.open(deep);
     loaded = true;
     for (const e of buffer.splice(0)) queue.push(e);
+    if (queue.length) scheduleFlush();
     await timelineP;
     timelineReady = true;
     // A partial read leaves attempts open: they end as their nodes did.
