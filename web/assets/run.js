@@ -1,7 +1,7 @@
 // The run page's entry (/runs/RUN_ID): starts what the first render needs
-// (the graph, the run's detail and the live stream) at once, while the
-// page's modules (run_page.js and what it uses) load, so the network and
-// the module loading overlap. Main thread only.
+// (the graph and the live stream) at once, while the page's modules
+// (run_page.js and what it uses) load, so the network and the module
+// loading overlap. Main thread only.
 import { api, enc, follow } from "./api.js";
 import { h } from "./ui.js";
 
@@ -15,11 +15,9 @@ function linkCss() {
 export function mount(root, route) {
   linkCss();
   const id = route.params[0];
-  const early = {
-    graph: api(`runs/${enc(id)}/graph?layout=dot`).then((g) => ({ g }), (err) => ({ err }))
-      .then((x) => { x.at = performance.now(); return x; }),
-    detail: api(`runs/${enc(id)}`).then((r) => ({ r }), (err) => ({ err })),
-  };
+  const graph = api(`runs/${enc(id)}/graph?layout=dot`).then((g) => ({ g }), (err) => ({ err }))
+    .then((x) => { x.at = performance.now(); return x; });
+  const early = { graph };
   // The stream opens first, so no event between the reads above and it is
   // missed; each event carries when it arrived (`at`), which tells whether
   // a map's counts read earlier already hold it.

@@ -24,8 +24,8 @@ const NODE_STATUS = {
   node_cancelled: "cancelled", node_skipped: "skipped",
 };
 
-// mountRun(root, route, early): `early` holds the graph and detail requests
-// and the stream run.js started ({graph, detail, stream.take(onEvent, onState)}).
+// mountRun(root, route, early): `early` holds the graph request and the
+// stream run.js started ({graph, stream.take(onEvent, onState)}).
 // Returns the unmount function.
 export function mountRun(root, route, early) {
   const id = route.params[0];
@@ -245,7 +245,9 @@ export function mountRun(root, route, early) {
   // soon as it comes (the first render needs nothing else), then the header,
   // then the timeline's events page by page.
   (async () => {
-    const timelineP = loadTimeline();
+    // The timeline's events are read once the graph is in (or failed): the
+    // first render does not wait for their parsing.
+    const timelineP = early.graph.then(() => new Promise((r) => setTimeout(r, 0))).then(loadTimeline);
     const { g, err: graphErr, at } = await early.graph;
     early.graphAt = at;
     if (stopped) return;
@@ -256,12 +258,15 @@ export function mountRun(root, route, early) {
       for (const n of g.nodes) if (dag.itemsOf(n.name)) countsAt.set(n.name, early.graphAt);
       recount();
       dagMsg.remove();
-      requestAnimationFrame(() => {
+      await new Promise((resolve) => requestAnimationFrame(() => {
         dag.el.dataset.ready = "true";
         performance.measure("keel:graph-drawn", "keel:graph-received");
-      });
+        resolve();
+      }));
     }
-    const { r, err } = await early.detail;
+    // The detail is read after the first drawing: for a big map it is
+    // megabytes of JSON whose parsing would hold the drawing back.
+    const { r, err } = await api(`runs/${enc(id)}`).then((r) => ({ r }), (err) => ({ err }));
     if (stopped) return;
     if (err) {
       header.error(err.status === 404 ? `No run ${id}.` : "Could not load the run: " + err.message);
