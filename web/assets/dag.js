@@ -9,14 +9,27 @@ const TERMINAL = new Set(["succeeded", "failed", "fallback", "cancelled", "skipp
 
 // "map, 1000 items: 997 succeeded, 3 failed" -> {total, succeeded, ...}.
 export function itemsFromKind(kind) {
-  const m = /^map, (\d+) items?(?:: (.*))?/.exec(kind || "");
-  if (!m) return null;
-  const items = { total: +m[1], succeeded: 0, failed: 0, running: 0, cancelled: 0 };
+  if (!/^map\b/.test(kind || "")) return null;
+  const items = { total: 0, succeeded: 0, failed: 0, running: 0, cancelled: 0 };
+  const m = /^map, (\d+) items?(?:: (.*))?/.exec(kind);
+  if (!m) return items; // not started: counts come with map_started
+  items.total = +m[1];
   for (const part of (m[2] || "").split(", ")) {
     const [count, what] = part.split(" ");
     if (what in items) items[what] = +count;
   }
   return items;
+}
+
+// Squeezes an SVG text of about `chars` characters into `width` when it
+// would not fit (an estimate: no layout is read, so 1,000 nodes stay fast).
+function fitText(el, chars, width) {
+  if (chars * 6.3 > width) {
+    el.setAttribute("textLength", String(width));
+    el.setAttribute("lengthAdjust", "spacingAndGlyphs");
+  } else {
+    el.removeAttribute("textLength");
+  }
 }
 
 // "map, 1000 items: ..." -> "map"; "call workflow x" -> "call".
@@ -47,13 +60,17 @@ export function createDag({ onOpen, onExpand }) {
       scale = 0.6;
       tx = pad;
       ty = pad;
-      // A short graph on a narrow screen: no tall empty frame under it.
-      const need = size.height * scale + 2 * pad;
-      if (!svg.style.height && need < box.height) svg.style.height = Math.max(160, need) + "px";
+
     } else {
       scale = Math.max(scale, 0.02);
       tx = (box.width - size.width * scale) / 2;
       ty = pad + Math.max(0, (box.height - 2 * pad - size.height * scale) / 2);
+    }
+    // A wide, short graph (or a narrow screen): no tall empty frame around it.
+    const need = size.height * scale + 2 * pad;
+    if (readable && !svg.style.height && need < box.height * 0.8) {
+      svg.style.height = svg.style.minHeight = Math.max(160, need) + "px";
+      ty = pad;
     }
     apply();
   }
@@ -171,20 +188,21 @@ export function createDag({ onOpen, onExpand }) {
   function paint(rec) {
     rec.g.dataset.status = rec.status;
     rec.g.setAttribute("class", "dag-node st-" + rec.status);
-    rec.state.textContent = symbol(rec.status) + " " + words(rec.status) + (rec.items ? "" : " · " + shortKind(rec.kind));
+    // The status in words always; the kind only when the box has room.
+    const room = (rec.w - 14) / 6.3; // characters of 11px text that fit
+    let line = symbol(rec.status) + " " + words(rec.status);
+    const kind = shortKind(rec.kind);
+    if (!rec.items && kind && line.length + 3 + kind.length <= room) line += " · " + kind;
+    rec.state.textContent = line;
+    fitText(rec.state, line.length, rec.w - 14);
     let text = rec.name + ": " + words(rec.status) + " (" + (rec.kind || "node") + ")";
     if (rec.items) {
       const it = rec.items;
       const done = it.succeeded + it.failed + it.cancelled;
-      const progress = done.toLocaleString("en-US") + "/" + it.total.toLocaleString("en-US") +
-        (it.failed ? ", " + it.failed.toLocaleString("en-US") + " failed" : "");
+      // Plain digits, as in "412/1000, 3 failed".
+      const progress = done + "/" + it.total + (it.failed ? ", " + it.failed + " failed" : "");
       rec.progress.textContent = progress;
-      if (progress.length * 5.6 > rec.w - 16) {
-        rec.progress.setAttribute("textLength", String(rec.w - 16));
-        rec.progress.setAttribute("lengthAdjust", "spacingAndGlyphs");
-      } else {
-        rec.progress.removeAttribute("textLength");
-      }
+      fitText(rec.progress, progress.length * 0.9, rec.w - 14);
       const bw = rec.w - 16, total = Math.max(1, it.total);
       rec.barOk.setAttribute("width", String(bw * it.succeeded / total));
       rec.barBad.setAttribute("x", String(8 + bw * it.succeeded / total));

@@ -102,7 +102,11 @@ export function createPanel({ run, onRerunFrom, onForkFrom, onClose, hasItems = 
     const calls = n.llm_calls || [];
     if (calls.length) out.push(section(`Model calls (${calls.length})`, h("div", {}, calls.map(llmCall)), true));
     const events = n.events || [];
-    if (events.length) out.push(section(`Events (${events.length})`, eventList(events), false));
+    if (events.length) {
+      out.push(section(`Events (${events.length}${n.events_cut ? ", the newest" : ""})`, h("div", {},
+        n.events_cut ? h("p", { class: "muted" }, "Older events are left out here; the run's event log has them all.") : null,
+        eventList(events)), false));
+    }
     return out;
   }
 
@@ -177,21 +181,34 @@ function attempts(list) {
 function llmCall(c) {
   const tokens = (c.prompt_tokens || 0) + (c.completion_tokens || 0);
   const head = `${c.provider || "?"} / ${c.model || "?"} · ${fmtTokens(tokens)} tokens (${c.prompt_tokens || 0} + ${c.completion_tokens || 0})` +
-    (c.cost ? " · cost " + fmtCost(c.cost) : "") + (c.seconds !== undefined ? " · " + fmtDuration(c.seconds) : "");
+    (c.cost ? " · cost " + (c.cost < 0.0001 ? "<0.0001" : fmtCost(c.cost)) : "") + (c.seconds !== undefined && c.seconds !== null ? " · " + fmtDuration(c.seconds) : "");
+  const req = c.request, reply = c.reply;
+  const cut = !!(c.truncated || (req && req.truncated) || (reply && reply.truncated));
   const body = h("div", { class: "np-llm-body" });
   if (c.message) body.append(h("p", { class: "np-err" }, c.message));
-  const req = c.request;
   if (req) {
+    if (req.truncated) body.append(cutNote("The recorded request", req));
+    if (req.omitted_messages) body.append(h("p", { class: "muted" }, `✂ ${req.omitted_messages} earlier messages were left out of the record.`));
     if (req.system) body.append(msg("system", req.system));
-    for (const m of req.messages || []) body.append(msg(m.role, m.content, m.tool_calls));
+    for (const m of req.messages || []) body.append(msg(m.role + (m.tool_call_id ? " (" + m.tool_call_id + ")" : ""), m.content, m.tool_calls));
+    if ((req.tools || []).length) body.append(h("p", { class: "muted" }, "Tools offered: " + req.tools.map((t) => (typeof t === "string" ? t : t.name)).join(", ")));
   } else {
-    body.append(h("p", { class: "muted" }, "The request was not recorded (the provider has record = false, or this keel does not record it)."));
+    body.append(h("p", { class: "muted" }, "The request was not recorded (the provider says record = false, or the call was made by a keel that did not record it)."));
   }
-  if (c.reply) body.append(msg("reply", c.reply.content, c.reply.tool_calls));
-  if (c.truncated) body.append(h("p", { class: "muted" }, "✂ truncated: the recorded request or reply was cut to its size cap."));
+  if (reply) {
+    if (reply.truncated) body.append(cutNote("The recorded reply", reply));
+    body.append(msg("reply", reply.content, reply.tool_calls));
+  } else if (req) {
+    body.append(h("p", { class: "muted" }, "No reply came back."));
+  }
   return h("details", { "data-testid": "llm-call", class: "np-llm" },
     h("summary", {}, head, " ", badge(c.outcome === "ok" || !c.outcome ? "succeeded" : "failed"),
-      c.truncated ? h("span", { class: "muted" }, " ✂ truncated") : null), body);
+      cut ? h("span", { class: "muted" }, " ✂ truncated") : null), body);
+}
+
+function cutNote(what, obj) {
+  return h("p", { class: "muted" }, `✂ ${what} was cut to its size cap` +
+    (obj.original_bytes ? ` (${Math.round(obj.original_bytes / 1024).toLocaleString()} KB uncut)` : "") + ": long texts end in “…[N bytes cut]”.");
 }
 
 function msg(role, content, toolCalls) {

@@ -63,9 +63,10 @@ export function signalForm(run, signalName, onSent) {
   const name = h("input", { name: "signal", required: true, value: signalName || "", autocomplete: "off" });
   const data = h("textarea", { name: "data", rows: "3", class: "mono", spellcheck: "false", placeholder: "{\"by\": \"ann\"}" });
   const problem = h("p", { class: "form-problem", role: "alert" });
+  const says = h("p", { class: "muted" }, signalName ? `The run waits for signal ${signalName}.` : "The run waits for a signal.");
   const form = h("form", { "data-testid": "signal-form", class: "signal-form" },
     h("h2", {}, "Send a signal"),
-    h("p", { class: "muted" }, signalName ? `The run waits for signal ${signalName}.` : "The run waits for a signal."),
+    says,
     h("div", { class: "signal-fields" },
       h("label", { class: "stack" }, "Signal", name),
       h("label", { class: "stack grow" }, "Data (JSON; empty sends null)", data)),
@@ -92,6 +93,10 @@ export function signalForm(run, signalName, onSent) {
   });
   return {
     el: form,
-    setName(n) { if (n && !name.value) name.value = n; },
+    setName(n) {
+      if (!n) return;
+      if (!name.value) name.value = n;
+      says.textContent = `The run waits for signal ${n}.`;
+    },
   };
 }

@@ -31,14 +31,14 @@ export function runHeader({ id, onResume, onCancel, onFork }) {
     error,
     h("div", { class: "run-actions" }, resumeBtn, cancelBtn, forkBtn));
 
-  let run = null, stateTimer = 0, stateGen = 0;
-  const tick = setInterval(() => { if (run && !run.finished_at && run.status === "running") showDuration(); }, 1000);
+  let run = null, stateTimer = 0, stateGen = 0, loadingState = false, stateAgain = false;
+  const tick = setInterval(() => { if (run && !run.finished_at && !FINISHED.has(run.status)) showDuration(); }, 1000);
 
   function showDuration() {
     if (run.duration_s !== null && run.duration_s !== undefined && FINISHED.has(run.status)) {
       duration.textContent = fmtDuration(run.duration_s) + (run.active_s !== run.duration_s && run.active_s !== null
         ? ` (${fmtDuration(run.active_s)} active)` : "");
-    } else if (run.started_at && run.status === "running") {
+    } else if (run.started_at && (run.status === "running" || run.status === "waiting")) {
       duration.textContent = fmtDuration((Date.now() - Date.parse(run.started_at)) / 1000) + " so far";
     } else {
       duration.textContent = run.status === "queued" ? "not started" : "—";
@@ -65,7 +65,7 @@ export function runHeader({ id, onResume, onCancel, onFork }) {
       const u = r.usage || {};
       const tokens = (u.prompt_tokens || 0) + (u.completion_tokens || 0);
       usage.textContent = tokens ? `${fmtTokens(tokens)} (${u.prompt_tokens} + ${u.completion_tokens})` +
-        (u.cost ? " · " + fmtCost(u.cost) : "") : "none";
+        (u.cost ? " · cost " + (u.cost < 0.0001 ? "<0.0001" : fmtCost(u.cost)) : "") : "none";
       if (r.forked_from) {
         forked.replaceChildren(h("dt", {}, "Forked from"), h("dd", {},
           h("a", { href: "/runs/" + encodeURIComponent(r.forked_from), "data-link": true, class: "mono" }, r.forked_from),
@@ -78,26 +78,36 @@ export function runHeader({ id, onResume, onCancel, onFork }) {
       cancelBtn.disabled = finished;
       resumeBtn.disabled = r.status === "succeeded" || r.status === "cancelled" || r.status === "running" || r.status === "queued";
     },
-    // The derived live state (retrying, backing off, ...) from the runs list.
+    // The derived live state (retrying, backing off, ...) from the runs list:
+    // one request at a time; a call while one is out asks for one more after it.
     async loadState(r) {
+      if (loadingState) { stateAgain = true; return; }
       clearTimeout(stateTimer);
-      const mine = ++stateGen;
+      const gen = stateGen;
       if (FINISHED.has(r.status)) { state.replaceChildren(); return; }
+      loadingState = true;
       try {
-        const q = new URLSearchParams({ workflow: r.workflow, since: r.started_at, limit: "500" });
+        // A second before the start: the time shown is rounded to the millisecond.
+        const since = new Date(Date.parse(r.started_at) - 1000).toISOString();
+        const q = new URLSearchParams({ workflow: r.workflow, since, limit: "500" });
         const list = await api("runs?" + q);
-        if (mine !== stateGen) return;
+        if (gen !== stateGen) return;
         const me = (list || []).find((x) => x.run_id === r.run_id);
         state.replaceChildren();
-        if (me && me.state && me.state !== r.status) {
-          state.append(badge(me.state, "run-state"),
-            me.waiting_for ? h("span", { class: "muted" }, " for " + me.waiting_for) : null);
+        if (me && me.state && me.state !== r.status && run && !FINISHED.has(run.status)) {
+          state.append(h("span", {}, badge(me.state, "run-state"),
+            me.waiting_for ? h("span", { class: "muted" }, " for " + me.waiting_for) : null,
+            me.state_until ? h("span", { class: "muted" }, " until " + fmtTime(me.state_until)) : null));
         }
         if (me && me.waiting_for) el.dispatchEvent(new CustomEvent("waiting-for", { detail: me.waiting_for }));
       } catch {
         state.replaceChildren();
+      } finally {
+        loadingState = false;
       }
-      if (!FINISHED.has(r.status)) stateTimer = setTimeout(() => run && this.loadState(run), 5000);
+      if (gen !== stateGen || !run) return;
+      if (stateAgain) { stateAgain = false; this.loadState(run); return; }
+      if (!FINISHED.has(run.status)) stateTimer = setTimeout(() => run && this.loadState(run), 5000);
     },
     setLive(s) {
       live.textContent = s === "live" ? "● live" : "reconnecting…";

@@ -9,7 +9,8 @@ import { h, fmtDuration, words } from "./ui.js";
 
 const MAX_ROWS = 1000;
 const MAX_ATTEMPTS = 100;
-const ITEM_ROWS = 200;
+const ITEM_ROWS = 200; // per map
+const ALL_ITEM_ROWS = 5000; // over every map
 const ROW = 20, AXIS = 22;
 let LABEL = 190; // the names' column; narrower on phones
 const ITEM = /^(.*)\[(\d+)\]$/;
@@ -20,7 +21,7 @@ export function createTimeline({ onOpen }) {
   const rows = new Map(); // name -> row
   const order = []; // row names in first-seen order (top-level rows)
   const expanded = new Set();
-  let hidden = 0, t0 = null, tMax = 0, open = 0, note = "", signal = null, finishedAt = null;
+  let hidden = 0, itemRows = 0, t0 = null, tMax = 0, open = 0, note = "", signal = null, finishedAt = null;
   let dirty = false, lastDraw = 0, timer = 0;
 
   const svg = h("svg:svg", { class: "tl-svg", role: "group", "aria-label": "Timeline of attempts" });
@@ -33,6 +34,8 @@ export function createTimeline({ onOpen }) {
     let r = rows.get(name);
     if (r) return r;
     if (!parent && order.length >= MAX_ROWS) { hidden++; return null; }
+    if (parent && itemRows >= ALL_ITEM_ROWS) return null;
+    if (parent) itemRows++;
     r = { name, parent, attempts: [], gaps: [], hedges: [], wait: null, items: null, children: [] };
     rows.set(name, r);
     if (parent) parent.children.push(r);
@@ -59,7 +62,8 @@ export function createTimeline({ onOpen }) {
         it.done++;
         if (e.kind !== "node_succeeded") it.failed++;
       }
-      if (+m[2] <= ITEM_ROWS) record(row(e.node, map), e, t);
+      const item = +m[2] <= ITEM_ROWS ? row(e.node, map) : null;
+      if (item) record(item, e, t);
     } else if (!m) {
       const r = row(e.node);
       if (r) record(r, e, t);
@@ -110,6 +114,7 @@ export function createTimeline({ onOpen }) {
             close(cur, t, END[e.kind]);
             if (d.message && !cur.error) cur.error = (d.kind ? d.kind + ": " : "") + d.message;
           }
+          else if (!cur) r.ended = { t, what: END[e.kind], message: d.message || "" };
           for (const x of r.hedges) if (x.end === null) x.end = t;
           if (r.wait && r.wait.end === null) r.wait.end = t;
         }
@@ -142,7 +147,9 @@ export function createTimeline({ onOpen }) {
   function draw() {
     dirty = false;
     lastDraw = performance.now();
-    noteEl.textContent = note + (hidden ? ` Only the first ${MAX_ROWS} nodes are drawn.` : "");
+    const many = [...expanded].some((name) => { const r = rows.get(name); return r && r.items && r.items.done > r.children.length; });
+    noteEl.textContent = note + (hidden ? ` Only the first ${MAX_ROWS} nodes are drawn.` : "") +
+      (many ? ` Unfolded maps show their first ${ITEM_ROWS} items; the node panel lists them all.` : "");
     const list = visibleRows();
     if (t0 === null || list.length === 0) {
       svg.replaceChildren();
@@ -185,7 +192,7 @@ export function createTimeline({ onOpen }) {
     if (r.items) {
       const it = r.items;
       const open = expanded.has(r.name);
-      const txt = (open ? "▾ " : "▸ ") + it.done.toLocaleString("en-US") +
+      const txt = (open ? "▾ " : "▸ ") + it.done +
         (LABEL < 190 ? "" : " items" + (it.failed ? ", " + it.failed + " ✗" : ""));
       const toggle = h("svg:text", { x: LABEL - 6, y: y + 14, class: "tl-expand", tabindex: "0", role: "button", "text-anchor": "end",
         "aria-expanded": String(open), "aria-label": (open ? "Fold" : "Unfold") + ` the items of ${r.name}: ${it.done} done, ${it.failed} failed`,
@@ -216,6 +223,11 @@ export function createTimeline({ onOpen }) {
       const mark = { failed: "✗", timeout: "◷", rejected: "⊗", cancelled: "⊘" }[a.outcome];
       if (mark) g.append(h("svg:text", { x: x + w + 2, y: y + 14, class: "tl-mark o-" + a.outcome, "aria-hidden": "true" }, mark));
       if (w > 70) g.append(h("svg:text", { x: x + 4, y: y + 14, class: "tl-bar-label", "aria-hidden": "true" }, words(a.outcome)));
+    }
+    if (r.ended && !r.attempts.length) {
+      const text = `${r.name}: ${words(r.ended.what)} without running` + (r.ended.message ? " — " + r.ended.message : "");
+      g.append(h("svg:text", { x: X(r.ended.t) - 2, y: y + 14, class: "tl-ended", "text-anchor": "end" },
+        (r.ended.what === "skipped" ? "↷ " : "⊘ ") + words(r.ended.what), h("svg:title", {}, text)));
     }
     for (const hd of r.hedges) {
       const end = hd.end === null ? tEnd : hd.end;
