@@ -64,6 +64,7 @@ int ForkCommand(const ForkArgs& args);
 
 struct RunsArgs {
   std::string status;    // empty: any
+  std::string state;     // a live state (views/live_state.h); empty: any
   std::string workflow;  // empty: any
   int limit = 20;
   bool json = false;
@@ -77,8 +78,10 @@ struct ShowArgs {
   bool items = false;  // list map items instead of their counts
   bool json = false;
   std::string db;
+  std::string node;  // --node: show this node alone (cli/show_node.cc)
 };
 int ShowCommand(const ShowArgs& args);
+int ShowNodeCommand(const ShowArgs& args);
 
 struct BreakersArgs {
   std::string reset;  // a breaker key to delete; empty: none
@@ -126,6 +129,7 @@ struct ServeArgs {
   std::string token_env;
   int max_runs = 4;
   std::string notify;
+  std::string web_dir;  // --web-dir (hidden): the dashboard from disk
 };
 int ServeCommand(const ServeArgs& args);
 

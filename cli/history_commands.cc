@@ -20,7 +20,11 @@ namespace keel::cli {
 
 int RunsCommand(const RunsArgs& args) {
   std::string wanted = args.status;
-  RunListQuery query{.status = wanted, .workflow = args.workflow, .limit = args.limit, .before = ""};
+  RunListQuery query{.status = wanted,
+                     .workflow = args.workflow,
+                     .limit = args.limit,
+                     .before = "",
+                     .state = args.state};
   if (!wanted.empty()) {
     RunStatus status;
     if (!ParseRunStatus(wanted, &status)) {
@@ -38,9 +42,23 @@ int RunsCommand(const RunsArgs& args) {
   }
   double now = SystemClock()->WallNow();
   auto listed = ListLabelledRuns(**store, query, now);
-  if (!listed.ok()) return UsageError(listed.status().message());
+  if (!listed.ok()) {
+    if (!args.state.empty() && listed.status().message().starts_with("'" + args.state + "'")) {
+      return UsageError("--state " + listed.status().message());
+    }
+    return UsageError(listed.status().message());
+  }
   std::vector<std::pair<const RunListing*, std::string>> rows;
-  for (const LabelledRun& row : *listed) rows.emplace_back(&row.listing, row.label);
+  std::vector<std::string> shown;  // the status, and the live state when it says more
+  for (const LabelledRun& row : *listed) {
+    rows.emplace_back(&row.listing, row.label);
+    std::string text = row.label;
+    if (!row.live.state.empty() && row.live.state != row.label) {
+      text += ", " + row.live.state;
+      if (!row.live.waiting_for.empty()) text += " " + row.live.waiting_for;
+    }
+    shown.push_back(std::move(text));
+  }
 
   if (args.json) {
     JsonOut out;
@@ -66,12 +84,13 @@ int RunsCommand(const RunsArgs& args) {
   if (spent) header.push_back("TOKENS");
   if (priced) header.push_back("COST");
   Table table(std::move(header));
-  for (const auto& [listing, label] : rows) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& [listing, label] = rows[i];
     const RunRecord& run = listing->run;
     const Usage& usage = listing->usage;
     std::vector<std::string> row = {run.id,
                                     run.workflow,
-                                    label,
+                                    shown[i],
                                     FormatLocalTime(run.created_at),
                                     FormatDurationOrDash(ActiveSeconds(run, label, now)),
                                     FormatDurationOrDash(RunSeconds(run, label, now)),

@@ -174,6 +174,9 @@ int Main(int argc, char** argv) {
                        "Only runs with this status: queued, running, interrupted, waiting, "
                        "succeeded, failed, degraded, cancelled");
   runs_cmd->add_option("--workflow", runs.workflow, "Only runs of this workflow");
+  runs_cmd->add_option("--state", runs.state,
+                       "Only runs in this live state: queued, running, retrying, backing_off, "
+                       "breaker_open, waiting_signal, waiting_timer, interrupted");
   runs_cmd->add_option("--limit", runs.limit, "How many runs to list (0: all)")
       ->check(CLI::Validator(CheckLimit, "N"))
       ->capture_default_str();
@@ -187,6 +190,8 @@ int Main(int argc, char** argv) {
   show_cmd->add_flag("--events", show.events, "Also print the event log");
   show_cmd->add_flag("--items", show.items, "List map items one by one instead of their counts");
   show_cmd->add_flag("--json", show.json, "Print one JSON object");
+  show_cmd->add_option("--node", show.node,
+                       "Show one node: its attempts, why it waits, its input and output");
   AddDbOption(show_cmd, &show.db);
   show_cmd->callback([&] { action = [&] { return ShowCommand(show); }; });
 
@@ -280,6 +285,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--notify", serve.notify,
                         "Webhook URL for alerts (failed or degraded runs, breakers opening)");
+  // Hidden: serves the dashboard's files from DIR, read on each request,
+  // for developing the page without rebuilding (docs/reference.md).
+  serve_cmd->add_option("--web-dir", serve.web_dir, "Serve the dashboard from DIR")->group("");
   serve_cmd->callback([&] { action = [&] { return ServeCommand(serve); }; });
 
   if (argc == 1) {

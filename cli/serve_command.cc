@@ -63,6 +63,13 @@ int ServeCommand(const ServeArgs& args) {
     return UsageError("--workflows '" + args.workflows + "': not a directory");
   }
   options.workflows = workflows.string();
+  if (!args.web_dir.empty()) {
+    std::filesystem::path web_dir = std::filesystem::canonical(args.web_dir, ec);
+    if (ec || !std::filesystem::is_directory(web_dir, ec)) {
+      return UsageError("--web-dir '" + args.web_dir + "': not a directory");
+    }
+    options.web_dir = web_dir.string();
+  }
   options.keel_path = ThisExecutable();
   if (options.keel_path.empty()) {
     return UsageError("cannot find this keel executable (/proc/self/exe)");

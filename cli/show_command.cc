@@ -160,6 +160,7 @@ void PrintText(const RunDetail& detail) {
 }  // namespace
 
 int ShowCommand(const ShowArgs& args) {
+  if (!args.node.empty()) return ShowNodeCommand(args);
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path);
   if (!store.ok()) return UsageError(store.status().message());

@@ -80,6 +80,7 @@ std::string_view BreakerTransitionName(BreakerTransition t) {
 
 Admission Admit(BreakerSnapshot& s, const BreakerConfig& c, double now, const ProbeClaim& claim,
                 double* retry_in, BreakerTransition* transition) {
+  s.config = c;
   *transition = BreakerTransition::kNone;
   *retry_in = 0;
   if (s.state == BreakerState::kOpen) {

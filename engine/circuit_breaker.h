@@ -66,6 +66,9 @@ struct BreakerSnapshot {
   // Outcomes in the rate window, oldest first: time, and 1 for a failure.
   // Kept only when the breaker has a failure_rate.
   std::vector<std::pair<double, int>> recent;
+  // The configuration of the last call that admitted or recorded through
+  // it (key empty until then), for what `keel breakers` shows.
+  BreakerConfig config;
 };
 
 enum class Admission { kAllowed, kProbe, kRejected };

@@ -95,6 +95,64 @@ std::vector<ProbeLease> DecodeProbes(const std::string& json) {
   return probes;
 }
 
+std::string EncodeConfig(const BreakerConfig& c) {
+  if (c.key.empty()) return "{}";
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("key");
+  w.String(c.key.c_str(), static_cast<rapidjson::SizeType>(c.key.size()));
+  w.Key("failures");
+  w.Int(c.failures);
+  w.Key("failure_rate");
+  w.Double(c.failure_rate);
+  w.Key("window");
+  w.Double(c.window);
+  w.Key("min_calls");
+  w.Int(c.min_calls);
+  w.Key("cooldown");
+  w.Double(c.cooldown);
+  w.Key("factor");
+  w.Double(c.factor);
+  w.Key("max_cooldown");
+  w.Double(c.max_cooldown);
+  w.Key("probes");
+  w.Int(c.probes);
+  w.Key("successes");
+  w.Int(c.successes);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// A damaged or empty configuration reads as unknown (an empty key).
+BreakerConfig DecodeConfig(const std::string& json) {
+  BreakerConfig c;
+  rapidjson::Document doc;
+  doc.Parse(json.c_str(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) return c;
+  auto key = doc.FindMember("key");
+  if (key == doc.MemberEnd() || !key->value.IsString()) return c;
+  auto real = [&](const char* name, double* out) {
+    auto it = doc.FindMember(name);
+    if (it != doc.MemberEnd() && it->value.IsNumber()) *out = it->value.GetDouble();
+  };
+  auto whole = [&](const char* name, int* out) {
+    auto it = doc.FindMember(name);
+    if (it != doc.MemberEnd() && it->value.IsInt()) *out = it->value.GetInt();
+  };
+  whole("failures", &c.failures);
+  real("failure_rate", &c.failure_rate);
+  real("window", &c.window);
+  whole("min_calls", &c.min_calls);
+  real("cooldown", &c.cooldown);
+  real("factor", &c.factor);
+  real("max_cooldown", &c.max_cooldown);
+  whole("probes", &c.probes);
+  whole("successes", &c.successes);
+  c.key.assign(key->value.GetString(), key->value.GetStringLength());
+  return c;
+}
+
 }  // namespace
 
 void ReadBreaker(const Statement& row, int first, BreakerSnapshot* snapshot) {
@@ -109,14 +167,19 @@ void ReadBreaker(const Statement& row, int first, BreakerSnapshot* snapshot) {
   snapshot->calls = row.Int(first + 7);
   snapshot->failed = row.Int(first + 8);
   snapshot->recent = DecodeWindow(row.Text(first + 9));
+  snapshot->config = DecodeConfig(row.Text(first + 10));
 }
 
 void BindBreaker(Statement* stmt, int first, const BreakerSnapshot& snapshot, std::string* json) {
   *json = EncodeWindow(snapshot.recent);
   const size_t window_size = json->size();
   *json += EncodeProbes(snapshot.probes);
+  const size_t probes_end = json->size();
+  *json += EncodeConfig(snapshot.config);
   const std::string_view window = std::string_view(*json).substr(0, window_size);
-  const std::string_view probes = std::string_view(*json).substr(window_size);
+  const std::string_view probes =
+      std::string_view(*json).substr(window_size, probes_end - window_size);
+  const std::string_view config = std::string_view(*json).substr(probes_end);
   stmt->Bind(first, BreakerStateName(snapshot.state))
       .Bind(first + 1, snapshot.consecutive_failures)
       .Bind(first + 2, static_cast<int64_t>(snapshot.probes.size()))
@@ -126,7 +189,8 @@ void BindBreaker(Statement* stmt, int first, const BreakerSnapshot& snapshot, st
       .Bind(first + 6, probes)
       .Bind(first + 7, snapshot.calls)
       .Bind(first + 8, snapshot.failed)
-      .Bind(first + 9, window);
+      .Bind(first + 9, window)
+      .Bind(first + 10, config);
 }
 
 }  // namespace keel::sqlite

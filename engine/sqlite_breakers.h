@@ -2,7 +2,8 @@
 // How a BreakerSnapshot is stored in the `breakers` table: one column per
 // field, the failure-rate window as JSON ([[time, failed], ...]), the
 // outstanding probes as JSON ([{"id", "pid", "host", "start", "started_at",
-// "renewed_at"}, ...]) beside their count in probes_out. Shared by
+// "renewed_at"}, ...]) beside their count in probes_out, the configuration
+// of its last caller as JSON (schema version 12). Shared by
 // SqliteWriter (read-modify-write) and SqliteReader (listing).
 // Free functions over a Statement the caller owns and serializes.
 
@@ -16,7 +17,7 @@ namespace keel::sqlite {
 // The snapshot's columns, in the order ReadBreaker and BindBreaker use.
 inline constexpr char kBreakerColumns[] =
     "state, failures, probes_out, successes, opened_at, cooldown, probes_json, calls, failed, "
-    "window_json";
+    "window_json, config_json";
 
 // Reads a snapshot from the current row's columns `first`, `first` + 1, ...
 // Unknown states read as closed; a damaged window or probe list reads as

@@ -17,6 +17,8 @@ constexpr int kProbeLeaseVersion = 4;
 constexpr int kIdleVersion = 5;  // runs.idle_s
 // The version that recorded runs' configuration and script versions.
 constexpr int kVersionsVersion = 6;
+// Breakers keep their configuration.
+constexpr int kBreakerConfigVersion = 12;
 
 }  // namespace
 
@@ -51,10 +53,11 @@ Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std
     Status status = (*conn)->Exec(runs.c_str(), "reading an older schema");
     if (!status.ok()) return status;
   }
-  if (*version < kProbeLeaseVersion) {
-    Status status = (*conn)->Exec(
-        "CREATE TEMP VIEW breakers AS SELECT *, '[]' AS probes_json FROM main.breakers",
-        "reading an older schema");
+  if (*version < kBreakerConfigVersion) {
+    std::string breakers = "CREATE TEMP VIEW breakers AS SELECT *, ";
+    if (*version < kProbeLeaseVersion) breakers += "'[]' AS probes_json, ";
+    breakers += "'{}' AS config_json FROM main.breakers";
+    Status status = (*conn)->Exec(breakers.c_str(), "reading an older schema");
     if (!status.ok()) return status;
   }
   auto reader = sqlite::SqliteReader::Create(std::move(conn).value());

@@ -70,6 +70,17 @@ class SqliteReadOnlyStore final : public Store {
                                                    int limit) override;
   Result<int64_t> LastEventCursor() override;
   Result<StateCounts> CountState() override;
+  // engine/sqlite_node_reads.cc: the dashboard reads.
+  Result<std::optional<NodeRecord>> GetNode(const std::string& run_id,
+                                            const std::string& node) override;
+  Result<std::vector<NodeRecord>> GetNodesInStatus(const std::string& run_id, NodeStatus status,
+                                                   int limit) override;
+  Result<std::vector<EventRecord>> GetNodeEvents(const std::string& run_id,
+                                                 const std::string& node, int limit) override;
+  Result<ItemPage> ListMapItems(const std::string& run_id, const std::string& map,
+                                std::optional<NodeStatus> status, int64_t offset,
+                                int limit) override;
+  Result<std::vector<ItemCount>> CountMapItems(const std::string& run_id) override;
 
  private:
   SqliteReadOnlyStore(std::string path, std::unique_ptr<sqlite::SqliteReader> reader);

@@ -186,7 +186,7 @@ Result<std::vector<EventRecord>> SqliteReader::GetEventsAfter(const std::string&
 Result<int64_t> SqliteReader::DataVersion() { return ReadPragma(conn_.get(), "data_version"); }
 
 Result<std::vector<RunListing>> SqliteReader::ListRuns(const RunFilter& filter) {
-  if (!filter.workflow.empty() || !filter.before.empty()) {
+  if (!filter.workflow.empty() || !filter.before.empty() || filter.since > 0) {
     // Walks the same indexes as the plain listings (runs_by_status or
     // runs_by_created, newest first) from the cursor on; the workflow is
     // checked on the rows walked.
@@ -196,6 +196,7 @@ Result<std::vector<RunListing>> SqliteReader::ListRuns(const RunFilter& filter) 
     if (!filter.before.empty()) {
       sql += " AND (created_at, rowid) < (SELECT created_at, rowid FROM runs WHERE id = ?4)";
     }
+    if (filter.since > 0) sql += " AND created_at >= ?5";
     sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?1";
     Statement stmt;
     Status prepared = stmt.Prepare(conn_.get(), sql.c_str());
@@ -204,6 +205,7 @@ Result<std::vector<RunListing>> SqliteReader::ListRuns(const RunFilter& filter) 
     if (filter.status) stmt.Bind(2, RunStatusName(*filter.status));
     if (!filter.workflow.empty()) stmt.Bind(3, filter.workflow);
     if (!filter.before.empty()) stmt.Bind(4, filter.before);
+    if (filter.since > 0) stmt.Bind(5, filter.since);
     return ReadRows<RunListing>(stmt, "listing runs", ListingFromRow);
   }
   Statement& stmt = filter.status ? list_by_status_ : list_all_;

@@ -51,6 +51,17 @@ class SqliteReader {
   // engine/sqlite_service_reads.cc: Store::GetEventsAfter.
   Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
                                                   int limit);
+  // engine/sqlite_node_reads.cc: the dashboard reads of Store (GetNode,
+  // GetNodesInStatus, GetNodeEvents, ListMapItems, CountMapItems).
+  Result<std::optional<NodeRecord>> GetNode(const std::string& run_id, const std::string& node);
+  Result<std::vector<NodeRecord>> GetNodesInStatus(const std::string& run_id, NodeStatus status,
+                                                   int limit);
+  Result<std::vector<EventRecord>> GetNodeEvents(const std::string& run_id,
+                                                 const std::string& node, int limit);
+  Result<Store::ItemPage> ListMapItems(const std::string& run_id, const std::string& map,
+                                       std::optional<NodeStatus> status, int64_t offset,
+                                       int limit);
+  Result<std::vector<Store::ItemCount>> CountMapItems(const std::string& run_id);
   // PRAGMA data_version of the reading connection, which never writes:
   // it changes with every commit of any other connection.
   Result<int64_t> DataVersion();

@@ -247,6 +247,18 @@ CREATE TABLE schedule_ticks (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 12: what the dashboard reads of one node without scanning the
+// run. events_by_node reads a node's events in seq order; nodes_by_status
+// finds a run's running and waiting nodes (its live state) and, with the
+// map name a prefix of the item names, counts a map's items by status.
+// breakers.config_json keeps the configuration of the breaker's last caller
+// (thresholds, window, minimum calls) for `keel breakers`.
+constexpr const char* kSchemaV12 = R"sql(
+CREATE INDEX events_by_node ON events (run_id, node, seq);
+CREATE INDEX nodes_by_status ON nodes (run_id, status, node);
+ALTER TABLE breakers ADD COLUMN config_json TEXT NOT NULL DEFAULT '{}';
+)sql";
+
 constexpr Migration kMigrations[] = {
     // One step a line (clang-format would pack them).
     {1, kSchemaV1},
@@ -260,6 +272,7 @@ constexpr Migration kMigrations[] = {
     {9, kSchemaV9},
     {10, kSchemaV10},
     {11, kSchemaV11},
+    {12, kSchemaV12},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

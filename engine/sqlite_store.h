@@ -164,6 +164,17 @@ class SqliteStore final : public Store {
   Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
                                                   int limit) override;
   Result<int64_t> DataVersion() override;
+  // engine/sqlite_node_reads.cc: the dashboard reads.
+  Result<std::optional<NodeRecord>> GetNode(const std::string& run_id,
+                                            const std::string& node) override;
+  Result<std::vector<NodeRecord>> GetNodesInStatus(const std::string& run_id, NodeStatus status,
+                                                   int limit) override;
+  Result<std::vector<EventRecord>> GetNodeEvents(const std::string& run_id,
+                                                 const std::string& node, int limit) override;
+  Result<ItemPage> ListMapItems(const std::string& run_id, const std::string& map,
+                                std::optional<NodeStatus> status, int64_t offset,
+                                int limit) override;
+  Result<std::vector<ItemCount>> CountMapItems(const std::string& run_id) override;
 
   const std::string& path() const { return path_; }
 

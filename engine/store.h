@@ -149,6 +149,7 @@ struct RunFilter {
   // An exact run id: only runs listed after it, newest first (the next
   // page); empty: from the newest. A run id that does not exist lists none.
   std::string before;
+  double since = 0;  // wall seconds: only runs created at or after it; 0: any
 };
 
 class Store {
@@ -461,6 +462,49 @@ class Store {
   // what it read while the number stays the same. Cheap; any thread.
   virtual Result<int64_t> DataVersion() {
     return Status::Error(ErrorKind::kPermanent, "data versions not supported by this store");
+  }
+  // --- Dashboard reads (schema version 12: indexes on nodes by status and
+  // on events by node) ---
+  // The record of node `node` (an exact name: "m[3]", "c/fetch" too) of run
+  // `run_id` (an exact id); nullopt when there is none.
+  virtual Result<std::optional<NodeRecord>> GetNode(const std::string& run_id,
+                                                    const std::string& node) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+  // Up to `limit` (<= 0: all) records of run `run_id` in `status`, in
+  // first-insert order; read through an index, not the run's every node.
+  virtual Result<std::vector<NodeRecord>> GetNodesInStatus(const std::string& run_id,
+                                                           NodeStatus status, int limit) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+  // The last `limit` (<= 0: all) events of node `node` of run `run_id`, in
+  // seq order.
+  virtual Result<std::vector<EventRecord>> GetNodeEvents(const std::string& run_id,
+                                                         const std::string& node, int limit) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+  // One page of the items of map `map` of run `run_id` ("map[0]", "map[1]",
+  // ...; not their inner nodes), by index: `total` items match `status`
+  // (any when nullopt), and `items` holds those from `offset`, at most
+  // `limit`. Sorted and counted in the database.
+  struct ItemPage {
+    int64_t total = 0;
+    std::vector<NodeRecord> items;
+  };
+  virtual Result<ItemPage> ListMapItems(const std::string& run_id, const std::string& map,
+                                        std::optional<NodeStatus> status, int64_t offset,
+                                        int limit) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
+  }
+  // Counts of the items of every map of run `run_id` by map and status,
+  // without reading the items: (map, status, count) rows.
+  struct ItemCount {
+    std::string map;
+    NodeStatus status = NodeStatus::kPending;
+    int64_t count = 0;
+  };
+  virtual Result<std::vector<ItemCount>> CountMapItems(const std::string& run_id) {
+    return Status::Error(ErrorKind::kPermanent, "not supported by this store");
   }
 };
 

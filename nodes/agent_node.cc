@@ -464,6 +464,8 @@ bool ReportLlmCall(const NodeContext& ctx, const LlmCallRecord& record, int hedg
   if (!record.provider_kind.empty()) data.Add("provider_kind", record.provider_kind);
   if (!record.server.empty()) data.Add("server", record.server);
   if (!record.outcome.ok()) data.Add("message", record.outcome.message());
+  if (!record.request_json.empty()) data.AddRaw("request", record.request_json);
+  if (!record.reply_json.empty()) data.AddRaw("reply", record.reply_json);
   if (!ctx.spend) return true;
   Usage usage = record.usage;
   usage.cost = record.cost;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/mutex.h"
+#include "nodes/llm_call_recording.h"
 #include "nodes/provider.h"
 #include "nodes/trim.h"
 #include "nodes/wire_json.h"
@@ -263,6 +264,10 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     record.seconds = clock_->Now() - start_;
     record.queued = queued_;
     record.http_status = http_status;
+    if (slot_->config.record_bytes > 0) {
+      record.request_json = RecordedRequest(request_, slot_->config.record_bytes, key_);
+      if (result.ok()) record.reply_json = RecordedReply(*result, slot_->config.record_bytes, key_);
+    }
     return record;
   }
 

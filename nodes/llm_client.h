@@ -54,6 +54,11 @@ struct LlmCallRecord {
   int http_status = 0;        // 0 when no HTTP response arrived (or mock)
   std::string finish_reason;  // of a reply that arrived ("stop", "length", ...); "" otherwise
   Status outcome;             // ok, or why it failed
+  // The request as sent and the reply (nodes/llm_call_recording.h), built
+  // once per call when the provider records; "" otherwise (and the reply on
+  // a failed call).
+  std::string request_json;
+  std::string reply_json;
 };
 
 using LlmDone = std::function<void(Result<ChatResponse>, LlmCallRecord)>;

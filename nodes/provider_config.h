@@ -1,11 +1,19 @@
 #pragma once
 // ProviderConfig: what `keel.provider NAME { ... }` declares. A plain value.
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace keel {
+
+// The default cap, in bytes of JSON, of each of an llm_call event's recorded
+// request and reply.
+inline constexpr size_t kDefaultRecordBytes = 32 * 1024;
+// The caps `record = N` may set.
+inline constexpr size_t kMinRecordBytes = 1024;
+inline constexpr size_t kMaxRecordBytes = 16 * 1024 * 1024;
 
 struct ProviderConfig {
   std::string name;
@@ -24,6 +32,9 @@ struct ProviderConfig {
   std::string ca_file;  // PEM certificates to trust instead of the system's; "": the system's
   bool http2 = true;    // offer HTTP/2 over https (one shared connection when the server takes it)
   double health_interval = 0;  // seconds between `keel serve`'s probes; 0: none
+  // Cap of each recorded request and reply (keel.provider { record = ... });
+  // 0: prompts and replies are not recorded.
+  size_t record_bytes = kDefaultRecordBytes;
   std::string where;    // "file.lua:3", for messages
 };
 

@@ -95,6 +95,13 @@ ProviderConfig ReadProvider(lua_State* L, int decl) {
   RawField(L, decl, "http2");
   provider.http2 = !lua_isboolean(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);
+  RawField(L, decl, "record");  // checked: nil, a boolean or a cap in bytes
+  if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+    provider.record_bytes = 0;
+  } else if (lua_type(L, -1) == LUA_TNUMBER) {
+    provider.record_bytes = static_cast<size_t>(lua_tointeger(L, -1));
+  }
+  lua_pop(L, 1);
   RawField(L, decl, "prices");
   if (lua_istable(L, -1)) {
     provider.input_price = RawNumber(L, -1, "input");

@@ -5,6 +5,7 @@
 
 #include "engine/did_you_mean.h"
 #include "lua.hpp"
+#include "nodes/provider_config.h"
 #include "scripts/declarations.h"
 #include "scripts/lua_json.h"
 #include "scripts/option_values.h"
@@ -71,6 +72,7 @@ constexpr DslOption kOptions[] = {
     {"ca_file", kNonEmptyString, kProviderOption, kDeclaration},
     {"http2", kBoolean, kProviderOption, kDeclaration},
     {"health", kHealth, kProviderOption, kDeclaration},
+    {"record", kRecord, kProviderOption, kDeclaration},
     {"api_key", kSecret, kProviderOption, kDeclaration},
     {"apikey", kSecret, kProviderOption, kDeclaration},
     {"key", kSecret, kProviderOption, kDeclaration},
@@ -299,6 +301,14 @@ std::string Expectation(lua_State* L, int index, OptionType type) {
       return "must be a node without a name: keel.fn { run = ... }, keel.agent { ... }, ...";
     case kWorkflowRef:
       return IsWorkflowRef(L, index) ? "" : "must be a workflow (or its name)";
+    case kRecord:
+      if (lua_type(L, index) == LUA_TBOOLEAN) return "";
+      if (IsIntegerAtLeast(L, index, static_cast<lua_Integer>(kMinRecordBytes)) &&
+          lua_tointeger(L, index) <= static_cast<lua_Integer>(kMaxRecordBytes)) {
+        return "";
+      }
+      return "must be true, false or a number of bytes from " + std::to_string(kMinRecordBytes) +
+             " to " + std::to_string(kMaxRecordBytes);
     default:
       return "";
   }

@@ -48,6 +48,7 @@ enum class OptionType {
   kNodeDecl,      // a node declaration (keel.fn { ... }, keel.agent { ... }, ...)
   kWorkflowRef,   // a workflow or its name
   kHealth,        // { interval = seconds }: keel serve probes the provider
+  kRecord,        // true, false or a cap in bytes: what llm_call events record
 };
 
 // Who accepts an option: a bit set of these.

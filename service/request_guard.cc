@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "service/dashboard.h"
 #include "service/json_response.h"
 
 namespace keel::service {
@@ -95,7 +96,9 @@ bool IsBadPath(const std::string& path) {
 
 }  // namespace
 
-bool IsOpenPath(const std::string& path) { return path == "/livez" || path == "/readyz"; }
+bool IsOpenPath(const std::string& path) {
+  return path == "/livez" || path == "/readyz" || IsDashboardPath(path);
+}
 
 bool TokenMatches(const std::string& given, const std::string& expected) {
   if (expected.empty()) return false;

@@ -22,7 +22,8 @@ namespace keel::service {
 // Request bodies larger than this are refused with 413.
 inline constexpr size_t kMaxBodyBytes = 1 << 20;
 
-// Paths anyone may ask for without the token: liveness and readiness.
+// Paths anyone may ask for without the token: liveness, readiness and the
+// dashboard's page and assets, which hold no data (never /api).
 bool IsOpenPath(const std::string& path);
 
 // Whether `given` equals `expected` (not empty), in a time that depends only

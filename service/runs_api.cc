@@ -8,6 +8,7 @@
 #include "engine/clock.h"
 #include "service/command_output.h"
 #include "views/format.h"
+#include "views/iso_time.h"
 #include "service/json_response.h"
 #include "service/store_errors.h"
 #include "views/breaker_json.h"
@@ -63,6 +64,13 @@ void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& reques
   query.status = request.get_param_value("status");
   query.workflow = request.get_param_value("workflow");
   query.before = request.get_param_value("before");
+  query.state = request.get_param_value("state");
+  if (request.has_param("since") &&
+      !ParseIsoTime(request.get_param_value("since"), &query.since)) {
+    return JsonError(response, 400,
+                     "query parameter since: expected an ISO 8601 time such as "
+                     "2026-11-23T17:52:06Z");
+  }
   int64_t limit = 0;
   if (!IntParam(request, response, "limit", 1, kMaxRunsPerPage, 20, &limit)) return;
   query.limit = static_cast<int>(limit);
@@ -81,7 +89,12 @@ void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& reques
     if (!rows.ok()) {
       if (rows.status().kind() == ErrorKind::kPermanent &&
           rows.status().message().starts_with("'")) {
-        JsonError(response, 400, "query parameter status " + rows.status().message());
+        // ListLabelledRuns checks the status, then the state.
+        bool state = !query.state.empty() && rows.status().message().starts_with(
+                                                 "'" + query.state + "': expected queued, running, retrying");
+        JsonError(response, 400,
+                  std::string("query parameter ") + (state ? "state " : "status ") +
+                      rows.status().message());
       } else {
         StoreError(response, rows.status());
       }

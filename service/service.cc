@@ -13,12 +13,14 @@
 
 #include "engine/clock.h"
 #include "service/alert_notifier.h"
+#include "service/dashboard.h"
 #include "service/event_stream.h"
 #include "service/health.h"
 #include "service/listen_address.h"
 #include "service/metrics.h"
 #include "service/provider_health.h"
 #include "service/run_start_api.h"
+#include "service/nodes_api.h"
 #include "service/runs_api.h"
 #include "service/scheduler.h"
 
@@ -32,12 +34,14 @@ std::vector<std::unique_ptr<Component>> MakeComponents(const ServiceOptions& opt
   std::vector<std::unique_ptr<Component>> components;
   components.push_back(std::make_unique<Health>(options, store));
   components.push_back(std::make_unique<RunsApi>(options, store));
+  components.push_back(std::make_unique<NodesApi>(options, store));
   components.push_back(std::make_unique<RunStartApi>(options, &store));
   components.push_back(std::make_unique<Scheduler>(options, store));
   if (auto alerts = MakeAlertNotifier(options, store)) components.push_back(std::move(alerts));
   components.push_back(MakeProviderHealth(options));
   components.push_back(std::make_unique<EventStream>(&store));
   components.push_back(std::make_unique<Metrics>(&store, SystemClock()));
+  components.push_back(std::make_unique<Dashboard>(options.web_dir));
   return components;
 }
 

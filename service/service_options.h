@@ -18,6 +18,7 @@ struct ServiceOptions {
   int max_runs = 4;       // child runs at once; the rest wait queued in the database
   std::string notify;     // webhook URL for alerts; "" for none
   std::string keel_path;  // the keel executable that child runs use (this one)
+  std::string web_dir;    // --web-dir: the dashboard's files from disk; "" for the embedded ones
 };
 
 }  // namespace keel::service

@@ -26,6 +26,7 @@
 #include "engine/sqlite_store.h"
 #include "service/run_start_api.h"
 #include "service/service_options.h"
+#include "tests/support/gated_run.h"
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
 #include "tests/support/sandbox.h"
@@ -85,63 +86,8 @@ class TestServer {
   std::thread thread_;
 };
 
-// Polls `done` every 50 ms for up to `limit`.
-bool Eventually(const std::function<bool()>& done,
-                std::chrono::seconds limit = std::chrono::seconds(60)) {
-  auto until = Clock::now() + limit;
-  while (Clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
-}
-
 std::string StatusOf(const Sandbox& box, const std::string& id) {
   return box.Show(id)["status"].Str();
-}
-
-std::vector<std::string> Kinds(const Json& show) {
-  std::vector<std::string> kinds;
-  for (size_t i = 0; i < show["events"].Size(); ++i) {
-    kinds.push_back(show["events"][i]["kind"].Str());
-  }
-  return kinds;
-}
-
-int Count(const std::vector<std::string>& items, const std::string& item) {
-  return static_cast<int>(std::count(items.begin(), items.end(), item));
-}
-
-std::vector<std::string> Lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-// A workflow whose nodes append their name to `ledger` when they run:
-// "first", then "gate" (waits until the file `go` exists), then "last".
-std::string Gated(const std::string& ledger, const std::string& go) {
-  return R"lua(local keel = require "keel"
-local function note(name)
-  local f = io.open(")lua" + ledger + R"lua(", "a") f:write(name, "\n") f:close()
-end
-return keel.workflow "gated" {
-  params = { tag = "none" },
-  keel.fn "first" { run = function() note("first") return 1 end },
-  keel.fn "gate" { after = { "first" }, run = function()
-    note("gate")
-    for i = 1, 12000 do
-      local f = io.open(")lua" + go + R"lua(", "r")
-      if f then f:close() return 2 end
-      keel.sleep(0.01)
-    end
-    error("never released")
-  end },
-  keel.fn "last" { after = { "gate" }, run = function(ctx)
-    note("last") return ctx.params.tag end },
-}
-)lua";
 }
 
 const char kApproval[] = R"lua(local keel = require "keel"
@@ -159,22 +105,6 @@ return keel.workflow "timer" {
   keel.fn "after" { after = { "cool" }, run = function() return "done" end },
 }
 )lua";
-
-// Starts `keel run FILE` and kills it (-9) once `ledger` shows "gate" ran:
-// a run recorded running whose owner is dead. Returns its id.
-std::string KilledRun(const Sandbox& box, const std::string& file, const std::string& ledger) {
-  auto p = box.StartDb({"run", file});
-  REQUIRE(Eventually([&] { return Count(Lines(ledger), "gate") >= 1; }));
-  std::string id = RunIdFromStderr(p->Stderr());
-  REQUIRE(!id.empty());
-  // Let "first"'s checkpoint commit, then kill.
-  REQUIRE(Eventually([&] {
-    Json show = box.Show(id);
-    return NodeEntry(show["nodes"], "first")["status"].Str() == "succeeded";
-  }));
-  p->Kill();
-  return id;
-}
 
 }  // namespace
 

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/gated_run.h"
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
 #include "tests/support/sandbox.h"
@@ -27,58 +28,6 @@ namespace {
 
 constexpr int kTimeoutS = 180;
 using Clock = std::chrono::steady_clock;
-
-bool Eventually(const std::function<bool()>& done,
-                std::chrono::seconds limit = std::chrono::seconds(60)) {
-  auto until = Clock::now() + limit;
-  while (Clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
-}
-
-std::vector<std::string> Lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-int Count(const std::vector<std::string>& items, const std::string& item) {
-  return static_cast<int>(std::count(items.begin(), items.end(), item));
-}
-
-std::vector<std::string> Kinds(const Json& show) {
-  std::vector<std::string> kinds;
-  for (size_t i = 0; i < show["events"].Size(); ++i) {
-    kinds.push_back(show["events"][i]["kind"].Str());
-  }
-  return kinds;
-}
-
-// "first", then "gate" (until the file `go` exists), then "last"; each
-// appends its name to `ledger` when it runs.
-std::string Gated(const std::string& ledger, const std::string& go) {
-  return R"lua(local keel = require "keel"
-local function note(name)
-  local f = io.open(")lua" + ledger + R"lua(", "a") f:write(name, "\n") f:close()
-end
-return keel.workflow "gated" {
-  keel.fn "first" { run = function() note("first") return 1 end },
-  keel.fn "gate" { after = { "first" }, run = function()
-    note("gate")
-    for i = 1, 12000 do
-      local f = io.open(")lua" + go + R"lua(", "r")
-      if f then f:close() return 2 end
-      keel.sleep(0.01)
-    end
-    error("never released")
-  end },
-  keel.fn "last" { after = { "gate" }, run = function() note("last") return 3 end },
-}
-)lua";
-}
 
 // Starts `keel serve` on a free loopback port; returns it and sets *port.
 std::unique_ptr<Subprocess> StartServe(const Sandbox& box, const std::vector<std::string>& extra,
@@ -91,19 +40,6 @@ std::unique_ptr<Subprocess> StartServe(const Sandbox& box, const std::vector<std
   std::string err = serve->Stderr();
   *port = std::stoi(err.substr(err.find(marker) + marker.size()));
   return serve;
-}
-
-// A run recorded running whose process was killed (-9) while "gate" ran.
-std::string KilledRun(const Sandbox& box, const std::string& file, const std::string& ledger) {
-  auto p = box.StartDb({"run", file});
-  REQUIRE(Eventually([&] { return Count(Lines(ledger), "gate") >= 1; }));
-  std::string id = RunIdFromStderr(p->Stderr());
-  REQUIRE(!id.empty());
-  REQUIRE(Eventually([&] {
-    return NodeEntry(box.Show(id)["nodes"], "first")["status"].Str() == "succeeded";
-  }));
-  p->Kill();
-  return id;
 }
 
 }  // namespace

@@ -18,6 +18,12 @@ std::optional<double> HalfOpenIn(const BreakerRow& row, double now);
 // Health rounded to a tenth of a percent: 100, 66.7, 0.
 double RoundedHealth(const BreakerSnapshot& s);
 
+// The figures the breakers page shows beyond the snapshot's own fields,
+// as members of the object being written: next_probe_at, failure_threshold,
+// failure_rate, window_s, min_calls, probes_allowed, successes_needed,
+// window_calls, window_failures (null when not known).
+void WriteBreakerFigures(JsonOut* out, const BreakerRow& row, double now);
+
 // `rows` as one JSON array.
 void WriteBreakersJson(JsonOut* out, const std::vector<BreakerRow>& rows, double now);
 

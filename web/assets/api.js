@@ -76,6 +76,16 @@ export const enc = encodeURIComponent;
 // function that stops it.
 export function follow({ run = null, after = null, onEvent, onState = () => {} }) {
   const stop = new AbortController();
+  const id = ++streamCount;
+  const report = onState;
+  onState = (state) => {
+    if (stop.signal.aborted) return;
+    streamStates.set(id, state);
+    showLive();
+    report(state);
+  };
+  streamStates.set(id, "connecting");
+  showLive();
   let cursor = after;
   let pause = 500;
   (async () => {
@@ -107,7 +117,25 @@ export function follow({ run = null, after = null, onEvent, onState = () => {} }
       pause = Math.min(pause * 2, 10000);
     }
   })();
-  return () => stop.abort();
+  return () => {
+    stop.abort();
+    streamStates.delete(id);
+    showLive();
+  };
+}
+
+// The header's words for the live streams open now: "live" when every one
+// is connected, "reconnecting…" when one is not, nothing without streams.
+const streamStates = new Map();
+let streamCount = 0;
+function showLive() {
+  const el = document.getElementById("live");
+  if (!el) return;
+  const states = [...streamStates.values()];
+  const state = states.includes("reconnecting") ? "reconnecting"
+    : states.includes("connecting") ? "connecting" : states.length ? "live" : "";
+  el.textContent = { reconnecting: "⚠ reconnecting…", connecting: "… connecting", live: "● live", "": "" }[state];
+  el.dataset.state = state;
 }
 
 // Parses a text/event-stream body: calls emit(id, parsedData) per message.

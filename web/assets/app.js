@@ -28,13 +28,20 @@ async function render() {
     else a.removeAttribute("aria-current");
   }
   if (!route) {
-    root.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/", "data-link": true }, "All runs")));
+    document.title = "Not found · keel";
+    root.replaceChildren(
+      h("h1", {}, "Page not found"),
+      h("p", {}, "There is no page at ", h("code", {}, path), "."),
+      h("p", {}, "Go to ", h("a", { href: "/", "data-link": true }, "the runs list"), ", ",
+        h("a", { href: "/start", "data-link": true }, "start a workflow"), " or see ",
+        h("a", { href: "/breakers", "data-link": true }, "the breakers"), "."));
     return;
   }
   const match = path.match(route.pattern);
   const mod = await route.module();
   if (mine !== generation) return;
   root.replaceChildren();
+  document.title = "keel";
   unmount = mod.mount(root, {
     params: match.slice(1).map(decodeURIComponent),
     query: new URLSearchParams(location.search),

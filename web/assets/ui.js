@@ -30,11 +30,16 @@ function append(el, children) {
 }
 
 const SYMBOLS = {
-  succeeded: "✓", failed: "✗", degraded: "◐", running: "▶", waiting: "⏸",
+  succeeded: "✓", failed: "✗", degraded: "◐", running: "▶", waiting: "‖",
   interrupted: "⚠", cancelled: "⊘", queued: "…", pending: "○", skipped: "↷",
-  fallback: "↺", retrying: "⟳", backing_off: "⏱", breaker_open: "⛔",
-  waiting_signal: "✉", waiting_timer: "⏱", open: "⛔", half_open: "◑", closed: "✓",
+  fallback: "↺", retrying: "⟳", backing_off: "◷", breaker_open: "⊗",
+  waiting_signal: "✉", waiting_timer: "◷", open: "⊗", half_open: "◑", closed: "✓",
 };
+
+// The symbol shown with `status` (for drawings where badge() does not fit).
+export function symbol(status) {
+  return SYMBOLS[status] || "•";
+}
 
 // "backing_off" -> "backing off".
 export function words(status) {
@@ -131,4 +136,30 @@ export function fmtCost(c) {
 export function fmtTokens(n) {
   if (!n) return "0";
   return n >= 10000 ? (n / 1000).toFixed(1) + "k" : String(n);
+}
+
+// Adds <link rel=stylesheet href=/assets/NAME> once (a page's own CSS).
+export function useCss(name) {
+  const href = "/assets/" + name;
+  if (document.querySelector(`link[rel=stylesheet][href="${href}"]`)) return;
+  document.head.append(h("link", { rel: "stylesheet", href }));
+}
+
+// An error box naming what failed: errorBox("loading runs", "GET /api/v1/runs", err).
+export function errorBox(what, request, err) {
+  const status = err && err.status ? ` (HTTP ${err.status})` : "";
+  return h("div", { class: "error-box", role: "alert" },
+    h("strong", {}, "Failed: " + what), request ? [" — ", h("code", {}, request)] : null,
+    status + ": " + ((err && err.message) || String(err)));
+}
+
+// 65 -> "1m05s" for countdowns; 0 or less -> "now".
+export function fmtCountdown(s) {
+  if (s === null || s === undefined) return "";
+  if (s <= 0) return "now";
+  s = Math.ceil(s);
+  if (s < 60) return s + "s";
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + "m" + String(s % 60).padStart(2, "0") + "s";
+  return Math.floor(m / 60) + "h" + String(m % 60).padStart(2, "0") + "m";
 }
