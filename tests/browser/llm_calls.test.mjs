@@ -37,7 +37,9 @@ test("the node panel shows an agent node's model calls with prompt and reply", {
   assert.equal(await calls.count(), 1, "one model call");
   const call = calls.first();
   // The call's details may be folded: open every <details> in it.
-  await call.evaluate((el) => el.querySelectorAll("details").forEach((d) => { d.open = true; }));
+  await call.evaluate((el) => {
+    for (const d of [el, ...el.querySelectorAll("details")]) if (d.tagName === "DETAILS") d.open = true;
+  });
   const t = await text(call);
   assert.match(t, /gpt-4o-mini/, "the model");
   assert.match(t, /Explain bulkheads in one line\./, "the prompt sent");
