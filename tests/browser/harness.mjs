@@ -144,8 +144,8 @@ export async function outDir(name) {
 // source}) written under its --workflows directory.
 export class Keel {
   static async start({ name, workflows = {}, token = null, args = [], env = {} }) {
-    const bin = process.env.KEEL_BIN;
-    if (!bin) throw new Error("KEEL_BIN is not set: it names the keel binary to test (CMake sets it)");
+    if (!process.env.KEEL_BIN) throw new Error("KEEL_BIN is not set: it names the keel binary to test (CMake sets it)");
+    const bin = path.resolve(process.env.KEEL_BIN); // the server runs in its temp dir
     const k = new Keel();
     k.name = name;
     k.token = token;
@@ -159,7 +159,7 @@ export class Keel {
       await writeFile(path.join(k.workflowsDir, file), source);
     }
     const argv = ["serve", "--listen", "127.0.0.1:0", "--db", k.db, "--workflows", k.workflowsDir];
-    if (process.env.KEEL_WEB_DIR) argv.push("--web-dir", process.env.KEEL_WEB_DIR);
+    if (process.env.KEEL_WEB_DIR) argv.push("--web-dir", path.resolve(process.env.KEEL_WEB_DIR));
     const childEnv = Object.assign({}, process.env, env);
     if (token) {
       childEnv.KEEL_BROWSER_TEST_TOKEN = token;
@@ -253,8 +253,8 @@ export class Keel {
 // The mock LLM server (tools/mock_llm) with `args`; `url` is its base URL.
 export class MockLlm {
   static async start(args = []) {
-    const bin = process.env.KEEL_MOCK_LLM;
-    if (!bin) throw new Error("KEEL_MOCK_LLM is not set: it names keel-mock-llm (CMake sets it)");
+    if (!process.env.KEEL_MOCK_LLM) throw new Error("KEEL_MOCK_LLM is not set: it names keel-mock-llm (CMake sets it)");
+    const bin = path.resolve(process.env.KEEL_MOCK_LLM);
     const m = new MockLlm();
     m.child = spawn(bin, ["--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     children.add(m.child);

@@ -24,6 +24,10 @@ absolute() {
 keel_bin=$(absolute "$keel_bin")
 mock_bin=$(absolute "$mock_bin")
 out=$(absolute "$out")
+if [ -n "${KEEL_WEB_DIR:-}" ]; then
+  KEEL_WEB_DIR=$(absolute "$KEEL_WEB_DIR")
+  export KEEL_WEB_DIR
+fi
 
 sh "$here/prepare.sh" "browser tests" "$out" || exit $?
 
