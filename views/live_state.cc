@@ -21,6 +21,18 @@ void Keep(LiveState* best, LiveState candidate) {
   if (Rank(candidate.state) > Rank(best->state)) *best = std::move(candidate);
 }
 
+// A LiveState built field by field (designated initializers that skip
+// members warn under -Wextra with GCC 12).
+LiveState Live(std::string state, std::string node = "", double until = 0,
+               std::string waiting_for = "") {
+  LiveState live;
+  live.state = std::move(state);
+  live.node = std::move(node);
+  live.until = until;
+  live.waiting_for = std::move(waiting_for);
+  return live;
+}
+
 }  // namespace
 
 const char* const kLiveStateNames =
@@ -32,7 +44,7 @@ bool IsLiveStateName(const std::string& name) {
 }
 
 LiveState NodeLiveState(const std::vector<EventRecord>& events, double now) {
-  LiveState live{.state = "running"};
+  LiveState live = Live("running");
   // The newest event that says where the node's attempts stand.
   for (auto it = events.rbegin(); it != events.rend(); ++it) {
     const EventRecord& e = *it;
@@ -71,19 +83,16 @@ LiveState NodeLiveState(const std::vector<EventRecord>& events, double now) {
 LiveState DeriveLiveState(
     const std::string& label, const std::vector<NodeRecord>& waiting,
     const std::vector<std::pair<NodeRecord, std::vector<EventRecord>>>& running, double now) {
-  if (label == "queued" || label == "interrupted") return LiveState{.state = label};
+  if (label == "queued" || label == "interrupted") return Live(label);
   if (label != "running" && label != "waiting") return LiveState{};
-  LiveState best{.state = label == "running" ? "running" : ""};
+  LiveState best = Live(label == "running" ? "running" : "");
   for (const NodeRecord& node : waiting) {
     WaitInfo info;
     if (!node.output_json || !ParseWaitInfo(*node.output_json, &info)) continue;
     if (info.signal.empty()) {
-      Keep(&best, LiveState{.state = "waiting_timer", .node = node.node, .until = info.due});
+      Keep(&best, Live("waiting_timer", node.node, info.due));
     } else {
-      Keep(&best, LiveState{.state = "waiting_signal",
-                            .waiting_for = info.signal,
-                            .node = node.node,
-                            .until = info.due});
+      Keep(&best, Live("waiting_signal", node.node, info.due, info.signal));
     }
   }
   if (label == "running") {

@@ -193,7 +193,7 @@ export function mountRun(root, route, early) {
     if (refetching || stopped) return;
     refetching = true;
     try {
-      run = await api(`runs/${enc(id)}`);
+      run = await api(`runs/${enc(id)}?items=false`);
       for (const n of run.nodes) {
         if (ITEM.test(n.node.split("/")[0])) continue;
         dag.setStatus(n.node, n.status);
@@ -264,9 +264,9 @@ export function mountRun(root, route, early) {
         resolve();
       }));
     }
-    // The detail is read after the first drawing: for a big map it is
-    // megabytes of JSON whose parsing would hold the drawing back.
-    const { r, err } = await api(`runs/${enc(id)}`).then((r) => ({ r }), (err) => ({ err }));
+    // The detail is read after the first drawing, with maps collapsed into
+    // their counts (items=false): the graph needs nothing from it.
+    const { r, err } = await api(`runs/${enc(id)}?items=false`).then((r) => ({ r }), (err) => ({ err }));
     if (stopped) return;
     if (err) {
       header.error(err.status === 404 ? `No run ${id}.` : "Could not load the run: " + err.message);
