@@ -241,7 +241,7 @@ void EventStream::PollLoop() {
 
 EventStream::FramePtr EventStream::Render(const Store::CursorEvent& event) {
   JsonOut out;
-  WriteEventJson(&out, event.event, {.with_run = true});
+  WriteEventJson(&out, event.event, {.with_run = true, .bodies = false});
   const std::string json = out.Text();
   auto frame = std::make_shared<Frame>();
   frame->cursor = event.cursor;

@@ -133,7 +133,11 @@ void ListEvents(Store& store, const httplib::Request& request, httplib::Response
   out.Key("run_id").String(run->id);
   out.Key("events");
   out.BeginArray();
-  for (const EventRecord& event : *events) WriteEventJson(&out, event);
+  // Recorded prompts and replies only when asked (?bodies=true): the
+  // node endpoint has them, and a page of 1000 calls would be megabytes.
+  EventJsonOptions options;
+  options.bodies = FlagParam(request, "bodies");
+  for (const EventRecord& event : *events) WriteEventJson(&out, event, options);
   out.EndArray();
   // The cursor of the next page; null once this page was the last.
   out.Key("next_after");

@@ -183,7 +183,10 @@ void WriteNodeViewJson(JsonOut* out, const NodeView& view, size_t cap) {
   out->EndArray();
   out->Key("events");
   out->BeginArray();
-  for (const EventRecord& e : view.events) WriteEventJson(out, e);
+  // The calls' recorded bodies are in llm_calls below, once.
+  EventJsonOptions brief;
+  brief.bodies = false;
+  for (const EventRecord& e : view.events) WriteEventJson(out, e, brief);
   out->EndArray();
   // Older events were left out: the whole log is at GET runs/ID/events.
   out->Key("events_cut").Raw(view.events_cut ? "true" : "false");
