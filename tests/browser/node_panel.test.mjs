@@ -50,6 +50,6 @@ test("the timeline has one bar per attempt, and a bar opens the node panel", { t
   assert.equal(await page.locator("[data-testid=node-panel]").isVisible(), false, "no panel before the click");
   await bars.first().click();
   await page.locator("[data-testid=node-panel]").waitFor({ state: "visible" });
-  assert.ok((await page.locator("[data-testid=node-panel] [data-testid=attempt]").count()) >= 1);
+  await page.locator("[data-testid=node-panel] [data-testid=attempt]").first().waitFor();
   browser.check();
 });
