@@ -85,15 +85,15 @@ async function renderTime(browser, id) {
   return browser.page.evaluate(() => window.__keelReadyAt);
 }
 
-// ms to fetch and parse the JSON a run page needs first (the run and its
-// laid-out graph), from inside the page.
+// ms to fetch and parse the JSON a run page needs first (the run without
+// its map items, and its laid-out graph), from inside the page.
 async function apiTime(browser, id) {
   return browser.page.evaluate(async (run) => {
     const t0 = performance.now();
     const token = sessionStorage.getItem("keel.token");
     const headers = token ? { Authorization: "Bearer " + token } : {};
     await Promise.all([
-      fetch(`/api/v1/runs/${run}`, { headers }).then((r) => r.json()),
+      fetch(`/api/v1/runs/${run}?items=false`, { headers }).then((r) => r.json()),
       fetch(`/api/v1/runs/${run}/graph?layout=dot`, { headers }).then((r) => r.json()),
     ]);
     return performance.now() - t0;

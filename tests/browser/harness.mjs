@@ -227,10 +227,28 @@ export class Keel {
   // Waits until GET runs/ID's status is one of `statuses`; resolves to the run.
   async waitStatus(runId, statuses, timeout = 30000) {
     const want = [].concat(statuses);
+    let seen = null;
     return waitFor(`run ${runId} to be ${want.join(" or ")}`, async () => {
       const run = await this.get("runs/" + runId);
-      return want.includes(run.status) ? run : { status: run.status };
-    }, { timeout, every: 100 }).then((r) => (r.run_id ? r : this.get("runs/" + runId)));
+      seen = run.status;
+      return want.includes(run.status) ? run : null;
+    }, { timeout, every: 100 }).catch((e) => {
+      throw new Error(`${e.message}; it was ${seen}`);
+    });
+  }
+
+  // GET runs/ID/nodes/NODE once it says `status`: the API may answer from
+  // a cache up to a second old, so a run seen finished may still show its
+  // nodes as they were.
+  async nodeWhen(runId, node, status = "succeeded", timeout = 5000) {
+    let seen = null;
+    return waitFor(`node ${node} of run ${runId} to show ${status}`, async () => {
+      const n = await this.get(`runs/${runId}/nodes/${node}`);
+      seen = n.status;
+      return n.status === status ? n : null;
+    }, { timeout }).catch((e) => {
+      throw new Error(`${e.message}; it showed ${seen}`);
+    });
   }
 
   // Stops the server, then any run it started that is still going.

@@ -7,7 +7,7 @@ import { setup, workflowFiles, text, waitFor } from "./harness.mjs";
 
 let env;
 before(async () => {
-  env = await setup({ name: "run_live", workflows: await workflowFiles("approval.lua") });
+  env = await setup({ name: "run_live", workflows: await workflowFiles("approval.lua", "flaky.lua") });
 }, { timeout: 180000 });
 after(async () => {
   await env?.teardown();
@@ -48,5 +48,26 @@ test("the DAG has one shape per node and updates live when a node finishes", { t
   assert.equal(loads, 0, "no load event after the signal");
   assert.match(await text(approval), /succeeded|✓/, "the finished node says so in text");
   await browser.shot("run");
+  browser.check();
+});
+
+test("a run page opened as its run finishes ends showing the final state", { timeout: 60000 }, async () => {
+  const { keel, browser, page } = env;
+  // flaky.lua takes about a third of a second (two retries with backoff):
+  // the page's first reads and its stream straddle the end of the run.
+  const id = await keel.startRun("flaky.lua");
+  await browser.goto(`/runs/${id}`);
+  await keel.waitStatus(id, "succeeded");
+  const dag = page.locator('svg[data-testid=dag][data-ready="true"]');
+  await dag.waitFor();
+  for (const name of ["fetch", "summary"]) {
+    await dag.locator(`g.dag-node[data-node="${name}"][data-status="succeeded"]`).waitFor({ timeout: 10000 })
+      .catch(async () => {
+        const shown = await dag.locator(`g.dag-node[data-node="${name}"]`).getAttribute("data-status");
+        throw new Error(`node ${name} still shows ${shown} 10 s after the run succeeded (no reload)`);
+      });
+  }
+  await waitFor("the run's status to say succeeded", async () =>
+    /succeeded/.test(await text(page.locator("[data-testid=run-status]"))), { timeout: 10000 });
   browser.check();
 });

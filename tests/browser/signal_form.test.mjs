@@ -27,13 +27,7 @@ test("the signal form resumes a waiting run", { timeout: 90000 }, async () => {
   assert.doesNotMatch(toast, /fail|error/i, `the toast says it worked: ${toast}`);
 
   await keel.waitStatus(id, "succeeded", 30000);
-  // The API may answer from a cache up to a second old.
-  const t0 = Date.now();
-  const publish = await waitFor("publish's output", async () => {
-    const node = await keel.get(`runs/${id}/nodes/publish`);
-    return node.status === "succeeded" ? node : null;
-  }, { timeout: 5000 });
-  if (Date.now() - t0 > 200) console.log(`GET runs/ID/nodes/publish caught up ${Date.now() - t0} ms after the run succeeded`);
+  const publish = await keel.nodeWhen(id, "publish");
   assert.deepEqual(publish.output, { published: true, by: "browser" }, "the signal's data reached the run");
   await waitFor("the run's status to say succeeded", async () =>
     /succeeded/.test(await text(page.locator("[data-testid=run-status]"))), { timeout: 30000 });

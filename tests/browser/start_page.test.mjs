@@ -39,7 +39,7 @@ test("the start page starts a run with a changed param", { timeout: 90000 }, asy
     (await keel.get("runs?limit=100")).find((r) => !before.has(r.run_id)) || null, { timeout: 20000 });
   assert.equal(run.workflow, "greet");
   await keel.waitStatus(run.run_id, "succeeded");
-  const hello = await keel.get(`runs/${run.run_id}/nodes/hello`);
+  const hello = await keel.nodeWhen(run.run_id, "hello");
   assert.equal(hello.output.greeting, "hello browser hello browser ", "the run got the changed param and the other default");
   browser.check();
 });
