@@ -13,24 +13,48 @@
 #include "views/item_view.h"
 #include "cli/load_script.h"
 #include "cli/recorded_script.h"
+#include "engine/clock.h"
 #include "views/graph_json.h"
 #include "views/json_out.h"
+#include "views/live_state.h"
 
 namespace keel::cli {
 namespace {
 
 int Print(const WorkflowSpec& workflow, const NodeStatuses* statuses, const std::string& format,
-          const std::map<std::string, ItemTally>* tallies = nullptr) {
+          const std::map<std::string, ItemTally>* tallies = nullptr,
+          const std::map<std::string, LiveState>* live = nullptr) {
   std::string text;
   if (format == "json") {
     JsonOut out;
-    WriteGraphJson(&out, workflow, statuses, tallies);
+    WriteGraphJson(&out, workflow, statuses, tallies, live);
     text = out.Text() + "\n";
   } else {
     text = format == "mermaid" ? RenderMermaid(workflow, statuses) : RenderDot(workflow, statuses);
   }
   std::fwrite(text.data(), 1, text.size(), stdout);
   return kExitSucceeded;
+}
+
+// The live state of each running node of `drawn` (retrying, backing off,
+// refused by an open breaker), from its events.
+std::map<std::string, LiveState> LiveStates(const WorkflowSpec& drawn,
+                                            const NodeStatuses& statuses,
+                                            const std::vector<EventRecord>& events) {
+  std::map<std::string, std::vector<EventRecord>> by_node;
+  for (const NodeSpec& node : drawn.nodes) {
+    auto it = statuses.find(node.name);
+    if (it != statuses.end() && it->second == NodeStatus::kRunning) by_node[node.name];
+  }
+  if (by_node.empty()) return {};
+  for (const EventRecord& event : events) {
+    auto it = by_node.find(event.node);
+    if (it != by_node.end()) it->second.push_back(event);
+  }
+  std::map<std::string, LiveState> live;
+  double now = SystemClock()->WallNow();
+  for (const auto& [node, node_events] : by_node) live[node] = NodeLiveState(node_events, now);
+  return live;
 }
 
 bool LooksLikeFile(const std::string& target) {
@@ -73,7 +97,8 @@ int GraphCommand(const GraphArgs& args) {
   for (const NodeRecord& node : *nodes) statuses[node.node] = node.status;
   std::map<std::string, ItemTally> tallies = TallyItems(*nodes, *events);
   WorkflowSpec drawn = WithInnerNodes(*workflow, *nodes, tallies, args.items);
-  return Print(drawn, &statuses, args.format, &tallies);
+  std::map<std::string, LiveState> live = LiveStates(drawn, statuses, *events);
+  return Print(drawn, &statuses, args.format, &tallies, &live);
 }
 
 }  // namespace keel::cli

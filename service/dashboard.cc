@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "service/gzip.h"
 #include "service/json_response.h"
 
 namespace keel::service {
@@ -18,28 +19,6 @@ std::string_view Trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
   return text;
-}
-
-// Whether an Accept-Encoding header accepts gzip ("gzip", "x-gzip" or "*",
-// without q=0).
-bool AcceptsGzip(std::string_view header) {
-  while (!header.empty()) {
-    size_t comma = header.find(',');
-    std::string_view item = Trim(header.substr(0, comma));
-    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
-    size_t semicolon = item.find(';');
-    std::string_view name = Trim(item.substr(0, semicolon));
-    if (name != "gzip" && name != "x-gzip" && name != "*") continue;
-    if (semicolon != std::string_view::npos) {
-      std::string_view param = Trim(item.substr(semicolon + 1));
-      if (param.starts_with("q=") || param.starts_with("Q=")) {
-        std::string value(param.substr(2));
-        if (std::strtod(value.c_str(), nullptr) <= 0) continue;
-      }
-    }
-    return true;
-  }
-  return false;
 }
 
 // Whether an If-None-Match header names `hash`'s identity or gzip tag, or
@@ -112,7 +91,7 @@ Dashboard::Dashboard(std::string web_dir) : web_dir_(std::move(web_dir)) {
   if (!web_dir_.empty()) return;
   for (const WebAsset& asset : EmbeddedWebAssets()) {
     Embedded entry{&asset, {}};
-    auto gzip = Gzip(asset.data);
+    auto gzip = Gzip(asset.data, kBestCompression);
     // Kept only when it saves something worth a header.
     if (gzip.ok() && gzip->size() + 64 < asset.data.size()) entry.gzip = std::move(*gzip);
     embedded_.emplace(std::string(asset.path), std::move(entry));
@@ -132,7 +111,7 @@ void Dashboard::Serve(const httplib::Request& request, httplib::Response& respon
   if (file.http_status != 200) return JsonError(response, file.http_status, file.error);
   auto owned = std::make_shared<std::pair<DiskAsset, std::string>>(std::move(file), "");
   if (AcceptsGzip(request.get_header_value("Accept-Encoding"))) {
-    auto gzip = Gzip(owned->first.data);
+    auto gzip = Gzip(owned->first.data, kBestCompression);
     if (gzip.ok() && gzip->size() + 64 < owned->first.data.size()) owned->second = std::move(*gzip);
   }
   const DiskAsset& disk = owned->first;

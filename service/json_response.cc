@@ -8,7 +8,7 @@ namespace keel::service {
 
 void JsonBody(httplib::Response& response, int status, std::string json) {
   response.status = status;
-  response.set_content(std::move(json), "application/json");
+  response.set_content(std::move(json), "application/json; charset=utf-8");
 }
 
 void JsonError(httplib::Response& response, int status, std::string_view message) {

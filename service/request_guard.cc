@@ -8,6 +8,7 @@
 
 #include "service/dashboard.h"
 #include "service/json_response.h"
+#include "service/response_compression.h"
 
 namespace keel::service {
 namespace {
@@ -208,6 +209,7 @@ void RequestGuard::Install(httplib::Server& server) {
     return httplib::Server::HandlerResponse::Handled;
   };
   server.set_error_handler(std::move(on_error));
+  server.set_post_routing_handler(CompressJson);
   server.set_exception_handler(
       [](const httplib::Request& request, httplib::Response& response, std::exception_ptr error) {
         std::string what = "unknown exception";

@@ -1,6 +1,5 @@
 #include "service/web_assets.h"
 
-#include <zlib.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -74,26 +73,6 @@ std::string_view ContentTypeFor(std::string_view path) {
     if (EndsWith(name, ext)) return type;
   }
   return "application/octet-stream";
-}
-
-Result<std::string> Gzip(std::string_view data) {
-  z_stream stream{};
-  // 15 + 16: a gzip header and trailer rather than zlib's.
-  if (deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
-    return Status::Error(ErrorKind::kPermanent, "zlib: deflateInit2 failed");
-  }
-  std::string out(deflateBound(&stream, data.size()), '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  stream.avail_in = static_cast<uInt>(data.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  int result = deflate(&stream, Z_FINISH);
-  size_t written = stream.total_out;
-  deflateEnd(&stream);
-  if (result != Z_STREAM_END) return Status::Error(ErrorKind::kPermanent, "zlib: deflate failed");
-  out.resize(written);
-  return out;
 }
 
 DiskAsset ReadDiskAsset(const std::string& root, const std::string& relative) {

@@ -27,10 +27,6 @@ std::span<const WebAsset> EmbeddedWebAssets();
 // cmake/embed_web.cmake uses); application/octet-stream when unknown.
 std::string_view ContentTypeFor(std::string_view path);
 
-// `data` gzip-compressed (zlib, best compression). Fails (kPermanent) only
-// when zlib does.
-Result<std::string> Gzip(std::string_view data);
-
 // A file read from a --web-dir: its bytes and a content hash for the ETag,
 // or why there is none.
 struct DiskAsset {

@@ -17,6 +17,7 @@
 
 #include "tests/support/files.h"
 #include "tests/support/json.h"
+#include "tests/support/keel_cli.h"
 #include "tests/support/sandbox.h"
 #include "tests/support/serve_process.h"
 
@@ -303,6 +304,46 @@ TEST_CASE("--web-dir must name a directory" * doctest::timeout(kTimeoutS)) {
   // Hidden from help, which stays about the options operators use.
   ExitInfo help = box.Keel({"serve", "--help"});
   CHECK(help.out.find("--web-dir") == std::string::npos);
+}
+
+TEST_CASE("API answers are gzipped when accepted, never brotli, with their own length" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::string wf = box.Write("big.lua", R"lua(local keel = require "keel"
+return keel.workflow "big" {
+  keel.fn "text" { run = function() return string.rep("keel ", 4000) end },
+}
+)lua");
+  ExitInfo ran = box.KeelDb({"run", wf});
+  REQUIRE_MESSAGE(ran.exit_code == 0, ran.Describe());
+  std::string id = RunIdFromStderr(ran.err);
+  ServeProcess serve(KEEL_BIN, box.dir(), box.db());
+  auto client = RawClient(serve);
+  const std::string path = "/api/v1/runs/" + id;
+  auto plain = client->Get(path, {{"Accept-Encoding", "identity"}});
+  // What a browser offers: br first. cpp-httplib would answer brotli at its
+  // slowest quality; keel answers gzip at a fast level.
+  auto zipped = client->Get(path, {{"Accept-Encoding", "gzip, deflate, br"}});
+  auto br_only = client->Get(path, {{"Accept-Encoding", "br"}});
+  REQUIRE(plain);
+  REQUIRE(zipped);
+  REQUIRE(br_only);
+  REQUIRE(plain->status == 200);
+  CHECK(plain->body.size() > 20000);
+  CHECK(plain->get_header_value("Content-Encoding").empty());
+  CHECK(plain->get_header_value("Content-Type") == "application/json; charset=utf-8");
+  CHECK(br_only->get_header_value("Content-Encoding").empty());
+  CHECK(br_only->body == plain->body);
+  CHECK(zipped->get_header_value("Content-Encoding") == "gzip");
+  CHECK(zipped->get_header_value("Vary") == "Accept-Encoding");
+  CHECK(zipped->get_header_value("Content-Length") == std::to_string(zipped->body.size()));
+  CHECK(zipped->body.size() < plain->body.size() / 10);
+  CHECK(Gunzip(zipped->body) == plain->body);
+  // Small answers (here a 404's error) go as they are.
+  auto small = client->Get("/api/v1/runs/nope", {{"Accept-Encoding", "gzip"}});
+  REQUIRE(small);
+  CHECK(small->status == 404);
+  CHECK(small->get_header_value("Content-Encoding").empty());
 }
 
 }  // namespace keel::testing

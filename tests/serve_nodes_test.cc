@@ -340,6 +340,20 @@ return keel.workflow "slow_retry" {
   CHECK(after["why"].Str() == "waiting on flaky");
   ExitInfo cli = box.KeelDb({"runs", "--state", "backing_off"});
   CHECK(cli.out.find("running, backing_off") != std::string::npos);
+  // The graph (the dashboard's DAG) says so of the node, not just "running".
+  ExitInfo graph = box.KeelDb({"graph", id, "--format", "json"});
+  REQUIRE_MESSAGE(graph.exit_code == 0, graph.Describe());
+  Json nodes = Json::Parse(graph.out)["nodes"];
+  auto NodeNamed = [&nodes](const std::string& name) {
+    for (size_t i = 0; i < nodes.Size(); ++i) {
+      if (nodes[i]["name"].Str() == name) return nodes[i];
+    }
+    return Json::Null();
+  };
+  CHECK(NodeNamed("flaky")["state"].Str() == "backing_off");
+  CHECK(!NodeNamed("flaky")["until"].IsNull());
+  CHECK(NodeNamed("after")["status"].Str() == "pending");
+  CHECK(NodeNamed("after")["state"].IsNull());
   run->Kill();
 }
 

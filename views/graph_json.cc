@@ -4,7 +4,8 @@ namespace keel {
 
 void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
                     const std::unordered_map<std::string, NodeStatus>* statuses,
-                    const std::map<std::string, ItemTally>* tallies) {
+                    const std::map<std::string, ItemTally>* tallies,
+                    const std::map<std::string, LiveState>* live) {
   out->BeginObject();
   out->Key("workflow").String(workflow.name);
   out->Key("nodes");
@@ -16,6 +17,13 @@ void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
     if (statuses != nullptr) {
       auto it = statuses->find(node.name);
       out->Key("status").String(it == statuses->end() ? "pending" : NodeStatusName(it->second));
+    }
+    if (live != nullptr) {
+      auto it = live->find(node.name);
+      if (it != live->end() && it->second.state != "running") {
+        out->Key("state").String(it->second.state);
+        out->Key("until").TimeOrNull(it->second.until);
+      }
     }
     if (tallies != nullptr && (node.kind == "map" || node.kind.starts_with("map, "))) {
       auto found = tallies->find(node.name);

@@ -157,8 +157,11 @@ export function createDag({ onOpen, onExpand }) {
     const w = n.w || 120, hgt = n.h || 50;
     const x = n.x - w / 2, y = n.y - hgt / 2;
     const items = n.items || itemsFromKind(n.kind);
+    // A running node whose attempts are retrying, backing off or refused by
+    // an open breaker shows that (the server's "state"), as live events do.
+    const status = (n.status === "running" && n.state) || n.status || "pending";
     const g = h("svg:g", { class: "dag-node", tabindex: "0", role: "button",
-      dataset: { node: n.name, status: n.status || "pending" }, transform: `translate(${x},${y})` });
+      dataset: { node: n.name, status }, transform: `translate(${x},${y})` });
     const title = h("svg:title", {});
     const rect = h("svg:rect", { width: w, height: hgt, rx: "6" });
     const clip = Math.max(4, Math.floor((w - (items ? 36 : 12)) / 7));
@@ -167,7 +170,7 @@ export function createDag({ onOpen, onExpand }) {
     const label = h("svg:text", { x: "8", y: items ? String(13 * f) : String(hgt / 2 - 6), class: "dag-name" }, name);
     const state = h("svg:text", { x: "8", y: items ? String(36 * f) : String(hgt / 2 + 12), class: items ? "dag-state small" : "dag-state" });
     g.append(title, rect, label, state);
-    const rec = { g, rect, state, title, name: n.name, kind: n.kind, status: n.status || "pending", items, w, hgt };
+    const rec = { g, rect, state, title, name: n.name, kind: n.kind, status, items, w, hgt };
     if (items) {
       const bw = w - 16, by = String(hgt - 8);
       rec.barBg = h("svg:rect", { x: "8", y: by, width: bw, height: "4", class: "dag-bar-bg" });
