@@ -71,7 +71,7 @@ TEST_CASE("GET /api/v1/runs is the listing of keel runs --json" * doctest::timeo
   auto all = client->Get("/api/v1/runs?limit=100");
   REQUIRE(all);
   CHECK(all->status == 200);
-  CHECK(all->get_header_value("Content-Type") == "application/json");
+  CHECK(all->get_header_value("Content-Type") == "application/json; charset=utf-8");
   auto cli = f.box.KeelDb({"runs", "--json", "--limit", "100"});
   REQUIRE(cli.exit_code == 0);
   CHECK(all->body + "\n" == cli.out);  // one serializer: the same bytes
