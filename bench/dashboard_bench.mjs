@@ -14,6 +14,7 @@
 // (`make bench` runs it when chromium and node are there). --quick uses
 // smaller runs. Prints a readable report on stdout; exits 1 when a figure
 // could not be measured (a page that never became ready, say).
+import { readFileSync } from "node:fs";
 import { Keel, Browser, waitFor } from "../tests/browser/harness.mjs";
 
 const QUICK = process.argv.includes("--quick");
@@ -43,25 +44,8 @@ function dagWorkflow(name, n, width) {
   return lines.join("\n") + "\n";
 }
 
-const MAP = `local keel = require "keel"
-return keel.workflow "bigmap" {
-  params = { items = 1000 },
-  keel.fn "list" {
-    run = function(ctx)
-      local t = {}
-      for i = 1, ctx.params.items do t[i] = i end
-      return t
-    end,
-  },
-  keel.map "work" {
-    after = { "list" },
-    over = function(ctx) return ctx.deps.list end,
-    max_concurrency = 64,
-    node = keel.fn { run = function(ctx) return ctx.item * 2 end },
-  },
-  keel.fn "count" { after = { "work" }, run = function(ctx) return #ctx.deps.work end },
-}
-`;
+// The browser tests' map workflow (items passed as a param on each start).
+const MAP = readFileSync(new URL("../tests/browser/workflows/bigmap.lua", import.meta.url), "utf8");
 
 // The map behind a wait, so the page is open before the events flow.
 const STREAM = MAP.replace('return keel.workflow "bigmap" {', 'return keel.workflow "stream" {\n  keel.wait "go" { signal = "go" },')

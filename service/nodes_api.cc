@@ -2,13 +2,13 @@
 
 #include <httplib.h>
 
-#include <cerrno>
 #include <cstdlib>
 #include <string_view>
 #include <vector>
 
 #include "engine/clock.h"
 #include "service/json_response.h"
+#include "service/query_params.h"
 #include "service/store_errors.h"
 #include "views/item_page.h"
 #include "views/json_out.h"
@@ -84,28 +84,6 @@ bool ParseTarget(const std::string& target, NodeTarget* parsed) {
     raw_name += segments[i];
   }
   return DecodeSegment(raw_name, &parsed->node) && !parsed->node.empty();
-}
-
-// Parses query parameter `name` as a whole number in [min, max]; `fallback`
-// when absent. False after writing a 400 naming the parameter.
-bool IntParam(const httplib::Request& request, httplib::Response& response, const char* name,
-              int64_t min, int64_t max, int64_t fallback, int64_t* value) {
-  if (!request.has_param(name)) {
-    *value = fallback;
-    return true;
-  }
-  std::string text = request.get_param_value(name);
-  char* end = nullptr;
-  errno = 0;
-  long long parsed = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || parsed < min || parsed > max) {
-    JsonError(response, 400,
-              std::string("query parameter ") + name + ": expected a whole number from " +
-                  std::to_string(min) + " to " + std::to_string(max));
-    return false;
-  }
-  *value = parsed;
-  return true;
 }
 
 // Answers a failed read: an unknown node is 404, the rest as the store's.

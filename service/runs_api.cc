@@ -11,6 +11,7 @@
 #include "views/format.h"
 #include "views/iso_time.h"
 #include "service/json_response.h"
+#include "service/query_params.h"
 #include "service/store_errors.h"
 #include "views/breaker_json.h"
 #include "views/event_json.h"
@@ -30,33 +31,6 @@ constexpr const char* kRunId = "([A-Za-z0-9_.:-]+)";
 // Seconds a child `keel graph` may take.
 constexpr double kGraphTimeout = 20;
 
-// Parses query parameter `name` as a whole number in [min, max]; `fallback`
-// when absent. False after writing a 400 naming the parameter.
-bool IntParam(const httplib::Request& request, httplib::Response& response, const char* name,
-              int64_t min, int64_t max, int64_t fallback, int64_t* value) {
-  if (!request.has_param(name)) {
-    *value = fallback;
-    return true;
-  }
-  std::string text = request.get_param_value(name);
-  char* end = nullptr;
-  errno = 0;
-  long long parsed = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || parsed < min) {
-    JsonError(response, 400,
-              std::string("query parameter ") + name + ": expected a whole number from " +
-                  std::to_string(min) + " to " + std::to_string(max));
-    return false;
-  }
-  *value = std::min<long long>(parsed, max);
-  return true;
-}
-
-bool FlagParam(const httplib::Request& request, const char* name) {
-  std::string value = request.get_param_value(name);
-  return value == "true" || value == "1";
-}
-
 double Now() { return SystemClock()->WallNow(); }
 
 void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& request,
@@ -72,7 +46,9 @@ void ListRuns(Store& store, ResponseCache& cache, const httplib::Request& reques
                      "2026-11-23T17:52:06Z");
   }
   int64_t limit = 0;
-  if (!IntParam(request, response, "limit", 1, kMaxRunsPerPage, 20, &limit)) return;
+  if (!IntParam(request, response, "limit", 1, kMaxRunsPerPage, 20, &limit, AboveMax::kCap)) {
+    return;
+  }
   query.limit = static_cast<int>(limit);
   if (!query.before.empty()) {
     auto cursor = store.GetRun(query.before);
@@ -123,7 +99,9 @@ void ListEvents(Store& store, const httplib::Request& request, httplib::Response
   int64_t after = 0;
   int64_t limit = 0;
   if (!IntParam(request, response, "after", 0, INT64_MAX, 0, &after)) return;
-  if (!IntParam(request, response, "limit", 1, kMaxEventsPerPage, 1000, &limit)) return;
+  if (!IntParam(request, response, "limit", 1, kMaxEventsPerPage, 1000, &limit, AboveMax::kCap)) {
+    return;
+  }
   auto run = store.GetRun(request.matches[1]);
   if (!run.ok()) return StoreError(response, run.status());
   auto events = store.GetEventsAfter(run->id, after, static_cast<int>(limit));
