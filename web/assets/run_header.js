@@ -8,7 +8,7 @@ import { h, badge, fmtTime, fmtDuration, fmtCost, fmtTokens } from "./ui.js";
 const FINISHED = new Set(["succeeded", "failed", "degraded", "cancelled"]);
 
 export function runHeader({ id, onResume, onCancel, onFork }) {
-  const status = h("span", { "data-testid": "run-status" }, badge("pending"));
+  const status = h("span", { "data-testid": "run-status" }, badge("loading"));
   const state = h("span", { class: "run-state" });
   const workflow = h("span", {});
   const started = h("span", {});
