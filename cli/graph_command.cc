@@ -21,13 +21,12 @@
 namespace keel::cli {
 namespace {
 
-int Print(const WorkflowSpec& workflow, const NodeStatuses* statuses, const std::string& format,
-          const std::map<std::string, ItemTally>* tallies = nullptr,
-          const std::map<std::string, LiveState>* live = nullptr) {
+int Print(const WorkflowSpec& workflow, const std::string& format, const GraphRun& run = {}) {
+  const NodeStatuses* statuses = run.statuses;
   std::string text;
   if (format == "json") {
     JsonOut out;
-    WriteGraphJson(&out, workflow, statuses, tallies, live);
+    WriteGraphJson(&out, workflow, run);
     text = out.Text() + "\n";
   } else {
     text = format == "mermaid" ? RenderMermaid(workflow, statuses) : RenderDot(workflow, statuses);
@@ -69,7 +68,7 @@ int GraphCommand(const GraphArgs& args) {
   if (LooksLikeFile(args.target)) {
     std::shared_ptr<LoadedScript> script = LoadScript(args.target);
     if (!script) return kExitUsage;
-    return Print(script->main_workflow(), nullptr, args.format);
+    return Print(script->main_workflow(), args.format);
   }
 
   std::string db_path = ResolveDbPath(args.db);
@@ -96,9 +95,20 @@ int GraphCommand(const GraphArgs& args) {
   NodeStatuses statuses;
   for (const NodeRecord& node : *nodes) statuses[node.node] = node.status;
   std::map<std::string, ItemTally> tallies = TallyItems(*nodes, *events);
-  WorkflowSpec drawn = WithInnerNodes(*workflow, *nodes, tallies, args.items);
+  // JSON (the dashboard's) keeps every call, loop and map one node, with
+  // counts of what ran inside, unless --items asks for every node; DOT and
+  // Mermaid draw the inner nodes.
+  const bool json = args.format == "json";
+  WorkflowSpec drawn =
+      WithInnerNodes(*workflow, *nodes, tallies, args.items, /*inner=*/!json || args.items);
   std::map<std::string, LiveState> live = LiveStates(drawn, statuses, *events);
-  return Print(drawn, &statuses, args.format, &tallies, &live);
+  std::map<std::string, ItemTally> inner = TallyInner(*workflow, *nodes);
+  GraphRun run_view;
+  run_view.statuses = &statuses;
+  run_view.items = &tallies;
+  run_view.live = &live;
+  if (json) run_view.inner = &inner;
+  return Print(drawn, args.format, run_view);
 }
 
 }  // namespace keel::cli

@@ -24,7 +24,7 @@ constexpr double kCharWidth = 7.0;
 constexpr double kMinWidth = 90;
 constexpr double kMaxWidth = 280;
 constexpr double kHeight = 40;
-constexpr double kMapHeight = 52;  // a third line: the items' progress
+constexpr double kMapHeight = 52;  // a third line: a map's, call's or loop's progress
 // Graphs with more nodes than this get the faster, coarser options.
 constexpr size_t kBigGraph = 400;
 
@@ -90,7 +90,8 @@ Result<GraphLayout::Placement> GraphLayout::LayOut(const Shape& shape) {
     nodes[i] = agnode(graph, const_cast<char*>(std::to_string(i).c_str()), 1);
     double width = std::clamp(kCharWidth * static_cast<double>(shape.names[i].size()) + 24,
                               kMinWidth, kMaxWidth);
-    double height = shape.kinds[i] == "map" ? kMapHeight : kHeight;
+    const std::string& kind = shape.kinds[i];
+    double height = kind == "map" || kind == "call" || kind == "loop" ? kMapHeight : kHeight;
     SetAttr(nodes[i], "shape", "box");
     SetAttr(nodes[i], "fixedsize", "true");
     SetAttr(nodes[i], "label", "");

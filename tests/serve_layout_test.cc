@@ -115,6 +115,44 @@ TEST_CASE("graph?layout=dot adds the layout to the graph JSON; maps carry their 
   CHECK(missing["error"].IsString());
 }
 
+TEST_CASE("a loop and a call stay one node each in the graph JSON, counting what ran inside" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  box.Write("rounds.lua", R"lua(local keel = require "keel"
+keel.workflow "round" {
+  keel.fn "output" { run = function(ctx) return { done = ctx.params.iteration >= 3 } end },
+}
+keel.workflow "one" {
+  keel.fn "fetch" { run = function() return 1 end },
+  keel.fn "output" { after = { "fetch" }, run = function() return 2 end },
+}
+return keel.workflow "rounds" {
+  keel.loop "again" { workflow = "round", max_iterations = 5,
+    done_when = function(out) return out.done end },
+  keel.call "once" { workflow = "one" },
+}
+)lua");
+  auto run = box.KeelDb({"run", "rounds.lua"});
+  REQUIRE_MESSAGE(run.exit_code == 0, run.Describe());
+  std::string id = RunIdFromStderr(run.err);
+  auto cli = box.KeelDb({"graph", id, "--format", "json"});
+  REQUIRE_MESSAGE(cli.exit_code == 0, cli.Describe());
+  Json graph = Json::Parse(cli.out);
+  REQUIRE(graph["nodes"].Size() == 2);
+  Json again = Node(graph, "again")["inner"];
+  REQUIRE(again.IsObject());
+  CHECK(again["total"].Int() == 3);  // three rounds of one node
+  CHECK(again["succeeded"].Int() == again["total"].Int());
+  Json once = Node(graph, "once")["inner"];
+  REQUIRE(once.IsObject());
+  CHECK(once["total"].Int() == 2);
+  CHECK(once["succeeded"].Int() == 2);
+  // DOT still draws the inner nodes.
+  auto dot = box.KeelDb({"graph", id});
+  REQUIRE_MESSAGE(dot.exit_code == 0, dot.Describe());
+  CHECK(dot.out.find("once/fetch") != std::string::npos);
+}
+
 TEST_CASE("a run whose workflow file is gone answers promptly" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   box.Write("mapped.lua", kMapFlow);

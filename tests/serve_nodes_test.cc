@@ -62,9 +62,9 @@ class TestServer {
     return {result->status, result->body};
   }
   Json GetJson(const std::string& path, int want = 200) {
-    auto [status, body] = Get(path);
-    CHECK_MESSAGE(status == want, path << " answered " << status << ": " << body);
-    return Json::Parse(body);
+    std::pair<int, std::string> reply = Get(path);
+    CHECK_MESSAGE(reply.first == want, path << " answered " << reply.first << ": " << reply.second);
+    return Json::Parse(reply.second);
   }
 
   SqliteStore& store() { return *store_; }

@@ -2,10 +2,24 @@
 
 namespace keel {
 
-void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
-                    const std::unordered_map<std::string, NodeStatus>* statuses,
-                    const std::map<std::string, ItemTally>* tallies,
-                    const std::map<std::string, LiveState>* live) {
+namespace {
+
+void WriteTally(JsonOut* out, const ItemTally& tally) {
+  out->BeginObject();
+  out->Key("total").Int(static_cast<int64_t>(tally.total));
+  out->Key("succeeded").Int(static_cast<int64_t>(tally.succeeded));
+  out->Key("failed").Int(static_cast<int64_t>(tally.failed));
+  out->Key("running").Int(static_cast<int64_t>(tally.running));
+  out->Key("cancelled").Int(static_cast<int64_t>(tally.cancelled));
+  out->EndObject();
+}
+
+}  // namespace
+
+void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow, const GraphRun& run) {
+  const auto* statuses = run.statuses;
+  const auto* tallies = run.items;
+  const auto* live = run.live;
   out->BeginObject();
   out->Key("workflow").String(workflow.name);
   out->Key("nodes");
@@ -18,6 +32,13 @@ void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
       auto it = statuses->find(node.name);
       out->Key("status").String(it == statuses->end() ? "pending" : NodeStatusName(it->second));
     }
+    if (run.inner != nullptr) {
+      auto found = run.inner->find(node.name);
+      if (found != run.inner->end()) {
+        out->Key("inner");
+        WriteTally(out, found->second);
+      }
+    }
     if (live != nullptr) {
       auto it = live->find(node.name);
       if (it != live->end() && it->second.state != "running") {
@@ -29,13 +50,7 @@ void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
       auto found = tallies->find(node.name);
       ItemTally tally = found == tallies->end() ? ItemTally{} : found->second;
       out->Key("items");
-      out->BeginObject();
-      out->Key("total").Int(static_cast<int64_t>(tally.total));
-      out->Key("succeeded").Int(static_cast<int64_t>(tally.succeeded));
-      out->Key("failed").Int(static_cast<int64_t>(tally.failed));
-      out->Key("running").Int(static_cast<int64_t>(tally.running));
-      out->Key("cancelled").Int(static_cast<int64_t>(tally.cancelled));
-      out->EndObject();
+      WriteTally(out, tally);
     }
     out->EndObject();
   }

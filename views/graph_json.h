@@ -6,7 +6,8 @@
 // "status" is the node's in the run ("pending" when not reached), absent
 // for a plain workflow; map items collapse into their map, whose kind
 // carries the counts and which gains "items": {"total", "succeeded",
-// "failed", "running", "cancelled"} in a run. A running node whose attempts
+// "failed", "running", "cancelled"} in a run. A call or loop stays one node
+// too, whose "inner" counts the nodes it ran so far the same way. A running node whose attempts
 // are not simply running gains "state" (retrying, backing_off,
 // breaker_open: views/live_state.h) and "until" (ISO 8601, or null).
 // Free function; any thread.
@@ -22,12 +23,14 @@
 
 namespace keel {
 
-// `statuses` (node name -> status) may be null: no statuses. `tallies`
-// (map name -> its items) may be null: no "items". `live` (node name -> its
-// live state) may be null: no "state".
-void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow,
-                    const std::unordered_map<std::string, NodeStatus>* statuses,
-                    const std::map<std::string, ItemTally>* tallies = nullptr,
-                    const std::map<std::string, LiveState>* live = nullptr);
+// What a run adds to its graph; each part may be null (left out).
+struct GraphRun {
+  const std::unordered_map<std::string, NodeStatus>* statuses = nullptr;  // "status"
+  const std::map<std::string, ItemTally>* items = nullptr;  // maps' "items"
+  const std::map<std::string, ItemTally>* inner = nullptr;  // calls' and loops' "inner"
+  const std::map<std::string, LiveState>* live = nullptr;   // "state", "until"
+};
+
+void WriteGraphJson(JsonOut* out, const WorkflowSpec& workflow, const GraphRun& run = {});
 
 }  // namespace keel

@@ -102,7 +102,8 @@ void ArrangeInnerNodes(std::vector<NodeRecord>* nodes, bool items) {
 }
 
 WorkflowSpec WithInnerNodes(const WorkflowSpec& workflow, const std::vector<NodeRecord>& nodes,
-                            const std::map<std::string, ItemTally>& tallies, bool items) {
+                            const std::map<std::string, ItemTally>& tallies, bool items,
+                            bool inner) {
   WorkflowSpec out;
   out.name = workflow.name;
   out.where = workflow.where;
@@ -116,6 +117,7 @@ WorkflowSpec WithInnerNodes(const WorkflowSpec& workflow, const std::vector<Node
     auto tally = tallies.find(spec.name);
     if (tally != tallies.end()) copy.kind += ", " + DescribeTally(tally->second);
   }
+  if (!inner) return out;
   std::unordered_set<std::string> known;
   for (const NodeSpec& spec : out.nodes) known.insert(spec.name);
   for (const NodeRecord& node : nodes) {
@@ -134,6 +136,41 @@ WorkflowSpec WithInnerNodes(const WorkflowSpec& workflow, const std::vector<Node
     known.insert(node.node);
   }
   return out;
+}
+
+std::map<std::string, ItemTally> TallyInner(const WorkflowSpec& workflow,
+                                            const std::vector<NodeRecord>& nodes) {
+  std::map<std::string, ItemTally> tallies;
+  for (const NodeSpec& spec : workflow.nodes) {
+    if (spec.kind == "call" || spec.kind == "loop") tallies[spec.name];
+  }
+  for (const NodeRecord& node : nodes) {
+    std::string owner = OwnerOf(node.node);
+    auto it = tallies.find(owner);
+    if (owner == node.node || it == tallies.end() || IsItemPart(node.node)) continue;
+    ItemTally& tally = it->second;
+    ++tally.total;
+    switch (node.status) {
+      case NodeStatus::kSucceeded:
+      case NodeStatus::kFallback:
+        ++tally.succeeded;
+        break;
+      case NodeStatus::kFailed:
+        ++tally.failed;
+        break;
+      case NodeStatus::kCancelled:
+      case NodeStatus::kSkipped:
+        ++tally.cancelled;
+        break;
+      case NodeStatus::kRunning:
+      case NodeStatus::kWaiting:
+        ++tally.running;
+        break;
+      case NodeStatus::kPending:
+        break;
+    }
+  }
+  return tallies;
 }
 
 }  // namespace keel

@@ -35,8 +35,16 @@ void ArrangeInnerNodes(std::vector<NodeRecord>* nodes, bool items);
 
 // `workflow` with the recorded inner nodes of its calls and loops added
 // (and, with `items`, map items and their nodes), each after the node that
-// ran it; maps note their counts in their kind.
+// ran it; maps note their counts in their kind. With `inner` false no
+// recorded node is added: every call, loop and map stays one node.
 WorkflowSpec WithInnerNodes(const WorkflowSpec& workflow, const std::vector<NodeRecord>& nodes,
-                            const std::map<std::string, ItemTally>& tallies, bool items);
+                            const std::map<std::string, ItemTally>& tallies, bool items,
+                            bool inner = true);
+
+// The recorded inner nodes of each call and loop of `workflow` (not map
+// items), counted by status, by the call's or loop's name; `total` is the
+// nodes recorded so far.
+std::map<std::string, ItemTally> TallyInner(const WorkflowSpec& workflow,
+                                            const std::vector<NodeRecord>& nodes);
 
 }  // namespace keel

@@ -156,7 +156,9 @@ export function createDag({ onOpen, onExpand }) {
   function drawNode(n) {
     const w = n.w || 120, hgt = n.h || 50;
     const x = n.x - w / 2, y = n.y - hgt / 2;
-    const items = n.items || itemsFromKind(n.kind);
+    // Maps show their items; calls and loops what ran inside them ("inner").
+    const items = n.items || n.inner || itemsFromKind(n.kind);
+    const innerOnly = !n.items && !!n.inner;
     // A running node whose attempts are retrying, backing off or refused by
     // an open breaker shows that (the server's "state"), as live events do.
     const status = (n.status === "running" && n.state) || n.status || "pending";
@@ -170,7 +172,7 @@ export function createDag({ onOpen, onExpand }) {
     const label = h("svg:text", { x: "8", y: items ? String(13 * f) : String(hgt / 2 - 6), class: "dag-name" }, name);
     const state = h("svg:text", { x: "8", y: items ? String(36 * f) : String(hgt / 2 + 12), class: items ? "dag-state small" : "dag-state" });
     g.append(title, rect, label, state);
-    const rec = { g, rect, state, title, name: n.name, kind: n.kind, status, items, w, hgt };
+    const rec = { g, rect, state, title, name: n.name, kind: n.kind, status, items, innerOnly, w, hgt };
     if (items) {
       const bw = w - 16, by = String(hgt - 8);
       rec.barBg = h("svg:rect", { x: "8", y: by, width: bw, height: "4", class: "dag-bar-bg" });
@@ -203,14 +205,16 @@ export function createDag({ onOpen, onExpand }) {
       const it = rec.items;
       const done = it.succeeded + it.failed + it.cancelled;
       // Plain digits, as in "412/1000, 3 failed".
-      const progress = done + "/" + it.total + (it.failed ? ", " + it.failed + " failed" : "");
+      const progress = rec.innerOnly
+        ? done + " ran" + (it.failed ? ", " + it.failed + " failed" : "") + (it.running ? ", " + it.running + " running" : "")
+        : done + "/" + it.total + (it.failed ? ", " + it.failed + " failed" : "");
       rec.progress.textContent = progress;
       fitText(rec.progress, progress.length * 0.9, rec.w - 14);
       const bw = rec.w - 16, total = Math.max(1, it.total);
       rec.barOk.setAttribute("width", String(bw * it.succeeded / total));
       rec.barBad.setAttribute("x", String(8 + bw * it.succeeded / total));
       rec.barBad.setAttribute("width", String(bw * (it.failed + it.cancelled) / total));
-      text += "; items " + progress + (it.running ? ", " + it.running + " running" : "");
+      text += (rec.innerOnly ? "; inner nodes " + progress : "; items " + progress + (it.running ? ", " + it.running + " running" : ""));
     }
     rec.title.textContent = text;
     rec.g.setAttribute("aria-label", text);
@@ -225,7 +229,8 @@ export function createDag({ onOpen, onExpand }) {
     names: () => [...nodes.keys()],
     has: (name) => nodes.has(name),
     statusOf: (name) => (nodes.get(name) || {}).status,
-    itemsOf: (name) => (nodes.get(name) || {}).items || null,
+    // A map's item counts (null for calls, loops and plain nodes).
+    itemsOf: (name) => { const r = nodes.get(name); return r && !r.innerOnly ? r.items || null : null; },
     doneCount: () => [...nodes.values()].filter((r) => TERMINAL.has(r.status)).length,
     setStatus(name, status) {
       const rec = nodes.get(name);
@@ -233,6 +238,7 @@ export function createDag({ onOpen, onExpand }) {
       rec.status = status;
       paint(rec);
     },
+    // Sets a map's item counts, or a call's or loop's inner counts.
     setItems(name, items) {
       const rec = nodes.get(name);
       if (!rec || !rec.items) return;

@@ -17,7 +17,7 @@ const PLAIN = {
 
 // createPanel({run, onRerunFrom(name), onForkFrom(name), onClose(),
 // hasItems(name): whether the node is a map}).
-export function createPanel({ run, onRerunFrom, onForkFrom, onClose, hasItems = () => false }) {
+export function createPanel({ run, onRerunFrom, onForkFrom, onClose, hasItems = () => false, innerOf = () => [] }) {
   const body = h("div", { class: "np-body" });
   const closeBtn = h("button", { type: "button", class: "np-close", "aria-label": "Close the node panel" }, "✕");
   const el = h("aside", { "data-testid": "node-panel", class: "node-panel", hidden: true, "aria-label": "Node details",
@@ -86,6 +86,8 @@ export function createPanel({ run, onRerunFrom, onForkFrom, onClose, hasItems = 
     ];
     const isMap = /^map\b/.test(n.kind || "") || showItems || hasItems(n.node);
     if (isMap) out.push(section("Items", itemsList(n.node), true));
+    const inner = /^(call|loop)\b/.test(n.kind || "") ? innerOf(n.node) : [];
+    if (inner.length) out.push(section(`Inner nodes (${inner.length})`, innerList(inner), true));
     out.push(section(`Attempts (${(n.attempts || []).length})`, attempts(n.attempts || []), true));
     const truncated = new Set(n.truncated || []);
     const input = n.input && typeof n.input === "object" ? n.input : {};
@@ -108,6 +110,16 @@ export function createPanel({ run, onRerunFrom, onForkFrom, onClose, hasItems = 
         eventList(events)), false));
     }
     return out;
+  }
+
+  // The nodes a call or loop ran, each opening its own panel.
+  function innerList(nodes) {
+    return h("table", { class: "np-items-table", "data-testid": "inner-nodes" },
+      h("thead", {}, h("tr", {}, ["Node", "Status", "Duration", "Error"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, nodes.map((x) => h("tr", { dataset: { item: x.node } },
+        h("td", {}, h("button", { type: "button", class: "link", onclick: () => open(x.node) }, x.node)),
+        h("td", {}, badge(x.status)), h("td", { class: "num" }, fmtDuration(x.duration_s)),
+        h("td", { class: "np-err" }, x.error || "")))));
   }
 
   function itemsList(name) {

@@ -52,6 +52,8 @@ export function mountRun(root, route, early) {
     onForkFrom: (node) => actions.fork(run ? run.run_id : id, run && run.params, node),
     onClose: () => setNodeQuery(null),
     hasItems: (name) => !!dag.itemsOf(name),
+    // The recorded inner nodes of a call or loop ("c/fetch", "r#2/x").
+    innerOf: (name) => (run ? run.nodes : []).filter((x) => x.node.startsWith(name + "/") || x.node.startsWith(name + "#")),
   });
   const openNode = (name, opts) => { setNodeQuery(name); panel.open(name, opts); };
 
@@ -200,7 +202,7 @@ export function mountRun(root, route, early) {
         listStatus(n.node, n.status);
       }
       const g = await api(`runs/${enc(id)}/graph?layout=dot`).catch(() => null);
-      if (g) for (const n of g.nodes) { dag.setStatus(n.name, n.status); if (n.items) dag.setItems(n.name, n.items); }
+      if (g) for (const n of g.nodes) { dag.setStatus(n.name, n.status); if (n.items || n.inner) dag.setItems(n.name, n.items || n.inner); }
       afterRun();
     } catch (e) {
       header.error("Could not read the run again: " + e.message);
