@@ -15,37 +15,12 @@ namespace keel {
 namespace sqlite {
 namespace {
 
-constexpr char kNodeColumns[] =
-    "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
-    "finished_at, script_version FROM nodes ";
-
-constexpr char kEventColumns[] = "SELECT run_id, seq, ts, node, kind, data_json FROM events ";
-
 // The items of map ?2 (prefix ?2 || '['; ?3 is one past the prefix, ?4 the
 // index's first character): names map[N] with no '/' after the prefix, so
 // not the items' inner nodes. The prefix range walks the index.
 constexpr char kItemsWhere[] =
     "WHERE run_id = ?1 AND node >= ?2 AND node < ?3 AND substr(node, ?4) GLOB '[0-9]*]' AND "
     "instr(substr(node, ?4), '/') = 0";
-
-void FillEvent(const Statement& row, EventRecord* event) {
-  event->run_id = row.Text(0);
-  event->seq = row.Int(1);
-  event->ts = row.Real(2);
-  event->node = row.Text(3);
-  event->kind = row.Text(4);
-  event->data_json = row.Text(5);
-}
-
-template <typename T, typename Fill>
-Result<std::vector<T>> Rows(Statement& stmt, const std::string& what, Fill fill) {
-  std::vector<T> rows;
-  Status status;
-  while (stmt.Step(&status, what)) fill(stmt, &rows.emplace_back());
-  stmt.Reset();
-  if (!status.ok()) return status;
-  return rows;
-}
 
 // Binds the item range of map `map` to ?1..?4.
 void BindItems(Statement* stmt, const std::string& run_id, const std::string& map, std::string* low,
@@ -61,10 +36,10 @@ Result<std::optional<NodeRecord>> SqliteReader::GetNode(const std::string& run_i
                                                         const std::string& node) {
   Statement stmt;
   Status prepared = stmt.Prepare(
-      conn_.get(), (std::string(kNodeColumns) + "WHERE run_id = ?1 AND node = ?2").c_str());
+      conn_.get(), (std::string(kSelectNodeColumns) + "WHERE run_id = ?1 AND node = ?2").c_str());
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id).Bind(2, node);
-  auto rows = Rows<NodeRecord>(stmt, "reading node " + node + " of run " + run_id, NodeFromRow);
+  auto rows = ReadRows<NodeRecord>(stmt, "reading node " + node + " of run " + run_id, NodeFromRow);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return std::optional<NodeRecord>();
   return std::optional<NodeRecord>(std::move(rows->front()));
@@ -75,11 +50,11 @@ Result<std::vector<NodeRecord>> SqliteReader::GetNodesInStatus(const std::string
   Statement stmt;
   Status prepared = stmt.Prepare(
       conn_.get(),
-      (std::string(kNodeColumns) + "WHERE run_id = ?1 AND status = ?2 ORDER BY rowid LIMIT ?3")
+      (std::string(kSelectNodeColumns) + "WHERE run_id = ?1 AND status = ?2 ORDER BY rowid LIMIT ?3")
           .c_str());
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id).Bind(2, NodeStatusName(status)).Bind(3, limit > 0 ? int64_t{limit} : -1);
-  return Rows<NodeRecord>(stmt, "reading the nodes of run " + run_id, NodeFromRow);
+  return ReadRows<NodeRecord>(stmt, "reading the nodes of run " + run_id, NodeFromRow);
 }
 
 Result<std::vector<EventRecord>> SqliteReader::GetNodeEvents(const std::string& run_id,
@@ -87,13 +62,13 @@ Result<std::vector<EventRecord>> SqliteReader::GetNodeEvents(const std::string& 
   // The newest `limit` through the index backwards, then put in seq order.
   Statement stmt;
   Status prepared = stmt.Prepare(
-      conn_.get(), (std::string("SELECT * FROM (") + kEventColumns +
+      conn_.get(), (std::string("SELECT * FROM (") + kSelectEventColumns +
                     "WHERE run_id = ?1 AND node = ?2 ORDER BY seq DESC LIMIT ?3) ORDER BY seq")
                        .c_str());
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id).Bind(2, node).Bind(3, limit > 0 ? int64_t{limit} : -1);
-  return Rows<EventRecord>(stmt, "reading the events of node " + node + " of run " + run_id,
-                           FillEvent);
+  return ReadRows<EventRecord>(stmt, "reading the events of node " + node + " of run " + run_id,
+                           EventFromRow);
 }
 
 Result<Store::ItemPage> SqliteReader::ListMapItems(const std::string& run_id,
@@ -118,14 +93,14 @@ Result<Store::ItemPage> SqliteReader::ListMapItems(const std::string& run_id,
   Statement stmt;
   // SQLite keeps only offset + limit rows in its sorter, not every item.
   Status prepared =
-      stmt.Prepare(conn_.get(), (std::string(kNodeColumns) + where +
+      stmt.Prepare(conn_.get(), (std::string(kSelectNodeColumns) + where +
                                  " ORDER BY CAST(substr(node, ?4) AS INTEGER) LIMIT ?6 OFFSET ?7")
                                     .c_str());
   if (!prepared.ok()) return prepared;
   BindItems(&stmt, run_id, map, &low, &high);
   if (status) stmt.Bind(5, NodeStatusName(*status));
   stmt.Bind(6, int64_t{limit}).Bind(7, offset);
-  auto items = Rows<NodeRecord>(stmt, what, NodeFromRow);
+  auto items = ReadRows<NodeRecord>(stmt, what, NodeFromRow);
   if (!items.ok()) return items.status();
   page.items = std::move(*items);
   return page;
@@ -142,7 +117,7 @@ Result<std::vector<Store::ItemCount>> SqliteReader::CountMapItems(const std::str
       "node GLOB '*[[][0-9]*]') WHERE instr(map, '[') = 0 AND map <> '' GROUP BY map, status");
   if (!prepared.ok()) return prepared;
   stmt.Bind(1, run_id);
-  return Rows<Store::ItemCount>(stmt, "counting the items of run " + run_id,
+  return ReadRows<Store::ItemCount>(stmt, "counting the items of run " + run_id,
                                 [](const Statement& row, Store::ItemCount* c) {
                                   c->map = row.Text(0);
                                   c->status = NodeStatus::kFailed;
@@ -160,22 +135,22 @@ Result<Store::RunOutline> SqliteReader::GetRunOutline(const std::string& run_id)
     Statement nodes;
     Status s = nodes.Prepare(
         conn_.get(),
-        (std::string(kNodeColumns) + "WHERE run_id = ?1 AND instr(node, '[') = 0 ORDER BY rowid")
+        (std::string(kSelectNodeColumns) + "WHERE run_id = ?1 AND instr(node, '[') = 0 ORDER BY rowid")
             .c_str());
     if (!s.ok()) return s;
     nodes.Bind(1, run_id);
-    auto node_rows = Rows<NodeRecord>(nodes, "reading the nodes of run " + run_id, NodeFromRow);
+    auto node_rows = ReadRows<NodeRecord>(nodes, "reading the nodes of run " + run_id, NodeFromRow);
     if (!node_rows.ok()) return node_rows.status();
     outline.nodes = std::move(*node_rows);
     Statement events;
     s = events.Prepare(conn_.get(),
-                       (std::string(kEventColumns) +
+                       (std::string(kSelectEventColumns) +
                         "WHERE run_id = ?1 AND (instr(node, '[') = 0 OR kind IN ('llm_call', "
                         "'fallback_event')) ORDER BY seq")
                            .c_str());
     if (!s.ok()) return s;
     events.Bind(1, run_id);
-    auto event_rows = Rows<EventRecord>(events, "reading the events of run " + run_id, FillEvent);
+    auto event_rows = ReadRows<EventRecord>(events, "reading the events of run " + run_id, EventFromRow);
     if (!event_rows.ok()) return event_rows.status();
     outline.events = std::move(*event_rows);
     auto counts = CountMapItems(run_id);

@@ -18,29 +18,6 @@ Status NoRun(const std::string& id, const std::string& path) {
   return Status::Error(ErrorKind::kPermanent, "no run '" + id + "' in " + path);
 }
 
-// Steps `stmt` (already bound) through its rows, appending a T filled by
-// `fill(stmt, &row)` for each, then resets it. Fails with the step's error,
-// which names `what`.
-template <typename T, typename Fill>
-Result<std::vector<T>> ReadRows(Statement& stmt, std::string_view what, Fill fill) {
-  std::vector<T> rows;
-  Status status;
-  while (stmt.Step(&status, what)) fill(stmt, &rows.emplace_back());
-  stmt.Reset();
-  if (!status.ok()) return status;
-  return rows;
-}
-
-// A row of kEvents.
-void EventFromRow(const Statement& row, EventRecord* event) {
-  event->run_id = row.Text(0);
-  event->seq = row.Int(1);
-  event->ts = row.Real(2);
-  event->node = row.Text(3);
-  event->kind = row.Text(4);
-  event->data_json = row.Text(5);
-}
-
 // A run's columns as RunFromRow reads them, then its count of done nodes.
 void ListingFromRow(const Statement& row, RunListing* listing) {
   RunFromRow(row, &listing->run);

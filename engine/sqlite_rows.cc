@@ -8,9 +8,22 @@ const char kRunColumnsTail[] =
     "updated_at, finished_at, node_count, error, epoch, idle_s, config_json, forked_from, "
     "forked_from_node, script_version";
 
-const char kSelectNodes[] =
-    "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
-    "finished_at, script_version FROM nodes WHERE run_id = ?1 ORDER BY rowid";
+#define KEEL_SELECT_NODE_COLUMNS                                                             \
+  "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, started_at, " \
+  "finished_at, script_version FROM nodes "
+const char kSelectNodeColumns[] = KEEL_SELECT_NODE_COLUMNS;
+const char kSelectNodes[] = KEEL_SELECT_NODE_COLUMNS "WHERE run_id = ?1 ORDER BY rowid";
+#undef KEEL_SELECT_NODE_COLUMNS
+const char kSelectEventColumns[] = "SELECT run_id, seq, ts, node, kind, data_json FROM events ";
+
+void EventFromRow(const Statement& row, EventRecord* event) {
+  event->run_id = row.Text(0);
+  event->seq = row.Int(1);
+  event->ts = row.Real(2);
+  event->node = row.Text(3);
+  event->kind = row.Text(4);
+  event->data_json = row.Text(5);
+}
 
 void RunFromRow(const Statement& row, RunRecord* run) {
   run->id = row.Text(0);
