@@ -27,7 +27,7 @@
 #include "engine/clock.h"
 #include "engine/executor.h"
 #include "engine/runner.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "scripts/workflow_loader.h"
 
 extern char** environ;

@@ -17,7 +17,7 @@
 #include "engine/breaker_registry.h"
 #include "engine/clock.h"
 #include "engine/executor.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace keel::bench {
 namespace {

@@ -32,7 +32,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 
 extern char** environ;
 

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "engine/clock.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "service/event_stream.h"
 #include "service/metrics.h"
 #include "tests/sse_client.h"

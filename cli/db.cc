@@ -12,8 +12,8 @@
 
 #include "engine/clock.h"
 #include "engine/process_owner.h"
-#include "engine/sqlite_read_only_store.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_read_only_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "views/format.h"
 
 namespace keel::cli {

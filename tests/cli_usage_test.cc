@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
 #include "tests/support/sandbox.h"

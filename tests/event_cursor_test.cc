@@ -7,8 +7,8 @@
 
 #include <chrono>
 
-#include "engine/sqlite_read_only_store.h"
-#include "engine/sqlite_schema.h"
+#include "store/sqlite/sqlite_read_only_store.h"
+#include "store/sqlite/sqlite_schema.h"
 #include "tests/sqlite_test_util.h"
 
 namespace keel {

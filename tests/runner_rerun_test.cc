@@ -11,7 +11,7 @@
 #include "engine/mutex.h"
 #include "engine/rerun.h"
 #include "engine/runner.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "tests/fakes/node_spec.h"
 #include "tests/sqlite_test_util.h"
 #include "tests/support/sqlite_db.h"

@@ -19,7 +19,7 @@
 #include "engine/mutex.h"
 #include "engine/process_owner.h"
 #include "engine/runner.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
 #include "tests/support/fault_vfs.h"
 #include "tests/support/sqlite_db.h"

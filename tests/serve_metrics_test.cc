@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "engine/clock.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "service/metrics.h"
 #include "tests/support/json.h"
 #include "tests/support/sandbox.h"

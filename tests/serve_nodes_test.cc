@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "engine/circuit_breaker.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "service/nodes_api.h"
 #include "service/runs_api.h"
 #include "service/service_options.h"

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "engine/process_owner.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "service/run_start_api.h"
 #include "service/service_options.h"
 #include "tests/support/gated_run.h"

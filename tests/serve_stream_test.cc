@@ -16,7 +16,7 @@
 #include <chrono>
 #include <thread>
 
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "service/event_stream.h"
 #include "tests/sse_client.h"
 #include "tests/support/json.h"

@@ -8,7 +8,7 @@
 #include <algorithm>
 
 #include "engine/process_owner.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
 
 namespace keel {

@@ -1,7 +1,7 @@
 // Opening SQLite stores: creation, options, schema migrations, and the
 // refusal of files that are not keel databases (which must stay untouched).
 
-#include "engine/sqlite_schema.h"
+#include "store/sqlite/sqlite_schema.h"
 
 #include <doctest/doctest.h>
 
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/sqlite_read_only_store.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_read_only_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
 
 namespace keel {

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "engine/process_owner.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
 #include "tests/support/fault_vfs.h"
 

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
 
 namespace keel {

@@ -2,7 +2,7 @@
 // and Flush, event sequence numbers, lookups, claims, listing, garbage
 // collection and breakers.
 
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 
 #include <doctest/doctest.h>
 #include <sys/wait.h>
@@ -16,7 +16,7 @@
 
 #include "engine/fake_clock.h"
 #include "engine/process_owner.h"
-#include "engine/sqlite_read_only_store.h"
+#include "store/sqlite/sqlite_read_only_store.h"
 #include "tests/sqlite_test_util.h"
 
 namespace keel {

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace keel::testing {
 

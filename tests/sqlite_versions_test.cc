@@ -6,8 +6,8 @@
 
 #include "engine/rerun.h"
 #include "engine/run_history.h"
-#include "engine/sqlite_read_only_store.h"
-#include "engine/sqlite_schema.h"
+#include "store/sqlite/sqlite_read_only_store.h"
+#include "store/sqlite/sqlite_schema.h"
 #include "tests/sqlite_test_util.h"
 
 namespace keel {

@@ -7,10 +7,10 @@
 
 #include <sqlite3.h>
 
-#include "engine/sqlite_reader.h"
-#include "engine/sqlite_rows.h"
-#include "engine/sqlite_store.h"
-#include "engine/sqlite_writer.h"
+#include "store/sqlite/sqlite_reader.h"
+#include "store/sqlite/sqlite_rows.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_writer.h"
 
 namespace keel::sqlite {
 namespace {

@@ -4,7 +4,7 @@
 // connection; call it from the thread that owns the connection, outside a
 // transaction.
 
-#include "engine/sqlite_util.h"
+#include "store/sqlite/sqlite_util.h"
 #include "engine/status.h"
 
 namespace keel::sqlite {

@@ -1,10 +1,10 @@
-#include "engine/sqlite_reader.h"
+#include "store/sqlite/sqlite_reader.h"
 
 #include <string_view>
 
-#include "engine/sqlite_breakers.h"
-#include "engine/sqlite_rows.h"
-#include "engine/sqlite_schema.h"
+#include "store/sqlite/sqlite_breakers.h"
+#include "store/sqlite/sqlite_rows.h"
+#include "store/sqlite/sqlite_schema.h"
 
 namespace keel::sqlite {
 namespace {

@@ -1,12 +1,12 @@
-#include "engine/sqlite_writer.h"
+#include "store/sqlite/sqlite_writer.h"
 
 #include <sqlite3.h>
 
 #include <chrono>
 
-#include "engine/sqlite_breakers.h"
-#include "engine/sqlite_rows.h"
-#include "engine/sqlite_vacuum.h"
+#include "store/sqlite/sqlite_breakers.h"
+#include "store/sqlite/sqlite_rows.h"
+#include "store/sqlite/sqlite_vacuum.h"
 
 namespace keel::sqlite {
 namespace {

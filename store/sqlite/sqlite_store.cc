@@ -1,4 +1,4 @@
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -12,11 +12,11 @@
 #include <system_error>
 #include <thread>
 
-#include "engine/sqlite_reader.h"
-#include "engine/sqlite_schema.h"
-#include "engine/sqlite_vacuum.h"
-#include "engine/sqlite_util.h"
-#include "engine/sqlite_writer.h"
+#include "store/sqlite/sqlite_reader.h"
+#include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/sqlite_vacuum.h"
+#include "store/sqlite/sqlite_util.h"
+#include "store/sqlite/sqlite_writer.h"
 
 namespace keel {
 namespace {

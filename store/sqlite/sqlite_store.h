@@ -157,14 +157,14 @@ class SqliteStore final : public Store {
   Result<TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
                                          const RunRecord& run) override;
   Result<std::vector<ScheduleTick>> LastScheduleTicks() override;
-  // engine/sqlite_service_reads.cc: a connection of its own, so a lock held by
+  // store/sqlite/sqlite_service_reads.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;
-  // engine/sqlite_service_reads.cc too.
+  // store/sqlite/sqlite_service_reads.cc too.
   Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
                                                   int limit) override;
   Result<int64_t> DataVersion() override;
-  // engine/sqlite_node_reads.cc: the dashboard reads.
+  // store/sqlite/sqlite_node_reads.cc: the dashboard reads.
   Result<std::optional<NodeRecord>> GetNode(const std::string& run_id,
                                             const std::string& node) override;
   Result<std::vector<NodeRecord>> GetNodesInStatus(const std::string& run_id, NodeStatus status,

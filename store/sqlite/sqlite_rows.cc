@@ -1,4 +1,4 @@
-#include "engine/sqlite_rows.h"
+#include "store/sqlite/sqlite_rows.h"
 
 namespace keel::sqlite {
 

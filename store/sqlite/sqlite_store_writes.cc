@@ -10,8 +10,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include "engine/sqlite_store.h"
-#include "engine/sqlite_writer.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_writer.h"
 
 namespace keel {
 namespace {

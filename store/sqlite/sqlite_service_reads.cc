@@ -11,10 +11,10 @@
 
 #include <string>
 
-#include "engine/sqlite_reader.h"
-#include "engine/sqlite_schema.h"
-#include "engine/sqlite_store.h"
-#include "engine/sqlite_util.h"
+#include "store/sqlite/sqlite_reader.h"
+#include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_util.h"
 
 namespace keel {
 namespace {

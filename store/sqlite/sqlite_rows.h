@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/sqlite_util.h"
+#include "store/sqlite/sqlite_util.h"
 #include "engine/store.h"
 
 namespace keel::sqlite {

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/sqlite_util.h"
-#include "engine/sqlite_versions.h"
+#include "store/sqlite/sqlite_util.h"
+#include "store/sqlite/sqlite_versions.h"
 #include "engine/store.h"
 
 namespace keel::sqlite {
@@ -48,10 +48,10 @@ class SqliteReader {
   Result<Store::StateCounts> CountState();
   // sqlite_schedules.cc: Store::LastScheduleTicks.
   Result<std::vector<Store::ScheduleTick>> LastScheduleTicks();
-  // engine/sqlite_service_reads.cc: Store::GetEventsAfter.
+  // store/sqlite/sqlite_service_reads.cc: Store::GetEventsAfter.
   Result<std::vector<EventRecord>> GetEventsAfter(const std::string& run_id, int64_t after,
                                                   int limit);
-  // engine/sqlite_node_reads.cc: the dashboard reads of Store (GetNode,
+  // store/sqlite/sqlite_node_reads.cc: the dashboard reads of Store (GetNode,
   // GetNodesInStatus, GetNodeEvents, ListMapItems, CountMapItems).
   Result<std::optional<NodeRecord>> GetNode(const std::string& run_id, const std::string& node);
   Result<std::vector<NodeRecord>> GetNodesInStatus(const std::string& run_id, NodeStatus status,

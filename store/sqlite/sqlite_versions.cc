@@ -1,4 +1,4 @@
-#include "engine/sqlite_versions.h"
+#include "store/sqlite/sqlite_versions.h"
 
 #include <map>
 #include <unordered_set>
@@ -34,7 +34,7 @@ constexpr char kAppendRerun[] =
 constexpr char kCopyNode[] =
     "INSERT INTO nodes (run_id, node, status, attempts, output_json, error_kind, error_message, "
     "started_at, finished_at, script_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)";
-// The runs DeleteFinishedBefore deletes (engine/sqlite_writer.cc).
+// The runs DeleteFinishedBefore deletes (store/sqlite/sqlite_writer.cc).
 constexpr char kDeleteVersions[] =
     "DELETE FROM script_versions WHERE run_id IN (SELECT id FROM runs WHERE status NOT IN "
     "('running', 'interrupted', 'waiting', 'queued') AND finished_at < ?1)";

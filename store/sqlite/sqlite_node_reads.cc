@@ -6,10 +6,10 @@
 
 #include <string>
 
-#include "engine/sqlite_read_only_store.h"
-#include "engine/sqlite_reader.h"
-#include "engine/sqlite_rows.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_read_only_store.h"
+#include "store/sqlite/sqlite_reader.h"
+#include "store/sqlite/sqlite_rows.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace keel {
 namespace sqlite {

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "engine/circuit_breaker.h"
-#include "engine/sqlite_util.h"
+#include "store/sqlite/sqlite_util.h"
 
 namespace keel::sqlite {
 

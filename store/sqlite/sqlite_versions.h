@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/sqlite_util.h"
+#include "store/sqlite/sqlite_util.h"
 #include "engine/store.h"
 
 namespace keel::sqlite {

@@ -1,17 +1,17 @@
-#include "engine/sqlite_read_only_store.h"
+#include "store/sqlite/sqlite_read_only_store.h"
 
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "engine/sqlite_reader.h"
-#include "engine/sqlite_schema.h"
-#include "engine/sqlite_util.h"
+#include "store/sqlite/sqlite_reader.h"
+#include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/sqlite_util.h"
 
 namespace keel {
 namespace {
 
 // The schema versions that added runs.epoch and breakers.probes_json
-// (engine/sqlite_schema.cc).
+// (store/sqlite/sqlite_schema.cc).
 constexpr int kEpochVersion = 3;
 constexpr int kProbeLeaseVersion = 4;
 constexpr int kIdleVersion = 5;  // runs.idle_s

@@ -4,10 +4,10 @@
 
 #include <string_view>
 
-#include "engine/sqlite_read_only_store.h"
-#include "engine/sqlite_reader.h"
-#include "engine/sqlite_schema.h"
-#include "engine/sqlite_store.h"
+#include "store/sqlite/sqlite_read_only_store.h"
+#include "store/sqlite/sqlite_reader.h"
+#include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace keel {
 namespace sqlite {

@@ -1,4 +1,4 @@
-#include "engine/sqlite_util.h"
+#include "store/sqlite/sqlite_util.h"
 
 #include <sqlite3.h>
 

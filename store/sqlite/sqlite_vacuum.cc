@@ -1,6 +1,6 @@
-#include "engine/sqlite_vacuum.h"
+#include "store/sqlite/sqlite_vacuum.h"
 
-#include "engine/sqlite_schema.h"
+#include "store/sqlite/sqlite_schema.h"
 
 namespace keel::sqlite {
 

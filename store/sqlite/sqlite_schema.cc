@@ -1,4 +1,4 @@
-#include "engine/sqlite_schema.h"
+#include "store/sqlite/sqlite_schema.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -166,7 +166,7 @@ ALTER TABLE runs ADD COLUMN cancel_requested REAL NOT NULL DEFAULT 0;
 )sql";
 
 // Version 9: `keel serve` counts a run's auto-resumes and notes its limit
-// once (engine/sqlite_handoff.cc), reading these small partial indexes
+// once (store/sqlite/sqlite_handoff.cc), reading these small partial indexes
 // instead of the run's events.
 constexpr const char* kSchemaV9 = R"sql(
 CREATE INDEX events_auto_resumed ON events (run_id) WHERE kind = 'auto_resumed';

@@ -12,7 +12,7 @@
 #include <span>
 #include <string>
 
-#include "engine/sqlite_util.h"
+#include "store/sqlite/sqlite_util.h"
 #include "engine/status.h"
 
 namespace keel::sqlite {

@@ -1,4 +1,4 @@
-#include "engine/sqlite_breakers.h"
+#include "store/sqlite/sqlite_breakers.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>

@@ -70,7 +70,7 @@ class SqliteReadOnlyStore final : public Store {
                                                    int limit) override;
   Result<int64_t> LastEventCursor() override;
   Result<StateCounts> CountState() override;
-  // engine/sqlite_node_reads.cc: the dashboard reads.
+  // store/sqlite/sqlite_node_reads.cc: the dashboard reads.
   Result<std::optional<NodeRecord>> GetNode(const std::string& run_id,
                                             const std::string& node) override;
   Result<std::vector<NodeRecord>> GetNodesInStatus(const std::string& run_id, NodeStatus status,

@@ -14,8 +14,8 @@
 #include <unordered_set>
 
 #include "engine/circuit_breaker.h"
-#include "engine/sqlite_util.h"
-#include "engine/sqlite_versions.h"
+#include "store/sqlite/sqlite_util.h"
+#include "store/sqlite/sqlite_versions.h"
 #include "engine/store.h"
 
 namespace keel::sqlite {
