@@ -1,0 +1,237 @@
+#include "store/postgres/pg_schema.h"
+
+#include <string>
+
+namespace keel::pg {
+namespace {
+
+// Statuses, node statuses and error kinds are stored by name (as in the
+// SQLite store); times are wall seconds (double precision, which PostgreSQL
+// prints in the shortest form that reads back exactly).
+//
+// Differences from the SQLite schema, which has the same tables:
+//  - nodes.ord and signals.id, alert_outbox.id are identity columns: first-
+//    insert order and sending order, as SQLite's rowid gives them.
+//  - runs.last_seq is the last event seq given for the run: a writer takes
+//    seqs by updating it, so processes appending events to one run (the
+//    workers of a distributed run) never give one twice.
+//  - events.cursor comes from events_cursor, taken while the transaction
+//    holds the event-cursor advisory lock (kEventCursorLock) until it
+//    commits, so cursors grow in commit order across processes.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE keel_schema (
+  version     integer NOT NULL,
+  migrated_at double precision NOT NULL
+);
+
+CREATE TABLE runs (
+  id               text PRIMARY KEY,
+  workflow         text NOT NULL,
+  script_path      text NOT NULL,
+  script_sha256    text NOT NULL,
+  script_text      text NOT NULL,
+  params_json      text NOT NULL,
+  status           text NOT NULL,
+  owner_pid        bigint NOT NULL,
+  owner_host       text NOT NULL,
+  owner_start      bigint NOT NULL,
+  heartbeat        double precision NOT NULL,
+  created_at       double precision NOT NULL,
+  updated_at       double precision NOT NULL,
+  finished_at      double precision NOT NULL DEFAULT 0,
+  node_count       integer NOT NULL,
+  error            text NOT NULL DEFAULT '',
+  epoch            bigint NOT NULL DEFAULT 1,
+  idle_s           double precision NOT NULL DEFAULT 0,
+  config_json      text NOT NULL DEFAULT '{}',
+  forked_from      text NOT NULL DEFAULT '',
+  forked_from_node text NOT NULL DEFAULT '',
+  script_version   integer NOT NULL DEFAULT 1,
+  cancel_requested double precision NOT NULL DEFAULT 0,
+  last_seq         bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_finished ON runs (finished_at);
+CREATE INDEX runs_by_workflow ON runs (workflow, created_at);
+
+CREATE TABLE nodes (
+  run_id         text NOT NULL,
+  node           text NOT NULL,
+  ord            bigint GENERATED ALWAYS AS IDENTITY,
+  status         text NOT NULL,
+  attempts       integer NOT NULL,
+  output_json    text,
+  error_kind     text NOT NULL,
+  error_message  text NOT NULL,
+  started_at     double precision NOT NULL,
+  finished_at    double precision NOT NULL,
+  script_version integer NOT NULL DEFAULT 1,
+  PRIMARY KEY (run_id, node)
+);
+CREATE INDEX nodes_in_order ON nodes (run_id, ord);
+CREATE INDEX nodes_by_status ON nodes (run_id, status, node text_pattern_ops);
+CREATE INDEX nodes_by_name ON nodes (run_id, node text_pattern_ops);
+
+CREATE SEQUENCE events_cursor;
+CREATE TABLE events (
+  cursor    bigint PRIMARY KEY,
+  run_id    text NOT NULL,
+  seq       bigint NOT NULL,
+  ts        double precision NOT NULL,
+  node      text NOT NULL,
+  kind      text NOT NULL,
+  data_json text NOT NULL,
+  UNIQUE (run_id, seq)
+);
+CREATE INDEX events_usage ON events (run_id) WHERE kind IN ('llm_call', 'fallback_event');
+CREATE INDEX events_auto_resumed ON events (run_id) WHERE kind = 'auto_resumed';
+CREATE INDEX events_auto_resume_limit ON events (run_id) WHERE kind = 'auto_resume_limit';
+CREATE INDEX events_by_node ON events (run_id, node, seq);
+
+CREATE TABLE script_versions (
+  run_id        text NOT NULL,
+  version       integer NOT NULL,
+  created_at    double precision NOT NULL,
+  script_path   text NOT NULL,
+  script_sha256 text NOT NULL,
+  script_text   text NOT NULL,
+  PRIMARY KEY (run_id, version)
+);
+CREATE TABLE script_modules (
+  run_id  text NOT NULL,
+  version integer NOT NULL,
+  seq     integer NOT NULL,
+  name    text NOT NULL,
+  path    text NOT NULL,
+  sha256  text NOT NULL,
+  text    text NOT NULL,
+  PRIMARY KEY (run_id, version, seq)
+);
+
+CREATE TABLE breakers (
+  key         text PRIMARY KEY,
+  state       text NOT NULL DEFAULT 'closed',
+  failures    integer NOT NULL DEFAULT 0,
+  probes_out  integer NOT NULL DEFAULT 0,
+  successes   integer NOT NULL DEFAULT 0,
+  opened_at   double precision NOT NULL DEFAULT 0,
+  cooldown    double precision NOT NULL DEFAULT 0,
+  calls       bigint NOT NULL DEFAULT 0,
+  failed      bigint NOT NULL DEFAULT 0,
+  window_json text NOT NULL DEFAULT '[]',
+  probes_json text NOT NULL DEFAULT '[]',
+  config_json text NOT NULL DEFAULT '{}',
+  updated_at  double precision NOT NULL DEFAULT 0
+);
+CREATE INDEX breakers_by_opened ON breakers (opened_at);
+
+CREATE TABLE signals (
+  id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id    text NOT NULL,
+  name      text NOT NULL,
+  data_json text NOT NULL,
+  sent_at   double precision NOT NULL,
+  taken_by  text,
+  taken_at  double precision NOT NULL DEFAULT 0
+);
+CREATE INDEX signals_by_run ON signals (run_id, name, id);
+
+CREATE TABLE schedule_ticks (
+  key         text NOT NULL,
+  tick        bigint NOT NULL,
+  run_id      text NOT NULL,
+  recorded_at double precision NOT NULL,
+  PRIMARY KEY (key, tick)
+);
+
+CREATE TABLE alert_cursors (
+  name     text PRIMARY KEY,
+  position double precision NOT NULL
+);
+CREATE TABLE alert_outbox (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  dedupe_key   text NOT NULL UNIQUE,
+  kind         text NOT NULL,
+  run_id       text NOT NULL DEFAULT '',
+  workflow     text NOT NULL DEFAULT '',
+  status       text NOT NULL DEFAULT '',
+  error        text NOT NULL DEFAULT '',
+  breaker_key  text NOT NULL DEFAULT '',
+  at           double precision NOT NULL,
+  created_at   double precision NOT NULL,
+  attempts     integer NOT NULL DEFAULT 0,
+  next_at      double precision NOT NULL,
+  lease_owner  text NOT NULL DEFAULT '',
+  lease_until  double precision NOT NULL DEFAULT 0,
+  delivered_at double precision NOT NULL DEFAULT 0,
+  last_error   text NOT NULL DEFAULT ''
+);
+CREATE INDEX alert_outbox_pending ON alert_outbox (next_at) WHERE delivered_at = 0;
+)sql";
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, kSchemaV1},
+};
+
+// The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.
+constexpr int64_t kMigrationLock = 0x6b65656c;
+
+}  // namespace
+
+int LatestSchemaVersion() { return kMigrations[std::size(kMigrations) - 1].version; }
+
+Result<int64_t> SchemaVersion(Connection& conn) {
+  auto has = conn.Exec("SELECT to_regclass('keel_schema') IS NOT NULL, to_regclass('runs') IS NOT NULL",
+                       {}, "reading the schema version");
+  if (!has.ok()) return has.status();
+  if (!has->boolean(0, 0)) {
+    if (has->boolean(0, 1)) {
+      return Status::Error(ErrorKind::kPermanent,
+                           conn.name() + " is not a keel database: it has a runs table but no "
+                                         "keel_schema table");
+    }
+    return int64_t{0};
+  }
+  auto version = conn.Exec("SELECT max(version) FROM keel_schema", {}, "reading the schema version");
+  if (!version.ok()) return version.status();
+  return version->int64(0, 0);
+}
+
+Status Migrate(Connection& conn) {
+  return conn.Transaction(
+      [](Connection& c) -> Status {
+        auto lock = c.Exec("SELECT pg_advisory_xact_lock($1)", {std::to_string(kMigrationLock)},
+                           "locking the schema for migration");
+        if (!lock.ok()) return lock.status();
+        auto version = SchemaVersion(c);
+        if (!version.ok()) return version.status();
+        int latest = LatestSchemaVersion();
+        if (*version > latest) {
+          return Status::Error(ErrorKind::kPermanent,
+                               c.name() + ": the keel schema is version " +
+                                   std::to_string(*version) + ", newer than this keel's " +
+                                   std::to_string(latest) + "; upgrade keel");
+        }
+        if (*version == latest) return Status::Ok();
+        for (const Migration& m : kMigrations) {
+          if (m.version <= *version) continue;
+          Status status = c.ExecScript(
+              m.sql, "migrating the schema to version " + std::to_string(m.version));
+          if (!status.ok()) return status;
+        }
+        auto stamp = c.Exec(
+            "INSERT INTO keel_schema (version, migrated_at) "
+            "VALUES ($1, extract(epoch FROM clock_timestamp()))",
+            {std::to_string(latest)}, "stamping the schema version");
+        return stamp.ok() ? Status::Ok() : stamp.status();
+      },
+      "migrating the schema");
+}
+
+}  // namespace keel::pg
