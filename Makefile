@@ -8,7 +8,7 @@
 DEB_PACKAGES := g++ cmake make pkg-config liblua5.4-dev libtbb-dev libcurl4-openssl-dev \
                 rapidjson-dev libsqlite3-dev sqlite3 doctest-dev libcli11-dev libfmt-dev \
                 libcpp-httplib-dev libssl-dev openssl libevent-dev libnghttp2-dev clang \
-                zlib1g-dev libgraphviz-dev
+                zlib1g-dev libgraphviz-dev libpq-dev postgresql iproute2 iptables
 SAN ?=
 BUILD := build$(if $(SAN),-$(SAN),)
 JOBS ?= $(shell nproc)
