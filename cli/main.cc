@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/doctor_command.h"
 #include "cli/exit_codes.h"
+#include "cli/parent_death.h"
 #include "cli/standard_streams.h"
 
 namespace keel::cli {
@@ -325,6 +326,7 @@ int Main(int argc, char** argv) {
 }  // namespace keel::cli
 
 int main(int argc, char** argv) {
+  keel::cli::DieWithParentIfAsked();
   keel::cli::SurviveSigpipe();
   int exit_code = keel::cli::Main(argc, argv);
   return keel::cli::FinishStdout(exit_code);

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <string>
 
 extern char** environ;
 
@@ -50,8 +51,17 @@ Result<CommandOutput> RunForOutput(const std::vector<std::string>& argv, double 
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The child dies with this process (cli/parent_death.h): a server killed
+  // with SIGKILL leaves no command behind.
+  std::string parent = "KEEL_PARENT_DEATH=" + std::to_string(getpid());
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "KEEL_PARENT_DEATH=", 18) != 0) env.push_back(*e);
+  }
+  env.push_back(parent.data());
+  env.push_back(nullptr);
   pid_t pid = 0;
-  int spawned = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
+  int spawned = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) {
     return Status::Error(ErrorKind::kPermanent,

@@ -6,11 +6,15 @@
 // a file changes.
 
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <thread>
 
 #include "tests/support/files.h"
 #include "tests/support/json.h"
@@ -45,7 +49,46 @@ Json Entry(const Json& list, const std::string& file) {
   return Json::Null();
 }
 
+// Pids of the processes whose command line contains `needle`.
+std::vector<int> ProcessesWith(const std::string& needle) {
+  std::vector<int> pids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(needle) != std::string::npos) pids.push_back(std::stoi(name));
+  }
+  return pids;
+}
+
 }  // namespace
+
+TEST_CASE("a keel serve killed with SIGKILL leaves no child command running" *
+          doctest::timeout(kTimeoutS)) {
+  Sandbox box(KEEL_BIN);
+  std::filesystem::create_directories(box.Path("flows"));
+  box.Write("flows/spin.lua", "while true do end\n");
+  ServeProcess serve(KEEL_BIN, box.dir(), box.db(), {"--workflows", box.Path("flows")});
+  std::thread asker([&] {
+    auto client = serve.Client();
+    client->set_read_timeout(std::chrono::seconds(30));
+    client->Get("/api/v1/workflows");  // fails once the server is killed
+  });
+  const std::string needle = "spin.lua";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (ProcessesWith(needle).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE_MESSAGE(!ProcessesWith(needle).empty(), "the server never started its child");
+  REQUIRE(kill(serve.process().pid(), SIGKILL) == 0);
+  asker.join();
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!ProcessesWith(needle).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK_MESSAGE(ProcessesWith(needle).empty(), "a `keel validate` child outlived its server");
+}
 
 TEST_CASE("workflows lists the files under --workflows, with errors for those that do not load" *
           doctest::timeout(kTimeoutS)) {
