@@ -34,6 +34,23 @@ std::string WithTimeouts(const std::string& url) {
   return out;
 }
 
+// `message` with the password of `url` (as libpq may quote the URL back)
+// replaced by "***".
+std::string Scrubbed(std::string message, const std::string& url) {
+  const std::string redacted = pg::RedactUrl(url);
+  size_t start = 0;
+  while (start < url.size() && start < redacted.size() && url[start] == redacted[start]) ++start;
+  const size_t at = url.find('@', start);
+  if (redacted == url || at == std::string::npos) return message;
+  const std::string password = url.substr(start, at - start);
+  if (password.empty()) return message;
+  for (size_t pos = message.find(password); pos != std::string::npos;
+       pos = message.find(password, pos + 3)) {
+    message.replace(pos, password.size(), "***");
+  }
+  return message;
+}
+
 // Connects to `url`, waiting a little for a server that refuses
 // connections; every failure is kPermanent and names the redacted URL.
 Result<std::unique_ptr<pg::Connection>> Connect(const std::string& url) {
@@ -43,7 +60,7 @@ Result<std::unique_ptr<pg::Connection>> Connect(const std::string& url) {
     if (conn.ok()) return conn;
     if (conn.status().kind() == ErrorKind::kPermanent ||
         std::chrono::steady_clock::now() >= deadline) {
-      return Status::Error(ErrorKind::kPermanent, conn.status().message());
+      return Status::Error(ErrorKind::kPermanent, Scrubbed(conn.status().message(), url));
     }
     std::this_thread::sleep_for(kConnectPause);
   }
