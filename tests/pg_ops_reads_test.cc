@@ -248,7 +248,8 @@ TEST_CASE("CountMapItems counts every map's items by status; GetRunOutline leave
   REQUIRE_MESSAGE(counts.ok(), counts.status().message());
   std::string text;
   for (const auto& c : *counts) {
-    text += c.map + ":" + std::string(NodeStatusName(c.status)) + "=" + std::to_string(c.count) + " ";
+    text +=
+        c.map + ":" + std::string(NodeStatusName(c.status)) + "=" + std::to_string(c.count) + " ";
   }
   CHECK(text == "aXb%:succeeded=1 a_b%:succeeded=1 c/m:succeeded=1 m:failed=3 m:succeeded=9 ");
 

@@ -58,8 +58,7 @@ void Park(pg::Connection& conn, const std::string& id, const std::string& waitin
   PutNode(conn, wait);
 }
 
-TEST_CASE("ListRunsToStart finds queued runs, due waits and stopped runs" *
-          doctest::timeout(60)) {
+TEST_CASE("ListRunsToStart finds queued runs, due waits and stopped runs" * doctest::timeout(60)) {
   KEEL_PG_DB_OR_SKIP(db, "to_start");
   PutRun(db, PgRun("q-late", 5, RunStatus::kQueued));
   PutRun(db, PgRun("q-early", 3, RunStatus::kQueued));
@@ -98,8 +97,7 @@ TEST_CASE("ListRunsToStart finds queued runs, due waits and stopped runs" *
   CHECK(seen == std::vector<std::string>{"q-early:queued", "w-signal:signal", "broke:interrupted"});
 }
 
-TEST_CASE("HandOffRun is fenced by the epoch, the owner and cancellation" *
-          doctest::timeout(60)) {
+TEST_CASE("HandOffRun is fenced by the epoch, the owner and cancellation" * doctest::timeout(60)) {
   KEEL_PG_DB_OR_SKIP(db, "handoff");
   const Owner server{42, "srv", 7};
   EventRecord note = PgEvent("r", "auto_resumed");
@@ -113,8 +111,9 @@ TEST_CASE("HandOffRun is fenced by the epoch, the owner and cancellation" *
   auto handed = pg::HandOffRun(db, "r", 1, server, 10, note, kDead);
   REQUIRE_MESSAGE(handed.ok(), handed.status().message());
   CHECK(*handed == 2);
-  CHECK(PgValue(db, "SELECT epoch || ' ' || owner_pid || '@' || owner_host || ' ' || "
-                    "owner_start || ' ' || heartbeat FROM runs WHERE id = 'r'") == "2 42@srv 7 10");
+  CHECK(PgValue(db,
+                "SELECT epoch || ' ' || owner_pid || '@' || owner_host || ' ' || "
+                "owner_start || ' ' || heartbeat FROM runs WHERE id = 'r'") == "2 42@srv 7 10");
   CHECK(PgValue(db, "SELECT string_agg(seq || kind, ',') FROM events WHERE run_id = 'r'") ==
         "1auto_resumed");
   auto twice = pg::HandOffRun(db, "r", 1, server, 11, note, kDead);
@@ -139,12 +138,14 @@ TEST_CASE("ReleaseRun gives back only a run nobody claimed since" * doctest::tim
   Status claimed = pg::ReleaseRun(db, "r", 1, none, 11, "");
   CHECK(claimed.message() == "run r was claimed or changed since it was handed over");
   REQUIRE(pg::ReleaseRun(db, "r", 2, none, 11, "").ok());
-  CHECK(PgValue(db, "SELECT epoch || ' ' || owner_pid || ' ' || status || ' ' || updated_at || "
-                    "' ' || finished_at FROM runs WHERE id = 'r'") == "3 0 running 11 0");
+  CHECK(PgValue(db,
+                "SELECT epoch || ' ' || owner_pid || ' ' || status || ' ' || updated_at || "
+                "' ' || finished_at FROM runs WHERE id = 'r'") == "3 0 running 11 0");
   PutRun(db, PgRun("f"));
   REQUIRE(pg::ReleaseRun(db, "f", 1, none, 12.5, "the child never started").ok());
-  CHECK(PgValue(db, "SELECT status || ' ' || error || ' ' || finished_at FROM runs WHERE id = "
-                    "'f'") == "failed the child never started 12.5");
+  CHECK(PgValue(db,
+                "SELECT status || ' ' || error || ' ' || finished_at FROM runs WHERE id = "
+                "'f'") == "failed the child never started 12.5");
 }
 
 TEST_CASE("AppendEventOnce appends an event of a kind once, however many race" *
@@ -179,8 +180,9 @@ TEST_CASE("ScanAlerts starts at the first scan and adds each failure and opening
   auto first = pg::ScanAlerts(db, 100, 30);
   REQUIRE_MESSAGE(first.ok(), first.status().message());
   CHECK(*first == 0);
-  CHECK(PgValue(db, "SELECT string_agg(name || '=' || position, ',' ORDER BY name) FROM "
-                    "alert_cursors") == "breakers=100,runs=100,since=100");
+  CHECK(PgValue(db,
+                "SELECT string_agg(name || '=' || position, ',' ORDER BY name) FROM "
+                "alert_cursors") == "breakers=100,runs=100,since=100");
 
   RunRecord failed = PgRun("f", 1, RunStatus::kFailed);
   failed.finished_at = 101.5;
@@ -192,16 +194,21 @@ TEST_CASE("ScanAlerts starts at the first scan and adds each failure and opening
   RunRecord fine = PgRun("ok", 1, RunStatus::kSucceeded);
   fine.finished_at = 102;
   PutRun(db, fine);
-  REQUIRE(pg::UpdateBreaker(db, "llm", [](BreakerSnapshot& s) {
-            s.state = BreakerState::kOpen;
-            s.opened_at = 103.25;
-          }, 103.25).ok());
+  REQUIRE(pg::UpdateBreaker(
+              db, "llm",
+              [](BreakerSnapshot& s) {
+                s.state = BreakerState::kOpen;
+                s.opened_at = 103.25;
+              },
+              103.25)
+              .ok());
 
   auto added = pg::ScanAlerts(db, 110, 30);
   REQUIRE_MESSAGE(added.ok(), added.status().message());
   CHECK(*added == 3);
-  CHECK(PgValue(db, "SELECT string_agg(dedupe_key || '|' || kind || '|' || status || '|' || "
-                    "error || '|' || at, ',' ORDER BY id) FROM alert_outbox") ==
+  CHECK(PgValue(db,
+                "SELECT string_agg(dedupe_key || '|' || kind || '|' || status || '|' || "
+                "error || '|' || at, ',' ORDER BY id) FROM alert_outbox") ==
         "run:f:failed:e1|run_failed|failed|boom|101.5,run:d:degraded:e1|run_degraded|degraded||"
         "102,breaker:llm:103.250000|breaker_open|open||103.25");
   auto again = pg::ScanAlerts(db, 111, 30);
@@ -239,8 +246,9 @@ TEST_CASE("ClaimAlerts leases due rows; CompleteAlert needs the lease" * doctest
   auto failed = pg::CompleteAlert(db, a->at(1).id, "A", false, 26, 40, "503");
   REQUIRE(failed.ok());
   CHECK(*failed);
-  CHECK(PgValue(db, "SELECT attempts || ' ' || next_at || ' ' || lease_owner || ' ' || "
-                    "last_error FROM alert_outbox WHERE id = $1",
+  CHECK(PgValue(db,
+                "SELECT attempts || ' ' || next_at || ' ' || lease_owner || ' ' || "
+                "last_error FROM alert_outbox WHERE id = $1",
                 {std::to_string(a->at(1).id)}) == "1 40  503");
 
   // The lease of the third ran out at 50: B takes it; the failed one is due at 40.
@@ -286,8 +294,7 @@ TEST_CASE("Two claimers of alerts never take one row twice" * doctest::timeout(3
   MESSAGE("claimer 0 took " << taken[0].size() << ", claimer 1 took " << taken[1].size());
 }
 
-TEST_CASE("RecordScheduleTick records a tick and its run together, once" *
-          doctest::timeout(60)) {
+TEST_CASE("RecordScheduleTick records a tick and its run together, once" * doctest::timeout(60)) {
   KEEL_PG_DB_OR_SKIP(db, "ticks");
   RunRecord run = PgRun("s1", 100, RunStatus::kQueued);
   auto created = pg::RecordScheduleTick(db, "nightly", 1000, run);
@@ -313,15 +320,14 @@ TEST_CASE("RecordScheduleTick records a tick and its run together, once" *
   CHECK(last->at(1).run_id == "s3");
 }
 
-TEST_CASE("A tick raced by many threads is recorded once; so is a run id" *
-          doctest::timeout(300)) {
+TEST_CASE("A tick raced by many threads is recorded once; so is a run id" * doctest::timeout(300)) {
   KEEL_PG_DB_OR_SKIP(db, "ticks_race");
   constexpr int kThreads = 8;
   for (int round = 0; round < 5; ++round) {
     std::atomic<int> created{0}, recorded{0}, failed{0};
     OnThreads(db_url, kThreads, [&](pg::Connection& conn, int i) {
-      RunRecord run = PgRun("t" + std::to_string(round) + "-" + std::to_string(i), 1,
-                            RunStatus::kQueued);
+      RunRecord run =
+          PgRun("t" + std::to_string(round) + "-" + std::to_string(i), 1, RunStatus::kQueued);
       auto outcome = pg::RecordScheduleTick(conn, "k", round, run);
       if (!outcome.ok()) {
         ++failed;
@@ -340,8 +346,8 @@ TEST_CASE("A tick raced by many threads is recorded once; so is a run id" *
   // Many ticks racing for one run id: one is recorded, the rest told to pick another id.
   std::atomic<int> created{0}, id_taken{0}, failed{0};
   OnThreads(db_url, kThreads, [&](pg::Connection& conn, int i) {
-    auto outcome = pg::RecordScheduleTick(conn, "other", 100 + i,
-                                          PgRun("same", 1, RunStatus::kQueued));
+    auto outcome =
+        pg::RecordScheduleTick(conn, "other", 100 + i, PgRun("same", 1, RunStatus::kQueued));
     if (!outcome.ok()) {
       ++failed;
     } else if (*outcome == Store::TickOutcome::kCreated) {

@@ -34,25 +34,28 @@ TEST_CASE("UpdateBreaker starts from a closed breaker and keeps every field exac
           doctest::timeout(60)) {
   KEEL_PG_DB_OR_SKIP(db, "breaker_fields");
   int runs = 0;
-  auto first = pg::UpdateBreaker(db, "openai", [&](BreakerSnapshot& s) {
-    ++runs;
-    CHECK(s.state == BreakerState::kClosed);
-    CHECK(s.calls == 0);
-    CHECK(s.probes.empty());
-    CHECK(s.config.key.empty());
-    s.state = BreakerState::kHalfOpen;
-    s.consecutive_failures = 3;
-    s.probe_successes = 1;
-    s.opened_at = 1700000000.123456789;
-    s.cooldown = 0.1;
-    s.calls = 7;
-    s.failed = 4;
-    s.recent = {{1.1, 1}, {2.2, 0}};
-    s.probes = {ProbeLease{42, Owner{9, "host \"x\"", 77}, 0.3, 1.0 / 3}};
-    s.config.key = "openai";
-    s.config.failure_rate = 0.25;
-    s.config.probes = 2;
-  }, 12.5);
+  auto first = pg::UpdateBreaker(
+      db, "openai",
+      [&](BreakerSnapshot& s) {
+        ++runs;
+        CHECK(s.state == BreakerState::kClosed);
+        CHECK(s.calls == 0);
+        CHECK(s.probes.empty());
+        CHECK(s.config.key.empty());
+        s.state = BreakerState::kHalfOpen;
+        s.consecutive_failures = 3;
+        s.probe_successes = 1;
+        s.opened_at = 1700000000.123456789;
+        s.cooldown = 0.1;
+        s.calls = 7;
+        s.failed = 4;
+        s.recent = {{1.1, 1}, {2.2, 0}};
+        s.probes = {ProbeLease{42, Owner{9, "host \"x\"", 77}, 0.3, 1.0 / 3}};
+        s.config.key = "openai";
+        s.config.failure_rate = 0.25;
+        s.config.probes = 2;
+      },
+      12.5);
   REQUIRE_MESSAGE(first.ok(), first.status().message());
   CHECK(runs == 1);
 
@@ -82,7 +85,8 @@ TEST_CASE("UpdateBreaker starts from a closed breaker and keeps every field exac
   CHECK(PgValue(db, "SELECT probes_out FROM breakers WHERE key = 'openai'") == "1");
 
   // The next update sees what the first wrote.
-  auto second = pg::UpdateBreaker(db, "openai", [](BreakerSnapshot& b) { b.calls += 1; }, 13);
+  auto second = pg::UpdateBreaker(
+      db, "openai", [](BreakerSnapshot& b) { b.calls += 1; }, 13);
   REQUIRE(second.ok());
   CHECK(second->calls == 8);
   CHECK(second->recent.size() == 2);
@@ -92,7 +96,9 @@ TEST_CASE("ListBreakers sorts by key bytes; ResetBreakers deletes one or all" *
           doctest::timeout(60)) {
   KEEL_PG_DB_OR_SKIP(db, "breaker_reset");
   for (const char* key : {"b", "B", "a", "a-1"}) {
-    REQUIRE(pg::UpdateBreaker(db, key, [](BreakerSnapshot&) {}, 1).ok());
+    REQUIRE(pg::UpdateBreaker(
+                db, key, [](BreakerSnapshot&) {}, 1)
+                .ok());
   }
   auto listed = pg::ListBreakers(db);
   REQUIRE(listed.ok());
@@ -121,11 +127,15 @@ TEST_CASE("UpdateBreaker under contention loses no update and admits at most `pr
   config.probes = 2;
   config.successes = 1000000;  // never closes: every call stays a probe
   // Open long ago: the first caller turns it half-open.
-  REQUIRE(pg::UpdateBreaker(db, "shared", [](BreakerSnapshot& s) {
-            s.state = BreakerState::kOpen;
-            s.opened_at = 1;
-            s.cooldown = 1;
-          }, 1).ok());
+  REQUIRE(pg::UpdateBreaker(
+              db, "shared",
+              [](BreakerSnapshot& s) {
+                s.state = BreakerState::kOpen;
+                s.opened_at = 1;
+                s.cooldown = 1;
+              },
+              1)
+              .ok());
 
   // Two processes (owners) of eight threads each, every thread on its own
   // connection.
@@ -150,12 +160,15 @@ TEST_CASE("UpdateBreaker under contention loses no update and admits at most `pr
         for (int r = 0; r < kRounds; ++r) {
           claim.id = next_id++;
           Admission admission = Admission::kRejected;
-          auto admitted = pg::UpdateBreaker(**conn, "shared", [&](BreakerSnapshot& s) {
-            double retry_in = 0;
-            BreakerTransition transition = BreakerTransition::kNone;
-            admission = Admit(s, config, 1000, claim, &retry_in, &transition);
-            s.failed += 1;  // counts updates: none may be lost
-          }, 1000);
+          auto admitted = pg::UpdateBreaker(
+              **conn, "shared",
+              [&](BreakerSnapshot& s) {
+                double retry_in = 0;
+                BreakerTransition transition = BreakerTransition::kNone;
+                admission = Admit(s, config, 1000, claim, &retry_in, &transition);
+                s.failed += 1;  // counts updates: none may be lost
+              },
+              1000);
           if (!admitted.ok()) {
             ++errors;
             continue;
@@ -173,10 +186,13 @@ TEST_CASE("UpdateBreaker under contention loses no update and admits at most `pr
           // The probe's call: a round trip to the server.
           (void)(*conn)->Exec("SELECT 1", {}, "probing");
           --in_flight;  // before its slot is given back
-          auto released = pg::UpdateBreaker(**conn, "shared", [&](BreakerSnapshot& s) {
-            ReleaseProbe(s, claim.id);
-            s.failed += 1;
-          }, 1000);
+          auto released = pg::UpdateBreaker(
+              **conn, "shared",
+              [&](BreakerSnapshot& s) {
+                ReleaseProbe(s, claim.id);
+                s.failed += 1;
+              },
+              1000);
           if (released.ok()) {
             ++updates;
           } else {
@@ -258,8 +274,7 @@ TEST_CASE("TakeSignal is fenced by the epoch the store holds" * doctest::timeout
   CHECK(unheld->has_value());
 }
 
-TEST_CASE("Two connections taking one signal at once: it is taken once" *
-          doctest::timeout(300)) {
+TEST_CASE("Two connections taking one signal at once: it is taken once" * doctest::timeout(300)) {
   KEEL_PG_DB_OR_SKIP(db, "signal_race");
   PutRun(db, PgRun("r"));
   auto other = PgConnect(db_url);
@@ -318,13 +333,15 @@ TEST_CASE("CancelRun asks a live owner and records a run without one cancelled" 
   REQUIRE_MESSAGE(cancelled.ok(), cancelled.status().message());
   CHECK(*cancelled == CancelOutcome::kCancelled);
   CHECK(*pg::CancelRequested(db, "dead"));
-  CHECK(PgValue(db, "SELECT status || ' ' || epoch || ' ' || finished_at || ' ' || error "
-                     "FROM runs WHERE id = 'dead'") ==
-        "cancelled 2 6.25 cancelled by keel cancel");
-  CHECK(PgValue(db, "SELECT string_agg(node || ':' || status, ',' ORDER BY node) FROM nodes "
-                     "WHERE run_id = 'dead'") == "busy:cancelled,ok:succeeded,w:cancelled");
-  CHECK(PgValue(db, "SELECT seq || ' ' || kind || ' ' || data_json FROM events WHERE run_id = "
-                     "'dead' ORDER BY seq DESC LIMIT 1") == R"(3 run_cancelled {"was":"running"})");
+  CHECK(PgValue(db,
+                "SELECT status || ' ' || epoch || ' ' || finished_at || ' ' || error "
+                "FROM runs WHERE id = 'dead'") == "cancelled 2 6.25 cancelled by keel cancel");
+  CHECK(PgValue(db,
+                "SELECT string_agg(node || ':' || status, ',' ORDER BY node) FROM nodes "
+                "WHERE run_id = 'dead'") == "busy:cancelled,ok:succeeded,w:cancelled");
+  CHECK(PgValue(db,
+                "SELECT seq || ' ' || kind || ' ' || data_json FROM events WHERE run_id = "
+                "'dead' ORDER BY seq DESC LIMIT 1") == R"(3 run_cancelled {"was":"running"})");
   auto again = pg::CancelRun(db, "dead", 7, kDead);
   CHECK(again.status().message() == "run dead was already cancelled");
   auto take = pg::TakeSignal(db, "dead", "go", "w", 7, 2);

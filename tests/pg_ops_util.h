@@ -106,11 +106,11 @@ inline std::string PgValue(pg::Connection& conn, const std::string& sql,
 // Opens a fresh database: `var` is a connection to it (pg::Connection&)
 // and `var##_url` its URL. Ends the test case when there is no server
 // (outside ctest's `pg` fixture).
-#define KEEL_PG_DB_OR_SKIP(var, tag)                        \
-  auto var##_db = ::keel::testing::OpenPgDb(tag);           \
-  if (!var##_db) {                                          \
-    MESSAGE("no PostgreSQL server");                        \
-    return;                                                 \
-  }                                                         \
-  ::keel::pg::Connection& var = *var##_db->conn;            \
+#define KEEL_PG_DB_OR_SKIP(var, tag)              \
+  auto var##_db = ::keel::testing::OpenPgDb(tag); \
+  if (!var##_db) {                                \
+    MESSAGE("no PostgreSQL server");              \
+    return;                                       \
+  }                                               \
+  ::keel::pg::Connection& var = *var##_db->conn;  \
   const std::string var##_url = var##_db->url

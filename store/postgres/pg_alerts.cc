@@ -78,7 +78,8 @@ Result<int64_t> ScanAlerts(Connection& conn, double now, double overlap_s) {
                        const std::string& workflow, const std::string& state,
                        const std::string& error, const std::string& breaker, double at) {
           inserts.push_back(
-              {kInsertAlert, {key, kind, run_id, workflow, state, error, breaker, Num(at), Num(now)}});
+              {kInsertAlert,
+               {key, kind, run_id, workflow, state, error, breaker, Num(at), Num(now)}});
         };
         auto runs = c.Exec(kFinishedRuns, {Num(std::max(since, runs_cursor - overlap_s))},
                            "reading finished runs");
@@ -91,8 +92,7 @@ Result<int64_t> ScanAlerts(Connection& conn, double now, double overlap_s) {
               "", runs->real(i, 4));
           runs_seen = std::max(runs_seen, runs->real(i, 4));
         }
-        auto breakers = c.Exec(kOpenedBreakers,
-                               {Num(std::max(since, breakers_cursor - overlap_s))},
+        auto breakers = c.Exec(kOpenedBreakers, {Num(std::max(since, breakers_cursor - overlap_s))},
                                "reading opened breakers");
         if (!breakers.ok()) return breakers.status();
         double breakers_seen = breakers_cursor;
@@ -128,8 +128,11 @@ Result<std::vector<Store::AlertRow>> ClaimAlerts(Connection& conn, const std::st
   Status status = conn.Transaction(
       [&](Connection& c) -> Status {
         rows.clear();
-        auto claimed = c.Exec(kClaim, {Num(now), Num(std::max(limit, 0)), owner, Num(now + lease_s)},
-                              "claiming alerts");
+        // A negative limit takes every due row, as SQLite's LIMIT does.
+        std::optional<std::string> most;
+        if (limit >= 0) most = Num(limit);
+        auto claimed =
+            c.Exec(kClaim, {Num(now), most, owner, Num(now + lease_s)}, "claiming alerts");
         if (!claimed.ok()) return claimed.status();
         std::vector<std::pair<double, int>> order;  // (next_at, row)
         for (int i = 0; i < claimed->size(); ++i) order.emplace_back(claimed->real(i, 10), i);

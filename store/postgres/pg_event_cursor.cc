@@ -13,8 +13,7 @@ constexpr char kAfterInRun[] =
     "WHERE run_id = $3 AND cursor > $1 ORDER BY cursor LIMIT $2";
 // The sequence keeps the highest cursor ever given, which the next insert
 // continues from, so gc deleting the newest events does not lower it.
-constexpr char kLast[] =
-    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_cursor";
+constexpr char kLast[] = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_cursor";
 constexpr char kRunsByStatus[] =
     "SELECT status, count(*), min(created_at) FROM runs GROUP BY status "
     "ORDER BY status COLLATE \"C\"";
@@ -69,7 +68,8 @@ Result<Store::StateCounts> CountState(Connection& conn) {
   const Rows& runs = (*rows)[0];
   for (int i = 0; i < runs.size(); ++i) {
     counts.runs.emplace_back(runs.str(i, 0), runs.int64(i, 1));
-    if (runs.text(i, 0) == RunStatusName(RunStatus::kQueued)) counts.oldest_queued_at = runs.real(i, 2);
+    if (runs.text(i, 0) == RunStatusName(RunStatus::kQueued))
+      counts.oldest_queued_at = runs.real(i, 2);
   }
   counts.signals_pending = (*rows)[1].int64(0, 0);
   return counts;

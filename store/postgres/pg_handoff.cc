@@ -128,10 +128,10 @@ Result<int64_t> HandOffRun(Connection& conn, const std::string& run_id, int64_t 
                                "run " + run_id + " is owned by the live process " +
                                    std::to_string(owner.pid) + "@" + owner.host);
         }
-        auto handed = c.Exec(kHandOff,
-                             {run_id, Num(to.pid), to.host, Num(to.start_ticks), Num(now),
-                              Num(expected_epoch)},
-                             "handing run " + run_id + " over");
+        auto handed = c.Exec(
+            kHandOff,
+            {run_id, Num(to.pid), to.host, Num(to.start_ticks), Num(now), Num(expected_epoch)},
+            "handing run " + run_id + " over");
         if (!handed.ok()) return handed.status();
         if (handed->affected() != 1) {
           return Status::Error(ErrorKind::kPermanent,
@@ -149,13 +149,14 @@ Status ReleaseRun(Connection& conn, const std::string& run_id, int64_t epoch, co
                   double now, const std::string& error) {
   return conn.Transaction(
       [&](Connection& c) -> Status {
-        auto released = c.Exec(kRelease, {run_id, Num(none.pid), none.host, Num(now), error,
-                                          Num(epoch)},
-                               "giving run " + run_id + " back");
+        auto released =
+            c.Exec(kRelease, {run_id, Num(none.pid), none.host, Num(now), error, Num(epoch)},
+                   "giving run " + run_id + " back");
         if (!released.ok()) return released.status();
         if (released->affected() != 1) {
-          return Status::Error(ErrorKind::kPermanent,
-                               "run " + run_id + " was claimed or changed since it was handed over");
+          return Status::Error(
+              ErrorKind::kPermanent,
+              "run " + run_id + " was claimed or changed since it was handed over");
         }
         return Status::Ok();
       },

@@ -14,8 +14,7 @@ constexpr char kItemsWhere[] =
     " WHERE run_id = $1 AND node ~>=~ $2 AND node ~<~ $3 AND substr(node, $4) ~ '^[0-9].*\\]$' "
     "AND strpos(substr(node, $4), '/') = 0";
 // The index as a number: the digits after '['.
-constexpr char kItemOrder[] =
-    " ORDER BY substring(substr(node, $4) from '^[0-9]+')::numeric, ord";
+constexpr char kItemOrder[] = " ORDER BY substring(substr(node, $4) from '^[0-9]+')::numeric, ord";
 
 // Items are the names ending in [N] whose map (the name without it) has no
 // '[' (as views/item_names.h splits them).
@@ -53,9 +52,9 @@ std::vector<Store::ItemCount> ItemCounts(const Rows& r) {
 
 Result<std::optional<NodeRecord>> GetNode(Connection& conn, const std::string& run_id,
                                           const std::string& node) {
-  auto rows = ReadRows<NodeRecord>(conn, SelectNodes() + " WHERE run_id = $1 AND node = $2",
-                                   {run_id, node}, "reading node " + node + " of run " + run_id,
-                                   Node);
+  auto rows =
+      ReadRows<NodeRecord>(conn, SelectNodes() + " WHERE run_id = $1 AND node = $2", {run_id, node},
+                           "reading node " + node + " of run " + run_id, Node);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return std::optional<NodeRecord>();
   return std::optional<NodeRecord>(std::move(rows->front()));
@@ -131,7 +130,8 @@ Result<Store::RunOutline> GetRunOutline(Connection& conn, const std::string& run
         if (!rows.ok()) return rows.status();
         const Rows& nodes = (*rows)[0];
         outline.nodes.assign(static_cast<size_t>(nodes.size()), NodeRecord());
-        for (int i = 0; i < nodes.size(); ++i) Node(nodes, i, &outline.nodes[static_cast<size_t>(i)]);
+        for (int i = 0; i < nodes.size(); ++i)
+          Node(nodes, i, &outline.nodes[static_cast<size_t>(i)]);
         const Rows& events = (*rows)[1];
         outline.events.assign(static_cast<size_t>(events.size()), EventRecord());
         for (int i = 0; i < events.size(); ++i) {
