@@ -359,5 +359,27 @@ TEST_CASE("CancelRun asks a live owner and records a run without one cancelled" 
   CHECK(done.status().message() == "run done already failed; nothing to cancel");
 }
 
+TEST_CASE("TakeSignal and UpdateBreaker go on after the server drops their connection" *
+          doctest::timeout(60)) {
+  KEEL_PG_DB_OR_SKIP(db, "reconnect");
+  PutRun(db, PgRun("r"));
+  REQUIRE(pg::SendSignal(db, "r", "go", "{}", 1).ok());
+  auto conn = PgConnect(db_url);
+  auto drop = [&] {
+    REQUIRE(
+        db.Exec("SELECT pg_terminate_backend($1)", {std::to_string(conn->BackendPid())}, "dropping")
+            .ok());
+  };
+  drop();
+  auto taken = pg::TakeSignal(*conn, "r", "go", "n", 2, 1);
+  REQUIRE_MESSAGE(taken.ok(), taken.status().message());
+  CHECK(taken->has_value());
+  drop();
+  auto updated = pg::UpdateBreaker(
+      *conn, "k", [](BreakerSnapshot& s) { s.calls += 1; }, 3);
+  REQUIRE_MESSAGE(updated.ok(), updated.status().message());
+  CHECK(updated->calls == 1);
+}
+
 }  // namespace
 }  // namespace keel

@@ -103,6 +103,11 @@ Result<std::optional<std::string>> TakeSignal(Connection& conn, const std::strin
   // A wait polls: when no signal is there to take, say so (or refuse) after
   // one read that locks nothing.
   auto look = conn.Exec(kLookForSignal, {run_id, name, node}, what);
+  if (!look.ok() && look.status().kind() == ErrorKind::kTransient && conn.Healthy()) {
+    // The connection was lost (a server restart): reconnected, read again,
+    // as Transaction would.
+    look = conn.Exec(kLookForSignal, {run_id, name, node}, what);
+  }
   if (!look.ok()) return look.status();
   Status fence = Fence(conn, *look, run_id, held_epoch);
   if (!fence.ok()) return fence;
