@@ -253,7 +253,12 @@ Result<Pool::Lease> Pool::Acquire() {
     while (!idle_.empty()) {
       std::unique_ptr<Connection> conn = std::move(idle_.back());
       idle_.pop_back();
-      if (PQstatus(conn->get()) == CONNECTION_OK) return Lease(this, std::move(conn));
+      // A server that restarted or ended the session closed the socket:
+      // reading what is pending notices it, so the borrower gets a live
+      // connection instead of a first query that fails.
+      if (PQconsumeInput(conn->get()) == 1 && PQstatus(conn->get()) == CONNECTION_OK) {
+        return Lease(this, std::move(conn));
+      }
     }
   }
   auto conn = Connection::Open(url_);

@@ -66,11 +66,6 @@ Result<std::unique_ptr<pg::Connection>> Connect(const std::string& url) {
   }
 }
 
-Status Unsupported(const char* what) {
-  return Status::Error(ErrorKind::kPermanent,
-                       std::string(what) + ": not supported by this store");
-}
-
 }  // namespace
 
 Result<bool> PostgresStore::Exists(const std::string& url) {
@@ -185,108 +180,6 @@ Result<int64_t> PostgresStore::DeleteFinishedBefore(double wall_time) {
   });
   if (!status.ok()) return status;
   return deleted;
-}
-
-// --- Service-side methods: store/postgres/pg_{breakers,waits,handoff,alerts,
-// event_cursor,schedules,node_reads}.h provide them. ---
-
-Result<BreakerSnapshot> PostgresStore::UpdateBreaker(
-    const std::string& key, const std::function<void(BreakerSnapshot&)>& update) {
-  return Unsupported("UpdateBreaker");
-}
-Result<std::vector<BreakerRow>> PostgresStore::ListBreakers() {
-  return Unsupported("ListBreakers");
-}
-Result<int64_t> PostgresStore::ResetBreakers(const std::string& key) {
-  return Unsupported("ResetBreakers");
-}
-Status PostgresStore::SendSignal(const std::string& run_id, const std::string& name,
-                                 const std::string& data_json, double now) {
-  return Unsupported("SendSignal");
-}
-Result<std::optional<std::string>> PostgresStore::TakeSignal(const std::string& run_id,
-                                                             const std::string& name,
-                                                             const std::string& node, double now) {
-  return Unsupported("TakeSignal");
-}
-Result<CancelOutcome> PostgresStore::CancelRun(
-    const std::string& run_id, double now,
-    const std::function<bool(const Owner&, double)>& owner_alive) {
-  return Unsupported("CancelRun");
-}
-Result<bool> PostgresStore::CancelRequested(const std::string& run_id) {
-  return Unsupported("CancelRequested");
-}
-Result<std::vector<Store::StartCandidate>> PostgresStore::ListRunsToStart(double now, bool stopped,
-                                                                          int limit) {
-  return Store::ListRunsToStart(now, stopped, limit);
-}
-Result<int64_t> PostgresStore::HandOffRun(
-    const std::string& run_id, int64_t expected_epoch, const Owner& to, double now,
-    const EventRecord& event, const std::function<bool(const Owner&, double)>& owner_alive) {
-  return Store::HandOffRun(run_id, expected_epoch, to, now, event, owner_alive);
-}
-Status PostgresStore::ReleaseRun(const std::string& run_id, int64_t epoch, const Owner& none,
-                                 double now, const std::string& error) {
-  return Store::ReleaseRun(run_id, epoch, none, now, error);
-}
-Status PostgresStore::AppendEventOnce(const EventRecord& event) {
-  return Store::AppendEventOnce(event);
-}
-Result<int64_t> PostgresStore::ScanAlerts(double now, double overlap_s) {
-  return Store::ScanAlerts(now, overlap_s);
-}
-Result<std::vector<Store::AlertRow>> PostgresStore::ClaimAlerts(const std::string& owner,
-                                                                double now, double lease_s,
-                                                                int limit) {
-  return Store::ClaimAlerts(owner, now, lease_s, limit);
-}
-Result<bool> PostgresStore::CompleteAlert(int64_t id, const std::string& owner, bool delivered,
-                                          double now, double retry_at, const std::string& error) {
-  return Store::CompleteAlert(id, owner, delivered, now, retry_at, error);
-}
-Result<std::vector<Store::CursorEvent>> PostgresStore::ReadEventsAfter(int64_t after,
-                                                                       const std::string& run_id,
-                                                                       int limit) {
-  return Store::ReadEventsAfter(after, run_id, limit);
-}
-Result<int64_t> PostgresStore::LastEventCursor() { return Store::LastEventCursor(); }
-Result<Store::StateCounts> PostgresStore::CountState() { return Store::CountState(); }
-Result<Store::TickOutcome> PostgresStore::RecordScheduleTick(const std::string& key, int64_t tick,
-                                                             const RunRecord& run) {
-  return Store::RecordScheduleTick(key, tick, run);
-}
-Result<std::vector<Store::ScheduleTick>> PostgresStore::LastScheduleTicks() {
-  return Store::LastScheduleTicks();
-}
-Result<std::vector<EventRecord>> PostgresStore::GetEventsAfter(const std::string& run_id,
-                                                               int64_t after, int limit) {
-  return Store::GetEventsAfter(run_id, after, limit);
-}
-Result<std::optional<NodeRecord>> PostgresStore::GetNode(const std::string& run_id,
-                                                         const std::string& node) {
-  return Store::GetNode(run_id, node);
-}
-Result<std::vector<NodeRecord>> PostgresStore::GetNodesInStatus(const std::string& run_id,
-                                                                NodeStatus status, int limit) {
-  return Store::GetNodesInStatus(run_id, status, limit);
-}
-Result<std::vector<EventRecord>> PostgresStore::GetNodeEvents(const std::string& run_id,
-                                                              const std::string& node,
-                                                              int limit) {
-  return Store::GetNodeEvents(run_id, node, limit);
-}
-Result<Store::ItemPage> PostgresStore::ListMapItems(const std::string& run_id,
-                                                    const std::string& map,
-                                                    std::optional<NodeStatus> status,
-                                                    int64_t offset, int limit) {
-  return Store::ListMapItems(run_id, map, status, offset, limit);
-}
-Result<std::vector<Store::ItemCount>> PostgresStore::CountMapItems(const std::string& run_id) {
-  return Store::CountMapItems(run_id);
-}
-Result<Store::RunOutline> PostgresStore::GetRunOutline(const std::string& run_id) {
-  return Store::GetRunOutline(run_id);
 }
 
 }  // namespace keel
