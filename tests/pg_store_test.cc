@@ -183,10 +183,11 @@ TEST_CASE("records round-trip exactly, in queue order" * doctest::timeout(60)) {
   failed.status = NodeStatus::kFailed;
   failed.output_json.reset();
   failed.error_kind = ErrorKind::kTransient;
-  failed.error_message = "boom";
+  failed.error_message = R"(a "quoted" \ {brace}, NULL)";
   store->FinishNode(failed, EventRecord{"r1", 0, 4.25, "c", "node_failed", "{}"});
-  store->AppendEvent(MakeEvent("r1", R"({"i":1})"));
-  store->SaveNode(MakeNode("r1", "b"));  // replaced in place: keeps its first-insert place
+  store->AppendEvent(EventRecord{"r1", 0, 5, "", "NULL", R"({"s":"\"{,}\\"})"});
+  b.attempts = 2;
+  store->SaveNode(b);  // replaced in place: keeps its first-insert place
   store->FinishRun("r1", RunStatus::kFailed, "c failed", 9.5);
   REQUIRE(store->Flush().ok());
 
@@ -205,6 +206,11 @@ TEST_CASE("records round-trip exactly, in queue order" * doctest::timeout(60)) {
   CHECK((*nodes)[1].node == "a");
   CHECK((*nodes)[2].node == "c");
   CHECK((*nodes)[2].error_kind == ErrorKind::kTransient);
+  CHECK((*nodes)[2].error_message == R"(a "quoted" \ {brace}, NULL)");
+  CHECK((*nodes)[0].output_json == R"({"x":"\u0000 ✓"})");
+  CHECK((*nodes)[0].started_at == 0.1 + 0.2);
+  CHECK((*nodes)[0].finished_at == 1e-300);
+  CHECK((*nodes)[0].attempts == 2);
   CHECK_FALSE((*nodes)[2].output_json.has_value());
   auto events = store->GetEvents("r1");
   REQUIRE(events.ok());
@@ -213,6 +219,8 @@ TEST_CASE("records round-trip exactly, in queue order" * doctest::timeout(60)) {
   CHECK((*events)[0].kind == "node_failed");
   CHECK((*events)[0].ts == 4.25);
   CHECK((*events)[1].seq == 2);
+  CHECK((*events)[1].kind == "NULL");
+  CHECK((*events)[1].data_json == R"({"s":"\"{,}\\"})");
   auto versions = store->GetScriptVersions("r1");
   REQUIRE(versions.ok());
   REQUIRE(versions->size() == 1);
