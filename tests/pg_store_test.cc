@@ -15,6 +15,7 @@
 
 #include "engine/process_owner.h"
 #include "store/postgres/pg_connection.h"
+#include "tests/support/commit_cutter.h"
 #include "tests/support/pg_database.h"
 
 namespace keel {
@@ -97,6 +98,7 @@ std::string WithPassword(const std::string& url) {
 }
 
 auto kDead = [](const Owner&, double) { return false; };
+
 
 TEST_CASE("open fails clearly, naming the URL without its password" * doctest::timeout(60)) {
   auto server = PgServerUrl();
@@ -183,10 +185,11 @@ TEST_CASE("records round-trip exactly, in queue order" * doctest::timeout(60)) {
   failed.status = NodeStatus::kFailed;
   failed.output_json.reset();
   failed.error_kind = ErrorKind::kTransient;
-  failed.error_message = "boom";
+  failed.error_message = R"(a "quoted" \ {brace}, NULL)";
   store->FinishNode(failed, EventRecord{"r1", 0, 4.25, "c", "node_failed", "{}"});
-  store->AppendEvent(MakeEvent("r1", R"({"i":1})"));
-  store->SaveNode(MakeNode("r1", "b"));  // replaced in place: keeps its first-insert place
+  store->AppendEvent(EventRecord{"r1", 0, 5, "", "NULL", R"({"s":"\"{,}\\"})"});
+  b.attempts = 2;
+  store->SaveNode(b);  // replaced in place: keeps its first-insert place
   store->FinishRun("r1", RunStatus::kFailed, "c failed", 9.5);
   REQUIRE(store->Flush().ok());
 
@@ -205,6 +208,11 @@ TEST_CASE("records round-trip exactly, in queue order" * doctest::timeout(60)) {
   CHECK((*nodes)[1].node == "a");
   CHECK((*nodes)[2].node == "c");
   CHECK((*nodes)[2].error_kind == ErrorKind::kTransient);
+  CHECK((*nodes)[2].error_message == R"(a "quoted" \ {brace}, NULL)");
+  CHECK((*nodes)[0].output_json == R"({"x":"\u0000 ✓"})");
+  CHECK((*nodes)[0].started_at == 0.1 + 0.2);
+  CHECK((*nodes)[0].finished_at == 1e-300);
+  CHECK((*nodes)[0].attempts == 2);
   CHECK_FALSE((*nodes)[2].output_json.has_value());
   auto events = store->GetEvents("r1");
   REQUIRE(events.ok());
@@ -213,6 +221,8 @@ TEST_CASE("records round-trip exactly, in queue order" * doctest::timeout(60)) {
   CHECK((*events)[0].kind == "node_failed");
   CHECK((*events)[0].ts == 4.25);
   CHECK((*events)[1].seq == 2);
+  CHECK((*events)[1].kind == "NULL");
+  CHECK((*events)[1].data_json == R"({"s":"\"{,}\\"})");
   auto versions = store->GetScriptVersions("r1");
   REQUIRE(versions.ok());
   REQUIRE(versions->size() == 1);
@@ -369,6 +379,38 @@ TEST_CASE("connections killed mid-queue lose and duplicate nothing" * doctest::t
   CHECK(Count(*admin, "SELECT count(*) FROM events WHERE seq <> data_json::integer + 1") == 0);
   CHECK(Count(*admin, "SELECT count(*) FROM nodes") == kEvents / 100);
   CHECK(Count(*admin, "SELECT last_seq FROM runs") == kEvents);
+}
+
+TEST_CASE("a batch whose COMMIT went unanswered is not written twice" * doctest::timeout(60)) {
+  auto url = FreshPgDatabase("unanswered");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  // postgresql://USER@127.0.0.1:PORT/DB through the proxy.
+  const size_t colon = url->rfind(':');
+  const size_t slash = url->find('/', colon);
+  test::CommitCutter cutter(std::stoi(url->substr(colon + 1, slash - colon - 1)));
+  const std::string proxied =
+      url->substr(0, colon + 1) + std::to_string(cutter.port()) + url->substr(slash);
+  auto store = OpenStore(proxied);
+  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
+  REQUIRE(store->Flush().ok());
+  cutter.Arm();
+  constexpr int kEvents = 200;
+  for (int i = 0; i < kEvents; ++i) store->AppendEvent(MakeEvent("r1", std::to_string(i)));
+  store->SaveNode(MakeNode("r1", "a"));
+  Status flushed = store->Flush();
+  REQUIRE_MESSAGE(flushed.ok(), flushed.ToString());
+  CHECK(cutter.cuts() == 1);
+  auto admin = Admin(*url);
+  CHECK(Count(*admin, "SELECT count(*) FROM events") == kEvents);
+  CHECK(Count(*admin, "SELECT count(*) FROM events WHERE seq <> data_json::integer + 1") == 0);
+  CHECK(Count(*admin, "SELECT last_seq FROM runs") == kEvents);
+  // And the store goes on writing.
+  store->AppendEvent(MakeEvent("r1", std::to_string(kEvents)));
+  REQUIRE(store->Flush().ok());
+  CHECK(Count(*admin, "SELECT count(*) FROM events") == kEvents + 1);
 }
 
 TEST_CASE("a database that refuses writes: a clear error after the stall timeout" *

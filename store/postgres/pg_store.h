@@ -179,7 +179,7 @@ class PostgresStore final : public Store {
   Status OnWriter(const std::function<Status(pg::Connection&)>& fn, bool urgent = false);
   // Runs `fn` with a connection borrowed from the pool.
   Status OnReader(const std::function<Status(pg::Connection&)>& fn);
-  // The epoch this store holds for run `run_id`, 0 for none (writer thread).
+  // ClaimRun, or ClaimRunForRerun when `from` is not null, on the writer thread.
   Result<ClaimedRun> Claim(const RunRecord& run, int64_t expected_epoch,
                            const std::function<bool(const Owner&, double)>& owner_alive,
                            const std::string* from, const std::vector<std::string>* rerun);

@@ -1,10 +1,14 @@
 // PgWriter's group commit: a batch of queued writes as one transaction in
-// two round trips, fenced by the epochs of its runs (see pg_writer.h).
+// two round trips and a handful of statements whatever its size (the rows
+// of each table go as arrays through unnest), fenced by the epochs of its
+// runs (see pg_writer.h).
 
 #include "store/postgres/pg_writer.h"
 
 #include <cstdio>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "store/postgres/pg_rows.h"
 
@@ -22,13 +26,17 @@ constexpr char kFinishRun[] =
 constexpr char kHeartbeat[] = "UPDATE runs SET heartbeat = $2 WHERE id = $1";
 constexpr char kSetLastSeq[] = "UPDATE runs SET last_seq = $2 WHERE id = $1";
 
-// `values` as a PostgreSQL text[] literal.
-std::string TextArray(const std::map<std::string, int64_t>& values) {
+// `values` as a PostgreSQL array literal (nullopt: NULL).
+std::string ArrayLiteral(const std::vector<std::optional<std::string>>& values) {
   std::string out = "{";
-  for (const auto& [value, n] : values) {
+  for (const auto& value : values) {
     if (out.size() > 1) out += ',';
+    if (!value) {
+      out += "NULL";
+      continue;
+    }
     out += '"';
-    for (char c : value) {
+    for (char c : *value) {
       if (c == '"' || c == '\\') out += '\\';
       out += c;
     }
@@ -36,6 +44,53 @@ std::string TextArray(const std::map<std::string, int64_t>& values) {
   }
   return out + "}";
 }
+
+std::string TextArray(const std::map<std::string, int64_t>& values) {
+  std::vector<std::optional<std::string>> keys;
+  for (const auto& [value, n] : values) keys.push_back(value);
+  return ArrayLiteral(keys);
+}
+
+// Every event of a batch in one statement, in batch order (so their cursors
+// grow in it too).
+constexpr char kInsertEvents[] =
+    "INSERT INTO events (cursor, run_id, seq, ts, node, kind, data_json) "
+    "SELECT nextval('events_cursor'), run_id, seq, ts, node, kind, data_json FROM unnest("
+    "$1::text[], $2::bigint[], $3::double precision[], $4::text[], $5::text[], $6::text[]) "
+    "WITH ORDINALITY AS e(run_id, seq, ts, node, kind, data_json, n) ORDER BY n";
+// Every node record of a batch in one statement: the last record of each
+// node, in the order each node first came, so new rows get their
+// first-insert place (nodes.ord) in batch order.
+constexpr char kUpsertNodes[] =
+    "INSERT INTO nodes (run_id, node, status, attempts, output_json, error_kind, "
+    "error_message, started_at, finished_at, script_version) "
+    "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, "
+    "started_at, finished_at, COALESCE(script_version, "
+    "(SELECT r.script_version FROM runs r WHERE r.id = u.run_id), 1) FROM unnest("
+    "$1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::text[], "
+    "$8::double precision[], $9::double precision[], $10::integer[]) WITH ORDINALITY AS "
+    "u(run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
+    "finished_at, script_version, n) ORDER BY n "
+    "ON CONFLICT (run_id, node) DO UPDATE SET status = excluded.status, "
+    "attempts = excluded.attempts, output_json = excluded.output_json, "
+    "error_kind = excluded.error_kind, error_message = excluded.error_message, "
+    "started_at = excluded.started_at, finished_at = excluded.finished_at, "
+    "script_version = excluded.script_version";
+
+// Columns of a batch's rows, as the parameters of one statement.
+struct Columns {
+  std::vector<std::vector<std::optional<std::string>>> columns;
+  explicit Columns(size_t n) : columns(n) {}
+  void Add(std::vector<std::optional<std::string>> row) {
+    for (size_t i = 0; i < columns.size(); ++i) columns[i].push_back(std::move(row[i]));
+  }
+  size_t rows() const { return columns.empty() ? 0 : columns[0].size(); }
+  Params ToParams() const {
+    Params params;
+    for (const auto& column : columns) params.push_back(ArrayLiteral(column));
+    return params;
+  }
+};
 
 const std::string& RunOf(const QueuedRecord& record) {
   if (const auto* node = std::get_if<NodeRecord>(&record)) return node->run_id;
@@ -137,36 +192,53 @@ Status PgWriter::Commit(const std::vector<const QueuedRecord*>& records) {
   }
   const int64_t xid = (*locked).back().int64(0, 0);
 
-  // Round trip 2: every write in queue order, then COMMIT.
+  // Round trip 2: the node records, the events, the run updates (each
+  // table's rows in queue order), then COMMIT.
   std::vector<Statement> writes;
-  writes.reserve(records.size() + runs.size() + 1);
-  auto version = [&](const std::string& run_id) -> std::optional<int> {
+  auto version = [&](const std::string& run_id) -> std::optional<std::string> {
     auto held = held_.find(run_id);
     if (held == held_.end()) return std::nullopt;
-    return held->second.script_version;
+    return Num(held->second.script_version);
   };
+  Columns events_in(6);
+  Columns nodes_in(10);
+  std::map<std::pair<std::string, std::string>, size_t> node_row;  // (run, node) -> row
+  std::vector<Statement> run_updates;
   auto event = [&](const EventRecord& e) {
-    EventRecord numbered = e;
-    numbered.seq = next_seq[e.run_id]++;
-    writes.push_back(InsertEventStatement(numbered));
+    events_in.Add({e.run_id, Num(next_seq[e.run_id]++), Num(e.ts), e.node, e.kind, e.data_json});
+  };
+  auto node = [&](const NodeRecord& n) {
+    std::vector<std::optional<std::string>> row = {
+        n.run_id, n.node, std::string(NodeStatusName(n.status)), Num(n.attempts), n.output_json,
+        std::string(ErrorKindName(n.error_kind)), n.error_message, Num(n.started_at),
+        Num(n.finished_at), version(n.run_id)};
+    auto [it, added] = node_row.try_emplace({n.run_id, n.node}, nodes_in.rows());
+    if (added) {
+      nodes_in.Add(std::move(row));
+    } else {
+      for (size_t i = 0; i < row.size(); ++i) nodes_in.columns[i][it->second] = std::move(row[i]);
+    }
   };
   for (const QueuedRecord* record : records) {
-    if (const auto* node = std::get_if<NodeRecord>(record)) {
-      writes.push_back(UpsertNodeStatement(*node, version(node->run_id)));
+    if (const auto* n = std::get_if<NodeRecord>(record)) {
+      node(*n);
     } else if (const auto* finish = std::get_if<QueuedNodeFinish>(record)) {
-      writes.push_back(UpsertNodeStatement(finish->node, version(finish->node.run_id)));
+      node(finish->node);
       event(finish->event);
     } else if (const auto* e = std::get_if<EventRecord>(record)) {
       event(*e);
     } else if (const auto* run = std::get_if<QueuedRunFinish>(record)) {
-      writes.push_back({kFinishRun,
-                        {run->run_id, std::string(RunStatusName(run->status)), run->error,
-                         Num(run->finished_at)}});
+      run_updates.push_back({kFinishRun,
+                             {run->run_id, std::string(RunStatusName(run->status)), run->error,
+                              Num(run->finished_at)}});
     } else {
       const auto& beat = std::get<QueuedHeartbeat>(*record);
-      writes.push_back({kHeartbeat, {beat.run_id, Num(beat.now)}});
+      run_updates.push_back({kHeartbeat, {beat.run_id, Num(beat.now)}});
     }
   }
+  if (nodes_in.rows() > 0) writes.push_back({kUpsertNodes, nodes_in.ToParams()});
+  if (events_in.rows() > 0) writes.push_back({kInsertEvents, events_in.ToParams()});
+  for (Statement& update : run_updates) writes.push_back(std::move(update));
   for (const auto& [run_id, n] : runs) {
     if (n > 0) writes.push_back({kSetLastSeq, {run_id, Num(next_seq[run_id] - 1)}});
   }
