@@ -51,7 +51,7 @@ TEST_CASE("a breaker is read, modified, written back, listed and reset" * doctes
   // Another store reads what the first wrote.
   auto other = db->OpenSecond(options);
   auto again = other->UpdateBreaker("llm", [](BreakerSnapshot& s) { s.calls += 1; });
-  REQUIRE(again.ok());
+  REQUIRE_OK(again);
   CHECK(again->calls == 11);
   CHECK(again->state == BreakerState::kHalfOpen);
   CHECK(again->recent == std::vector<std::pair<double, int>>{{4990.5, 1}, {4991.75, 0}});
@@ -98,8 +98,8 @@ TEST_CASE("a breaker is read, modified, written back, listed and reset" * doctes
     CHECK(s.calls == 0);  // reset means closed and empty
     CHECK(s.state == BreakerState::kClosed);
   });
-  REQUIRE(fresh.ok());
-  REQUIRE(store->UpdateBreaker("third", [](BreakerSnapshot&) {}).ok());
+  REQUIRE_OK(fresh);
+  REQUIRE_OK(store->UpdateBreaker("third", [](BreakerSnapshot&) {}));
   CHECK(Must(store->ResetBreakers("")) == 3);
   CHECK(Must(other->ListBreakers()).empty());
 }

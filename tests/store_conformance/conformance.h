@@ -106,6 +106,12 @@ inline EventRecord MakeEvent(const std::string& run_id, const std::string& kind,
   return EventRecord{run_id, 0, 3.0, node, kind, data};
 }
 
+inline Status StatusOf(const Status& status) { return status; }
+template <typename T>
+Status StatusOf(const Result<T>& result) {
+  return result.status();
+}
+
 // Creates run `id` (MakeRun) and fails the test when it cannot.
 inline void Create(Store& store, const std::string& id, double created_at = 1) {
   Status created = store.CreateRun(MakeRun(id, created_at));
@@ -164,6 +170,18 @@ inline bool Contains(const std::string& text, const std::string& part) {
 }
 
 }  // namespace keel::conformance
+
+// REQUIRE / CHECK that a Status or Result is ok, printing its error if not.
+#define REQUIRE_OK(expr)                                              \
+  do {                                                                \
+    const ::keel::Status status_ = ::keel::conformance::StatusOf(expr); \
+    REQUIRE_MESSAGE(status_.ok(), #expr ": " << status_.ToString());    \
+  } while (0)
+#define CHECK_OK(expr)                                                \
+  do {                                                                \
+    const ::keel::Status status_ = ::keel::conformance::StatusOf(expr); \
+    CHECK_MESSAGE(status_.ok(), #expr ": " << status_.ToString());      \
+  } while (0)
 
 // Opens a fresh database for the current test, or skips it (returns) when
 // the backend's server is missing.

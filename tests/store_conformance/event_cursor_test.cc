@@ -80,14 +80,14 @@ TEST_CASE("events committed by concurrent stores are all read, in cursor order, 
   // A live reader that follows the cursor must see every event once: a
   // cursor given to a transaction that commits later would be skipped.
   std::vector<Store::CursorEvent> seen;
-  bool read_error = false;
+  Status read_error;
   std::thread follow([&] {
     int64_t cursor = 0;
     for (;;) {
       bool finished = done;
       auto page = reader->ReadEventsAfter(cursor, "", 50);
       if (!page.ok()) {
-        read_error = true;
+        read_error = page.status();
         return;
       }
       for (auto& e : *page) {
@@ -103,7 +103,7 @@ TEST_CASE("events committed by concurrent stores are all read, in cursor order, 
   tb.join();
   done = true;
   follow.join();
-  CHECK_FALSE(read_error);
+  CHECK_MESSAGE(read_error.ok(), read_error.ToString());
   CHECK(seen.size() == 2 * kEach);
   std::vector<int> next(2, 0);
   int wrong = 0;

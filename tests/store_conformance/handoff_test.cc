@@ -5,6 +5,8 @@
 #include <atomic>
 #include <thread>
 
+#include "engine/mutex.h"
+
 #include "tests/store_conformance/conformance.h"
 
 namespace keel::conformance {
@@ -35,15 +37,15 @@ TEST_CASE("ListRunsToStart: queued oldest first, due waits, stopped runs when as
           doctest::timeout(60)) {
   KEEL_FRESH_BACKEND(db);
   auto store = db->Open();
-  REQUIRE(store->CreateRun(QueuedRun("q2", 20)).ok());
-  REQUIRE(store->CreateRun(QueuedRun("q1", 10)).ok());
-  REQUIRE(store->CreateRun(QueuedRun("q3", 30)).ok());
+  REQUIRE_OK(store->CreateRun(QueuedRun("q2", 20)));
+  REQUIRE_OK(store->CreateRun(QueuedRun("q1", 10)));
+  REQUIRE_OK(store->CreateRun(QueuedRun("q3", 30)));
   Park(*store, "signalled", R"({"signal":"go"})");
   Park(*store, "unsignalled", R"({"signal":"go"})");
   Park(*store, "due", R"({"due":50})");
   Park(*store, "later", R"({"due":500})");
-  REQUIRE(store->SendSignal("signalled", "go", "null", 3).ok());
-  REQUIRE(store->SendSignal("unsignalled", "other", "null", 3).ok());
+  REQUIRE_OK(store->SendSignal("signalled", "go", "null", 3));
+  REQUIRE_OK(store->SendSignal("unsignalled", "other", "null", 3));
   Create(*store, "running");
   Create(*store, "stopped");
   store->FinishRun("stopped", RunStatus::kInterrupted, "", 4);
@@ -83,10 +85,10 @@ TEST_CASE("ListRunsToStart: queued oldest first, due waits, stopped runs when as
   CHECK(Found(found, "timer").empty());
 
   // A signal taken by another wait does not count.
-  REQUIRE(store->SendSignal("unsignalled", "go", "null", 5).ok());
+  REQUIRE_OK(store->SendSignal("unsignalled", "go", "null", 5));
   RunRecord run = RunOf(*store, "unsignalled");
-  REQUIRE(store->ClaimRun(run, run.epoch, kDead).ok());
-  REQUIRE(store->TakeSignal("unsignalled", "go", "elsewhere", 6).ok());
+  REQUIRE_OK(store->ClaimRun(run, run.epoch, kDead));
+  REQUIRE_OK(store->TakeSignal("unsignalled", "go", "elsewhere", 6));
   store->FinishRun("unsignalled", RunStatus::kWaiting, "", 7);
   Flushed(*store);
   found = Must(other->ListRunsToStart(100, false, 10));
@@ -98,7 +100,7 @@ TEST_CASE("HandOffRun is decided once, fenced by the epoch and the owner" *
   KEEL_FRESH_BACKEND(db);
   auto a = db->Open();
   auto b = db->OpenSecond();
-  REQUIRE(a->CreateRun(QueuedRun("q", 1)).ok());
+  REQUIRE_OK(a->CreateRun(QueuedRun("q", 1)));
   RunRecord read = RunOf(*a, "q");
   const Owner server{4242, "server-host", 7};
   EventRecord note{"q", 0, 5, "", "auto_resumed", R"({"count":1})"};
@@ -127,7 +129,7 @@ TEST_CASE("HandOffRun is decided once, fenced by the epoch and the owner" *
   // The child claims at the hand-off epoch; a release after that is refused.
   RunRecord claim = now;
   claim.owner = {99, "server-host", 1};
-  REQUIRE(b->ClaimRun(claim, *first, kDead).ok());
+  REQUIRE_OK(b->ClaimRun(claim, *first, kDead));
   CHECK_FALSE(a->ReleaseRun("q", *first, {0, "server-host", 0}, 8, "").ok());
   CHECK(RunOf(*a, "q").status == RunStatus::kRunning);
   CHECK(RunOf(*a, "q").owner.pid == 99);
@@ -139,9 +141,11 @@ TEST_CASE("two stores racing to hand off one run: exactly one wins" * doctest::t
   auto b = db->OpenSecond();
   constexpr int kRuns = 20;
   for (int i = 0; i < kRuns; ++i) {
-    REQUIRE(a->CreateRun(QueuedRun("q" + std::to_string(i), i)).ok());
+    REQUIRE_OK(a->CreateRun(QueuedRun("q" + std::to_string(i), i)));
   }
   std::atomic<int> won{0}, errors{0};
+  Mutex mu;
+  std::string refusal;  // a refusal's message, for a failure to show
   auto race = [&](Store* store, int pid) {
     for (int i = 0; i < kRuns; ++i) {
       const std::string id = "q" + std::to_string(i);
@@ -149,7 +153,13 @@ TEST_CASE("two stores racing to hand off one run: exactly one wins" * doctest::t
       auto handed = store->HandOffRun(id, 1, Owner{pid, "h", 1}, 5, note, kDead);
       if (handed.ok()) {
         ++won;
-      } else if (handed.status().kind() != ErrorKind::kPermanent) {
+        continue;
+      }
+      {
+        MutexLock lock(&mu);
+        refusal = handed.status().ToString();
+      }
+      if (handed.status().kind() != ErrorKind::kPermanent) {
         ++errors;
       }
     }
@@ -158,7 +168,7 @@ TEST_CASE("two stores racing to hand off one run: exactly one wins" * doctest::t
   std::thread tb(race, b.get(), 2);
   ta.join();
   tb.join();
-  CHECK(won == kRuns);
+  CHECK_MESSAGE(won == kRuns, "a refusal: " << refusal);
   CHECK(errors == 0);
   for (int i = 0; i < kRuns; ++i) {
     const std::string id = "q" + std::to_string(i);
@@ -171,17 +181,17 @@ TEST_CASE("ReleaseRun gives back a run nobody claimed; a queued one may be faile
           doctest::timeout(60)) {
   KEEL_FRESH_BACKEND(db);
   auto store = db->Open();
-  REQUIRE(store->CreateRun(QueuedRun("q", 1)).ok());
+  REQUIRE_OK(store->CreateRun(QueuedRun("q", 1)));
   Park(*store, "w", R"({"due":1})");
   const Owner server{4242, "server-host", 7};
   auto q_epoch = store->HandOffRun("q", 1, server, 5, {}, kDead);
   auto w_epoch = store->HandOffRun("w", RunOf(*store, "w").epoch, server, 5, {}, kDead);
-  REQUIRE(q_epoch.ok());
-  REQUIRE(w_epoch.ok());
+  REQUIRE_OK(q_epoch);
+  REQUIRE_OK(w_epoch);
   CHECK(Must(store->GetEvents("q")).empty());  // an empty kind appends nothing
   auto other = db->OpenSecond();
-  REQUIRE(other->ReleaseRun("q", *q_epoch, {0, "server-host", 0}, 6, "could not start").ok());
-  REQUIRE(other->ReleaseRun("w", *w_epoch, {0, "server-host", 0}, 6, "").ok());
+  REQUIRE_OK(other->ReleaseRun("q", *q_epoch, {0, "server-host", 0}, 6, "could not start"));
+  REQUIRE_OK(other->ReleaseRun("w", *w_epoch, {0, "server-host", 0}, 6, ""));
   RunRecord q = RunOf(*store, "q");
   CHECK(q.status == RunStatus::kFailed);
   CHECK(q.error == "could not start");
@@ -202,8 +212,8 @@ TEST_CASE("HandOffRun refuses a cancelled run; AppendEventOnce appends once" *
           doctest::timeout(60)) {
   KEEL_FRESH_BACKEND(db);
   auto store = db->Open();
-  REQUIRE(store->CreateRun(QueuedRun("q", 1)).ok());
-  REQUIRE(store->CancelRun("q", 2, kDead).ok());
+  REQUIRE_OK(store->CreateRun(QueuedRun("q", 1)));
+  REQUIRE_OK(store->CancelRun("q", 2, kDead));
   RunRecord q = RunOf(*store, "q");
   CHECK_FALSE(store->HandOffRun("q", q.epoch, {1, "h", 1}, 3, {}, kDead).ok());
 
@@ -214,14 +224,38 @@ TEST_CASE("HandOffRun refuses a cancelled run; AppendEventOnce appends once" *
 
   EventRecord note{"q", 0, 4, "", "auto_resume_limit", R"({"limit":3})"};
   auto other = db->OpenSecond();
-  REQUIRE(store->AppendEventOnce(note).ok());
-  REQUIRE(other->AppendEventOnce(note).ok());
-  REQUIRE(store->AppendEventOnce(note).ok());
+  REQUIRE_OK(store->AppendEventOnce(note));
+  REQUIRE_OK(other->AppendEventOnce(note));
+  REQUIRE_OK(store->AppendEventOnce(note));
   CHECK(CountKind(*store, "q", "auto_resume_limit") == 1);
   for (const EventRecord& e : Must(other->GetEvents("q"))) {
     if (e.kind != "auto_resume_limit") continue;
     CHECK(e.data_json == R"({"limit":3})");
     CHECK(e.ts == 4);
+  }
+}
+
+TEST_CASE("AppendEventOnce from two stores at once appends each note once" *
+          doctest::timeout(120)) {
+  KEEL_FRESH_BACKEND(db);
+  auto a = db->Open();
+  auto b = db->OpenSecond();
+  constexpr int kRuns = 20;
+  for (int i = 0; i < kRuns; ++i) REQUIRE_OK(a->CreateRun(QueuedRun("q" + std::to_string(i))));
+  std::atomic<int> errors{0};
+  auto note = [&](Store* store) {
+    for (int i = 0; i < kRuns; ++i) {
+      EventRecord e{"q" + std::to_string(i), 0, 4, "", "auto_resume_limit", "{}"};
+      if (!store->AppendEventOnce(e).ok()) ++errors;
+    }
+  };
+  std::thread ta(note, a.get());
+  std::thread tb(note, b.get());
+  ta.join();
+  tb.join();
+  CHECK(errors == 0);
+  for (int i = 0; i < kRuns; ++i) {
+    CHECK(CountKind(*a, "q" + std::to_string(i), "auto_resume_limit") == 1);
   }
 }
 

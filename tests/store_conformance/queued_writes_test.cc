@@ -29,7 +29,7 @@ TEST_CASE("every field of queued records round-trips after Flush" * doctest::tim
   store->Heartbeat("r1", 8.5);
   Flushed(*store);
   CHECK(store->Backlog() == 0);
-  CHECK(store->WriteHealth().ok());
+  CHECK_OK(store->WriteHealth());
 
   auto reader = db->OpenSecond();
   auto nodes = Must(reader->GetNodes("r1"));
@@ -259,12 +259,12 @@ TEST_CASE("after another store claims the run, this store's writes are refused f
   auto first = db->Open();
   auto second = db->OpenSecond();
   RunRecord run = MakeRun("r1", 100);
-  REQUIRE(first->CreateRun(run).ok());
+  REQUIRE_OK(first->CreateRun(run));
   Create(*first, "r2");
   first->SaveNode(MakeNode("r1", "a"));
   Flushed(*first);
 
-  REQUIRE(second->ClaimRun(run, 1, kDead).ok());
+  REQUIRE_OK(second->ClaimRun(run, 1, kDead));
   first->SaveNode(MakeNode("r1", "b"));
   first->AppendEvent(MakeEvent("r1", "stale"));
   first->Heartbeat("r1", 999);
@@ -293,7 +293,7 @@ TEST_CASE("after another store claims the run, this store's writes are refused f
   second->SaveNode(MakeNode("r1", "b"));
   second->FinishRun("r1", RunStatus::kSucceeded, "", 200);
   Flushed(*second);
-  CHECK(second->WriteHealth().ok());
+  CHECK_OK(second->WriteHealth());
   CHECK(Names(Must(second->GetNodes("r1"))) == std::vector<std::string>{"a", "b"});
 }
 

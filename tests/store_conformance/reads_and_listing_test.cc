@@ -66,7 +66,7 @@ TEST_CASE("ListRuns pages with before, and filters by workflow and since" *
   for (int i = 1; i <= 6; ++i) {
     RunRecord run = MakeRun("r" + std::to_string(i), 100 + i);
     run.workflow = i % 2 ? "odd" : "even";
-    REQUIRE(store->CreateRun(run).ok());
+    REQUIRE_OK(store->CreateRun(run));
   }
   // Two runs created in the same second list in creation order, newest first.
   Create(*store, "same-a", 200);
@@ -171,6 +171,14 @@ TEST_CASE("DataVersion changes after a commit by this store or another" * doctes
   CHECK(Must(store->DataVersion()) != after_own);
 }
 
+TEST_CASE("CheckReady is ok on a store whose database answers" * doctest::timeout(60)) {
+  KEEL_FRESH_BACKEND(db);
+  auto store = db->Open();
+  CHECK_OK(store->CheckReady());
+  Create(*store, "r1");
+  CHECK_OK(db->OpenSecond()->CheckReady());
+}
+
 TEST_CASE("CountState counts runs by status, the oldest queued run and pending signals" *
           doctest::timeout(60)) {
   KEEL_FRESH_BACKEND(db);
@@ -180,18 +188,18 @@ TEST_CASE("CountState counts runs by status, the oldest queued run and pending s
   CHECK(empty.signals_pending == 0);
   for (const auto& [name, count] : empty.runs) CHECK(count == 0);
 
-  REQUIRE(store->CreateRun(QueuedRun("q1", 30)).ok());
-  REQUIRE(store->CreateRun(QueuedRun("q2", 20)).ok());
+  REQUIRE_OK(store->CreateRun(QueuedRun("q1", 30)));
+  REQUIRE_OK(store->CreateRun(QueuedRun("q2", 20)));
   Create(*store, "r1");
   Create(*store, "r2");
   Create(*store, "done");
   store->FinishRun("done", RunStatus::kSucceeded, "", 5);
   store->FinishRun("r2", RunStatus::kWaiting, "", 5);
   Flushed(*store);
-  REQUIRE(store->SendSignal("r2", "go", "1", 6).ok());
-  REQUIRE(store->SendSignal("r2", "go", "2", 6).ok());
-  REQUIRE(store->SendSignal("r1", "go", "3", 6).ok());
-  REQUIRE(store->TakeSignal("r1", "go", "w", 7).ok());
+  REQUIRE_OK(store->SendSignal("r2", "go", "1", 6));
+  REQUIRE_OK(store->SendSignal("r2", "go", "2", 6));
+  REQUIRE_OK(store->SendSignal("r1", "go", "3", 6));
+  REQUIRE_OK(store->TakeSignal("r1", "go", "w", 7));
 
   auto counts = Must(db->OpenSecond()->CountState());
   std::vector<std::pair<std::string, int64_t>> nonzero;

@@ -2,6 +2,9 @@
 // a unique prefix, ClaimRun bumps the epoch and takes a run only from a dead
 // owner at the epoch the caller read, ClaimRunForRerun and CreateForkedRun.
 
+#include <atomic>
+#include <thread>
+
 #include "engine/rerun.h"
 #include "engine/run_history.h"
 #include "tests/store_conformance/conformance.h"
@@ -17,7 +20,7 @@ TEST_CASE("CreateRun is durable on return and refuses an existing id" * doctest:
   RunRecord run = MakeRun("r1", 100);
   run.params_json = R"({"topic":"x"})";
   run.config_json = R"({"max_inflight":2})";
-  REQUIRE(store->CreateRun(run).ok());
+  REQUIRE_OK(store->CreateRun(run));
   // Another process sees it at once, without any Flush.
   auto other = db->OpenSecond();
   RunRecord got = RunOf(*other, "r1");
@@ -76,7 +79,7 @@ TEST_CASE("ClaimRun refuses a live owner, naming it, and takes over from a dead 
   auto store = db->Open();
   RunRecord run = MakeRun("r1", 100);
   run.owner = {4242, "host-a", 77};
-  REQUIRE(store->CreateRun(run).ok());
+  REQUIRE_OK(store->CreateRun(run));
   store->SaveNode(MakeNode("r1", "a"));
   store->Heartbeat("r1", 110);
   store->FinishRun("r1", RunStatus::kFailed, "crashed", 150);
@@ -139,7 +142,7 @@ TEST_CASE("ClaimRun counts the seconds no process ran the run as idle" * doctest
   KEEL_FRESH_BACKEND(db);
   auto store = db->Open();
   RunRecord run = MakeRun("r1", 100);
-  REQUIRE(store->CreateRun(run).ok());
+  REQUIRE_OK(store->CreateRun(run));
   store->Heartbeat("r1", 110);
   store->FinishRun("r1", RunStatus::kInterrupted, "stopped", 120);  // the last sign of life
   Flushed(*store);
@@ -154,7 +157,7 @@ TEST_CASE("ClaimRun counts the seconds no process ran the run as idle" * doctest
   Flushed(*store);
   auto other = db->OpenSecond();
   claim.heartbeat = claim.updated_at = 200;
-  REQUIRE(other->ClaimRun(claim, first->epoch, kDead).ok());
+  REQUIRE_OK(other->ClaimRun(claim, first->epoch, kDead));
   CHECK(RunOf(*other, "r1").idle_s == doctest::Approx(70));
 }
 
@@ -164,10 +167,10 @@ TEST_CASE("ClaimRun refuses a stale epoch, a succeeded and a cancelled run, writ
   auto first = db->Open();
   auto second = db->OpenSecond();
   RunRecord run = MakeRun("r1", 100);
-  REQUIRE(first->CreateRun(run).ok());
+  REQUIRE_OK(first->CreateRun(run));
 
   auto taken = second->ClaimRun(run, 1, kDead);
-  REQUIRE(taken.ok());
+  REQUIRE_OK(taken);
   CHECK(taken->epoch == 2);
   // A claim decided on the old epoch loses: another process claimed meanwhile.
   auto late = first->ClaimRun(run, 1, kDead);
@@ -184,8 +187,11 @@ TEST_CASE("ClaimRun refuses a stale epoch, a succeeded and a cancelled run, writ
   CHECK(Contains(done.status().message(), "already succeeded"));
   CHECK(RunOf(*first, "r1").status == RunStatus::kSucceeded);
 
+  // Recorded cancelled by its owner (CancelRun's own refusals are in
+  // signals_and_cancel_test.cc).
   Create(*first, "c1");
-  REQUIRE(first->CancelRun("c1", 5, kDead).ok());
+  first->FinishRun("c1", RunStatus::kCancelled, "cancelled", 5);
+  Flushed(*first);
   RunRecord cancelled = RunOf(*first, "c1");
   auto refused = second->ClaimRun(cancelled, cancelled.epoch, kDead);
   REQUIRE_FALSE(refused.ok());
@@ -194,12 +200,43 @@ TEST_CASE("ClaimRun refuses a stale epoch, a succeeded and a cancelled run, writ
   CHECK(RunOf(*first, "c1").status == RunStatus::kCancelled);
 }
 
+TEST_CASE("two stores claiming one run at the same epoch: exactly one wins" *
+          doctest::timeout(120)) {
+  KEEL_FRESH_BACKEND(db);
+  auto a = db->Open();
+  auto b = db->OpenSecond();
+  constexpr int kRuns = 20;
+  for (int i = 0; i < kRuns; ++i) Create(*a, "r" + std::to_string(i));
+  std::atomic<int> won{0}, errors{0};
+  auto race = [&](Store* store, int64_t pid) {
+    for (int i = 0; i < kRuns; ++i) {
+      RunRecord claim = MakeRun("r" + std::to_string(i), 1);
+      claim.owner = {pid, "racer", pid};
+      claim.updated_at = claim.heartbeat = 10;
+      auto claimed = store->ClaimRun(claim, 1, kDead);
+      if (claimed.ok()) {
+        ++won;
+        if (claimed->epoch != 2) ++errors;
+      } else if (claimed.status().kind() != ErrorKind::kPermanent) {
+        ++errors;
+      }
+    }
+  };
+  std::thread ta(race, a.get(), 1);
+  std::thread tb(race, b.get(), 2);
+  ta.join();
+  tb.join();
+  CHECK(won == kRuns);
+  CHECK(errors == 0);
+  for (int i = 0; i < kRuns; ++i) CHECK(RunOf(*a, "r" + std::to_string(i)).epoch == 2);
+}
+
 TEST_CASE("ClaimRunForRerun takes a succeeded run and resets exactly the nodes named" *
           doctest::timeout(60)) {
   KEEL_FRESH_BACKEND(db);
   auto store = db->Open();
   RunRecord run = MakeRun("r1");
-  REQUIRE(store->CreateRun(run).ok());
+  REQUIRE_OK(store->CreateRun(run));
   for (const char* name : {"a", "b", "b[1]", "b/x", "b#2/y", "bb", "c"}) {
     NodeRecord node = MakeNode("r1", name);
     node.attempts = 2;
@@ -253,7 +290,7 @@ TEST_CASE("CreateForkedRun creates the run with its copied records in one step" 
   fork.forked_from_node = "b";
   NodeRecord kept = MakeNode("r0", "a");
   kept.script_version = 3;  // a fork's copies carry version 0 whatever they had
-  REQUIRE(store->CreateForkedRun(fork, {kept, MakeNode("r0", "m[1]")}).ok());
+  REQUIRE_OK(store->CreateForkedRun(fork, {kept, MakeNode("r0", "m[1]")}));
   auto other = db->OpenSecond();
   RunRecord run = RunOf(*other, "f1");
   CHECK(run.forked_from == "r0");

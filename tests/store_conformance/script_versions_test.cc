@@ -26,7 +26,7 @@ TEST_CASE("a run records its script version 1 with its modules in order" *
   auto store = db->Open();
   RunRecord created = ConfiguredRun("r1");
   created.created_at = 42.5;
-  REQUIRE(store->CreateRun(created).ok());
+  REQUIRE_OK(store->CreateRun(created));
   store->SaveNode(MakeNode("r1", "a"));
   Flushed(*store);
 
@@ -54,7 +54,7 @@ TEST_CASE("a claim adds a version only when the script or a module changed" *
   KEEL_FRESH_BACKEND(db);
   auto store = db->Open();
   RunRecord run = ConfiguredRun("r1");
-  REQUIRE(store->CreateRun(run).ok());
+  REQUIRE_OK(store->CreateRun(run));
   store->FinishRun("r1", RunStatus::kFailed, "boom", 2);
   Flushed(*store);
 

@@ -24,9 +24,9 @@ TEST_CASE("signals are kept until taken, oldest first, each by one wait" * docte
   auto store = db->Open();
   Create(*store, "r1");
   CHECK_FALSE(Take(*store, "r1", "go", "w1", 1).has_value());
-  REQUIRE(store->SendSignal("r1", "go", R"({"n":1})", 1).ok());
-  REQUIRE(store->SendSignal("r1", "go", "2", 2).ok());
-  REQUIRE(store->SendSignal("r1", "other", R"(["x", null])", 3).ok());
+  REQUIRE_OK(store->SendSignal("r1", "go", R"({"n":1})", 1));
+  REQUIRE_OK(store->SendSignal("r1", "go", "2", 2));
+  REQUIRE_OK(store->SendSignal("r1", "other", R"(["x", null])", 3));
   CHECK(Take(*store, "r1", "go", "w1", 4) == std::optional<std::string>(R"({"n":1})"));
   CHECK(Take(*store, "r1", "go", "w1", 5) == std::optional<std::string>(R"({"n":1})"));
   CHECK(Take(*store, "r1", "go", "w2", 6) == std::optional<std::string>("2"));
@@ -46,7 +46,7 @@ TEST_CASE("signals to unknown or finished runs are refused; waiting runs take th
   Create(*store, "r1");
   store->FinishRun("r1", RunStatus::kWaiting, "", 5);
   Flushed(*store);
-  CHECK(store->SendSignal("r1", "go", "null", 6).ok());
+  CHECK_OK(store->SendSignal("r1", "go", "null", 6));
   store->FinishRun("r1", RunStatus::kSucceeded, "", 7);
   Flushed(*store);
   Status refused = store->SendSignal("r1", "go", "null", 8);
@@ -59,8 +59,8 @@ TEST_CASE("signals to unknown or finished runs are refused; waiting runs take th
     Flushed(*store);
     CHECK(store->SendSignal(id, "go", "null", 10).kind() == ErrorKind::kPermanent);
   }
-  REQUIRE(store->CreateRun(QueuedRun("queued")).ok());
-  CHECK(store->SendSignal("queued", "go", "null", 10).ok());
+  REQUIRE_OK(store->CreateRun(QueuedRun("queued")));
+  CHECK_OK(store->SendSignal("queued", "go", "null", 10));
 }
 
 TEST_CASE("waits in two stores racing for signals take each exactly once" *
@@ -71,7 +71,7 @@ TEST_CASE("waits in two stores racing for signals take each exactly once" *
   Create(*a, "r1");
   constexpr int kSignals = 40;
   for (int i = 0; i < kSignals; ++i) {
-    REQUIRE(a->SendSignal("r1", "go", std::to_string(i), i).ok());
+    REQUIRE_OK(a->SendSignal("r1", "go", std::to_string(i), i));
   }
   std::vector<std::vector<int>> taken(4);
   std::atomic<int> errors{0};
@@ -106,10 +106,10 @@ TEST_CASE("a take is fenced by the epoch the store holds" * doctest::timeout(60)
   KEEL_FRESH_BACKEND(db);
   auto first = db->Open();
   Create(*first, "r1");
-  REQUIRE(first->SendSignal("r1", "go", "1", 1).ok());
+  REQUIRE_OK(first->SendSignal("r1", "go", "1", 1));
   auto second = db->OpenSecond();
   RunRecord run = RunOf(*second, "r1");
-  REQUIRE(second->ClaimRun(run, run.epoch, kDead).ok());
+  REQUIRE_OK(second->ClaimRun(run, run.epoch, kDead));
   auto stale = first->TakeSignal("r1", "go", "w", 2);
   REQUIRE_FALSE(stale.ok());
   CHECK(stale.status().kind() == ErrorKind::kPermanent);
@@ -178,7 +178,7 @@ TEST_CASE("cancel of a run no live process holds records it cancelled and fences
   Create(*store, "stopped");
   store->FinishRun("stopped", RunStatus::kInterrupted, "", 3);
   Flushed(*store);
-  REQUIRE(store->CreateRun(QueuedRun("queued")).ok());
+  REQUIRE_OK(store->CreateRun(QueuedRun("queued")));
   for (const char* id : {"dead", "stopped", "queued"}) {
     CAPTURE(id);
     CHECK(Must(other->CancelRun(id, 20, kDead)) == CancelOutcome::kCancelled);
@@ -197,7 +197,7 @@ TEST_CASE("a store's queued writes for a run cancelled by another are refused" *
   KEEL_FRESH_BACKEND(db);
   auto owner = db->Open();
   Create(*owner, "r1");
-  REQUIRE(owner->SendSignal("r1", "go", "1", 5).ok());
+  REQUIRE_OK(owner->SendSignal("r1", "go", "1", 5));
   auto other = db->OpenSecond();
   // The owner is taken for dead (its heartbeat stale): cancelled at once.
   REQUIRE(Must(other->CancelRun("r1", 10, kDead)) == CancelOutcome::kCancelled);

@@ -42,7 +42,7 @@ TEST_CASE("doubles round-trip exactly through every record" * doctest::timeout(6
     RunRecord run = MakeRun(id, x);
     run.heartbeat = x;
     run.updated_at = x;
-    REQUIRE(store->CreateRun(run).ok());
+    REQUIRE_OK(store->CreateRun(run));
     NodeRecord node = MakeNode(id, "n");
     node.started_at = x;
     node.finished_at = x;
@@ -65,11 +65,19 @@ TEST_CASE("doubles round-trip exactly through every record" * doctest::timeout(6
     Flushed(*store);
     CHECK(RunOf(*store, id).finished_at == x);
     CHECK(RunOf(*store, id).heartbeat == x);
-    auto breaker = store->UpdateBreaker(id, [x](BreakerSnapshot& s) {
+  }
+}
+
+TEST_CASE("a breaker's opening and cooldown round-trip exactly" * doctest::timeout(60)) {
+  KEEL_FRESH_BACKEND(db);
+  auto store = db->Open();
+  for (size_t i = 0; i < kDoubles.size(); ++i) {
+    const double x = kDoubles[i];
+    auto breaker = store->UpdateBreaker("r" + std::to_string(i), [x](BreakerSnapshot& s) {
       s.opened_at = x;
       s.cooldown = x;
     });
-    REQUIRE(breaker.ok());
+    REQUIRE_OK(breaker);
   }
   auto rows = Must(db->OpenSecond()->ListBreakers());
   REQUIRE(rows.size() == kDoubles.size());
@@ -94,7 +102,7 @@ TEST_CASE("a breaker's window and probe times round-trip exactly" * doctest::tim
       s.recent = {{x, 1}};
       s.probes = {ProbeLease{1, Owner{1, "h", 1}, x, x}};
     });
-    REQUIRE(breaker.ok());
+    REQUIRE_OK(breaker);
   }
   auto rows = Must(db->OpenSecond()->ListBreakers());
   REQUIRE(rows.size() == kDoubles.size());
@@ -117,7 +125,7 @@ TEST_CASE("64-bit integers round-trip exactly" * doctest::timeout(60)) {
   RunRecord run = MakeRun("r1");
   run.owner = {odd, "h", big};
   run.node_count = std::numeric_limits<int32_t>::max();
-  REQUIRE(store->CreateRun(run).ok());
+  REQUIRE_OK(store->CreateRun(run));
   NodeRecord node = MakeNode("r1", "n");
   node.attempts = std::numeric_limits<int32_t>::max();
   store->SaveNode(node);
@@ -132,6 +140,13 @@ TEST_CASE("64-bit integers round-trip exactly" * doctest::timeout(60)) {
   auto listed = Must(store->ListRuns({}));
   REQUIRE(listed.size() == 1);
   CHECK(listed[0].usage.prompt_tokens == 1099511627777);  // 2^40 + 1
+}
+
+TEST_CASE("a breaker's 64-bit counts and probe ids round-trip exactly" * doctest::timeout(60)) {
+  KEEL_FRESH_BACKEND(db);
+  auto store = db->Open();
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  const int64_t odd = 9007199254740993;  // 2^53 + 1: not a double
   (void)Must(store->UpdateBreaker("k", [&](BreakerSnapshot& s) {
     s.calls = big;
     s.failed = odd;
@@ -161,7 +176,7 @@ TEST_CASE("unicode, quotes and control characters round-trip in every text" *
   run.config_json = json;
   run.owner.host = "hôst-🙂";
   run.modules = {ScriptModule{"ü.mod", "/tmp/ü.lua", "aa", text}};
-  REQUIRE(store->CreateRun(run).ok());
+  REQUIRE_OK(store->CreateRun(run));
   NodeRecord node = MakeNode(run.id, "n-ü🙂[3]");
   node.output_json = json;
   node.error_message = text;
@@ -169,7 +184,6 @@ TEST_CASE("unicode, quotes and control characters round-trip in every text" *
   store->AppendEvent({run.id, 0, 1, node.node, "kïnd", json});
   store->FinishRun(run.id, RunStatus::kWaiting, text, 2);
   Flushed(*store);
-  REQUIRE(store->SendSignal(run.id, "sïg 🙂", json, 3).ok());
 
   auto other = db->OpenSecond();
   RunRecord got = RunOf(*other, run.id);
@@ -195,8 +209,22 @@ TEST_CASE("unicode, quotes and control characters round-trip in every text" *
   CHECK(events[0].node == node.node);
   CHECK(events[0].kind == "kïnd");
   CHECK(events[0].data_json == json);
-  CHECK(Must(other->TakeSignal(run.id, "sïg 🙂", "w", 4)) == std::optional<std::string>(json));
   CHECK(RunOf(*other, "r-ü").id == run.id);  // a unicode prefix
+}
+
+TEST_CASE("a signal's name and data round-trip exactly" * doctest::timeout(60)) {
+  KEEL_FRESH_BACKEND(db);
+  auto store = db->Open();
+  Create(*store, "r1");
+  const std::string json = R"({"s":"ünïcödé 🙂 \u0000 \"q\" \\ \n", "n": 1.0e-300})";
+  std::string big = "[";
+  while (big.size() < (1u << 20)) big += "\"ünïcode 🙂 padding\",";
+  big += "0]";
+  REQUIRE_OK(store->SendSignal("r1", "sïg 🙂", json, 3));
+  REQUIRE_OK(store->SendSignal("r1", "big", big, 3));
+  auto other = db->OpenSecond();
+  CHECK(Must(store->TakeSignal("r1", "sïg 🙂", "w", 4)) == std::optional<std::string>(json));
+  CHECK(Must(other->TakeSignal("r1", "big", "w2", 4)) == std::optional<std::string>(big));
 }
 
 TEST_CASE("text that is not UTF-8 round-trips byte for byte" * doctest::timeout(60)) {
@@ -207,7 +235,7 @@ TEST_CASE("text that is not UTF-8 round-trips byte for byte" * doctest::timeout(
   const std::string bytes = "-- caf\xe9 \x80 \xc3 \xc0\xaf \xff\xfe end";
   RunRecord run = MakeRun("r1");
   run.script_text = bytes;
-  REQUIRE_MESSAGE(store->CreateRun(run).ok(), "a script with Latin-1 bytes");
+  REQUIRE_OK(store->CreateRun(run));  // a script with Latin-1 bytes
   NodeRecord node = MakeNode("r1", "n", NodeStatus::kFailed);
   node.error_message = bytes;
   store->SaveNode(node);
@@ -230,7 +258,7 @@ TEST_CASE("a 1 MiB JSON text round-trips, and an empty output is not a missing o
   RunRecord run = MakeRun("r1");
   run.script_text = big;
   run.params_json = big;
-  REQUIRE(store->CreateRun(run).ok());
+  REQUIRE_OK(store->CreateRun(run));
   NodeRecord large = MakeNode("r1", "large");
   large.output_json = big;
   NodeRecord empty = MakeNode("r1", "empty");
@@ -243,7 +271,6 @@ TEST_CASE("a 1 MiB JSON text round-trips, and an empty output is not a missing o
   store->AppendEvent({"r1", 0, 1, "large", "big", big});
   store->AppendEvent({"r1", 0, 1, "", "note", "{}"});
   Flushed(*store);
-  REQUIRE(store->SendSignal("r1", "big", big, 2).ok());
 
   auto other = db->OpenSecond();
   RunRecord got = RunOf(*other, "r1");
@@ -255,21 +282,41 @@ TEST_CASE("a 1 MiB JSON text round-trips, and an empty output is not a missing o
   CHECK(nodes[0].output_json == big);
   CHECK(nodes[1].output_json == std::optional<std::string>(""));
   CHECK_FALSE(nodes[2].output_json.has_value());
-  auto e = Must(other->GetNode("r1", "empty"));
-  REQUIRE(e.has_value());
-  CHECK(e->output_json == std::optional<std::string>(""));
-  auto n = Must(other->GetNode("r1", "none"));
-  REQUIRE(n.has_value());
-  CHECK_FALSE(n->output_json.has_value());
   auto events = Must(other->GetEvents("r1"));
   REQUIRE(events.size() == 2);
   CHECK(events[0].data_json == big);
   CHECK(events[1].node.empty());
   CHECK(events[1].kind == "note");
-  CHECK(Must(other->TakeSignal("r1", "big", "w", 3)) == std::optional<std::string>(big));
-  auto cursor = Must(other->ReadEventsAfter(0, "r1", 10));
-  REQUIRE(cursor.size() == 2);
+}
+
+TEST_CASE("a big text and an empty output read back through the node and cursor reads" *
+          doctest::timeout(120)) {
+  KEEL_FRESH_BACKEND(db);
+  auto store = db->Open();
+  Create(*store, "r1");
+  const std::string big = "\"" + std::string(1 << 20, 'x') + "\"";
+  NodeRecord empty = MakeNode("r1", "empty");
+  empty.output_json = "";
+  NodeRecord none = MakeNode("r1", "none");
+  none.output_json = std::nullopt;
+  NodeRecord large = MakeNode("r1", "large");
+  large.output_json = big;
+  store->SaveNode(empty);
+  store->SaveNode(none);
+  store->SaveNode(large);
+  store->AppendEvent({"r1", 0, 1, "large", "big", big});
+  Flushed(*store);
+  auto e = Must(store->GetNode("r1", "empty"));
+  REQUIRE(e.has_value());
+  CHECK(e->output_json == std::optional<std::string>(""));
+  auto n = Must(store->GetNode("r1", "none"));
+  REQUIRE(n.has_value());
+  CHECK_FALSE(n->output_json.has_value());
+  CHECK(Must(store->GetNode("r1", "large"))->output_json == big);
+  auto cursor = Must(store->ReadEventsAfter(0, "r1", 10));
+  REQUIRE(cursor.size() == 1);
   CHECK(cursor[0].event.data_json == big);
+  CHECK(Must(store->GetEventsAfter("r1", 0, 10)).at(0).data_json == big);
 }
 
 }  // namespace
