@@ -172,11 +172,9 @@ TEST_CASE("a database without keel's schema, and passwords kept out of messages"
   CHECK(refused.err.find("pw-s3cret") == std::string::npos);
 }
 
-// Signals, cancellation and breakers on PostgreSQL come from
-// store/postgres/pg_waits.h and pg_breakers.h; skipped until PostgresStore
-// calls them (they answer "not supported by this store" before).
-TEST_CASE("signal, cancel and breakers on PostgreSQL" * doctest::timeout(180) *
-          doctest::skip(true)) {
+// Signals, cancellation and breakers on PostgreSQL (store/postgres/
+// pg_waits.h and pg_breakers.h through PostgresStore).
+TEST_CASE("signal, cancel and breakers on PostgreSQL" * doctest::timeout(180)) {
   auto url = test::FreshPgDatabase("signals");
   NEED_SERVER(url);
   Sandbox box(KEEL_BIN);
