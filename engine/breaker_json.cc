@@ -23,7 +23,7 @@ std::string EncodeBreakerWindow(const std::vector<std::pair<double, int>>& recen
 std::vector<std::pair<double, int>> DecodeBreakerWindow(const std::string& json) {
   std::vector<std::pair<double, int>> recent;
   rapidjson::Document doc;
-  doc.Parse(json.c_str(), json.size());
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.c_str(), json.size());
   if (doc.HasParseError() || !doc.IsArray()) return recent;
   for (const auto& item : doc.GetArray()) {
     if (!item.IsArray() || item.Size() != 2 || !item[0].IsNumber() || !item[1].IsInt()) {
@@ -61,7 +61,7 @@ std::string EncodeBreakerProbes(const std::vector<ProbeLease>& probes) {
 std::vector<ProbeLease> DecodeBreakerProbes(const std::string& json) {
   std::vector<ProbeLease> probes;
   rapidjson::Document doc;
-  doc.Parse(json.c_str(), json.size());
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.c_str(), json.size());
   if (doc.HasParseError() || !doc.IsArray()) return probes;
   for (const auto& item : doc.GetArray()) {
     if (!item.IsObject()) return {};
@@ -122,7 +122,7 @@ std::string EncodeBreakerConfig(const BreakerConfig& c) {
 BreakerConfig DecodeBreakerConfig(const std::string& json) {
   BreakerConfig c;
   rapidjson::Document doc;
-  doc.Parse(json.c_str(), json.size());
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.c_str(), json.size());
   if (doc.HasParseError() || !doc.IsObject()) return c;
   auto key = doc.FindMember("key");
   if (key == doc.MemberEnd() || !key->value.IsString()) return c;

@@ -51,4 +51,10 @@ std::string ReplaceInvalidUtf8(std::string_view text) {
   return out;
 }
 
+size_t Utf8Length(std::string_view text) {
+  size_t n = 0;
+  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
 }  // namespace keel

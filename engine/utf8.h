@@ -16,4 +16,8 @@ bool IsUtf8(std::string_view text);
 // by U+FFFD; unchanged when it is valid already.
 std::string ReplaceInvalidUtf8(std::string_view text);
 
+// The number of characters (code points) in UTF-8 `text`, as SQL's substr
+// and length count them: bytes that do not continue a sequence.
+size_t Utf8Length(std::string_view text);
+
 }  // namespace keel

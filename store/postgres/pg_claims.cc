@@ -78,6 +78,7 @@ Status PgWriter::CreateRun(const RunRecord& run, const std::vector<NodeRecord>& 
 Result<ClaimedRun> PgWriter::ClaimRun(const RunRecord& run, int64_t expected_epoch,
                                       const std::function<bool(const Owner&, double)>& owner_alive,
                                       const Rerun* rerun) {
+  if (Status text = CheckRunText(run); !text.ok()) return text;
   ClaimedRun claimed;
   Status status = conn_->Transaction(
       [&](Connection& c) -> Status {

@@ -19,9 +19,9 @@ std::string CandidateColumns() {
 // may take, or a due time that has come. $1 = now, $2 = limit.
 constexpr char kDueWaits[] =
     "WHERE status = 'waiting' AND EXISTS (SELECT 1 FROM nodes n WHERE n.run_id = runs.id AND "
-    "n.status = 'waiting' AND (((n.output_json::jsonb ->> 'due')::double precision > 0 AND "
-    "(n.output_json::jsonb ->> 'due')::double precision <= $1) OR EXISTS (SELECT 1 FROM "
-    "signals s WHERE s.run_id = runs.id AND s.name = n.output_json::jsonb ->> 'signal' AND "
+    "n.status = 'waiting' AND ((keel_json_number(keel_json(n.output_json), 'due') > 0 AND "
+    "keel_json_number(keel_json(n.output_json), 'due') <= $1) OR EXISTS (SELECT 1 FROM "
+    "signals s WHERE s.run_id = runs.id AND s.name = keel_json(n.output_json) ->> 'signal' AND "
     "(s.taken_by IS NULL OR s.taken_by = n.node)))) ORDER BY created_at, id LIMIT $2";
 constexpr char kQueued[] = "WHERE status = 'queued' ORDER BY created_at, id LIMIT $1";
 constexpr char kStopped[] =
@@ -32,7 +32,7 @@ constexpr char kStopped[] =
 // tells "signal" from "timer".
 constexpr char kSignalArrived[] =
     "SELECT EXISTS (SELECT 1 FROM nodes n JOIN signals s ON s.run_id = n.run_id AND s.name = "
-    "n.output_json::jsonb ->> 'signal' AND (s.taken_by IS NULL OR s.taken_by = n.node) "
+    "keel_json(n.output_json) ->> 'signal' AND (s.taken_by IS NULL OR s.taken_by = n.node) "
     "WHERE n.run_id = $1 AND n.status = 'waiting')";
 
 constexpr char kRunForHandoff[] =

@@ -1,5 +1,7 @@
 #include "store/postgres/pg_node_reads.h"
 
+#include "engine/utf8.h"
+
 #include "store/postgres/pg_rows.h"
 
 namespace keel::pg {
@@ -85,7 +87,7 @@ Result<Store::ItemPage> ListMapItems(Connection& conn, const std::string& run_id
   const std::string where = std::string(kItemsWhere) + (status ? " AND status = $5" : "");
   const std::string low = map + "[";
   const std::string high = map + "\\";  // '\' follows '[' in ASCII
-  Params params{run_id, low, high, Num(static_cast<int64_t>(low.size() + 1))};
+  Params params{run_id, low, high, Num(static_cast<int64_t>(Utf8Length(low) + 1))};
   if (status) params.push_back(std::string(NodeStatusName(*status)));
   Params page_params = params;
   // $4 is used by both; the page's LIMIT and OFFSET follow the status.

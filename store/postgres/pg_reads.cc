@@ -22,15 +22,13 @@ Status NoRun(const std::string& id, const Connection& conn) {
 
 // A column summing `field` over the run's usage events (engine/usage.h),
 // including those of its fallback workflows, which come wrapped. Data that
-// is not a JSON object counts nothing (it cannot be cast).
+// is not a JSON object, or a field that is not a number, counts nothing.
 std::string UsageSum(const char* field) {
   const std::string f = field;
-  return ", (SELECT COALESCE(sum(CASE WHEN e.kind = 'llm_call' THEN "
-         "(e.data_json::jsonb ->> '" + f + "')::double precision "
-         "WHEN e.data_json::jsonb ->> 'event' = 'llm_call' THEN "
-         "(e.data_json::jsonb -> 'data' ->> '" + f + "')::double precision END), 0) "
-         "FROM events e WHERE e.run_id = r.id AND e.kind IN ('llm_call', 'fallback_event') "
-         "AND left(ltrim(e.data_json), 1) = '{')";
+  return ", (SELECT COALESCE(sum(CASE WHEN e.kind = 'llm_call' THEN keel_json_number(x.j, '" + f +
+         "') WHEN x.j ->> 'event' = 'llm_call' THEN keel_json_number(x.j -> 'data', '" + f +
+         "') END), 0) FROM events e, LATERAL (SELECT keel_json(e.data_json) AS j) x "
+         "WHERE e.run_id = r.id AND e.kind IN ('llm_call', 'fallback_event'))";
 }
 
 std::string ListingSql() {

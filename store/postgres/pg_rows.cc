@@ -3,6 +3,8 @@
 #include <charconv>
 #include <map>
 
+#include "engine/utf8.h"
+
 namespace keel::pg {
 
 std::string Num(double value) {
@@ -12,6 +14,39 @@ std::string Num(double value) {
 }
 
 std::string Num(int64_t value) { return std::to_string(value); }
+
+std::string PgText(std::string_view text) {
+  if (IsUtf8(text) && text.find('\0') == std::string_view::npos) return std::string(text);
+  std::string valid = ReplaceInvalidUtf8(text);
+  std::string out;
+  out.reserve(valid.size());
+  for (char c : valid) {
+    if (c == '\0') {
+      out += "\xEF\xBF\xBD";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Status CheckRunText(const RunRecord& run) {
+  auto bad = [](std::string_view text) {
+    return !IsUtf8(text) || text.find('\0') != std::string_view::npos;
+  };
+  auto refuse = [&](const std::string& what) {
+    return Status::Error(ErrorKind::kPermanent,
+                         what + " is not valid UTF-8 text (or holds a NUL byte): a PostgreSQL "
+                                "database keeps scripts as UTF-8; save the file as UTF-8");
+  };
+  if (bad(run.script_text)) return refuse("script " + run.script_path);
+  for (const ScriptModule& m : run.modules) {
+    if (bad(m.text)) return refuse("module " + m.path);
+  }
+  if (bad(run.params_json)) return refuse("the params of run " + run.id);
+  if (bad(run.config_json)) return refuse("the configuration of run " + run.id);
+  return Status::Ok();
+}
 
 #define KEEL_RUN_COLUMNS(SCRIPT)                                                              \
   "id, workflow, script_path, script_sha256, " SCRIPT                                         \
@@ -103,12 +138,12 @@ constexpr char kUpsertNode[] =
 
 Params NodeParams(const NodeRecord& node, std::optional<int> version) {
   return {node.run_id,
-          node.node,
+          PgText(node.node),
           std::string(NodeStatusName(node.status)),
           Num(node.attempts),
-          node.output_json,
+          PgText(node.output_json),
           std::string(ErrorKindName(node.error_kind)),
-          node.error_message,
+          PgText(node.error_message),
           Num(node.started_at),
           Num(node.finished_at),
           version ? std::optional<std::string>(Num(*version)) : std::nullopt};
@@ -117,6 +152,7 @@ Params NodeParams(const NodeRecord& node, std::optional<int> version) {
 }  // namespace
 
 Status InsertRun(Connection& conn, const RunRecord& run, const std::vector<NodeRecord>& kept) {
+  if (Status text = CheckRunText(run); !text.ok()) return text;
   auto inserted = conn.Exec(kInsertRun,
                             {run.id, run.workflow, run.script_path, run.script_sha256,
                              run.script_text, run.params_json,
@@ -140,7 +176,10 @@ Status InsertRun(Connection& conn, const RunRecord& run, const std::vector<NodeR
     rows.push_back({kInsertModule,
                     {run.id, Num(static_cast<int64_t>(i)), m.name, m.path, m.sha256, m.text}});
   }
-  for (const NodeRecord& node : kept) rows.push_back({kUpsertNode, NodeParams(node, 0)});
+  for (NodeRecord node : kept) {  // a fork's copies of another run's records
+    node.run_id = run.id;
+    rows.push_back({kUpsertNode, NodeParams(node, 0)});
+  }
   auto written = conn.Pipeline(rows, "recording the script and nodes of run " + run.id);
   return written.ok() ? Status::Ok() : written.status();
 }
@@ -177,7 +216,8 @@ Status InsertEvents(Connection& conn, std::vector<EventRecord>* events) {
     e.seq = next[e.run_id]++;
     inserts.push_back({"INSERT INTO events (cursor, run_id, seq, ts, node, kind, data_json) "
                        "VALUES (nextval('events_cursor'), $1, $2, $3, $4, $5, $6)",
-                       {e.run_id, Num(e.seq), Num(e.ts), e.node, e.kind, e.data_json}});
+                       {e.run_id, Num(e.seq), Num(e.ts), PgText(e.node), PgText(e.kind),
+                        PgText(e.data_json)}});
   }
   auto written = conn.Pipeline(inserts, "recording events");
   return written.ok() ? Status::Ok() : written.status();

@@ -7,6 +7,8 @@
 // must run inside the caller's transaction where it writes.
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,22 @@
 #include "store/postgres/pg_connection.h"
 
 namespace keel::pg {
+
+// `text` as PostgreSQL text can hold it: valid UTF-8 without NUL. Bytes that
+// are not UTF-8 and NULs become U+FFFD, so a record whose error message
+// came from a program printing Latin-1 is kept (nearly) as it was instead of
+// failing its batch. Unchanged when already valid.
+std::string PgText(std::string_view text);
+inline std::string PgText(const std::string& text) { return PgText(std::string_view(text)); }
+inline std::optional<std::string> PgText(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  return PgText(std::string_view(*text));
+}
+
+// Refuses (kPermanent, naming the file) a run whose script, modules or params
+// are not valid UTF-8 or hold a NUL: PostgreSQL keeps text as UTF-8, and a
+// script must reach other hosts exactly as it was written.
+Status CheckRunText(const RunRecord& run);
 
 // Parameter text of a number that reads back exactly (shortest round-trip form).
 std::string Num(double value);

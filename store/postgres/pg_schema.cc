@@ -168,6 +168,20 @@ CREATE TABLE alert_outbox (
   last_error   text NOT NULL DEFAULT ''
 );
 CREATE INDEX alert_outbox_pending ON alert_outbox (next_at) WHERE delivered_at = 0;
+
+-- Reading JSON that keel wrote, where a damaged value must read as nothing
+-- rather than fail the whole query (as SQLite's json_extract of a non-JSON
+-- value gives NULL): keel_json is NULL for text that is not JSON,
+-- keel_json_number NULL for a field that is not a number.
+CREATE FUNCTION keel_json(t text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  RETURN t::jsonb;
+EXCEPTION WHEN others THEN
+  RETURN NULL;
+END $$;
+CREATE FUNCTION keel_json_number(j jsonb, f text) RETURNS double precision
+  LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN jsonb_typeof(j -> f) = 'number' THEN (j ->> f)::double precision END $$;
 )sql";
 
 struct Migration {

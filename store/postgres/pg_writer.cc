@@ -205,12 +205,14 @@ Status PgWriter::Commit(const std::vector<const QueuedRecord*>& records) {
   std::map<std::pair<std::string, std::string>, size_t> node_row;  // (run, node) -> row
   std::vector<Statement> run_updates;
   auto event = [&](const EventRecord& e) {
-    events_in.Add({e.run_id, Num(next_seq[e.run_id]++), Num(e.ts), e.node, e.kind, e.data_json});
+    events_in.Add({e.run_id, Num(next_seq[e.run_id]++), Num(e.ts), pg::PgText(e.node),
+                   pg::PgText(e.kind), pg::PgText(e.data_json)});
   };
   auto node = [&](const NodeRecord& n) {
     std::vector<std::optional<std::string>> row = {
-        n.run_id, n.node, std::string(NodeStatusName(n.status)), Num(n.attempts), n.output_json,
-        std::string(ErrorKindName(n.error_kind)), n.error_message, Num(n.started_at),
+        n.run_id, pg::PgText(n.node), std::string(NodeStatusName(n.status)), Num(n.attempts),
+        pg::PgText(n.output_json), std::string(ErrorKindName(n.error_kind)),
+        pg::PgText(n.error_message), Num(n.started_at),
         Num(n.finished_at), version(n.run_id)};
     auto [it, added] = node_row.try_emplace({n.run_id, n.node}, nodes_in.rows());
     if (added) {

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "engine/utf8.h"
 #include "store/sqlite/sqlite_read_only_store.h"
 #include "store/sqlite/sqlite_reader.h"
 #include "store/sqlite/sqlite_rows.h"
@@ -27,7 +28,7 @@ void BindItems(Statement* stmt, const std::string& run_id, const std::string& ma
                std::string* high) {
   *low = map + "[";
   *high = map + "\\";  // '\' follows '[' in ASCII
-  stmt->Bind(1, run_id).Bind(2, *low).Bind(3, *high).Bind(4, static_cast<int64_t>(low->size() + 1));
+  stmt->Bind(1, run_id).Bind(2, *low).Bind(3, *high).Bind(4, static_cast<int64_t>(Utf8Length(*low) + 1));
 }
 
 }  // namespace

@@ -56,11 +56,6 @@ class StoreBackend {
 // should return at once.
 std::unique_ptr<StoreBackend> NewBackend(const std::string& tag);
 
-// For the few tests of behaviour the SQLite store is known to get wrong:
-// they run there too, but may fail (doctest::may_fail) without failing the
-// suite, so the defect stays visible until it is fixed.
-inline constexpr bool kKnownSqliteDefect = std::string_view(KEEL_STORE_BACKEND) == "sqlite";
-
 inline const auto kAlive = [](const Owner&, double) { return true; };
 inline const auto kDead = [](const Owner&, double) { return false; };
 

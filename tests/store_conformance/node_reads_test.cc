@@ -122,11 +122,8 @@ TEST_CASE("ListMapItems pages a map's items by numeric index, filtered by status
   CHECK(Must(store->ListMapItems("r2", "m", std::nullopt, 0, 10)).total == 0);
 }
 
-// Known to fail on the SQLite store, whose item query counts the map name's
-// length in bytes where SQLite's substr counts characters: kept visible
-// there, strict on every other store.
-TEST_CASE("a map whose name is not ASCII lists its items" * doctest::timeout(60) *
-          doctest::may_fail(kKnownSqliteDefect)) {
+// substr counts characters, not bytes, in both databases.
+TEST_CASE("a map whose name is not ASCII lists its items" * doctest::timeout(60)) {
   KEEL_FRESH_BACKEND(db);
   auto store = db->Open();
   Create(*store, "r1");
