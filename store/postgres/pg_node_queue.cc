@@ -1,0 +1,285 @@
+#include "store/postgres/pg_node_queue.h"
+
+#include <unordered_set>
+
+#include "engine/event_data.h"
+#include "store/postgres/pg_rows.h"
+
+namespace keel::pg {
+namespace {
+
+Status Log(Connection& conn, const NodeClaim& claim, const std::string& worker,
+           const char* action) {
+  auto logged = conn.Exec(
+      "INSERT INTO claim_log (run_id, node, attempt, worker_id, action) VALUES ($1, $2, $3, $4, $5)",
+      {claim.run_id, claim.node, Num(claim.attempt), worker, std::string(action)},
+      "logging a claim");
+  return logged.ok() ? Status::Ok() : logged.status();
+}
+
+// Whether `claim` is node's current claim by `worker`; locks its queue row.
+Result<bool> ClaimIsCurrent(Connection& conn, const NodeClaim& claim, const std::string& worker) {
+  auto row = conn.Exec(
+      "SELECT state, attempt, worker_id FROM node_queue WHERE run_id = $1 AND node = $2 FOR UPDATE",
+      {claim.run_id, claim.node}, "checking the claim of node " + claim.node);
+  if (!row.ok()) return row.status();
+  return row->size() == 1 && row->text(0, 0) == "claimed" && row->int64(0, 1) == claim.attempt &&
+         row->text(0, 2) == worker;
+}
+
+// The frontier step of run `run_id` (its row locked by the caller): records
+// the cancelled nodes, queues the ready ones (claiming up to
+// `claim_children` for `worker`) and finishes a settled run.
+Status Advance(Connection& conn, const WorkflowSpec& workflow, const std::string& run_id,
+               double now, const std::string& worker, int claim_children, CommitOutcome* out) {
+  auto records = ReadRows<NodeRecord>(
+      conn, std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE run_id = $1 ORDER BY ord",
+      {run_id}, "reading the nodes of run " + run_id,
+      [](const Rows& rows, int i, NodeRecord* n) { NodeFromRow(rows, i, n); });
+  if (!records.ok()) return records.status();
+  auto queued = conn.Exec("SELECT node FROM node_queue WHERE run_id = $1 AND state <> 'done'",
+                          {run_id}, "reading the queue of run " + run_id);
+  if (!queued.ok()) return queued.status();
+  std::unordered_set<std::string> launched;
+  for (int i = 0; i < queued->size(); ++i) launched.insert(queued->str(i, 0));
+  Frontier f = ComputeFrontier(workflow, *records, launched);
+
+  std::vector<EventRecord> events;
+  for (const FrontierCancel& c : f.cancel) {
+    NodeRecord rec;
+    rec.run_id = run_id;
+    rec.node = c.node;
+    rec.status = NodeStatus::kCancelled;
+    rec.error_kind = ErrorKind::kCancelled;
+    rec.error_message = c.reason;
+    rec.finished_at = now;
+    Status saved = UpsertNode(conn, rec);
+    if (!saved.ok()) return saved;
+    events.push_back({run_id, 0, now, c.node, "node_cancelled",
+                      EventData()
+                          .Add("seconds", 0.0)
+                          .Add("attempts", 0)
+                          .Add("kind", "cancelled")
+                          .Add("message", c.reason)
+                          .Done()});
+  }
+  bool notify = false;
+  for (const std::string& node : f.ready) {
+    bool mine = claim_children > 0 && !worker.empty();
+    auto inserted = conn.Exec(
+        mine ? "INSERT INTO node_queue (run_id, node, state, attempt, worker_id, claimed_at) "
+               "VALUES ($1, $2, 'claimed', 1, $3, clock_timestamp()) ON CONFLICT DO NOTHING"
+             : "INSERT INTO node_queue (run_id, node) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        mine ? Params{run_id, node, worker} : Params{run_id, node},
+        "queueing node " + node + " of run " + run_id);
+    if (!inserted.ok()) return inserted.status();
+    if (inserted->affected() == 0) continue;
+    if (mine) {
+      --claim_children;
+      NodeClaim claim{run_id, node, 1};
+      Status logged = Log(conn, claim, worker, "claim");
+      if (!logged.ok()) return logged;
+      out->claimed.push_back(std::move(claim));
+    } else {
+      notify = true;
+    }
+  }
+  if (f.settled) {
+    out->run_settled = true;
+    out->run_status = f.status;
+    bool finished = f.status != RunStatus::kWaiting;
+    EventData data;
+    data.Add("status", RunStatusName(f.status));
+    if (!f.error.empty()) data.Add("error", f.error);
+    events.push_back({run_id, 0, now, "", "run_finished", data.Done()});
+    auto done = conn.Exec(
+        "UPDATE runs SET status = $2, error = $3, finished_at = $4, updated_at = $5 WHERE id = $1",
+        {run_id, std::string(RunStatusName(f.status)), f.error, Num(finished ? now : 0.0),
+         Num(now)},
+        "finishing run " + run_id);
+    if (!done.ok()) return done.status();
+    auto cleared = conn.Exec("DELETE FROM node_queue WHERE run_id = $1", {run_id},
+                             "clearing the queue of run " + run_id);
+    if (!cleared.ok()) return cleared.status();
+  }
+  Status written = InsertEvents(conn, &events);
+  if (!written.ok()) return written;
+  if (notify) {
+    auto notified = conn.Exec(std::string("NOTIFY ") + kReadyChannel, {}, "notifying workers");
+    if (!notified.ok()) return notified.status();
+  }
+  return Status::Ok();
+}
+
+// Locks run `run_id`'s row; false when it is not running (finished,
+// cancelled, or gone).
+Result<bool> LockRunningRun(Connection& conn, const std::string& run_id) {
+  auto run = conn.Exec("SELECT status FROM runs WHERE id = $1 FOR UPDATE", {run_id},
+                       "locking run " + run_id);
+  if (!run.ok()) return run.status();
+  return run->size() == 1 && run->text(0, 0) == RunStatusName(RunStatus::kRunning);
+}
+
+}  // namespace
+
+Status RegisterWorker(Connection& conn, const std::string& id, const std::string& host,
+                      int64_t pid, double lease_s) {
+  auto done = conn.Exec(
+      "INSERT INTO workers (id, host, pid, lease_s) VALUES ($1, $2, $3, $4) "
+      "ON CONFLICT (id) DO UPDATE SET heartbeat = clock_timestamp(), lease_s = excluded.lease_s",
+      {id, host, Num(pid), Num(lease_s)}, "registering worker " + id);
+  return done.ok() ? Status::Ok() : done.status();
+}
+
+Status UnregisterWorker(Connection& conn, const std::string& id) {
+  auto done = conn.Exec("DELETE FROM workers WHERE id = $1", {id}, "unregistering worker " + id);
+  return done.ok() ? Status::Ok() : done.status();
+}
+
+Status WorkerHeartbeat(Connection& conn, const std::string& id) {
+  auto done = conn.Exec("UPDATE workers SET heartbeat = clock_timestamp() WHERE id = $1", {id},
+                        "heartbeat of worker " + id);
+  if (!done.ok()) return done.status();
+  if (done->affected() == 0) {
+    return Status::Error(ErrorKind::kPermanent, "worker " + id + " is not registered");
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<NodeClaim>> ClaimReady(Connection& conn, const std::string& worker, int n) {
+  if (n <= 0) return std::vector<NodeClaim>{};
+  auto rows = conn.Exec(
+      "WITH c AS (SELECT run_id, node FROM node_queue WHERE state = 'ready' "
+      "           ORDER BY ready_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
+      "u AS (UPDATE node_queue q SET state = 'claimed', attempt = q.attempt + 1, "
+      "      worker_id = $1, claimed_at = clock_timestamp() FROM c "
+      "      WHERE q.run_id = c.run_id AND q.node = c.node RETURNING q.run_id, q.node, q.attempt), "
+      "l AS (INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
+      "      SELECT run_id, node, attempt, $1, 'claim' FROM u) "
+      "SELECT run_id, node, attempt FROM u",
+      {worker, Num(int64_t{n})}, "claiming ready nodes");
+  if (!rows.ok()) return rows.status();
+  std::vector<NodeClaim> out;
+  for (int i = 0; i < rows->size(); ++i) {
+    out.push_back({rows->str(i, 0), rows->str(i, 1), rows->int64(i, 2)});
+  }
+  return out;
+}
+
+Result<int64_t> RequeueExpired(Connection& conn) {
+  auto rows = conn.Exec(
+      "WITH u AS (UPDATE node_queue q SET state = 'ready', ready_at = clock_timestamp() "
+      "  WHERE q.state = 'claimed' AND NOT EXISTS (SELECT 1 FROM workers w WHERE "
+      "    w.id = q.worker_id AND w.heartbeat >= clock_timestamp() - make_interval(secs => "
+      "    w.lease_s)) RETURNING q.run_id, q.node, q.attempt, q.worker_id), "
+      "l AS (INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
+      "      SELECT run_id, node, attempt, worker_id, 'requeue' FROM u) "
+      "SELECT count(*) FROM u",
+      {}, "re-queueing expired claims");
+  if (!rows.ok()) return rows.status();
+  int64_t n = rows->int64(0, 0);
+  if (n > 0) {
+    auto notified = conn.Exec(std::string("NOTIFY ") + kReadyChannel, {}, "notifying workers");
+    if (!notified.ok()) return notified.status();
+  }
+  return n;
+}
+
+Status HandBack(Connection& conn, const std::string& worker,
+                const std::vector<NodeClaim>& claims) {
+  if (claims.empty()) return Status::Ok();
+  return conn.Transaction(
+      [&](Connection& c) -> Status {
+        for (const NodeClaim& claim : claims) {
+          auto back = c.Exec(
+              "UPDATE node_queue SET state = 'ready', ready_at = clock_timestamp() "
+              "WHERE run_id = $1 AND node = $2 AND state = 'claimed' AND attempt = $3 AND "
+              "worker_id = $4",
+              {claim.run_id, claim.node, Num(claim.attempt), worker}, "handing back a node");
+          if (!back.ok()) return back.status();
+          if (back->affected() == 0) continue;
+          Status logged = Log(c, claim, worker, "handback");
+          if (!logged.ok()) return logged;
+        }
+        auto notified = c.Exec(std::string("NOTIFY ") + kReadyChannel, {}, "notifying workers");
+        return notified.ok() ? Status::Ok() : notified.status();
+      },
+      "handing back claimed nodes");
+}
+
+Status SubmitRun(Connection& conn, const RunRecord& run, const WorkflowSpec& workflow,
+                 double now) {
+  return conn.Transaction(
+      [&](Connection& c) -> Status {
+        Status inserted = InsertRun(c, run);
+        if (!inserted.ok()) return inserted;
+        std::vector<EventRecord> started{
+            {run.id, 0, now, "", "run_started",
+             EventData().Add("workflow", run.workflow).Add("distributed", true).Done()}};
+        Status logged = InsertEvents(c, &started);
+        if (!logged.ok()) return logged;
+        CommitOutcome ignored;
+        return Advance(c, workflow, run.id, now, "", 0, &ignored);
+      },
+      "submitting run " + run.id);
+}
+
+Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec& workflow,
+                                 const NodeCommit& commit, double now) {
+  CommitOutcome out;
+  Status status = conn.Transaction(
+      [&](Connection& c) -> Status {
+        out = CommitOutcome();
+        auto running = LockRunningRun(c, commit.claim.run_id);
+        if (!running.ok()) return running.status();
+        auto current = ClaimIsCurrent(c, commit.claim, commit.worker);
+        if (!current.ok()) return current.status();
+        if (!*running || !*current) {
+          out.superseded = true;
+          return Log(c, commit.claim, commit.worker, "superseded");
+        }
+        for (const NodeRecord& rec : commit.records) {
+          Status saved = UpsertNode(c, rec);
+          if (!saved.ok()) return saved;
+        }
+        std::vector<EventRecord> events = commit.events;
+        Status written = InsertEvents(c, &events);
+        if (!written.ok()) return written;
+        auto done = c.Exec("UPDATE node_queue SET state = 'done' WHERE run_id = $1 AND node = $2",
+                           {commit.claim.run_id, commit.claim.node}, "marking a node done");
+        if (!done.ok()) return done.status();
+        Status logged = Log(c, commit.claim, commit.worker, "commit");
+        if (!logged.ok()) return logged;
+        return Advance(c, workflow, commit.claim.run_id, now, commit.worker,
+                       commit.claim_children, &out);
+      },
+      "committing node " + commit.claim.node + " of run " + commit.claim.run_id);
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<bool> WriteUnderClaim(Connection& conn, const NodeClaim& claim, const std::string& worker,
+                             const std::vector<NodeRecord>& records,
+                             std::vector<EventRecord> events) {
+  bool current = false;
+  Status status = conn.Transaction(
+      [&](Connection& c) -> Status {
+        auto lock = LockRunningRun(c, claim.run_id);
+        if (!lock.ok()) return lock.status();
+        auto mine = ClaimIsCurrent(c, claim, worker);
+        if (!mine.ok()) return mine.status();
+        current = *lock && *mine;
+        if (!current) return Status::Ok();
+        for (const NodeRecord& rec : records) {
+          Status saved = UpsertNode(c, rec);
+          if (!saved.ok()) return saved;
+        }
+        std::vector<EventRecord> copy = events;
+        return InsertEvents(c, &copy);
+      },
+      "writing the inner records of node " + claim.node);
+  if (!status.ok()) return status;
+  return current;
+}
+
+}  // namespace keel::pg
