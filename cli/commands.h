@@ -24,6 +24,7 @@ struct RunArgs {
   double storage_timeout = 30;  // seconds checkpoints may fail before the run stops
   LlmArgs llm;
   bool wait = false;  // wait nodes wait in this process instead of parking the run
+  bool no_work = false;  // PostgreSQL: queue the run and wait, leaving it to workers
 };
 int RunCommand(const RunArgs& args);
 // `keel submit`: `keel run`'s checks, then the run recorded queued.
@@ -144,5 +145,19 @@ struct SchedulesArgs {
   bool json = false;
 };
 int SchedulesCommand(const SchedulesArgs& args);
+
+// `keel worker` (cli/worker_command.cc): runs ready nodes of any run in a
+// PostgreSQL database until SIGTERM or SIGINT.
+struct WorkerArgs {
+  std::string db;
+  int concurrency = 16;
+  std::string lease = "15s";
+};
+int WorkerCommand(const WorkerArgs& args);
+// `keel submit` and `keel run` when the database is PostgreSQL (`url`):
+// the run is queued node by node for workers; `run` works on it too
+// (unless --no-work) and waits for it.
+int DistributedSubmit(const RunArgs& args, const std::string& url);
+int DistributedRun(const RunArgs& args, const std::string& url);
 
 }  // namespace keel::cli

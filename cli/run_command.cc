@@ -33,6 +33,7 @@
 #include "engine/rerun.h"
 #include "engine/runner.h"
 #include "scripts/workflow_loader.h"
+#include "store/postgres/pg_connection.h"
 
 namespace keel::cli {
 namespace {
@@ -112,6 +113,9 @@ ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
 }  // namespace
 
 int RunCommand(const RunArgs& args) {
+  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url)) {
+    return DistributedRun(args, url);
+  }
   std::jthread warm_up(&Executor::WarmUp);
   // Check the -p syntax before running any script code.
   auto syntax = ApplyParamOverrides(nullptr, args.params);
