@@ -155,7 +155,15 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
       return {};
     }
     work = std::move(*read);
-    if (work.run.status != RunStatus::kRunning) return {};  // finished or cancelled meanwhile
+    if (work.run.status != RunStatus::kRunning) {
+      // Finished or cancelled meanwhile: the commit of nothing is refused,
+      // and logged as such.
+      pg::NodeCommit nothing;
+      nothing.claim = claim;
+      nothing.worker = id_;
+      (void)pg::CommitNode(**conn, WorkflowSpec(), nothing, SystemClock()->WallNow());
+      return {};
+    }
     if (!loaded.ok()) {
       Note("run " + claim.run_id + ": its script does not load: " + loaded.status().message());
     } else {
