@@ -245,6 +245,37 @@ void Worker::RunClaims(pg::NodeClaim first) {
   cv_.SignalAll();
 }
 
+void Worker::StopEndedClaims(pg::Connection& conn) {
+  std::vector<int64_t> slots;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [slot, f] : running_) {
+      if (!f.abandoned) slots.push_back(slot);
+    }
+  }
+  if (slots.empty()) return;
+  // Read after the slots were listed: each of them was claimed before.
+  auto current = pg::CurrentClaims(conn, id_);
+  if (!current.ok()) return;
+  MutexLock lock(&mu_);
+  for (int64_t slot : slots) {
+    auto it = running_.find(slot);
+    if (it == running_.end() || it->second.abandoned) continue;
+    InFlight& f = it->second;
+    bool held = false;
+    for (const pg::NodeClaim& c : *current) {
+      held = held || (c.run_id == f.claim.run_id && c.node == f.claim.node &&
+                      c.attempt == f.claim.attempt);
+    }
+    if (held) continue;
+    f.abandoned = true;
+    std::string why = "the claim of node " + f.claim.node + " of run " + f.claim.run_id +
+                      " ended: cancelled, or taken over by another worker";
+    f.store->Fail(why);
+    f.executor->Stop(why);
+  }
+}
+
 bool Worker::Settled(pg::Connection& conn) {
   auto run = conn.Exec("SELECT status FROM runs WHERE id = $1", {options_.until_run},
                        "reading run " + options_.until_run);
@@ -300,6 +331,7 @@ Status Worker::Run() {
       if (!options_.until_run.empty() && Settled(**conn)) break;
       if (options_.claim) {
         (void)pg::RequeueExpired(**conn);
+        StopEndedClaims(**conn);
         int free;
         {
           MutexLock lock(&mu_);
@@ -332,9 +364,17 @@ Status Worker::Run() {
     WaitForWork(**listen, jitter(rng));
     reap();
   }
-  {
-    MutexLock lock(&mu_);
-    while (inflight_ > 0) cv_.Wait(&mu_);
+  // Nodes in flight finish; those whose claim ended meanwhile are stopped.
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      if (inflight_ == 0) break;
+      cv_.WaitFor(&mu_, std::chrono::milliseconds(300));
+      if (inflight_ == 0) break;
+    }
+    if (!options_.claim) continue;
+    auto conn = pool_.Acquire();
+    if (conn.ok()) StopEndedClaims(**conn);
   }
   for (auto& t : threads) t.thread.join();
   RequestStop();

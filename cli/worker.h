@@ -66,6 +66,9 @@ class Worker {
   };
 
   void HeartbeatLoop();
+  // Stops the nodes this worker runs whose claim ended (re-queued, or
+  // cancelled by a join that went ahead without them).
+  void StopEndedClaims(pg::Connection& conn);
   void RunClaims(pg::NodeClaim first);
   // Runs one claim; returns the children it claimed on commit.
   std::vector<pg::NodeClaim> RunOne(const pg::NodeClaim& claim);

@@ -1,5 +1,7 @@
 #include "cli/worker_node.h"
 
+#include <atomic>
+#include <memory>
 #include <unordered_map>
 
 #include "engine/event_data.h"
@@ -13,6 +15,39 @@ bool InsideNode(const std::string& name, const std::string& node) {
   return name.size() > node.size() && name.compare(0, node.size(), node) == 0 &&
          (name[node.size()] == '[' || name[node.size()] == '/');
 }
+
+// Stands in for a dependency that did not finish with an output: one
+// recorded failed or cancelled ends so again at once, one still running
+// elsewhere (a join going ahead without it) ends only when the executor
+// gives it up. Its records and events are not committed.
+class StandInBody : public NodeBody {
+ public:
+  explicit StandInBody(const NodeRecord* recorded) {
+    if (recorded != nullptr) {
+      finished_ = true;
+      result_ = NodeResult{recorded->status, nullptr,
+                           Status::Error(recorded->error_kind == ErrorKind::kNone
+                                             ? ErrorKind::kError
+                                             : recorded->error_kind,
+                                         recorded->error_message)};
+    }
+  }
+  void Start(const NodeContext& ctx, NodeCompletion done) override {
+    if (finished_) return done(result_);
+    auto once = std::make_shared<NodeCompletion>(std::move(done));
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    ctx.cancel->Subscribe([once, fired] {
+      if (!fired->exchange(true)) {
+        (*once)(NodeResult{NodeStatus::kCancelled, nullptr,
+                           Status::Error(ErrorKind::kCancelled, "not needed")});
+      }
+    });
+  }
+
+ private:
+  bool finished_ = false;
+  NodeResult result_;
+};
 
 NodeRun Failed(const RunRecord& run, const std::string& node, const std::string& message,
                double now) {
@@ -66,16 +101,25 @@ NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec
     for (const NodeRecord& rec : records) {
       if (rec.node == dep) found = &rec;
     }
-    if (found == nullptr || !IsKeptOnResume(found->status)) continue;
-    NodeSpec restored = workflow.nodes[workflow.Find(dep)];
-    restored.after.clear();
-    trimmed.nodes.push_back(std::move(restored));
-    earlier.emplace(dep, *found);
+    const NodeSpec& original = workflow.nodes[workflow.Find(dep)];
+    if (found != nullptr && IsKeptOnResume(found->status)) {
+      NodeSpec restored = original;
+      restored.after.clear();
+      trimmed.nodes.push_back(std::move(restored));
+      earlier.emplace(dep, *found);
+    } else {
+      NodeSpec stand_in;
+      stand_in.name = original.name;
+      stand_in.kind = original.kind;
+      stand_in.optional = original.optional;
+      stand_in.where = original.where;
+      stand_in.body = std::make_shared<StandInBody>(
+          found != nullptr && IsFinished(found->status) && found->status != NodeStatus::kWaiting
+              ? found
+              : nullptr);
+      trimmed.nodes.push_back(std::move(stand_in));
+    }
     spec.after.push_back(dep);
-  }
-  if (spec.policy.join.kind == JoinPolicy::Kind::kQuorum &&
-      spec.policy.join.quorum > static_cast<int>(spec.after.size())) {
-    spec.policy.join.quorum = static_cast<int>(spec.after.size());
   }
   trimmed.nodes.push_back(std::move(spec));
 
@@ -112,7 +156,11 @@ NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec
     own.finished_at = now;
   }
   out.records.push_back(std::move(own));
-  out.events = store.TakeEvents();
+  for (EventRecord& e : store.TakeEvents()) {
+    if (e.node.empty() || e.node == node || InsideNode(e.node, node)) {
+      out.events.push_back(std::move(e));
+    }
+  }
   return out;
 }
 

@@ -1,8 +1,11 @@
 #pragma once
 // Runs one claimed node of a distributed run through the Executor, with the
 // whole policy stack (timeouts, retries, breakers, fallbacks): the workflow
-// is trimmed to the node and its dependencies that finished with an
-// output, which are restored from their records as a resume restores them.
+// is trimmed to the node and its direct dependencies. Those that finished
+// with an output are restored from their records as a resume restores
+// them; the others stand in as they were recorded (failed, cancelled) or,
+// still running elsewhere, until the node's join goes ahead without them,
+// so joins, ctx.failed and ctx.skipped are what the executor gives.
 //
 // Free function; blocks its caller (not a TBB worker). Safe to call from
 // several threads at once, each with its own Executor and ClaimStore.
@@ -24,9 +27,8 @@ struct NodeRun {
 
 // Runs node `node` of `workflow` (one of `library`, the script's workflows)
 // for run `run` whose node records are `records`, on `executor` (whose
-// store is `store`). Dependencies recorded failed or cancelled (optional
-// ones, or a join's) are left out of the trimmed workflow. A node missing
-// from `workflow` is recorded failed, naming it.
+// store is `store`). A node missing from `workflow` is recorded failed,
+// naming it. Only the node's own records and events are returned.
 NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec& workflow,
                        const std::vector<WorkflowSpec>& library, const RunRecord& run,
                        const std::string& node, const std::vector<NodeRecord>& records,

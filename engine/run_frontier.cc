@@ -65,8 +65,11 @@ class FrontierBuilder {
       }
       // A join that went ahead without a dependency no one else waits for
       // gives it up (RunState::Abandon), and so on upstream.
+      // A node another worker runs is given up too (its claim is then
+      // superseded and the worker stops it), as the executor cancels a
+      // running loser.
       for (size_t d = 0; d < n_; ++d) {
-        if (state_[d].done || fired[d] || dependents_[d].empty()) continue;
+        if (state_[d].done || (fired[d] && !launched_[d]) || dependents_[d].empty()) continue;
         bool wanted = false, left_behind = false;
         std::string join;
         for (int j : dependents_[d]) {

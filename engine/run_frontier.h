@@ -42,7 +42,8 @@ struct Frontier {
 // The frontier of `workflow` given `records` (the run's records of its own
 // nodes, in first-insert order; inner records such as "m[1]" are ignored)
 // and `launched` (nodes claimed or queued but not recorded finished: they
-// are neither ready nor cancelled again). Cancellations are applied before
+// are not ready again; one that a join went ahead without is cancelled,
+// its claim to be superseded). Cancellations are applied before
 // deciding further, so a chain of nodes behind a failure is cancelled at once.
 Frontier ComputeFrontier(const WorkflowSpec& workflow, const std::vector<NodeRecord>& records,
                          const std::unordered_set<std::string>& launched);

@@ -106,13 +106,42 @@ TEST_CASE("join any goes ahead on the first success; the rest is given up" *
   a.node = "a";
   a.status = NodeStatus::kSucceeded;
   records.push_back(a);
-  // "pre" is claimed by a worker; b has not started.
+  // "pre" is claimed by a worker; b has not started. Both are given up, as
+  // the executor gives up b and stops pre; "slow" is no one's dependency.
   Frontier f = ComputeFrontier(wf, records, {"pre", "slow"});
   CHECK(f.ready == std::vector<std::string>{"j"});
-  REQUIRE(f.cancel.size() == 1);
+  REQUIRE(f.cancel.size() == 2);
   CHECK(f.cancel[0].node == "b");
   CHECK(f.cancel[0].reason == "not needed: join of 'j' was satisfied without it");
+  CHECK(f.cancel[1].node == "pre");
+  CHECK(f.cancel[1].reason == "not needed: its dependents were cancelled");
   CHECK_FALSE(f.settled);
+}
+
+TEST_CASE("a running loser of a race is cancelled and excused" * doctest::timeout(10)) {
+  WorkflowSpec wf;
+  wf.nodes = {Node("slow", {}, nullptr), Node("fast", {}, nullptr),
+              Node("answer", {"slow", "fast"}, nullptr)};
+  wf.nodes[2].policy.join.kind = JoinPolicy::Kind::kAny;
+  NodeRecord fast;
+  fast.node = "fast";
+  fast.status = NodeStatus::kSucceeded;
+  Frontier f = ComputeFrontier(wf, {fast}, {"slow"});
+  CHECK(f.ready == std::vector<std::string>{"answer"});
+  REQUIRE(f.cancel.size() == 1);
+  CHECK(f.cancel[0].node == "slow");
+  CHECK(f.cancel[0].reason == "not needed: join of 'answer' was satisfied without it");
+  NodeRecord slow;
+  slow.node = "slow";
+  slow.status = NodeStatus::kCancelled;
+  slow.error_kind = ErrorKind::kCancelled;
+  slow.error_message = f.cancel[0].reason;
+  NodeRecord answer;
+  answer.node = "answer";
+  answer.status = NodeStatus::kSucceeded;
+  f = ComputeFrontier(wf, {fast, slow, answer}, {});
+  CHECK(f.settled);
+  CHECK(f.status == RunStatus::kSucceeded);
 }
 
 TEST_CASE("join quorum that cannot be met cancels the join" * doctest::timeout(10)) {

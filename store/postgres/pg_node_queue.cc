@@ -55,6 +55,17 @@ Status Advance(Connection& conn, const WorkflowSpec& workflow, const std::string
     rec.finished_at = now;
     Status saved = UpsertNode(conn, rec);
     if (!saved.ok()) return saved;
+    // A node another worker runs: its claim ends here, so its commit will
+    // change nothing, and the worker stops it when it sees that.
+    auto ended = conn.Exec(
+        "UPDATE node_queue SET state = 'done' WHERE run_id = $1 AND node = $2 AND state <> 'done' "
+        "RETURNING attempt, worker_id",
+        {run_id, c.node}, "ending the claim of node " + c.node);
+    if (!ended.ok()) return ended.status();
+    if (ended->size() == 1) {
+      Status logged = Log(conn, {run_id, c.node, ended->int64(0, 0)}, ended->str(0, 1), "cancel");
+      if (!logged.ok()) return logged;
+    }
     events.push_back({run_id, 0, now, c.node, "node_cancelled",
                       EventData()
                           .Add("seconds", 0.0)
@@ -280,6 +291,75 @@ Result<bool> WriteUnderClaim(Connection& conn, const NodeClaim& claim, const std
       "writing the inner records of node " + claim.node);
   if (!status.ok()) return status;
   return current;
+}
+
+Result<std::vector<NodeClaim>> CurrentClaims(Connection& conn, const std::string& worker) {
+  auto rows = conn.Exec(
+      "SELECT run_id, node, attempt FROM node_queue WHERE worker_id = $1 AND state = 'claimed'",
+      {worker}, "reading the claims of worker " + worker);
+  if (!rows.ok()) return rows.status();
+  std::vector<NodeClaim> out;
+  for (int i = 0; i < rows->size(); ++i) {
+    out.push_back({rows->str(i, 0), rows->str(i, 1), rows->int64(i, 2)});
+  }
+  return out;
+}
+
+Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, bool with_script) {
+  RunToWork out;
+  auto run = conn.Exec(std::string("SELECT ") + kRunColumnsNoScript + " FROM runs WHERE id = $1",
+                       {run_id}, "reading run " + run_id);
+  if (!run.ok()) return run.status();
+  if (run->size() == 0) {
+    return Status::Error(ErrorKind::kPermanent, "no run " + run_id + " in " + conn.name());
+  }
+  RunFromRow(*run, 0, &out.run);
+  if (with_script) {
+    auto version = conn.Exec(
+        "SELECT version, created_at, script_path, script_sha256, script_text FROM script_versions "
+        "WHERE run_id = $1 AND version = $2",
+        {run_id, Num(out.run.script_version)}, "reading the script of run " + run_id);
+    if (!version.ok()) return version.status();
+    if (version->size() == 0) {
+      return Status::Error(ErrorKind::kPermanent, "run " + run_id + " has no script version " +
+                                                      std::to_string(out.run.script_version));
+    }
+    out.script.version = static_cast<int>(version->int64(0, 0));
+    out.script.created_at = version->real(0, 1);
+    out.script.script_path = version->str(0, 2);
+    out.script.script_sha256 = version->str(0, 3);
+    out.script.script_text = version->str(0, 4);
+    auto modules = conn.Exec(
+        "SELECT name, path, sha256, text FROM script_modules WHERE run_id = $1 AND version = $2 "
+        "ORDER BY seq",
+        {run_id, Num(out.run.script_version)}, "reading the modules of run " + run_id);
+    if (!modules.ok()) return modules.status();
+    for (int i = 0; i < modules->size(); ++i) {
+      out.script.modules.push_back(
+          {modules->str(i, 0), modules->str(i, 1), modules->str(i, 2), modules->str(i, 3)});
+    }
+  }
+  auto nodes = ReadRows<NodeRecord>(
+      conn, std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE run_id = $1 ORDER BY ord",
+      {run_id}, "reading the nodes of run " + run_id,
+      [](const Rows& rows, int i, NodeRecord* n) { NodeFromRow(rows, i, n); });
+  if (!nodes.ok()) return nodes.status();
+  out.nodes = std::move(*nodes);
+  return out;
+}
+
+Result<std::string> ScriptKey(Connection& conn, const std::string& run_id) {
+  auto key = conn.Exec(
+      "SELECT v.script_sha256 || coalesce((SELECT string_agg(m.sha256, ',' ORDER BY m.seq) "
+      "FROM script_modules m WHERE m.run_id = v.run_id AND m.version = v.version), '') "
+      "FROM runs r JOIN script_versions v ON v.run_id = r.id AND v.version = r.script_version "
+      "WHERE r.id = $1",
+      {run_id}, "reading the script of run " + run_id);
+  if (!key.ok()) return key.status();
+  if (key->size() == 0) {
+    return Status::Error(ErrorKind::kPermanent, "no run " + run_id + " in " + conn.name());
+  }
+  return key->str(0, 0);
 }
 
 }  // namespace keel::pg

@@ -54,6 +54,10 @@ Result<std::vector<NodeClaim>> ClaimReady(Connection& conn, const std::string& w
 // older than its lease, or whose worker row is gone. Returns how many.
 Result<int64_t> RequeueExpired(Connection& conn);
 
+// The claims worker `worker` holds now: a claim it runs that is not among
+// them was re-queued, or cancelled by a join that went ahead without it.
+Result<std::vector<NodeClaim>> CurrentClaims(Connection& conn, const std::string& worker);
+
 // Puts `claims` of worker `worker` back to ready, those still current.
 Status HandBack(Connection& conn, const std::string& worker, const std::vector<NodeClaim>& claims);
 
@@ -101,5 +105,20 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec& workflow,
 Result<bool> WriteUnderClaim(Connection& conn, const NodeClaim& claim, const std::string& worker,
                              const std::vector<NodeRecord>& records,
                              std::vector<EventRecord> events);
+
+// What a worker reads to run a node of run `run_id`: the run, the script
+// version it runs with (modules included) and its node records in
+// first-insert order. `with_script` false leaves `script` empty (the
+// worker has it cached under run.script_sha256 and run.script_version).
+struct RunToWork {
+  RunRecord run;  // script_text left empty
+  ScriptVersion script;
+  std::vector<NodeRecord> nodes;
+};
+Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, bool with_script);
+
+// The script identity of run `run_id`'s current version: its sha256 and
+// its modules' sha256s, joined; workers cache loaded scripts under it.
+Result<std::string> ScriptKey(Connection& conn, const std::string& run_id);
 
 }  // namespace keel::pg
