@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/db.h"
+#include "cli/db_postgres.h"
 #include "cli/exit_codes.h"
 #include "cli/table.h"
 #include "engine/clock.h"
@@ -40,7 +41,7 @@ int Reset(Store* store, const BreakersArgs& args, const std::string& db_path) {
   auto reset = ResetBreakerKeys(*store, args.all ? "" : args.reset);
   if (!reset.ok()) {
     return UsageError(fmt::format("{} in {} (see keel breakers)", reset.status().message(),
-                                  db_path));
+                                  DbName(db_path)));
   }
   std::printf("reset %lld breaker%s\n", static_cast<long long>(*reset), *reset == 1 ? "" : "s");
   return kExitSucceeded;
@@ -55,11 +56,11 @@ int BreakersCommand(const BreakersArgs& args) {
   if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
     if (!args.reset.empty()) {
-      return UsageError(fmt::format("no breaker '{}': no database at {}", args.reset, db_path));
+      return UsageError(fmt::format("no breaker '{}': no database at {}", args.reset, DbName(db_path)));
     }
     if (args.all) std::printf("reset 0 breakers\n");
     if (args.json) std::printf("[]\n");
-    std::fprintf(stderr, "no breakers (no database at %s)\n", db_path.c_str());
+    std::fprintf(stderr, "no breakers (no database at %s)\n", DbName(db_path).c_str());
     return kExitSucceeded;
   }
   if (args.all || !args.reset.empty()) return Reset(store->get(), args, db_path);
@@ -72,7 +73,7 @@ int BreakersCommand(const BreakersArgs& args) {
     WriteBreakersJson(&out, *rows, now);
     out.Print(stdout);
   } else if (rows->empty()) {
-    std::fprintf(stderr, "no breakers in %s\n", db_path.c_str());
+    std::fprintf(stderr, "no breakers in %s\n", DbName(db_path).c_str());
   } else {
     PrintTable(*rows, now);
   }

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/db.h"
+#include "cli/db_postgres.h"
 #include "cli/exit_codes.h"
 #include "engine/clock.h"
 #include "views/run_actions.h"
@@ -25,7 +26,7 @@ int CancelCommand(const CancelArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path, DbAccess::kWrite);
   if (!store.ok()) return UsageError(store.status().message());
-  if (*store == nullptr) return UsageError("no keel database at " + db_path);
+  if (*store == nullptr) return UsageError("no keel database at " + DbName(db_path));
   auto decision = CancelRunNow(**store, args.run_id, SystemClock()->WallNow());
   if (!decision.ok()) return UsageError(decision.status().message());
   const RunRecord* run = &decision->run;

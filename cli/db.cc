@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "engine/clock.h"
+#include "cli/db_postgres.h"
 #include "engine/process_owner.h"
 #include "store/sqlite/sqlite_read_only_store.h"
 #include "store/sqlite/sqlite_store.h"
@@ -133,6 +134,7 @@ std::string ResolveDbPath(const std::string& flag) {
 }
 
 Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptions& options) {
+  if (IsPostgresDb(path)) return OpenPostgresDb(path, options.create, options.storage_timeout);
   auto target = CheckDbPath(path);
   if (!target.ok()) return target.status();
   std::error_code ec;
@@ -154,6 +156,7 @@ Result<std::unique_ptr<Store>> OpenDb(const std::string& path, const DbOpenOptio
 }
 
 Result<std::unique_ptr<Store>> OpenDbIfExists(const std::string& path, DbAccess access) {
+  if (IsPostgresDb(path)) return OpenPostgresDbIfExists(path);
   auto target = CheckDbPath(path);
   if (!target.ok()) return target.status();
   auto exists = SqliteStore::Exists(path, kBusyTimeout);

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/db.h"
+#include "cli/db_postgres.h"
 #include "cli/exit_codes.h"
 #include "cli/graph_render.h"
 #include "views/item_view.h"
@@ -77,7 +78,7 @@ int GraphCommand(const GraphArgs& args) {
   if (*store == nullptr) {
     return UsageError(
         fmt::format("'{}' is not a file, and there is no database at {} to look up runs",
-                    args.target, db_path));
+                    args.target, DbName(db_path)));
   }
   auto run = (*store)->GetRun(args.target);
   if (!run.ok()) return UsageError(run.status().message());

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/db.h"
+#include "cli/db_postgres.h"
 #include "cli/exit_codes.h"
 #include "views/llm_usage.h"
 #include "cli/table.h"
@@ -36,7 +37,7 @@ int RunsCommand(const RunsArgs& args) {
   auto store = OpenDbIfExists(db_path);
   if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
-    std::fprintf(stderr, "no runs (no database at %s)\n", db_path.c_str());
+    std::fprintf(stderr, "no runs (no database at %s)\n", DbName(db_path).c_str());
     if (args.json) std::printf("[]\n");
     return kExitSucceeded;
   }
@@ -69,7 +70,7 @@ int RunsCommand(const RunsArgs& args) {
 
   if (rows.empty()) {
     std::string what = wanted.empty() ? "runs" : wanted + " runs";
-    std::fprintf(stderr, "no %s in %s\n", what.c_str(), db_path.c_str());
+    std::fprintf(stderr, "no %s in %s\n", what.c_str(), DbName(db_path).c_str());
     return kExitSucceeded;
   }
   // TOKENS only when a listed run made LLM calls, COST only when one was priced.
@@ -115,7 +116,7 @@ int GcCommand(const GcArgs& args) {
   if (!store.ok()) return UsageError(store.status().message());
   if (*store == nullptr) {
     std::printf("deleted 0 runs\n");
-    std::fprintf(stderr, "note: no database at %s\n", db_path.c_str());
+    std::fprintf(stderr, "note: no database at %s\n", DbName(db_path).c_str());
     return kExitSucceeded;
   }
   std::error_code before_error, after_error;

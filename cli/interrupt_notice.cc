@@ -1,5 +1,7 @@
 #include "cli/interrupt_notice.h"
 
+#include "cli/db_postgres.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -131,6 +133,10 @@ void Check(const std::weak_ptr<Armed>& weak) {
 void SetInterruptNoticeDb(const std::string& db) {
   notice_db.clear();
   if (db.empty()) return;
+  if (IsPostgresDb(db)) {
+    notice_db = DbName(db);
+    return;
+  }
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(db, ec);
   notice_db = ec ? db : absolute.lexically_normal().string();

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/db.h"
+#include "cli/db_postgres.h"
 #include "cli/exit_codes.h"
 #include "views/item_view.h"
 #include "views/llm_usage.h"
@@ -164,7 +165,7 @@ int ShowCommand(const ShowArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path);
   if (!store.ok()) return UsageError(store.status().message());
-  if (*store == nullptr) return UsageError("no keel database at " + db_path);
+  if (*store == nullptr) return UsageError("no keel database at " + DbName(db_path));
   auto detail = ReadRunDetail(**store, args.run_id, args.events, args.items || args.json,
                               InWorkflowOrder, SystemClock()->WallNow());
   if (!detail.ok()) return UsageError(detail.status().message());

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/db.h"
+#include "cli/db_postgres.h"
 #include "cli/exit_codes.h"
 #include "cli/recorded_script.h"
 #include "engine/clock.h"
@@ -37,7 +38,7 @@ int ShowNodeCommand(const ShowArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path);
   if (!store.ok()) return UsageError(store.status().message());
-  if (*store == nullptr) return UsageError("no keel database at " + db_path);
+  if (*store == nullptr) return UsageError("no keel database at " + DbName(db_path));
   auto view = ReadNodeView(**store, args.run_id, args.node, ShapesFrom(store->get()),
                            SystemClock()->WallNow());
   if (!view.ok()) return UsageError("--node " + view.status().message());

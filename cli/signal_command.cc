@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/db.h"
+#include "cli/db_postgres.h"
 #include "cli/exit_codes.h"
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
@@ -46,7 +47,7 @@ int SignalCommand(const SignalArgs& args) {
   std::string db_path = ResolveDbPath(args.db);
   auto store = OpenDbIfExists(db_path, DbAccess::kWrite);
   if (!store.ok()) return UsageError(store.status().message());
-  if (*store == nullptr) return UsageError("no keel database at " + db_path);
+  if (*store == nullptr) return UsageError("no keel database at " + DbName(db_path));
   auto run = SendRunSignal(**store, args.run_id, args.name, data, SystemClock()->WallNow());
   if (!run.ok()) return UsageError(run.status().message());
   std::printf("signal '%s' sent to run %s\n", args.name.c_str(), run->id.c_str());

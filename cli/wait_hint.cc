@@ -1,5 +1,7 @@
 #include "cli/wait_hint.h"
 
+#include "cli/db_postgres.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -29,7 +31,7 @@ std::string ShellQuote(const std::string& text) {
 }
 
 std::string DbArg(const std::string& db_flag) {
-  return db_flag.empty() ? "" : " --db " + ShellQuote(db_flag);
+  return db_flag.empty() ? "" : " --db " + ShellQuote(DbName(db_flag));
 }
 
 std::string DescribeWait(const std::string& info_json, double now) {

@@ -234,6 +234,10 @@ bool Connection::Healthy() {
   return true;
 }
 
+bool Connection::InTransaction() const {
+  return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) != PQTRANS_IDLE;
+}
+
 int Connection::BackendPid() const { return PQbackendPID(conn_); }
 
 Pool::Pool(std::string url, int max_idle) : url_(std::move(url)), max_idle_(max_idle) {}

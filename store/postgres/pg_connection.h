@@ -98,6 +98,8 @@ class Connection {
 
   // Whether the connection is usable; if not, tries once to connect again.
   bool Healthy();
+  // Whether the connection is up and inside a transaction (open or failed).
+  bool InTransaction() const;
   // The server's process id for this connection (pg_backend_pid()).
   int BackendPid() const;
   // The database's name and host, for messages: "keel@127.0.0.1:5432".

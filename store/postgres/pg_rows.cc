@@ -101,6 +101,10 @@ constexpr char kUpsertNode[] =
     "started_at = excluded.started_at, finished_at = excluded.finished_at, "
     "script_version = excluded.script_version";
 
+constexpr char kInsertEvent[] =
+    "INSERT INTO events (cursor, run_id, seq, ts, node, kind, data_json) "
+    "VALUES (nextval('events_cursor'), $1, $2, $3, $4, $5, $6)";
+
 Params NodeParams(const NodeRecord& node, std::optional<int> version) {
   return {node.run_id,
           node.node,
@@ -145,6 +149,14 @@ Status InsertRun(Connection& conn, const RunRecord& run, const std::vector<NodeR
   return written.ok() ? Status::Ok() : written.status();
 }
 
+Statement UpsertNodeStatement(const NodeRecord& node, std::optional<int> script_version) {
+  return {kUpsertNode, NodeParams(node, script_version)};
+}
+
+Statement InsertEventStatement(const EventRecord& e) {
+  return {kInsertEvent, {e.run_id, Num(e.seq), Num(e.ts), e.node, e.kind, e.data_json}};
+}
+
 Status UpsertNode(Connection& conn, const NodeRecord& node) {
   auto saved = conn.Exec(kUpsertNode, NodeParams(node, std::nullopt),
                          "saving node " + node.node + " of run " + node.run_id);
@@ -175,9 +187,7 @@ Status InsertEvents(Connection& conn, std::vector<EventRecord>* events) {
   inserts.reserve(events->size());
   for (EventRecord& e : *events) {
     e.seq = next[e.run_id]++;
-    inserts.push_back({"INSERT INTO events (cursor, run_id, seq, ts, node, kind, data_json) "
-                       "VALUES (nextval('events_cursor'), $1, $2, $3, $4, $5, $6)",
-                       {e.run_id, Num(e.seq), Num(e.ts), e.node, e.kind, e.data_json}});
+    inserts.push_back(InsertEventStatement(e));
   }
   auto written = conn.Pipeline(inserts, "recording events");
   return written.ok() ? Status::Ok() : written.status();

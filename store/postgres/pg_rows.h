@@ -7,6 +7,7 @@
 // must run inside the caller's transaction where it writes.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,12 @@ Status InsertRun(Connection& conn, const RunRecord& run, const std::vector<NodeR
 // Inserts or replaces node record `node`, keeping its first-insert order.
 // `script_version` < 0 takes the run's current one.
 Status UpsertNode(Connection& conn, const NodeRecord& node);
+
+// The statements UpsertNode and InsertEvents run, for callers that send
+// many in one pipeline: node record `node` (`script_version` nullopt takes
+// the run's current one), and event `event` with its seq already assigned.
+Statement UpsertNodeStatement(const NodeRecord& node, std::optional<int> script_version);
+Statement InsertEventStatement(const EventRecord& event);
 
 // The advisory lock (pg_advisory_xact_lock) a transaction holds from its
 // first event insert to its commit, so event cursors grow in commit order.

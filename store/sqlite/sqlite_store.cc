@@ -137,118 +137,37 @@ SqliteStore::SqliteStore(std::string path, const SqliteStoreOptions& options,
     file_dev_ = st.st_dev;
     file_ino_ = st.st_ino;
   }
-  writer_thread_ = std::thread([this] { WriterLoop(); });
+  backend_ = MakeQueueBackend();
+  queue_ = std::make_unique<WriteQueue>(backend_.get(), stall_timeout_);
 }
 
-SqliteStore::~SqliteStore() {
-  {
-    MutexLock lock(&mu_);
-    stop_ = true;
-  }
-  work_cv_.Signal();
-  writer_thread_.join();
-}
+SqliteStore::~SqliteStore() { queue_.reset(); }
 
-void SqliteStore::Enqueue(Write write) {
-  bool wake;
-  {
-    MutexLock lock(&mu_);
-    if (queue_.empty() || queue_.back().size() == kChunkSize) {
-      if (spare_.empty()) {
-        queue_.emplace_back().reserve(kChunkSize);
-      } else {
-        queue_.push_back(std::move(spare_.back()));
-        spare_.pop_back();
-      }
-    }
-    queue_.back().push_back(std::move(write));
-    ++queued_;
-    // A gathering writer needs waking only when the burst is big enough.
-    wake = writer_idle_ || (gathering_ && queued_ - written_ == kGatherMax);
-  }
-  if (wake) work_cv_.Signal();
-}
-
-void SqliteStore::SaveNode(NodeRecord node) { Enqueue(std::move(node)); }
+void SqliteStore::SaveNode(NodeRecord node) { queue_->Push(std::move(node)); }
 
 void SqliteStore::FinishNode(NodeRecord node, EventRecord event) {
-  Enqueue(NodeFinish{std::move(node), std::move(event)});
+  queue_->Push(QueuedNodeFinish{std::move(node), std::move(event)});
 }
 
-void SqliteStore::AppendEvent(EventRecord event) { Enqueue(std::move(event)); }
+void SqliteStore::AppendEvent(EventRecord event) { queue_->Push(std::move(event)); }
 
 void SqliteStore::FinishRun(std::string run_id, RunStatus status, std::string error,
                             double finished_at) {
-  Enqueue(FinishWrite{std::move(run_id), status, std::move(error), finished_at});
+  queue_->Push(QueuedRunFinish{std::move(run_id), status, std::move(error), finished_at});
 }
 
 void SqliteStore::Heartbeat(std::string run_id, double now) {
-  Enqueue(HeartbeatWrite{std::move(run_id), now});
+  queue_->Push(QueuedHeartbeat{std::move(run_id), now});
 }
 
-Status SqliteStore::Flush() {
-  MutexLock lock(&mu_);
-  const uint64_t target = queued_;
-  Hurry hurry(this);
-  while (written_ < target && given_up_.ok()) done_cv_.Wait(&mu_);
-  return given_up_;
-}
+Status SqliteStore::Flush() { return queue_->Flush(); }
 
-uint64_t SqliteStore::Backlog() {
-  MutexLock lock(&mu_);
-  return queued_ - written_;
-}
+uint64_t SqliteStore::Backlog() { return queue_->Backlog(); }
 
-Status SqliteStore::WriteHealth() {
-  MutexLock lock(&mu_);
-  return given_up_;
-}
+Status SqliteStore::WriteHealth() { return queue_->Health(); }
 
 Status SqliteStore::CallOnWriter(std::function<Status(sqlite::SqliteWriter*)> fn, bool urgent) {
-  {
-    MutexLock lock(&mu_);
-    if (!given_up_.ok()) return given_up_;
-  }
-  SyncCall call;
-  call.fn = std::move(fn);
-  if (!urgent) {
-    Enqueue(&call);
-  } else {
-    bool wake;
-    {
-      MutexLock lock(&mu_);
-      urgent_.push_back(&call);
-      wake = writer_idle_;
-    }
-    if (wake) work_cv_.Signal();
-  }
-  MutexLock lock(&mu_);
-  Hurry hurry(this);
-  while (!call.done) done_cv_.Wait(&mu_);
-  return call.result;
-}
-
-SqliteStore::Hurry::Hurry(SqliteStore* store) : store_(store) {
-  ++store_->hurry_;
-  if (store_->gathering_) store_->work_cv_.Signal();
-}
-
-SqliteStore::Hurry::~Hurry() {
-  // The analysis cannot tie store_->mu_ to the caller's lock on mu_; the
-  // caller holds it (see Hurry).
-  store_->mu_.AssertHeld();
-  --store_->hurry_;
-}
-
-void SqliteStore::RunCall(SyncCall* call) { EndCall(call, call->fn(writer_.get())); }
-
-void SqliteStore::EndCall(SyncCall* call, Status result) {
-  {
-    MutexLock lock(&mu_);
-    call->result = std::move(result);
-    call->done = true;
-  }
-  done_cv_.SignalAll();
+  return queue_->Call([&] { return fn(writer_.get()); }, urgent);
 }
 
 Status SqliteStore::CreateRun(const RunRecord& run) {

@@ -4,7 +4,8 @@
 //
 // Thread-safety: every method may be called from any thread at any time.
 // Queued writes (SaveNode, AppendEvent, FinishRun, Heartbeat) go into an
-// in-memory FIFO that one writer thread drains: woken by a record, it lets
+// in-memory FIFO (store/common/write_queue.h) that one writer thread
+// drains: woken by a record, it lets
 // the burst gather for a few milliseconds (less when someone waits for it),
 // then commits everything queued in one transaction, in queue order (group
 // commit).
@@ -30,13 +31,12 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
-#include <variant>
 #include <vector>
 
 #include "engine/clock.h"
 #include "engine/mutex.h"
 #include "engine/store.h"
+#include "store/common/write_queue.h"
 
 namespace keel {
 
@@ -180,77 +180,17 @@ class SqliteStore final : public Store {
   const std::string& path() const { return path_; }
 
  private:
-  struct FinishWrite {
-    std::string run_id;
-    RunStatus status;
-    std::string error;
-    double finished_at;
-  };
-  struct NodeFinish {
-    NodeRecord node;
-    EventRecord event;
-  };
-  struct HeartbeatWrite {
-    std::string run_id;
-    double now;
-  };
-  // A synchronous call: runs on the writer thread between batches while its
-  // caller waits. The caller owns it.
-  struct SyncCall {
-    std::function<Status(sqlite::SqliteWriter*)> fn;
-    Status result;      // guarded by mu_
-    bool done = false;  // guarded by mu_
-  };
-  using Write =
-      std::variant<NodeRecord, NodeFinish, EventRecord, FinishWrite, HeartbeatWrite, SyncCall*>;
-  // Writes are queued in chunks of fixed capacity, so that a long queue
-  // never moves records to grow, and drained chunks are reused.
-  using Chunk = std::vector<Write>;
-  // Records per queue chunk (about 50 KiB), and how many queued records end
-  // a gathering writer's wait early.
-  static constexpr size_t kChunkSize = 256;
-  static constexpr uint64_t kGatherMax = 4 * kChunkSize;
-  // Held, with mu_ locked, by a caller waiting for the writer (Flush, a sync
-  // call): a writer gathering a burst commits at once instead. Made after
-  // the MutexLock on mu_ in the same scope, so it is destroyed with mu_
-  // still held.
-  struct Hurry {
-    explicit Hurry(SqliteStore* store) EXCLUSIVE_LOCKS_REQUIRED(store->mu_);
-    ~Hurry();
-    Hurry(const Hurry&) = delete;
-    Hurry& operator=(const Hurry&) = delete;
-    SqliteStore* const store_;
-  };
+  // The WriteQueue's view of this store (sqlite_store_writes.cc).
+  class QueueBackend;
 
   SqliteStore(std::string path, const SqliteStoreOptions& options,
               std::unique_ptr<sqlite::SqliteWriter> writer,
               std::unique_ptr<sqlite::SqliteReader> reader);
 
-  void Enqueue(Write write);
   // Runs `fn` on the writer thread and returns its status: after everything
   // queued so far, or, when `urgent`, before whatever is still waiting.
   Status CallOnWriter(std::function<Status(sqlite::SqliteWriter*)> fn, bool urgent = false);
-  void WriterLoop();
-  void RunCall(SyncCall* call);
-  // Completes `call` with `result` without running it.
-  void EndCall(SyncCall* call, Status result);
-  // Where WriteBatch has got to in a batch: the next write to make.
-  struct Cursor {
-    size_t chunk = 0;
-    size_t index = 0;
-  };
-  // Writes `batch` in queue order from *cursor on; consecutive records share
-  // one transaction. Moves *cursor past every write committed (or sync call
-  // made); stops at the first failure and returns it.
-  Status WriteBatch(const std::vector<Chunk>& batch, Cursor* cursor);
-  // Retries the rest of `batch` from *cursor until it is written or the
-  // writer gives up. Called by the writer thread with mu_ held; unlocks it
-  // while writing and waiting, and holds it again on return.
-  void RetryBatch(const std::vector<Chunk>& batch, Cursor* cursor, Status failure)
-      EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Completes with `given_up_` every sync call of `batch` from `cursor` on.
-  void FailCalls(const std::vector<Chunk>& batch, Cursor cursor);
-  Status Apply(const Write& write);
+  std::unique_ptr<WriteQueue::Backend> MakeQueueBackend();
   // Whether the database file is still the one the store opened: an error
   // when it was deleted, or replaced by another file.
   Status CheckFile() const;
@@ -261,32 +201,17 @@ class SqliteStore final : public Store {
   // The database file the store opened, to notice it deleted or replaced.
   uint64_t file_dev_ = 0;
   uint64_t file_ino_ = 0;
-  // Used only by writer_thread_. Declared before reader_ so that it closes
+  // Used only by the queue's writer thread. Declared before reader_ so that it closes
   // last, and the last connection to close checkpoints and removes the WAL.
   std::unique_ptr<sqlite::SqliteWriter> writer_;
 
   Mutex read_mu_;
   std::unique_ptr<sqlite::SqliteReader> reader_ GUARDED_BY(read_mu_);
 
-  Mutex mu_;
-  CondVar work_cv_;  // the writer waits here for work or stop_
-  CondVar done_cv_;  // Flush and sync calls wait here for the writer
-  std::vector<Chunk> queue_ GUARDED_BY(mu_);
-  std::vector<Chunk> spare_ GUARDED_BY(mu_);       // empty chunks, capacity kept
-  std::vector<SyncCall*> urgent_ GUARDED_BY(mu_);  // calls that skip the queue
-  uint64_t queued_ GUARDED_BY(mu_) = 0;            // writes ever queued
-  uint64_t written_ GUARDED_BY(mu_) = 0;           // writes ever committed or failed
-  // Why the writer gave up on the storage; ok while it has not. Set only by
-  // the writer thread, once.
-  Status given_up_ GUARDED_BY(mu_);
-  // The latest failure of the writes being retried; ok while writes go
-  // through.
-  Status failing_ GUARDED_BY(mu_);
-  bool writer_idle_ GUARDED_BY(mu_) = false;  // the writer waits on work_cv_
-  bool gathering_ GUARDED_BY(mu_) = false;    // the writer lets a burst gather
-  int hurry_ GUARDED_BY(mu_) = 0;             // callers waiting for the writer
-  bool stop_ GUARDED_BY(mu_) = false;
-  std::thread writer_thread_;
+  // The queue of queued writes and its writer thread, the only user of
+  // writer_. Declared last: it commits what is queued and stops first.
+  std::unique_ptr<WriteQueue::Backend> backend_;
+  std::unique_ptr<WriteQueue> queue_;
 };
 
 }  // namespace keel
