@@ -2,6 +2,8 @@
 
 #include <unordered_map>
 
+#include "engine/clock.h"
+
 namespace keel::cli {
 namespace {
 
@@ -11,6 +13,24 @@ Status NotHere(const char* what) {
 }
 
 }  // namespace
+
+BreakerSnapshot BreakerBook::Update(const std::string& key,
+                                    const std::function<void(BreakerSnapshot&)>& update,
+                                    double now) {
+  MutexLock lock(&mu_);
+  BreakerRow& row = rows_[key];
+  row.key = key;
+  update(row.snapshot);
+  row.updated_at = now;
+  return row.snapshot;
+}
+
+std::vector<BreakerRow> BreakerBook::List() {
+  MutexLock lock(&mu_);
+  std::vector<BreakerRow> out;
+  for (const auto& [key, row] : rows_) out.push_back(row);
+  return out;
+}
 
 void ClaimStore::Fail(const std::string& why) {
   MutexLock lock(&mu_);
@@ -44,6 +64,46 @@ std::vector<EventRecord> ClaimStore::TakeEvents() {
   std::vector<EventRecord> out;
   out.swap(events_);
   return out;
+}
+
+bool InsideNode(const std::string& name, const std::string& node) {
+  return name.size() > node.size() && name.compare(0, node.size(), node) == 0 &&
+         (name[node.size()] == '[' || name[node.size()] == '/');
+}
+
+void ClaimStore::TakeInner(const std::string& node, std::vector<NodeRecord>* records,
+                           std::vector<EventRecord>* events) {
+  MutexLock lock(&mu_);
+  std::unordered_map<std::string, size_t> at;
+  std::vector<NodeRecord> kept;
+  for (NodeRecord& rec : records_) {
+    if (!InsideNode(rec.node, node)) {
+      kept.push_back(std::move(rec));
+      continue;
+    }
+    auto [it, fresh] = at.emplace(rec.node, records->size());
+    if (fresh) {
+      records->push_back(std::move(rec));
+    } else {
+      (*records)[it->second] = std::move(rec);
+    }
+  }
+  records_.swap(kept);
+  std::vector<EventRecord> rest;
+  for (EventRecord& e : events_) {
+    (InsideNode(e.node, node) ? *events : rest).push_back(std::move(e));
+  }
+  events_.swap(rest);
+}
+
+void ClaimStore::Restore(std::vector<NodeRecord> records, std::vector<EventRecord> events) {
+  MutexLock lock(&mu_);
+  records.insert(records.end(), std::make_move_iterator(records_.begin()),
+                 std::make_move_iterator(records_.end()));
+  records_.swap(records);
+  events.insert(events.end(), std::make_move_iterator(events_.begin()),
+                std::make_move_iterator(events_.end()));
+  events_.swap(events);
 }
 
 void ClaimStore::SaveNode(NodeRecord node) {
@@ -94,11 +154,18 @@ Result<std::vector<ScriptVersion>> ClaimStore::GetScriptVersions(const std::stri
 Result<int64_t> ClaimStore::DeleteFinishedBefore(double) { return NotHere("DeleteFinishedBefore"); }
 Result<BreakerSnapshot> ClaimStore::UpdateBreaker(
     const std::string& key, const std::function<void(BreakerSnapshot&)>& update) {
-  return shared_ ? shared_->UpdateBreaker(key, update)
-                 : Result<BreakerSnapshot>(NotHere("UpdateBreaker"));
+  if (shared_) {
+    auto stored = shared_->UpdateBreaker(key, update);
+    if (stored.ok()) return stored;
+  }
+  return book_->Update(key, update, SystemClock()->WallNow());
 }
 Result<std::vector<BreakerRow>> ClaimStore::ListBreakers() {
-  return shared_ ? shared_->ListBreakers() : Result<std::vector<BreakerRow>>(NotHere("ListBreakers"));
+  if (shared_) {
+    auto listed = shared_->ListBreakers();
+    if (listed.ok()) return listed;
+  }
+  return book_->List();
 }
 Status ClaimStore::SendSignal(const std::string&, const std::string&, const std::string&, double) {
   return NotHere("SendSignal");

@@ -1,15 +1,17 @@
 #pragma once
 // ClaimStore: the Store a worker's Executor writes to while it runs one
 // claimed node of a distributed run. It keeps the node's records and
-// events in memory until the worker commits them, fenced by the claim
-// (store/postgres/pg_node_queue.h: CommitNode); nothing reaches the
-// database unless the claim is still current then. Circuit breakers and
-// signals go to `shared` when one is given (a store every host shares),
-// else breakers live in this process and signals are refused.
+// events in memory until the worker writes them, fenced by the claim
+// (store/postgres/pg_node_queue.h: CommitNode at the end, WriteUnderClaim
+// for inner records while it runs); nothing reaches the database unless the
+// claim is still current then. Circuit breakers and
+// signals go to `shared` when one is given (a store every host shares);
+// breakers it cannot keep live in `book`, shared by the worker's nodes.
 //
 // Thread-safety: every method may be called from any thread (the executor's
 // workers); the buffers are guarded by one mutex.
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,9 +20,27 @@
 
 namespace keel::cli {
 
+// Whether `name` is a record inside node `node`: a map item "node[3]" or an
+// inner node of a call or loop "node/x", at any depth.
+bool InsideNode(const std::string& name, const std::string& node);
+
+// Circuit breakers kept by one process for the nodes it runs, so that a
+// breaker opened by one node's failures holds for the next. Any thread.
+class BreakerBook {
+ public:
+  BreakerSnapshot Update(const std::string& key,
+                         const std::function<void(BreakerSnapshot&)>& update, double now);
+  std::vector<BreakerRow> List();
+
+ private:
+  Mutex mu_;
+  std::map<std::string, BreakerRow> rows_ GUARDED_BY(mu_);
+};
+
 class ClaimStore : public Store {
  public:
-  explicit ClaimStore(Store* shared = nullptr) : shared_(shared) {}
+  // `book` must outlive the store; `shared` may be null.
+  explicit ClaimStore(BreakerBook* book, Store* shared = nullptr) : book_(book), shared_(shared) {}
 
   // Makes WriteHealth fail with `why` (kPermanent): the executor then
   // starts nothing more. Any thread.
@@ -29,6 +49,18 @@ class ClaimStore : public Store {
   // one of each node, in first-write order. Call once the run returned.
   std::vector<NodeRecord> TakeRecords();
   std::vector<EventRecord> TakeEvents();
+  // Moves out what was buffered for the records inside node `node` (map
+  // items "node[3]", inner nodes "node/x"), records collapsed as above, to
+  // be written while the claim runs (pg::WriteUnderClaim).
+  void TakeInner(const std::string& node, std::vector<NodeRecord>* records,
+                 std::vector<EventRecord>* events);
+
+  // Puts back what TakeInner took, ahead of what came since (a write failed).
+  void Restore(std::vector<NodeRecord> records, std::vector<EventRecord> events);
+
+  // Held while inner records are taken and written, and by the node's
+  // final commit, so that the two never cross.
+  Mutex flush_mu;
 
   Status CreateRun(const RunRecord& run) override;
   Result<ClaimedRun> ClaimRun(const RunRecord& run, int64_t expected_epoch,
@@ -66,6 +98,7 @@ class ClaimStore : public Store {
   Result<int64_t> ResetBreakers(const std::string& key) override;
 
  private:
+  BreakerBook* const book_;
   Store* const shared_;
   Mutex mu_;
   std::string failed_ GUARDED_BY(mu_);  // why WriteHealth fails; empty: it does not

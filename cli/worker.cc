@@ -175,7 +175,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   WorkflowSpec missing;
   missing.name = work.run.workflow;
   Clock* clock = script ? script->clock : SystemClock();
-  ClaimStore store;
+  ClaimStore store(&breakers_);
   Executor executor(clock, &store, nullptr);
   int64_t slot;
   {
@@ -192,7 +192,20 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
     abandoned = running_[slot].abandoned;
     running_.erase(slot);
   }
+  {
+    MutexLock flushing(&store.flush_mu);  // waits for a flush under way
+  }
   if (abandoned) return {};
+  // What a failed flush put back goes with the commit, ahead of the node's record.
+  std::vector<NodeRecord> left;
+  for (NodeRecord& rec : store.TakeRecords()) {
+    if (InsideNode(rec.node, claim.node)) left.push_back(std::move(rec));
+  }
+  ran.records.insert(ran.records.begin(), std::make_move_iterator(left.begin()),
+                     std::make_move_iterator(left.end()));
+  for (EventRecord& e : store.TakeEvents()) {
+    if (InsideNode(e.node, claim.node)) ran.events.push_back(std::move(e));
+  }
 
   pg::NodeCommit commit;
   commit.claim = claim;
@@ -276,6 +289,42 @@ void Worker::StopEndedClaims(pg::Connection& conn) {
   }
 }
 
+void Worker::FlushInner(pg::Connection& conn) {
+  MutexLock lock(&mu_);
+  for (auto& [slot, f] : running_) {
+    if (f.abandoned) continue;
+    ClaimStore* store = f.store;
+    pg::NodeClaim claim = f.claim;
+    std::vector<NodeRecord> records;
+    std::vector<EventRecord> events;
+    store->flush_mu.Lock();
+    store->TakeInner(claim.node, &records, &events);
+    if (records.empty() && events.empty()) {
+      store->flush_mu.Unlock();
+      continue;
+    }
+    // The entry stays while flush_mu is held: RunOne takes it after erasing.
+    lock.Unlock();
+    auto written = pg::WriteUnderClaim(conn, claim, id_, records, events);
+    if (!written.ok()) store->Restore(std::move(records), std::move(events));
+    store->flush_mu.Unlock();
+    lock.Lock();
+    auto it = running_.find(slot);
+    if (written.ok() && !*written && it != running_.end() && !it->second.abandoned) {
+      it->second.abandoned = true;
+      std::string why = "the claim of node " + claim.node + " of run " + claim.run_id + " ended";
+      it->second.store->Fail(why);
+      it->second.executor->Stop(why);
+    }
+    if (!written.ok()) {
+      // Not written: they go with the node's commit instead.
+      Note("cannot write the inner records of node " + claim.node + ": " +
+           written.status().message());
+    }
+    return;  // the map may have changed; the next poll goes on
+  }
+}
+
 bool Worker::Settled(pg::Connection& conn) {
   auto run = conn.Exec("SELECT status FROM runs WHERE id = $1", {options_.until_run},
                        "reading run " + options_.until_run);
@@ -332,6 +381,7 @@ Status Worker::Run() {
       if (options_.claim) {
         (void)pg::RequeueExpired(**conn);
         StopEndedClaims(**conn);
+        FlushInner(**conn);
         int free;
         {
           MutexLock lock(&mu_);

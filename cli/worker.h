@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/claim_store.h"
 #include "engine/mutex.h"
 #include "engine/status.h"
 #include "scripts/workflow_loader.h"
@@ -24,8 +25,6 @@
 #include "store/postgres/pg_node_queue.h"
 
 namespace keel::cli {
-
-class ClaimStore;
 
 struct WorkerOptions {
   std::string url;       // postgresql://...
@@ -69,6 +68,10 @@ class Worker {
   // Stops the nodes this worker runs whose claim ended (re-queued, or
   // cancelled by a join that went ahead without them).
   void StopEndedClaims(pg::Connection& conn);
+  // Writes the inner records (map items, a call's nodes) the nodes in
+  // flight produced so far, fenced by their claims; stops a node whose
+  // claim ended.
+  void FlushInner(pg::Connection& conn);
   void RunClaims(pg::NodeClaim first);
   // Runs one claim; returns the children it claimed on commit.
   std::vector<pg::NodeClaim> RunOne(const pg::NodeClaim& claim);
@@ -90,6 +93,7 @@ class Worker {
   int64_t next_slot_ GUARDED_BY(mu_) = 0;
   std::map<int64_t, InFlight> running_ GUARDED_BY(mu_);
   std::string abandon_reason_ GUARDED_BY(mu_);
+  BreakerBook breakers_;  // the circuit breakers of every node this worker runs
   Mutex script_mu_;  // held while loading, so one script loads once
   std::map<std::string, std::shared_ptr<LoadedScript>> scripts_ GUARDED_BY(script_mu_);
 };

@@ -9,13 +9,6 @@
 namespace keel::cli {
 namespace {
 
-// Whether `name` is a record inside node `node`: a map item "node[3]" or an
-// inner node of a call or loop "node/x", at any depth.
-bool InsideNode(const std::string& name, const std::string& node) {
-  return name.size() > node.size() && name.compare(0, node.size(), node) == 0 &&
-         (name[node.size()] == '[' || name[node.size()] == '/');
-}
-
 // Stands in for a dependency that did not finish with an output: one
 // recorded failed or cancelled ends so again at once, one still running
 // elsewhere (a join going ahead without it) ends only when the executor

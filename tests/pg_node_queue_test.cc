@@ -235,5 +235,47 @@ TEST_CASE("a failed node cancels its dependents and fails the run" * doctest::ti
         "dependency 'a' failed");
 }
 
+TEST_CASE("inner records are written under a claim until it is superseded" *
+          doctest::timeout(60)) {
+  auto url = NewDb("queue_inner");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  WorkflowSpec wf;
+  wf.name = "map";
+  wf.nodes = {Node("m", {}, nullptr)};
+  auto conn = OpenDb(*url);
+  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  REQUIRE(RegisterWorker(*conn, "w", "h", 1, 60).ok());
+  auto claims = ClaimReady(*conn, "w", 1);
+  REQUIRE(claims.ok());
+  REQUIRE(claims->size() == 1);
+  NodeRecord item;
+  item.run_id = "r1";
+  item.node = "m[1]";
+  item.status = NodeStatus::kSucceeded;
+  item.output_json = "1";
+  auto written = WriteUnderClaim(*conn, (*claims)[0], "w", {item},
+                                 {{"r1", 0, 1001, "m[1]", "node_succeeded", "{}"}});
+  REQUIRE(written.ok());
+  CHECK(*written);
+  CHECK(Scalar(*conn, "SELECT output_json FROM nodes WHERE node = 'm[1]'") == "1");
+  // Another worker's name, or the claim re-queued: refused, nothing written.
+  item.node = "m[2]";
+  auto stranger = WriteUnderClaim(*conn, (*claims)[0], "other", {item}, {});
+  REQUIRE(stranger.ok());
+  CHECK_FALSE(*stranger);
+  REQUIRE(conn->Exec("DELETE FROM workers", {}, "dropping the worker").ok());
+  auto requeued = RequeueExpired(*conn);
+  REQUIRE(requeued.ok());
+  CHECK(*requeued == 1);
+  auto late = WriteUnderClaim(*conn, (*claims)[0], "w", {item}, {});
+  REQUIRE(late.ok());
+  CHECK_FALSE(*late);
+  CHECK(Scalar(*conn, "SELECT count(*) FROM nodes") == "1");
+  CHECK(Scalar(*conn, "SELECT last_seq FROM runs") == "2");
+}
+
 }  // namespace
 }  // namespace keel::pg
