@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "cli/llm_options.h"
+#include "engine/status.h"
+#include "engine/store.h"
 
 namespace keel::cli {
 
@@ -159,5 +161,11 @@ int WorkerCommand(const WorkerArgs& args);
 // (unless --no-work) and waits for it.
 int DistributedSubmit(const RunArgs& args, const std::string& url);
 int DistributedRun(const RunArgs& args, const std::string& url);
+// `keel resume` of a run queued node by node: its unfinished nodes are
+// queued again and this process works on it until it finishes.
+int DistributedResume(const ResumeArgs& args, const std::string& url, const RunRecord& run);
+// Whether run `run_id` (or a unique prefix) of the PostgreSQL database
+// `url` was queued node by node; false when there is no such run.
+Result<bool> IsDistributedRun(const std::string& url, const std::string& run_id);
 
 }  // namespace keel::cli

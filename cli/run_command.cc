@@ -169,6 +169,11 @@ int ResumeCommand(const ResumeArgs& args) {
     return UsageError(
         fmt::format("run {} was cancelled; a cancelled run cannot be resumed", run->id));
   }
+  if (pg::IsPostgresUrl(db_path)) {
+    auto distributed = IsDistributedRun(db_path, run->id);
+    if (!distributed.ok()) return UsageError(distributed.status().message());
+    if (*distributed) return DistributedResume(args, db_path, *run);
+  }
   if (args.handoff_epoch != 0 && run->epoch != args.handoff_epoch) {
     return UsageError(fmt::format("run {} was handed over at epoch {} but is at epoch {} now",
                                   run->id, args.handoff_epoch, run->epoch));

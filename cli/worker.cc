@@ -55,8 +55,17 @@ Status Worker::Start() {
   Status migrated = pg::Migrate(**conn);
   if (!migrated.ok()) return migrated;
   if (!options_.claim) return Status::Ok();
-  Owner self = CurrentOwner();
-  return pg::RegisterWorker(**conn, id_, self.host, self.pid, options_.lease_s);
+  Status registered = pg::RegisterWorker(**conn, id_, CurrentOwner(), options_.lease_s);
+  if (!registered.ok()) return registered;
+  ReapDeadWorkers(**conn);
+  return Status::Ok();
+}
+
+void Worker::ReapDeadWorkers(pg::Connection& conn) {
+  // Workers of this host whose process is gone (killed, crashed) give their
+  // nodes back now rather than when their lease runs out.
+  (void)pg::ReapDeadWorkers(conn, CurrentOwner().host,
+                            [](const Owner& owner) { return OwnerAlive(owner, 0); });
 }
 
 void Worker::Wake() {
@@ -104,8 +113,7 @@ void Worker::HeartbeatLoop() {
       Status s = pg::WorkerHeartbeat(**conn, id_);
       if (!s.ok() && s.kind() == ErrorKind::kPermanent) {
         // The row went (a clean-up); register again.
-        Owner self = CurrentOwner();
-        s = pg::RegisterWorker(**conn, id_, self.host, self.pid, options_.lease_s);
+        s = pg::RegisterWorker(**conn, id_, CurrentOwner(), options_.lease_s);
       }
       return s;
     }();
@@ -374,11 +382,16 @@ Status Worker::Run() {
       }
     }
   };
+  double last_reap = MonoNow();
   while (!stopping_.load() && !done_.load()) {
     auto conn = pool_.Acquire();
     if (conn.ok()) {
       if (!options_.until_run.empty() && Settled(**conn)) break;
       if (options_.claim) {
+        if (MonoNow() - last_reap > 5) {
+          ReapDeadWorkers(**conn);
+          last_reap = MonoNow();
+        }
         (void)pg::RequeueExpired(**conn);
         StopEndedClaims(**conn);
         FlushInner(**conn);

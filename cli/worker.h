@@ -65,6 +65,7 @@ class Worker {
   };
 
   void HeartbeatLoop();
+  void ReapDeadWorkers(pg::Connection& conn);
   // Stops the nodes this worker runs whose claim ended (re-queued, or
   // cancelled by a join that went ahead without them).
   void StopEndedClaims(pg::Connection& conn);

@@ -19,6 +19,7 @@
 #include "cli/load_script.h"
 #include "cli/params.h"
 #include "cli/queued_output.h"
+#include "cli/recorded_script.h"
 #include "cli/run_config.h"
 #include "cli/run_output.h"
 #include "cli/worker.h"
@@ -151,6 +152,9 @@ Result<std::string> Submit(const RunArgs& args, const std::string& url,
   return run.id;
 }
 
+int WorkAndReport(const std::string& url, const std::string& id, const WorkflowSpec& workflow,
+                  int workers, bool work, bool json, double began);
+
 int SubmitError(const Status& status) {
   if (status.message().empty()) return kExitUsage;  // the loader printed why
   return UsageError(status.message());
@@ -201,13 +205,70 @@ int DistributedRun(const RunArgs& args, const std::string& url) {
   std::shared_ptr<LoadedScript> script;
   auto id = Submit(args, url, &script);
   if (!id.ok()) return SubmitError(id.status());
-  std::fprintf(stderr, "run %s queued on %s%s\n", id->c_str(), pg::RedactUrl(url).c_str(),
+  const WorkflowSpec& workflow = script->main_workflow();
+  std::fprintf(stderr, "run %s started: workflow %s (%zu nodes) on %s%s\n", id->c_str(),
+               workflow.name.c_str(), workflow.nodes.size(), pg::RedactUrl(url).c_str(),
                args.no_work ? "; waiting for workers" : "");
-  Worker worker({.url = url,
-                 .concurrency = args.workers > 0 ? args.workers : 16,
-                 .lease_s = 15,
-                 .until_run = *id,
-                 .claim = !args.no_work});
+  return WorkAndReport(url, *id, workflow, args.workers, !args.no_work, args.json, began);
+}
+
+int DistributedResume(const ResumeArgs& args, const std::string& url, const RunRecord& run) {
+  double began = SystemClock()->Now();
+  if (!args.from.empty()) {
+    return UsageError(fmt::format(
+        "cannot resume run {} --from {}: the run is distributed over workers; `keel fork {} "
+        "--from {}` runs it again as a new run",
+        run.id, args.from, run.id, args.from));
+  }
+  if (run.status == RunStatus::kSucceeded) {
+    std::fprintf(stderr, "run %s already succeeded; nothing to resume\n", run.id.c_str());
+    return kExitSucceeded;
+  }
+  auto conn = pg::Connection::Open(url);
+  if (!conn.ok()) return UsageError(conn.status().message());
+  auto work = pg::ReadRunToWork(**conn, run.id, /*with_script=*/true);
+  if (!work.ok()) return UsageError(work.status().message());
+  auto script = LoadRecordedScript(work->script);
+  if (!script.ok()) return UsageError(script.status().message());
+  const WorkflowSpec* workflow = (*script)->Find(run.workflow);
+  if (workflow == nullptr) {
+    return UsageError(fmt::format("cannot resume run {}: its script no longer declares '{}'",
+                                  run.id, run.workflow));
+  }
+  Status resumed = pg::ResumeRun(**conn, run.id, *workflow, SystemClock()->WallNow());
+  if (!resumed.ok()) return UsageError(resumed.message());
+  int kept = 0;
+  for (const NodeRecord& rec : work->nodes) {
+    if (workflow->Find(rec.node) >= 0 && IsKeptOnResume(rec.status)) ++kept;
+  }
+  std::fprintf(stderr, "run %s resumed: %d of %zu nodes kept\n", run.id.c_str(), kept,
+               workflow->nodes.size());
+  return WorkAndReport(url, run.id, *workflow, args.workers, true, args.json, began);
+}
+
+Result<bool> IsDistributedRun(const std::string& url, const std::string& run_id) {
+  auto conn = pg::Connection::Open(url);
+  if (!conn.ok()) return conn.status();
+  auto version = pg::SchemaVersion(**conn);
+  if (!version.ok()) return version.status();
+  if (*version < 2) return false;  // no worker ever ran here
+  auto id = (*conn)->Exec("SELECT id FROM runs WHERE id LIKE $1 || '%' LIMIT 2", {run_id},
+                          "reading run " + run_id);
+  if (!id.ok()) return id.status();
+  if (id->size() != 1) return false;  // the store says why
+  return pg::IsDistributed(**conn, id->str(0, 0));
+}
+
+namespace {
+
+int WorkAndReport(const std::string& url, const std::string& id, const WorkflowSpec& workflow,
+                  int workers, bool work, bool json, double began) {
+  WorkerOptions options;
+  options.url = url;
+  options.concurrency = workers > 0 ? workers : 16;
+  options.until_run = id;
+  options.claim = work;
+  Worker worker(options);
   {
     StopOnSignals signals(&worker);
     Status started = worker.Start();
@@ -217,11 +278,10 @@ int DistributedRun(const RunArgs& args, const std::string& url) {
   }
   auto conn = pg::Connection::Open(url);
   if (!conn.ok()) return UsageError(conn.status().message());
-  const WorkflowSpec& workflow = script->main_workflow();
-  auto report = ReadReport(**conn, *id, workflow);
+  auto report = ReadReport(**conn, id, workflow);
   if (!report.ok()) return UsageError(report.status().message());
   if (report->status == RunStatus::kRunning) {
-    PrintError(fmt::format("stopped waiting for run {}; the workers carry it on", *id));
+    PrintError(fmt::format("stopped waiting for run {}; the workers carry it on", id));
     return kExitFailed;
   }
   LlmTotals usage;
@@ -229,13 +289,15 @@ int DistributedRun(const RunArgs& args, const std::string& url) {
                                       std::string("SELECT ") + pg::kEventColumns +
                                           " FROM events WHERE run_id = $1 AND kind IN "
                                           "('llm_call', 'fallback_event') ORDER BY seq",
-                                      {*id}, "reading the run's LLM calls",
+                                      {id}, "reading the run's LLM calls",
                                       [](const pg::Rows& rows, int i, EventRecord* e) {
                                         pg::EventFromRow(rows, i, e);
                                       });
   if (events.ok()) usage = SumLlmUsage(*events).total;
-  PrintRunReport(*report, workflow, SystemClock()->Now() - began, usage, args.json);
+  PrintRunReport(*report, workflow, SystemClock()->Now() - began, usage, json);
   return ExitCodeFor(report->status);
 }
+
+}  // namespace
 
 }  // namespace keel::cli

@@ -331,6 +331,50 @@ return keel.workflow "bad" {
   CHECK(worker->Wait(30s).exit_code == 0);
 }
 
+TEST_CASE("keel resume of a failed distributed run queues its failed nodes again" *
+          doctest::timeout(120)) {
+  auto url = test::FreshPgDatabase("worker_resume");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  TempDir dir;
+  std::string go = dir.Path("go");
+  std::string file = dir.Write("gate.lua", R"lua(local keel = require "keel"
+local GO = ")lua" + go + R"lua("
+return keel.workflow "gate" {
+  keel.fn "a" { run = function(ctx) return 1 end },
+  keel.fn "b" { after = { "a" }, run = function(ctx)
+    local f = io.open(GO, "r")
+    if not f then error("no go") end
+    f:close()
+    return ctx.deps.a + 1
+  end },
+  keel.fn "c" { after = { "b" }, run = function(ctx) return ctx.deps.b + 1 end },
+}
+)lua");
+  KeelCli keel(KEEL_BIN, dir.path());
+  ExitInfo failed = keel.Run({"run", file, "--db", *url});
+  CHECK_MESSAGE(failed.exit_code == 1, failed.Describe());
+  std::string id = RunIdFromStderr(failed.err);
+  REQUIRE_FALSE(id.empty());
+  Db db = Connect(*url);
+  CHECK(db.Scalar("SELECT status FROM nodes WHERE run_id = $1 AND node = 'c'", {id}) ==
+        "cancelled");
+  WriteFile(go, "");
+  ExitInfo resumed = keel.Run({"resume", id, "--db", *url});
+  CHECK_MESSAGE(resumed.exit_code == 0, resumed.Describe());
+  CHECK(resumed.err.find("run " + id + " resumed: 1 of 3 nodes kept") != std::string::npos);
+  CHECK(resumed.out.find("c = 3") != std::string::npos);
+  CHECK(db.Scalar("SELECT status || ' ' || epoch FROM runs WHERE id = $1", {id}) ==
+        "succeeded 2");
+  CHECK(db.Scalar("SELECT count(*) FROM claim_log WHERE run_id = $1 AND node = 'a' AND "
+                  "action = 'commit'",
+                  {id}) == "1");
+  ExitInfo again = keel.Run({"resume", id, "--db", *url});
+  CHECK(again.err.find("already succeeded") != std::string::npos);
+}
+
 TEST_CASE("keel worker refuses a SQLite database and bad flags" * doctest::timeout(60)) {
   TempDir dir;
   KeelCli keel(KEEL_BIN, dir.path());

@@ -93,7 +93,7 @@ TEST_CASE("claims from four threads never take a node twice" * doctest::timeout(
       auto c = Connection::Open(*url);
       if (!c.ok()) return;
       std::string worker = "w" + std::to_string(t);
-      if (!RegisterWorker(**c, worker, "h", t, 60).ok()) return;
+      if (!RegisterWorker(**c, worker, Owner{t, "h", 0}, 60).ok()) return;
       for (;;) {
         auto got = ClaimReady(**c, worker, 3);
         if (!got.ok() || got->empty()) return;
@@ -124,8 +124,8 @@ TEST_CASE("a superseded claim's commit changes nothing" * doctest::timeout(60)) 
   wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr)};
   auto conn = OpenDb(*url);
   REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
-  REQUIRE(RegisterWorker(*conn, "slow", "h", 1, 0.05).ok());
-  REQUIRE(RegisterWorker(*conn, "fast", "h", 2, 60).ok());
+  REQUIRE(RegisterWorker(*conn, "slow", Owner{1, "h", 0}, 0.05).ok());
+  REQUIRE(RegisterWorker(*conn, "fast", Owner{2, "h", 0}, 60).ok());
   auto first = ClaimReady(*conn, "slow", 5);
   REQUIRE(first.ok());
   REQUIRE(first->size() == 1);
@@ -181,7 +181,7 @@ TEST_CASE("a commit claims the chain's next node and the last one finishes the r
   wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr), Node("c", {"b"}, nullptr)};
   auto conn = OpenDb(*url);
   REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
-  REQUIRE(RegisterWorker(*conn, "w", "h", 1, 60).ok());
+  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
   auto claims = ClaimReady(*conn, "w", 5);
   REQUIRE(claims.ok());
   REQUIRE(claims->size() == 1);
@@ -215,7 +215,7 @@ TEST_CASE("a failed node cancels its dependents and fails the run" * doctest::ti
   wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr), Node("c", {"b"}, nullptr)};
   auto conn = OpenDb(*url);
   REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
-  REQUIRE(RegisterWorker(*conn, "w", "h", 1, 60).ok());
+  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
   auto claims = ClaimReady(*conn, "w", 5);
   REQUIRE(claims.ok());
   REQUIRE(claims->size() == 1);
@@ -247,7 +247,7 @@ TEST_CASE("inner records are written under a claim until it is superseded" *
   wf.nodes = {Node("m", {}, nullptr)};
   auto conn = OpenDb(*url);
   REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
-  REQUIRE(RegisterWorker(*conn, "w", "h", 1, 60).ok());
+  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
   auto claims = ClaimReady(*conn, "w", 1);
   REQUIRE(claims.ok());
   REQUIRE(claims->size() == 1);
@@ -266,7 +266,10 @@ TEST_CASE("inner records are written under a claim until it is superseded" *
   auto stranger = WriteUnderClaim(*conn, (*claims)[0], "other", {item}, {});
   REQUIRE(stranger.ok());
   CHECK_FALSE(*stranger);
-  REQUIRE(conn->Exec("DELETE FROM workers", {}, "dropping the worker").ok());
+  // The worker's process is gone: its row goes, and its claim is re-queued.
+  auto reaped = ReapDeadWorkers(*conn, "h", [](const Owner& o) { return o.pid != 1; });
+  REQUIRE(reaped.ok());
+  CHECK(*reaped == 1);
   auto requeued = RequeueExpired(*conn);
   REQUIRE(requeued.ok());
   CHECK(*requeued == 1);

@@ -133,13 +133,31 @@ Result<bool> LockRunningRun(Connection& conn, const std::string& run_id) {
 
 }  // namespace
 
-Status RegisterWorker(Connection& conn, const std::string& id, const std::string& host,
-                      int64_t pid, double lease_s) {
+Status RegisterWorker(Connection& conn, const std::string& id, const Owner& process,
+                      double lease_s) {
   auto done = conn.Exec(
-      "INSERT INTO workers (id, host, pid, lease_s) VALUES ($1, $2, $3, $4) "
+      "INSERT INTO workers (id, host, pid, start_ticks, lease_s) VALUES ($1, $2, $3, $4, $5) "
       "ON CONFLICT (id) DO UPDATE SET heartbeat = clock_timestamp(), lease_s = excluded.lease_s",
-      {id, host, Num(pid), Num(lease_s)}, "registering worker " + id);
+      {id, process.host, Num(process.pid), Num(process.start_ticks), Num(lease_s)},
+      "registering worker " + id);
   return done.ok() ? Status::Ok() : done.status();
+}
+
+Result<int64_t> ReapDeadWorkers(Connection& conn, const std::string& host,
+                                const std::function<bool(const Owner&)>& alive) {
+  auto rows = conn.Exec("SELECT id, pid, start_ticks FROM workers WHERE host = $1", {host},
+                        "reading the workers of " + host);
+  if (!rows.ok()) return rows.status();
+  int64_t reaped = 0;
+  for (int i = 0; i < rows->size(); ++i) {
+    Owner owner{rows->int64(i, 1), host, rows->int64(i, 2)};
+    if (alive(owner)) continue;
+    auto gone = conn.Exec("DELETE FROM workers WHERE id = $1", {rows->str(i, 0)},
+                          "removing a dead worker");
+    if (!gone.ok()) return gone.status();
+    reaped += gone->affected();
+  }
+  return reaped;
 }
 
 Status UnregisterWorker(Connection& conn, const std::string& id) {
@@ -233,6 +251,69 @@ Status SubmitRun(Connection& conn, const RunRecord& run, const WorkflowSpec& wor
         return Advance(c, workflow, run.id, now, "", 0, &ignored);
       },
       "submitting run " + run.id);
+}
+
+Result<bool> IsDistributed(Connection& conn, const std::string& run_id) {
+  auto rows = conn.Exec(
+      "SELECT EXISTS (SELECT 1 FROM events WHERE run_id = $1 AND kind = 'run_started' AND "
+      "data_json LIKE '%\"distributed\":true%')",
+      {run_id}, "reading run " + run_id);
+  if (!rows.ok()) return rows.status();
+  return rows->boolean(0, 0);
+}
+
+Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec& workflow,
+                 double now) {
+  return conn.Transaction(
+      [&](Connection& c) -> Status {
+        auto run = c.Exec("SELECT status FROM runs WHERE id = $1 FOR UPDATE", {run_id},
+                          "locking run " + run_id);
+        if (!run.ok()) return run.status();
+        if (run->size() == 0) {
+          return Status::Error(ErrorKind::kPermanent, "no run " + run_id + " in " + c.name());
+        }
+        std::string status = run->str(0, 0);
+        if (status == RunStatusName(RunStatus::kSucceeded) ||
+            status == RunStatusName(RunStatus::kCancelled)) {
+          return Status::Error(ErrorKind::kPermanent, "run " + run_id + " " + status +
+                                                          "; there is nothing to resume");
+        }
+        std::vector<std::string> names;
+        for (const NodeSpec& n : workflow.nodes) names.push_back(n.name);
+        // Own records that did not finish with an output run again; inner
+        // records stay, for the nodes that run again to keep what they did.
+        std::string list = "{";
+        for (size_t i = 0; i < names.size(); ++i) {
+          if (i) list += ",";
+          list += "\"";
+          for (char ch : names[i]) {
+            if (ch == '"' || ch == '\\') list += '\\';
+            list += ch;
+          }
+          list += "\"";
+        }
+        list += "}";
+        auto dropped = c.Exec(
+            "WITH d AS (DELETE FROM nodes WHERE run_id = $1 AND node = ANY($2::text[]) AND "
+            "status NOT IN ('succeeded', 'fallback', 'skipped') AND NOT EXISTS (SELECT 1 FROM "
+            "node_queue q WHERE q.run_id = $1 AND q.node = nodes.node AND q.state = 'claimed') "
+            "RETURNING node) "
+            "DELETE FROM node_queue q USING d WHERE q.run_id = $1 AND q.node = d.node",
+            {run_id, list}, "dropping the unfinished nodes of run " + run_id);
+        if (!dropped.ok()) return dropped.status();
+        auto resumed = c.Exec(
+            "UPDATE runs SET status = 'running', error = '', finished_at = 0, updated_at = $2, "
+            "epoch = epoch + 1 WHERE id = $1",
+            {run_id, Num(now)}, "resuming run " + run_id);
+        if (!resumed.ok()) return resumed.status();
+        std::vector<EventRecord> events{
+            {run_id, 0, now, "", "run_resumed", EventData().Add("distributed", true).Done()}};
+        Status logged = InsertEvents(c, &events);
+        if (!logged.ok()) return logged;
+        CommitOutcome ignored;
+        return Advance(c, workflow, run_id, now, "", 0, &ignored);
+      },
+      "resuming run " + run_id);
 }
 
 Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec& workflow,

@@ -16,6 +16,7 @@
 // with its attempt number.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,13 @@ struct NodeClaim {
 };
 
 // Registers worker `id` (one row per process) with its lease, heartbeat now.
-Status RegisterWorker(Connection& conn, const std::string& id, const std::string& host,
-                      int64_t pid, double lease_s);
+Status RegisterWorker(Connection& conn, const std::string& id, const Owner& process,
+                      double lease_s);
+// Removes the rows of workers on host `host` whose process is gone
+// (`alive` false), so their claims go back to ready at the next
+// RequeueExpired instead of when their lease runs out. Returns how many.
+Result<int64_t> ReapDeadWorkers(Connection& conn, const std::string& host,
+                                const std::function<bool(const Owner&)>& alive);
 // Removes worker `id`'s row (a clean exit), after its claims were handed back.
 Status UnregisterWorker(Connection& conn, const std::string& id);
 // Sets worker `id`'s heartbeat to the database's now. Fails (kPermanent)
@@ -66,6 +72,17 @@ Status HandBack(Connection& conn, const std::string& worker, const std::vector<N
 // event, and makes its root nodes ready. One transaction.
 Status SubmitRun(Connection& conn, const RunRecord& run, const WorkflowSpec& workflow,
                  double now);
+
+// Takes distributed run `run_id` of `workflow` up again (`keel resume`), in
+// one transaction: the records of its nodes that did not finish with an
+// output (failed, cancelled, waiting) go, the run is running again (epoch
+// bumped, error cleared, a run_resumed event), and the nodes then ready
+// are queued. Fails (kPermanent), changing nothing, when the run does not
+// exist, succeeded or was cancelled.
+Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec& workflow,
+                 double now);
+// Whether run `run_id` was queued node by node (SubmitRun).
+Result<bool> IsDistributed(Connection& conn, const std::string& run_id);
 
 // What a worker commits for a claimed node: the node's own final record
 // (last in `records`), the records of its inner nodes before it, and the

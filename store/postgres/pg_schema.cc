@@ -195,6 +195,7 @@ CREATE TABLE workers (
   id         text PRIMARY KEY,
   host       text NOT NULL,
   pid        bigint NOT NULL,
+  start_ticks bigint NOT NULL DEFAULT 0,
   started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   heartbeat  timestamptz NOT NULL DEFAULT clock_timestamp(),
   lease_s    double precision NOT NULL
