@@ -144,6 +144,7 @@ Result<std::shared_ptr<LoadedScript>> Worker::ScriptFor(pg::Connection& conn,
 
 std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   std::shared_ptr<LoadedScript> script;
+  std::string load_error;
   pg::RunToWork work;
   {
     auto conn = pool_.Acquire();
@@ -169,16 +170,17 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
       pg::NodeCommit nothing;
       nothing.claim = claim;
       nothing.worker = id_;
-      (void)pg::CommitNode(**conn, WorkflowSpec(), nothing, SystemClock()->WallNow());
+      (void)pg::CommitNode(**conn, nullptr, nothing, SystemClock()->WallNow());
       return {};
     }
     if (!loaded.ok()) {
-      Note("run " + claim.run_id + ": its script does not load: " + loaded.status().message());
+      load_error = "the script of run " + claim.run_id +
+                   " does not load on this worker: " + loaded.status().message();
+      Note(load_error);
     } else {
       script = *loaded;
     }
   }
-  static const std::vector<WorkflowSpec> kNone;
   const WorkflowSpec* workflow = script ? script->Find(work.run.workflow) : nullptr;
   WorkflowSpec missing;
   missing.name = work.run.workflow;
@@ -191,9 +193,10 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
     slot = next_slot_++;
     running_[slot] = {claim, &store, &executor, false};
   }
-  NodeRun ran = RunClaimedNode(executor, store, workflow ? *workflow : missing,
-                               script ? script->workflows : kNone, work.run, claim.node,
-                               work.nodes, clock->WallNow());
+  NodeRun ran = script ? RunClaimedNode(executor, store, workflow ? *workflow : missing,
+                                        script->workflows, work.run, claim.node, work.nodes,
+                                        clock->WallNow())
+                       : FailedNode(work.run, claim.node, load_error, clock->WallNow());
   bool abandoned;
   {
     MutexLock lock(&mu_);
@@ -227,8 +230,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
     {
       auto conn = pool_.Acquire();
       if (conn.ok()) {
-        auto done = pg::CommitNode(**conn, workflow ? *workflow : missing, commit,
-                                   SystemClock()->WallNow());
+        auto done = pg::CommitNode(**conn, workflow, commit, SystemClock()->WallNow());
         if (done.ok()) {
           if (done->run_settled && claim.run_id == options_.until_run) {
             done_.store(true);

@@ -42,8 +42,10 @@ class StandInBody : public NodeBody {
   NodeResult result_;
 };
 
-NodeRun Failed(const RunRecord& run, const std::string& node, const std::string& message,
-               double now) {
+}  // namespace
+
+NodeRun FailedNode(const RunRecord& run, const std::string& node, const std::string& message,
+                   double now) {
   NodeRun out;
   NodeRecord rec;
   rec.run_id = run.id;
@@ -64,15 +66,13 @@ NodeRun Failed(const RunRecord& run, const std::string& node, const std::string&
   return out;
 }
 
-}  // namespace
-
 NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec& workflow,
                        const std::vector<WorkflowSpec>& library, const RunRecord& run,
                        const std::string& node, const std::vector<NodeRecord>& records,
                        double now) {
   int target = workflow.Find(node);
   if (target < 0) {
-    return Failed(run, node,
+    return FailedNode(run, node,
                   "workflow '" + workflow.name + "' of run " + run.id + " has no node '" + node +
                       "'",
                   now);

@@ -34,4 +34,9 @@ NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec
                        const std::string& node, const std::vector<NodeRecord>& records,
                        double now);
 
+// Node `node` of run `run` recorded failed (kPermanent) with `message`,
+// without running: its script does not load, say.
+NodeRun FailedNode(const RunRecord& run, const std::string& node, const std::string& message,
+                   double now);
+
 }  // namespace keel::cli

@@ -145,20 +145,20 @@ TEST_CASE("a superseded claim's commit changes nothing" * doctest::timeout(60)) 
   REQUIRE(second->size() == 1);
   CHECK((*second)[0].attempt == 2);
 
-  auto late = CommitNode(*conn, wf, Succeeded((*first)[0], "slow", "\"slow\""), 1003);
+  auto late = CommitNode(*conn, &wf, Succeeded((*first)[0], "slow", "\"slow\""), 1003);
   REQUIRE(late.ok());
   CHECK(late->superseded);
   CHECK(Scalar(*conn, "SELECT count(*) FROM nodes") == "0");
   CHECK(Scalar(*conn, "SELECT count(*) FROM node_queue WHERE node = 'b'") == "0");
   CHECK(Scalar(*conn, "SELECT last_seq FROM runs") == "1");  // run_started alone
 
-  auto won = CommitNode(*conn, wf, Succeeded((*second)[0], "fast", "\"fast\""), 1004);
+  auto won = CommitNode(*conn, &wf, Succeeded((*second)[0], "fast", "\"fast\""), 1004);
   REQUIRE(won.ok());
   CHECK_FALSE(won->superseded);
   CHECK(Scalar(*conn, "SELECT output_json FROM nodes WHERE node = 'a'") == "\"fast\"");
   CHECK(Scalar(*conn, "SELECT state FROM node_queue WHERE node = 'b'") == "ready");
   // A second commit of the same claim is refused too: the node is done.
-  auto again = CommitNode(*conn, wf, Succeeded((*second)[0], "fast", "\"again\""), 1005);
+  auto again = CommitNode(*conn, &wf, Succeeded((*second)[0], "fast", "\"again\""), 1005);
   REQUIRE(again.ok());
   CHECK(again->superseded);
   CHECK(Scalar(*conn, "SELECT output_json FROM nodes WHERE node = 'a'") == "\"fast\"");
@@ -187,7 +187,7 @@ TEST_CASE("a commit claims the chain's next node and the last one finishes the r
   REQUIRE(claims->size() == 1);
   NodeClaim claim = (*claims)[0];
   for (const char* next : {"b", "c"}) {
-    auto done = CommitNode(*conn, wf, Succeeded(claim, "w", "1", 4), 1002);
+    auto done = CommitNode(*conn, &wf, Succeeded(claim, "w", "1", 4), 1002);
     REQUIRE(done.ok());
     CHECK_FALSE(done->superseded);
     REQUIRE(done->claimed.size() == 1);
@@ -195,7 +195,7 @@ TEST_CASE("a commit claims the chain's next node and the last one finishes the r
     CHECK(Scalar(*conn, "SELECT count(*) FROM node_queue WHERE state = 'ready'") == "0");
     claim = done->claimed[0];
   }
-  auto last = CommitNode(*conn, wf, Succeeded(claim, "w", "1", 4), 1003);
+  auto last = CommitNode(*conn, &wf, Succeeded(claim, "w", "1", 4), 1003);
   REQUIRE(last.ok());
   CHECK(last->run_settled);
   CHECK(last->run_status == RunStatus::kSucceeded);
@@ -224,7 +224,7 @@ TEST_CASE("a failed node cancels its dependents and fails the run" * doctest::ti
   failed.records[0].output_json.reset();
   failed.records[0].error_kind = ErrorKind::kError;
   failed.records[0].error_message = "boom";
-  auto done = CommitNode(*conn, wf, failed, 1002);
+  auto done = CommitNode(*conn, &wf, failed, 1002);
   REQUIRE(done.ok());
   CHECK(done->run_settled);
   CHECK(done->run_status == RunStatus::kFailed);

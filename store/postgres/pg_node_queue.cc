@@ -30,12 +30,38 @@ Result<bool> ClaimIsCurrent(Connection& conn, const NodeClaim& claim, const std:
 // The frontier step of run `run_id` (its row locked by the caller): records
 // the cancelled nodes, queues the ready ones (claiming up to
 // `claim_children` for `worker`) and finishes a settled run.
+// Finishes run `run_id` failed with `error` (its row locked by the caller).
+Status FailRun(Connection& conn, const std::string& run_id, const std::string& error, double now,
+               CommitOutcome* out) {
+  out->run_settled = true;
+  out->run_status = RunStatus::kFailed;
+  auto done = conn.Exec(
+      "UPDATE runs SET status = 'failed', error = $2, finished_at = $3, updated_at = $3 "
+      "WHERE id = $1",
+      {run_id, error, Num(now)}, "finishing run " + run_id);
+  if (!done.ok()) return done.status();
+  auto cleared = conn.Exec("DELETE FROM node_queue WHERE run_id = $1", {run_id},
+                           "clearing the queue of run " + run_id);
+  if (!cleared.ok()) return cleared.status();
+  std::vector<EventRecord> events{{run_id, 0, now, "", "run_finished",
+                                   EventData().Add("status", "failed").Add("error", error).Done()}};
+  return InsertEvents(conn, &events);
+}
+
 Status Advance(Connection& conn, const WorkflowSpec& workflow, const std::string& run_id,
                double now, const std::string& worker, int claim_children, CommitOutcome* out) {
+  // What the frontier needs of the run's own nodes (names never hold '['
+  // or '/', which inner records' do): no outputs, no map items.
   auto records = ReadRows<NodeRecord>(
-      conn, std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE run_id = $1 ORDER BY ord",
-      {run_id}, "reading the nodes of run " + run_id,
-      [](const Rows& rows, int i, NodeRecord* n) { NodeFromRow(rows, i, n); });
+      conn,
+      "SELECT node, status, error_kind, error_message FROM nodes WHERE run_id = $1 AND "
+      "strpos(node, '[') = 0 AND strpos(node, '/') = 0 ORDER BY ord",
+      {run_id}, "reading the nodes of run " + run_id, [](const Rows& rows, int i, NodeRecord* n) {
+        n->node = rows.str(i, 0);
+        if (!ParseNodeStatus(rows.text(i, 1), &n->status)) n->status = NodeStatus::kFailed;
+        if (!ParseErrorKind(rows.text(i, 2), &n->error_kind)) n->error_kind = ErrorKind::kError;
+        n->error_message = rows.str(i, 3);
+      });
   if (!records.ok()) return records.status();
   auto queued = conn.Exec("SELECT node FROM node_queue WHERE run_id = $1 AND state <> 'done'",
                           {run_id}, "reading the queue of run " + run_id);
@@ -316,7 +342,7 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
       "resuming run " + run_id);
 }
 
-Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec& workflow,
+Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
                                  const NodeCommit& commit, double now) {
   CommitOutcome out;
   Status status = conn.Transaction(
@@ -342,7 +368,16 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec& workflow,
         if (!done.ok()) return done.status();
         Status logged = Log(c, commit.claim, commit.worker, "commit");
         if (!logged.ok()) return logged;
-        return Advance(c, workflow, commit.claim.run_id, now, commit.worker,
+        if (workflow == nullptr) {
+          // The worker could not load the run's workflow: nothing can go on.
+          const NodeRecord* own = commit.records.empty() ? nullptr : &commit.records.back();
+          std::string error = own ? own->node + ": " +
+                                        Status::Error(own->error_kind, own->error_message)
+                                            .ToString()
+                                  : "the run's workflow could not be loaded";
+          return FailRun(c, commit.claim.run_id, error, now, &out);
+        }
+        return Advance(c, *workflow, commit.claim.run_id, now, commit.worker,
                        commit.claim_children, &out);
       },
       "committing node " + commit.claim.node + " of run " + commit.claim.run_id);

@@ -112,8 +112,10 @@ struct CommitOutcome {
 // records the nodes the frontier cancels, queues the nodes it makes ready
 // (claiming up to claim_children of them), and when nothing is left
 // finishes the run with the executor's status and error (run_finished
-// event). NOTIFYs kReadyChannel when nodes became ready for others.
-Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec& workflow,
+// event). NOTIFYs kReadyChannel when nodes became ready for others. A null
+// `workflow` (the worker could not load the run's script) finishes the run
+// failed with the node's error.
+Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
                                  const NodeCommit& commit, double now);
 
 // Writes inner records and events of a node while its claim runs (a long
