@@ -158,12 +158,26 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
       return {};
     }
     auto loaded = ScriptFor(**conn, claim.run_id, *key);
-    auto read = pg::ReadRunToWork(**conn, claim.run_id, /*with_script=*/false);
+    auto read = pg::ReadRunToWork(**conn, claim.run_id, /*with_script=*/false,
+                                  /*with_nodes=*/false);
     if (!read.ok()) {
       Note(read.status().message());
       return {};
     }
     work = std::move(*read);
+    if (loaded.ok()) {
+      // The records this node needs: its dependencies' and its own inner ones.
+      const WorkflowSpec* wf = (*loaded)->Find(work.run.workflow);
+      int self = wf ? wf->Find(claim.node) : -1;
+      std::vector<std::string> deps;
+      if (self >= 0) deps = wf->nodes[self].after;
+      auto nodes = pg::ReadNodesFor(**conn, claim.run_id, deps, claim.node);
+      if (!nodes.ok()) {
+        Note(nodes.status().message());
+        return {};
+      }
+      work.nodes = std::move(*nodes);
+    }
     if (work.run.status != RunStatus::kRunning) {
       // Finished or cancelled meanwhile: the commit of nothing is refused,
       // and logged as such.

@@ -30,6 +30,21 @@ Result<bool> ClaimIsCurrent(Connection& conn, const NodeClaim& claim, const std:
 // The frontier step of run `run_id` (its row locked by the caller): records
 // the cancelled nodes, queues the ready ones (claiming up to
 // `claim_children` for `worker`) and finishes a settled run.
+// A PostgreSQL text[] literal of `items`.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string list = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) list += ",";
+    list += "\"";
+    for (char ch : items[i]) {
+      if (ch == '"' || ch == '\\') list += '\\';
+      list += ch;
+    }
+    list += "\"";
+  }
+  return list + "}";
+}
+
 // Finishes run `run_id` failed with `error` (its row locked by the caller).
 Status FailRun(Connection& conn, const std::string& run_id, const std::string& error, double now,
                CommitOutcome* out) {
@@ -308,17 +323,7 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
         for (const NodeSpec& n : workflow.nodes) names.push_back(n.name);
         // Own records that did not finish with an output run again; inner
         // records stay, for the nodes that run again to keep what they did.
-        std::string list = "{";
-        for (size_t i = 0; i < names.size(); ++i) {
-          if (i) list += ",";
-          list += "\"";
-          for (char ch : names[i]) {
-            if (ch == '"' || ch == '\\') list += '\\';
-            list += ch;
-          }
-          list += "\"";
-        }
-        list += "}";
+        std::string list = TextArray(names);
         auto dropped = c.Exec(
             "WITH d AS (DELETE FROM nodes WHERE run_id = $1 AND node = ANY($2::text[]) AND "
             "status NOT IN ('succeeded', 'fallback', 'skipped') AND NOT EXISTS (SELECT 1 FROM "
@@ -377,6 +382,22 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
                                   : "the run's workflow could not be loaded";
           return FailRun(c, commit.claim.run_id, error, now, &out);
         }
+        // Only the dependents of the committed node can become ready or be
+        // cancelled by it; with none, and other nodes still queued or
+        // claimed (so the run is not settled), there is nothing to decide,
+        // and a wide run's commits do not read every record of the run.
+        int self = workflow->Find(commit.claim.node);
+        bool has_dependents = false;
+        for (const NodeSpec& n : workflow->nodes) {
+          for (const std::string& dep : n.after) has_dependents |= dep == commit.claim.node;
+        }
+        if (self >= 0 && !has_dependents) {
+          auto others = c.Exec(
+              "SELECT EXISTS (SELECT 1 FROM node_queue WHERE run_id = $1 AND state <> 'done')",
+              {commit.claim.run_id}, "reading the queue of run " + commit.claim.run_id);
+          if (!others.ok()) return others.status();
+          if (others->boolean(0, 0)) return Status::Ok();
+        }
         return Advance(c, *workflow, commit.claim.run_id, now, commit.worker,
                        commit.claim_children, &out);
       },
@@ -421,7 +442,8 @@ Result<std::vector<NodeClaim>> CurrentClaims(Connection& conn, const std::string
   return out;
 }
 
-Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, bool with_script) {
+Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, bool with_script,
+                                bool with_nodes) {
   RunToWork out;
   auto run = conn.Exec(std::string("SELECT ") + kRunColumnsNoScript + " FROM runs WHERE id = $1",
                        {run_id}, "reading run " + run_id);
@@ -455,6 +477,7 @@ Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, boo
           {modules->str(i, 0), modules->str(i, 1), modules->str(i, 2), modules->str(i, 3)});
     }
   }
+  if (!with_nodes) return out;
   auto nodes = ReadRows<NodeRecord>(
       conn, std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE run_id = $1 ORDER BY ord",
       {run_id}, "reading the nodes of run " + run_id,
@@ -462,6 +485,18 @@ Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, boo
   if (!nodes.ok()) return nodes.status();
   out.nodes = std::move(*nodes);
   return out;
+}
+
+Result<std::vector<NodeRecord>> ReadNodesFor(Connection& conn, const std::string& run_id,
+                                             const std::vector<std::string>& names,
+                                             const std::string& inside) {
+  return ReadRows<NodeRecord>(
+      conn,
+      std::string("SELECT ") + kNodeColumns +
+          " FROM nodes WHERE run_id = $1 AND (node = ANY($2::text[]) OR ($3 <> '' AND "
+          "(starts_with(node, $3 || '[') OR starts_with(node, $3 || '/')))) ORDER BY ord",
+      {run_id, TextArray(names), inside}, "reading the nodes of run " + run_id,
+      [](const Rows& rows, int i, NodeRecord* n) { NodeFromRow(rows, i, n); });
 }
 
 Result<std::string> ScriptKey(Connection& conn, const std::string& run_id) {

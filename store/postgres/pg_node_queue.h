@@ -134,7 +134,16 @@ struct RunToWork {
   ScriptVersion script;
   std::vector<NodeRecord> nodes;
 };
-Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, bool with_script);
+// `with_nodes` false leaves `nodes` empty (see ReadNodesFor).
+Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, bool with_script,
+                                bool with_nodes = true);
+
+// The records of run `run_id` named in `names`, and those inside node
+// `inside` (its map items and inner nodes; none when empty), in
+// first-insert order: what running one node needs, however large the run.
+Result<std::vector<NodeRecord>> ReadNodesFor(Connection& conn, const std::string& run_id,
+                                             const std::vector<std::string>& names,
+                                             const std::string& inside);
 
 // The script identity of run `run_id`'s current version: its sha256 and
 // its modules' sha256s, joined; workers cache loaded scripts under it.
