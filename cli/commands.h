@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "cli/llm_options.h"
+#include "engine/status.h"
+#include "engine/store.h"
 
 namespace keel::cli {
 
@@ -24,6 +26,7 @@ struct RunArgs {
   double storage_timeout = 30;  // seconds checkpoints may fail before the run stops
   LlmArgs llm;
   bool wait = false;  // wait nodes wait in this process instead of parking the run
+  bool no_work = false;  // PostgreSQL: queue the run and wait, leaving it to workers
 };
 int RunCommand(const RunArgs& args);
 // `keel submit`: `keel run`'s checks, then the run recorded queued.
@@ -144,5 +147,25 @@ struct SchedulesArgs {
   bool json = false;
 };
 int SchedulesCommand(const SchedulesArgs& args);
+
+// `keel worker` (cli/worker_command.cc): runs ready nodes of any run in a
+// PostgreSQL database until SIGTERM or SIGINT.
+struct WorkerArgs {
+  std::string db;
+  int concurrency = 16;
+  std::string lease = "15s";
+};
+int WorkerCommand(const WorkerArgs& args);
+// `keel submit` and `keel run` when the database is PostgreSQL (`url`):
+// the run is queued node by node for workers; `run` works on it too
+// (unless --no-work) and waits for it.
+int DistributedSubmit(const RunArgs& args, const std::string& url);
+int DistributedRun(const RunArgs& args, const std::string& url);
+// `keel resume` of a run queued node by node: its unfinished nodes are
+// queued again and this process works on it until it finishes.
+int DistributedResume(const ResumeArgs& args, const std::string& url, const RunRecord& run);
+// Whether run `run_id` (or a unique prefix) of the PostgreSQL database
+// `url` was queued node by node; false when there is no such run.
+Result<bool> IsDistributedRun(const std::string& url, const std::string& run_id);
 
 }  // namespace keel::cli

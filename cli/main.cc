@@ -116,6 +116,9 @@ int Main(int argc, char** argv) {
   run_cmd->add_flag("--wait", run.wait,
                     "Wait nodes wait in this process (for the signal or the timer) instead of "
                     "parking the run with exit code 4");
+  run_cmd->add_flag("--no-work", run.no_work,
+                    "PostgreSQL: queue the run and wait for it, leaving its nodes to keel worker "
+                    "processes");
   run_cmd->callback([&] { action = [&] { return RunCommand(run); }; });
 
   RunArgs submit;
@@ -293,6 +296,20 @@ int Main(int argc, char** argv) {
   serve_cmd->add_option("--web-dir", serve.web_dir, "Serve the dashboard from DIR")->group("");
   serve_cmd->callback([&] { action = [&] { return ServeCommand(serve); }; });
 
+  WorkerArgs worker;
+  auto* worker_cmd = app.add_subcommand(
+      "worker", "Run ready nodes of any run in a PostgreSQL database, until SIGTERM or SIGINT");
+  AddDbOption(worker_cmd, &worker.db);
+  worker_cmd->add_option("--concurrency", worker.concurrency, "Nodes at once")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  worker_cmd
+      ->add_option("--lease", worker.lease,
+                   "How long a claim outlives the worker's last heartbeat before other workers "
+                   "take its nodes over")
+      ->capture_default_str();
+  worker_cmd->callback([&] { action = [&] { return WorkerCommand(worker); }; });
+
   if (argc == 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
     return kExitUsage;
@@ -301,7 +318,7 @@ int Main(int argc, char** argv) {
     PrintError(
         std::string("unknown command '") + argv[1] +
          "'; commands: run, submit, resume, fork, runs, show, graph, breakers, validate, doctor, "
-         "schedules, gc, signal, cancel, serve (see keel --help)");
+         "schedules, gc, signal, cancel, serve, worker (see keel --help)");
     return kExitUsage;
   }
   try {

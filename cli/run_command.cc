@@ -33,6 +33,7 @@
 #include "engine/rerun.h"
 #include "engine/runner.h"
 #include "scripts/workflow_loader.h"
+#include "store/postgres/pg_connection.h"
 
 namespace keel::cli {
 namespace {
@@ -112,6 +113,9 @@ ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
 }  // namespace
 
 int RunCommand(const RunArgs& args) {
+  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url)) {
+    return DistributedRun(args, url);
+  }
   std::jthread warm_up(&Executor::WarmUp);
   // Check the -p syntax before running any script code.
   auto syntax = ApplyParamOverrides(nullptr, args.params);
@@ -164,6 +168,11 @@ int ResumeCommand(const ResumeArgs& args) {
   if (run->status == RunStatus::kCancelled) {
     return UsageError(
         fmt::format("run {} was cancelled; a cancelled run cannot be resumed", run->id));
+  }
+  if (pg::IsPostgresUrl(db_path)) {
+    auto distributed = IsDistributedRun(db_path, run->id);
+    if (!distributed.ok()) return UsageError(distributed.status().message());
+    if (*distributed) return DistributedResume(args, db_path, *run);
   }
   if (args.handoff_epoch != 0 && run->epoch != args.handoff_epoch) {
     return UsageError(fmt::format("run {} was handed over at epoch {} but is at epoch {} now",

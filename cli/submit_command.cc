@@ -17,6 +17,7 @@
 #include "cli/run_config.h"
 #include "engine/runner.h"
 #include "scripts/workflow_loader.h"
+#include "store/postgres/pg_connection.h"
 #include "views/json_out.h"
 
 namespace keel::cli {
@@ -37,6 +38,9 @@ int PrintQueued(const Result<RunReport>& report, bool json) {
 }
 
 int SubmitCommand(const RunArgs& args) {
+  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url)) {
+    return DistributedSubmit(args, url);
+  }
   // The checks of `keel run`, in its order: -p syntax, the script, -p against
   // the params it declares.
   auto syntax = ApplyParamOverrides(nullptr, args.params);

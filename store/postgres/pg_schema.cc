@@ -184,6 +184,49 @@ CREATE FUNCTION keel_json_number(j jsonb, f text) RETURNS double precision
   SELECT CASE WHEN jsonb_typeof(j -> f) = 'number' THEN (j ->> f)::double precision END $$;
 )sql";
 
+// Version 2: distributed execution (`keel worker`, store/postgres/pg_node_queue.h).
+//  - node_queue: one row per node of a distributed run that became ready;
+//    claims bump `attempt`, which fences the claim's commit.
+//  - workers: one row per worker process, its heartbeat on the database's
+//    clock and its lease, after which its claims go back to ready.
+//  - claim_log: every claim, commit, discarded commit, re-queue and hand-back
+//    with its attempt, so the cluster's invariants can be checked.
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE node_queue (
+  run_id     text NOT NULL,
+  node       text NOT NULL,
+  state      text NOT NULL DEFAULT 'ready',
+  attempt    bigint NOT NULL DEFAULT 0,
+  worker_id  text NOT NULL DEFAULT '',
+  ready_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  claimed_at timestamptz,
+  PRIMARY KEY (run_id, node)
+);
+CREATE INDEX node_queue_ready ON node_queue (ready_at) WHERE state = 'ready';
+CREATE INDEX node_queue_claimed ON node_queue (worker_id) WHERE state = 'claimed';
+
+CREATE TABLE workers (
+  id         text PRIMARY KEY,
+  host       text NOT NULL,
+  pid        bigint NOT NULL,
+  start_ticks bigint NOT NULL DEFAULT 0,
+  started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  heartbeat  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  lease_s    double precision NOT NULL
+);
+
+CREATE TABLE claim_log (
+  id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id    text NOT NULL,
+  node      text NOT NULL,
+  attempt   bigint NOT NULL,
+  worker_id text NOT NULL,
+  action    text NOT NULL,
+  at        timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX claim_log_by_node ON claim_log (run_id, node, id);
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
@@ -191,6 +234,7 @@ struct Migration {
 
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
+    {2, kSchemaV2},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.

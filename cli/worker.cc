@@ -1,0 +1,469 @@
+#include "cli/worker.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "cli/claim_store.h"
+#include "cli/recorded_script.h"
+#include "cli/worker_node.h"
+#include "engine/clock.h"
+#include "engine/executor.h"
+#include "engine/process_owner.h"
+#include "store/postgres/pg_schema.h"
+
+namespace keel::cli {
+namespace {
+
+double MonoNow() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void Note(const std::string& message) { std::fprintf(stderr, "keel worker: %s\n", message.c_str()); }
+
+std::string NewWorkerId() {
+  Owner self = CurrentOwner();
+  std::random_device rd;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%04x", static_cast<unsigned>(rd() & 0xffff));
+  return self.host + ":" + std::to_string(self.pid) + ":" + suffix;
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options)
+    : options_(std::move(options)),
+      id_(NewWorkerId()),
+      pool_(options_.url, options_.concurrency + 2) {
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+Worker::~Worker() {
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+Status Worker::Start() {
+  auto conn = pool_.Acquire();
+  if (!conn.ok()) return conn.status();
+  Status migrated = pg::Migrate(**conn);
+  if (!migrated.ok()) return migrated;
+  if (!options_.claim) return Status::Ok();
+  Status registered = pg::RegisterWorker(**conn, id_, CurrentOwner(), options_.lease_s);
+  if (!registered.ok()) return registered;
+  ReapDeadWorkers(**conn);
+  return Status::Ok();
+}
+
+void Worker::ReapDeadWorkers(pg::Connection& conn) {
+  // Workers of this host whose process is gone (killed, crashed) give their
+  // nodes back now rather than when their lease runs out.
+  (void)pg::ReapDeadWorkers(conn, CurrentOwner().host,
+                            [](const Owner& owner) { return OwnerAlive(owner, 0); });
+}
+
+void Worker::Wake() {
+  uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof one);
+}
+
+void Worker::RequestStop() {
+  stopping_.store(true);
+  Wake();
+  MutexLock lock(&mu_);
+  cv_.SignalAll();
+}
+
+void Worker::Abandon(const std::string& why) {
+  std::vector<pg::NodeClaim> claims;
+  {
+    MutexLock lock(&mu_);
+    if (abandon_reason_.empty()) abandon_reason_ = why;
+    for (auto& [slot, f] : running_) {
+      if (f.abandoned) continue;
+      f.abandoned = true;
+      f.store->Fail(why);
+      f.executor->Stop(why);
+      claims.push_back(f.claim);
+    }
+  }
+  if (claims.empty()) return;
+  Note("stopped " + std::to_string(claims.size()) + " node(s): " + why);
+  auto conn = pool_.Acquire();
+  if (conn.ok()) (void)pg::HandBack(**conn, id_, claims);  // else their lease runs out
+}
+
+void Worker::HeartbeatLoop() {
+  double last_ok = MonoNow();
+  bool lost = false;
+  MutexLock lock(&mu_);
+  while (!stopping_.load() || inflight_ > 0) {
+    cv_.WaitFor(&mu_, std::chrono::duration<double>(options_.lease_s / 3));
+    if (stopping_.load() && inflight_ == 0) break;
+    lock.Unlock();
+    Status beat = [&]() -> Status {
+      auto conn = pool_.Acquire();
+      if (!conn.ok()) return conn.status();
+      Status s = pg::WorkerHeartbeat(**conn, id_);
+      if (!s.ok() && s.kind() == ErrorKind::kPermanent) {
+        // The row went (a clean-up); register again.
+        s = pg::RegisterWorker(**conn, id_, CurrentOwner(), options_.lease_s);
+      }
+      return s;
+    }();
+    if (beat.ok()) {
+      last_ok = MonoNow();
+      lost = false;
+    } else if (MonoNow() - last_ok > options_.lease_s && !lost) {
+      lost = true;
+      Abandon("cannot reach the database for a whole lease (" + beat.message() + ")");
+    }
+    lock.Lock();
+  }
+}
+
+Result<std::shared_ptr<LoadedScript>> Worker::ScriptFor(pg::Connection& conn,
+                                                        const std::string& run_id,
+                                                        const std::string& key) {
+  MutexLock lock(&script_mu_);
+  auto it = scripts_.find(key);
+  if (it != scripts_.end()) return it->second;
+  auto work = pg::ReadRunToWork(conn, run_id, /*with_script=*/true);
+  if (!work.ok()) return work.status();
+  auto script = LoadRecordedScript(work->script);
+  if (!script.ok()) return script.status();
+  scripts_.emplace(key, *script);
+  return *script;
+}
+
+std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
+  std::shared_ptr<LoadedScript> script;
+  std::string load_error;
+  pg::RunToWork work;
+  {
+    auto conn = pool_.Acquire();
+    if (!conn.ok()) {
+      Note(conn.status().message());
+      return {};
+    }
+    auto key = pg::ScriptKey(**conn, claim.run_id);
+    if (!key.ok()) {
+      Note(key.status().message());
+      return {};
+    }
+    auto loaded = ScriptFor(**conn, claim.run_id, *key);
+    auto read = pg::ReadRunToWork(**conn, claim.run_id, /*with_script=*/false,
+                                  /*with_nodes=*/false);
+    if (!read.ok()) {
+      Note(read.status().message());
+      return {};
+    }
+    work = std::move(*read);
+    if (loaded.ok()) {
+      // The records this node needs: its dependencies' and its own inner ones.
+      const WorkflowSpec* wf = (*loaded)->Find(work.run.workflow);
+      int self = wf ? wf->Find(claim.node) : -1;
+      std::vector<std::string> deps;
+      if (self >= 0) deps = wf->nodes[self].after;
+      auto nodes = pg::ReadNodesFor(**conn, claim.run_id, deps, claim.node);
+      if (!nodes.ok()) {
+        Note(nodes.status().message());
+        return {};
+      }
+      work.nodes = std::move(*nodes);
+    }
+    if (work.run.status != RunStatus::kRunning) {
+      // Finished or cancelled meanwhile: the commit of nothing is refused,
+      // and logged as such.
+      pg::NodeCommit nothing;
+      nothing.claim = claim;
+      nothing.worker = id_;
+      (void)pg::CommitNode(**conn, nullptr, nothing, SystemClock()->WallNow());
+      return {};
+    }
+    if (!loaded.ok()) {
+      load_error = "the script of run " + claim.run_id +
+                   " does not load on this worker: " + loaded.status().message();
+      Note(load_error);
+    } else {
+      script = *loaded;
+    }
+  }
+  const WorkflowSpec* workflow = script ? script->Find(work.run.workflow) : nullptr;
+  WorkflowSpec missing;
+  missing.name = work.run.workflow;
+  Clock* clock = script ? script->clock : SystemClock();
+  ClaimStore store(&breakers_);
+  Executor executor(clock, &store, nullptr);
+  int64_t slot;
+  {
+    MutexLock lock(&mu_);
+    slot = next_slot_++;
+    running_[slot] = {claim, &store, &executor, false};
+  }
+  NodeRun ran = script ? RunClaimedNode(executor, store, workflow ? *workflow : missing,
+                                        script->workflows, work.run, claim.node, work.nodes,
+                                        clock->WallNow())
+                       : FailedNode(work.run, claim.node, load_error, clock->WallNow());
+  bool abandoned;
+  {
+    MutexLock lock(&mu_);
+    abandoned = running_[slot].abandoned;
+    running_.erase(slot);
+  }
+  {
+    MutexLock flushing(&store.flush_mu);  // waits for a flush under way
+  }
+  if (abandoned) return {};
+  // What a failed flush put back goes with the commit, ahead of the node's record.
+  std::vector<NodeRecord> left;
+  for (NodeRecord& rec : store.TakeRecords()) {
+    if (InsideNode(rec.node, claim.node)) left.push_back(std::move(rec));
+  }
+  ran.records.insert(ran.records.begin(), std::make_move_iterator(left.begin()),
+                     std::make_move_iterator(left.end()));
+  for (EventRecord& e : store.TakeEvents()) {
+    if (InsideNode(e.node, claim.node)) ran.events.push_back(std::move(e));
+  }
+
+  pg::NodeCommit commit;
+  commit.claim = claim;
+  commit.worker = id_;
+  commit.records = std::move(ran.records);
+  commit.events = std::move(ran.events);
+  commit.claim_children = stopping_.load() ? 0 : 1;
+  double began = MonoNow();
+  for (;;) {
+    Status failed;
+    {
+      auto conn = pool_.Acquire();
+      if (conn.ok()) {
+        auto done = pg::CommitNode(**conn, workflow, commit, SystemClock()->WallNow());
+        if (done.ok()) {
+          if (done->run_settled && claim.run_id == options_.until_run) {
+            done_.store(true);
+            Wake();
+          }
+          return std::move(done->claimed);
+        }
+        failed = done.status();
+      } else {
+        failed = conn.status();
+      }
+    }
+    // A commit that did not go through may be tried again: one whose claim
+    // was taken meanwhile changes nothing.
+    if (failed.kind() != ErrorKind::kTransient || MonoNow() - began > options_.lease_s) {
+      Note("cannot commit node " + claim.node + " of run " + claim.run_id + ": " +
+           failed.message());
+      return {};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+void Worker::RunClaims(pg::NodeClaim first) {
+  std::vector<pg::NodeClaim> todo{std::move(first)};
+  while (!todo.empty()) {
+    pg::NodeClaim claim = std::move(todo.back());
+    todo.pop_back();
+    std::vector<pg::NodeClaim> next = RunOne(claim);
+    todo.insert(todo.end(), next.begin(), next.end());
+  }
+  Wake();
+  MutexLock lock(&mu_);
+  --inflight_;
+  cv_.SignalAll();
+}
+
+void Worker::StopEndedClaims(pg::Connection& conn) {
+  std::vector<int64_t> slots;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [slot, f] : running_) {
+      if (!f.abandoned) slots.push_back(slot);
+    }
+  }
+  if (slots.empty()) return;
+  // Read after the slots were listed: each of them was claimed before.
+  auto current = pg::CurrentClaims(conn, id_);
+  if (!current.ok()) return;
+  MutexLock lock(&mu_);
+  for (int64_t slot : slots) {
+    auto it = running_.find(slot);
+    if (it == running_.end() || it->second.abandoned) continue;
+    InFlight& f = it->second;
+    bool held = false;
+    for (const pg::NodeClaim& c : *current) {
+      held = held || (c.run_id == f.claim.run_id && c.node == f.claim.node &&
+                      c.attempt == f.claim.attempt);
+    }
+    if (held) continue;
+    f.abandoned = true;
+    std::string why = "the claim of node " + f.claim.node + " of run " + f.claim.run_id +
+                      " ended: cancelled, or taken over by another worker";
+    f.store->Fail(why);
+    f.executor->Stop(why);
+  }
+}
+
+void Worker::FlushInner(pg::Connection& conn) {
+  MutexLock lock(&mu_);
+  for (auto& [slot, f] : running_) {
+    if (f.abandoned) continue;
+    ClaimStore* store = f.store;
+    pg::NodeClaim claim = f.claim;
+    std::vector<NodeRecord> records;
+    std::vector<EventRecord> events;
+    store->flush_mu.Lock();
+    store->TakeInner(claim.node, &records, &events);
+    if (records.empty() && events.empty()) {
+      store->flush_mu.Unlock();
+      continue;
+    }
+    // The entry stays while flush_mu is held: RunOne takes it after erasing.
+    lock.Unlock();
+    auto written = pg::WriteUnderClaim(conn, claim, id_, records, events);
+    if (!written.ok()) store->Restore(std::move(records), std::move(events));
+    store->flush_mu.Unlock();
+    lock.Lock();
+    auto it = running_.find(slot);
+    if (written.ok() && !*written && it != running_.end() && !it->second.abandoned) {
+      it->second.abandoned = true;
+      std::string why = "the claim of node " + claim.node + " of run " + claim.run_id + " ended";
+      it->second.store->Fail(why);
+      it->second.executor->Stop(why);
+    }
+    if (!written.ok()) {
+      // Not written: they go with the node's commit instead.
+      Note("cannot write the inner records of node " + claim.node + ": " +
+           written.status().message());
+    }
+    return;  // the map may have changed; the next poll goes on
+  }
+}
+
+bool Worker::Settled(pg::Connection& conn) {
+  auto run = conn.Exec("SELECT status FROM runs WHERE id = $1", {options_.until_run},
+                       "reading run " + options_.until_run);
+  return run.ok() && run->size() == 1 && run->text(0, 0) != "running";
+}
+
+void Worker::WaitForWork(pg::Connection& listen, double seconds) {
+  pollfd fds[2];
+  int n = 0;
+  fds[n++] = {wake_fd_, POLLIN, 0};
+  int sock = listen.get() ? PQsocket(listen.get()) : -1;
+  if (sock >= 0) fds[n++] = {sock, POLLIN, 0};
+  (void)poll(fds, n, static_cast<int>(seconds * 1000));
+  uint64_t count;
+  while (read(wake_fd_, &count, sizeof count) > 0) {
+  }
+  if (sock >= 0 && PQconsumeInput(listen.get())) {
+    while (PGnotify* note = PQnotifies(listen.get())) PQfreemem(note);
+  }
+}
+
+Status Worker::Run() {
+  std::thread warm_up(&Executor::WarmUp);
+  auto listen = pg::Connection::Open(options_.url);
+  if (!listen.ok()) {
+    warm_up.join();
+    return listen.status();
+  }
+  bool listening = (*listen)->Exec(std::string("LISTEN ") + pg::kReadyChannel, {}, "listening").ok();
+  std::thread heartbeat;
+  if (options_.claim) heartbeat = std::thread(&Worker::HeartbeatLoop, this);
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_real_distribution<double> jitter(0.2, 0.5);
+  struct Running {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> finished;
+  };
+  std::vector<Running> threads;
+  auto reap = [&threads] {
+    for (size_t i = 0; i < threads.size();) {
+      if (threads[i].finished->load()) {
+        threads[i].thread.join();
+        threads[i] = std::move(threads.back());
+        threads.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  };
+  double last_reap = MonoNow();
+  while (!stopping_.load() && !done_.load()) {
+    auto conn = pool_.Acquire();
+    if (conn.ok()) {
+      if (!options_.until_run.empty() && Settled(**conn)) break;
+      if (options_.claim) {
+        if (MonoNow() - last_reap > 5) {
+          ReapDeadWorkers(**conn);
+          last_reap = MonoNow();
+        }
+        (void)pg::RequeueExpired(**conn);
+        StopEndedClaims(**conn);
+        FlushInner(**conn);
+        int free;
+        {
+          MutexLock lock(&mu_);
+          free = options_.concurrency - inflight_;
+        }
+        if (free > 0) {
+          auto claims = pg::ClaimReady(**conn, id_, free);
+          if (claims.ok()) {
+            for (pg::NodeClaim& claim : *claims) {
+              {
+                MutexLock lock(&mu_);
+                ++inflight_;
+              }
+              auto finished = std::make_shared<std::atomic<bool>>(false);
+              threads.push_back({std::thread([this, finished, c = std::move(claim)]() mutable {
+                                   RunClaims(std::move(c));
+                                   finished->store(true);
+                                 }),
+                                 finished});
+            }
+            if (static_cast<int>(claims->size()) == free) continue;  // more may be ready
+          }
+        }
+      }
+    }
+    if (!listening || !(*listen)->Healthy()) {
+      listening = (*listen)->Healthy() &&
+                  (*listen)->Exec(std::string("LISTEN ") + pg::kReadyChannel, {}, "listening").ok();
+    }
+    WaitForWork(**listen, jitter(rng));
+    reap();
+  }
+  // Nodes in flight finish; those whose claim ended meanwhile are stopped.
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      if (inflight_ == 0) break;
+      cv_.WaitFor(&mu_, std::chrono::milliseconds(300));
+      if (inflight_ == 0) break;
+    }
+    if (!options_.claim) continue;
+    auto conn = pool_.Acquire();
+    if (conn.ok()) StopEndedClaims(**conn);
+  }
+  for (auto& t : threads) t.thread.join();
+  RequestStop();
+  if (heartbeat.joinable()) heartbeat.join();
+  warm_up.join();
+  if (options_.claim) {
+    auto conn = pool_.Acquire();
+    if (conn.ok()) (void)pg::UnregisterWorker(**conn, id_);
+  }
+  return Status::Ok();
+}
+
+}  // namespace keel::cli

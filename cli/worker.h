@@ -1,0 +1,102 @@
+#pragma once
+// Worker: the loop of `keel worker` (and of `keel run` on PostgreSQL, which
+// works on its own run in-process). It registers one row per process,
+// heartbeats it every lease/3, claims ready nodes of any run up to its free
+// slots, runs each on a thread of its own through the Executor
+// (cli/worker_node.h) and commits the outcome fenced by the claim
+// (store/postgres/pg_node_queue.h). It wakes on LISTEN keel_ready, on a
+// jittered poll (200-500 ms) and when a slot frees, re-queues claims whose
+// worker stopped heartbeating, and stops its own nodes, committing nothing,
+// once it could not reach the database for a whole lease.
+//
+// Thread-safety: RequestStop and Abandon may be called from any thread
+// (a signal-handling thread); Run from one thread, once.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "cli/claim_store.h"
+#include "engine/mutex.h"
+#include "engine/status.h"
+#include "scripts/workflow_loader.h"
+#include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_node_queue.h"
+
+namespace keel::cli {
+
+struct WorkerOptions {
+  std::string url;       // postgresql://...
+  int concurrency = 16;  // nodes at once
+  double lease_s = 15;   // seconds without a heartbeat before its claims go back
+  // When set, Run returns once this run is recorded finished (or parked);
+  // with `claim` false it only waits for that (keel run --no-work).
+  std::string until_run;
+  bool claim = true;
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  ~Worker();
+
+  // Connects, brings the schema up to date and registers. Fails naming the
+  // database (password redacted).
+  Status Start();
+  // Works until RequestStop (or until_run is settled); returns once every
+  // node it runs has finished and was committed or handed back, after
+  // unregistering. Fails when the database is lost for good at start.
+  Status Run();
+  // Stops claiming; nodes in flight finish and commit. Any thread.
+  void RequestStop();
+  // Stops the nodes in flight (cancelled) and hands their claims back,
+  // committing nothing. Any thread.
+  void Abandon(const std::string& why);
+
+  const std::string& id() const { return id_; }
+
+ private:
+  struct InFlight {
+    pg::NodeClaim claim;
+    ClaimStore* store = nullptr;
+    Executor* executor = nullptr;
+    bool abandoned = false;
+  };
+
+  void HeartbeatLoop();
+  void ReapDeadWorkers(pg::Connection& conn);
+  // Stops the nodes this worker runs whose claim ended (re-queued, or
+  // cancelled by a join that went ahead without them).
+  void StopEndedClaims(pg::Connection& conn);
+  // Writes the inner records (map items, a call's nodes) the nodes in
+  // flight produced so far, fenced by their claims; stops a node whose
+  // claim ended.
+  void FlushInner(pg::Connection& conn);
+  void RunClaims(pg::NodeClaim first);
+  // Runs one claim; returns the children it claimed on commit.
+  std::vector<pg::NodeClaim> RunOne(const pg::NodeClaim& claim);
+  Result<std::shared_ptr<LoadedScript>> ScriptFor(pg::Connection& conn, const std::string& run_id,
+                                                  const std::string& key);
+  bool Settled(pg::Connection& conn);
+  void Wake();
+  void WaitForWork(pg::Connection& listen, double seconds);
+
+  const WorkerOptions options_;
+  std::string id_;
+  pg::Pool pool_;
+  int wake_fd_ = -1;  // an eventfd: a slot freed, or a stop was asked
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> done_{false};  // until_run settled
+  Mutex mu_;
+  CondVar cv_;
+  int inflight_ GUARDED_BY(mu_) = 0;
+  int64_t next_slot_ GUARDED_BY(mu_) = 0;
+  std::map<int64_t, InFlight> running_ GUARDED_BY(mu_);
+  std::string abandon_reason_ GUARDED_BY(mu_);
+  BreakerBook breakers_;  // the circuit breakers of every node this worker runs
+  Mutex script_mu_;  // held while loading, so one script loads once
+  std::map<std::string, std::shared_ptr<LoadedScript>> scripts_ GUARDED_BY(script_mu_);
+};
+
+}  // namespace keel::cli

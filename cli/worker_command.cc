@@ -1,0 +1,303 @@
+// `keel worker --db postgresql://...`, and `keel submit` / `keel run` when
+// the database is PostgreSQL: runs are queued node by node
+// (store/postgres/pg_node_queue.h) and executed by every worker of the
+// cluster (cli/worker.h).
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/db.h"
+#include "cli/exit_codes.h"
+#include "cli/llm_options.h"
+#include "cli/load_script.h"
+#include "cli/params.h"
+#include "cli/queued_output.h"
+#include "cli/recorded_script.h"
+#include "cli/run_config.h"
+#include "cli/run_output.h"
+#include "cli/worker.h"
+#include "engine/clock.h"
+#include "engine/runner.h"
+#include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_node_queue.h"
+#include "store/postgres/pg_rows.h"
+#include "store/postgres/pg_schema.h"
+#include "views/format.h"
+#include "views/llm_usage.h"
+
+namespace keel::cli {
+namespace {
+
+// SIGINT and SIGTERM, blocked in every thread and taken by one that asks
+// the worker to stop: the first lets the nodes in flight finish, the
+// second stops them and hands their claims back.
+class StopOnSignals {
+ public:
+  explicit StopOnSignals(Worker* worker) : worker_(worker) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] {
+      int seen = 0;
+      timespec tick{0, 200 * 1000 * 1000};
+      while (!done_.load()) {
+        int sig = sigtimedwait(&set_, nullptr, &tick);
+        if (sig < 0) continue;
+        if (++seen == 1) {
+          std::fprintf(stderr, "keel worker: stopping; nodes in flight finish first\n");
+          worker_->RequestStop();
+        } else {
+          worker_->Abandon("the worker was interrupted twice");
+          worker_->RequestStop();
+        }
+      }
+    });
+  }
+  ~StopOnSignals() {
+    done_.store(true);
+    thread_.join();
+  }
+
+ private:
+  Worker* worker_;
+  sigset_t set_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// The run's outcome as `keel run` prints it, read back from the database.
+Result<RunReport> ReadReport(pg::Connection& conn, const std::string& run_id,
+                             const WorkflowSpec& workflow) {
+  auto work = pg::ReadRunToWork(conn, run_id, /*with_script=*/false);
+  if (!work.ok()) return work.status();
+  RunReport report;
+  report.run_id = run_id;
+  report.status = work->run.status;
+  report.error = work->run.error;
+  std::vector<bool> has_dependents(workflow.nodes.size(), false);
+  for (const NodeSpec& n : workflow.nodes) {
+    for (const std::string& dep : n.after) {
+      int d = workflow.Find(dep);
+      if (d >= 0) has_dependents[d] = true;
+    }
+  }
+  for (size_t i = 0; i < workflow.nodes.size(); ++i) {
+    NodeResult result{NodeStatus::kPending, nullptr, Status::Ok()};
+    int attempts = 0;
+    for (const NodeRecord& rec : work->nodes) {
+      if (rec.node != workflow.nodes[i].name) continue;
+      result.status = rec.status;
+      if (rec.output_json) result.output = MakeJson(*rec.output_json);
+      if (rec.error_kind != ErrorKind::kNone) {
+        result.error = Status::Error(rec.error_kind, rec.error_message);
+      }
+      attempts = rec.attempts;
+    }
+    if (!has_dependents[i] && result.output) {
+      report.outputs.emplace_back(workflow.nodes[i].name, result.output);
+    }
+    report.outcome.results.push_back(result);
+    report.outcome.attempts.push_back(attempts);
+  }
+  report.outcome.status = report.status;
+  report.outcome.error = report.error;
+  return report;
+}
+
+// Queues a run of `args.file` in the PostgreSQL database `url`; prints
+// nothing. Sets *workflow to the run's workflow.
+Result<std::string> Submit(const RunArgs& args, const std::string& url,
+                           std::shared_ptr<LoadedScript>* loaded) {
+  auto syntax = ApplyParamOverrides(nullptr, args.params);
+  if (!syntax.ok()) return syntax.status();
+  std::shared_ptr<LoadedScript> script = LoadScript(args.file, ProviderUrls(args.llm.providers));
+  if (!script) return Status::Error(ErrorKind::kPermanent, "");
+  const WorkflowSpec& workflow = script->main_workflow();
+  auto params = ApplyParamOverrides(workflow.params, args.params);
+  if (!params.ok()) return params.status();
+  auto conn = pg::Connection::Open(url);
+  if (!conn.ok()) return conn.status();
+  Status migrated = pg::Migrate(**conn);
+  if (!migrated.ok()) return migrated;
+
+  Runner ids(SystemClock(), nullptr, nullptr);
+  double now = SystemClock()->WallNow();
+  RunRecord run;
+  run.workflow = workflow.name;
+  run.script_path = script->info.path;
+  run.script_sha256 = script->info.sha256;
+  run.script_text = script->info.text;
+  run.modules = script->info.modules;
+  run.params_json = **params;
+  run.status = RunStatus::kRunning;
+  run.heartbeat = run.created_at = run.updated_at = now;
+  run.node_count = static_cast<int>(workflow.nodes.size());
+  run.config_json = ConfigJson(ConfigFromArgs(args.llm, args.max_inflight));
+  Status submitted;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    run.id = ids.NewRunId();
+    submitted = pg::SubmitRun(**conn, run, workflow, now);
+    if (submitted.ok()) break;
+  }
+  if (!submitted.ok()) return submitted;
+  *loaded = script;
+  return run.id;
+}
+
+int WorkAndReport(const std::string& url, const std::string& id, const WorkflowSpec& workflow,
+                  int workers, bool work, bool json, double began);
+
+int SubmitError(const Status& status) {
+  if (status.message().empty()) return kExitUsage;  // the loader printed why
+  return UsageError(status.message());
+}
+
+}  // namespace
+
+int WorkerCommand(const WorkerArgs& args) {
+  std::string db = ResolveDbPath(args.db);
+  if (!pg::IsPostgresUrl(db)) {
+    return UsageError(fmt::format(
+        "keel worker needs a PostgreSQL database (--db postgresql://USER@HOST/DB); {} is a "
+        "SQLite file, which only one machine can run",
+        db));
+  }
+  double lease = 0;
+  if (!ParseDuration(args.lease, &lease) || lease < 0.1) {
+    return UsageError(fmt::format(
+        "--lease: expected a duration of at least 100ms such as 15s or 1m, got '{}'", args.lease));
+  }
+  WorkerOptions options;
+  options.url = db;
+  options.concurrency = args.concurrency;
+  options.lease_s = lease;
+  Worker worker(options);
+  StopOnSignals signals(&worker);
+  Status started = worker.Start();
+  if (!started.ok()) return UsageError(started.message());
+  std::fprintf(stderr, "keel worker %s: working on %s, %d at a time, lease %s\n",
+               worker.id().c_str(), pg::RedactUrl(db).c_str(), args.concurrency,
+               args.lease.c_str());
+  Status ran = worker.Run();
+  if (!ran.ok()) return UsageError(ran.message());
+  return kExitSucceeded;
+}
+
+int DistributedSubmit(const RunArgs& args, const std::string& url) {
+  std::shared_ptr<LoadedScript> script;
+  auto id = Submit(args, url, &script);
+  if (!id.ok()) return SubmitError(id.status());
+  RunReport report;
+  report.run_id = *id;
+  return PrintQueued(report, args.json);
+}
+
+int DistributedRun(const RunArgs& args, const std::string& url) {
+  double began = SystemClock()->Now();
+  std::shared_ptr<LoadedScript> script;
+  auto id = Submit(args, url, &script);
+  if (!id.ok()) return SubmitError(id.status());
+  const WorkflowSpec& workflow = script->main_workflow();
+  std::fprintf(stderr, "run %s started: workflow %s (%zu nodes) on %s%s\n", id->c_str(),
+               workflow.name.c_str(), workflow.nodes.size(), pg::RedactUrl(url).c_str(),
+               args.no_work ? "; waiting for workers" : "");
+  return WorkAndReport(url, *id, workflow, args.workers, !args.no_work, args.json, began);
+}
+
+int DistributedResume(const ResumeArgs& args, const std::string& url, const RunRecord& run) {
+  double began = SystemClock()->Now();
+  if (!args.from.empty()) {
+    return UsageError(fmt::format(
+        "cannot resume run {} --from {}: the run is distributed over workers; `keel fork {} "
+        "--from {}` runs it again as a new run",
+        run.id, args.from, run.id, args.from));
+  }
+  if (run.status == RunStatus::kSucceeded) {
+    std::fprintf(stderr, "run %s already succeeded; nothing to resume\n", run.id.c_str());
+    return kExitSucceeded;
+  }
+  auto conn = pg::Connection::Open(url);
+  if (!conn.ok()) return UsageError(conn.status().message());
+  auto work = pg::ReadRunToWork(**conn, run.id, /*with_script=*/true);
+  if (!work.ok()) return UsageError(work.status().message());
+  auto script = LoadRecordedScript(work->script);
+  if (!script.ok()) return UsageError(script.status().message());
+  const WorkflowSpec* workflow = (*script)->Find(run.workflow);
+  if (workflow == nullptr) {
+    return UsageError(fmt::format("cannot resume run {}: its script no longer declares '{}'",
+                                  run.id, run.workflow));
+  }
+  Status resumed = pg::ResumeRun(**conn, run.id, *workflow, SystemClock()->WallNow());
+  if (!resumed.ok()) return UsageError(resumed.message());
+  int kept = 0;
+  for (const NodeRecord& rec : work->nodes) {
+    if (workflow->Find(rec.node) >= 0 && IsKeptOnResume(rec.status)) ++kept;
+  }
+  std::fprintf(stderr, "run %s resumed: %d of %zu nodes kept\n", run.id.c_str(), kept,
+               workflow->nodes.size());
+  return WorkAndReport(url, run.id, *workflow, args.workers, true, args.json, began);
+}
+
+Result<bool> IsDistributedRun(const std::string& url, const std::string& run_id) {
+  auto conn = pg::Connection::Open(url);
+  if (!conn.ok()) return conn.status();
+  auto version = pg::SchemaVersion(**conn);
+  if (!version.ok()) return version.status();
+  if (*version < 2) return false;  // no worker ever ran here
+  auto id = (*conn)->Exec("SELECT id FROM runs WHERE id LIKE $1 || '%' LIMIT 2", {run_id},
+                          "reading run " + run_id);
+  if (!id.ok()) return id.status();
+  if (id->size() != 1) return false;  // the store says why
+  return pg::IsDistributed(**conn, id->str(0, 0));
+}
+
+namespace {
+
+int WorkAndReport(const std::string& url, const std::string& id, const WorkflowSpec& workflow,
+                  int workers, bool work, bool json, double began) {
+  WorkerOptions options;
+  options.url = url;
+  options.concurrency = workers > 0 ? workers : 16;
+  options.until_run = id;
+  options.claim = work;
+  Worker worker(options);
+  {
+    StopOnSignals signals(&worker);
+    Status started = worker.Start();
+    if (!started.ok()) return UsageError(started.message());
+    Status ran = worker.Run();
+    if (!ran.ok()) return UsageError(ran.message());
+  }
+  auto conn = pg::Connection::Open(url);
+  if (!conn.ok()) return UsageError(conn.status().message());
+  auto report = ReadReport(**conn, id, workflow);
+  if (!report.ok()) return UsageError(report.status().message());
+  if (report->status == RunStatus::kRunning) {
+    PrintError(fmt::format("stopped waiting for run {}; the workers carry it on", id));
+    return kExitFailed;
+  }
+  LlmTotals usage;
+  auto events = pg::ReadRows<EventRecord>(**conn,
+                                      std::string("SELECT ") + pg::kEventColumns +
+                                          " FROM events WHERE run_id = $1 AND kind IN "
+                                          "('llm_call', 'fallback_event') ORDER BY seq",
+                                      {id}, "reading the run's LLM calls",
+                                      [](const pg::Rows& rows, int i, EventRecord* e) {
+                                        pg::EventFromRow(rows, i, e);
+                                      });
+  if (events.ok()) usage = SumLlmUsage(*events).total;
+  PrintRunReport(*report, workflow, SystemClock()->Now() - began, usage, json);
+  return ExitCodeFor(report->status);
+}
+
+}  // namespace
+
+}  // namespace keel::cli

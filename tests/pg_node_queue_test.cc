@@ -1,0 +1,284 @@
+// The node queue of distributed runs against a real PostgreSQL server:
+// claims from many threads, fenced commits, expired leases, chains.
+
+#include "store/postgres/pg_node_queue.h"
+
+#include <doctest/doctest.h>
+
+#include <set>
+#include <thread>
+
+#include "engine/mutex.h"
+#include "store/postgres/pg_rows.h"
+#include "store/postgres/pg_schema.h"
+#include "tests/fakes/node_spec.h"
+#include "tests/support/pg_database.h"
+
+namespace keel::pg {
+namespace {
+
+using testing::Node;
+
+std::unique_ptr<Connection> OpenDb(const std::string& url) {
+  auto conn = Connection::Open(url);
+  REQUIRE_MESSAGE(conn.ok(), conn.status().ToString());
+  return std::move(*conn);
+}
+
+std::optional<std::string> NewDb(const std::string& tag) {
+  auto url = test::FreshPgDatabase(tag);
+  if (!url) return std::nullopt;
+  auto conn = OpenDb(*url);
+  Status migrated = Migrate(*conn);
+  REQUIRE_MESSAGE(migrated.ok(), migrated.ToString());
+  return url;
+}
+
+RunRecord NewRun(const std::string& id, const WorkflowSpec& wf) {
+  RunRecord run;
+  run.id = id;
+  run.workflow = wf.name;
+  run.script_path = "/w.lua";
+  run.script_sha256 = "00";
+  run.script_text = "-- w";
+  run.created_at = run.updated_at = run.heartbeat = 1000;
+  run.node_count = static_cast<int>(wf.nodes.size());
+  return run;
+}
+
+NodeCommit Succeeded(const NodeClaim& claim, const std::string& worker, const std::string& out,
+                     int claim_children = 0) {
+  NodeCommit c;
+  c.claim = claim;
+  c.worker = worker;
+  NodeRecord rec;
+  rec.run_id = claim.run_id;
+  rec.node = claim.node;
+  rec.status = NodeStatus::kSucceeded;
+  rec.attempts = 1;
+  rec.output_json = out;
+  rec.started_at = 1001;
+  rec.finished_at = 1002;
+  c.records.push_back(rec);
+  c.events.push_back({claim.run_id, 0, 1002, claim.node, "node_succeeded", "{}"});
+  c.claim_children = claim_children;
+  return c;
+}
+
+std::string Scalar(Connection& conn, const std::string& sql, const Params& params = {}) {
+  auto rows = conn.Exec(sql, params, "test query");
+  REQUIRE_MESSAGE(rows.ok(), rows.status().ToString());
+  REQUIRE(rows->size() == 1);
+  return rows->str(0, 0);
+}
+
+TEST_CASE("claims from four threads never take a node twice" * doctest::timeout(120)) {
+  auto url = NewDb("queue_claims");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  WorkflowSpec wf;
+  wf.name = "wide";
+  for (int i = 0; i < 200; ++i) wf.nodes.push_back(Node("n" + std::to_string(i), {}, nullptr));
+  auto conn = OpenDb(*url);
+  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  CHECK(Scalar(*conn, "SELECT count(*) FROM node_queue WHERE state = 'ready'") == "200");
+
+  Mutex mu;
+  std::vector<NodeClaim> all;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = Connection::Open(*url);
+      if (!c.ok()) return;
+      std::string worker = "w" + std::to_string(t);
+      if (!RegisterWorker(**c, worker, Owner{t, "h", 0}, 60).ok()) return;
+      for (;;) {
+        auto got = ClaimReady(**c, worker, 3);
+        if (!got.ok() || got->empty()) return;
+        MutexLock lock(&mu);
+        all.insert(all.end(), got->begin(), got->end());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> names;
+  for (const auto& c : all) {
+    CHECK(c.attempt == 1);
+    names.insert(c.node);
+  }
+  CHECK(all.size() == 200);
+  CHECK(names.size() == 200);
+  CHECK(Scalar(*conn, "SELECT count(*) FROM claim_log WHERE action = 'claim'") == "200");
+}
+
+TEST_CASE("a superseded claim's commit changes nothing" * doctest::timeout(60)) {
+  auto url = NewDb("queue_fence");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  WorkflowSpec wf;
+  wf.name = "chain";
+  wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr)};
+  auto conn = OpenDb(*url);
+  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  REQUIRE(RegisterWorker(*conn, "slow", Owner{1, "h", 0}, 0.05).ok());
+  REQUIRE(RegisterWorker(*conn, "fast", Owner{2, "h", 0}, 60).ok());
+  auto first = ClaimReady(*conn, "slow", 5);
+  REQUIRE(first.ok());
+  REQUIRE(first->size() == 1);
+  CHECK((*first)[0].attempt == 1);
+
+  // Nothing is re-queued while the lease holds; then "slow" misses its heartbeat.
+  REQUIRE(WorkerHeartbeat(*conn, "slow").ok());
+  REQUIRE(conn->Exec("UPDATE workers SET heartbeat = heartbeat - interval '1 second' "
+                     "WHERE id = 'slow'",
+                     {}, "ageing")
+              .ok());
+  auto requeued = RequeueExpired(*conn);
+  REQUIRE(requeued.ok());
+  CHECK(*requeued == 1);
+  auto second = ClaimReady(*conn, "fast", 5);
+  REQUIRE(second.ok());
+  REQUIRE(second->size() == 1);
+  CHECK((*second)[0].attempt == 2);
+
+  auto late = CommitNode(*conn, &wf, Succeeded((*first)[0], "slow", "\"slow\""), 1003);
+  REQUIRE(late.ok());
+  CHECK(late->superseded);
+  CHECK(Scalar(*conn, "SELECT count(*) FROM nodes") == "0");
+  CHECK(Scalar(*conn, "SELECT count(*) FROM node_queue WHERE node = 'b'") == "0");
+  CHECK(Scalar(*conn, "SELECT last_seq FROM runs") == "1");  // run_started alone
+
+  auto won = CommitNode(*conn, &wf, Succeeded((*second)[0], "fast", "\"fast\""), 1004);
+  REQUIRE(won.ok());
+  CHECK_FALSE(won->superseded);
+  CHECK(Scalar(*conn, "SELECT output_json FROM nodes WHERE node = 'a'") == "\"fast\"");
+  CHECK(Scalar(*conn, "SELECT state FROM node_queue WHERE node = 'b'") == "ready");
+  // A second commit of the same claim is refused too: the node is done.
+  auto again = CommitNode(*conn, &wf, Succeeded((*second)[0], "fast", "\"again\""), 1005);
+  REQUIRE(again.ok());
+  CHECK(again->superseded);
+  CHECK(Scalar(*conn, "SELECT output_json FROM nodes WHERE node = 'a'") == "\"fast\"");
+  CHECK(Scalar(*conn,
+               "SELECT string_agg(action || ':' || worker_id || ':' || attempt, ',' ORDER BY id) "
+               "FROM claim_log WHERE node = 'a'") ==
+        "claim:slow:1,requeue:slow:1,claim:fast:2,superseded:slow:1,commit:fast:2,"
+        "superseded:fast:2");
+}
+
+TEST_CASE("a commit claims the chain's next node and the last one finishes the run" *
+          doctest::timeout(60)) {
+  auto url = NewDb("queue_chain");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  WorkflowSpec wf;
+  wf.name = "chain";
+  wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr), Node("c", {"b"}, nullptr)};
+  auto conn = OpenDb(*url);
+  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  auto claims = ClaimReady(*conn, "w", 5);
+  REQUIRE(claims.ok());
+  REQUIRE(claims->size() == 1);
+  NodeClaim claim = (*claims)[0];
+  for (const char* next : {"b", "c"}) {
+    auto done = CommitNode(*conn, &wf, Succeeded(claim, "w", "1", 4), 1002);
+    REQUIRE(done.ok());
+    CHECK_FALSE(done->superseded);
+    REQUIRE(done->claimed.size() == 1);
+    CHECK(done->claimed[0].node == next);
+    CHECK(Scalar(*conn, "SELECT count(*) FROM node_queue WHERE state = 'ready'") == "0");
+    claim = done->claimed[0];
+  }
+  auto last = CommitNode(*conn, &wf, Succeeded(claim, "w", "1", 4), 1003);
+  REQUIRE(last.ok());
+  CHECK(last->run_settled);
+  CHECK(last->run_status == RunStatus::kSucceeded);
+  CHECK(Scalar(*conn, "SELECT status || ' ' || finished_at FROM runs") == "succeeded 1003");
+  CHECK(Scalar(*conn, "SELECT kind FROM events ORDER BY seq DESC LIMIT 1") == "run_finished");
+  CHECK(Scalar(*conn, "SELECT count(*) FROM node_queue") == "0");
+}
+
+TEST_CASE("a failed node cancels its dependents and fails the run" * doctest::timeout(60)) {
+  auto url = NewDb("queue_failure");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  WorkflowSpec wf;
+  wf.name = "chain";
+  wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr), Node("c", {"b"}, nullptr)};
+  auto conn = OpenDb(*url);
+  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  auto claims = ClaimReady(*conn, "w", 5);
+  REQUIRE(claims.ok());
+  REQUIRE(claims->size() == 1);
+  NodeCommit failed = Succeeded((*claims)[0], "w", "");
+  failed.records[0].status = NodeStatus::kFailed;
+  failed.records[0].output_json.reset();
+  failed.records[0].error_kind = ErrorKind::kError;
+  failed.records[0].error_message = "boom";
+  auto done = CommitNode(*conn, &wf, failed, 1002);
+  REQUIRE(done.ok());
+  CHECK(done->run_settled);
+  CHECK(done->run_status == RunStatus::kFailed);
+  CHECK(Scalar(*conn, "SELECT status || ': ' || error FROM runs") == "failed: a: error: boom");
+  CHECK(Scalar(*conn, "SELECT string_agg(node || ' ' || status, ',' ORDER BY ord) FROM nodes") ==
+        "a failed,b cancelled,c cancelled");
+  CHECK(Scalar(*conn, "SELECT error_message FROM nodes WHERE node = 'b'") ==
+        "dependency 'a' failed");
+}
+
+TEST_CASE("inner records are written under a claim until it is superseded" *
+          doctest::timeout(60)) {
+  auto url = NewDb("queue_inner");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  WorkflowSpec wf;
+  wf.name = "map";
+  wf.nodes = {Node("m", {}, nullptr)};
+  auto conn = OpenDb(*url);
+  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  auto claims = ClaimReady(*conn, "w", 1);
+  REQUIRE(claims.ok());
+  REQUIRE(claims->size() == 1);
+  NodeRecord item;
+  item.run_id = "r1";
+  item.node = "m[1]";
+  item.status = NodeStatus::kSucceeded;
+  item.output_json = "1";
+  auto written = WriteUnderClaim(*conn, (*claims)[0], "w", {item},
+                                 {{"r1", 0, 1001, "m[1]", "node_succeeded", "{}"}});
+  REQUIRE(written.ok());
+  CHECK(*written);
+  CHECK(Scalar(*conn, "SELECT output_json FROM nodes WHERE node = 'm[1]'") == "1");
+  // Another worker's name, or the claim re-queued: refused, nothing written.
+  item.node = "m[2]";
+  auto stranger = WriteUnderClaim(*conn, (*claims)[0], "other", {item}, {});
+  REQUIRE(stranger.ok());
+  CHECK_FALSE(*stranger);
+  // The worker's process is gone: its row goes, and its claim is re-queued.
+  auto reaped = ReapDeadWorkers(*conn, "h", [](const Owner& o) { return o.pid != 1; });
+  REQUIRE(reaped.ok());
+  CHECK(*reaped == 1);
+  auto requeued = RequeueExpired(*conn);
+  REQUIRE(requeued.ok());
+  CHECK(*requeued == 1);
+  auto late = WriteUnderClaim(*conn, (*claims)[0], "w", {item}, {});
+  REQUIRE(late.ok());
+  CHECK_FALSE(*late);
+  CHECK(Scalar(*conn, "SELECT count(*) FROM nodes") == "1");
+  CHECK(Scalar(*conn, "SELECT last_seq FROM runs") == "2");
+}
+
+}  // namespace
+}  // namespace keel::pg
