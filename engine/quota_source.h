@@ -17,7 +17,10 @@ namespace keel {
 // What one take from a shared bucket got.
 struct QuotaGrant {
   double taken = 0;   // tokens taken: min(want, what the bucket held), >= 0
-  double wait_s = 0;  // seconds until the rest of `want` would be there; 0 when all was taken
+  // Seconds until the rest of `want` would be there (or, when it is more
+  // than the bucket holds, until the bucket is full); 0 when all was taken.
+  double wait_s = 0;
+  double left = 0;  // tokens the bucket holds after the take
 };
 
 // The token bucket arithmetic every store applies to its bucket row, inside
@@ -33,8 +36,10 @@ inline QuotaGrant TakeFromBucket(double* tokens, double* updated_at, double want
   QuotaGrant grant;
   grant.taken = std::max(0.0, std::min(want, *tokens));
   *tokens -= grant.taken;
-  if (want > grant.taken) grant.wait_s = (want - grant.taken - *tokens) / rate_per_s;
-  if (grant.wait_s < 0) grant.wait_s = 0;
+  if (want > grant.taken) {
+    grant.wait_s = std::max(0.0, (std::min(want - grant.taken, burst) - *tokens) / rate_per_s);
+  }
+  grant.left = *tokens;
   return grant;
 }
 
