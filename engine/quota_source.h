@@ -16,7 +16,7 @@ namespace keel {
 
 // What one take from a shared bucket got.
 struct QuotaGrant {
-  double taken = 0;   // tokens taken: min(want, what the bucket held), >= 0
+  double taken = 0;  // tokens taken: min(want, what the bucket held), >= 0
   // Seconds until the rest of `want` would be there (or, when it is more
   // than the bucket holds, until the bucket is full); 0 when all was taken.
   double wait_s = 0;
@@ -28,8 +28,8 @@ struct QuotaGrant {
 // `*updated_at` (wall seconds; a clock that stepped back refills nothing)
 // at `rate_per_s` up to `burst`, takes min(want, tokens) and moves
 // `*updated_at` to `now`. A new row starts with `burst` tokens.
-inline QuotaGrant TakeFromBucket(double* tokens, double* updated_at, double want,
-                                 double rate_per_s, double burst, double now) {
+inline QuotaGrant TakeFromBucket(double* tokens, double* updated_at, double want, double rate_per_s,
+                                 double burst, double now) {
   const double elapsed = std::max(0.0, now - *updated_at);
   *tokens = std::min(burst, *tokens + elapsed * rate_per_s);
   *updated_at = std::max(*updated_at, now);

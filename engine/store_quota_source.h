@@ -10,7 +10,7 @@
 //
 // Thread-safety: every method may be called from any thread. One mutex
 // guards the request queue and the store pointer; the store is called with
-// it released, and Detach waits for that call to end.
+// it released, and Attach waits for that call to end.
 
 #include <deque>
 #include <memory>
@@ -52,17 +52,23 @@ class StoreQuotaSource final : public QuotaSource {
     double burst = 0;
     std::function<void(Result<QuotaGrant>)> done;
   };
-  void Loop();
+  // What the thread uses, shared with it: a callback may drop the last
+  // reference to this source on the thread itself, which then ends alone.
+  struct Core {
+    Mutex mu;
+    CondVar cv;  // the thread waits for requests; Attach for the call to end
+    Store* store GUARDED_BY(mu) = nullptr;
+    std::deque<Request> queue GUARDED_BY(mu);
+    bool calling GUARDED_BY(mu) = false;  // the thread is in a store call
+    bool stop GUARDED_BY(mu) = false;
+    uint64_t takes GUARDED_BY(mu) = 0;
+  };
+  static void Loop(std::shared_ptr<Core> core, Clock* clock);
 
   Clock* const clock_;
-  Mutex mu_;
-  CondVar cv_;  // the thread waits for requests; Attach for the call to end
-  Store* store_ GUARDED_BY(mu_) = nullptr;
-  std::deque<Request> queue_ GUARDED_BY(mu_);
-  bool calling_ GUARDED_BY(mu_) = false;  // the thread is in a store call
-  bool stop_ GUARDED_BY(mu_) = false;
-  uint64_t takes_ GUARDED_BY(mu_) = 0;
-  std::thread thread_ GUARDED_BY(mu_);  // started by the first Take
+  const std::shared_ptr<Core> core_ = std::make_shared<Core>();
+  Mutex thread_mu_;
+  std::thread thread_ GUARDED_BY(thread_mu_);  // started by the first Take
 };
 
 // Attaches `source` to `store` for its own lifetime (either may be null:

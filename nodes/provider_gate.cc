@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <random>
 #include <limits>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -40,10 +40,10 @@ struct Bucket {
   // in flight.
   std::string key;
   bool asking = false;
-  uint64_t ask_id = 0;   // of the latest take
-  double asked = 0;      // tokens the latest take asked for
-  double asked_at = 0;   // Clock::Now() of the latest take
-  double next_ask = 0;   // no take before this Clock::Now() time
+  uint64_t ask_id = 0;     // of the latest take
+  double asked = 0;        // tokens the latest take asked for
+  double asked_at = 0;     // Clock::Now() of the latest take
+  double next_ask = 0;     // no take before this Clock::Now() time
   double local_until = 0;  // refilled by time until then (fallback); kNever: for good
   bool warned = false;     // a fallback was reported since the last answer
 
@@ -195,8 +195,7 @@ void ProviderGate::Impl::Deliver(Effects& effects) {
   }
 }
 
-void ProviderGate::Impl::MaybeAsk(Bucket& b, int which, bool tokens, double now,
-                                  Effects& effects) {
+void ProviderGate::Impl::MaybeAsk(Bucket& b, int which, bool tokens, double now, Effects& effects) {
   if (!b.Shared(now)) return;
   if (b.asking) {
     if (now >= b.asked_at + kQuotaAnswerTimeout) {
@@ -220,10 +219,11 @@ void ProviderGate::Impl::FallBack(Bucket& b, double now, double period, const st
   b.level = std::min(b.level, b.capacity);
   if (!was_shared || b.warned) return;
   b.warned = true;
-  warning = "rate limit " + b.key + " is not shared for now (" + why +
-            "): this process keeps to its own limit" +
-            (period == kNever ? "" : " and asks again in " +
-                                         std::to_string(static_cast<int>(period)) + " s");
+  warning =
+      "rate limit " + b.key + " is not shared for now (" + why +
+      "): this process keeps to its own limit" +
+      (period == kNever ? ""
+                        : " and asks again in " + std::to_string(static_cast<int>(period)) + " s");
 }
 
 void ProviderGate::Impl::OnGrant(int which, uint64_t id, Result<QuotaGrant> grant) {
@@ -359,10 +359,11 @@ void ProviderGate::Impl::OnCancel(uint64_t waiter) {
                            [waiter](const Waiter& w) { return w.id == waiter; });
     if (it == queue.end()) return;  // admitted, timed out or shut down meanwhile
     // The token has dropped this callback already: nothing to unsubscribe.
-    effects.outcomes.push_back({std::move(it->admitted),
-                                Status::Error(ErrorKind::kCancelled,
-                                              "cancelled while waiting for the provider's rate limit"),
-                                nullptr, 0});
+    effects.outcomes.push_back(
+        {std::move(it->admitted),
+         Status::Error(ErrorKind::kCancelled,
+                       "cancelled while waiting for the provider's rate limit"),
+         nullptr, 0});
     queue.erase(it);
     Pump(effects);
   }

@@ -53,7 +53,7 @@ struct SharedQuota {
   std::string key;
 };
 
-inline constexpr double kQuotaAnswerTimeout = 2;      // seconds
+inline constexpr double kQuotaAnswerTimeout = 2;     // seconds
 inline constexpr double kQuotaFallbackSeconds = 10;  // seconds
 // A chunk is this many seconds of the bucket's rate (at least one token,
 // at most its burst).

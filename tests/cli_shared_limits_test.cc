@@ -18,8 +18,8 @@
 namespace keel::testing {
 namespace {
 
-constexpr double kRpm = 600;    // 10 a second, a burst of 10
-constexpr double kWindow = 3;   // seconds counted
+constexpr double kRpm = 600;   // 10 a second, a burst of 10
+constexpr double kWindow = 3;  // seconds counted
 constexpr int kProcesses = 3;
 
 // Requests the server saw in the kWindow seconds from the first.
@@ -38,11 +38,12 @@ int RequestsInWindow(const Json& log) {
 int Requests(bool shared) {
   MockLlmServer server(MOCK_LLM_BIN, {});
   Sandbox box(KEEL_BIN);
-  std::string wf = box.Write("limited.lua",
-                             "local keel = require 'keel'\n"
-                             "keel.provider 'llm' { kind = 'openai', base_url = '" + server.url() +
-                                 "', model = 'mock-1', rpm = " + std::to_string(int(kRpm)) +
-                                 R"lua( }
+  std::string wf =
+      box.Write("limited.lua",
+                "local keel = require 'keel'\n"
+                "keel.provider 'llm' { kind = 'openai', base_url = '" +
+                    server.url() + "', model = 'mock-1', rpm = " + std::to_string(int(kRpm)) +
+                    R"lua( }
 return keel.workflow "w" {
   keel.map "m" {
     over = function() local t = {} for i = 1, 200 do t[i] = i end return t end,
@@ -81,8 +82,8 @@ TEST_CASE("three runs on one database share the provider's rpm; on three they do
           doctest::timeout(180)) {
   const int shared = Requests(true);
   const int apart = Requests(false);
-  MESSAGE("requests in " << kWindow << " s at rpm " << kRpm << ": shared " << shared
-                         << ", apart " << apart);
+  MESSAGE("requests in " << kWindow << " s at rpm " << kRpm << ": shared " << shared << ", apart "
+                         << apart);
   // rate x window + burst, and at most a chunk (a quarter second) held by
   // each process.
   const double bound = kRpm / 60 * kWindow + kRpm / 60 + kProcesses * kRpm / 60 / 4;

@@ -3,6 +3,8 @@
 // taking from one bucket at once without ever taking more than
 // rate x window + burst.
 
+#include "store/postgres/pg_quota.h"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -13,7 +15,6 @@
 #include <vector>
 
 #include "store/postgres/pg_connection.h"
-#include "store/postgres/pg_quota.h"
 #include "tests/support/pg_database.h"
 
 namespace keel::pg {

@@ -122,8 +122,8 @@ TEST_CASE("gates sharing a bucket admit no more than rate x window + burst toget
     clock.Advance(10);
     const int total = calls[0].admitted + calls[1].admitted + calls[2].admitted;
     if (shared) {
-      CHECK(total <= 10 * 10 + 10);  // rate x window + burst
-      CHECK(total >= 10 * 10 - 5);   // and the rate is used, not starved
+      CHECK(total <= 10 * 10 + 10);                            // rate x window + burst
+      CHECK(total >= 10 * 10 - 5);                             // and the rate is used, not starved
       for (const Counter& c : calls) CHECK(c.admitted >= 20);  // every process gets some
       CHECK(source->taken["provider:p:rpm"] <= 110 + 1e-9);
       // A few takes a second per gate (a chunk is a quarter second of the

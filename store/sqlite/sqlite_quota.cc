@@ -52,8 +52,8 @@ Result<QuotaGrant> SqliteStore::TakeQuota(const std::string& key, double want, d
                                           double burst, double now) {
   if (!(rate_per_s > 0) || !(burst > 0) || !std::isfinite(rate_per_s) || !std::isfinite(burst) ||
       !std::isfinite(want)) {
-    return Status::Error(ErrorKind::kPermanent, "rate limit " + key +
-                                                    ": rate and burst must be finite and above 0");
+    return Status::Error(ErrorKind::kPermanent,
+                         "rate limit " + key + ": rate and burst must be finite and above 0");
   }
   QuotaGrant grant;
   Status status = CallOnWriter(
