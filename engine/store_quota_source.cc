@@ -72,11 +72,13 @@ void StoreQuotaSource::Loop(std::shared_ptr<Core> core, Clock* clock) {
             ? Result<QuotaGrant>(Status::Error(ErrorKind::kTransient, "no database is open"))
             : store->TakeQuota(request.key, request.want, request.rate, request.burst,
                                clock->WallNow());
+    lock.Lock();
+    if (store != nullptr) ++core->takes;  // counted before `done` tells of it
+    lock.Unlock();
     request.done(std::move(grant));
     request.done = nullptr;  // what it holds may own the source: let it go before the lock
     lock.Lock();
     core->calling = false;
-    if (store != nullptr) ++core->takes;
     core->cv.SignalAll();
   }
 }
