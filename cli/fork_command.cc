@@ -22,6 +22,7 @@
 #include "engine/dynamic_node.h"
 #include "engine/executor.h"
 #include "engine/rerun.h"
+#include "engine/store_quota_source.h"
 
 namespace keel::cli {
 
@@ -46,8 +47,10 @@ int ForkCommand(const ForkArgs& args) {
   }
   auto config = RecordedConfig(*source, args.llm, args.max_inflight);
   if (!config.ok()) return UsageError(config.status().message());
+  auto quotas = std::make_shared<StoreQuotaSource>(SystemClock());
+  ScopedQuotaStore shared_limits(quotas.get(), store->get());
   std::shared_ptr<LoadedScript> script =
-      LoadScript(source->script_path, ProviderUrls(config->llm.providers));
+      LoadScript(source->script_path, ProviderUrls(config->llm.providers), quotas);
   if (!script) return kExitUsage;
   const WorkflowSpec* workflow = script->Find(source->workflow);
   if (workflow == nullptr) {

@@ -32,6 +32,7 @@
 #include "engine/process_owner.h"
 #include "engine/rerun.h"
 #include "engine/runner.h"
+#include "engine/store_quota_source.h"
 #include "scripts/workflow_loader.h"
 #include "store/postgres/pg_connection.h"
 
@@ -120,7 +121,10 @@ int RunCommand(const RunArgs& args) {
   // Check the -p syntax before running any script code.
   auto syntax = ApplyParamOverrides(nullptr, args.params);
   if (!syntax.ok()) return UsageError(syntax.status().message());
-  std::shared_ptr<LoadedScript> script = LoadScript(args.file, ProviderUrls(args.llm.providers));
+  // Providers' rpm and tpm are shared through the database, once it is open.
+  auto quotas = std::make_shared<StoreQuotaSource>(SystemClock());
+  std::shared_ptr<LoadedScript> script =
+      LoadScript(args.file, ProviderUrls(args.llm.providers), quotas);
   if (!script) return kExitUsage;
   const WorkflowSpec& workflow = script->main_workflow();
   auto params = ApplyParamOverrides(workflow.params, args.params);
@@ -132,6 +136,7 @@ int RunCommand(const RunArgs& args) {
                                 .durability = args.durability,
                                 .storage_timeout = args.storage_timeout});
   if (!store.ok()) return UsageError(store.status().message());
+  ScopedQuotaStore shared_limits(quotas.get(), store->get());
 
   ExecutorOptions options =
       MakeOptions(args.workers, args.max_inflight, args.llm, *script, workflow, args.wait);
@@ -193,8 +198,10 @@ int ResumeCommand(const ResumeArgs& args) {
   // The recorded configuration, with what this command line gives instead.
   auto config = RecordedConfig(*run, args.llm, args.max_inflight);
   if (!config.ok()) return UsageError(config.status().message());
+  auto quotas = std::make_shared<StoreQuotaSource>(SystemClock());
+  ScopedQuotaStore shared_limits(quotas.get(), store->get());
   std::shared_ptr<LoadedScript> script =
-      LoadScript(run->script_path, ProviderUrls(config->llm.providers));
+      LoadScript(run->script_path, ProviderUrls(config->llm.providers), quotas);
   if (!script) return kExitUsage;
   const WorkflowSpec* workflow = script->Find(run->workflow);
   if (workflow == nullptr) {

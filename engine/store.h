@@ -30,6 +30,7 @@
 #include "engine/circuit_breaker.h"
 #include "engine/node_status.h"
 #include "engine/process_owner.h"
+#include "engine/quota_source.h"
 #include "engine/status.h"
 #include "engine/usage.h"
 
@@ -252,6 +253,19 @@ class Store {
   virtual Result<BreakerSnapshot> UpdateBreaker(
       const std::string& key, const std::function<void(BreakerSnapshot&)>& update) = 0;
   virtual Result<std::vector<BreakerRow>> ListBreakers() = 0;
+
+  // Rate limits shared by every process using this store (a provider's rpm
+  // and tpm; engine/quota_source.h). In one transaction that excludes other
+  // writers: refills token bucket `key` by the time elapsed since its last
+  // take times `rate_per_s`, up to `burst` (a new bucket starts full), takes
+  // min(want, tokens) and says how long until the rest of `want` would be
+  // there. `now` is wall seconds; a store with a clock of its own (the
+  // database's) may use that instead. Synchronous; it does not wait for
+  // queued writes. Fails (kPermanent) for a rate or burst not above 0.
+  virtual Result<QuotaGrant> TakeQuota(const std::string& key, double want, double rate_per_s,
+                                       double burst, double now) {
+    return Status::Error(ErrorKind::kPermanent, "shared rate limits: not supported by this store");
+  }
 
   // Signals and cancellation (DESIGN.md §8). Each is decided in one write
   // transaction, so `keel signal`, `keel cancel` and a resume's ClaimRun of

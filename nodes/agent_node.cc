@@ -466,6 +466,12 @@ bool ReportLlmCall(const NodeContext& ctx, const LlmCallRecord& record, int hedg
   if (!record.outcome.ok()) data.Add("message", record.outcome.message());
   if (!record.request_json.empty()) data.AddRaw("request", record.request_json);
   if (!record.reply_json.empty()) data.AddRaw("reply", record.reply_json);
+  if (!record.rate_limit_warning.empty() && ctx.record) {
+    ctx.record("rate_limit_local", EventData()
+                                       .Add("provider", record.provider)
+                                       .Add("message", record.rate_limit_warning)
+                                       .Done());
+  }
   if (!ctx.spend) return true;
   Usage usage = record.usage;
   usage.cost = record.cost;

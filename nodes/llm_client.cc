@@ -123,6 +123,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     queued_ = clock_->Now() - start_;
     if (!admitted.ok()) return Fail(std::move(admitted));
     admitted_ = true;
+    rate_limit_warning_ = slot_->gate->TakeWarning();
     if (cancel_ != nullptr && cancel_->cancelled()) {
       return Fail(Status::Error(ErrorKind::kCancelled, "cancelled"));
     }
@@ -265,6 +266,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
     record.seconds = clock_->Now() - start_;
     record.queued = queued_;
     record.http_status = http_status;
+    record.rate_limit_warning = rate_limit_warning_;
     if (slot_->config.record_bytes > 0) {
       record.request_json = RecordedRequest(request_, slot_->config.record_bytes, key_, checked_);
       if (result.ok()) record.reply_json = RecordedReply(*result, slot_->config.record_bytes, key_);
@@ -295,6 +297,7 @@ class LlmCall : public std::enable_shared_from_this<LlmCall> {
   // Written by Admitted before any completion path can start.
   double queued_ = 0;
   bool admitted_ = false;
+  std::string rate_limit_warning_;
   std::atomic<bool> completed_{false};
   Mutex mu_;
   std::vector<TimerId> timers_ GUARDED_BY(mu_);
@@ -341,8 +344,9 @@ Result<std::string> ApiKey(const ProviderConfig& config) {
 
 struct LlmClient::Entry : ProviderSlot {};
 
-LlmClient::LlmClient(Clock* clock, std::shared_ptr<HttpLoop> loop)
-    : clock_(clock), loop_(std::move(loop)) {}
+LlmClient::LlmClient(Clock* clock, std::shared_ptr<HttpLoop> loop,
+                     std::shared_ptr<QuotaSource> quotas)
+    : clock_(clock), loop_(std::move(loop)), quotas_(std::move(quotas)) {}
 
 LlmClient::~LlmClient() = default;
 
@@ -351,7 +355,8 @@ Status LlmClient::AddProvider(ProviderConfig config) {
   auto entry = std::make_shared<Entry>();
   entry->wire = ProviderFor(config.kind);
   entry->gate = std::make_shared<ProviderGate>(
-      clock_, GateLimits{config.max_concurrency, config.rpm, config.tpm});
+      clock_, GateLimits{config.max_concurrency, config.rpm, config.tpm},
+      SharedQuota{quotas_, "provider:" + config.name});
   entry->config = std::move(config);
   providers_[entry->config.name] = std::move(entry);
   return Status::Ok();

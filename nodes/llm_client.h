@@ -28,6 +28,7 @@
 
 #include "engine/cancel_token.h"
 #include "engine/clock.h"
+#include "engine/quota_source.h"
 #include "engine/status.h"
 #include "nodes/chat.h"
 #include "nodes/http_loop.h"
@@ -59,13 +60,19 @@ struct LlmCallRecord {
   // a failed call).
   std::string request_json;
   std::string reply_json;
+  // Why the provider's shared rate limits fell back to this process's own
+  // (ProviderGate::TakeWarning), told by the first call admitted after; "".
+  std::string rate_limit_warning;
 };
 
 using LlmDone = std::function<void(Result<ChatResponse>, LlmCallRecord)>;
 
 class LlmClient {
  public:
-  LlmClient(Clock* clock, std::shared_ptr<HttpLoop> loop);
+  // With `quotas`, the providers' rpm and tpm are shared through it
+  // (ProviderGate, keys "provider:NAME:rpm" and ":tpm"); null: per process.
+  LlmClient(Clock* clock, std::shared_ptr<HttpLoop> loop,
+            std::shared_ptr<QuotaSource> quotas = nullptr);
   ~LlmClient();
 
   // Declares a provider (replacing one of the same name). Fails kPermanent
@@ -91,6 +98,7 @@ class LlmClient {
   struct Entry;
   Clock* const clock_;
   const std::shared_ptr<HttpLoop> loop_;
+  const std::shared_ptr<QuotaSource> quotas_;
   MockResponder mock_;
   std::map<std::string, std::shared_ptr<Entry>> providers_;  // written before calls only
 };

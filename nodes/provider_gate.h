@@ -11,15 +11,31 @@
 // really used (the tpm bucket is charged the estimate at admission and
 // corrected then). Destroying the gate ends the calls still waiting with
 // kCancelled. Thread-safe; one mutex guards the buckets and the queue.
+//
+// Shared limits: given a QuotaSource (engine/quota_source.h), the rpm and
+// tpm buckets are shared with every process using the same source (the
+// database). The gate then refills its buckets not by time but by taking
+// tokens from the shared buckets "KEY:rpm" and "KEY:tpm" in chunks: only
+// when the head call cannot start, for max(what it lacks, a quarter second
+// of the rate) tokens, at most one take out per bucket. So a process holds
+// at most about one chunk unused, and a busy process takes a few times a
+// second, not once per call. Takes go through the source, never under the
+// gate's lock. When a take fails, or has not answered within
+// kQuotaAnswerTimeout, the bucket falls back to this process's own limit
+// (refilled by time, as without a source) for kQuotaFallbackSeconds before
+// it asks again (for good when the source says kPermanent), and
+// TakeWarning() says so once.
 
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "engine/cancel_token.h"
 #include "engine/clock.h"
+#include "engine/quota_source.h"
 #include "engine/status.h"
 
 namespace keel {
@@ -30,9 +46,22 @@ struct GateLimits {
   double tpm = 0;           // 0: unlimited
 };
 
+// Where the rpm and tpm buckets are shared: `source` (null: nowhere, the
+// limits are this process's) and the key prefix, "provider:NAME".
+struct SharedQuota {
+  std::shared_ptr<QuotaSource> source;
+  std::string key;
+};
+
+inline constexpr double kQuotaAnswerTimeout = 2;     // seconds
+inline constexpr double kQuotaFallbackSeconds = 10;  // seconds
+// A chunk is this many seconds of the bucket's rate (at least one token,
+// at most its burst).
+inline constexpr double kQuotaChunkSeconds = 0.25;
+
 class ProviderGate {
  public:
-  ProviderGate(Clock* clock, GateLimits limits);
+  ProviderGate(Clock* clock, GateLimits limits, SharedQuota shared = {});
   ~ProviderGate();
 
   // `estimated_tokens` is charged to the tpm bucket on admission.
@@ -46,6 +75,12 @@ class ProviderGate {
   // Calls admitted and not yet released; calls waiting.
   int in_flight() const;
   int waiting() const;
+  // Why the shared limits fell back to this process's own since the last
+  // call, once ("" when they did not): for a warning event.
+  std::string TakeWarning();
+  // Tokens held unused from the shared rpm and tpm buckets (tests).
+  double rpm_level() const;
+  double tpm_level() const;
 
  private:
   struct Impl;

@@ -119,7 +119,7 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
                            std::string("cannot start the HTTP loop: ") + e.what());
     }
   }
-  auto llm = std::make_shared<LlmClient>(clock, http);
+  auto llm = std::make_shared<LlmClient>(clock, http, options.quotas);
   Status providers = AddProviders(declared.providers, options, script_dir, llm.get());
   if (!providers.ok()) return providers;
   for (const ProviderConfig& declared_provider : declared.providers) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/clock.h"
+#include "engine/quota_source.h"
 #include "engine/runner.h"
 #include "engine/status.h"
 #include "engine/workflow.h"
@@ -34,6 +35,9 @@ struct LoadOptions {
   // Environment variables KEEL_PROVIDER_<NAME> (the name upper-cased, other
   // characters as '_') do the same, below these.
   std::map<std::string, std::string> provider_urls;
+  // Where the providers' rpm and tpm are shared with other processes (the
+  // database's buckets, engine/store_quota_source.h); null: per process.
+  std::shared_ptr<QuotaSource> quotas;
 };
 
 struct LoadedScript {

@@ -259,6 +259,19 @@ CREATE INDEX nodes_by_status ON nodes (run_id, status, node);
 ALTER TABLE breakers ADD COLUMN config_json TEXT NOT NULL DEFAULT '{}';
 )sql";
 
+// Version 13: token buckets shared by every process using the database
+// (a provider's rpm and tpm; sqlite_quota.cc). `rate` and `burst` are the
+// last taker's, for a reader; every take refills with its own.
+constexpr const char* kSchemaV13 = R"sql(
+CREATE TABLE quotas (
+  key        TEXT PRIMARY KEY,
+  tokens     REAL NOT NULL,
+  updated_at REAL NOT NULL,  -- wall seconds of the last take
+  rate       REAL NOT NULL,  -- tokens a second
+  burst      REAL NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     // One step a line (clang-format would pack them).
     {1, kSchemaV1},
@@ -273,6 +286,7 @@ constexpr Migration kMigrations[] = {
     {10, kSchemaV10},
     {11, kSchemaV11},
     {12, kSchemaV12},
+    {13, kSchemaV13},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

@@ -157,6 +157,10 @@ class SqliteStore final : public Store {
   Result<TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
                                          const RunRecord& run) override;
   Result<std::vector<ScheduleTick>> LastScheduleTicks() override;
+  // Shared rate limits (sqlite_quota.cc); on the writer thread, ahead of
+  // queued writes as UpdateBreaker.
+  Result<QuotaGrant> TakeQuota(const std::string& key, double want, double rate_per_s,
+                               double burst, double now) override;
   // store/sqlite/sqlite_service_reads.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;

@@ -92,6 +92,10 @@ class SqliteWriter {
   Result<Store::TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
                                                 const RunRecord& run);
 
+  // Shared rate limits (sqlite_quota.cc): Store::TakeQuota.
+  Result<QuotaGrant> TakeQuota(const std::string& key, double want, double rate_per_s,
+                               double burst, double now);
+
   // Whether a write was refused because another process took its run over.
   bool fenced() const { return fenced_; }
 
