@@ -111,12 +111,21 @@ ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
   return options;
 }
 
+// Whether a workflow of `script` has a wait node. Workers cannot park a
+// wait node and wake it on a signal yet, so on PostgreSQL such a run runs
+// in this process, claimed and fenced by its epoch as on SQLite.
+bool HasWaitNodes(const LoadedScript& script) {
+  for (const WorkflowSpec& workflow : script.workflows) {
+    for (const NodeSpec& node : workflow.nodes) {
+      if (node.wait) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 int RunCommand(const RunArgs& args) {
-  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url)) {
-    return DistributedRun(args, url);
-  }
   std::jthread warm_up(&Executor::WarmUp);
   // Check the -p syntax before running any script code.
   auto syntax = ApplyParamOverrides(nullptr, args.params);
@@ -126,6 +135,10 @@ int RunCommand(const RunArgs& args) {
   std::shared_ptr<LoadedScript> script =
       LoadScript(args.file, ProviderUrls(args.llm.providers), quotas);
   if (!script) return kExitUsage;
+  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url) && !HasWaitNodes(*script)) {
+    script.reset();
+    return DistributedRun(args, url);
+  }
   const WorkflowSpec& workflow = script->main_workflow();
   auto params = ApplyParamOverrides(workflow.params, args.params);
   if (!params.ok()) return UsageError(params.status().message());

@@ -80,9 +80,10 @@ TEST_CASE("a keel serve killed with SIGKILL leaves no child command running" *
   while (ProcessesWith(needle).empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  REQUIRE_MESSAGE(!ProcessesWith(needle).empty(), "the server never started its child");
-  REQUIRE(kill(serve.process().pid(), SIGKILL) == 0);
+  const bool started = !ProcessesWith(needle).empty();
+  CHECK(kill(serve.process().pid(), SIGKILL) == 0);
   asker.join();
+  REQUIRE_MESSAGE(started, "the server never started its child");
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!ProcessesWith(needle).empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -150,7 +150,7 @@ TEST_CASE("a timer parks the run; a resume waits only the remainder" * doctest::
   f.clock.Advance(1);  // 4 s (and the runs' steps) after the wait was reached
   const double left = info.due - f.clock.WallNow();
   CHECK(left < 7.0);  // the steps of a loaded machine move the clock on too
-  CHECK(left > 5.0);
+  CHECK(left > 3.0);  // (a busy machine takes more steps: only the 10 s matter)
   double elapsed = 0;
   RunOutcome done = f.Run(wf, /*hold=*/true, &elapsed, /*resume=*/true);
   CHECK(done.status == RunStatus::kSucceeded);

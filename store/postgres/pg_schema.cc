@@ -1,5 +1,7 @@
 #include "store/postgres/pg_schema.h"
 
+#include "store/postgres/pg_quota.h"
+
 #include <string>
 
 namespace keel::pg {
@@ -235,6 +237,8 @@ struct Migration {
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
+    // Version 3: shared rate limits, one token bucket row per provider limit.
+    {3, kQuotaTableSql},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.

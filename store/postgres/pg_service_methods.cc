@@ -11,6 +11,7 @@
 #include "store/postgres/pg_event_cursor.h"
 #include "store/postgres/pg_handoff.h"
 #include "store/postgres/pg_node_reads.h"
+#include "store/postgres/pg_quota.h"
 #include "store/postgres/pg_schedules.h"
 #include "store/postgres/pg_store.h"
 #include "store/postgres/pg_waits.h"
@@ -159,6 +160,13 @@ Result<std::vector<Store::ItemCount>> PostgresStore::CountMapItems(const std::st
 }
 Result<Store::RunOutline> PostgresStore::GetRunOutline(const std::string& run_id) {
   return WithPool(*pool_, [&](pg::Connection& c) { return pg::GetRunOutline(c, run_id); });
+}
+
+Result<QuotaGrant> PostgresStore::TakeQuota(const std::string& key, double want,
+                                            double rate_per_s, double burst, double) {
+  return WithPool(*pool_, [&](pg::Connection& c) {
+    return pg::TakeQuota(c, key, want, rate_per_s, burst);
+  });
 }
 
 }  // namespace keel

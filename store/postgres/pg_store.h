@@ -165,6 +165,10 @@ class PostgresStore final : public Store {
                                 int limit) override;
   Result<std::vector<ItemCount>> CountMapItems(const std::string& run_id) override;
   Result<RunOutline> GetRunOutline(const std::string& run_id) override;
+  // Shared rate limits (pg_quota.h), timed by the database's clock: `now` is
+  // not used.
+  Result<QuotaGrant> TakeQuota(const std::string& key, double want, double rate_per_s,
+                               double burst, double now) override;
 
   // The database, as messages name it: the URL without its password.
   const std::string& name() const { return name_; }
