@@ -3,10 +3,15 @@
 //     a bare SKIP LOCKED queue loop (one SELECT ... FOR UPDATE SKIP LOCKED +
 //     one UPDATE per item, in a transaction) on the same server; ratio printed;
 //  2. throughput of N nodes of 10 ms sleep run by 1, 2 and 4 `keel worker`
-//     processes of 16 slots each.
+//     processes of 16 slots each, with the machine's CPU use meanwhile
+//     (all workers and the server share this machine's cores: once they
+//     are busy, more workers cannot add throughput);
+//  3. the same with 100 ms sleeps, where 16 slots bound one worker well
+//     below the machine's capacity, so workers add throughput as on hosts
+//     of their own.
 //
-//   worker_bench            2,000 nodes for (1), 2,000 for (2)
-//   worker_bench --quick    200 and 200 (a smoke test)
+//   worker_bench            2,000 nodes for (1), 10,000 for (2), 2,000 for (3)
+//   worker_bench --quick    200, 200 and 200 (a smoke test)
 //
 // The server: $KEEL_BENCH_PG_URL, else $KEEL_TEST_PG_URL, else the url file
 // in $KEEL_TEST_PG_DIR; without one it says so and exits 0. Each part uses
@@ -24,6 +29,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "store/postgres/pg_connection.h"
@@ -167,8 +173,23 @@ double KeelLoop(pg::Connection& conn, int n) {
   return Since(start) / n;
 }
 
-// Runs `n` nodes of a 10 ms sleep with `workers` keel worker processes.
-double Throughput(const std::string& server, int n, int workers) {
+// Busy and total CPU time of this machine so far (/proc/stat, in ticks).
+std::pair<double, double> CpuTicks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+  double busy = user + nice + system + irq + softirq;
+  return {busy, busy + idle + iowait};
+}
+
+struct Span {
+  double seconds = 0;
+  double cpu_busy = 0;  // share of the machine's CPU time in use meanwhile
+};
+
+// Runs `n` nodes of a `sleep_s` sleep with `workers` keel worker processes.
+Span Throughput(const std::string& server, int n, int workers, double sleep_s) {
   Database db(server, "tp" + std::to_string(workers));
   char dir_template[] = "/tmp/keel-worker-bench-XXXXXX";
   std::string dir = mkdtemp(dir_template);
@@ -176,8 +197,8 @@ double Throughput(const std::string& server, int n, int workers) {
   {
     std::ofstream out(file);
     out << "local keel = require \"keel\"\nlocal spec = {}\nfor i = 1, " << n
-        << " do\n  spec[#spec + 1] = keel.fn(\"n\" .. i) { run = function() keel.sleep(0.01) "
-           "return i end }\nend\nreturn keel.workflow \"sleeps\" (spec)\n";
+        << " do\n  spec[#spec + 1] = keel.fn(\"n\" .. i) { run = function() keel.sleep(" << sleep_s
+        << ") return i end }\nend\nreturn keel.workflow \"sleeps\" (spec)\n";
   }
   std::string cmd = std::string(KEEL_BIN) + " submit " + file + " --db '" + db.url() + "'";
   FILE* p = popen(cmd.c_str(), "r");
@@ -190,6 +211,7 @@ double Throughput(const std::string& server, int n, int workers) {
   std::string run_id(id);
   while (!run_id.empty() && run_id.back() == '\n') run_id.pop_back();
 
+  auto cpu_before = CpuTicks();
   std::vector<pid_t> pids;
   for (int i = 0; i < workers; ++i) {
     pid_t pid = fork();
@@ -207,6 +229,7 @@ double Throughput(const std::string& server, int n, int workers) {
     if (status.ok() && status->size() == 1 && status->text(0, 0) != "running") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  auto cpu_after = CpuTicks();
   for (pid_t pid : pids) kill(pid, SIGTERM);
   for (pid_t pid : pids) waitpid(pid, nullptr, 0);
   // From the first claim to the last commit, on the database's clock.
@@ -215,7 +238,24 @@ double Throughput(const std::string& server, int n, int workers) {
       "measuring");
   std::string rm = "rm -rf " + dir;
   (void)!system(rm.c_str());
-  return span.ok() ? span->real(0, 0) : 0;
+  Span out;
+  out.seconds = span.ok() ? span->real(0, 0) : 0;
+  double total = cpu_after.second - cpu_before.second;
+  out.cpu_busy = total > 0 ? (cpu_after.first - cpu_before.first) / total : 0;
+  return out;
+}
+
+void Series(const std::string& server, int nodes, double sleep_s) {
+  std::printf("throughput, %d nodes of %.0f ms sleep, 16 slots per worker:\n", nodes,
+              sleep_s * 1e3);
+  double one = 0;
+  for (int workers : {1, 2, 4}) {
+    Span s = Throughput(server, nodes, workers, sleep_s);
+    if (workers == 1) one = s.seconds;
+    std::printf("  %d worker(s)  %7.2f s  %7.0f nodes/s  speed-up %.2fx  cpu %3.0f%%\n", workers,
+                s.seconds, s.seconds > 0 ? nodes / s.seconds : 0,
+                s.seconds > 0 ? one / s.seconds : 0, s.cpu_busy * 100);
+  }
 }
 
 }  // namespace
@@ -246,14 +286,7 @@ int main(int argc, char** argv) {
   std::printf("  keel claim + commit     %8.3f ms/node   ratio %.2fx\n", keel_s * 1e3,
               keel_s / bare);
 
-  int nodes = quick ? 200 : 2000;
-  std::printf("throughput, %d nodes of 10 ms sleep, 16 slots per worker:\n", nodes);
-  double one = 0;
-  for (int workers : {1, 2, 4}) {
-    double s = Throughput(server, nodes, workers);
-    if (workers == 1) one = s;
-    std::printf("  %d worker(s)  %7.2f s  %7.0f nodes/s  speed-up %.2fx\n", workers, s,
-                s > 0 ? nodes / s : 0, s > 0 ? one / s : 0);
-  }
+  Series(server, quick ? 200 : 10000, 0.01);
+  Series(server, quick ? 200 : 2000, 0.1);
   return 0;
 }

@@ -21,6 +21,10 @@
 namespace keel::cli {
 namespace {
 
+// How often the main loop re-queues expired claims, stops nodes whose
+// claim ended and writes long nodes' inner records.
+constexpr double kSweepSeconds = 0.2;
+
 double MonoNow() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -66,6 +70,22 @@ void Worker::ReapDeadWorkers(pg::Connection& conn) {
   // nodes back now rather than when their lease runs out.
   (void)pg::ReapDeadWorkers(conn, CurrentOwner().host,
                             [](const Owner& owner) { return OwnerAlive(owner, 0); });
+}
+
+void Worker::SettleIdleRuns(pg::Connection& conn) {
+  auto idle = pg::IdleRuns(conn);
+  if (!idle.ok()) return;
+  for (const std::string& run_id : *idle) {
+    auto work = pg::ReadRunToWork(conn, run_id, /*with_script=*/false, /*with_nodes=*/false);
+    if (!work.ok()) continue;
+    auto script = ScriptFor(conn, run_id, work->script_key);
+    const WorkflowSpec* workflow = script.ok() ? (*script)->Find(work->run.workflow) : nullptr;
+    if (workflow == nullptr) continue;  // a worker that can load it settles it
+    auto settled = pg::SettleIdleRun(conn, *workflow, run_id, SystemClock()->WallNow());
+    if (settled.ok() && settled->settled && run_id == options_.until_run) {
+      done_.store(true);
+    }
+  }
 }
 
 void Worker::Wake() {
@@ -152,18 +172,13 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
       Note(conn.status().message());
       return {};
     }
-    auto key = pg::ScriptKey(**conn, claim.run_id);
-    if (!key.ok()) {
-      Note(key.status().message());
-      return {};
-    }
-    auto loaded = ScriptFor(**conn, claim.run_id, *key);
     auto read = pg::ReadRunToWork(**conn, claim.run_id, /*with_script=*/false,
                                   /*with_nodes=*/false);
     if (!read.ok()) {
       Note(read.status().message());
       return {};
     }
+    auto loaded = ScriptFor(**conn, claim.run_id, read->script_key);
     work = std::move(*read);
     if (loaded.ok()) {
       // The records this node needs: its dependencies' and its own inner ones.
@@ -399,18 +414,26 @@ Status Worker::Run() {
     }
   };
   double last_reap = MonoNow();
+  double last_sweep = 0;
   while (!stopping_.load() && !done_.load()) {
     auto conn = pool_.Acquire();
     if (conn.ok()) {
-      if (!options_.until_run.empty() && Settled(**conn)) break;
+      // The sweeps run a few times a second, not at every wake-up: a
+      // finishing node wakes the loop only to fill its slot.
+      bool sweep = MonoNow() - last_sweep >= kSweepSeconds;
+      if (sweep) last_sweep = MonoNow();
+      if (sweep && !options_.until_run.empty() && Settled(**conn)) break;
       if (options_.claim) {
         if (MonoNow() - last_reap > 5) {
           ReapDeadWorkers(**conn);
+          SettleIdleRuns(**conn);
           last_reap = MonoNow();
         }
-        (void)pg::RequeueExpired(**conn);
-        StopEndedClaims(**conn);
-        FlushInner(**conn);
+        if (sweep) {
+          (void)pg::RequeueExpired(**conn);
+          StopEndedClaims(**conn);
+          FlushInner(**conn);
+        }
         int free;
         {
           MutexLock lock(&mu_);

@@ -66,6 +66,8 @@ class Worker {
 
   void HeartbeatLoop();
   void ReapDeadWorkers(pg::Connection& conn);
+  // Settles the runs whose last commit did not (pg::IdleRuns).
+  void SettleIdleRuns(pg::Connection& conn);
   // Stops the nodes this worker runs whose claim ended (re-queued, or
   // cancelled by a join that went ahead without them).
   void StopEndedClaims(pg::Connection& conn);

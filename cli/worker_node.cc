@@ -117,7 +117,7 @@ NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec
   trimmed.nodes.push_back(std::move(spec));
 
   ExecutorOptions options;
-  options.workers = 2;
+  options.workers = 1;  // the calling thread: a worker runs many nodes at once, each on its own thread
   options.library = &library;
   options.hold_waits = false;
   RunOutcome outcome = executor.Run(trimmed, run.id, MakeJson(run.params_json), earlier, options);

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -167,6 +168,76 @@ TEST_CASE("a superseded claim's commit changes nothing" * doctest::timeout(60)) 
                "FROM claim_log WHERE node = 'a'") ==
         "claim:slow:1,requeue:slow:1,claim:fast:2,superseded:slow:1,commit:fast:2,"
         "superseded:fast:2");
+}
+
+TEST_CASE("leaf commits take one round trip each; a run whose settling step was lost is "
+          "settled by IdleRuns" * doctest::timeout(60)) {
+  auto url = NewDb("queue_leaves");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  WorkflowSpec wf;
+  wf.name = "wide";
+  wf.nodes = {Node("a", {}, nullptr), Node("b", {}, nullptr), Node("c", {}, nullptr)};
+  auto conn = OpenDb(*url);
+  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  REQUIRE(RegisterWorker(*conn, "v", Owner{2, "h", 0}, 60).ok());
+  auto claims = ClaimReady(*conn, "w", 3);
+  REQUIRE(claims.ok());
+  REQUIRE(claims->size() == 3);
+  std::map<std::string, NodeClaim> by_node;
+  for (const NodeClaim& c : *claims) by_node[c.node] = c;
+
+  // A leaf's commit by a worker that does not hold the claim (or at an
+  // attempt that is not current) is refused by the fence, writing nothing.
+  auto foreign = CommitNode(*conn, &wf, Succeeded(by_node["a"], "v", "\"v\""), 1001);
+  REQUIRE(foreign.ok());
+  CHECK(foreign->superseded);
+  NodeClaim stale = by_node["a"];
+  stale.attempt = 7;
+  auto old = CommitNode(*conn, &wf, Succeeded(stale, "w", "\"old\""), 1001);
+  REQUIRE(old.ok());
+  CHECK(old->superseded);
+  CHECK(Scalar(*conn, "SELECT count(*) FROM nodes") == "0");
+  CHECK(Scalar(*conn, "SELECT last_seq FROM runs") == "1");
+
+  auto a = CommitNode(*conn, &wf, Succeeded(by_node["a"], "w", "1"), 1002);
+  REQUIRE(a.ok());
+  CHECK_FALSE(a->superseded);
+  CHECK_FALSE(a->run_settled);
+  auto idle = IdleRuns(*conn);
+  REQUIRE(idle.ok());
+  CHECK(idle->empty());
+  auto b = CommitNode(*conn, &wf, Succeeded(by_node["b"], "w", "2"), 1003);
+  REQUIRE(b.ok());
+  CHECK_FALSE(b->run_settled);
+  CHECK(Scalar(*conn, "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM events") == "1,2,3");
+
+  // The last leaf's commit goes in, but its worker dies before the step
+  // that settles the run: its queue row is done, the run still running.
+  REQUIRE(conn->Exec("UPDATE node_queue SET state = 'done' WHERE node = 'c'", {}, "losing").ok());
+  REQUIRE(conn->Exec("INSERT INTO nodes (run_id, node, status, attempts, output_json, "
+                     "error_kind, error_message, started_at, finished_at) VALUES ('r1', 'c', "
+                     "'succeeded', 1, '3', 'none', '', 1004, 1004)",
+                     {}, "losing")
+              .ok());
+  idle = IdleRuns(*conn);
+  REQUIRE(idle.ok());
+  REQUIRE(idle->size() == 1);
+  CHECK((*idle)[0] == "r1");
+  auto settled = SettleIdleRun(*conn, wf, "r1", 1005);
+  REQUIRE(settled.ok());
+  CHECK(settled->settled);
+  CHECK(settled->status == RunStatus::kSucceeded);
+  CHECK(Scalar(*conn, "SELECT status || ' ' || finished_at FROM runs") == "succeeded 1005");
+  CHECK(Scalar(*conn, "SELECT count(*) FROM node_queue") == "0");
+  // Settling again finds nothing to do.
+  auto again = SettleIdleRun(*conn, wf, "r1", 1006);
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->settled);
+  CHECK(Scalar(*conn, "SELECT count(*) FROM events WHERE kind = 'run_finished'") == "1");
 }
 
 TEST_CASE("a commit claims the chain's next node and the last one finishes the run" *

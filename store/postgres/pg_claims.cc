@@ -83,13 +83,6 @@ Result<ClaimedRun> PgWriter::ClaimRun(const RunRecord& run, int64_t expected_epo
   Status status = conn_->Transaction(
       [&](Connection& c) -> Status {
         claimed = ClaimedRun();
-        if (rerun != nullptr) {
-          // The rerun event takes the event-cursor lock: before the run row,
-          // in the order batches take them.
-          auto lock = c.Exec("SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)},
-                             "taking the event cursor lock");
-          if (!lock.ok()) return lock.status();
-        }
         auto row = c.Exec(std::string("SELECT ") + kRunColumns +
                               ", cancel_requested FROM runs WHERE id = $1 FOR UPDATE",
                           {run.id}, "reading run " + run.id);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 namespace keel::pg {
@@ -118,8 +119,18 @@ Result<Rows> Connection::Exec(std::string_view sql, const Params& params,
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   std::string text(sql);
-  PGresult* r = PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
-                             values.data(), nullptr, nullptr, 0);
+  const std::string* name = PreparedName(text);
+  if (name == nullptr && ShouldPrepare(text, 0)) {
+    std::string fresh = NameFor(0);
+    PGresult* made = PQprepare(conn_, fresh.c_str(), text.c_str(), 0, nullptr);
+    bool ok = made && PQresultStatus(made) == PGRES_COMMAND_OK;
+    if (made) PQclear(made);
+    if (ok) name = &prepared_.emplace(text, std::move(fresh)).first->second;
+  }
+  int n = static_cast<int>(values.size());
+  PGresult* r = name ? PQexecPrepared(conn_, name->c_str(), n, values.data(), nullptr, nullptr, 0)
+                     : PQexecParams(conn_, text.c_str(), n, nullptr, values.data(), nullptr,
+                                    nullptr, 0);
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     Status error = ErrorOf(r, what);
@@ -127,6 +138,29 @@ Result<Rows> Connection::Exec(std::string_view sql, const Params& params,
     return error;
   }
   return Rows(r);
+}
+
+const std::string* Connection::PreparedName(const std::string& sql) const {
+  auto it = prepared_.find(sql);
+  return it == prepared_.end() ? nullptr : &it->second;
+}
+
+bool Connection::ShouldPrepare(const std::string& sql, size_t pending) const {
+  constexpr size_t kMaxPrepared = 256;
+  if (prepared_.size() + pending >= kMaxPrepared) return false;
+  for (const char* verb : {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}) {
+    if (sql.compare(0, std::strlen(verb), verb) == 0) return true;
+  }
+  return false;
+}
+
+std::string Connection::NameFor(size_t pending) const {
+  return "keel_" + std::to_string(prepared_.size() + pending + 1);
+}
+
+void Connection::Reset() {
+  prepared_.clear();
+  PQreset(conn_);
 }
 
 Status Connection::ExecScript(const char* sql, std::string_view what) {
@@ -144,38 +178,70 @@ Status Connection::ExecScript(const char* sql, std::string_view what) {
 Result<std::vector<Rows>> Connection::Pipeline(const std::vector<Statement>& statements,
                                                std::string_view what) {
   if (!PQenterPipelineMode(conn_)) return ErrorOf(nullptr, what);
+  // Statements seen for the first time on this session are prepared in the
+  // same pipeline: (result index of the prepare, sql, name).
+  struct Preparing {
+    size_t result;
+    const std::string* sql;
+    std::string name;
+  };
+  std::vector<Preparing> preparing;
+  std::vector<bool> is_prepare;  // per result the server sends back
   bool sent = true;
   for (const Statement& s : statements) {
     std::vector<const char*> values;
     values.reserve(s.params.size());
     for (const auto& p : s.params) values.push_back(p ? p->c_str() : nullptr);
-    if (!PQsendQueryParams(conn_, s.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                           values.data(), nullptr, nullptr, 0)) {
+    const std::string* name = PreparedName(s.sql);
+    for (const Preparing& p : preparing) {
+      if (*p.sql == s.sql) name = &p.name;
+    }
+    if (name == nullptr && ShouldPrepare(s.sql, preparing.size())) {
+      std::string fresh = NameFor(preparing.size());
+      if (!PQsendPrepare(conn_, fresh.c_str(), s.sql.c_str(), 0, nullptr)) {
+        sent = false;
+        break;
+      }
+      preparing.push_back({is_prepare.size(), &s.sql, std::move(fresh)});
+      is_prepare.push_back(true);
+      name = &preparing.back().name;
+    }
+    int n = static_cast<int>(values.size());
+    bool ok = name ? PQsendQueryPrepared(conn_, name->c_str(), n, values.data(), nullptr,
+                                         nullptr, 0)
+                   : PQsendQueryParams(conn_, s.sql.c_str(), n, nullptr, values.data(), nullptr,
+                                       nullptr, 0);
+    if (!ok) {
       sent = false;
       break;
     }
+    is_prepare.push_back(false);
   }
   if (!sent || !PQpipelineSync(conn_)) {
     Status error = ErrorOf(nullptr, what);
     PQexitPipelineMode(conn_);  // fails while results are pending: the connection is reset below
-    if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) PQreset(conn_);
+    if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) Reset();
     return error;
   }
   std::vector<Rows> out;
   out.reserve(statements.size());
   Status first_error;
-  for (size_t i = 0; i < statements.size(); ++i) {
+  std::vector<bool> prepared_ok(is_prepare.size(), false);
+  for (size_t i = 0; i < is_prepare.size(); ++i) {
     PGresult* r = PQgetResult(conn_);
     if (!r) {  // the connection failed mid-way
       first_error = ErrorOf(nullptr, what);
       break;
     }
     ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_ABORTED &&
-        first_error.ok()) {
-      first_error = ErrorOf(r, what);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok && st != PGRES_PIPELINE_ABORTED && first_error.ok()) first_error = ErrorOf(r, what);
+    if (is_prepare[i]) {
+      prepared_ok[i] = ok;
+      PQclear(r);
+    } else {
+      out.emplace_back(r);
     }
-    out.emplace_back(r);
     // Each statement's results end with a null.
     while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
   }
@@ -185,7 +251,13 @@ Result<std::vector<Rows>> Connection::Pipeline(const std::vector<Statement>& sta
     PQclear(r);
     if (sync) break;
   }
-  if (!PQexitPipelineMode(conn_)) PQreset(conn_);
+  if (!PQexitPipelineMode(conn_)) {
+    Reset();
+  } else {
+    for (Preparing& p : preparing) {
+      if (prepared_ok[p.result]) prepared_.emplace(*p.sql, std::move(p.name));
+    }
+  }
   if (!first_error.ok()) return first_error;
   return out;
 }
@@ -227,7 +299,7 @@ Status Connection::Transaction(const std::function<Status(Connection&)>& body,
 
 bool Connection::Healthy() {
   if (PQstatus(conn_) == CONNECTION_OK) return true;
-  PQreset(conn_);
+  Reset();
   if (PQstatus(conn_) != CONNECTION_OK) return false;
   PGresult* r = PQexec(conn_, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
   PQclear(r);

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/mutex.h"
@@ -75,7 +76,8 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Runs one statement with `params`. `what` names it in errors.
+  // Runs one statement with `params`. `what` names it in errors. Queries
+  // and DML are prepared once per session and run by name after that.
   Result<Rows> Exec(std::string_view sql, const Params& params, std::string_view what);
   // Runs `sql`, one or more statements without parameters or rows.
   Status ExecScript(const char* sql, std::string_view what);
@@ -109,10 +111,22 @@ class Connection {
  private:
   Connection(pg_conn* conn, std::string url);
   Status ErrorOf(pg_result* result, std::string_view what) const;
+  // Connects again; the prepared statements went with the old session.
+  void Reset();
+  // The name `sql` is prepared under on this session (null when it is not
+  // yet); whether it should be, with `pending` others being prepared: a
+  // query or DML statement, while the cache has room; and the name the
+  // next of those gets.
+  const std::string* PreparedName(const std::string& sql) const;
+  bool ShouldPrepare(const std::string& sql, size_t pending) const;
+  std::string NameFor(size_t pending) const;
 
   pg_conn* conn_;
   std::string url_;
   std::string name_;
+  // Statements prepared on this session, by SQL text. Parsing and planning
+  // the unnest statements of a commit costs more than running them.
+  std::unordered_map<std::string, std::string> prepared_;
 };
 
 // Connections to one database, lent one borrower at a time. Any thread.

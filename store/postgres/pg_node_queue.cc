@@ -1,8 +1,7 @@
 #include "store/postgres/pg_node_queue.h"
 
-#include <unordered_set>
-
 #include "engine/event_data.h"
+#include "store/postgres/pg_row_arrays.h"
 #include "store/postgres/pg_rows.h"
 
 namespace keel::pg {
@@ -17,159 +16,25 @@ Status Log(Connection& conn, const NodeClaim& claim, const std::string& worker,
   return logged.ok() ? Status::Ok() : logged.status();
 }
 
-// Whether `claim` is node's current claim by `worker`; locks its queue row.
-Result<bool> ClaimIsCurrent(Connection& conn, const NodeClaim& claim, const std::string& worker) {
-  auto row = conn.Exec(
-      "SELECT state, attempt, worker_id FROM node_queue WHERE run_id = $1 AND node = $2 FOR UPDATE",
-      {claim.run_id, claim.node}, "checking the claim of node " + claim.node);
-  if (!row.ok()) return row.status();
-  return row->size() == 1 && row->text(0, 0) == "claimed" && row->int64(0, 1) == claim.attempt &&
-         row->text(0, 2) == worker;
-}
+// The script identity of a run's current version: its sha256 and its
+// modules' sha256s, joined.
+constexpr char kScriptKey[] =
+    "SELECT v.script_sha256 || coalesce((SELECT string_agg(m.sha256, ',' ORDER BY m.seq) "
+    "FROM script_modules m WHERE m.run_id = v.run_id AND m.version = v.version), '') "
+    "FROM runs r JOIN script_versions v ON v.run_id = r.id AND v.version = r.script_version "
+    "WHERE r.id = $1";
 
-// The frontier step of run `run_id` (its row locked by the caller): records
-// the cancelled nodes, queues the ready ones (claiming up to
-// `claim_children` for `worker`) and finishes a settled run.
-// A PostgreSQL text[] literal of `items`.
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string list = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) list += ",";
-    list += "\"";
-    for (char ch : items[i]) {
-      if (ch == '"' || ch == '\\') list += '\\';
-      list += ch;
-    }
-    list += "\"";
-  }
-  return list + "}";
-}
-
-// Finishes run `run_id` failed with `error` (its row locked by the caller).
-Status FailRun(Connection& conn, const std::string& run_id, const std::string& error, double now,
-               CommitOutcome* out) {
-  out->run_settled = true;
-  out->run_status = RunStatus::kFailed;
-  auto done = conn.Exec(
-      "UPDATE runs SET status = 'failed', error = $2, finished_at = $3, updated_at = $3 "
-      "WHERE id = $1",
-      {run_id, error, Num(now)}, "finishing run " + run_id);
-  if (!done.ok()) return done.status();
-  auto cleared = conn.Exec("DELETE FROM node_queue WHERE run_id = $1", {run_id},
-                           "clearing the queue of run " + run_id);
-  if (!cleared.ok()) return cleared.status();
-  std::vector<EventRecord> events{{run_id, 0, now, "", "run_finished",
-                                   EventData().Add("status", "failed").Add("error", error).Done()}};
-  return InsertEvents(conn, &events);
-}
-
-Status Advance(Connection& conn, const WorkflowSpec& workflow, const std::string& run_id,
-               double now, const std::string& worker, int claim_children, CommitOutcome* out) {
-  // What the frontier needs of the run's own nodes (names never hold '['
-  // or '/', which inner records' do): no outputs, no map items.
-  auto records = ReadRows<NodeRecord>(
-      conn,
-      "SELECT node, status, error_kind, error_message FROM nodes WHERE run_id = $1 AND "
-      "strpos(node, '[') = 0 AND strpos(node, '/') = 0 ORDER BY ord",
-      {run_id}, "reading the nodes of run " + run_id, [](const Rows& rows, int i, NodeRecord* n) {
-        n->node = rows.str(i, 0);
-        if (!ParseNodeStatus(rows.text(i, 1), &n->status)) n->status = NodeStatus::kFailed;
-        if (!ParseErrorKind(rows.text(i, 2), &n->error_kind)) n->error_kind = ErrorKind::kError;
-        n->error_message = rows.str(i, 3);
-      });
-  if (!records.ok()) return records.status();
-  auto queued = conn.Exec("SELECT node FROM node_queue WHERE run_id = $1 AND state <> 'done'",
-                          {run_id}, "reading the queue of run " + run_id);
-  if (!queued.ok()) return queued.status();
-  std::unordered_set<std::string> launched;
-  for (int i = 0; i < queued->size(); ++i) launched.insert(queued->str(i, 0));
-  Frontier f = ComputeFrontier(workflow, *records, launched);
-
-  std::vector<EventRecord> events;
-  for (const FrontierCancel& c : f.cancel) {
-    NodeRecord rec;
-    rec.run_id = run_id;
-    rec.node = c.node;
-    rec.status = NodeStatus::kCancelled;
-    rec.error_kind = ErrorKind::kCancelled;
-    rec.error_message = c.reason;
-    rec.finished_at = now;
-    Status saved = UpsertNode(conn, rec);
-    if (!saved.ok()) return saved;
-    // A node another worker runs: its claim ends here, so its commit will
-    // change nothing, and the worker stops it when it sees that.
-    auto ended = conn.Exec(
-        "UPDATE node_queue SET state = 'done' WHERE run_id = $1 AND node = $2 AND state <> 'done' "
-        "RETURNING attempt, worker_id",
-        {run_id, c.node}, "ending the claim of node " + c.node);
-    if (!ended.ok()) return ended.status();
-    if (ended->size() == 1) {
-      Status logged = Log(conn, {run_id, c.node, ended->int64(0, 0)}, ended->str(0, 1), "cancel");
-      if (!logged.ok()) return logged;
-    }
-    events.push_back({run_id, 0, now, c.node, "node_cancelled",
-                      EventData()
-                          .Add("seconds", 0.0)
-                          .Add("attempts", 0)
-                          .Add("kind", "cancelled")
-                          .Add("message", c.reason)
-                          .Done()});
-  }
-  bool notify = false;
-  for (const std::string& node : f.ready) {
-    bool mine = claim_children > 0 && !worker.empty();
-    auto inserted = conn.Exec(
-        mine ? "INSERT INTO node_queue (run_id, node, state, attempt, worker_id, claimed_at) "
-               "VALUES ($1, $2, 'claimed', 1, $3, clock_timestamp()) ON CONFLICT DO NOTHING"
-             : "INSERT INTO node_queue (run_id, node) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        mine ? Params{run_id, node, worker} : Params{run_id, node},
-        "queueing node " + node + " of run " + run_id);
-    if (!inserted.ok()) return inserted.status();
-    if (inserted->affected() == 0) continue;
-    if (mine) {
-      --claim_children;
-      NodeClaim claim{run_id, node, 1};
-      Status logged = Log(conn, claim, worker, "claim");
-      if (!logged.ok()) return logged;
-      out->claimed.push_back(std::move(claim));
-    } else {
-      notify = true;
-    }
-  }
-  if (f.settled) {
-    out->run_settled = true;
-    out->run_status = f.status;
-    bool finished = f.status != RunStatus::kWaiting;
-    EventData data;
-    data.Add("status", RunStatusName(f.status));
-    if (!f.error.empty()) data.Add("error", f.error);
-    events.push_back({run_id, 0, now, "", "run_finished", data.Done()});
-    auto done = conn.Exec(
-        "UPDATE runs SET status = $2, error = $3, finished_at = $4, updated_at = $5 WHERE id = $1",
-        {run_id, std::string(RunStatusName(f.status)), f.error, Num(finished ? now : 0.0),
-         Num(now)},
-        "finishing run " + run_id);
-    if (!done.ok()) return done.status();
-    auto cleared = conn.Exec("DELETE FROM node_queue WHERE run_id = $1", {run_id},
-                             "clearing the queue of run " + run_id);
-    if (!cleared.ok()) return cleared.status();
-  }
-  Status written = InsertEvents(conn, &events);
-  if (!written.ok()) return written;
-  if (notify) {
-    auto notified = conn.Exec(std::string("NOTIFY ") + kReadyChannel, {}, "notifying workers");
-    if (!notified.ok()) return notified.status();
-  }
-  return Status::Ok();
-}
-
-// Locks run `run_id`'s row; false when it is not running (finished,
-// cancelled, or gone).
-Result<bool> LockRunningRun(Connection& conn, const std::string& run_id) {
-  auto run = conn.Exec("SELECT status FROM runs WHERE id = $1 FOR UPDATE", {run_id},
-                       "locking run " + run_id);
-  if (!run.ok()) return run.status();
-  return run->size() == 1 && run->text(0, 0) == RunStatusName(RunStatus::kRunning);
+// Queues the nodes of run `run_id` the frontier makes ready (the run's row
+// locked by the caller), recording those it cancels and finishing it when
+// it is settled.
+Result<FrontierStep> AdvanceRun(Connection& conn, const WorkflowSpec& workflow,
+                                const std::string& run_id, double now) {
+  auto inputs = ReadFrontierInputs(conn, run_id);
+  if (!inputs.ok()) return inputs.status();
+  FrontierStep step = PlanFrontierStep(workflow, run_id, *inputs, now, "", 0);
+  Status applied = ApplyFrontierStep(conn, &step);
+  if (!applied.ok()) return applied;
+  return step;
 }
 
 }  // namespace
@@ -288,10 +153,47 @@ Status SubmitRun(Connection& conn, const RunRecord& run, const WorkflowSpec& wor
              EventData().Add("workflow", run.workflow).Add("distributed", true).Done()}};
         Status logged = InsertEvents(c, &started);
         if (!logged.ok()) return logged;
-        CommitOutcome ignored;
-        return Advance(c, workflow, run.id, now, "", 0, &ignored);
+        auto step = AdvanceRun(c, workflow, run.id, now);
+        return step.ok() ? Status::Ok() : step.status();
       },
       "submitting run " + run.id);
+}
+
+Result<std::vector<std::string>> IdleRuns(Connection& conn) {
+  auto rows = conn.Exec(
+      "SELECT q.run_id FROM node_queue q JOIN runs r ON r.id = q.run_id AND "
+      "r.status = 'running' GROUP BY q.run_id HAVING bool_and(q.state = 'done')",
+      {}, "looking for idle distributed runs");
+  if (!rows.ok()) return rows.status();
+  std::vector<std::string> out;
+  for (int i = 0; i < rows->size(); ++i) out.push_back(rows->str(i, 0));
+  return out;
+}
+
+Result<FrontierStep> SettleIdleRun(Connection& conn, const WorkflowSpec& workflow,
+                                   const std::string& run_id, double now) {
+  FrontierStep step;
+  Status status = conn.Transaction(
+      [&](Connection& c) -> Status {
+        step = FrontierStep();
+        auto idle = c.Pipeline(
+            {{"SELECT status FROM runs WHERE id = $1 FOR UPDATE", {run_id}},
+             {"SELECT EXISTS (SELECT 1 FROM node_queue WHERE run_id = $1 AND state <> 'done')",
+              {run_id}}},
+            "locking run " + run_id);
+        if (!idle.ok()) return idle.status();
+        const Rows& run = (*idle)[0];
+        if (run.size() == 0 || run.text(0, 0) != "running" || (*idle)[1].boolean(0, 0)) {
+          return Status::Ok();
+        }
+        auto advanced = AdvanceRun(c, workflow, run_id, now);
+        if (!advanced.ok()) return advanced.status();
+        step = std::move(*advanced);
+        return Status::Ok();
+      },
+      "settling run " + run_id);
+  if (!status.ok()) return status;
+  return step;
 }
 
 Result<bool> IsDistributed(Connection& conn, const std::string& run_id) {
@@ -323,7 +225,7 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
         for (const NodeSpec& n : workflow.nodes) names.push_back(n.name);
         // Own records that did not finish with an output run again; inner
         // records stay, for the nodes that run again to keep what they did.
-        std::string list = TextArray(names);
+        std::string list = ArrayLiteral(names);
         auto dropped = c.Exec(
             "WITH d AS (DELETE FROM nodes WHERE run_id = $1 AND node = ANY($2::text[]) AND "
             "status NOT IN ('succeeded', 'fallback', 'skipped') AND NOT EXISTS (SELECT 1 FROM "
@@ -341,93 +243,10 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
             {run_id, 0, now, "", "run_resumed", EventData().Add("distributed", true).Done()}};
         Status logged = InsertEvents(c, &events);
         if (!logged.ok()) return logged;
-        CommitOutcome ignored;
-        return Advance(c, workflow, run_id, now, "", 0, &ignored);
+        auto step = AdvanceRun(c, workflow, run_id, now);
+        return step.ok() ? Status::Ok() : step.status();
       },
       "resuming run " + run_id);
-}
-
-Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
-                                 const NodeCommit& commit, double now) {
-  CommitOutcome out;
-  Status status = conn.Transaction(
-      [&](Connection& c) -> Status {
-        out = CommitOutcome();
-        auto running = LockRunningRun(c, commit.claim.run_id);
-        if (!running.ok()) return running.status();
-        auto current = ClaimIsCurrent(c, commit.claim, commit.worker);
-        if (!current.ok()) return current.status();
-        if (!*running || !*current) {
-          out.superseded = true;
-          return Log(c, commit.claim, commit.worker, "superseded");
-        }
-        for (const NodeRecord& rec : commit.records) {
-          Status saved = UpsertNode(c, rec);
-          if (!saved.ok()) return saved;
-        }
-        std::vector<EventRecord> events = commit.events;
-        Status written = InsertEvents(c, &events);
-        if (!written.ok()) return written;
-        auto done = c.Exec("UPDATE node_queue SET state = 'done' WHERE run_id = $1 AND node = $2",
-                           {commit.claim.run_id, commit.claim.node}, "marking a node done");
-        if (!done.ok()) return done.status();
-        Status logged = Log(c, commit.claim, commit.worker, "commit");
-        if (!logged.ok()) return logged;
-        if (workflow == nullptr) {
-          // The worker could not load the run's workflow: nothing can go on.
-          const NodeRecord* own = commit.records.empty() ? nullptr : &commit.records.back();
-          std::string error = own ? own->node + ": " +
-                                        Status::Error(own->error_kind, own->error_message)
-                                            .ToString()
-                                  : "the run's workflow could not be loaded";
-          return FailRun(c, commit.claim.run_id, error, now, &out);
-        }
-        // Only the dependents of the committed node can become ready or be
-        // cancelled by it; with none, and other nodes still queued or
-        // claimed (so the run is not settled), there is nothing to decide,
-        // and a wide run's commits do not read every record of the run.
-        int self = workflow->Find(commit.claim.node);
-        bool has_dependents = false;
-        for (const NodeSpec& n : workflow->nodes) {
-          for (const std::string& dep : n.after) has_dependents |= dep == commit.claim.node;
-        }
-        if (self >= 0 && !has_dependents) {
-          auto others = c.Exec(
-              "SELECT EXISTS (SELECT 1 FROM node_queue WHERE run_id = $1 AND state <> 'done')",
-              {commit.claim.run_id}, "reading the queue of run " + commit.claim.run_id);
-          if (!others.ok()) return others.status();
-          if (others->boolean(0, 0)) return Status::Ok();
-        }
-        return Advance(c, *workflow, commit.claim.run_id, now, commit.worker,
-                       commit.claim_children, &out);
-      },
-      "committing node " + commit.claim.node + " of run " + commit.claim.run_id);
-  if (!status.ok()) return status;
-  return out;
-}
-
-Result<bool> WriteUnderClaim(Connection& conn, const NodeClaim& claim, const std::string& worker,
-                             const std::vector<NodeRecord>& records,
-                             std::vector<EventRecord> events) {
-  bool current = false;
-  Status status = conn.Transaction(
-      [&](Connection& c) -> Status {
-        auto lock = LockRunningRun(c, claim.run_id);
-        if (!lock.ok()) return lock.status();
-        auto mine = ClaimIsCurrent(c, claim, worker);
-        if (!mine.ok()) return mine.status();
-        current = *lock && *mine;
-        if (!current) return Status::Ok();
-        for (const NodeRecord& rec : records) {
-          Status saved = UpsertNode(c, rec);
-          if (!saved.ok()) return saved;
-        }
-        std::vector<EventRecord> copy = events;
-        return InsertEvents(c, &copy);
-      },
-      "writing the inner records of node " + claim.node);
-  if (!status.ok()) return status;
-  return current;
 }
 
 Result<std::vector<NodeClaim>> CurrentClaims(Connection& conn, const std::string& worker) {
@@ -445,13 +264,17 @@ Result<std::vector<NodeClaim>> CurrentClaims(Connection& conn, const std::string
 Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, bool with_script,
                                 bool with_nodes) {
   RunToWork out;
-  auto run = conn.Exec(std::string("SELECT ") + kRunColumnsNoScript + " FROM runs WHERE id = $1",
-                       {run_id}, "reading run " + run_id);
-  if (!run.ok()) return run.status();
-  if (run->size() == 0) {
+  auto read = conn.Pipeline(
+      {{std::string("SELECT ") + kRunColumnsNoScript + " FROM runs WHERE id = $1", {run_id}},
+       {kScriptKey, {run_id}}},
+      "reading run " + run_id);
+  if (!read.ok()) return read.status();
+  const Rows& run = (*read)[0];
+  if (run.size() == 0) {
     return Status::Error(ErrorKind::kPermanent, "no run " + run_id + " in " + conn.name());
   }
-  RunFromRow(*run, 0, &out.run);
+  RunFromRow(run, 0, &out.run);
+  if ((*read)[1].size() == 1) out.script_key = (*read)[1].str(0, 0);
   if (with_script) {
     auto version = conn.Exec(
         "SELECT version, created_at, script_path, script_sha256, script_text FROM script_versions "
@@ -494,23 +317,9 @@ Result<std::vector<NodeRecord>> ReadNodesFor(Connection& conn, const std::string
       conn,
       std::string("SELECT ") + kNodeColumns +
           " FROM nodes WHERE run_id = $1 AND (node = ANY($2::text[]) OR ($3 <> '' AND "
-          "(starts_with(node, $3 || '[') OR starts_with(node, $3 || '/')))) ORDER BY ord",
-      {run_id, TextArray(names), inside}, "reading the nodes of run " + run_id,
+          "node ~ '[[/]' AND substring(node from '^[^[/]*') = $3)) ORDER BY ord",
+      {run_id, ArrayLiteral(names), inside}, "reading the nodes of run " + run_id,
       [](const Rows& rows, int i, NodeRecord* n) { NodeFromRow(rows, i, n); });
-}
-
-Result<std::string> ScriptKey(Connection& conn, const std::string& run_id) {
-  auto key = conn.Exec(
-      "SELECT v.script_sha256 || coalesce((SELECT string_agg(m.sha256, ',' ORDER BY m.seq) "
-      "FROM script_modules m WHERE m.run_id = v.run_id AND m.version = v.version), '') "
-      "FROM runs r JOIN script_versions v ON v.run_id = r.id AND v.version = r.script_version "
-      "WHERE r.id = $1",
-      {run_id}, "reading the script of run " + run_id);
-  if (!key.ok()) return key.status();
-  if (key->size() == 0) {
-    return Status::Error(ErrorKind::kPermanent, "no run " + run_id + " in " + conn.name());
-  }
-  return key->str(0, 0);
 }
 
 }  // namespace keel::pg

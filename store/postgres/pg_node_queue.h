@@ -25,18 +25,9 @@
 #include "engine/store.h"
 #include "engine/workflow.h"
 #include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_frontier_step.h"
 
 namespace keel::pg {
-
-// The channel workers LISTEN on; committed work that made nodes ready NOTIFYs it.
-inline constexpr char kReadyChannel[] = "keel_ready";
-
-// One claim of one node.
-struct NodeClaim {
-  std::string run_id;
-  std::string node;
-  int64_t attempt = 0;
-};
 
 // Registers worker `id` (one row per process) with its lease, heartbeat now.
 Status RegisterWorker(Connection& conn, const std::string& id, const Owner& process,
@@ -81,6 +72,17 @@ Status SubmitRun(Connection& conn, const RunRecord& run, const WorkflowSpec& wor
 // exist, succeeded or was cancelled.
 Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec& workflow,
                  double now);
+// Distributed runs still running whose queued nodes are all done: their
+// last commit did not settle them (its worker died, or lost the database,
+// between the commit and the step that settles).
+Result<std::vector<std::string>> IdleRuns(Connection& conn);
+// Takes the frontier step of run `run_id` of `workflow` when it is running
+// and none of its queued nodes is open: the step that finishes it (or
+// queues what is left). One transaction, the run's row locked; a run that
+// is busy or finished is left as it is (the step returned settles nothing).
+Result<FrontierStep> SettleIdleRun(Connection& conn, const WorkflowSpec& workflow,
+                                   const std::string& run_id, double now);
+
 // Whether run `run_id` was queued node by node (SubmitRun).
 Result<bool> IsDistributed(Connection& conn, const std::string& run_id);
 
@@ -106,8 +108,8 @@ struct CommitOutcome {
   RunStatus run_status = RunStatus::kRunning;
 };
 
-// In one transaction: locks the run row (so completions of one run are
-// ordered), checks `commit.claim` is the node's current claim by
+// In one transaction of two round trips (pg_node_commit.cc): locks the run
+// row (so completions of one run are ordered), checks `commit.claim` is the node's current claim by
 // `commit.worker`, writes the records and events, marks the node done,
 // records the nodes the frontier cancels, queues the nodes it makes ready
 // (claiming up to claim_children of them), and when nothing is left
@@ -131,6 +133,9 @@ Result<bool> WriteUnderClaim(Connection& conn, const NodeClaim& claim, const std
 // worker has it cached under run.script_sha256 and run.script_version).
 struct RunToWork {
   RunRecord run;  // script_text left empty
+  // The identity of the run's current script version: its sha256 and its
+  // modules' sha256s, joined; workers cache loaded scripts under it.
+  std::string script_key;
   ScriptVersion script;
   std::vector<NodeRecord> nodes;
 };
@@ -144,9 +149,5 @@ Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, boo
 Result<std::vector<NodeRecord>> ReadNodesFor(Connection& conn, const std::string& run_id,
                                              const std::vector<std::string>& names,
                                              const std::string& inside);
-
-// The script identity of run `run_id`'s current version: its sha256 and
-// its modules' sha256s, joined; workers cache loaded scripts under it.
-Result<std::string> ScriptKey(Connection& conn, const std::string& run_id);
 
 }  // namespace keel::pg

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "engine/utf8.h"
+#include "store/postgres/pg_row_arrays.h"
 
 namespace keel::pg {
 
@@ -192,10 +193,8 @@ Status UpsertNode(Connection& conn, const NodeRecord& node) {
 
 Status InsertEvents(Connection& conn, std::vector<EventRecord>* events) {
   if (events->empty()) return Status::Ok();
-  auto locked = conn.Exec("SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)},
-                          "taking the event cursor lock");
-  if (!locked.ok()) return locked.status();
-  // Seqs per run, taken in one update each.
+  // Seqs per run, taken in one update each (locking the run rows, in id
+  // order), then the event-cursor lock: the order every writer takes them.
   std::map<std::string, int64_t> count;
   for (const EventRecord& e : *events) ++count[e.run_id];
   std::map<std::string, int64_t> next;
@@ -210,16 +209,14 @@ Status InsertEvents(Connection& conn, std::vector<EventRecord>* events) {
     }
     next[run_id] = taken->int64(0, 0) + 1;
   }
-  std::vector<Statement> inserts;
-  inserts.reserve(events->size());
+  EventRows rows;
   for (EventRecord& e : *events) {
     e.seq = next[e.run_id]++;
-    inserts.push_back({"INSERT INTO events (cursor, run_id, seq, ts, node, kind, data_json) "
-                       "VALUES (nextval('events_cursor'), $1, $2, $3, $4, $5, $6)",
-                       {e.run_id, Num(e.seq), Num(e.ts), PgText(e.node), PgText(e.kind),
-                        PgText(e.data_json)}});
+    rows.Add(e);
   }
-  auto written = conn.Pipeline(inserts, "recording events");
+  auto written = conn.Pipeline(
+      {{"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}}, rows.ToStatement()},
+      "recording events");
   return written.ok() ? Status::Ok() : written.status();
 }
 

@@ -65,11 +65,14 @@ Status UpsertNode(Connection& conn, const NodeRecord& node);
 
 // The advisory lock (pg_advisory_xact_lock) a transaction holds from its
 // first event insert to its commit, so event cursors grow in commit order.
+// Every writer takes it after the run rows it locks, and as late as it can
+// (best in the same pipeline as its COMMIT): it is held by one writer at a
+// time across the whole database.
 constexpr int64_t kEventCursorLock = 0x6b65656c02;
 
 // Appends `events` (their seq assigned here, from runs.last_seq, so no two
 // processes give one twice; ts, node, kind, data_json as given) and sets
-// each one's seq. Takes the event-cursor lock. Fails (kPermanent) for a
+// each one's seq. Locks the runs' rows, then takes the event-cursor lock. Fails (kPermanent) for a
 // run that does not exist.
 Status InsertEvents(Connection& conn, std::vector<EventRecord>* events);
 

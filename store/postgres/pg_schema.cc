@@ -229,6 +229,42 @@ CREATE TABLE claim_log (
 CREATE INDEX claim_log_by_node ON claim_log (run_id, node, id);
 )sql";
 
+// Version 4: a worker's commit in one round trip (pg_node_commit.cc).
+//  - node_queue_open: the open (not done) queue rows of a run, found without
+//    stepping over the done ones: a wide run's commits ask for them.
+//  - nodes_inner: the inner records (map items, a call's nodes: names with
+//    '[' or '/') by the node they are inside, which a worker reads before
+//    running that node, without reading the whole run.
+//  - keel_claim_fence: locks run `r`'s row, takes `n` event seqs from it and
+//    locks the queue row of node `q`; raises SQLSTATE KL001 (changing
+//    nothing) unless the run is running and attempt `a` by worker `w` is the
+//    node's current claim. Sent ahead of a commit's writes in the same
+//    pipeline, it stops them when the claim was superseded.
+constexpr char kSchemaV4[] = R"sql(
+CREATE INDEX node_queue_open ON node_queue (run_id) WHERE state <> 'done';
+CREATE INDEX nodes_inner ON nodes (run_id, (substring(node from '^[^[/]*')))
+  WHERE node ~ '[[/]';
+CREATE FUNCTION keel_claim_fence(r text, q text, a bigint, w text, n bigint) RETURNS bigint
+  LANGUAGE plpgsql AS $$
+DECLARE
+  seq bigint;
+  current boolean;
+BEGIN
+  UPDATE runs SET last_seq = last_seq + n WHERE id = r AND status = 'running'
+    RETURNING last_seq - n INTO seq;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'run % is not running', r USING ERRCODE = 'KL001';
+  END IF;
+  SELECT state = 'claimed' AND attempt = a AND worker_id = w INTO current
+    FROM node_queue WHERE run_id = r AND node = q FOR UPDATE;
+  IF current IS NOT TRUE THEN
+    RAISE EXCEPTION 'the claim of node % of run % (attempt %) is no longer current', q, r, a
+      USING ERRCODE = 'KL001';
+  END IF;
+  RETURN seq;
+END $$;
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
@@ -239,6 +275,7 @@ constexpr Migration kMigrations[] = {
     {2, kSchemaV2},
     // Version 3: shared rate limits, one token bucket row per provider limit.
     {3, kQuotaTableSql},
+    {4, kSchemaV4},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.

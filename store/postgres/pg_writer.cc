@@ -10,6 +10,7 @@
 #include <optional>
 #include <utility>
 
+#include "store/postgres/pg_row_arrays.h"
 #include "store/postgres/pg_rows.h"
 
 namespace keel::pg {
@@ -26,71 +27,11 @@ constexpr char kFinishRun[] =
 constexpr char kHeartbeat[] = "UPDATE runs SET heartbeat = $2 WHERE id = $1";
 constexpr char kSetLastSeq[] = "UPDATE runs SET last_seq = $2 WHERE id = $1";
 
-// `values` as a PostgreSQL array literal (nullopt: NULL).
-std::string ArrayLiteral(const std::vector<std::optional<std::string>>& values) {
-  std::string out = "{";
-  for (const auto& value : values) {
-    if (out.size() > 1) out += ',';
-    if (!value) {
-      out += "NULL";
-      continue;
-    }
-    out += '"';
-    for (char c : *value) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 std::string TextArray(const std::map<std::string, int64_t>& values) {
-  std::vector<std::optional<std::string>> keys;
+  std::vector<std::string> keys;
   for (const auto& [value, n] : values) keys.push_back(value);
   return ArrayLiteral(keys);
 }
-
-// Every event of a batch in one statement, in batch order (so their cursors
-// grow in it too).
-constexpr char kInsertEvents[] =
-    "INSERT INTO events (cursor, run_id, seq, ts, node, kind, data_json) "
-    "SELECT nextval('events_cursor'), run_id, seq, ts, node, kind, data_json FROM unnest("
-    "$1::text[], $2::bigint[], $3::double precision[], $4::text[], $5::text[], $6::text[]) "
-    "WITH ORDINALITY AS e(run_id, seq, ts, node, kind, data_json, n) ORDER BY n";
-// Every node record of a batch in one statement: the last record of each
-// node, in the order each node first came, so new rows get their
-// first-insert place (nodes.ord) in batch order.
-constexpr char kUpsertNodes[] =
-    "INSERT INTO nodes (run_id, node, status, attempts, output_json, error_kind, "
-    "error_message, started_at, finished_at, script_version) "
-    "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, "
-    "started_at, finished_at, COALESCE(script_version, "
-    "(SELECT r.script_version FROM runs r WHERE r.id = u.run_id), 1) FROM unnest("
-    "$1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::text[], "
-    "$8::double precision[], $9::double precision[], $10::integer[]) WITH ORDINALITY AS "
-    "u(run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
-    "finished_at, script_version, n) ORDER BY n "
-    "ON CONFLICT (run_id, node) DO UPDATE SET status = excluded.status, "
-    "attempts = excluded.attempts, output_json = excluded.output_json, "
-    "error_kind = excluded.error_kind, error_message = excluded.error_message, "
-    "started_at = excluded.started_at, finished_at = excluded.finished_at, "
-    "script_version = excluded.script_version";
-
-// Columns of a batch's rows, as the parameters of one statement.
-struct Columns {
-  std::vector<std::vector<std::optional<std::string>>> columns;
-  explicit Columns(size_t n) : columns(n) {}
-  void Add(std::vector<std::optional<std::string>> row) {
-    for (size_t i = 0; i < columns.size(); ++i) columns[i].push_back(std::move(row[i]));
-  }
-  size_t rows() const { return columns.empty() ? 0 : columns[0].size(); }
-  Params ToParams() const {
-    Params params;
-    for (const auto& column : columns) params.push_back(ArrayLiteral(column));
-    return params;
-  }
-};
 
 const std::string& RunOf(const QueuedRecord& record) {
   if (const auto* node = std::get_if<NodeRecord>(&record)) return node->run_id;
@@ -142,13 +83,11 @@ Status PgWriter::Commit(const std::vector<const QueuedRecord*>& records) {
   }
   // The runs written, and how many events each gets.
   std::map<std::string, int64_t> runs;
-  int64_t events = 0;
   for (const QueuedRecord* record : records) {
     int64_t& n = runs[RunOf(*record)];
     if (std::holds_alternative<EventRecord>(*record) ||
         std::holds_alternative<QueuedNodeFinish>(*record)) {
       ++n;
-      ++events;
     }
   }
   auto abort = [&](Status failure) {
@@ -159,8 +98,6 @@ Status PgWriter::Commit(const std::vector<const QueuedRecord*>& records) {
   // Round trip 1: lock, fence, number.
   std::vector<Statement> first;
   first.push_back({"BEGIN", {}});
-  // The event-cursor lock before the run rows, as InsertEvents takes them.
-  if (events > 0) first.push_back({"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}});
   first.push_back({kLockRuns, {TextArray(runs)}});
   first.push_back({"SELECT txid_current()", {}});
   auto locked = conn_->Pipeline(first, "locking the runs of a batch");
@@ -195,31 +132,18 @@ Status PgWriter::Commit(const std::vector<const QueuedRecord*>& records) {
   // Round trip 2: the node records, the events, the run updates (each
   // table's rows in queue order), then COMMIT.
   std::vector<Statement> writes;
-  auto version = [&](const std::string& run_id) -> std::optional<std::string> {
-    auto held = held_.find(run_id);
-    if (held == held_.end()) return std::nullopt;
-    return Num(held->second.script_version);
-  };
-  Columns events_in(6);
-  Columns nodes_in(10);
-  std::map<std::pair<std::string, std::string>, size_t> node_row;  // (run, node) -> row
+  EventRows events_in;
+  NodeRows nodes_in;
   std::vector<Statement> run_updates;
   auto event = [&](const EventRecord& e) {
-    events_in.Add({e.run_id, Num(next_seq[e.run_id]++), Num(e.ts), pg::PgText(e.node),
-                   pg::PgText(e.kind), pg::PgText(e.data_json)});
+    EventRecord numbered = e;
+    numbered.seq = next_seq[e.run_id]++;
+    events_in.Add(numbered);
   };
   auto node = [&](const NodeRecord& n) {
-    std::vector<std::optional<std::string>> row = {
-        n.run_id, pg::PgText(n.node), std::string(NodeStatusName(n.status)), Num(n.attempts),
-        pg::PgText(n.output_json), std::string(ErrorKindName(n.error_kind)),
-        pg::PgText(n.error_message), Num(n.started_at),
-        Num(n.finished_at), version(n.run_id)};
-    auto [it, added] = node_row.try_emplace({n.run_id, n.node}, nodes_in.rows());
-    if (added) {
-      nodes_in.Add(std::move(row));
-    } else {
-      for (size_t i = 0; i < row.size(); ++i) nodes_in.columns[i][it->second] = std::move(row[i]);
-    }
+    auto held = held_.find(n.run_id);
+    nodes_in.Add(n, held == held_.end() ? std::nullopt
+                                        : std::optional<int64_t>(held->second.script_version));
   };
   for (const QueuedRecord* record : records) {
     if (const auto* n = std::get_if<NodeRecord>(record)) {
@@ -238,8 +162,13 @@ Status PgWriter::Commit(const std::vector<const QueuedRecord*>& records) {
       run_updates.push_back({kHeartbeat, {beat.run_id, Num(beat.now)}});
     }
   }
-  if (nodes_in.rows() > 0) writes.push_back({kUpsertNodes, nodes_in.ToParams()});
-  if (events_in.rows() > 0) writes.push_back({kInsertEvents, events_in.ToParams()});
+  if (!nodes_in.empty()) writes.push_back(nodes_in.ToStatement());
+  if (!events_in.empty()) {
+    // Run rows first, then the event-cursor lock, held only from here to
+    // COMMIT (the same pipeline), as every writer of events takes them.
+    writes.push_back({"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}});
+    writes.push_back(events_in.ToStatement());
+  }
   for (Statement& update : run_updates) writes.push_back(std::move(update));
   for (const auto& [run_id, n] : runs) {
     if (n > 0) writes.push_back({kSetLastSeq, {run_id, Num(next_seq[run_id] - 1)}});

@@ -58,6 +58,8 @@ class CommitCutter {
         fds.push_back({p.server, POLLIN, 0});
       }
       if (poll(fds.data(), fds.size(), 20) <= 0) continue;
+      // Pairs accepted below were not polled: they wait for the next round.
+      const size_t polled = pairs.size();
       if (fds[0].revents & POLLIN) {
         int client = accept(listener_, nullptr, nullptr);
         int server = socket(AF_INET, SOCK_STREAM, 0);
@@ -72,8 +74,8 @@ class CommitCutter {
           close(server);
         }
       }
-      std::vector<Pair> kept;
-      for (size_t i = 0; i < pairs.size(); ++i) {
+      std::vector<Pair> kept(pairs.begin() + static_cast<ptrdiff_t>(polled), pairs.end());
+      for (size_t i = 0; i < polled; ++i) {
         const Pair& p = pairs[i];
         bool open = true;
         char buf[65536];
