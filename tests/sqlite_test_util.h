@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "store/sqlite/sqlite_store.h"
+#include "tests/support/store_records.h"
 
 namespace keel::testing {
 
@@ -114,37 +115,6 @@ inline std::unique_ptr<SqliteStore> OpenStore(const std::string& path, double bu
 
 // Sample records: a run owned by a process elsewhere, a node (with an
 // output when it succeeded) and an event.
-inline RunRecord MakeRun(const std::string& id, double created_at = 1) {
-  RunRecord run;
-  run.id = id;
-  run.workflow = "wf";
-  run.script_path = "/tmp/wf.lua";
-  run.script_sha256 = "00";
-  run.script_text = "return keel.workflow 'wf' {}";
-  run.owner = {1, "elsewhere", 1};
-  run.heartbeat = run.created_at = run.updated_at = created_at;
-  run.node_count = 2;
-  return run;
-}
-
-inline NodeRecord MakeNode(const std::string& run_id, const std::string& name,
-                           NodeStatus status = NodeStatus::kSucceeded) {
-  NodeRecord node;
-  node.run_id = run_id;
-  node.node = name;
-  node.status = status;
-  node.attempts = 1;
-  if (status == NodeStatus::kSucceeded) node.output_json = R"({"n":")" + name + R"("})";
-  node.started_at = 1.5;
-  node.finished_at = 2.5;
-  return node;
-}
-
-inline EventRecord MakeEvent(const std::string& run_id, const std::string& kind,
-                             const std::string& data = "{}") {
-  return EventRecord{run_id, 0, 3.0, "", kind, data};
-}
-
 // Writes `count` nodes and events to `run_id` from `threads` threads.
 inline void WriteLoad(Store* store, const std::string& run_id, int threads, int count) {
   std::vector<std::thread> workers;

@@ -1,6 +1,6 @@
 #include "store/postgres/pg_breakers.h"
 
-#include "engine/breaker_json.h"
+#include "engine/breaker_codec.h"
 #include "store/postgres/pg_rows.h"
 
 namespace keel::pg {

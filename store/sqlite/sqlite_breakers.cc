@@ -2,7 +2,7 @@
 
 #include <string_view>
 
-#include "engine/breaker_json.h"
+#include "engine/breaker_codec.h"
 
 namespace keel::sqlite {
 

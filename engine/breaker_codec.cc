@@ -1,4 +1,4 @@
-#include "engine/breaker_json.h"
+#include "engine/breaker_codec.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
