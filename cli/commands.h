@@ -5,6 +5,7 @@
 // thread only.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,10 @@
 #include "cli/llm_options.h"
 #include "engine/status.h"
 #include "engine/store.h"
+
+namespace keel {
+struct LoadedScript;
+}  // namespace keel
 
 namespace keel::cli {
 
@@ -160,7 +165,8 @@ int WorkerCommand(const WorkerArgs& args);
 // the run is queued node by node for workers; `run` works on it too
 // (unless --no-work) and waits for it.
 int DistributedSubmit(const RunArgs& args, const std::string& url);
-int DistributedRun(const RunArgs& args, const std::string& url);
+int DistributedRun(const RunArgs& args, const std::string& url,
+                   std::shared_ptr<LoadedScript> loaded);
 // `keel resume` of a run queued node by node: its unfinished nodes are
 // queued again and this process works on it until it finishes.
 int DistributedResume(const ResumeArgs& args, const std::string& url, const RunRecord& run);

@@ -49,9 +49,11 @@ Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(Store* store, const Run
   return LoadRecordedScript(versions->back());
 }
 
-Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(const ScriptVersion& version) {
+Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(const ScriptVersion& version,
+                                                        std::shared_ptr<QuotaSource> quotas) {
   LoadOptions options;
   options.clock = SystemClock();
+  options.quotas = std::move(quotas);
   std::error_code ec;
   if (fs::is_regular_file(version.script_path, ec)) {
     auto current = LoadWorkflowFile(version.script_path, options);

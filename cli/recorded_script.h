@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/runner.h"
+#include "engine/quota_source.h"
 #include "engine/status.h"
 #include "engine/store.h"
 #include "scripts/workflow_loader.h"
@@ -21,7 +22,9 @@ Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(const RunRecord& run);
 // The same for a recorded script version: when the file or one of its
 // modules changed, the private copy holds the recorded modules too (those
 // that were under the script's directory), so `require` finds them.
-Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(const ScriptVersion& version);
+// Provider limits take from `quotas` when given (shared rate limits).
+Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(
+    const ScriptVersion& version, std::shared_ptr<QuotaSource> quotas = nullptr);
 // The same for `run`'s latest script version in `store`, modules included;
 // from the run record alone when the versions cannot be read.
 Result<std::shared_ptr<LoadedScript>> LoadRecordedScript(Store* store, const RunRecord& run);

@@ -136,8 +136,7 @@ int RunCommand(const RunArgs& args) {
       LoadScript(args.file, ProviderUrls(args.llm.providers), quotas);
   if (!script) return kExitUsage;
   if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url) && !HasWaitNodes(*script)) {
-    script.reset();
-    return DistributedRun(args, url);
+    return DistributedRun(args, url, std::move(script));
   }
   const WorkflowSpec& workflow = script->main_workflow();
   auto params = ApplyParamOverrides(workflow.params, args.params);

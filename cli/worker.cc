@@ -13,6 +13,7 @@
 #include "cli/claim_store.h"
 #include "cli/recorded_script.h"
 #include "cli/worker_node.h"
+#include "cli/worker_note.h"
 #include "engine/clock.h"
 #include "engine/executor.h"
 #include "engine/process_owner.h"
@@ -24,13 +25,6 @@ namespace {
 // How often the main loop re-queues expired claims, stops nodes whose
 // claim ended and writes long nodes' inner records.
 constexpr double kSweepSeconds = 0.2;
-
-double MonoNow() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-void Note(const std::string& message) { std::fprintf(stderr, "keel worker: %s\n", message.c_str()); }
 
 std::string NewWorkerId() {
   Owner self = CurrentOwner();
@@ -45,7 +39,7 @@ std::string NewWorkerId() {
 Worker::Worker(WorkerOptions options)
     : options_(std::move(options)),
       id_(NewWorkerId()),
-      pool_(options_.url, options_.concurrency + 2) {
+      pool_(pg::WithTimeouts(options_.url, options_.lease_s), options_.concurrency + 2) {
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
@@ -58,34 +52,16 @@ Status Worker::Start() {
   if (!conn.ok()) return conn.status();
   Status migrated = pg::Migrate(**conn);
   if (!migrated.ok()) return migrated;
+  auto shared = PostgresStore::Open(options_.url, PostgresStoreOptions());
+  if (!shared.ok()) return shared.status();
+  shared_ = std::move(*shared);
+  quotas_ = std::make_shared<StoreQuotaSource>(SystemClock());
+  quotas_->Attach(shared_.get());
   if (!options_.claim) return Status::Ok();
   Status registered = pg::RegisterWorker(**conn, id_, CurrentOwner(), options_.lease_s);
   if (!registered.ok()) return registered;
   ReapDeadWorkers(**conn);
   return Status::Ok();
-}
-
-void Worker::ReapDeadWorkers(pg::Connection& conn) {
-  // Workers of this host whose process is gone (killed, crashed) give their
-  // nodes back now rather than when their lease runs out.
-  (void)pg::ReapDeadWorkers(conn, CurrentOwner().host,
-                            [](const Owner& owner) { return OwnerAlive(owner, 0); });
-}
-
-void Worker::SettleIdleRuns(pg::Connection& conn) {
-  auto idle = pg::IdleRuns(conn);
-  if (!idle.ok()) return;
-  for (const std::string& run_id : *idle) {
-    auto work = pg::ReadRunToWork(conn, run_id, /*with_script=*/false, /*with_nodes=*/false);
-    if (!work.ok()) continue;
-    auto script = ScriptFor(conn, run_id, work->script_key);
-    const WorkflowSpec* workflow = script.ok() ? (*script)->Find(work->run.workflow) : nullptr;
-    if (workflow == nullptr) continue;  // a worker that can load it settles it
-    auto settled = pg::SettleIdleRun(conn, *workflow, run_id, SystemClock()->WallNow());
-    if (settled.ok() && settled->settled && run_id == options_.until_run) {
-      done_.store(true);
-    }
-  }
 }
 
 void Worker::Wake() {
@@ -100,54 +76,6 @@ void Worker::RequestStop() {
   cv_.SignalAll();
 }
 
-void Worker::Abandon(const std::string& why) {
-  std::vector<pg::NodeClaim> claims;
-  {
-    MutexLock lock(&mu_);
-    if (abandon_reason_.empty()) abandon_reason_ = why;
-    for (auto& [slot, f] : running_) {
-      if (f.abandoned) continue;
-      f.abandoned = true;
-      f.store->Fail(why);
-      f.executor->Stop(why);
-      claims.push_back(f.claim);
-    }
-  }
-  if (claims.empty()) return;
-  Note("stopped " + std::to_string(claims.size()) + " node(s): " + why);
-  auto conn = pool_.Acquire();
-  if (conn.ok()) (void)pg::HandBack(**conn, id_, claims);  // else their lease runs out
-}
-
-void Worker::HeartbeatLoop() {
-  double last_ok = MonoNow();
-  bool lost = false;
-  MutexLock lock(&mu_);
-  while (!stopping_.load() || inflight_ > 0) {
-    cv_.WaitFor(&mu_, std::chrono::duration<double>(options_.lease_s / 3));
-    if (stopping_.load() && inflight_ == 0) break;
-    lock.Unlock();
-    Status beat = [&]() -> Status {
-      auto conn = pool_.Acquire();
-      if (!conn.ok()) return conn.status();
-      Status s = pg::WorkerHeartbeat(**conn, id_);
-      if (!s.ok() && s.kind() == ErrorKind::kPermanent) {
-        // The row went (a clean-up); register again.
-        s = pg::RegisterWorker(**conn, id_, CurrentOwner(), options_.lease_s);
-      }
-      return s;
-    }();
-    if (beat.ok()) {
-      last_ok = MonoNow();
-      lost = false;
-    } else if (MonoNow() - last_ok > options_.lease_s && !lost) {
-      lost = true;
-      Abandon("cannot reach the database for a whole lease (" + beat.message() + ")");
-    }
-    lock.Lock();
-  }
-}
-
 Result<std::shared_ptr<LoadedScript>> Worker::ScriptFor(pg::Connection& conn,
                                                         const std::string& run_id,
                                                         const std::string& key) {
@@ -156,7 +84,7 @@ Result<std::shared_ptr<LoadedScript>> Worker::ScriptFor(pg::Connection& conn,
   if (it != scripts_.end()) return it->second;
   auto work = pg::ReadRunToWork(conn, run_id, /*with_script=*/true);
   if (!work.ok()) return work.status();
-  auto script = LoadRecordedScript(work->script);
+  auto script = LoadRecordedScript(work->script, quotas_);
   if (!script.ok()) return script.status();
   scripts_.emplace(key, *script);
   return *script;
@@ -214,7 +142,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   WorkflowSpec missing;
   missing.name = work.run.workflow;
   Clock* clock = script ? script->clock : SystemClock();
-  ClaimStore store(&breakers_);
+  ClaimStore store(&breakers_, shared_.get());
   Executor executor(clock, &store, nullptr);
   int64_t slot;
   {
@@ -289,79 +217,17 @@ void Worker::RunClaims(pg::NodeClaim first) {
     pg::NodeClaim claim = std::move(todo.back());
     todo.pop_back();
     std::vector<pg::NodeClaim> next = RunOne(claim);
+    {
+      MutexLock lock(&mu_);
+      held_.erase(KeyOf(claim));
+      for (const pg::NodeClaim& child : next) held_.insert(KeyOf(child));
+    }
     todo.insert(todo.end(), next.begin(), next.end());
   }
   Wake();
   MutexLock lock(&mu_);
   --inflight_;
   cv_.SignalAll();
-}
-
-void Worker::StopEndedClaims(pg::Connection& conn) {
-  std::vector<int64_t> slots;
-  {
-    MutexLock lock(&mu_);
-    for (const auto& [slot, f] : running_) {
-      if (!f.abandoned) slots.push_back(slot);
-    }
-  }
-  if (slots.empty()) return;
-  // Read after the slots were listed: each of them was claimed before.
-  auto current = pg::CurrentClaims(conn, id_);
-  if (!current.ok()) return;
-  MutexLock lock(&mu_);
-  for (int64_t slot : slots) {
-    auto it = running_.find(slot);
-    if (it == running_.end() || it->second.abandoned) continue;
-    InFlight& f = it->second;
-    bool held = false;
-    for (const pg::NodeClaim& c : *current) {
-      held = held || (c.run_id == f.claim.run_id && c.node == f.claim.node &&
-                      c.attempt == f.claim.attempt);
-    }
-    if (held) continue;
-    f.abandoned = true;
-    std::string why = "the claim of node " + f.claim.node + " of run " + f.claim.run_id +
-                      " ended: cancelled, or taken over by another worker";
-    f.store->Fail(why);
-    f.executor->Stop(why);
-  }
-}
-
-void Worker::FlushInner(pg::Connection& conn) {
-  MutexLock lock(&mu_);
-  for (auto& [slot, f] : running_) {
-    if (f.abandoned) continue;
-    ClaimStore* store = f.store;
-    pg::NodeClaim claim = f.claim;
-    std::vector<NodeRecord> records;
-    std::vector<EventRecord> events;
-    store->flush_mu.Lock();
-    store->TakeInner(claim.node, &records, &events);
-    if (records.empty() && events.empty()) {
-      store->flush_mu.Unlock();
-      continue;
-    }
-    // The entry stays while flush_mu is held: RunOne takes it after erasing.
-    lock.Unlock();
-    auto written = pg::WriteUnderClaim(conn, claim, id_, records, events);
-    if (!written.ok()) store->Restore(std::move(records), std::move(events));
-    store->flush_mu.Unlock();
-    lock.Lock();
-    auto it = running_.find(slot);
-    if (written.ok() && !*written && it != running_.end() && !it->second.abandoned) {
-      it->second.abandoned = true;
-      std::string why = "the claim of node " + claim.node + " of run " + claim.run_id + " ended";
-      it->second.store->Fail(why);
-      it->second.executor->Stop(why);
-    }
-    if (!written.ok()) {
-      // Not written: they go with the node's commit instead.
-      Note("cannot write the inner records of node " + claim.node + ": " +
-           written.status().message());
-    }
-    return;  // the map may have changed; the next poll goes on
-  }
 }
 
 bool Worker::Settled(pg::Connection& conn) {
@@ -387,7 +253,7 @@ void Worker::WaitForWork(pg::Connection& listen, double seconds) {
 
 Status Worker::Run() {
   std::thread warm_up(&Executor::WarmUp);
-  auto listen = pg::Connection::Open(options_.url);
+  auto listen = pg::Connection::Open(pool_.url());
   if (!listen.ok()) {
     warm_up.join();
     return listen.status();
@@ -446,6 +312,7 @@ Status Worker::Run() {
               {
                 MutexLock lock(&mu_);
                 ++inflight_;
+                held_.insert(KeyOf(claim));
               }
               auto finished = std::make_shared<std::atomic<bool>>(false);
               threads.push_back({std::thread([this, finished, c = std::move(claim)]() mutable {
@@ -486,6 +353,7 @@ Status Worker::Run() {
     auto conn = pool_.Acquire();
     if (conn.ok()) (void)pg::UnregisterWorker(**conn, id_);
   }
+  if (quotas_) quotas_->Attach(nullptr);
   return Status::Ok();
 }
 

@@ -15,14 +15,18 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <tuple>
 
 #include "cli/claim_store.h"
 #include "engine/mutex.h"
 #include "engine/status.h"
+#include "engine/store_quota_source.h"
 #include "scripts/workflow_loader.h"
 #include "store/postgres/pg_connection.h"
 #include "store/postgres/pg_node_queue.h"
+#include "store/postgres/pg_store.h"
 
 namespace keel::cli {
 
@@ -69,8 +73,14 @@ class Worker {
   // Settles the runs whose last commit did not (pg::IdleRuns).
   void SettleIdleRuns(pg::Connection& conn);
   // Stops the nodes this worker runs whose claim ended (re-queued, or
-  // cancelled by a join that went ahead without them).
+  // cancelled by a join that went ahead without them), and hands back the
+  // claims it holds but runs no node for. Main loop thread only.
   void StopEndedClaims(pg::Connection& conn);
+  // Hands back the claims in `current` (this worker's claims in the
+  // database) that are not held_, when they were not held at the
+  // previous call either: a node whose run could not be read, a child
+  // claimed by a commit whose answer was lost. Main loop thread only.
+  void HandBackOrphans(pg::Connection& conn, const std::vector<pg::NodeClaim>& current);
   // Writes the inner records (map items, a call's nodes) the nodes in
   // flight produced so far, fenced by their claims; stops a node whose
   // claim ended.
@@ -95,8 +105,19 @@ class Worker {
   int inflight_ GUARDED_BY(mu_) = 0;
   int64_t next_slot_ GUARDED_BY(mu_) = 0;
   std::map<int64_t, InFlight> running_ GUARDED_BY(mu_);
+  // The claims this worker runs or is about to run (from the moment it
+  // learns of them to the end of their RunOne).
+  using ClaimKey = std::tuple<std::string, std::string, int64_t>;
+  static ClaimKey KeyOf(const pg::NodeClaim& c) { return {c.run_id, c.node, c.attempt}; }
+  std::set<ClaimKey> held_ GUARDED_BY(mu_);
+  std::set<ClaimKey> orphan_candidates_;  // main loop thread only
   std::string abandon_reason_ GUARDED_BY(mu_);
-  BreakerBook breakers_;  // the circuit breakers of every node this worker runs
+  BreakerBook breakers_;  // breakers while the shared store cannot be reached
+  // The database as a Store, shared by every host: circuit breakers and
+  // signals of the nodes this worker runs, and through quotas_ the
+  // providers' rate limits (opened by Start; quotas_ detached at the end of Run).
+  std::unique_ptr<PostgresStore> shared_;
+  std::shared_ptr<StoreQuotaSource> quotas_;
   Mutex script_mu_;  // held while loading, so one script loads once
   std::map<std::string, std::shared_ptr<LoadedScript>> scripts_ GUARDED_BY(script_mu_);
 };

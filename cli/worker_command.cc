@@ -112,13 +112,14 @@ Result<RunReport> ReadReport(pg::Connection& conn, const std::string& run_id,
   return report;
 }
 
-// Queues a run of `args.file` in the PostgreSQL database `url`; prints
-// nothing. Sets *workflow to the run's workflow.
+// Queues a run of `script` (loaded from `args.file` here when null) in the
+// PostgreSQL database `url`; prints nothing. Sets *loaded to the script.
 Result<std::string> Submit(const RunArgs& args, const std::string& url,
+                           std::shared_ptr<LoadedScript> script,
                            std::shared_ptr<LoadedScript>* loaded) {
   auto syntax = ApplyParamOverrides(nullptr, args.params);
   if (!syntax.ok()) return syntax.status();
-  std::shared_ptr<LoadedScript> script = LoadScript(args.file, ProviderUrls(args.llm.providers));
+  if (!script) script = LoadScript(args.file, ProviderUrls(args.llm.providers));
   if (!script) return Status::Error(ErrorKind::kPermanent, "");
   const WorkflowSpec& workflow = script->main_workflow();
   auto params = ApplyParamOverrides(workflow.params, args.params);
@@ -193,17 +194,18 @@ int WorkerCommand(const WorkerArgs& args) {
 
 int DistributedSubmit(const RunArgs& args, const std::string& url) {
   std::shared_ptr<LoadedScript> script;
-  auto id = Submit(args, url, &script);
+  auto id = Submit(args, url, nullptr, &script);
   if (!id.ok()) return SubmitError(id.status());
   RunReport report;
   report.run_id = *id;
   return PrintQueued(report, args.json);
 }
 
-int DistributedRun(const RunArgs& args, const std::string& url) {
+int DistributedRun(const RunArgs& args, const std::string& url,
+                   std::shared_ptr<LoadedScript> loaded) {
   double began = SystemClock()->Now();
   std::shared_ptr<LoadedScript> script;
-  auto id = Submit(args, url, &script);
+  auto id = Submit(args, url, std::move(loaded), &script);
   if (!id.ok()) return SubmitError(id.status());
   const WorkflowSpec& workflow = script->main_workflow();
   std::fprintf(stderr, "run %s started: workflow %s (%zu nodes) on %s%s\n", id->c_str(),

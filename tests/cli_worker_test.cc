@@ -9,6 +9,8 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +21,7 @@
 #include "tests/support/keel_cli.h"
 #include "tests/support/pg_database.h"
 #include "tests/support/temp_dir.h"
+#include "tests/worker_test_util.h"
 
 namespace keel::testing {
 namespace {
@@ -48,58 +51,6 @@ return keel.workflow "slow" {
   keel.fn "after" { after = { "slow" }, run = function(ctx) return ctx.deps.slow end },
 }
 )lua";
-
-struct Db {
-  std::unique_ptr<pg::Connection> conn;
-
-  std::string Scalar(const std::string& sql, const pg::Params& params = {}) {
-    auto rows = conn->Exec(sql, params, "test query");
-    REQUIRE_MESSAGE(rows.ok(), rows.status().ToString());
-    return rows->size() == 0 ? "" : rows->str(0, 0);
-  }
-  bool WaitFor(const std::string& sql, const std::string& want, std::chrono::milliseconds limit,
-               const pg::Params& params = {}) {
-    return WaitUntil([&] { return Scalar(sql, params) == want; }, limit);
-  }
-};
-
-Db Connect(const std::string& url) {
-  auto conn = pg::Connection::Open(url);
-  REQUIRE_MESSAGE(conn.ok(), conn.status().ToString());
-  return Db{std::move(*conn)};
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// Every node of run `id` (`nodes` of them, inner records aside) recorded once, committed once, by the claim that
-// was current: the commit's attempt is the node's last claim's.
-void CheckInvariants(Db& db, const std::string& id, int nodes) {
-  CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND status = 'succeeded' AND "
-                  "node NOT LIKE '%[%' AND node NOT LIKE '%/%'",
-                  {id}) == std::to_string(nodes));
-  CHECK(db.Scalar("SELECT count(*) FROM (SELECT node FROM claim_log WHERE run_id = $1 AND "
-                  "action = 'commit' GROUP BY node HAVING count(*) > 1) x",
-                  {id}) == "0");
-  CHECK(db.Scalar("SELECT count(DISTINCT node) FROM claim_log WHERE run_id = $1 AND "
-                  "action = 'commit'",
-                  {id}) == std::to_string(nodes));
-  // The commit's attempt and worker are those of the node's last claim.
-  CHECK(db.Scalar("SELECT count(*) FROM claim_log c WHERE c.run_id = $1 AND c.action = 'commit' "
-                  "AND (c.attempt, c.worker_id) <> (SELECT l.attempt, l.worker_id FROM claim_log l "
-                  "WHERE l.run_id = c.run_id AND l.node = c.node AND l.action = 'claim' "
-                  "ORDER BY l.id DESC LIMIT 1)",
-                  {id}) == "0");
-  // No node waits long in the queue once it is ready again: a re-queued or
-  // handed-back node is claimed within a few poll periods (200-500 ms).
-  CHECK(db.Scalar("SELECT count(*) FROM claim_log r WHERE r.run_id = $1 AND r.action IN "
-                  "('requeue', 'handback') AND NOT EXISTS (SELECT 1 FROM claim_log c WHERE "
-                  "c.run_id = r.run_id AND c.node = r.node AND c.action = 'claim' AND c.id > r.id "
-                  "AND c.at < r.at + interval '2 seconds')",
-                  {id}) == "0");
-}
 
 TEST_CASE("three workers run a 200-node workflow, every node recorded once" *
           doctest::timeout(240)) {
@@ -376,6 +327,115 @@ return keel.workflow "gate" {
                   {id}) == "1");
   ExitInfo again = keel.Run({"resume", id, "--db", *url});
   CHECK(again.err.find("already succeeded") != std::string::npos);
+}
+
+TEST_CASE("keel cancel stops a distributed run's nodes on its workers" * doctest::timeout(120)) {
+  auto url = test::FreshPgDatabase("worker_cancel");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  TempDir dir;
+  std::string marker = dir.Path("ran-to-the-end");
+  std::string file = dir.Write("long.lua", R"lua(local keel = require "keel"
+local spec = {}
+for i = 1, 3 do
+  spec[#spec + 1] = keel.exec("n" .. i) {
+    command = { "sh", "-c", "sleep 20; echo done >> )lua" + marker + R"lua(" },
+  }
+end
+spec[#spec + 1] = keel.fn "after" { after = { "n1" }, run = function() return 1 end }
+return keel.workflow "long" (spec)
+)lua");
+  KeelCli keel(KEEL_BIN, dir.path());
+  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
+  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
+  std::string id = Trim(submitted.out);
+  Db db = Connect(*url);
+  auto worker = keel.Start({"worker", "--db", *url});
+  REQUIRE(db.WaitFor("SELECT count(*) FROM node_queue WHERE run_id = $1 AND state = 'claimed'",
+                     "3", 30s, {id}));
+  ExitInfo cancelled = keel.Run({"cancel", id, "--db", *url});
+  CHECK_MESSAGE(cancelled.exit_code == 0, cancelled.Describe());
+  CHECK(db.Scalar("SELECT status FROM runs WHERE id = $1", {id}) == "cancelled");
+  CHECK(db.Scalar("SELECT count(*) FROM node_queue WHERE run_id = $1", {id}) == "0");
+  // The worker stops the three nodes at its next sweep, long before they end.
+  CHECK(worker->WaitForStderr("its claim ended (cancelled", 10s));
+  CHECK(WaitUntil(
+      [&] {
+        return db.Scalar("SELECT count(*) FROM claim_log WHERE run_id = $1 AND action IN "
+                         "('superseded', 'cancel')",
+                         {id}) == "3";
+      },
+      10s));
+  kill(worker->pid(), SIGTERM);
+  ExitInfo exit = worker->Wait(30s);
+  CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+  // Their processes are gone, not left to run to the end.
+  CHECK(WaitUntil(
+      [&] {
+        Subprocess pgrep("/usr/bin/pgrep", {{"-f", marker}});
+        return pgrep.Wait(10s).exit_code == 1;
+      },
+      10s));
+  CHECK_FALSE(ReadFile(marker).has_value());
+  CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND status = 'succeeded'", {id}) ==
+        "0");
+  CHECK(db.Scalar("SELECT count(*) FROM claim_log WHERE run_id = $1 AND action = 'commit'",
+                  {id}) == "0");
+}
+
+TEST_CASE("a circuit breaker opened on one worker holds on every worker" * doctest::timeout(120)) {
+  auto url = test::FreshPgDatabase("worker_breaker");
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return;
+  }
+  TempDir dir;
+  std::string ran = dir.Path("ran");
+  std::filesystem::create_directories(ran);
+  // Twelve independent calls of one failing dependency, behind one breaker
+  // that opens after three failures in a row.
+  std::string file = dir.Write("flaky.lua", R"lua(local keel = require "keel"
+local spec = {}
+for i = 1, 12 do
+  spec[#spec + 1] = keel.exec("n" .. i) {
+    command = { "sh", "-c", "touch )lua" + ran + R"lua(/$$; sleep 0.3; exit 1" },
+    circuit = { key = "flaky", failures = 3, cooldown = 600 },
+    optional = true,
+  }
+end
+return keel.workflow "flaky" (spec)
+)lua");
+  KeelCli keel(KEEL_BIN, dir.path());
+  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
+  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
+  std::string id = Trim(submitted.out);
+  Db db = Connect(*url);
+  std::vector<std::unique_ptr<Subprocess>> workers;
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(keel.Start({"worker", "--db", *url, "--concurrency", "1"}));
+  }
+  bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "degraded", 60s, {id});
+  for (auto& w : workers) kill(w->pid(), SIGTERM);
+  for (auto& w : workers) {
+    ExitInfo exit = w->Wait(30s);
+    CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+  }
+  REQUIRE(done);
+  // Both workers ran calls; together they let through the three failures
+  // that opened it and those already under way (one per worker), not three
+  // each.
+  CHECK(db.Scalar("SELECT count(DISTINCT worker_id) FROM claim_log WHERE run_id = $1 AND "
+                  "action = 'commit'",
+                  {id}) == "2");
+  auto it = std::filesystem::directory_iterator(ran);
+  auto calls = std::distance(it, std::filesystem::directory_iterator());
+  CHECK(calls >= 3);
+  CHECK(calls <= 4);
+  CHECK(db.Scalar("SELECT state FROM breakers WHERE key = 'flaky'") == "open");
+  CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND error_kind = 'circuit_open'",
+                  {id}) == std::to_string(12 - calls));
 }
 
 TEST_CASE("keel worker refuses a SQLite database and bad flags" * doctest::timeout(60)) {

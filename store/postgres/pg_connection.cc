@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -344,6 +345,23 @@ void Pool::Return(std::unique_ptr<Connection> conn) {
   }
   MutexLock lock(&mu_);
   if (static_cast<int>(idle_.size()) < max_idle_) idle_.push_back(std::move(conn));
+}
+
+std::string WithTimeouts(const std::string& url, double dead_after_s) {
+  if (!IsPostgresUrl(url)) return url;
+  std::string out = url;
+  auto add = [&](const char* key, double value) {
+    if (out.find(std::string(key) + "=") != std::string::npos) return;
+    out += out.find('?') == std::string::npos ? '?' : '&';
+    out += std::string(key) + "=" + std::to_string(static_cast<int64_t>(value));
+  };
+  const double third = std::max(1.0, dead_after_s / 3);
+  add("connect_timeout", std::max(2.0, std::min(5.0, dead_after_s / 2)));
+  add("keepalives_idle", third);
+  add("keepalives_interval", std::max(1.0, third / 2));
+  add("keepalives_count", 2);
+  add("tcp_user_timeout", third * 1000);
+  return out;
 }
 
 bool IsPostgresUrl(std::string_view db) {

@@ -167,6 +167,13 @@ class Pool {
 // starts with postgresql:// or postgres://.
 bool IsPostgresUrl(std::string_view db);
 
+// `url` (a postgresql:// one; other strings are returned as they are) with
+// the timeouts a connection to a host that went away needs, unless it sets
+// them: connect_timeout, TCP keepalives and tcp_user_timeout such that a
+// connection whose peer stopped answering fails within about
+// `dead_after_s` seconds instead of hanging until the kernel gives up.
+std::string WithTimeouts(const std::string& url, double dead_after_s = 30);
+
 // `url` with any password replaced by "***", for messages and listings.
 std::string RedactUrl(std::string_view url);
 

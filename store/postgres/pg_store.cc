@@ -16,24 +16,6 @@ namespace {
 constexpr auto kConnectPatience = std::chrono::seconds(3);
 constexpr auto kConnectPause = std::chrono::milliseconds(100);
 
-// `url` with the timeouts the store relies on, unless it sets them: a
-// bounded wait for a server that does not answer, and keepalives so that
-// a connection to a host that went away fails instead of hanging.
-std::string WithTimeouts(const std::string& url) {
-  if (!pg::IsPostgresUrl(url)) return url;
-  std::string out = url;
-  auto add = [&](const char* key, const char* value) {
-    if (out.find(std::string(key) + "=") != std::string::npos) return;
-    out += out.find('?') == std::string::npos ? '?' : '&';
-    out += std::string(key) + "=" + value;
-  };
-  add("connect_timeout", "5");
-  add("keepalives_idle", "10");
-  add("keepalives_interval", "5");
-  add("keepalives_count", "3");
-  return out;
-}
-
 // `message` with the password of `url` (as libpq may quote the URL back)
 // replaced by "***".
 std::string Scrubbed(std::string message, const std::string& url) {
@@ -69,7 +51,7 @@ Result<std::unique_ptr<pg::Connection>> Connect(const std::string& url) {
 }  // namespace
 
 Result<bool> PostgresStore::Exists(const std::string& url) {
-  auto conn = Connect(WithTimeouts(url));
+  auto conn = Connect(pg::WithTimeouts(url));
   if (!conn.ok()) return conn.status();
   auto version = pg::SchemaVersion(**conn);
   if (!version.ok()) return Status::Error(ErrorKind::kPermanent, version.status().message());
@@ -78,7 +60,7 @@ Result<bool> PostgresStore::Exists(const std::string& url) {
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& url,
                                                            const PostgresStoreOptions& options) {
-  const std::string full = WithTimeouts(url);
+  const std::string full = pg::WithTimeouts(url);
   auto conn = Connect(full);
   if (!conn.ok()) return conn.status();
   auto version = pg::SchemaVersion(**conn);

@@ -33,6 +33,13 @@ constexpr char kCancelNodes[] =
     "UPDATE nodes SET status = 'cancelled', error_kind = 'cancelled', "
     "error_message = 'run cancelled', finished_at = $2 "
     "WHERE run_id = $1 AND status IN ('running', 'waiting')";
+// Deletes a distributed run's queue rows, logging the claims it ends;
+// answers how many rows there were.
+constexpr char kEndQueue[] =
+    "WITH d AS (DELETE FROM node_queue WHERE run_id = $1 RETURNING node, state, attempt, "
+    "worker_id), l AS (INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
+    "SELECT $1, node, attempt, worker_id, 'cancel' FROM d WHERE state = 'claimed') "
+    "SELECT count(*) FROM d";
 constexpr char kCancelState[] = "SELECT status, cancel_requested FROM runs WHERE id = $1";
 
 bool Finished(RunStatus status) {
@@ -160,7 +167,14 @@ Result<CancelOutcome> CancelRun(Connection& conn, const std::string& run_id, dou
                                                           std::string(RunStatusName(run.status)) +
                                                           "; nothing to cancel");
         }
-        if (run.status == RunStatus::kRunning && owner_alive(run.owner, now - run.heartbeat)) {
+        // A distributed run (its nodes queued for workers) has no owner
+        // running it to ask: it is cancelled here, its queue emptied, and
+        // each worker stops the nodes whose claims went (at its next sweep).
+        auto queued = c.Exec(kEndQueue, {run_id}, "ending the claims of run " + run_id);
+        if (!queued.ok()) return queued.status();
+        const bool distributed = queued->int64(0, 0) > 0;
+        if (!distributed && run.status == RunStatus::kRunning &&
+            owner_alive(run.owner, now - run.heartbeat)) {
           outcome = CancelOutcome::kRequested;
           auto asked =
               c.Exec(kRequestCancel, {run_id, Num(now)}, "asking run " + run_id + " to cancel");

@@ -1,0 +1,74 @@
+#pragma once
+// What the tests of `keel worker` processes share: a connection to the
+// test's database with polling reads, and the invariants every distributed
+// run must keep whatever was done to its workers (claim_log holds every
+// claim and commit with its attempt).
+//
+// For one test thread.
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "store/postgres/pg_connection.h"
+#include "tests/support/files.h"
+
+namespace keel::testing {
+
+struct Db {
+  std::unique_ptr<pg::Connection> conn;
+
+  std::string Scalar(const std::string& sql, const pg::Params& params = {}) {
+    auto rows = conn->Exec(sql, params, "test query");
+    // A connection the server dropped (a restart) is opened again once.
+    if (!rows.ok() && conn->Healthy()) rows = conn->Exec(sql, params, "test query");
+    REQUIRE_MESSAGE(rows.ok(), rows.status().ToString());
+    return rows->size() == 0 ? "" : rows->str(0, 0);
+  }
+  bool WaitFor(const std::string& sql, const std::string& want, std::chrono::milliseconds limit,
+               const pg::Params& params = {}) {
+    return WaitUntil([&] { return Scalar(sql, params) == want; }, limit);
+  }
+};
+
+inline Db Connect(const std::string& url) {
+  auto conn = pg::Connection::Open(url);
+  REQUIRE_MESSAGE(conn.ok(), conn.status().ToString());
+  return Db{std::move(*conn)};
+}
+
+inline std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Every node of run `id` (`nodes` of them, inner records aside) recorded once, committed once, by the claim that
+// was current: the commit's attempt is the node's last claim's.
+inline void CheckInvariants(Db& db, const std::string& id, int nodes) {
+  CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND status = 'succeeded' AND "
+                  "node NOT LIKE '%[%' AND node NOT LIKE '%/%'",
+                  {id}) == std::to_string(nodes));
+  CHECK(db.Scalar("SELECT count(*) FROM (SELECT node FROM claim_log WHERE run_id = $1 AND "
+                  "action = 'commit' GROUP BY node HAVING count(*) > 1) x",
+                  {id}) == "0");
+  CHECK(db.Scalar("SELECT count(DISTINCT node) FROM claim_log WHERE run_id = $1 AND "
+                  "action = 'commit'",
+                  {id}) == std::to_string(nodes));
+  // The commit's attempt and worker are those of the node's last claim.
+  CHECK(db.Scalar("SELECT count(*) FROM claim_log c WHERE c.run_id = $1 AND c.action = 'commit' "
+                  "AND (c.attempt, c.worker_id) <> (SELECT l.attempt, l.worker_id FROM claim_log l "
+                  "WHERE l.run_id = c.run_id AND l.node = c.node AND l.action = 'claim' "
+                  "ORDER BY l.id DESC LIMIT 1)",
+                  {id}) == "0");
+  // No node waits long in the queue once it is ready again: a re-queued or
+  // handed-back node is claimed within a few poll periods (200-500 ms).
+  CHECK(db.Scalar("SELECT count(*) FROM claim_log r WHERE r.run_id = $1 AND r.action IN "
+                  "('requeue', 'handback') AND NOT EXISTS (SELECT 1 FROM claim_log c WHERE "
+                  "c.run_id = r.run_id AND c.node = r.node AND c.action = 'claim' AND c.id > r.id "
+                  "AND c.at < r.at + interval '2 seconds')",
+                  {id}) == "0");
+}
+
+}  // namespace keel::testing
