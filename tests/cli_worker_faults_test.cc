@@ -93,11 +93,8 @@ class OwnServer {
 TEST_CASE("a worker cut off by a partition stops its nodes after a lease; another finishes "
           "them; its late work changes nothing" *
           doctest::timeout(180)) {
-  auto url = test::FreshPgDatabase("worker_partition");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_partition");
+  if (!url) return;
   auto ns = NetNamespace::Create(0);
   if (!ns) {
     MESSAGE("no network namespaces here (needs root, ip and iptables)");
@@ -108,9 +105,7 @@ TEST_CASE("a worker cut off by a partition stops its nodes after a lease; anothe
   std::filesystem::create_directories(started);
   std::string file = dir.Write("wide.lua", Wide(4, "6", started));
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
 
   // The far worker reaches the server over TCP through the namespace's link.
@@ -158,17 +153,12 @@ TEST_CASE("a worker cut off by a partition stops its nodes after a lease; anothe
 }
 
 TEST_CASE("connections the server drops mid-run cost the run nothing" * doctest::timeout(180)) {
-  auto url = test::FreshPgDatabase("worker_drops");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_drops");
+  if (!url) return;
   TempDir dir;
   std::string file = dir.Write("wide.lua", Wide(40, "0.3"));
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
   std::vector<std::unique_ptr<Subprocess>> workers;
   for (int i = 0; i < 2; ++i) {
@@ -201,9 +191,7 @@ TEST_CASE("a PostgreSQL restart mid-run: the workers reconnect and the run finis
   TempDir dir;
   std::string file = dir.Write("wide.lua", Wide(30, "0.5"));
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", server.url()});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, server.url());
   std::vector<std::unique_ptr<Subprocess>> workers;
   for (int i = 0; i < 2; ++i) {
     workers.push_back(

@@ -54,17 +54,12 @@ return keel.workflow "slow" {
 
 TEST_CASE("three workers run a 200-node workflow, every node recorded once" *
           doctest::timeout(240)) {
-  auto url = test::FreshPgDatabase("worker_many");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_many");
+  if (!url) return;
   TempDir dir;
   std::string file = dir.Write("chains.lua", Chains(20, 10, "0.05"));
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, *url);
 
   std::vector<std::unique_ptr<Subprocess>> workers;
   for (int i = 0; i < 3; ++i) {
@@ -98,17 +93,12 @@ TEST_CASE("three workers run a 200-node workflow, every node recorded once" *
 }
 
 TEST_CASE("a worker killed mid-node has its node finished by another" * doctest::timeout(120)) {
-  auto url = test::FreshPgDatabase("worker_kill");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_kill");
+  if (!url) return;
   TempDir dir;
   std::string file = dir.Write("slow.lua", kSlow);
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
 
   auto first = keel.Start({"worker", "--db", *url, "--lease", "1s"});
@@ -132,11 +122,8 @@ TEST_CASE("a worker killed mid-node has its node finished by another" * doctest:
 
 TEST_CASE("a worker killed mid-map leaves the items it wrote; another runs the rest" *
           doctest::timeout(120)) {
-  auto url = test::FreshPgDatabase("worker_map");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_map");
+  if (!url) return;
   TempDir dir;
   std::string file = dir.Write("map.lua", R"lua(local keel = require "keel"
 return keel.workflow "mapped" {
@@ -150,9 +137,7 @@ return keel.workflow "mapped" {
 }
 )lua");
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
 
   auto first = keel.Start({"worker", "--db", *url, "--lease", "1s"});
@@ -192,17 +177,12 @@ return keel.workflow "mapped" {
 
 TEST_CASE("a worker paused past its lease has its late commit discarded" *
           doctest::timeout(120)) {
-  auto url = test::FreshPgDatabase("worker_pause");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_pause");
+  if (!url) return;
   TempDir dir;
   std::string file = dir.Write("slow.lua", kSlow);
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
 
   auto paused = keel.Start({"worker", "--db", *url, "--lease", "1s"});
@@ -240,11 +220,8 @@ TEST_CASE("a worker paused past its lease has its late commit discarded" *
 
 TEST_CASE("keel run on PostgreSQL works on its run and prints what keel run prints" *
           doctest::timeout(120)) {
-  auto url = test::FreshPgDatabase("worker_run");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_run");
+  if (!url) return;
   TempDir dir;
   std::string ok = dir.Write("ok.lua", R"lua(local keel = require "keel"
 return keel.workflow "sum" {
@@ -287,11 +264,8 @@ return keel.workflow "bad" {
 
 TEST_CASE("keel resume of a failed distributed run queues its failed nodes again" *
           doctest::timeout(120)) {
-  auto url = test::FreshPgDatabase("worker_resume");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_resume");
+  if (!url) return;
   TempDir dir;
   std::string go = dir.Path("go");
   std::string file = dir.Write("gate.lua", R"lua(local keel = require "keel"
@@ -330,11 +304,8 @@ return keel.workflow "gate" {
 }
 
 TEST_CASE("keel cancel stops a distributed run's nodes on its workers" * doctest::timeout(120)) {
-  auto url = test::FreshPgDatabase("worker_cancel");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_cancel");
+  if (!url) return;
   TempDir dir;
   std::string marker = dir.Path("ran-to-the-end");
   std::string file = dir.Write("long.lua", R"lua(local keel = require "keel"
@@ -348,9 +319,7 @@ spec[#spec + 1] = keel.fn "after" { after = { "n1" }, run = function() return 1 
 return keel.workflow "long" (spec)
 )lua");
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
   auto worker = keel.Start({"worker", "--db", *url});
   REQUIRE(db.WaitFor("SELECT count(*) FROM node_queue WHERE run_id = $1 AND state = 'claimed'",
@@ -386,11 +355,8 @@ return keel.workflow "long" (spec)
 }
 
 TEST_CASE("a circuit breaker opened on one worker holds on every worker" * doctest::timeout(120)) {
-  auto url = test::FreshPgDatabase("worker_breaker");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
+  auto url = FreshDbOrSkip("worker_breaker");
+  if (!url) return;
   TempDir dir;
   std::string ran = dir.Path("ran");
   std::filesystem::create_directories(ran);
@@ -408,9 +374,7 @@ end
 return keel.workflow "flaky" (spec)
 )lua");
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
+  std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
   std::vector<std::unique_ptr<Subprocess>> workers;
   for (int i = 0; i < 2; ++i) {

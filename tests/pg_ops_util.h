@@ -17,6 +17,7 @@
 #include "store/postgres/pg_rows.h"
 #include "store/postgres/pg_schema.h"
 #include "tests/support/pg_database.h"
+#include "tests/support/store_records.h"
 
 namespace keel::testing {
 
@@ -43,30 +44,14 @@ inline std::optional<PgDb> OpenPgDb(const std::string& tag) {
 
 inline RunRecord PgRun(const std::string& id, double created_at = 1,
                        RunStatus status = RunStatus::kRunning) {
-  RunRecord run;
-  run.id = id;
-  run.workflow = "wf";
-  run.script_path = "/tmp/wf.lua";
-  run.script_sha256 = "00";
-  run.script_text = "return keel.workflow 'wf' {}";
+  RunRecord run = MakeRun(id, created_at);
   run.status = status;
-  run.owner = {1, "elsewhere", 1};
-  run.heartbeat = run.created_at = run.updated_at = created_at;
-  run.node_count = 2;
   return run;
 }
 
 inline NodeRecord PgNode(const std::string& run_id, const std::string& name,
                          NodeStatus status = NodeStatus::kSucceeded) {
-  NodeRecord node;
-  node.run_id = run_id;
-  node.node = name;
-  node.status = status;
-  node.attempts = 1;
-  if (status == NodeStatus::kSucceeded) node.output_json = R"({"n":")" + name + R"("})";
-  node.started_at = 1.5;
-  node.finished_at = 2.5;
-  return node;
+  return MakeNode(run_id, name, status);
 }
 
 inline void PutRun(pg::Connection& conn, const RunRecord& run) {

@@ -17,6 +17,7 @@
 #include "store/postgres/pg_connection.h"
 #include "tests/support/commit_cutter.h"
 #include "tests/support/pg_database.h"
+#include "tests/support/store_records.h"
 
 namespace keel {
 namespace {
@@ -25,30 +26,8 @@ using test::FreshPgDatabase;
 using test::PgDatabaseUrl;
 using test::PgServerUrl;
 
-RunRecord MakeRun(const std::string& id) {
-  RunRecord run;
-  run.id = id;
-  run.workflow = "wf";
-  run.script_path = "/tmp/wf.lua";
-  run.script_sha256 = "00";
-  run.script_text = "return keel.workflow 'wf' {}";
-  run.owner = {1, "elsewhere", 1};
-  run.heartbeat = run.created_at = run.updated_at = 1;
-  run.node_count = 2;
-  return run;
-}
-
-NodeRecord MakeNode(const std::string& run_id, const std::string& name) {
-  NodeRecord node;
-  node.run_id = run_id;
-  node.node = name;
-  node.status = NodeStatus::kSucceeded;
-  node.attempts = 1;
-  node.output_json = R"({"n":")" + name + R"("})";
-  node.started_at = 1.5;
-  node.finished_at = 2.5;
-  return node;
-}
+using testing::MakeNode;
+using testing::MakeRun;
 
 EventRecord MakeEvent(const std::string& run_id, const std::string& data) {
   return EventRecord{run_id, 0, 3.0, "", "e", data};

@@ -10,10 +10,13 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "store/postgres/pg_connection.h"
 #include "tests/support/files.h"
+#include "tests/support/keel_cli.h"
+#include "tests/support/pg_database.h"
 
 namespace keel::testing {
 
@@ -33,15 +36,31 @@ struct Db {
   }
 };
 
+inline std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// A fresh database on the tests' server, or nullopt (said in a MESSAGE)
+// when there is no server and the test should return.
+inline std::optional<std::string> FreshDbOrSkip(const std::string& tag) {
+  auto url = test::FreshPgDatabase(tag);
+  if (!url) MESSAGE("no PostgreSQL server");
+  return url;
+}
+
+// `keel submit FILE --db URL`; the run's id. Fails the test when it fails.
+inline std::string SubmitFile(const KeelCli& keel, const std::string& file,
+                              const std::string& url) {
+  ExitInfo submitted = keel.Run({"submit", file, "--db", url});
+  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
+  return Trim(submitted.out);
+}
+
 inline Db Connect(const std::string& url) {
   auto conn = pg::Connection::Open(url);
   REQUIRE_MESSAGE(conn.ok(), conn.status().ToString());
   return Db{std::move(*conn)};
-}
-
-inline std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 // Every node of run `id` (`nodes` of them, inner records aside) recorded once, committed once, by the claim that

@@ -49,6 +49,8 @@ struct Fence {
 
 // Round trip 1: BEGIN, the run's row and the claim's queue row locked (in
 // that order, as every writer of a distributed run takes them), then `reads`.
+// A claim that is not current is rolled back here, as is a failure (whose
+// kind says whether trying again may help); a current one stays open.
 Result<Fence> OpenFence(Connection& conn, const NodeClaim& claim, const std::string& worker,
                         std::vector<Statement> reads, const std::string& what) {
   std::vector<Statement> first{{"BEGIN", {}},
@@ -57,7 +59,11 @@ Result<Fence> OpenFence(Connection& conn, const NodeClaim& claim, const std::str
                                {"SELECT txid_current()", {}}};
   for (Statement& read : reads) first.push_back(std::move(read));
   auto rows = conn.Pipeline(first, what);
-  if (!rows.ok()) return rows.status();
+  if (!rows.ok()) {
+    // Nothing was written; a failure worth trying again says kTransient.
+    if (conn.InTransaction()) (void)conn.ExecScript("ROLLBACK", "rolling back a commit");
+    return rows.status();
+  }
   Fence fence;
   const Rows& run = (*rows)[1];
   const Rows& queue = (*rows)[2];
@@ -67,6 +73,7 @@ Result<Fence> OpenFence(Connection& conn, const NodeClaim& claim, const std::str
   fence.last_seq = run.size() == 1 ? run.int64(0, 1) : 0;
   fence.xid = (*rows)[3].int64(0, 0);
   for (size_t i = 4; i < rows->size(); ++i) fence.reads.push_back(std::move((*rows)[i]));
+  if (!fence.current) (void)conn.ExecScript("ROLLBACK", what);
   return fence;
 }
 
@@ -220,14 +227,11 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
       return last;
     }
     auto fence = OpenFence(conn, claim, commit.worker, std::move(reads), what);
-    if (!fence.ok()) {
+    if (!fence.ok() || !fence->current) {
+      if (fence.ok()) return Superseded(conn, commit, what);
       last = fence.status();
-      if (Classify(conn, last, false, 0) == Failure::kRetry) continue;
+      if (last.kind() == ErrorKind::kTransient) continue;
       return last;
-    }
-    if (!fence->current) {
-      (void)conn.ExecScript("ROLLBACK", what);
-      return Superseded(conn, commit, what);
     }
     std::optional<FrontierInputs> inputs;
     if (full) inputs = FrontierFromRows(fence->reads[0], fence->reads[1]);
@@ -286,14 +290,11 @@ Result<bool> WriteUnderClaim(Connection& conn, const NodeClaim& claim, const std
       continue;
     }
     auto fence = OpenFence(conn, claim, worker, {}, what);
-    if (!fence.ok()) {
+    if (!fence.ok() || !fence->current) {
+      if (fence.ok()) return false;
       last = fence.status();
-      if (Classify(conn, last, false, 0) == Failure::kRetry) continue;
+      if (last.kind() == ErrorKind::kTransient) continue;
       return last;
-    }
-    if (!fence->current) {
-      (void)conn.ExecScript("ROLLBACK", what);
-      return false;
     }
     std::vector<Statement> writes;
     if (!records.empty()) {
