@@ -119,8 +119,13 @@ Failure Classify(Connection& conn, const Status& failed, bool commit_sent, int64
   return outcome->text(0, 0) == "aborted" ? Failure::kRetry : Failure::kError;
 }
 
-void Pause(int attempt) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt * attempt));
+// Whether attempt `attempt` may go on: after a pause when it is not the
+// first, with the connection up (else *last says it was lost).
+bool Connected(Connection& conn, int attempt, const std::string& what, Status* last) {
+  if (attempt > 1) std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt * attempt));
+  if (conn.Healthy()) return true;
+  *last = Status::Error(ErrorKind::kTransient, conn.name() + ": " + what + ": connection lost");
+  return false;
 }
 
 // The reads deciding the commit of `claim` needs beyond the fence: the
@@ -199,11 +204,7 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
   const std::string what = "committing node " + claim.node + " of run " + claim.run_id;
   Status last;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
-    if (attempt > 1) Pause(attempt);
-    if (!conn.Healthy()) {
-      last = Status::Error(ErrorKind::kTransient, conn.name() + ": " + what + ": connection lost");
-      continue;
-    }
+    if (!Connected(conn, attempt, what, &last)) continue;
     bool full = false;
     std::vector<Statement> reads = CommitReads(workflow, claim, &full);
     CommitOutcome out;
@@ -284,11 +285,7 @@ Result<bool> WriteUnderClaim(Connection& conn, const NodeClaim& claim, const std
   const std::string what = "writing the inner records of node " + claim.node;
   Status last;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
-    if (attempt > 1) Pause(attempt);
-    if (!conn.Healthy()) {
-      last = Status::Error(ErrorKind::kTransient, conn.name() + ": " + what + ": connection lost");
-      continue;
-    }
+    if (!Connected(conn, attempt, what, &last)) continue;
     auto fence = OpenFence(conn, claim, worker, {}, what);
     if (!fence.ok() || !fence->current) {
       if (fence.ok()) return false;
