@@ -147,6 +147,16 @@ class Store {
                                        double burst, double now) {
     return Status::Error(ErrorKind::kPermanent, "shared rate limits: not supported by this store");
   }
+  // Concurrency lanes shared the same way (a provider's max_concurrency): in
+  // one transaction that excludes other writers, forgets the holders of
+  // lane `key` whose lease ran out, and lets `holder` hold
+  // SlotsGranted(want, limit, what the others hold) slots until `lease_s`
+  // from now (none: its row goes). Returns how many it holds.
+  virtual Result<int> HoldSlots(const std::string& key, const std::string& holder, int want,
+                                int limit, double lease_s, double now) {
+    return Status::Error(ErrorKind::kPermanent,
+                         "shared concurrency: not supported by this store");
+  }
 
   // Signals and cancellation (DESIGN.md §8). Each is decided in one write
   // transaction, so `keel signal`, `keel cancel` and a resume's ClaimRun of

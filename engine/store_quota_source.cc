@@ -1,10 +1,27 @@
 #include "engine/store_quota_source.h"
 
+#include <random>
+#include <string>
 #include <utility>
+
+#include "engine/process_owner.h"
 
 namespace keel {
 
-StoreQuotaSource::StoreQuotaSource(Clock* clock) : clock_(clock) {}
+namespace {
+
+std::string NewHolder() {
+  Owner self = CurrentOwner();
+  std::random_device random;
+  return self.host + ":" + std::to_string(self.pid) + ":" + std::to_string(self.start_ticks) +
+         ":" + std::to_string(random());
+}
+
+Status NoStore() { return Status::Error(ErrorKind::kTransient, "no database is open"); }
+
+}  // namespace
+
+StoreQuotaSource::StoreQuotaSource(Clock* clock) : clock_(clock), holder_(NewHolder()) {}
 
 StoreQuotaSource::~StoreQuotaSource() {
   std::deque<Request> left;
@@ -26,7 +43,7 @@ StoreQuotaSource::~StoreQuotaSource() {
     }
   }
   for (Request& request : left) {
-    request.done(Status::Error(ErrorKind::kCancelled, "the process is shutting down"));
+    request.cancel(Status::Error(ErrorKind::kCancelled, "the process is shutting down"));
   }
 }
 
@@ -38,10 +55,30 @@ void StoreQuotaSource::Attach(Store* store) {
 
 void StoreQuotaSource::Take(const std::string& key, double want, double rate_per_s, double burst,
                             std::function<void(Result<QuotaGrant>)> done) {
+  auto answer = std::make_shared<std::function<void(Result<QuotaGrant>)>>(std::move(done));
+  Enqueue({[=](Store* store, double now) {
+             (*answer)(store == nullptr ? Result<QuotaGrant>(NoStore())
+                                        : store->TakeQuota(key, want, rate_per_s, burst, now));
+           },
+           [answer](Status why) { (*answer)(std::move(why)); }});
+}
+
+void StoreQuotaSource::HoldSlots(const std::string& key, int want, int limit,
+                                 std::function<void(Result<int>)> done) {
+  auto answer = std::make_shared<std::function<void(Result<int>)>>(std::move(done));
+  Enqueue({[=, holder = holder_](Store* store, double now) {
+             (*answer)(store == nullptr
+                           ? Result<int>(NoStore())
+                           : store->HoldSlots(key, holder, want, limit, kSlotLeaseSeconds, now));
+           },
+           [answer](Status why) { (*answer)(std::move(why)); }});
+}
+
+void StoreQuotaSource::Enqueue(Request request) {
   {
     MutexLock lock(&core_->mu);
     if (!core_->stop) {
-      core_->queue.push_back({key, want, rate_per_s, burst, std::move(done)});
+      core_->queue.push_back(std::move(request));
       core_->cv.SignalAll();
       lock.Unlock();
       MutexLock start(&thread_mu_);
@@ -49,7 +86,7 @@ void StoreQuotaSource::Take(const std::string& key, double want, double rate_per
       return;
     }
   }
-  done(Status::Error(ErrorKind::kCancelled, "the process is shutting down"));
+  request.cancel(Status::Error(ErrorKind::kCancelled, "the process is shutting down"));
 }
 
 uint64_t StoreQuotaSource::takes() {
@@ -66,17 +103,11 @@ void StoreQuotaSource::Loop(std::shared_ptr<Core> core, Clock* clock) {
     core->queue.pop_front();
     Store* store = core->store;
     core->calling = true;
+    if (store != nullptr) ++core->takes;  // counted before the answer tells of it
     lock.Unlock();
-    Result<QuotaGrant> grant =
-        store == nullptr
-            ? Result<QuotaGrant>(Status::Error(ErrorKind::kTransient, "no database is open"))
-            : store->TakeQuota(request.key, request.want, request.rate, request.burst,
-                               clock->WallNow());
-    lock.Lock();
-    if (store != nullptr) ++core->takes;  // counted before `done` tells of it
-    lock.Unlock();
-    request.done(std::move(grant));
-    request.done = nullptr;  // what it holds may own the source: let it go before the lock
+    request.run(store, clock->WallNow());
+    // What they hold may own the source: let it go before the lock.
+    request = Request();
     lock.Lock();
     core->calling = false;
     core->cv.SignalAll();

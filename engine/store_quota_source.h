@@ -40,17 +40,20 @@ class StoreQuotaSource final : public QuotaSource {
 
   void Take(const std::string& key, double want, double rate_per_s, double burst,
             std::function<void(Result<QuotaGrant>)> done) override;
+  // Holds slots as the process's holder (host, pid, start time and a
+  // random part, so two sources of one process are two holders).
+  void HoldSlots(const std::string& key, int want, int limit,
+                 std::function<void(Result<int>)> done) override;
 
-  // Takes made through a store (not failed before reaching one).
+  // Takes and holds made through a store (not failed before reaching one).
   uint64_t takes();
 
  private:
+  // One call to make on the thread: `run` with the attached store (null:
+  // none) and the wall time, or `cancel` when the source goes first.
   struct Request {
-    std::string key;
-    double want = 0;
-    double rate = 0;
-    double burst = 0;
-    std::function<void(Result<QuotaGrant>)> done;
+    std::function<void(Store* store, double now)> run;
+    std::function<void(Status)> cancel;
   };
   // What the thread uses, shared with it: a callback may drop the last
   // reference to this source on the thread itself, which then ends alone.
@@ -63,9 +66,11 @@ class StoreQuotaSource final : public QuotaSource {
     bool stop GUARDED_BY(mu) = false;
     uint64_t takes GUARDED_BY(mu) = 0;
   };
+  void Enqueue(Request request);
   static void Loop(std::shared_ptr<Core> core, Clock* clock);
 
   Clock* const clock_;
+  const std::string holder_;
   const std::shared_ptr<Core> core_ = std::make_shared<Core>();
   Mutex thread_mu_;
   std::thread thread_ GUARDED_BY(thread_mu_);  // started by the first Take

@@ -73,6 +73,33 @@ struct Bucket {
   double Cap(double now) const { return Shared(now) ? Chunk() : capacity; }
 };
 
+// The concurrency lane this process shares with others through the source
+// (max_concurrency across processes): how many of its slots this process
+// holds, asked for when calls wait, renewed within the lease, given back
+// when no call needs them. Guarded by the gate's mutex.
+struct Lane {
+  std::string key;  // "" when not shared
+  int held = 0;     // slots held, as the last answer said
+  bool asking = false;
+  uint64_t ask_id = 0;     // of the latest ask
+  int asked = 0;           // slots the latest ask wants held
+  double asked_at = 0;     // Clock::Now() of the latest ask
+  double next_ask = 0;     // no ask for more before this (a full lane is polled)
+  double renewed_at = 0;   // Clock::Now() of the last answer
+  double local_until = 0;  // this process's own limit until then (fallback); kNever: for good
+  bool warned = false;     // a fallback was reported since the last answer
+
+  bool Shared(double now) const { return !key.empty() && now >= local_until; }
+};
+
+// A hold to ask for once the lock is released.
+struct HoldAsk {
+  uint64_t id = 0;
+  std::string key;
+  int want = 0;
+  int limit = 0;
+};
+
 // A take to make once the lock is released.
 struct Ask {
   int bucket = 0;  // 0: rpm, 1: tpm
@@ -105,6 +132,7 @@ struct Outcome {
 struct Effects {
   std::vector<Outcome> outcomes;
   std::vector<Ask> asks;
+  std::vector<HoldAsk> holds;
 };
 
 }  // namespace
@@ -116,6 +144,7 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
     const bool on = shared.source != nullptr;
     rpm.Init(l.rpm, on ? shared.key + ":rpm" : "");
     tpm.Init(l.tpm, on ? shared.key + ":tpm" : "");
+    if (on && l.max_concurrency > 0) lane.key = shared.key + ":concurrency";
     refilled_at = clock->Now();
   }
 
@@ -124,8 +153,15 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
     tpm.Refill(refilled_at, now);
     refilled_at = std::max(refilled_at, now);
   }
-  bool SlotFree() const EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return limits.max_concurrency <= 0 || in_flight < limits.max_concurrency;
+  // Whether a call may take a slot: under max_concurrency and, while the
+  // lane is shared, under the slots this process holds (the fewer of what it
+  // holds and what it asked for while an ask is out, so a give-back never
+  // races a start).
+  bool SlotFree(double now) const EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (limits.max_concurrency <= 0) return true;
+    int cap = limits.max_concurrency;
+    if (lane.Shared(now)) cap = std::min(cap, lane.asking ? std::min(lane.held, lane.asked) : lane.held);
+    return in_flight < cap;
   }
   // Tokens bucket `b` lacks for the head call to start (0: none).
   static double Lacks(const Bucket& b, bool tokens) {
@@ -134,8 +170,8 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
     return b.level >= 1 - kSlack ? 0 : 1 - b.level;
   }
   // Whether a call may start now (after Refill).
-  bool CanAdmit() const EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return SlotFree() && Lacks(rpm, false) == 0 && Lacks(tpm, true) == 0;
+  bool CanAdmit(double now) const EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return SlotFree(now) && Lacks(rpm, false) == 0 && Lacks(tpm, true) == 0;
   }
   void Admit(int64_t estimate) EXCLUSIVE_LOCKS_REQUIRED(mu) {
     ++in_flight;
@@ -153,6 +189,12 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
   // Falls back to the local limit for `period` (kNever: for good).
   void FallBack(Bucket& b, double now, double period, const std::string& why)
       EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Asks the shared lane for the slots the calls in flight and waiting
+  // need, renews the hold within the lease, gives back what none needs.
+  void MaybeHold(double now, Effects& effects) EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void LaneFallBack(double now, double period, const std::string& why)
+      EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void OnHold(uint64_t id, Result<int> held) LOCKS_EXCLUDED(mu);
   void Arm(double now) EXCLUSIVE_LOCKS_REQUIRED(mu);
   void OnTimer(uint64_t generation) LOCKS_EXCLUDED(mu);
   void OnCancel(uint64_t waiter) LOCKS_EXCLUDED(mu);
@@ -166,6 +208,7 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
   Mutex mu;
   Bucket rpm GUARDED_BY(mu);
   Bucket tpm GUARDED_BY(mu);
+  Lane lane GUARDED_BY(mu);
   double refilled_at GUARDED_BY(mu) = 0;
   int in_flight GUARDED_BY(mu) = 0;
   std::deque<Waiter> queue GUARDED_BY(mu);
@@ -193,6 +236,75 @@ void ProviderGate::Impl::Deliver(Effects& effects) {
                           if (auto self = weak.lock()) self->OnGrant(which, id, std::move(grant));
                         });
   }
+  for (const HoldAsk& hold : effects.holds) {
+    std::weak_ptr<Impl> weak = weak_from_this();
+    shared.source->HoldSlots(hold.key, hold.want, hold.limit,
+                             [weak, id = hold.id](Result<int> held) {
+                               if (auto self = weak.lock()) self->OnHold(id, std::move(held));
+                             });
+  }
+}
+
+void ProviderGate::Impl::MaybeHold(double now, Effects& effects) {
+  if (!lane.Shared(now)) return;
+  if (lane.asking) {
+    if (now >= lane.asked_at + kQuotaAnswerTimeout) {
+      LaneFallBack(now, kQuotaFallbackSeconds,
+                   "the database did not answer within " +
+                       std::to_string(static_cast<int>(kQuotaAnswerTimeout)) + " s");
+    }
+    return;
+  }
+  const int want =
+      std::min(limits.max_concurrency, in_flight + static_cast<int>(queue.size()));
+  const bool renew = lane.held > 0 && now >= lane.renewed_at + kSlotLeaseSeconds / 3;
+  if (want > lane.held ? now < lane.next_ask && !renew : want == lane.held && !renew) return;
+  lane.asking = true;
+  lane.asked = want;
+  lane.asked_at = now;
+  effects.holds.push_back({++lane.ask_id, lane.key, want, limits.max_concurrency});
+}
+
+void ProviderGate::Impl::LaneFallBack(double now, double period, const std::string& why) {
+  const bool was_shared = lane.Shared(now);
+  lane.local_until = period == kNever ? kNever : now + period;
+  lane.asking = false;
+  if (!was_shared || lane.warned) return;
+  lane.warned = true;
+  warning = "concurrency limit " + lane.key + " is not shared for now (" + why +
+            "): this process keeps to its own limit" +
+            (period == kNever
+                 ? ""
+                 : " and asks again in " + std::to_string(static_cast<int>(period)) + " s");
+}
+
+void ProviderGate::Impl::OnHold(uint64_t id, Result<int> held) {
+  Effects effects;
+  {
+    MutexLock lock(&mu);
+    if (closed) return;
+    const double now = clock->Now();
+    Refill(now);
+    if (id != lane.ask_id) return;  // a fallback dropped it meanwhile
+    const int asked = lane.asked;
+    lane.asking = false;
+    if (held.ok()) {
+      lane.warned = false;
+      if (!lane.Shared(now) && lane.local_until != kNever) lane.local_until = 0;
+      lane.held = *held;
+      lane.renewed_at = now;
+      // A full lane is asked again after a poll, jittered so that processes
+      // waiting alike do not ask in lockstep.
+      lane.next_ask =
+          *held < asked ? now + kLanePoll * (1 - kQuotaJitter * jitter(random) / 1000.0) : now;
+    } else if (lane.Shared(now)) {
+      LaneFallBack(now,
+                   held.status().kind() == ErrorKind::kPermanent ? kNever : kQuotaFallbackSeconds,
+                   held.status().message());
+    }
+    Pump(effects);
+  }
+  Deliver(effects);
 }
 
 void ProviderGate::Impl::MaybeAsk(Bucket& b, int which, bool tokens, double now, Effects& effects) {
@@ -281,20 +393,33 @@ void ProviderGate::Impl::Pump(Effects& effects) {
     }
   }
   for (;;) {
-    while (!queue.empty() && CanAdmit()) {
+    while (!queue.empty() && CanAdmit(now)) {
       Waiter& head = queue.front();
       Admit(head.estimate);
       effects.outcomes.push_back(
           {std::move(head.admitted), Status::Ok(), head.cancel, head.subscription});
       queue.pop_front();
     }
-    if (queue.empty() || !SlotFree()) break;
+    if (queue.empty() || !SlotFree(now)) break;
     // A take that timed out falls back to the local limit, which may admit
     // the head at once.
     const bool rpm_shared = rpm.Shared(now), tpm_shared = tpm.Shared(now);
     MaybeAsk(rpm, 0, false, now, effects);
     MaybeAsk(tpm, 1, true, now, effects);
     if (rpm_shared == rpm.Shared(now) && tpm_shared == tpm.Shared(now)) break;
+  }
+  // A lane ask that timed out falls back to the local limit, which may
+  // admit the head at once.
+  const bool lane_shared = lane.Shared(now);
+  MaybeHold(now, effects);
+  if (lane_shared != lane.Shared(now)) {
+    while (!queue.empty() && CanAdmit(now)) {
+      Waiter& head = queue.front();
+      Admit(head.estimate);
+      effects.outcomes.push_back(
+          {std::move(head.admitted), Status::Ok(), head.cancel, head.subscription});
+      queue.pop_front();
+    }
   }
   Arm(now);
 }
@@ -305,7 +430,7 @@ void ProviderGate::Impl::Pump(Effects& effects) {
 void ProviderGate::Impl::Arm(double now) {
   double due = kNever;
   if (!queue.empty()) {
-    if (SlotFree()) {
+    if (SlotFree(now)) {
       double wait = 0;
       auto consider = [&](const Bucket& b, bool tokens) {
         if (Lacks(b, tokens) == 0) return;
@@ -324,6 +449,13 @@ void ProviderGate::Impl::Arm(double now) {
     for (const Waiter& waiter : queue) {
       if (waiter.deadline > 0) due = std::min(due, waiter.deadline);
     }
+    if (lane.Shared(now) && !SlotFree(now)) {
+      due = std::min(due, lane.asking ? lane.asked_at + kQuotaAnswerTimeout
+                                      : std::max(lane.next_ask, now) + kSlack);
+    }
+  }
+  if (lane.Shared(now) && lane.held > 0 && !lane.asking) {
+    due = std::min(due, std::max(now, lane.renewed_at + kSlotLeaseSeconds / 3) + kSlack);
   }
   if (armed && due >= timer_due && due != kNever) return;  // it fires first and re-arms
   if (armed) clock->Cancel(timer);
@@ -386,6 +518,12 @@ ProviderGate::~ProviderGate() {
                                   waiter.cancel, waiter.subscription});
     }
     impl_->queue.clear();
+    // The slots this process held of a shared lane go back now, not when
+    // their lease runs out.
+    if (impl_->lane.held > 0 && impl_->lane.Shared(impl_->clock->Now())) {
+      effects.holds.push_back(
+          {++impl_->lane.ask_id, impl_->lane.key, 0, impl_->limits.max_concurrency});
+    }
   }
   impl_->Deliver(effects);
 }
@@ -397,8 +535,9 @@ void ProviderGate::Acquire(int64_t estimated_tokens, const CancelToken* cancel, 
   uint64_t id = 0;
   {
     MutexLock lock(&impl.mu);
-    impl.Refill(impl.clock->Now());
-    if (impl.queue.empty() && impl.CanAdmit() && (cancel == nullptr || !cancel->cancelled())) {
+    const double now = impl.clock->Now();
+    impl.Refill(now);
+    if (impl.queue.empty() && impl.CanAdmit(now) && (cancel == nullptr || !cancel->cancelled())) {
       impl.Admit(estimate);
       lock.Unlock();
       admitted(Status::Ok());

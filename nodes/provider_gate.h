@@ -25,6 +25,15 @@
 // (refilled by time, as without a source) for kQuotaFallbackSeconds before
 // it asks again (for good when the source says kPermanent), and
 // TakeWarning() says so once.
+//
+// max_concurrency is shared the same way, as lane "KEY:concurrency": the
+// gate holds slots of it through the source (QuotaSource::HoldSlots) and
+// admits a call only while it holds one free. It asks for what the calls
+// in flight and waiting need when the head cannot start (a full lane is
+// asked again every kLanePoll, jittered), renews its hold every third of
+// kSlotLeaseSeconds, gives back what no call needs as soon as none waits,
+// and gives everything back when it is destroyed; the slots of a process
+// that died come free when its lease runs out. The same fallback applies.
 
 #include <cstdint>
 #include <deque>
@@ -58,6 +67,9 @@ inline constexpr double kQuotaFallbackSeconds = 10;  // seconds
 // A chunk is this many seconds of the bucket's rate (at least one token,
 // at most its burst).
 inline constexpr double kQuotaChunkSeconds = 0.25;
+// How long a gate waits before asking a full concurrency lane again
+// (jittered up to 20% sooner).
+inline constexpr double kLanePoll = 0.1;
 
 class ProviderGate {
  public:

@@ -76,7 +76,75 @@ return keel.workflow "w" {
   return RequestsInWindow(log);
 }
 
+// The most requests the server was answering at once, each answered
+// `latency` seconds after it came (less a little, for timer slack).
+int MostInFlight(const Json& log, double latency) {
+  int most = 0;
+  for (size_t i = 0; i < log.Size(); ++i) {
+    const double t = log[i]["ts"].Num();
+    int at = 0;
+    for (size_t j = 0; j < log.Size(); ++j) {
+      const double start = log[j]["ts"].Num();
+      at += start <= t && t < start + latency * 0.9;
+    }
+    most = std::max(most, at);
+  }
+  return most;
+}
+
+// Starts kProcesses runs of a map of agents of a provider with
+// max_concurrency 2, `shared` on one database or each on its own, against a
+// server that answers each request after 200 ms; the most requests in
+// flight at once in the first kWindow seconds.
+int InFlight(bool shared) {
+  MockLlmServer server(MOCK_LLM_BIN, {"--latency", "200"});
+  Sandbox box(KEEL_BIN);
+  std::string wf =
+      box.Write("bulkhead.lua",
+                "local keel = require 'keel'\n"
+                "keel.provider 'llm' { kind = 'openai', base_url = '" +
+                    server.url() + R"lua(', model = 'mock-1', max_concurrency = 2 }
+return keel.workflow "w" {
+  keel.map "m" {
+    over = function() local t = {} for i = 1, 100 do t[i] = i end return t end,
+    max_concurrency = 100,
+    node = keel.agent { provider = "llm", prompt = "item {{index}}" },
+  },
+}
+)lua");
+  for (int p = 0; p < kProcesses; ++p) {
+    const std::string db = shared ? box.db() : box.Path("own" + std::to_string(p) + ".db");
+    if (p == 0 || !shared) REQUIRE(box.Keel({"runs", "--db", db}).exit_code == 0);
+  }
+  std::vector<std::unique_ptr<Subprocess>> runs;
+  KeelCli cli(KEEL_BIN, box.dir());
+  for (int p = 0; p < kProcesses; ++p) {
+    const std::string db = shared ? box.db() : box.Path("own" + std::to_string(p) + ".db");
+    runs.push_back(cli.Start({"run", wf, "--db", db}));
+  }
+  server.WaitForLog([](const Json& log) { return log.Size() > 0; }, std::chrono::seconds(30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(int(kWindow * 1000)));
+  Json log = server.Log();
+  for (auto& run : runs) {
+    INFO(run->Stderr());
+    CHECK(!run->Exited());
+    run->Kill();
+  }
+  return MostInFlight(log, 0.2);
+}
+
 }  // namespace
+
+TEST_CASE("three runs on one database share the provider's max_concurrency; on three they do "
+          "not" * doctest::timeout(180)) {
+  const int shared = InFlight(true);
+  const int apart = InFlight(false);
+  MESSAGE("most requests in flight at max_concurrency 2: shared " << shared << ", apart "
+                                                                  << apart);
+  CHECK(shared <= 2);
+  CHECK(shared >= 1);
+  CHECK(apart > 2);
+}
 
 TEST_CASE("three runs on one database share the provider's rpm; on three they do not" *
           doctest::timeout(180)) {

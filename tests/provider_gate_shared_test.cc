@@ -73,6 +73,49 @@ class FakeQuotaSource : public QuotaSource {
   FakeClock* clock_;
 };
 
+// The lanes of a database: slots held per lane and holder.
+using Lanes = std::map<std::string, std::map<std::string, int>>;
+
+// A QuotaSource of one process (`holder`) on shared `lanes`, answering at
+// once with the store's arithmetic (no leases: the clock is not needed),
+// or failing. Shares no rate limits. One thread.
+class FakeLaneSource : public QuotaSource {
+ public:
+  FakeLaneSource(Lanes* lanes, std::string holder) : lanes_(lanes), holder_(std::move(holder)) {}
+
+  void Take(const std::string&, double, double, double,
+            std::function<void(Result<QuotaGrant>)> done) override {
+    done(Status::Error(ErrorKind::kPermanent, "not here"));
+  }
+  void HoldSlots(const std::string& key, int want, int limit,
+                 std::function<void(Result<int>)> done) override {
+    ++holds;
+    if (fail) return done(Status::Error(ErrorKind::kTransient, "database is locked"));
+    int others = 0;
+    for (const auto& [holder, held] : (*lanes_)[key]) {
+      if (holder != holder_) others += held;
+    }
+    int held = SlotsGranted(want, limit, others);
+    (*lanes_)[key][holder_] = held;
+    done(held);
+  }
+
+  bool fail = false;
+  int holds = 0;
+
+ private:
+  Lanes* lanes_;
+  std::string holder_;
+};
+
+int Total(const Lanes& lanes, const std::string& key) {
+  int total = 0;
+  auto it = lanes.find(key);
+  if (it == lanes.end()) return 0;
+  for (const auto& [holder, held] : it->second) total += held;
+  return total;
+}
+
 struct Counter {
   int admitted = 0;
   int failed = 0;
@@ -232,6 +275,82 @@ TEST_CASE("a source that can never share leaves the local limit for good") {
   CHECK(calls.admitted >= 59);
   CHECK(calls.admitted <= 61);
   CHECK(source->takes == 2);  // one per bucket, never again
+}
+
+TEST_CASE("gates sharing a concurrency lane never run more calls together than its limit" *
+          doctest::timeout(30)) {
+  FakeClock clock(kStart);
+  Lanes lanes;
+  const std::string key = "provider:p:concurrency";
+  auto source_a = std::make_shared<FakeLaneSource>(&lanes, "a");
+  auto source_b = std::make_shared<FakeLaneSource>(&lanes, "b");
+  ProviderGate a(&clock, GateLimits{3, 0, 0}, SharedQuota{source_a, "provider:p"});
+  ProviderGate b(&clock, GateLimits{3, 0, 0}, SharedQuota{source_b, "provider:p"});
+  Counter calls_a, calls_b;
+  for (int i = 0; i < 3; ++i) a.Acquire(0, nullptr, 0, calls_a.Callback());
+  for (int i = 0; i < 3; ++i) b.Acquire(0, nullptr, 0, calls_b.Callback());
+  CHECK(calls_a.admitted == 3);
+  CHECK(calls_b.admitted == 0);  // a holds the lane's three slots
+  CHECK(b.waiting() == 3);
+  CHECK(Total(lanes, key) == 3);
+  // b asks again every poll while the lane is full, not in a busy loop.
+  for (int i = 0; i < 5; ++i) clock.RunNext();
+  CHECK(calls_b.admitted == 0);
+  CHECK(source_b->holds <= 6);
+
+  // a's calls end: with none waiting it gives back the slots at once, and b
+  // takes them at its next poll.
+  a.Release(0, 0);
+  a.Release(0, 0);
+  CHECK(lanes[key]["a"] == 1);
+  clock.Advance(0.2);
+  CHECK(calls_b.admitted == 2);
+  CHECK(a.in_flight() + b.in_flight() == 3);
+  CHECK(Total(lanes, key) == 3);
+  a.Release(0, 0);
+  clock.Advance(0.2);
+  CHECK(calls_b.admitted == 3);
+  CHECK(lanes[key]["a"] == 0);
+  for (int i = 0; i < 3; ++i) b.Release(0, 0);
+  CHECK(Total(lanes, key) == 0);
+  CHECK(a.TakeWarning().empty());
+}
+
+TEST_CASE("a held lane is renewed within its lease and given back when the gate goes" *
+          doctest::timeout(30)) {
+  FakeClock clock(kStart);
+  Lanes lanes;
+  const std::string key = "provider:p:concurrency";
+  auto source = std::make_shared<FakeLaneSource>(&lanes, "a");
+  {
+    ProviderGate gate(&clock, GateLimits{2, 0, 0}, SharedQuota{source, "provider:p"});
+    Counter calls;
+    gate.Acquire(0, nullptr, 0, calls.Callback());
+    gate.Acquire(0, nullptr, 0, calls.Callback());
+    CHECK(calls.admitted == 2);
+    const int asked = source->holds;
+    // Two long calls: the hold is renewed every third of the lease.
+    clock.Advance(kSlotLeaseSeconds * 2);
+    CHECK(source->holds >= asked + 5);
+    CHECK(lanes[key]["a"] == 2);
+  }
+  CHECK(lanes[key]["a"] == 0);
+}
+
+TEST_CASE("a lane the source cannot hold falls back to the process's own limit") {
+  FakeClock clock(kStart);
+  Lanes lanes;
+  auto source = std::make_shared<FakeLaneSource>(&lanes, "a");
+  source->fail = true;
+  ProviderGate gate(&clock, GateLimits{2, 0, 0}, SharedQuota{source, "provider:p"});
+  Counter calls;
+  for (int i = 0; i < 3; ++i) gate.Acquire(0, nullptr, 0, calls.Callback());
+  CHECK(calls.admitted == 2);  // the local limit
+  CHECK(gate.TakeWarning().find("concurrency limit provider:p:concurrency is not shared") !=
+        std::string::npos);
+  CHECK(gate.TakeWarning().empty());  // once
+  gate.Release(0, 0);
+  CHECK(calls.admitted == 3);
 }
 
 }  // namespace

@@ -16,7 +16,40 @@ constexpr char kClock[] = "SELECT extract(epoch FROM clock_timestamp())::double 
 constexpr char kPutBucket[] =
     "UPDATE quotas SET tokens = $2, updated_at = $3, rate = $4, burst = $5 WHERE key = $1";
 
+constexpr char kLockLane[] = "SELECT pg_advisory_xact_lock(hashtextextended('lane:' || $1, 0))";
+constexpr char kDropExpired[] =
+    "DELETE FROM lanes WHERE key = $1 AND expires_at < extract(epoch FROM clock_timestamp())";
+constexpr char kOthersHeld[] =
+    "SELECT coalesce(sum(held), 0) FROM lanes WHERE key = $1 AND holder <> $2";
+constexpr char kPutHolder[] =
+    "INSERT INTO lanes (key, holder, held, expires_at) "
+    "VALUES ($1, $2, $3, extract(epoch FROM clock_timestamp()) + $4) "
+    "ON CONFLICT (key, holder) DO UPDATE SET held = excluded.held, expires_at = excluded.expires_at";
+constexpr char kDropHolder[] = "DELETE FROM lanes WHERE key = $1 AND holder = $2";
+
 }  // namespace
+
+Result<int> HoldSlots(Connection& conn, const std::string& key, const std::string& holder,
+                      int want, int limit, double lease_s) {
+  if (Status bad = CheckLane(key, want, limit, lease_s); !bad.ok()) return bad;
+  const std::string what = "holding slots of concurrency lane " + key;
+  int held = 0;
+  Status status = conn.Transaction(
+      [&](Connection& c) -> Status {
+        auto others = c.Pipeline({{kLockLane, {key}},
+                                  {kDropExpired, {key}},
+                                  {kOthersHeld, {key, holder}}},
+                                 what);
+        if (!others.ok()) return others.status();
+        held = SlotsGranted(want, limit, (*others)[2].int64(0, 0));
+        auto put = held > 0 ? c.Exec(kPutHolder, {key, holder, Num(held), Num(lease_s)}, what)
+                            : c.Exec(kDropHolder, {key, holder}, what);
+        return put.ok() ? Status::Ok() : put.status();
+      },
+      what);
+  if (!status.ok()) return status;
+  return held;
+}
 
 Result<QuotaGrant> TakeQuota(Connection& conn, const std::string& key, double want,
                              double rate_per_s, double burst) {

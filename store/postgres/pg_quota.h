@@ -1,7 +1,8 @@
 #pragma once
 // Shared rate limits in PostgreSQL: the token bucket rows behind
-// Store::TakeQuota (engine/store.h), taken by every process and host using
-// the database. Every statement on the quotas table is in pg_quota.cc.
+// Store::TakeQuota and the concurrency lanes behind Store::HoldSlots
+// (engine/store.h), used by every process and host using the database.
+// Every statement on the quotas and lanes tables is in pg_quota.cc.
 //
 // Free functions on a Connection the caller lends (one thread at a time, as
 // any Connection).
@@ -37,5 +38,24 @@ CREATE TABLE quotas (
 // otherwise as the connection fails (kTransient for a lost connection).
 Result<QuotaGrant> TakeQuota(Connection& conn, const std::string& key, double want,
                              double rate_per_s, double burst);
+
+// The lanes table (schema version 5): one row per holder of a concurrency
+// lane, with how many slots it holds until when (the database's clock).
+inline constexpr char kLaneTableSql[] = R"sql(
+CREATE TABLE lanes (
+  key        text NOT NULL,
+  holder     text NOT NULL,
+  held       integer NOT NULL,
+  expires_at double precision NOT NULL,
+  PRIMARY KEY (key, holder)
+);
+)sql";
+
+// Store::HoldSlots in one READ COMMITTED transaction on `conn`: the lane's
+// transaction advisory lock (so two holders of one lane take turns), its
+// expired holders deleted, the others' slots summed, and the holder's row
+// written (deleted when it holds none). Leases on the database's clock.
+Result<int> HoldSlots(Connection& conn, const std::string& key, const std::string& holder,
+                      int want, int limit, double lease_s);
 
 }  // namespace keel::pg

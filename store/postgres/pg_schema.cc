@@ -276,6 +276,8 @@ constexpr Migration kMigrations[] = {
     // Version 3: shared rate limits, one token bucket row per provider limit.
     {3, kQuotaTableSql},
     {4, kSchemaV4},
+    // Version 5: shared concurrency lanes, one row per holder.
+    {5, kLaneTableSql},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.

@@ -169,4 +169,11 @@ Result<QuotaGrant> PostgresStore::TakeQuota(const std::string& key, double want,
   });
 }
 
+Result<int> PostgresStore::HoldSlots(const std::string& key, const std::string& holder, int want,
+                                     int limit, double lease_s, double) {
+  return WithPool(*pool_, [&](pg::Connection& c) {
+    return pg::HoldSlots(c, key, holder, want, limit, lease_s);
+  });
+}
+
 }  // namespace keel

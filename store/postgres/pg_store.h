@@ -169,6 +169,8 @@ class PostgresStore final : public Store {
   // not used.
   Result<QuotaGrant> TakeQuota(const std::string& key, double want, double rate_per_s,
                                double burst, double now) override;
+  Result<int> HoldSlots(const std::string& key, const std::string& holder, int want, int limit,
+                        double lease_s, double now) override;
 
   // The database, as messages name it: the URL without its password.
   const std::string& name() const { return name_; }

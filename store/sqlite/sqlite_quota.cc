@@ -1,5 +1,6 @@
-// The SQLite store's shared rate limits (schema version 13): the writer's
-// transaction behind Store::TakeQuota. Every statement on quotas is here.
+// The SQLite store's shared rate limits (schema version 13) and concurrency
+// lanes (14): the writer's transactions behind Store::TakeQuota and
+// Store::HoldSlots. Every statement on quotas and lanes is here.
 
 #include <cmath>
 
@@ -16,7 +17,46 @@ constexpr char kPutQuota[] =
     "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, "
     "rate = excluded.rate, burst = excluded.burst";
 
+constexpr char kDropExpired[] = "DELETE FROM lanes WHERE key = ?1 AND expires_at < ?2";
+constexpr char kOthersHeld[] =
+    "SELECT coalesce(sum(held), 0) FROM lanes WHERE key = ?1 AND holder <> ?2";
+constexpr char kPutHolder[] =
+    "INSERT INTO lanes (key, holder, held, expires_at) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (key, holder) DO UPDATE SET held = excluded.held, expires_at = excluded.expires_at";
+constexpr char kDropHolder[] = "DELETE FROM lanes WHERE key = ?1 AND holder = ?2";
+
 }  // namespace
+
+Result<int> SqliteWriter::HoldSlots(const std::string& key, const std::string& holder, int want,
+                                    int limit, double lease_s, double now) {
+  int held = 0;
+  const std::string what = "holding slots of concurrency lane " + key;
+  Status status = InTransaction([&] {
+    Statement drop;
+    Status s = drop.Prepare(conn_.get(), kDropExpired);
+    if (!s.ok()) return s;
+    drop.Bind(1, key).Bind(2, now);
+    s = drop.Run(what);
+    if (!s.ok()) return s;
+    Statement others;
+    s = others.Prepare(conn_.get(), kOthersHeld);
+    if (!s.ok()) return s;
+    others.Bind(1, key).Bind(2, holder);
+    int64_t taken = 0;
+    if (others.Step(&s, what)) taken = others.Int(0);
+    others.Reset();
+    if (!s.ok()) return s;
+    held = SlotsGranted(want, limit, taken);
+    Statement put;
+    s = put.Prepare(conn_.get(), held > 0 ? kPutHolder : kDropHolder);
+    if (!s.ok()) return s;
+    put.Bind(1, key).Bind(2, holder);
+    if (held > 0) put.Bind(3, held).Bind(4, now + lease_s);
+    return put.Run(what);
+  });
+  if (!status.ok()) return status;
+  return held;
+}
 
 Result<QuotaGrant> SqliteWriter::TakeQuota(const std::string& key, double want, double rate_per_s,
                                            double burst, double now) {
@@ -47,6 +87,22 @@ Result<QuotaGrant> SqliteWriter::TakeQuota(const std::string& key, double want, 
 }
 
 }  // namespace sqlite
+
+Result<int> SqliteStore::HoldSlots(const std::string& key, const std::string& holder, int want,
+                                   int limit, double lease_s, double now) {
+  if (Status bad = CheckLane(key, want, limit, lease_s); !bad.ok()) return bad;
+  int held = 0;
+  Status status = CallOnWriter(
+      [&](sqlite::SqliteWriter* writer) {
+        auto result = writer->HoldSlots(key, holder, want, limit, lease_s, now);
+        if (!result.ok()) return result.status();
+        held = *result;
+        return Status::Ok();
+      },
+      /*urgent=*/true);
+  if (!status.ok()) return status;
+  return held;
+}
 
 Result<QuotaGrant> SqliteStore::TakeQuota(const std::string& key, double want, double rate_per_s,
                                           double burst, double now) {

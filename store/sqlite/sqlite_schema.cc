@@ -272,6 +272,19 @@ CREATE TABLE quotas (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 14: concurrency lanes shared by every process using the database
+// (a provider's max_concurrency; sqlite_quota.cc): one row per holder, with
+// the slots it holds until its lease runs out (wall seconds).
+constexpr const char* kSchemaV14 = R"sql(
+CREATE TABLE lanes (
+  key        TEXT NOT NULL,
+  holder     TEXT NOT NULL,
+  held       INTEGER NOT NULL,
+  expires_at REAL NOT NULL,
+  PRIMARY KEY (key, holder)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     // One step a line (clang-format would pack them).
     {1, kSchemaV1},
@@ -287,6 +300,7 @@ constexpr Migration kMigrations[] = {
     {11, kSchemaV11},
     {12, kSchemaV12},
     {13, kSchemaV13},
+    {14, kSchemaV14},
 };
 
 Status NotKeel(const std::string& path, const std::string& why) {

@@ -161,6 +161,8 @@ class SqliteStore final : public Store {
   // queued writes as UpdateBreaker.
   Result<QuotaGrant> TakeQuota(const std::string& key, double want, double rate_per_s,
                                double burst, double now) override;
+  Result<int> HoldSlots(const std::string& key, const std::string& holder, int want, int limit,
+                        double lease_s, double now) override;
   // store/sqlite/sqlite_service_reads.cc: a connection of its own, so a lock held by
   // another process is seen at once instead of after the busy timeout.
   Status CheckReady() override;

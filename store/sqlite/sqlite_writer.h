@@ -92,9 +92,12 @@ class SqliteWriter {
   Result<Store::TickOutcome> RecordScheduleTick(const std::string& key, int64_t tick,
                                                 const RunRecord& run);
 
-  // Shared rate limits (sqlite_quota.cc): Store::TakeQuota.
+  // Shared rate limits and concurrency lanes (sqlite_quota.cc):
+  // Store::TakeQuota and Store::HoldSlots.
   Result<QuotaGrant> TakeQuota(const std::string& key, double want, double rate_per_s,
                                double burst, double now);
+  Result<int> HoldSlots(const std::string& key, const std::string& holder, int want, int limit,
+                        double lease_s, double now);
 
   // Whether a write was refused because another process took its run over.
   bool fenced() const { return fenced_; }
