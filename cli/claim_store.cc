@@ -71,6 +71,10 @@ bool InsideNode(const std::string& name, const std::string& node) {
          (name[node.size()] == '[' || name[node.size()] == '/');
 }
 
+bool IsHistoryKind(const std::string& kind) {
+  return kind == "checkpoint" || kind == "fallback_event" || kind == kUsageEventKind;
+}
+
 void ClaimStore::TakeInner(const std::string& node, std::vector<NodeRecord>* records,
                            std::vector<EventRecord>* events) {
   MutexLock lock(&mu_);
@@ -91,7 +95,8 @@ void ClaimStore::TakeInner(const std::string& node, std::vector<NodeRecord>* rec
   records_.swap(kept);
   std::vector<EventRecord> rest;
   for (EventRecord& e : events_) {
-    (InsideNode(e.node, node) ? *events : rest).push_back(std::move(e));
+    const bool journal = e.node == node && IsHistoryKind(e.kind);
+    (journal || InsideNode(e.node, node) ? *events : rest).push_back(std::move(e));
   }
   events_.swap(rest);
 }

@@ -24,6 +24,13 @@ namespace keel::cli {
 // inner node of a call or loop "node/x", at any depth.
 bool InsideNode(const std::string& name, const std::string& node);
 
+// Whether a node's event of kind `kind` is what a later attempt of the node
+// goes on from (engine/run_history.h): its checkpoints (a finished model
+// call, an agent's turn), a fallback workflow's events, its spending. A
+// worker writes them while the node runs, so a worker that takes the node
+// over does not pay again for calls that finished.
+bool IsHistoryKind(const std::string& kind);
+
 // Circuit breakers kept by one process for the nodes it runs, so that a
 // breaker opened by one node's failures holds for the next. Any thread.
 class BreakerBook {
@@ -50,8 +57,9 @@ class ClaimStore : public Store {
   std::vector<NodeRecord> TakeRecords();
   std::vector<EventRecord> TakeEvents();
   // Moves out what was buffered for the records inside node `node` (map
-  // items "node[3]", inner nodes "node/x"), records collapsed as above, to
-  // be written while the claim runs (pg::WriteUnderClaim).
+  // items "node[3]", inner nodes "node/x"), records collapsed as above, and
+  // the node's own history events (IsHistoryKind), to be written while the
+  // claim runs (pg::WriteUnderClaim).
   void TakeInner(const std::string& node, std::vector<NodeRecord>* records,
                  std::vector<EventRecord>* events);
 

@@ -17,6 +17,7 @@
 #include "engine/clock.h"
 #include "engine/executor.h"
 #include "engine/process_owner.h"
+#include "engine/run_history.h"
 #include "store/postgres/pg_schema.h"
 
 namespace keel::cli {
@@ -94,6 +95,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   std::shared_ptr<LoadedScript> script;
   std::string load_error;
   pg::RunToWork work;
+  RunHistory history;  // what earlier attempts of the node left to go on from
   {
     auto conn = pool_.Acquire();
     if (!conn.ok()) {
@@ -114,12 +116,14 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
       int self = wf ? wf->Find(claim.node) : -1;
       std::vector<std::string> deps;
       if (self >= 0) deps = wf->nodes[self].after;
-      auto nodes = pg::ReadNodesFor(**conn, claim.run_id, deps, claim.node);
-      if (!nodes.ok()) {
-        Note(nodes.status().message());
+      auto inputs = pg::ReadNodeInputs(**conn, claim.run_id, deps, claim.node,
+                                       {"checkpoint", "fallback_event", kUsageEventKind});
+      if (!inputs.ok()) {
+        Note(inputs.status().message());
         return {};
       }
-      work.nodes = std::move(*nodes);
+      work.nodes = std::move(inputs->records);
+      history = ReadRunHistory(inputs->history);
     }
     if (work.run.status != RunStatus::kRunning) {
       // Finished or cancelled meanwhile: the commit of nothing is refused,
@@ -152,7 +156,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   }
   NodeRun ran = script ? RunClaimedNode(executor, store, workflow ? *workflow : missing,
                                         script->workflows, work.run, claim.node, work.nodes,
-                                        clock->WallNow())
+                                        history, clock->WallNow())
                        : FailedNode(work.run, claim.node, load_error, clock->WallNow());
   bool abandoned;
   {
@@ -172,7 +176,9 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   ran.records.insert(ran.records.begin(), std::make_move_iterator(left.begin()),
                      std::make_move_iterator(left.end()));
   for (EventRecord& e : store.TakeEvents()) {
-    if (InsideNode(e.node, claim.node)) ran.events.push_back(std::move(e));
+    if (InsideNode(e.node, claim.node) || (e.node == claim.node && IsHistoryKind(e.kind))) {
+      ran.events.push_back(std::move(e));
+    }
   }
 
   pg::NodeCommit commit;

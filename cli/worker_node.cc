@@ -69,7 +69,7 @@ NodeRun FailedNode(const RunRecord& run, const std::string& node, const std::str
 NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec& workflow,
                        const std::vector<WorkflowSpec>& library, const RunRecord& run,
                        const std::string& node, const std::vector<NodeRecord>& records,
-                       double now) {
+                       const RunHistory& history, double now) {
   int target = workflow.Find(node);
   if (target < 0) {
     return FailedNode(run, node,
@@ -120,7 +120,8 @@ NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec
   options.workers = 1;  // the calling thread: a worker runs many nodes at once, each on its own thread
   options.library = &library;
   options.hold_waits = false;
-  RunOutcome outcome = executor.Run(trimmed, run.id, MakeJson(run.params_json), earlier, options);
+  RunOutcome outcome =
+      executor.Run(trimmed, run.id, MakeJson(run.params_json), earlier, options, history);
 
   NodeRun out;
   std::vector<NodeRecord> written = store.TakeRecords();

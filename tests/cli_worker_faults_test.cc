@@ -13,12 +13,14 @@
 #include <chrono>
 #include <filesystem>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "tests/support/keel_cli.h"
+#include "tests/support/mock_llm_server.h"
 #include "tests/support/netns.h"
 #include "tests/support/pg_database.h"
 #include "tests/support/subprocess.h"
@@ -150,6 +152,52 @@ TEST_CASE("a worker cut off by a partition stops its nodes after a lease; anothe
                   {id, far_worker}) == "0");
   CHECK(db.Scalar("SELECT count(*) FROM claim_log WHERE run_id = $1 AND action = 'requeue'",
                   {id}) == "4");
+}
+
+TEST_CASE("a worker killed between model calls: the node goes on elsewhere without paying "
+          "again for the calls that finished" *
+          doctest::timeout(180)) {
+  auto url = FreshDbOrSkip("worker_calls");
+  if (!url) return;
+  MockLlmServer llm(MOCK_LLM_BIN, {"--latency", "1200"});
+  TempDir dir;
+  std::string file = dir.Write("calls.lua", R"lua(local keel = require "keel"
+keel.provider "llm" { kind = "openai", base_url = ")lua" + llm.url() + R"lua(", model = "mock-1" }
+return keel.workflow "calls" {
+  keel.fn "talk" { run = function(ctx)
+    local said = {}
+    for i = 1, 3 do said[i] = keel.llm { provider = "llm", prompt = "turn " .. i }.text end
+    return #said
+  end },
+}
+)lua");
+  KeelCli keel(KEEL_BIN, dir.path());
+  std::string id = SubmitFile(keel, file, *url);
+  Db db = Connect(*url);
+  auto first = keel.Start({"worker", "--db", *url});
+  // Two calls finished and their checkpoints written (a sweep writes them
+  // while the node runs): the worker dies before the third is answered.
+  REQUIRE(db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND node = 'talk' AND "
+                     "kind = 'checkpoint'",
+                     "2", 60s, {id}));
+  kill(first->pid(), SIGKILL);
+  first->Wait(10s);
+  auto second = keel.Start({"worker", "--db", *url});
+  bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
+  kill(second->pid(), SIGTERM);
+  ExitInfo exit = second->Wait(30s);
+  CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+  REQUIRE(done);
+  CheckInvariants(db, id, 1);
+  CHECK(db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'talk'", {id}) ==
+        "3");
+  Json log = llm.Log();
+  std::map<std::string, int> sent;
+  for (size_t i = 0; i < log.Size(); ++i) ++sent[log[i]["user"].Str()];
+  CHECK(sent["turn 1"] == 1);  // answered from the checkpoints, not sent again
+  CHECK(sent["turn 2"] == 1);
+  CHECK(sent["turn 3"] >= 1);
+  CHECK(sent["turn 3"] <= 2);  // the first worker may have sent it before it died
 }
 
 TEST_CASE("connections the server drops mid-run cost the run nothing" * doctest::timeout(180)) {

@@ -310,16 +310,31 @@ Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, boo
   return out;
 }
 
-Result<std::vector<NodeRecord>> ReadNodesFor(Connection& conn, const std::string& run_id,
-                                             const std::vector<std::string>& names,
-                                             const std::string& inside) {
-  return ReadRows<NodeRecord>(
-      conn,
-      std::string("SELECT ") + kNodeColumns +
-          " FROM nodes WHERE run_id = $1 AND (node = ANY($2::text[]) OR ($3 <> '' AND "
-          "node ~ '[[/]' AND substring(node from '^[^[/]*') = $3)) ORDER BY ord",
-      {run_id, ArrayLiteral(names), inside}, "reading the nodes of run " + run_id,
-      [](const Rows& rows, int i, NodeRecord* n) { NodeFromRow(rows, i, n); });
+Result<NodeInputs> ReadNodeInputs(Connection& conn, const std::string& run_id,
+                                  const std::vector<std::string>& names, const std::string& node,
+                                  const std::vector<std::string>& kinds) {
+  auto rows = conn.Pipeline(
+      {{std::string("SELECT ") + kNodeColumns +
+            " FROM nodes WHERE run_id = $1 AND (node = ANY($2::text[]) OR ($3 <> '' AND "
+            "node ~ '[[/]' AND substring(node from '^[^[/]*') = $3)) ORDER BY ord",
+        {run_id, ArrayLiteral(names), node}},
+       {std::string("SELECT ") + kEventColumns +
+            " FROM events WHERE run_id = $1 AND node = $2 AND kind = ANY($3::text[]) ORDER BY seq",
+        {run_id, node, ArrayLiteral(kinds)}}},
+      "reading the nodes of run " + run_id);
+  if (!rows.ok()) return rows.status();
+  NodeInputs in;
+  const Rows& records = (*rows)[0];
+  in.records.resize(static_cast<size_t>(records.size()));
+  for (int i = 0; i < records.size(); ++i) {
+    NodeFromRow(records, i, &in.records[static_cast<size_t>(i)]);
+  }
+  const Rows& events = (*rows)[1];
+  in.history.resize(static_cast<size_t>(events.size()));
+  for (int i = 0; i < events.size(); ++i) {
+    EventFromRow(events, i, &in.history[static_cast<size_t>(i)]);
+  }
+  return in;
 }
 
 }  // namespace keel::pg

@@ -139,15 +139,21 @@ struct RunToWork {
   ScriptVersion script;
   std::vector<NodeRecord> nodes;
 };
-// `with_nodes` false leaves `nodes` empty (see ReadNodesFor).
+// `with_nodes` false leaves `nodes` empty (see ReadNodeInputs).
 Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, bool with_script,
                                 bool with_nodes = true);
 
-// The records of run `run_id` named in `names`, and those inside node
-// `inside` (its map items and inner nodes; none when empty), in
-// first-insert order: what running one node needs, however large the run.
-Result<std::vector<NodeRecord>> ReadNodesFor(Connection& conn, const std::string& run_id,
-                                             const std::vector<std::string>& names,
-                                             const std::string& inside);
+// What running node `node` of run `run_id` needs, however large the run:
+// the records named in `names` (its dependencies') and those inside the
+// node (its map items and inner nodes), in first-insert order; and the
+// node's own events of the kinds in `kinds` (what an earlier attempt left
+// to go on from), in seq order. One round trip.
+struct NodeInputs {
+  std::vector<NodeRecord> records;
+  std::vector<EventRecord> history;
+};
+Result<NodeInputs> ReadNodeInputs(Connection& conn, const std::string& run_id,
+                                  const std::vector<std::string>& names, const std::string& node,
+                                  const std::vector<std::string>& kinds);
 
 }  // namespace keel::pg
