@@ -7,9 +7,11 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
@@ -22,6 +24,7 @@
 #include "cli/recorded_script.h"
 #include "cli/run_config.h"
 #include "cli/run_output.h"
+#include "cli/run_setup.h"
 #include "cli/worker.h"
 #include "engine/clock.h"
 #include "engine/runner.h"
@@ -216,13 +219,7 @@ int DistributedRun(const RunArgs& args, const std::string& url,
 
 int DistributedResume(const ResumeArgs& args, const std::string& url, const RunRecord& run) {
   double began = SystemClock()->Now();
-  if (!args.from.empty()) {
-    return UsageError(fmt::format(
-        "cannot resume run {} --from {}: the run is distributed over workers; `keel fork {} "
-        "--from {}` runs it again as a new run",
-        run.id, args.from, run.id, args.from));
-  }
-  if (run.status == RunStatus::kSucceeded) {
+  if (run.status == RunStatus::kSucceeded && args.from.empty()) {
     std::fprintf(stderr, "run %s already succeeded; nothing to resume\n", run.id.c_str());
     return kExitSucceeded;
   }
@@ -237,11 +234,22 @@ int DistributedResume(const ResumeArgs& args, const std::string& url, const RunR
     return UsageError(fmt::format("cannot resume run {}: its script no longer declares '{}'",
                                   run.id, run.workflow));
   }
-  Status resumed = pg::ResumeRun(**conn, run.id, *workflow, SystemClock()->WallNow());
+  std::optional<pg::Rerun> rerun;
+  if (!args.from.empty()) {
+    auto nodes = RerunSet(*workflow, args.from, run.id);
+    if (!nodes.ok()) return UsageError(nodes.status().message());
+    rerun = pg::Rerun{args.from, std::vector<std::string>(nodes->begin(), nodes->end())};
+    std::sort(rerun->nodes.begin(), rerun->nodes.end());
+  }
+  Status resumed = pg::ResumeRun(**conn, run.id, *workflow, SystemClock()->WallNow(),
+                                 rerun ? &*rerun : nullptr);
   if (!resumed.ok()) return UsageError(resumed.message());
   int kept = 0;
   for (const NodeRecord& rec : work->nodes) {
-    if (workflow->Find(rec.node) >= 0 && IsKeptOnResume(rec.status)) ++kept;
+    if (workflow->Find(rec.node) >= 0 && IsKeptOnResume(rec.status) &&
+        !(rerun && std::count(rerun->nodes.begin(), rerun->nodes.end(), rec.node))) {
+      ++kept;
+    }
   }
   std::fprintf(stderr, "run %s resumed: %d of %zu nodes kept\n", run.id.c_str(), kept,
                workflow->nodes.size());

@@ -303,6 +303,42 @@ return keel.workflow "gate" {
   CHECK(again.err.find("already succeeded") != std::string::npos);
 }
 
+TEST_CASE("keel resume --from of a distributed run runs that node and those after it again" *
+          doctest::timeout(120)) {
+  auto url = FreshDbOrSkip("worker_from");
+  if (!url) return;
+  TempDir dir;
+  std::string file = dir.Write("chain.lua", R"lua(local keel = require "keel"
+return keel.workflow "chain" {
+  keel.fn "a" { run = function(ctx) return os.time() end },
+  keel.fn "b" { after = { "a" }, run = function(ctx) return ctx.deps.a end },
+  keel.fn "c" { after = { "b" }, run = function(ctx) return ctx.deps.b end },
+  keel.fn "d" { after = { "a" }, run = function(ctx) return 4 end },
+}
+)lua");
+  KeelCli keel(KEEL_BIN, dir.path());
+  ExitInfo ran = keel.Run({"run", file, "--db", *url});
+  REQUIRE_MESSAGE(ran.exit_code == 0, ran.Describe());
+  std::string id = RunIdFromStderr(ran.err);
+  Db db = Connect(*url);
+  ExitInfo bad = keel.Run({"resume", id, "--db", *url, "--from", "nope"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("nope") != std::string::npos);
+  ExitInfo again = keel.Run({"resume", id, "--db", *url, "--from", "b"});
+  CHECK_MESSAGE(again.exit_code == 0, again.Describe());
+  CHECK(again.err.find("2 of 4 nodes kept") != std::string::npos);
+  CHECK(db.Scalar("SELECT status FROM runs WHERE id = $1", {id}) == "succeeded");
+  // a and d ran once, b and c twice; the rerun is recorded.
+  CHECK(db.Scalar("SELECT string_agg(node || ':' || n, ',' ORDER BY node) FROM (SELECT node, "
+                  "count(*) n FROM claim_log WHERE run_id = $1 AND action = 'commit' GROUP BY "
+                  "node) x",
+                  {id}) == "a:1,b:2,c:2,d:1");
+  CHECK(db.Scalar("SELECT count(*) FROM events WHERE run_id = $1 AND kind = 'rerun'", {id}) ==
+        "1");
+  CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND status = 'succeeded'", {id}) ==
+        "4");
+}
+
 TEST_CASE("keel cancel stops a distributed run's nodes on its workers" * doctest::timeout(120)) {
   auto url = FreshDbOrSkip("worker_cancel");
   if (!url) return;

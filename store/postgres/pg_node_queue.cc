@@ -1,6 +1,7 @@
 #include "store/postgres/pg_node_queue.h"
 
 #include "engine/event_data.h"
+#include "engine/rerun.h"
 #include "store/postgres/pg_row_arrays.h"
 #include "store/postgres/pg_rows.h"
 
@@ -35,6 +36,28 @@ Result<FrontierStep> AdvanceRun(Connection& conn, const WorkflowSpec& workflow,
   Status applied = ApplyFrontierStep(conn, &step);
   if (!applied.ok()) return applied;
   return step;
+}
+
+// Drops the records of `rerun`'s nodes and those inside them, and their
+// queue rows (run `run_id`'s row locked by the caller). Refused while any
+// node of the run is claimed: a worker runs it.
+Status ResetForRerun(Connection& c, const std::string& run_id, const Rerun& rerun) {
+  const std::string list = ArrayLiteral(rerun.nodes);
+  auto rows = c.Pipeline(
+      {{"SELECT count(*) FROM node_queue WHERE run_id = $1 AND state = 'claimed'", {run_id}},
+       {"DELETE FROM nodes WHERE run_id = $1 AND (node = ANY($2::text[]) OR (node ~ '[[/]' AND "
+        "substring(node from '^[^[/]*') = ANY($2::text[])))",
+        {run_id, list}},
+       {"DELETE FROM node_queue WHERE run_id = $1 AND node = ANY($2::text[])", {run_id, list}}},
+      "resetting the nodes of run " + run_id);
+  if (!rows.ok()) return rows.status();
+  if ((*rows)[0].int64(0, 0) > 0) {
+    return Status::Error(ErrorKind::kPermanent,
+                         "run " + run_id + " has nodes running on workers; wait for it to "
+                                           "finish, or cancel it, before resuming it --from " +
+                             rerun.from);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -206,7 +229,7 @@ Result<bool> IsDistributed(Connection& conn, const std::string& run_id) {
 }
 
 Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec& workflow,
-                 double now) {
+                 double now, const Rerun* rerun) {
   return conn.Transaction(
       [&](Connection& c) -> Status {
         auto run = c.Exec("SELECT status FROM runs WHERE id = $1 FOR UPDATE", {run_id},
@@ -216,10 +239,17 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
           return Status::Error(ErrorKind::kPermanent, "no run " + run_id + " in " + c.name());
         }
         std::string status = run->str(0, 0);
-        if (status == RunStatusName(RunStatus::kSucceeded) ||
+        if ((status == RunStatusName(RunStatus::kSucceeded) && rerun == nullptr) ||
             status == RunStatusName(RunStatus::kCancelled)) {
           return Status::Error(ErrorKind::kPermanent, "run " + run_id + " " + status +
                                                           "; there is nothing to resume");
+        }
+        std::vector<EventRecord> events;
+        if (rerun != nullptr) {
+          Status reset = ResetForRerun(c, run_id, *rerun);
+          if (!reset.ok()) return reset;
+          events.push_back({run_id, 0, now, "", kRerunEventKind,
+                            RerunEventData(rerun->from, rerun->nodes)});
         }
         std::vector<std::string> names;
         for (const NodeSpec& n : workflow.nodes) names.push_back(n.name);
@@ -239,8 +269,8 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
             "epoch = epoch + 1 WHERE id = $1",
             {run_id, Num(now)}, "resuming run " + run_id);
         if (!resumed.ok()) return resumed.status();
-        std::vector<EventRecord> events{
-            {run_id, 0, now, "", "run_resumed", EventData().Add("distributed", true).Done()}};
+        events.push_back(
+            {run_id, 0, now, "", "run_resumed", EventData().Add("distributed", true).Done()});
         Status logged = InsertEvents(c, &events);
         if (!logged.ok()) return logged;
         auto step = AdvanceRun(c, workflow, run_id, now);
@@ -319,8 +349,9 @@ Result<NodeInputs> ReadNodeInputs(Connection& conn, const std::string& run_id,
             "node ~ '[[/]' AND substring(node from '^[^[/]*') = $3)) ORDER BY ord",
         {run_id, ArrayLiteral(names), node}},
        {std::string("SELECT ") + kEventColumns +
-            " FROM events WHERE run_id = $1 AND node = $2 AND kind = ANY($3::text[]) ORDER BY seq",
-        {run_id, node, ArrayLiteral(kinds)}}},
+            " FROM events WHERE run_id = $1 AND ((node = $2 AND kind = ANY($3::text[])) OR "
+            "(node = '' AND kind = $4)) ORDER BY seq",
+        {run_id, node, ArrayLiteral(kinds), std::string(kRerunEventKind)}}},
       "reading the nodes of run " + run_id);
   if (!rows.ok()) return rows.status();
   NodeInputs in;

@@ -70,8 +70,18 @@ Status SubmitRun(Connection& conn, const RunRecord& run, const WorkflowSpec& wor
 // bumped, error cleared, a run_resumed event), and the nodes then ready
 // are queued. Fails (kPermanent), changing nothing, when the run does not
 // exist, succeeded or was cancelled.
+//
+// With `rerun` (`keel resume --from`; the node it names and every node
+// downstream of it, engine/rerun.h), those nodes run again too: their
+// records and the records inside them go, a rerun event names them (so
+// their checkpoints are not replayed), and a succeeded run may be resumed.
+// Refused while nodes of the run are claimed by workers.
+struct Rerun {
+  std::string from;
+  std::vector<std::string> nodes;
+};
 Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec& workflow,
-                 double now);
+                 double now, const Rerun* rerun = nullptr);
 // Distributed runs still running whose queued nodes are all done: their
 // last commit did not settle them (its worker died, or lost the database,
 // between the commit and the step that settles).
@@ -147,7 +157,8 @@ Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, boo
 // the records named in `names` (its dependencies') and those inside the
 // node (its map items and inner nodes), in first-insert order; and the
 // node's own events of the kinds in `kinds` (what an earlier attempt left
-// to go on from), in seq order. One round trip.
+// to go on from) with the run's rerun events (which void what came before
+// them), in seq order. One round trip.
 struct NodeInputs {
   std::vector<NodeRecord> records;
   std::vector<EventRecord> history;
