@@ -32,6 +32,21 @@ int RequestsInWindow(const Json& log) {
   return count;
 }
 
+// Starts kProcesses `keel run`s of `wf` at once, `shared` on one database
+// or each on its own (each created first, so that the runs do not race to
+// create it).
+std::vector<std::unique_ptr<Subprocess>> StartRuns(Sandbox& box, const std::string& wf,
+                                                   bool shared) {
+  auto db = [&](int p) { return shared ? box.db() : box.Path("own" + std::to_string(p) + ".db"); };
+  for (int p = 0; p < kProcesses; ++p) {
+    if (p == 0 || !shared) REQUIRE(box.Keel({"runs", "--db", db(p)}).exit_code == 0);
+  }
+  std::vector<std::unique_ptr<Subprocess>> runs;
+  KeelCli cli(KEEL_BIN, box.dir());
+  for (int p = 0; p < kProcesses; ++p) runs.push_back(cli.Start({"run", wf, "--db", db(p)}));
+  return runs;
+}
+
 // Starts kProcesses runs of a map of agents at once, `shared` on one
 // database or each on its own, and counts the requests of the first
 // kWindow seconds.
@@ -52,17 +67,7 @@ return keel.workflow "w" {
   },
 }
 )lua");
-  // Created before the runs start, so that they do not race to create it.
-  for (int p = 0; p < kProcesses; ++p) {
-    const std::string db = shared ? box.db() : box.Path("own" + std::to_string(p) + ".db");
-    if (p == 0 || !shared) REQUIRE(box.Keel({"runs", "--db", db}).exit_code == 0);
-  }
-  std::vector<std::unique_ptr<Subprocess>> runs;
-  KeelCli cli(KEEL_BIN, box.dir());
-  for (int p = 0; p < kProcesses; ++p) {
-    const std::string db = shared ? box.db() : box.Path("own" + std::to_string(p) + ".db");
-    runs.push_back(cli.Start({"run", wf, "--db", db}));
-  }
+  auto runs = StartRuns(box, wf, shared);
   // Wait until the window is over, then stop the runs (they would take
   // 200 x 3 / 10 = 60 s).
   server.WaitForLog([](const Json& log) { return log.Size() > 0; }, std::chrono::seconds(30));
@@ -112,16 +117,7 @@ return keel.workflow "w" {
   },
 }
 )lua");
-  for (int p = 0; p < kProcesses; ++p) {
-    const std::string db = shared ? box.db() : box.Path("own" + std::to_string(p) + ".db");
-    if (p == 0 || !shared) REQUIRE(box.Keel({"runs", "--db", db}).exit_code == 0);
-  }
-  std::vector<std::unique_ptr<Subprocess>> runs;
-  KeelCli cli(KEEL_BIN, box.dir());
-  for (int p = 0; p < kProcesses; ++p) {
-    const std::string db = shared ? box.db() : box.Path("own" + std::to_string(p) + ".db");
-    runs.push_back(cli.Start({"run", wf, "--db", db}));
-  }
+  auto runs = StartRuns(box, wf, shared);
   server.WaitForLog([](const Json& log) { return log.Size() > 0; }, std::chrono::seconds(30));
   std::this_thread::sleep_for(std::chrono::milliseconds(int(kWindow * 1000)));
   Json log = server.Log();
