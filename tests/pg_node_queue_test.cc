@@ -47,6 +47,21 @@ RunRecord NewRun(const std::string& id, const WorkflowSpec& wf) {
   return run;
 }
 
+// A fresh database with run "r1" of `wf` submitted, and worker "w"
+// registered when asked; null (said in a MESSAGE) without a server.
+std::unique_ptr<Connection> Submitted(const std::string& tag, const WorkflowSpec& wf,
+                                      bool worker) {
+  auto url = NewDb(tag);
+  if (!url) {
+    MESSAGE("no PostgreSQL server");
+    return nullptr;
+  }
+  auto conn = OpenDb(*url);
+  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  if (worker) REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  return conn;
+}
+
 NodeCommit Succeeded(const NodeClaim& claim, const std::string& worker, const std::string& out,
                      int claim_children = 0) {
   NodeCommit c;
@@ -115,16 +130,11 @@ TEST_CASE("claims from four threads never take a node twice" * doctest::timeout(
 }
 
 TEST_CASE("a superseded claim's commit changes nothing" * doctest::timeout(60)) {
-  auto url = NewDb("queue_fence");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
   WorkflowSpec wf;
   wf.name = "chain";
   wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr)};
-  auto conn = OpenDb(*url);
-  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
+  auto conn = Submitted("queue_fence", wf, /*worker=*/false);
+  if (!conn) return;
   REQUIRE(RegisterWorker(*conn, "slow", Owner{1, "h", 0}, 0.05).ok());
   REQUIRE(RegisterWorker(*conn, "fast", Owner{2, "h", 0}, 60).ok());
   auto first = ClaimReady(*conn, "slow", 5);
@@ -172,17 +182,11 @@ TEST_CASE("a superseded claim's commit changes nothing" * doctest::timeout(60)) 
 
 TEST_CASE("leaf commits take one round trip each; a run whose settling step was lost is "
           "settled by IdleRuns" * doctest::timeout(60)) {
-  auto url = NewDb("queue_leaves");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
   WorkflowSpec wf;
   wf.name = "wide";
   wf.nodes = {Node("a", {}, nullptr), Node("b", {}, nullptr), Node("c", {}, nullptr)};
-  auto conn = OpenDb(*url);
-  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
-  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  auto conn = Submitted("queue_leaves", wf, /*worker=*/true);
+  if (!conn) return;
   REQUIRE(RegisterWorker(*conn, "v", Owner{2, "h", 0}, 60).ok());
   auto claims = ClaimReady(*conn, "w", 3);
   REQUIRE(claims.ok());
@@ -242,17 +246,11 @@ TEST_CASE("leaf commits take one round trip each; a run whose settling step was 
 
 TEST_CASE("a commit claims the chain's next node and the last one finishes the run" *
           doctest::timeout(60)) {
-  auto url = NewDb("queue_chain");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
   WorkflowSpec wf;
   wf.name = "chain";
   wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr), Node("c", {"b"}, nullptr)};
-  auto conn = OpenDb(*url);
-  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
-  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  auto conn = Submitted("queue_chain", wf, /*worker=*/true);
+  if (!conn) return;
   auto claims = ClaimReady(*conn, "w", 5);
   REQUIRE(claims.ok());
   REQUIRE(claims->size() == 1);
@@ -276,17 +274,11 @@ TEST_CASE("a commit claims the chain's next node and the last one finishes the r
 }
 
 TEST_CASE("a failed node cancels its dependents and fails the run" * doctest::timeout(60)) {
-  auto url = NewDb("queue_failure");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
   WorkflowSpec wf;
   wf.name = "chain";
   wf.nodes = {Node("a", {}, nullptr), Node("b", {"a"}, nullptr), Node("c", {"b"}, nullptr)};
-  auto conn = OpenDb(*url);
-  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
-  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  auto conn = Submitted("queue_failure", wf, /*worker=*/true);
+  if (!conn) return;
   auto claims = ClaimReady(*conn, "w", 5);
   REQUIRE(claims.ok());
   REQUIRE(claims->size() == 1);
@@ -308,17 +300,11 @@ TEST_CASE("a failed node cancels its dependents and fails the run" * doctest::ti
 
 TEST_CASE("inner records are written under a claim until it is superseded" *
           doctest::timeout(60)) {
-  auto url = NewDb("queue_inner");
-  if (!url) {
-    MESSAGE("no PostgreSQL server");
-    return;
-  }
   WorkflowSpec wf;
   wf.name = "map";
   wf.nodes = {Node("m", {}, nullptr)};
-  auto conn = OpenDb(*url);
-  REQUIRE(SubmitRun(*conn, NewRun("r1", wf), wf, 1000).ok());
-  REQUIRE(RegisterWorker(*conn, "w", Owner{1, "h", 0}, 60).ok());
+  auto conn = Submitted("queue_inner", wf, /*worker=*/true);
+  if (!conn) return;
   auto claims = ClaimReady(*conn, "w", 1);
   REQUIRE(claims.ok());
   REQUIRE(claims->size() == 1);
