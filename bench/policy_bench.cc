@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -131,6 +132,24 @@ void PrimitiveOverhead(int calls) {
               bare / calls * 1e9, wrapped / calls * 1e9, (wrapped - bare) / calls * 1e9);
 }
 
+// The in-memory breaker alone on its success path (registry admit + record
+// of a successful call), for `config`.
+void BreakerSuccessPath(const char* label, const BreakerConfig& config, int calls) {
+  BreakerRegistry breakers(nullptr);
+  double best = 1e9;
+  for (int round = 0; round < 3; ++round) {
+    auto t0 = Clock_::now();
+    for (int i = 0; i < calls; ++i) {
+      double now = i * 1e-3;
+      auto d = breakers.Admit(config, now);
+      breakers.Record(config, true, d.probe, now);
+    }
+    best = std::min(best, Since(t0));
+  }
+  std::printf("in-memory breaker success path, %s: %.0f ns per call (target < 100 ns)\n", label,
+              best / calls * 1e9);
+}
+
 void SharedBreakerCost(int calls) {
   fs::path dir = fs::temp_directory_path() / ("keel-policy-bench-" + std::to_string(getpid()));
   fs::create_directories(dir);
@@ -177,6 +196,14 @@ int main(int argc, char** argv) {
   bool quick = argc == 2 && std::strcmp(argv[1], "--quick") == 0;
   keel::bench::PrimitiveOverhead(quick ? 100000 : 5000000);
   keel::bench::ExecutorOverhead(quick ? 2000 : 50000);
+  {
+    const int calls = quick ? 100000 : 2000000;
+    keel::BreakerConfig config;
+    config.key = "k";
+    keel::bench::BreakerSuccessPath("consecutive failures", config, calls);
+    config.failure_rate = 0.5;
+    keel::bench::BreakerSuccessPath("failure rate over 60 s", config, calls);
+  }
   keel::bench::SharedBreakerCost(quick ? 200 : 2000);
   keel::bench::BackoffHoldsNoWorker(1000);
   return 0;
