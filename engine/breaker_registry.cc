@@ -67,6 +67,9 @@ BreakerRegistry::Decision BreakerRegistry::Admit(const BreakerConfig& config, do
   Decision d;
   Update(config.key, [&](BreakerSnapshot& s) {
     d.admission = keel::Admit(s, config, now, claim, &d.retry_in, &d.transition);
+    d.state = s.state;
+    d.reopens = Reopens(s);
+    if (s.state == BreakerState::kRecovering) d.share = RampShare(s, config, now);
   });
   if (d.admission != Admission::kProbe) return d;
   d.probe = id;
@@ -145,12 +148,14 @@ void BreakerRegistry::StopRenewal(int64_t probe) {
   r->clock->Cancel(r->timer);
 }
 
-BreakerTransition BreakerRegistry::Record(const BreakerConfig& config, bool success, int64_t probe,
-                                          double now) {
+BreakerTransition BreakerRegistry::Record(const BreakerConfig& config, const CallOutcome& outcome,
+                                          int64_t probe, double now, int* reopens) {
   if (probe != 0) StopRenewal(probe);
   BreakerTransition t = BreakerTransition::kNone;
-  Update(config.key,
-         [&](BreakerSnapshot& s) { t = RecordOutcome(s, config, success, probe, now); });
+  Update(config.key, [&](BreakerSnapshot& s) {
+    t = RecordOutcome(s, config, outcome, probe, now);
+    if (reopens) *reopens = Reopens(s);
+  });
   return t;
 }
 

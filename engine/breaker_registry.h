@@ -60,16 +60,21 @@ class BreakerRegistry {
     double retry_in = 0;  // kRejected: seconds until a probe may go
     BreakerTransition transition = BreakerTransition::kNone;
     int64_t probe = 0;  // kProbe: the probe's id, for Record or Release
+    BreakerState state = BreakerState::kClosed;  // after the decision
+    double share = 1;   // the share a recovering breaker admits
+    int reopens = 0;    // Reopens() after the decision
   };
   Decision Admit(const BreakerConfig& config, double now, const Renewer& renewer);
   // Without renewals: a probe keeps its slot for `lease` seconds at most.
   Decision Admit(const BreakerConfig& config, double now) { return Admit(config, now, Renewer{}); }
   // Records an admitted call's outcome; `probe` is Decision::probe (0 when
   // it was no probe). Stops the probe's renewals first.
-  BreakerTransition Record(const BreakerConfig& config, bool success, int64_t probe, double now);
+  // *reopens, when given, is set to Reopens() after the outcome.
+  BreakerTransition Record(const BreakerConfig& config, const CallOutcome& outcome, int64_t probe,
+                           double now, int* reopens = nullptr);
   // A probe is named by its id, not a flag.
   template <typename Flag, typename = std::enable_if_t<std::is_same_v<Flag, bool>>>
-  BreakerTransition Record(const BreakerConfig& config, bool success, Flag probe,
+  BreakerTransition Record(const BreakerConfig& config, const CallOutcome& outcome, Flag probe,
                            double now) = delete;
   // Frees probe `probe`'s slot without an outcome (its call was abandoned).
   void Release(const BreakerConfig& config, int64_t probe);

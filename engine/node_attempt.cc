@@ -21,7 +21,30 @@ std::string Secs(double s) {
   return buf;
 }
 
+// Why breaker `key` turned a call away.
+std::string RejectionMessage(const std::string& key, const BreakerRegistry::Decision& d) {
+  switch (d.state) {
+    case BreakerState::kForcedOpen:
+      return "circuit '" + key + "' is forced open (keel breakers --close " + key + " ends it)";
+    case BreakerState::kRecovering:
+      return "circuit '" + key + "' is recovering and admits " +
+             std::to_string(static_cast<int>(d.share * 100)) + "% of calls";
+    default:
+      return "circuit '" + key + "' is open; next probe in " + Secs(d.retry_in);
+  }
+}
+
 }  // namespace
+
+void RunState::EmitBreakerTransition(int i, BreakerTransition t, int reopens) {
+  const BreakerConfig& c = wf_.nodes[i].policy.circuit;
+  EventData data;
+  data.Add("key", c.key);
+  if (t == BreakerTransition::kOpened || t == BreakerTransition::kReopened) {
+    data.Add("reopens", reopens);
+  }
+  Emit(i, BreakerTransitionName(t), data.Done());
+}
 
 std::string RunState::BulkheadKey(int i, int stage) const {
   const NodePolicy& p = wf_.nodes[i].policy;
@@ -109,19 +132,20 @@ void RunState::RunAttempt(int i) {
     auto d = env_->breakers->Admit(policy.circuit, env_->clock->WallNow(),
                                    BreakerRegistry::Renewer{env_->clock, env_->post});
     if (d.transition != BreakerTransition::kNone) {
-      Emit(i, BreakerTransitionName(d.transition),
-           EventData().Add("key", policy.circuit.key).Done());
+      EmitBreakerTransition(i, d.transition, d.reopens);
     }
     if (d.admission == Admission::kRejected) {
       ReleaseSlots(i);
       Emit(i, "circuit_rejected",
-           EventData().Add("key", policy.circuit.key).Add("retry_in", d.retry_in).Done());
+           EventData()
+               .Add("key", policy.circuit.key)
+               .Add("state", BreakerStateName(d.state))
+               .Add("retry_in", d.retry_in)
+               .Done());
       AttemptDone(i,
-                  NodeResult::Failure(Status::Error(
-                      ErrorKind::kCircuitOpen,
-                      "circuit '" + policy.circuit.key + "' is open; next probe in " +
-                          Secs(d.retry_in),
-                      d.retry_in)),
+                  NodeResult::Failure(Status::Error(ErrorKind::kCircuitOpen,
+                                                    RejectionMessage(policy.circuit.key, d),
+                                                    d.retry_in)),
                   /*admitted=*/false, 0);
       return;
     }
@@ -140,6 +164,7 @@ void RunState::RunAttempt(int i) {
     slot.ctx->cancel = slot.token.get();
     slot.ctx->journal = slot.journal;
     slot.phase = Phase::kAttempt;
+    slot.attempt_started = env_->clock->Now();
     slot.ctx->deadline = policy.timeout > 0 ? env_->clock->Now() + policy.timeout : 0;
     if (policy.timeout > 0 && !spec.body->EnforcesDeadline()) {
       env_->reserve();
@@ -221,8 +246,10 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, int64_t prob
   Stop stop;
   int attempt;
   bool late = false;
+  double took = 0;  // the attempt's duration
   {
     MutexLock lock(&slot.mu);
+    took = env_->clock->Now() - slot.attempt_started;
     if (slot.attempt_timer && env_->clock->Cancel(slot.attempt_timer)) env_->release();
     slot.attempt_timer = 0;
     stop = slot.stop;
@@ -262,10 +289,11 @@ void RunState::AttemptDone(int i, NodeResult result, bool admitted, int64_t prob
   }
   if (admitted && policy.has_circuit && stop != Stop::kAbandoned) {
     // Timeouts count as failures: a slow dependency is an unhealthy one.
-    auto t = env_->breakers->Record(policy.circuit, ok, probe, env_->clock->WallNow());
-    if (t != BreakerTransition::kNone) {
-      Emit(i, BreakerTransitionName(t), EventData().Add("key", policy.circuit.key).Done());
-    }
+    bool timed_out = !ok && result.error.kind() == ErrorKind::kTimeout;
+    int reopens = 0;
+    auto t = env_->breakers->Record(policy.circuit, CallOutcome(ok, took, timed_out), probe,
+                                    env_->clock->WallNow(), &reopens);
+    if (t != BreakerTransition::kNone) EmitBreakerTransition(i, t, reopens);
   } else if (admitted && policy.has_circuit) {
     // Abandoned: no outcome to count, but the probe's slot must go.
     env_->breakers->Release(policy.circuit, probe);

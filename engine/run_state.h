@@ -130,6 +130,7 @@ class RunState {
     int attempts_before GUARDED_BY(mu) = 0;  // recorded by earlier processes (resume)
     double last_delay GUARDED_BY(mu) = 0;
     double started_wall GUARDED_BY(mu) = 0;
+    double attempt_started GUARDED_BY(mu) = 0;  // clock Now() as the attempt began
     double started_mono GUARDED_BY(mu) = 0;
     double deadline GUARDED_BY(mu) = 0;
     std::unique_ptr<NodeContext> ctx GUARDED_BY(mu);
@@ -157,6 +158,9 @@ class RunState {
   void RecordStarted(int i, int attempt, double started_wall);
   void Finish(int i, NodeResult result);
   void Emit(int i, std::string_view kind, std::string data);
+  // Records breaker transition `t` of node i's circuit; `reopens` counts the
+  // re-opens in a row (engine/circuit_breaker.h Reopens) for open events.
+  void EmitBreakerTransition(int i, BreakerTransition t, int reopens);
   bool Excused(int i) const;
   // Marks node d abandoned and stops what it is doing; false when it was
   // done or abandoned already. *launched says whether it had started.

@@ -73,7 +73,7 @@ TEST_CASE("UpdateBreaker starts from a closed breaker and keeps every field exac
   CHECK(s.cooldown == 0.1);
   CHECK(s.calls == 7);
   CHECK(s.failed == 4);
-  CHECK(s.recent == std::vector<std::pair<double, int>>{{1.1, 1}, {2.2, 0}});
+  CHECK(s.recent == std::deque<WindowCall>{{1.1, 1}, {2.2, 0}});
   REQUIRE(s.probes.size() == 1);
   CHECK(s.probes[0].id == 42);
   CHECK(s.probes[0].owner.host == "host \"x\"");

@@ -522,7 +522,7 @@ TEST_CASE("breakers are read, modified and written back, listed and reset") {
   REQUIRE(again.ok());
   CHECK(again->calls == 11);
   CHECK(again->state == BreakerState::kHalfOpen);
-  CHECK(again->recent == std::vector<std::pair<double, int>>{{4990.5, 1}, {4991.75, 0}});
+  CHECK(again->recent == std::deque<WindowCall>{{4990.5, 1}, {4991.75, 0}});
 
   auto rows = store->ListBreakers();
   REQUIRE(rows.ok());

@@ -9,7 +9,7 @@ namespace {
 // The snapshot's columns, in the order ReadBreaker reads them.
 #define KEEL_BREAKER_COLUMNS                                                                  \
   "state, failures, probes_out, successes, opened_at, cooldown, probes_json, calls, failed, " \
-  "window_json, config_json"
+  "window_json, config_json, stats_json"
 
 // Creates the row closed when it is missing, else leaves it as it is; either
 // way returns it, locked until the transaction ends. A row deleted by a
@@ -20,7 +20,7 @@ constexpr char kLockBreaker[] =
 constexpr char kWriteBreaker[] =
     "UPDATE breakers SET state = $2, failures = $3, probes_out = $4, successes = $5, "
     "opened_at = $6, cooldown = $7, probes_json = $8, calls = $9, failed = $10, "
-    "window_json = $11, config_json = $12, updated_at = $13 WHERE key = $1";
+    "window_json = $11, config_json = $12, stats_json = $13, updated_at = $14 WHERE key = $1";
 constexpr char kListBreakers[] =
     "SELECT key, updated_at, " KEEL_BREAKER_COLUMNS " FROM breakers ORDER BY key COLLATE \"C\"";
 constexpr char kResetBreakers[] = "DELETE FROM breakers WHERE $1::text = '' OR key = $1";
@@ -42,6 +42,7 @@ void ReadBreaker(const Rows& r, int i, int c, BreakerSnapshot* s) {
   s->failed = r.int64(i, c + 8);
   s->recent = DecodeBreakerWindow(r.str(i, c + 9));
   s->config = DecodeBreakerConfig(r.str(i, c + 10));
+  DecodeBreakerStats(r.str(i, c + 11), s);
 }
 
 }  // namespace
@@ -63,7 +64,8 @@ Result<BreakerSnapshot> UpdateBreaker(Connection& conn, const std::string& key,
             {key, std::string(BreakerStateName(s.state)), Num(s.consecutive_failures),
              Num(static_cast<int64_t>(s.probes.size())), Num(s.probe_successes), Num(s.opened_at),
              Num(s.cooldown), EncodeBreakerProbes(s.probes), Num(s.calls), Num(s.failed),
-             EncodeBreakerWindow(s.recent), EncodeBreakerConfig(s.config), Num(now)},
+             EncodeBreakerWindow(s.recent), EncodeBreakerConfig(s.config), EncodeBreakerStats(s),
+             Num(now)},
             "writing breaker " + key);
         return written.ok() ? Status::Ok() : written.status();
       },

@@ -2,7 +2,8 @@
 // The PostgreSQL store's circuit breakers: the transactions behind
 // Store::UpdateBreaker, ListBreakers and ResetBreakers. Every statement on
 // the breakers table is here. A snapshot maps to the columns as in the
-// SQLite store (window_json, probes_json, config_json: engine/breaker_codec.h).
+// SQLite store (window_json, probes_json, config_json, stats_json:
+// engine/breaker_codec.h).
 //
 // Free functions; each uses the connection it is given (one thread at a
 // time) and runs its own transaction.

@@ -278,6 +278,9 @@ constexpr Migration kMigrations[] = {
     {4, kSchemaV4},
     // Version 5: shared concurrency lanes, one row per holder.
     {5, kLaneTableSql},
+    // Version 6: what a breaker knows beyond its columns
+    // (engine/breaker_codec.h EncodeBreakerStats).
+    {6, "ALTER TABLE breakers ADD COLUMN stats_json text NOT NULL DEFAULT '{}'"},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.

@@ -19,6 +19,7 @@ void ReadBreaker(const Statement& row, int first, BreakerSnapshot* snapshot) {
   snapshot->failed = row.Int(first + 8);
   snapshot->recent = DecodeBreakerWindow(row.Text(first + 9));
   snapshot->config = DecodeBreakerConfig(row.Text(first + 10));
+  DecodeBreakerStats(row.Text(first + 11), snapshot);
 }
 
 void BindBreaker(Statement* stmt, int first, const BreakerSnapshot& snapshot, std::string* json) {
@@ -27,10 +28,14 @@ void BindBreaker(Statement* stmt, int first, const BreakerSnapshot& snapshot, st
   *json += EncodeBreakerProbes(snapshot.probes);
   const size_t probes_end = json->size();
   *json += EncodeBreakerConfig(snapshot.config);
+  const size_t config_end = json->size();
+  *json += EncodeBreakerStats(snapshot);
   const std::string_view window = std::string_view(*json).substr(0, window_size);
   const std::string_view probes =
       std::string_view(*json).substr(window_size, probes_end - window_size);
-  const std::string_view config = std::string_view(*json).substr(probes_end);
+  const std::string_view config =
+      std::string_view(*json).substr(probes_end, config_end - probes_end);
+  const std::string_view stats = std::string_view(*json).substr(config_end);
   stmt->Bind(first, BreakerStateName(snapshot.state))
       .Bind(first + 1, snapshot.consecutive_failures)
       .Bind(first + 2, static_cast<int64_t>(snapshot.probes.size()))
@@ -41,7 +46,8 @@ void BindBreaker(Statement* stmt, int first, const BreakerSnapshot& snapshot, st
       .Bind(first + 7, snapshot.calls)
       .Bind(first + 8, snapshot.failed)
       .Bind(first + 9, window)
-      .Bind(first + 10, config);
+      .Bind(first + 10, config)
+      .Bind(first + 11, stats);
 }
 
 }  // namespace keel::sqlite

@@ -17,8 +17,9 @@ constexpr int kProbeLeaseVersion = 4;
 constexpr int kIdleVersion = 5;  // runs.idle_s
 // The version that recorded runs' configuration and script versions.
 constexpr int kVersionsVersion = 6;
-// Breakers keep their configuration.
+// Breakers keep their configuration, then their statistics.
 constexpr int kBreakerConfigVersion = 12;
+constexpr int kBreakerStatsVersion = 15;
 
 }  // namespace
 
@@ -53,10 +54,11 @@ Result<std::unique_ptr<SqliteReadOnlyStore>> SqliteReadOnlyStore::Open(const std
     Status status = (*conn)->Exec(runs.c_str(), "reading an older schema");
     if (!status.ok()) return status;
   }
-  if (*version < kBreakerConfigVersion) {
+  if (*version < kBreakerStatsVersion) {
     std::string breakers = "CREATE TEMP VIEW breakers AS SELECT *, ";
     if (*version < kProbeLeaseVersion) breakers += "'[]' AS probes_json, ";
-    breakers += "'{}' AS config_json FROM main.breakers";
+    if (*version < kBreakerConfigVersion) breakers += "'{}' AS config_json, ";
+    breakers += "'{}' AS stats_json FROM main.breakers";
     Status status = (*conn)->Exec(breakers.c_str(), "reading an older schema");
     if (!status.ok()) return status;
   }

@@ -90,7 +90,7 @@ Status SqliteWriter::PrepareAll() {
                                kRunColumnsTail + " FROM runs WHERE id = ?1";
   const std::string put_breaker =
       std::string("INSERT OR REPLACE INTO breakers (key, ") + kBreakerColumns +
-      ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+      ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
   struct Item {
     Statement* stmt;
     const char* sql;
@@ -389,7 +389,7 @@ Result<BreakerSnapshot> SqliteWriter::UpdateBreaker(
     if (!s.ok()) return s;
     update(snapshot);
     std::string window_json;
-    put_breaker_.Bind(1, key).Bind(13, now);
+    put_breaker_.Bind(1, key).Bind(14, now);
     BindBreaker(&put_breaker_, 2, snapshot, &window_json);
     return put_breaker_.Run("writing breaker " + key);
   });

@@ -54,7 +54,7 @@ TEST_CASE("a breaker is read, modified, written back, listed and reset" * doctes
   REQUIRE_OK(again);
   CHECK(again->calls == 11);
   CHECK(again->state == BreakerState::kHalfOpen);
-  CHECK(again->recent == std::vector<std::pair<double, int>>{{4990.5, 1}, {4991.75, 0}});
+  CHECK(again->recent == std::deque<WindowCall>{{4990.5, 1}, {4991.75, 0}});
 
   auto rows = Must(store->ListBreakers());
   REQUIRE(rows.size() == 2);

@@ -107,7 +107,7 @@ TEST_CASE("a breaker's window and probe times round-trip exactly" * doctest::tim
     const double x = kDoubles.at(std::stoul(row.key.substr(1)));
     CAPTURE(x);
     REQUIRE(row.snapshot.recent.size() == 1);
-    CHECK(row.snapshot.recent[0].first == x);
+    CHECK(row.snapshot.recent[0].at == x);
     REQUIRE(row.snapshot.probes.size() == 1);
     CHECK(row.snapshot.probes[0].started_at == x);
     CHECK(row.snapshot.probes[0].renewed_at == x);
