@@ -1,6 +1,7 @@
 #pragma once
-// RunState: one execution of one workflow's DAG — the run itself, or a
-// fallback workflow running on behalf of one of its nodes.
+// RunState: one execution of one workflow's DAG — the run itself, a
+// fallback workflow running on behalf of one of its nodes, a dynamic node's
+// items or called workflow, or the run's escalation (engine/escalation.h).
 //
 // It counts dependencies, applies join rules, runs every node behind its
 // policy stack (bulkheads, breaker, attempt timeout, retry with backoff,
