@@ -111,10 +111,13 @@ ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
   return options;
 }
 
-// Whether a workflow of `script` has a wait node. Workers cannot park a
-// wait node and wake it on a signal yet, so on PostgreSQL such a run runs
-// in this process, claimed and fenced by its epoch as on SQLite.
-bool HasWaitNodes(const LoadedScript& script) {
+// Whether `keel run` on PostgreSQL runs `script` in this process, claimed
+// and fenced by its epoch as on SQLite, rather than through workers: when a
+// workflow of it has a wait node (workers cannot park one and wake it on a
+// signal yet) or the workflow it runs has an `on_failure` (workers settle a
+// run node by node and do not escalate).
+bool RunsInProcess(const LoadedScript& script) {
+  if (!script.main_workflow().on_failure.empty()) return true;
   for (const WorkflowSpec& workflow : script.workflows) {
     for (const NodeSpec& node : workflow.nodes) {
       if (node.wait) return true;
@@ -135,7 +138,7 @@ int RunCommand(const RunArgs& args) {
   std::shared_ptr<LoadedScript> script =
       LoadScript(args.file, ProviderUrls(args.llm.providers), quotas);
   if (!script) return kExitUsage;
-  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url) && !HasWaitNodes(*script)) {
+  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url) && !RunsInProcess(*script)) {
     return DistributedRun(args, url, std::move(script));
   }
   const WorkflowSpec& workflow = script->main_workflow();

@@ -42,6 +42,13 @@ void PrintText(const RunReport& report, const WorkflowSpec& workflow, double sec
     // One line; a Lua traceback that follows it is in `keel show`.
     std::printf("error: %s\n", FirstLine(report.error).c_str());
   }
+  const RunOutcome& outcome = report.outcome;
+  if (!outcome.escalation.empty()) {
+    std::string line = "escalated to " + outcome.escalation + ": " +
+                       std::string(RunStatusName(outcome.escalation_status));
+    if (!outcome.escalation_error.empty()) line += ": " + FirstLine(outcome.escalation_error);
+    std::printf("%s\n", line.c_str());
+  }
   if (report.status == RunStatus::kDegraded) {
     for (size_t i = 0; i < workflow.nodes.size() && i < report.outcome.results.size(); ++i) {
       const NodeResult& r = report.outcome.results[i];
@@ -83,6 +90,17 @@ void PrintJson(const RunReport& report, const WorkflowSpec& workflow, double sec
   }
   out.EndObject();
   out.Key("error").StringOrNull(report.error);
+  // The on_failure workflow the run's failure started; null when none ran.
+  out.Key("escalation");
+  if (report.outcome.escalation.empty()) {
+    out.Null();
+  } else {
+    out.BeginObject();
+    out.Key("workflow").String(report.outcome.escalation);
+    out.Key("status").String(RunStatusName(report.outcome.escalation_status));
+    out.Key("error").StringOrNull(report.outcome.escalation_error);
+    out.EndObject();
+  }
   out.Key("usage");
   WriteUsageJson(&out, usage);
   out.EndObject();

@@ -104,6 +104,12 @@ void PrintText(const RunDetail& detail) {
                 FormatDuration(total.seconds).c_str(), queued.c_str());
   }
   std::printf("error     %s\n", run.error.empty() ? "-" : IndentFollowing(run.error, 10).c_str());
+  for (const EscalationSummary& escalation : detail.escalations) {
+    std::string line = escalation.workflow + " (on_failure#" + std::to_string(escalation.number) +
+                       "): " + escalation.status;
+    if (!escalation.error.empty()) line += ": " + FirstLine(escalation.error);
+    std::printf("escalated %s\n", line.c_str());
+  }
 
   std::printf("\n");
   // The EVENTS column only when the policy stack did something worth a word.

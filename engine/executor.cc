@@ -7,6 +7,7 @@
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "engine/escalation.h"
 #include "engine/run_state.h"
 
 namespace keel {
@@ -43,8 +44,12 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
     env.spent = history.spent;
     env.budget = options.budget.limited() ? options.budget : workflow.budget;
   }
-  RunState state(workflow, run_id, std::move(params), &env, 0, "", {}, nullptr);
+  RunState state(workflow, run_id, params, &env, 0, "", {}, nullptr);
   env.root = &state;
+  // Declared before the run is registered as active, so it outlives every
+  // StopRun that may reach it.
+  std::unique_ptr<RunState> escalation;
+  RunOutcome outcome;
   {
     MutexLock lock(&active_mu_);
     active_.push_back(&state);
@@ -84,12 +89,18 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
     };
     for (int i : ready) env.launch(&state, i);
     graph.wait_for_all();
+    outcome = state.Outcome();
+    const WorkflowSpec* target = EscalationTarget(
+        workflow, outcome, env.stopped.load(std::memory_order_acquire), options.library);
+    if (target != nullptr) {
+      RunEscalation(&env, workflow, *target, run_id, params, history.escalations + 1, &outcome,
+                    &escalation, [&graph] { graph.wait_for_all(); });
+    }
   });
   {
     MutexLock lock(&active_mu_);
     active_.erase(std::find(active_.begin(), active_.end(), &state));
   }
-  RunOutcome outcome = state.Outcome();
   if (observer_) observer_->OnRunFinished(outcome.status);
   return outcome;
 }

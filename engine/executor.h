@@ -31,8 +31,8 @@ class RunState;
 struct ExecutorOptions {
   int workers = 0;       // <= 0: all cores
   int max_inflight = 0;  // attempts running at once across the run; <= 0: unlimited
-  // The workflows fallbacks may name (usually every workflow of the file);
-  // null: none. Must outlive Run().
+  // The workflows fallbacks and `on_failure` may name (usually every
+  // workflow of the file); null: none. Must outlive Run().
   const std::vector<WorkflowSpec>* library = nullptr;
   // Stops the run (its unfinished nodes cancelled) once LLM calls have spent
   // more; the workflow's own budget when not limited here.
@@ -51,6 +51,9 @@ struct RunHistory {
   // The due time (wall seconds; 0: none) each wait node recorded when it was
   // first reached ("wait_started" events), by node name.
   std::unordered_map<std::string, double> wait_due;
+  // How many escalations earlier attempts of the run started
+  // (engine/escalation.h), so the next one is numbered after them.
+  int escalations = 0;
 };
 
 // Where RunHistory::journals keeps the checkpoints of `node` of fallback
@@ -70,6 +73,14 @@ struct RunOutcome {
   // in the store.
   std::vector<NodeResult> results;
   std::vector<int> attempts;  // attempts so far, per node, earlier ones included
+  // The node whose failure is `error`, indexed like `results`; -1 when none
+  // (the run did not fail, or was stopped as a whole).
+  int failed_node = -1;
+  // The escalation the run's failure started (engine/escalation.h): its
+  // workflow ("" when the run did not escalate), how it ended and why.
+  std::string escalation;
+  RunStatus escalation_status = RunStatus::kFailed;
+  std::string escalation_error;
 };
 
 class Executor {
@@ -83,7 +94,9 @@ class Executor {
   // or skipped are not run again and feed their recorded outputs to
   // dependents; the others run again, their attempt count continuing. Queues
   // node records and events to the store; does not write the run row.
-  // Returns when every node has finished.
+  // When the run ends failed and the workflow has an `on_failure`, runs
+  // that workflow once more in the same run (engine/escalation.h). Returns
+  // when every node, the escalation's included, has finished.
   RunOutcome Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
                  const std::unordered_map<std::string, NodeRecord>& earlier,
                  const ExecutorOptions& options, const RunHistory& history = {});

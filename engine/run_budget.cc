@@ -27,6 +27,13 @@ void RunState::StopAll(const std::string& reason) {
   for (DynamicRun* run : dynamic) run->StopAll(reason);
 }
 
+void RunState::StopStates(const std::string& reason) {
+  env_->root->StopAll(reason);
+  if (RunState* escalation = env_->escalation.load(std::memory_order_acquire)) {
+    escalation->StopAll(reason);
+  }
+}
+
 void RunState::StopRun(const std::string& reason) {
   {
     MutexLock lock(&env_->spend_mu);
@@ -34,7 +41,7 @@ void RunState::StopRun(const std::string& reason) {
     env_->stop_reason = reason;
     env_->stopped.store(true, std::memory_order_release);
   }
-  env_->root->StopAll("run stopped: " + reason);
+  StopStates("run stopped: " + reason);
 }
 
 bool RunState::Spend(int i, const Usage& usage, std::string data) {
@@ -69,7 +76,7 @@ bool RunState::Spend(int i, const Usage& usage, std::string data) {
                                   .Add("cost", spent.cost)
                                   .Done()});
   }
-  env_->root->StopAll("run stopped: " + reason);
+  StopStates("run stopped: " + reason);
   return false;
 }
 

@@ -82,6 +82,8 @@ RunHistory ReadRunHistory(const std::vector<EventRecord>& events) {
         history.journals[FallbackJournalKey(event.node, wrapped.workflow, wrapped.node)].push_back(
             MakeJson(std::string(buf.GetString(), buf.GetSize())));
       }
+    } else if (event.kind == "escalation_started") {
+      ++history.escalations;
     } else if (event.kind == kRerunEventKind) {
       // `keel resume --from`: what those nodes checkpointed before runs afresh.
       DropJournals(RerunEventNodes(event.data_json), &history);

@@ -17,7 +17,8 @@ namespace keel {
 std::optional<Usage> UsageOf(const EventRecord& event);
 
 // Checkpoints by node (the run's own nodes by name, a fallback workflow's by
-// FallbackJournalKey) and the usage summed over `events`.
+// FallbackJournalKey), the usage summed over `events`, the wait nodes' due
+// times and the number of escalations started.
 RunHistory ReadRunHistory(const std::vector<EventRecord>& events);
 
 }  // namespace keel

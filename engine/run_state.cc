@@ -474,6 +474,7 @@ RunOutcome RunState::Outcome() {
     for (const auto& [i, message] : errors_) {
       if (!Excused(i)) {
         out.error = message;
+        out.failed_node = i;
         break;
       }
     }

@@ -1,6 +1,7 @@
 #pragma once
-// RunState: one execution of one workflow's DAG — the run itself, or a
-// fallback workflow running on behalf of one of its nodes.
+// RunState: one execution of one workflow's DAG — the run itself, a
+// fallback workflow running on behalf of one of its nodes, a dynamic node's
+// items or called workflow, or the run's escalation (engine/escalation.h).
 //
 // It counts dependencies, applies join rules, runs every node behind its
 // policy stack (bulkheads, breaker, attempt timeout, retry with backoff,
@@ -51,6 +52,9 @@ struct RunEnv {
   std::function<void(std::function<void()>)> post;     // run a closure on a worker
   std::atomic<int> retry_budget{-1};                   // -1: unlimited
   RunState* root = nullptr;                            // the run itself
+  // The run's escalation (engine/escalation.h) once it started; StopRun
+  // stops it with the run. Outlives every StopRun that may see it.
+  std::atomic<RunState*> escalation{nullptr};
   const RunHistory* history = nullptr;                 // what earlier attempts left; may be null
   // The records of an earlier attempt of the run, by node name (resume);
   // map items and inner nodes of calls and loops look theirs up here.
@@ -78,6 +82,9 @@ class RunState {
   // their names, and give its nodes ctx.item / ctx.index. Call before
   // Prepare.
   void SetFrame(std::string prefix, JsonText item, int index);
+  // Gives every node ctx.failure = `failure` (a JSON object), as a fallback
+  // workflow's nodes get it. Call before Prepare.
+  void SetFailure(JsonText failure) { failure_ = std::move(failure); }
   // The name node i is recorded under.
   std::string RecordName(int i) const { return prefix_ + wf_.nodes[i].name; }
 
@@ -167,6 +174,8 @@ class RunState {
   bool MarkAbandoned(int d, const std::string& reason, bool* launched);
   // Abandons every unfinished node, here and in fallback runs (budget).
   void StopAll(const std::string& reason);
+  // StopAll of the run's root state and of its escalation, if one started.
+  void StopStates(const std::string& reason);
   // NodeContext::spend and NodeContext::checkpoint of node i.
   bool Spend(int i, const Usage& usage, std::string data);
   void Checkpoint(int i, JsonText step);

@@ -361,8 +361,11 @@ Result<RunReport> Runner::Execute(const WorkflowSpec& workflow, const std::strin
   // A run stopped for its storage is not finished: it stays resumable.
   Status health = store_->WriteHealth();
   if (!health.ok()) return CheckpointFailure(run_id, health);
-  if (cancelled && (report.outcome.status == RunStatus::kFailed ||
-                    report.outcome.status == RunStatus::kWaiting)) {
+  // A run that had failed on its own before `keel cancel` came stays
+  // failed: the cancel stopped only its escalation.
+  if (cancelled && report.outcome.escalation.empty() &&
+      (report.outcome.status == RunStatus::kFailed ||
+       report.outcome.status == RunStatus::kWaiting)) {
     // Finished nodes stay recorded; the stopped ones were recorded cancelled.
     report.outcome.status = RunStatus::kCancelled;
     report.outcome.error = kCancelledReason;

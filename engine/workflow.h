@@ -139,6 +139,9 @@ struct WorkflowSpec {
   std::vector<NodeSpec> nodes;
   int retry_budget = -1;             // retries allowed across a run; -1: unlimited
   Budget budget;                     // tokens and cost the run may spend
+  // The workflow run once when a run of this one ends failed (`on_failure`,
+  // engine/escalation.h); "" for none.
+  std::string on_failure;
 
   // Index of the node called `name`, or -1.
   int Find(const std::string& name) const;

@@ -147,6 +147,7 @@ Status ReadDeclarations(lua_State* L, int returned, const std::string& chunk_nam
     workflow.where = RawString(L, wf, "where");
     workflow.params = MakeJson(RawString(L, wf, "params"));
     workflow.defaults = MakeJson(RawString(L, wf, "defaults"));
+    workflow.on_failure = RawString(L, wf, "on_failure");
     RawField(L, wf, "budget_tokens");
     workflow.budget.max_tokens = lua_tointeger(L, -1);
     lua_pop(L, 1);

@@ -56,7 +56,7 @@ using namespace declaration;
 
 namespace {
 
-constexpr std::string_view kWorkflowOptionNames[] = {"params", "defaults", "budget"};
+constexpr std::string_view kWorkflowOptionNames[] = {"params", "defaults", "budget", "on_failure"};
 
 int Raise(lua_State* L, const std::string& message) {
   lua_pushlstring(L, message.data(), message.size());
@@ -352,10 +352,26 @@ int SetBudget(lua_State* L, const std::string& prefix) {
   return 0;
 }
 
+// Stores the workflow option `on_failure` at 5 into the workflow table at 2:
+// the name of a workflow (whether one is declared is checked once the file
+// has loaded, by ValidateEscalations).
+int SetOnFailure(lua_State* L, const std::string& prefix) {
+  if (lua_type(L, 5) != LUA_TSTRING || !IsValidName(lua_tostring(L, 5))) {
+    std::string got = lua_type(L, 5) == LUA_TSTRING ? "'" + std::string(lua_tostring(L, 5)) + "'"
+                                                    : std::string("a ") + luaL_typename(L, 5);
+    return Raise(L, prefix + "option 'on_failure' must be the name of a workflow to run when a "
+                             "run fails, got " + got);
+  }
+  lua_pushvalue(L, 5);
+  lua_setfield(L, 2, "on_failure");
+  return 0;
+}
+
 // Stores the workflow option at 4/5 (key/value) into the workflow table at 2.
 int SetWorkflowOption(lua_State* L, const std::string& prefix) {
   std::string key = lua_tostring(L, 4);
   if (key == "budget") return SetBudget(L, prefix);
+  if (key == "on_failure") return SetOnFailure(L, prefix);
   if (key != "params" && key != "defaults") {
     return Raise(L,
                  prefix + "unknown option '" + key + "'" + DidYouMean(key, kWorkflowOptionNames));

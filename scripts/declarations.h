@@ -70,6 +70,7 @@ struct WorkflowDeclaration {
   JsonText params;    // an object: the `params` defaults
   JsonText defaults;  // an object: the `defaults` policy options
   Budget budget;      // the `budget` option: { tokens = N, cost = X }; unlimited when absent
+  std::string on_failure;  // the `on_failure` option: a workflow's name; "" when absent
   std::vector<NodeDeclaration> nodes;
 };
 

@@ -13,6 +13,7 @@
 
 #include "engine/node_policy.h"
 #include "engine/dynamic_node.h"
+#include "engine/escalation.h"
 #include "scripts/agent_loader.h"
 #include "scripts/dynamic_functions.h"
 #include "scripts/function_node.h"
@@ -142,6 +143,7 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     spec.name = workflow.name;
     spec.where = workflow.where;
     spec.params = workflow.params;
+    spec.on_failure = workflow.on_failure;
     const std::string defaults_json = workflow.defaults ? *workflow.defaults : "{}";
     auto budget = ParseRetryBudget(defaults_json);
     auto defaults = ParseDefaultPolicy(defaults_json);
@@ -209,6 +211,9 @@ Result<std::shared_ptr<LoadedScript>> LoadWorkflowFile(const std::string& path,
     problem(diagnostic.ToString());
   }
   for (const Diagnostic& diagnostic : ValidateDynamic(script->workflows)) {
+    problem(diagnostic.ToString());
+  }
+  for (const Diagnostic& diagnostic : ValidateEscalations(script->workflows)) {
     problem(diagnostic.ToString());
   }
   if (declared.main >= 0 && declared.main < static_cast<int>(declared.workflows.size())) {

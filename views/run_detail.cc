@@ -74,6 +74,7 @@ Result<RunDetail> ReadRunDetail(Store& store, const std::string& id, bool events
   ArrangeInnerNodes(&detail.nodes, items);
   detail.policy = CountPolicyEvents(*recorded_events);
   detail.llm = SumLlmUsage(*recorded_events);
+  detail.escalations = ReadEscalations(*recorded_events);
   detail.events = std::move(*recorded_events);
   detail.show_events = events;
   detail.versions = std::move(*versions);
@@ -96,6 +97,8 @@ void WriteRunDetailJson(JsonOut* out_ptr, const RunDetail& detail) {
   out.Key("duration_s").Seconds(detail.seconds);
   out.Key("active_s").Seconds(detail.active);
   out.Key("error").StringOrNull(run.error);
+  out.Key("escalations");
+  WriteEscalationsJson(&out, detail.escalations);
   WriteRunConfigJson(&out, run, detail.versions, detail.nodes);
   out.Key("usage");
   WriteUsageJson(&out, detail.llm.total);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/store.h"
+#include "views/escalation_view.h"
 #include "views/item_view.h"
 #include "views/json_out.h"
 #include "views/llm_usage.h"
@@ -31,6 +32,7 @@ struct RunDetail {
   bool show_events = false;  // events are part of the output
   std::vector<ScriptVersion> versions;
   std::map<std::string, ItemTally> items;  // by map
+  std::vector<EscalationSummary> escalations;  // what the run's failures started, oldest first
 };
 
 // Puts a run's recorded nodes in the order they are shown. `keel show`

@@ -118,6 +118,15 @@ FrontierStep PlanFrontierStep(const WorkflowSpec& workflow, const std::string& r
     step.writes.push_back({kQueueReady, {run_id, ArrayLiteral(others)}});
     step.notify = true;
   }
+  if (f.settled && f.status == RunStatus::kFailed && !workflow.on_failure.empty()) {
+    // Workers settle a run node by node and have no place to run its
+    // escalation from yet (engine/escalation.h); the run says so.
+    step.events.push_back({run_id, 0, now, "", "escalation_skipped",
+                           EventData()
+                               .Add("workflow", workflow.on_failure)
+                               .Add("reason", "runs executed by keel worker do not escalate yet")
+                               .Done()});
+  }
   if (f.settled) Finish(run_id, f.status, f.error, now, &step);
   return step;
 }
