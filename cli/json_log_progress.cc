@@ -49,9 +49,10 @@ class JsonLogProgress : public Progress {
     pending_->Flush();
     // The notice of an interruption is a line of the log too.
     std::function<void(int)> record = RecordInterrupt(info, options_);
+    // It may come after this display is gone: it holds only what it uses.
     ArmInterruptNotice(info.run_id, /*fd=*/-1, clock_,
-                       [this, record, run_id = info.run_id](int signal_number) {
-                         Interrupted(run_id, signal_number);
+                       [pending = pending_, record, run_id = info.run_id](int signal_number) {
+                         Interrupted(*pending, run_id, signal_number);
                          if (record) record(signal_number);
                        });
   }
@@ -123,9 +124,10 @@ class JsonLogProgress : public Progress {
     PendingLines::Add(pending_, clock_, lines);
   }
 
-  // Written straight to stderr: the process is about to die of the signal.
-  void Interrupted(const std::string& run_id, int signal_number) {
-    pending_->Flush();
+  // Written straight to stderr, after what `pending` holds: the process is
+  // about to die of the signal.
+  static void Interrupted(PendingLines& pending, const std::string& run_id, int signal_number) {
+    pending.Flush();
     const char* name = signal_number == SIGINT    ? "SIGINT"
                        : signal_number == SIGTERM ? "SIGTERM"
                                                   : "signal";
