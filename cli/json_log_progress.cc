@@ -131,10 +131,10 @@ class JsonLogProgress : public Progress {
     const char* name = signal_number == SIGINT    ? "SIGINT"
                        : signal_number == SIGTERM ? "SIGTERM"
                                                   : "signal";
-    std::string line = JsonLogLine(
-        SystemClock()->WallNow(), run_id, "", "run_interrupted",
-        EventData().Add("signal", name).Add("number", signal_number).Done(),
-        std::string("interrupted; resume with: ") + ResumeCommandFor(run_id));
+    std::string line =
+        JsonLogLine(SystemClock()->WallNow(), run_id, "", "run_interrupted",
+                    EventData().Add("signal", name).Add("number", signal_number).Done(),
+                    std::string("interrupted; resume with: ") + ResumeCommandFor(run_id));
     std::fwrite(line.data(), 1, line.size(), stderr);
     std::fflush(stderr);
   }

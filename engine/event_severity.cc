@@ -9,13 +9,13 @@ namespace {
 
 // Kinds whose severity depends on their data; EventSeverity reads it.
 enum class Rule {
-  kFixed,            // the severity in the table
-  kNodeFailed,       // error; warning when "optional": true
-  kBreakerOpen,      // warning; critical at "reopens" >= kCriticalReopens
-  kRunFinished,      // by "status": failed error; degraded, cancelled, interrupted warning
-  kMapFinished,      // warning when "failed" > 0
+  kFixed,             // the severity in the table
+  kNodeFailed,        // error; warning when "optional": true
+  kBreakerOpen,       // warning; critical at "reopens" >= kCriticalReopens
+  kRunFinished,       // by "status": failed error; degraded, cancelled, interrupted warning
+  kMapFinished,       // warning when "failed" > 0
   kFallbackFinished,  // warning unless "status" is succeeded or degraded
-  kFallbackEvent,    // the wrapped event's, at most warning
+  kFallbackEvent,     // the wrapped event's, at most warning
 };
 
 struct Entry {
@@ -37,7 +37,7 @@ constexpr Entry kTable[] = {
     {"run_finished", kInfo, Rule::kRunFinished},
     {"run_interrupted", kWarning},  // stopped by a signal; a resume continues it
     {"run_cancelled", kWarning},
-    {"auto_resumed", kWarning},  // its owner died or was interrupted
+    {"auto_resumed", kWarning},   // its owner died or was interrupted
     {"budget_exceeded", kError},  // stops the run
     // A node's life.
     {"node_started", kInfo},
@@ -45,7 +45,7 @@ constexpr Entry kTable[] = {
     {"node_succeeded", kInfo},
     {"node_skipped", kInfo},
     {"node_waiting", kInfo},
-    {"node_cancelled", kInfo},  // a consequence: what caused it has its own event
+    {"node_cancelled", kInfo},    // a consequence: what caused it has its own event
     {"node_fallback", kWarning},  // answered, but by its fallback
     {"node_failed", kError, Rule::kNodeFailed},
     // Policies.
@@ -71,7 +71,7 @@ constexpr Entry kTable[] = {
     {"breaker_forced_open", kWarning},  // by an operator
     {"breaker_disabled", kWarning},     // calls go through unguarded
     // Work and dynamic nodes.
-    {"llm_call", kInfo},  // a failed call fails its attempt, which says so
+    {"llm_call", kInfo},   // a failed call fails its attempt, which says so
     {"tool_call", kInfo},  // a tool's error goes back to the model
     {"checkpoint", kInfo},
     {"map_started", kInfo},

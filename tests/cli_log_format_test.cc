@@ -129,8 +129,8 @@ TEST_CASE("a --log-format that is neither text nor json is a usage error naming 
   std::string wf = box.Write("flow.lua", kFlow);
   for (const char* command : {"run", "resume"}) {
     CAPTURE(command);
-    ExitInfo r = box.KeelDb({command, std::string(command) == "run" ? wf : "nosuchrun",
-                             "--log-format", "yaml"});
+    ExitInfo r = box.KeelDb(
+        {command, std::string(command) == "run" ? wf : "nosuchrun", "--log-format", "yaml"});
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("--log-format") != std::string::npos);
     CHECK(r.err.find("yaml") != std::string::npos);

@@ -101,7 +101,8 @@ std::string Describe(std::string_view node, std::string_view kind, const rapidjs
                        String(data, "key"), FormatSeconds(Number(data, "retry_in")));
   }
   if (kind == "total_timeout") {
-    return fmt::format("{} total timeout of {} passed", name, FormatSeconds(Number(data, "seconds")));
+    return fmt::format("{} total timeout of {} passed", name,
+                       FormatSeconds(Number(data, "seconds")));
   }
   if (kind == "fallback_started") {
     return fmt::format("{} falls back to {} after {}", name, String(data, "workflow"),
@@ -128,7 +129,8 @@ bool IsBreakerTransition(std::string_view kind) {
   return kind.starts_with("breaker_") && kind.size() > 8;
 }
 
-std::string DescribeEvent(std::string_view node, std::string_view kind, std::string_view data_json) {
+std::string DescribeEvent(std::string_view node, std::string_view kind,
+                          std::string_view data_json) {
   rapidjson::Document data;
   data.Parse(data_json.data(), data_json.size());
   if (data.HasParseError()) data.SetObject();
