@@ -32,6 +32,7 @@ struct RunArgs {
   LlmArgs llm;
   bool wait = false;  // wait nodes wait in this process instead of parking the run
   bool no_work = false;  // PostgreSQL: queue the run and wait, leaving it to workers
+  std::string log_format = "text";  // progress on stderr: "text" or "json" (JSON lines)
 };
 int RunCommand(const RunArgs& args);
 // `keel submit`: `keel run`'s checks, then the run recorded queued.
@@ -52,6 +53,7 @@ struct ResumeArgs {
   // --handoff-epoch (hidden): `keel serve` handed the run over at this epoch
   // (Store::HandOffRun) for this process to claim, whoever owns it; 0: none.
   int64_t handoff_epoch = 0;
+  std::string log_format = "text";  // as RunArgs'
 };
 int ResumeCommand(const ResumeArgs& args);
 

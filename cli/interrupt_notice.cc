@@ -103,8 +103,10 @@ std::string ShellWord(std::string_view word) {
 
 // Tells, records, and dies of `signal_number`.
 [[noreturn]] void EndBySignal(const Armed& armed, int signal_number) {
-  ssize_t ignored = write(armed.fd, armed.notice.data(), armed.notice.size());
-  (void)ignored;
+  if (armed.fd >= 0) {
+    ssize_t ignored = write(armed.fd, armed.notice.data(), armed.notice.size());
+    (void)ignored;
+  }
   if (armed.record) armed.record(signal_number);
   DieOf(signal_number);
 }

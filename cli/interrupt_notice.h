@@ -48,7 +48,8 @@ void HoldInterrupts();
 void ReleaseInterrupts();
 
 // From now on, SIGINT and SIGTERM write the notice for `run_id` to file
-// descriptor `fd`, call `record(signal_number)` (when set), then end the
+// descriptor `fd` (none when negative: `record` tells instead), call
+// `record(signal_number)` (when set), then end the
 // process with the signal's default action. `clock` runs the check; it, `fd`
 // and whatever `record` uses must stay valid until Disarm().
 void ArmInterruptNotice(const std::string& run_id, int fd, Clock* clock,

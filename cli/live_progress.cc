@@ -13,6 +13,7 @@
 #include "cli/interrupt_notice.h"
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
+#include "views/event_text.h"
 #include "views/format.h"
 
 namespace keel::cli {
@@ -149,6 +150,15 @@ void LiveProgress::OnNodeFinished(std::string_view node, const NodeResult& resul
                        : result.error.ok() ? ""
                                            : result.error.ToString();
   view.detail = FirstLine(detail);
+  dirty_ = true;
+}
+
+void LiveProgress::OnEvent(std::string_view node, std::string_view kind, std::string_view data_json,
+                           double) {
+  if (!IsBreakerTransition(kind)) return;
+  std::string line = DescribeEvent(node, kind, data_json);
+  MutexLock lock(&mu_);
+  logs_.push_back(std::move(line));
   dirty_ = true;
 }
 

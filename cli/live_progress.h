@@ -33,6 +33,9 @@ class LiveProgress : public Progress {
   void OnRunFinished(RunStatus status) override;
   void Close() override;
   void OnMapItems(std::string_view map, const std::string& counts, bool final) override;
+  // Breaker transitions, as lines above the frame.
+  void OnEvent(std::string_view node, std::string_view kind, std::string_view data_json,
+               double ts) override;
 
  private:
   struct NodeView {

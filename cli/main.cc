@@ -79,6 +79,15 @@ void AddDurabilityOptions(CLI::App* command, std::string* durability, double* st
       ->capture_default_str();
 }
 
+// --log-format, shared by run and resume.
+void AddLogFormatOption(CLI::App* command, std::string* log_format) {
+  command
+      ->add_option("--log-format", *log_format,
+                   "Progress on stderr: text, or json (one JSON object per line, with severity)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+}
+
 bool IsCommand(CLI::App& app, const std::string& word) {
   for (const CLI::App* sub : app.get_subcommands({})) {
     if (sub->get_name() == word) return true;
@@ -113,6 +122,7 @@ int Main(int argc, char** argv) {
   run_cmd->add_flag("--json", run.json, "Print the result as one JSON object");
   AddDurabilityOptions(run_cmd, &run.durability, &run.storage_timeout);
   AddLlmOptions(run_cmd, &run.llm);
+  AddLogFormatOption(run_cmd, &run.log_format);
   run_cmd->add_flag("--wait", run.wait,
                     "Wait nodes wait in this process (for the signal or the timer) instead of "
                     "parking the run with exit code 4");
@@ -148,6 +158,7 @@ int Main(int argc, char** argv) {
   resume_cmd->add_flag("--json", resume.json, "Print the result as one JSON object");
   AddDurabilityOptions(resume_cmd, &resume.durability, &resume.storage_timeout);
   AddLlmOptions(resume_cmd, &resume.llm);
+  AddLogFormatOption(resume_cmd, &resume.log_format);
   resume_cmd->add_flag("--wait", resume.wait,
                        "Wait nodes wait in this process (for the signal or the timer) instead of "
                        "parking the run with exit code 4");

@@ -18,6 +18,11 @@ class MapProgress final : public Progress {
   void OnRunStarted(const RunInfo& info) override { inner_->OnRunStarted(info); }
   void OnRunFinished(RunStatus status) override { inner_->OnRunFinished(status); }
   void Close() override { inner_->Close(); }
+  // Events pass through, items' too: the displays show only a few kinds.
+  void OnEvent(std::string_view node, std::string_view kind, std::string_view data_json,
+               double ts) override {
+    inner_->OnEvent(node, kind, data_json, ts);
+  }
 
   void OnNodeStarted(std::string_view node, int attempt) override {
     std::string_view map;

@@ -11,55 +11,23 @@
 #include <unordered_set>
 
 #include "cli/interrupt_notice.h"
+#include "cli/json_log_progress.h"
 #include "cli/live_progress.h"
 #include "cli/map_progress.h"
+#include "cli/pending_lines.h"
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
 #include "engine/mutex.h"
 #include "scripts/log_sink.h"
+#include "views/event_text.h"
 #include "views/format.h"
 
 namespace keel::cli {
 namespace {
 
-// Lines waiting to be written to stderr, shared with the timer that writes
-// them. Thread-safe: mu guards every field.
-struct PendingLines {
-  Mutex mu;
-  std::string text GUARDED_BY(mu);
-  bool scheduled GUARDED_BY(mu) = false;  // a flush timer is armed
-
-  // Writes what is pending in one go.
-  void Flush() {
-    MutexLock lock(&mu);
-    scheduled = false;
-    if (text.empty()) return;
-    std::fwrite(text.data(), 1, text.size(), stderr);
-    std::fflush(stderr);
-    text.clear();
-  }
-
-  // Adds `lines` and arms a timer of `clock` to write them, unless one is
-  // armed. The timer may fire after the progress is gone: it holds `self`.
-  static void Add(const std::shared_ptr<PendingLines>& self, Clock* clock, std::string_view lines);
-};
-
-// How long a line may wait for others to share its write. A burst of node
-// events then costs the workers a few writes instead of one each.
-constexpr double kFlushDelay = 0.01;
-
-void PendingLines::Add(const std::shared_ptr<PendingLines>& self, Clock* clock,
-                       std::string_view lines) {
-  MutexLock lock(&self->mu);
-  self->text += lines;
-  if (self->scheduled) return;
-  self->scheduled = true;
-  clock->After(kFlushDelay, [self] { self->Flush(); });
-}
-
 // LineProgress: one timestamped line on stderr per node event, for logs and
 // pipes. Lines are stamped when the event happens and written by a timer of
-// the options' clock within kFlushDelay, batched. Thread-safe: mu_ serializes the
+// the options' clock within PendingLines::kFlushDelay, batched. Thread-safe: mu_ serializes the
 // events; pending_ has its own lock.
 class LineProgress : public Progress {
  public:
@@ -107,6 +75,13 @@ class LineProgress : public Progress {
     if (!final) return;
     MutexLock lock(&mu_);
     Print(fmt::format("{}  {}", map, counts));
+  }
+
+  void OnEvent(std::string_view node, std::string_view kind, std::string_view data_json,
+               double) override {
+    if (!IsBreakerTransition(kind)) return;
+    MutexLock lock(&mu_);
+    Print(DescribeEvent(node, kind, data_json));
   }
 
   void OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) override {
@@ -181,6 +156,7 @@ std::string RunBanner(const RunInfo& info, const ProgressOptions& options) {
 }
 
 std::unique_ptr<Progress> MakeProgress(const WorkflowSpec& workflow, ProgressOptions options) {
+  if (options.json_lines) return MakeJsonLogProgress(std::move(options));
   if (StderrIsTerminal()) {
     return CollapseMapItems(std::make_unique<LiveProgress>(workflow, std::move(options)));
   }

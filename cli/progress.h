@@ -3,7 +3,8 @@
 // Runner. It prints the "run ... started" (or "resumed") line on stderr as
 // soon as the run exists, then one of two displays: on a terminal a live
 // per-node view redrawn in place (LiveProgress), otherwise plain timestamped
-// lines, one per node event (LineProgress).
+// lines, one per node event and breaker transition (LineProgress); or, with
+// --log-format json, JSON lines (cli/json_log_progress.h).
 //
 // Callbacks may arrive from many threads at once; every implementation
 // serializes its own output.
@@ -29,6 +30,9 @@ struct ProgressOptions {
   // Records that SIGINT or SIGTERM stopped run `run_id` (see
   // cli/interrupt_notice.h); called on a thread of its own. May be empty.
   std::function<void(const std::string& run_id, int signal_number)> on_interrupt;
+  // --log-format json: JSON lines (cli/json_log_progress.h) instead of
+  // either display.
+  bool json_lines = false;
 };
 
 // OnRunFinished seals the run's end (see SealRunEnd in
@@ -43,8 +47,9 @@ class Progress : public Observer {
   virtual void OnMapItems(std::string_view map, const std::string& counts, bool final) {}
 };
 
-// The display for `workflow` on stderr: live when stderr is a terminal whose
-// TERM is not "dumb", plain lines otherwise. `workflow` must outlive it.
+// The display for `workflow` on stderr: JSON lines with
+// `options.json_lines`, else live when stderr is a terminal whose TERM is
+// not "dumb", plain lines otherwise. `workflow` must outlive it.
 std::unique_ptr<Progress> MakeProgress(const WorkflowSpec& workflow, ProgressOptions options);
 
 // The callback that records an interruption of run `info` through

@@ -157,6 +157,7 @@ int RunCommand(const RunArgs& args) {
       MakeOptions(args.workers, args.max_inflight, args.llm, *script, workflow, args.wait);
   ProgressOptions progress_options;
   progress_options.clock = script->clock;
+  progress_options.json_lines = args.log_format == "json";
   return Execute(workflow, store->get(), std::move(progress_options), args.json, args.db,
                  [&](Progress* progress) {
                    Runner runner(script->clock, store->get(), progress);
@@ -234,6 +235,7 @@ int ResumeCommand(const ResumeArgs& args) {
   ProgressOptions progress_options;
   progress_options.resuming = !queued;
   progress_options.clock = script->clock;
+  progress_options.json_lines = args.log_format == "json";
   for (const NodeRecord& node : *nodes) {
     if (IsKeptOnResume(node.status) && !RecordOfAny(node.node, *rerun)) {
       progress_options.kept.emplace(node.node, node.status);

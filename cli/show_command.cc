@@ -21,6 +21,7 @@
 #include "cli/table.h"
 #include "cli/wait_hint.h"
 #include "engine/clock.h"
+#include "engine/event_severity.h"
 #include "views/run_detail.h"
 #include "views/format.h"
 #include "views/json_out.h"
@@ -154,12 +155,14 @@ void PrintText(const RunDetail& detail) {
 
   if (!detail.show_events) return;
   std::printf("\n");
-  Table log({"seq", "time", "node", "kind", "data"});
+  Table log({"seq", "time", "node", "kind", "severity", "data"});
   for (const EventRecord& event : detail.events) {
     std::string data = DescribeLlmCall(event);
     if (data.empty() && event.data_json != "{}") data = OneLine(event.data_json);
     log.AddRow({std::to_string(event.seq), FormatClockTime(event.ts),
-                event.node.empty() ? "-" : event.node, event.kind, std::move(data)});
+                event.node.empty() ? "-" : event.node, event.kind,
+                std::string(SeverityName(EventSeverity(event.kind, event.data_json))),
+                std::move(data)});
   }
   log.Print(stdout);
 }

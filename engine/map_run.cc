@@ -175,10 +175,13 @@ void MapRun::ItemDone(size_t k, RunState* child) {
       if (!result.error.ok()) {
         data.Add("kind", ErrorKindName(result.error.kind())).Add("message", result.error.message());
       }
-      if (env->observer) env->observer->OnNodeFinished(ItemName(k), result, 0);
-      env->store->FinishNode(std::move(rec),
-                             {parent_->run_id_, 0, now, ItemName(k),
-                              result.error.ok() ? "node_succeeded" : "node_failed", data.Done()});
+      EventRecord event{parent_->run_id_, 0, now, ItemName(k),
+                        result.error.ok() ? "node_succeeded" : "node_failed", data.Done()};
+      if (env->observer) {
+        env->observer->OnNodeFinished(ItemName(k), result, 0);
+        env->observer->OnEvent(event.node, event.kind, event.data_json, now);
+      }
+      env->store->FinishNode(std::move(rec), std::move(event));
     }
   } else {
     const NodeResult& r = child->slots_[0].result;

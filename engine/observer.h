@@ -29,11 +29,14 @@ class Observer {
   virtual void OnNodeFinished(std::string_view node, const NodeResult& result, double seconds) {}
   virtual void OnRunFinished(RunStatus status) {}
   // An event the run records (engine/store.h EventRecord): `node` ("" for
-  // none), `kind` ("retry_scheduled", "llm_call", ...), `data_json` (a JSON
-  // object), `ts` (wall seconds). Events of a fallback workflow's nodes come
-  // wrapped in a "fallback_event" of the node it runs for. Called where the
-  // engine records the event, sometimes under a node's lock: never call back
-  // into the run.
+  // none), `kind` ("retry_scheduled", "node_failed", "llm_call", ...),
+  // `data_json` (a JSON object), `ts` (wall seconds). Every event the
+  // executor records comes here, nodes' finish events and budget_exceeded
+  // included; the run's own start and finish are OnRunStarted and
+  // OnRunFinished. Events of a fallback workflow's nodes come wrapped in a
+  // "fallback_event" of the node it runs for. Called where the engine
+  // records the event, sometimes under a node's lock: never call back into
+  // the run.
   virtual void OnEvent(std::string_view node, std::string_view kind, std::string_view data_json,
                        double ts) {}
 };

@@ -69,12 +69,14 @@ bool RunState::Spend(int i, const Usage& usage, std::string data) {
     env_->stopped.store(true, std::memory_order_release);
   }
   if (env_->store) {
-    env_->store->AppendEvent({run_id_, 0, env_->clock->WallNow(), "", "budget_exceeded",
-                              EventData()
-                                  .Add("reason", reason)
-                                  .Add("tokens", static_cast<double>(spent.tokens()))
-                                  .Add("cost", spent.cost)
-                                  .Done()});
+    EventRecord event{run_id_, 0, env_->clock->WallNow(), "", "budget_exceeded",
+                      EventData()
+                          .Add("reason", reason)
+                          .Add("tokens", static_cast<double>(spent.tokens()))
+                          .Add("cost", spent.cost)
+                          .Done()};
+    if (env_->observer) env_->observer->OnEvent("", event.kind, event.data_json, event.ts);
+    env_->store->AppendEvent(std::move(event));
   }
   StopStates("run stopped: " + reason);
   return false;

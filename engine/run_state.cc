@@ -356,6 +356,8 @@ void RunState::Finish(int i, NodeResult result) {
   data.Add("seconds", seconds).Add("attempts", attempts);
   if (!result.error.ok()) {
     data.Add("kind", ErrorKindName(result.error.kind())).Add("message", result.error.message());
+    // Its failure degrades the run instead of failing it (engine/event_severity.h).
+    if (wf_.nodes[i].optional) data.Add("optional", true);
   }
   if (env_->store && records_) {
     NodeRecord rec;
@@ -368,11 +370,12 @@ void RunState::Finish(int i, NodeResult result) {
     rec.error_message = result.error.message();
     rec.started_at = started_wall;
     rec.finished_at = now;
+    EventRecord event{run_id_, 0, now, RecordName(i), std::string(FinishEventKind(result.status)),
+                      data.Done()};
+    if (env_->observer) env_->observer->OnEvent(event.node, event.kind, event.data_json, now);
     // The record and its event are committed together: a crash or a storage
     // failure never leaves one without the other.
-    env_->store->FinishNode(std::move(rec), {run_id_, 0, now, RecordName(i),
-                                             std::string(FinishEventKind(result.status)),
-                                             data.Done()});
+    env_->store->FinishNode(std::move(rec), std::move(event));
   } else {
     Emit(i, FinishEventKind(result.status), data.Done());
   }

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "engine/event_severity.h"
+
 namespace keel::service {
 namespace {
 
@@ -121,6 +123,13 @@ std::string MetricsState::Bounded(const Counter& family, std::string labels,
 
 void MetricsState::Add(const EventRecord& event) {
   ++events_;
+  // Kinds the severity table does not know count as "other": labels stay
+  // a known, small set whatever a database holds.
+  std::string kind = IsKnownEventKind(event.kind) ? event.kind : "other";
+  std::string severity(SeverityName(EventSeverity(event.kind, event.data_json)));
+  std::string labels = Join(Label("kind", kind), Label("severity", severity));
+  events_by_severity_[Bounded(events_by_severity_, labels,
+                              Join(Label("kind", "other"), Label("severity", severity)))] += 1;
   AddOne(event.kind, event.node, event.data_json, false);
 }
 
@@ -299,6 +308,9 @@ std::string MetricsState::Render(const Store::StateCounts& counts,
   histogram("gen_ai_client_operation_duration_seconds", operation_duration_);
   Write(&out, "keel_events_total", "counter", "Events read from the database.",
         {{"", static_cast<double>(events_)}});
+  Write(&out, "keel_events_by_severity_total", "counter",
+        "Events read from the database, by kind and severity (info, warning, error, critical).",
+        events_by_severity_);
   return out;
 }
 

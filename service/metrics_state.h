@@ -55,6 +55,7 @@ class MetricsState {
   static std::string Bounded(const Counter& family, std::string labels, const std::string& other);
 
   int64_t events_ = 0;
+  Counter events_by_severity_;  // {kind, severity}
   Counter runs_started_;
   Counter runs_resumed_;
   Counter runs_finished_;  // {status}

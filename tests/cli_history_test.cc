@@ -214,7 +214,7 @@ TEST_CASE("show: a table, --json, --events, and run id prefixes" * doctest::time
   ExitInfo event_table = box.KeelDb({"show", good, "--events"});
   INFO(event_table.Describe());
   CHECK(event_table.exit_code == 0);
-  CHECK(std::regex_search(event_table.out, std::regex(R"(seq +time +node +kind +data)")));
+  CHECK(std::regex_search(event_table.out, std::regex(R"(seq +time +node +kind +severity +data)")));
 
   std::string prefix = UniquePrefix(good, {good, bad});
   CAPTURE(prefix);

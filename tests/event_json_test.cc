@@ -1,6 +1,7 @@
 // views/event_json: the brief form (bodies = false) that the live stream and
 // the API's event lists use leaves out an llm call's recorded request and
-// reply — direct, or wrapped by a fallback workflow — and nothing else.
+// reply — direct, or wrapped by a fallback workflow — and nothing else; every
+// event carries its severity.
 
 #include "views/event_json.h"
 
@@ -60,6 +61,17 @@ TEST_CASE("the brief form leaves every other event as recorded") {
   CHECK(Written(no_bodies, false) == Written(no_bodies, true));
   EventRecord broken = Event("llm_call", R"({"request": )");
   CHECK(Written(broken, false) == Written(broken, true));
+}
+
+TEST_CASE("every event carries its severity, after its kind") {
+  CHECK(Written(Event("node_failed", R"({"kind":"error","optional":true})"), true)
+            .find(R"("kind":"node_failed","severity":"warning","data":)") != std::string::npos);
+  CHECK(Written(Event("node_failed", R"({"kind":"error"})"), false)
+            .find(R"("severity":"error")") != std::string::npos);
+  CHECK(Written(Event("breaker_reopened", R"({"key":"k","reopens":3})"), false)
+            .find(R"("severity":"critical")") != std::string::npos);
+  CHECK(Written(Event("llm_call", kCall), false).find(R"("severity":"info")") !=
+        std::string::npos);
 }
 
 }  // namespace

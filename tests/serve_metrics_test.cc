@@ -2,8 +2,9 @@
 // that `keel run` processes populated with runs that succeed, fail, retry,
 // time out, fall back and open a breaker: the counts match what `keel show`
 // recorded, a restart gives the same numbers, new events are counted
-// incrementally, and `promtool check metrics` accepts the text when
-// promtool is installed.
+// incrementally, events are counted by kind and severity as `keel show`
+// gives them, and `promtool check metrics` accepts the text when promtool is
+// installed.
 
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -135,6 +136,20 @@ std::map<std::string, int> CountShown(const Sandbox& box, const Json& runs) {
   return counts;
 }
 
+// Events of every run's `keel show --events --json` by the sample of
+// keel_events_by_severity_total they count in: `{kind="K",severity="S"}`.
+std::map<std::string, int> CountSeverities(const Sandbox& box, const Json& runs) {
+  std::map<std::string, int> counts;
+  for (size_t r = 0; r < runs.Size(); ++r) {
+    Json events = box.Show(runs[r]["run_id"].Str(), true)["events"];
+    for (size_t i = 0; i < events.Size(); ++i) {
+      ++counts["{kind=\"" + events[i]["kind"].Str() + "\",severity=\"" +
+               events[i]["severity"].Str() + "\"}"];
+    }
+  }
+  return counts;
+}
+
 TEST_CASE("metrics count what every process recorded, and survive a restart" *
           doctest::timeout(180)) {
   Sandbox box(KEEL_BIN);
@@ -191,6 +206,21 @@ TEST_CASE("metrics count what every process recorded, and survive a restart" *
     int total = 0;
     for (const auto& [kind, n] : shown) total += kind.find(':') == std::string::npos ? n : 0;
     CHECK(m["keel_events_total"] >= total - shown["node_started"]);  // sanity: all were read
+
+    // Every event by kind and severity, as `keel show` gives them: the
+    // optional node's failure a warning, the required one's an error.
+    std::map<std::string, int> severities = CountSeverities(box, runs);
+    CHECK(severities["{kind=\"node_failed\",severity=\"warning\"}"] >= 1);
+    CHECK(severities["{kind=\"node_failed\",severity=\"error\"}"] >= 1);
+    CHECK(severities["{kind=\"breaker_opened\",severity=\"warning\"}"] >= 1);
+    double by_severity = 0;
+    for (const auto& [key, value] : m) {
+      if (key.rfind("keel_events_by_severity_total{", 0) != 0) continue;
+      CAPTURE(key);
+      CHECK(value == severities[key.substr(std::string("keel_events_by_severity_total").size())]);
+      by_severity += value;
+    }
+    CHECK(by_severity == m["keel_events_total"]);
 
     // Scraping again reads nothing new and says the same.
     CHECK(server.Scrape() == first);

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/event_severity.h"
 #include "engine/usage.h"
 #include "views/format.h"
 
@@ -55,6 +56,11 @@ std::optional<std::string> WithoutBodies(const EventRecord& event) {
 
 }  // namespace
 
+std::string BriefEventData(const EventRecord& event) {
+  std::optional<std::string> brief = WithoutBodies(event);
+  return brief ? std::move(*brief) : event.data_json;
+}
+
 void WriteEventJson(JsonOut* out, const EventRecord& event, const EventJsonOptions& options) {
   out->BeginObject();
   if (options.with_run) out->Key("run_id").String(event.run_id);
@@ -62,6 +68,7 @@ void WriteEventJson(JsonOut* out, const EventRecord& event, const EventJsonOptio
   out->Key("ts").String(FormatIsoUtc(event.ts));
   out->Key("node").StringOrNull(event.node);
   out->Key("kind").String(event.kind);
+  out->Key("severity").String(SeverityName(EventSeverity(event.kind, event.data_json)));
   std::optional<std::string> brief;
   if (!options.bodies) brief = WithoutBodies(event);
   out->Key("data").Raw(brief ? *brief : event.data_json);

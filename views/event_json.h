@@ -3,6 +3,8 @@
 // API's events list and the live stream all write it with WriteEventJson.
 // Free function; safe from any thread.
 
+#include <string>
+
 #include "engine/store.h"
 #include "views/json_out.h"
 
@@ -21,10 +23,14 @@ struct EventJsonOptions {
   bool bodies = true;
 };
 
-// {"seq": N, "ts": ISO 8601, "node": NAME|null, "kind": K, "data": {...}},
+// {"seq": N, "ts": ISO 8601, "node": NAME|null, "kind": K, "severity":
+// "info"|"warning"|"error"|"critical" (engine/event_severity.h), "data": {...}},
 // preceded by "run_id": ID with `options.with_run`. Events of a fallback
 // workflow's llm calls (a "fallback_event" wrapping one) lose their bodies
 // as direct ones do.
 void WriteEventJson(JsonOut* out, const EventRecord& event, const EventJsonOptions& options = {});
+
+// `event.data_json` as the brief form (bodies = false) writes it.
+std::string BriefEventData(const EventRecord& event);
 
 }  // namespace keel

@@ -242,7 +242,8 @@ function eventList(events) {
   const list = events.slice(-200);
   return h("table", { class: "np-events" }, h("tbody", {}, list.map((e) => {
     const data = e.data && Object.keys(e.data).length ? JSON.stringify(e.data) : "";
-    return h("tr", {}, h("td", { class: "num muted" }, String(e.seq)), h("td", { class: "muted" }, fmtTime(e.ts)),
-      h("td", {}, words(e.kind)), h("td", { class: "mono np-ev-data" }, data.length > 200 ? data.slice(0, 200) + "…" : data));
+    // The severity (info, warning, error, critical) colours the kind.
+    return h("tr", { class: "sev-" + (e.severity || "info") }, h("td", { class: "num muted" }, String(e.seq)), h("td", { class: "muted" }, fmtTime(e.ts)),
+      h("td", { class: "np-ev-kind", title: e.severity || "info" }, words(e.kind)), h("td", { class: "mono np-ev-data" }, data.length > 200 ? data.slice(0, 200) + "…" : data));
   })));
 }
