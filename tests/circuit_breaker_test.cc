@@ -1,4 +1,4 @@
-#include "engine/circuit_breaker.h"
+#include "tests/support/breaker_harness.h"
 
 #include <doctest/doctest.h>
 
@@ -7,48 +7,6 @@
 #include <vector>
 
 namespace keel {
-namespace {
-
-struct Harness {
-  BreakerConfig config;
-  BreakerSnapshot snap;
-  double now = 1000;
-  BreakerTransition last = BreakerTransition::kNone;
-  int64_t next_id = 1;
-  double lease = 30;
-  std::set<int64_t> dead;  // probes whose owner is gone
-
-  ProbeClaim Claim() {
-    ProbeClaim c;
-    c.id = next_id++;
-    c.owner = Owner{c.id, "here", 1};  // one process per probe
-    c.lease = lease;
-    c.alive = [this](const ProbeLease& p, double) { return dead.count(p.id) == 0; };
-    return c;
-  }
-  Admission Call(bool success) {
-    double retry_in;
-    BreakerTransition t;
-    ProbeClaim claim = Claim();
-    Admission a = Admit(snap, config, now, claim, &retry_in, &t);
-    if (t != BreakerTransition::kNone) last = t;
-    if (a != Admission::kRejected) {
-      t = RecordOutcome(snap, config, success, a == Admission::kProbe ? claim.id : 0, now);
-      if (t != BreakerTransition::kNone) last = t;
-    }
-    return a;
-  }
-  // Asks without reporting; *id is the probe's id on kProbe.
-  Admission Peek(double* retry_in, int64_t* id = nullptr) {
-    BreakerTransition t;
-    ProbeClaim claim = Claim();
-    Admission a = Admit(snap, config, now, claim, retry_in, &t);
-    if (id) *id = a == Admission::kProbe ? claim.id : 0;
-    return a;
-  }
-};
-
-}  // namespace
 
 TEST_CASE("consecutive failures open the breaker; a success resets the count") {
   Harness h;
