@@ -154,6 +154,7 @@ Status ParseTable(const Value& v, const std::string& option,
 // circuit.window: seconds, or { seconds = S, calls = N }.
 Status ParseWindow(const Value& v, BreakerConfig* c) {
   if (v.IsNumber()) return Seconds(v, "circuit.window", &c->window);
+  if (!v.IsObject()) return Bad("circuit.window", "expected seconds or { seconds = S, calls = N }");
   c->window = 0;  // a table without seconds: no time limit
   Status s = ParseTable(v, "circuit.window", {"seconds", "calls"},
                         [&](const std::string& key, const Value& x, const std::string& name,
@@ -216,6 +217,9 @@ Status ParseAdaptive(const Value& v, BreakerConfig* c) {
   if (v.IsBool()) {
     c->adaptive = v.GetBool();
     return Status::Ok();
+  }
+  if (!v.IsObject()) {
+    return Bad("circuit.adaptive", "expected true, false or { margin, half_life, stable }");
   }
   c->adaptive = true;
   return ParseTable(

@@ -101,6 +101,64 @@ TEST_CASE("bad options name themselves") {
   CHECK(msg("{}", R"({"join":"any"})") == "defaults.join: unknown option");
 }
 
+TEST_CASE("circuit windows, slow calls, recovery and adaptive thresholds parse") {
+  auto p = ParseNodePolicy(
+      "n",
+      R"({"circuit":{"key":"k","window":{"calls":20},"slow":{"seconds":2.5,"rate":0.4},
+          "recovery":{"ramp":60,"start":0.2},"adaptive":{"margin":0.2,"half_life":500,
+          "stable":120},"failure_rate":0.1}})",
+      "{}");
+  REQUIRE(p.ok());
+  const BreakerConfig& c = p->circuit;
+  CHECK(c.window_calls == 20);
+  CHECK(c.window == 0);  // a count window alone has no time limit
+  CHECK(c.slow_seconds == 2.5);
+  CHECK(c.slow_rate == 0.4);
+  CHECK(c.ramp == 60);
+  CHECK(c.ramp_start == 0.2);
+  CHECK(c.adaptive);
+  CHECK(c.margin == 0.2);
+  CHECK(c.half_life == 500);
+  CHECK(c.stable == 120);
+  auto both = ParseNodePolicy("n", R"({"circuit":{"window":{"seconds":30,"calls":10},
+                                        "adaptive":true}})",
+                              "{}");
+  REQUIRE(both.ok());
+  CHECK(both->circuit.window == 30);
+  CHECK(both->circuit.window_calls == 10);
+  CHECK(both->circuit.adaptive);
+  CHECK(both->circuit.margin == doctest::Approx(0.3));
+  auto plain = ParseNodePolicy("n", R"({"circuit":{"window":45}})", "{}");
+  REQUIRE(plain.ok());
+  CHECK(plain->circuit.window == 45);
+  CHECK(plain->circuit.window_calls == 0);
+}
+
+TEST_CASE("bad circuit options name themselves") {
+  auto msg = [](const std::string& circuit) {
+    auto p = ParseNodePolicy("n", R"({"circuit":)" + circuit + "}", "{}");
+    REQUIRE_FALSE(p.ok());
+    return p.status().message();
+  };
+  CHECK(msg(R"({"window":{"calls":0}})") == "circuit.window.calls: expected a whole number >= 1");
+  CHECK(msg(R"({"window":{}})") ==
+        "circuit.window: expected seconds, { seconds = S } or { calls = N }");
+  CHECK(msg(R"({"window":{"count":5}})").rfind("circuit.window.count: unknown option", 0) == 0);
+  CHECK(msg(R"({"slow":{"seconds":2}})") ==
+        "circuit.slow: expected { seconds = S, rate = R }: both are needed");
+  CHECK(msg(R"({"slow":{"seconds":2,"rate":1.5}})") == "circuit.slow.rate: expected a number in (0, 1]");
+  CHECK(msg(R"({"slow":3})") == "circuit.slow: expected a table");
+  CHECK(msg(R"({"recovery":{"start":0.5}})") == "circuit.recovery: expected { ramp = seconds }");
+  CHECK(msg(R"({"recovery":{"ramp":-1}})") ==
+        "circuit.recovery.ramp: expected a number of seconds > 0");
+  CHECK(msg(R"({"adaptive":"yes"})") ==
+        "circuit.adaptive: expected true, false or { margin, half_life, stable }");
+  CHECK(msg(R"({"window":"1m"})") == "circuit.window: expected seconds or { seconds = S, calls = N }");
+  CHECK(msg(R"({"adaptive":{"margin":0}})") == "circuit.adaptive.margin: expected a number in (0, 1]");
+  CHECK(msg(R"({"adaptive":{"half_life":0.5}})") ==
+        "circuit.adaptive.half_life: expected a number of calls >= 1");
+}
+
 TEST_CASE("retry budget") {
   CHECK(*ParseRetryBudget("{}") == -1);
   CHECK(*ParseRetryBudget(R"({"retry_budget":10})") == 10);
