@@ -203,6 +203,12 @@ int main(int argc, char** argv) {
     keel::bench::BreakerSuccessPath("consecutive failures", config, calls);
     config.failure_rate = 0.5;
     keel::bench::BreakerSuccessPath("failure rate over 60 s", config, calls);
+    config.window_calls = 100;
+    config.slow_seconds = 5;
+    config.slow_rate = 0.5;
+    config.adaptive = true;
+    config.ramp = 60;
+    keel::bench::BreakerSuccessPath("last 100 calls, slow calls, adaptive, ramp", config, calls);
   }
   keel::bench::SharedBreakerCost(quick ? 200 : 2000);
   keel::bench::BackoffHoldsNoWorker(1000);
