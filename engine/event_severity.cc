@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "engine/json_members.h"
+
 namespace keel {
 namespace {
 
@@ -89,23 +91,6 @@ const Entry* Find(std::string_view kind) {
   return nullptr;
 }
 
-const rapidjson::Value* Member(const rapidjson::Value& object, const char* name) {
-  if (!object.IsObject()) return nullptr;
-  auto it = object.FindMember(name);
-  return it == object.MemberEnd() ? nullptr : &it->value;
-}
-
-std::string_view String(const rapidjson::Value& object, const char* name) {
-  const rapidjson::Value* value = Member(object, name);
-  return value && value->IsString() ? std::string_view(value->GetString(), value->GetStringLength())
-                                    : std::string_view();
-}
-
-double Number(const rapidjson::Value& object, const char* name) {
-  const rapidjson::Value* value = Member(object, name);
-  return value && value->IsNumber() ? value->GetDouble() : 0;
-}
-
 Severity Decide(std::string_view kind, const rapidjson::Value& data);
 
 // The severity of `entry` given its data.
@@ -114,27 +99,27 @@ Severity Apply(const Entry& entry, const rapidjson::Value& data) {
     case Rule::kFixed:
       return entry.severity;
     case Rule::kNodeFailed: {
-      const rapidjson::Value* optional = Member(data, "optional");
+      const rapidjson::Value* optional = JsonMember(data, "optional");
       return optional && optional->IsBool() && optional->GetBool() ? kWarning : kError;
     }
     case Rule::kBreakerOpen:
-      return Number(data, "reopens") >= kCriticalReopens ? Severity::kCritical : kWarning;
+      return JsonNumber(data, "reopens") >= kCriticalReopens ? Severity::kCritical : kWarning;
     case Rule::kRunFinished: {
-      std::string_view status = String(data, "status");
+      std::string_view status = JsonString(data, "status");
       if (status == "failed") return kError;
       if (status == "degraded" || status == "cancelled" || status == "interrupted") return kWarning;
       return kInfo;
     }
     case Rule::kMapFinished:
-      return Number(data, "failed") > 0 ? kWarning : kInfo;
+      return JsonNumber(data, "failed") > 0 ? kWarning : kInfo;
     case Rule::kFallbackFinished: {
-      std::string_view status = String(data, "status");
+      std::string_view status = JsonString(data, "status");
       return status == "succeeded" || status == "degraded" ? kInfo : kWarning;
     }
     case Rule::kFallbackEvent: {
-      std::string_view inner = String(data, "event");
+      std::string_view inner = JsonString(data, "event");
       if (inner == "fallback_event") return kInfo;  // never recorded nested
-      const rapidjson::Value* wrapped = Member(data, "data");
+      const rapidjson::Value* wrapped = JsonMember(data, "data");
       static const rapidjson::Value kEmpty(rapidjson::kObjectType);
       Severity severity = Decide(inner, wrapped ? *wrapped : kEmpty);
       return severity > kWarning ? kWarning : severity;

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "engine/event_severity.h"
+#include "engine/json_members.h"
 
 namespace keel::service {
 namespace {
@@ -78,24 +79,6 @@ void Write(std::string* out, const char* name, const char* type, const char* hel
   for (const auto& [labels, value] : all) Sample(out, name, labels, value);
 }
 
-const rapidjson::Value* Member(const rapidjson::Value& object, const char* name) {
-  if (!object.IsObject()) return nullptr;
-  auto it = object.FindMember(name);
-  return it == object.MemberEnd() ? nullptr : &it->value;
-}
-
-std::string String(const rapidjson::Value& object, const char* name) {
-  const rapidjson::Value* value = Member(object, name);
-  return value && value->IsString() ? std::string(value->GetString(), value->GetStringLength())
-                                    : std::string();
-}
-
-// The number `name`, or NaN when absent.
-double Num(const rapidjson::Value& object, const char* name) {
-  const rapidjson::Value* value = Member(object, name);
-  return value && value->IsNumber() ? value->GetDouble() : std::nan("");
-}
-
 bool IsTerminal(std::string_view status) {
   return status == "succeeded" || status == "failed" || status == "degraded" ||
          status == "cancelled";
@@ -141,7 +124,7 @@ void MetricsState::AddOne(const std::string& kind, const std::string& node,
   const rapidjson::Value& data = doc;
   if (kind == "fallback_event" && !wrapped) {
     // A fallback workflow's event, wrapped for the node it stands in for.
-    const rapidjson::Value* inner = Member(data, "data");
+    const rapidjson::Value* inner = JsonMember(data, "data");
     std::string inner_json = "{}";
     if (inner && inner->IsObject()) {
       rapidjson::Document copy;
@@ -151,7 +134,7 @@ void MetricsState::AddOne(const std::string& kind, const std::string& node,
       copy.Accept(writer);
       inner_json.assign(buf.GetString(), buf.GetSize());
     }
-    AddOne(String(data, "event"), node, inner_json, true);
+    AddOne(JsonText(data, "event"), node, inner_json, true);
     return;
   }
   if (kind == "run_started") {
@@ -159,20 +142,20 @@ void MetricsState::AddOne(const std::string& kind, const std::string& node,
   } else if (kind == "run_resumed") {
     if (!wrapped) runs_resumed_[""] += 1;
   } else if (kind == "run_finished") {
-    std::string status = String(data, "status");
+    std::string status = JsonText(data, "status");
     if (!wrapped && IsTerminal(status)) runs_finished_[Label("status", status)] += 1;
   } else if (kind == "run_cancelled") {
     if (!wrapped) runs_finished_[Label("status", "cancelled")] += 1;
   } else if (kind == "node_succeeded") {
     attempts_[Label("outcome", "succeeded")] += 1;
   } else if (kind == "attempt_failed") {
-    std::string error = String(data, "kind");
+    std::string error = JsonText(data, "kind");
     const char* outcome = error == "timeout" ? "timeout" : error == "cancelled" ? "cancelled" : "failed";
     attempts_[Label("outcome", outcome)] += 1;
     if (error == "timeout") timeouts_[Label("scope", "attempt")] += 1;
   } else if (kind == "circuit_rejected") {
     attempts_[Label("outcome", "rejected")] += 1;
-    std::string name = Label("name", String(data, "key"));
+    std::string name = Label("name", JsonText(data, "key"));
     rejected_[Bounded(rejected_, name, Label("name", "other"))] += 1;
   } else if (kind == "total_timeout") {
     timeouts_[Label("scope", "total")] += 1;
@@ -183,7 +166,7 @@ void MetricsState::AddOne(const std::string& kind, const std::string& node,
   } else if (kind == "budget_exceeded") {
     budget_exceeded_[""] += 1;
   } else if (kind == "fallback_finished") {
-    std::string status = Label("status", String(data, "status"));
+    std::string status = Label("status", JsonText(data, "status"));
     fallbacks_[Bounded(fallbacks_, status, Label("status", "other"))] += 1;
   } else if (kind == "hedge_started") {
     hedges_[""] += 1;
@@ -192,33 +175,33 @@ void MetricsState::AddOne(const std::string& kind, const std::string& node,
     const char* state = kind == "breaker_half_open" ? "half_open"
                         : kind == "breaker_closed"  ? "closed"
                                                     : "open";
-    std::string labels = Join(Label("name", String(data, "key")), Label("state", state));
+    std::string labels = Join(Label("name", JsonText(data, "key")), Label("state", state));
     transitions_[Bounded(transitions_, labels, Join(Label("name", "other"), Label("state", state)))] +=
         1;
   } else if (kind == "tool_call") {
-    const rapidjson::Value* ok = Member(data, "ok");
+    const rapidjson::Value* ok = JsonMember(data, "ok");
     tool_calls_[Label("outcome", ok && ok->IsBool() && ok->GetBool() ? "ok" : "error")] += 1;
   } else if (kind == "llm_call") {
-    std::string provider = String(data, "provider");
-    std::string outcome = String(data, "outcome");
+    std::string provider = JsonText(data, "provider");
+    std::string outcome = JsonText(data, "outcome");
     if (outcome.empty()) outcome = "ok";
     std::string call = Join(Label("provider", provider), Label("outcome", outcome));
     llm_calls_[Bounded(llm_calls_, call, Join(Label("provider", "other"), Label("outcome", outcome)))] +=
         1;
-    double cost = Num(data, "cost");
+    double cost = JsonNumber(data, "cost", std::nan(""));
     std::string by_provider = Label("provider", provider);
     if (std::isfinite(cost)) llm_cost_[Bounded(llm_cost_, by_provider, Label("provider", "other"))] += cost;
     std::string model = Join(Label("gen_ai_operation_name", "chat"),
-                             Label("gen_ai_request_model", String(data, "model")));
+                             Label("gen_ai_request_model", JsonText(data, "model")));
     token_usage_.Observe(Join(model, Label("gen_ai_token_type", "input")),
-                         Num(data, "prompt_tokens"));
+                         JsonNumber(data, "prompt_tokens", std::nan("")));
     token_usage_.Observe(Join(model, Label("gen_ai_token_type", "output")),
-                         Num(data, "completion_tokens"));
+                         JsonNumber(data, "completion_tokens", std::nan("")));
     operation_duration_.Observe(outcome == "ok" ? model : Join(model, Label("error_type", outcome)),
-                                Num(data, "seconds"));
+                                JsonNumber(data, "seconds", std::nan("")));
   }
   if (kind.starts_with("node_") && kind != "node_started" && kind != "node_waiting") {
-    node_duration_.Observe(Label("status", kind.substr(5)), Num(data, "seconds"));
+    node_duration_.Observe(Label("status", kind.substr(5)), JsonNumber(data, "seconds", std::nan("")));
   }
 }
 

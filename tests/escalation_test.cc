@@ -13,6 +13,7 @@
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
 #include "engine/wait_node.h"
+#include "tests/fakes/fn_body.h"
 #include "tests/fakes/memory_store.h"
 #include "tests/fakes/node_spec.h"
 
@@ -21,20 +22,8 @@ namespace {
 
 using testing::MemoryStore;
 using testing::Node;
-using BodyFn = std::function<NodeResult(const NodeContext&)>;
-
-class FnBody : public NodeBody {
- public:
-  explicit FnBody(BodyFn fn) : fn_(std::move(fn)) {}
-  void Start(const NodeContext& ctx, NodeCompletion done) override {
-    calls.fetch_add(1);
-    done(fn_(ctx));
-  }
-  std::atomic<int> calls{0};
-
- private:
-  BodyFn fn_;
-};
+using testing::BodyFn;
+using testing::FnBody;
 
 std::shared_ptr<FnBody> Returns(const std::string& json) {
   return std::make_shared<FnBody>(

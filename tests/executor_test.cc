@@ -8,6 +8,7 @@
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
 #include "engine/mutex.h"
+#include "tests/fakes/fn_body.h"
 #include "tests/fakes/memory_store.h"
 #include "tests/fakes/node_spec.h"
 
@@ -16,21 +17,8 @@ namespace {
 
 using testing::MemoryStore;
 using testing::Node;
-using BodyFn = std::function<NodeResult(const NodeContext&)>;
-
-// Runs a C++ function synchronously on the worker, counting calls.
-class FnBody : public NodeBody {
- public:
-  explicit FnBody(BodyFn fn) : fn_(std::move(fn)) {}
-  void Start(const NodeContext& ctx, NodeCompletion done) override {
-    calls.fetch_add(1);
-    done(fn_(ctx));
-  }
-  std::atomic<int> calls{0};
-
- private:
-  BodyFn fn_;
-};
+using testing::BodyFn;
+using testing::FnBody;
 
 // Completes only when the test calls ReleaseAll(), from the test's thread.
 class HeldBody : public NodeBody {

@@ -214,7 +214,8 @@ TEST_CASE("metrics count what every process recorded, and survive a restart" *
     CHECK(severities["{kind=\"node_failed\",severity=\"error\"}"] >= 1);
     CHECK(severities["{kind=\"breaker_opened\",severity=\"warning\"}"] >= 1);
     double by_severity = 0;
-    for (const auto& [key, value] : m) {
+    for (const auto& [series, value] : m) {
+      const std::string key = series;  // a copy: doctest's CAPTURE takes no structured binding
       if (key.rfind("keel_events_by_severity_total{", 0) != 0) continue;
       CAPTURE(key);
       CHECK(value == severities[key.substr(std::string("keel_events_by_severity_total").size())]);
