@@ -67,7 +67,8 @@ int Reset(Store* store, const BreakersArgs& args, const std::string& db_path) {
       return UsageError(fmt::format("--reset: {} in {} (see keel breakers)",
                                     reset.status().message(), DbName(db_path)));
     }
-    PrintError(fmt::format("cannot reset breakers in {}: {}", DbName(db_path),
+    // The store's message names the database.
+    PrintError(fmt::format("--{}: cannot reset breakers: {}", args.all ? "all" : "reset",
                            reset.status().message()));
     return kExitFailed;
   }
@@ -109,8 +110,9 @@ int Operate(Store* store, const Order& order, const std::string& db_path) {
       return UsageError(fmt::format("{}: {} in {} (see keel breakers)", order.option,
                                     done.status().message(), DbName(db_path)));
     }
-    PrintError(fmt::format("{}: cannot change breaker '{}' in {}: {}", order.option, order.key,
-                           DbName(db_path), done.status().message()));
+    // The store's message names the database.
+    PrintError(fmt::format("{}: cannot change breaker '{}': {}", order.option, order.key,
+                           done.status().message()));
     return kExitFailed;
   }
   std::string state = StateWords(order.target);
