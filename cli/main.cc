@@ -231,7 +231,8 @@ int Main(int argc, char** argv) {
   auto* force_open_opt = breakers_cmd->add_option(
       "--force-open", breakers.force_open, "Reject every call through this breaker until closed");
   auto* disable_opt = breakers_cmd->add_option(
-      "--disable", breakers.disable, "Admit every call through this breaker (still counted) until closed");
+      "--disable", breakers.disable,
+      "Admit every call through this breaker (still counted) until closed");
   auto* close_opt = breakers_cmd->add_option(
       "--close", breakers.close, "Close this breaker (also ends --force-open and --disable)");
   auto* breakers_json = breakers_cmd->add_flag("--json", breakers.json, "Print a JSON array");
@@ -240,8 +241,8 @@ int Main(int argc, char** argv) {
       "With --json: print an object with the aggregate (summary) and the breakers");
   summary_opt->needs(breakers_json);
   // One action at a time, and no listing with it.
-  std::vector<CLI::Option*> breaker_actions = {reset_opt, all_opt, force_open_opt, disable_opt,
-                                               close_opt, breakers_json};
+  std::vector<CLI::Option*> breaker_actions = {reset_opt,   all_opt,   force_open_opt,
+                                               disable_opt, close_opt, breakers_json};
   for (size_t i = 0; i < breaker_actions.size(); ++i) {
     for (size_t j = i + 1; j < breaker_actions.size(); ++j) {
       breaker_actions[i]->excludes(breaker_actions[j]);

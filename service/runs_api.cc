@@ -258,9 +258,9 @@ void RunsApi::Register(httplib::Server& server) {
                                                      httplib::Response& r) {
     ResetBreakers(store_, q.matches[1], r);
   });
-  for (auto [action, target] : {std::pair{"force-open", BreakerState::kForcedOpen},
-                                std::pair{"disable", BreakerState::kDisabled},
-                                std::pair{"close", BreakerState::kClosed}}) {
+  for (auto [action, target] :
+       {std::pair{"force-open", BreakerState::kForcedOpen},
+        std::pair{"disable", BreakerState::kDisabled}, std::pair{"close", BreakerState::kClosed}}) {
     server.Post(std::string("/api/v1/breakers/(.+)/") + action,
                 [this, target](const httplib::Request& q, httplib::Response& r) {
                   OperateBreakerKey(store_, q.matches[1], target, r);

@@ -167,14 +167,14 @@ TEST_CASE("unknown keys and conflicting options are usage errors that change not
   ExitInfo json = Breakers(box, {"--json"});
   CHECK(Json::Parse(json.out).Size() == 2);
 
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--force-open", "api", "--close", "api"},
-           {"--disable", "api", "--force-open", "svc"},
-           {"--close", "api", "--reset", "svc"},
-           {"--disable", "api", "--all"},
-           {"--force-open", "api", "--json"},
-           {"--summary"},
-           {"--summary", "--close", "api"}}) {
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"--force-open", "api", "--close", "api"},
+                                             {"--disable", "api", "--force-open", "svc"},
+                                             {"--close", "api", "--reset", "svc"},
+                                             {"--disable", "api", "--all"},
+                                             {"--force-open", "api", "--json"},
+                                             {"--summary"},
+                                             {"--summary", "--close", "api"}}) {
     ExitInfo usage = Breakers(box, args);
     INFO(usage.Describe());
     CHECK(usage.exit_code == 2);

@@ -115,8 +115,8 @@ TEST_CASE("breakers lists what runs left behind, as a table and as JSON" *
   INFO(table.Describe());
   REQUIRE(table.exit_code == 0);
   CHECK(table.out.rfind(
-            "KEY    STATE   HEALTH  CALLS  FAILED  SLOW  TIMEOUTS  REJECTED  IN A ROW  NEXT\n", 0) ==
-        0);
+            "KEY    STATE   HEALTH  CALLS  FAILED  SLOW  TIMEOUTS  REJECTED  IN A ROW  NEXT\n",
+            0) == 0);
   std::vector<std::string> svc = Row(table.out, "svc");
   REQUIRE(svc.size() == 10);
   CHECK(svc[1] == "open");

@@ -32,8 +32,7 @@ BreakerSummary SummarizeBreakers(const std::vector<BreakerRow>& rows) {
 }
 
 std::string BreakerSummaryLine(const BreakerSummary& summary) {
-  std::string line =
-      fmt::format("{} breaker{}", summary.count, summary.count == 1 ? "" : "s");
+  std::string line = fmt::format("{} breaker{}", summary.count, summary.count == 1 ? "" : "s");
   const char* sep = ": ";
   for (int i = 0; i < kBreakerStates; ++i) {
     if (summary.by_state[i] == 0) continue;

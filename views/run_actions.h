@@ -1,8 +1,8 @@
 #pragma once
 // The decisions behind the write commands `keel cancel`, `keel signal`,
-// `keel breakers --reset` and the breakers' operator states, shared with their twins in `keel serve`'s API so
-// that both do exactly the same. Each is one store call after its checks.
-// Free functions; any thread (the store is safe from any thread).
+// `keel breakers --reset` and the breakers' operator states, shared with their twins in `keel
+// serve`'s API so that both do exactly the same. Each is one store call after its checks. Free
+// functions; any thread (the store is safe from any thread).
 
 #include <string>
 
