@@ -94,9 +94,13 @@ int ShowCommand(const ShowArgs& args);
 int ShowNodeCommand(const ShowArgs& args);
 
 struct BreakersArgs {
-  std::string reset;  // a breaker key to delete; empty: none
-  bool all = false;   // delete every breaker
+  std::string reset;       // a breaker key to delete; empty: none
+  bool all = false;        // delete every breaker
+  std::string force_open;  // a breaker key to force open; empty: none
+  std::string disable;     // a breaker key to disable; empty: none
+  std::string close;       // a breaker key to close; empty: none
   bool json = false;
+  bool summary = false;  // --json: an object with the aggregate and the breakers
   std::string db;
 };
 int BreakersCommand(const BreakersArgs& args);

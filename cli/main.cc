@@ -8,6 +8,7 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/doctor_command.h"
@@ -222,14 +223,31 @@ int Main(int argc, char** argv) {
   graph_cmd->callback([&] { action = [&] { return GraphCommand(graph); }; });
 
   BreakersArgs breakers;
-  auto* breakers_cmd =
-      app.add_subcommand("breakers", "List the circuit breakers and their health, or reset them");
+  auto* breakers_cmd = app.add_subcommand(
+      "breakers", "List the circuit breakers and their health, reset them or set their state");
   auto* reset_opt =
       breakers_cmd->add_option("--reset", breakers.reset, "Delete the breaker with this key");
   auto* all_opt = breakers_cmd->add_flag("--all", breakers.all, "Delete every breaker");
+  auto* force_open_opt = breakers_cmd->add_option(
+      "--force-open", breakers.force_open, "Reject every call through this breaker until closed");
+  auto* disable_opt = breakers_cmd->add_option(
+      "--disable", breakers.disable,
+      "Admit every call through this breaker (still counted) until closed");
+  auto* close_opt = breakers_cmd->add_option(
+      "--close", breakers.close, "Close this breaker (also ends --force-open and --disable)");
   auto* breakers_json = breakers_cmd->add_flag("--json", breakers.json, "Print a JSON array");
-  all_opt->excludes(reset_opt);
-  breakers_json->excludes(reset_opt)->excludes(all_opt);
+  auto* summary_opt = breakers_cmd->add_flag(
+      "--summary", breakers.summary,
+      "With --json: print an object with the aggregate (summary) and the breakers");
+  summary_opt->needs(breakers_json);
+  // One action at a time, and no listing with it.
+  std::vector<CLI::Option*> breaker_actions = {reset_opt,   all_opt,   force_open_opt,
+                                               disable_opt, close_opt, breakers_json};
+  for (size_t i = 0; i < breaker_actions.size(); ++i) {
+    for (size_t j = i + 1; j < breaker_actions.size(); ++j) {
+      breaker_actions[i]->excludes(breaker_actions[j]);
+    }
+  }
   AddDbOption(breakers_cmd, &breakers.db);
   breakers_cmd->callback([&] { action = [&] { return BreakersCommand(breakers); }; });
 

@@ -171,10 +171,12 @@ void MetricsState::AddOne(const std::string& kind, const std::string& node,
   } else if (kind == "hedge_started") {
     hedges_[""] += 1;
   } else if (kind == "breaker_opened" || kind == "breaker_reopened" ||
-             kind == "breaker_half_open" || kind == "breaker_closed") {
-    const char* state = kind == "breaker_half_open" ? "half_open"
-                        : kind == "breaker_closed"  ? "closed"
-                                                    : "open";
+             kind == "breaker_half_open" || kind == "breaker_recovering" ||
+             kind == "breaker_closed") {
+    const char* state = kind == "breaker_half_open"    ? "half_open"
+                        : kind == "breaker_recovering" ? "recovering"
+                        : kind == "breaker_closed"     ? "closed"
+                                                       : "open";
     std::string labels = Join(Label("name", JsonText(data, "key")), Label("state", state));
     transitions_[Bounded(transitions_, labels, Join(Label("name", "other"), Label("state", state)))] +=
         1;
@@ -263,13 +265,20 @@ std::string MetricsState::Render(const Store::StateCounts& counts,
   Write(&out, "keel_budget_exceeded_total", "counter",
         "Runs stopped for exceeding their token or cost budget.", budget_exceeded_);
 
-  std::map<std::string, double> state;
-  for (const BreakerRow& row : breakers) {
-    for (BreakerState s : {BreakerState::kClosed, BreakerState::kOpen, BreakerState::kHalfOpen}) {
-      std::string labels = Join(Label("name", row.key), Label("state", BreakerStateName(s)));
-      if (state.size() >= 3 * kMaxSeries) break;
-      state[labels] = row.snapshot.state == s ? 1 : 0;
+  // Read from the breakers as they are now (their lifetime statistics
+  // restart when a breaker is reset), at most kMaxSeries breakers.
+  constexpr BreakerState kStates[] = {BreakerState::kClosed,     BreakerState::kOpen,
+                                      BreakerState::kHalfOpen,   BreakerState::kRecovering,
+                                      BreakerState::kForcedOpen, BreakerState::kDisabled};
+  std::map<std::string, double> state, slow, timeouts;
+  for (size_t i = 0; i < breakers.size() && i < kMaxSeries; ++i) {
+    const BreakerRow& row = breakers[i];
+    std::string name = Label("name", row.key);
+    for (BreakerState s : kStates) {
+      state[Join(name, Label("state", BreakerStateName(s)))] = row.snapshot.state == s ? 1 : 0;
     }
+    slow[name] = static_cast<double>(row.snapshot.slow);
+    timeouts[name] = static_cast<double>(row.snapshot.timeouts);
   }
   Write(&out, "keel_circuitbreaker_state", "gauge",
         "1 for the state each circuit breaker is in now, 0 for the others.", state);
@@ -277,6 +286,10 @@ std::string MetricsState::Render(const Store::StateCounts& counts,
         "Circuit breaker transitions, by breaker and the state entered.", transitions_);
   Write(&out, "keel_circuitbreaker_rejected_total", "counter",
         "Calls refused by an open circuit breaker.", rejected_);
+  Write(&out, "keel_circuitbreaker_slow_calls_total", "counter",
+        "Calls through each circuit breaker that took its slow_seconds or longer.", slow);
+  Write(&out, "keel_circuitbreaker_timeouts_total", "counter",
+        "Calls through each circuit breaker that failed by timing out.", timeouts);
 
   Write(&out, "keel_llm_calls_total", "counter", "LLM calls, by provider and outcome.", llm_calls_);
   Write(&out, "keel_llm_cost_total", "counter",

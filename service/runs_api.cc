@@ -128,12 +128,22 @@ void ListEvents(Store& store, const httplib::Request& request, httplib::Response
   JsonBody(response, 200, out.Text());
 }
 
-void ListBreakers(Store& store, httplib::Response& response) {
+void ListBreakers(Store& store, const httplib::Request& request, httplib::Response& response) {
   auto rows = store.ListBreakers();
   if (!rows.ok()) return StoreError(response, rows.status());
   JsonOut out;
-  WriteBreakersJson(&out, *rows, Now());
+  if (FlagParam(request, "summary")) {
+    WriteBreakersWithSummaryJson(&out, *rows, Now());
+  } else {
+    WriteBreakersJson(&out, *rows, Now());
+  }
   JsonBody(response, 200, out.Text());
+}
+
+// An unknown breaker is 404; the rest as StoreError says.
+void BreakerError(httplib::Response& response, const Status& status) {
+  if (IsUnknownBreaker(status)) return JsonError(response, 404, status.message());
+  StoreError(response, status);
 }
 
 void Cancel(Store& store, const httplib::Request& request, httplib::Response& response) {
@@ -170,15 +180,26 @@ void Signal(Store& store, const httplib::Request& request, httplib::Response& re
 
 void ResetBreakers(Store& store, const std::string& key, httplib::Response& response) {
   auto reset = ResetBreakerKeys(store, key);
-  if (!reset.ok()) {
-    if (!key.empty() && reset.status().message().starts_with("no breaker")) {
-      return JsonError(response, 404, reset.status().message());
-    }
-    return StoreError(response, reset.status());
-  }
+  if (!reset.ok()) return BreakerError(response, reset.status());
   JsonOut out;
   out.BeginObject();
   out.Key("reset").Int(*reset);
+  out.EndObject();
+  JsonBody(response, 200, out.Text());
+}
+
+// POST breakers/KEY/force-open, /disable or /close: `keel breakers
+// --force-open KEY`, ... Answers {"key", "state", "was", "changed"}.
+void OperateBreakerKey(Store& store, const std::string& key, BreakerState target,
+                       httplib::Response& response) {
+  auto order = OperateBreaker(store, key, target, Now());
+  if (!order.ok()) return BreakerError(response, order.status());
+  JsonOut out;
+  out.BeginObject();
+  out.Key("key").String(key);
+  out.Key("state").String(BreakerStateName(order->now.state));
+  out.Key("was").String(BreakerStateName(order->was));
+  out.Key("changed").Raw(order->transition == BreakerTransition::kNone ? "false" : "true");
   out.EndObject();
   JsonBody(response, 200, out.Text());
 }
@@ -227,8 +248,8 @@ void RunsApi::Register(httplib::Server& server) {
   server.Post(run + "/signals/([^/]+)", [this](const httplib::Request& q, httplib::Response& r) {
     Signal(store_, q, r);
   });
-  server.Get("/api/v1/breakers", [this](const httplib::Request&, httplib::Response& r) {
-    ListBreakers(store_, r);
+  server.Get("/api/v1/breakers", [this](const httplib::Request& q, httplib::Response& r) {
+    ListBreakers(store_, q, r);
   });
   server.Post("/api/v1/breakers/reset", [this](const httplib::Request&, httplib::Response& r) {
     ResetBreakers(store_, "", r);
@@ -237,6 +258,14 @@ void RunsApi::Register(httplib::Server& server) {
                                                      httplib::Response& r) {
     ResetBreakers(store_, q.matches[1], r);
   });
+  for (auto [action, target] :
+       {std::pair{"force-open", BreakerState::kForcedOpen},
+        std::pair{"disable", BreakerState::kDisabled}, std::pair{"close", BreakerState::kClosed}}) {
+    server.Post(std::string("/api/v1/breakers/(.+)/") + action,
+                [this, target](const httplib::Request& q, httplib::Response& r) {
+                  OperateBreakerKey(store_, q.matches[1], target, r);
+                });
+  }
 }
 
 }  // namespace keel::service

@@ -6,10 +6,11 @@
 //   GET  /api/v1/runs/ID/events       (after=SEQ, limit=N)
 //   GET  /api/v1/runs/ID/graph        (through a child `keel graph --format json`;
 //                                      layout=dot adds a Graphviz layout)
-//   GET  /api/v1/breakers
+//   GET  /api/v1/breakers           (summary=true: with the aggregate)
 //   POST /api/v1/runs/ID/cancel
 //   POST /api/v1/runs/ID/signals/NAME (body: the signal's data; empty: null)
 //   POST /api/v1/breakers/reset, POST /api/v1/breakers/KEY/reset
+//   POST /api/v1/breakers/KEY/force-open, /disable, /close
 // ID is a run id or a unique prefix of one. Handlers run on any worker
 // thread; they share the store, which is safe from any thread, and the
 // cache of listings, which has its own lock.

@@ -1,5 +1,6 @@
 // `keel breakers` end to end: breakers left in the database by real runs,
-// listed as a table and as JSON, and reset one by one or all at once.
+// listed as a table with the aggregate line and as JSON, and reset one by
+// one or all at once.
 
 #include <doctest/doctest.h>
 
@@ -113,19 +114,26 @@ TEST_CASE("breakers lists what runs left behind, as a table and as JSON" *
   ExitInfo table = box.KeelDb({"breakers"});
   INFO(table.Describe());
   REQUIRE(table.exit_code == 0);
-  CHECK(table.out.rfind("KEY    STATE   FAILURES  CALLS  FAILED  HEALTH  HALF-OPEN IN\n", 0) == 0);
+  CHECK(table.out.rfind(
+            "KEY    STATE   HEALTH  CALLS  FAILED  SLOW  TIMEOUTS  REJECTED  IN A ROW  NEXT\n",
+            0) == 0);
   std::vector<std::string> svc = Row(table.out, "svc");
-  REQUIRE(svc.size() == 7);
+  REQUIRE(svc.size() == 10);
   CHECK(svc[1] == "open");
-  CHECK(svc[2] == "2");  // consecutive failures
+  CHECK(svc[2] == "0%");
   CHECK(svc[3] == "2");  // calls: the third attempt was refused, not made
   CHECK(svc[4] == "2");
-  CHECK(svc[5] == "0%");
-  CHECK(std::regex_match(svc[6], std::regex(R"(5\d\.\ds|60\.0s)")));
+  CHECK(svc[5] == "0");  // slow
+  CHECK(svc[6] == "0");  // timeouts
+  CHECK(svc[7] == "1");  // the refused third attempt
+  CHECK(svc[8] == "2 failed");
+  CHECK(std::regex_match(svc[9], std::regex(R"(5\d\.\ds|60\.0s)")));
   CHECK(Row(table.out, "mixed") ==
-        std::vector<std::string>{"mixed", "closed", "0", "2", "1", "50%", "-"});
+        std::vector<std::string>{"mixed", "closed", "50%", "2", "1", "0", "0", "0", "1 ok", "-"});
   CHECK(Row(table.out, "fine") ==
-        std::vector<std::string>{"fine", "closed", "0", "1", "0", "100%", "-"});
+        std::vector<std::string>{"fine", "closed", "100%", "1", "0", "0", "0", "0", "1 ok", "-"});
+  // The aggregate: 2 successful calls of 5 in all.
+  CHECK(table.out.ends_with("\n3 breakers: 2 closed, 1 open; health 40%\n"));
 
   Json list = ListJson(box);
   REQUIRE(list.Size() == 3);
@@ -140,6 +148,19 @@ TEST_CASE("breakers lists what runs left behind, as a table and as JSON" *
   CHECK(open["half_open_in_s"].Num() > 50);
   CHECK(open["half_open_in_s"].Num() <= 60);
   CHECK(open["opened_at"].IsString());
+  CHECK(open["rejected"].Int() == 1);
+  CHECK(open["consecutive_failures"].Int() == 2);
+  CHECK(open["consecutive_successes"].Int() == 0);
+  CHECK(open["last_failure_at"].IsString());
+  CHECK(open["last_success_at"].IsNull());
+  REQUIRE(open["transitions"].Size() == 1);
+  CHECK(open["transitions"][0]["from"].Str() == "closed");
+  CHECK(open["transitions"][0]["to"].Str() == "open");
+  CHECK(open["transitions"][0]["at"].Str() == open["opened_at"].Str());
+  CHECK(open["effective"]["next_cooldown_s"].Num() == 60);
+  CHECK(open["effective"]["failure_threshold_rate"].IsNull());
+  CHECK(open["effective"]["ramp_share"].IsNull());
+  CHECK(open["effective"]["reopens"].Int() == 0);
   Json mixed = Breaker(list, "mixed");
   CHECK(mixed["state"].Str() == "closed");
   CHECK(mixed["health_percent"].Num() == 50);
@@ -159,7 +180,10 @@ TEST_CASE("breakers --reset deletes one breaker, --all every one" * doctest::tim
   ExitInfo unknown = box.KeelDb({"breakers", "--reset", "nope"});
   INFO(unknown.Describe());
   CHECK(unknown.exit_code == 2);
-  CHECK(unknown.err.find("no breaker 'nope' in " + box.db()) != std::string::npos);
+  CHECK(unknown.err.find("--reset: no breaker 'nope' in " + box.db()) != std::string::npos);
+  ExitInfo close = box.KeelDb({"breakers", "--reset", "svx"});
+  CHECK(close.exit_code == 2);
+  CHECK(close.err.find("no breaker 'svx' (did you mean 'svc'?)") != std::string::npos);
   CHECK(ListJson(box).Size() == 3);
 
   ExitInfo one = box.KeelDb({"breakers", "--reset", "svc"});

@@ -211,5 +211,43 @@ return keel.workflow "gate" {
   CHECK(breakers.out.find("[]") != std::string::npos);
 }
 
+// An operator's breaker states on PostgreSQL: the same OperateBreaker
+// through PostgresStore::UpdateBreaker.
+TEST_CASE("breakers --force-open and --close on PostgreSQL" * doctest::timeout(180)) {
+  auto url = test::FreshPgDatabase("breaker_ops");
+  NEED_SERVER(url);
+  Sandbox box(KEEL_BIN);
+  const std::string wf = box.Write("call.lua", R"lua(local keel = require "keel"
+return keel.workflow "call" {
+  keel.fn "call" { circuit = { key = "api" }, run = function() return "ok" end },
+}
+)lua");
+  ExitInfo first = box.Keel({"run", wf, "--db", *url});
+  INFO(first.Describe());
+  REQUIRE(first.exit_code == 0);
+  ExitInfo unknown = box.Keel({"breakers", "--force-open", "apj", "--db", *url});
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err.find("no breaker 'apj' (did you mean 'api'?)") != std::string::npos);
+
+  ExitInfo forced = box.Keel({"breakers", "--force-open", "api", "--db", *url});
+  INFO(forced.Describe());
+  CHECK(forced.out == "breaker api forced open (was closed)\n");
+  ExitInfo refused = box.Keel({"run", wf, "--db", *url});
+  INFO(refused.Describe());
+  CHECK(refused.exit_code == 1);
+  ExitInfo json = box.Keel({"breakers", "--json", "--summary", "--db", *url});
+  REQUIRE(json.exit_code == 0);
+  Json both = Json::Parse(json.out);
+  CHECK(both["summary"]["states"]["forced_open"].Int() == 1);
+  CHECK(both["breakers"][0]["state"].Str() == "forced_open");
+  CHECK(both["breakers"][0]["rejected"].Int() >= 1);
+
+  ExitInfo closed = box.Keel({"breakers", "--close", "api", "--db", *url});
+  CHECK(closed.out == "breaker api closed (was forced open)\n");
+  ExitInfo again = box.Keel({"run", wf, "--db", *url});
+  INFO(again.Describe());
+  CHECK(again.exit_code == 0);
+}
+
 }  // namespace
 }  // namespace keel::testing

@@ -3,6 +3,9 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <algorithm>
+
+#include "engine/did_you_mean.h"
 #include "engine/process_owner.h"
 #include "views/run_status.h"
 
@@ -45,13 +48,57 @@ Result<RunRecord> SendRunSignal(Store& store, const std::string& id, const std::
   return run;
 }
 
+namespace {
+
+constexpr std::string_view kNoBreaker = "no breaker '";
+
+// "no breaker 'KEY'", with a did-you-mean among `rows`.
+Status UnknownBreaker(const std::string& key, const std::vector<BreakerRow>& rows) {
+  std::vector<std::string> keys;
+  keys.reserve(rows.size());
+  for (const BreakerRow& row : rows) keys.push_back(row.key);
+  return Status::Error(ErrorKind::kPermanent,
+                       std::string(kNoBreaker) + key + "'" + DidYouMean(key, keys));
+}
+
+}  // namespace
+
+bool IsUnknownBreaker(const Status& status) {
+  return status.kind() == ErrorKind::kPermanent && status.message().starts_with(kNoBreaker);
+}
+
 Result<int64_t> ResetBreakerKeys(Store& store, const std::string& key) {
   auto reset = store.ResetBreakers(key);
   if (!reset.ok()) return reset.status();
   if (!key.empty() && *reset == 0) {
-    return Status::Error(ErrorKind::kPermanent, "no breaker '" + key + "'");
+    auto rows = store.ListBreakers();
+    return UnknownBreaker(key, rows.ok() ? *rows : std::vector<BreakerRow>{});
   }
   return reset;
+}
+
+Result<BreakerOrder> OperateBreaker(Store& store, const std::string& key, BreakerState target,
+                                    double now) {
+  if (target != BreakerState::kForcedOpen && target != BreakerState::kDisabled &&
+      target != BreakerState::kClosed) {
+    return Status::Error(ErrorKind::kPermanent, "an operator may not put a breaker in state " +
+                                                    std::string(BreakerStateName(target)));
+  }
+  // UpdateBreaker creates a missing row, so the key is checked first.
+  auto rows = store.ListBreakers();
+  if (!rows.ok()) return rows.status();
+  bool known = std::any_of(rows->begin(), rows->end(),
+                           [&](const BreakerRow& row) { return row.key == key; });
+  if (!known) return UnknownBreaker(key, *rows);
+  BreakerOrder order;
+  auto updated = store.UpdateBreaker(key, [&](BreakerSnapshot& s) {
+    // Set on each try: the update may run again when its transaction is retried.
+    order.was = s.state;
+    order.transition = SetOperatorState(s, target, now);
+  });
+  if (!updated.ok()) return updated.status();
+  order.now = std::move(*updated);
+  return order;
 }
 
 }  // namespace keel

@@ -1,12 +1,26 @@
-// The breakers page (/breakers): every circuit breaker in the database with
-// its state, health and failures against its thresholds, the next probe as
-// a countdown, and Reset (one or all). Polled every 2 s and asked again at
+// The breakers page (/breakers): the aggregate of every circuit breaker in
+// the database (count by state, overall health), then each breaker with its
+// state, health, statistics, failures against its thresholds, the values it
+// works with now (effective threshold, next cooldown, ramp share, reopens),
+// the next probe as a countdown, and the operator's actions: Force open,
+// Disable, Close and Reset (one or all). Polled every 2 s and asked again at
 // once on breaker events from the live stream. Main thread only.
 import { api, follow, enc } from "./api.js";
 import { h, badge, confirmAction, toast, fmtTime, fmtCountdown, useCss, errorBox } from "./ui.js";
 
 const POLL_MS = 2000;
-const BREAKER_EVENTS = new Set(["breaker_opened", "breaker_half_open", "breaker_closed", "breaker_reopened", "circuit_rejected"]);
+const BREAKER_EVENTS = new Set(["breaker_opened", "breaker_half_open", "breaker_recovering", "breaker_closed",
+  "breaker_reopened", "breaker_forced_open", "breaker_disabled", "circuit_rejected"]);
+// The operator's orders: POST breakers/KEY/<path>, shown unless the breaker
+// is in `state` already.
+const ORDERS = [
+  { action: "force-open", label: "Force open", state: "forced_open", danger: true,
+    says: "rejects every call through it (they fail with circuit_open) until it is closed." },
+  { action: "disable", label: "Disable", state: "disabled",
+    says: "lets every call through, whatever fails; the calls are still counted. It stays so until it is closed." },
+  { action: "close", label: "Close", state: "closed",
+    says: "closes: calls go through again, and it opens again only by its own thresholds." },
+];
 
 // The first of `names` (dotted paths allowed) that `obj` holds, else undefined.
 function pick(obj, ...names) {
@@ -32,6 +46,47 @@ function span(s) {
 
 function pct(x) {
   return (Math.round(x * 10) / 10) + "%";
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+// The aggregate in words: "3 breakers: 1 closed, 1 open, 1 forced open;
+// health 87.5%", as `keel breakers` prints it.
+export function summaryWords(summary) {
+  const states = Object.entries(summary.states || {}).filter(([, n]) => n > 0)
+    .map(([state, n]) => `${n} ${state.replace(/_/g, " ")}`);
+  return plural(summary.count, "breaker") + (states.length ? ": " + states.join(", ") : "") +
+    `; health ${pct(summary.health_percent)}`;
+}
+
+// The statistics since the breaker was created: "12 calls, 3 failed", then
+// "1 slow, 0 timeouts, 4 rejected" and the last outcomes in a row.
+export function statsWords(b) {
+  const lines = [`${plural(b.calls || 0, "call")}, ${b.failed || 0} failed`];
+  lines.push(`${b.slow || 0} slow, ${plural(b.timeouts || 0, "timeout")}, ${b.rejected || 0} rejected`);
+  if (b.consecutive_failures) lines.push(`${b.consecutive_failures} failed in a row`);
+  else if (b.consecutive_successes) lines.push(`${b.consecutive_successes} ok in a row`);
+  return lines;
+}
+
+// The values the breaker works with now, from `effective`: "opens at 35%
+// failed (learned 5%)", "ramp: 40% of calls", "cooldown if it opens: 60 s",
+// "2 reopens".
+export function effectiveWords(b) {
+  const e = b.effective || {};
+  const parts = [];
+  if (typeof e.failure_threshold_rate === "number") {
+    let s = `opens at ${pct(e.failure_threshold_rate * 100)} failed`;
+    if (typeof e.learned_failure_rate === "number") s += ` (learned ${pct(e.learned_failure_rate * 100)})`;
+    parts.push(s);
+  }
+  if (typeof e.ramp_share === "number") parts.push(`ramp: ${pct(e.ramp_share * 100)} of calls`);
+  // The cooldown it would take on opening from closed now.
+  if (typeof e.next_cooldown_s === "number" && b.state === "closed") parts.push(`cooldown if it opens: ${span(e.next_cooldown_s)}`);
+  if (e.reopens) parts.push(plural(e.reopens, "reopen"));
+  return parts;
 }
 
 // The failures against the thresholds, in words: "7 of 20 calls failed in
@@ -88,11 +143,11 @@ export function mount(root) {
   let tfoot = null;
   const table = h("table", { class: "breakers", "data-testid": "breakers-table" },
     h("caption", { class: "visually-hidden" }, "Circuit breakers"),
-    h("thead", {}, h("tr", {}, ["Breaker", "State", "Health", "Failures", "Opened", "Next probe", ""].map((c) =>
+    h("thead", {}, h("tr", {}, ["Breaker", "State", "Health", "Calls", "Failures", "Effective", "Opened", "Next probe", ""].map((c) =>
       h("th", { scope: "col" }, c || h("span", { class: "visually-hidden" }, "Actions"))))),
     tbody,
     // The table stays (with its header) when empty; this row says why.
-    tfoot = h("tfoot", { hidden: true }, h("tr", {}, h("td", { colspan: "7", class: "list-empty" },
+    tfoot = h("tfoot", { hidden: true }, h("tr", {}, h("td", { colspan: "9", class: "list-empty" },
       "No circuit breakers yet. A breaker appears once a node with ",
       h("code", {}, "circuit = { ... }"), " (or an agent, keyed by its provider) has made a call."))));
   root.append(h("div", { class: "page-breakers" },
@@ -109,13 +164,15 @@ export function mount(root) {
     again = false;
     clearTimeout(pollTimer);
     try {
-      const list = await api("breakers");
+      const answer = await api("breakers?summary=true");
       if (stopped) return;
-      if (!Array.isArray(list)) throw new Error("the answer is not a list of breakers");
+      if (!answer || !Array.isArray(answer.breakers) || !answer.summary) {
+        throw new Error("the answer is not a list of breakers with their summary");
+      }
       message.replaceChildren();
-      render(list);
+      render(answer.breakers, answer.summary);
     } catch (e) {
-      if (!stopped) message.replaceChildren(errorBox("loading the breakers", "GET /api/v1/breakers", e));
+      if (!stopped) message.replaceChildren(errorBox("loading the breakers", "GET /api/v1/breakers?summary=true", e));
     } finally {
       inFlight = false;
       if (!stopped) pollTimer = setTimeout(load, again ? 0 : POLL_MS);
@@ -127,7 +184,7 @@ export function mount(root) {
     soonTimer = setTimeout(() => { soonTimer = 0; load(); }, 250);
   }
 
-  function render(list) {
+  function render(list, total) {
     const fetchedAt = Date.now();
     const keep = new Set(list.map((b) => b.key));
     for (const [key, row] of rows) {
@@ -147,27 +204,34 @@ export function mount(root) {
       if (want !== row.tr) tbody.insertBefore(row.tr, want);
       prev = row.tr;
     }
-    const open = list.filter((b) => b.state !== "closed").length;
-    summary.textContent = list.length
-      ? `${list.length} breaker${list.length === 1 ? "" : "s"}, ${open} not closed. Shared by every run and process using this database; refreshed every 2 s.`
-      : "";
+    set(summary, ...(list.length
+      ? [h("span", { "data-testid": "breakers-summary" }, summaryWords(total) + "."),
+        " Shared by every run and process using this database; refreshed every 2 s."]
+      : []));
     tfoot.hidden = list.length > 0;
     resetAll.disabled = list.length === 0;
   }
 
   function newRow(key) {
     const cells = {};
-    for (const name of ["key", "state", "health", "failures", "opened", "probe"]) {
+    for (const name of ["key", "state", "health", "stats", "failures", "effective", "opened", "probe"]) {
       cells[name] = h("td", { "data-label": name === "key" ? "Breaker" : null });
     }
     cells.key.append(h("span", { class: "mono key" }, key));
+    const orders = {};
+    for (const o of ORDERS) {
+      orders[o.state] = h("button", { type: "button", class: o.danger ? "danger" : null, "data-action": o.action,
+        onclick: () => onOrder(key, o) }, o.label, h("span", { class: "visually-hidden" }, " " + key));
+    }
     const reset = h("button", { type: "button", "data-action": "reset", onclick: () => onReset(key) },
       "Reset", h("span", { class: "visually-hidden" }, " " + key));
-    const tr = h("tr", { dataset: { breaker: key } }, Object.values(cells), h("td", { class: "actions" }, reset));
-    for (const [name, label] of Object.entries({ state: "State", health: "Health", failures: "Failures", opened: "Opened", probe: "Next probe" })) {
+    const tr = h("tr", { dataset: { breaker: key } }, Object.values(cells),
+      h("td", { class: "actions" }, ...Object.values(orders), reset));
+    for (const [name, label] of Object.entries({ state: "State", health: "Health", stats: "Calls", failures: "Failures",
+      effective: "Effective", opened: "Opened", probe: "Next probe" })) {
       cells[name].dataset.label = label;
     }
-    const row = { tr, cells };
+    const row = { tr, cells, orders };
     rows.set(key, row);
     return row;
   }
@@ -182,10 +246,14 @@ export function mount(root) {
     set(c.health, health === null ? "—" : h("div", { class: "health" },
       h("span", { class: "health-num" }, pct(health)),
       h("meter", { min: "0", max: "100", low: "50", high: "90", optimum: "100", value: String(health), "aria-label": `health ${pct(health)}` })));
+    set(c.stats, ...statsWords(b).map((t, i) => h("div", { class: i ? "muted small" : null }, t)), lastOutcomes(b));
     set(c.failures, ...failureWords(b).map((t, i) => h("div", { class: i ? "muted small" : null }, t)), lastError(b));
+    const effective = effectiveWords(b);
+    set(c.effective, ...(effective.length ? effective.map((t, i) => h("div", { class: i ? "muted small" : null }, t)) : ["—"]));
+    for (const [state, button] of Object.entries(row.orders)) button.hidden = b.state === state;
     const cooldown = pick(b, "cooldown_s", "cooldown");
     set(c.opened, b.opened_at ? h("span", { title: b.opened_at }, fmtTime(b.opened_at)) : "never",
-      typeof cooldown === "number" && b.state !== "closed" ? h("div", { class: "muted small" }, "cooldown " + span(cooldown)) : null);
+      typeof cooldown === "number" && (b.state === "open" || b.state === "half_open") ? h("div", { class: "muted small" }, "cooldown " + span(cooldown)) : null);
     tickRow(row);
   }
 
@@ -197,6 +265,14 @@ export function mount(root) {
     let s = typeof allowed === "number" ? `${n} of ${allowed} probe${allowed === 1 ? "" : "s"} running` : `${n} probe${n === 1 ? "" : "s"} running`;
     if (b.state === "half_open" && typeof needed === "number") s += `; closes after ${needed} success${needed === 1 ? "" : "es"}`;
     return s;
+  }
+
+  function lastOutcomes(b) {
+    const parts = [];
+    if (b.last_success_at) parts.push(h("span", { title: b.last_success_at }, "last ok " + fmtTime(b.last_success_at)));
+    if (b.last_failure_at) parts.push(h("span", { title: b.last_failure_at }, "last failure " + fmtTime(b.last_failure_at)));
+    if (!parts.length) return null;
+    return h("div", { class: "muted small" }, ...parts.flatMap((p, i) => (i ? [", ", p] : [p])));
   }
 
   function lastError(b) {
@@ -218,11 +294,27 @@ export function mount(root) {
     else if (typeof b.half_open_in_s === "number") left = b.half_open_in_s - (Date.now() - row.fetchedAt) / 1000;
     let text;
     if (b.state === "half_open") text = "probing now";
+    else if (b.state === "forced_open") text = "none until closed";
     else if (b.state !== "open" || left === null) text = "—";
     else text = left <= 0 ? "now (next call is a probe)" : "in " + fmtCountdown(left);
     if (row.cells.probe.textContent !== text) {
       set(row.cells.probe, text, at && left > 0 ? h("div", { class: "muted small" }, "at " + fmtTime(at)) : null);
     }
+  }
+
+  // Confirms, posts the order, says the result in the toast, and reads the
+  // list again.
+  async function onOrder(key, o) {
+    const title = `${o.label} breaker ${key}`;
+    if (!(await confirmAction(title, h("p", {}, "Breaker ", h("code", {}, key), " " + o.says), o.label))) return;
+    try {
+      const res = await api("breakers/" + enc(key) + "/" + o.action, { method: "POST" });
+      const state = res && res.state ? res.state.replace(/_/g, " ") : o.state.replace(/_/g, " ");
+      toast(res && res.changed === false ? `Breaker ${key} was already ${state}` : `Breaker ${key} is ${state}`);
+    } catch (e) {
+      toast(title + " failed: " + e.message, "error");
+    }
+    load();
   }
 
   // Confirms, posts, says the result in the toast, and reads the list again.

@@ -34,6 +34,7 @@ const SYMBOLS = {
   interrupted: "⚠", cancelled: "⊘", queued: "…", pending: "○", skipped: "↷",
   fallback: "↺", retrying: "⟳", backing_off: "◷", breaker_open: "⊗",
   waiting_signal: "✉", waiting_timer: "◷", open: "⊗", half_open: "◑", closed: "✓",
+  recovering: "◔", forced_open: "⊠", disabled: "⊖",
 };
 
 // The symbol shown with `status` (for drawings where badge() does not fit).
