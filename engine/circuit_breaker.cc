@@ -89,10 +89,6 @@ bool TakeProbe(BreakerSnapshot& s, int64_t id) {
   return true;
 }
 
-bool KeepsWindow(const BreakerConfig& c) {
-  return c.failure_rate > 0 || c.slow_rate > 0 || c.adaptive || c.ramp > 0;
-}
-
 void Remember(BreakerSnapshot& s, const BreakerConfig& c, double now, int flags) {
   if (c.window > 0) {
     while (!s.recent.empty() && s.recent.front().at <= now - c.window) s.recent.pop_front();
@@ -129,9 +125,11 @@ int Count(BreakerSnapshot& s, const BreakerConfig& c, const CallOutcome& o, doub
   int flags = 0;
   if (o.success) {
     ++s.consecutive_successes;
+    s.consecutive_failures = 0;
     s.last_success_at = now;
   } else {
     ++s.failed;
+    ++s.consecutive_failures;
     s.consecutive_successes = 0;
     s.last_failure_at = now;
     flags |= WindowCall::kFailed;
@@ -255,7 +253,6 @@ BreakerTransition RecordOutcome(BreakerSnapshot& s, const BreakerConfig& c,
   if (s.state != BreakerState::kClosed && s.state != BreakerState::kRecovering) {
     return BreakerTransition::kNone;
   }
-  s.consecutive_failures = outcome.success ? 0 : s.consecutive_failures + 1;
   if (flags == 0) return BreakerTransition::kNone;
   if (s.state == BreakerState::kRecovering) {
     double rate = EffectiveFailureRate(s, c);
@@ -298,6 +295,10 @@ BreakerTransition SetOperatorState(BreakerSnapshot& s, BreakerState target, doub
       s.consecutive_failures = 0;
       return Close(s, now);
   }
+}
+
+bool KeepsWindow(const BreakerConfig& c) {
+  return c.failure_rate > 0 || c.slow_rate > 0 || c.adaptive || c.ramp > 0;
 }
 
 double HealthPercent(const BreakerSnapshot& s) {

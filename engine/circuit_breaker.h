@@ -215,6 +215,10 @@ double NextCooldown(const BreakerSnapshot& s, const BreakerConfig& c, double now
 // The share of calls a RECOVERING breaker admits at `now` (1 otherwise).
 double RampShare(const BreakerSnapshot& s, const BreakerConfig& c, double now);
 
+// Whether a breaker of configuration `c` keeps the window of outcomes (a
+// rate, adaptive or the ramp needs it); without it `recent` stays empty.
+bool KeepsWindow(const BreakerConfig& c);
+
 // Re-opens after the first open in a row (0 when it opened once or never).
 inline int Reopens(const BreakerSnapshot& s) { return s.open_streak > 1 ? s.open_streak - 1 : 0; }
 

@@ -170,6 +170,7 @@ TEST_CASE("disabled admits every call, counts them, and never opens") {
   CHECK(h.snap.calls == 20);
   CHECK(h.snap.failed == 20);
   CHECK(h.snap.timeouts == 20);
+  CHECK(h.snap.consecutive_failures == 20);
   CHECK(h.snap.last_failure_at == doctest::Approx(h.now - 1));
   CHECK(HealthPercent(h.snap) == 0);
   // Closing hands it back to the failures: two more open it.

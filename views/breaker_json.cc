@@ -8,12 +8,6 @@
 namespace keel {
 namespace {
 
-// Whether a breaker with configuration `c` keeps the outcomes of its window
-// (engine/circuit_breaker.cc keeps them when a rate or the ramp needs them).
-bool KeepsWindow(const BreakerConfig& c) {
-  return c.failure_rate > 0 || c.slow_rate > 0 || c.adaptive || c.ramp > 0;
-}
-
 void NumberOrNull(JsonOut* out, const char* name, bool present, double value) {
   out->Key(name);
   if (present) {
