@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/breaker_listing.h"
 #include "tests/support/files.h"
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
@@ -38,18 +39,6 @@ return keel.workflow "ops" {
 
 ExitInfo Run(const Sandbox& box) { return box.KeelDb({"run", box.Write("flow.lua", kFlow)}); }
 
-// The breaker `key` of `keel breakers --json`; null when absent.
-Json Breaker(const Sandbox& box, const std::string& key) {
-  ExitInfo r = box.KeelDb({"breakers", "--json"});
-  INFO(r.Describe());
-  REQUIRE(r.exit_code == 0);
-  Json list = Json::Parse(r.out);
-  for (size_t i = 0; i < list.Size(); ++i) {
-    if (list[i]["key"].Str() == key) return list[i];
-  }
-  return Json::Null();
-}
-
 ExitInfo Breakers(const Sandbox& box, const std::vector<std::string>& args) {
   std::vector<std::string> all{"breakers"};
   all.insert(all.end(), args.begin(), args.end());
@@ -59,7 +48,7 @@ ExitInfo Breakers(const Sandbox& box, const std::vector<std::string>& args) {
 TEST_CASE("--force-open makes every call fail fast until --close" * doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   REQUIRE(Run(box).exit_code == 3);  // degraded: "down" is optional
-  CHECK(Breaker(box, "api")["calls"].Int() == 1);
+  CHECK(ListedBreaker(box, "api")["calls"].Int() == 1);
 
   ExitInfo forced = Breakers(box, {"--force-open", "api"});
   INFO(forced.Describe());
@@ -74,7 +63,7 @@ TEST_CASE("--force-open makes every call fail fast until --close" * doctest::tim
   CHECK(refused.exit_code == 1);
   Json run = box.Show(Json::Parse(refused.out)["run_id"].Str());
   CHECK(NodeEntry(run["nodes"], "call")["error_kind"].Str() == "circuit_open");
-  Json api = Breaker(box, "api");
+  Json api = ListedBreaker(box, "api");
   CHECK(api["state"].Str() == "forced_open");
   CHECK(api["calls"].Int() == 1);
   CHECK(api["rejected"].Int() >= 1);
@@ -89,7 +78,7 @@ TEST_CASE("--force-open makes every call fail fast until --close" * doctest::tim
   CHECK(closed.out == "breaker api closed (was forced open)\n");
   CHECK(Breakers(box, {"--close", "api"}).out == "breaker api was already closed\n");
   CHECK(Run(box).exit_code == 3);
-  api = Breaker(box, "api");
+  api = ListedBreaker(box, "api");
   CHECK(api["state"].Str() == "closed");
   CHECK(api["calls"].Int() == 2);
   CHECK(api["transitions"].Size() == 2);
@@ -99,7 +88,7 @@ TEST_CASE("--disable admits every call, still counting it, until --close" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   REQUIRE(Run(box).exit_code == 3);
-  Json svc = Breaker(box, "svc");
+  Json svc = ListedBreaker(box, "svc");
   REQUIRE(svc["state"].Str() == "open");
   CHECK(svc["calls"].Int() == 2);  // the third attempt was refused
 
@@ -111,7 +100,7 @@ TEST_CASE("--disable admits every call, still counting it, until --close" *
   // never opens.
   CHECK(Run(box).exit_code == 3);
   CHECK(Run(box).exit_code == 3);
-  svc = Breaker(box, "svc");
+  svc = ListedBreaker(box, "svc");
   CHECK(svc["state"].Str() == "disabled");
   CHECK(svc["calls"].Int() == 8);
   CHECK(svc["failed"].Int() == 8);
@@ -120,9 +109,9 @@ TEST_CASE("--disable admits every call, still counting it, until --close" *
 
   // Closed, its own thresholds apply again: the next run opens it.
   CHECK(Breakers(box, {"--close", "svc"}).out == "breaker svc closed (was disabled)\n");
-  CHECK(Breaker(box, "svc")["state"].Str() == "closed");
+  CHECK(ListedBreaker(box, "svc")["state"].Str() == "closed");
   CHECK(Run(box).exit_code == 3);
-  svc = Breaker(box, "svc");
+  svc = ListedBreaker(box, "svc");
   CHECK(svc["state"].Str() == "open");
   CHECK(svc["calls"].Int() == 10);
 }
@@ -131,17 +120,17 @@ TEST_CASE("--close closes an open breaker and the next run calls again" *
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   REQUIRE(Run(box).exit_code == 3);
-  REQUIRE(Breaker(box, "svc")["state"].Str() == "open");
+  REQUIRE(ListedBreaker(box, "svc")["state"].Str() == "open");
   ExitInfo closed = Breakers(box, {"--close", "svc"});
   INFO(closed.Describe());
   CHECK(closed.exit_code == 0);
   CHECK(closed.out == "breaker svc closed (was open)\n");
-  Json svc = Breaker(box, "svc");
+  Json svc = ListedBreaker(box, "svc");
   CHECK(svc["state"].Str() == "closed");
   CHECK(svc["failures"].Int() == 0);
   CHECK(svc["half_open_in_s"].IsNull());
   CHECK(Run(box).exit_code == 3);
-  CHECK(Breaker(box, "svc")["calls"].Int() == 4);
+  CHECK(ListedBreaker(box, "svc")["calls"].Int() == 4);
 }
 
 TEST_CASE("unknown keys and conflicting options are usage errors that change nothing" *
@@ -180,8 +169,8 @@ TEST_CASE("unknown keys and conflicting options are usage errors that change not
     CHECK(usage.exit_code == 2);
     CHECK(usage.out.empty());
   }
-  CHECK(Breaker(box, "api")["state"].Str() == "closed");
-  CHECK(Breaker(box, "svc")["state"].Str() == "open");
+  CHECK(ListedBreaker(box, "api")["state"].Str() == "closed");
+  CHECK(ListedBreaker(box, "svc")["state"].Str() == "open");
 }
 
 TEST_CASE("a locked database: a clear error and exit 1" * doctest::timeout(kTimeoutS)) {
@@ -195,7 +184,7 @@ TEST_CASE("a locked database: a clear error and exit 1" * doctest::timeout(kTime
   CHECK(locked.exit_code == 1);
   CHECK(locked.err.starts_with("keel: --force-open: cannot change breaker 'api': "));
   CHECK(locked.err.find("locked") != std::string::npos);
-  CHECK(Breaker(box, "api")["state"].Str() == "closed");
+  CHECK(ListedBreaker(box, "api")["state"].Str() == "closed");
 }
 
 TEST_CASE("the aggregate line and --json --summary agree" * doctest::timeout(kTimeoutS)) {

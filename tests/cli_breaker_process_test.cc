@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/breaker_listing.h"
 #include "tests/support/files.h"
 #include "tests/support/json.h"
 #include "tests/support/keel_cli.h"
@@ -72,23 +73,11 @@ int CountEvents(const Json& show, const std::string& kind, const std::string& no
   return n;
 }
 
-// The breaker `key` as `keel breakers --json` shows it; null when absent.
-Json Breaker(const Sandbox& box, const std::string& key) {
-  ExitInfo r = box.KeelDb({"breakers", "--json"});
-  INFO(r.Describe());
-  REQUIRE(r.exit_code == 0);
-  Json list = Json::Parse(r.out);
-  for (size_t i = 0; i < list.Size(); ++i) {
-    if (list[i]["key"].Str() == key) return list[i];
-  }
-  return Json::Null();
-}
-
 // Waits until open breaker `key` lets a probe through.
 bool WaitHalfOpen(const Sandbox& box, const std::string& key) {
   return WaitUntil(
       [&] {
-        Json b = Breaker(box, key);
+        Json b = ListedBreaker(box, key);
         return b["state"].Str() == "open" && b["half_open_in_s"].IsNumber() &&
                b["half_open_in_s"].Num() <= 0;
       },
@@ -116,7 +105,7 @@ TEST_CASE("breaker: opened by one process, it refuses the next and a probe close
   CHECK(CountEvents(first, "circuit_rejected", "c3") == 1);
   CHECK(NodeEntry(first["nodes"], "c3")["error_kind"].Str() == "circuit_open");
   CHECK(CallsLogged(box) == 2);
-  Json opened = Breaker(box, "svc");
+  Json opened = ListedBreaker(box, "svc");
   CHECK(opened["state"].Str() == "open");
   CHECK(opened["failures"].Int() == 2);
 
@@ -140,7 +129,7 @@ TEST_CASE("breaker: opened by one process, it refuses the next and a probe close
   CHECK(CountEvents(third, "breaker_closed", "c1") == 1);
   CHECK(CountEvents(third, "circuit_rejected") == 0);
   CHECK(CallsLogged(box) == 5);
-  Json closed = Breaker(box, "svc");
+  Json closed = ListedBreaker(box, "svc");
   CHECK(closed["state"].Str() == "closed");
   CHECK(closed["failures"].Int() == 0);
   CHECK(closed["half_open_in_s"].IsNull());
@@ -159,7 +148,7 @@ TEST_CASE("breaker: a failed probe re-opens it with the cooldown times factor" *
   CHECK(CountEvents(probe, "breaker_reopened", "c1") == 1);
   CHECK(NodeEntry(probe["nodes"], "c2")["error_kind"].Str() == "circuit_open");
   CHECK(CallsLogged(box) == 3);
-  Json reopened = Breaker(box, "svc");
+  Json reopened = ListedBreaker(box, "svc");
   CHECK(reopened["state"].Str() == "open");
   CHECK(reopened["cooldown_s"].Num() == doctest::Approx(2.0));  // default factor 2
 }
@@ -211,7 +200,7 @@ return keel.workflow "pair" {
     opened += CountEvents(show, "breaker_opened");
   }
   CHECK(opened == 1);
-  Json svc = Breaker(box, "svc");
+  Json svc = ListedBreaker(box, "svc");
   CHECK(svc["state"].Str() == "open");
   CHECK(svc["calls"].Int() == 2);
   CHECK(svc["failed"].Int() == 2);
@@ -274,7 +263,7 @@ void OpenSvc(const Sandbox& box, const std::string& wf) {
   INFO(r.Describe());
   REQUIRE_FALSE(r.timed_out);
   REQUIRE(r.exit_code == 1);
-  REQUIRE(Breaker(box, "svc")["state"].Str() == "open");
+  REQUIRE(ListedBreaker(box, "svc")["state"].Str() == "open");
   REQUIRE(WaitHalfOpen(box, "svc"));
   WriteFile(box.Path("probes.log"), "");
 }
@@ -297,7 +286,7 @@ TEST_CASE("breaker: probes slower than the cooldown never overlap across process
   Json holder = Json::Null();
   CHECK(WaitUntil(
       [&] {
-        Json probes = Breaker(box, "svc")["probes"];
+        Json probes = ListedBreaker(box, "svc")["probes"];
         if (probes.IsArray() && probes.Size() == 1) holder = probes[0];
         return !holder.IsNull();
       },
@@ -318,7 +307,7 @@ TEST_CASE("breaker: probes slower than the cooldown never overlap across process
   CHECK(log.starts == kRuns);  // the slot was handed on, run after run
   CHECK(log.starts == log.ends);
   CHECK(log.max_overlap == 1);
-  Json svc = Breaker(box, "svc");
+  Json svc = ListedBreaker(box, "svc");
   CHECK(svc["probes"].Size() == 0);
 }
 
@@ -329,7 +318,7 @@ TEST_CASE("breaker: a probe killed with SIGKILL frees its slot" * doctest::timeo
   std::unique_ptr<Subprocess> stuck =
       box.StartDb({"run", wf, "-p", "dir=" + box.dir(), "-p", "hold=600"});
   REQUIRE(WaitUntil([&] { return ReadProbeLog(box).starts == 1; }, kWait));
-  Json probes = Breaker(box, "svc")["probes"];
+  Json probes = ListedBreaker(box, "svc")["probes"];
   REQUIRE(probes.Size() == 1);
   CHECK(probes[0]["pid"].Int() == stuck->pid());
   stuck->Kill();
@@ -340,7 +329,7 @@ TEST_CASE("breaker: a probe killed with SIGKILL frees its slot" * doctest::timeo
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(15));
   CHECK(CountEvents(next, "breaker_closed", "probe") == 1);
   CHECK(NodeEntry(next["nodes"], "probe")["attempts"].Int() == 1);
-  Json svc = Breaker(box, "svc");
+  Json svc = ListedBreaker(box, "svc");
   CHECK(svc["state"].Str() == "closed");
   CHECK(svc["probes"].Size() == 0);
 }
