@@ -59,7 +59,8 @@ void Worker::Abandon(const std::string& why) {
 
 void Worker::HeartbeatLoop() {
   double last_ok = MonoNow();
-  bool lost = false;
+  bool lost = false;     // its nodes were stopped for want of a lease
+  bool failing = false;  // the last heartbeat failed
   MutexLock lock(&mu_);
   while (!stopping_.load() || inflight_ > 0) {
     cv_.WaitFor(&mu_, std::chrono::duration<double>(options_.lease_s / 3));
@@ -76,9 +77,17 @@ void Worker::HeartbeatLoop() {
       return s;
     }();
     if (beat.ok()) {
+      if (failing) Note("renewing its lease again");
+      failing = false;
       last_ok = MonoNow();
       lost = false;
-    } else if (MonoNow() - last_ok > options_.lease_s && !lost) {
+    } else if (!failing) {
+      // Said once a spell: the database may refuse for a while (a restart,
+      // a failover, a read-only server).
+      failing = true;
+      Note("cannot renew its lease: " + beat.message());
+    }
+    if (!beat.ok() && MonoNow() - last_ok > options_.lease_s && !lost) {
       lost = true;
       Abandon("cannot reach the database for a whole lease (" + beat.message() + ")");
     }

@@ -258,10 +258,11 @@ void RunsApi::Register(httplib::Server& server) {
                                                      httplib::Response& r) {
     ResetBreakers(store_, q.matches[1], r);
   });
-  for (auto [action, target] :
+  for (const auto& order :
        {std::pair{"force-open", BreakerState::kForcedOpen},
         std::pair{"disable", BreakerState::kDisabled}, std::pair{"close", BreakerState::kClosed}}) {
-    server.Post(std::string("/api/v1/breakers/(.+)/") + action,
+    const BreakerState target = order.second;  // a copy the handler keeps
+    server.Post(std::string("/api/v1/breakers/(.+)/") + order.first,
                 [this, target](const httplib::Request& q, httplib::Response& r) {
                   OperateBreakerKey(store_, q.matches[1], target, r);
                 });

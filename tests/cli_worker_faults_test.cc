@@ -228,6 +228,45 @@ TEST_CASE("connections the server drops mid-run cost the run nothing" * doctest:
   CheckInvariants(db, id, 40);
 }
 
+TEST_CASE("a database that refuses writes: workers say so, lose no node, and go on when it "
+          "takes writes again" *
+          doctest::timeout(180)) {
+  auto url = FreshDbOrSkip("worker_read_only");
+  if (!url) return;
+  TempDir dir;
+  std::string file = dir.Write("wide.lua", Wide(6, "1"));
+  KeelCli keel(KEEL_BIN, dir.path());
+  std::string id = SubmitFile(keel, file, *url);
+  Db db = Connect(*url);
+  const std::string name = db.Scalar("SELECT current_database()");
+  auto read_only = [&](bool on) {
+    db.Scalar("ALTER DATABASE \"" + name + "\" SET default_transaction_read_only = " +
+              (on ? "on" : "off"));
+    // Sessions keep the setting they started with: end the others.
+    db.Scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+              "datname = current_database() AND pid <> pg_backend_pid()");
+  };
+  auto worker = keel.Start({"worker", "--db", *url, "--concurrency", "2", "--lease", "3s"});
+  REQUIRE(db.WaitFor("SELECT count(*) > 0 FROM node_queue WHERE run_id = $1 AND state = 'claimed'",
+                     "t", 20s, {id}));
+  read_only(true);
+  // A worker started now is refused at once, with the server's reason.
+  ExitInfo refused = keel.Run({"worker", "--db", *url, "--lease", "3s"});
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("read-only") != std::string::npos);
+  // The running one reports each commit refused and keeps going.
+  std::this_thread::sleep_for(5s);
+  CHECK(db.Scalar("SELECT status FROM runs WHERE id = $1", {id}) == "running");
+  read_only(false);
+  bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
+  kill(worker->pid(), SIGTERM);
+  ExitInfo exit = worker->Wait(30s);
+  CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+  CHECK_MESSAGE(exit.err.find("read-only") != std::string::npos, exit.err);
+  REQUIRE(done);
+  CheckInvariants(db, id, 6, /*prompt=*/false);
+}
+
 TEST_CASE("a PostgreSQL restart mid-run: the workers reconnect and the run finishes" *
           doctest::timeout(240)) {
   if (!test::PgServerUrl()) {

@@ -109,6 +109,7 @@ Status Connection::ErrorOf(pg_result* result, std::string_view what) const {
   if (message.empty()) message = "connection lost";
   std::string text = name_ + ": " + std::string(what) + ": " + message;
   if (state) text += std::string(" [SQLSTATE ") + state + "]";
+  if (state && std::string_view(state) == "25006") read_only_session_ = true;
   bool lost = PQstatus(conn_) != CONNECTION_OK;
   bool retry = lost || RetryableState(state ? state : "");
   return Status::Error(retry ? ErrorKind::kTransient : ErrorKind::kPermanent, text);
@@ -299,7 +300,8 @@ Status Connection::Transaction(const std::function<Status(Connection&)>& body,
 }
 
 bool Connection::Healthy() {
-  if (PQstatus(conn_) == CONNECTION_OK) return true;
+  if (PQstatus(conn_) == CONNECTION_OK && !read_only_session_) return true;
+  read_only_session_ = false;
   Reset();
   if (PQstatus(conn_) != CONNECTION_OK) return false;
   PGresult* r = PQexec(conn_, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");

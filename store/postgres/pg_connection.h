@@ -99,6 +99,9 @@ class Connection {
                      const char* isolation = "READ COMMITTED", int attempts = 5);
 
   // Whether the connection is usable; if not, tries once to connect again.
+  // A session that was refused a write for being read-only is replaced too:
+  // the database may take writes on a new one (a failover, or
+  // default_transaction_read_only turned off), never on this one.
   bool Healthy();
   // Whether the connection is up and inside a transaction (open or failed).
   bool InTransaction() const;
@@ -124,6 +127,9 @@ class Connection {
   pg_conn* conn_;
   std::string url_;
   std::string name_;
+  // Set by ErrorOf on SQLSTATE 25006 (a write in a read-only transaction);
+  // Healthy() then connects again. One thread uses a connection at a time.
+  mutable bool read_only_session_ = false;
   // Statements prepared on this session, by SQL text. Parsing and planning
   // the unnest statements of a commit costs more than running them.
   std::unordered_map<std::string, std::string> prepared_;
