@@ -265,6 +265,30 @@ BEGIN
 END $$;
 )sql";
 
+// Version 7: escalations of distributed runs (store/postgres/pg_escalations.h).
+//  - escalations: one row per failed end of a distributed run whose workflow
+//    has an `on_failure`, written in the transaction that settles the run
+//    failed: the escalation's number, workflow, the run's error and
+//    ctx.failure as they were then. A worker claims it (SKIP LOCKED,
+//    `attempt` bumped), its lease that of the worker's row; its records are
+//    written with `state` done, fenced by the claim's attempt.
+constexpr char kSchemaV7[] = R"sql(
+CREATE TABLE escalations (
+  run_id       text NOT NULL,
+  number       integer NOT NULL,
+  workflow     text NOT NULL,
+  error        text NOT NULL,
+  failure_json text NOT NULL,
+  state        text NOT NULL DEFAULT 'due',
+  attempt      bigint NOT NULL DEFAULT 0,
+  worker_id    text NOT NULL DEFAULT '',
+  due_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  claimed_at   timestamptz,
+  PRIMARY KEY (run_id, number)
+);
+CREATE INDEX escalations_open ON escalations (due_at) WHERE state <> 'done';
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
@@ -281,6 +305,7 @@ constexpr Migration kMigrations[] = {
     // Version 6: what a breaker knows beyond its columns
     // (engine/breaker_codec.h EncodeBreakerStats).
     {6, "ALTER TABLE breakers ADD COLUMN stats_json text NOT NULL DEFAULT '{}'"},
+    {7, kSchemaV7},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.
