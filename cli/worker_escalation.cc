@@ -17,23 +17,25 @@
 namespace keel::cli {
 namespace {
 
-// What escalation `claim` records when it cannot run (its script does not
-// load here, its workflow is gone): started, then failed with `error`.
-std::vector<EventRecord> NotRun(const pg::EscalationClaim& claim, const std::string& error,
-                                double now) {
-  return {{claim.run_id, 0, now, "", "escalation_started",
-           EventData()
-               .Add("workflow", claim.workflow)
-               .Add("escalation", claim.number)
-               .Add("error", claim.error)
-               .Done()},
-          {claim.run_id, 0, now, "", "escalation_finished",
-           EventData()
-               .Add("workflow", claim.workflow)
-               .Add("escalation", claim.number)
-               .Add("status", RunStatusName(RunStatus::kFailed))
-               .Add("error", error)
-               .Done()}};
+// The events framing escalation `claim`, as RunEscalation records them:
+// escalation_started, and escalation_finished failed with `error` for one
+// that cannot run here (its script does not load, its workflow is gone).
+EventRecord Started(const pg::EscalationClaim& claim, double now) {
+  return {claim.run_id, 0, now, "", "escalation_started",
+          EventData()
+              .Add("workflow", claim.workflow)
+              .Add("escalation", claim.number)
+              .Add("error", claim.error)
+              .Done()};
+}
+EventRecord NotRun(const pg::EscalationClaim& claim, const std::string& error, double now) {
+  return {claim.run_id, 0, now, "", "escalation_finished",
+          EventData()
+              .Add("workflow", claim.workflow)
+              .Add("escalation", claim.number)
+              .Add("status", RunStatusName(RunStatus::kFailed))
+              .Add("error", error)
+              .Done()};
 }
 
 }  // namespace
@@ -58,6 +60,14 @@ void Worker::Escalate(const pg::EscalationClaim& claim) {
       return;
     }
     params = MakeJson(work->run.params_json);
+    // Recorded now, so the run shows it escalating; once, whoever ends it.
+    auto started = pg::StartEscalation(**conn, claim, id_, Started(claim, SystemClock()->WallNow()));
+    if (!started.ok() || !*started) {
+      Note("cannot start " + name + ": " +
+           (started.ok() ? "its claim ended" : started.status().message()));
+      if (!started.ok()) (void)pg::HandBackEscalation(**conn, id_, claim);
+      return;
+    }
     auto loaded = ScriptFor(**conn, claim.run_id, work->script_key);
     if (!loaded.ok()) {
       failed = "the script of run " + claim.run_id +
@@ -92,19 +102,21 @@ void Worker::Escalate(const pg::EscalationClaim& claim) {
       escalating_.erase(slot);
     }
     if (abandoned) return;
-    // The escalation's own records and events; breakers went to the shared store.
+    // The escalation's own records and events (breakers went to the shared
+    // store); escalation_started was recorded above.
     const std::string prefix = EscalationPrefix(claim.number);
     for (NodeRecord& rec : store.TakeRecords()) {
       if (rec.node.compare(0, prefix.size(), prefix) == 0) records.push_back(std::move(rec));
     }
     for (EventRecord& e : store.TakeEvents()) {
-      if (e.node.empty() || e.node.compare(0, prefix.size(), prefix) == 0) {
+      if (e.node.empty() ? e.kind != "escalation_started"
+                         : e.node.compare(0, prefix.size(), prefix) == 0) {
         events.push_back(std::move(e));
       }
     }
   } else {
     Note("cannot run " + name + ": " + failed);
-    events = NotRun(claim, failed, SystemClock()->WallNow());
+    events.push_back(NotRun(claim, failed, SystemClock()->WallNow()));
   }
   double began = MonoNow();
   for (;;) {

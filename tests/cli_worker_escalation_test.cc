@@ -3,7 +3,8 @@
 // settles failed is escalated once by one worker, recorded in the run as the
 // in-process path records it; racing workers escalate it once; a worker
 // killed or paused mid-escalation has it finished by another after its
-// lease, recorded once; an escalation that fails does not loop; a run that
+// lease, recorded once (escalation_started written by the first claim to
+// start it, the rest when it ends); an escalation that fails does not loop; a run that
 // succeeds does not escalate; a resumed run that fails again escalates as #2.
 
 #include <doctest/doctest.h>
@@ -194,7 +195,14 @@ TEST_CASE("a worker killed mid-escalation has it finished by another, recorded o
   std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
   auto first = keel.Start({"worker", "--db", *url, "--lease", "1s"});
-  REQUIRE(db.WaitFor("SELECT state FROM escalations WHERE run_id = $1", "claimed", 30s, {id}));
+  REQUIRE(db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND kind = "
+                     "'escalation_started'",
+                     "1", 30s, {id}));
+  // Started: the run shows it escalating while its node runs.
+  Json during = Show(keel, id, *url);
+  CHECK(during["status"].Str() == "failed");
+  REQUIRE(during["escalations"].Size() == 1);
+  CHECK(during["escalations"][0]["status"].Str() == "running");
   first->Kill();
   std::vector<std::unique_ptr<Subprocess>> workers;
   workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "1s"}));

@@ -1,5 +1,7 @@
 #include "store/postgres/pg_escalations.h"
 
+#include <functional>
+
 #include "store/postgres/pg_frontier_step.h"
 #include "store/postgres/pg_row_arrays.h"
 #include "store/postgres/pg_rows.h"
@@ -30,8 +32,10 @@ constexpr char kClaim[] =
 // of a run's rows.
 constexpr char kLockRun[] = "SELECT status FROM runs WHERE id = $1 FOR UPDATE";
 constexpr char kLockEscalation[] =
-    "SELECT state = 'claimed' AND attempt = $3 AND worker_id = $4 FROM escalations "
-    "WHERE run_id = $1 AND number = $2 FOR UPDATE";
+    "SELECT state = 'claimed' AND attempt = $3 AND worker_id = $4, started_at > 0 "
+    "FROM escalations WHERE run_id = $1 AND number = $2 FOR UPDATE";
+constexpr char kMarkStarted[] =
+    "UPDATE escalations SET started_at = $3 WHERE run_id = $1 AND number = $2";
 constexpr char kMarkDone[] =
     "UPDATE escalations SET state = 'done' WHERE run_id = $1 AND number = $2";
 constexpr char kHandBack[] =
@@ -48,6 +52,10 @@ constexpr char kOpen[] =
 Statement LogLine(const EscalationClaim& claim, const std::string& worker, const char* action) {
   return {kLog, {claim.run_id, "on_failure#" + std::to_string(claim.number), Num(claim.attempt),
                  worker, std::string(action)}};
+}
+
+std::string Name(const EscalationClaim& claim) {
+  return "escalation " + std::to_string(claim.number) + " of run " + claim.run_id;
 }
 
 }  // namespace
@@ -74,13 +82,15 @@ Result<std::optional<EscalationClaim>> ClaimEscalation(Connection& conn,
   return std::optional<EscalationClaim>(std::move(claim));
 }
 
-Result<bool> FinishEscalation(Connection& conn, const EscalationClaim& claim,
-                              const std::string& worker, const std::vector<NodeRecord>& records,
-                              const std::vector<EventRecord>& events) {
-  bool current = false;
-  const std::string what = "recording escalation " + std::to_string(claim.number) + " of run " +
-                           claim.run_id;
-  Status status = conn.Transaction(
+namespace {
+
+// Runs `write` in one transaction that locks run `claim.run_id`'s row and
+// the escalation's, when `claim` by `worker` is current; *current says
+// whether it was, *started whether the escalation was started before.
+Status Fenced(Connection& conn, const EscalationClaim& claim, const std::string& worker,
+              const std::string& what, bool* current,
+              const std::function<Status(Connection&, bool started)>& write) {
+  return conn.Transaction(
       [&](Connection& c) -> Status {
         auto locked = c.Pipeline({{kLockRun, {claim.run_id}},
                                   {kLockEscalation,
@@ -89,26 +99,57 @@ Result<bool> FinishEscalation(Connection& conn, const EscalationClaim& claim,
                                  what);
         if (!locked.ok()) return locked.status();
         const Rows& row = (*locked)[1];
-        current = (*locked)[0].size() == 1 && row.size() == 1 && row.boolean(0, 0);
-        if (!current) {
-          auto logged = c.Pipeline({LogLine(claim, worker, "superseded")}, what);
-          return logged.ok() ? Status::Ok() : logged.status();
-        }
-        std::vector<Statement> writes;
-        if (!records.empty()) {
-          NodeRows rows;
-          for (const NodeRecord& rec : records) rows.Add(rec, std::nullopt);
-          writes.push_back(rows.ToStatement());
-        }
-        writes.push_back({kMarkDone, {claim.run_id, Num(int64_t{claim.number})}});
-        writes.push_back(LogLine(claim, worker, "commit"));
-        auto written = c.Pipeline(writes, what);
-        if (!written.ok()) return written.status();
-        std::vector<EventRecord> numbered = events;  // a retried transaction numbers them again
-        return InsertEvents(c, &numbered);
+        *current = (*locked)[0].size() == 1 && row.size() == 1 && row.boolean(0, 0);
+        if (!*current) return Status::Ok();
+        return write(c, row.boolean(0, 1));
       },
       what);
+}
+
+}  // namespace
+
+Result<bool> StartEscalation(Connection& conn, const EscalationClaim& claim,
+                             const std::string& worker, const EventRecord& started) {
+  bool current = false;
+  Status status = Fenced(
+      conn, claim, worker, "starting " + Name(claim), &current,
+      [&](Connection& c, bool already) -> Status {
+        if (already) return Status::Ok();
+        auto marked = c.Exec(kMarkStarted,
+                             {claim.run_id, Num(int64_t{claim.number}), Num(started.ts)},
+                             "starting " + Name(claim));
+        if (!marked.ok()) return marked.status();
+        std::vector<EventRecord> events{started};
+        return InsertEvents(c, &events);
+      });
   if (!status.ok()) return status;
+  return current;
+}
+
+Result<bool> FinishEscalation(Connection& conn, const EscalationClaim& claim,
+                              const std::string& worker, const std::vector<NodeRecord>& records,
+                              const std::vector<EventRecord>& events) {
+  bool current = false;
+  const std::string what = "recording " + Name(claim);
+  Status status = Fenced(conn, claim, worker, what, &current, [&](Connection& c, bool) -> Status {
+    std::vector<Statement> writes;
+    if (!records.empty()) {
+      NodeRows rows;
+      for (const NodeRecord& rec : records) rows.Add(rec, std::nullopt);
+      writes.push_back(rows.ToStatement());
+    }
+    writes.push_back({kMarkDone, {claim.run_id, Num(int64_t{claim.number})}});
+    writes.push_back(LogLine(claim, worker, "commit"));
+    auto written = c.Pipeline(writes, what);
+    if (!written.ok()) return written.status();
+    std::vector<EventRecord> numbered = events;  // a retried transaction numbers them again
+    return InsertEvents(c, &numbered);
+  });
+  if (!status.ok()) return status;
+  if (!current) {
+    auto logged = conn.Pipeline({LogLine(claim, worker, "superseded")}, what);
+    if (!logged.ok()) return logged.status();
+  }
   return current;
 }
 

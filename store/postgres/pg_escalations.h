@@ -6,10 +6,12 @@
 // frontier step). Any worker claims a due row with FOR UPDATE SKIP LOCKED,
 // bumping its attempt; the claim's lease is its worker's (the workers
 // row's heartbeat on the database's clock), so a row whose worker died or
-// stopped heartbeating is claimed again. The escalation's records and
-// events are written in one transaction with the row marked done, only
-// while the claim is still current: a paused or cut-off worker's late
-// results are discarded, and each failed end is escalated once.
+// stopped heartbeating is claimed again. Its escalation_started event is
+// recorded when its first claim starts it (StartEscalation), so the run
+// shows it escalating; the escalation's records and other events are
+// written in one transaction with the row marked done, only while the
+// claim is still current: a paused or cut-off worker's late results are
+// discarded, and each failed end is escalated and recorded once.
 //
 // Every claim, commit, discarded commit and hand-back is logged in
 // claim_log with its attempt, under the node name "on_failure#N".
@@ -53,6 +55,13 @@ Statement EscalationDue(const std::string& run_id, int number, const std::string
 // `worker`: one statement (SKIP LOCKED). nullopt when there is none.
 Result<std::optional<EscalationClaim>> ClaimEscalation(Connection& conn,
                                                        const std::string& worker);
+
+// Records `started` (its escalation_started event) for escalation `claim`
+// of `worker`, in one transaction fenced like FinishEscalation, unless an
+// earlier claim of it recorded it. Returns false, recording nothing, when
+// `claim` is no longer current.
+Result<bool> StartEscalation(Connection& conn, const EscalationClaim& claim,
+                             const std::string& worker, const EventRecord& started);
 
 // Writes what escalation `claim` recorded (`records`, `events`) and marks it
 // done, in one transaction that locks the run's row and the escalation's,

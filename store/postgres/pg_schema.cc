@@ -270,8 +270,10 @@ END $$;
 //    has an `on_failure`, written in the transaction that settles the run
 //    failed: the escalation's number, workflow, the run's error and
 //    ctx.failure as they were then. A worker claims it (SKIP LOCKED,
-//    `attempt` bumped), its lease that of the worker's row; its records are
-//    written with `state` done, fenced by the claim's attempt.
+//    `attempt` bumped), its lease that of the worker's row; `started_at` is
+//    set when escalation_started is recorded (once, by its first claim to
+//    start); its records are written with `state` done, fenced by the
+//    claim's attempt.
 constexpr char kSchemaV7[] = R"sql(
 CREATE TABLE escalations (
   run_id       text NOT NULL,
@@ -284,6 +286,7 @@ CREATE TABLE escalations (
   worker_id    text NOT NULL DEFAULT '',
   due_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
   claimed_at   timestamptz,
+  started_at   double precision NOT NULL DEFAULT 0,
   PRIMARY KEY (run_id, number)
 );
 CREATE INDEX escalations_open ON escalations (due_at) WHERE state <> 'done';
