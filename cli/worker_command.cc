@@ -91,8 +91,11 @@ Result<std::optional<EscalationSummary>> LastEscalation(pg::Connection& conn,
   if (!events.ok()) return events.status();
   std::vector<EventRecord> since;
   for (EventRecord& e : *events) {
-    if (e.kind == "run_started" || e.kind == "run_resumed") since.clear();
-    else since.push_back(std::move(e));
+    if (e.kind == "run_started" || e.kind == "run_resumed") {
+      since.clear();
+    } else {
+      since.push_back(std::move(e));
+    }
   }
   std::vector<EscalationSummary> escalations = ReadEscalations(since);
   if (escalations.empty()) return std::optional<EscalationSummary>();

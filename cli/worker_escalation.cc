@@ -21,7 +21,11 @@ namespace {
 // escalation_started, and escalation_finished failed with `error` for one
 // that cannot run here (its script does not load, its workflow is gone).
 EventRecord Started(const pg::EscalationClaim& claim, double now) {
-  return {claim.run_id, 0, now, "", "escalation_started",
+  return {claim.run_id,
+          0,
+          now,
+          "",
+          "escalation_started",
           EventData()
               .Add("workflow", claim.workflow)
               .Add("escalation", claim.number)
@@ -29,7 +33,11 @@ EventRecord Started(const pg::EscalationClaim& claim, double now) {
               .Done()};
 }
 EventRecord NotRun(const pg::EscalationClaim& claim, const std::string& error, double now) {
-  return {claim.run_id, 0, now, "", "escalation_finished",
+  return {claim.run_id,
+          0,
+          now,
+          "",
+          "escalation_finished",
           EventData()
               .Add("workflow", claim.workflow)
               .Add("escalation", claim.number)
@@ -41,8 +49,7 @@ EventRecord NotRun(const pg::EscalationClaim& claim, const std::string& error, d
 }  // namespace
 
 void Worker::Escalate(const pg::EscalationClaim& claim) {
-  const std::string name =
-      "escalation " + std::to_string(claim.number) + " of run " + claim.run_id;
+  const std::string name = "escalation " + std::to_string(claim.number) + " of run " + claim.run_id;
   std::shared_ptr<LoadedScript> script;
   std::string failed;  // why it cannot run here
   JsonText params;
@@ -61,7 +68,8 @@ void Worker::Escalate(const pg::EscalationClaim& claim) {
     }
     params = MakeJson(work->run.params_json);
     // Recorded now, so the run shows it escalating; once, whoever ends it.
-    auto started = pg::StartEscalation(**conn, claim, id_, Started(claim, SystemClock()->WallNow()));
+    auto started =
+        pg::StartEscalation(**conn, claim, id_, Started(claim, SystemClock()->WallNow()));
     if (!started.ok() || !*started) {
       Note("cannot start " + name + ": " +
            (started.ok() ? "its claim ended" : started.status().message()));

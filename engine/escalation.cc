@@ -77,7 +77,8 @@ RunOutcome RecordedOutcome(const WorkflowSpec& workflow, const std::vector<NodeR
   out.status = RunStatus::kFailed;
   out.error = error;
   out.failed_node = failed_node;
-  out.results.assign(workflow.nodes.size(), NodeResult{NodeStatus::kPending, nullptr, Status::Ok()});
+  out.results.assign(workflow.nodes.size(),
+                     NodeResult{NodeStatus::kPending, nullptr, Status::Ok()});
   out.attempts.assign(workflow.nodes.size(), 0);
   for (const NodeRecord& rec : records) {
     int i = workflow.Find(rec.node);
@@ -95,9 +96,9 @@ RunOutcome RecordedOutcome(const WorkflowSpec& workflow, const std::vector<NodeR
 std::unique_ptr<RunState> MakeEscalation(RunEnv* env, const WorkflowSpec& target,
                                          const std::string& run_id, const JsonText& params,
                                          int number, JsonText failure) {
-  auto state = std::make_unique<RunState>(target, run_id, MergeJsonObjects(target.params, params),
-                                          env, 0, "",
-                                          std::vector<std::pair<std::string, JsonText>>{}, nullptr);
+  auto state =
+      std::make_unique<RunState>(target, run_id, MergeJsonObjects(target.params, params), env, 0,
+                                 "", std::vector<std::pair<std::string, JsonText>>{}, nullptr);
   state->SetFrame(EscalationPrefix(number), nullptr, 0);
   state->SetFailure(std::move(failure));
   return state;
@@ -115,8 +116,9 @@ RunOutcome RunEscalation(RunEnv* env, RunState* escalation, const std::string& t
   wait();
   RunOutcome ended = escalation->Outcome();
   EventData finished;
-  finished.Add("workflow", target).Add("escalation", number).Add("status",
-                                                                  RunStatusName(ended.status));
+  finished.Add("workflow", target)
+      .Add("escalation", number)
+      .Add("status", RunStatusName(ended.status));
   if (!ended.error.empty()) finished.Add("error", ended.error);
   Record(env, run_id, "escalation_finished", finished.Done());
   return ended;

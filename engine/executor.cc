@@ -41,8 +41,8 @@ void Executor::OnGraph(RunEnv* env, const ExecutorOptions& options,
   // Lets --workers exceed the core count; TBB caps its pool at the cores otherwise.
   std::unique_ptr<tbb::global_control> allow;
   if (workers > tbb::info::default_concurrency()) {
-    allow = std::make_unique<tbb::global_control>(
-        tbb::global_control::max_allowed_parallelism, static_cast<size_t>(workers));
+    allow = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                  static_cast<size_t>(workers));
   }
   tbb::task_arena arena(workers);
   arena.execute([&] {

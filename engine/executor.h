@@ -110,9 +110,9 @@ class Executor {
   // nodes under "on_failure#N/" and framing them with escalation_started and
   // escalation_finished. Returns the escalation's outcome once every one of
   // its nodes has finished (Stop cancels them).
-  RunOutcome Escalate(const WorkflowSpec& target, const std::string& run_id,
-                      const JsonText& params, int number, JsonText failure,
-                      const std::string& error, const ExecutorOptions& options);
+  RunOutcome Escalate(const WorkflowSpec& target, const std::string& run_id, const JsonText& params,
+                      int number, JsonText failure, const std::string& error,
+                      const ExecutorOptions& options);
 
   // Does oneTBB's one-time set-up of the process (machine topology, its
   // allocator, the thread pool's bookkeeping), which the first Run would

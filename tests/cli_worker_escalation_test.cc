@@ -159,8 +159,7 @@ TEST_CASE("a submitted run that fails escalates once on a worker" * doctest::tim
   CHECK(show["escalations"].Size() == 2);
 }
 
-TEST_CASE("workers racing for escalations escalate each failed run once" *
-          doctest::timeout(90)) {
+TEST_CASE("workers racing for escalations escalate each failed run once" * doctest::timeout(90)) {
   auto url = FreshDbOrSkip("esc_race");
   if (!url) return;
   TempDir dir;
@@ -195,9 +194,10 @@ TEST_CASE("a worker killed mid-escalation has it finished by another, recorded o
   std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
   auto first = keel.Start({"worker", "--db", *url, "--lease", "1s"});
-  REQUIRE(db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND kind = "
-                     "'escalation_started'",
-                     "1", 30s, {id}));
+  REQUIRE(
+      db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND kind = "
+                 "'escalation_started'",
+                 "1", 30s, {id}));
   // Started: the run shows it escalating while its node runs.
   Json during = Show(keel, id, *url);
   CHECK(during["status"].Str() == "failed");

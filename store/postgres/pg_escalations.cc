@@ -9,8 +9,7 @@
 namespace keel::pg {
 namespace {
 
-constexpr char kLastNumber[] =
-    "SELECT coalesce(max(number), 0) FROM escalations WHERE run_id = $1";
+constexpr char kLastNumber[] = "SELECT coalesce(max(number), 0) FROM escalations WHERE run_id = $1";
 constexpr char kDue[] =
     "INSERT INTO escalations (run_id, number, workflow, error, failure_json) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
@@ -50,8 +49,9 @@ constexpr char kOpen[] =
 
 // claim_log's line for `action` on escalation `claim` by `worker`.
 Statement LogLine(const EscalationClaim& claim, const std::string& worker, const char* action) {
-  return {kLog, {claim.run_id, "on_failure#" + std::to_string(claim.number), Num(claim.attempt),
-                 worker, std::string(action)}};
+  return {kLog,
+          {claim.run_id, "on_failure#" + std::to_string(claim.number), Num(claim.attempt), worker,
+           std::string(action)}};
 }
 
 std::string Name(const EscalationClaim& claim) {
@@ -92,11 +92,11 @@ Status Fenced(Connection& conn, const EscalationClaim& claim, const std::string&
               const std::function<Status(Connection&, bool started)>& write) {
   return conn.Transaction(
       [&](Connection& c) -> Status {
-        auto locked = c.Pipeline({{kLockRun, {claim.run_id}},
-                                  {kLockEscalation,
-                                   {claim.run_id, Num(int64_t{claim.number}),
-                                    Num(claim.attempt), worker}}},
-                                 what);
+        auto locked =
+            c.Pipeline({{kLockRun, {claim.run_id}},
+                        {kLockEscalation,
+                         {claim.run_id, Num(int64_t{claim.number}), Num(claim.attempt), worker}}},
+                       what);
         if (!locked.ok()) return locked.status();
         const Rows& row = (*locked)[1];
         *current = (*locked)[0].size() == 1 && row.size() == 1 && row.boolean(0, 0);
@@ -111,17 +111,17 @@ Status Fenced(Connection& conn, const EscalationClaim& claim, const std::string&
 Result<bool> StartEscalation(Connection& conn, const EscalationClaim& claim,
                              const std::string& worker, const EventRecord& started) {
   bool current = false;
-  Status status = Fenced(
-      conn, claim, worker, "starting " + Name(claim), &current,
-      [&](Connection& c, bool already) -> Status {
-        if (already) return Status::Ok();
-        auto marked = c.Exec(kMarkStarted,
-                             {claim.run_id, Num(int64_t{claim.number}), Num(started.ts)},
-                             "starting " + Name(claim));
-        if (!marked.ok()) return marked.status();
-        std::vector<EventRecord> events{started};
-        return InsertEvents(c, &events);
-      });
+  Status status =
+      Fenced(conn, claim, worker, "starting " + Name(claim), &current,
+             [&](Connection& c, bool already) -> Status {
+               if (already) return Status::Ok();
+               auto marked =
+                   c.Exec(kMarkStarted, {claim.run_id, Num(int64_t{claim.number}), Num(started.ts)},
+                          "starting " + Name(claim));
+               if (!marked.ok()) return marked.status();
+               std::vector<EventRecord> events{started};
+               return InsertEvents(c, &events);
+             });
   if (!status.ok()) return status;
   return current;
 }
@@ -162,9 +162,9 @@ Status HandBackEscalation(Connection& conn, const std::string& worker,
                            "handing back an escalation");
         if (!back.ok()) return back.status();
         if (back->affected() == 0) return Status::Ok();
-        auto logged = c.Pipeline({LogLine(claim, worker, "handback"),
-                                  {std::string("NOTIFY ") + kReadyChannel, {}}},
-                                 "handing back an escalation");
+        auto logged = c.Pipeline(
+            {LogLine(claim, worker, "handback"), {std::string("NOTIFY ") + kReadyChannel, {}}},
+            "handing back an escalation");
         return logged.ok() ? Status::Ok() : logged.status();
       },
       "handing back escalation " + std::to_string(claim.number) + " of run " + claim.run_id);

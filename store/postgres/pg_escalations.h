@@ -53,8 +53,7 @@ Statement EscalationDue(const std::string& run_id, int number, const std::string
 // Claims the oldest escalation that is due, or claimed by a worker whose
 // heartbeat is older than its lease (or whose row is gone), for worker
 // `worker`: one statement (SKIP LOCKED). nullopt when there is none.
-Result<std::optional<EscalationClaim>> ClaimEscalation(Connection& conn,
-                                                       const std::string& worker);
+Result<std::optional<EscalationClaim>> ClaimEscalation(Connection& conn, const std::string& worker);
 
 // Records `started` (its escalation_started event) for escalation `claim`
 // of `worker`, in one transaction fenced like FinishEscalation, unless an

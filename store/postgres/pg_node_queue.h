@@ -116,7 +116,8 @@ struct CommitOutcome {
   std::vector<NodeClaim> claimed;  // children claimed for the worker
   bool run_settled = false;        // the commit finished (or parked) the run
   RunStatus run_status = RunStatus::kRunning;
-  bool escalation_due = false;     // ... failed, and made its on_failure due
+  // The commit finished the run failed and made its on_failure due.
+  bool escalation_due = false;
 };
 
 // In one transaction of two round trips (pg_node_commit.cc): locks the run
