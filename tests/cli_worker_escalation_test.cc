@@ -228,7 +228,7 @@ TEST_CASE("a worker paused past its lease mid-escalation records nothing of it" 
   Db db = Connect(*url);
   std::vector<std::unique_ptr<Subprocess>> workers;
   workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "1s"}));
-  REQUIRE(db.WaitFor("SELECT state FROM escalations WHERE run_id = $1", "claimed", 30s, {id}));
+  REQUIRE(db.WaitFor("SELECT started_at > 0 FROM escalations WHERE run_id = $1", "t", 30s, {id}));
   kill(workers[0]->pid(), SIGSTOP);
   workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "1s"}));
   bool done = EscalatedAll(db, id, 30s);

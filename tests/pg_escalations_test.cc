@@ -158,10 +158,11 @@ TEST_CASE("a failed end is escalated once, by the current claim" * doctest::time
                               {Event("escalation_finished")});
   REQUIRE(won.ok());
   CHECK(*won);
+  // Finishing it again (an answer that was lost) writes nothing more.
   auto again = FinishEscalation(*conn, *fast, "fast", {EscalationNode("\"again\"")},
                                 {Event("escalation_finished")});
   REQUIRE(again.ok());
-  CHECK_FALSE(*again);
+  CHECK(*again);
   CHECK(Scalar(*conn, "SELECT output_json FROM nodes WHERE node = 'on_failure#1/send'") ==
         "\"fast\"");
   CHECK(Scalar(*conn, "SELECT count(*) FROM events WHERE kind = 'escalation_finished'") == "1");
@@ -170,7 +171,7 @@ TEST_CASE("a failed end is escalated once, by the current claim" * doctest::time
   CHECK(Scalar(*conn,
                "SELECT string_agg(action || ':' || worker_id || ':' || attempt, ',' ORDER BY id) "
                "FROM claim_log WHERE node = 'on_failure#1'") ==
-        "claim:slow:1,claim:fast:2,superseded:slow:1,commit:fast:2,superseded:fast:2");
+        "claim:slow:1,claim:fast:2,superseded:slow:1,commit:fast:2");
   auto open = EscalationOpen(*conn, "r1");
   REQUIRE(open.ok());
   CHECK_FALSE(*open);

@@ -27,14 +27,20 @@ constexpr char kClaim[] =
     "l AS (INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
     "      SELECT run_id, 'on_failure#' || number, attempt, $1, 'claim' FROM u) "
     "SELECT run_id, number, attempt, workflow, error, failure_json FROM u";
-// Locks the run's row before the escalation's, the order of every writer
-// of a run's rows.
-constexpr char kLockRun[] = "SELECT status FROM runs WHERE id = $1 FOR UPDATE";
-constexpr char kLockEscalation[] =
-    "SELECT state = 'claimed' AND attempt = $3 AND worker_id = $4, started_at > 0 "
-    "FROM escalations WHERE run_id = $1 AND number = $2 FOR UPDATE";
-constexpr char kMarkStarted[] =
-    "UPDATE escalations SET started_at = $3 WHERE run_id = $1 AND number = $2";
+constexpr char kFence[] = "SELECT keel_escalation_fence($1, $2, $3, $4, $5)";
+constexpr char kSuperseded[] = "KL001";  // keel_escalation_fence's refusal
+// Records escalation_started (its seq taken from the run's row, locked by
+// the fence) unless an earlier claim did.
+constexpr char kStart[] =
+    "WITH s AS (UPDATE escalations SET started_at = $3 WHERE run_id = $1 AND number = $2 AND "
+    "started_at = 0 RETURNING run_id), "
+    "q AS (UPDATE runs r SET last_seq = r.last_seq + 1 FROM s WHERE r.id = s.run_id "
+    "RETURNING r.last_seq) "
+    "INSERT INTO events (cursor, run_id, seq, ts, node, kind, data_json) "
+    "SELECT nextval('events_cursor'), $1, q.last_seq, $3, '', 'escalation_started', $4 FROM q";
+constexpr char kCommitted[] =
+    "SELECT EXISTS (SELECT 1 FROM claim_log WHERE run_id = $1 AND node = $2 AND attempt = $3 "
+    "AND worker_id = $4 AND action = 'commit')";
 constexpr char kMarkDone[] =
     "UPDATE escalations SET state = 'done' WHERE run_id = $1 AND number = $2";
 constexpr char kHandBack[] =
@@ -84,73 +90,71 @@ Result<std::optional<EscalationClaim>> ClaimEscalation(Connection& conn,
 
 namespace {
 
-// Runs `write` in one transaction that locks run `claim.run_id`'s row and
-// the escalation's, when `claim` by `worker` is current; *current says
-// whether it was, *started whether the escalation was started before.
-Status Fenced(Connection& conn, const EscalationClaim& claim, const std::string& worker,
-              const std::string& what, bool* current,
-              const std::function<Status(Connection&, bool started)>& write) {
-  return conn.Transaction(
-      [&](Connection& c) -> Status {
-        auto locked =
-            c.Pipeline({{kLockRun, {claim.run_id}},
-                        {kLockEscalation,
-                         {claim.run_id, Num(int64_t{claim.number}), Num(claim.attempt), worker}}},
-                       what);
-        if (!locked.ok()) return locked.status();
-        const Rows& row = (*locked)[1];
-        *current = (*locked)[0].size() == 1 && row.size() == 1 && row.boolean(0, 0);
-        if (!*current) return Status::Ok();
-        return write(c, row.boolean(0, 1));
-      },
-      what);
+Statement Fence(const EscalationClaim& claim, const std::string& worker, size_t events) {
+  return {kFence, {claim.run_id, Num(int64_t{claim.number}), Num(claim.attempt), worker,
+                   Num(static_cast<int64_t>(events))}};
+}
+
+// Runs `pipeline` (BEGIN, a Fence, writes, COMMIT): one round trip, so the
+// locks the fence takes are held only while the server runs it. Returns
+// false when the fence refused it (the claim is not current; nothing
+// written). A failure leaves no transaction open.
+Result<bool> RunFenced(Connection& conn, const std::vector<Statement>& pipeline,
+                       const std::string& what) {
+  auto rows = conn.Pipeline(pipeline, what);
+  if (rows.ok()) return true;
+  if (conn.InTransaction()) (void)conn.ExecScript("ROLLBACK", what);
+  if (SqlStateOf(rows.status()) == kSuperseded) return false;
+  return rows.status();
 }
 
 }  // namespace
 
 Result<bool> StartEscalation(Connection& conn, const EscalationClaim& claim,
                              const std::string& worker, const EventRecord& started) {
-  bool current = false;
-  Status status =
-      Fenced(conn, claim, worker, "starting " + Name(claim), &current,
-             [&](Connection& c, bool already) -> Status {
-               if (already) return Status::Ok();
-               auto marked =
-                   c.Exec(kMarkStarted, {claim.run_id, Num(int64_t{claim.number}), Num(started.ts)},
-                          "starting " + Name(claim));
-               if (!marked.ok()) return marked.status();
-               std::vector<EventRecord> events{started};
-               return InsertEvents(c, &events);
-             });
-  if (!status.ok()) return status;
-  return current;
+  return RunFenced(conn,
+                   {{"BEGIN", {}},
+                    Fence(claim, worker, 0),
+                    {"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}},
+                    {kStart,
+                     {claim.run_id, Num(int64_t{claim.number}), Num(started.ts),
+                      started.data_json}},
+                    {"COMMIT", {}}},
+                   "starting " + Name(claim));
 }
 
 Result<bool> FinishEscalation(Connection& conn, const EscalationClaim& claim,
                               const std::string& worker, const std::vector<NodeRecord>& records,
                               const std::vector<EventRecord>& events) {
-  bool current = false;
   const std::string what = "recording " + Name(claim);
-  Status status = Fenced(conn, claim, worker, what, &current, [&](Connection& c, bool) -> Status {
-    std::vector<Statement> writes;
-    if (!records.empty()) {
-      NodeRows rows;
-      for (const NodeRecord& rec : records) rows.Add(rec, std::nullopt);
-      writes.push_back(rows.ToStatement());
-    }
-    writes.push_back({kMarkDone, {claim.run_id, Num(int64_t{claim.number})}});
-    writes.push_back(LogLine(claim, worker, "commit"));
-    auto written = c.Pipeline(writes, what);
-    if (!written.ok()) return written.status();
-    std::vector<EventRecord> numbered = events;  // a retried transaction numbers them again
-    return InsertEvents(c, &numbered);
-  });
-  if (!status.ok()) return status;
-  if (!current) {
-    auto logged = conn.Pipeline({LogLine(claim, worker, "superseded")}, what);
-    if (!logged.ok()) return logged.status();
+  EventRows rows;
+  for (const EventRecord& e : events) rows.Add(e);
+  std::vector<Statement> pipeline{{"BEGIN", {}}, Fence(claim, worker, rows.size())};
+  if (!records.empty()) {
+    NodeRows nodes;
+    for (const NodeRecord& rec : records) nodes.Add(rec, std::nullopt);
+    pipeline.push_back(nodes.ToStatement());
   }
-  return current;
+  pipeline.push_back({kMarkDone, {claim.run_id, Num(int64_t{claim.number})}});
+  pipeline.push_back(LogLine(claim, worker, "commit"));
+  if (!rows.empty()) {
+    pipeline.push_back({"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}});
+    pipeline.push_back(rows.ToStatementTakingSeqs());
+  }
+  pipeline.push_back({"COMMIT", {}});
+  auto written = RunFenced(conn, pipeline, what);
+  if (!written.ok() || *written) return written;
+  // Refused: already done by this very claim (a retry after an answer was
+  // lost), or taken over by another.
+  auto mine = conn.Exec(kCommitted,
+                        {claim.run_id, "on_failure#" + std::to_string(claim.number),
+                         Num(claim.attempt), worker},
+                        what);
+  if (!mine.ok()) return mine.status();
+  if (mine->boolean(0, 0)) return true;
+  auto logged = conn.Pipeline({LogLine(claim, worker, "superseded")}, what);
+  if (!logged.ok()) return logged.status();
+  return false;
 }
 
 Status HandBackEscalation(Connection& conn, const std::string& worker,

@@ -56,16 +56,17 @@ Statement EscalationDue(const std::string& run_id, int number, const std::string
 Result<std::optional<EscalationClaim>> ClaimEscalation(Connection& conn, const std::string& worker);
 
 // Records `started` (its escalation_started event) for escalation `claim`
-// of `worker`, in one transaction fenced like FinishEscalation, unless an
-// earlier claim of it recorded it. Returns false, recording nothing, when
-// `claim` is no longer current.
+// of `worker`, unless an earlier claim of it did, in one transaction of one
+// round trip fenced by the claim (keel_escalation_fence). Returns false,
+// recording nothing, when `claim` is no longer current.
 Result<bool> StartEscalation(Connection& conn, const EscalationClaim& claim,
                              const std::string& worker, const EventRecord& started);
 
 // Writes what escalation `claim` recorded (`records`, `events`) and marks it
-// done, in one transaction that locks the run's row and the escalation's,
-// when `claim` by `worker` is still current. Returns false, writing nothing
-// but a `superseded` line of claim_log, when it is not.
+// done, in one transaction of one round trip fenced like StartEscalation.
+// Returns true once this claim's results are recorded (by this call, or by
+// an earlier one whose answer was lost); false, writing nothing but a
+// `superseded` line of claim_log, when another claim took it over.
 Result<bool> FinishEscalation(Connection& conn, const EscalationClaim& claim,
                               const std::string& worker, const std::vector<NodeRecord>& records,
                               const std::vector<EventRecord>& events);

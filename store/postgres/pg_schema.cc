@@ -274,6 +274,11 @@ END $$;
 //    set when escalation_started is recorded (once, by its first claim to
 //    start); its records are written with `state` done, fenced by the
 //    claim's attempt.
+//  - keel_escalation_fence: locks run `r`'s row, takes `n` event seqs from
+//    it and locks escalation `e`'s row; raises SQLSTATE KL001 (changing
+//    nothing) unless attempt `a` by worker `w` is its current claim. Sent
+//    ahead of the writes in the pipeline that holds COMMIT, so a worker
+//    paused or cut off mid-write holds no lock past that pipeline.
 constexpr char kSchemaV7[] = R"sql(
 CREATE TABLE escalations (
   run_id       text NOT NULL,
@@ -290,6 +295,22 @@ CREATE TABLE escalations (
   PRIMARY KEY (run_id, number)
 );
 CREATE INDEX escalations_open ON escalations (due_at) WHERE state <> 'done';
+CREATE FUNCTION keel_escalation_fence(r text, e integer, a bigint, w text, n bigint) RETURNS void
+  LANGUAGE plpgsql AS $$
+DECLARE
+  current boolean;
+BEGIN
+  UPDATE runs SET last_seq = last_seq + n WHERE id = r;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'run % does not exist', r USING ERRCODE = 'KL001';
+  END IF;
+  SELECT state = 'claimed' AND attempt = a AND worker_id = w INTO current
+    FROM escalations WHERE run_id = r AND number = e FOR UPDATE;
+  IF current IS NOT TRUE THEN
+    RAISE EXCEPTION 'the claim of escalation % of run % (attempt %) is no longer current', e, r, a
+      USING ERRCODE = 'KL001';
+  END IF;
+END $$;
 )sql";
 
 struct Migration {
