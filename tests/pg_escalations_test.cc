@@ -114,8 +114,9 @@ TEST_CASE("a failed end is escalated once, by the current claim" * doctest::time
   CHECK(failed.run_settled);
   CHECK(failed.run_status == RunStatus::kFailed);
   CHECK(failed.escalation_due);
-  CHECK(Scalar(*conn, "SELECT number || ' ' || workflow || ' ' || state || ' ' || error FROM "
-                      "escalations") == "1 notify due a: permanent: boom");
+  CHECK(Scalar(*conn,
+               "SELECT number || ' ' || workflow || ' ' || state || ' ' || error FROM "
+               "escalations") == "1 notify due a: permanent: boom");
   // ctx.failure as the records said: the node, its kind, message and attempts.
   std::string failure = Scalar(*conn, "SELECT failure_json FROM escalations");
   CHECK(failure.find("\"run_id\":\"r1\"") != std::string::npos);
@@ -177,9 +178,10 @@ TEST_CASE("a failed end is escalated once, by the current claim" * doctest::time
   CHECK_FALSE(*open);
 }
 
-TEST_CASE("a handed-back escalation is claimed again; a resumed run that fails again makes "
-          "the next one due" *
-          doctest::timeout(60)) {
+TEST_CASE(
+    "a handed-back escalation is claimed again; a resumed run that fails again makes "
+    "the next one due" *
+    doctest::timeout(60)) {
   auto conn = NewDb("esc_resume");
   if (!conn) return;
   WorkflowSpec wf = Main();
@@ -203,8 +205,9 @@ TEST_CASE("a handed-back escalation is claimed again; a resumed run that fails a
   CHECK(Scalar(*conn, "SELECT count(*) FROM escalations") == "1");
   CommitOutcome failed = FailA(*conn, wf, "w");
   CHECK(failed.escalation_due);
-  CHECK(Scalar(*conn, "SELECT string_agg(number || ':' || state, ',' ORDER BY number) FROM "
-                      "escalations") == "1:done,2:due");
+  CHECK(Scalar(*conn,
+               "SELECT string_agg(number || ':' || state, ',' ORDER BY number) FROM "
+               "escalations") == "1:done,2:due");
   CHECK(Scalar(*conn, "SELECT failure_json FROM escalations WHERE number = 2")
             .find("\"escalation\":2") != std::string::npos);
 }

@@ -91,8 +91,9 @@ Result<std::optional<EscalationClaim>> ClaimEscalation(Connection& conn,
 namespace {
 
 Statement Fence(const EscalationClaim& claim, const std::string& worker, size_t events) {
-  return {kFence, {claim.run_id, Num(int64_t{claim.number}), Num(claim.attempt), worker,
-                   Num(static_cast<int64_t>(events))}};
+  return {kFence,
+          {claim.run_id, Num(int64_t{claim.number}), Num(claim.attempt), worker,
+           Num(static_cast<int64_t>(events))}};
 }
 
 // Runs `pipeline` (BEGIN, a Fence, writes, COMMIT): one round trip, so the
@@ -112,15 +113,14 @@ Result<bool> RunFenced(Connection& conn, const std::vector<Statement>& pipeline,
 
 Result<bool> StartEscalation(Connection& conn, const EscalationClaim& claim,
                              const std::string& worker, const EventRecord& started) {
-  return RunFenced(conn,
-                   {{"BEGIN", {}},
-                    Fence(claim, worker, 0),
-                    {"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}},
-                    {kStart,
-                     {claim.run_id, Num(int64_t{claim.number}), Num(started.ts),
-                      started.data_json}},
-                    {"COMMIT", {}}},
-                   "starting " + Name(claim));
+  return RunFenced(
+      conn,
+      {{"BEGIN", {}},
+       Fence(claim, worker, 0),
+       {"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}},
+       {kStart, {claim.run_id, Num(int64_t{claim.number}), Num(started.ts), started.data_json}},
+       {"COMMIT", {}}},
+      "starting " + Name(claim));
 }
 
 Result<bool> FinishEscalation(Connection& conn, const EscalationClaim& claim,
@@ -146,10 +146,10 @@ Result<bool> FinishEscalation(Connection& conn, const EscalationClaim& claim,
   if (!written.ok() || *written) return written;
   // Refused: already done by this very claim (a retry after an answer was
   // lost), or taken over by another.
-  auto mine = conn.Exec(kCommitted,
-                        {claim.run_id, "on_failure#" + std::to_string(claim.number),
-                         Num(claim.attempt), worker},
-                        what);
+  auto mine = conn.Exec(
+      kCommitted,
+      {claim.run_id, "on_failure#" + std::to_string(claim.number), Num(claim.attempt), worker},
+      what);
   if (!mine.ok()) return mine.status();
   if (mine->boolean(0, 0)) return true;
   auto logged = conn.Pipeline({LogLine(claim, worker, "superseded")}, what);
