@@ -1,7 +1,5 @@
 #include "store/postgres/pg_escalations.h"
 
-#include <functional>
-
 #include "store/postgres/pg_frontier_step.h"
 #include "store/postgres/pg_row_arrays.h"
 #include "store/postgres/pg_rows.h"
@@ -53,15 +51,37 @@ constexpr char kCurrent[] =
 constexpr char kOpen[] =
     "SELECT EXISTS (SELECT 1 FROM escalations WHERE run_id = $1 AND state <> 'done')";
 
+// The node name claim_log gives escalation `claim`: "on_failure#N".
+std::string LogNode(const EscalationClaim& claim) {
+  return "on_failure#" + std::to_string(claim.number);
+}
+
 // claim_log's line for `action` on escalation `claim` by `worker`.
 Statement LogLine(const EscalationClaim& claim, const std::string& worker, const char* action) {
-  return {kLog,
-          {claim.run_id, "on_failure#" + std::to_string(claim.number), Num(claim.attempt), worker,
-           std::string(action)}};
+  return {kLog, {claim.run_id, LogNode(claim), Num(claim.attempt), worker, std::string(action)}};
 }
 
 std::string Name(const EscalationClaim& claim) {
   return "escalation " + std::to_string(claim.number) + " of run " + claim.run_id;
+}
+
+Statement Fence(const EscalationClaim& claim, const std::string& worker, size_t events) {
+  return {kFence,
+          {claim.run_id, Num(int64_t{claim.number}), Num(claim.attempt), worker,
+           Num(static_cast<int64_t>(events))}};
+}
+
+// Runs `pipeline` (BEGIN, a Fence, writes, COMMIT): one round trip, so the
+// locks the fence takes are held only while the server runs it. Returns
+// false when the fence refused it (the claim is not current; nothing
+// written). A failure leaves no transaction open.
+Result<bool> RunFenced(Connection& conn, const std::vector<Statement>& pipeline,
+                       const std::string& what) {
+  auto rows = conn.Pipeline(pipeline, what);
+  if (rows.ok()) return true;
+  if (conn.InTransaction()) (void)conn.ExecScript("ROLLBACK", what);
+  if (SqlStateOf(rows.status()) == kSuperseded) return false;
+  return rows.status();
 }
 
 }  // namespace
@@ -87,29 +107,6 @@ Result<std::optional<EscalationClaim>> ClaimEscalation(Connection& conn,
   claim.failure_json = rows->str(0, 5);
   return std::optional<EscalationClaim>(std::move(claim));
 }
-
-namespace {
-
-Statement Fence(const EscalationClaim& claim, const std::string& worker, size_t events) {
-  return {kFence,
-          {claim.run_id, Num(int64_t{claim.number}), Num(claim.attempt), worker,
-           Num(static_cast<int64_t>(events))}};
-}
-
-// Runs `pipeline` (BEGIN, a Fence, writes, COMMIT): one round trip, so the
-// locks the fence takes are held only while the server runs it. Returns
-// false when the fence refused it (the claim is not current; nothing
-// written). A failure leaves no transaction open.
-Result<bool> RunFenced(Connection& conn, const std::vector<Statement>& pipeline,
-                       const std::string& what) {
-  auto rows = conn.Pipeline(pipeline, what);
-  if (rows.ok()) return true;
-  if (conn.InTransaction()) (void)conn.ExecScript("ROLLBACK", what);
-  if (SqlStateOf(rows.status()) == kSuperseded) return false;
-  return rows.status();
-}
-
-}  // namespace
 
 Result<bool> StartEscalation(Connection& conn, const EscalationClaim& claim,
                              const std::string& worker, const EventRecord& started) {
@@ -146,10 +143,8 @@ Result<bool> FinishEscalation(Connection& conn, const EscalationClaim& claim,
   if (!written.ok() || *written) return written;
   // Refused: already done by this very claim (a retry after an answer was
   // lost), or taken over by another.
-  auto mine = conn.Exec(
-      kCommitted,
-      {claim.run_id, "on_failure#" + std::to_string(claim.number), Num(claim.attempt), worker},
-      what);
+  auto mine =
+      conn.Exec(kCommitted, {claim.run_id, LogNode(claim), Num(claim.attempt), worker}, what);
   if (!mine.ok()) return mine.status();
   if (mine->boolean(0, 0)) return true;
   auto logged = conn.Pipeline({LogLine(claim, worker, "superseded")}, what);
