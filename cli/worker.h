@@ -85,8 +85,9 @@ class Worker {
   // Settles the runs whose last commit did not (pg::IdleRuns).
   void SettleIdleRuns(pg::Connection& conn);
   // Stops the nodes this worker runs whose claim ended (re-queued, or
-  // cancelled by a join that went ahead without them), and hands back the
-  // claims it holds but runs no node for. Main loop thread only.
+  // cancelled by a join that went ahead without them) and its escalations
+  // whose claim ended (StopEndedEscalations), and hands back the claims it
+  // holds but runs no node for. Main loop thread only.
   void StopEndedClaims(pg::Connection& conn);
   // Hands back the claims in `current` (this worker's claims in the
   // database) that are not held_, when they were not held at the

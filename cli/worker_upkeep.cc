@@ -1,8 +1,7 @@
 // Worker's upkeep of its claims and of the cluster: heartbeats and what a
 // lost database makes it give up, nodes and escalations whose claims ended,
-// claims it holds
-// but runs nothing for, long nodes' inner records, dead workers of its host
-// and runs left unsettled.
+// claims it holds but runs nothing for, long nodes' inner records, dead
+// workers of its host and runs left unsettled.
 
 #include <cstdio>
 #include <set>
@@ -105,6 +104,7 @@ void Worker::HeartbeatLoop() {
 }
 
 void Worker::StopEndedClaims(pg::Connection& conn) {
+  StopEndedEscalations(conn);
   std::vector<int64_t> slots;
   {
     MutexLock lock(&mu_);
@@ -113,7 +113,6 @@ void Worker::StopEndedClaims(pg::Connection& conn) {
     }
   }
   // Read after the slots were listed: each of them was claimed before.
-  StopEndedEscalations(conn);
   auto current = pg::CurrentClaims(conn, id_);
   if (!current.ok()) return;
   HandBackOrphans(conn, *current);
