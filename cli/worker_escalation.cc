@@ -2,6 +2,8 @@
 // running one it claimed through Executor::Escalate with the run's recorded
 // script, as `keel run` escalates in one process, and recording it fenced
 // by the claim; stopping those whose claim another worker took over.
+// Escalate runs on a thread of its own per claimed escalation;
+// StopEndedEscalations on the worker's main loop thread.
 
 #include <chrono>
 #include <thread>

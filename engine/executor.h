@@ -8,8 +8,9 @@
 // with reserve_wait()/release_wait() while an attempt is out.
 //
 // One Executor may run several workflows one after another or at once; runs
-// share its bulkheads (max_concurrency per key) and breakers. Run() blocks its
-// caller, which must not be a TBB worker of the same arena.
+// share its bulkheads (max_concurrency per key) and breakers. Run() and
+// Escalate() block their caller, which must not be a TBB worker of the same
+// arena.
 
 #include <functional>
 #include <string>
