@@ -114,10 +114,8 @@ ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
 // Whether `keel run` on PostgreSQL runs `script` in this process, claimed
 // and fenced by its epoch as on SQLite, rather than through workers: when a
 // workflow of it has a wait node (workers cannot park one and wake it on a
-// signal yet) or the workflow it runs has an `on_failure` (workers settle a
-// run node by node and do not escalate).
+// signal yet).
 bool RunsInProcess(const LoadedScript& script) {
-  if (!script.main_workflow().on_failure.empty()) return true;
   for (const WorkflowSpec& workflow : script.workflows) {
     for (const NodeSpec& node : workflow.nodes) {
       if (node.wait) return true;

@@ -195,7 +195,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
       if (conn.ok()) {
         auto done = pg::CommitNode(**conn, workflow, commit, SystemClock()->WallNow());
         if (done.ok()) {
-          if (done->run_settled && claim.run_id == options_.until_run) {
+          if (done->run_settled && !done->escalation_due && claim.run_id == options_.until_run) {
             done_.store(true);
             Wake();
           }
@@ -239,7 +239,10 @@ void Worker::RunClaims(pg::NodeClaim first) {
 bool Worker::Settled(pg::Connection& conn) {
   auto run = conn.Exec("SELECT status FROM runs WHERE id = $1", {options_.until_run},
                        "reading run " + options_.until_run);
-  return run.ok() && run->size() == 1 && run->text(0, 0) != "running";
+  if (!run.ok() || run->size() != 1 || run->text(0, 0) == "running") return false;
+  // A run that settled failed is waited for until its escalation is recorded.
+  auto open = pg::EscalationOpen(conn, options_.until_run);
+  return open.ok() && !*open;
 }
 
 void Worker::WaitForWork(pg::Connection& listen, double seconds) {
@@ -328,6 +331,27 @@ Status Worker::Run() {
                                  finished});
             }
             if (static_cast<int>(claims->size()) == free) continue;  // more may be ready
+            free -= static_cast<int>(claims->size());
+          }
+        }
+        // Escalations are few: looked for a few times a second, one at a time.
+        if (sweep && free > 0) {
+          auto escalation = pg::ClaimEscalation(**conn, id_);
+          if (escalation.ok() && *escalation) {
+            {
+              MutexLock lock(&mu_);
+              ++inflight_;
+            }
+            auto finished = std::make_shared<std::atomic<bool>>(false);
+            threads.push_back({std::thread([this, finished, c = std::move(**escalation)] {
+                                 Escalate(c);
+                                 finished->store(true);
+                                 Wake();
+                                 MutexLock lock(&mu_);
+                                 --inflight_;
+                                 cv_.SignalAll();
+                               }),
+                               finished});
           }
         }
       }

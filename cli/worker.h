@@ -4,7 +4,10 @@
 // heartbeats it every lease/3, claims ready nodes of any run up to its free
 // slots, runs each on a thread of its own through the Executor
 // (cli/worker_node.h) and commits the outcome fenced by the claim
-// (store/postgres/pg_node_queue.h). It wakes on LISTEN keel_ready, on a
+// (store/postgres/pg_node_queue.h). It also claims the escalations of
+// runs that settled failed (store/postgres/pg_escalations.h) and runs each
+// on a thread of its own through Executor::Escalate, recording it fenced by
+// its claim (cli/worker_escalation.cc). It wakes on LISTEN keel_ready, on a
 // jittered poll (200-500 ms) and when a slot frees, re-queues claims whose
 // worker stopped heartbeating, and stops its own nodes, committing nothing,
 // once it could not reach the database for a whole lease.
@@ -25,6 +28,7 @@
 #include "engine/store_quota_source.h"
 #include "scripts/workflow_loader.h"
 #include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_escalations.h"
 #include "store/postgres/pg_node_queue.h"
 #include "store/postgres/pg_store.h"
 
@@ -68,13 +72,22 @@ class Worker {
     bool abandoned = false;
   };
 
+  // An escalation this worker runs (cli/worker_escalation.cc).
+  struct Escalating {
+    pg::EscalationClaim claim;
+    ClaimStore* store = nullptr;
+    Executor* executor = nullptr;
+    bool abandoned = false;
+  };
+
   void HeartbeatLoop();
   void ReapDeadWorkers(pg::Connection& conn);
   // Settles the runs whose last commit did not (pg::IdleRuns).
   void SettleIdleRuns(pg::Connection& conn);
   // Stops the nodes this worker runs whose claim ended (re-queued, or
-  // cancelled by a join that went ahead without them), and hands back the
-  // claims it holds but runs no node for. Main loop thread only.
+  // cancelled by a join that went ahead without them) and its escalations
+  // whose claim ended (StopEndedEscalations), and hands back the claims it
+  // holds but runs no node for. Main loop thread only.
   void StopEndedClaims(pg::Connection& conn);
   // Hands back the claims in `current` (this worker's claims in the
   // database) that are not held_, when they were not held at the
@@ -88,6 +101,12 @@ class Worker {
   void RunClaims(pg::NodeClaim first);
   // Runs one claim; returns the children it claimed on commit.
   std::vector<pg::NodeClaim> RunOne(const pg::NodeClaim& claim);
+  // Runs escalation `claim` to its end and records it, fenced by the claim;
+  // hands it back when the run cannot be read.
+  void Escalate(const pg::EscalationClaim& claim);
+  // Stops the escalations this worker runs whose claim ended (another
+  // worker claimed them after this one's lease ran out). Main loop thread.
+  void StopEndedEscalations(pg::Connection& conn);
   Result<std::shared_ptr<LoadedScript>> ScriptFor(pg::Connection& conn, const std::string& run_id,
                                                   const std::string& key);
   bool Settled(pg::Connection& conn);
@@ -105,6 +124,7 @@ class Worker {
   int inflight_ GUARDED_BY(mu_) = 0;
   int64_t next_slot_ GUARDED_BY(mu_) = 0;
   std::map<int64_t, InFlight> running_ GUARDED_BY(mu_);
+  std::map<int64_t, Escalating> escalating_ GUARDED_BY(mu_);  // by slot, like running_
   // The claims this worker runs or is about to run (from the moment it
   // learns of them to the end of their RunOne).
   using ClaimKey = std::tuple<std::string, std::string, int64_t>;

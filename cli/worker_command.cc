@@ -32,6 +32,7 @@
 #include "store/postgres/pg_node_queue.h"
 #include "store/postgres/pg_rows.h"
 #include "store/postgres/pg_schema.h"
+#include "views/escalation_view.h"
 #include "views/format.h"
 #include "views/llm_usage.h"
 
@@ -76,6 +77,31 @@ class StopOnSignals {
   std::thread thread_;
 };
 
+// The escalation the last failed end of run `run_id` started (a worker ran
+// it), from its events since it last started or resumed; nullopt when none.
+Result<std::optional<EscalationSummary>> LastEscalation(pg::Connection& conn,
+                                                        const std::string& run_id) {
+  auto events = pg::ReadRows<EventRecord>(
+      conn,
+      std::string("SELECT ") + pg::kEventColumns +
+          " FROM events WHERE run_id = $1 AND node = '' AND kind IN ('run_started', "
+          "'run_resumed', 'escalation_started', 'escalation_finished') ORDER BY seq",
+      {run_id}, "reading the escalations of run " + run_id,
+      [](const pg::Rows& rows, int i, EventRecord* e) { pg::EventFromRow(rows, i, e); });
+  if (!events.ok()) return events.status();
+  std::vector<EventRecord> since;
+  for (EventRecord& e : *events) {
+    if (e.kind == "run_started" || e.kind == "run_resumed") {
+      since.clear();
+    } else {
+      since.push_back(std::move(e));
+    }
+  }
+  std::vector<EscalationSummary> escalations = ReadEscalations(since);
+  if (escalations.empty()) return std::optional<EscalationSummary>();
+  return std::optional<EscalationSummary>(escalations.back());
+}
+
 // The run's outcome as `keel run` prints it, read back from the database.
 Result<RunReport> ReadReport(pg::Connection& conn, const std::string& run_id,
                              const WorkflowSpec& workflow) {
@@ -112,6 +138,15 @@ Result<RunReport> ReadReport(pg::Connection& conn, const std::string& run_id,
   }
   report.outcome.status = report.status;
   report.outcome.error = report.error;
+  if (report.status == RunStatus::kFailed) {
+    auto escalation = LastEscalation(conn, run_id);
+    if (!escalation.ok()) return escalation.status();
+    if (*escalation) {
+      report.outcome.escalation = (*escalation)->workflow;
+      ParseRunStatus((*escalation)->status, &report.outcome.escalation_status);
+      report.outcome.escalation_error = (*escalation)->error;
+    }
+  }
   return report;
 }
 

@@ -87,8 +87,8 @@ NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec
   trimmed.params = workflow.params;
   trimmed.retry_budget = workflow.retry_budget;
   trimmed.budget = workflow.budget;
-  // No on_failure: escalating is for a process that runs the whole run
-  // (engine/escalation.h); the frontier records escalation_skipped instead.
+  // No on_failure: the step that settles the run failed makes its
+  // escalation due for any worker (store/postgres/pg_escalations.h).
   NodeSpec spec = workflow.nodes[target];
   spec.after.clear();
   for (const std::string& dep : workflow.nodes[target].after) {

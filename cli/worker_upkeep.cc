@@ -1,7 +1,7 @@
 // Worker's upkeep of its claims and of the cluster: heartbeats and what a
-// lost database makes it give up, nodes whose claims ended, claims it holds
-// but runs nothing for, long nodes' inner records, dead workers of its host
-// and runs left unsettled.
+// lost database makes it give up, nodes and escalations whose claims ended,
+// claims it holds but runs nothing for, long nodes' inner records, dead
+// workers of its host and runs left unsettled.
 
 #include <cstdio>
 #include <set>
@@ -32,7 +32,8 @@ void Worker::SettleIdleRuns(pg::Connection& conn) {
     const WorkflowSpec* workflow = script.ok() ? (*script)->Find(work->run.workflow) : nullptr;
     if (workflow == nullptr) continue;  // a worker that can load it settles it
     auto settled = pg::SettleIdleRun(conn, *workflow, run_id, SystemClock()->WallNow());
-    if (settled.ok() && settled->settled && run_id == options_.until_run) {
+    if (settled.ok() && settled->settled && !settled->escalation_due &&
+        run_id == options_.until_run) {
       done_.store(true);
     }
   }
@@ -40,6 +41,7 @@ void Worker::SettleIdleRuns(pg::Connection& conn) {
 
 void Worker::Abandon(const std::string& why) {
   std::vector<pg::NodeClaim> claims;
+  std::vector<pg::EscalationClaim> escalations;
   {
     MutexLock lock(&mu_);
     if (abandon_reason_.empty()) abandon_reason_ = why;
@@ -50,11 +52,26 @@ void Worker::Abandon(const std::string& why) {
       f.executor->Stop(why);
       claims.push_back(f.claim);
     }
+    for (auto& [slot, e] : escalating_) {
+      if (e.abandoned) continue;
+      e.abandoned = true;
+      e.store->Fail(why);
+      e.executor->Stop(why);
+      escalations.push_back(e.claim);
+    }
   }
-  if (claims.empty()) return;
-  Note("stopped " + std::to_string(claims.size()) + " node(s): " + why);
+  if (claims.empty() && escalations.empty()) return;
+  if (!claims.empty()) Note("stopped " + std::to_string(claims.size()) + " node(s): " + why);
+  if (!escalations.empty()) {
+    Note("stopped " + std::to_string(escalations.size()) + " escalation(s): " + why);
+  }
+  // Without a connection their claims go back once this worker's lease runs out.
   auto conn = pool_.Acquire();
-  if (conn.ok()) (void)pg::HandBack(**conn, id_, claims);  // else their lease runs out
+  if (!conn.ok()) return;
+  (void)pg::HandBack(**conn, id_, claims);
+  for (const pg::EscalationClaim& claim : escalations) {
+    (void)pg::HandBackEscalation(**conn, id_, claim);
+  }
 }
 
 void Worker::HeartbeatLoop() {
@@ -96,6 +113,7 @@ void Worker::HeartbeatLoop() {
 }
 
 void Worker::StopEndedClaims(pg::Connection& conn) {
+  StopEndedEscalations(conn);
   std::vector<int64_t> slots;
   {
     MutexLock lock(&mu_);

@@ -71,37 +71,57 @@ JsonText EscalationFailure(const std::string& run_id, const WorkflowSpec& workfl
   return MakeJson(data.Done());
 }
 
-void RunEscalation(RunEnv* env, const WorkflowSpec& workflow, const WorkflowSpec& target,
-                   const std::string& run_id, const JsonText& params, int number,
-                   RunOutcome* outcome, std::unique_ptr<RunState>* state,
-                   const std::function<void()>& wait) {
+RunOutcome RecordedOutcome(const WorkflowSpec& workflow, const std::vector<NodeRecord>& records,
+                           const std::string& error, int failed_node) {
+  RunOutcome out;
+  out.status = RunStatus::kFailed;
+  out.error = error;
+  out.failed_node = failed_node;
+  out.results.assign(workflow.nodes.size(),
+                     NodeResult{NodeStatus::kPending, nullptr, Status::Ok()});
+  out.attempts.assign(workflow.nodes.size(), 0);
+  for (const NodeRecord& rec : records) {
+    int i = workflow.Find(rec.node);
+    if (i < 0) continue;
+    NodeResult& result = out.results[static_cast<size_t>(i)];
+    result.status = rec.status;
+    if (rec.error_kind != ErrorKind::kNone) {
+      result.error = Status::Error(rec.error_kind, rec.error_message);
+    }
+    out.attempts[static_cast<size_t>(i)] = rec.attempts;
+  }
+  return out;
+}
+
+std::unique_ptr<RunState> MakeEscalation(RunEnv* env, const WorkflowSpec& target,
+                                         const std::string& run_id, const JsonText& params,
+                                         int number, JsonText failure) {
+  auto state =
+      std::make_unique<RunState>(target, run_id, MergeJsonObjects(target.params, params), env, 0,
+                                 "", std::vector<std::pair<std::string, JsonText>>{}, nullptr);
+  state->SetFrame(EscalationPrefix(number), nullptr, 0);
+  state->SetFailure(std::move(failure));
+  return state;
+}
+
+RunOutcome RunEscalation(RunEnv* env, RunState* escalation, const std::string& target,
+                         const std::string& run_id, int number, const std::string& error,
+                         const std::function<void()>& wait) {
   Record(env, run_id, "escalation_started",
-         EventData()
-             .Add("workflow", target.name)
-             .Add("escalation", number)
-             .Add("error", outcome->error)
-             .Done());
-  *state = std::make_unique<RunState>(target, run_id, MergeJsonObjects(target.params, params), env,
-                                      0, "", std::vector<std::pair<std::string, JsonText>>{},
-                                      nullptr);
-  RunState* escalation = state->get();
-  escalation->SetFrame(EscalationPrefix(number), nullptr, 0);
-  escalation->SetFailure(EscalationFailure(run_id, workflow, *outcome, number));
+         EventData().Add("workflow", target).Add("escalation", number).Add("error", error).Done());
   // Fresh records: an earlier escalation's are under another number.
   std::vector<int> ready = escalation->Prepare({});
   env->escalation.store(escalation, std::memory_order_release);
   for (int i : ready) env->launch(escalation, i);
   wait();
   RunOutcome ended = escalation->Outcome();
-  outcome->escalation = target.name;
-  outcome->escalation_status = ended.status;
-  outcome->escalation_error = ended.error;
   EventData finished;
-  finished.Add("workflow", target.name)
+  finished.Add("workflow", target)
       .Add("escalation", number)
       .Add("status", RunStatusName(ended.status));
   if (!ended.error.empty()) finished.Add("error", ended.error);
   Record(env, run_id, "escalation_finished", finished.Done());
+  return ended;
 }
 
 std::vector<Diagnostic> ValidateEscalations(const std::vector<WorkflowSpec>& workflows) {

@@ -18,7 +18,8 @@
 // escalation is for failures of the run's work.
 //
 // Pure functions, except RunEscalation, which runs on the thread of
-// Executor::Run.
+// Executor::Run or Executor::Escalate (a `keel worker` escalating a run
+// whose nodes ran on workers, store/postgres/pg_escalations.h).
 
 #include <functional>
 #include <memory>
@@ -27,6 +28,7 @@
 
 #include "engine/executor.h"
 #include "engine/json_text.h"
+#include "engine/store.h"
 #include "engine/workflow.h"
 
 namespace keel {
@@ -54,16 +56,30 @@ const WorkflowSpec* EscalationTarget(const WorkflowSpec& workflow, const RunOutc
 JsonText EscalationFailure(const std::string& run_id, const WorkflowSpec& workflow,
                            const RunOutcome& outcome, int number);
 
-// Runs escalation `number` of run `run_id` of `workflow` to `target` with
-// `params` (the run's) on `env`, whose run's own nodes have all finished
-// with `outcome`: records escalation_started, launches the escalation's
-// nodes, calls `wait` (the graph's wait_for_all), records
-// escalation_finished and fills outcome->escalation*. `state` receives the
-// escalation's RunState, which must outlive every StopRun of the run.
-void RunEscalation(RunEnv* env, const WorkflowSpec& workflow, const WorkflowSpec& target,
-                   const std::string& run_id, const JsonText& params, int number,
-                   RunOutcome* outcome, std::unique_ptr<RunState>* state,
-                   const std::function<void()>& wait);
+// The outcome of a run of `workflow` that ended failed with `error`, as its
+// own nodes' `records` (any order; inner records ignored) say: each node's
+// status, error and attempts, and `failed_node`, the spec index of the node
+// `error` names (-1: none). For a run whose nodes ran on `keel worker`
+// processes, whose outcome no one process holds.
+RunOutcome RecordedOutcome(const WorkflowSpec& workflow, const std::vector<NodeRecord>& records,
+                           const std::string& error, int failed_node);
+
+// The RunState of escalation `number` of run `run_id` to `target`: its
+// nodes recorded under EscalationPrefix(number), ctx.failure = `failure`
+// (EscalationFailure), ctx.params = `params` (the run's) over `target`'s
+// defaults. Not started; RunEscalation runs it.
+std::unique_ptr<RunState> MakeEscalation(RunEnv* env, const WorkflowSpec& target,
+                                         const std::string& run_id, const JsonText& params,
+                                         int number, JsonText failure);
+
+// Runs `escalation` (from MakeEscalation, of run `run_id`, number `number`,
+// to workflow `target`) on `env`, after the run ended failed with `error`:
+// records escalation_started, launches its nodes, calls `wait` (the graph's
+// wait_for_all), records escalation_finished and returns the escalation's
+// outcome. `escalation` must outlive every StopRun of the run.
+RunOutcome RunEscalation(RunEnv* env, RunState* escalation, const std::string& target,
+                         const std::string& run_id, int number, const std::string& error,
+                         const std::function<void()>& wait);
 
 // Checks the `on_failure` of every workflow of one file: it names a
 // declared workflow (did-you-mean otherwise), not the workflow itself; that

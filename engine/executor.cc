@@ -26,16 +26,54 @@ void Executor::Stop(const std::string& reason) {
   for (RunState* state : active_) state->StopRun(reason);
 }
 
+void Executor::InitEnv(RunEnv* env, const ExecutorOptions& options) {
+  env->clock = clock_;
+  env->store = store_;
+  env->observer = observer_;
+  env->breakers = &breakers_;
+  env->bulkhead = &bulkhead_;
+  env->options = &options;
+}
+
+void Executor::OnGraph(RunEnv* env, const ExecutorOptions& options,
+                       const std::function<void(const std::function<void()>& wait)>& body) {
+  int workers = options.workers > 0 ? options.workers : tbb::info::default_concurrency();
+  // Lets --workers exceed the core count; TBB caps its pool at the cores otherwise.
+  std::unique_ptr<tbb::global_control> allow;
+  if (workers > tbb::info::default_concurrency()) {
+    allow = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                  static_cast<size_t>(workers));
+  }
+  tbb::task_arena arena(workers);
+  arena.execute([&] {
+    tbb::flow::graph graph;
+    // One dispatcher node launches every DAG node (of the run and of its
+    // fallback workflows); dependency counting, joins and policies are in
+    // RunState.
+    using Task = std::pair<RunState*, int>;
+    tbb::flow::function_node<Task> dispatch(graph, tbb::flow::unlimited,
+                                            [](const Task& t) { t.first->Launch(t.second); });
+    env->reserve = [&graph] { graph.reserve_wait(); };
+    env->release = [&graph] { graph.release_wait(); };
+    env->launch = [&dispatch](RunState* run, int node) { dispatch.try_put(Task{run, node}); };
+    env->post = [&arena, &graph](std::function<void()> fn) {
+      graph.reserve_wait();
+      // noexcept: a continuation that throws could never complete its node, so
+      // terminating loudly beats hanging the run.
+      arena.enqueue([fn = std::move(fn), &graph]() noexcept {
+        fn();
+        graph.release_wait();
+      });
+    };
+    body([&graph] { graph.wait_for_all(); });
+  });
+}
+
 RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
                          const std::unordered_map<std::string, NodeRecord>& earlier,
                          const ExecutorOptions& options, const RunHistory& history) {
   RunEnv env;
-  env.clock = clock_;
-  env.store = store_;
-  env.observer = observer_;
-  env.breakers = &breakers_;
-  env.bulkhead = &bulkhead_;
-  env.options = &options;
+  InitEnv(&env, options);
   env.retry_budget.store(workflow.retry_budget);
   env.history = &history;
   env.earlier = &earlier;
@@ -59,43 +97,21 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
     observer_->OnRunStarted(RunInfo{run_id, workflow.name,
                                     static_cast<int>(workflow.nodes.size()), state.kept_count()});
   }
-  int workers = options.workers > 0 ? options.workers : tbb::info::default_concurrency();
-  // Lets --workers exceed the core count; TBB caps its pool at the cores otherwise.
-  std::unique_ptr<tbb::global_control> allow;
-  if (workers > tbb::info::default_concurrency()) {
-    allow = std::make_unique<tbb::global_control>(
-        tbb::global_control::max_allowed_parallelism, static_cast<size_t>(workers));
-  }
-  tbb::task_arena arena(workers);
-  arena.execute([&] {
-    tbb::flow::graph graph;
-    // One dispatcher node launches every DAG node (of the run and of its
-    // fallback workflows); dependency counting, joins and policies are in
-    // RunState.
-    using Task = std::pair<RunState*, int>;
-    tbb::flow::function_node<Task> dispatch(graph, tbb::flow::unlimited,
-                                            [](const Task& t) { t.first->Launch(t.second); });
-    env.reserve = [&graph] { graph.reserve_wait(); };
-    env.release = [&graph] { graph.release_wait(); };
-    env.launch = [&dispatch](RunState* run, int node) { dispatch.try_put(Task{run, node}); };
-    env.post = [&arena, &graph](std::function<void()> fn) {
-      graph.reserve_wait();
-      // noexcept: a continuation that throws could never complete its node, so
-      // terminating loudly beats hanging the run.
-      arena.enqueue([fn = std::move(fn), &graph]() noexcept {
-        fn();
-        graph.release_wait();
-      });
-    };
+  OnGraph(&env, options, [&](const std::function<void()>& wait) {
     for (int i : ready) env.launch(&state, i);
-    graph.wait_for_all();
+    wait();
     outcome = state.Outcome();
     const WorkflowSpec* target = EscalationTarget(
         workflow, outcome, env.stopped.load(std::memory_order_acquire), options.library);
-    if (target != nullptr) {
-      RunEscalation(&env, workflow, *target, run_id, params, history.escalations + 1, &outcome,
-                    &escalation, [&graph] { graph.wait_for_all(); });
-    }
+    if (target == nullptr) return;
+    const int number = history.escalations + 1;
+    escalation = MakeEscalation(&env, *target, run_id, params, number,
+                                EscalationFailure(run_id, workflow, outcome, number));
+    RunOutcome ended =
+        RunEscalation(&env, escalation.get(), target->name, run_id, number, outcome.error, wait);
+    outcome.escalation = target->name;
+    outcome.escalation_status = ended.status;
+    outcome.escalation_error = ended.error;
   });
   {
     MutexLock lock(&active_mu_);
@@ -103,6 +119,35 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
   }
   if (observer_) observer_->OnRunFinished(outcome.status);
   return outcome;
+}
+
+RunOutcome Executor::Escalate(const WorkflowSpec& target, const std::string& run_id,
+                              const JsonText& params, int number, JsonText failure,
+                              const std::string& error, const ExecutorOptions& options) {
+  RunEnv env;
+  InitEnv(&env, options);
+  env.retry_budget.store(target.retry_budget);
+  {
+    MutexLock lock(&env.spend_mu);
+    env.budget = options.budget.limited() ? options.budget : target.budget;
+  }
+  std::unique_ptr<RunState> escalation =
+      MakeEscalation(&env, target, run_id, params, number, std::move(failure));
+  // The escalation is the whole of what this process runs of the run.
+  env.root = escalation.get();
+  {
+    MutexLock lock(&active_mu_);
+    active_.push_back(escalation.get());
+  }
+  RunOutcome ended;
+  OnGraph(&env, options, [&](const std::function<void()>& wait) {
+    ended = RunEscalation(&env, escalation.get(), target.name, run_id, number, error, wait);
+  });
+  {
+    MutexLock lock(&active_mu_);
+    active_.erase(std::find(active_.begin(), active_.end(), escalation.get()));
+  }
+  return ended;
 }
 
 }  // namespace keel

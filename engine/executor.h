@@ -8,9 +8,11 @@
 // with reserve_wait()/release_wait() while an attempt is out.
 //
 // One Executor may run several workflows one after another or at once; runs
-// share its bulkheads (max_concurrency per key) and breakers. Run() blocks its
-// caller, which must not be a TBB worker of the same arena.
+// share its bulkheads (max_concurrency per key) and breakers. Run() and
+// Escalate() block their caller, which must not be a TBB worker of the same
+// arena.
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,6 +29,7 @@
 namespace keel {
 
 class RunState;
+struct RunEnv;
 
 struct ExecutorOptions {
   int workers = 0;       // <= 0: all cores
@@ -101,6 +104,17 @@ class Executor {
                  const std::unordered_map<std::string, NodeRecord>& earlier,
                  const ExecutorOptions& options, const RunHistory& history = {});
 
+  // Escalation `number` of run `run_id`, whose nodes ran and ended failed
+  // with `error` elsewhere (on `keel worker` processes): runs `target` (the
+  // run's workflow's `on_failure`) as RunEscalation does, with `params`
+  // (the run's) and ctx.failure `failure` (EscalationFailure), recording its
+  // nodes under "on_failure#N/" and framing them with escalation_started and
+  // escalation_finished. Returns the escalation's outcome once every one of
+  // its nodes has finished (Stop cancels them).
+  RunOutcome Escalate(const WorkflowSpec& target, const std::string& run_id, const JsonText& params,
+                      int number, JsonText failure, const std::string& error,
+                      const ExecutorOptions& options);
+
   // Does oneTBB's one-time set-up of the process (machine topology, its
   // allocator, the thread pool's bookkeeping), which the first Run would
   // otherwise pay for. Meant for a spare thread while the caller does other
@@ -113,6 +127,14 @@ class Executor {
   void Stop(const std::string& reason);
 
  private:
+  // Fills the parts of `env` every run shares, for a run with `options`.
+  void InitEnv(RunEnv* env, const ExecutorOptions& options);
+  // Runs `body` in a task arena of options.workers threads with a flow
+  // graph whose dispatcher launches nodes: `env`'s launch, post, reserve and
+  // release are set for it; `body` gets the graph's wait_for_all.
+  void OnGraph(RunEnv* env, const ExecutorOptions& options,
+               const std::function<void(const std::function<void()>& wait)>& body);
+
   Clock* clock_;
   Store* store_;
   Observer* observer_;

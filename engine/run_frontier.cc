@@ -208,6 +208,7 @@ class FrontierBuilder {
           continue;
         }
         out->error = wf_.nodes[i].name + ": " + Status::Error(s.kind, s.message).ToString();
+        out->failed_node = i;
         break;
       }
     } else if (waiting) {

@@ -37,6 +37,7 @@ struct Frontier {
   bool settled = false;                    // nothing is running, ready or left to decide
   RunStatus status = RunStatus::kRunning;  // when settled
   std::string error;                       // when settled and failed
+  int failed_node = -1;                    // the node `error` names, by spec index
 };
 
 // The frontier of `workflow` given `records` (the run's records of its own

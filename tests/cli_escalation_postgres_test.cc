@@ -1,6 +1,8 @@
-// on_failure on PostgreSQL: `keel run --db postgresql://...` runs a workflow
-// with an on_failure in its own process and escalates as on SQLite; a run
-// executed by workers does not escalate and records escalation_skipped.
+// on_failure on PostgreSQL: `keel run --db postgresql://...` submits a
+// workflow with an on_failure to workers (itself among them) and escalates
+// as on SQLite, reporting the escalation; so does a submitted run that
+// `keel resume` works on. (cli_worker_escalation_test.cc: races, killed and
+// paused workers.)
 
 #include <doctest/doctest.h>
 
@@ -41,7 +43,7 @@ Json Show(const Sandbox& box, const std::string& id, const std::string& url) {
 
 }  // namespace
 
-TEST_CASE("keel run on PostgreSQL escalates in its own process" * doctest::timeout(180)) {
+TEST_CASE("keel run on PostgreSQL escalates a run its workers ran" * doctest::timeout(180)) {
   auto url = test::FreshPgDatabase("escalation");
   if (!url) {
     MESSAGE("no PostgreSQL server");
@@ -62,8 +64,13 @@ TEST_CASE("keel run on PostgreSQL escalates in its own process" * doctest::timeo
   CHECK(send["output"]["message"].Str() == "quota exceeded");
   CHECK(CountEvents(show, "escalation_started") == 1);
   CHECK(CountEvents(show, "escalation_finished") == 1);
+  // Submitted to workers (this process among them), not run in-process.
+  ExitInfo text = box.Keel({"run", flow, "--db", *url});
+  CHECK(text.exit_code == 1);
+  CHECK(text.err.find("started: workflow main (1 nodes)") != std::string::npos);
+  CHECK(text.out.find("escalated to notify: succeeded") != std::string::npos);
 
-  // Submitted to workers, the run settles failed without escalating, and says so.
+  // Submitted, then worked on by `keel resume`, the run escalates the same way.
   ExitInfo submitted = box.Keel({"submit", flow, "--db", *url});
   INFO(submitted.Describe());
   REQUIRE(submitted.exit_code == 0);
@@ -73,8 +80,9 @@ TEST_CASE("keel run on PostgreSQL escalates in its own process" * doctest::timeo
   CHECK(worked.exit_code == 1);
   show = Show(box, id, *url);
   CHECK(show["status"].Str() == "failed");
-  CHECK(CountEvents(show, "escalation_started") == 0);
-  CHECK(CountEvents(show, "escalation_skipped") == 1);
+  CHECK(CountEvents(show, "escalation_started") == 1);
+  CHECK(CountEvents(show, "escalation_finished") == 1);
+  CHECK(NodeEntry(show["nodes"], "on_failure#1/send")["output"]["node"].Str() == "work");
 }
 
 }  // namespace keel::testing

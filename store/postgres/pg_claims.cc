@@ -41,6 +41,7 @@ constexpr const char* kDeleteFinished[] = {
     "DELETE FROM events WHERE run_id IN (" KEEL_FINISHED ")",
     "DELETE FROM nodes WHERE run_id IN (" KEEL_FINISHED ")",
     "DELETE FROM signals WHERE run_id IN (" KEEL_FINISHED ")",
+    "DELETE FROM escalations WHERE run_id IN (" KEEL_FINISHED ")",
     "DELETE FROM runs WHERE id IN (" KEEL_FINISHED ")",
 };
 #undef KEEL_FINISHED

@@ -1,6 +1,8 @@
 #include "store/postgres/pg_frontier_step.h"
 
+#include "engine/escalation.h"
 #include "engine/event_data.h"
+#include "store/postgres/pg_escalations.h"
 #include "store/postgres/pg_row_arrays.h"
 #include "store/postgres/pg_rows.h"
 
@@ -10,7 +12,7 @@ namespace {
 // What the frontier needs of the run's own nodes (names never hold '['
 // or '/', which inner records' do): no outputs, no map items.
 constexpr char kOwnNodes[] =
-    "SELECT node, status, error_kind, error_message FROM nodes WHERE run_id = $1 AND "
+    "SELECT node, status, error_kind, error_message, attempts FROM nodes WHERE run_id = $1 AND "
     "strpos(node, '[') = 0 AND strpos(node, '/') = 0 ORDER BY ord";
 constexpr char kLaunched[] = "SELECT node FROM node_queue WHERE run_id = $1 AND state <> 'done'";
 
@@ -52,10 +54,10 @@ void Finish(const std::string& run_id, RunStatus status, const std::string& erro
 }  // namespace
 
 std::vector<Statement> FrontierReads(const std::string& run_id) {
-  return {{kOwnNodes, {run_id}}, {kLaunched, {run_id}}};
+  return {{kOwnNodes, {run_id}}, {kLaunched, {run_id}}, LastEscalationRead(run_id)};
 }
 
-FrontierInputs FrontierFromRows(const Rows& nodes, const Rows& queue) {
+FrontierInputs FrontierFromRows(const Rows& nodes, const Rows& queue, const Rows& escalations) {
   FrontierInputs in;
   in.records.resize(static_cast<size_t>(nodes.size()));
   for (int i = 0; i < nodes.size(); ++i) {
@@ -64,15 +66,17 @@ FrontierInputs FrontierFromRows(const Rows& nodes, const Rows& queue) {
     if (!ParseNodeStatus(nodes.text(i, 1), &n.status)) n.status = NodeStatus::kFailed;
     if (!ParseErrorKind(nodes.text(i, 2), &n.error_kind)) n.error_kind = ErrorKind::kError;
     n.error_message = nodes.str(i, 3);
+    n.attempts = static_cast<int>(nodes.int64(i, 4));
   }
   for (int i = 0; i < queue.size(); ++i) in.launched.insert(queue.str(i, 0));
+  if (escalations.size() == 1) in.escalations = static_cast<int>(escalations.int64(0, 0));
   return in;
 }
 
 Result<FrontierInputs> ReadFrontierInputs(Connection& conn, const std::string& run_id) {
   auto rows = conn.Pipeline(FrontierReads(run_id), "reading the nodes of run " + run_id);
   if (!rows.ok()) return rows.status();
-  return FrontierFromRows((*rows)[0], (*rows)[1]);
+  return FrontierFromRows((*rows)[0], (*rows)[1], (*rows)[2]);
 }
 
 FrontierStep PlanFrontierStep(const WorkflowSpec& workflow, const std::string& run_id,
@@ -119,13 +123,14 @@ FrontierStep PlanFrontierStep(const WorkflowSpec& workflow, const std::string& r
     step.notify = true;
   }
   if (f.settled && f.status == RunStatus::kFailed && !workflow.on_failure.empty()) {
-    // Workers settle a run node by node and have no place to run its
-    // escalation from yet (engine/escalation.h); the run says so.
-    step.events.push_back({run_id, 0, now, "", "escalation_skipped",
-                           EventData()
-                               .Add("workflow", workflow.on_failure)
-                               .Add("reason", "runs executed by keel worker do not escalate yet")
-                               .Done()});
+    // ctx.failure as the records say now: a resume may change them before
+    // a worker takes the escalation up.
+    const int number = inputs.escalations + 1;
+    RunOutcome outcome = RecordedOutcome(workflow, inputs.records, f.error, f.failed_node);
+    step.writes.push_back(EscalationDue(run_id, number, workflow.on_failure, f.error,
+                                        *EscalationFailure(run_id, workflow, outcome, number)));
+    step.escalation_due = true;
+    step.notify = true;
   }
   if (f.settled) Finish(run_id, f.status, f.error, now, &step);
   return step;

@@ -34,12 +34,13 @@ struct NodeClaim {
 struct FrontierInputs {
   std::vector<NodeRecord> records;         // its own nodes' records, first-insert order
   std::unordered_set<std::string> launched;  // queued or claimed, not done
+  int escalations = 0;  // the run's escalations so far (store/postgres/pg_escalations.h)
 };
 
-// The two reads of a run's frontier inputs, in this order, for a pipeline.
+// The three reads of a run's frontier inputs, in this order, for a pipeline.
 std::vector<Statement> FrontierReads(const std::string& run_id);
 // The inputs from the results of FrontierReads' statements.
-FrontierInputs FrontierFromRows(const Rows& nodes, const Rows& queue);
+FrontierInputs FrontierFromRows(const Rows& nodes, const Rows& queue, const Rows& escalations);
 // Reads them (one round trip).
 Result<FrontierInputs> ReadFrontierInputs(Connection& conn, const std::string& run_id);
 
@@ -51,10 +52,16 @@ struct FrontierStep {
   std::vector<NodeClaim> claimed;   // ready nodes claimed for the worker (attempt 1)
   bool settled = false;             // the step finishes (or parks) the run
   RunStatus status = RunStatus::kRunning;
+  // The run settled failed and its workflow's on_failure is now due, for
+  // any worker to claim (store/postgres/pg_escalations.h).
+  bool escalation_due = false;
 };
 
 // The step of run `run_id` of `workflow` from `inputs`: up to
 // `claim_children` ready nodes are claimed by `worker` (none when empty).
+// A step that settles the run failed makes its `on_failure`, if it has
+// one, due: escalation number inputs.escalations + 1, with ctx.failure as
+// the records say.
 FrontierStep PlanFrontierStep(const WorkflowSpec& workflow, const std::string& run_id,
                               const FrontierInputs& inputs, double now,
                               const std::string& worker, int claim_children);

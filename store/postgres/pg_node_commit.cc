@@ -217,6 +217,7 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
         if (!settled.ok()) return settled.status();
         out.run_settled = settled->settled;
         out.run_status = settled->status;
+        out.escalation_due = settled->escalation_due;
         return out;
       }
       // Without an answer the commit may have gone in: the next attempt's
@@ -235,7 +236,7 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
       return last;
     }
     std::optional<FrontierInputs> inputs;
-    if (full) inputs = FrontierFromRows(fence->reads[0], fence->reads[1]);
+    if (full) inputs = FrontierFromRows(fence->reads[0], fence->reads[1], fence->reads[2]);
     FrontierStep step;
     if (workflow == nullptr) {
       step = PlanFailedRun(claim.run_id, LoadFailure(commit), now);
@@ -274,6 +275,7 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
     out.claimed = std::move(step.claimed);
     out.run_settled = step.settled;
     out.run_status = step.status;
+    out.escalation_due = step.escalation_due;
     return out;
   }
   return last;

@@ -116,17 +116,21 @@ struct CommitOutcome {
   std::vector<NodeClaim> claimed;  // children claimed for the worker
   bool run_settled = false;        // the commit finished (or parked) the run
   RunStatus run_status = RunStatus::kRunning;
+  // The commit finished the run failed and made its on_failure due.
+  bool escalation_due = false;
 };
 
 // In one transaction of two round trips (pg_node_commit.cc): locks the run
-// row (so completions of one run are ordered), checks `commit.claim` is the node's current claim by
-// `commit.worker`, writes the records and events, marks the node done,
-// records the nodes the frontier cancels, queues the nodes it makes ready
-// (claiming up to claim_children of them), and when nothing is left
-// finishes the run with the executor's status and error (run_finished
-// event). NOTIFYs kReadyChannel when nodes became ready for others. A null
-// `workflow` (the worker could not load the run's script) finishes the run
-// failed with the node's error.
+// row (so completions of one run are ordered), checks `commit.claim` is the
+// node's current claim by `commit.worker`, writes the records and events,
+// marks the node done, records the nodes the frontier cancels, queues the
+// nodes it makes ready (claiming up to claim_children of them), and when
+// nothing is left finishes the run with the executor's status and error
+// (run_finished event), making its escalation due when it failed and its
+// workflow has an `on_failure` (store/postgres/pg_escalations.h). NOTIFYs
+// kReadyChannel when nodes or an escalation became ready for others. A
+// null `workflow` (the worker could not load the run's script) finishes the
+// run failed with the node's error.
 Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
                                  const NodeCommit& commit, double now);
 

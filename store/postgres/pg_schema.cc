@@ -265,6 +265,54 @@ BEGIN
 END $$;
 )sql";
 
+// Version 7: escalations of distributed runs (store/postgres/pg_escalations.h).
+//  - escalations: one row per failed end of a distributed run whose workflow
+//    has an `on_failure`, written in the transaction that settles the run
+//    failed: the escalation's number, workflow, the run's error and
+//    ctx.failure as they were then. A worker claims it (SKIP LOCKED,
+//    `attempt` bumped), its lease that of the worker's row; `started_at` is
+//    set when escalation_started is recorded (once, by its first claim to
+//    start); its records are written with `state` done, fenced by the
+//    claim's attempt.
+//  - keel_escalation_fence: locks run `r`'s row, takes `n` event seqs from
+//    it and locks escalation `e`'s row; raises SQLSTATE KL001 (changing
+//    nothing) unless attempt `a` by worker `w` is its current claim. Sent
+//    ahead of the writes in the pipeline that holds COMMIT, so a worker
+//    paused or cut off mid-write holds no lock past that pipeline.
+constexpr char kSchemaV7[] = R"sql(
+CREATE TABLE escalations (
+  run_id       text NOT NULL,
+  number       integer NOT NULL,
+  workflow     text NOT NULL,
+  error        text NOT NULL,
+  failure_json text NOT NULL,
+  state        text NOT NULL DEFAULT 'due',
+  attempt      bigint NOT NULL DEFAULT 0,
+  worker_id    text NOT NULL DEFAULT '',
+  due_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  claimed_at   timestamptz,
+  started_at   double precision NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, number)
+);
+CREATE INDEX escalations_open ON escalations (due_at) WHERE state <> 'done';
+CREATE FUNCTION keel_escalation_fence(r text, e integer, a bigint, w text, n bigint) RETURNS void
+  LANGUAGE plpgsql AS $$
+DECLARE
+  current boolean;
+BEGIN
+  UPDATE runs SET last_seq = last_seq + n WHERE id = r;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'run % does not exist', r USING ERRCODE = 'KL001';
+  END IF;
+  SELECT state = 'claimed' AND attempt = a AND worker_id = w INTO current
+    FROM escalations WHERE run_id = r AND number = e FOR UPDATE;
+  IF current IS NOT TRUE THEN
+    RAISE EXCEPTION 'the claim of escalation % of run % (attempt %) is no longer current', e, r, a
+      USING ERRCODE = 'KL001';
+  END IF;
+END $$;
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
@@ -281,6 +329,7 @@ constexpr Migration kMigrations[] = {
     // Version 6: what a breaker knows beyond its columns
     // (engine/breaker_codec.h EncodeBreakerStats).
     {6, "ALTER TABLE breakers ADD COLUMN stats_json text NOT NULL DEFAULT '{}'"},
+    {7, kSchemaV7},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.
