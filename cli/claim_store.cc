@@ -1,5 +1,6 @@
 #include "cli/claim_store.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "engine/clock.h"
@@ -71,8 +72,15 @@ bool InsideNode(const std::string& name, const std::string& node) {
          (name[node.size()] == '[' || name[node.size()] == '/');
 }
 
+const std::vector<std::string>& HistoryKinds() {
+  static const std::vector<std::string> kinds{"checkpoint", "fallback_event", kUsageEventKind,
+                                              "node_started", "wait_started"};
+  return kinds;
+}
+
 bool IsHistoryKind(const std::string& kind) {
-  return kind == "checkpoint" || kind == "fallback_event" || kind == kUsageEventKind;
+  const std::vector<std::string>& kinds = HistoryKinds();
+  return std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
 }
 
 void ClaimStore::TakeInner(const std::string& node, std::vector<NodeRecord>* records,

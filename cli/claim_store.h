@@ -24,11 +24,13 @@ namespace keel::cli {
 // inner node of a call or loop "node/x", at any depth.
 bool InsideNode(const std::string& name, const std::string& node);
 
-// Whether a node's event of kind `kind` is what a later attempt of the node
-// goes on from (engine/run_history.h): its checkpoints (a finished model
-// call, an agent's turn), a fallback workflow's events, its spending. A
-// worker writes them while the node runs, so a worker that takes the node
-// over does not pay again for calls that finished.
+// The kinds of a node's own events that a later attempt of the node goes on
+// from (engine/run_history.h): its checkpoints (a finished model call, an
+// agent's turn), a fallback workflow's events, its spending, the attempts it
+// started and the due time its wait fixed. A worker writes them while the
+// node runs, so a worker that takes the node over does not pay again for
+// calls that finished, counts its attempts on and keeps its wait's due time.
+const std::vector<std::string>& HistoryKinds();
 bool IsHistoryKind(const std::string& kind);
 
 // Circuit breakers kept by one process for the nodes it runs, so that a

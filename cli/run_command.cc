@@ -111,19 +111,6 @@ ExecutorOptions MakeOptions(int workers, int max_inflight, const LlmArgs& llm,
   return options;
 }
 
-// Whether `keel run` on PostgreSQL runs `script` in this process, claimed
-// and fenced by its epoch as on SQLite, rather than through workers: when a
-// workflow of it has a wait node (workers cannot park one and wake it on a
-// signal yet).
-bool RunsInProcess(const LoadedScript& script) {
-  for (const WorkflowSpec& workflow : script.workflows) {
-    for (const NodeSpec& node : workflow.nodes) {
-      if (node.wait) return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 int RunCommand(const RunArgs& args) {
@@ -136,7 +123,7 @@ int RunCommand(const RunArgs& args) {
   std::shared_ptr<LoadedScript> script =
       LoadScript(args.file, ProviderUrls(args.llm.providers), quotas);
   if (!script) return kExitUsage;
-  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url) && !RunsInProcess(*script)) {
+  if (std::string url = ResolveDbPath(args.db); pg::IsPostgresUrl(url)) {
     return DistributedRun(args, url, std::move(script));
   }
   const WorkflowSpec& workflow = script->main_workflow();

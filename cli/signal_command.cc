@@ -15,6 +15,7 @@
 #include "engine/clock.h"
 #include "engine/did_you_mean.h"
 #include "engine/wait_node.h"
+#include "store/postgres/pg_connection.h"
 #include "views/run_actions.h"
 
 namespace keel::cli {
@@ -65,7 +66,12 @@ int SignalCommand(const SignalArgs& args) {
                  run->id.c_str(), args.name.c_str(), DidYouMean(args.name, awaited).c_str());
   }
   std::string label = RunStatusLabel(*now_run, SystemClock()->WallNow());
-  if (label == "running") {
+  auto distributed = pg::IsPostgresUrl(db_path) ? IsDistributedRun(db_path, run->id)
+                                                : Result<bool>(false);
+  if (distributed.ok() && *distributed) {
+    std::fprintf(stderr, "workers on %s continue the run when a wait takes it\n",
+                 DbName(db_path).c_str());
+  } else if (label == "running") {
     std::fprintf(stderr, "the run's process (pid %d) takes it when its wait looks next\n",
                  static_cast<int>(now_run->owner.pid));
   } else {

@@ -47,7 +47,7 @@ std::string DescribeWait(const std::string& info_json, double now) {
 }
 
 void PrintWaitHint(const RunReport& report, const WorkflowSpec& workflow,
-                   const std::string& db_flag) {
+                   const std::string& db_flag, bool distributed) {
   const double now = SystemClock()->WallNow();
   const std::string db = DbArg(db_flag);
   const std::string& id = report.run_id;
@@ -72,14 +72,20 @@ void PrintWaitHint(const RunReport& report, const WorkflowSpec& workflow,
     std::fprintf(stderr, "send the signal with: keel signal %s %s --data JSON%s\n", id.c_str(),
                  ShellQuote(signal).c_str(), db.c_str());
   }
-  if (!signals.empty()) {
+  if (distributed) {
+    std::fprintf(stderr, "workers continue the run when %s; follow it with: keel show %s%s\n",
+                 signals.empty() ? "its timer is due" : "the signal comes", id.c_str(),
+                 db.c_str());
+  } else if (!signals.empty()) {
     std::fprintf(stderr, "then continue the run with: keel resume %s%s\n", id.c_str(), db.c_str());
   } else if (due > 0) {
     std::fprintf(stderr, "continue the run once the timer is due (%s) with: keel resume %s%s\n",
                  FormatLocalTime(due).c_str(), id.c_str(), db.c_str());
   }
-  std::fprintf(stderr, "or let it wait in this process: keel resume %s --wait%s\n", id.c_str(),
-               db.c_str());
+  if (!distributed) {
+    std::fprintf(stderr, "or let it wait in this process: keel resume %s --wait%s\n", id.c_str(),
+                 db.c_str());
+  }
   std::fflush(stderr);
 }
 

@@ -23,8 +23,10 @@ std::string DescribeWait(const std::string& info_json, double now);
 
 // After a run ended waiting: on stderr, each waiting node, what it waits for,
 // and the commands that continue the run (`keel signal ... --data JSON`,
-// then `keel resume ...`), with --db when `db_flag` is not empty.
+// then `keel resume ...`), with --db when `db_flag` is not empty. A
+// distributed run needs no resume: workers continue it when its signal or
+// timer comes.
 void PrintWaitHint(const RunReport& report, const WorkflowSpec& workflow,
-                   const std::string& db_flag);
+                   const std::string& db_flag, bool distributed = false);
 
 }  // namespace keel::cli

@@ -19,6 +19,7 @@
 #include "engine/process_owner.h"
 #include "engine/run_history.h"
 #include "store/postgres/pg_schema.h"
+#include "store/postgres/pg_wait_wakes.h"
 
 namespace keel::cli {
 namespace {
@@ -116,8 +117,11 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
       int self = wf ? wf->Find(claim.node) : -1;
       std::vector<std::string> deps;
       if (self >= 0) deps = wf->nodes[self].after;
-      auto inputs = pg::ReadNodeInputs(**conn, claim.run_id, deps, claim.node,
-                                       {"checkpoint", "fallback_event", kUsageEventKind});
+      // Its history, and its failures: a wait that timed out and was
+      // resumed is reached afresh.
+      std::vector<std::string> kinds = HistoryKinds();
+      kinds.push_back("node_failed");
+      auto inputs = pg::ReadNodeInputs(**conn, claim.run_id, deps, claim.node, kinds);
       if (!inputs.ok()) {
         Note(inputs.status().message());
         return {};
@@ -195,7 +199,8 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
       if (conn.ok()) {
         auto done = pg::CommitNode(**conn, workflow, commit, SystemClock()->WallNow());
         if (done.ok()) {
-          if (done->run_settled && !done->escalation_due && claim.run_id == options_.until_run) {
+          if (commits_failing_.exchange(false)) Note("committing nodes again");
+          if (done->run_settled && !done->escalation_due && Ends(claim.run_id, done->run_status)) {
             done_.store(true);
             Wake();
           }
@@ -209,8 +214,12 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
     // A commit that did not go through may be tried again: one whose claim
     // was taken meanwhile changes nothing.
     if (failed.kind() != ErrorKind::kTransient || MonoNow() - began > options_.lease_s) {
-      Note("cannot commit node " + claim.node + " of run " + claim.run_id + ": " +
-           failed.message());
+      // Said once a spell, like a failing heartbeat: a full disk refuses
+      // every node's commit until space frees; the nodes go back meanwhile.
+      if (failed.kind() != ErrorKind::kTransient || !commits_failing_.exchange(true)) {
+        Note("cannot commit node " + claim.node + " of run " + claim.run_id + ": " +
+             failed.message());
+      }
       return {};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -239,10 +248,17 @@ void Worker::RunClaims(pg::NodeClaim first) {
 bool Worker::Settled(pg::Connection& conn) {
   auto run = conn.Exec("SELECT status FROM runs WHERE id = $1", {options_.until_run},
                        "reading run " + options_.until_run);
-  if (!run.ok() || run->size() != 1 || run->text(0, 0) == "running") return false;
+  if (!run.ok() || run->size() != 1) return false;
+  RunStatus status = RunStatus::kRunning;
+  if (!ParseRunStatus(run->text(0, 0), &status) || !Ends(options_.until_run, status)) return false;
   // A run that settled failed is waited for until its escalation is recorded.
   auto open = pg::EscalationOpen(conn, options_.until_run);
   return open.ok() && !*open;
+}
+
+bool Worker::Ends(const std::string& run_id, RunStatus status) const {
+  return run_id == options_.until_run && status != RunStatus::kRunning &&
+         (status != RunStatus::kWaiting || !options_.hold_waits);
 }
 
 void Worker::WaitForWork(pg::Connection& listen, double seconds) {
@@ -306,6 +322,7 @@ Status Worker::Run() {
         }
         if (sweep) {
           (void)pg::RequeueExpired(**conn);
+          (void)pg::WakeWaits(**conn, SystemClock()->WallNow());
           StopEndedClaims(**conn);
           FlushInner(**conn);
         }

@@ -42,6 +42,9 @@ struct WorkerOptions {
   // with `claim` false it only waits for that (keel run --no-work).
   std::string until_run;
   bool claim = true;
+  // With until_run: a run parked on its waits is not yet done (keel run
+  // --wait); workers wake the waits when their signal or timer comes.
+  bool hold_waits = false;
 };
 
 class Worker {
@@ -110,6 +113,8 @@ class Worker {
   Result<std::shared_ptr<LoadedScript>> ScriptFor(pg::Connection& conn, const std::string& run_id,
                                                   const std::string& key);
   bool Settled(pg::Connection& conn);
+  // Whether until_run, settled with `status` by a commit, is done for Run.
+  bool Ends(const std::string& run_id, RunStatus status) const;
   void Wake();
   void WaitForWork(pg::Connection& listen, double seconds);
 
@@ -119,6 +124,9 @@ class Worker {
   int wake_fd_ = -1;  // an eventfd: a slot freed, or a stop was asked
   std::atomic<bool> stopping_{false};
   std::atomic<bool> done_{false};  // until_run settled
+  // A commit gave up on a transient error (a full disk, a lost server) and
+  // none went through since: said once a spell.
+  std::atomic<bool> commits_failing_{false};
   Mutex mu_;
   CondVar cv_;
   int inflight_ GUARDED_BY(mu_) = 0;

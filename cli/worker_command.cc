@@ -25,6 +25,7 @@
 #include "cli/run_config.h"
 #include "cli/run_output.h"
 #include "cli/run_setup.h"
+#include "cli/wait_hint.h"
 #include "cli/worker.h"
 #include "engine/clock.h"
 #include "engine/runner.h"
@@ -191,8 +192,18 @@ Result<std::string> Submit(const RunArgs& args, const std::string& url,
   return run.id;
 }
 
+// How `keel run` and `keel resume` on PostgreSQL work on their run and report it.
+struct Follow {
+  int workers = 0;          // --workers: nodes at once; <= 0: 16
+  bool work = true;         // claim nodes (false: --no-work)
+  bool json = false;        // --json
+  bool hold_waits = false;  // --wait: a run parked on its waits is waited for too
+  std::string db_flag;      // --db as given, for the commands the hints print
+  double began = 0;         // when the command started (monotonic seconds)
+};
+
 int WorkAndReport(const std::string& url, const std::string& id, const WorkflowSpec& workflow,
-                  int workers, bool work, bool json, double began);
+                  const Follow& follow);
 
 int SubmitError(const Status& status) {
   if (status.message().empty()) return kExitUsage;  // the loader printed why
@@ -249,7 +260,8 @@ int DistributedRun(const RunArgs& args, const std::string& url,
   std::fprintf(stderr, "run %s started: workflow %s (%zu nodes) on %s%s\n", id->c_str(),
                workflow.name.c_str(), workflow.nodes.size(), pg::RedactUrl(url).c_str(),
                args.no_work ? "; waiting for workers" : "");
-  return WorkAndReport(url, *id, workflow, args.workers, !args.no_work, args.json, began);
+  return WorkAndReport(url, *id, workflow,
+                       {args.workers, !args.no_work, args.json, args.wait, args.db, began});
 }
 
 int DistributedResume(const ResumeArgs& args, const std::string& url, const RunRecord& run) {
@@ -288,7 +300,8 @@ int DistributedResume(const ResumeArgs& args, const std::string& url, const RunR
   }
   std::fprintf(stderr, "run %s resumed: %d of %zu nodes kept\n", run.id.c_str(), kept,
                workflow->nodes.size());
-  return WorkAndReport(url, run.id, *workflow, args.workers, true, args.json, began);
+  return WorkAndReport(url, run.id, *workflow,
+                       {args.workers, true, args.json, args.wait, args.db, began});
 }
 
 Result<bool> IsDistributedRun(const std::string& url, const std::string& run_id) {
@@ -307,12 +320,13 @@ Result<bool> IsDistributedRun(const std::string& url, const std::string& run_id)
 namespace {
 
 int WorkAndReport(const std::string& url, const std::string& id, const WorkflowSpec& workflow,
-                  int workers, bool work, bool json, double began) {
+                  const Follow& follow) {
   WorkerOptions options;
   options.url = url;
-  options.concurrency = workers > 0 ? workers : 16;
+  options.concurrency = follow.workers > 0 ? follow.workers : 16;
   options.until_run = id;
-  options.claim = work;
+  options.claim = follow.work;
+  options.hold_waits = follow.hold_waits;
   Worker worker(options);
   {
     StopOnSignals signals(&worker);
@@ -339,7 +353,10 @@ int WorkAndReport(const std::string& url, const std::string& id, const WorkflowS
                                         pg::EventFromRow(rows, i, e);
                                       });
   if (events.ok()) usage = SumLlmUsage(*events).total;
-  PrintRunReport(*report, workflow, SystemClock()->Now() - began, usage, json);
+  PrintRunReport(*report, workflow, SystemClock()->Now() - follow.began, usage, follow.json);
+  if (report->status == RunStatus::kWaiting) {
+    PrintWaitHint(*report, workflow, follow.db_flag, /*distributed=*/true);
+  }
   return ExitCodeFor(report->status);
 }
 

@@ -33,7 +33,7 @@ void Worker::SettleIdleRuns(pg::Connection& conn) {
     if (workflow == nullptr) continue;  // a worker that can load it settles it
     auto settled = pg::SettleIdleRun(conn, *workflow, run_id, SystemClock()->WallNow());
     if (settled.ok() && settled->settled && !settled->escalation_due &&
-        run_id == options_.until_run) {
+        Ends(run_id, settled->status)) {
       done_.store(true);
     }
   }

@@ -82,6 +82,7 @@ constexpr Entry kTable[] = {
     {"loop_iteration", kInfo},
     {"wait_started", kInfo},
     {"signal_taken", kInfo},
+    {"wait_woken", kInfo},
 };
 
 const Entry* Find(std::string_view kind) {

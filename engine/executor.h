@@ -54,6 +54,10 @@ struct RunHistory {
   // The due time (wall seconds; 0: none) each wait node recorded when it was
   // first reached ("wait_started" events), by node name.
   std::unordered_map<std::string, double> wait_due;
+  // The highest attempt number each node started ("node_started" events),
+  // by record name: a node taken over from a process that died mid-node
+  // counts on from it.
+  std::unordered_map<std::string, int> attempts;
   // How many escalations earlier attempts of the run started
   // (engine/escalation.h), so the next one is numbered after them.
   int escalations = 0;

@@ -60,8 +60,11 @@ bool RecordOfAny(std::string_view record, const std::unordered_set<std::string>&
   return false;
 }
 
-void DropJournals(const std::unordered_set<std::string>& nodes, RunHistory* history) {
+void DropHistory(const std::unordered_set<std::string>& nodes, RunHistory* history) {
   if (nodes.empty()) return;
+  std::erase_if(history->wait_due, [&](const auto& due) { return RecordOfAny(due.first, nodes); });
+  std::erase_if(history->attempts,
+                [&](const auto& started) { return RecordOfAny(started.first, nodes); });
   for (auto it = history->journals.begin(); it != history->journals.end();) {
     // A fallback workflow's checkpoints are keyed "parent\x1fworkflow\x1fnode".
     std::string_view key = it->first;

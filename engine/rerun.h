@@ -27,9 +27,10 @@ Result<std::vector<std::string>> NodesFrom(const WorkflowSpec& workflow, const s
 // one of them, or starts with one of them followed by '[', '/' or '#'.
 bool RecordOfAny(std::string_view record, const std::unordered_set<std::string>& nodes);
 
-// Forgets the checkpoints that `history` holds for records of `nodes` (and
-// for the fallback workflows run for them), so that those run afresh.
-void DropJournals(const std::unordered_set<std::string>& nodes, RunHistory* history);
+// Forgets what `history` holds for records of `nodes`: their checkpoints
+// (and the fallback workflows' run for them), wait due times and attempt
+// counts, so that those run afresh.
+void DropHistory(const std::unordered_set<std::string>& nodes, RunHistory* history);
 
 // The kind of the event that a claim for `keel resume --from` writes in its
 // transaction; its data is {"from": NODE, "nodes": [names]}. ReadRunHistory

@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+
 #include "engine/json_text.h"
 #include "engine/rerun.h"
 
@@ -66,6 +68,14 @@ RunHistory ReadRunHistory(const std::vector<EventRecord>& events) {
       rapidjson::Document doc;
       if (doc.Parse(event.data_json.c_str()).HasParseError() || !doc.IsObject()) continue;
       history.wait_due[event.node] = RealField(doc, "due");
+    } else if (event.kind == "node_started" && !event.node.empty()) {
+      rapidjson::Document doc;
+      if (doc.Parse(event.data_json.c_str()).HasParseError() || !doc.IsObject()) continue;
+      int& attempts = history.attempts[event.node];
+      attempts = std::max(attempts, static_cast<int>(IntField(doc, "attempt")));
+    } else if (event.kind == "node_failed" && !event.node.empty()) {
+      // A wait that failed (timed out) is reached afresh when the run resumes.
+      history.wait_due.erase(event.node);
     } else if (event.kind == "checkpoint" && !event.node.empty()) {
       history.journals[event.node].push_back(MakeJson(event.data_json));
     } else if (event.kind == "fallback_event" && !event.node.empty()) {
@@ -86,7 +96,7 @@ RunHistory ReadRunHistory(const std::vector<EventRecord>& events) {
       ++history.escalations;
     } else if (event.kind == kRerunEventKind) {
       // `keel resume --from`: what those nodes checkpointed before runs afresh.
-      DropJournals(RerunEventNodes(event.data_json), &history);
+      DropHistory(RerunEventNodes(event.data_json), &history);
     } else if (auto usage = UsageOf(event)) {
       history.spent += *usage;
     }

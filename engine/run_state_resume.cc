@@ -31,6 +31,19 @@ std::vector<int> RunState::Prepare(const std::unordered_map<std::string, NodeRec
     // fallback workflow's by the node it runs for, the workflow and its node.
     for (size_t i = 0; i < wf_.nodes.size(); ++i) {
       const std::string& name = wf_.nodes[i].name;
+      if (records_) {
+        // Attempts an earlier process started but never recorded (it died
+        // mid-node): the count goes on from them, the retry budget is fresh.
+        auto started = env_->history->attempts.find(RecordName(static_cast<int>(i)));
+        if (started != env_->history->attempts.end()) {
+          Slot& slot = slots_[i];
+          MutexLock lock(&slot.mu);
+          if (started->second > slot.attempts) {
+            slot.attempts = started->second;
+            slot.attempts_before = started->second;
+          }
+        }
+      }
       auto it = env_->history->journals.find(
           records_ ? RecordName(static_cast<int>(i))
                    : FallbackJournalKey(parent_node_, wf_.name, name));

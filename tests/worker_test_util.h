@@ -83,6 +83,11 @@ inline void CheckInvariants(Db& db, const std::string& id, int nodes, bool promp
                   "WHERE l.run_id = c.run_id AND l.node = c.node AND l.action = 'claim' "
                   "ORDER BY l.id DESC LIMIT 1)",
                   {id}) == "0");
+  // No two claims of a node share an attempt number, across resumes and
+  // wakes of its waits too.
+  CHECK(db.Scalar("SELECT count(*) FROM (SELECT node FROM claim_log WHERE run_id = $1 AND "
+                  "action = 'claim' GROUP BY node, attempt HAVING count(*) > 1) x",
+                  {id}) == "0");
   // No node waits long in the queue once it is ready again: a re-queued or
   // handed-back node is claimed within a few poll periods (200-500 ms).
   if (!prompt) return;

@@ -16,9 +16,10 @@ std::string CandidateColumns() {
 
 // A waiting run is due when one of its waiting nodes (status 'waiting', the
 // wait recorded as {"signal": NAME, "due": T} in output_json) has a signal it
-// may take, or a due time that has come. $1 = now, $2 = limit.
+// may take, or a due time that has come. Distributed runs are left to the
+// workers, which wake their waits (pg_wait_wakes.h). $1 = now, $2 = limit.
 constexpr char kDueWaits[] =
-    "WHERE status = 'waiting' AND EXISTS (SELECT 1 FROM nodes n WHERE n.run_id = runs.id AND "
+    "WHERE status = 'waiting' AND NOT distributed AND EXISTS (SELECT 1 FROM nodes n WHERE n.run_id = runs.id AND "
     "n.status = 'waiting' AND ((keel_json_number(keel_json(n.output_json), 'due') > 0 AND "
     "keel_json_number(keel_json(n.output_json), 'due') <= $1) OR EXISTS (SELECT 1 FROM "
     "signals s WHERE s.run_id = runs.id AND s.name = keel_json(n.output_json) ->> 'signal' AND "

@@ -27,7 +27,17 @@ constexpr char kMarkDone[] =
     "WITH d AS (UPDATE node_queue SET state = 'done' WHERE run_id = $1 AND node = $2 "
     "RETURNING node) "
     "INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
-    "SELECT $1, node, $3, $4, 'commit' FROM d";
+    "SELECT $1, node, $3, $4, $5 FROM d";
+// Marks the claim's queue row done and logs the commit: "park" when the
+// node parked on its wait (it will be woken and claimed again), "commit"
+// when it finished.
+Statement MarkDone(const NodeCommit& commit) {
+  bool parked = !commit.records.empty() && commit.records.back().status == NodeStatus::kWaiting;
+  return {kMarkDone,
+          {commit.claim.run_id, commit.claim.node, Num(commit.claim.attempt), commit.worker,
+           std::string(parked ? "park" : "commit")}};
+}
+
 constexpr char kLogSuperseded[] =
     "INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
     "VALUES ($1, $2, $3, $4, 'superseded')";
@@ -165,7 +175,7 @@ Result<bool> CommitLeaf(Connection& conn, const NodeCommit& commit, const std::s
        {claim.run_id, claim.node, Num(claim.attempt), commit.worker,
         Num(static_cast<int64_t>(events.size()))}}};
   if (!commit.records.empty()) pipeline.push_back(CommitRecords(commit));
-  pipeline.push_back({kMarkDone, {claim.run_id, claim.node, Num(claim.attempt), commit.worker}});
+  pipeline.push_back(MarkDone(commit));
   if (!events.empty()) {
     pipeline.push_back({"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}});
     pipeline.push_back(events.ToStatementTakingSeqs());
@@ -259,7 +269,7 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
     }
     std::vector<Statement> writes;
     if (!commit.records.empty()) writes.push_back(CommitRecords(commit));
-    writes.push_back({kMarkDone, {claim.run_id, claim.node, Num(claim.attempt), commit.worker}});
+    writes.push_back(MarkDone(commit));
     for (Statement& s : step.writes) writes.push_back(std::move(s));
     std::vector<EventRecord> events = commit.events;
     for (EventRecord& e : step.events) events.push_back(std::move(e));

@@ -171,6 +171,9 @@ Status SubmitRun(Connection& conn, const RunRecord& run, const WorkflowSpec& wor
       [&](Connection& c) -> Status {
         Status inserted = InsertRun(c, run);
         if (!inserted.ok()) return inserted;
+        auto marked = c.Exec("UPDATE runs SET distributed = true WHERE id = $1", {run.id},
+                             "submitting run " + run.id);
+        if (!marked.ok()) return marked.status();
         std::vector<EventRecord> started{
             {run.id, 0, now, "", "run_started",
              EventData().Add("workflow", run.workflow).Add("distributed", true).Done()}};
@@ -220,12 +223,10 @@ Result<FrontierStep> SettleIdleRun(Connection& conn, const WorkflowSpec& workflo
 }
 
 Result<bool> IsDistributed(Connection& conn, const std::string& run_id) {
-  auto rows = conn.Exec(
-      "SELECT EXISTS (SELECT 1 FROM events WHERE run_id = $1 AND kind = 'run_started' AND "
-      "data_json LIKE '%\"distributed\":true%')",
-      {run_id}, "reading run " + run_id);
+  auto rows = conn.Exec("SELECT distributed FROM runs WHERE id = $1", {run_id},
+                        "reading run " + run_id);
   if (!rows.ok()) return rows.status();
-  return rows->boolean(0, 0);
+  return rows->size() == 1 && rows->boolean(0, 0);
 }
 
 Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec& workflow,
@@ -274,7 +275,15 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
         Status logged = InsertEvents(c, &events);
         if (!logged.ok()) return logged;
         auto step = AdvanceRun(c, workflow, run_id, now);
-        return step.ok() ? Status::Ok() : step.status();
+        if (!step.ok()) return step.status();
+        // Nodes queued again go on from their last claim's attempt number,
+        // so no two claims of a node share one.
+        auto numbered = c.Exec(
+            "UPDATE node_queue q SET attempt = l.attempt FROM (SELECT node, max(attempt) AS "
+            "attempt FROM claim_log WHERE run_id = $1 GROUP BY node) l WHERE q.run_id = $1 AND "
+            "q.node = l.node AND q.state = 'ready' AND q.attempt < l.attempt",
+            {run_id}, "numbering the claims of run " + run_id);
+        return numbered.ok() ? Status::Ok() : numbered.status();
       },
       "resuming run " + run_id);
 }

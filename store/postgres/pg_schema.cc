@@ -313,6 +313,19 @@ BEGIN
 END $$;
 )sql";
 
+// Version 8: wait nodes of distributed runs, woken by workers
+// (store/postgres/pg_wait_wakes.h).
+//  - runs.distributed: the run was queued node by node (keel submit, keel run
+//    on PostgreSQL), set from the run_started event of runs made before.
+//  - nodes_waiting: the waiting nodes, which every worker looks over a few
+//    times a second.
+constexpr char kSchemaV8[] = R"sql(
+ALTER TABLE runs ADD COLUMN distributed boolean NOT NULL DEFAULT false;
+UPDATE runs SET distributed = true WHERE EXISTS (SELECT 1 FROM events e WHERE e.run_id = runs.id
+  AND e.kind = 'run_started' AND e.data_json LIKE '%"distributed":true%');
+CREATE INDEX nodes_waiting ON nodes (run_id) WHERE status = 'waiting';
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
@@ -330,6 +343,7 @@ constexpr Migration kMigrations[] = {
     // (engine/breaker_codec.h EncodeBreakerStats).
     {6, "ALTER TABLE breakers ADD COLUMN stats_json text NOT NULL DEFAULT '{}'"},
     {7, kSchemaV7},
+    {8, kSchemaV8},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.

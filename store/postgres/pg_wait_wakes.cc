@@ -1,0 +1,108 @@
+#include "store/postgres/pg_wait_wakes.h"
+
+#include "engine/event_data.h"
+#include "store/postgres/pg_frontier_step.h"
+#include "store/postgres/pg_row_arrays.h"
+#include "store/postgres/pg_rows.h"
+
+namespace keel::pg {
+namespace {
+
+// Whether waiting node `n` may go on: a signal it may take has arrived, or
+// its due time is at or before $1.
+constexpr char kDue[] =
+    "(EXISTS (SELECT 1 FROM signals s WHERE s.run_id = n.run_id AND s.name = "
+    "keel_json(n.output_json) ->> 'signal' AND (s.taken_by IS NULL OR s.taken_by = n.node)) OR "
+    "coalesce(keel_json_number(keel_json(n.output_json), 'due') BETWEEN 1e-9 AND $1, false))";
+
+std::string DueRuns() {
+  return std::string(
+             "SELECT DISTINCT n.run_id FROM nodes n JOIN runs r ON r.id = n.run_id "
+             "WHERE n.status = 'waiting' AND r.distributed AND r.status IN ('running', "
+             "'waiting') AND ") +
+         kDue + " LIMIT $2";
+}
+
+// Run $2's waiting nodes that may go on, and whether a signal woke each.
+std::string DueNodes() {
+  return std::string(
+             "SELECT n.node, EXISTS (SELECT 1 FROM signals s WHERE s.run_id = n.run_id AND "
+             "s.name = keel_json(n.output_json) ->> 'signal' AND (s.taken_by IS NULL OR "
+             "s.taken_by = n.node)) FROM nodes n WHERE n.run_id = $2 AND n.status = 'waiting' "
+             "AND ") +
+         kDue + " ORDER BY n.ord";
+}
+
+constexpr char kLockRun[] = "SELECT status, distributed FROM runs WHERE id = $1 FOR UPDATE";
+constexpr char kDropWaiting[] =
+    "DELETE FROM nodes WHERE run_id = $1 AND node = ANY($2::text[]) AND status = 'waiting'";
+// A parked run's queue was cleared when it settled; a running one keeps the
+// wait's row, done. Either way the next claim's attempt follows the last one
+// logged, so no two claims of a node share an attempt number.
+constexpr char kQueue[] =
+    "INSERT INTO node_queue (run_id, node, attempt) SELECT $1, n, "
+    "coalesce((SELECT max(l.attempt) FROM claim_log l WHERE l.run_id = $1 AND l.node = n), 0) "
+    "FROM unnest($2::text[]) AS n "
+    "ON CONFLICT (run_id, node) DO UPDATE SET state = 'ready', worker_id = '', "
+    "ready_at = clock_timestamp() WHERE node_queue.state = 'done'";
+constexpr char kRunning[] =
+    "UPDATE runs SET status = 'running', updated_at = $2 WHERE id = $1 AND status = 'waiting'";
+
+// Wakes run `run_id`'s waits that may go on, under its row lock.
+Status WakeRun(Connection& conn, const std::string& run_id, double now,
+               std::vector<WokenWait>* woken) {
+  std::vector<WokenWait> mine;
+  Status done = conn.Transaction(
+      [&](Connection& c) -> Status {
+        mine.clear();  // a transaction tried again starts afresh
+        auto run = c.Exec(kLockRun, {run_id}, "locking run " + run_id);
+        if (!run.ok()) return run.status();
+        if (run->size() == 0 || !run->boolean(0, 1)) return Status::Ok();
+        const std::string status = run->str(0, 0);
+        if (status != "running" && status != "waiting") return Status::Ok();
+        auto due = c.Exec(DueNodes(), {Num(now), run_id}, "reading the waits of run " + run_id);
+        if (!due.ok()) return due.status();
+        if (due->size() == 0) return Status::Ok();
+        std::vector<std::string> names;
+        std::vector<EventRecord> events;
+        for (int i = 0; i < due->size(); ++i) {
+          names.push_back(due->str(i, 0));
+          std::string by = due->boolean(i, 1) ? "signal" : "timer";
+          events.push_back(
+              {run_id, 0, now, names.back(), "wait_woken", EventData().Add("by", by).Done()});
+          mine.push_back({run_id, names.back(), by});
+        }
+        const std::string list = ArrayLiteral(names);
+        auto written = c.Pipeline({{kDropWaiting, {run_id, list}},
+                                   {kQueue, {run_id, list}},
+                                   {kRunning, {run_id, Num(now)}}},
+                                  "waking the waits of run " + run_id);
+        if (!written.ok()) return written.status();
+        Status logged = InsertEvents(c, &events);
+        if (logged.ok()) {
+          auto notified =
+              c.Exec(std::string("NOTIFY ") + kReadyChannel, {}, "notifying workers");
+          if (!notified.ok()) logged = notified.status();
+        }
+        return logged;
+      },
+      "waking the waits of run " + run_id);
+  if (done.ok()) woken->insert(woken->end(), mine.begin(), mine.end());
+  return done;
+}
+
+}  // namespace
+
+Result<std::vector<WokenWait>> WakeWaits(Connection& conn, double now, int max_runs) {
+  auto runs = conn.Exec(DueRuns(), {Num(now), Num(int64_t{max_runs})},
+                        "looking for waits to wake");
+  if (!runs.ok()) return runs.status();
+  std::vector<WokenWait> woken;
+  for (int i = 0; i < runs->size(); ++i) {
+    Status s = WakeRun(conn, runs->str(i, 0), now, &woken);
+    if (!s.ok()) return s;
+  }
+  return woken;
+}
+
+}  // namespace keel::pg
