@@ -69,6 +69,7 @@ struct ForkArgs {
   double storage_timeout = 30;
   LlmArgs llm;  // over the recorded configuration
   bool queue = false;  // --queue: record the fork queued and print its id
+  std::string log_format = "text";  // as RunArgs'
 };
 int ForkCommand(const ForkArgs& args);
 

@@ -73,6 +73,7 @@ int ForkCommand(const ForkArgs& args) {
   }
   ProgressOptions progress_options;
   progress_options.clock = script->clock;
+  progress_options.json_lines = args.log_format == "json";
   if (!args.from.empty()) {
     auto nodes = (*store)->GetNodes(source->id);
     if (!nodes.ok()) return UsageError(nodes.status().message());

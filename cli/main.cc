@@ -80,7 +80,7 @@ void AddDurabilityOptions(CLI::App* command, std::string* durability, double* st
       ->capture_default_str();
 }
 
-// --log-format, shared by run and resume.
+// --log-format, shared by run, resume and fork.
 void AddLogFormatOption(CLI::App* command, std::string* log_format) {
   command
       ->add_option("--log-format", *log_format,
@@ -178,6 +178,7 @@ int Main(int argc, char** argv) {
   AddDbOption(fork_cmd, &fork.db);
   AddExecutionOptions(fork_cmd, &fork.workers, &fork.max_inflight);
   fork_cmd->add_flag("--json", fork.json, "Print the result as one JSON object");
+  AddLogFormatOption(fork_cmd, &fork.log_format);
   AddDurabilityOptions(fork_cmd, &fork.durability, &fork.storage_timeout);
   AddLlmOptions(fork_cmd, &fork.llm);
   fork_cmd->add_flag("--queue", fork.queue,

@@ -93,6 +93,16 @@ TEST_CASE("--log-format json: one JSON object per line, each with its severity" 
   REQUIRE(log.IsObject());
   CHECK(log["message"].Str() == "calling");
 
+  SUBCASE("keel fork --log-format json prints its progress the same way") {
+    ExitInfo f = box.KeelDb({"fork", run_id, "--from", "must", "--log-format", "json"}, kPrompt);
+    INFO(f.Describe());
+    std::vector<Json> forked = JsonLines(f);
+    REQUIRE(!forked.empty());
+    CHECK(forked.front()["run_id"].Str() != run_id);
+    CHECK(Find(forked, "node_failed", "must")["severity"].Str() == "error");
+    CHECK(forked.back()["kind"].Str() == "run_finished");
+  }
+
   SUBCASE("keel show --events and --json carry the same severities") {
     Json show = box.Show(run_id, true);
     CHECK(Events(show, "node_failed", "geo").at(0)["severity"].Str() == "warning");
@@ -127,7 +137,7 @@ TEST_CASE("a --log-format that is neither text nor json is a usage error naming 
           doctest::timeout(kTimeoutS)) {
   Sandbox box(KEEL_BIN);
   std::string wf = box.Write("flow.lua", kFlow);
-  for (const char* command : {"run", "resume"}) {
+  for (const char* command : {"run", "resume", "fork"}) {
     CAPTURE(command);
     ExitInfo r = box.KeelDb(
         {command, std::string(command) == "run" ? wf : "nosuchrun", "--log-format", "yaml"});

@@ -97,6 +97,24 @@ TEST_CASE("ListRunsToStart finds queued runs, due waits and stopped runs" * doct
   CHECK(seen == std::vector<std::string>{"q-early:queued", "w-signal:signal", "broke:interrupted"});
 }
 
+TEST_CASE("ListRunsToStart leaves distributed runs to their workers" * doctest::timeout(60)) {
+  KEEL_PG_DB_OR_SKIP(db, "to_start_distributed");
+  Park(db, "d-signal", R"({"signal":"go","due":0})", 1);
+  REQUIRE(pg::SendSignal(db, "d-signal", "go", "{}", 1).ok());
+  Park(db, "d-timer", R"({"signal":"never","due":10})", 2);
+  RunRecord running = PgRun("d-running", 1);
+  running.heartbeat = 2;
+  PutRun(db, running);
+  REQUIRE(db.Exec("UPDATE runs SET distributed = true", {}, "test").ok());
+  Park(db, "local", R"({"signal":"never","due":10})", 3);
+
+  auto found = pg::ListRunsToStart(db, 20, true, 10);
+  REQUIRE_MESSAGE(found.ok(), found.status().message());
+  std::vector<std::string> seen;
+  for (const auto& c : *found) seen.push_back(c.run.id + ":" + c.reason);
+  CHECK(seen == std::vector<std::string>{"local:timer"});
+}
+
 TEST_CASE("HandOffRun is fenced by the epoch, the owner and cancellation" * doctest::timeout(60)) {
   KEEL_PG_DB_OR_SKIP(db, "handoff");
   const Owner server{42, "srv", 7};

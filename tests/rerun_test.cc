@@ -82,6 +82,28 @@ TEST_CASE("a rerun event drops the earlier checkpoints of its nodes, not later o
   CHECK(history.journals["d"].size() == 1);
 }
 
+TEST_CASE("the history counts attempts on and keeps a wait's due time until it fails or reruns") {
+  auto event = [](const std::string& node, const std::string& kind, const std::string& data) {
+    return EventRecord{"r", 0, 0, node, kind, data};
+  };
+  std::vector<EventRecord> events = {
+      event("a", "node_started", R"({"attempt":1})"),
+      event("a", "node_started", R"({"attempt":3})"),
+      event("a", "node_started", R"({"attempt":2})"),
+      event("m[4]", "node_started", R"({"attempt":2})"),
+      event("w", "wait_started", R"({"signal":"go","due":100})"),
+      event("t", "wait_started", R"({"due":50})"),
+      event("t", "node_failed", R"({"kind":"timeout"})"),
+      event("x", "wait_started", R"({"due":70})"),
+      event("x", "node_started", R"({"attempt":1})"),
+      event("", kRerunEventKind, RerunEventData("x", {"x"})),
+  };
+  RunHistory history = ReadRunHistory(events);
+  CHECK(history.attempts == std::unordered_map<std::string, int>{{"a", 3}, {"m[4]", 2}});
+  // A wait that failed is reached afresh; so is one that runs again.
+  CHECK(history.wait_due == std::unordered_map<std::string, double>{{"w", 100}});
+}
+
 TEST_CASE("rerun event data round-trips and bad data names nothing") {
   auto nodes = RerunEventNodes(RerunEventData("x", {"x", "y[1]"}));
   CHECK(nodes == std::unordered_set<std::string>{"x", "y[1]"});

@@ -25,8 +25,10 @@ constexpr char kDueWaits[] =
     "signals s WHERE s.run_id = runs.id AND s.name = keel_json(n.output_json) ->> 'signal' AND "
     "(s.taken_by IS NULL OR s.taken_by = n.node)))) ORDER BY created_at, id LIMIT $2";
 constexpr char kQueued[] = "WHERE status = 'queued' ORDER BY created_at, id LIMIT $1";
+// Distributed runs are carried by their workers, which re-queue a lost
+// worker's nodes; their submitting process is not their owner.
 constexpr char kStopped[] =
-    "WHERE status IN ('interrupted', 'running') ORDER BY GREATEST(heartbeat, updated_at), id "
+    "WHERE status IN ('interrupted', 'running') AND NOT distributed ORDER BY GREATEST(heartbeat, updated_at), id "
     "LIMIT $1";
 
 // Whether a signal run $1 may take has arrived for one of its waiting nodes:
