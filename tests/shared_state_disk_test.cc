@@ -72,7 +72,7 @@ bool Has(const std::string& text, const std::string& part) {
 }
 
 // Breaker `kBreaker`'s whole row, every column, as read behind the store's back.
-std::string BreakerRow(const std::string& path) {
+std::string RawBreaker(const std::string& path) {
   return RawDb(path).Text(
       "SELECT quote(state) || quote(failures) || quote(probes_out) || quote(successes) || "
       "quote(opened_at) || quote(cooldown) || quote(probes_json) || quote(calls) || "
@@ -107,7 +107,7 @@ TEST_CASE("a breaker update on a full disk names the file and the cause and chan
   const std::string path = dir.Path("keel.db");
   auto store = Open(path, Vfs().name());
   REQUIRE(store->UpdateBreaker(kBreaker, CountFailure).ok());
-  const std::string before = BreakerRow(path);
+  const std::string before = RawBreaker(path);
   REQUIRE_FALSE(before.empty());
 
   Vfs().FailAlways(FaultOp::kWrite, SQLITE_FULL);
@@ -123,7 +123,7 @@ TEST_CASE("a breaker update on a full disk names the file and the cause and chan
   CHECK(Has(message, "full"));
   CHECK(Has(message, kBreaker));
   CHECK(calls >= 1);
-  CHECK(BreakerRow(path) == before);
+  CHECK(RawBreaker(path) == before);
 
   // The registry keeps the breaker in this process meanwhile: no crash, no
   // hang, and the outcome still counts here.
@@ -134,7 +134,7 @@ TEST_CASE("a breaker update on a full disk names the file and the cause and chan
   auto admitted = registry.Admit(config, now);
   CHECK(admitted.admission == Admission::kAllowed);
   registry.Record(config, CallOutcome(false, 0.1, false), admitted.probe, now);
-  CHECK(BreakerRow(path) == before);
+  CHECK(RawBreaker(path) == before);
 
   Vfs().Clear(FaultOp::kWrite);
   auto freed = store->UpdateBreaker(kBreaker, CountFailure);
@@ -142,7 +142,7 @@ TEST_CASE("a breaker update on a full disk names the file and the cause and chan
   CHECK(freed->calls == 2);  // the failed update left nothing behind
   CHECK(freed->failed == 2);
   CHECK(freed->timeouts == 2);
-  CHECK(BreakerRow(path) != before);
+  CHECK(RawBreaker(path) != before);
   auto listed = store->ListBreakers();
   REQUIRE(listed.ok());
   REQUIRE(listed->size() == 1);
@@ -254,7 +254,7 @@ TEST_CASE(
   });
   REQUIRE(testing::WaitUntil(
       [&] {
-        return RawDb(path).Int("SELECT count(*) FROM lanes WHERE holder <> 'other' AND held = 2") ==
+        return RawDb(path).Int("SELECT count(*) FROM lanes WHERE holder <> 'other' AND held = 1") ==
                1;
       },
       10s));
