@@ -36,18 +36,24 @@ using namespace std::chrono_literals;
 
 constexpr int kNodes = 16;
 
+// `args` run as the postgres user (initdb and pg_ctl refuse root).
 ExitInfo RunAs(const std::vector<std::string>& args) {
-  std::vector<std::string> all{"-u", "postgres", "--"};
-  all.insert(all.end(), args.begin(), args.end());
-  return Subprocess("/usr/sbin/runuser", {all}).Wait(120s);
+  SpawnOptions options;
+  options.args = {"-u", "postgres", "--"};
+  options.args.insert(options.args.end(), args.begin(), args.end());
+  return Subprocess("/usr/sbin/runuser", options).Wait(120s);
 }
 
+// What shell `command` prints, trimmed.
 std::string Sh(const std::string& command) {
-  return Trim(Subprocess("/bin/sh", {{"-c", command}}).Wait(30s).out);
+  SpawnOptions options;
+  options.args = {"-c", command};
+  return Trim(Subprocess("/bin/sh", options).Wait(30s).out);
 }
 
-// A PostgreSQL server of its own, its data directory on `fs`; stopped (at
-// once: the tmpfs goes with it) on destruction.
+// A PostgreSQL server of the test's own, its data directory on `fs`;
+// stopped (at once: the tmpfs goes with it) on destruction. For the test's
+// thread.
 class DiskServer {
  public:
   // *why says what is missing when it cannot start.

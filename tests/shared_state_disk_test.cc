@@ -14,10 +14,10 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "engine/breaker_registry.h"
 #include "engine/fake_clock.h"
@@ -50,7 +50,8 @@ FaultVfs& Vfs() {
   return vfs;
 }
 
-// Every case starts with no plan and leaves none behind.
+// Every case starts with no plan and leaves none behind. For the test's
+// thread.
 struct CleanVfs {
   CleanVfs() { Vfs().ClearAll(); }
   ~CleanVfs() { Vfs().ClearAll(); }
