@@ -15,7 +15,9 @@
 //
 // A run that did not fail does not escalate, nor does one stopped as a
 // whole (keel cancel, its budget, storage that cannot be written): the
-// escalation is for failures of the run's work.
+// escalation is for failures of the run's work. It starts only once the
+// failure is recorded, so a failure that storage lost is escalated by the
+// resume that repeats it, not twice.
 //
 // Pure functions, except RunEscalation, which runs on the thread of
 // Executor::Run or Executor::Escalate (a `keel worker` escalating a run

@@ -104,6 +104,11 @@ RunOutcome Executor::Run(const WorkflowSpec& workflow, const std::string& run_id
     const WorkflowSpec* target = EscalationTarget(
         workflow, outcome, env.stopped.load(std::memory_order_acquire), options.library);
     if (target == nullptr) return;
+    // An escalation acts on the failure (it pages someone, opens a ticket):
+    // it starts only once the failure is recorded. Storage that gives up
+    // first stops the run unescalated, and the resume that repeats the
+    // failure escalates it, once.
+    if (env.store != nullptr && !env.store->Flush().ok()) return;
     const int number = history.escalations + 1;
     escalation = MakeEscalation(&env, *target, run_id, params, number,
                                 EscalationFailure(run_id, workflow, outcome, number));

@@ -102,8 +102,10 @@ class Executor {
   // dependents; the others run again, their attempt count continuing. Queues
   // node records and events to the store; does not write the run row.
   // When the run ends failed and the workflow has an `on_failure`, runs
-  // that workflow once more in the same run (engine/escalation.h). Returns
-  // when every node, the escalation's included, has finished.
+  // that workflow once more in the same run (engine/escalation.h), after
+  // waiting for the store to commit what the run queued (Store::Flush); a
+  // store that gives up instead leaves the run unescalated. Returns when
+  // every node, the escalation's included, has finished.
   RunOutcome Run(const WorkflowSpec& workflow, const std::string& run_id, JsonText params,
                  const std::unordered_map<std::string, NodeRecord>& earlier,
                  const ExecutorOptions& options, const RunHistory& history = {});

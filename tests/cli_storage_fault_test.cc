@@ -9,14 +9,8 @@
 // Mounting needs root: as anyone else the tmpfs cases are skipped with a message.
 
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/mount.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -30,6 +24,7 @@
 #include "tests/support/sandbox.h"
 #include "tests/support/sqlite_db.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/tmpfs.h"
 
 namespace keel::testing {
 namespace {
@@ -42,63 +37,6 @@ using SteadyClock = std::chrono::steady_clock;
 double Since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
-
-// A tmpfs of a few MiB mounted on a fresh directory; unmounted (lazily, so a
-// straggling process cannot keep it) and removed on destruction.
-class Tmpfs {
- public:
-  // nullopt, with *why set, when it cannot be mounted (not root, no mount rights).
-  static std::unique_ptr<Tmpfs> Mount(const std::string& size, std::string* why) {
-    if (geteuid() != 0) {
-      *why = "not root";
-      return nullptr;
-    }
-    std::string dir = "/tmp/keel-tmpfs-XXXXXX";
-    if (mkdtemp(dir.data()) == nullptr) {
-      *why = std::string("mkdtemp: ") + std::strerror(errno);
-      return nullptr;
-    }
-    const std::string options = "size=" + size;
-    if (mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
-      *why = std::string("mount -t tmpfs: ") + std::strerror(errno);
-      rmdir(dir.c_str());
-      return nullptr;
-    }
-    return std::unique_ptr<Tmpfs>(new Tmpfs(dir));
-  }
-  ~Tmpfs() {
-    umount2(dir_.c_str(), MNT_DETACH);
-    rmdir(dir_.c_str());
-  }
-  Tmpfs(const Tmpfs&) = delete;
-  Tmpfs& operator=(const Tmpfs&) = delete;
-
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
-
-  // Fills the file system to the last byte with a file of its own.
-  void Fill() {
-    const std::string path = Path("filler");
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    REQUIRE(fd >= 0);
-    std::vector<char> block(64 * 1024, 'x');
-    size_t size = block.size();
-    while (size > 0) {
-      ssize_t n = write(fd, block.data(), size);
-      if (n < 0 && errno == ENOSPC) {
-        size /= 2;  // top up the last partial block too
-      } else {
-        REQUIRE(n > 0);
-      }
-    }
-    close(fd);
-  }
-  // Frees what Fill took.
-  void Free() { unlink(Path("filler").c_str()); }
-
- private:
-  explicit Tmpfs(std::string dir) : dir_(std::move(dir)) {}
-  std::string dir_;
-};
 
 // A 40-node chain: n1 -> n2 -> ... -> n40, each logging its name, waiting
 // `pause` seconds (without blocking a worker) and returning its number.
@@ -243,7 +181,7 @@ TEST_CASE("the disk fills for a second mid-run: the run waits and records everyt
   std::string id;
   std::unique_ptr<Subprocess> run = StartChain(cli, wf, db, {}, &id);
   REQUIRE(WaitForNode(box, 10));
-  fs->Fill();
+  REQUIRE(fs->Fill());
   // Give a commit in flight time to land, then nothing more may.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const size_t recorded_when_full = Succeeded(db, id).size();
@@ -283,7 +221,7 @@ TEST_CASE("the disk stays full: the run stops naming it, and resume finishes onc
   std::string id;
   std::unique_ptr<Subprocess> run = StartChain(cli, wf, db, {"--storage-timeout", "2"}, &id);
   REQUIRE(WaitForNode(box, 5));
-  fs->Fill();
+  REQUIRE(fs->Fill());
   const auto filled = SteadyClock::now();
   const int ran_at_fill = Executions(box);
   ExitInfo stopped = run->Wait(kWait);

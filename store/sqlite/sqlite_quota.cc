@@ -25,13 +25,21 @@ constexpr char kPutHolder[] =
     "ON CONFLICT (key, holder) DO UPDATE SET held = excluded.held, expires_at = excluded.expires_at";
 constexpr char kDropHolder[] = "DELETE FROM lanes WHERE key = ?1 AND holder = ?2";
 
+// A lane or bucket that could not be written now (disk full, I/O error,
+// another process's lock) may be written later: the limiter falls back to
+// its own limit for a while and asks again, rather than for good.
+Status Retryable(Status status) {
+  if (status.ok() || status.kind() == ErrorKind::kTransient) return status;
+  return Status::Error(ErrorKind::kTransient, status.message());
+}
+
 }  // namespace
 
 Result<int> SqliteWriter::HoldSlots(const std::string& key, const std::string& holder, int want,
                                     int limit, double lease_s, double now) {
   int held = 0;
   const std::string what = "holding slots of concurrency lane " + key;
-  Status status = InTransaction([&] {
+  Status status = InTransaction(what, [&] {
     Statement drop;
     Status s = drop.Prepare(conn_.get(), kDropExpired);
     if (!s.ok()) return s;
@@ -62,7 +70,7 @@ Result<QuotaGrant> SqliteWriter::TakeQuota(const std::string& key, double want, 
                                            double burst, double now) {
   QuotaGrant grant;
   const std::string what = "taking from rate limit " + key;
-  Status status = InTransaction([&] {
+  Status status = InTransaction(what, [&] {
     Statement get;
     Status s = get.Prepare(conn_.get(), kGetQuota);
     if (!s.ok()) return s;
@@ -100,7 +108,7 @@ Result<int> SqliteStore::HoldSlots(const std::string& key, const std::string& ho
         return Status::Ok();
       },
       /*urgent=*/true);
-  if (!status.ok()) return status;
+  if (!status.ok()) return sqlite::Retryable(status);
   return held;
 }
 
@@ -120,7 +128,7 @@ Result<QuotaGrant> SqliteStore::TakeQuota(const std::string& key, double want, d
         return Status::Ok();
       },
       /*urgent=*/true);
-  if (!status.ok()) return status;
+  if (!status.ok()) return sqlite::Retryable(status);
   return grant;
 }
 

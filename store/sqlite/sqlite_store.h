@@ -158,7 +158,9 @@ class SqliteStore final : public Store {
                                          const RunRecord& run) override;
   Result<std::vector<ScheduleTick>> LastScheduleTicks() override;
   // Shared rate limits (sqlite_quota.cc); on the writer thread, ahead of
-  // queued writes as UpdateBreaker.
+  // queued writes as UpdateBreaker. A bucket or lane the storage refuses
+  // (disk full, I/O error, another process's lock past busy_timeout) fails
+  // kTransient, naming the file and the cause: asking later may help.
   Result<QuotaGrant> TakeQuota(const std::string& key, double want, double rate_per_s,
                                double burst, double now) override;
   Result<int> HoldSlots(const std::string& key, const std::string& holder, int want, int limit,

@@ -134,7 +134,7 @@ void SqliteWriter::Rollback() {
   checked_epochs_.clear();
 }
 
-Status SqliteWriter::InTransaction(const std::function<Status()>& body) {
+Status SqliteWriter::InTransaction(std::string_view what, const std::function<Status()>& body) {
   // The busy handler waits only briefly (kLockWaitMillis); a synchronous
   // call waits for another process's lock up to busy_timeout_ in all.
   const auto deadline = std::chrono::steady_clock::now() +
@@ -146,7 +146,9 @@ Status SqliteWriter::InTransaction(const std::function<Status()>& body) {
   }
   if (!status.ok()) return status;
   status = body();
-  if (status.ok()) status = Commit();
+  if (status.ok()) {
+    status = what.empty() ? Commit() : conn_->Exec("COMMIT", "committing " + std::string(what));
+  }
   if (!status.ok()) Rollback();
   return status;
 }
@@ -381,7 +383,7 @@ Result<int64_t> SqliteWriter::DeleteFinishedBefore(double wall_time) {
 Result<BreakerSnapshot> SqliteWriter::UpdateBreaker(
     const std::string& key, const std::function<void(BreakerSnapshot&)>& update, double now) {
   BreakerSnapshot snapshot;
-  Status status = InTransaction([&] {
+  Status status = InTransaction("breaker " + key, [&] {
     Status s;
     get_breaker_.Bind(1, key);
     if (get_breaker_.Step(&s, "reading breaker " + key)) ReadBreaker(get_breaker_, 0, &snapshot);

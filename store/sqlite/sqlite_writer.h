@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -116,7 +117,10 @@ class SqliteWriter {
   // first use after opening or after a rollback.
   Result<int64_t> NextSeq(const std::string& run_id);
   // Runs `body` between BEGIN IMMEDIATE and COMMIT; rolls back when it fails.
-  Status InTransaction(const std::function<Status()>& body);
+  Status InTransaction(const std::function<Status()>& body) { return InTransaction("", body); }
+  // The same; `what` names the transaction in the error of a COMMIT that
+  // fails (a full disk shows when the write-ahead log grows, at commit).
+  Status InTransaction(std::string_view what, const std::function<Status()>& body);
   // Refuses writes for `run_id` when its epoch is not the one held for it;
   // reads the epoch once per transaction.
   Status CheckEpoch(const std::string& run_id);
