@@ -1,8 +1,7 @@
 // ProcessLoop's starting side (see child_process.h): Start spawns on the
-// calling thread and queues the child; the loop's thread, started by the
-// first Start, takes it into its epoll set and arms its deadline and cancel
-// callbacks (Add); the loop's end; KillAllPrograms. What the loop's thread
-// does with a running child is in child_process_reap.cc.
+// calling thread and queues the child for the loop's thread, which the
+// first Start starts; the loop's end; KillAllPrograms. What the loop's
+// thread does with a child is in child_process_reap.cc.
 
 #include "nodes/child_process.h"
 
@@ -22,31 +21,10 @@
 namespace keel {
 
 using process_detail::Child;
-using process_detail::Event;
-using process_detail::kErr;
-using process_detail::kExit;
-using process_detail::kIn;
-using process_detail::kOut;
 using process_detail::Live;
 using process_detail::LiveGroups;
-using process_detail::Notify;
-using process_detail::Shared;
 
 namespace process_detail {
-
-void Notify(const std::weak_ptr<Shared>& weak, uint64_t id, Event event) {
-  auto shared = weak.lock();
-  if (shared == nullptr) return;
-  int fd;
-  {
-    MutexLock lock(&shared->mu);
-    if (shared->stopping || shared->wake_fd < 0) return;
-    shared->events.emplace_back(id, event);
-    fd = shared->wake_fd;
-  }
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t written = write(fd, &one, sizeof one);
-}
 
 LiveGroups& Live() {
   static LiveGroups* live = new LiveGroups;  // never destroyed: used until exit
@@ -83,35 +61,6 @@ int ProcessLoop::Impl::EnsureStarted() {
     if (orphaned) delete this;
   });
   return shared->epoll_fd;
-}
-
-void ProcessLoop::Impl::Add(std::unique_ptr<Child> child, int epoll_fd) {
-  auto watch = [&](int fd, uint64_t which, uint32_t events) {
-    if (fd < 0) return;
-    epoll_event event{};
-    event.events = events;
-    event.data.u64 = (child->id << 2) | which;
-    epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event);
-  };
-  watch(child->proc.pidfd, kExit, EPOLLIN);
-  watch(child->proc.stdout_fd, kOut, EPOLLIN);
-  watch(child->proc.stderr_fd, kErr, EPOLLIN);
-  watch(child->proc.stdin_fd, kIn, EPOLLOUT);
-  if (child->proc.pidfd < 0) ++unpolled;
-  // Armed here, on the loop's thread, once the child is in `children`: the
-  // callbacks only queue an event, applied to the child if it is still there.
-  std::weak_ptr<Shared> weak = shared;
-  uint64_t id = child->id;
-  if (child->deadline > 0) {
-    child->deadline_timer = clock->After(child->deadline - clock->Now(),
-                                         [weak, id] { Notify(weak, id, Event::kDeadline); });
-  }
-  Child& added = *child;
-  children.emplace(id, std::move(child));
-  if (added.cancel != nullptr) {
-    // Runs Notify at once when the token is cancelled already.
-    added.subscription = added.cancel->Subscribe([weak, id] { Notify(weak, id, Event::kCancel); });
-  }
 }
 
 ProcessLoop::ProcessLoop(Clock* clock) : impl_(std::make_unique<Impl>(clock)) {}

@@ -1,7 +1,7 @@
 #pragma once
 // ProcessLoop's inside (nodes/child_process.h): the state the loop's thread
 // shares with Start and with timer and cancel callbacks, and the programs it
-// runs, for child_process.cc (spawning, handing over, the loop's life) and
+// runs, for child_process.cc (spawning, the loop's life) and
 // child_process_reap.cc (the loop's thread: pipes, exits, ending and
 // reaping). Not for other callers.
 
@@ -50,10 +50,6 @@ struct Shared {
   bool stopping GUARDED_BY(mu) = false;
   std::thread thread GUARDED_BY(mu);
 };
-
-// Queues `event` for child `id` and wakes the loop's thread, unless the loop
-// is gone or stopping. Any thread.
-void Notify(const std::weak_ptr<Shared>& weak, uint64_t id, Event event);
 
 // The process groups of every program running in this process, for
 // KillAllPrograms. A leader leaves before it is reaped, so its pid still

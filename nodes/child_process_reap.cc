@@ -1,7 +1,7 @@
-// ProcessLoop's thread (see child_process.h): waits on the pipes and exits
-// of its children, writes their stdin and reads their output, applies
-// deadlines, cancels and kill graces, and reaps each child and reports it.
-// How children get here is in child_process.cc.
+// ProcessLoop's thread (see child_process.h): takes queued children into
+// its epoll set, waits on their pipes and exits, writes their stdin and
+// reads their output, applies deadlines, cancels and kill graces, and reaps
+// each child and reports it. How children are started is in child_process.cc.
 
 #include <signal.h>
 #include <sys/epoll.h>
@@ -17,14 +17,6 @@
 #include "nodes/child_process_impl.h"
 
 namespace keel {
-namespace {
-
-constexpr int kMaxEvents = 64;
-constexpr size_t kReadChunk = 64 << 10;
-// Without pidfds (kernels before 5.3) exits are found by polling this often.
-constexpr int kPollExitMs = 20;
-
-}  // namespace
 
 using process_detail::Child;
 using process_detail::Event;
@@ -34,8 +26,32 @@ using process_detail::kIn;
 using process_detail::kOut;
 using process_detail::Live;
 using process_detail::LiveGroups;
-using process_detail::Notify;
 using process_detail::Shared;
+
+namespace {
+
+constexpr int kMaxEvents = 64;
+constexpr size_t kReadChunk = 64 << 10;
+// Without pidfds (kernels before 5.3) exits are found by polling this often.
+constexpr int kPollExitMs = 20;
+
+// Queues `event` for child `id` and wakes the loop's thread, unless the loop
+// is gone or stopping. Any thread: timer and cancel callbacks call it.
+void Notify(const std::weak_ptr<Shared>& weak, uint64_t id, Event event) {
+  auto shared = weak.lock();
+  if (shared == nullptr) return;
+  int fd;
+  {
+    MutexLock lock(&shared->mu);
+    if (shared->stopping || shared->wake_fd < 0) return;
+    shared->events.emplace_back(id, event);
+    fd = shared->wake_fd;
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t written = write(fd, &one, sizeof one);
+}
+
+}  // namespace
 
 void ProcessLoop::Impl::Run() {
   epoll_event ready[kMaxEvents];
@@ -86,6 +102,35 @@ void ProcessLoop::Impl::Run() {
     kill(-child->proc.pid, SIGKILL);
     child->grace_over = true;
     Finish(std::move(child));
+  }
+}
+
+void ProcessLoop::Impl::Add(std::unique_ptr<Child> child, int epoll_fd) {
+  auto watch = [&](int fd, uint64_t which, uint32_t events) {
+    if (fd < 0) return;
+    epoll_event event{};
+    event.events = events;
+    event.data.u64 = (child->id << 2) | which;
+    epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event);
+  };
+  watch(child->proc.pidfd, kExit, EPOLLIN);
+  watch(child->proc.stdout_fd, kOut, EPOLLIN);
+  watch(child->proc.stderr_fd, kErr, EPOLLIN);
+  watch(child->proc.stdin_fd, kIn, EPOLLOUT);
+  if (child->proc.pidfd < 0) ++unpolled;
+  // Armed here, on the loop's thread, once the child is in `children`: the
+  // callbacks only queue an event, applied to the child if it is still there.
+  std::weak_ptr<Shared> weak = shared;
+  uint64_t id = child->id;
+  if (child->deadline > 0) {
+    child->deadline_timer = clock->After(child->deadline - clock->Now(),
+                                         [weak, id] { Notify(weak, id, Event::kDeadline); });
+  }
+  Child& added = *child;
+  children.emplace(id, std::move(child));
+  if (added.cancel != nullptr) {
+    // Runs Notify at once when the token is cancelled already.
+    added.subscription = added.cancel->Subscribe([weak, id] { Notify(weak, id, Event::kCancel); });
   }
 }
 
