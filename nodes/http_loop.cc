@@ -26,16 +26,24 @@
 #include "nodes/http_transfer.h"
 
 namespace keel {
+
+using http_detail::LoopShared;
+using http_detail::Steady;
+
 namespace {
 
 constexpr int kMaxEvents = 256;  // epoll events taken per wake-up
 constexpr double kNever = std::numeric_limits<double>::infinity();
 
-}  // namespace
+// Call after queueing work under `mu`, not holding it.
+void Wake(LoopShared& shared) {
+  if (shared.awake.exchange(true, std::memory_order_acq_rel)) return;
+  uint64_t one = 1;
+  // Fails only when the counter is full, and then the loop is being woken.
+  [[maybe_unused]] ssize_t written = write(shared.wake_fd, &one, sizeof one);
+}
 
-using http_detail::LoopShared;
-using http_detail::Steady;
-using http_detail::Wake;
+}  // namespace
 
 // Throws std::system_error when the process is out of file descriptors.
 HttpLoop::Impl::Impl(Clock* c) : clock(c), shared(std::make_shared<LoopShared>()) {

@@ -57,14 +57,6 @@ struct LoopShared {
   std::thread thread GUARDED_BY(mu);  // started by the first Send or timer
 };
 
-// Call after queueing work under `mu`, not holding it.
-inline void Wake(LoopShared& shared) {
-  if (shared.awake.exchange(true, std::memory_order_acq_rel)) return;
-  uint64_t one = 1;
-  // Fails only when the counter is full, and then the loop is being woken.
-  [[maybe_unused]] ssize_t written = write(shared.wake_fd, &one, sizeof one);
-}
-
 }  // namespace http_detail
 
 // The I/O thread's side of the loop: curl's multi_socket API over epoll, so
