@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,27 +70,26 @@ inline Db Connect(const std::string& url) {
   return Db{std::move(*conn)};
 }
 
-// Stops `workers` as an operator would: SIGTERM to each, then up to `limit`
-// for each to exit, which it must do with status 0. Returns how each exited,
-// in order.
-inline std::vector<ExitInfo> StopWorkers(
-    const std::vector<Subprocess*>& workers,
-    std::chrono::milliseconds limit = std::chrono::seconds(30)) {
-  for (Subprocess* w : workers) kill(w->pid(), SIGTERM);
+// Stops `workers` (a range of Subprocess pointers, owning or not) as an
+// operator would: SIGTERM to each, then up to `limit` for each to exit,
+// which it must do with status 0. Returns how each exited, in order.
+template <typename Workers>
+std::vector<ExitInfo> StopWorkers(const Workers& workers,
+                                  std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  for (const auto& w : workers) kill(w->pid(), SIGTERM);
   std::vector<ExitInfo> exits;
-  for (Subprocess* w : workers) {
+  for (const auto& w : workers) {
     exits.push_back(w->Wait(limit));
     CHECK_MESSAGE(exits.back().exit_code == 0, exits.back().Describe());
   }
   return exits;
 }
 
+// StopWorkers({a.get(), b.get()}).
 inline std::vector<ExitInfo> StopWorkers(
-    const std::vector<std::unique_ptr<Subprocess>>& workers,
+    std::initializer_list<Subprocess*> workers,
     std::chrono::milliseconds limit = std::chrono::seconds(30)) {
-  std::vector<Subprocess*> running;
-  for (const auto& w : workers) running.push_back(w.get());
-  return StopWorkers(running, limit);
+  return StopWorkers<std::initializer_list<Subprocess*>>(workers, limit);
 }
 
 // Every node of run `id` (`nodes` of them, inner records aside) recorded once, committed once, by the claim that
