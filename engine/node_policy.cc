@@ -1,3 +1,7 @@
+// Reading a node's policy options (see node_policy.h): timeout,
+// total_timeout, retry, fallback, join, memory and max_concurrency, over the
+// workflow's defaults. The `circuit` option is read in circuit_options.cc.
+
 #include "engine/node_policy.h"
 
 #include <rapidjson/document.h>
@@ -5,47 +9,17 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/policy_option_checks.h"
+
 namespace keel {
 namespace {
 
+using policy_options::Bad;
+using policy_options::Count;
+using policy_options::ParseCircuit;
+using policy_options::Seconds;
+using policy_options::UnknownKey;
 using rapidjson::Value;
-
-Status Bad(const std::string& option, const std::string& what) {
-  return Status::Error(ErrorKind::kPermanent, option + ": " + what);
-}
-
-Status Seconds(const Value& v, const std::string& option, double* out, bool allow_zero = false) {
-  if (!v.IsNumber() || !std::isfinite(v.GetDouble()) || v.GetDouble() < 0 ||
-      (!allow_zero && v.GetDouble() == 0)) {
-    return Bad(option, allow_zero ? "expected a number of seconds >= 0"
-                                  : "expected a number of seconds > 0");
-  }
-  *out = v.GetDouble();
-  return Status::Ok();
-}
-
-Status Count(const Value& v, const std::string& option, int min, int* out) {
-  if (!v.IsInt() || v.GetInt() < min) {
-    return Bad(option, "expected a whole number >= " + std::to_string(min));
-  }
-  *out = v.GetInt();
-  return Status::Ok();
-}
-
-Status Fraction(const Value& v, const std::string& option, double* out) {
-  if (!v.IsNumber() || !(v.GetDouble() > 0 && v.GetDouble() <= 1)) {
-    return Bad(option, "expected a number in (0, 1]");
-  }
-  *out = v.GetDouble();
-  return Status::Ok();
-}
-
-Status UnknownKey(const std::string& option, const std::string& key,
-                  std::initializer_list<const char*> known) {
-  std::string list;
-  for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-  return Bad(option + "." + key, "unknown option (expected one of " + list + ")");
-}
 
 // A list of error kind names (a single name counts as a list of one).
 Status ErrorKinds(const Value& v, const std::string& option, std::vector<ErrorKind>* out) {
@@ -134,171 +108,6 @@ Status ParseRetry(const Value& v, RetryPolicy* r) {
     if (!s.ok()) return s;
   }
   return Status::Ok();
-}
-
-// The members of table `v` (option `option`), each handed to `member`,
-// which returns false for a key it does not know.
-template <typename Member>
-Status ParseTable(const Value& v, const std::string& option,
-                  std::initializer_list<const char*> known, Member member) {
-  if (!v.IsObject()) return Bad(option, "expected a table");
-  for (auto& m : v.GetObject()) {
-    std::string key = m.name.GetString();
-    Status s;
-    if (!member(key, m.value, option + "." + key, &s)) return UnknownKey(option, key, known);
-    if (!s.ok()) return s;
-  }
-  return Status::Ok();
-}
-
-// circuit.window: seconds, or { seconds = S, calls = N }.
-Status ParseWindow(const Value& v, BreakerConfig* c) {
-  if (v.IsNumber()) return Seconds(v, "circuit.window", &c->window);
-  if (!v.IsObject()) return Bad("circuit.window", "expected seconds or { seconds = S, calls = N }");
-  c->window = 0;  // a table without seconds: no time limit
-  Status s = ParseTable(v, "circuit.window", {"seconds", "calls"},
-                        [&](const std::string& key, const Value& x, const std::string& name,
-                            Status* out) {
-                          if (key == "seconds") {
-                            *out = Seconds(x, name, &c->window);
-                          } else if (key == "calls") {
-                            *out = Count(x, name, 1, &c->window_calls);
-                          } else {
-                            return false;
-                          }
-                          return true;
-                        });
-  if (s.ok() && c->window == 0 && c->window_calls == 0) {
-    return Bad("circuit.window", "expected seconds, { seconds = S } or { calls = N }");
-  }
-  return s;
-}
-
-// circuit.slow: { seconds = S, rate = R }, both required.
-Status ParseSlow(const Value& v, BreakerConfig* c) {
-  Status s = ParseTable(
-      v, "circuit.slow", {"seconds", "rate"},
-      [&](const std::string& key, const Value& x, const std::string& name, Status* out) {
-        if (key == "seconds") {
-          *out = Seconds(x, name, &c->slow_seconds);
-        } else if (key == "rate") {
-          *out = Fraction(x, name, &c->slow_rate);
-        } else {
-          return false;
-        }
-        return true;
-      });
-  if (s.ok() && (c->slow_seconds == 0 || c->slow_rate == 0)) {
-    return Bad("circuit.slow", "expected { seconds = S, rate = R }: both are needed");
-  }
-  return s;
-}
-
-// circuit.recovery: { ramp = S, start = share }.
-Status ParseRecovery(const Value& v, BreakerConfig* c) {
-  Status s = ParseTable(
-      v, "circuit.recovery", {"ramp", "start"},
-      [&](const std::string& key, const Value& x, const std::string& name, Status* out) {
-        if (key == "ramp") {
-          *out = Seconds(x, name, &c->ramp);
-        } else if (key == "start") {
-          *out = Fraction(x, name, &c->ramp_start);
-        } else {
-          return false;
-        }
-        return true;
-      });
-  if (s.ok() && c->ramp == 0) return Bad("circuit.recovery", "expected { ramp = seconds }");
-  return s;
-}
-
-// circuit.adaptive: true, or { margin = M, half_life = calls, stable = S }.
-Status ParseAdaptive(const Value& v, BreakerConfig* c) {
-  if (v.IsBool()) {
-    c->adaptive = v.GetBool();
-    return Status::Ok();
-  }
-  if (!v.IsObject()) {
-    return Bad("circuit.adaptive", "expected true, false or { margin, half_life, stable }");
-  }
-  c->adaptive = true;
-  return ParseTable(
-      v, "circuit.adaptive", {"margin", "half_life", "stable"},
-      [&](const std::string& key, const Value& x, const std::string& name, Status* out) {
-        if (key == "margin") {
-          *out = Fraction(x, name, &c->margin);
-        } else if (key == "half_life") {
-          if (!x.IsNumber() || !(x.GetDouble() >= 1)) {
-            *out = Bad(name, "expected a number of calls >= 1");
-          } else {
-            c->half_life = x.GetDouble();
-          }
-        } else if (key == "stable") {
-          *out = Seconds(x, name, &c->stable);
-        } else {
-          return false;
-        }
-        return true;
-      });
-}
-
-Status ParseCircuit(const Value& v, NodePolicy* p) {
-  BreakerConfig& c = p->circuit;
-  if (v.IsBool()) {
-    p->has_circuit = v.GetBool();
-    return Status::Ok();
-  }
-  if (v.IsString()) {
-    p->has_circuit = true;
-    c.key = v.GetString();
-    return Status::Ok();
-  }
-  if (!v.IsObject()) return Bad("circuit", "expected a table, a key string or true");
-  p->has_circuit = true;
-  return ParseTable(
-      v, "circuit",
-      {"key", "failures", "failure_rate", "window", "min_calls", "slow", "cooldown", "factor",
-       "max_cooldown", "probes", "successes", "recovery", "adaptive"},
-      [&](const std::string& key, const Value& x, const std::string& name, Status* s) {
-        if (key == "key") {
-          if (!x.IsString() || x.GetStringLength() == 0) {
-            *s = Bad(name, "expected a string");
-          } else {
-            c.key = x.GetString();
-          }
-        } else if (key == "failures") {
-          *s = Count(x, name, 1, &c.failures);
-        } else if (key == "failure_rate") {
-          *s = Fraction(x, name, &c.failure_rate);
-        } else if (key == "window") {
-          *s = ParseWindow(x, &c);
-        } else if (key == "min_calls") {
-          *s = Count(x, name, 1, &c.min_calls);
-        } else if (key == "slow") {
-          *s = ParseSlow(x, &c);
-        } else if (key == "cooldown") {
-          *s = Seconds(x, name, &c.cooldown, true);
-        } else if (key == "factor") {
-          if (!x.IsNumber() || x.GetDouble() < 1) {
-            *s = Bad(name, "expected a number >= 1");
-          } else {
-            c.factor = x.GetDouble();
-          }
-        } else if (key == "max_cooldown") {
-          *s = Seconds(x, name, &c.max_cooldown);
-        } else if (key == "probes") {
-          *s = Count(x, name, 1, &c.probes);
-        } else if (key == "successes") {
-          *s = Count(x, name, 1, &c.successes);
-        } else if (key == "recovery") {
-          *s = ParseRecovery(x, &c);
-        } else if (key == "adaptive") {
-          *s = ParseAdaptive(x, &c);
-        } else {
-          return false;
-        }
-        return true;
-      });
 }
 
 Status ParseJoin(const Value& v, JoinPolicy* j) {

@@ -7,6 +7,16 @@
 
 namespace keel {
 
+using gate_detail::Ask;
+using gate_detail::Bucket;
+using gate_detail::Effects;
+using gate_detail::HoldAsk;
+using gate_detail::kNever;
+using gate_detail::kQuotaJitter;
+using gate_detail::kQuotaMinPoll;
+using gate_detail::kSlack;
+using gate_detail::Waiter;
+
 void ProviderGate::Impl::Deliver(Effects& effects) {
   for (auto& outcome : effects.outcomes) {
     if (outcome.subscription != 0) outcome.cancel->Unsubscribe(outcome.subscription);

@@ -145,8 +145,6 @@ struct Effects {
 
 }  // namespace gate_detail
 
-using namespace gate_detail;  // NOLINT: the gate's own parts
-
 // The gate's state, shared with the clock timer and cancel callbacks, which
 // may run after the gate is gone.
 struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
@@ -174,17 +172,17 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
     return in_flight < cap;
   }
   // Tokens bucket `b` lacks for the head call to start (0: none).
-  static double Lacks(const Bucket& b, bool tokens) {
+  static double Lacks(const gate_detail::Bucket& b, bool tokens) {
     if (b.rate == 0) return 0;
     if (tokens) return b.level > 0 ? 0 : 1 - b.level;
-    return b.level >= 1 - kSlack ? 0 : 1 - b.level;
+    return b.level >= 1 - gate_detail::kSlack ? 0 : 1 - b.level;
   }
   // Whether a call may start now (after Refill).
   bool CanAdmit(double now) const EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return SlotFree(now) && Lacks(rpm, false) == 0 && Lacks(tpm, true) == 0;
   }
   // Admits waiting calls from the head while they may start.
-  void AdmitHeads(double now, Effects& effects) EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void AdmitHeads(double now, gate_detail::Effects& effects) EXCLUSIVE_LOCKS_REQUIRED(mu);
   void Admit(int64_t estimate) EXCLUSIVE_LOCKS_REQUIRED(mu) {
     ++in_flight;
     if (rpm.rate > 0) rpm.level -= 1;
@@ -194,16 +192,16 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
   // Times out expired waiters, admits from the head while it may start,
   // asks the shared buckets for what the head lacks, and re-arms the timer;
   // collects what to do once unlocked.
-  void Pump(Effects& effects) EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void Pump(gate_detail::Effects& effects) EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Asks shared bucket `b` for what the head lacks, when it may.
-  void MaybeAsk(Bucket& b, int which, bool tokens, double now, Effects& effects)
-      EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void MaybeAsk(gate_detail::Bucket& b, int which, bool tokens, double now,
+                gate_detail::Effects& effects) EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Falls back to the local limit for `period` (kNever: for good).
-  void FallBack(Bucket& b, double now, double period, const std::string& why)
+  void FallBack(gate_detail::Bucket& b, double now, double period, const std::string& why)
       EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Asks the shared lane for the slots the calls in flight and waiting
   // need, renews the hold within the lease, gives back what none needs.
-  void MaybeHold(double now, Effects& effects) EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void MaybeHold(double now, gate_detail::Effects& effects) EXCLUSIVE_LOCKS_REQUIRED(mu);
   void LaneFallBack(double now, double period, const std::string& why)
       EXCLUSIVE_LOCKS_REQUIRED(mu);
   void OnHold(uint64_t id, Result<int> held) LOCKS_EXCLUDED(mu);
@@ -212,27 +210,27 @@ struct ProviderGate::Impl : std::enable_shared_from_this<ProviderGate::Impl> {
   void OnCancel(uint64_t waiter) LOCKS_EXCLUDED(mu);
   void OnGrant(int which, uint64_t id, Result<QuotaGrant> grant) LOCKS_EXCLUDED(mu);
   // Delivers outcomes, then makes the takes.
-  void Deliver(Effects& effects) LOCKS_EXCLUDED(mu);
+  void Deliver(gate_detail::Effects& effects) LOCKS_EXCLUDED(mu);
 
   Clock* const clock;
   const GateLimits limits;
   const SharedQuota shared;
   Mutex mu;
-  Bucket rpm GUARDED_BY(mu);
-  Bucket tpm GUARDED_BY(mu);
-  Lane lane GUARDED_BY(mu);
+  gate_detail::Bucket rpm GUARDED_BY(mu);
+  gate_detail::Bucket tpm GUARDED_BY(mu);
+  gate_detail::Lane lane GUARDED_BY(mu);
   double refilled_at GUARDED_BY(mu) = 0;
   int in_flight GUARDED_BY(mu) = 0;
-  std::deque<Waiter> queue GUARDED_BY(mu);
+  std::deque<gate_detail::Waiter> queue GUARDED_BY(mu);
   uint64_t next_waiter GUARDED_BY(mu) = 0;
   bool armed GUARDED_BY(mu) = false;  // a timer is pending
   TimerId timer GUARDED_BY(mu) = 0;   // the pending timer, when armed
-  double timer_due GUARDED_BY(mu) = kNever;
+  double timer_due GUARDED_BY(mu) = gate_detail::kNever;
   // Of the armed timer; older ones are stale when they fire.
   uint64_t timer_generation GUARDED_BY(mu) = 0;
   bool closed GUARDED_BY(mu) = false;  // the gate is gone: nothing more is admitted
   std::string warning GUARDED_BY(mu);  // for TakeWarning
-  std::minstd_rand random GUARDED_BY(mu){NextSeed()};
+  std::minstd_rand random GUARDED_BY(mu){gate_detail::NextSeed()};
   std::uniform_int_distribution<int> jitter GUARDED_BY(mu){0, 1000};
 };
 

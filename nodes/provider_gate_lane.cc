@@ -10,6 +10,10 @@
 
 namespace keel {
 
+using gate_detail::Effects;
+using gate_detail::kNever;
+using gate_detail::kQuotaJitter;
+
 void ProviderGate::Impl::MaybeHold(double now, Effects& effects) {
   if (!lane.Shared(now)) return;
   if (lane.asking) {

@@ -99,33 +99,49 @@ void CheckOnce(Db& db, const std::string& id, int number) {
                   {id, node}) == "t");
 }
 
-void StopWorkers(std::vector<std::unique_ptr<Subprocess>>& workers) {
-  for (auto& w : workers) kill(w->pid(), SIGTERM);
-  for (auto& w : workers) {
-    ExitInfo exit = w->Wait(30s);
-    CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+// One test's runs: a fresh database with a flow submitted to it, `keel` run
+// from the flow's directory, and a connection to the database. For one test
+// thread.
+struct Escalating {
+  // A `keel worker` on the database with lease `lease`.
+  std::unique_ptr<Subprocess> Worker(const std::string& lease) {
+    return keel.Start({"worker", "--db", url, "--lease", lease});
   }
+
+  std::string url;
+  TempDir dir;
+  KeelCli keel{KEEL_BIN, dir.path()};
+  std::vector<std::string> ids;  // the runs submitted, in order
+  Db db;
+};
+
+// A fresh database for test `tag` with `flow` (written as flow.lua)
+// submitted `runs` times, each submit given `args`; null (said in a MESSAGE)
+// without a server.
+std::unique_ptr<Escalating> Submitted(const std::string& tag, const std::string& flow, int runs = 1,
+                                      const std::vector<std::string>& args = {}) {
+  auto url = FreshDbOrSkip(tag);
+  if (!url) return nullptr;
+  auto s = std::make_unique<Escalating>();
+  s->url = *url;
+  std::string file = s->dir.Write("flow.lua", flow);
+  for (int i = 0; i < runs; ++i) s->ids.push_back(SubmitFile(s->keel, file, s->url, args));
+  s->db = Connect(s->url);
+  return s;
 }
 
 }  // namespace
 
 TEST_CASE("a submitted run that fails escalates once on a worker" * doctest::timeout(60)) {
-  auto url = FreshDbOrSkip("esc_submit");
-  if (!url) return;
-  TempDir dir;
-  std::string file = dir.Write("flow.lua", Flow(kSend));
-  KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo submitted = keel.Run({"submit", file, "--db", *url, "-p", "channel=ops"});
-  REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
-  std::string id = Trim(submitted.out);
-  Db db = Connect(*url);
-  std::vector<std::unique_ptr<Subprocess>> workers;
-  workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "2s"}));
-  bool done = EscalatedAll(db, id, 30s);
-  StopWorkers(workers);
+  auto s = Submitted("esc_submit", Flow(kSend), 1, {"-p", "channel=ops"});
+  if (!s) return;
+  const std::string id = s->ids[0];
+  auto worker = s->Worker("2s");
+  bool done = EscalatedAll(s->db, id, 30s);
+  StopWorkers({worker.get()});
   REQUIRE(done);
 
-  Json show = Show(keel, id, *url);
+  Json show = Show(s->keel, id, s->url);
   CHECK(show["status"].Str() == "failed");
   Json send = NodeEntry(show["nodes"], "on_failure#1/send");
   CHECK(send["status"].Str() == "succeeded");
@@ -139,117 +155,99 @@ TEST_CASE("a submitted run that fails escalates once on a worker" * doctest::tim
   REQUIRE(show["escalations"].Size() == 1);
   CHECK(show["escalations"][0]["workflow"].Str() == "notify");
   CHECK(show["escalations"][0]["status"].Str() == "succeeded");
-  CheckOnce(db, id, 1);
+  CheckOnce(s->db, id, 1);
 
-  ExitInfo text = keel.Run({"show", id, "--db", *url});
+  ExitInfo text = s->keel.Run({"show", id, "--db", s->url});
   CHECK(text.out.find("escalated notify (on_failure#1): succeeded") != std::string::npos);
 
   // `keel resume` runs the failed node again on workers (itself among
   // them); failing again, the run escalates again, as #2.
-  ExitInfo resumed = keel.Run({"resume", id, "--db", *url, "--json"});
+  ExitInfo resumed = s->keel.Run({"resume", id, "--db", s->url, "--json"});
   INFO(resumed.Describe());
   CHECK(resumed.exit_code == 1);
   Json report = Json::Parse(resumed.out);
   CHECK(report["escalation"]["workflow"].Str() == "notify");
   CHECK(report["escalation"]["status"].Str() == "succeeded");
-  CheckOnce(db, id, 2);
-  show = Show(keel, id, *url);
+  CheckOnce(s->db, id, 2);
+  show = Show(s->keel, id, s->url);
   CHECK(NodeEntry(show["nodes"], "on_failure#2/send")["output"]["escalation"].Num() == 2);
   CHECK(show["escalations"].Size() == 2);
 }
 
 TEST_CASE("workers racing for escalations escalate each failed run once" * doctest::timeout(90)) {
-  auto url = FreshDbOrSkip("esc_race");
-  if (!url) return;
-  TempDir dir;
-  std::string file = dir.Write("flow.lua", Flow(kSend));
-  KeelCli keel(KEEL_BIN, dir.path());
-  std::vector<std::string> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(SubmitFile(keel, file, *url));
-  Db db = Connect(*url);
+  auto s = Submitted("esc_race", Flow(kSend), 4);
+  if (!s) return;
   std::vector<std::unique_ptr<Subprocess>> workers;
-  for (int i = 0; i < 3; ++i) {
-    workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "2s"}));
-  }
+  for (int i = 0; i < 3; ++i) workers.push_back(s->Worker("2s"));
   bool done = true;
-  for (const std::string& id : ids) done = EscalatedAll(db, id, 30s) && done;
+  for (const std::string& id : s->ids) done = EscalatedAll(s->db, id, 30s) && done;
   StopWorkers(workers);
   REQUIRE(done);
-  for (const std::string& id : ids) {
-    CheckOnce(db, id, 1);
-    CHECK(db.Scalar("SELECT count(*) FROM escalations WHERE run_id = $1", {id}) == "1");
-    CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND node LIKE 'on_failure#%'",
-                    {id}) == "1");
+  for (const std::string& id : s->ids) {
+    CheckOnce(s->db, id, 1);
+    CHECK(s->db.Scalar("SELECT count(*) FROM escalations WHERE run_id = $1", {id}) == "1");
+    CHECK(s->db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND node LIKE 'on_failure#%'",
+                       {id}) == "1");
   }
 }
 
 TEST_CASE("a worker killed mid-escalation has it finished by another, recorded once" *
           doctest::timeout(90)) {
-  auto url = FreshDbOrSkip("esc_kill");
-  if (!url) return;
-  TempDir dir;
-  std::string file = dir.Write("flow.lua", Flow(kSlowSend));
-  KeelCli keel(KEEL_BIN, dir.path());
-  std::string id = SubmitFile(keel, file, *url);
-  Db db = Connect(*url);
-  auto first = keel.Start({"worker", "--db", *url, "--lease", "1s"});
+  auto s = Submitted("esc_kill", Flow(kSlowSend));
+  if (!s) return;
+  const std::string id = s->ids[0];
+  auto first = s->Worker("1s");
   REQUIRE(
-      db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND kind = "
-                 "'escalation_started'",
-                 "1", 30s, {id}));
+      s->db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND kind = "
+                    "'escalation_started'",
+                    "1", 30s, {id}));
   // Started: the run shows it escalating while its node runs.
-  Json during = Show(keel, id, *url);
+  Json during = Show(s->keel, id, s->url);
   CHECK(during["status"].Str() == "failed");
   REQUIRE(during["escalations"].Size() == 1);
   CHECK(during["escalations"][0]["status"].Str() == "running");
   first->Kill();
-  std::vector<std::unique_ptr<Subprocess>> workers;
-  workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "1s"}));
-  bool done = EscalatedAll(db, id, 30s);
-  StopWorkers(workers);
+  auto second = s->Worker("1s");
+  bool done = EscalatedAll(s->db, id, 30s);
+  StopWorkers({second.get()});
   REQUIRE(done);
-  CheckOnce(db, id, 1);
-  CHECK(db.Scalar("SELECT string_agg(action || ':' || attempt, ',' ORDER BY id) FROM claim_log "
-                  "WHERE run_id = $1 AND node = 'on_failure#1'",
-                  {id}) == "claim:1,claim:2,commit:2");
-  CHECK(db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'on_failure#1/send'",
-                  {id}) == std::to_string(workers[0]->pid()));
-  CHECK(db.Scalar("SELECT status FROM runs WHERE id = $1", {id}) == "failed");
+  CheckOnce(s->db, id, 1);
+  CHECK(s->db.Scalar("SELECT string_agg(action || ':' || attempt, ',' ORDER BY id) FROM claim_log "
+                     "WHERE run_id = $1 AND node = 'on_failure#1'",
+                     {id}) == "claim:1,claim:2,commit:2");
+  CHECK(
+      s->db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'on_failure#1/send'",
+                   {id}) == std::to_string(second->pid()));
+  CHECK(s->db.Scalar("SELECT status FROM runs WHERE id = $1", {id}) == "failed");
 }
 
 TEST_CASE("a worker paused past its lease mid-escalation records nothing of it" *
           doctest::timeout(90)) {
-  auto url = FreshDbOrSkip("esc_pause");
-  if (!url) return;
-  TempDir dir;
-  std::string file = dir.Write("flow.lua", Flow(kSlowSend));
-  KeelCli keel(KEEL_BIN, dir.path());
-  std::string id = SubmitFile(keel, file, *url);
-  Db db = Connect(*url);
-  std::vector<std::unique_ptr<Subprocess>> workers;
-  workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "1s"}));
-  REQUIRE(db.WaitFor("SELECT started_at > 0 FROM escalations WHERE run_id = $1", "t", 30s, {id}));
-  kill(workers[0]->pid(), SIGSTOP);
-  workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "1s"}));
-  bool done = EscalatedAll(db, id, 30s);
-  kill(workers[0]->pid(), SIGCONT);
+  auto s = Submitted("esc_pause", Flow(kSlowSend));
+  if (!s) return;
+  const std::string id = s->ids[0];
+  auto paused = s->Worker("1s");
+  REQUIRE(
+      s->db.WaitFor("SELECT started_at > 0 FROM escalations WHERE run_id = $1", "t", 30s, {id}));
+  kill(paused->pid(), SIGSTOP);
+  auto other = s->Worker("1s");
+  bool done = EscalatedAll(s->db, id, 30s);
+  kill(paused->pid(), SIGCONT);
   // The paused worker's escalation ends (stopped, or its late commit
   // discarded) well within its 2 s sleep and a few sweeps.
   std::this_thread::sleep_for(3s);
-  StopWorkers(workers);
+  StopWorkers({paused.get(), other.get()});
   REQUIRE(done);
-  CheckOnce(db, id, 1);
-  CHECK(db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'on_failure#1/send'",
-                  {id}) == std::to_string(workers[1]->pid()));
+  CheckOnce(s->db, id, 1);
+  CHECK(
+      s->db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'on_failure#1/send'",
+                   {id}) == std::to_string(other->pid()));
 }
 
 TEST_CASE("an escalation that fails does not loop; a run that succeeds does not escalate" *
           doctest::timeout(60)) {
-  auto url = FreshDbOrSkip("esc_noloop");
-  if (!url) return;
-  TempDir dir;
   // The escalation fails; its workflow's own on_failure is for its own runs.
-  std::string failing = dir.Write("failing.lua", R"lua(local keel = require "keel"
+  auto s = Submitted("esc_noloop", R"lua(local keel = require "keel"
 keel.workflow "page" { keel.fn "p" { run = function() return 1 end } }
 keel.workflow "notify" {
   on_failure = "page",
@@ -260,33 +258,31 @@ return keel.workflow "main" {
   keel.fn "work" { run = function() keel.fail{ kind = "permanent", message = "boom" } end },
 }
 )lua");
-  std::string fine = dir.Write("fine.lua", R"lua(local keel = require "keel"
+  if (!s) return;
+  const std::string failed_id = s->ids[0];
+  std::string fine = s->dir.Write("fine.lua", R"lua(local keel = require "keel"
 keel.workflow "notify" { keel.fn "send" { run = function() return 1 end } }
 return keel.workflow "main" { on_failure = "notify", keel.fn "work" { run = function() return 2 end } }
 )lua");
-  KeelCli keel(KEEL_BIN, dir.path());
-  std::string failed_id = SubmitFile(keel, failing, *url);
-  std::string fine_id = SubmitFile(keel, fine, *url);
-  Db db = Connect(*url);
-  std::vector<std::unique_ptr<Subprocess>> workers;
-  workers.push_back(keel.Start({"worker", "--db", *url, "--lease", "2s"}));
-  bool done = EscalatedAll(db, failed_id, 30s) &&
-              db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 30s, {fine_id});
+  std::string fine_id = SubmitFile(s->keel, fine, s->url);
+  auto worker = s->Worker("2s");
+  bool done = EscalatedAll(s->db, failed_id, 30s) &&
+              s->db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 30s, {fine_id});
   // Time for a loop to show, were there one.
   std::this_thread::sleep_for(1s);
-  StopWorkers(workers);
+  StopWorkers({worker.get()});
   REQUIRE(done);
-  CheckOnce(db, failed_id, 1);
-  Json show = Show(keel, failed_id, *url);
+  CheckOnce(s->db, failed_id, 1);
+  Json show = Show(s->keel, failed_id, s->url);
   CHECK(show["status"].Str() == "failed");
   REQUIRE(show["escalations"].Size() == 1);
   CHECK(show["escalations"][0]["status"].Str() == "failed");
   CHECK(show["escalations"][0]["error"].Str().find("no chat") != std::string::npos);
-  CHECK(db.Scalar("SELECT count(*) FROM escalations") == "1");
-  CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND node LIKE 'on_failure#%'",
-                  {failed_id}) == "1");
-  CHECK(db.Scalar("SELECT count(*) FROM events WHERE run_id = $1 AND kind LIKE 'escalation%'",
-                  {fine_id}) == "0");
+  CHECK(s->db.Scalar("SELECT count(*) FROM escalations") == "1");
+  CHECK(s->db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND node LIKE 'on_failure#%'",
+                     {failed_id}) == "1");
+  CHECK(s->db.Scalar("SELECT count(*) FROM events WHERE run_id = $1 AND kind LIKE 'escalation%'",
+                     {fine_id}) == "0");
 }
 
 }  // namespace keel::testing

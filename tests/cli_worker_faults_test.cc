@@ -134,12 +134,7 @@ TEST_CASE("a worker cut off by a partition stops its nodes after a lease; anothe
   ns->Partition(false);
   // Healed, the far worker finds its claims gone: nothing of it is committed.
   std::this_thread::sleep_for(3s);
-  kill(far.pid(), SIGTERM);
-  kill(near->pid(), SIGTERM);
-  ExitInfo far_exit = far.Wait(30s);
-  ExitInfo near_exit = near->Wait(30s);
-  CHECK_MESSAGE(far_exit.exit_code == 0, far_exit.Describe());
-  CHECK_MESSAGE(near_exit.exit_code == 0, near_exit.Describe());
+  StopWorkers({&far, near.get()});
   REQUIRE_MESSAGE(done, db.Scalar("SELECT string_agg(node || ':' || action || ':' || attempt, ' ' "
                                   "ORDER BY id) FROM claim_log WHERE run_id = $1",
                                   {id}));
@@ -184,9 +179,7 @@ return keel.workflow "calls" {
   first->Wait(10s);
   auto second = keel.Start({"worker", "--db", *url});
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
-  kill(second->pid(), SIGTERM);
-  ExitInfo exit = second->Wait(30s);
-  CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+  StopWorkers({second.get()});
   REQUIRE(done);
   CheckInvariants(db, id, 1);
   CHECK(db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'talk'", {id}) ==
@@ -219,11 +212,7 @@ TEST_CASE("connections the server drops mid-run cost the run nothing" * doctest:
               "datname = current_database() AND pid <> pg_backend_pid()");
   }
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 90s, {id});
-  for (auto& w : workers) kill(w->pid(), SIGTERM);
-  for (auto& w : workers) {
-    ExitInfo exit = w->Wait(30s);
-    CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
-  }
+  StopWorkers(workers);
   REQUIRE(done);
   CheckInvariants(db, id, 40);
 }
@@ -259,9 +248,7 @@ TEST_CASE("a database that refuses writes: workers say so, lose no node, and go 
   CHECK(db.Scalar("SELECT status FROM runs WHERE id = $1", {id}) == "running");
   read_only(false);
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
-  kill(worker->pid(), SIGTERM);
-  ExitInfo exit = worker->Wait(30s);
-  CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+  ExitInfo exit = StopWorkers({worker.get()})[0];
   CHECK_MESSAGE(exit.err.find("read-only") != std::string::npos, exit.err);
   REQUIRE(done);
   CheckInvariants(db, id, 6, /*prompt=*/false);
@@ -295,11 +282,7 @@ TEST_CASE("a PostgreSQL restart mid-run: the workers reconnect and the run finis
   ExitInfo restarted = server.Restart();
   REQUIRE_MESSAGE(restarted.exit_code == 0, restarted.Describe());
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 120s, {id});
-  for (auto& w : workers) kill(w->pid(), SIGTERM);
-  for (auto& w : workers) {
-    ExitInfo exit = w->Wait(60s);
-    CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
-  }
+  StopWorkers(workers, 60s);
   REQUIRE(done);
   CheckInvariants(db, id, 30);
 }

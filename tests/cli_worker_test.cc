@@ -67,11 +67,7 @@ TEST_CASE("three workers run a 200-node workflow, every node recorded once" *
   }
   Db db = Connect(*url);
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 180s, {id});
-  for (auto& w : workers) kill(w->pid(), SIGTERM);
-  for (auto& w : workers) {
-    ExitInfo exit = w->Wait(60s);
-    CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
-  }
+  StopWorkers(workers, 60s);
   REQUIRE(done);
   CheckInvariants(db, id, 200);
   // With a slot for each of the 20 chains, the roots are all claimed within
@@ -107,9 +103,7 @@ TEST_CASE("a worker killed mid-node has its node finished by another" * doctest:
   first->Kill();
   auto second = keel.Start({"worker", "--db", *url, "--lease", "1s"});
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
-  kill(second->pid(), SIGTERM);
-  ExitInfo exit = second->Wait(30s);
-  CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+  StopWorkers({second.get()});
   REQUIRE(done);
   CheckInvariants(db, id, 2);
   std::string pid = std::to_string(second->pid());
@@ -157,8 +151,7 @@ return keel.workflow "mapped" {
       {id}));
   auto second = keel.Start({"worker", "--db", *url, "--lease", "1s"});
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
-  kill(second->pid(), SIGTERM);
-  CHECK(second->Wait(30s).exit_code == 0);
+  StopWorkers({second.get()});
   REQUIRE(done);
   CheckInvariants(db, id, 2);
   CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND node LIKE 'items[%' AND "
@@ -200,11 +193,7 @@ TEST_CASE("a worker paused past its lease has its late commit discarded" *
       "SELECT count(*) FROM claim_log WHERE run_id = $1 AND node = 'slow' AND "
       "action = 'superseded'",
       "1", 10s, {id});
-  for (auto* w : {paused.get(), other.get()}) kill(w->pid(), SIGTERM);
-  for (auto* w : {paused.get(), other.get()}) {
-    ExitInfo exit = w->Wait(30s);
-    CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
-  }
+  StopWorkers({paused.get(), other.get()});
   REQUIRE(done);
   CheckInvariants(db, id, 2);
   std::string pid = std::to_string(other->pid());
@@ -258,8 +247,7 @@ return keel.workflow "bad" {
   ExitInfo waited = waiting->Wait(60s);
   CHECK_MESSAGE(waited.exit_code == 0, waited.Describe());
   CHECK(waited.out.find("d = 13") != std::string::npos);
-  kill(worker->pid(), SIGTERM);
-  CHECK(worker->Wait(30s).exit_code == 0);
+  StopWorkers({worker.get()});
 }
 
 TEST_CASE("keel resume of a failed distributed run queues its failed nodes again" *
@@ -373,9 +361,7 @@ return keel.workflow "long" (spec)
                          {id}) == "3";
       },
       10s));
-  kill(worker->pid(), SIGTERM);
-  ExitInfo exit = worker->Wait(30s);
-  CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
+  StopWorkers({worker.get()});
   // Their processes are gone, not left to run to the end.
   CHECK(WaitUntil(
       [&] {
@@ -417,11 +403,7 @@ return keel.workflow "flaky" (spec)
     workers.push_back(keel.Start({"worker", "--db", *url, "--concurrency", "1"}));
   }
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "degraded", 60s, {id});
-  for (auto& w : workers) kill(w->pid(), SIGTERM);
-  for (auto& w : workers) {
-    ExitInfo exit = w->Wait(30s);
-    CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
-  }
+  StopWorkers(workers);
   REQUIRE(done);
   // Both workers ran calls; together they let through the three failures
   // that opened it and those already under way (one per worker), not three

@@ -7,16 +7,20 @@
 // For one test thread.
 
 #include <doctest/doctest.h>
+#include <signal.h>
 
 #include <chrono>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "store/postgres/pg_connection.h"
 #include "tests/support/files.h"
 #include "tests/support/keel_cli.h"
 #include "tests/support/pg_database.h"
+#include "tests/support/subprocess.h"
 
 namespace keel::testing {
 
@@ -49,10 +53,13 @@ inline std::optional<std::string> FreshDbOrSkip(const std::string& tag) {
   return url;
 }
 
-// `keel submit FILE --db URL`; the run's id. Fails the test when it fails.
-inline std::string SubmitFile(const KeelCli& keel, const std::string& file,
-                              const std::string& url) {
-  ExitInfo submitted = keel.Run({"submit", file, "--db", url});
+// `keel submit FILE --db URL ARGS...`; the run's id. Fails the test when it
+// fails.
+inline std::string SubmitFile(const KeelCli& keel, const std::string& file, const std::string& url,
+                              const std::vector<std::string>& args = {}) {
+  std::vector<std::string> argv = {"submit", file, "--db", url};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ExitInfo submitted = keel.Run(argv);
   REQUIRE_MESSAGE(submitted.exit_code == 0, submitted.Describe());
   return Trim(submitted.out);
 }
@@ -61,6 +68,28 @@ inline Db Connect(const std::string& url) {
   auto conn = pg::Connection::Open(url);
   REQUIRE_MESSAGE(conn.ok(), conn.status().ToString());
   return Db{std::move(*conn)};
+}
+
+// Stops `workers` (a range of Subprocess pointers, owning or not) as an
+// operator would: SIGTERM to each, then up to `limit` for each to exit,
+// which it must do with status 0. Returns how each exited, in order.
+template <typename Workers>
+std::vector<ExitInfo> StopWorkers(const Workers& workers,
+                                  std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  for (const auto& w : workers) kill(w->pid(), SIGTERM);
+  std::vector<ExitInfo> exits;
+  for (const auto& w : workers) {
+    exits.push_back(w->Wait(limit));
+    CHECK_MESSAGE(exits.back().exit_code == 0, exits.back().Describe());
+  }
+  return exits;
+}
+
+// StopWorkers({a.get(), b.get()}).
+inline std::vector<ExitInfo> StopWorkers(
+    std::initializer_list<Subprocess*> workers,
+    std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  return StopWorkers<std::initializer_list<Subprocess*>>(workers, limit);
 }
 
 // Every node of run `id` (`nodes` of them, inner records aside) recorded once, committed once, by the claim that
