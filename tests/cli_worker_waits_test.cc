@@ -7,7 +7,6 @@
 // over from a killed worker counts its attempts on.
 
 #include <doctest/doctest.h>
-#include <signal.h>
 
 #include <chrono>
 #include <memory>
@@ -58,12 +57,6 @@ return keel.workflow "slow" {
 }
 )lua";
 
-void StopWorker(Subprocess& worker) {
-  kill(worker.pid(), SIGTERM);
-  ExitInfo exit = worker.Wait(60s);
-  CHECK_MESSAGE(exit.exit_code == 0, exit.Describe());
-}
-
 std::string Status(Db& db, const std::string& id) {
   return db.Scalar("SELECT status FROM runs WHERE id = $1", {id});
 }
@@ -110,7 +103,7 @@ TEST_CASE("a distributed run parks on its waits; a signal and a timer wake it on
   REQUIRE_MESSAGE(sent.exit_code == 0, sent.Describe());
   CHECK(sent.err.find("workers on") != std::string::npos);
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 30s, {id});
-  StopWorker(*worker);
+  StopWorkers({worker.get()});
   REQUIRE(done);
   CHECK(db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'publish'", {id}) ==
         R"({"by":"ann","text":"v1"})");
@@ -192,7 +185,7 @@ TEST_CASE("a wait's timeout fails it on a worker; a resume keeps its due time, a
   ExitInfo sent = keel.Run({"signal", id, "answer", "--data", R"("yes")", "--db", *url});
   REQUIRE_MESSAGE(sent.exit_code == 0, sent.Describe());
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 30s, {id});
-  StopWorker(*worker);
+  StopWorkers({worker.get()});
   CHECK(done);
   CHECK(db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'use'", {id}) ==
         R"("yes")");
@@ -222,7 +215,7 @@ TEST_CASE("three workers racing over twelve parked runs wake each wait once" *
   senders.push_back(keel.Start({"signal", ids[0], "go", "--data", "99", "--db", *url}));
   for (auto& s : senders) CHECK(s->Wait(60s).exit_code == 0);
   bool done = db.WaitFor("SELECT count(*) FROM runs WHERE status = 'succeeded'", "12", 60s);
-  for (auto& w : workers) StopWorker(*w);
+  StopWorkers(workers);
   REQUIRE(done);
   for (size_t i = 0; i < ids.size(); ++i) {
     CAPTURE(ids[i]);
@@ -255,7 +248,7 @@ TEST_CASE("a cancelled waiting run is never woken" * doctest::timeout(120)) {
   CHECK(sent.exit_code != 0);
   CHECK(sent.err.find("cancelled") != std::string::npos);
   std::this_thread::sleep_for(1500ms);  // several sweeps of the worker
-  StopWorker(*worker);
+  StopWorkers({worker.get()});
   Db db = Connect(*url);
   CHECK(Status(db, id) == "cancelled");
   CHECK(db.Scalar("SELECT count(*) FROM events WHERE run_id = $1 AND kind = 'wait_woken'",
@@ -280,7 +273,7 @@ TEST_CASE("a node taken over from a killed worker counts its attempts on" *
   first->Kill();
   auto second = keel.Start({"worker", "--db", *url, "--lease", "1s"});
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
-  StopWorker(*second);
+  StopWorkers({second.get()});
   REQUIRE(done);
   CheckInvariants(db, id, 1);
   CHECK(db.Scalar("SELECT attempts FROM nodes WHERE run_id = $1 AND node = 'slow'", {id}) == "2");
