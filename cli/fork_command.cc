@@ -74,6 +74,7 @@ int ForkCommand(const ForkArgs& args) {
   ProgressOptions progress_options;
   progress_options.clock = script->clock;
   progress_options.json_lines = args.log_format == "json";
+  progress_options.forked_from = source->id;
   if (!args.from.empty()) {
     auto nodes = (*store)->GetNodes(source->id);
     if (!nodes.ok()) return UsageError(nodes.status().message());
@@ -84,9 +85,11 @@ int ForkCommand(const ForkArgs& args) {
       }
     }
   }
-  std::fprintf(stderr, "forking run %s%s: %zu of %zu nodes reused\n", source->id.c_str(),
-               args.from.empty() ? "" : (" from " + args.from).c_str(),
-               progress_options.kept.size(), workflow->nodes.size());
+  if (!progress_options.json_lines) {  // JSON lines carry every line as an event
+    std::fprintf(stderr, "forking run %s%s: %zu of %zu nodes reused\n", source->id.c_str(),
+                 args.from.empty() ? "" : (" from " + args.from).c_str(),
+                 progress_options.kept.size(), workflow->nodes.size());
+  }
 
   ExecutorOptions options;
   options.workers = args.workers;

@@ -37,11 +37,13 @@ class JsonLogProgress : public Progress {
       MutexLock lock(&mu_);
       run_id_ = info.run_id;
     }
-    std::string data = EventData()
-                           .Add("workflow", info.workflow)
-                           .Add("nodes", info.node_count)
-                           .Add("kept", options_.resuming ? Kept(info) : 0)
-                           .Done();
+    const bool forked = !options_.forked_from.empty();
+    EventData event;
+    event.Add("workflow", info.workflow)
+        .Add("nodes", info.node_count)
+        .Add("kept", options_.resuming || forked ? Kept(info) : 0);
+    if (forked) event.Add("forked_from", options_.forked_from);
+    std::string data = event.Done();
     PendingLines::Add(pending_, clock_,
                       JsonLogLine(SystemClock()->WallNow(), info.run_id, "",
                                   options_.resuming ? "run_resumed" : "run_started", data,

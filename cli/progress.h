@@ -33,6 +33,8 @@ struct ProgressOptions {
   // --log-format json: JSON lines (cli/json_log_progress.h) instead of
   // either display.
   bool json_lines = false;
+  // Fork: the run the new one was forked from; `kept` holds the nodes it reuses.
+  std::string forked_from;
 };
 
 // OnRunFinished seals the run's end (see SealRunEnd in

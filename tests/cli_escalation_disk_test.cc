@@ -132,12 +132,7 @@ void CheckStopped(Subprocess* run, const std::string& db, const std::string& id,
 
 TEST_CASE("the disk fills as a run fails: it stops unescalated, and the resume escalates once" *
           doctest::timeout(kTimeoutS)) {
-  std::string why;
-  auto fs = Tmpfs::Mount("4m", &why);
-  if (!fs) {
-    MESSAGE("skipped: cannot mount a tmpfs (" << why << ")");
-    return;
-  }
+  KEEL_TMPFS_OR_SKIP(fs, "4m");
   Sandbox box(KEEL_BIN);
   box.Write("sent", "");
   const std::string db = fs->Path("keel.db");
@@ -182,12 +177,7 @@ TEST_CASE(
     "the disk fills during the escalation: the run stops naming it, and the resume "
     "finishes it with each node recorded once" *
     doctest::timeout(kTimeoutS)) {
-  std::string why;
-  auto fs = Tmpfs::Mount("4m", &why);
-  if (!fs) {
-    MESSAGE("skipped: cannot mount a tmpfs (" << why << ")");
-    return;
-  }
+  KEEL_TMPFS_OR_SKIP(fs, "4m");
   Sandbox box(KEEL_BIN);
   box.Write("go", "");
   const std::string db = fs->Path("keel.db");

@@ -99,6 +99,9 @@ TEST_CASE("--log-format json: one JSON object per line, each with its severity" 
     std::vector<Json> forked = JsonLines(f);
     REQUIRE(!forked.empty());
     CHECK(forked.front()["run_id"].Str() != run_id);
+    CHECK(forked.front()["kind"].Str() == "run_started");
+    CHECK(forked.front()["data"]["forked_from"].Str() == run_id);
+    CHECK(forked.front()["data"]["kept"].Int() == 1);
     CHECK(Find(forked, "node_failed", "must")["severity"].Str() == "error");
     CHECK(forked.back()["kind"].Str() == "run_finished");
   }

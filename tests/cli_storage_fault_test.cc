@@ -168,12 +168,7 @@ std::unique_ptr<Subprocess> HoldLock(const std::string& db, const std::string& s
 
 TEST_CASE("the disk fills for a second mid-run: the run waits and records everything" *
           doctest::timeout(kTimeoutS)) {
-  std::string why;
-  auto fs = Tmpfs::Mount("4m", &why);
-  if (!fs) {
-    MESSAGE("skipped: cannot mount a tmpfs (" << why << ")");
-    return;
-  }
+  KEEL_TMPFS_OR_SKIP(fs, "4m");
   Sandbox box(KEEL_BIN);
   KeelCli cli(KEEL_BIN, box.dir());
   const std::string wf = box.Write("chain.lua", ChainScript(box, 0.05));
@@ -207,12 +202,7 @@ TEST_CASE("the disk fills for a second mid-run: the run waits and records everyt
 
 TEST_CASE("the disk stays full: the run stops naming it, and resume finishes once it is freed" *
           doctest::timeout(kTimeoutS)) {
-  std::string why;
-  auto fs = Tmpfs::Mount("4m", &why);
-  if (!fs) {
-    MESSAGE("skipped: cannot mount a tmpfs (" << why << ")");
-    return;
-  }
+  KEEL_TMPFS_OR_SKIP(fs, "4m");
   Sandbox box(KEEL_BIN);
   KeelCli cli(KEEL_BIN, box.dir());
   constexpr double kPause = 0.2;  // 40 nodes take 8 s: far longer than the timeout

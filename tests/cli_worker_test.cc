@@ -88,7 +88,8 @@ TEST_CASE("three workers run a 200-node workflow, every node recorded once" *
   CHECK(db.Scalar("SELECT count(*) FROM workers") == "0");  // each unregistered on SIGTERM
 }
 
-TEST_CASE("a worker killed mid-node has its node finished by another" * doctest::timeout(120)) {
+TEST_CASE("a worker killed mid-node has its node finished by another, its attempts counted on" *
+          doctest::timeout(120)) {
   auto url = FreshDbOrSkip("worker_kill");
   if (!url) return;
   TempDir dir;
@@ -98,8 +99,10 @@ TEST_CASE("a worker killed mid-node has its node finished by another" * doctest:
   Db db = Connect(*url);
 
   auto first = keel.Start({"worker", "--db", *url, "--lease", "1s"});
-  REQUIRE(db.WaitFor("SELECT state FROM node_queue WHERE run_id = $1 AND node = 'slow'", "claimed",
-                     30s, {id}));
+  // Claimed, and its first attempt on record while it runs.
+  REQUIRE(db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND node = 'slow' AND "
+                     "kind = 'node_started'",
+                     "1", 30s, {id}));
   first->Kill();
   auto second = keel.Start({"worker", "--db", *url, "--lease", "1s"});
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
@@ -112,6 +115,10 @@ TEST_CASE("a worker killed mid-node has its node finished by another" * doctest:
   CHECK(db.Scalar("SELECT string_agg(action || ':' || attempt, ',' ORDER BY id) FROM claim_log "
                   "WHERE run_id = $1 AND node = 'slow'",
                   {id}) == "claim:1,requeue:1,claim:2,commit:2");
+  CHECK(db.Scalar("SELECT attempts FROM nodes WHERE run_id = $1 AND node = 'slow'", {id}) == "2");
+  CHECK(db.Scalar("SELECT string_agg(data_json, ',' ORDER BY seq) FROM events WHERE run_id = $1 "
+                  "AND node = 'slow' AND kind = 'node_started'",
+                  {id}) == R"({"attempt":1},{"attempt":2})");
 }
 
 TEST_CASE("a worker killed mid-map leaves the items it wrote; another runs the rest" *

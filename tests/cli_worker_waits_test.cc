@@ -1,10 +1,8 @@
-// Wait nodes of distributed runs (store/postgres/pg_wait_wakes.h) and the
-// attempt counts of nodes taken over, with real `keel` processes against a
-// real PostgreSQL server: a wait parks the run on workers, `keel signal`
-// from another process or a due timer wakes it on whichever worker looks
-// first, a wait's timeout fails it with its due time kept across a resume,
-// many waits woken by racing workers are each woken once, and a node taken
-// over from a killed worker counts its attempts on.
+// Wait nodes of distributed runs (store/postgres/pg_wait_wakes.h), with
+// real `keel` processes against a real PostgreSQL server: a wait parks the
+// run on workers, `keel signal` from another process or a due timer wakes
+// it on whichever worker looks first, a wait's timeout fails it with its due time kept across a resume,
+// and many waits woken by racing workers are each woken once.
 
 #include <doctest/doctest.h>
 
@@ -12,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/support/keel_cli.h"
@@ -51,11 +50,17 @@ return keel.workflow "one" {
 }
 )lua";
 
-const char kSlow[] = R"lua(local keel = require "keel"
-return keel.workflow "slow" {
-  keel.exec "slow" { command = { "sh", "-c", "sleep 3; echo $PPID" }, output = "json" },
+// `keel run FILE` on `url`, which must park (exit 4): the run's id, and
+// how the command ended in `ran` when given.
+std::string RunParked(const KeelCli& keel, const std::string& file, const std::string& url,
+                      ExitInfo* ran = nullptr) {
+  ExitInfo exit = keel.Run({"run", file, "--db", url}, 60s);
+  REQUIRE_MESSAGE(exit.exit_code == 4, exit.Describe());
+  std::string id = RunIdFromStderr(exit.err);
+  REQUIRE(!id.empty());
+  if (ran != nullptr) *ran = std::move(exit);
+  return id;
 }
-)lua";
 
 std::string Status(Db& db, const std::string& id) {
   return db.Scalar("SELECT status FROM runs WHERE id = $1", {id});
@@ -70,10 +75,8 @@ TEST_CASE("a distributed run parks on its waits; a signal and a timer wake it on
   KeelCli keel(KEEL_BIN, dir.path());
 
   // `keel run` works on the run until it parks, and says what it waits for.
-  ExitInfo ran = keel.Run({"run", file, "--db", *url}, 60s);
-  REQUIRE_MESSAGE(ran.exit_code == 4, ran.Describe());
-  std::string id = RunIdFromStderr(ran.err);
-  REQUIRE(!id.empty());
+  ExitInfo ran;
+  std::string id = RunParked(keel, file, *url, &ran);
   CHECK(ran.err.find("approval waits for signal 'approve'") != std::string::npos);
   CHECK(ran.err.find("keel signal " + id + " approve --data JSON") != std::string::npos);
   CHECK(ran.err.find("workers continue the run when the signal comes") != std::string::npos);
@@ -153,9 +156,7 @@ TEST_CASE("a wait's timeout fails it on a worker; a resume keeps its due time, a
   TempDir dir;
   std::string file = dir.Write("deadline.lua", kTimeout);
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo ran = keel.Run({"run", file, "--db", *url}, 60s);
-  REQUIRE_MESSAGE(ran.exit_code == 4, ran.Describe());
-  std::string id = RunIdFromStderr(ran.err);
+  std::string id = RunParked(keel, file, *url);
   Db db = Connect(*url);
 
   // A resume while it waits runs the wait again; its timeout still counts
@@ -238,9 +239,7 @@ TEST_CASE("a cancelled waiting run is never woken" * doctest::timeout(120)) {
   TempDir dir;
   std::string file = dir.Write("one.lua", kOneWait);
   KeelCli keel(KEEL_BIN, dir.path());
-  ExitInfo ran = keel.Run({"run", file, "--db", *url}, 60s);
-  REQUIRE_MESSAGE(ran.exit_code == 4, ran.Describe());
-  std::string id = RunIdFromStderr(ran.err);
+  std::string id = RunParked(keel, file, *url);
   auto worker = keel.Start({"worker", "--db", *url, "--lease", "2s"});
   ExitInfo cancelled = keel.Run({"cancel", id, "--db", *url});
   CHECK_MESSAGE(cancelled.exit_code == 0, cancelled.Describe());
@@ -254,32 +253,6 @@ TEST_CASE("a cancelled waiting run is never woken" * doctest::timeout(120)) {
   CHECK(db.Scalar("SELECT count(*) FROM events WHERE run_id = $1 AND kind = 'wait_woken'",
                   {id}) == "0");
   CHECK(db.Scalar("SELECT count(*) FROM node_queue WHERE run_id = $1", {id}) == "0");
-}
-
-TEST_CASE("a node taken over from a killed worker counts its attempts on" *
-          doctest::timeout(120)) {
-  auto url = FreshDbOrSkip("worker_attempts");
-  if (!url) return;
-  TempDir dir;
-  std::string file = dir.Write("slow.lua", kSlow);
-  KeelCli keel(KEEL_BIN, dir.path());
-  std::string id = SubmitFile(keel, file, *url);
-  Db db = Connect(*url);
-  auto first = keel.Start({"worker", "--db", *url, "--lease", "1s"});
-  // Its first attempt is on record while it runs.
-  REQUIRE(db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND node = 'slow' AND "
-                     "kind = 'node_started'",
-                     "1", 30s, {id}));
-  first->Kill();
-  auto second = keel.Start({"worker", "--db", *url, "--lease", "1s"});
-  bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
-  StopWorkers({second.get()});
-  REQUIRE(done);
-  CheckInvariants(db, id, 1);
-  CHECK(db.Scalar("SELECT attempts FROM nodes WHERE run_id = $1 AND node = 'slow'", {id}) == "2");
-  CHECK(db.Scalar("SELECT string_agg(data_json, ',' ORDER BY seq) FROM events WHERE run_id = $1 "
-                  "AND node = 'slow' AND kind = 'node_started'",
-                  {id}) == R"({"attempt":1},{"attempt":2})");
 }
 
 }  // namespace

@@ -152,12 +152,7 @@ TEST_CASE("a breaker update on a full disk names the file and the cause and chan
 
 TEST_CASE("breaker updates on a real full tmpfs fail cleanly and resume once space frees" *
           doctest::timeout(kTimeoutS)) {
-  std::string why;
-  auto fs = Tmpfs::Mount("2m", &why);
-  if (!fs) {
-    MESSAGE("skipped: cannot mount a tmpfs (" << why << ")");
-    return;
-  }
+  KEEL_TMPFS_OR_SKIP(fs, "2m");
   const std::string path = fs->Path("keel.db");
   auto store = Open(path, "");
   REQUIRE(store->UpdateBreaker(kBreaker, CountFailure).ok());

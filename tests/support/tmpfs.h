@@ -40,3 +40,13 @@ class Tmpfs {
 };
 
 }  // namespace keel::testing
+
+// In a doctest test case: mounts a Tmpfs of `size` as `var` (a
+// std::unique_ptr<Tmpfs>), or says why it cannot and returns (skipped).
+#define KEEL_TMPFS_OR_SKIP(var, size)                                   \
+  std::string var##_why;                                                \
+  auto var = ::keel::testing::Tmpfs::Mount(size, &var##_why);           \
+  if (!var) {                                                           \
+    MESSAGE("skipped: cannot mount a tmpfs (" << var##_why << ")");     \
+    return;                                                             \
+  }
