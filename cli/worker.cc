@@ -158,7 +158,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
     slot = next_slot_++;
     running_[slot] = {claim, &store, &executor, false};
   }
-  NodeRun ran = script ? RunClaimedNode(executor, store, workflow ? *workflow : missing,
+  NodeRun ran = script ? RunClaimedNode(executor, store, &arenas_, workflow ? *workflow : missing,
                                         script->workflows, work.run, claim.node, work.nodes,
                                         history, clock->WallNow())
                        : FailedNode(work.run, claim.node, load_error, clock->WallNow());

@@ -23,6 +23,7 @@
 #include <tuple>
 
 #include "cli/claim_store.h"
+#include "engine/arena_pool.h"
 #include "engine/mutex.h"
 #include "engine/status.h"
 #include "engine/store_quota_source.h"
@@ -141,6 +142,9 @@ class Worker {
   std::set<ClaimKey> orphan_candidates_;  // main loop thread only
   std::string abandon_reason_ GUARDED_BY(mu_);
   BreakerBook breakers_;  // breakers while the shared store cannot be reached
+  // The arenas of one slot its nodes and escalations run in, each on the
+  // thread that runs it; reused, never made per node (engine/arena_pool.h).
+  ArenaPool arenas_{1};
   // The database as a Store, shared by every host: circuit breakers and
   // signals of the nodes this worker runs, and through quotas_ the
   // providers' rate limits (opened by Start; quotas_ detached at the end of Run).

@@ -101,7 +101,7 @@ void Worker::Escalate(const pg::EscalationClaim& claim) {
       escalating_[slot] = {claim, &store, &executor, false};
     }
     ExecutorOptions options;
-    options.workers = 1;  // this thread: a worker runs many nodes and escalations at once
+    options.arenas = &arenas_;  // this thread: a worker runs many nodes and escalations at once
     options.library = &script->workflows;
     (void)executor.Escalate(*script->Find(claim.workflow), claim.run_id, params, claim.number,
                             MakeJson(claim.failure_json), claim.error, options);

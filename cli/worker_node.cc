@@ -66,10 +66,11 @@ NodeRun FailedNode(const RunRecord& run, const std::string& node, const std::str
   return out;
 }
 
-NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec& workflow,
-                       const std::vector<WorkflowSpec>& library, const RunRecord& run,
-                       const std::string& node, const std::vector<NodeRecord>& records,
-                       const RunHistory& history, double now) {
+NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, ArenaPool* arenas,
+                       const WorkflowSpec& workflow, const std::vector<WorkflowSpec>& library,
+                       const RunRecord& run, const std::string& node,
+                       const std::vector<NodeRecord>& records, const RunHistory& history,
+                       double now) {
   int target = workflow.Find(node);
   if (target < 0) {
     return FailedNode(run, node,
@@ -119,7 +120,9 @@ NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec
   trimmed.nodes.push_back(std::move(spec));
 
   ExecutorOptions options;
-  options.workers = 1;  // the calling thread: a worker runs many nodes at once, each on its own thread
+  // The calling thread: a worker runs many nodes at once, each on its own
+  // thread, in an arena of one slot it reuses.
+  options.arenas = arenas;
   options.library = &library;
   options.hold_waits = false;
   RunOutcome outcome =

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/claim_store.h"
+#include "engine/arena_pool.h"
 #include "engine/executor.h"
 #include "engine/store.h"
 #include "engine/workflow.h"
@@ -28,12 +29,14 @@ struct NodeRun {
 // Runs node `node` of `workflow` (one of `library`, the script's workflows)
 // for run `run` whose node records are `records`, going on from what its
 // earlier attempts checkpointed (`history`), on `executor` (whose store is
-// `store`). A node missing from `workflow` is recorded failed, naming it.
-// Only the node's own records and events are returned.
-NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, const WorkflowSpec& workflow,
-                       const std::vector<WorkflowSpec>& library, const RunRecord& run,
-                       const std::string& node, const std::vector<NodeRecord>& records,
-                       const RunHistory& history, double now);
+// `store`), in an arena lent by `arenas`. A node missing from `workflow` is
+// recorded failed, naming it. Only the node's own records and events are
+// returned.
+NodeRun RunClaimedNode(Executor& executor, ClaimStore& store, ArenaPool* arenas,
+                       const WorkflowSpec& workflow, const std::vector<WorkflowSpec>& library,
+                       const RunRecord& run, const std::string& node,
+                       const std::vector<NodeRecord>& records, const RunHistory& history,
+                       double now);
 
 // Node `node` of run `run` recorded failed (kPermanent) with `message`,
 // without running: its script does not load, say.

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "engine/arena_pool.h"
 #include "engine/escalation.h"
 #include "engine/run_state.h"
 
@@ -44,8 +46,16 @@ void Executor::OnGraph(RunEnv* env, const ExecutorOptions& options,
     allow = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                   static_cast<size_t>(workers));
   }
-  tbb::task_arena arena(workers);
-  arena.execute([&] {
+  std::optional<tbb::task_arena> own;
+  std::optional<ArenaPool::Lease> lent;
+  tbb::task_arena* arena;
+  if (options.arenas != nullptr) {
+    lent.emplace(options.arenas->Acquire());
+    arena = &lent->arena();
+  } else {
+    arena = &own.emplace(workers);
+  }
+  arena->execute([&] {
     tbb::flow::graph graph;
     // One dispatcher node launches every DAG node (of the run and of its
     // fallback workflows); dependency counting, joins and policies are in
@@ -56,11 +66,11 @@ void Executor::OnGraph(RunEnv* env, const ExecutorOptions& options,
     env->reserve = [&graph] { graph.reserve_wait(); };
     env->release = [&graph] { graph.release_wait(); };
     env->launch = [&dispatch](RunState* run, int node) { dispatch.try_put(Task{run, node}); };
-    env->post = [&arena, &graph](std::function<void()> fn) {
+    env->post = [arena, &graph](std::function<void()> fn) {
       graph.reserve_wait();
       // noexcept: a continuation that throws could never complete its node, so
       // terminating loudly beats hanging the run.
-      arena.enqueue([fn = std::move(fn), &graph]() noexcept {
+      arena->enqueue([fn = std::move(fn), &graph]() noexcept {
         fn();
         graph.release_wait();
       });

@@ -28,6 +28,7 @@
 
 namespace keel {
 
+class ArenaPool;
 class RunState;
 struct RunEnv;
 
@@ -43,6 +44,10 @@ struct ExecutorOptions {
   // Wait nodes (engine/wait_node.h) whose signal or timer has not come: false
   // parks them (the run ends kWaiting); true waits for them in this process.
   bool hold_waits = false;
+  // Where the run's graph runs: an arena lent by this pool (its concurrency
+  // replaces `workers`), or, when null, an arena of its own made for the
+  // run. Must outlive Run().
+  ArenaPool* arenas = nullptr;
 };
 
 // What an earlier attempt of a run left, besides its node records: the
