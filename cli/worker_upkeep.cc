@@ -172,10 +172,12 @@ void Worker::HandBackOrphans(pg::Connection& conn, const std::vector<pg::NodeCla
 
 void Worker::FlushInner(pg::Connection& conn) {
   MutexLock lock(&mu_);
-  for (auto& [slot, f] : running_) {
-    if (f.abandoned) continue;
-    ClaimStore* store = f.store;
-    pg::NodeClaim claim = f.claim;
+  for (auto& entry : running_) {
+    if (entry.second.abandoned) continue;
+    // Copied: once the lock is let go below, RunOne may erase the entry.
+    const int64_t slot = entry.first;
+    ClaimStore* store = entry.second.store;
+    pg::NodeClaim claim = entry.second.claim;
     std::vector<NodeRecord> records;
     std::vector<EventRecord> events;
     store->flush_mu.Lock();
@@ -184,7 +186,8 @@ void Worker::FlushInner(pg::Connection& conn) {
       store->flush_mu.Unlock();
       continue;
     }
-    // The entry stays while flush_mu is held: RunOne takes it after erasing.
+    // The store stays while flush_mu is held: RunOne, having erased the
+    // entry, waits for it before it takes the store's buffers and ends.
     lock.Unlock();
     auto written = pg::WriteUnderClaim(conn, claim, id_, records, events);
     if (!written.ok()) store->Restore(std::move(records), std::move(events));
