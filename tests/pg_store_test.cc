@@ -232,10 +232,18 @@ TEST_CASE("records round-trip exactly, in queue order" * doctest::timeout(60)) {
   CHECK(*v3 != *v2);
   CHECK(store->CheckReady().ok());
 
+  // What workers left of r1 goes with it: its queue rows and claim log.
+  auto admin = Admin(*url);
+  Sql(*admin, "INSERT INTO node_queue (run_id, node, state, attempt) VALUES ('r1', 'a', 'done', 1)");
+  Sql(*admin, "INSERT INTO claim_log (run_id, node, attempt, worker_id, action) VALUES "
+              "('r1', 'a', 1, 'w', 'claim'), ('r2', 'a', 1, 'w', 'claim')");
   auto deleted = store->DeleteFinishedBefore(100);
   REQUIRE(deleted.ok());
   CHECK(*deleted == 1);
   CHECK_FALSE(store->GetRun("r1").ok());
+  CHECK(Count(*admin, "SELECT count(*) FROM node_queue") == 0);
+  CHECK(Count(*admin, "SELECT count(*) FROM claim_log WHERE run_id = 'r1'") == 0);
+  CHECK(Count(*admin, "SELECT count(*) FROM claim_log WHERE run_id = 'r2'") == 1);
 }
 
 TEST_CASE("group commit: 1,000 queued events take far fewer transactions" * doctest::timeout(60)) {

@@ -42,6 +42,8 @@ constexpr const char* kDeleteFinished[] = {
     "DELETE FROM nodes WHERE run_id IN (" KEEL_FINISHED ")",
     "DELETE FROM signals WHERE run_id IN (" KEEL_FINISHED ")",
     "DELETE FROM escalations WHERE run_id IN (" KEEL_FINISHED ")",
+    "DELETE FROM node_queue WHERE run_id IN (" KEEL_FINISHED ")",
+    "DELETE FROM claim_log WHERE run_id IN (" KEEL_FINISHED ")",
     "DELETE FROM runs WHERE id IN (" KEEL_FINISHED ")",
 };
 #undef KEEL_FINISHED

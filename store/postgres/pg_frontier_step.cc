@@ -25,7 +25,12 @@ constexpr char kEndClaims[] =
     "SELECT $1, node, attempt, coalesce(worker_id, ''), 'cancel' FROM e";
 constexpr char kQueueReady[] =
     "INSERT INTO node_queue (run_id, node) SELECT $1, n FROM unnest($2::text[]) AS n "
-    "ON CONFLICT DO NOTHING";
+    "ON CONFLICT (run_id, node) DO UPDATE SET state = 'ready', worker_id = '', "
+    "ready_at = clock_timestamp() WHERE node_queue.state = 'done'";
+constexpr char kNumberQueued[] =
+    "UPDATE node_queue q SET attempt = l.attempt FROM (SELECT node, max(attempt) AS attempt "
+    "FROM claim_log WHERE run_id = $1 GROUP BY node) l WHERE q.run_id = $1 AND "
+    "q.node = l.node AND q.state = 'ready' AND q.attempt < l.attempt";
 constexpr char kQueueClaimed[] =
     "WITH i AS (INSERT INTO node_queue (run_id, node, state, attempt, worker_id, claimed_at) "
     "SELECT $1, n, 'claimed', 1, $3, clock_timestamp() FROM unnest($2::text[]) AS n "
@@ -52,6 +57,12 @@ void Finish(const std::string& run_id, RunStatus status, const std::string& erro
 }
 
 }  // namespace
+
+Statement QueueReady(const std::string& run_id, const std::vector<std::string>& nodes) {
+  return {kQueueReady, {run_id, ArrayLiteral(nodes)}};
+}
+
+Statement NumberQueued(const std::string& run_id) { return {kNumberQueued, {run_id}}; }
 
 std::vector<Statement> FrontierReads(const std::string& run_id) {
   return {{kOwnNodes, {run_id}}, {kLaunched, {run_id}}, LastEscalationRead(run_id)};
@@ -119,7 +130,7 @@ FrontierStep PlanFrontierStep(const WorkflowSpec& workflow, const std::string& r
   }
   if (!mine.empty()) step.writes.push_back({kQueueClaimed, {run_id, ArrayLiteral(mine), worker}});
   if (!others.empty()) {
-    step.writes.push_back({kQueueReady, {run_id, ArrayLiteral(others)}});
+    step.writes.push_back(QueueReady(run_id, others));
     step.notify = true;
   }
   if (f.settled && f.status == RunStatus::kFailed && !workflow.on_failure.empty()) {

@@ -70,6 +70,16 @@ FrontierStep PlanFrontierStep(const WorkflowSpec& workflow, const std::string& r
 // nodes say (its workflow could not be loaded).
 FrontierStep PlanFailedRun(const std::string& run_id, const std::string& error, double now);
 
+// Queues run `run_id`'s `nodes` ready for any worker: a node's row is
+// made if it has none, and made ready again if it is done.
+Statement QueueReady(const std::string& run_id, const std::vector<std::string>& nodes);
+// Makes the ready queue rows of run `run_id` go on from the last attempt
+// claim_log holds for their node, for rows made again after the queue of a
+// settled or reset run was emptied: no two claims of a node share an
+// attempt number. Runs after the nodes were queued, in the same
+// transaction.
+Statement NumberQueued(const std::string& run_id);
+
 // Runs a planned step's writes, events (through InsertEvents) and NOTIFY
 // on `conn`, inside the caller's transaction.
 Status ApplyFrontierStep(Connection& conn, FrontierStep* step);

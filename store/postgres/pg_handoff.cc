@@ -1,6 +1,7 @@
 #include "store/postgres/pg_handoff.h"
 
 #include "store/postgres/pg_rows.h"
+#include "store/postgres/pg_wait_wakes.h"
 
 namespace keel::pg {
 namespace {
@@ -14,16 +15,15 @@ std::string CandidateColumns() {
          "'auto_resume_limit') FROM runs ";
 }
 
-// A waiting run is due when one of its waiting nodes (status 'waiting', the
-// wait recorded as {"signal": NAME, "due": T} in output_json) has a signal it
-// may take, or a due time that has come. Distributed runs are left to the
-// workers, which wake their waits (pg_wait_wakes.h). $1 = now, $2 = limit.
-constexpr char kDueWaits[] =
-    "WHERE status = 'waiting' AND NOT distributed AND EXISTS (SELECT 1 FROM nodes n WHERE n.run_id = runs.id AND "
-    "n.status = 'waiting' AND ((keel_json_number(keel_json(n.output_json), 'due') > 0 AND "
-    "keel_json_number(keel_json(n.output_json), 'due') <= $1) OR EXISTS (SELECT 1 FROM "
-    "signals s WHERE s.run_id = runs.id AND s.name = keel_json(n.output_json) ->> 'signal' AND "
-    "(s.taken_by IS NULL OR s.taken_by = n.node)))) ORDER BY created_at, id LIMIT $2";
+// A waiting run is due when one of its waiting nodes may go on (kWaitDue).
+// Distributed runs are left to the workers, which wake their waits
+// (pg_wait_wakes.h). $1 = now, $2 = limit.
+std::string DueWaits() {
+  return std::string(
+             "WHERE status = 'waiting' AND NOT distributed AND EXISTS (SELECT 1 FROM nodes n "
+             "WHERE n.run_id = runs.id AND n.status = 'waiting' AND ") +
+         kWaitDue + ") ORDER BY created_at, id LIMIT $2";
+}
 constexpr char kQueued[] = "WHERE status = 'queued' ORDER BY created_at, id LIMIT $1";
 // Distributed runs are carried by their workers, which re-queue a lost
 // worker's nodes; their submitting process is not their owner.
@@ -33,10 +33,11 @@ constexpr char kStopped[] =
 
 // Whether a signal run $1 may take has arrived for one of its waiting nodes:
 // tells "signal" from "timer".
-constexpr char kSignalArrived[] =
-    "SELECT EXISTS (SELECT 1 FROM nodes n JOIN signals s ON s.run_id = n.run_id AND s.name = "
-    "keel_json(n.output_json) ->> 'signal' AND (s.taken_by IS NULL OR s.taken_by = n.node) "
-    "WHERE n.run_id = $1 AND n.status = 'waiting')";
+std::string SignalArrived() {
+  return std::string("SELECT EXISTS (SELECT 1 FROM nodes n WHERE n.run_id = $1 AND "
+                     "n.status = 'waiting' AND ") +
+         kWaitSignalled + ")";
+}
 
 constexpr char kRunForHandoff[] =
     "SELECT status, epoch, owner_pid, owner_host, owner_start, heartbeat, cancel_requested "
@@ -85,9 +86,9 @@ Result<std::vector<Store::StartCandidate>> ListRunsToStart(Connection& conn, dou
   };
   Status s = read(head + kQueued, {Limit(limit)}, "queued");
   size_t waits_from = found.size();
-  if (s.ok()) s = read(head + kDueWaits, {Num(now), Limit(limit)}, "timer");
+  if (s.ok()) s = read(head + DueWaits(), {Num(now), Limit(limit)}, "timer");
   for (size_t i = waits_from; s.ok() && i < found.size(); ++i) {
-    auto arrived = conn.Exec(kSignalArrived, {found[i].run.id}, "reading signals");
+    auto arrived = conn.Exec(SignalArrived(), {found[i].run.id}, "reading signals");
     if (!arrived.ok()) return arrived.status();
     if (arrived->boolean(0, 0)) found[i].reason = "signal";
   }

@@ -276,13 +276,8 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
         if (!logged.ok()) return logged;
         auto step = AdvanceRun(c, workflow, run_id, now);
         if (!step.ok()) return step.status();
-        // Nodes queued again go on from their last claim's attempt number,
-        // so no two claims of a node share one.
-        auto numbered = c.Exec(
-            "UPDATE node_queue q SET attempt = l.attempt FROM (SELECT node, max(attempt) AS "
-            "attempt FROM claim_log WHERE run_id = $1 GROUP BY node) l WHERE q.run_id = $1 AND "
-            "q.node = l.node AND q.state = 'ready' AND q.attempt < l.attempt",
-            {run_id}, "numbering the claims of run " + run_id);
+        Statement number = NumberQueued(run_id);
+        auto numbered = c.Exec(number.sql, number.params, "numbering the claims of run " + run_id);
         return numbered.ok() ? Status::Ok() : numbered.status();
       },
       "resuming run " + run_id);

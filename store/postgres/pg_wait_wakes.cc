@@ -8,43 +8,25 @@
 namespace keel::pg {
 namespace {
 
-// Whether waiting node `n` may go on: a signal it may take has arrived, or
-// its due time is at or before $1.
-constexpr char kDue[] =
-    "(EXISTS (SELECT 1 FROM signals s WHERE s.run_id = n.run_id AND s.name = "
-    "keel_json(n.output_json) ->> 'signal' AND (s.taken_by IS NULL OR s.taken_by = n.node)) OR "
-    "coalesce(keel_json_number(keel_json(n.output_json), 'due') BETWEEN 1e-9 AND $1, false))";
-
+// Distributed runs, running or parked, with a waiting node that may go on.
 std::string DueRuns() {
   return std::string(
              "SELECT DISTINCT n.run_id FROM nodes n JOIN runs r ON r.id = n.run_id "
              "WHERE n.status = 'waiting' AND r.distributed AND r.status IN ('running', "
              "'waiting') AND ") +
-         kDue + " LIMIT $2";
+         kWaitDue + " LIMIT $2";
 }
 
 // Run $2's waiting nodes that may go on, and whether a signal woke each.
 std::string DueNodes() {
-  return std::string(
-             "SELECT n.node, EXISTS (SELECT 1 FROM signals s WHERE s.run_id = n.run_id AND "
-             "s.name = keel_json(n.output_json) ->> 'signal' AND (s.taken_by IS NULL OR "
-             "s.taken_by = n.node)) FROM nodes n WHERE n.run_id = $2 AND n.status = 'waiting' "
-             "AND ") +
-         kDue + " ORDER BY n.ord";
+  return std::string("SELECT n.node, ") + kWaitSignalled +
+         " FROM nodes n WHERE n.run_id = $2 AND n.status = 'waiting' AND " + kWaitDue +
+         " ORDER BY n.ord";
 }
 
 constexpr char kLockRun[] = "SELECT status, distributed FROM runs WHERE id = $1 FOR UPDATE";
 constexpr char kDropWaiting[] =
     "DELETE FROM nodes WHERE run_id = $1 AND node = ANY($2::text[]) AND status = 'waiting'";
-// A parked run's queue was cleared when it settled; a running one keeps the
-// wait's row, done. Either way the next claim's attempt follows the last one
-// logged, so no two claims of a node share an attempt number.
-constexpr char kQueue[] =
-    "INSERT INTO node_queue (run_id, node, attempt) SELECT $1, n, "
-    "coalesce((SELECT max(l.attempt) FROM claim_log l WHERE l.run_id = $1 AND l.node = n), 0) "
-    "FROM unnest($2::text[]) AS n "
-    "ON CONFLICT (run_id, node) DO UPDATE SET state = 'ready', worker_id = '', "
-    "ready_at = clock_timestamp() WHERE node_queue.state = 'done'";
 constexpr char kRunning[] =
     "UPDATE runs SET status = 'running', updated_at = $2 WHERE id = $1 AND status = 'waiting'";
 
@@ -72,9 +54,11 @@ Status WakeRun(Connection& conn, const std::string& run_id, double now,
               {run_id, 0, now, names.back(), "wait_woken", EventData().Add("by", by).Done()});
           mine.push_back({run_id, names.back(), by});
         }
-        const std::string list = ArrayLiteral(names);
-        auto written = c.Pipeline({{kDropWaiting, {run_id, list}},
-                                   {kQueue, {run_id, list}},
+        // A parked run's queue was emptied when it settled; a running one
+        // keeps the wait's row, done.
+        auto written = c.Pipeline({{kDropWaiting, {run_id, ArrayLiteral(names)}},
+                                   QueueReady(run_id, names),
+                                   NumberQueued(run_id),
                                    {kRunning, {run_id, Num(now)}}},
                                   "waking the waits of run " + run_id);
         if (!written.ok()) return written.status();

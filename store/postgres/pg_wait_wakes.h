@@ -30,6 +30,21 @@
 
 namespace keel::pg {
 
+// The SQL conditions on a waiting node `n` (a row of nodes with status
+// 'waiting', its wait recorded as {"signal": NAME, "due": T} in
+// output_json), shared by the workers' wakes and `keel serve`'s hand-offs:
+// a signal it may take has arrived (one not taken, or taken by it) ...
+#define KEEL_WAIT_SIGNALLED                                                      \
+  "EXISTS (SELECT 1 FROM signals s WHERE s.run_id = n.run_id AND s.name = "     \
+  "keel_json(n.output_json) ->> 'signal' AND (s.taken_by IS NULL OR s.taken_by = " \
+  "n.node))"
+inline constexpr char kWaitSignalled[] = KEEL_WAIT_SIGNALLED;
+// ... or it may go on: signalled, or its due time is at or before $1.
+inline constexpr char kWaitDue[] =
+    "(" KEEL_WAIT_SIGNALLED " OR coalesce(keel_json_number(keel_json(n.output_json), 'due') "
+    "BETWEEN 1e-9 AND $1, false))";
+#undef KEEL_WAIT_SIGNALLED
+
 // A waiting node queued again, and what woke it: "signal" or "timer".
 struct WokenWait {
   std::string run_id;
