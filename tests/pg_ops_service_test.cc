@@ -71,6 +71,13 @@ TEST_CASE("ListRunsToStart finds queued runs, due waits and stopped runs" * doct
   Park(db, "w-taken", R"({"signal":"gone","due":0})", 4);
   REQUIRE(pg::SendSignal(db, "w-taken", "gone", "{}", 1).ok());
   REQUIRE(pg::TakeSignal(db, "w-taken", "gone", "other", 1, 1).ok());
+  // A signal the waiting node itself took before (it stopped before its
+  // record said so) still lets it go on.
+  Park(db, "w-self", R"({"signal":"mine","due":0})", 2.5);
+  REQUIRE(pg::SendSignal(db, "w-self", "mine", "{}", 1).ok());
+  REQUIRE(pg::TakeSignal(db, "w-self", "mine", "w", 1, 1).ok());
+  // A damaged record reads as waiting for nothing, without failing the look.
+  Park(db, "w-damaged", "{not json", 0.5);
   RunRecord stale = PgRun("stale", 1);
   stale.heartbeat = 2;
   stale.updated_at = 9;
@@ -82,7 +89,7 @@ TEST_CASE("ListRunsToStart finds queued runs, due waits and stopped runs" * doct
   std::vector<std::string> seen;
   for (const auto& c : *found) seen.push_back(c.run.id + ":" + c.reason);
   CHECK(seen == std::vector<std::string>{"q-early:queued", "q-late:queued", "w-signal:signal",
-                                         "w-timer:timer"});
+                                         "w-timer:timer", "w-self:signal"});
   CHECK(found->at(1).auto_resumes == 2);
   CHECK(found->at(1).limit_noted);
   CHECK(found->at(0).auto_resumes == 0);

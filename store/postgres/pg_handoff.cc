@@ -19,10 +19,8 @@ std::string CandidateColumns() {
 // Distributed runs are left to the workers, which wake their waits
 // (pg_wait_wakes.h). $1 = now, $2 = limit.
 std::string DueWaits() {
-  return std::string(
-             "WHERE status = 'waiting' AND NOT distributed AND EXISTS (SELECT 1 FROM nodes n "
-             "WHERE n.run_id = runs.id AND n.status = 'waiting' AND ") +
-         kWaitDue + ") ORDER BY created_at, id LIMIT $2";
+  return "WHERE status = 'waiting' AND NOT distributed AND id IN (" + DueWaitRuns() +
+         ") ORDER BY created_at, id LIMIT $2";
 }
 constexpr char kQueued[] = "WHERE status = 'queued' ORDER BY created_at, id LIMIT $1";
 // Distributed runs are carried by their workers, which re-queue a lost

@@ -326,6 +326,24 @@ UPDATE runs SET distributed = true WHERE EXISTS (SELECT 1 FROM events e WHERE e.
 CREATE INDEX nodes_waiting ON nodes (run_id) WHERE status = 'waiting';
 )sql";
 
+// Version 9: waits found through indexes, not by reading every waiting
+// record (pg_wait_wakes.h DueWaitRuns); keel_json is IMMUTABLE, so the
+// indexes hold what it reads out of output_json.
+//  - nodes_wait_due: the waiting nodes by their due time;
+//  - nodes_wait_signal: the waiting nodes by run and the signal they wait for;
+//  - signals_open: the signals no wait has taken yet;
+//  - signals_taken: the taken ones, by run and the node that took them.
+// nodes_waiting (version 8) is left to the new ones.
+constexpr char kSchemaV9[] = R"sql(
+CREATE INDEX nodes_wait_due ON nodes ((keel_json_number(keel_json(output_json), 'due')))
+  WHERE status = 'waiting';
+CREATE INDEX nodes_wait_signal ON nodes (run_id, (keel_json(output_json) ->> 'signal'))
+  WHERE status = 'waiting';
+CREATE INDEX signals_open ON signals (run_id, name) WHERE taken_by IS NULL;
+CREATE INDEX signals_taken ON signals (run_id, taken_by) WHERE taken_by IS NOT NULL;
+DROP INDEX nodes_waiting;
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
@@ -344,6 +362,7 @@ constexpr Migration kMigrations[] = {
     {6, "ALTER TABLE breakers ADD COLUMN stats_json text NOT NULL DEFAULT '{}'"},
     {7, kSchemaV7},
     {8, kSchemaV8},
+    {9, kSchemaV9},
 };
 
 // The advisory lock (pg_advisory_xact_lock key) migrations hold: "keel" in ASCII.

@@ -45,6 +45,11 @@ inline constexpr char kWaitDue[] =
     "BETWEEN 1e-9 AND $1, false))";
 #undef KEEL_WAIT_SIGNALLED
 
+// SQL: the ids (one row each, no order) of the runs that have a waiting node
+// which may go on at $1 (kWaitDue), found through the wait indexes of
+// schema version 9, so that a look costs what is due, not what waits.
+std::string DueWaitRuns();
+
 // A waiting node queued again, and what woke it: "signal" or "timer".
 struct WokenWait {
   std::string run_id;
