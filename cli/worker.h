@@ -98,9 +98,10 @@ class Worker {
   // previous call either: a node whose run could not be read, a child
   // claimed by a commit whose answer was lost. Main loop thread only.
   void HandBackOrphans(pg::Connection& conn, const std::vector<pg::NodeClaim>& current);
-  // Writes the inner records (map items, a call's nodes) the nodes in
-  // flight produced so far, fenced by their claims; stops a node whose
-  // claim ended.
+  // Writes the inner records (map items, a call's nodes) and history the
+  // nodes in flight produced so far, each node's fenced by its claim, one
+  // round trip per node with something new; stops a node whose claim
+  // ended. Main loop thread.
   void FlushInner(pg::Connection& conn);
   void RunClaims(pg::NodeClaim first);
   // Runs one claim; returns the children it claimed on commit.

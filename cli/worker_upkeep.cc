@@ -172,12 +172,15 @@ void Worker::HandBackOrphans(pg::Connection& conn, const std::vector<pg::NodeCla
 
 void Worker::FlushInner(pg::Connection& conn) {
   MutexLock lock(&mu_);
-  for (auto& entry : running_) {
-    if (entry.second.abandoned) continue;
-    // Copied: once the lock is let go below, RunOne may erase the entry.
-    const int64_t slot = entry.first;
-    ClaimStore* store = entry.second.store;
-    pg::NodeClaim claim = entry.second.claim;
+  std::vector<int64_t> slots;
+  for (const auto& entry : running_) slots.push_back(entry.first);
+  for (int64_t slot : slots) {
+    // Looked up afresh: while the lock was let go for the last write, RunOne
+    // may have erased the entry.
+    auto it = running_.find(slot);
+    if (it == running_.end() || it->second.abandoned) continue;
+    ClaimStore* store = it->second.store;
+    const pg::NodeClaim claim = it->second.claim;
     std::vector<NodeRecord> records;
     std::vector<EventRecord> events;
     store->flush_mu.Lock();
@@ -193,7 +196,7 @@ void Worker::FlushInner(pg::Connection& conn) {
     if (!written.ok()) store->Restore(std::move(records), std::move(events));
     store->flush_mu.Unlock();
     lock.Lock();
-    auto it = running_.find(slot);
+    it = running_.find(slot);
     if (written.ok() && !*written && it != running_.end() && !it->second.abandoned) {
       it->second.abandoned = true;
       std::string why = "the claim of node " + claim.node + " of run " + claim.run_id + " ended";
@@ -201,11 +204,11 @@ void Worker::FlushInner(pg::Connection& conn) {
       it->second.executor->Stop(why);
     }
     if (!written.ok()) {
-      // Not written: they go with the node's commit instead.
+      // Not written: they go with the node's commit instead, or the next sweep.
       Note("cannot write the inner records of node " + claim.node + ": " +
            written.status().message());
+      return;  // the database is not answering: the others wait for the next sweep
     }
-    return;  // the map may have changed; the next poll goes on
   }
 }
 

@@ -149,48 +149,57 @@ TEST_CASE("a worker cut off by a partition stops its nodes after a lease; anothe
                   {id}) == "4");
 }
 
-TEST_CASE("a worker killed between model calls: the node goes on elsewhere without paying "
+TEST_CASE("a worker killed between model calls: its nodes go on elsewhere without paying "
           "again for the calls that finished" *
           doctest::timeout(180)) {
   auto url = FreshDbOrSkip("worker_calls");
   if (!url) return;
   MockLlmServer llm(MOCK_LLM_BIN, {"--latency", "1200"});
   TempDir dir;
+  // Four nodes at once, each with three calls: every sweep writes the
+  // checkpoints of each of them, not of one.
   std::string file = dir.Write("calls.lua", R"lua(local keel = require "keel"
 keel.provider "llm" { kind = "openai", base_url = ")lua" + llm.url() + R"lua(", model = "mock-1" }
-return keel.workflow "calls" {
-  keel.fn "talk" { run = function(ctx)
+local spec = {}
+for n = 1, 4 do
+  spec[n] = keel.fn ("talk" .. n) { run = function(ctx)
     local said = {}
-    for i = 1, 3 do said[i] = keel.llm { provider = "llm", prompt = "turn " .. i }.text end
+    for i = 1, 3 do said[i] = keel.llm { provider = "llm", prompt = n .. " turn " .. i }.text end
     return #said
-  end },
-}
+  end }
+end
+return keel.workflow "calls" (spec)
 )lua");
   KeelCli keel(KEEL_BIN, dir.path());
   std::string id = SubmitFile(keel, file, *url);
   Db db = Connect(*url);
   auto first = keel.Start({"worker", "--db", *url});
-  // Two calls finished and their checkpoints written (a sweep writes them
-  // while the node runs): the worker dies before the third is answered.
-  REQUIRE(db.WaitFor("SELECT count(*) FROM events WHERE run_id = $1 AND node = 'talk' AND "
-                     "kind = 'checkpoint'",
-                     "2", 60s, {id}));
+  // Two calls of each node finished and their checkpoints written (a sweep
+  // writes them while the nodes run): the worker dies before the third
+  // calls are answered.
+  REQUIRE(db.WaitFor("SELECT count(*) FROM (SELECT node FROM events WHERE run_id = $1 AND "
+                     "kind = 'checkpoint' GROUP BY node HAVING count(*) >= 2) t",
+                     "4", 60s, {id}));
   kill(first->pid(), SIGKILL);
   first->Wait(10s);
   auto second = keel.Start({"worker", "--db", *url});
   bool done = db.WaitFor("SELECT status FROM runs WHERE id = $1", "succeeded", 60s, {id});
   StopWorkers({second.get()});
   REQUIRE(done);
-  CheckInvariants(db, id, 1);
-  CHECK(db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = 'talk'", {id}) ==
-        "3");
+  CheckInvariants(db, id, 4);
   Json log = llm.Log();
   std::map<std::string, int> sent;
   for (size_t i = 0; i < log.Size(); ++i) ++sent[log[i]["user"].Str()];
-  CHECK(sent["turn 1"] == 1);  // answered from the checkpoints, not sent again
-  CHECK(sent["turn 2"] == 1);
-  CHECK(sent["turn 3"] >= 1);
-  CHECK(sent["turn 3"] <= 2);  // the first worker may have sent it before it died
+  for (int n = 1; n <= 4; ++n) {
+    const std::string node = "talk" + std::to_string(n), prefix = std::to_string(n) + " turn ";
+    CAPTURE(node);
+    CHECK(db.Scalar("SELECT output_json FROM nodes WHERE run_id = $1 AND node = $2",
+                    {id, node}) == "3");
+    CHECK(sent[prefix + "1"] == 1);  // answered from the checkpoints, not sent again
+    CHECK(sent[prefix + "2"] == 1);
+    CHECK(sent[prefix + "3"] >= 1);
+    CHECK(sent[prefix + "3"] <= 2);  // the first worker may have sent it before it died
+  }
 }
 
 TEST_CASE("connections the server drops mid-run cost the run nothing" * doctest::timeout(180)) {
