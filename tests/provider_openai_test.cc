@@ -1,95 +1,25 @@
+// OpenAI-style providers: building requests and parsing replies, and the
+// parsing rules every provider shares (nesting, UTF-8, errors in a 200, token
+// counts, refusals).
+
 #include "nodes/provider.h"
 
 #include <doctest/doctest.h>
-#include <rapidjson/document.h>
-#include <rapidjson/pointer.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <string>
+
+#include "tests/fakes/provider_fixture.h"
 
 namespace keel {
 namespace {
 
-constexpr double kWallNow = 1.7e9;
-const char* const kKey = "sk-test-SECRET-0123456789";
-
-// A parsed JSON text read through JSON pointers ("/messages/0/role").
-class Doc {
- public:
-  explicit Doc(const std::string& text) {
-    doc_.Parse(text.c_str(), text.size());
-    REQUIRE_MESSAGE(!doc_.HasParseError(), text);
-  }
-  bool Has(const char* pointer) const { return Get(pointer) != nullptr; }
-  std::string Str(const char* pointer) const {
-    const rapidjson::Value* v = Get(pointer);
-    return v != nullptr && v->IsString() ? v->GetString() : "<not a string>";
-  }
-  double Num(const char* pointer) const {
-    const rapidjson::Value* v = Get(pointer);
-    return v != nullptr && v->IsNumber() ? v->GetDouble() : -999;
-  }
-  size_t Size(const char* pointer) const {
-    const rapidjson::Value* v = Get(pointer);
-    return v != nullptr && v->IsArray() ? v->Size() : 0;
-  }
-  std::string Dump(const char* pointer) const {
-    const rapidjson::Value* v = Get(pointer);
-    if (v == nullptr) return "<missing>";
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    v->Accept(w);
-    return buf.GetString();
-  }
-
- private:
-  const rapidjson::Value* Get(const char* pointer) const {
-    return rapidjson::Pointer(pointer).Get(doc_);
-  }
-  rapidjson::Document doc_;
-};
-
-std::string HeaderOf(const HttpRequest& request, const std::string& name) {
-  for (const auto& [key, value] : request.headers) {
-    if (key == name) return value;
-  }
-  return "<absent>";
-}
-
-HttpResponse Reply(int status, std::string body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = std::move(body);
-  return response;
-}
-
-ProviderConfig Config(const std::string& kind, const std::string& base_url) {
-  ProviderConfig config;
-  config.name = "fast";
-  config.kind = kind;
-  config.base_url = base_url;
-  config.model = "default-model";
-  config.headers = {{"X-Extra", "yes"}};
-  return config;
-}
-
-// A conversation with one tool round: user, assistant tool calls, two results.
-ChatRequest ToolConversation() {
-  ChatRequest chat;
-  chat.system = "be brief";
-  chat.messages_json = R"([
-    {"role":"user","content":"weather in Paris and Rome?"},
-    {"role":"assistant","content":"Checking.","tool_calls":[
-      {"id":"c1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}},
-      {"id":"c2","type":"function","function":{"name":"weather","arguments":"not json"}}]},
-    {"role":"tool","tool_call_id":"c1","content":"sunny"},
-    {"role":"tool","tool_call_id":"c2","content":"rain"}
-  ])";
-  chat.tools.push_back({"weather", "Weather for a city",
-                        R"({"type":"object","properties":{"city":{"type":"string"}}})"});
-  return chat;
-}
+using testing::Config;
+using testing::Doc;
+using testing::HeaderOf;
+using testing::kKey;
+using testing::kWallNow;
+using testing::Reply;
+using testing::ToolConversation;
 
 TEST_CASE("ProviderFor knows openai and anthropic only") {
   CHECK(ProviderFor("openai") != nullptr);
@@ -278,28 +208,6 @@ TEST_CASE("Parse: a reply that is not valid UTF-8 fails transient") {
   CHECK(args.status().kind() == ErrorKind::kTransient);
 }
 
-TEST_CASE("HttpStatusFailure: server text in messages is valid UTF-8") {
-  Status latin1 =
-      HttpStatusFailure(Reply(500, "Erreur interne du serveur \xE9t\xE9"), "fast", kWallNow);
-  CHECK(latin1.message() ==
-        "provider 'fast': HTTP 500: Erreur interne du serveur \xEF\xBF\xBDt\xEF\xBF\xBD");
-  Status json_latin1 =
-      HttpStatusFailure(Reply(400, "{\"error\":{\"message\":\"caf\xE9\"}}"), "fast", kWallNow);
-  CHECK(json_latin1.message().find("caf\xEF\xBF\xBD") != std::string::npos);
-}
-
-TEST_CASE("HttpStatusFailure: a redirect names its Location; a long Retry-After is cut") {
-  HttpResponse moved = Reply(308, "");
-  moved.headers = {{"location", "https://api.example.com/v1/chat/completions"}};
-  CHECK(HttpStatusFailure(moved, "fast", kWallNow).message() ==
-        "provider 'fast': HTTP 308 (redirected to https://api.example.com/v1/chat/completions)");
-  HttpResponse limited = Reply(429, "");
-  limited.headers = {{"retry-after", "86400"}};
-  Status s = HttpStatusFailure(limited, "fast", kWallNow);
-  CHECK(s.retry_after() == doctest::Approx(kMaxRetryAfter));
-  CHECK(s.message() == "provider 'fast': HTTP 429 (Retry-After of 86400 s cut to 3600 s)");
-}
-
 TEST_CASE("Parse: a 200 reply carrying an error reports the server's message and kind") {
   struct Row {
     const char* provider;
@@ -445,224 +353,6 @@ TEST_CASE("Parse maps failures that reach it") {
   CHECK(ProviderFor("openai")->Parse(reset, kWallNow).status().kind() == ErrorKind::kTransient);
   CHECK(ProviderFor("anthropic")->Parse(Reply(401, "{}"), kWallNow).status().kind() ==
         ErrorKind::kPermanent);
-}
-
-TEST_CASE("Anthropic Build: URL, headers and the key") {
-  const Provider* anthropic = ProviderFor("anthropic");
-  ChatRequest chat;
-  chat.messages_json = R"([{"role":"user","content":"hi"}])";
-  HttpRequest request =
-      anthropic->Build(Config("anthropic", "https://api.example/v1/"), chat, kKey);
-  CHECK(request.url == "https://api.example/v1/messages");
-  CHECK(HeaderOf(request, "x-api-key") == kKey);
-  CHECK(HeaderOf(request, "anthropic-version") == "2023-06-01");
-  CHECK(HeaderOf(request, "content-type") == "application/json");
-  CHECK(HeaderOf(request, "Authorization") == "<absent>");
-  CHECK(HeaderOf(request, "X-Extra") == "yes");
-  CHECK(request.body.find(kKey) == std::string::npos);
-
-  HttpRequest keyless = anthropic->Build(Config("anthropic", "http://h"), chat, "");
-  CHECK(HeaderOf(keyless, "x-api-key") == "<absent>");
-
-  Doc body(request.body);
-  CHECK(body.Str("/model") == "default-model");
-  CHECK(body.Num("/max_tokens") == 1024);
-  CHECK_FALSE(body.Has("/system"));
-  CHECK_FALSE(body.Has("/temperature"));
-  CHECK_FALSE(body.Has("/tools"));
-  CHECK(body.Dump("/messages") == R"([{"role":"user","content":[{"type":"text","text":"hi"}]}])");
-}
-
-TEST_CASE("Anthropic Build: system, options, tools and tool turns") {
-  ChatRequest chat = ToolConversation();
-  chat.temperature = 0.5;
-  chat.max_tokens = 300;
-  Doc body(ProviderFor("anthropic")->Build(Config("anthropic", "http://h"), chat, "").body);
-  CHECK(body.Str("/system") == "be brief");
-  CHECK(body.Num("/temperature") == doctest::Approx(0.5));
-  CHECK(body.Num("/max_tokens") == 300);
-  CHECK(body.Str("/tools/0/name") == "weather");
-  CHECK(body.Str("/tools/0/description") == "Weather for a city");
-  CHECK(body.Str("/tools/0/input_schema/properties/city/type") == "string");
-
-  REQUIRE(body.Size("/messages") == 3);
-  CHECK(body.Str("/messages/0/role") == "user");
-  CHECK(body.Str("/messages/0/content/0/text") == "weather in Paris and Rome?");
-
-  CHECK(body.Str("/messages/1/role") == "assistant");
-  CHECK(body.Size("/messages/1/content") == 3);
-  CHECK(body.Dump("/messages/1/content/0") == R"({"type":"text","text":"Checking."})");
-  CHECK(body.Dump("/messages/1/content/1") ==
-        R"({"type":"tool_use","id":"c1","name":"weather","input":{"city":"Paris"}})");
-  CHECK(body.Dump("/messages/1/content/2/input") == "{}");
-
-  CHECK(body.Str("/messages/2/role") == "user");
-  CHECK(body.Dump("/messages/2/content") ==
-        R"([{"type":"tool_result","tool_use_id":"c1","content":"sunny"},)"
-        R"({"type":"tool_result","tool_use_id":"c2","content":"rain"}])");
-}
-
-TEST_CASE("Anthropic Build: an assistant turn of tool calls only has no text block") {
-  ChatRequest chat;
-  chat.messages_json = R"([{"role":"user","content":"go"},
-    {"role":"assistant","content":null,"tool_calls":[
-      {"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]}])";
-  Doc body(ProviderFor("anthropic")->Build(Config("anthropic", "http://h"), chat, "").body);
-  CHECK(body.Size("/messages/1/content") == 1);
-  CHECK(body.Str("/messages/1/content/0/type") == "tool_use");
-}
-
-TEST_CASE("Anthropic Build: JSON output is asked for in the system prompt") {
-  ChatRequest chat;
-  chat.messages_json = R"([{"role":"user","content":"hi"}])";
-  chat.system = "be brief";
-  chat.output = OutputMode::kJson;
-  Doc json_body(ProviderFor("anthropic")->Build(Config("anthropic", "http://h"), chat, "").body);
-  CHECK(json_body.Str("/system").find("be brief") == 0);
-  CHECK(json_body.Str("/system").find("JSON value only") != std::string::npos);
-  CHECK_FALSE(json_body.Has("/response_format"));
-
-  chat.output = OutputMode::kSchema;
-  chat.schema_json = R"({"type":"object","required":["answer"]})";
-  Doc schema_body(ProviderFor("anthropic")->Build(Config("anthropic", "http://h"), chat, "").body);
-  CHECK(schema_body.Str("/system").find(chat.schema_json) != std::string::npos);
-}
-
-TEST_CASE("Anthropic Parse: text blocks, tool use, usage, message_json") {
-  Result<ChatResponse> r = ProviderFor("anthropic")
-                               ->Parse(Reply(200, R"({
-    "id":"msg_1","type":"message","role":"assistant","model":"claude-test",
-    "content":[{"type":"text","text":"Let me "},{"type":"text","text":"check."},
-      {"type":"tool_use","id":"toolu_1","name":"weather","input":{"city":"Rome"}}],
-    "stop_reason":"tool_use","usage":{"input_tokens":40,"output_tokens":9}})"),
-                                       kWallNow);
-  REQUIRE(r.ok());
-  CHECK(r->text == "Let me check.");
-  CHECK(r->model == "claude-test");
-  CHECK(r->finish_reason == "tool_calls");
-  CHECK(r->usage.prompt_tokens == 40);
-  CHECK(r->usage.completion_tokens == 9);
-  REQUIRE(r->tool_calls.size() == 1);
-  CHECK(r->tool_calls[0].id == "toolu_1");
-  CHECK(r->tool_calls[0].name == "weather");
-  CHECK(r->tool_calls[0].arguments_json == R"({"city":"Rome"})");
-  Doc message(r->message_json);
-  CHECK(message.Str("/role") == "assistant");
-  CHECK(message.Str("/content") == "Let me check.");
-  CHECK(message.Str("/tool_calls/0/function/name") == "weather");
-  CHECK(message.Str("/tool_calls/0/function/arguments") == R"({"city":"Rome"})");
-}
-
-TEST_CASE("Anthropic Parse: stop reasons") {
-  auto finish = [](const char* stop_reason) {
-    std::string body = std::string(R"({"content":[{"type":"text","text":"x"}],"stop_reason":")") +
-                       stop_reason + "\"}";
-    Result<ChatResponse> r = ProviderFor("anthropic")->Parse(Reply(200, body), kWallNow);
-    REQUIRE(r.ok());
-    return r->finish_reason;
-  };
-  CHECK(finish("end_turn") == "stop");
-  CHECK(finish("tool_use") == "tool_calls");
-  CHECK(finish("max_tokens") == "length");
-}
-
-TEST_CASE("Anthropic Parse: malformed bodies are transient") {
-  const Provider* anthropic = ProviderFor("anthropic");
-  Result<ChatResponse> bad = anthropic->Parse(Reply(200, "<html>"), kWallNow);
-  CHECK(bad.status().kind() == ErrorKind::kTransient);
-  CHECK(bad.status().message().find("malformed reply: invalid JSON at offset 0: ") == 0);
-  CHECK(anthropic->Parse(Reply(200, R"({"type":"message"})"), kWallNow).status().kind() ==
-        ErrorKind::kTransient);
-}
-
-TEST_CASE("HttpStatusFailure: the status table") {
-  struct Row {
-    int status;
-    ErrorKind kind;
-  };
-  const Row rows[] = {
-      {429, ErrorKind::kRateLimited}, {408, ErrorKind::kTransient}, {409, ErrorKind::kTransient},
-      {425, ErrorKind::kTransient},   {500, ErrorKind::kTransient}, {502, ErrorKind::kTransient},
-      {503, ErrorKind::kTransient},   {504, ErrorKind::kTransient}, {529, ErrorKind::kTransient},
-      {400, ErrorKind::kPermanent},   {401, ErrorKind::kPermanent}, {403, ErrorKind::kPermanent},
-      {404, ErrorKind::kPermanent},   {422, ErrorKind::kPermanent}, {413, ErrorKind::kPermanent},
-  };
-  for (const Row& row : rows) {
-    CAPTURE(row.status);
-    Status s = HttpStatusFailure(Reply(row.status, ""), "fast", kWallNow);
-    CHECK(s.kind() == row.kind);
-    CHECK(s.message() == "provider 'fast': HTTP " + std::to_string(row.status));
-  }
-}
-
-TEST_CASE("HttpStatusFailure: messages from error bodies") {
-  Status openai = HttpStatusFailure(
-      Reply(400, R"({"error":{"message":"bad model","type":"invalid_request_error"}})"), "fast",
-      kWallNow);
-  CHECK(openai.message() == "provider 'fast': HTTP 400: bad model");
-
-  Status anthropic = HttpStatusFailure(
-      Reply(529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"),
-      "claude", kWallNow);
-  CHECK(anthropic.kind() == ErrorKind::kTransient);
-  CHECK(anthropic.message() == "provider 'claude': HTTP 529: Overloaded");
-
-  Status plain = HttpStatusFailure(Reply(502, "Bad\ngateway\x01"), "fast", kWallNow);
-  CHECK(plain.message() == "provider 'fast': HTTP 502: Bad\\ngateway\\x01");
-
-  Status long_body = HttpStatusFailure(Reply(500, std::string(5000, 'x')), "fast", kWallNow);
-  CHECK(long_body.message().size() < 260);
-}
-
-TEST_CASE("HttpStatusFailure: Retry-After on 429 only") {
-  HttpResponse limited = Reply(429, R"({"error":{"message":"slow down"}})");
-  limited.headers = {{"retry-after", "7"}};
-  Status s = HttpStatusFailure(limited, "fast", kWallNow);
-  CHECK(s.kind() == ErrorKind::kRateLimited);
-  CHECK(s.retry_after() == doctest::Approx(7));
-  CHECK(s.message() == "provider 'fast': HTTP 429: slow down");
-
-  CHECK(HttpStatusFailure(Reply(429, ""), "fast", kWallNow).retry_after() < 0);
-
-  HttpResponse unavailable = Reply(503, "");
-  unavailable.headers = {{"retry-after", "7"}};
-  CHECK(HttpStatusFailure(unavailable, "fast", kWallNow).retry_after() < 0);
-}
-
-TEST_CASE("AddHeaderLine: names lower-cased and trimmed; a line without a name is ignored") {
-  HttpResponse r;
-  r.AddHeaderLine("HTTP/1.1 429 Too Many Requests\r\n");
-  r.AddHeaderLine("Retry-After:  7 \r\n");
-  r.AddHeaderLine(": 5\r\n");
-  r.AddHeaderLine("  \t: 5\r\n");  // blanks only before the colon: no name either
-  r.AddHeaderLine("no colon\r\n");
-  REQUIRE(r.headers.size() == 1);
-  CHECK(r.headers[0].first == "retry-after");
-  CHECK(r.headers[0].second == "7");
-  CHECK(r.Header("") == "");
-  r.AddHeaderLine("HTTP/2 200\r\n");
-  CHECK(r.headers.empty());
-}
-
-TEST_CASE("Redact") {
-  CHECK(Redact("key=abc and abc again", "abc") == "key=[redacted] and [redacted] again");
-  CHECK(Redact("nothing here", "abc") == "nothing here");
-  CHECK(Redact("text", "") == "text");
-  CHECK(Redact("aaaa", "aa") == "[redacted][redacted]");
-}
-
-TEST_CASE("A key echoed by the server never reaches a failure message") {
-  const std::string body = std::string(R"({"error":{"message":"Incorrect API key provided: )") +
-                           kKey + R"(. You can find your key at ..."}})";
-  Status s = HttpStatusFailure(Reply(401, Redact(body, kKey)), "fast", kWallNow);
-  CHECK(s.kind() == ErrorKind::kPermanent);
-  CHECK(s.message().find(kKey) == std::string::npos);
-  CHECK(s.message().find("[redacted]") != std::string::npos);
-
-  // Even where the excerpt would cut the key in two.
-  std::string padded = std::string(190, '-') + kKey;
-  Status cut = HttpStatusFailure(Reply(500, Redact(padded, kKey)), "fast", kWallNow);
-  CHECK(cut.message().find("sk-test") == std::string::npos);
 }
 
 }  // namespace
