@@ -29,6 +29,7 @@
 namespace keel {
 namespace {
 
+using testing::DeadOwner;
 using testing::FaultOp;
 using testing::FaultVfs;
 using testing::MakeEvent;
@@ -78,18 +79,6 @@ bool Eventually(const std::function<bool()>& condition, double seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
-}
-
-// The owner record of a child process that has exited and been reaped.
-Owner DeadOwner() {
-  pid_t child = fork();
-  REQUIRE(child >= 0);
-  if (child == 0) _exit(0);
-  int status = 0;
-  REQUIRE(waitpid(child, &status, 0) == child);
-  Owner owner = CurrentOwner();
-  owner.pid = child;
-  return owner;
 }
 
 bool NeverAlive(const Owner&, double) { return false; }

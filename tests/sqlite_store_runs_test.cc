@@ -20,6 +20,7 @@
 namespace keel {
 namespace {
 
+using testing::DeadOwner;
 using testing::MakeEvent;
 using testing::MakeNode;
 using testing::MakeRun;
@@ -32,18 +33,6 @@ RunFilter FilterOf(std::optional<RunStatus> status, int limit) {
   filter.status = status;
   filter.limit = limit;
   return filter;
-}
-
-// The owner record of a child process that has exited and been reaped.
-Owner DeadOwner() {
-  pid_t child = fork();
-  REQUIRE(child >= 0);
-  if (child == 0) _exit(0);
-  int status = 0;
-  REQUIRE(waitpid(child, &status, 0) == child);
-  Owner owner = CurrentOwner();
-  owner.pid = child;
-  return owner;
 }
 
 TEST_CASE("CreateRun refuses an existing id") {

@@ -9,6 +9,8 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -19,10 +21,23 @@
 #include <thread>
 #include <vector>
 
+#include "engine/process_owner.h"
 #include "store/sqlite/sqlite_store.h"
 #include "tests/support/store_records.h"
 
 namespace keel::testing {
+
+// The owner record of a child process that has exited and been reaped.
+inline Owner DeadOwner() {
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  Owner owner = CurrentOwner();
+  owner.pid = child;
+  return owner;
+}
 
 // A fresh directory under /tmp, removed with its contents on destruction.
 class ScratchDir {
