@@ -330,6 +330,11 @@ return keel.workflow "chain" {
                   {id}) == "a:1,b:2,c:2,d:1");
   CHECK(db.Scalar("SELECT count(*) FROM events WHERE run_id = $1 AND kind = 'rerun'", {id}) ==
         "1");
+  // No two claims of a node share an attempt number, the chained ones of
+  // the rerun too.
+  CHECK(db.Scalar("SELECT count(*) FROM (SELECT node FROM claim_log WHERE run_id = $1 AND "
+                  "action = 'claim' GROUP BY node, attempt HAVING count(*) > 1) x",
+                  {id}) == "0");
   CHECK(db.Scalar("SELECT count(*) FROM nodes WHERE run_id = $1 AND status = 'succeeded'", {id}) ==
         "4");
 }

@@ -271,6 +271,30 @@ TEST_CASE("a commit claims the chain's next node and the last one finishes the r
   CHECK(Scalar(*conn, "SELECT status || ' ' || finished_at FROM runs") == "succeeded 1003");
   CHECK(Scalar(*conn, "SELECT kind FROM events ORDER BY seq DESC LIMIT 1") == "run_finished");
   CHECK(Scalar(*conn, "SELECT count(*) FROM node_queue") == "0");
+
+  // Run again from a: each node's claims go on from its last attempt, the
+  // chained ones too, whose queue rows went when the run settled.
+  Rerun rerun{"a", {"a", "b", "c"}};
+  REQUIRE(ResumeRun(*conn, "r1", wf, 1004, &rerun).ok());
+  claims = ClaimReady(*conn, "w", 5);
+  REQUIRE(claims.ok());
+  REQUIRE(claims->size() == 1);
+  claim = (*claims)[0];
+  CHECK(claim.attempt == 2);
+  for (const char* next : {"b", "c"}) {
+    auto done = CommitNode(*conn, &wf, Succeeded(claim, "w", "1", 4), 1005);
+    REQUIRE(done.ok());
+    CHECK_FALSE(done->superseded);
+    REQUIRE(done->claimed.size() == 1);
+    CHECK(done->claimed[0].node == next);
+    CHECK(done->claimed[0].attempt == 2);
+    claim = done->claimed[0];
+  }
+  auto rerun_last = CommitNode(*conn, &wf, Succeeded(claim, "w", "1", 4), 1006);
+  REQUIRE(rerun_last.ok());
+  CHECK(rerun_last->run_settled);
+  CHECK(Scalar(*conn, "SELECT string_agg(node || attempt, ',' ORDER BY id) FROM claim_log "
+                      "WHERE action = 'claim'") == "a1,b1,c1,a2,b2,c2");
 }
 
 TEST_CASE("a failed node cancels its dependents and fails the run" * doctest::timeout(60)) {

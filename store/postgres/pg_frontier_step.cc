@@ -23,20 +23,26 @@ constexpr char kEndClaims[] =
     "node = ANY($2::text[]) AND state <> 'done' RETURNING node, attempt, worker_id) "
     "INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
     "SELECT $1, node, attempt, coalesce(worker_id, ''), 'cancel' FROM e";
+// The last attempt claim_log holds for node `n` of run $1 (0 for none).
+// Every queue row made, ready or claimed, goes on from it, so no two claims
+// of a node share an attempt number however often its row was emptied
+// (a settled run, a resume, a rerun) and made again.
+#define KEEL_LAST_ATTEMPT \
+  "coalesce((SELECT max(l.attempt) FROM claim_log l WHERE l.run_id = $1 AND l.node = n), 0)"
+// A done row (a woken wait of a running run) is made ready again, its
+// attempt kept.
 constexpr char kQueueReady[] =
-    "INSERT INTO node_queue (run_id, node) SELECT $1, n FROM unnest($2::text[]) AS n "
-    "ON CONFLICT (run_id, node) DO UPDATE SET state = 'ready', worker_id = '', "
-    "ready_at = clock_timestamp() WHERE node_queue.state = 'done'";
-constexpr char kNumberQueued[] =
-    "UPDATE node_queue q SET attempt = l.attempt FROM (SELECT node, max(attempt) AS attempt "
-    "FROM claim_log WHERE run_id = $1 GROUP BY node) l WHERE q.run_id = $1 AND "
-    "q.node = l.node AND q.state = 'ready' AND q.attempt < l.attempt";
+    "INSERT INTO node_queue (run_id, node, attempt) SELECT $1, n, " KEEL_LAST_ATTEMPT
+    " FROM unnest($2::text[]) AS n ON CONFLICT (run_id, node) DO UPDATE SET state = 'ready', "
+    "worker_id = '', ready_at = clock_timestamp() WHERE node_queue.state = 'done'";
+// Answers the claims made: (node, attempt) rows.
 constexpr char kQueueClaimed[] =
     "WITH i AS (INSERT INTO node_queue (run_id, node, state, attempt, worker_id, claimed_at) "
-    "SELECT $1, n, 'claimed', 1, $3, clock_timestamp() FROM unnest($2::text[]) AS n "
-    "ON CONFLICT DO NOTHING RETURNING node) "
+    "SELECT $1, n, 'claimed', " KEEL_LAST_ATTEMPT " + 1, $3, clock_timestamp() "
+    "FROM unnest($2::text[]) AS n ON CONFLICT DO NOTHING RETURNING node, attempt) "
     "INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
-    "SELECT $1, node, 1, $3, 'claim' FROM i";
+    "SELECT $1, node, attempt, $3, 'claim' FROM i RETURNING node, attempt";
+#undef KEEL_LAST_ATTEMPT
 constexpr char kFinishRun[] =
     "UPDATE runs SET status = $2, error = $3, finished_at = $4, updated_at = $5 WHERE id = $1";
 constexpr char kClearQueue[] = "DELETE FROM node_queue WHERE run_id = $1";
@@ -62,7 +68,11 @@ Statement QueueReady(const std::string& run_id, const std::vector<std::string>& 
   return {kQueueReady, {run_id, ArrayLiteral(nodes)}};
 }
 
-Statement NumberQueued(const std::string& run_id) { return {kNumberQueued, {run_id}}; }
+std::vector<NodeClaim> ClaimsFromRows(const std::string& run_id, const Rows& rows) {
+  std::vector<NodeClaim> out;
+  for (int i = 0; i < rows.size(); ++i) out.push_back({run_id, rows.str(i, 0), rows.int64(i, 1)});
+  return out;
+}
 
 std::vector<Statement> FrontierReads(const std::string& run_id) {
   return {{kOwnNodes, {run_id}}, {kLaunched, {run_id}}, LastEscalationRead(run_id)};
@@ -123,12 +133,14 @@ FrontierStep PlanFrontierStep(const WorkflowSpec& workflow, const std::string& r
   for (const std::string& node : f.ready) {
     if (static_cast<int>(mine.size()) < claim_children && !worker.empty()) {
       mine.push_back(node);
-      step.claimed.push_back({run_id, node, 1});
     } else {
       others.push_back(node);
     }
   }
-  if (!mine.empty()) step.writes.push_back({kQueueClaimed, {run_id, ArrayLiteral(mine), worker}});
+  if (!mine.empty()) {
+    step.claim_write = static_cast<int>(step.writes.size());
+    step.writes.push_back({kQueueClaimed, {run_id, ArrayLiteral(mine), worker}});
+  }
   if (!others.empty()) {
     step.writes.push_back(QueueReady(run_id, others));
     step.notify = true;

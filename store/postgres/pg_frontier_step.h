@@ -49,7 +49,9 @@ struct FrontierStep {
   std::vector<Statement> writes;    // run before the events
   std::vector<EventRecord> events;  // their seqs not given yet
   bool notify = false;              // nodes became ready for any worker
-  std::vector<NodeClaim> claimed;   // ready nodes claimed for the worker (attempt 1)
+  // Ready nodes are claimed for the worker by writes[claim_write] (-1: none),
+  // whose rows (ClaimsFromRows) say which, at which attempt.
+  int claim_write = -1;
   bool settled = false;             // the step finishes (or parks) the run
   RunStatus status = RunStatus::kRunning;
   // The run settled failed and its workflow's on_failure is now due, for
@@ -66,19 +68,17 @@ FrontierStep PlanFrontierStep(const WorkflowSpec& workflow, const std::string& r
                               const FrontierInputs& inputs, double now,
                               const std::string& worker, int claim_children);
 
+// The claims of run `run_id` a step's claim write answered with.
+std::vector<NodeClaim> ClaimsFromRows(const std::string& run_id, const Rows& rows);
+
 // The step that finishes run `run_id` failed with `error` whatever its
 // nodes say (its workflow could not be loaded).
 FrontierStep PlanFailedRun(const std::string& run_id, const std::string& error, double now);
 
 // Queues run `run_id`'s `nodes` ready for any worker: a node's row is
-// made if it has none, and made ready again if it is done.
+// made if it has none (its claims going on from the last attempt
+// claim_log holds), and made ready again if it is done.
 Statement QueueReady(const std::string& run_id, const std::vector<std::string>& nodes);
-// Makes the ready queue rows of run `run_id` go on from the last attempt
-// claim_log holds for their node, for rows made again after the queue of a
-// settled or reset run was emptied: no two claims of a node share an
-// attempt number. Runs after the nodes were queued, in the same
-// transaction.
-Statement NumberQueued(const std::string& run_id);
 
 // Runs a planned step's writes, events (through InsertEvents) and NOTIFY
 // on `conn`, inside the caller's transaction.

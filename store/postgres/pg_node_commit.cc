@@ -270,6 +270,8 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
     std::vector<Statement> writes;
     if (!commit.records.empty()) writes.push_back(CommitRecords(commit));
     writes.push_back(MarkDone(commit));
+    const int claim_at =
+        step.claim_write < 0 ? -1 : static_cast<int>(writes.size()) + step.claim_write;
     for (Statement& s : step.writes) writes.push_back(std::move(s));
     std::vector<EventRecord> events = commit.events;
     for (EventRecord& e : step.events) events.push_back(std::move(e));
@@ -282,7 +284,10 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
       if (failure == Failure::kRetry) continue;
       if (failure != Failure::kCommitted) return last;
     }
-    out.claimed = std::move(step.claimed);
+    // Without the answer (a commit found committed afterwards) the children
+    // claimed are not known here: the worker's sweep finds them among its
+    // claims in the database and hands them back.
+    if (done.ok() && claim_at >= 0) out.claimed = ClaimsFromRows(claim.run_id, (*done)[claim_at]);
     out.run_settled = step.settled;
     out.run_status = step.status;
     out.escalation_due = step.escalation_due;

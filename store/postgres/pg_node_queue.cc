@@ -275,10 +275,7 @@ Status ResumeRun(Connection& conn, const std::string& run_id, const WorkflowSpec
         Status logged = InsertEvents(c, &events);
         if (!logged.ok()) return logged;
         auto step = AdvanceRun(c, workflow, run_id, now);
-        if (!step.ok()) return step.status();
-        Statement number = NumberQueued(run_id);
-        auto numbered = c.Exec(number.sql, number.params, "numbering the claims of run " + run_id);
-        return numbered.ok() ? Status::Ok() : numbered.status();
+        return step.ok() ? Status::Ok() : step.status();
       },
       "resuming run " + run_id);
 }

@@ -56,7 +56,6 @@ Status WakeRun(Connection& conn, const std::string& run_id, double now,
         // keeps the wait's row, done.
         auto written = c.Pipeline({{kDropWaiting, {run_id, ArrayLiteral(names)}},
                                    QueueReady(run_id, names),
-                                   NumberQueued(run_id),
                                    {kRunning, {run_id, Num(now)}}},
                                   "waking the waits of run " + run_id);
         if (!written.ok()) return written.status();
