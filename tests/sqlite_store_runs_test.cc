@@ -1,7 +1,8 @@
-// SqliteStore runs on real files: lookups by prefix, claims and their
-// fencing, listing, garbage collection, breakers, and reading through the
-// read-only store. Writing (group commit, failures, locks) is in
-// sqlite_store_test.cc.
+// SqliteStore runs on real files, beyond the store conformance suite
+// (tests/store_conformance/, which runs on SQLite too): claims against a
+// process that exited, fencing, garbage collection, interrupted runs and
+// reading through the read-only store. Writing (group commit, failures,
+// locks) is in sqlite_store_test.cc.
 
 #include "store/sqlite/sqlite_store.h"
 
@@ -12,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "engine/fake_clock.h"
 #include "engine/process_owner.h"
 #include "store/sqlite/sqlite_read_only_store.h"
 #include "tests/sqlite_test_util.h"
@@ -33,37 +33,6 @@ RunFilter FilterOf(std::optional<RunStatus> status, int limit) {
   filter.status = status;
   filter.limit = limit;
   return filter;
-}
-
-TEST_CASE("CreateRun refuses an existing id") {
-  ScratchDir dir;
-  auto store = OpenStore(dir.Path("keel.db"));
-  REQUIRE(store->CreateRun(MakeRun("r1")).ok());
-  Status again = store->CreateRun(MakeRun("r1"));
-  CHECK(again.kind() == ErrorKind::kPermanent);
-  CHECK(again.message().find("already exists") != std::string::npos);
-}
-
-TEST_CASE("GetRun takes a unique prefix") {
-  ScratchDir dir;
-  auto store = OpenStore(dir.Path("keel.db"));
-  for (const char* id : {"abc-1", "abc-2", "abd", "r1", "r10"}) {
-    REQUIRE(store->CreateRun(MakeRun(id)).ok());
-  }
-  CHECK(store->GetRun("abd")->id == "abd");
-  CHECK(store->GetRun("abc-2")->id == "abc-2");
-  CHECK(store->GetRun("r1")->id == "r1");  // exact wins over being a prefix of r10
-  CHECK(store->GetRun("r10")->id == "r10");
-  auto ambiguous = store->GetRun("abc");
-  REQUIRE_FALSE(ambiguous.ok());
-  CHECK(ambiguous.status().kind() == ErrorKind::kPermanent);
-  CHECK(ambiguous.status().message() == "run id 'abc' is ambiguous: it matches abc-1, abc-2");
-  auto missing = store->GetRun("zz");
-  REQUIRE_FALSE(missing.ok());
-  CHECK(missing.status().kind() == ErrorKind::kPermanent);
-  CHECK(missing.status().message().find("no run 'zz'") == 0);
-  CHECK_FALSE(store->GetRun("abc-3").ok());
-  CHECK_FALSE(store->GetRun("").ok());
 }
 
 TEST_CASE("ClaimRun refuses a live owner and takes over from a dead one") {
@@ -165,42 +134,6 @@ TEST_CASE("ClaimRun is fenced: a stale epoch or a succeeded run is refused, stal
   CHECK(again.status().message().find("already succeeded") != std::string::npos);
 }
 
-TEST_CASE("ListRuns lists newest first, filters, limits and counts finished nodes") {
-  ScratchDir dir;
-  auto store = OpenStore(dir.Path("keel.db"));
-  for (int i = 1; i <= 5; ++i) {
-    REQUIRE(store->CreateRun(MakeRun("run" + std::to_string(i), i)).ok());
-  }
-  store->FinishRun("run2", RunStatus::kSucceeded, "", 10);
-  store->FinishRun("run4", RunStatus::kSucceeded, "", 11);
-  store->FinishRun("run5", RunStatus::kFailed, "x", 12);
-  store->SaveNode(MakeNode("run4", "a", NodeStatus::kSucceeded));
-  store->SaveNode(MakeNode("run4", "b", NodeStatus::kSkipped));
-  store->SaveNode(MakeNode("run4", "c", NodeStatus::kFallback));
-  store->SaveNode(MakeNode("run4", "d", NodeStatus::kFailed));
-  store->SaveNode(MakeNode("run4", "e", NodeStatus::kRunning));
-  REQUIRE(store->Flush().ok());
-
-  auto all = store->ListRuns(FilterOf(std::nullopt, 0));
-  REQUIRE(all.ok());
-  REQUIRE(all->size() == 5);
-  for (int i = 0; i < 5; ++i) CHECK((*all)[i].run.id == "run" + std::to_string(5 - i));
-  CHECK((*all)[1].nodes_done == 3);
-  CHECK((*all)[0].nodes_done == 0);
-  CHECK((*all)[0].run.script_text.empty());
-  CHECK((*all)[0].run.workflow == "wf");
-
-  auto two = store->ListRuns(FilterOf(std::nullopt, 2));
-  REQUIRE(two->size() == 2);
-  CHECK((*two)[1].run.id == "run4");
-
-  auto succeeded = store->ListRuns(FilterOf(RunStatus::kSucceeded, 20));
-  REQUIRE(succeeded->size() == 2);
-  CHECK((*succeeded)[0].run.id == "run4");
-  CHECK((*succeeded)[1].run.id == "run2");
-  CHECK(store->ListRuns(FilterOf(RunStatus::kDegraded, 20))->empty());
-}
-
 TEST_CASE("DeleteFinishedBefore removes old finished runs only") {
   ScratchDir dir;
   auto store = OpenStore(dir.Path("keel.db"));
@@ -231,64 +164,6 @@ TEST_CASE("DeleteFinishedBefore removes old finished runs only") {
   }
   CHECK(store->GetRun("running-with-old-finish").ok());
   CHECK(*store->DeleteFinishedBefore(50) == 0);
-}
-
-TEST_CASE("breakers are read, modified and written back, listed and reset") {
-  ScratchDir dir;
-  FakeClock clock(0, 5000);
-  SqliteStoreOptions options;
-  options.clock = &clock;
-  auto opened = SqliteStore::Open(dir.Path("keel.db"), options);
-  REQUIRE(opened.ok());
-  auto& store = *opened;
-  auto first = store->UpdateBreaker("llm", [](BreakerSnapshot& s) {
-    CHECK(s.state == BreakerState::kClosed);
-    CHECK(s.calls == 0);
-    s.state = BreakerState::kHalfOpen;
-    s.consecutive_failures = 5;
-    s.probe_successes = 2;
-    s.opened_at = 4990.5;
-    s.cooldown = 60;
-    s.probes = {ProbeLease{7, Owner{123, "host-a", 456}, 4999.25, 4999.5}};
-    s.calls = 10;
-    s.failed = 6;
-    s.recent = {{4990.5, 1}, {4991.75, 0}};
-  });
-  REQUIRE(first.ok());
-  CHECK(first->calls == 10);
-  REQUIRE(store->UpdateBreaker("other", [](BreakerSnapshot& s) { s.calls = 1; }).ok());
-  auto again = store->UpdateBreaker("llm", [](BreakerSnapshot& s) { s.calls += 1; });
-  REQUIRE(again.ok());
-  CHECK(again->calls == 11);
-  CHECK(again->state == BreakerState::kHalfOpen);
-  CHECK(again->recent == std::deque<WindowCall>{{4990.5, 1}, {4991.75, 0}});
-
-  auto rows = store->ListBreakers();
-  REQUIRE(rows.ok());
-  REQUIRE(rows->size() == 2);
-  const BreakerRow& llm = (*rows)[0];
-  CHECK(llm.key == "llm");
-  CHECK(llm.updated_at == 5000);
-  CHECK(llm.snapshot.consecutive_failures == 5);
-  CHECK(llm.snapshot.probe_successes == 2);
-  CHECK(llm.snapshot.opened_at == 4990.5);
-  CHECK(llm.snapshot.cooldown == 60);
-  REQUIRE(llm.snapshot.probes.size() == 1);
-  const ProbeLease& probe = llm.snapshot.probes[0];
-  CHECK(probe.id == 7);
-  CHECK(probe.owner.pid == 123);
-  CHECK(probe.owner.host == "host-a");
-  CHECK(probe.owner.start_ticks == 456);
-  CHECK(probe.started_at == 4999.25);
-  CHECK(probe.renewed_at == 4999.5);
-  CHECK(llm.snapshot.failed == 6);
-  CHECK(llm.snapshot.recent.size() == 2);
-
-  CHECK(*store->ResetBreakers("llm") == 1);
-  CHECK(*store->ResetBreakers("llm") == 0);
-  REQUIRE(store->UpdateBreaker("third", [](BreakerSnapshot&) {}).ok());
-  CHECK(*store->ResetBreakers("") == 2);
-  CHECK(store->ListBreakers()->empty());
 }
 
 TEST_CASE("an event whose data is not valid JSON does not break the run listing") {
