@@ -143,8 +143,10 @@ class TickerBody : public NodeBody {
  public:
   TickerBody(Clock* clock, int ticks) : clock_(clock), ticks_(ticks) {}
   void Start(const NodeContext& ctx, NodeCompletion done) override {
+    calls.fetch_add(1);
     Tick(std::make_shared<NodeCompletion>(std::move(done)), ticks_);
   }
+  std::atomic<int> calls{0};
 
  private:
   void Tick(std::shared_ptr<NodeCompletion> done, int left) {
@@ -196,21 +198,25 @@ TEST_CASE("a probe slower than its lease keeps its slot: the executor renews it"
   wf.name = "wf";
   // The probe takes 100 s, past the 30 s lease; `later` asks at 60 s.
   auto probe = std::make_shared<TimedBody>(&f.clock, 100);
-  wf.nodes = {BehindDep(Node("probe", probe)),
-              Node("ticker", std::make_shared<TickerBody>(&f.clock, 110)),
-              Node("wait", std::make_shared<TimedBody>(&f.clock, 60))};
+  auto ticker = std::make_shared<TickerBody>(&f.clock, 110);
+  auto wait = std::make_shared<TimedBody>(&f.clock, 60);
+  wf.nodes = {BehindDep(Node("probe", probe)), Node("ticker", ticker), Node("wait", wait)};
   NodeSpec later = BehindDep(Node("later", std::make_shared<ConstBody>("1"), {"wait"}));
   later.optional = true;
   wf.nodes.push_back(later);
   // Renewals are posted to the arena: time waits while one is overdue (for
   // 20 real seconds at most, so a renewal that never comes fails the test
-  // instead of hanging it, while one late on a loaded machine, under a
-  // sanitizer, still comes in time).
+  // instead of hanging it, while one late on a loaded machine still comes
+  // in time).
   std::optional<std::chrono::steady_clock::time_point> overdue_since;
   f.hold = [&] {
-    // Time starts once the probe holds its slot: a clock that ran ahead
-    // before its admission would let `later` probe first.
-    if (probe->calls.load() == 0) return true;
+    // Time starts once the probe holds its slot and the ticker and `wait`
+    // have started: a clock that ran ahead before the probe's admission
+    // would let `later` probe first, and one that ran ahead of the ticker
+    // could jump past the probe's end before `wait` even started.
+    if (probe->calls.load() == 0 || ticker->calls.load() == 0 || wait->calls.load() == 0) {
+      return true;
+    }
     BreakerSnapshot s = Dep(f);
     if (s.probes.size() != 1 || f.clock.WallNow() - s.probes[0].renewed_at <= 6) {
       overdue_since.reset();
