@@ -46,8 +46,6 @@ class ArenaPool {
   // An idle arena, or a new one when every arena is lent.
   Lease Acquire();
 
-  int concurrency() const { return concurrency_; }
-
  private:
   void Return(std::unique_ptr<tbb::task_arena> arena);
 

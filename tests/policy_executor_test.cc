@@ -4,7 +4,7 @@
 
 #include <doctest/doctest.h>
 
-#include "tests/fakes/policy_fixture.h"
+#include "tests/fakes/executor_fixture.h"
 
 namespace keel {
 namespace {

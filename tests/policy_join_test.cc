@@ -7,7 +7,7 @@
 
 #include <atomic>
 
-#include "tests/fakes/policy_fixture.h"
+#include "tests/fakes/executor_fixture.h"
 
 namespace keel {
 namespace {

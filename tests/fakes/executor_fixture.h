@@ -1,8 +1,8 @@
 #pragma once
-// The fixture of the policy-stack executor tests (policy_executor_test,
-// policy_join_test): scripted node bodies and an executor on a fake clock
-// whose Run fires timers as they come due. The test thread only; bodies
-// are called from the executor's workers.
+// The fixture of the executor tests on a fake clock (policy_executor_test,
+// policy_join_test, dynamic_map_test, dynamic_loop_test): scripted node
+// bodies and an executor whose Run fires timers as they come due. The test
+// thread only; bodies are called from the executor's workers.
 
 #include <doctest/doctest.h>
 
@@ -11,8 +11,10 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/executor.h"
@@ -106,10 +108,38 @@ struct Fixture {
     ExecutorOptions opts;
     opts.workers = workers;
     opts.max_inflight = max_inflight;
+    return RunWith(wf, opts, {}, {}, elapsed);
+  }
+  // The same, as a resume: going on from `earlier` records and `history`.
+  RunOutcome Run(const WorkflowSpec& wf, const std::unordered_map<std::string, NodeRecord>& earlier,
+                 const RunHistory& history = {}) {
+    ExecutorOptions opts;
+    opts.workers = 2;
+    return RunWith(wf, opts, earlier, history, nullptr);
+  }
+  // Run "r1"'s record of `node`, if any.
+  std::optional<NodeRecord> Record(const std::string& node) {
+    auto nodes = store.GetNodes("r1");
+    for (auto& rec : *nodes) {
+      if (rec.node == node) return rec;
+    }
+    return std::nullopt;
+  }
+  int CountEvents(const std::string& node, const std::string& kind) {
+    int n = 0;
+    auto events = store.GetEvents("r1");
+    for (auto& e : *events) n += (e.node == node && e.kind == kind) ? 1 : 0;
+    return n;
+  }
+
+ private:
+  RunOutcome RunWith(const WorkflowSpec& wf, ExecutorOptions opts,
+                     const std::unordered_map<std::string, NodeRecord>& earlier,
+                     const RunHistory& history, double* elapsed) {
     opts.library = &library;
     double start = clock.Now();
     auto fut = std::async(std::launch::async, [&] {
-      return executor.Run(wf, "r1", MakeJson("{}"), {}, opts);
+      return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts, history);
     });
     while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
       if ((hold && hold()) || !clock.RunNext()) std::this_thread::yield();
@@ -118,14 +148,9 @@ struct Fixture {
     REQUIRE(store.Flush().ok());
     return fut.get();
   }
-  int CountEvents(const std::string& node, const std::string& kind) {
-    int n = 0;
-    auto events = store.GetEvents("r1");
-    for (auto& e : *events) n += (e.node == node && e.kind == kind) ? 1 : 0;
-    return n;
-  }
 };
 
+// A workflow "wf" of node `n` alone.
 inline WorkflowSpec One(NodeSpec n) {
   WorkflowSpec wf;
   wf.name = "wf";
