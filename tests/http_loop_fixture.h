@@ -126,7 +126,8 @@ class TestServer {
     // clock (slow under sanitizers with many workers).
     httplib::Client client("127.0.0.1", port_);
     bool ready =
-        WaitFor([&] { return server_.is_running() && client.Get("/echo"); }, std::chrono::milliseconds(60000));
+        WaitFor([&] { return server_.is_running() && client.Get("/echo"); },
+                std::chrono::milliseconds(60000));
     if (!ready) {
       server_.stop();
       thread_.join();
