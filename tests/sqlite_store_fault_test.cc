@@ -2,15 +2,13 @@
 // process holds the lock: a failed batch is retried, never skipped; what was
 // queued after it waits; commits stay in queue order; Flush returns ok only
 // once everything before it is committed; WriteHealth turns to an error
-// naming the cause only after stall_timeout; and a store whose claim on a run
-// was taken over by another store has its writes for that run refused.
+// naming the cause only after stall_timeout. Claims through the same VFS are
+// in sqlite_store_claim_fault_test.cc.
 //
 // The store's retry waits are real time, so each case keeps its timeouts small.
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,51 +19,27 @@
 #include <thread>
 #include <vector>
 
-#include "engine/process_owner.h"
 #include "store/sqlite/sqlite_store.h"
 #include "tests/sqlite_test_util.h"
+#include "tests/sqlite_fault_util.h"
 #include "tests/support/fault_vfs.h"
 
 namespace keel {
 namespace {
 
-using testing::DeadOwner;
 using testing::FaultOp;
+using testing::CleanVfs;
 using testing::FaultVfs;
 using testing::MakeEvent;
 using testing::MakeNode;
 using testing::MakeRun;
+using testing::OpenFaultStore;
 using testing::RawDb;
+using testing::Vfs;
 using testing::ScratchDir;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kTimeoutS = 30;
-
-// One VFS for the whole file: SQLite keeps registered VFSes process-wide.
-FaultVfs& Vfs() {
-  static FaultVfs vfs("keel-store-fault");
-  return vfs;
-}
-
-// Every case starts with no plan and fresh counters, and leaves none behind.
-struct CleanVfs {
-  CleanVfs() {
-    Vfs().ClearAll();
-    Vfs().ResetCounters();
-  }
-  ~CleanVfs() { Vfs().ClearAll(); }
-};
-
-std::unique_ptr<SqliteStore> OpenFaultStore(const std::string& path, double stall_timeout = 5,
-                                            double busy_timeout = 0.05) {
-  SqliteStoreOptions options;
-  options.vfs = Vfs().name();
-  options.stall_timeout = stall_timeout;
-  options.busy_timeout = busy_timeout;
-  auto store = SqliteStore::Open(path, options);
-  REQUIRE_MESSAGE(store.ok(), store.status().ToString());
-  return std::move(store).value();
-}
 
 double Since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
@@ -81,7 +55,6 @@ bool Eventually(const std::function<bool()>& condition, double seconds) {
   return true;
 }
 
-bool NeverAlive(const Owner&, double) { return false; }
 
 // Events numbered by `data` {"i":N}: the committed ones, read behind the
 // store's back, must be exactly 0..k-1 in sequence order — a prefix of what
@@ -362,152 +335,6 @@ TEST_CASE("another process holding the write lock: the store waits, then names i
     blocker.Exec("COMMIT");
   }
   CHECK(CommittedPrefix(path, "r1") >= 10);
-}
-
-TEST_CASE("ClaimRun reads and takes over a run in one transaction, bumping its epoch" *
-          doctest::timeout(kTimeoutS)) {
-  CleanVfs clean;
-  ScratchDir dir;
-  const std::string path = dir.Path("keel.db");
-  auto store = OpenFaultStore(path);
-  RunRecord run = MakeRun("r1", 100);
-  run.owner = DeadOwner();
-  REQUIRE(store->CreateRun(run).ok());
-  store->SaveNode(MakeNode("r1", "a"));
-  store->SaveNode(MakeNode("r1", "b", NodeStatus::kFailed));
-  store->FinishRun("r1", RunStatus::kFailed, "boom", 150);
-  REQUIRE(store->Flush().ok());
-  auto recorded = store->GetRun("r1");
-  REQUIRE(recorded.ok());
-  const int64_t epoch = recorded->epoch;
-
-  RunRecord claim = run;
-  claim.owner = CurrentOwner();
-  claim.heartbeat = claim.updated_at = 200;
-  claim.script_text = "fixed";
-  auto claimed = store->ClaimRun(claim, epoch, NeverAlive);
-  REQUIRE_MESSAGE(claimed.ok(), claimed.status().ToString());
-  CHECK(claimed->epoch > epoch);
-  CHECK(claimed->before.status == RunStatus::kFailed);
-  CHECK(claimed->before.owner.pid == run.owner.pid);
-  CHECK(claimed->before.error == "boom");
-  REQUIRE(claimed->nodes.size() == 2);
-  auto now = store->GetRun("r1");
-  REQUIRE(now.ok());
-  CHECK(now->epoch == claimed->epoch);
-  CHECK(now->status == RunStatus::kRunning);
-  CHECK(now->owner.pid == claim.owner.pid);
-  CHECK(now->script_text == "fixed");
-
-  // The same expected epoch again: someone (here, this store) got there first.
-  auto again = store->ClaimRun(claim, epoch, NeverAlive);
-  REQUIRE_FALSE(again.ok());
-  CHECK(again.status().kind() == ErrorKind::kPermanent);
-  CHECK(again.status().message().find("another process") != std::string::npos);
-
-  // A live owner, a missing run and a finished run cannot be claimed.
-  auto alive = store->ClaimRun(claim, claimed->epoch, [](const Owner&, double) { return true; });
-  CHECK(alive.status().kind() == ErrorKind::kPermanent);
-  CHECK(store->ClaimRun(MakeRun("nope"), 0, NeverAlive).status().kind() == ErrorKind::kPermanent);
-  store->FinishRun("r1", RunStatus::kSucceeded, "", 300);
-  REQUIRE(store->Flush().ok());
-  auto finished = store->GetRun("r1");
-  REQUIRE(finished.ok());
-  CHECK(finished->status == RunStatus::kSucceeded);
-  auto succeeded = store->ClaimRun(claim, finished->epoch, NeverAlive);
-  REQUIRE_FALSE(succeeded.ok());
-  CHECK(succeeded.status().kind() == ErrorKind::kPermanent);
-}
-
-TEST_CASE("after another store claims the run, this store's writes for it are refused" *
-          doctest::timeout(kTimeoutS)) {
-  CleanVfs clean;
-  ScratchDir dir;
-  const std::string path = dir.Path("keel.db");
-  auto first = OpenFaultStore(path);
-  auto second = OpenFaultStore(path);
-  RunRecord run = MakeRun("r1", 100);
-  run.owner = DeadOwner();
-  REQUIRE(first->CreateRun(run).ok());
-  REQUIRE(first->CreateRun(MakeRun("other", 100)).ok());
-  const int64_t epoch0 = first->GetRun("r1")->epoch;
-
-  RunRecord claim = run;
-  claim.owner = CurrentOwner();
-  auto mine = first->ClaimRun(claim, epoch0, NeverAlive);
-  REQUIRE_MESSAGE(mine.ok(), mine.status().ToString());
-  first->SaveNode(MakeNode("r1", "before"));
-  REQUIRE(first->Flush().ok());
-
-  // The second store takes over (as a racing resume would, had the first died).
-  auto theirs = second->ClaimRun(claim, mine->epoch, NeverAlive);
-  REQUIRE_MESSAGE(theirs.ok(), theirs.status().ToString());
-  CHECK(theirs->epoch > mine->epoch);
-  REQUIRE(theirs->nodes.size() == 1);
-
-  first->SaveNode(MakeNode("r1", "stale"));
-  first->AppendEvent(MakeEvent("r1", "stale"));
-  first->FinishRun("r1", RunStatus::kSucceeded, "", 400);
-  Status flushed = first->Flush();
-  CHECK_FALSE(flushed.ok());
-  CHECK(flushed.kind() == ErrorKind::kPermanent);
-  CHECK(flushed.message().find("taken over") != std::string::npos);
-  Status health = first->WriteHealth();
-  CHECK(health.kind() == ErrorKind::kPermanent);
-  CHECK(health.message().find("taken over") != std::string::npos);
-
-  second->SaveNode(MakeNode("r1", "fresh"));
-  REQUIRE(second->Flush().ok());
-  CHECK(second->WriteHealth().ok());
-  auto nodes = second->GetNodes("r1");
-  REQUIRE(nodes.ok());
-  std::vector<std::string> names;
-  for (const NodeRecord& node : *nodes) names.push_back(node.node);
-  std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"before", "fresh"});
-  auto events = second->GetEvents("r1");
-  REQUIRE(events.ok());
-  for (const EventRecord& event : *events) CHECK(event.kind != "stale");
-  auto after = second->GetRun("r1");
-  REQUIRE(after.ok());
-  CHECK(after->status == RunStatus::kRunning);
-  CHECK(after->epoch == theirs->epoch);
-  // The first store's claim cannot come back with its old epoch either.
-  CHECK_FALSE(first->ClaimRun(claim, mine->epoch, NeverAlive).ok());
-}
-
-TEST_CASE("two stores claiming one run at once: exactly one wins" * doctest::timeout(kTimeoutS)) {
-  CleanVfs clean;
-  ScratchDir dir;
-  const std::string path = dir.Path("keel.db");
-  for (int trial = 0; trial < 20; ++trial) {
-    CAPTURE(trial);
-    auto a = OpenFaultStore(path, 5, /*busy_timeout=*/2);
-    auto b = OpenFaultStore(path, 5, /*busy_timeout=*/2);
-    const std::string id = "r" + std::to_string(trial);
-    RunRecord run = MakeRun(id, 100);
-    run.owner = DeadOwner();
-    REQUIRE(a->CreateRun(run).ok());
-    const int64_t epoch = a->GetRun(id)->epoch;
-    RunRecord claim = run;
-    claim.owner = CurrentOwner();
-    std::promise<void> go;
-    std::shared_future<void> start = go.get_future().share();
-    auto claim_with = [&](SqliteStore* store) {
-      return std::async(std::launch::async, [&, store] {
-        start.wait();
-        return store->ClaimRun(claim, epoch, NeverAlive);
-      });
-    };
-    auto fa = claim_with(a.get());
-    auto fb = claim_with(b.get());
-    go.set_value();
-    auto ra = fa.get();
-    auto rb = fb.get();
-    CHECK(ra.ok() + rb.ok() == 1);
-    const auto& loser = ra.ok() ? rb : ra;
-    CHECK(loser.status().message().find("another process") != std::string::npos);
-  }
 }
 
 }  // namespace keel
