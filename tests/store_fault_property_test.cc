@@ -35,6 +35,7 @@
 #include "engine/mutex.h"
 #include "engine/runner.h"
 #include "store/sqlite/sqlite_store.h"
+#include "tests/fakes/token_dag.h"
 #include "tests/sqlite_test_util.h"
 #include "tests/support/fault_vfs.h"
 #include "tests/support/sqlite_db.h"
@@ -42,10 +43,16 @@
 namespace keel {
 namespace {
 
+using testing::ConsumedOf;
+using testing::Dag;
+using testing::Execution;
 using testing::FaultOp;
 using testing::FaultVfs;
+using testing::Ledger;
+using testing::MakeDag;
 using testing::ScratchDir;
 using testing::SqliteDb;
+using testing::TokenOf;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr unsigned kSeed = 20261204;
@@ -57,124 +64,6 @@ constexpr double kStallTimeout = 0.25;
 FaultVfs& Vfs() {
   static FaultVfs vfs("keel-property-fault");
   return vfs;
-}
-
-// One execution of a node body.
-struct Execution {
-  std::string node;
-  std::string token;
-  std::vector<std::string> consumed;  // the dependencies' tokens, in `after` order
-  bool failed = false;
-  int step = 0;
-};
-
-// Every execution of every node of one case. Thread-safe.
-class Ledger {
- public:
-  std::string Add(const std::string& node, std::vector<std::string> consumed, bool failed) {
-    MutexLock lock(&mu_);
-    std::string token = node + "#" + std::to_string(next_++);
-    executions_.push_back({node, token, std::move(consumed), failed, step_});
-    return token;
-  }
-  bool FailedBefore(const std::string& node) {
-    MutexLock lock(&mu_);
-    for (const Execution& e : executions_) {
-      if (e.node == node && e.failed) return true;
-    }
-    return false;
-  }
-  void SetStep(int step) {
-    MutexLock lock(&mu_);
-    step_ = step;
-  }
-  std::vector<Execution> Snapshot() {
-    MutexLock lock(&mu_);
-    return executions_;
-  }
-
- private:
-  Mutex mu_;
-  std::vector<Execution> executions_ GUARDED_BY(mu_);
-  int64_t next_ GUARDED_BY(mu_) = 0;
-  int step_ GUARDED_BY(mu_) = 0;
-};
-
-// The token in an output {"t":"TOKEN","in":[...]}.
-std::string TokenOf(const std::string& json) {
-  const std::string key = "\"t\":\"";
-  size_t at = json.find(key);
-  if (at == std::string::npos) return "";
-  at += key.size();
-  return json.substr(at, json.find('"', at) - at);
-}
-
-// The consumed tokens in an output {"t":"TOKEN","in":["A","B"]}.
-std::vector<std::string> ConsumedOf(const std::string& json) {
-  std::vector<std::string> tokens;
-  size_t at = json.find("\"in\":[");
-  if (at == std::string::npos) return tokens;
-  at += 6;
-  while (at < json.size() && json[at] == '"') {
-    size_t end = json.find('"', at + 1);
-    tokens.push_back(json.substr(at + 1, end - at - 1));
-    at = end + 1;
-    if (at < json.size() && json[at] == ',') ++at;
-  }
-  return tokens;
-}
-
-// Logs an execution and returns {"t":TOKEN,"in":[deps' tokens]}; fails on its
-// first execution when `fails_once`.
-class TokenBody : public NodeBody {
- public:
-  TokenBody(Ledger* ledger, bool fails_once, int work_us)
-      : ledger_(ledger), fails_once_(fails_once), work_us_(work_us) {}
-  void Start(const NodeContext& ctx, NodeCompletion done) override {
-    // A little work, so that a run spans several of the store's batches.
-    std::this_thread::sleep_for(std::chrono::microseconds(work_us_));
-    std::vector<std::string> consumed;
-    for (const auto& dep : ctx.deps) consumed.push_back(TokenOf(*dep.second));
-    if (fails_once_ && !ledger_->FailedBefore(ctx.node)) {
-      ledger_->Add(ctx.node, consumed, /*failed=*/true);
-      done(NodeResult::Failure(Status::Error(ErrorKind::kPermanent, "planned failure")));
-      return;
-    }
-    std::string out = "{\"t\":\"" + ledger_->Add(ctx.node, consumed, false) + "\",\"in\":[";
-    for (size_t i = 0; i < consumed.size(); ++i) out += (i ? ",\"" : "\"") + consumed[i] + "\"";
-    done(NodeResult::Success(MakeJson(out + "]}")));
-  }
-
- private:
-  Ledger* ledger_;
-  const bool fails_once_;
-  const int work_us_;
-};
-
-struct Dag {
-  WorkflowSpec spec;
-  std::map<std::string, std::vector<std::string>> deps;
-};
-
-Dag MakeDag(std::mt19937& rng, Ledger* ledger) {
-  Dag dag;
-  dag.spec.name = "prop";
-  const int n = 3 + static_cast<int>(rng() % 23);
-  int fail_once_left = static_cast<int>(rng() % 3);
-  for (int i = 0; i < n; ++i) {
-    NodeSpec node;
-    node.name = "n" + std::to_string(i);
-    std::set<int> picks;
-    const int want = i == 0 ? 0 : static_cast<int>(rng() % 4);
-    for (int k = 0; k < want; ++k) picks.insert(static_cast<int>(rng() % i));
-    for (int p : picks) node.after.push_back("n" + std::to_string(p));
-    bool fails_once = fail_once_left > 0 && rng() % 8 == 0;
-    if (fails_once) --fail_once_left;
-    node.body = std::make_shared<TokenBody>(ledger, fails_once, static_cast<int>(rng() % 3000));
-    dag.deps[node.name] = node.after;
-    dag.spec.nodes.push_back(std::move(node));
-  }
-  return dag;
 }
 
 const char* OpName(FaultOp op) {

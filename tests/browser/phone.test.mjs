@@ -2,7 +2,8 @@
 // reached by Tab.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { setup, workflowFiles, controlsNotReachedByTab, horizontalOverflow } from "./harness.mjs";
+import { setup, workflowFiles } from "./harness.mjs";
+import { controlsNotReachedByTab, horizontalOverflow } from "./layout_checks.mjs";
 
 let env;
 let runId;
