@@ -92,6 +92,13 @@ Result<std::shared_ptr<LoadedScript>> Worker::ScriptFor(pg::Connection& conn,
   return *script;
 }
 
+const WorkflowIndex* Worker::IndexFor(const WorkflowSpec* workflow) {
+  MutexLock lock(&script_mu_);
+  std::unique_ptr<WorkflowIndex>& index = indexes_[workflow];
+  if (!index) index = std::make_unique<WorkflowIndex>(*workflow);
+  return index.get();
+}
+
 std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   std::shared_ptr<LoadedScript> script;
   std::string load_error;
@@ -114,7 +121,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
     if (loaded.ok()) {
       // The records this node needs: its dependencies' and its own inner ones.
       const WorkflowSpec* wf = (*loaded)->Find(work.run.workflow);
-      int self = wf ? wf->Find(claim.node) : -1;
+      int self = wf ? IndexFor(wf)->Find(claim.node) : -1;
       std::vector<std::string> deps;
       if (self >= 0) deps = wf->nodes[self].after;
       // Its history, and its failures: a wait that timed out and was
@@ -190,7 +197,8 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   commit.worker = id_;
   commit.records = std::move(ran.records);
   commit.events = std::move(ran.events);
-  commit.claim_children = stopping_.load() ? 0 : 1;
+  commit.claim_next = stopping_.load() ? 0 : 1;
+  if (workflow != nullptr) commit.index = IndexFor(workflow);
   double began = MonoNow();
   for (;;) {
     Status failed;

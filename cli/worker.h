@@ -27,6 +27,7 @@
 #include "engine/mutex.h"
 #include "engine/status.h"
 #include "engine/store_quota_source.h"
+#include "engine/workflow_index.h"
 #include "scripts/workflow_loader.h"
 #include "store/postgres/pg_connection.h"
 #include "store/postgres/pg_escalations.h"
@@ -114,6 +115,9 @@ class Worker {
   void StopEndedEscalations(pg::Connection& conn);
   Result<std::shared_ptr<LoadedScript>> ScriptFor(pg::Connection& conn, const std::string& run_id,
                                                   const std::string& key);
+  // The index of `workflow`, one of a script of scripts_ (which keeps it
+  // alive for the worker's life); made on first use. Any slot thread.
+  const WorkflowIndex* IndexFor(const WorkflowSpec* workflow);
   bool Settled(pg::Connection& conn);
   // Whether until_run, settled with `status` by a commit, is done for Run.
   bool Ends(const std::string& run_id, RunStatus status) const;
@@ -153,6 +157,7 @@ class Worker {
   std::shared_ptr<StoreQuotaSource> quotas_;
   Mutex script_mu_;  // held while loading, so one script loads once
   std::map<std::string, std::shared_ptr<LoadedScript>> scripts_ GUARDED_BY(script_mu_);
+  std::map<const WorkflowSpec*, std::unique_ptr<WorkflowIndex>> indexes_ GUARDED_BY(script_mu_);
 };
 
 }  // namespace keel::cli

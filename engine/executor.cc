@@ -9,6 +9,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "engine/arena_pool.h"
+#include "engine/caller_loop.h"
 #include "engine/escalation.h"
 #include "engine/run_state.h"
 
@@ -55,6 +56,9 @@ void Executor::OnGraph(RunEnv* env, const ExecutorOptions& options,
   } else {
     arena = &own.emplace(workers);
   }
+  // An arena of one slot: its one thread sleeps while the run waits
+  // (engine/caller_loop.h) rather than spinning in oneTBB's wait.
+  const bool one_slot = arena->max_concurrency() == 1;
   arena->execute([&] {
     tbb::flow::graph graph;
     // One dispatcher node launches every DAG node (of the run and of its
@@ -63,6 +67,23 @@ void Executor::OnGraph(RunEnv* env, const ExecutorOptions& options,
     using Task = std::pair<RunState*, int>;
     tbb::flow::function_node<Task> dispatch(graph, tbb::flow::unlimited,
                                             [](const Task& t) { t.first->Launch(t.second); });
+    if (one_slot) {
+      CallerLoop loop;
+      env->reserve = [&loop] { loop.Reserve(); };
+      env->release = [&loop] { loop.Release(); };
+      env->post = [&loop](std::function<void()> fn) { loop.Post(std::move(fn)); };
+      // A timer may launch a node (a best-effort join): from another thread
+      // the launch is posted, as the arena's one thread may be asleep.
+      env->launch = [&loop, &dispatch](RunState* run, int node) {
+        if (loop.OnOwner()) {
+          dispatch.try_put(Task{run, node});
+        } else {
+          loop.Post([&dispatch, run, node] { dispatch.try_put(Task{run, node}); });
+        }
+      };
+      body([&loop, &graph] { loop.Run([&graph] { graph.wait_for_all(); }); });
+      return;
+    }
     env->reserve = [&graph] { graph.reserve_wait(); };
     env->release = [&graph] { graph.release_wait(); };
     env->launch = [&dispatch](RunState* run, int node) { dispatch.try_put(Task{run, node}); };

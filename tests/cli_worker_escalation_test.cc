@@ -63,14 +63,6 @@ Json Show(const KeelCli& keel, const std::string& id, const std::string& url) {
   return Json::Parse(shown.out);
 }
 
-int CountEvents(const Json& show, const std::string& kind) {
-  int n = 0;
-  for (size_t i = 0; i < show["events"].Size(); ++i) {
-    n += show["events"][i]["kind"].Str() == kind ? 1 : 0;
-  }
-  return n;
-}
-
 // Waits until every escalation of run `id` is done (and the run settled).
 bool EscalatedAll(Db& db, const std::string& id, std::chrono::milliseconds limit) {
   return db.WaitFor(

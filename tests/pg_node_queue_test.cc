@@ -77,7 +77,7 @@ NodeCommit Succeeded(const NodeClaim& claim, const std::string& worker, const st
   rec.finished_at = 1002;
   c.records.push_back(rec);
   c.events.push_back({claim.run_id, 0, 1002, claim.node, "node_succeeded", "{}"});
-  c.claim_children = claim_children;
+  c.claim_next = claim_children;
   return c;
 }
 
@@ -242,6 +242,82 @@ TEST_CASE("leaf commits take one round trip each; a run whose settling step was 
   REQUIRE(again.ok());
   CHECK_FALSE(again->settled);
   CHECK(Scalar(*conn, "SELECT count(*) FROM events WHERE kind = 'run_finished'") == "1");
+}
+
+TEST_CASE("a commit with no child to claim claims the oldest ready node of any run, in its "
+          "own transaction" * doctest::timeout(60)) {
+  // r1: a and c, then b after both; r2: x alone, queued after r1's nodes.
+  WorkflowSpec wf;
+  wf.name = "join";
+  wf.nodes = {Node("a", {}, nullptr), Node("c", {}, nullptr), Node("b", {"a", "c"}, nullptr)};
+  WorkflowSpec lone;
+  lone.name = "lone";
+  lone.nodes = {Node("x", {}, nullptr)};
+  auto conn = Submitted("queue_next", wf, /*worker=*/true);
+  if (!conn) return;
+  REQUIRE(SubmitRun(*conn, NewRun("r2", lone), lone, 1000).ok());
+  auto claims = ClaimReady(*conn, "w", 1);
+  REQUIRE(claims.ok());
+  REQUIRE(claims->size() == 1);
+  NodeClaim a = (*claims)[0];
+  CHECK(a.node == "a");
+
+  // a's dependent b waits for c: the commit (two round trips) claims c.
+  auto after_a = CommitNode(*conn, &wf, Succeeded(a, "w", "1", 1), 1002);
+  REQUIRE(after_a.ok());
+  REQUIRE(after_a->claimed.size() == 1);
+  NodeClaim c = after_a->claimed[0];
+  CHECK(c.run_id == "r1");
+  CHECK(c.node == "c");
+  CHECK(c.attempt == 1);
+
+  // A superseded commit claims nothing: x stays ready.
+  NodeClaim stale = c;
+  stale.attempt = 9;
+  auto refused = CommitNode(*conn, &wf, Succeeded(stale, "w", "0", 1), 1003);
+  REQUIRE(refused.ok());
+  CHECK(refused->superseded);
+  CHECK(refused->claimed.empty());
+  CHECK(Scalar(*conn, "SELECT state FROM node_queue WHERE run_id = 'r2'") == "ready");
+
+  // c's commit claims its child b.
+  auto after_c = CommitNode(*conn, &wf, Succeeded(c, "w", "2", 1), 1004);
+  REQUIRE(after_c.ok());
+  REQUIRE(after_c->claimed.size() == 1);
+  CHECK(after_c->claimed[0].node == "b");
+  // A leaf's commit claims in a transaction of its own, sent with it,
+  // whatever became of the commit: refused, it still claims r2's x.
+  NodeClaim stale_leaf = after_c->claimed[0];
+  stale_leaf.attempt = 9;
+  auto refused_leaf = CommitNode(*conn, &wf, Succeeded(stale_leaf, "w", "0", 2), 1004);
+  REQUIRE(refused_leaf.ok());
+  CHECK(refused_leaf->superseded);
+  REQUIRE(refused_leaf->claimed.size() == 1);
+  NodeClaim x = refused_leaf->claimed[0];
+  CHECK(x.run_id == "r2");
+  CHECK(x.node == "x");
+  CHECK(x.attempt == 1);
+  CHECK(Scalar(*conn, "SELECT state || ' ' || worker_id || ' ' || attempt FROM node_queue "
+                      "WHERE run_id = 'r2'") == "claimed w 1");
+  // b, the last node of r1, commits (nothing is left to claim) and ends r1.
+  auto after_b = CommitNode(*conn, &wf, Succeeded(after_c->claimed[0], "w", "3", 2), 1005);
+  REQUIRE(after_b.ok());
+  CHECK_FALSE(after_b->superseded);
+  CHECK(after_b->run_settled);
+  CHECK(after_b->run_status == RunStatus::kSucceeded);
+  CHECK(after_b->claimed.empty());
+  CHECK(Scalar(*conn, "SELECT string_agg(run_id || node || ':' || action, ',' ORDER BY id) "
+                      "FROM claim_log") ==
+        "r1a:claim,r1a:commit,r1c:claim,r1c:superseded,r1c:commit,r1b:claim,r2x:claim,"
+        "r1b:superseded,r1b:commit");
+
+  // x's commit, with nothing ready anywhere, claims nothing and ends r2.
+  auto after_x = CommitNode(*conn, &lone, Succeeded(x, "w", "4", 1), 1006);
+  REQUIRE(after_x.ok());
+  CHECK(after_x->claimed.empty());
+  CHECK(after_x->run_settled);
+  CHECK(Scalar(*conn, "SELECT string_agg(status, ',' ORDER BY id) FROM runs") ==
+        "succeeded,succeeded");
 }
 
 TEST_CASE("a commit claims the chain's next node and the last one finishes the run" *

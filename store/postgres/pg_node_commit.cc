@@ -1,9 +1,11 @@
 // A worker's fenced commit of a claimed node (CommitNode) and of a long
-// node's inner records (WriteUnderClaim): each one transaction in two round
-// trips. The first locks the run's row and the claim's queue row and reads
-// what deciding needs; the second sends every write, the events and COMMIT
-// together, so the event-cursor lock (the one lock shared by every run) is
-// held only while the server runs that last pipeline.
+// node's inner records (WriteUnderClaim). A node no node depends on commits
+// in one statement (keel_commit_leaf). Any other commit is one transaction
+// in two round trips: the first locks the run's row and the claim's queue
+// row and reads what deciding needs; the second sends every write, the
+// events and COMMIT together. Either way the event-cursor lock (the one
+// lock shared by every run) is held only while the server runs the last
+// statements.
 
 #include <chrono>
 #include <optional>
@@ -28,14 +30,17 @@ constexpr char kMarkDone[] =
     "RETURNING node) "
     "INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
     "SELECT $1, node, $3, $4, $5 FROM d";
-// Marks the claim's queue row done and logs the commit: "park" when the
-// node parked on its wait (it will be woken and claimed again), "commit"
-// when it finished.
-Statement MarkDone(const NodeCommit& commit) {
+// How the commit is logged: "park" when the node parked on its wait (it
+// will be woken and claimed again), "commit" when it finished.
+std::string CommitAction(const NodeCommit& commit) {
   bool parked = !commit.records.empty() && commit.records.back().status == NodeStatus::kWaiting;
+  return parked ? "park" : "commit";
+}
+// Marks the claim's queue row done and logs the commit.
+Statement MarkDone(const NodeCommit& commit) {
   return {kMarkDone,
           {commit.claim.run_id, commit.claim.node, Num(commit.claim.attempt), commit.worker,
-           std::string(parked ? "park" : "commit")}};
+           CommitAction(commit)}};
 }
 
 constexpr char kLogSuperseded[] =
@@ -43,8 +48,10 @@ constexpr char kLogSuperseded[] =
     "VALUES ($1, $2, $3, $4, 'superseded')";
 constexpr char kSetLastSeq[] = "UPDATE runs SET last_seq = $2 WHERE id = $1";
 
-constexpr char kFence[] = "SELECT keel_claim_fence($1, $2, $3, $4, $5)";
-constexpr char kSuperseded[] = "KL001";  // keel_claim_fence's refusal
+constexpr char kCommitLeaf[] =
+    "SELECT keel_commit_leaf($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+    "$16, $17, $18)";
+constexpr char kSupersededState[] = "KL001";  // keel_commit_leaf's refusal
 
 constexpr int kAttempts = 5;
 
@@ -115,7 +122,7 @@ enum class Failure { kRetry, kCommitted, kSuperseded, kError };
 Failure Classify(Connection& conn, const Status& failed, bool commit_sent, int64_t xid) {
   std::string state = SqlStateOf(failed);
   if (conn.InTransaction()) (void)conn.ExecScript("ROLLBACK", "rolling back a commit");
-  if (state == kSuperseded) return Failure::kSuperseded;
+  if (state == kSupersededState) return Failure::kSuperseded;
   if (!state.empty()) return state == "40001" || state == "40P01" ? Failure::kRetry : Failure::kError;
   if (!commit_sent) return Failure::kRetry;
   // No answer to a pipeline that held COMMIT: ask, once connected again.
@@ -138,20 +145,27 @@ bool Connected(Connection& conn, int attempt, const std::string& what, Status* l
   return false;
 }
 
-// The reads deciding the commit of `claim` needs beyond the fence: the
-// frontier's inputs when the node has dependents (`full`); none for a node
-// without, which commits in one round trip (CommitLeaf).
-std::vector<Statement> CommitReads(const WorkflowSpec* workflow, const NodeClaim& claim,
+// The reads deciding the commit of `commit` needs beyond the fence: the
+// frontier's inputs when the node has dependents or is not one of the
+// workflow's (an item of a map, say) (`full`); none for a node without,
+// which commits in one round trip (CommitLeaf).
+std::vector<Statement> CommitReads(const WorkflowSpec* workflow, const NodeCommit& commit,
                                    bool* full) {
   *full = false;
   if (workflow == nullptr) return {};
-  bool has_dependents = workflow->Find(claim.node) < 0;
-  for (const NodeSpec& n : workflow->nodes) {
-    for (const std::string& dep : n.after) has_dependents |= dep == claim.node;
+  const std::string& node = commit.claim.node;
+  bool leaf = false;
+  if (commit.index != nullptr) {
+    leaf = commit.index->IsLeaf(node);
+  } else {
+    leaf = workflow->Find(node) >= 0;
+    for (const NodeSpec& n : workflow->nodes) {
+      for (const std::string& dep : n.after) leaf = leaf && dep != node;
+    }
   }
-  if (!has_dependents) return {};
+  if (leaf) return {};
   *full = true;
-  return FrontierReads(claim.run_id);
+  return FrontierReads(commit.claim.run_id);
 }
 
 // The records of a commit, as one upsert.
@@ -161,30 +175,55 @@ Statement CommitRecords(const NodeCommit& commit) {
   return records.ToStatement();
 }
 
-// The commit of a node no node depends on, in one round trip: fence,
-// writes, events and COMMIT in one pipeline, the run's row locked only
-// while the server runs it. Returns whether other nodes of the run are
-// still open (if not, the run is to be settled).
-Result<bool> CommitLeaf(Connection& conn, const NodeCommit& commit, const std::string& what) {
+// What CommitLeaf found: whether the commit went in (else why not),
+// whether other nodes of the run are still open (if not, the run is to be
+// settled), and the nodes it claimed.
+struct Leaf {
+  Status committed;
+  bool others_open = false;
+  std::vector<NodeClaim> claimed;
+};
+
+// The commit of a node no node depends on and the claim of up to `claim_next`
+// ready nodes, in one round trip of two transactions: keel_commit_leaf
+// (fence, writes and events), then ClaimReady's statement. The run's row is
+// locked only while the server runs the first. The second never waits
+// (SKIP LOCKED) and runs whatever became of the first: the slot is free
+// either way.
+Leaf CommitLeaf(Connection& conn, const NodeCommit& commit, int claim_next,
+                const std::string& what) {
   const NodeClaim& claim = commit.claim;
+  NodeRows records;
+  for (const NodeRecord& rec : commit.records) records.Add(rec, std::nullopt);
   EventRows events;
   for (const EventRecord& e : commit.events) events.Add(e);
-  std::vector<Statement> pipeline{
-      {"BEGIN", {}},
-      {kFence,
-       {claim.run_id, claim.node, Num(claim.attempt), commit.worker,
-        Num(static_cast<int64_t>(events.size()))}}};
-  if (!commit.records.empty()) pipeline.push_back(CommitRecords(commit));
-  pipeline.push_back(MarkDone(commit));
-  if (!events.empty()) {
-    pipeline.push_back({"SELECT pg_advisory_xact_lock($1)", {Num(kEventCursorLock)}});
-    pipeline.push_back(events.ToStatementTakingSeqs());
+  Params params{claim.run_id, claim.node, Num(claim.attempt), commit.worker, CommitAction(commit),
+                Num(kEventCursorLock)};
+  for (auto& column : records.LeafArrays()) params.push_back(std::move(column));
+  for (auto& column : events.LeafArrays()) params.push_back(std::move(column));
+  std::vector<std::vector<Statement>> groups{{{kCommitLeaf, std::move(params)}}};
+  if (claim_next > 0) groups.push_back({ClaimReadyStatement(commit.worker, claim_next)});
+  auto results = conn.Pipelines(groups, what);
+  Leaf leaf;
+  if (results[0].ok()) {
+    leaf.others_open = (*results[0])[0].boolean(0, 0);
+  } else {
+    leaf.committed = results[0].status();
   }
-  pipeline.push_back({kOthersQueued, {claim.run_id, claim.node}});
-  pipeline.push_back({"COMMIT", {}});
-  auto rows = conn.Pipeline(pipeline, what);
-  if (!rows.ok()) return rows.status();
-  return (*rows)[rows->size() - 2].boolean(0, 0);
+  if (results.size() > 1 && results[1].ok()) leaf.claimed = ReadyClaimsFromRows((*results[1])[0]);
+  return leaf;
+}
+
+// Whether every record and event of `commit` is of its claim's run, as
+// keel_commit_leaf writes them.
+bool OfClaimedRun(const NodeCommit& commit) {
+  for (const NodeRecord& rec : commit.records) {
+    if (rec.run_id != commit.claim.run_id) return false;
+  }
+  for (const EventRecord& e : commit.events) {
+    if (e.run_id != commit.claim.run_id) return false;
+  }
+  return true;
 }
 
 // A commit whose claim was no longer current: nothing was written; logged.
@@ -213,15 +252,21 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
   const NodeClaim& claim = commit.claim;
   const std::string what = "committing node " + claim.node + " of run " + claim.run_id;
   Status last;
+  // Claimed by a leaf's earlier attempts: not asked for again. Lost with an
+  // error (the worker's sweep hands them back).
+  std::vector<NodeClaim> claimed;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
     if (!Connected(conn, attempt, what, &last)) continue;
     bool full = false;
-    std::vector<Statement> reads = CommitReads(workflow, claim, &full);
+    std::vector<Statement> reads = CommitReads(workflow, commit, &full);
     CommitOutcome out;
-    if (workflow != nullptr && !full) {
-      auto others = CommitLeaf(conn, commit, what);
-      if (others.ok()) {
-        if (*others) return out;
+    if (workflow != nullptr && !full && OfClaimedRun(commit)) {
+      Leaf leaf = CommitLeaf(conn, commit, commit.claim_next - static_cast<int>(claimed.size()),
+                             what);
+      claimed.insert(claimed.end(), leaf.claimed.begin(), leaf.claimed.end());
+      if (leaf.committed.ok()) {
+        out.claimed = std::move(claimed);
+        if (leaf.others_open) return out;
         // The run's last open node: settling it is a step of its own.
         auto settled = SettleIdleRun(conn, *workflow, claim.run_id, now);
         if (!settled.ok()) return settled.status();
@@ -232,9 +277,13 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
       }
       // Without an answer the commit may have gone in: the next attempt's
       // fence then finds the claim done and reports it superseded.
-      last = others.status();
+      last = leaf.committed;
       Failure failure = Classify(conn, last, false, 0);
-      if (failure == Failure::kSuperseded) return Superseded(conn, commit, what);
+      if (failure == Failure::kSuperseded) {
+        auto superseded = Superseded(conn, commit, what);
+        if (superseded.ok()) superseded->claimed = std::move(claimed);
+        return superseded;
+      }
       if (failure == Failure::kRetry) continue;
       return last;
     }
@@ -265,7 +314,7 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
         if (!replaced) inputs->records.push_back(own);
       }
       step = PlanFrontierStep(*workflow, claim.run_id, *inputs, now, commit.worker,
-                              commit.claim_children);
+                              commit.claim_next);
     }
     std::vector<Statement> writes;
     if (!commit.records.empty()) writes.push_back(CommitRecords(commit));
@@ -273,6 +322,10 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
     const int claim_at =
         step.claim_write < 0 ? -1 : static_cast<int>(writes.size()) + step.claim_write;
     for (Statement& s : step.writes) writes.push_back(std::move(s));
+    // No child to claim: the freed slot's next node is any ready one.
+    const bool claims_any = claim_at < 0 && commit.claim_next > 0;
+    const int any_at = claims_any ? static_cast<int>(writes.size()) : -1;
+    if (claims_any) writes.push_back(ClaimReadyStatement(commit.worker, commit.claim_next));
     std::vector<EventRecord> events = commit.events;
     for (EventRecord& e : step.events) events.push_back(std::move(e));
     auto done = conn.Pipeline(
@@ -288,6 +341,7 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
     // claimed are not known here: the worker's sweep finds them among its
     // claims in the database and hands them back.
     if (done.ok() && claim_at >= 0) out.claimed = ClaimsFromRows(claim.run_id, (*done)[claim_at]);
+    if (done.ok() && any_at >= 0) out.claimed = ReadyClaimsFromRows((*done)[any_at]);
     out.run_settled = step.settled;
     out.run_status = step.status;
     out.escalation_due = step.escalation_due;

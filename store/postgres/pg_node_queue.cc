@@ -104,24 +104,34 @@ Status WorkerHeartbeat(Connection& conn, const std::string& id) {
   return Status::Ok();
 }
 
-Result<std::vector<NodeClaim>> ClaimReady(Connection& conn, const std::string& worker, int n) {
-  if (n <= 0) return std::vector<NodeClaim>{};
-  auto rows = conn.Exec(
-      "WITH c AS (SELECT run_id, node FROM node_queue WHERE state = 'ready' "
-      "           ORDER BY ready_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
-      "u AS (UPDATE node_queue q SET state = 'claimed', attempt = q.attempt + 1, "
-      "      worker_id = $1, claimed_at = clock_timestamp() FROM c "
-      "      WHERE q.run_id = c.run_id AND q.node = c.node RETURNING q.run_id, q.node, q.attempt), "
-      "l AS (INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
-      "      SELECT run_id, node, attempt, $1, 'claim' FROM u) "
-      "SELECT run_id, node, attempt FROM u",
-      {worker, Num(int64_t{n})}, "claiming ready nodes");
-  if (!rows.ok()) return rows.status();
+Statement ClaimReadyStatement(const std::string& worker, int n) {
+  // The rows locked are updated by their ctid (the version locked): no
+  // second look-up by key.
+  return {"WITH c AS (SELECT ctid FROM node_queue WHERE state = 'ready' "
+          "           ORDER BY ready_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
+          "u AS (UPDATE node_queue q SET state = 'claimed', attempt = q.attempt + 1, "
+          "      worker_id = $1, claimed_at = clock_timestamp() FROM c WHERE q.ctid = c.ctid "
+          "      RETURNING q.run_id, q.node, q.attempt), "
+          "l AS (INSERT INTO claim_log (run_id, node, attempt, worker_id, action) "
+          "      SELECT run_id, node, attempt, $1, 'claim' FROM u) "
+          "SELECT run_id, node, attempt FROM u",
+          {worker, Num(int64_t{n})}};
+}
+
+std::vector<NodeClaim> ReadyClaimsFromRows(const Rows& rows) {
   std::vector<NodeClaim> out;
-  for (int i = 0; i < rows->size(); ++i) {
-    out.push_back({rows->str(i, 0), rows->str(i, 1), rows->int64(i, 2)});
+  for (int i = 0; i < rows.size(); ++i) {
+    out.push_back({rows.str(i, 0), rows.str(i, 1), rows.int64(i, 2)});
   }
   return out;
+}
+
+Result<std::vector<NodeClaim>> ClaimReady(Connection& conn, const std::string& worker, int n) {
+  if (n <= 0) return std::vector<NodeClaim>{};
+  Statement claim = ClaimReadyStatement(worker, n);
+  auto rows = conn.Exec(claim.sql, claim.params, "claiming ready nodes");
+  if (!rows.ok()) return rows.status();
+  return ReadyClaimsFromRows(*rows);
 }
 
 Result<int64_t> RequeueExpired(Connection& conn) {
@@ -341,17 +351,36 @@ Result<RunToWork> ReadRunToWork(Connection& conn, const std::string& run_id, boo
   return out;
 }
 
+namespace {
+
+// The records ReadNodeInputs reads: those of `names` and the inner ones of
+// `node`. Each arm of the UNION ALL reads through an index of its own,
+// whatever the planner believes of the tables' sizes (an OR of the two was
+// planned, while a run's tables were young, as a scan of the whole run, and
+// kept that plan as they grew); without names the first arm is left out, so
+// that the server keeps one plan for the statement (an empty array made
+// the custom plan look so cheap that it planned at every call).
+Statement NodeInputsRead(const std::string& run_id, const std::vector<std::string>& names,
+                         const std::string& node) {
+  const std::string inner = std::string("SELECT ") + kNodeColumns +
+                            ", ord FROM nodes WHERE run_id = $1 AND node ~ '[[/]' AND "
+                            "substring(node from '^[^[/]*') = $2 AND $2 <> ''";
+  if (names.empty()) return {inner + " ORDER BY ord", {run_id, node}};
+  return {std::string("SELECT ") + kNodeColumns + ", ord FROM nodes WHERE run_id = $1 AND node = "
+              "ANY($3::text[]) UNION ALL " + inner + " ORDER BY ord",
+          {run_id, node, ArrayLiteral(names)}};
+}
+
+}  // namespace
+
 Result<NodeInputs> ReadNodeInputs(Connection& conn, const std::string& run_id,
                                   const std::vector<std::string>& names, const std::string& node,
                                   const std::vector<std::string>& kinds) {
   auto rows = conn.Pipeline(
-      {{std::string("SELECT ") + kNodeColumns +
-            " FROM nodes WHERE run_id = $1 AND (node = ANY($2::text[]) OR ($3 <> '' AND "
-            "node ~ '[[/]' AND substring(node from '^[^[/]*') = $3)) ORDER BY ord",
-        {run_id, ArrayLiteral(names), node}},
-       {std::string("SELECT ") + kEventColumns +
-            " FROM events WHERE run_id = $1 AND ((node = $2 AND kind = ANY($3::text[])) OR "
-            "(node = '' AND kind = $4)) ORDER BY seq",
+      {NodeInputsRead(run_id, names, node),
+       {std::string("SELECT ") + kEventColumns + " FROM events WHERE run_id = $1 AND node = $2 "
+            "AND kind = ANY($3::text[]) UNION ALL SELECT " + kEventColumns + " FROM events "
+            "WHERE run_id = $1 AND node = '' AND kind = $4 ORDER BY seq",
         {run_id, node, ArrayLiteral(kinds), std::string(kRerunEventKind)}}},
       "reading the nodes of run " + run_id);
   if (!rows.ok()) return rows.status();

@@ -24,6 +24,7 @@
 #include "engine/status.h"
 #include "engine/store.h"
 #include "engine/workflow.h"
+#include "engine/workflow_index.h"
 #include "store/postgres/pg_connection.h"
 #include "store/postgres/pg_frontier_step.h"
 
@@ -46,6 +47,10 @@ Status WorkerHeartbeat(Connection& conn, const std::string& id);
 // Claims up to `n` ready nodes of any run, oldest ready first, for worker
 // `worker`: one statement (SKIP LOCKED), each claim's attempt bumped.
 Result<std::vector<NodeClaim>> ClaimReady(Connection& conn, const std::string& worker, int n);
+// ClaimReady's statement (n > 0), to run in a pipeline of one's own, and
+// the claims its rows hold.
+Statement ClaimReadyStatement(const std::string& worker, int n);
+std::vector<NodeClaim> ReadyClaimsFromRows(const Rows& rows);
 
 // Puts back to ready every node claimed by a worker whose heartbeat is
 // older than its lease, or whose worker row is gone. Returns how many.
@@ -104,28 +109,35 @@ struct NodeCommit {
   std::string worker;
   std::vector<NodeRecord> records;
   std::vector<EventRecord> events;
-  // Up to this many nodes the commit makes ready are claimed by `worker` in
-  // the same transaction (so a chain does not wait in the queue).
-  int claim_children = 0;
+  // Up to this many nodes are claimed by `worker` in the same transaction:
+  // those the commit makes ready (so a chain does not wait in the queue),
+  // else the oldest ready nodes of any run (so a slot the commit frees
+  // takes its next node without a round trip of its own).
+  int claim_next = 0;
+  // The workflow's index, when the caller keeps one (a worker does, per
+  // loaded script): which nodes are leaves without reading every node's
+  // `after` list at each commit. Null: CommitNode reads them.
+  const WorkflowIndex* index = nullptr;
 };
 
 struct CommitOutcome {
   // The claim was no longer current (re-queued, claimed again, or the run
   // was finished meanwhile): nothing was written.
   bool superseded = false;
-  std::vector<NodeClaim> claimed;  // children claimed for the worker
+  std::vector<NodeClaim> claimed;  // nodes claimed for the worker (claim_next)
   bool run_settled = false;        // the commit finished (or parked) the run
   RunStatus run_status = RunStatus::kRunning;
   // The commit finished the run failed and made its on_failure due.
   bool escalation_due = false;
 };
 
-// In one transaction of two round trips (pg_node_commit.cc): locks the run
-// row (so completions of one run are ordered), checks `commit.claim` is the
-// node's current claim by `commit.worker`, writes the records and events,
-// marks the node done, records the nodes the frontier cancels, queues the
-// nodes it makes ready (claiming up to claim_children of them), and when
-// nothing is left finishes the run with the executor's status and error
+// In one transaction (pg_node_commit.cc; one round trip for a node no node
+// depends on, two for others): locks the run row (so completions of one
+// run are ordered), checks `commit.claim` is the node's current claim by
+// `commit.worker`, writes the records and events, marks the node done,
+// records the nodes the frontier cancels, queues the nodes it makes ready
+// (claiming up to claim_next of them, else as many ready nodes of any run),
+// and when nothing is left finishes the run with the executor's status and error
 // (run_finished event), making its escalation due when it failed and its
 // workflow has an `on_failure` (store/postgres/pg_escalations.h). NOTIFYs
 // kReadyChannel when nodes or an escalation became ready for others. A

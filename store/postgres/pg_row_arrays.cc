@@ -19,21 +19,33 @@ constexpr char kInsertEventsTakingSeqs[] =
     "WITH ORDINALITY AS e(run_id, seq, ts, node, kind, data_json, n) "
     "JOIN runs r ON r.id = e.run_id ORDER BY e.n";
 
+#define KEEL_NODE_COLUMNS                                                                \
+  "INSERT INTO nodes (run_id, node, status, attempts, output_json, error_kind, "         \
+  "error_message, started_at, finished_at, script_version) "
+#define KEEL_NODE_CONFLICT                                                               \
+  " ON CONFLICT (run_id, node) DO UPDATE SET status = excluded.status, "                 \
+  "attempts = excluded.attempts, output_json = excluded.output_json, "                   \
+  "error_kind = excluded.error_kind, error_message = excluded.error_message, "           \
+  "started_at = excluded.started_at, finished_at = excluded.finished_at, "               \
+  "script_version = excluded.script_version"
 constexpr char kUpsertNodes[] =
-    "INSERT INTO nodes (run_id, node, status, attempts, output_json, error_kind, "
-    "error_message, started_at, finished_at, script_version) "
+    KEEL_NODE_COLUMNS
     "SELECT run_id, node, status, attempts, output_json, error_kind, error_message, "
     "started_at, finished_at, COALESCE(script_version, "
     "(SELECT r.script_version FROM runs r WHERE r.id = u.run_id), 1) FROM unnest("
     "$1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::text[], "
     "$8::double precision[], $9::double precision[], $10::integer[]) WITH ORDINALITY AS "
     "u(run_id, node, status, attempts, output_json, error_kind, error_message, started_at, "
-    "finished_at, script_version, n) ORDER BY n "
-    "ON CONFLICT (run_id, node) DO UPDATE SET status = excluded.status, "
-    "attempts = excluded.attempts, output_json = excluded.output_json, "
-    "error_kind = excluded.error_kind, error_message = excluded.error_message, "
-    "started_at = excluded.started_at, finished_at = excluded.finished_at, "
-    "script_version = excluded.script_version";
+    "finished_at, script_version, n) ORDER BY n" KEEL_NODE_CONFLICT;
+// One row, its values as scalar parameters: the server keeps one plan for
+// it, where the arrays of kUpsertNodes make it plan every call.
+constexpr char kUpsertNode[] =
+    KEEL_NODE_COLUMNS
+    "VALUES ($1, $2, $3, $4::integer, $5, $6, $7, $8::double precision, $9::double precision, "
+    "COALESCE($10::integer, (SELECT r.script_version FROM runs r WHERE r.id = $1), 1))"
+    KEEL_NODE_CONFLICT;
+#undef KEEL_NODE_COLUMNS
+#undef KEEL_NODE_CONFLICT
 
 void AppendQuoted(const std::string& value, std::string* out) {
   *out += '"';
@@ -44,17 +56,23 @@ void AppendQuoted(const std::string& value, std::string* out) {
   *out += '"';
 }
 
-// The rows' columns as array parameters.
-Statement Columns(const char* sql, const std::vector<std::vector<std::optional<std::string>>>& rows,
-                  size_t width) {
-  Statement statement{sql, {}};
-  for (size_t col = 0; col < width; ++col) {
+// Columns [from, to) of the rows, each as an array literal.
+Params Arrays(const std::vector<std::vector<std::optional<std::string>>>& rows, size_t from,
+              size_t to) {
+  Params arrays;
+  for (size_t col = from; col < to; ++col) {
     std::vector<std::optional<std::string>> column;
     column.reserve(rows.size());
     for (const auto& row : rows) column.push_back(row[col]);
-    statement.params.push_back(ArrayLiteral(column));
+    arrays.push_back(ArrayLiteral(column));
   }
-  return statement;
+  return arrays;
+}
+
+// The rows' columns as array parameters.
+Statement Columns(const char* sql, const std::vector<std::vector<std::optional<std::string>>>& rows,
+                  size_t width) {
+  return {sql, Arrays(rows, 0, width)};
 }
 
 }  // namespace
@@ -101,7 +119,12 @@ void NodeRows::Add(const NodeRecord& n, std::optional<int64_t> script_version) {
   }
 }
 
-Statement NodeRows::ToStatement() const { return Columns(kUpsertNodes, rows_, 10); }
+Statement NodeRows::ToStatement() const {
+  if (rows_.size() == 1) return {kUpsertNode, rows_[0]};
+  return Columns(kUpsertNodes, rows_, 10);
+}
+
+Params NodeRows::LeafArrays() const { return Arrays(rows_, 1, 9); }
 
 void EventRows::Add(const EventRecord& e) {
   rows_.push_back({e.run_id, Num(e.seq), Num(e.ts), PgText(e.node), PgText(e.kind),
@@ -115,5 +138,7 @@ Statement EventRows::ToStatementTakingSeqs() const {
   statement.params.push_back(Num(static_cast<int64_t>(rows_.size())));
   return statement;
 }
+
+Params EventRows::LeafArrays() const { return Arrays(rows_, 2, 6); }
 
 }  // namespace keel::pg

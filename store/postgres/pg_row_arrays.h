@@ -31,6 +31,10 @@ class NodeRows {
   bool empty() const { return rows_.empty(); }
   // INSERT ... ON CONFLICT DO UPDATE of every row.
   Statement ToStatement() const;
+  // The rows' node, status, attempts, output, error kind, error message,
+  // started and finished columns, each an array literal: keel_commit_leaf's
+  // node arguments (the run and script version are the function's own).
+  Params LeafArrays() const;
 
  private:
   std::vector<std::vector<std::optional<std::string>>> rows_;
@@ -48,8 +52,12 @@ class EventRows {
   Statement ToStatement() const;
   // The same, all of one run, their seqs ignored: they take the last size()
   // seqs of the run's last_seq, which the transaction raised by that many
-  // before (keel_claim_fence).
+  // before (keel_escalation_fence).
   Statement ToStatementTakingSeqs() const;
+  // The events' ts, node, kind and data columns, each an array literal:
+  // keel_commit_leaf's event arguments (it numbers them after the run's
+  // last_seq).
+  Params LeafArrays() const;
 
  private:
   std::vector<std::vector<std::optional<std::string>>> rows_;

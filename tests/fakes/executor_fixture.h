@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/arena_pool.h"
 #include "engine/executor.h"
 #include "engine/fake_clock.h"
 #include "tests/fakes/memory_store.h"
@@ -100,6 +101,9 @@ struct Fixture {
   // While set and true, Run fires no timer: lets a test see work start
   // before fake time jumps past it.
   std::function<bool()> hold;
+  // When set, runs go in arenas lent by this pool (as a worker's slots do)
+  // instead of arenas of their own.
+  ArenaPool* arenas = nullptr;
 
   // Runs on another thread while this one fires timers as they come due,
   // jumping the fake clock; returns the outcome and the fake time it took.
@@ -137,6 +141,7 @@ struct Fixture {
                      const std::unordered_map<std::string, NodeRecord>& earlier,
                      const RunHistory& history, double* elapsed) {
     opts.library = &library;
+    opts.arenas = arenas;
     double start = clock.Now();
     auto fut = std::async(std::launch::async, [&] {
       return executor.Run(wf, "r1", MakeJson("{}"), earlier, opts, history);

@@ -23,9 +23,9 @@ namespace keel::testing {
 
 struct SpawnOptions {
   std::vector<std::string> args;  // argv[1..]
-  std::string cwd;                // empty: the test's working directory
+  std::string cwd = {};           // empty: the test's working directory
   // Changes on top of the test's environment, applied in order; nullopt unsets.
-  std::vector<std::pair<std::string, std::optional<std::string>>> env;
+  std::vector<std::pair<std::string, std::optional<std::string>>> env = {};
 };
 
 // How a child ended, with everything it printed.
