@@ -1,9 +1,8 @@
 // CallerLoop (engine/caller_loop.h): the one thread of a one-slot arena
 // sleeps while its run waits, and wakes for posted closures and the last
-// released reservation; and runs with timers, retries, timeouts and joins
-// finish in such arenas as they do in arenas of their own, with timers
-// firing on another thread (a best-effort join's timer launches its node
-// from there).
+// released reservation; and runs with retries, timeouts and joins finish in
+// such arenas as they do in arenas of their own, with timers firing on
+// another thread (a best-effort join's timer launches its node from there).
 
 #include "engine/caller_loop.h"
 
@@ -74,28 +73,16 @@ TEST_CASE("a release from another thread, with nothing posted, ends the loop" *
   other.join();
 }
 
-TEST_CASE("retries, timeouts and joins in a one-slot arena, timers firing on another thread" *
+TEST_CASE("timeouts and joins in a one-slot arena, timers firing on another thread" *
           doctest::timeout(60)) {
   ArenaPool pool(1);
-
-  Fixture retried;
-  retried.arenas = &pool;
-  auto flaky = std::make_shared<ScriptedBody>(std::vector<Status>{Transient(), Transient()});
-  NodeSpec n = Node("flaky", flaky);
-  n.policy.retry.attempts = 3;
-  n.policy.retry.base = 1;
-  n.policy.retry.jitter = Jitter::kNone;
   double elapsed = 0;
-  RunOutcome out = retried.Run(One(n), &elapsed);
-  CHECK(out.status == RunStatus::kSucceeded);
-  CHECK(flaky->calls.load() == 3);
-  CHECK(elapsed == doctest::Approx(3.0));
 
   Fixture timed;
   timed.arenas = &pool;
   NodeSpec slow = Node("slow", std::make_shared<HangingBody>());
   slow.policy.timeout = 2;
-  out = timed.Run(One(slow), &elapsed);
+  RunOutcome out = timed.Run(One(slow), &elapsed);
   CHECK(out.status == RunStatus::kFailed);
   CHECK(elapsed == doctest::Approx(2.0));
 

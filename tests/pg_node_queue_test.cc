@@ -285,31 +285,33 @@ TEST_CASE("a commit with no child to claim claims the oldest ready node of any r
   REQUIRE(after_c.ok());
   REQUIRE(after_c->claimed.size() == 1);
   CHECK(after_c->claimed[0].node == "b");
-  // A leaf's commit claims in a transaction of its own, sent with it,
-  // whatever became of the commit: refused, it still claims r2's x.
+  // A refused leaf's commit claims nothing either: the claim is in its
+  // transaction.
   NodeClaim stale_leaf = after_c->claimed[0];
   stale_leaf.attempt = 9;
   auto refused_leaf = CommitNode(*conn, &wf, Succeeded(stale_leaf, "w", "0", 2), 1004);
   REQUIRE(refused_leaf.ok());
   CHECK(refused_leaf->superseded);
-  REQUIRE(refused_leaf->claimed.size() == 1);
-  NodeClaim x = refused_leaf->claimed[0];
-  CHECK(x.run_id == "r2");
-  CHECK(x.node == "x");
-  CHECK(x.attempt == 1);
-  CHECK(Scalar(*conn, "SELECT state || ' ' || worker_id || ' ' || attempt FROM node_queue "
-                      "WHERE run_id = 'r2'") == "claimed w 1");
-  // b, the last node of r1, commits (nothing is left to claim) and ends r1.
+  CHECK(refused_leaf->claimed.empty());
+  CHECK(Scalar(*conn, "SELECT state FROM node_queue WHERE run_id = 'r2'") == "ready");
+  // b, a leaf and r1's last node, commits in one round trip, claims r2's x
+  // in the same transaction and ends r1.
   auto after_b = CommitNode(*conn, &wf, Succeeded(after_c->claimed[0], "w", "3", 2), 1005);
   REQUIRE(after_b.ok());
   CHECK_FALSE(after_b->superseded);
   CHECK(after_b->run_settled);
   CHECK(after_b->run_status == RunStatus::kSucceeded);
-  CHECK(after_b->claimed.empty());
+  REQUIRE(after_b->claimed.size() == 1);
+  NodeClaim x = after_b->claimed[0];
+  CHECK(x.run_id == "r2");
+  CHECK(x.node == "x");
+  CHECK(x.attempt == 1);
+  CHECK(Scalar(*conn, "SELECT state || ' ' || worker_id || ' ' || attempt FROM node_queue "
+                      "WHERE run_id = 'r2'") == "claimed w 1");
   CHECK(Scalar(*conn, "SELECT string_agg(run_id || node || ':' || action, ',' ORDER BY id) "
                       "FROM claim_log") ==
-        "r1a:claim,r1a:commit,r1c:claim,r1c:superseded,r1c:commit,r1b:claim,r2x:claim,"
-        "r1b:superseded,r1b:commit");
+        "r1a:claim,r1a:commit,r1c:claim,r1c:superseded,r1c:commit,r1b:claim,r1b:superseded,"
+        "r1b:commit,r2x:claim");
 
   // x's commit, with nothing ready anywhere, claims nothing and ends r2.
   auto after_x = CommitNode(*conn, &lone, Succeeded(x, "w", "4", 1), 1006);

@@ -179,17 +179,7 @@ Status Connection::ExecScript(const char* sql, std::string_view what) {
 
 Result<std::vector<Rows>> Connection::Pipeline(const std::vector<Statement>& statements,
                                                std::string_view what) {
-  return std::move(Pipelines({statements}, what)[0]);
-}
-
-std::vector<Result<std::vector<Rows>>> Connection::Pipelines(
-    const std::vector<std::vector<Statement>>& groups, std::string_view what) {
-  auto all_failed = [&](const Status& error) {
-    std::vector<Result<std::vector<Rows>>> out;
-    for (size_t g = 0; g < groups.size(); ++g) out.emplace_back(error);
-    return out;
-  };
-  if (!PQenterPipelineMode(conn_)) return all_failed(ErrorOf(nullptr, what));
+  if (!PQenterPipelineMode(conn_)) return ErrorOf(nullptr, what);
   // Statements seen for the first time on this session are prepared in the
   // same pipeline: (result index of the prepare, sql, name).
   struct Preparing {
@@ -198,91 +188,70 @@ std::vector<Result<std::vector<Rows>>> Connection::Pipelines(
     std::string name;
   };
   std::vector<Preparing> preparing;
-  // Per result the server sends back before each group's sync: whether it
-  // answers a prepare.
-  std::vector<std::vector<bool>> is_prepare(groups.size());
+  std::vector<bool> is_prepare;  // per result the server sends back
   bool sent = true;
-  size_t results = 0;
-  for (size_t g = 0; g < groups.size() && sent; ++g) {
-    for (const Statement& s : groups[g]) {
-      std::vector<const char*> values;
-      values.reserve(s.params.size());
-      for (const auto& p : s.params) values.push_back(p ? p->c_str() : nullptr);
-      const std::string* name = PreparedName(s.sql);
-      for (const Preparing& p : preparing) {
-        if (*p.sql == s.sql) name = &p.name;
-      }
-      if (name == nullptr && ShouldPrepare(s.sql, preparing.size())) {
-        std::string fresh = NameFor(preparing.size());
-        if (!PQsendPrepare(conn_, fresh.c_str(), s.sql.c_str(), 0, nullptr)) {
-          sent = false;
-          break;
-        }
-        preparing.push_back({results++, &s.sql, std::move(fresh)});
-        is_prepare[g].push_back(true);
-        name = &preparing.back().name;
-      }
-      int n = static_cast<int>(values.size());
-      bool ok = name ? PQsendQueryPrepared(conn_, name->c_str(), n, values.data(), nullptr,
-                                           nullptr, 0)
-                     : PQsendQueryParams(conn_, s.sql.c_str(), n, nullptr, values.data(),
-                                         nullptr, nullptr, 0);
-      if (!ok) {
+  for (const Statement& s : statements) {
+    std::vector<const char*> values;
+    values.reserve(s.params.size());
+    for (const auto& p : s.params) values.push_back(p ? p->c_str() : nullptr);
+    const std::string* name = PreparedName(s.sql);
+    for (const Preparing& p : preparing) {
+      if (*p.sql == s.sql) name = &p.name;
+    }
+    if (name == nullptr && ShouldPrepare(s.sql, preparing.size())) {
+      std::string fresh = NameFor(preparing.size());
+      if (!PQsendPrepare(conn_, fresh.c_str(), s.sql.c_str(), 0, nullptr)) {
         sent = false;
         break;
       }
-      ++results;
-      is_prepare[g].push_back(false);
+      preparing.push_back({is_prepare.size(), &s.sql, std::move(fresh)});
+      is_prepare.push_back(true);
+      name = &preparing.back().name;
     }
-    sent = sent && PQpipelineSync(conn_);
+    int n = static_cast<int>(values.size());
+    bool ok = name ? PQsendQueryPrepared(conn_, name->c_str(), n, values.data(), nullptr,
+                                         nullptr, 0)
+                   : PQsendQueryParams(conn_, s.sql.c_str(), n, nullptr, values.data(), nullptr,
+                                       nullptr, 0);
+    if (!ok) {
+      sent = false;
+      break;
+    }
+    is_prepare.push_back(false);
   }
-  if (!sent) {
+  if (!sent || !PQpipelineSync(conn_)) {
     Status error = ErrorOf(nullptr, what);
     PQexitPipelineMode(conn_);  // fails while results are pending: the connection is reset below
     if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) Reset();
-    return all_failed(error);
+    return error;
   }
-  std::vector<Result<std::vector<Rows>>> out;
-  std::vector<bool> prepared_ok(results, false);
-  size_t result = 0;
-  bool lost = false;
-  for (size_t g = 0; g < groups.size(); ++g) {
-    std::vector<Rows> rows;
-    rows.reserve(groups[g].size());
-    Status first_error;
-    for (size_t i = 0; i < is_prepare[g].size() && !lost; ++i, ++result) {
-      PGresult* r = PQgetResult(conn_);
-      if (!r) {  // the connection failed mid-way
-        first_error = ErrorOf(nullptr, what);
-        lost = true;
-        break;
-      }
-      ExecStatusType st = PQresultStatus(r);
-      bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-      if (!ok && st != PGRES_PIPELINE_ABORTED && first_error.ok()) first_error = ErrorOf(r, what);
-      if (is_prepare[g][i]) {
-        prepared_ok[result] = ok;
-        PQclear(r);
-      } else {
-        rows.emplace_back(r);
-      }
-      // Each statement's results end with a null.
-      while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+  std::vector<Rows> out;
+  out.reserve(statements.size());
+  Status first_error;
+  std::vector<bool> prepared_ok(is_prepare.size(), false);
+  for (size_t i = 0; i < is_prepare.size(); ++i) {
+    PGresult* r = PQgetResult(conn_);
+    if (!r) {  // the connection failed mid-way
+      first_error = ErrorOf(nullptr, what);
+      break;
     }
-    if (lost && first_error.ok()) first_error = ErrorOf(nullptr, what);
-    // The group's sync.
-    while (!lost) {
-      PGresult* r = PQgetResult(conn_);
-      if (!r) break;
-      bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    ExecStatusType st = PQresultStatus(r);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok && st != PGRES_PIPELINE_ABORTED && first_error.ok()) first_error = ErrorOf(r, what);
+    if (is_prepare[i]) {
+      prepared_ok[i] = ok;
       PQclear(r);
-      if (sync) break;
-    }
-    if (first_error.ok()) {
-      out.emplace_back(std::move(rows));
     } else {
-      out.emplace_back(first_error);
+      out.emplace_back(r);
     }
+    // Each statement's results end with a null.
+    while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+  }
+  // The sync's own result.
+  while (PGresult* r = PQgetResult(conn_)) {
+    bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (sync) break;
   }
   if (!PQexitPipelineMode(conn_)) {
     Reset();
@@ -291,6 +260,7 @@ std::vector<Result<std::vector<Rows>>> Connection::Pipelines(
       if (prepared_ok[p.result]) prepared_.emplace(*p.sql, std::move(p.name));
     }
   }
+  if (!first_error.ok()) return first_error;
   return out;
 }
 

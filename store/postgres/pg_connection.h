@@ -88,11 +88,6 @@ class Connection {
   // are skipped by the server and the error is returned.
   Result<std::vector<Rows>> Pipeline(const std::vector<Statement>& statements,
                                      std::string_view what);
-  // The same for several groups of statements, a sync after each: each
-  // group is an implicit transaction of its own, and one group's failure
-  // leaves the next to run. Still one round trip. One result per group.
-  std::vector<Result<std::vector<Rows>>> Pipelines(
-      const std::vector<std::vector<Statement>>& groups, std::string_view what);
 
   // Runs `body` between BEGIN (at `isolation`, e.g. "READ COMMITTED",
   // "SERIALIZABLE") and COMMIT. When the transaction fails with a

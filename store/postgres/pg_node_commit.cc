@@ -22,9 +22,6 @@ namespace {
 constexpr char kLockRun[] = "SELECT status, last_seq FROM runs WHERE id = $1 FOR UPDATE";
 constexpr char kLockClaim[] =
     "SELECT state, attempt, worker_id FROM node_queue WHERE run_id = $1 AND node = $2 FOR UPDATE";
-constexpr char kOthersQueued[] =
-    "SELECT EXISTS (SELECT 1 FROM node_queue WHERE run_id = $1 AND node <> $2 AND "
-    "state <> 'done')";
 constexpr char kMarkDone[] =
     "WITH d AS (UPDATE node_queue SET state = 'done' WHERE run_id = $1 AND node = $2 "
     "RETURNING node) "
@@ -175,23 +172,20 @@ Statement CommitRecords(const NodeCommit& commit) {
   return records.ToStatement();
 }
 
-// What CommitLeaf found: whether the commit went in (else why not),
-// whether other nodes of the run are still open (if not, the run is to be
-// settled), and the nodes it claimed.
+// What CommitLeaf found: whether other nodes of the run are still open (if
+// not, the run is to be settled), and the nodes it claimed.
 struct Leaf {
-  Status committed;
   bool others_open = false;
   std::vector<NodeClaim> claimed;
 };
 
-// The commit of a node no node depends on and the claim of up to `claim_next`
-// ready nodes, in one round trip of two transactions: keel_commit_leaf
-// (fence, writes and events), then ClaimReady's statement. The run's row is
-// locked only while the server runs the first. The second never waits
-// (SKIP LOCKED) and runs whatever became of the first: the slot is free
-// either way.
-Leaf CommitLeaf(Connection& conn, const NodeCommit& commit, int claim_next,
-                const std::string& what) {
+// The commit of a node no node depends on and the claim of up to
+// commit.claim_next ready nodes, in one round trip and one transaction:
+// keel_commit_leaf (fence, writes and events), then ClaimReady's statement,
+// which never waits (SKIP LOCKED). The run's row is locked first, as every
+// writer of a distributed run takes it, and only while the server runs the
+// two.
+Result<Leaf> CommitLeaf(Connection& conn, const NodeCommit& commit, const std::string& what) {
   const NodeClaim& claim = commit.claim;
   NodeRows records;
   for (const NodeRecord& rec : commit.records) records.Add(rec, std::nullopt);
@@ -201,16 +195,15 @@ Leaf CommitLeaf(Connection& conn, const NodeCommit& commit, int claim_next,
                 Num(kEventCursorLock)};
   for (auto& column : records.LeafArrays()) params.push_back(std::move(column));
   for (auto& column : events.LeafArrays()) params.push_back(std::move(column));
-  std::vector<std::vector<Statement>> groups{{{kCommitLeaf, std::move(params)}}};
-  if (claim_next > 0) groups.push_back({ClaimReadyStatement(commit.worker, claim_next)});
-  auto results = conn.Pipelines(groups, what);
-  Leaf leaf;
-  if (results[0].ok()) {
-    leaf.others_open = (*results[0])[0].boolean(0, 0);
-  } else {
-    leaf.committed = results[0].status();
+  std::vector<Statement> pipeline{{kCommitLeaf, std::move(params)}};
+  if (commit.claim_next > 0) {
+    pipeline.push_back(ClaimReadyStatement(commit.worker, commit.claim_next));
   }
-  if (results.size() > 1 && results[1].ok()) leaf.claimed = ReadyClaimsFromRows((*results[1])[0]);
+  auto rows = conn.Pipeline(pipeline, what);
+  if (!rows.ok()) return rows.status();
+  Leaf leaf;
+  leaf.others_open = (*rows)[0].boolean(0, 0);
+  if (rows->size() > 1) leaf.claimed = ReadyClaimsFromRows((*rows)[1]);
   return leaf;
 }
 
@@ -252,21 +245,16 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
   const NodeClaim& claim = commit.claim;
   const std::string what = "committing node " + claim.node + " of run " + claim.run_id;
   Status last;
-  // Claimed by a leaf's earlier attempts: not asked for again. Lost with an
-  // error (the worker's sweep hands them back).
-  std::vector<NodeClaim> claimed;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
     if (!Connected(conn, attempt, what, &last)) continue;
     bool full = false;
     std::vector<Statement> reads = CommitReads(workflow, commit, &full);
     CommitOutcome out;
     if (workflow != nullptr && !full && OfClaimedRun(commit)) {
-      Leaf leaf = CommitLeaf(conn, commit, commit.claim_next - static_cast<int>(claimed.size()),
-                             what);
-      claimed.insert(claimed.end(), leaf.claimed.begin(), leaf.claimed.end());
-      if (leaf.committed.ok()) {
-        out.claimed = std::move(claimed);
-        if (leaf.others_open) return out;
+      auto leaf = CommitLeaf(conn, commit, what);
+      if (leaf.ok()) {
+        out.claimed = std::move(leaf->claimed);
+        if (leaf->others_open) return out;
         // The run's last open node: settling it is a step of its own.
         auto settled = SettleIdleRun(conn, *workflow, claim.run_id, now);
         if (!settled.ok()) return settled.status();
@@ -277,13 +265,9 @@ Result<CommitOutcome> CommitNode(Connection& conn, const WorkflowSpec* workflow,
       }
       // Without an answer the commit may have gone in: the next attempt's
       // fence then finds the claim done and reports it superseded.
-      last = leaf.committed;
+      last = leaf.status();
       Failure failure = Classify(conn, last, false, 0);
-      if (failure == Failure::kSuperseded) {
-        auto superseded = Superseded(conn, commit, what);
-        if (superseded.ok()) superseded->claimed = std::move(claimed);
-        return superseded;
-      }
+      if (failure == Failure::kSuperseded) return Superseded(conn, commit, what);
       if (failure == Failure::kRetry) continue;
       return last;
     }
