@@ -1,7 +1,7 @@
 #pragma once
 // CallerLoop: how a run's graph waits in an arena of one slot (a worker's
-// slot, engine/arena_pool.h), where the thread that runs the graph is the
-// arena's only thread.
+// slot, engine/arena_pool.h, or a run given one worker), where the thread
+// that runs the graph is the arena's only thread.
 //
 // Left to oneTBB, that thread waits inside graph.wait_for_all() while the
 // run's nodes wait on timers, HTTP replies or sleeps: it spins, then yields,

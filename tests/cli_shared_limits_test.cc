@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,10 +33,11 @@ int RequestsInWindow(const Json& log) {
   return count;
 }
 
-// Starts kProcesses `keel run`s of `wf` at once, `shared` on one database
-// or each on its own (each created first, so that the runs do not race to
-// create it).
-std::vector<std::unique_ptr<Subprocess>> StartRuns(Sandbox& box, const std::string& wf,
+// Starts kProcesses `keel run`s at once, the pth of workflow file wfs[p],
+// `shared` on one database or each on its own (each created first, so that
+// the runs do not race to create it).
+std::vector<std::unique_ptr<Subprocess>> StartRuns(Sandbox& box,
+                                                   const std::vector<std::string>& wfs,
                                                    bool shared) {
   auto db = [&](int p) { return shared ? box.db() : box.Path("own" + std::to_string(p) + ".db"); };
   for (int p = 0; p < kProcesses; ++p) {
@@ -43,7 +45,7 @@ std::vector<std::unique_ptr<Subprocess>> StartRuns(Sandbox& box, const std::stri
   }
   std::vector<std::unique_ptr<Subprocess>> runs;
   KeelCli cli(KEEL_BIN, box.dir());
-  for (int p = 0; p < kProcesses; ++p) runs.push_back(cli.Start({"run", wf, "--db", db(p)}));
+  for (int p = 0; p < kProcesses; ++p) runs.push_back(cli.Start({"run", wfs[p], "--db", db(p)}));
   return runs;
 }
 
@@ -67,7 +69,7 @@ return keel.workflow "w" {
   },
 }
 )lua");
-  auto runs = StartRuns(box, wf, shared);
+  auto runs = StartRuns(box, {wf, wf, wf}, shared);
   // Wait until the window is over, then stop the runs (they would take
   // 200 x 3 / 10 = 60 s).
   server.WaitForLog([](const Json& log) { return log.Size() > 0; }, std::chrono::seconds(30));
@@ -100,15 +102,18 @@ int MostInFlight(const Json& log, double latency) {
 // Starts kProcesses runs of a map of agents of a provider with
 // max_concurrency 2, `shared` on one database or each on its own, against a
 // server that answers each request after 200 ms; the most requests in
-// flight at once in the first kWindow seconds.
+// flight at once, until kWindow seconds after all three have sent one.
 int InFlight(bool shared) {
   MockLlmServer server(MOCK_LLM_BIN, {"--latency", "200"});
   Sandbox box(KEEL_BIN);
-  std::string wf =
-      box.Write("bulkhead.lua",
-                "local keel = require 'keel'\n"
-                "keel.provider 'llm' { kind = 'openai', base_url = '" +
-                    server.url() + R"lua(', model = 'mock-1', max_concurrency = 2 }
+  // Each process asks for a model of its own, so the log tells them apart.
+  std::vector<std::string> wfs;
+  for (int p = 0; p < kProcesses; ++p) {
+    wfs.push_back(box.Write(
+        "bulkhead" + std::to_string(p) + ".lua",
+        "local keel = require 'keel'\n"
+        "keel.provider 'llm' { kind = 'openai', base_url = '" + server.url() +
+            "', model = 'mock-" + std::to_string(p) + R"lua(', max_concurrency = 2 }
 return keel.workflow "w" {
   keel.map "m" {
     over = function() local t = {} for i = 1, 100 do t[i] = i end return t end,
@@ -116,9 +121,20 @@ return keel.workflow "w" {
     node = keel.agent { provider = "llm", prompt = "item {{index}}" },
   },
 }
-)lua");
-  auto runs = StartRuns(box, wf, shared);
-  server.WaitForLog([](const Json& log) { return log.Size() > 0; }, std::chrono::seconds(30));
+)lua"));
+  }
+  auto runs = StartRuns(box, wfs, shared);
+  // Apart, counted once every process has sent a request (or a minute went
+  // by): on a loaded machine, and under sanitizers, the three start seconds
+  // apart. Shared, from the first request: the two slots need not reach
+  // every process before the others are done.
+  server.WaitForLog(
+      [shared](const Json& log) {
+        std::set<std::string> models;
+        for (size_t i = 0; i < log.Size(); ++i) models.insert(log[i]["model"].Str());
+        return !models.empty() && (shared || static_cast<int>(models.size()) == kProcesses);
+      },
+      std::chrono::seconds(60));
   std::this_thread::sleep_for(std::chrono::milliseconds(int(kWindow * 1000)));
   Json log = server.Log();
   for (auto& run : runs) {
