@@ -93,7 +93,7 @@ Result<std::shared_ptr<LoadedScript>> Worker::ScriptFor(pg::Connection& conn,
 }
 
 const WorkflowIndex* Worker::IndexFor(const WorkflowSpec* workflow) {
-  MutexLock lock(&script_mu_);
+  MutexLock lock(&index_mu_);
   std::unique_ptr<WorkflowIndex>& index = indexes_[workflow];
   if (!index) index = std::make_unique<WorkflowIndex>(*workflow);
   return index.get();
@@ -104,6 +104,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   std::string load_error;
   pg::RunToWork work;
   RunHistory history;  // what earlier attempts of the node left to go on from
+  const WorkflowIndex* index = nullptr;  // of the run's workflow, once its script loaded
   {
     auto conn = pool_.Acquire();
     if (!conn.ok()) {
@@ -121,7 +122,8 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
     if (loaded.ok()) {
       // The records this node needs: its dependencies' and its own inner ones.
       const WorkflowSpec* wf = (*loaded)->Find(work.run.workflow);
-      int self = wf ? IndexFor(wf)->Find(claim.node) : -1;
+      if (wf != nullptr) index = IndexFor(wf);
+      int self = index ? index->Find(claim.node) : -1;
       std::vector<std::string> deps;
       if (self >= 0) deps = wf->nodes[self].after;
       // Its history, and its failures: a wait that timed out and was
@@ -198,7 +200,7 @@ std::vector<pg::NodeClaim> Worker::RunOne(const pg::NodeClaim& claim) {
   commit.records = std::move(ran.records);
   commit.events = std::move(ran.events);
   commit.claim_next = stopping_.load() ? 0 : 1;
-  if (workflow != nullptr) commit.index = IndexFor(workflow);
+  commit.index = workflow != nullptr ? index : nullptr;
   double began = MonoNow();
   for (;;) {
     Status failed;

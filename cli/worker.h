@@ -116,7 +116,8 @@ class Worker {
   Result<std::shared_ptr<LoadedScript>> ScriptFor(pg::Connection& conn, const std::string& run_id,
                                                   const std::string& key);
   // The index of `workflow`, one of a script of scripts_ (which keeps it
-  // alive for the worker's life); made on first use. Any slot thread.
+  // alive for the worker's life); made on first use, under its own lock so
+  // that a script loading meanwhile does not hold it up. Any slot thread.
   const WorkflowIndex* IndexFor(const WorkflowSpec* workflow);
   bool Settled(pg::Connection& conn);
   // Whether until_run, settled with `status` by a commit, is done for Run.
@@ -157,7 +158,8 @@ class Worker {
   std::shared_ptr<StoreQuotaSource> quotas_;
   Mutex script_mu_;  // held while loading, so one script loads once
   std::map<std::string, std::shared_ptr<LoadedScript>> scripts_ GUARDED_BY(script_mu_);
-  std::map<const WorkflowSpec*, std::unique_ptr<WorkflowIndex>> indexes_ GUARDED_BY(script_mu_);
+  Mutex index_mu_;
+  std::map<const WorkflowSpec*, std::unique_ptr<WorkflowIndex>> indexes_ GUARDED_BY(index_mu_);
 };
 
 }  // namespace keel::cli

@@ -17,6 +17,7 @@
 #include "engine/fake_clock.h"
 #include "scripts/lua_state_pool.h"
 #include "scripts/workflow_loader.h"
+#include "tests/fakes/lua_flow.h"
 
 namespace {
 
@@ -50,14 +51,8 @@ class ReplayFlow {
   ~ReplayFlow() { fs::remove_all(dir_); }
 
   NodeContext Context(const std::string& node) {
-    NodeContext ctx;
-    ctx.run_id = "run-1";
-    ctx.workflow = "w";
-    ctx.node = node;
-    ctx.params = MakeJson("{}");
-    ctx.cancel = &cancel;
-    ctx.post = [this](std::function<void()> fn) { posted.push_back(std::move(fn)); };
-    return ctx;
+    return keel::testing::FlowContext(
+        node, &cancel, [this](std::function<void()> fn) { posted.push_back(std::move(fn)); });
   }
 
   // Starts "hold", which keeps the first state until Release().

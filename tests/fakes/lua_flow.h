@@ -20,6 +20,20 @@
 
 namespace keel::testing {
 
+// The context of node `node` of run "run-1" of workflow "w", its params
+// empty, cancelled by `cancel`, its closures posted to `post`.
+inline NodeContext FlowContext(const std::string& node, CancelToken* cancel,
+                               std::function<void(std::function<void()>)> post) {
+  NodeContext ctx;
+  ctx.run_id = "run-1";
+  ctx.workflow = "w";
+  ctx.node = node;
+  ctx.params = MakeJson("{}");
+  ctx.cancel = cancel;
+  ctx.post = std::move(post);
+  return ctx;
+}
+
 // Loads workflow 'w' made of `nodes` (Lua source of keel.fn declarations)
 // from a temporary file, with a FakeClock, and runs its nodes by hand.
 class Flow {
@@ -41,14 +55,7 @@ class Flow {
 
   // A context whose post runs the closure at once.
   NodeContext Context(const std::string& node) {
-    NodeContext ctx;
-    ctx.run_id = "run-1";
-    ctx.workflow = "w";
-    ctx.node = node;
-    ctx.params = MakeJson("{}");
-    ctx.cancel = &cancel;
-    ctx.post = [](std::function<void()> fn) { fn(); };
-    return ctx;
+    return FlowContext(node, &cancel, [](std::function<void()> fn) { fn(); });
   }
 
   const WorkflowSpec& spec() const { return script_->main_workflow(); }
